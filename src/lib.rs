@@ -1,0 +1,30 @@
+//! urc, UDP Relay Chat: a chat relay over UDP that loses nothing it acknowledged.
+//!
+//! The protocol's rules live apart from sockets, files, terminals and clocks, so that they can
+//! be tested deterministically; the shells around them are thin.
+//!
+//! | module | role |
+//! |---|---|
+//! | [`message`] | the room's vocabulary: a stored message, name and text rules, timestamps |
+//! | [`wire`] | every datagram of the protocol, encoded and decoded without I/O |
+//! | [`relay`] | the relay's rules without I/O: sessions, ordering, acks, fan-out, history |
+//! | [`client`] | the client's rules without I/O: joining, retransmission, ordered delivery |
+//! | [`store`] | the message log, `messages.jsonl`, appended and flushed |
+//! | [`server`] | `urc serve`: the socket loop around [`relay`] and [`store`] |
+//! | [`command`] | what a typed line means: chat text or a `/command` |
+//! | [`render`] | events as terminal lines or JSON, with untrusted text made harmless |
+//! | [`join`] | `urc join`: the socket loop around [`client`], fed by a terminal or a pipe |
+//! | [`cli`] | the command line |
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+
+pub mod cli;
+pub mod client;
+pub mod command;
+pub mod join;
+pub mod message;
+pub mod relay;
+pub mod render;
+pub mod server;
+pub mod store;
+pub mod wire;

@@ -1,0 +1,247 @@
+//! The room's vocabulary: a stored chat message, the rules for names and text, and timestamps.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+/// Most characters a name may have.
+pub const MAX_NAME_CHARS: usize = 32;
+/// Most bytes of UTF-8 a message's text may have, so that one message always fits a datagram.
+pub const MAX_TEXT_BYTES: usize = 1000;
+
+/// A chat message as the relay stored it: its place in the room's order, who sent it and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Place in the room's single order: 1, 2, 3… with no gaps.
+    pub seq: u64,
+    /// The sender's unique id for this message, so a retransmission is stored once.
+    pub id: Uuid,
+    /// The sender's name.
+    pub from: String,
+    /// The text, valid by [`check_text`].
+    pub text: String,
+    /// When the relay accepted it.
+    #[serde(with = "rfc3339_millis")]
+    pub time: Millis,
+}
+
+/// Milliseconds since the Unix epoch, UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Millis(pub i64);
+
+impl Millis {
+    /// The current wall-clock time.
+    pub fn now() -> Self {
+        Millis((OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+    }
+
+    /// As a date and time in UTC (the Unix epoch if out of range).
+    pub fn to_datetime(self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-25T08:00:00.123Z`.
+    pub fn to_rfc3339(self) -> String {
+        let t = self.to_datetime();
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.millisecond()
+        )
+    }
+
+    /// Parses RFC 3339 (any offset), keeping milliseconds.
+    ///
+    /// # Errors
+    /// When `s` is not an RFC 3339 timestamp.
+    pub fn parse_rfc3339(s: &str) -> Result<Self, time::error::Parse> {
+        let t = OffsetDateTime::parse(s, &Rfc3339)?;
+        Ok(Millis((t.unix_timestamp_nanos() / 1_000_000) as i64))
+    }
+}
+
+mod rfc3339_millis {
+    use super::Millis;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Millis, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Millis::parse_rfc3339(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Why a name or a text was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalid {
+    /// The name is empty.
+    EmptyName,
+    /// The name has more than [`MAX_NAME_CHARS`] characters.
+    LongName,
+    /// The name has whitespace or a control character.
+    NameChars,
+    /// The text is empty.
+    EmptyText,
+    /// The text has more than [`MAX_TEXT_BYTES`] bytes.
+    LongText,
+    /// The text has a control character other than tab.
+    TextControl,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Invalid::EmptyName => "the name is empty: choose 1 to 32 characters",
+            Invalid::LongName => "the name is longer than 32 characters: choose a shorter one",
+            Invalid::NameChars => {
+                "the name has whitespace or control characters: choose one without"
+            }
+            Invalid::EmptyText => "the message is empty: type some text",
+            Invalid::LongText => "the message is longer than 1000 bytes: split it",
+            Invalid::TextControl => {
+                "the message has control characters: remove them (tab is allowed)"
+            }
+        })
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+/// Checks a name: 1 to 32 characters, none of them whitespace or control characters.
+///
+/// # Errors
+/// The rule the name breaks.
+pub fn check_name(name: &str) -> Result<(), Invalid> {
+    if name.is_empty() {
+        return Err(Invalid::EmptyName);
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(Invalid::LongName);
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Invalid::NameChars);
+    }
+    Ok(())
+}
+
+/// Checks a message text: 1 to 1000 bytes, no control characters but tab.
+///
+/// # Errors
+/// The rule the text breaks.
+pub fn check_text(text: &str) -> Result<(), Invalid> {
+    if text.is_empty() {
+        return Err(Invalid::EmptyText);
+    }
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(Invalid::LongText);
+    }
+    if text.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(Invalid::TextControl);
+    }
+    Ok(())
+}
+
+/// The key under which a name is unique in the room: names differing only in case clash.
+pub fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// Splits `text` into pieces of at most `max` bytes, never inside a UTF-8 character.
+///
+/// # Panics
+/// If `max` is smaller than 4 (one character might not fit).
+pub fn split_text(text: &str, max: usize) -> Vec<&str> {
+    assert!(max >= 4, "a piece must hold any one character");
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while rest.len() > max {
+        let mut cut = max;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (head, tail) = rest.split_at(cut);
+        pieces.push(head);
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        pieces.push(rest);
+    }
+    pieces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(check_name("alice"), Ok(()));
+        assert_eq!(check_name("小明"), Ok(()));
+        assert_eq!(check_name(&"a".repeat(32)), Ok(()));
+        assert_eq!(check_name(&"字".repeat(32)), Ok(()));
+        assert_eq!(check_name(""), Err(Invalid::EmptyName));
+        assert_eq!(check_name(&"a".repeat(33)), Err(Invalid::LongName));
+        assert_eq!(check_name("a b"), Err(Invalid::NameChars));
+        assert_eq!(check_name("a\u{1b}[31m"), Err(Invalid::NameChars));
+        assert_eq!(check_name("a\u{3000}b"), Err(Invalid::NameChars));
+    }
+
+    #[test]
+    fn texts() {
+        assert_eq!(check_text("你好，世界"), Ok(()));
+        assert_eq!(check_text("a\tb"), Ok(()));
+        assert_eq!(check_text(""), Err(Invalid::EmptyText));
+        assert_eq!(check_text("a\nb"), Err(Invalid::TextControl));
+        assert_eq!(check_text("\u{1b}[2J"), Err(Invalid::TextControl));
+        assert_eq!(check_text(&"x".repeat(1001)), Err(Invalid::LongText));
+    }
+
+    #[test]
+    fn split_keeps_characters_whole() {
+        let text = "你好".repeat(400); // 2400 bytes, 3 bytes a character
+        let pieces = split_text(&text, MAX_TEXT_BYTES);
+        assert_eq!(pieces.concat(), text);
+        assert_eq!(pieces.len(), 3);
+        assert!(pieces.iter().all(|p| p.len() <= MAX_TEXT_BYTES && !p.is_empty()));
+        assert_eq!(pieces[0].len(), 999);
+        assert_eq!(split_text("", 10), Vec::<&str>::new());
+        assert_eq!(split_text("abc", 10), vec!["abc"]);
+    }
+
+    #[test]
+    fn time_round_trips_through_rfc3339() {
+        let t = Millis(1_795_593_600_123);
+        let s = t.to_rfc3339();
+        assert_eq!(s, "2026-11-25T08:00:00.123Z");
+        assert_eq!(Millis::parse_rfc3339(&s).unwrap(), t);
+    }
+
+    #[test]
+    fn log_record_shape() {
+        let m = Message {
+            seq: 1,
+            id: Uuid::nil(),
+            from: "alice".into(),
+            text: "你好".into(),
+            time: Millis(1_795_593_600_123),
+        };
+        let line = serde_json::to_string(&m).unwrap();
+        assert_eq!(
+            line,
+            r#"{"seq":1,"id":"00000000-0000-0000-0000-000000000000","from":"alice","text":"你好","time":"2026-11-25T08:00:00.123Z"}"#
+        );
+        assert_eq!(serde_json::from_str::<Message>(&line).unwrap(), m);
+    }
+}

@@ -1,0 +1,639 @@
+//! The relay's rules without I/O: joins, sessions, ordering, acknowledgements, fan-out and history.
+//!
+//! The shell feeds it datagrams with [`Relay::handle`] and the clock with [`Relay::handle_tick`],
+//! persists what [`Relay::take_appends`] hands out, then calls [`Relay::commit`] (or
+//! [`Relay::abort`]) and sends what [`Relay::poll_transmit`] yields. Nothing that depends on a
+//! message (its acknowledgement, its fan-out) leaves before the message is committed.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use uuid::Uuid;
+
+use crate::message::{Message, Millis, check_name, check_text, name_key};
+use crate::wire::{
+    ErrorCode, HISTORY_HEADER, LeaveReason, MAX_HISTORY_REQUEST, MESSAGES_HEADER, NAMES_HEADER,
+    Packet, Token, message_len, paginate,
+};
+
+/// Seconds of silence after which the relay drops a client, by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The relay's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Silence after which a client is dropped.
+    pub timeout: Duration,
+    /// Most clients joined at once.
+    pub max_clients: usize,
+    /// Recent messages kept in memory to answer history without reading the log.
+    pub cache: usize,
+    /// Recent message ids remembered so that a retransmission is stored once.
+    pub dedup: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            timeout: DEFAULT_TIMEOUT,
+            max_clients: 10_000,
+            cache: 10_000,
+            dedup: 100_000,
+        }
+    }
+}
+
+/// A joined client.
+#[derive(Debug)]
+pub struct Session {
+    /// The name it joined with.
+    pub name: String,
+    /// The secret it must carry in every datagram.
+    token: Token,
+    /// The csn its next new message must have.
+    next_csn: u64,
+    /// When it was last heard from.
+    last_heard: Instant,
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone)]
+pub struct Transmit {
+    /// Where to.
+    pub to: SocketAddr,
+    /// The payload, shared between recipients of the same fan-out.
+    pub bytes: Arc<[u8]>,
+}
+
+/// A history answer the relay's cache cannot give: the shell reads the log and calls
+/// [`Relay::serve_read`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRead {
+    /// Who asked.
+    pub to: SocketAddr,
+    /// Their request number.
+    pub req: u32,
+    /// First sequence number wanted.
+    pub first: u64,
+    /// Last sequence number wanted.
+    pub last: u64,
+}
+
+/// Counts of what the relay saw, for its logs.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams that could not be decoded.
+    pub malformed: u64,
+    /// Datagrams with a missing session or a wrong token.
+    pub unauthorised: u64,
+    /// Messages stored.
+    pub stored: u64,
+    /// Retransmitted messages recognised and not stored again.
+    pub duplicates: u64,
+    /// Messages that arrived ahead of an earlier one of the same sender and were dropped.
+    pub out_of_order: u64,
+    /// Messages refused for their text.
+    pub refused: u64,
+    /// Joins refused.
+    pub joins_refused: u64,
+    /// Clients dropped for silence.
+    pub timed_out: u64,
+}
+
+/// A message accepted but not yet durable.
+#[derive(Debug)]
+struct Pending {
+    message: Message,
+    sender: SocketAddr,
+    csn: u64,
+}
+
+/// The relay's state and rules.
+#[derive(Debug)]
+pub struct Relay {
+    config: Config,
+    clients: Arc<DashMap<SocketAddr, Session>>,
+    /// Name key → address, so a name is used by one client at a time.
+    names: HashMap<String, SocketAddr>,
+    /// Latest committed sequence number.
+    committed: u64,
+    /// Sequence number the next accepted message gets.
+    next_seq: u64,
+    /// Recently committed messages, oldest first.
+    recent: VecDeque<Message>,
+    /// Recent message ids → (seq, time), pending ones included.
+    ids: HashMap<Uuid, (u64, Millis)>,
+    /// The ids in `ids`, oldest first, to forget the oldest.
+    id_order: VecDeque<Uuid>,
+    pending: Vec<Pending>,
+    /// Acknowledgements of retransmitted pending messages, sent on commit.
+    held_acks: Vec<(SocketAddr, Packet)>,
+    transmits: VecDeque<Transmit>,
+    reads: VecDeque<LogRead>,
+    /// Timestamp of the last accepted message: times never go backwards.
+    last_time: Millis,
+    stats: Stats,
+}
+
+impl Relay {
+    /// A relay that continues after `tail`, the last messages of its log (oldest first).
+    pub fn new(config: Config, tail: Vec<Message>) -> Self {
+        let mut relay = Relay {
+            clients: Arc::new(DashMap::new()),
+            names: HashMap::new(),
+            committed: 0,
+            next_seq: 1,
+            recent: VecDeque::new(),
+            ids: HashMap::new(),
+            id_order: VecDeque::new(),
+            pending: Vec::new(),
+            held_acks: Vec::new(),
+            transmits: VecDeque::new(),
+            reads: VecDeque::new(),
+            last_time: Millis(i64::MIN),
+            stats: Stats::default(),
+            config,
+        };
+        for m in tail {
+            relay.committed = m.seq;
+            relay.next_seq = m.seq + 1;
+            relay.last_time = m.time;
+            relay.remember(m.id, m.seq, m.time);
+            relay.keep(m);
+        }
+        relay
+    }
+
+    /// The registry of joined clients, keyed by address.
+    pub fn clients(&self) -> &Arc<DashMap<SocketAddr, Session>> {
+        &self.clients
+    }
+
+    /// The latest committed sequence number.
+    pub fn latest(&self) -> u64 {
+        self.committed
+    }
+
+    /// What the relay has seen so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Takes one datagram from `from`, received at `now` (wall-clock time `wall`).
+    pub fn handle(&mut self, now: Instant, wall: Millis, from: SocketAddr, bytes: &[u8]) {
+        let packet = match Packet::decode(bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.malformed += 1;
+                tracing::debug!(%from, error = %e, "dropped a malformed datagram");
+                return;
+            }
+        };
+        match packet {
+            Packet::Join { name, history } => self.join(now, from, name, history),
+            Packet::Send {
+                token,
+                csn,
+                id,
+                text,
+            } => {
+                if self.authorise(now, from, &token, id) {
+                    self.send(wall, from, csn, id, text);
+                }
+            }
+            Packet::History {
+                token,
+                req,
+                from: first,
+                count,
+            } => {
+                if self.authorise(now, from, &token, Uuid::nil()) {
+                    self.history(from, req, first, count);
+                }
+            }
+            Packet::Who { token, req } => {
+                if self.authorise(now, from, &token, Uuid::nil()) {
+                    self.who(from, req);
+                }
+            }
+            Packet::Ping { token } => {
+                if self.authorise(now, from, &token, Uuid::nil()) {
+                    self.reply(
+                        from,
+                        &Packet::Pong {
+                            latest: self.committed,
+                        },
+                    );
+                }
+            }
+            Packet::Leave { token } => {
+                if self.authorise(now, from, &token, Uuid::nil()) {
+                    self.remove(from, LeaveReason::Quit);
+                }
+            }
+            _ => {
+                // A relay-to-client packet sent to the relay: nobody's client sends that.
+                self.stats.malformed += 1;
+            }
+        }
+    }
+
+    /// Drops the clients silent for longer than the timeout. Call it about once a second.
+    pub fn handle_tick(&mut self, now: Instant) {
+        let timeout = self.config.timeout;
+        let silent: Vec<SocketAddr> = self
+            .clients
+            .iter()
+            .filter(|c| now.saturating_duration_since(c.last_heard) > timeout)
+            .map(|c| *c.key())
+            .collect();
+        for addr in silent {
+            self.stats.timed_out += 1;
+            self.remove(addr, LeaveReason::TimedOut);
+        }
+    }
+
+    /// The messages accepted since the last commit, to be written to the log now.
+    pub fn take_appends(&self) -> Vec<Message> {
+        self.pending.iter().map(|p| p.message.clone()).collect()
+    }
+
+    /// True when messages wait to be persisted.
+    pub fn has_appends(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The messages from [`Relay::take_appends`] are durable: acknowledge and fan them out.
+    pub fn commit(&mut self) {
+        let batch = std::mem::take(&mut self.pending);
+        let Some(last) = batch.last() else { return };
+        self.committed = last.message.seq;
+        self.stats.stored += batch.len() as u64;
+        for p in &batch {
+            let ack = Packet::Ack {
+                id: p.message.id,
+                csn: p.csn,
+                seq: p.message.seq,
+                time: p.message.time,
+            };
+            self.reply(p.sender, &ack);
+        }
+        for (to, ack) in std::mem::take(&mut self.held_acks) {
+            self.reply(to, &ack);
+        }
+        self.fan_out(&batch);
+        for p in batch {
+            self.keep(p.message);
+        }
+    }
+
+    /// The messages from [`Relay::take_appends`] could not be persisted: forget them and tell
+    /// their senders, who will send them again.
+    pub fn abort(&mut self, why: &str) {
+        let batch = std::mem::take(&mut self.pending);
+        self.held_acks.clear();
+        let Some(first) = batch.first() else { return };
+        self.next_seq = first.message.seq;
+        for p in batch.iter().rev() {
+            self.ids.remove(&p.message.id);
+            if let Some(mut s) = self.clients.get_mut(&p.sender) {
+                s.next_csn = s.next_csn.min(p.csn);
+            }
+        }
+        self.id_order.retain(|id| self.ids.contains_key(id));
+        for p in &batch {
+            let err = Packet::Error {
+                code: ErrorCode::Storage,
+                id: p.message.id,
+                message: format!("the relay could not store the message ({why}): it will be resent"),
+            };
+            self.reply(p.sender, &err);
+        }
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next history answer that needs the log.
+    pub fn poll_read(&mut self) -> Option<LogRead> {
+        self.reads.pop_front()
+    }
+
+    /// Answers `read` with `messages`, the log's records from `read.first` to `read.last`.
+    pub fn serve_read(&mut self, read: &LogRead, messages: &[Message]) {
+        self.send_pages(read.to, read.req, read.first, read.last, messages);
+    }
+
+    fn join(&mut self, now: Instant, from: SocketAddr, name: String, history: u16) {
+        if let Err(e) = check_name(&name) {
+            self.stats.joins_refused += 1;
+            let message = e.to_string();
+            return self.error(from, ErrorCode::BadName, Uuid::nil(), message);
+        }
+        let existing = self.clients.get(&from).map(|s| (s.name.clone(), s.token));
+        let token = match existing {
+            // The same client joining again (its welcome was lost): same session.
+            Some((old, token)) if old == name => {
+                if let Some(mut s) = self.clients.get_mut(&from) {
+                    s.last_heard = now;
+                }
+                token
+            }
+            other => {
+                if other.is_some() {
+                    self.remove(from, LeaveReason::Quit);
+                }
+                if self.names.contains_key(&name_key(&name)) {
+                    self.stats.joins_refused += 1;
+                    let message =
+                        format!("the name {name} is in use: choose another with --name");
+                    return self.error(from, ErrorCode::NameTaken, Uuid::nil(), message);
+                }
+                if self.clients.len() >= self.config.max_clients {
+                    self.stats.joins_refused += 1;
+                    let message = "the room is full: try again later".to_owned();
+                    return self.error(from, ErrorCode::Full, Uuid::nil(), message);
+                }
+                let token = Token::random();
+                self.names.insert(name_key(&name), from);
+                self.clients.insert(
+                    from,
+                    Session {
+                        name: name.clone(),
+                        token,
+                        next_csn: 1,
+                        last_heard: now,
+                    },
+                );
+                let presence = Packet::Presence {
+                    joined: true,
+                    reason: LeaveReason::Quit,
+                    name: name.clone(),
+                };
+                self.broadcast(from, &presence);
+                token
+            }
+        };
+        let welcome = Packet::Welcome {
+            token,
+            name,
+            latest: self.committed,
+            timeout_ms: u32::try_from(self.config.timeout.as_millis()).unwrap_or(u32::MAX),
+        };
+        self.reply(from, &welcome);
+        self.history(from, 0, 0, history);
+    }
+
+    /// Checks that `from` has a session and `token` is its token; refreshes it if so.
+    fn authorise(&mut self, now: Instant, from: SocketAddr, token: &Token, id: Uuid) -> bool {
+        if let Some(mut s) = self.clients.get_mut(&from)
+            && s.token.matches(token)
+        {
+            s.last_heard = now;
+            return true;
+        }
+        self.stats.unauthorised += 1;
+        let message = "not joined: join again".to_owned();
+        self.error(from, ErrorCode::NotJoined, id, message);
+        false
+    }
+
+    fn send(&mut self, wall: Millis, from: SocketAddr, csn: u64, id: Uuid, text: String) {
+        let Some(expected) = self.clients.get(&from).map(|s| s.next_csn) else {
+            return;
+        };
+        if let Some(&(seq, time)) = self.ids.get(&id) {
+            self.stats.duplicates += 1;
+            if csn == expected {
+                self.bump_csn(from);
+            }
+            let ack = Packet::Ack { id, csn, seq, time };
+            if seq > self.committed {
+                self.held_acks.push((from, ack));
+            } else {
+                self.reply(from, &ack);
+            }
+            return;
+        }
+        if csn < expected {
+            // Acknowledged long ago and forgotten, or a client reusing numbers: nothing to do.
+            self.stats.duplicates += 1;
+            return;
+        }
+        if csn > expected {
+            // An earlier message of this sender is missing; it will be resent, then this one.
+            self.stats.out_of_order += 1;
+            return;
+        }
+        if let Err(e) = check_text(&text) {
+            self.stats.refused += 1;
+            self.bump_csn(from);
+            return self.error(from, ErrorCode::BadText, id, e.to_string());
+        }
+        let Some(sender) = self.clients.get(&from).map(|s| s.name.clone()) else {
+            return;
+        };
+        self.bump_csn(from);
+        let time = wall.max(self.last_time);
+        self.last_time = time;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.remember(id, seq, time);
+        self.pending.push(Pending {
+            message: Message {
+                seq,
+                id,
+                from: sender,
+                text,
+                time,
+            },
+            sender: from,
+            csn,
+        });
+    }
+
+    fn bump_csn(&self, from: SocketAddr) {
+        if let Some(mut s) = self.clients.get_mut(&from) {
+            s.next_csn += 1;
+        }
+    }
+
+    fn history(&mut self, to: SocketAddr, req: u32, from: u64, count: u16) {
+        let count = u64::from(count.min(MAX_HISTORY_REQUEST));
+        let (first, last) = if count == 0 || self.committed == 0 {
+            (0, 0)
+        } else if from == 0 {
+            (self.committed.saturating_sub(count - 1).max(1), self.committed)
+        } else if from > self.committed {
+            (0, 0)
+        } else {
+            (from, self.committed.min(from + count - 1))
+        };
+        if first == 0 {
+            return self.send_pages(to, req, 0, 0, &[]);
+        }
+        match self.recent.front() {
+            Some(oldest) if oldest.seq <= first => {
+                let start = (first - oldest.seq) as usize;
+                let end = (last - oldest.seq) as usize;
+                let messages: Vec<Message> =
+                    self.recent.range(start..=end).cloned().collect();
+                self.send_pages(to, req, first, last, &messages);
+            }
+            _ => self.reads.push_back(LogRead {
+                to,
+                req,
+                first,
+                last,
+            }),
+        }
+    }
+
+    fn send_pages(&mut self, to: SocketAddr, req: u32, first: u64, last: u64, all: &[Message]) {
+        let pages = paginate(all, HISTORY_HEADER);
+        if pages.is_empty() {
+            let page = Packet::HistoryPage {
+                req,
+                first,
+                last,
+                messages: Vec::new(),
+            };
+            return self.reply(to, &page);
+        }
+        for messages in pages {
+            let page = Packet::HistoryPage {
+                req,
+                first,
+                last,
+                messages: messages.to_vec(),
+            };
+            self.reply(to, &page);
+        }
+    }
+
+    fn who(&mut self, to: SocketAddr, req: u32) {
+        let mut names: Vec<String> = self.clients.iter().map(|c| c.name.clone()).collect();
+        names.sort_by_key(|n| name_key(n));
+        let total = u16::try_from(names.len()).unwrap_or(u16::MAX);
+        let mut page: Vec<String> = Vec::new();
+        let mut used = NAMES_HEADER;
+        for name in names.into_iter().take(usize::from(total)) {
+            if !page.is_empty() && (used + 1 + name.len() > crate::wire::MAX_DATAGRAM || page.len() == 255) {
+                let names = std::mem::take(&mut page);
+                self.reply(to, &Packet::Names { req, total, names });
+                used = NAMES_HEADER;
+            }
+            used += 1 + name.len();
+            page.push(name);
+        }
+        self.reply(to, &Packet::Names { req, total, names: page });
+    }
+
+    fn remove(&mut self, addr: SocketAddr, reason: LeaveReason) {
+        if let Some((_, session)) = self.clients.remove(&addr) {
+            self.names.remove(&name_key(&session.name));
+            let presence = Packet::Presence {
+                joined: false,
+                reason,
+                name: session.name,
+            };
+            self.broadcast(addr, &presence);
+        }
+    }
+
+    /// Sends each joined client the messages of `batch` that it did not send itself.
+    fn fan_out(&mut self, batch: &[Pending]) {
+        let senders: Vec<SocketAddr> = batch.iter().map(|p| p.sender).collect();
+        let everyone: Vec<Message> = batch.iter().map(|p| p.message.clone()).collect();
+        // Encoded once for every recipient that sent nothing in this batch.
+        let shared = encode_messages(&everyone);
+        let recipients: Vec<SocketAddr> = self.clients.iter().map(|c| *c.key()).collect();
+        for to in recipients {
+            if senders.contains(&to) {
+                let others: Vec<Message> = batch
+                    .iter()
+                    .filter(|p| p.sender != to)
+                    .map(|p| p.message.clone())
+                    .collect();
+                for bytes in encode_messages(&others) {
+                    self.transmits.push_back(Transmit { to, bytes });
+                }
+            } else {
+                for bytes in &shared {
+                    self.transmits.push_back(Transmit {
+                        to,
+                        bytes: bytes.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn broadcast(&mut self, except: SocketAddr, packet: &Packet) {
+        let bytes: Arc<[u8]> = packet.encode().into();
+        let recipients: Vec<SocketAddr> = self
+            .clients
+            .iter()
+            .map(|c| *c.key())
+            .filter(|a| *a != except)
+            .collect();
+        for to in recipients {
+            self.transmits.push_back(Transmit {
+                to,
+                bytes: bytes.clone(),
+            });
+        }
+    }
+
+    fn reply(&mut self, to: SocketAddr, packet: &Packet) {
+        self.transmits.push_back(Transmit {
+            to,
+            bytes: packet.encode().into(),
+        });
+    }
+
+    fn error(&mut self, to: SocketAddr, code: ErrorCode, id: Uuid, message: String) {
+        self.reply(to, &Packet::Error { code, id, message });
+    }
+
+    fn remember(&mut self, id: Uuid, seq: u64, time: Millis) {
+        self.ids.insert(id, (seq, time));
+        self.id_order.push_back(id);
+        while self.id_order.len() > self.config.dedup {
+            if let Some(old) = self.id_order.pop_front() {
+                self.ids.remove(&old);
+            }
+        }
+    }
+
+    fn keep(&mut self, m: Message) {
+        self.recent.push_back(m);
+        while self.recent.len() > self.config.cache {
+            self.recent.pop_front();
+        }
+    }
+}
+
+/// The datagrams carrying `messages` as live fan-out.
+fn encode_messages(messages: &[Message]) -> Vec<Arc<[u8]>> {
+    paginate(messages, MESSAGES_HEADER)
+        .into_iter()
+        .map(|page| {
+            Packet::Messages {
+                messages: page.to_vec(),
+            }
+            .encode()
+            .into()
+        })
+        .collect()
+}
+
+/// Bytes of the datagram a lone message travels in: at most [`crate::wire::MAX_DATAGRAM`].
+pub fn lone_message_len(m: &Message) -> usize {
+    MESSAGES_HEADER + message_len(m)
+}

@@ -1,0 +1,281 @@
+//! The message log: one JSON object a line in `<data>/messages.jsonl`, appended and flushed.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::message::Message;
+
+/// The log's file name inside the data directory.
+pub const LOG_FILE: &str = "messages.jsonl";
+
+/// Why the log could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The file or directory could not be read or created.
+    Io {
+        /// The path concerned.
+        path: PathBuf,
+        /// What the system said.
+        error: io::Error,
+    },
+    /// A complete line in the log is not a valid record.
+    Corrupt {
+        /// The log.
+        path: PathBuf,
+        /// The line's number, from 1.
+        line: u64,
+        /// What is wrong with it.
+        error: String,
+    },
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Io { path, error } => {
+                write!(f, "cannot open {}: {error}", path.display())
+            }
+            OpenError::Corrupt { path, line, error } => write!(
+                f,
+                "{}:{line}: invalid record ({error}): repair or move that line, then start again",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+/// The open log.
+#[derive(Debug)]
+pub struct Store {
+    path: PathBuf,
+    file: File,
+    /// Bytes of whole records in the file.
+    len: u64,
+}
+
+/// What opening the log found.
+#[derive(Debug)]
+pub struct Opened {
+    /// The log, ready to append.
+    pub store: Store,
+    /// The last records, oldest first.
+    pub tail: Vec<Message>,
+    /// Bytes of an incomplete last line that were cut off, if any.
+    pub torn: Option<u64>,
+}
+
+impl Store {
+    /// Opens (or creates) the log in `dir`, checks every record and returns the last `keep`.
+    /// An incomplete last line, left by a crash in the middle of a write, is cut off.
+    ///
+    /// # Errors
+    /// When the directory or file cannot be used, or a complete line is not a valid record
+    /// following the one before it.
+    pub fn open(dir: &Path, keep: usize) -> Result<Opened, OpenError> {
+        let io_err = |path: &Path| {
+            let path = path.to_owned();
+            move |error| OpenError::Io { path, error }
+        };
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let path = dir.join(LOG_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        let mut tail = std::collections::VecDeque::new();
+        let mut reader = BufReader::with_capacity(1 << 20, &file);
+        let mut line = Vec::new();
+        let mut len = 0u64;
+        let mut number = 0u64;
+        let mut torn = None;
+        let mut last_seq = 0u64;
+        loop {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line).map_err(io_err(&path))?;
+            if n == 0 {
+                break;
+            }
+            number += 1;
+            if line.last() != Some(&b'\n') {
+                torn = Some(n as u64);
+                break;
+            }
+            let corrupt = |error: String| OpenError::Corrupt {
+                path: path.clone(),
+                line: number,
+                error,
+            };
+            let m: Message =
+                serde_json::from_slice(&line).map_err(|e| corrupt(e.to_string()))?;
+            if m.seq != last_seq + 1 {
+                return Err(corrupt(format!(
+                    "seq {} where {} was expected",
+                    m.seq,
+                    last_seq + 1
+                )));
+            }
+            last_seq = m.seq;
+            len += n as u64;
+            tail.push_back(m);
+            if tail.len() > keep {
+                tail.pop_front();
+            }
+        }
+        drop(reader);
+        if torn.is_some() {
+            file.set_len(len).map_err(io_err(&path))?;
+            file.sync_data().map_err(io_err(&path))?;
+        }
+        file.seek(SeekFrom::End(0)).map_err(io_err(&path))?;
+        Ok(Opened {
+            store: Store { path, file, len },
+            tail: tail.into(),
+            torn,
+        })
+    }
+
+    /// The log's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `messages` and flushes them to stable storage (fdatasync) before returning.
+    /// On failure the file is cut back to its last whole record.
+    ///
+    /// # Errors
+    /// When writing or flushing fails; nothing of `messages` then counts as stored.
+    pub fn append(&mut self, messages: &[Message]) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(messages.len() * 128);
+        for m in messages {
+            serde_json::to_writer(&mut buf, m).map_err(io::Error::other)?;
+            buf.push(b'\n');
+        }
+        let result = self
+            .file
+            .write_all(&buf)
+            .and_then(|()| self.file.sync_data());
+        match result {
+            Ok(()) => {
+                self.len += buf.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // Best effort: a half-written record must not stay in front of the next one.
+                let _ = self.file.set_len(self.len);
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads the records with sequence numbers `first..=last`.
+    ///
+    /// # Errors
+    /// When the log cannot be read or a record cannot be parsed.
+    pub fn read(&self, first: u64, last: u64) -> io::Result<Vec<Message>> {
+        let file = File::open(&self.path)?;
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let mut out = Vec::new();
+        let mut line = Vec::new();
+        let mut seq = 0u64;
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 || line.last() != Some(&b'\n') {
+                break;
+            }
+            seq += 1;
+            if seq < first {
+                continue;
+            }
+            if seq > last {
+                break;
+            }
+            out.push(serde_json::from_slice(&line).map_err(io::Error::other)?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Millis;
+    use uuid::Uuid;
+
+    fn msg(seq: u64) -> Message {
+        Message {
+            seq,
+            id: Uuid::new_v4(),
+            from: "alice".into(),
+            text: format!("你好 {seq}"),
+            time: Millis(1_795_593_600_000 + seq as i64),
+        }
+    }
+
+    #[test]
+    fn appends_reopens_and_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opened = Store::open(dir.path(), 10).unwrap();
+        assert!(opened.tail.is_empty());
+        let all: Vec<Message> = (1..=25).map(msg).collect();
+        opened.store.append(&all[..5]).unwrap();
+        opened.store.append(&all[5..]).unwrap();
+        assert_eq!(opened.store.read(3, 7).unwrap(), all[2..7]);
+        drop(opened);
+        let again = Store::open(dir.path(), 10).unwrap();
+        assert_eq!(again.tail, all[15..]);
+        assert_eq!(again.torn, None);
+        let text = fs::read_to_string(dir.path().join(LOG_FILE)).unwrap();
+        assert_eq!(text.lines().count(), 25);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opened = Store::open(dir.path(), 10).unwrap();
+        opened.store.append(&[msg(1), msg(2)]).unwrap();
+        drop(opened);
+        let path = dir.path().join(LOG_FILE);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"seq":3,"id":"#).unwrap();
+        drop(f);
+        let mut again = Store::open(dir.path(), 10).unwrap();
+        assert_eq!(again.torn, Some(14));
+        assert_eq!(again.tail.len(), 2);
+        again.store.append(&[msg(3)]).unwrap();
+        drop(again);
+        let third = Store::open(dir.path(), 10).unwrap();
+        assert_eq!(third.tail.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_bad_line_in_the_middle_is_refused_with_its_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opened = Store::open(dir.path(), 10).unwrap();
+        opened.store.append(&[msg(1), msg(2), msg(3)]).unwrap();
+        drop(opened);
+        let path = dir.path().join(LOG_FILE);
+        let text = fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines[1] = "not json";
+        fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let err = Store::open(dir.path(), 10).unwrap_err();
+        assert!(matches!(err, OpenError::Corrupt { line: 2, .. }), "{err}");
+        assert!(err.to_string().contains("messages.jsonl:2: invalid record"));
+    }
+
+    #[test]
+    fn a_sequence_gap_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opened = Store::open(dir.path(), 10).unwrap();
+        opened.store.append(&[msg(1), msg(3)]).unwrap();
+        drop(opened);
+        let err = Store::open(dir.path(), 10).unwrap_err();
+        assert!(err.to_string().contains("seq 3 where 2 was expected"), "{err}");
+    }
+}
