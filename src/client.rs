@@ -135,7 +135,7 @@ impl Rtt {
                 self.rttvar = r / 2;
             }
             Some(s) => {
-                let diff = if s > r { s - r } else { r - s };
+                let diff = s.abs_diff(r);
                 self.rttvar = (self.rttvar * 3 + diff) / 4;
                 self.srtt = Some((s * 7 + r) / 8);
             }
@@ -242,6 +242,11 @@ impl Client {
         self.outbox.len()
     }
 
+    /// True when nothing is owed: every message acknowledged, every request answered.
+    pub fn is_idle(&self) -> bool {
+        self.outbox.is_empty() && self.requests.is_empty() && self.who.is_none()
+    }
+
     /// Highest sequence number delivered in order.
     pub fn delivered(&self) -> u64 {
         self.delivered
@@ -287,12 +292,9 @@ impl Client {
 
     /// Asks who is in the room.
     pub fn request_who(&mut self, now: Instant) {
-        if !self.is_joined() {
-            self.events.push_back(Event::Error("not in the room yet: try again when joined".into()));
-            return;
-        }
         let req = self.take_req();
-        self.who = Some((req, 0, Vec::new(), now + self.rtt.rto() * 4));
+        // Before the welcome the request waits for it (see `welcomed`).
+        self.who = Some((req, 0, Vec::new(), now + MAX_RTO * 2));
         if let Phase::Joined { token } = self.phase {
             self.transmit(now, &Packet::Who { token, req });
         }
@@ -325,7 +327,10 @@ impl Client {
             Phase::Joining { next_try, .. } => at(next_try),
             Phase::Joined { .. } => {
                 at(self.last_sent.max(self.last_heard) + self.ping_every);
-                self.outbox.iter().filter_map(|o| o.resend_at).for_each(&mut at);
+                self.outbox
+                    .iter()
+                    .filter_map(|o| o.resend_at)
+                    .for_each(&mut at);
                 self.requests.values().for_each(|r| at(r.retry_at));
                 if let Some(since) = self.gap_since {
                     at(since + self.gap_wait());
@@ -415,7 +420,11 @@ impl Client {
                 last,
                 messages,
             } => self.page(now, req, first, last, messages),
-            Packet::Presence { joined, reason, name } => {
+            Packet::Presence {
+                joined,
+                reason,
+                name,
+            } => {
                 if joined {
                     self.events.push_back(Event::Joined { name });
                 } else {
@@ -472,6 +481,13 @@ impl Client {
         }
         self.phase = Phase::Joined { token };
         self.sessions += 1;
+        // Requests made while joining go out now (the join history's own entry comes below).
+        for req in self.requests.values_mut() {
+            req.retry_at = now;
+        }
+        if let Some((req, _, _, _)) = self.who {
+            self.transmit(now, &Packet::Who { token, req });
+        }
         self.ping_every = (Duration::from_millis(u64::from(timeout_ms)) / 4).min(PING_INTERVAL);
         self.config.name = name.clone();
         if self.sessions == 1 {
@@ -512,9 +528,6 @@ impl Client {
             o.csn = 0;
             o.sends = 0;
             o.resend_at = None;
-        }
-        for req in self.requests.values_mut() {
-            req.retry_at = now;
         }
         self.pump(now);
     }
@@ -687,7 +700,9 @@ impl Client {
             r.retry_at = now + (rto * 2u32.pow(r.tries)).min(MAX_RTO);
             let (from, count) = match r.range {
                 Some((first, last)) => {
-                    let missing = (first..=last).find(|s| !r.got.contains_key(s)).unwrap_or(first);
+                    let missing = (first..=last)
+                        .find(|s| !r.got.contains_key(s))
+                        .unwrap_or(first);
                     let count = u16::try_from(last - missing + 1).unwrap_or(MAX_HISTORY_REQUEST);
                     (missing, count)
                 }
@@ -771,7 +786,9 @@ impl Client {
                     && last == 0
                 {
                     // The relay has nothing there: what we were told of is not there.
-                    self.known_latest = self.delivered.max(self.ahead.keys().next_back().copied().unwrap_or(0));
+                    self.known_latest = self
+                        .delivered
+                        .max(self.ahead.keys().next_back().copied().unwrap_or(0));
                 }
             }
         }

@@ -1,1 +1,101 @@
-//! todo
+//! What a typed line means: chat text or one of the `/commands`.
+
+/// Messages of history `/history` asks for when no number is given.
+pub const DEFAULT_HISTORY: u16 = 20;
+
+/// One line of input, understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Chat text to send.
+    Say(String),
+    /// `/history [N]`: show the last N messages.
+    History(u16),
+    /// `/who`: list the room.
+    Who,
+    /// `/help`: list the commands.
+    Help,
+    /// `/quit`: leave the room.
+    Quit,
+    /// A line that is not valid: the explanation, for the user.
+    Invalid(String),
+}
+
+/// The help text, one line a command.
+pub const HELP: &str = "\
+commands:
+  /history [N]   show the last N messages (default 20, at most 1000)
+  /who           list who is in the room
+  /help          show this help
+  /quit          leave the room (Ctrl-D too)
+  //text         send text that starts with a slash
+anything else is sent as a message";
+
+/// Understands a line as typed (without its line ending). Blank lines mean nothing: `None`.
+pub fn parse(line: &str) -> Option<Command> {
+    if line.trim().is_empty() {
+        return None;
+    }
+    let Some(rest) = line.strip_prefix('/') else {
+        return Some(Command::Say(line.to_owned()));
+    };
+    if rest.starts_with('/') {
+        return Some(Command::Say(rest.to_owned()));
+    }
+    let mut words = rest.split_whitespace();
+    let name = words.next().unwrap_or("");
+    let args: Vec<&str> = words.collect();
+    let command = match (name, args.as_slice()) {
+        ("history", []) => Command::History(DEFAULT_HISTORY),
+        ("history", [n]) => match n.parse::<u16>() {
+            Ok(n @ 1..=1000) => Command::History(n),
+            _ => Command::Invalid(format!("/history takes a number from 1 to 1000, not {n:?}")),
+        },
+        ("who", []) => Command::Who,
+        ("help", []) => Command::Help,
+        ("quit", []) => Command::Quit,
+        ("history", _) => Command::Invalid("usage: /history [N]".into()),
+        ("who" | "help" | "quit", _) => Command::Invalid(format!("/{name} takes no arguments")),
+        _ => Command::Invalid(format!(
+            "unknown command /{name}: type /help for the commands, or //{name} to send it as text"
+        )),
+    };
+    Some(command)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_and_commands() {
+        assert_eq!(parse("你好"), Some(Command::Say("你好".into())));
+        assert_eq!(parse("  "), None);
+        assert_eq!(parse("/history"), Some(Command::History(20)));
+        assert_eq!(parse("/history 5"), Some(Command::History(5)));
+        assert_eq!(parse("/who"), Some(Command::Who));
+        assert_eq!(parse("/help"), Some(Command::Help));
+        assert_eq!(parse("/quit"), Some(Command::Quit));
+        assert_eq!(parse("//shrug"), Some(Command::Say("/shrug".into())));
+    }
+
+    #[test]
+    fn mistakes_get_a_hint_and_are_never_chat() {
+        for line in [
+            "/histroy",
+            "/history 0",
+            "/history x",
+            "/history 1 2",
+            "/who me",
+            "/",
+        ] {
+            match parse(line) {
+                Some(Command::Invalid(hint)) => assert!(!hint.is_empty()),
+                other => panic!("{line:?} gave {other:?}"),
+            }
+        }
+        let Some(Command::Invalid(hint)) = parse("/nick bob") else {
+            panic!("an unknown command must be refused")
+        };
+        assert!(hint.contains("/help"), "{hint}");
+    }
+}

@@ -1,1 +1,284 @@
-//! todo
+//! `urc join`: the socket loop around the client's rules, fed by a terminal or by a pipe.
+//!
+//! In a terminal, rustyline reads lines on a thread of its own and incoming events print above
+//! the line being typed (rustyline's external printer). From a pipe, each line of stdin is a
+//! message or a command and each event is one line of stdout.
+
+use std::io::{self, BufRead, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use rustyline::error::ReadlineError;
+use rustyline::{DefaultEditor, ExternalPrinter};
+use smol::Async;
+use smol::future::FutureExt as _;
+
+use crate::client::{Client, Config, Event};
+use crate::command::{self, Command};
+use crate::render::Renderer;
+use crate::wire::MAX_DATAGRAM;
+
+/// How long `urc join` waits, once its input has ended, for its messages to be acknowledged.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+
+/// What `urc join` was asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The relay's address.
+    pub server: SocketAddr,
+    /// The client's settings.
+    pub client: Config,
+    /// How events are shown.
+    pub renderer: Renderer,
+    /// Read a terminal with line editing (else lines from stdin).
+    pub interactive: bool,
+    /// How long to wait at the end for acknowledgements.
+    pub wait: Duration,
+}
+
+/// How a session ended badly.
+#[derive(Debug)]
+pub enum JoinError {
+    /// The socket could not be used.
+    Io(io::Error),
+    /// The relay refused to let us in (the reason was shown as an event).
+    Refused,
+    /// Input ended with messages the relay never acknowledged.
+    Unacknowledged(usize),
+}
+
+impl std::fmt::Display for JoinError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JoinError::Io(e) => write!(f, "cannot talk to the relay: {e}"),
+            JoinError::Refused => f.write_str("the relay refused to let us in"),
+            JoinError::Unacknowledged(n) => write!(
+                f,
+                "{n} message(s) were not acknowledged by the relay: they may not have been delivered"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// Input from the user's side.
+enum Input {
+    Line(String),
+    End,
+    Printer(Box<dyn ExternalPrinter + Send>),
+}
+
+/// Where event lines go.
+enum Output {
+    Stdout,
+    Printer(Box<dyn ExternalPrinter + Send>),
+}
+
+impl Output {
+    fn line(&mut self, line: String) {
+        match self {
+            // A closed stdout (`urc join | head`) is no reason to stop chatting.
+            Output::Stdout => {
+                let mut out = io::stdout().lock();
+                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+            }
+            Output::Printer(p) => {
+                let _ = p.print(line);
+            }
+        }
+    }
+}
+
+/// Runs a client session until the user quits or input ends.
+///
+/// # Errors
+/// When the socket fails, the relay refuses us, or messages stay unacknowledged at the end.
+pub fn run(options: Options) -> Result<(), JoinError> {
+    smol::block_on(session(options))
+}
+
+async fn session(options: Options) -> Result<(), JoinError> {
+    let local: SocketAddr = if options.server.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = Async::<UdpSocket>::bind(local).map_err(JoinError::Io)?;
+    // A connected socket only hears the relay: datagrams from anyone else are dropped.
+    socket
+        .get_ref()
+        .connect(options.server)
+        .map_err(JoinError::Io)?;
+    let (input_tx, input_rx) = async_channel::unbounded();
+    if !options.interactive {
+        spawn_stdin_reader(input_tx.clone());
+    }
+    let mut editor_started = false;
+    let mut output = Output::Stdout;
+    let renderer = options.renderer;
+    let mut client = Client::new(options.client.clone(), Instant::now());
+    let mut closing: Option<Instant> = None;
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    loop {
+        while let Some(bytes) = client.poll_transmit() {
+            // Refused sends (the relay is down) are retried by the client's own timers.
+            let _ = socket.send(&bytes).await;
+        }
+        while let Some(event) = client.poll_event() {
+            output.line(renderer.event(&event));
+        }
+        if client.is_closed() {
+            return Err(JoinError::Refused);
+        }
+        if options.interactive && client.is_joined() && !editor_started {
+            editor_started = true;
+            spawn_editor(input_tx.clone(), client.name().to_owned());
+        }
+        if let Some(deadline) = closing {
+            if client.is_idle() || Instant::now() >= deadline {
+                let unacked = client.unacked();
+                client.leave(Instant::now());
+                while let Some(bytes) = client.poll_transmit() {
+                    let _ = socket.send(&bytes).await;
+                }
+                return match unacked {
+                    0 => Ok(()),
+                    n => Err(JoinError::Unacknowledged(n)),
+                };
+            }
+        }
+        let wake_at = match (client.poll_timeout(), closing) {
+            (Some(t), Some(d)) => t.min(d),
+            (Some(t), None) => t,
+            (None, Some(d)) => d,
+            (None, None) => Instant::now() + Duration::from_secs(3600),
+        };
+        let wake = async { Wake::Datagram(socket.recv(&mut buf).await) }
+            .or(async { Wake::Input(input_rx.recv().await.ok()) })
+            .or(async {
+                smol::Timer::at(wake_at).await;
+                Wake::Timer
+            })
+            .await;
+        let now = Instant::now();
+        match wake {
+            Wake::Datagram(Ok(n)) => client.handle(now, &buf[..n]),
+            // An ICMP error from an earlier send (the relay is down): the timers retry.
+            Wake::Datagram(Err(_)) => {}
+            Wake::Timer => client.handle_timeout(now),
+            Wake::Input(Some(Input::Printer(p))) => output = Output::Printer(p),
+            Wake::Input(Some(Input::Line(line))) => {
+                if closing.is_none() {
+                    handle_line(
+                        &mut client,
+                        &mut output,
+                        renderer,
+                        now,
+                        &line,
+                        &mut closing,
+                        options.wait,
+                    );
+                }
+            }
+            Wake::Input(Some(Input::End) | None) => {
+                closing.get_or_insert(now + options.wait);
+            }
+        }
+    }
+}
+
+enum Wake {
+    Datagram(io::Result<usize>),
+    Input(Option<Input>),
+    Timer,
+}
+
+fn handle_line(
+    client: &mut Client,
+    output: &mut Output,
+    renderer: Renderer,
+    now: Instant,
+    line: &str,
+    closing: &mut Option<Instant>,
+    wait: Duration,
+) {
+    let local = |output: &mut Output, event: Event| output.line(renderer.event(&event));
+    match command::parse(line) {
+        None => {}
+        Some(Command::Say(text)) => {
+            if let Err(e) = client.send(now, &text) {
+                local(output, Event::Error(e.to_string()));
+            }
+        }
+        Some(Command::History(n)) => client.request_history(now, n),
+        Some(Command::Who) => client.request_who(now),
+        Some(Command::Help) => {
+            for l in command::HELP.lines() {
+                local(output, Event::Notice(l.to_owned()));
+            }
+        }
+        Some(Command::Quit) => {
+            closing.get_or_insert(now + wait);
+        }
+        Some(Command::Invalid(hint)) => local(output, Event::Error(hint)),
+    }
+}
+
+/// Reads stdin line by line on a thread of its own (stdin has no async interface).
+fn spawn_stdin_reader(tx: async_channel::Sender<Input>) {
+    std::thread::spawn(move || {
+        let stdin = io::stdin();
+        let mut reader = stdin.lock();
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf);
+                    let line = line.trim_end_matches(['\n', '\r']).to_owned();
+                    if tx.send_blocking(Input::Line(line)).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = tx.send_blocking(Input::End);
+    });
+}
+
+/// Runs rustyline on a thread of its own; it stops after `/quit` or Ctrl-D so the terminal is
+/// given back in its normal mode.
+fn spawn_editor(tx: async_channel::Sender<Input>, name: String) {
+    std::thread::spawn(move || {
+        let mut editor = match DefaultEditor::new() {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("urc: cannot use the terminal ({e}): reading plain lines instead");
+                return spawn_stdin_reader(tx);
+            }
+        };
+        if let Ok(printer) = editor.create_external_printer() {
+            let _ = tx.send_blocking(Input::Printer(Box::new(printer)));
+        }
+        let prompt = format!("{}> ", crate::render::sanitize(&name));
+        loop {
+            match editor.readline(&prompt) {
+                Ok(line) => {
+                    if !line.trim().is_empty() {
+                        let _ = editor.add_history_entry(line.as_str());
+                    }
+                    let quit = matches!(command::parse(&line), Some(Command::Quit));
+                    if tx.send_blocking(Input::Line(line)).is_err() || quit {
+                        return;
+                    }
+                }
+                Err(ReadlineError::Interrupted | ReadlineError::Eof) | Err(_) => {
+                    let _ = tx.send_blocking(Input::End);
+                    return;
+                }
+            }
+        }
+    });
+}

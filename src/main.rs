@@ -1,1 +1,64 @@
-fn main() {}
+//! The `urc` binary: parses the command line and hands over to the library.
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use tracing_subscriber::EnvFilter;
+use urc::cli::{Cli, Command, JoinArgs, ServeArgs};
+use urc::server::Server;
+
+fn main() -> ExitCode {
+    // The local time zone can only be read safely while the process has one thread.
+    let offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(&args),
+        Command::Join(args) => join(&args, offset),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("urc: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: &ServeArgs) -> Result<(), String> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let server =
+        Server::bind(args.bind, args.data_dir(), args.config()).map_err(|e| e.to_string())?;
+    let addr = server.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(
+        "listening on udp {addr}; message log {}; {} messages stored",
+        server.log_path().display(),
+        server.latest()
+    );
+    let signals =
+        async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term])
+            .map_err(|e| format!("cannot watch for Ctrl-C and SIGTERM: {e}"))?;
+    smol::block_on(async {
+        let stop = async {
+            use smol::stream::StreamExt as _;
+            let mut signals = signals;
+            if let Some(Ok(signal)) = signals.next().await {
+                tracing::info!(?signal, "stopping");
+            }
+        };
+        server.run(stop).await
+    })
+    .map(|_| ())
+    .map_err(|e| format!("the relay's socket failed: {e}"))
+}
+
+fn join(args: &JoinArgs, offset: time::UtcOffset) -> Result<(), String> {
+    let options = args.options(offset)?;
+    urc::join::run(options).map_err(|e| e.to_string())
+}

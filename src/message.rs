@@ -214,7 +214,11 @@ mod tests {
         let pieces = split_text(&text, MAX_TEXT_BYTES);
         assert_eq!(pieces.concat(), text);
         assert_eq!(pieces.len(), 3);
-        assert!(pieces.iter().all(|p| p.len() <= MAX_TEXT_BYTES && !p.is_empty()));
+        assert!(
+            pieces
+                .iter()
+                .all(|p| p.len() <= MAX_TEXT_BYTES && !p.is_empty())
+        );
         assert_eq!(pieces[0].len(), 999);
         assert_eq!(split_text("", 10), Vec::<&str>::new());
         assert_eq!(split_text("abc", 10), vec!["abc"]);

@@ -308,7 +308,9 @@ impl Relay {
             let err = Packet::Error {
                 code: ErrorCode::Storage,
                 id: p.message.id,
-                message: format!("the relay could not store the message ({why}): it will be resent"),
+                message: format!(
+                    "the relay could not store the message ({why}): it will be resent"
+                ),
             };
             self.reply(p.sender, &err);
         }
@@ -350,8 +352,7 @@ impl Relay {
                 }
                 if self.names.contains_key(&name_key(&name)) {
                     self.stats.joins_refused += 1;
-                    let message =
-                        format!("the name {name} is in use: choose another with --name");
+                    let message = format!("the name {name} is in use: choose another with --name");
                     return self.error(from, ErrorCode::NameTaken, Uuid::nil(), message);
                 }
                 if self.clients.len() >= self.config.max_clients {
@@ -468,7 +469,10 @@ impl Relay {
         let (first, last) = if count == 0 || self.committed == 0 {
             (0, 0)
         } else if from == 0 {
-            (self.committed.saturating_sub(count - 1).max(1), self.committed)
+            (
+                self.committed.saturating_sub(count - 1).max(1),
+                self.committed,
+            )
         } else if from > self.committed {
             (0, 0)
         } else {
@@ -481,8 +485,7 @@ impl Relay {
             Some(oldest) if oldest.seq <= first => {
                 let start = (first - oldest.seq) as usize;
                 let end = (last - oldest.seq) as usize;
-                let messages: Vec<Message> =
-                    self.recent.range(start..=end).cloned().collect();
+                let messages: Vec<Message> = self.recent.range(start..=end).cloned().collect();
                 self.send_pages(to, req, first, last, &messages);
             }
             _ => self.reads.push_back(LogRead {
@@ -523,7 +526,9 @@ impl Relay {
         let mut page: Vec<String> = Vec::new();
         let mut used = NAMES_HEADER;
         for name in names.into_iter().take(usize::from(total)) {
-            if !page.is_empty() && (used + 1 + name.len() > crate::wire::MAX_DATAGRAM || page.len() == 255) {
+            if !page.is_empty()
+                && (used + 1 + name.len() > crate::wire::MAX_DATAGRAM || page.len() == 255)
+            {
                 let names = std::mem::take(&mut page);
                 self.reply(to, &Packet::Names { req, total, names });
                 used = NAMES_HEADER;
@@ -531,7 +536,14 @@ impl Relay {
             used += 1 + name.len();
             page.push(name);
         }
-        self.reply(to, &Packet::Names { req, total, names: page });
+        self.reply(
+            to,
+            &Packet::Names {
+                req,
+                total,
+                names: page,
+            },
+        );
     }
 
     fn remove(&mut self, addr: SocketAddr, reason: LeaveReason) {

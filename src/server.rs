@@ -1,1 +1,235 @@
-//! todo
+//! `urc serve`: the socket loop around the relay's rules and the message log.
+//!
+//! Each turn of the loop takes every datagram waiting on the socket, writes the messages they
+//! brought to the log with one flush (group commit), and only then lets their
+//! acknowledgements and fan-out leave.
+
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::pin::pin;
+use std::time::{Duration, Instant};
+
+use smol::Async;
+use smol::future::FutureExt as _;
+
+use crate::message::Millis;
+use crate::relay::{Config, Relay, Stats};
+use crate::store::{OpenError, Store};
+use crate::wire::MAX_DATAGRAM;
+
+/// The port the relay listens on by default (outside the ephemeral range).
+pub const DEFAULT_PORT: u16 = 7707;
+/// The address the relay listens on by default.
+pub const DEFAULT_BIND: &str = "127.0.0.1:7707";
+/// Most datagrams taken from the socket before the loop writes and answers them.
+const BATCH: usize = 1024;
+/// How often silent clients are looked for.
+const TICK: Duration = Duration::from_secs(1);
+
+/// A relay bound to its socket with its log open, ready to [`Server::run`].
+#[derive(Debug)]
+pub struct Server {
+    socket: Async<UdpSocket>,
+    store: Store,
+    relay: Relay,
+}
+
+/// Why the relay could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The address could not be bound.
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the system said.
+        error: io::Error,
+    },
+    /// The log could not be opened.
+    Log(OpenError),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Bind { addr, error } => write!(
+                f,
+                "cannot listen on {addr}: {error} (is another relay running? choose another with --bind)"
+            ),
+            StartError::Log(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl Server {
+    /// Opens the log in `data` and binds `addr`.
+    ///
+    /// # Errors
+    /// When the log cannot be opened or is damaged, or the address cannot be bound.
+    pub fn bind(addr: SocketAddr, data: PathBuf, config: Config) -> Result<Server, StartError> {
+        let opened = Store::open(&data, config.cache.max(config.dedup)).map_err(StartError::Log)?;
+        if let Some(bytes) = opened.torn {
+            tracing::warn!(
+                log = %opened.store.path().display(),
+                bytes,
+                "dropped an incomplete last record left by a crash"
+            );
+        }
+        let socket =
+            Async::<UdpSocket>::bind(addr).map_err(|error| StartError::Bind { addr, error })?;
+        let relay = Relay::new(config, opened.tail);
+        Ok(Server {
+            socket,
+            store: opened.store,
+            relay,
+        })
+    }
+
+    /// The address the relay listens on.
+    ///
+    /// # Errors
+    /// When the socket cannot tell.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.get_ref().local_addr()
+    }
+
+    /// The message log's path.
+    pub fn log_path(&self) -> PathBuf {
+        self.store.path().to_owned()
+    }
+
+    /// The latest stored sequence number.
+    pub fn latest(&self) -> u64 {
+        self.relay.latest()
+    }
+
+    /// Serves until `shutdown` completes, then returns after finishing the turn under way, so
+    /// no record is written half.
+    ///
+    /// # Errors
+    /// When the socket fails for good.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
+        let mut shutdown = pin!(shutdown);
+        let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+        let mut next_tick = Instant::now() + TICK;
+        loop {
+            let wake = async {
+                let (n, from) = self.socket.recv_from(&mut buf).await?;
+                Ok::<_, io::Error>(Wake::Datagram(n, from))
+            }
+            .or(async {
+                smol::Timer::at(next_tick).await;
+                Ok(Wake::Tick)
+            })
+            .or(async {
+                shutdown.as_mut().await;
+                Ok(Wake::Stop)
+            })
+            .await;
+            match wake {
+                Ok(Wake::Datagram(n, from)) => {
+                    self.take(from, &buf[..n]);
+                    self.take_waiting(&mut buf);
+                }
+                Ok(Wake::Tick) => {
+                    let now = Instant::now();
+                    self.relay.handle_tick(now);
+                    next_tick = now + TICK;
+                }
+                Ok(Wake::Stop) => break,
+                Err(e) if transient(&e) => {
+                    tracing::debug!(error = %e, "receive failed; going on");
+                }
+                Err(e) => return Err(e),
+            }
+            self.persist();
+            self.serve_reads();
+            self.send_all().await;
+        }
+        tracing::info!(latest = self.relay.latest(), "relay stopped");
+        Ok(self.relay.stats().clone())
+    }
+
+    /// Hands one datagram to the relay; the buffer is one byte longer than the largest valid
+    /// datagram, so an oversize one arrives too long and is refused by the decoder.
+    fn take(&mut self, from: SocketAddr, bytes: &[u8]) {
+        self.relay
+            .handle(Instant::now(), Millis::now(), from, bytes);
+    }
+
+    /// Takes what else is already waiting, without waiting, so that one flush serves it all.
+    fn take_waiting(&mut self, buf: &mut [u8]) {
+        for _ in 1..BATCH {
+            match self.socket.get_ref().recv_from(buf) {
+                Ok((n, from)) => self.take(from, &buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if transient(&e) => continue,
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Writes and flushes what the relay accepted, then lets its answers go.
+    fn persist(&mut self) {
+        if !self.relay.has_appends() {
+            return;
+        }
+        let batch = self.relay.take_appends();
+        match self.store.append(&batch) {
+            Ok(()) => self.relay.commit(),
+            Err(e) => {
+                tracing::error!(error = %e, log = %self.store.path().display(), "cannot write the message log; nothing was acknowledged");
+                self.relay.abort(&e.to_string());
+            }
+        }
+    }
+
+    fn serve_reads(&mut self) {
+        while let Some(read) = self.relay.poll_read() {
+            match self.store.read(read.first, read.last) {
+                Ok(messages) => self.relay.serve_read(&read, &messages),
+                Err(e) => tracing::error!(error = %e, "cannot read the message log for history"),
+            }
+        }
+    }
+
+    async fn send_all(&mut self) {
+        while let Some(t) = self.relay.poll_transmit() {
+            if let Err(e) = self.socket.send_to(&t.bytes, t.to).await {
+                // One unreachable client must not stop the others: UDP is best-effort and the
+                // client's own retransmission and gap repair recover what is lost here.
+                tracing::debug!(to = %t.to, error = %e, "send failed");
+            }
+        }
+    }
+}
+
+enum Wake {
+    Datagram(usize, SocketAddr),
+    Tick,
+    Stop,
+}
+
+/// Errors a UDP socket reports for one datagram (often an ICMP answer to an earlier send),
+/// after which it works on.
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    )
+}
+
+/// Where the relay keeps its log unless `--data` says otherwise: `$XDG_DATA_HOME/urc`, or
+/// `~/.local/share/urc`.
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("urc")
+}

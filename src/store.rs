@@ -111,8 +111,7 @@ impl Store {
                 line: number,
                 error,
             };
-            let m: Message =
-                serde_json::from_slice(&line).map_err(|e| corrupt(e.to_string()))?;
+            let m: Message = serde_json::from_slice(&line).map_err(|e| corrupt(e.to_string()))?;
             if m.seq != last_seq + 1 {
                 return Err(corrupt(format!(
                     "seq {} where {} was expected",
@@ -250,7 +249,10 @@ mod tests {
         again.store.append(&[msg(3)]).unwrap();
         drop(again);
         let third = Store::open(dir.path(), 10).unwrap();
-        assert_eq!(third.tail.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(
+            third.tail.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
     }
 
     #[test]
@@ -276,6 +278,9 @@ mod tests {
         opened.store.append(&[msg(1), msg(3)]).unwrap();
         drop(opened);
         let err = Store::open(dir.path(), 10).unwrap_err();
-        assert!(err.to_string().contains("seq 3 where 2 was expected"), "{err}");
+        assert!(
+            err.to_string().contains("seq 3 where 2 was expected"),
+            "{err}"
+        );
     }
 }

@@ -773,7 +773,9 @@ mod tests {
 
     #[test]
     fn pages_hold_whole_messages_within_the_limit() {
-        let messages: Vec<Message> = (1..=300).map(|i| msg(i, &"话".repeat(i as usize % 300))).collect();
+        let messages: Vec<Message> = (1..=300)
+            .map(|i| msg(i, &"话".repeat(i as usize % 300)))
+            .collect();
         let pages = paginate(&messages, HISTORY_HEADER);
         let flat: Vec<Message> = pages.iter().flat_map(|p| p.iter().cloned()).collect();
         assert_eq!(flat, messages);
@@ -787,6 +789,10 @@ mod tests {
             assert!(p.encode().len() <= MAX_DATAGRAM);
         }
         let short: Vec<Message> = (1..=600).map(|i| msg(i, "")).collect();
-        assert!(paginate(&short, MESSAGES_HEADER).iter().all(|p| p.len() <= 255));
+        assert!(
+            paginate(&short, MESSAGES_HEADER)
+                .iter()
+                .all(|p| p.len() <= 255)
+        );
     }
 }

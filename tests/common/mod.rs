@@ -1,0 +1,285 @@
+//! Test helpers: a real `urc serve` on 127.0.0.1:0 and real `urc join` clients in pipe mode.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The longest any one wait in these tests may take.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+pub fn urc() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_urc"))
+}
+
+/// A relay process, killed when dropped.
+pub struct Relay {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub stderr: Arc<Mutex<String>>,
+}
+
+impl Relay {
+    pub fn start(data: &Path, extra: &[&str]) -> Relay {
+        let mut child = urc()
+            .args(["serve", "--bind", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start urc serve");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = channel();
+        let reader = BufReader::new(child.stderr.take().unwrap());
+        let log = stderr.clone();
+        std::thread::spawn(move || {
+            for line in reader.lines().map_while(Result::ok) {
+                log.lock().unwrap().push_str(&format!("{line}\n"));
+                if let Some(rest) = line.split("listening on udp ").nth(1) {
+                    let addr = rest.split(';').next().unwrap().trim().to_owned();
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|_| panic!("the relay did not start: {}", stderr.lock().unwrap()));
+        Relay {
+            child,
+            addr: addr.parse().unwrap(),
+            stderr,
+        }
+    }
+
+    /// Stops the relay with SIGTERM and waits for it.
+    pub fn stop(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        wait_exit(&mut self.child)
+    }
+
+    /// Kills the relay with SIGKILL, as a crash would.
+    pub fn crash(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_exit(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the process did not exit in time"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A `urc join --json` client whose stdin stays open until closed.
+pub struct Client {
+    pub name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: Receiver<Value>,
+    /// Every event read so far.
+    pub seen: Vec<Value>,
+}
+
+impl Client {
+    /// Starts a client and waits until it has joined.
+    pub fn join(relay: SocketAddr, name: &str, extra: &[&str]) -> Client {
+        let mut c = Client::spawn(relay, name, extra);
+        c.expect(|e| e["event"] == "notice" && e["message"] == format!("joined as {name}"));
+        c
+    }
+
+    pub fn spawn(relay: SocketAddr, name: &str, extra: &[&str]) -> Client {
+        let mut child = urc()
+            .args([
+                "join",
+                "--json",
+                "--server",
+                &relay.to_string(),
+                "--name",
+                name,
+            ])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start urc join");
+        let (tx, rx) = channel();
+        let reader = BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in reader.lines().map_while(Result::ok) {
+                let v: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not a JSON event: {line:?}: {e}"));
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        });
+        Client {
+            name: name.to_owned(),
+            stdin: child.stdin.take(),
+            child,
+            events: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    pub fn say(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Reads events until one matches, and returns it; panics after [`WAIT`].
+    pub fn expect(&mut self, mut pred: impl FnMut(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "{}: no matching event in time; saw {:#?}",
+                        self.name, self.seen
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("{}: output ended; saw {:#?}", self.name, self.seen)
+                }
+            }
+        }
+    }
+
+    /// Waits for a live chat message with this text.
+    pub fn expect_text(&mut self, text: &str) -> Value {
+        self.expect(|e| e["event"] == "message" && e["text"] == text && e["history"] == false)
+    }
+
+    /// The live chat messages seen so far, as (seq, from, text).
+    pub fn live(&self) -> Vec<(u64, String, String)> {
+        self.seen
+            .iter()
+            .filter(|e| e["event"] == "message" && e["history"] == false)
+            .map(|e| {
+                (
+                    e["seq"].as_u64().unwrap(),
+                    e["from"].as_str().unwrap().to_owned(),
+                    e["text"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Closes stdin, reads the rest of the events, and returns how the client exited.
+    pub fn finish(mut self) -> (ExitStatus, Vec<Value>) {
+        drop(self.stdin.take());
+        let status = wait_exit(&mut self.child);
+        while let Ok(v) = self.events.recv_timeout(Duration::from_millis(500)) {
+            self.seen.push(v);
+        }
+        (status, std::mem::take(&mut self.seen))
+    }
+
+    /// Kills the client, as a crash would: it stops sending keepalives.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `urc join` with `input` on stdin to the end; returns its status, stdout and stderr.
+pub fn pipe(
+    relay: SocketAddr,
+    name: &str,
+    input: &str,
+    extra: &[&str],
+) -> (ExitStatus, String, String) {
+    let mut child = urc()
+        .args(["join", "--server", &relay.to_string(), "--name", name])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start urc join");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_owned();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx
+        .recv_timeout(WAIT * 2)
+        .expect("urc join did not finish in time")
+        .unwrap();
+    writer.join().unwrap();
+    (
+        out.status,
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// Parses JSON event lines.
+pub fn events(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}
+
+/// The chat messages among `events`, as (seq, from, text, history).
+pub fn messages(events: &[Value]) -> Vec<(u64, String, String, bool)> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "message")
+        .map(|e| {
+            (
+                e["seq"].as_u64().unwrap(),
+                e["from"].as_str().unwrap().to_owned(),
+                e["text"].as_str().unwrap().to_owned(),
+                e["history"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}

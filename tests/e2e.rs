@@ -1,0 +1,217 @@
+//! End to end: a real `urc serve` on 127.0.0.1:0 and real `urc join` clients.
+
+mod common;
+
+use common::{Client, Relay, events, messages, pipe};
+
+#[test]
+fn three_clients_chat_and_each_message_reaches_the_others_once() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let mut alice = Client::join(relay.addr, "alice", &[]);
+    let mut bob = Client::join(relay.addr, "bob", &[]);
+    alice.expect(|e| e["event"] == "joined" && e["name"] == "bob");
+    let mut carol = Client::join(relay.addr, "carol", &[]);
+    alice.expect(|e| e["event"] == "joined" && e["name"] == "carol");
+    bob.expect(|e| e["event"] == "joined" && e["name"] == "carol");
+
+    alice.say("你好，世界！");
+    bob.say("hello from bob");
+    carol.say("end");
+    for c in [&mut alice, &mut bob, &mut carol] {
+        let mut waiting = vec!["你好，世界！", "hello from bob", "end"];
+        while !waiting.is_empty() {
+            let e = c.expect(|e| e["event"] == "message");
+            waiting.retain(|t| e["text"] != *t);
+        }
+    }
+    // Every client delivered the same three messages, in the same order, once each.
+    let reference = alice.live();
+    assert_eq!(reference.len(), 3, "{reference:?}");
+    let seqs: Vec<u64> = reference.iter().map(|m| m.0).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert_eq!(bob.live(), reference);
+    assert_eq!(carol.live(), reference);
+
+    let log = std::fs::read_to_string(data.path().join("messages.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = events(&log);
+    assert_eq!(records.len(), 3);
+    for (record, (seq, from, text)) in records.iter().zip(&reference) {
+        assert_eq!(record["seq"], *seq);
+        assert_eq!(record["from"], from.as_str());
+        assert_eq!(record["text"], text.as_str());
+        assert!(record["time"].as_str().unwrap().ends_with('Z'));
+    }
+    assert!(
+        reference
+            .iter()
+            .any(|m| m.1 == "alice" && m.2 == "你好，世界！")
+    );
+}
+
+#[test]
+fn presence_who_and_quit() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let mut alice = Client::join(relay.addr, "alice", &[]);
+    let bob = Client::join(relay.addr, "bob", &[]);
+    alice.expect(|e| e["event"] == "joined" && e["name"] == "bob");
+    alice.say("/who");
+    let who = alice.expect(|e| e["event"] == "who");
+    assert_eq!(who["names"], serde_json::json!(["alice", "bob"]));
+    let (status, _) = bob.finish();
+    assert!(status.success());
+    alice.expect(|e| e["event"] == "left" && e["name"] == "bob");
+    alice.say("/quit");
+    let (status, _) = alice.finish();
+    assert!(status.success());
+}
+
+#[test]
+fn a_silent_client_is_dropped_after_the_timeout() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &["--timeout", "2"]);
+    let mut alice = Client::join(relay.addr, "alice", &[]);
+    let bob = Client::join(relay.addr, "bob", &[]);
+    alice.expect(|e| e["event"] == "joined" && e["name"] == "bob");
+    bob.kill();
+    let left = alice.expect(|e| e["event"] == "left" && e["name"] == "bob");
+    assert_eq!(left["reason"], "timeout");
+    // alice, who keeps sending keepalives, is still there.
+    alice.say("/who");
+    let who = alice.expect(|e| e["event"] == "who");
+    assert_eq!(who["names"], serde_json::json!(["alice"]));
+}
+
+#[test]
+fn a_name_in_use_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let _alice = Client::join(relay.addr, "alice", &[]);
+    let (status, out, err) = pipe(relay.addr, "Alice", "hi\n", &["--json"]);
+    assert!(!status.success());
+    let evs = events(&out);
+    assert!(
+        evs.iter()
+            .any(|e| e["event"] == "error" && e["message"].as_str().unwrap().contains("in use")),
+        "{out}"
+    );
+    assert!(err.starts_with("urc: "), "{err}");
+    assert!(messages(&evs).is_empty());
+    let (status, _, err) = pipe(relay.addr, "bad name", "hi\n", &[]);
+    assert!(!status.success());
+    assert!(err.contains("invalid --name"), "{err}");
+}
+
+#[test]
+fn history_on_join_and_on_request_spans_many_pages() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    // 60 messages of about 900 bytes: one a page, so the history needs many datagrams.
+    let lines: Vec<String> = (1..=60)
+        .map(|i| format!("{i:03} {}", "话".repeat(300)))
+        .collect();
+    let (status, _, err) = pipe(
+        relay.addr,
+        "writer",
+        &(lines.join("\n") + "\n"),
+        &["--json"],
+    );
+    assert!(status.success(), "{err}");
+
+    let mut reader = Client::join(relay.addr, "reader", &["--history", "50"]);
+    reader.say("/history 5");
+    let mut history = Vec::new();
+    while history.len() < 55 {
+        let e = reader.expect(|e| e["event"] == "message");
+        assert_eq!(e["history"], true);
+        history.push((
+            e["seq"].as_u64().unwrap(),
+            e["text"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let seqs: Vec<u64> = history.iter().map(|h| h.0).collect();
+    let expected: Vec<u64> = (11..=60).chain(56..=60).collect();
+    assert_eq!(seqs, expected);
+    assert_eq!(history[0].1, lines[10]);
+    assert_eq!(history[54].1, lines[59]);
+}
+
+#[test]
+fn a_long_line_is_sent_as_several_messages_split_between_characters() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let long = "中文字符".repeat(250); // 3000 bytes: 999 + 999 + 999 + 3
+    let (status, out, err) = pipe(relay.addr, "poet", &format!("{long}\n"), &["--json"]);
+    assert!(status.success(), "{err}");
+    let own = messages(&events(&out));
+    assert_eq!(own.len(), 4, "{out}");
+    assert!(own.iter().all(|m| m.2.len() <= 1000 && !m.3));
+    let joined: String = own.iter().map(|m| m.2.as_str()).collect();
+    assert_eq!(joined, long);
+}
+
+#[test]
+fn a_restarted_relay_keeps_history_and_continues_the_sequence() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let (status, _, err) = pipe(relay.addr, "a", "one\ntwo\nthree\n", &[]);
+    assert!(status.success(), "{err}");
+    assert!(relay.stop().success());
+
+    let relay = Relay::start(data.path(), &[]);
+    assert!(relay.stderr.lock().unwrap().contains("3 messages stored"));
+    let (status, out, err) = pipe(relay.addr, "b", "four\n", &["--json", "--history", "10"]);
+    assert!(status.success(), "{err}");
+    let got = messages(&events(&out));
+    let summary: Vec<(u64, &str, bool)> = got.iter().map(|m| (m.0, m.2.as_str(), m.3)).collect();
+    assert_eq!(
+        summary,
+        [
+            (1, "one", true),
+            (2, "two", true),
+            (3, "three", true),
+            (4, "four", false)
+        ]
+    );
+}
+
+#[test]
+fn pipe_mode_prints_text_lines_and_exits_cleanly() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let (status, out, err) = pipe(relay.addr, "bot", "hi there\n/nope\n", &[]);
+    assert!(status.success(), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.contains(&"-- joined as bot"), "{out}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("error: unknown command /nope")),
+        "{out}"
+    );
+    let said = lines
+        .iter()
+        .find(|l| l.ends_with(" bot: hi there"))
+        .expect(&out);
+    // HH:MM before the name.
+    assert_eq!(said.as_bytes()[2], b':');
+    let log = std::fs::read_to_string(data.path().join("messages.jsonl")).unwrap();
+    assert_eq!(
+        log.lines().count(),
+        1,
+        "the unknown command was not sent: {log}"
+    );
+}
+
+#[test]
+fn unacknowledged_messages_make_the_client_fail_at_the_end() {
+    // A port nobody listens on: bind one, note it, free it.
+    let addr = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (status, _, err) = pipe(addr, "lonely", "anyone?\n", &["--wait", "1"]);
+    assert!(!status.success());
+    assert!(err.contains("1 message(s) were not acknowledged"), "{err}");
+}
