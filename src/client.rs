@@ -157,6 +157,9 @@ pub struct Client {
     phase: Phase,
     /// Sessions welcomed so far (a second one means we rejoined).
     sessions: u32,
+    /// The token of the latest session welcomed, kept while joining again: a WELCOME with it
+    /// means the relay still has that session.
+    session_token: Option<Token>,
     next_csn: u64,
     outbox: VecDeque<Outgoing>,
     rtt: Rtt,
@@ -196,6 +199,7 @@ impl Client {
                 next_try: now,
             },
             sessions: 0,
+            session_token: None,
             next_csn: 1,
             outbox: VecDeque::new(),
             rtt: Rtt {
@@ -326,7 +330,9 @@ impl Client {
             Phase::Closed => return None,
             Phase::Joining { next_try, .. } => at(next_try),
             Phase::Joined { .. } => {
-                at(self.last_sent.max(self.last_heard) + self.ping_every);
+                // Keepalive: only what the relay receives keeps the session alive, so a
+                // client that only listens must still ping (docs/protocol.md, "Staying").
+                at(self.last_sent + self.ping_every);
                 self.outbox
                     .iter()
                     .filter_map(|o| o.resend_at)
@@ -377,7 +383,7 @@ impl Client {
                 {
                     self.finish_who();
                 }
-                if now >= self.last_sent.max(self.last_heard) + self.ping_every {
+                if now >= self.last_sent + self.ping_every {
                     self.transmit(now, &Packet::Ping { token });
                 }
             }
@@ -473,14 +479,18 @@ impl Client {
     }
 
     fn welcomed(&mut self, now: Instant, token: Token, name: String, latest: u64, timeout_ms: u32) {
-        if let Phase::Joined { token: current } = self.phase {
-            if current == token {
-                // A retransmitted welcome for this session.
-                return;
-            }
+        if let Phase::Joined { .. } = self.phase {
+            // With this session's token, a retransmitted welcome. With another, a late one
+            // answering a JOIN sent before a relay restart: taking it would renumber the
+            // messages in flight against a session the relay does not have, and the rejoin
+            // that follows would renumber them again against a relay that expects more.
+            return;
         }
+        // The token of the session we thought lost: the relay kept it, and the ERROR NotJoined
+        // we rejoined on answered a datagram of an older session (sent before a restart, say).
+        let same_session = self.session_token == Some(token);
+        self.session_token = Some(token);
         self.phase = Phase::Joined { token };
-        self.sessions += 1;
         // Requests made while joining go out now (the join history's own entry comes below).
         for req in self.requests.values_mut() {
             req.retry_at = now;
@@ -490,21 +500,37 @@ impl Client {
         }
         self.ping_every = (Duration::from_millis(u64::from(timeout_ms)) / 4).min(PING_INTERVAL);
         self.config.name = name.clone();
+        if same_session {
+            // Carry on with it and with the csns it expects: numbered afresh from 1, the
+            // messages in flight would be dropped as old by the relay, for ever.
+            self.learn_latest(now, latest);
+            self.pump(now);
+            return;
+        }
+        self.sessions += 1;
         if self.sessions == 1 {
             self.delivered = latest;
             self.known_latest = latest;
             // Pages of the join history may have overtaken the welcome.
             let early = self.requests.remove(&0);
-            if self.config.history > 0 && latest > 0 {
-                // The relay sends this history unasked, as request 0.
-                let (range, got) = early.map_or((None, BTreeMap::new()), |r| (r.range, r.got));
+            let count = self.config.history.min(MAX_HISTORY_REQUEST);
+            let count = u16::try_from(latest.min(u64::from(count))).unwrap_or(count);
+            if count > 0 {
+                // The relay sends this history unasked, as request 0. It is the `count`
+                // messages up to this welcome's latest, whatever pages say: pages answering
+                // an earlier JOIN (whose welcome was lost) or a retry reach other seqs, and
+                // anything after `latest` is live, so showing it as history would show it twice
+                // and taking an earlier page's range would skip what lies between.
+                let first = latest - u64::from(count) + 1;
+                let mut got = early.map(|r| r.got).unwrap_or_default();
+                got.retain(|seq, _| (first..=latest).contains(seq));
                 self.requests.insert(
                     0,
                     Request {
                         purpose: Purpose::Join,
-                        from: 0,
-                        count: self.config.history,
-                        range,
+                        from: first,
+                        count,
+                        range: Some((first, latest)),
                         got,
                         tries: 0,
                         retry_at: now + self.rtt.rto() * 2,
@@ -530,6 +556,8 @@ impl Client {
             o.resend_at = None;
         }
         self.pump(now);
+        // Live messages that overtook the welcome were held (see `drain`).
+        self.drain(now);
     }
 
     fn refused(&mut self, now: Instant, code: ErrorCode, id: Uuid, message: String) {
@@ -594,8 +622,11 @@ impl Client {
         if m.seq <= self.delivered {
             return;
         }
-        // A message of ours whose acknowledgement was lost: it is acknowledged now.
-        if let Some(i) = self.outbox.iter().position(|o| o.id == m.id) {
+        // A message of ours whose acknowledgement was lost: it is acknowledged now. Unless it
+        // has a csn in this session (it was stored in an earlier one, before a rejoin): the
+        // relay takes no later csn before that one, so it must still go, to be acknowledged
+        // as a duplicate; dropped here, it left everything after it unstored for ever.
+        if let Some(i) = self.outbox.iter().position(|o| o.id == m.id && o.csn == 0) {
             self.outbox.remove(i);
         }
         self.known_latest = self.known_latest.max(m.seq);
@@ -610,10 +641,19 @@ impl Client {
 
     /// Delivers what can be delivered in order; notes a gap.
     fn drain(&mut self, now: Instant) {
-        if self.requests.values().any(|r| r.purpose == Purpose::Join) {
+        // Nothing is shown until the welcome says where delivery starts: fan-out that overtook
+        // it was shown too early, and again after a rejoin's welcome took `delivered` back to
+        // its `latest` (taken for a log reset).
+        if !self.is_joined() || self.requests.values().any(|r| r.purpose == Purpose::Join) {
             return;
         }
         while let Some(entry) = self.ahead.first_entry() {
+            if *entry.key() <= self.delivered {
+                // Held before the welcome set where delivery starts (its join history covers
+                // it): left in place it would block delivery for good.
+                entry.remove();
+                continue;
+            }
             if *entry.key() != self.delivered + 1 {
                 break;
             }
@@ -729,21 +769,23 @@ impl Client {
     }
 
     fn page(&mut self, now: Instant, req: u32, first: u64, last: u64, messages: Vec<Message>) {
+        if req == 0 && self.sessions == 0 {
+            // Join history that overtook the welcome: keep it for when it comes, which says
+            // what the join history is (see `welcomed`). Completing it here, once its pages
+            // were all in, showed it before the welcome and then asked for it again.
+            let r = self.requests.entry(0).or_insert_with(|| Request {
+                purpose: Purpose::Join,
+                from: 0,
+                count: self.config.history,
+                range: Some((first, last)),
+                got: BTreeMap::new(),
+                tries: 0,
+                retry_at: now + self.rtt.rto() * 2,
+            });
+            r.got.extend(messages.into_iter().map(|m| (m.seq, m)));
+            return;
+        }
         let Some(r) = self.requests.get_mut(&req) else {
-            if req == 0 && self.sessions == 0 {
-                // Join history that overtook the welcome: keep its range for when it comes.
-                let mut r = Request {
-                    purpose: Purpose::Join,
-                    from: 0,
-                    count: self.config.history,
-                    range: Some((first, last)),
-                    got: BTreeMap::new(),
-                    tries: 0,
-                    retry_at: now + self.rtt.rto() * 2,
-                };
-                r.got.extend(messages.into_iter().map(|m| (m.seq, m)));
-                self.requests.insert(0, r);
-            }
             return;
         };
         let (first, last) = *r.range.get_or_insert((first, last));

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::message::{Message, Millis, check_name, check_text, name_key};
 use crate::wire::{
     ErrorCode, HISTORY_HEADER, LeaveReason, MAX_HISTORY_REQUEST, MESSAGES_HEADER, NAMES_HEADER,
-    Packet, Token, message_len, paginate,
+    Packet, Token, paginate,
 };
 
 /// Seconds of silence after which the relay drops a client, by default.
@@ -135,6 +135,8 @@ pub struct Relay {
     reads: VecDeque<LogRead>,
     /// Timestamp of the last accepted message: times never go backwards.
     last_time: Millis,
+    /// The latest sequence number the last heartbeat announced.
+    heartbeat_seq: u64,
     stats: Stats,
 }
 
@@ -154,11 +156,13 @@ impl Relay {
             transmits: VecDeque::new(),
             reads: VecDeque::new(),
             last_time: Millis(i64::MIN),
+            heartbeat_seq: 0,
             stats: Stats::default(),
             config,
         };
         for m in tail {
             relay.committed = m.seq;
+            relay.heartbeat_seq = m.seq;
             relay.next_seq = m.seq + 1;
             relay.last_time = m.time;
             relay.remember(m.id, m.seq, m.time);
@@ -253,6 +257,13 @@ impl Relay {
         for addr in silent {
             self.stats.timed_out += 1;
             self.remove(addr, LeaveReason::TimedOut);
+        }
+        // A heartbeat after new messages tells every client the latest sequence number, so
+        // one that lost the last fan-out datagram notices within a tick and repairs the gap.
+        if self.committed > self.heartbeat_seq {
+            self.heartbeat_seq = self.committed;
+            let latest = self.committed;
+            self.broadcast(None, &Packet::Pong { latest });
         }
     }
 
@@ -376,7 +387,7 @@ impl Relay {
                     reason: LeaveReason::Quit,
                     name: name.clone(),
                 };
-                self.broadcast(from, &presence);
+                self.broadcast(Some(from), &presence);
                 token
             }
         };
@@ -409,6 +420,14 @@ impl Relay {
             return;
         };
         if let Some(&(seq, time)) = self.ids.get(&id) {
+            if csn > expected {
+                // Stored in an earlier session, numbered afresh after a rejoin, and ahead of a
+                // gap: acknowledged now, it would leave the client's outbox and its csn would
+                // never come again, so the session would wait for it for ever. Dropped like
+                // any message ahead of a gap, it comes round again in its turn.
+                self.stats.out_of_order += 1;
+                return;
+            }
             self.stats.duplicates += 1;
             if csn == expected {
                 self.bump_csn(from);
@@ -554,7 +573,7 @@ impl Relay {
                 reason,
                 name: session.name,
             };
-            self.broadcast(addr, &presence);
+            self.broadcast(Some(addr), &presence);
         }
     }
 
@@ -586,13 +605,14 @@ impl Relay {
         }
     }
 
-    fn broadcast(&mut self, except: SocketAddr, packet: &Packet) {
+    /// Sends `packet` to every joined client but `except`.
+    fn broadcast(&mut self, except: Option<SocketAddr>, packet: &Packet) {
         let bytes: Arc<[u8]> = packet.encode().into();
         let recipients: Vec<SocketAddr> = self
             .clients
             .iter()
             .map(|c| *c.key())
-            .filter(|a| *a != except)
+            .filter(|a| Some(*a) != except)
             .collect();
         for to in recipients {
             self.transmits.push_back(Transmit {
@@ -643,9 +663,4 @@ fn encode_messages(messages: &[Message]) -> Vec<Arc<[u8]>> {
             .into()
         })
         .collect()
-}
-
-/// Bytes of the datagram a lone message travels in: at most [`crate::wire::MAX_DATAGRAM`].
-pub fn lone_message_len(m: &Message) -> usize {
-    MESSAGES_HEADER + message_len(m)
 }

@@ -1,5 +1,7 @@
-//! Test helpers: a real `urc serve` on 127.0.0.1:0 and real `urc join` clients in pipe mode.
+//! Test helpers: a real `urc serve` on 127.0.0.1:0, real `urc join` clients, a lossy proxy.
 #![allow(dead_code)]
+
+pub mod proxy;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -27,8 +29,12 @@ pub struct Relay {
 
 impl Relay {
     pub fn start(data: &Path, extra: &[&str]) -> Relay {
+        Relay::start_at("127.0.0.1:0", data, extra)
+    }
+
+    pub fn start_at(bind: &str, data: &Path, extra: &[&str]) -> Relay {
         let mut child = urc()
-            .args(["serve", "--bind", "127.0.0.1:0", "--data"])
+            .args(["serve", "--bind", bind, "--data"])
             .arg(data)
             .args(extra)
             .env("RUST_LOG", "info")

@@ -1,0 +1,395 @@
+//! Keeps docs/protocol.md and the code in step: every hex dump in the document must decode,
+//! re-encode to the same bytes and be the packet its caption names, and the document's session
+//! must be exactly what the relay answers, both its rules alone and a real relay over UDP.
+//!
+//! A dump is a fenced code block with the info string `hex`; what follows `#` on a line is a
+//! comment. The last non-empty line before it is its caption:
+//! `**<step>. <sender> → <receiver>: <TYPE>** (<n> bytes)`.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use urc::message::Millis;
+use urc::relay::{Config, Relay};
+use urc::server::Server;
+use urc::wire::{Packet, Token};
+
+/// The relay's wall clock throughout the document's session.
+const DOC_TIME: Millis = Millis(1_795_593_600_123);
+
+/// One datagram of the document.
+#[derive(Debug)]
+struct Dump {
+    /// Its number in the session, from 1.
+    step: usize,
+    /// Who sends it: `relay` or a client's name.
+    from: String,
+    /// Who receives it: `relay` or a client's name.
+    to: String,
+    /// The packet type the caption names, e.g. `WELCOME`.
+    kind: String,
+    /// The datagram.
+    bytes: Vec<u8>,
+    /// Line of the caption, for failure messages.
+    line: usize,
+}
+
+fn document() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/protocol.md");
+    std::fs::read_to_string(path).expect("docs/protocol.md is readable")
+}
+
+fn dumps(doc: &str) -> Vec<Dump> {
+    let lines: Vec<&str> = doc.lines().collect();
+    let mut dumps = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i].trim() != "```hex" {
+            i += 1;
+            continue;
+        }
+        let at = (0..i)
+            .rev()
+            .find(|&j| !lines[j].trim().is_empty())
+            .unwrap_or_else(|| panic!("line {}: a hex dump without a caption", i + 1));
+        let (step, from, to, kind, size) = caption(lines[at])
+            .unwrap_or_else(|| panic!("line {}: not a dump caption: {}", at + 1, lines[at]));
+        let mut bytes = Vec::new();
+        i += 1;
+        while lines.get(i).map(|l| l.trim()) != Some("```") {
+            let line = lines
+                .get(i)
+                .unwrap_or_else(|| panic!("line {}: unterminated hex dump", at + 1));
+            let data = line.split('#').next().unwrap_or("");
+            for byte in data.split_whitespace() {
+                assert_eq!(byte.len(), 2, "line {}: {byte:?} is not one byte", i + 1);
+                let b = u8::from_str_radix(byte, 16)
+                    .unwrap_or_else(|_| panic!("line {}: {byte:?} is not hex", i + 1));
+                bytes.push(b);
+            }
+            i += 1;
+        }
+        assert_eq!(
+            bytes.len(),
+            size,
+            "line {}: the caption says {size} bytes",
+            at + 1
+        );
+        dumps.push(Dump {
+            step,
+            from,
+            to,
+            kind,
+            bytes,
+            line: at + 1,
+        });
+        i += 1;
+    }
+    dumps
+}
+
+/// Parses `**8. alice → relay: SEND** (51 bytes)`.
+fn caption(line: &str) -> Option<(usize, String, String, String, usize)> {
+    let rest = line.trim().strip_prefix("**")?;
+    let (inner, after) = rest.split_once("**")?;
+    let (step, inner) = inner.split_once(". ")?;
+    let (who, kind) = inner.split_once(": ")?;
+    let (from, to) = who.split_once(" → ")?;
+    let size = after.trim().strip_prefix('(')?.strip_suffix(" bytes)")?;
+    Some((
+        step.parse().ok()?,
+        from.to_owned(),
+        to.to_owned(),
+        kind.to_owned(),
+        size.parse().ok()?,
+    ))
+}
+
+fn kind_name(p: &Packet) -> &'static str {
+    match p {
+        Packet::Join { .. } => "JOIN",
+        Packet::Send { .. } => "SEND",
+        Packet::History { .. } => "HISTORY",
+        Packet::Who { .. } => "WHO",
+        Packet::Ping { .. } => "PING",
+        Packet::Leave { .. } => "LEAVE",
+        Packet::Welcome { .. } => "WELCOME",
+        Packet::Error { .. } => "ERROR",
+        Packet::Ack { .. } => "ACK",
+        Packet::Messages { .. } => "MESSAGES",
+        Packet::HistoryPage { .. } => "HISTORY_PAGE",
+        Packet::Presence { .. } => "PRESENCE",
+        Packet::Names { .. } => "NAMES",
+        Packet::Pong { .. } => "PONG",
+    }
+}
+
+fn decode(d: &Dump) -> Packet {
+    Packet::decode(&d.bytes)
+        .unwrap_or_else(|e| panic!("line {}: step {} does not decode: {e}", d.line, d.step))
+}
+
+#[test]
+fn every_dump_decodes_to_the_packet_its_caption_names() {
+    let dumps = dumps(&document());
+    assert!(dumps.len() >= 20, "only {} dumps found", dumps.len());
+    for (n, d) in dumps.iter().enumerate() {
+        assert_eq!(
+            d.step,
+            n + 1,
+            "line {}: steps are numbered 1, 2, 3…",
+            d.line
+        );
+        let p = decode(d);
+        assert_eq!(kind_name(&p), d.kind, "line {}", d.line);
+        // The dumps are canonical: what the code encodes, byte for byte. (Tokens are fixed
+        // example values, so this holds for the relay's WELCOME too.)
+        assert_eq!(
+            p.encode(),
+            d.bytes,
+            "line {}: does not re-encode the same",
+            d.line
+        );
+        let to_relay = d.to == "relay";
+        assert_eq!(
+            to_relay,
+            d.from != "relay",
+            "line {}: one end is the relay",
+            d.line
+        );
+        assert_eq!(
+            to_relay,
+            d.bytes[2] < 0x80,
+            "line {}: wrong direction",
+            d.line
+        );
+    }
+}
+
+/// A relay the document's session is played against.
+trait Room {
+    /// Delivers a datagram from the named client.
+    fn deliver(&mut self, from: &str, bytes: &[u8]);
+    /// The next datagram the relay sent to the named client.
+    fn receive(&mut self, to: &str) -> Option<Vec<u8>>;
+    /// Panics if the relay sent anything not yet received.
+    fn assert_quiet(&mut self);
+    /// Whether message times are the document's (else they are the real clock's).
+    fn fixed_time(&self) -> bool;
+}
+
+fn set_token(p: &mut Packet, to: Token) {
+    match p {
+        Packet::Send { token, .. }
+        | Packet::History { token, .. }
+        | Packet::Who { token, .. }
+        | Packet::Ping { token }
+        | Packet::Leave { token }
+        | Packet::Welcome { token, .. } => *token = to,
+        _ => {}
+    }
+}
+
+/// Plays the document's session: each client datagram is delivered, then the relay's answers
+/// must be exactly the relay datagrams that follow it, in order, except for the tokens the
+/// relay chose (and the clock, when `room` has a real one).
+fn replay(room: &mut impl Room) {
+    let dumps = dumps(&document());
+    // Document token → the token the relay really chose, per client.
+    let mut tokens: HashMap<String, Token> = HashMap::new();
+    for d in &dumps {
+        let mut expected = decode(d);
+        if d.to == "relay" {
+            if let Some(real) = tokens.get(&d.from) {
+                set_token(&mut expected, *real);
+            }
+            room.deliver(&d.from, &expected.encode());
+            continue;
+        }
+        let bytes = room
+            .receive(&d.to)
+            .unwrap_or_else(|| panic!("line {}: step {} never came", d.line, d.step));
+        let mut actual = Packet::decode(&bytes).expect("the relay sends valid datagrams");
+        match (&mut actual, &expected) {
+            (Packet::Welcome { token, .. }, Packet::Welcome { token: doc, .. }) => {
+                tokens.insert(d.to.clone(), *token);
+                *token = *doc;
+            }
+            (Packet::Ack { time, .. }, Packet::Ack { time: doc, .. }) if !room.fixed_time() => {
+                *time = *doc;
+            }
+            (Packet::Messages { messages }, Packet::Messages { messages: doc })
+            | (Packet::HistoryPage { messages, .. }, Packet::HistoryPage { messages: doc, .. })
+                if !room.fixed_time() =>
+            {
+                for (m, doc) in messages.iter_mut().zip(doc) {
+                    m.time = doc.time;
+                }
+            }
+            _ => {}
+        }
+        assert_eq!(actual, expected, "line {}: step {}", d.line, d.step);
+        assert_eq!(actual.encode(), d.bytes, "line {}: step {}", d.line, d.step);
+    }
+    room.assert_quiet();
+}
+
+/// The relay's rules alone, with a log that never fails and a clock that only moves when a
+/// datagram is awaited that nothing sent yet: then a second passes (one tick of the relay).
+struct Rules {
+    /// The rules under test.
+    relay: Relay,
+    /// The relay's monotonic clock.
+    now: Instant,
+    /// A made-up address per client.
+    addrs: HashMap<String, SocketAddr>,
+    /// What the relay sent, per address, not yet received.
+    inbox: HashMap<SocketAddr, VecDeque<Vec<u8>>>,
+}
+
+impl Rules {
+    fn addr(&mut self, name: &str) -> SocketAddr {
+        let next = 40_000 + self.addrs.len() as u16;
+        *self
+            .addrs
+            .entry(name.to_owned())
+            .or_insert_with(|| SocketAddr::from(([127, 0, 0, 1], next)))
+    }
+}
+
+impl Rules {
+    fn collect(&mut self) {
+        while let Some(t) = self.relay.poll_transmit() {
+            self.inbox
+                .entry(t.to)
+                .or_default()
+                .push_back(t.bytes.to_vec());
+        }
+    }
+}
+
+impl Room for Rules {
+    fn deliver(&mut self, from: &str, bytes: &[u8]) {
+        self.assert_quiet();
+        let addr = self.addr(from);
+        self.relay.handle(self.now, DOC_TIME, addr, bytes);
+        if self.relay.has_appends() {
+            let _ = self.relay.take_appends();
+            self.relay.commit();
+        }
+        assert_eq!(
+            self.relay.poll_read(),
+            None,
+            "the session fits the relay's cache"
+        );
+        self.collect();
+    }
+
+    fn receive(&mut self, to: &str) -> Option<Vec<u8>> {
+        let addr = self.addr(to);
+        if self.inbox.get(&addr).is_none_or(VecDeque::is_empty) {
+            self.now += Duration::from_secs(1);
+            self.relay.handle_tick(self.now);
+            self.collect();
+        }
+        self.inbox.get_mut(&addr)?.pop_front()
+    }
+
+    fn assert_quiet(&mut self) {
+        for (to, queue) in &self.inbox {
+            let extra: Vec<_> = queue.iter().map(|b| Packet::decode(b)).collect();
+            assert!(queue.is_empty(), "the relay also sent {to}: {extra:?}");
+        }
+    }
+
+    fn fixed_time(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn the_session_is_what_the_relay_rules_answer() {
+    replay(&mut Rules {
+        relay: Relay::new(Config::default(), Vec::new()),
+        now: Instant::now(),
+        addrs: HashMap::new(),
+        inbox: HashMap::new(),
+    });
+}
+
+/// A real relay on 127.0.0.1, one socket per client.
+struct Udp {
+    /// Where the relay listens.
+    relay: SocketAddr,
+    /// Each client's socket, connected to the relay.
+    sockets: HashMap<String, UdpSocket>,
+}
+
+impl Udp {
+    fn socket(&mut self, name: &str) -> &UdpSocket {
+        self.sockets.entry(name.to_owned()).or_insert_with(|| {
+            let s = UdpSocket::bind("127.0.0.1:0").expect("a client socket");
+            s.connect(self.relay).expect("connect to the relay");
+            s
+        })
+    }
+}
+
+impl Room for Udp {
+    fn deliver(&mut self, from: &str, bytes: &[u8]) {
+        self.socket(from).send(bytes).expect("send to the relay");
+    }
+
+    fn receive(&mut self, to: &str) -> Option<Vec<u8>> {
+        let s = self.socket(to);
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        let mut buf = [0u8; 2048];
+        let n = s.recv(&mut buf).ok()?;
+        Some(buf[..n].to_vec())
+    }
+
+    fn assert_quiet(&mut self) {
+        let mut buf = [0u8; 2048];
+        for (name, s) in &self.sockets {
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            if let Ok(n) = s.recv(&mut buf) {
+                panic!(
+                    "the relay also sent {name}: {:?}",
+                    Packet::decode(&buf[..n])
+                );
+            }
+        }
+    }
+
+    fn fixed_time(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn the_session_is_what_a_real_relay_answers_over_udp() {
+    let data = tempfile::tempdir().expect("a temporary directory");
+    let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let server = Server::bind(any_port, data.path().to_owned(), Config::default())
+        .expect("the relay starts");
+    let relay = server.local_addr().expect("the relay's address");
+    let (stop, stopped) = async_channel::bounded::<()>(1);
+    let serving = std::thread::spawn(move || {
+        smol::block_on(server.run(async move {
+            let _ = stopped.recv().await;
+        }))
+    });
+    replay(&mut Udp {
+        relay,
+        sockets: HashMap::new(),
+    });
+    drop(stop);
+    let stats = serving
+        .join()
+        .expect("the relay did not panic")
+        .expect("the relay ran");
+    assert_eq!(stats.stored, 1);
+    assert_eq!(stats.duplicates, 1);
+}

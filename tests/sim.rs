@@ -1,0 +1,821 @@
+//! The relay's and the client's rules together over a simulated network: loss, duplication,
+//! reordering, silence and restarts, in simulated time (the harness is in `sim/net.rs`).
+//!
+//! Every test is seeded; a failure prints its seed, and `URC_SIM_SEED=<seed> cargo test --test
+//! sim <name>` runs that seed alone (`URC_SIM_SEED=0..500` searches further than the defaults;
+//! `URC_SIM_TRACE=1` and `URC_SIM_DUMP=<client name>` show what happened, with `--nocapture`).
+
+#[path = "sim/net.rs"]
+mod net;
+
+use std::collections::HashSet;
+
+use net::{Conditions, Net, Restart, Rng, ms, secs, seeds};
+use urc::client::Event;
+use urc::message::{Message, Millis};
+use urc::relay;
+use urc::wire::{ErrorCode, LeaveReason, Packet};
+use uuid::Uuid;
+
+/// A chat line with Chinese in it, unique per sender and number.
+fn text(name: &str, k: usize) -> String {
+    format!("{name} 的第 {k} 条消息：你好，世界 #{k}")
+}
+
+/// `n` messages stored before the simulation starts, each about `len` bytes of text.
+fn old_log(n: u64, len: usize) -> Vec<Message> {
+    (1..=n)
+        .map(|seq| {
+            let mut text = format!("旧消息 {seq} ");
+            while text.len() + 3 <= len {
+                text.push('话');
+            }
+            Message {
+                seq,
+                id: Uuid::new_v4(),
+                from: "old".into(),
+                text,
+                time: Millis(1_700_000_000_000 + seq as i64),
+            }
+        })
+        .collect()
+}
+
+fn joined(net: &mut Net, i: usize) {
+    let name = net.nodes[i].client.name().to_owned();
+    net.run_until(secs(10), &format!("{name} joined"), |n| {
+        n.nodes[i].client.is_joined()
+    });
+}
+
+fn settle(net: &mut Net) {
+    net.run_until(secs(600), "settled", Net::settled);
+}
+
+#[test]
+fn quiet_network_everyone_sees_one_order() {
+    for seed in seeds(0..1) {
+        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
+        let a = net.join("alice", 0);
+        joined(&mut net, a);
+        for k in 0..3 {
+            net.send(a, &text("alice", k));
+        }
+        net.run_for(ms(100));
+        let b = net.join("bob", 0);
+        joined(&mut net, b);
+        for k in 0..4 {
+            net.send(a, &text("alice", 10 + k));
+            net.send(b, &text("bob", k));
+            net.run_for(ms(3));
+        }
+        let c = net.join("小红", 0);
+        joined(&mut net, c);
+        for k in 0..5 {
+            for i in [a, b, c] {
+                let name = net.nodes[i].client.name().to_owned();
+                net.send(i, &text(&name, 20 + k));
+            }
+            net.run_for(ms(7));
+        }
+        settle(&mut net);
+
+        let latest = net.relay.latest();
+        assert_eq!(latest, 3 + 8 + 15);
+        net.check_store();
+        net.check_sent_are_stored();
+        assert_eq!(net.nodes[a].joined_at(), 0);
+        assert_eq!(net.nodes[b].joined_at(), 3);
+        assert_eq!(net.nodes[c].joined_at(), 11);
+        for i in [a, b, c] {
+            net.check_live(i, latest);
+            let node = &net.nodes[i];
+            assert!(node.history().is_empty());
+            // The same (seq, id) sequence as the log, from the joining on.
+            let shown: Vec<(u64, Uuid)> = node
+                .live()
+                .iter()
+                .map(|s| (s.message.seq, s.message.id))
+                .collect();
+            let stored: Vec<(u64, Uuid)> = net.store[node.joined_at() as usize..]
+                .iter()
+                .map(|m| (m.seq, m.id))
+                .collect();
+            assert_eq!(shown, stored);
+            // Own messages are shown, all of them, in the order sent, once acknowledged.
+            let own: Vec<Uuid> = node
+                .live()
+                .iter()
+                .filter(|s| s.own)
+                .map(|s| s.message.id)
+                .collect();
+            let sent: Vec<Uuid> = node.sent.iter().map(|(id, _)| *id).collect();
+            assert_eq!(own, sent);
+            for s in node.live().iter().filter(|s| s.own) {
+                let acked = node.ack_time(s.message.id).expect("acknowledged");
+                assert!(acked <= s.at, "shown before its acknowledgement");
+            }
+            // The relay's fan-out never carried this client's own messages (checked on every
+            // datagram by the harness), so it got exactly the others' messages that way.
+            let fanned: Vec<u64> = node
+                .received
+                .iter()
+                .filter_map(|(_, p)| match p {
+                    Packet::Messages { messages } => Some(messages.iter().map(|m| m.seq)),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            let others: Vec<u64> = node
+                .live()
+                .iter()
+                .filter(|s| !s.own)
+                .map(|s| s.message.seq)
+                .collect();
+            assert_eq!(fanned, others);
+        }
+        // Nothing was lost, so nothing needed sending twice.
+        let stats = net.relay.stats();
+        assert_eq!(
+            (stats.duplicates, stats.out_of_order, stats.unauthorised),
+            (0, 0, 0)
+        );
+        assert!(
+            net.store
+                .iter()
+                .any(|m| m.from == "小红" && m.text.contains("你好，世界"))
+        );
+    }
+}
+
+#[test]
+fn join_history_comes_first_and_in_order() {
+    // Jitter lets live messages overtake the pages of join history: they must wait.
+    let cond = Conditions {
+        delay: ms(5),
+        jitter: ms(40),
+        loss: 0,
+        duplicate: 0,
+    };
+    for seed in seeds(0..8) {
+        let mut net = Net::with_log(seed, cond, relay::Config::default(), old_log(30, 60));
+        let zero = net.join("zero", 0);
+        joined(&mut net, zero);
+        let twenty = net.join("twenty", 20);
+        net.run_until(secs(5), "twenty has a session", |n| n.relay_has("twenty"));
+        for k in 0..10 {
+            net.send(zero, &text("zero", k));
+        }
+        settle(&mut net);
+
+        net.check_store();
+        net.check_live(zero, 40);
+        net.check_live(twenty, 40);
+        assert!(net.nodes[zero].history().is_empty());
+        let node = &net.nodes[twenty];
+        assert_eq!(node.joined_at(), 30);
+        let shown = node.shown();
+        let history: Vec<u64> = shown
+            .iter()
+            .take(20)
+            .filter(|s| s.history)
+            .map(|s| s.message.seq)
+            .collect();
+        assert_eq!(
+            history,
+            (11..=30).collect::<Vec<_>>(),
+            "history first, in order"
+        );
+        assert!(shown[20..].iter().all(|s| !s.history));
+        for s in &shown[..20] {
+            assert_eq!(s.message, net.store[s.message.seq as usize - 1]);
+            assert!(!s.own);
+        }
+    }
+}
+
+#[test]
+fn long_history_arrives_whole_in_pages() {
+    // 200 messages of about 900 bytes: one a datagram. A small cache sends the relay to its log.
+    let config = relay::Config {
+        cache: 50,
+        ..relay::Config::default()
+    };
+    for seed in seeds(0..1) {
+        let mut net = Net::with_log(seed, Conditions::QUIET, config.clone(), old_log(200, 900));
+        let all = net.join("all", 200);
+        let more = net.join("more", 1000);
+        let none = net.join("none", 0);
+        settle(&mut net);
+        for i in [all, more] {
+            let history = net.nodes[i].history();
+            assert_eq!(history.len(), 200);
+            for (s, m) in history.iter().zip(&net.store) {
+                assert_eq!(&s.message, m);
+            }
+            let pages = net.nodes[i]
+                .received
+                .iter()
+                .filter(|(_, p)| matches!(p, Packet::HistoryPage { .. }))
+                .count();
+            assert_eq!(pages, 200, "one message a page at this size");
+        }
+        assert!(net.nodes[none].shown().is_empty());
+        assert!(
+            net.log_reads >= 2,
+            "the relay read its log for what its cache lacks"
+        );
+        assert!(net.largest_from_relay <= urc::wire::MAX_DATAGRAM);
+        assert!(net.largest_from_relay > 900);
+    }
+}
+
+#[test]
+fn long_history_survives_loss() {
+    let cond = Conditions {
+        delay: ms(20),
+        jitter: ms(30),
+        loss: 10,
+        duplicate: 5,
+    };
+    let runs = seeds(0..8);
+    let mut complete = 0;
+    for &seed in &runs {
+        let mut net = Net::with_log(seed, cond, relay::Config::default(), old_log(200, 900));
+        let all = net.join("all", 200);
+        settle(&mut net);
+        check_history_part(&net, all, 200);
+        complete += usize::from(net.nodes[all].history().len() == 200);
+        assert!(net.nodes[all].live().is_empty());
+    }
+    // Five requests, each for all that is missing, rarely all lose the same page.
+    assert!(
+        complete * 10 >= runs.len() * 9,
+        "{complete} of {} complete",
+        runs.len()
+    );
+}
+
+#[test]
+fn history_on_request() {
+    for seed in seeds(0..1) {
+        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
+        let a = net.join("alice", 0);
+        let b = net.join("bob", 5);
+        joined(&mut net, a);
+        joined(&mut net, b);
+        for k in 0..25 {
+            net.send(a, &text("alice", k));
+            net.run_for(ms(2));
+        }
+        settle(&mut net);
+        assert_eq!(net.relay.latest(), 25);
+        let before = net.nodes[b].events.len();
+        net.request_history(b, 10);
+        settle(&mut net);
+        net.send(a, &text("alice", 99));
+        settle(&mut net);
+        net.request_history(b, 100);
+        settle(&mut net);
+
+        net.check_live(b, 26);
+        let asked: Vec<(u64, bool)> = net.nodes[b].events[before..]
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::Message {
+                    message, history, ..
+                } => Some((message.seq, *history)),
+                _ => None,
+            })
+            .collect();
+        let history: Vec<u64> = asked.iter().filter(|(_, h)| *h).map(|(s, _)| *s).collect();
+        let mut want: Vec<u64> = (16..=25).collect();
+        want.extend(1..=26);
+        assert_eq!(history, want, "the last 10, then all 26");
+        assert_eq!(
+            asked.iter().filter(|(_, h)| !*h).count(),
+            1,
+            "the live message, once"
+        );
+        for s in net.nodes[b].history() {
+            assert_eq!(s.message, net.store[s.message.seq as usize - 1]);
+        }
+    }
+}
+
+fn presence(net: &Net, i: usize) -> Vec<String> {
+    net.nodes[i]
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Joined { name } => Some(format!("+{name}")),
+            Event::Left { name, reason } => Some(format!("-{name} {reason:?}")),
+            _ => None,
+        })
+        .collect()
+}
+
+fn who(net: &Net, i: usize) -> Vec<Vec<String>> {
+    net.nodes[i]
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Who { names } => Some(names.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn presence_joins_leaves_and_timeouts() {
+    for seed in seeds(0..1) {
+        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
+        let a = net.join("alice", 0);
+        joined(&mut net, a);
+        let b = net.join("Bob", 0);
+        joined(&mut net, b);
+        let c = net.join("carol", 0);
+        joined(&mut net, c);
+        net.run_for(ms(100));
+        net.request_who(a);
+        net.run_for(ms(100));
+        assert_eq!(who(&net, a), vec![vec!["alice", "Bob", "carol"]]);
+
+        net.leave(c);
+        net.run_for(ms(100));
+        assert!(net.nodes[c].client.is_closed());
+        assert_eq!(presence(&net, a), ["+Bob", "+carol", "-carol Quit"]);
+        assert_eq!(presence(&net, b), ["+carol", "-carol Quit"]);
+
+        // Bob freezes: the relay drops him after 30 s without a word from him.
+        net.freeze(b);
+        net.run_for(secs(40));
+        let last = net.nodes[b].last_heard_by_relay.expect("bob spoke");
+        let left = net.nodes[a]
+            .events
+            .iter()
+            .find_map(|(at, e)| match e {
+                Event::Left { name, reason } if name == "Bob" => Some((*at, *reason)),
+                _ => None,
+            })
+            .expect("alice saw bob leave");
+        assert_eq!(left.1, LeaveReason::TimedOut);
+        let timeout = relay::DEFAULT_TIMEOUT;
+        assert!(left.0 > last + timeout, "dropped after {:?}", left.0 - last);
+        assert!(
+            left.0 <= last + timeout + net::TICK + net.cond.delay,
+            "dropped after {:?}",
+            left.0 - last
+        );
+        assert_eq!(net.relay.stats().timed_out, 1);
+        assert!(!net.relay_has("Bob"));
+
+        // Alice, quiet all along, kept her place by pinging.
+        assert!(net.relay_has("alice"));
+        net.request_who(a);
+        net.run_for(ms(100));
+        assert_eq!(who(&net, a)[1], ["alice"]);
+        assert_eq!(net.nodes[a].welcomes().len(), 1);
+    }
+}
+
+#[test]
+fn a_listener_in_a_busy_room_is_not_dropped() {
+    for seed in seeds(0..1) {
+        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
+        let talker = net.join("talker", 0);
+        let listener = net.join("listener", 0);
+        joined(&mut net, talker);
+        joined(&mut net, listener);
+        // A message a second for 100 s; the listener only listens.
+        for k in 0..100 {
+            net.send(talker, &text("talker", k));
+            net.run_for(secs(1));
+        }
+        settle(&mut net);
+        assert_eq!(net.relay.stats().timed_out, 0, "{}", net.status());
+        assert_eq!(presence(&net, talker), ["+listener"]);
+        assert_eq!(net.nodes[listener].welcomes().len(), 1);
+        net.check_live(listener, 100);
+    }
+}
+
+#[test]
+fn names_clash_regardless_of_case() {
+    for seed in seeds(0..1) {
+        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
+        let a = net.join("alice", 0);
+        joined(&mut net, a);
+        let same = net.join("alice", 0);
+        let upper = net.join("ALICE", 0);
+        let bad = net.join("a b", 0);
+        net.run_for(secs(2));
+        for i in [same, upper, bad] {
+            let node = &net.nodes[i];
+            assert!(node.client.is_closed(), "{} is closed", node.client.name());
+            assert!(!node.client.is_joined());
+            assert!(
+                node.events
+                    .iter()
+                    .any(|(_, e)| matches!(e, Event::Error(_))),
+                "{} got an error",
+                node.client.name()
+            );
+            assert!(node.welcomes().is_empty());
+        }
+        assert_eq!(net.relay.clients().len(), 1);
+        assert!(presence(&net, a).is_empty());
+        assert_eq!(net.relay.stats().joins_refused, 3);
+        // The name is free again once its owner leaves.
+        net.leave(a);
+        net.run_for(ms(100));
+        let again = net.join("Alice", 0);
+        joined(&mut net, again);
+    }
+}
+
+/// Random conditions within the bounds of the lossy tests.
+fn rough(rng: &mut Rng, loss: std::ops::RangeInclusive<u64>) -> Conditions {
+    Conditions {
+        delay: ms(rng.range(5, 50)),
+        jitter: ms(rng.range(0, 100)),
+        loss: rng.range(*loss.start(), *loss.end()) as u32,
+        duplicate: 10,
+    }
+}
+
+/// Each sender queues its messages numbered `numbers`, in bursts of 1 to 20, the senders
+/// taking turns at random, with pauses of up to 1.5 s between bursts.
+fn chat_in_bursts(
+    net: &mut Net,
+    rng: &mut Rng,
+    senders: &[usize],
+    numbers: std::ops::Range<usize>,
+) {
+    let mut next = vec![numbers.start; senders.len()];
+    while next.iter().any(|&n| n < numbers.end) {
+        let k = rng.range(0, senders.len() as u64 - 1) as usize;
+        let burst = (rng.range(1, 20) as usize).min(numbers.end - next[k]);
+        let name = net.nodes[senders[k]].client.name().to_owned();
+        for _ in 0..burst {
+            net.send(senders[k], &text(&name, next[k]));
+            next[k] += 1;
+        }
+        net.run_for(ms(rng.range(0, 1500)));
+    }
+}
+
+/// Everything the lossy tests promise, once settled.
+fn check_everything(net: &Net) {
+    net.check_store();
+    net.check_sent_are_stored();
+    let latest = net.relay.latest();
+    for i in 0..net.nodes.len() {
+        net.check_live(i, latest);
+        let node = &net.nodes[i];
+        let errors: Vec<&Event> = node
+            .events
+            .iter()
+            .map(|(_, e)| e)
+            .filter(|e| matches!(e, Event::Error(_)))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", node.client.name());
+        // Join history ends where live delivery starts: nothing is shown both ways.
+        if let Some(h) = node.history().last() {
+            assert!(
+                h.message.seq <= node.joined_at(),
+                "{} saw {} as history and live",
+                node.client.name(),
+                h.message.seq
+            );
+        }
+    }
+}
+
+/// Checks that client `i` showed as join history the last `count` messages up to its
+/// welcome's latest, in order, as stored; or some of them, and said that the rest is missing.
+fn check_history_part(net: &Net, i: usize, count: u64) {
+    let node = &net.nodes[i];
+    let at = node.joined_at();
+    let want: Vec<u64> = (at.saturating_sub(count - 1).max(1)..=at).collect();
+    let history = node.history();
+    let seqs: Vec<u64> = history.iter().map(|s| s.message.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order, once each");
+    assert!(
+        seqs.iter().all(|s| want.contains(s)),
+        "{seqs:?} within {want:?}"
+    );
+    for s in &history {
+        assert_eq!(s.message, net.store[s.message.seq as usize - 1]);
+    }
+    if seqs != want {
+        let told = node
+            .events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::Notice(n) if n.contains("history did not arrive")));
+        assert!(told, "an incomplete history is announced");
+    }
+}
+
+/// Four clients, two or three of them sending 50 messages each in bursts, one joining late
+/// with 10 messages of history, over a network losing up to 30% and reordering; run until
+/// everything is acknowledged and shown.
+fn lossy_run(seed: u64) -> Net {
+    let mut rng = Rng::new(seed ^ 0x5eed);
+    let cond = rough(&mut rng, 0..=30);
+    let mut net = Net::new(seed, cond, relay::Config::default());
+    // Half the runs write the log in batches, so retransmissions meet uncommitted messages.
+    net.flush_delay = ms(rng.range(0, 1) * 5);
+    let names = ["ann", "张伟", "cat", "dan"];
+    let clients: Vec<usize> = names[..3].iter().map(|n| net.join(n, 0)).collect();
+    net.run_until(secs(60), "all joined", |n| {
+        n.nodes.iter().all(|c| c.client.is_joined())
+    });
+    let senders = &clients[..rng.range(2, 3) as usize];
+    chat_in_bursts(&mut net, &mut rng, senders, 0..15);
+    let late = net.join(names[3], 10);
+    chat_in_bursts(&mut net, &mut rng, senders, 15..50);
+    settle(&mut net);
+
+    check_everything(&net);
+    assert_eq!(net.relay.latest(), 50 * senders.len() as u64);
+    // The join history is the 10 messages up to the welcome's latest, or, when one part of it
+    // was lost five times over (at 30% loss, a few runs in a hundred), the parts that came.
+    check_history_part(&net, late, 10);
+    net
+}
+
+#[test]
+fn lossy_network_loses_nothing_acknowledged() {
+    for seed in seeds(0..20) {
+        lossy_run(seed);
+    }
+}
+
+#[test]
+fn a_seed_replays_the_same_run() {
+    for seed in seeds(100..102) {
+        let first = lossy_run(seed);
+        let second = lossy_run(seed);
+        assert_eq!(first.fingerprint, second.fingerprint);
+        assert_eq!(first.elapsed(), second.elapsed());
+    }
+}
+
+#[test]
+fn relay_restart_loses_and_repeats_nothing() {
+    for seed in seeds(0..10) {
+        let mut rng = Rng::new(seed ^ 0xfeed);
+        let cond = rough(&mut rng, 0..=10);
+        // A small cache: after a restart, repairs read the log.
+        let config = relay::Config {
+            cache: 16,
+            ..relay::Config::default()
+        };
+        let mut net = Net::new(seed, cond, config);
+        net.flush_delay = ms(5);
+        let clients: Vec<usize> = ["ann", "bo", "曹"].iter().map(|n| net.join(n, 0)).collect();
+        net.run_until(secs(60), "all joined", |n| {
+            n.nodes.iter().all(|c| c.client.is_joined())
+        });
+        chat_in_bursts(&mut net, &mut rng, &clients, 0..10);
+        // Every client has a window of messages in flight when the relay goes.
+        for &i in &clients {
+            let name = net.nodes[i].client.name().to_owned();
+            for k in 10..40 {
+                net.send(i, &text(&name, k));
+            }
+        }
+        net.run_until(secs(120), "45 stored", |n| n.store.len() >= 45);
+        net.restart_relay(Restart::Clean);
+        // The second relay dies with messages accepted but not yet written, if it gets any.
+        net.run_until(secs(120), "80 stored and more coming", |n| {
+            (n.store.len() >= 80 && n.relay.has_appends()) || n.store.len() == 120
+        });
+        net.restart_relay(Restart::Crash);
+        settle(&mut net);
+        // Clients with nothing to say notice the new relay at a ping.
+        net.run_until(secs(60), "everyone in the third relay", |n| {
+            n.settled() && (n.nodes.iter()).all(|c| n.relay_has(c.client.name()))
+        });
+
+        check_everything(&net);
+        assert_eq!(net.relay.latest(), 120);
+        for &i in &clients {
+            let not_joined = net.nodes[i].received.iter().any(|(_, p)| {
+                matches!(
+                    p,
+                    Packet::Error {
+                        code: ErrorCode::NotJoined,
+                        ..
+                    }
+                )
+            });
+            assert!(
+                not_joined,
+                "{} was told to join again",
+                net.nodes[i].client.name()
+            );
+            // A client that had nothing to say while the second relay lived met only the third.
+            let tokens: HashSet<[u8; 16]> =
+                net.nodes[i].welcomes().iter().map(|(t, _)| t.0).collect();
+            assert!(
+                tokens.len() >= 2,
+                "{} joined again",
+                net.nodes[i].client.name()
+            );
+        }
+    }
+}
+
+// Regressions: bugs the simulation found in src/client.rs and src/relay.rs, each reproduced
+// deterministically. Each test fails without its fix.
+
+#[test]
+fn fan_out_that_overtakes_the_welcome_waits_for_it() {
+    for seed in seeds(0..1) {
+        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
+        let a = net.join("alice", 0);
+        let b = net.join("bob", 0);
+        joined(&mut net, a);
+        joined(&mut net, b);
+        net.send(a, &text("alice", 0));
+        settle(&mut net);
+        net.restart_relay(Restart::Clean);
+        // Bob rejoins first, and his welcome takes 300 ms more: alice's next message, sent
+        // once she rejoined too, overtakes it.
+        net.nodes[b].welcome_delay = ms(300);
+        net.send(b, &text("bob", 0));
+        net.run_until(secs(1), "bob has a new session", |n| n.relay_has("bob"));
+        net.send(a, &text("alice", 1));
+        net.run_for(ms(100));
+        assert_eq!(
+            net.nodes[b].welcomes().len(),
+            1,
+            "the new relay's welcome is late"
+        );
+        let fan_out =
+            |p: &Packet| matches!(p, Packet::Messages { messages } if messages[0].seq == 2);
+        assert!(net.nodes[b].received.iter().any(|(_, p)| fan_out(p)));
+        assert_eq!(net.nodes[b].live().len(), 1, "shown before the welcome");
+        joined(&mut net, b);
+        settle(&mut net);
+        net.check_live(b, 3);
+    }
+}
+
+#[test]
+fn a_late_welcome_from_an_old_relay_is_ignored() {
+    for seed in seeds(0..1) {
+        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
+        let a = net.join("alice", 0);
+        let b = net.join("bob", 0);
+        joined(&mut net, a);
+        joined(&mut net, b);
+        for k in 0..5 {
+            net.send(a, &text("alice", k));
+        }
+        settle(&mut net);
+        net.restart_relay(Restart::Clean);
+        for k in 5..10 {
+            net.send(a, &text("alice", k));
+        }
+        settle(&mut net);
+        assert_eq!(net.nodes[a].welcomes().len(), 2);
+        // The first relay's welcome, delayed for a long time in the network, arrives now.
+        let (token, latest) = net.nodes[a].welcomes()[0];
+        let old = Packet::Welcome {
+            token,
+            name: "alice".into(),
+            latest,
+            timeout_ms: 30_000,
+        };
+        net.inject(a, &old);
+        for k in 10..20 {
+            net.send(a, &text("alice", k));
+        }
+        settle(&mut net);
+        check_everything(&net);
+        assert_eq!(net.relay.latest(), 20);
+    }
+}
+
+#[test]
+fn a_rejoin_resends_what_was_stored_unacknowledged() {
+    // Alice's messages are stored but their acknowledgements lost; the relay restarts; she
+    // rejoins and sends them again, numbered afresh, and the network reorders them.
+    let cond = Conditions {
+        delay: ms(10),
+        jitter: ms(30),
+        loss: 0,
+        duplicate: 0,
+    };
+    for seed in seeds(0..8) {
+        let mut net = Net::new(seed, cond, relay::Config::default());
+        let a = net.join("alice", 0);
+        let b = net.join("bob", 0);
+        joined(&mut net, a);
+        joined(&mut net, b);
+        net.nodes[a].deaf = true;
+        for k in 0..5 {
+            net.send(a, &text("alice", k));
+        }
+        net.run_until(secs(60), "5 stored", |n| n.store.len() == 5);
+        net.restart_relay(Restart::Clean);
+        net.nodes[a].deaf = false;
+        for k in 5..10 {
+            net.send(a, &text("alice", k));
+        }
+        settle(&mut net);
+        check_everything(&net);
+        assert_eq!(net.relay.latest(), 10);
+    }
+}
+
+#[test]
+fn a_lost_welcome_changes_nothing_shown() {
+    // Bob's first welcome is lost, the pages of its join history and alice's next messages
+    // reach him; the answer to his second JOIN has a later latest and other pages.
+    for seed in seeds(0..1) {
+        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
+        let a = net.join("alice", 0);
+        joined(&mut net, a);
+        for k in 0..10 {
+            net.send(a, &text("alice", k));
+        }
+        settle(&mut net);
+        let b = net.join("bob", 5);
+        net.nodes[b].lose_welcomes = 1;
+        net.run_until(secs(1), "bob has a session", |n| n.relay_has("bob"));
+        net.send(a, &text("alice", 10));
+        net.send(a, &text("alice", 11));
+        joined(&mut net, b);
+        net.send(a, &text("alice", 12));
+        settle(&mut net);
+
+        let node = &net.nodes[b];
+        assert_eq!(node.joined_at(), 12);
+        let history: Vec<u64> = node.history().iter().map(|s| s.message.seq).collect();
+        assert_eq!(history, [8, 9, 10, 11, 12]);
+        check_everything(&net);
+    }
+}
+
+#[test]
+fn a_stray_not_joined_keeps_the_session() {
+    // An ERROR NotJoined that answers a datagram of an older session (late in the network)
+    // makes the client join again; the relay still has its session.
+    for seed in seeds(0..1) {
+        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
+        let a = net.join("alice", 0);
+        let b = net.join("bob", 0);
+        joined(&mut net, a);
+        joined(&mut net, b);
+        for k in 0..3 {
+            net.send(a, &text("alice", k));
+        }
+        settle(&mut net);
+        let stray = Packet::Error {
+            code: ErrorCode::NotJoined,
+            id: Uuid::nil(),
+            message: "not joined: join again".into(),
+        };
+        net.inject(a, &stray);
+        for k in 3..6 {
+            net.send(a, &text("alice", k));
+        }
+        settle(&mut net);
+        assert_eq!(net.nodes[a].welcomes().len(), 2);
+        assert_eq!(net.nodes[a].welcomes()[0].0, net.nodes[a].welcomes()[1].0);
+        check_everything(&net);
+        assert_eq!(net.relay.latest(), 6);
+    }
+}
+
+/// A pasted burst of 32 lines, over a network that loses nothing but reorders a little, is
+/// stored within a few seconds.
+///
+/// Fails today (about 45 s here, 72 s with 2 ms of jitter): the relay drops every SEND ahead of
+/// a missing csn, the client's timers resend the whole window at the same instant each round,
+/// so each 4 s round (after backoff) stores only the run that happened to arrive in order.
+#[test]
+#[ignore = "design problem: the relay drops sends that arrive ahead of a gap"]
+fn a_reordered_burst_is_stored_quickly() {
+    for seed in seeds(0..4) {
+        let cond = Conditions {
+            delay: ms(20),
+            jitter: ms(5),
+            loss: 0,
+            duplicate: 0,
+        };
+        let mut net = Net::new(seed, cond, relay::Config::default());
+        let a = net.join("a", 0);
+        let b = net.join("b", 0);
+        joined(&mut net, a);
+        joined(&mut net, b);
+        for k in 0..32 {
+            net.send(a, &text("a", k));
+        }
+        net.run_until(secs(5), "the burst stored", |n| n.store.len() == 32);
+    }
+}
