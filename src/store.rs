@@ -48,11 +48,43 @@ impl fmt::Display for OpenError {
 
 impl std::error::Error for OpenError {}
 
+/// What the log needs of its file, apart so that tests can make it fail like a full,
+/// read-only or broken disk.
+pub trait LogFile: fmt::Debug + Send {
+    /// Appends `bytes` at the end.
+    ///
+    /// # Errors
+    /// When the system cannot write them all.
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Flushes what was appended to stable storage (fdatasync).
+    ///
+    /// # Errors
+    /// When the flush fails: what was appended may not be durable.
+    fn sync(&mut self) -> io::Result<()>;
+    /// Cuts the file to `len` bytes.
+    ///
+    /// # Errors
+    /// When the system refuses.
+    fn truncate(&mut self, len: u64) -> io::Result<()>;
+}
+
+impl LogFile for File {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write_all(bytes)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        self.sync_data()
+    }
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.set_len(len)
+    }
+}
+
 /// The open log.
 #[derive(Debug)]
 pub struct Store {
     path: PathBuf,
-    file: File,
+    file: Box<dyn LogFile>,
     /// Bytes of whole records in the file.
     len: u64,
 }
@@ -133,10 +165,19 @@ impl Store {
         }
         file.seek(SeekFrom::End(0)).map_err(io_err(&path))?;
         Ok(Opened {
-            store: Store { path, file, len },
+            store: Store {
+                path,
+                file: Box::new(file),
+                len,
+            },
             tail: tail.into(),
             torn,
         })
+    }
+
+    /// Uses `file` for appending from now on (tests put a failing file here).
+    pub fn replace_file(&mut self, file: Box<dyn LogFile>) {
+        self.file = file;
     }
 
     /// The log's path.
@@ -155,10 +196,7 @@ impl Store {
             serde_json::to_writer(&mut buf, m).map_err(io::Error::other)?;
             buf.push(b'\n');
         }
-        let result = self
-            .file
-            .write_all(&buf)
-            .and_then(|()| self.file.sync_data());
+        let result = self.file.append(&buf).and_then(|()| self.file.sync());
         match result {
             Ok(()) => {
                 self.len += buf.len() as u64;
@@ -166,7 +204,7 @@ impl Store {
             }
             Err(e) => {
                 // Best effort: a half-written record must not stay in front of the next one.
-                let _ = self.file.set_len(self.len);
+                let _ = self.file.truncate(self.len);
                 Err(e)
             }
         }
@@ -282,5 +320,89 @@ mod tests {
             err.to_string().contains("seq 3 where 2 was expected"),
             "{err}"
         );
+    }
+
+    /// A file that fails like a full disk while `full` is set: it writes part of what it is
+    /// given, then reports ENOSPC.
+    #[derive(Debug)]
+    struct FullDisk {
+        file: File,
+        full: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl LogFile for FullDisk {
+        fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+            if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+                self.file.write_all(&bytes[..bytes.len() / 2])?;
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            self.file.write_all(bytes)
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            self.file.sync_data()
+        }
+        fn truncate(&mut self, len: u64) -> io::Result<()> {
+            self.file.set_len(len)
+        }
+    }
+
+    #[test]
+    fn a_full_disk_fails_the_batch_leaves_no_half_record_and_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opened = Store::open(dir.path(), 10).unwrap();
+        opened.store.append(&[msg(1)]).unwrap();
+        let full = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let path = dir.path().join(LOG_FILE);
+        let file = OpenOptions::new().append(true).open(&path).unwrap();
+        opened.store.replace_file(Box::new(FullDisk {
+            file,
+            full: full.clone(),
+        }));
+        let err = opened.store.append(&[msg(2), msg(3)]).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(28));
+        // Cut back to the last whole record: nothing half-written stays in the log.
+        assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 1);
+        full.store(false, std::sync::atomic::Ordering::SeqCst);
+        opened.store.append(&[msg(2), msg(3)]).unwrap();
+        drop(opened);
+        let again = Store::open(dir.path(), 10).unwrap();
+        assert_eq!(
+            again.tail.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert_eq!(again.torn, None);
+    }
+
+    /// A file on a file system that turned read-only: every write fails, nothing is written.
+    #[derive(Debug)]
+    struct ReadOnly;
+
+    impl LogFile for ReadOnly {
+        fn append(&mut self, _: &[u8]) -> io::Result<()> {
+            Err(io::Error::from_raw_os_error(30))
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            Err(io::Error::from_raw_os_error(30))
+        }
+        fn truncate(&mut self, _: u64) -> io::Result<()> {
+            Err(io::Error::from_raw_os_error(30))
+        }
+    }
+
+    #[test]
+    fn a_read_only_file_system_fails_every_append_and_keeps_what_was_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opened = Store::open(dir.path(), 10).unwrap();
+        let first = msg(1);
+        opened.store.append(std::slice::from_ref(&first)).unwrap();
+        opened.store.replace_file(Box::new(ReadOnly));
+        for _ in 0..3 {
+            let err = opened.store.append(&[msg(2)]).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(30));
+        }
+        assert_eq!(opened.store.read(1, 5).unwrap(), vec![first]);
+        drop(opened);
+        let again = Store::open(dir.path(), 10).unwrap();
+        assert_eq!(again.tail.len(), 1);
     }
 }
