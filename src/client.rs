@@ -4,7 +4,7 @@
 //! [`Client::handle_timeout`] (when [`Client::poll_timeout`] says), sends what
 //! [`Client::poll_transmit`] yields, and shows what [`Client::poll_event`] yields.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -24,8 +24,11 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(5);
 pub const SILENT_AFTER: Duration = Duration::from_secs(3);
 /// Messages in flight at once.
 pub const WINDOW: usize = 32;
-/// Times a history request is asked again before what arrived is shown as it is.
+/// Rounds in a row that bring nothing before what arrived of a history request is shown as
+/// it is.
 const HISTORY_TRIES: u32 = 5;
+/// Most runs of missing messages asked for in one round.
+const MAX_RUNS: usize = 8;
 
 /// What the client has to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +119,8 @@ struct Request {
     /// The answer's range, once a page told it.
     range: Option<(u64, u64)>,
     got: BTreeMap<u64, Message>,
+    /// How many messages had arrived at the last round.
+    progress: usize,
     tries: u32,
     retry_at: Instant,
 }
@@ -155,6 +160,8 @@ impl Rtt {
 pub struct Client {
     config: Config,
     phase: Phase,
+    /// Random, chosen once: the relay tells this client's JOINs from another's by it.
+    instance: Uuid,
     /// Sessions welcomed so far (a second one means we rejoined).
     sessions: u32,
     /// The token of the latest session welcomed, kept while joining again: a WELCOME with it
@@ -169,7 +176,7 @@ pub struct Client {
     known_latest: u64,
     /// Messages received ahead of a gap, and own acknowledged ones.
     ahead: BTreeMap<u64, (Message, bool)>,
-    requests: HashMap<u32, Request>,
+    requests: BTreeMap<u32, Request>,
     next_req: u32,
     /// The request filling the current gap, if any.
     repair: Option<u32>,
@@ -198,6 +205,7 @@ impl Client {
                 attempt: 0,
                 next_try: now,
             },
+            instance: Uuid::new_v4(),
             sessions: 0,
             session_token: None,
             next_csn: 1,
@@ -209,7 +217,7 @@ impl Client {
             delivered: 0,
             known_latest: 0,
             ahead: BTreeMap::new(),
-            requests: HashMap::new(),
+            requests: BTreeMap::new(),
             next_req: 1,
             repair: None,
             gap_since: None,
@@ -413,7 +421,7 @@ impl Client {
                 timeout_ms,
             } => self.welcomed(now, token, name, latest, timeout_ms),
             Packet::Error { code, id, message } => self.refused(now, code, id, message),
-            Packet::Ack { id, seq, time, .. } => self.acked(now, id, seq, time),
+            Packet::Ack { id, csn, seq, time } => self.acked(now, id, csn, seq, time),
             Packet::Messages { messages } => {
                 for m in messages {
                     self.arrived(m);
@@ -469,6 +477,7 @@ impl Client {
         let packet = Packet::Join {
             name: self.config.name.clone(),
             history,
+            instance: self.instance,
         };
         self.transmit(now, &packet);
         let wait = (self.rtt.rto() * 2u32.saturating_pow(attempt)).min(MAX_RTO);
@@ -532,6 +541,7 @@ impl Client {
                         count,
                         range: Some((first, latest)),
                         got,
+                        progress: 0,
                         tries: 0,
                         retry_at: now + self.rtt.rto() * 2,
                     },
@@ -593,10 +603,28 @@ impl Client {
         }
     }
 
-    fn acked(&mut self, now: Instant, id: Uuid, seq: u64, time: crate::message::Millis) {
+    fn acked(&mut self, now: Instant, id: Uuid, csn: u64, seq: u64, time: crate::message::Millis) {
         let Some(i) = self.outbox.iter().position(|o| o.id == id) else {
             return;
         };
+        if self.outbox[i].csn != 0 && self.outbox[i].csn != csn {
+            // An acknowledgement from an earlier session (late from a relay that restarted
+            // since, say): the message is stored, but this session numbered it afresh and the
+            // relay takes no later csn before this one, so it stays, to be acknowledged again
+            // as a duplicate, as in `arrived`. Taken out here, it left everything after it
+            // unstored for ever (seed 215 of `relay_restart_loses_and_repeats_nothing`). When
+            // both sessions gave it the same csn the late ack looks like this session's, and
+            // the same can happen (seed 3169): an ACK does not say which session it answers.
+            let message = Message {
+                seq,
+                id,
+                from: self.config.name.clone(),
+                text: self.outbox[i].text.clone(),
+                time,
+            };
+            self.arrived(message);
+            return self.drain(now);
+        }
         let Some(o) = self.outbox.remove(i) else {
             return;
         };
@@ -707,6 +735,7 @@ impl Client {
                 count,
                 range: None,
                 got: BTreeMap::new(),
+                progress: 0,
                 tries: 0,
                 retry_at: now,
             },
@@ -732,28 +761,49 @@ impl Client {
             if r.retry_at > now {
                 continue;
             }
+            if r.got.len() > r.progress {
+                // Pages are arriving: only rounds that bring nothing count against the request.
+                r.progress = r.got.len();
+                r.tries = 0;
+            }
             if r.tries >= HISTORY_TRIES {
                 give_up.push(req);
                 continue;
             }
             r.tries += 1;
             r.retry_at = now + (rto * 2u32.pow(r.tries)).min(MAX_RTO);
-            let (from, count) = match r.range {
-                Some((first, last)) => {
-                    let missing = (first..=last)
-                        .find(|s| !r.got.contains_key(s))
-                        .unwrap_or(first);
-                    let count = u16::try_from(last - missing + 1).unwrap_or(MAX_HISTORY_REQUEST);
-                    (missing, count)
-                }
-                None => (r.from, r.count),
+            let Some((first, last)) = r.range else {
+                // Nothing arrived, not even the answer's range: ask the same again.
+                packets.push(Packet::History {
+                    token,
+                    req,
+                    from: r.from,
+                    count: r.count,
+                });
+                continue;
             };
-            packets.push(Packet::History {
-                token,
-                req,
-                from,
-                count,
-            });
+            // Ask for each run of missing messages, not for everything after the first gap.
+            let mut runs: Vec<(u64, u64)> = Vec::new();
+            for seq in (first..=last).filter(|s| !r.got.contains_key(s)) {
+                match runs.last_mut() {
+                    Some((_, end)) if *end + 1 == seq => *end = seq,
+                    _ => {
+                        if runs.len() == MAX_RUNS {
+                            break;
+                        }
+                        runs.push((seq, seq));
+                    }
+                }
+            }
+            for (from, end) in runs {
+                let count = u16::try_from(end - from + 1).unwrap_or(MAX_HISTORY_REQUEST);
+                packets.push(Packet::History {
+                    token,
+                    req,
+                    from,
+                    count,
+                });
+            }
         }
         for p in packets {
             self.transmit(now, &p);
@@ -779,6 +829,7 @@ impl Client {
                 count: self.config.history,
                 range: Some((first, last)),
                 got: BTreeMap::new(),
+                progress: 0,
                 tries: 0,
                 retry_at: now + self.rtt.rto() * 2,
             });

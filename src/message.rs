@@ -106,7 +106,7 @@ impl fmt::Display for Invalid {
             Invalid::EmptyName => "the name is empty: choose 1 to 32 characters",
             Invalid::LongName => "the name is longer than 32 characters: choose a shorter one",
             Invalid::NameChars => {
-                "the name has whitespace or control characters: choose one without"
+                "the name has whitespace, control or invisible characters: choose one without"
             }
             Invalid::EmptyText => "the message is empty: type some text",
             Invalid::LongText => "the message is longer than 1000 bytes: split it",
@@ -130,10 +130,30 @@ pub fn check_name(name: &str) -> Result<(), Invalid> {
     if name.chars().count() > MAX_NAME_CHARS {
         return Err(Invalid::LongName);
     }
-    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if name
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || is_invisible(c))
+    {
         return Err(Invalid::NameChars);
     }
     Ok(())
+}
+
+/// Characters that draw nothing (or reorder what is drawn), so that two names that differ only
+/// by them look the same. The zero-width joiner and variation selectors stay allowed: emoji
+/// need them.
+pub fn is_invisible(c: char) -> bool {
+    is_bidi_control(c)
+        || matches!(c,
+            '\u{00AD}' | '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}' | '\u{200B}' | '\u{200C}' | '\u{2060}'..='\u{2065}'
+            | '\u{206A}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}'
+            | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E007F}')
+}
+
+/// The characters that change the direction text is drawn in ("Trojan Source").
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Checks a message text: 1 to 1000 bytes, no control characters but tab.
@@ -196,6 +216,9 @@ mod tests {
         assert_eq!(check_name("a b"), Err(Invalid::NameChars));
         assert_eq!(check_name("a\u{1b}[31m"), Err(Invalid::NameChars));
         assert_eq!(check_name("a\u{3000}b"), Err(Invalid::NameChars));
+        assert_eq!(check_name("al\u{200B}ice"), Err(Invalid::NameChars));
+        assert_eq!(check_name("eci\u{202E}la"), Err(Invalid::NameChars));
+        assert_eq!(check_name("👨\u{200D}👩\u{200D}👧"), Ok(()));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! [`Relay::abort`]) and sends what [`Relay::poll_transmit`] yields. Nothing that depends on a
 //! message (its acknowledgement, its fan-out) leaves before the message is committed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +21,13 @@ use crate::wire::{
 
 /// Seconds of silence after which the relay drops a client, by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Most csns a message may be ahead of the one its session expects and still wait for it.
+pub const REORDER_WINDOW: u64 = 32;
+/// Most bytes of text waiting ahead of gaps, all sessions together.
+const MAX_AHEAD_BYTES: usize = 8 << 20;
+/// The seq remembered for a message id that was refused.
+const REFUSED: u64 = 0;
 
 /// The relay's settings.
 #[derive(Debug, Clone)]
@@ -53,10 +60,22 @@ pub struct Session {
     pub name: String,
     /// The secret it must carry in every datagram.
     token: Token,
+    /// Random, chosen by the client process: tells its JOINs from another's.
+    instance: Uuid,
     /// The csn its next new message must have.
     next_csn: u64,
+    /// Messages that arrived ahead of a missing one, by csn, waiting for it.
+    ahead: BTreeMap<u64, (Uuid, String)>,
     /// When it was last heard from.
     last_heard: Instant,
+}
+
+impl Session {
+    /// Messages that arrived ahead of a missing one and wait for it: at most
+    /// [`REORDER_WINDOW`].
+    pub fn waiting(&self) -> usize {
+        self.ahead.len()
+    }
 }
 
 /// A datagram to send.
@@ -93,7 +112,8 @@ pub struct Stats {
     pub stored: u64,
     /// Retransmitted messages recognised and not stored again.
     pub duplicates: u64,
-    /// Messages that arrived ahead of an earlier one of the same sender and were dropped.
+    /// Messages that arrived ahead of an earlier one of the same sender (they wait for it, or
+    /// are dropped when they cannot).
     pub out_of_order: u64,
     /// Messages refused for their text.
     pub refused: u64,
@@ -137,6 +157,8 @@ pub struct Relay {
     last_time: Millis,
     /// The latest sequence number the last heartbeat announced.
     heartbeat_seq: u64,
+    /// Bytes of text in the sessions' `ahead` buffers.
+    ahead_bytes: usize,
     stats: Stats,
 }
 
@@ -157,6 +179,7 @@ impl Relay {
             reads: VecDeque::new(),
             last_time: Millis(i64::MIN),
             heartbeat_seq: 0,
+            ahead_bytes: 0,
             stats: Stats::default(),
             config,
         };
@@ -197,7 +220,11 @@ impl Relay {
             }
         };
         match packet {
-            Packet::Join { name, history } => self.join(now, from, name, history),
+            Packet::Join {
+                name,
+                history,
+                instance,
+            } => self.join(now, from, name, history, instance),
             Packet::Send {
                 token,
                 csn,
@@ -342,54 +369,87 @@ impl Relay {
         self.send_pages(read.to, read.req, read.first, read.last, messages);
     }
 
-    fn join(&mut self, now: Instant, from: SocketAddr, name: String, history: u16) {
+    fn join(&mut self, now: Instant, from: SocketAddr, name: String, history: u16, instance: Uuid) {
         if let Err(e) = check_name(&name) {
             self.stats.joins_refused += 1;
             let message = e.to_string();
             return self.error(from, ErrorCode::BadName, Uuid::nil(), message);
         }
-        let existing = self.clients.get(&from).map(|s| (s.name.clone(), s.token));
-        let token = match existing {
-            // The same client joining again (its welcome was lost): same session.
-            Some((old, token)) if old == name => {
-                if let Some(mut s) = self.clients.get_mut(&from) {
-                    s.last_heard = now;
+        let here = self
+            .clients
+            .get(&from)
+            .map(|s| s.instance == instance && s.name == name);
+        match here {
+            // The same client asking again (its welcome was lost): the same session.
+            Some(true) => {}
+            // Another client on this address (a new process), or a new name: a new session.
+            Some(false) => self.remove(from, LeaveReason::Quit),
+            None => {}
+        }
+        let key = name_key(&name);
+        if here != Some(true) {
+            match self.names.get(&key).copied() {
+                Some(old)
+                    if self
+                        .clients
+                        .get(&old)
+                        .is_some_and(|s| s.instance == instance) =>
+                {
+                    // The same client from a new address (NAT rebinding, a new network): the
+                    // session moves with it, token and csns included.
+                    if let Some((_, session)) = self.clients.remove(&old) {
+                        self.clients.insert(from, session);
+                        self.names.insert(key, from);
+                    }
+                    // Its messages waiting for the commit move too: left at the old address,
+                    // their acks were lost there, the fan-out sent them back to their sender at
+                    // the new one, and an abort could not rewind the session's csn (their
+                    // resends were then taken for duplicates, and never stored).
+                    for p in self.pending.iter_mut().filter(|p| p.sender == old) {
+                        p.sender = from;
+                    }
+                    for (to, _) in self.held_acks.iter_mut().filter(|(to, _)| *to == old) {
+                        *to = from;
+                    }
                 }
-                token
-            }
-            other => {
-                if other.is_some() {
-                    self.remove(from, LeaveReason::Quit);
-                }
-                if self.names.contains_key(&name_key(&name)) {
+                Some(_) => {
                     self.stats.joins_refused += 1;
                     let message = format!("the name {name} is in use: choose another with --name");
                     return self.error(from, ErrorCode::NameTaken, Uuid::nil(), message);
                 }
-                if self.clients.len() >= self.config.max_clients {
-                    self.stats.joins_refused += 1;
-                    let message = "the room is full: try again later".to_owned();
-                    return self.error(from, ErrorCode::Full, Uuid::nil(), message);
-                }
-                let token = Token::random();
-                self.names.insert(name_key(&name), from);
-                self.clients.insert(
-                    from,
-                    Session {
+                None => {
+                    if self.clients.len() >= self.config.max_clients {
+                        self.stats.joins_refused += 1;
+                        let message = "the room is full: try again later".to_owned();
+                        return self.error(from, ErrorCode::Full, Uuid::nil(), message);
+                    }
+                    self.names.insert(key, from);
+                    self.clients.insert(
+                        from,
+                        Session {
+                            name: name.clone(),
+                            token: Token::random(),
+                            instance,
+                            next_csn: 1,
+                            ahead: BTreeMap::new(),
+                            last_heard: now,
+                        },
+                    );
+                    let presence = Packet::Presence {
+                        joined: true,
+                        reason: LeaveReason::Quit,
                         name: name.clone(),
-                        token,
-                        next_csn: 1,
-                        last_heard: now,
-                    },
-                );
-                let presence = Packet::Presence {
-                    joined: true,
-                    reason: LeaveReason::Quit,
-                    name: name.clone(),
-                };
-                self.broadcast(Some(from), &presence);
-                token
+                    };
+                    self.broadcast(Some(from), &presence);
+                }
             }
+        }
+        // The name as the session has it (a moved session keeps its spelling).
+        let Some((token, name)) = self.clients.get_mut(&from).map(|mut s| {
+            s.last_heard = now;
+            (s.token, s.name.clone())
+        }) else {
+            return;
         };
         let welcome = Packet::Welcome {
             token,
@@ -419,46 +479,61 @@ impl Relay {
         let Some(expected) = self.clients.get(&from).map(|s| s.next_csn) else {
             return;
         };
-        if let Some(&(seq, time)) = self.ids.get(&id) {
-            if csn > expected {
-                // Stored in an earlier session, numbered afresh after a rejoin, and ahead of a
-                // gap: acknowledged now, it would leave the client's outbox and its csn would
-                // never come again, so the session would wait for it for ever. Dropped like
-                // any message ahead of a gap, it comes round again in its turn.
-                self.stats.out_of_order += 1;
-                return;
-            }
-            self.stats.duplicates += 1;
-            if csn == expected {
-                self.bump_csn(from);
-            }
-            let ack = Packet::Ack { id, csn, seq, time };
-            if seq > self.committed {
-                self.held_acks.push((from, ack));
-            } else {
-                self.reply(from, &ack);
+        if csn > expected {
+            // An earlier message of this sender is missing: this one waits for it (within
+            // the window, and while the relay's memory for waiting messages lasts); if it
+            // cannot wait, it is dropped and comes again.
+            self.stats.out_of_order += 1;
+            if csn - expected <= REORDER_WINDOW
+                && self.ahead_bytes + text.len() <= MAX_AHEAD_BYTES
+                && let Some(mut s) = self.clients.get_mut(&from)
+                && !s.ahead.contains_key(&csn)
+            {
+                self.ahead_bytes += text.len();
+                s.ahead.insert(csn, (id, text));
             }
             return;
         }
         if csn < expected {
-            // Acknowledged long ago and forgotten, or a client reusing numbers: nothing to do.
+            // A retransmission of a message this session already handed in.
             self.stats.duplicates += 1;
+            if let Some(&(seq, time)) = self.ids.get(&id) {
+                self.ack_again(from, id, csn, seq, time);
+            }
             return;
         }
-        if csn > expected {
-            // An earlier message of this sender is missing; it will be resent, then this one.
-            self.stats.out_of_order += 1;
+        let (mut csn, mut id, mut text) = (csn, id, text);
+        loop {
+            self.take_in_turn(wall, from, csn, id, text);
+            // Messages that arrived ahead of this one and waited for it follow it now.
+            let next = self.clients.get_mut(&from).and_then(|mut s| {
+                let next = s.next_csn;
+                s.ahead.remove(&next).map(|(id, text)| (next, id, text))
+            });
+            let Some(next) = next else { break };
+            self.ahead_bytes -= next.2.len();
+            (csn, id, text) = next;
+        }
+    }
+
+    /// Takes the message with the csn the session expects.
+    fn take_in_turn(&mut self, wall: Millis, from: SocketAddr, csn: u64, id: Uuid, text: String) {
+        let Some(sender) = self.clients.get_mut(&from).map(|mut s| {
+            s.next_csn += 1;
+            s.name.clone()
+        }) else {
             return;
+        };
+        if let Some(&(seq, time)) = self.ids.get(&id) {
+            // Stored before (in an earlier session, say): acknowledged again, stored once.
+            self.stats.duplicates += 1;
+            return self.ack_again(from, id, csn, seq, time);
         }
         if let Err(e) = check_text(&text) {
             self.stats.refused += 1;
-            self.bump_csn(from);
+            self.remember(id, REFUSED, Millis(0));
             return self.error(from, ErrorCode::BadText, id, e.to_string());
         }
-        let Some(sender) = self.clients.get(&from).map(|s| s.name.clone()) else {
-            return;
-        };
-        self.bump_csn(from);
         let time = wall.max(self.last_time);
         self.last_time = time;
         let seq = self.next_seq;
@@ -477,9 +552,18 @@ impl Relay {
         });
     }
 
-    fn bump_csn(&self, from: SocketAddr) {
-        if let Some(mut s) = self.clients.get_mut(&from) {
-            s.next_csn += 1;
+    /// Answers a retransmission of a message handled before: its acknowledgement (after the
+    /// commit, if it is not durable yet), or its refusal.
+    fn ack_again(&mut self, to: SocketAddr, id: Uuid, csn: u64, seq: u64, time: Millis) {
+        if seq == REFUSED {
+            let message = "the message was refused: 1 to 1000 bytes, no control characters but tab";
+            return self.error(to, ErrorCode::BadText, id, message.to_owned());
+        }
+        let ack = Packet::Ack { id, csn, seq, time };
+        if seq > self.committed {
+            self.held_acks.push((to, ack));
+        } else {
+            self.reply(to, &ack);
         }
     }
 
@@ -568,6 +652,7 @@ impl Relay {
     fn remove(&mut self, addr: SocketAddr, reason: LeaveReason) {
         if let Some((_, session)) = self.clients.remove(&addr) {
             self.names.remove(&name_key(&session.name));
+            self.ahead_bytes -= session.ahead.values().map(|(_, t)| t.len()).sum::<usize>();
             let presence = Packet::Presence {
                 joined: false,
                 reason,

@@ -6,7 +6,7 @@ use serde_json::json;
 use time::UtcOffset;
 
 use crate::client::Event;
-use crate::message::Millis;
+use crate::message::{Millis, is_bidi_control};
 use crate::wire::LeaveReason;
 
 /// Turns events into the lines `urc join` prints.
@@ -101,11 +101,6 @@ pub fn sanitize(text: &str) -> String {
         }
     }
     out
-}
-
-/// The characters that reorder how a line is drawn (Trojan Source).
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
 #[cfg(test)]

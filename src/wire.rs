@@ -6,7 +6,7 @@ use std::fmt;
 
 use uuid::Uuid;
 
-use crate::message::{MAX_TEXT_BYTES, Message, Millis};
+use crate::message::{Message, Millis};
 
 /// First byte of every datagram.
 pub const MAGIC: u8 = 0x55;
@@ -16,7 +16,7 @@ pub const VERSION: u8 = 1;
 pub const MAX_DATAGRAM: usize = 1200;
 /// Most messages a history request may ask for at once.
 pub const MAX_HISTORY_REQUEST: u16 = 1000;
-/// Bytes of a name on the wire at most (32 characters of up to 4 bytes).
+/// Bytes of a valid name at most (32 characters of up to 4 bytes).
 pub const MAX_NAME_BYTES: usize = 128;
 
 /// A session token: proof that a datagram comes from the client the relay welcomed.
@@ -103,6 +103,9 @@ pub enum Packet {
         name: String,
         /// How many recent messages to receive as history.
         history: u16,
+        /// Random, chosen once per client process: a JOIN with the same instance is the same
+        /// client asking again (its WELCOME was lost, or its address changed).
+        instance: Uuid,
     },
     /// Client → relay: a chat message.
     Send {
@@ -119,7 +122,8 @@ pub enum Packet {
     History {
         /// The session's token.
         token: Token,
-        /// A number the client chose, echoed in every page of the answer (not 0).
+        /// A number the client chose, echoed in every page of the answer (0 is the join
+        /// history's number: asking again for missing join history uses it).
         req: u32,
         /// First sequence number wanted, or 0 for "the latest `count`".
         from: u64,
@@ -290,10 +294,15 @@ impl Packet {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer(Vec::with_capacity(64));
         match self {
-            Packet::Join { name, history } => {
+            Packet::Join {
+                name,
+                history,
+                instance,
+            } => {
                 w.head(kind::JOIN);
                 w.str8(name);
                 w.u16(*history);
+                w.uuid(instance);
             }
             Packet::Send {
                 token,
@@ -420,6 +429,7 @@ impl Packet {
             kind::JOIN => Packet::Join {
                 name: r.str8()?,
                 history: r.u16()?,
+                instance: r.uuid()?,
             },
             kind::SEND => Packet::Send {
                 token: r.token()?,
@@ -587,21 +597,15 @@ impl Reader<'_> {
             .map(str::to_owned)
             .map_err(|_| DecodeError::Utf8)
     }
+    // Lengths are checked by the rules that use the strings (names, texts), so that a
+    // name or text that is too long gets an answer saying so rather than silence.
     fn str8(&mut self) -> Result<String, DecodeError> {
         let len = self.u8()?;
-        let s = self.string(usize::from(len))?;
-        if s.len() > MAX_NAME_BYTES {
-            return Err(DecodeError::Field("name"));
-        }
-        Ok(s)
+        self.string(usize::from(len))
     }
     fn str16(&mut self) -> Result<String, DecodeError> {
         let len = self.u16()?;
-        let s = self.string(usize::from(len))?;
-        if s.len() > MAX_TEXT_BYTES {
-            return Err(DecodeError::Field("text"));
-        }
-        Ok(s)
+        self.string(usize::from(len))
     }
     fn messages(&mut self) -> Result<Vec<Message>, DecodeError> {
         let n = self.u8()?;
@@ -661,6 +665,7 @@ mod tests {
             Packet::Join {
                 name: "alice".into(),
                 history: 20,
+                instance: Uuid::new_v4(),
             },
             Packet::Send {
                 token,
@@ -746,6 +751,7 @@ mod tests {
             Err(DecodeError::TooLong)
         );
         let mut bad_utf8 = vec![MAGIC, VERSION, kind::JOIN, 2, 0xff, 0xfe, 0, 20];
+        bad_utf8.extend_from_slice(&[7; 16]);
         assert_eq!(Packet::decode(&bad_utf8), Err(DecodeError::Utf8));
         bad_utf8[4] = b'a';
         bad_utf8[5] = b'b';

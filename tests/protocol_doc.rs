@@ -179,30 +179,34 @@ trait Room {
     fn fixed_time(&self) -> bool;
 }
 
-fn set_token(p: &mut Packet, to: Token) {
+/// The packet's token, if it carries one.
+fn token_mut(p: &mut Packet) -> Option<&mut Token> {
     match p {
         Packet::Send { token, .. }
         | Packet::History { token, .. }
         | Packet::Who { token, .. }
         | Packet::Ping { token }
         | Packet::Leave { token }
-        | Packet::Welcome { token, .. } => *token = to,
-        _ => {}
+        | Packet::Welcome { token, .. } => Some(token),
+        _ => None,
     }
 }
 
 /// Plays the document's session: each client datagram is delivered, then the relay's answers
 /// must be exactly the relay datagrams that follow it, in order, except for the tokens the
-/// relay chose (and the clock, when `room` has a real one).
+/// relay chose (and the clock, when `room` has a real one). A WELCOME with a token the
+/// document used before must carry the token the relay chose then: the same session.
 fn replay(room: &mut impl Room) {
     let dumps = dumps(&document());
-    // Document token → the token the relay really chose, per client.
-    let mut tokens: HashMap<String, Token> = HashMap::new();
+    // The document's token → the token the relay really chose.
+    let mut tokens: HashMap<Token, Token> = HashMap::new();
     for d in &dumps {
         let mut expected = decode(d);
         if d.to == "relay" {
-            if let Some(real) = tokens.get(&d.from) {
-                set_token(&mut expected, *real);
+            if let Some(token) = token_mut(&mut expected)
+                && let Some(real) = tokens.get(token)
+            {
+                *token = *real;
             }
             room.deliver(&d.from, &expected.encode());
             continue;
@@ -213,7 +217,23 @@ fn replay(room: &mut impl Room) {
         let mut actual = Packet::decode(&bytes).expect("the relay sends valid datagrams");
         match (&mut actual, &expected) {
             (Packet::Welcome { token, .. }, Packet::Welcome { token: doc, .. }) => {
-                tokens.insert(d.to.clone(), *token);
+                match tokens.get(doc) {
+                    Some(real) => assert!(
+                        real.matches(token),
+                        "line {}: step {} is not the same session's token",
+                        d.line,
+                        d.step
+                    ),
+                    None => {
+                        assert!(
+                            !tokens.values().any(|t| t.matches(token)),
+                            "line {}: step {} reuses another session's token",
+                            d.line,
+                            d.step
+                        );
+                        tokens.insert(*doc, *token);
+                    }
+                }
                 *token = *doc;
             }
             (Packet::Ack { time, .. }, Packet::Ack { time: doc, .. }) if !room.fixed_time() => {

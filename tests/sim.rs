@@ -792,14 +792,58 @@ fn a_stray_not_joined_keeps_the_session() {
     }
 }
 
-/// A pasted burst of 32 lines, over a network that loses nothing but reorders a little, is
-/// stored within a few seconds.
-///
-/// Fails today (about 45 s here, 72 s with 2 ms of jitter): the relay drops every SEND ahead of
-/// a missing csn, the client's timers resend the whole window at the same instant each round,
-/// so each 4 s round (after backoff) stores only the run that happened to arrive in order.
+/// An acknowledgement from an earlier session, late in the network, arrives after the client
+/// rejoined and numbered its message afresh, and the new numbering's send was lost: the
+/// message must still go in this session, or the relay waits for its csn for ever (found by
+/// `relay_restart_loses_and_repeats_nothing` at seed 215 of 0..1000).
 #[test]
-#[ignore = "design problem: the relay drops sends that arrive ahead of a gap"]
+fn a_late_ack_from_an_earlier_session_does_not_skip_a_csn() {
+    for seed in seeds(0..1) {
+        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
+        let a = net.join("alice", 0);
+        let b = net.join("bob", 0);
+        joined(&mut net, a);
+        joined(&mut net, b);
+        net.send(a, &text("alice", 0));
+        settle(&mut net);
+        // Stored as csns 2 and 3 of the first session; the acknowledgements are held back.
+        net.nodes[a].deaf = true;
+        let late: Vec<Uuid> = (1..3)
+            .flat_map(|k| net.send(a, &text("alice", k)))
+            .collect();
+        net.run_until(secs(5), "3 stored", |n| n.store.len() == 3);
+        net.restart_relay(Restart::Clean);
+        net.nodes[a].deaf = false;
+        net.run_until(secs(10), "alice has a new session", |n| {
+            n.relay_has("alice")
+        });
+        // What alice sends once welcomed (the two, as csns 1 and 2) is lost; then the
+        // first relay's acknowledgements (csns 2 and 3) arrive.
+        net.nodes[a].mute = true;
+        joined(&mut net, a);
+        net.nodes[a].mute = false;
+        for (k, id) in late.iter().enumerate() {
+            let m = &net.store[k + 1];
+            assert_eq!(m.id, *id);
+            let ack = Packet::Ack {
+                id: *id,
+                csn: k as u64 + 2,
+                seq: m.seq,
+                time: m.time,
+            };
+            net.inject(a, &ack);
+        }
+        net.send(a, &text("alice", 3));
+        net.run_until(secs(30), "the next message stored", |n| n.store.len() == 4);
+        settle(&mut net);
+        check_everything(&net);
+    }
+}
+
+/// A pasted burst of 32 lines, over a network that loses nothing but reorders a little, is
+/// stored within a few seconds: sends that arrive ahead of a missing csn wait for it at the
+/// relay (without that, each round stored only the run that arrived in order: 45 s here).
+#[test]
 fn a_reordered_burst_is_stored_quickly() {
     for seed in seeds(0..4) {
         let cond = Conditions {
@@ -816,6 +860,468 @@ fn a_reordered_burst_is_stored_quickly() {
         for k in 0..32 {
             net.send(a, &text("a", k));
         }
-        net.run_until(secs(5), "the burst stored", |n| n.store.len() == 32);
+        net.run_until(ms(200), "the burst stored", |n| n.store.len() == 32);
     }
+}
+
+// Sessions: a client that moves, a client process that is replaced.
+
+/// The names of the sessions the relay has, each with its address.
+fn sessions(net: &Net) -> Vec<(String, std::net::SocketAddr)> {
+    let mut all: Vec<_> = (net.relay.clients().iter())
+        .map(|c| (c.name.clone(), *c.key()))
+        .collect();
+    all.sort();
+    all
+}
+
+/// A client whose address changes (a NAT rebinding: its datagrams come from a new address and
+/// what the relay sends to the old one is lost) keeps its name and its session: the relay
+/// answers its first datagram from the new address with NotJoined, and its JOIN, with the same
+/// instance, moves the session there. Nothing is lost or shown twice, nobody sees it leave or
+/// join, and the burst it had in flight is stored once, in order.
+#[test]
+fn a_client_that_changes_address_keeps_its_session() {
+    let cond = Conditions {
+        delay: ms(10),
+        jitter: ms(20),
+        loss: 10,
+        duplicate: 5,
+    };
+    for seed in seeds(0..8) {
+        let mut net = Net::new(seed, cond, relay::Config::default());
+        // Half the runs write the log slowly: the session moves while messages of it wait to
+        // be committed, and their acknowledgements and fan-out must follow it.
+        net.flush_delay = ms(seed % 2 * 400);
+        let a = net.join("alice", 0);
+        let b = net.join("bob", 0);
+        let c = net.join("carol", 0);
+        for i in [a, b, c] {
+            joined(&mut net, i);
+        }
+        for k in 0..5 {
+            net.send(a, &text("alice", k));
+            net.send(b, &text("bob", k));
+        }
+        settle(&mut net);
+        let before: Vec<Vec<String>> = [a, b, c].iter().map(|&i| presence(&net, i)).collect();
+        let old_a = net.nodes[a].addr;
+        let old_c = net.nodes[c].addr;
+
+        // Alice moves with a burst in flight; bob keeps talking; carol, who only listens,
+        // moves too and notices at her next ping.
+        for k in 5..25 {
+            net.send(a, &text("alice", k));
+        }
+        net.run_for(ms(15));
+        let new_a = net.rebind(a);
+        let new_c = net.rebind(c);
+        for k in 5..15 {
+            net.send(b, &text("bob", k));
+            net.run_for(ms(20));
+        }
+        settle(&mut net);
+
+        check_everything(&net);
+        assert_eq!(net.relay.latest(), 25 + 15);
+        if net.flush_delay.is_zero() {
+            // What the relay acknowledged or fanned out before the client came back was lost
+            // at the old address (with the log written slowly, maybe nothing was).
+            assert!(net.stale > 0, "nothing was sent to the old addresses");
+        }
+        assert_eq!(
+            sessions(&net),
+            [
+                ("alice".to_owned(), new_a),
+                ("bob".to_owned(), net.nodes[b].addr),
+                ("carol".to_owned(), new_c)
+            ]
+        );
+        assert!(!net.relay.clients().contains_key(&old_a));
+        assert!(!net.relay.clients().contains_key(&old_c));
+        for i in [a, c] {
+            let node = &net.nodes[i];
+            let tokens: HashSet<[u8; 16]> = node.welcomes().iter().map(|(t, _)| t.0).collect();
+            assert!(
+                node.welcomes().len() >= 2,
+                "{} joined again",
+                node.client.name()
+            );
+            assert_eq!(tokens.len(), 1, "{} kept its session", node.client.name());
+            let moved = node
+                .events
+                .iter()
+                .any(|(_, e)| matches!(e, Event::Notice(n) if n.contains("forgot this session")));
+            assert!(moved, "{} was told NotJoined", node.client.name());
+            assert!(node.history().is_empty());
+        }
+        let after: Vec<Vec<String>> = [a, b, c].iter().map(|&i| presence(&net, i)).collect();
+        assert_eq!(after, before, "nobody saw anyone leave or join");
+        let stats = net.relay.stats();
+        assert_eq!((stats.joins_refused, stats.timed_out), (0, 0));
+        // Alice's burst: each message once, in the order typed, none lost.
+        let alice: Vec<&Message> = net.store.iter().filter(|m| m.from == "alice").collect();
+        let texts: Vec<String> = alice.iter().map(|m| m.text.clone()).collect();
+        let want: Vec<String> = (0..25).map(|k| text("alice", k)).collect();
+        assert_eq!(texts, want);
+    }
+}
+
+/// A client process that died is replaced by a new one on the same address with the same
+/// name (a new instance): the relay ends the old session and begins a new one, so the new
+/// process's messages, numbered from 1, are stored. With one session per address and name
+/// they were taken for old retransmissions and dropped, for ever.
+#[test]
+fn a_new_process_on_the_same_address_gets_a_new_session() {
+    for seed in seeds(0..1) {
+        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
+        let a = net.join("alice", 0);
+        let b = net.join("bob", 0);
+        joined(&mut net, a);
+        joined(&mut net, b);
+        for k in 0..5 {
+            net.send(a, &text("alice", k));
+        }
+        settle(&mut net);
+        // The process dies with three messages on their way (they are stored, their
+        // acknowledgements reach the new process); the new one starts at once.
+        for k in 5..8 {
+            net.send(a, &text("alice", k));
+        }
+        net.run_for(ms(1));
+        let a2 = net.restart_client(a, 0);
+        for k in 100..105 {
+            net.send(a2, &text("alice", k));
+        }
+        net.run_until(secs(2), "the new process's messages stored", |n| {
+            n.nodes[a2].client.is_joined() && n.nodes[a2].client.unacked() == 0
+        });
+        settle(&mut net);
+
+        net.check_store();
+        net.check_sent_are_stored();
+        assert_eq!(net.relay.latest(), 13);
+        net.check_live(b, 13);
+        net.check_live(a2, 13);
+        assert_eq!(net.nodes[a2].joined_at(), 8);
+        let old: HashSet<[u8; 16]> = net.nodes[a].welcomes().iter().map(|w| w.0.0).collect();
+        let new: HashSet<[u8; 16]> = net.nodes[a2].welcomes().iter().map(|w| w.0.0).collect();
+        assert!(old.is_disjoint(&new), "a new session");
+        assert_eq!(presence(&net, b), ["-alice Quit", "+alice"]);
+        assert_eq!(sessions(&net).len(), 2);
+        let errors = net.nodes[a2]
+            .events
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::Error(_)))
+            .count();
+        assert_eq!(errors, 0);
+        let texts: Vec<&str> = net.store[8..].iter().map(|m| m.text.as_str()).collect();
+        let want: Vec<String> = (100..105).map(|k| text("alice", k)).collect();
+        assert_eq!(texts, want);
+    }
+}
+
+// Refusals.
+
+/// How many ERROR BadText about `id` client `i` received.
+fn bad_texts(net: &Net, i: usize, id: Uuid) -> usize {
+    net.nodes[i]
+        .received
+        .iter()
+        .filter(|(_, p)| {
+            matches!(p, Packet::Error { code: ErrorCode::BadText, id: about, .. } if *about == id)
+        })
+        .count()
+}
+
+/// A SEND with a text the relay refuses (no client of this crate sends one; forged here with
+/// a real session's token) is answered BadText, and so is every retransmission of it: had the
+/// first answer been lost, silence would leave its sender resending for ever. A refused message
+/// takes its csn, waiting ahead of a gap or not, and what follows it is stored.
+#[test]
+fn a_refused_text_is_refused_again_when_sent_again() {
+    for seed in seeds(0..1) {
+        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
+        let a = net.join("alice", 0);
+        let raw = net.join("raw", 0);
+        joined(&mut net, a);
+        joined(&mut net, raw);
+        let token = net.nodes[raw].welcomes()[0].0;
+        let send = |csn: u64, id: Uuid, text: &str| Packet::Send {
+            token,
+            csn,
+            id,
+            text: text.to_owned(),
+        };
+
+        // A control character; the first refusal is lost.
+        let control = Uuid::new_v4();
+        net.nodes[raw].deaf = true;
+        net.inject_to_relay(raw, &send(1, control, "a\u{7}b"));
+        net.run_for(ms(50));
+        net.nodes[raw].deaf = false;
+        assert_eq!(bad_texts(&net, raw, control), 0);
+        net.inject_to_relay(raw, &send(1, control, "a\u{7}b"));
+        net.run_for(ms(50));
+        assert_eq!(bad_texts(&net, raw, control), 1);
+
+        // 1001 bytes: the decoder lets it through, the relay's rule refuses it.
+        let long = Uuid::new_v4();
+        for sent in 1..=2 {
+            net.inject_to_relay(raw, &send(2, long, &"x".repeat(1001)));
+            net.run_for(ms(50));
+            assert_eq!(bad_texts(&net, raw, long), sent);
+        }
+
+        // An empty text that arrives ahead of the message before it is refused in its turn.
+        let (empty, good, after) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        net.inject_to_relay(raw, &send(4, empty, ""));
+        net.run_for(ms(50));
+        assert_eq!(bad_texts(&net, raw, empty), 0, "refused before its turn");
+        net.inject_to_relay(raw, &send(3, good, "fine"));
+        net.run_for(ms(50));
+        assert_eq!(bad_texts(&net, raw, empty), 1);
+        net.inject_to_relay(raw, &send(4, empty, ""));
+        net.inject_to_relay(raw, &send(5, after, "after"));
+        settle(&mut net);
+        assert_eq!(bad_texts(&net, raw, empty), 2);
+
+        net.check_store();
+        let stored: Vec<(Uuid, &str)> = (net.store.iter())
+            .map(|m| (m.id, m.text.as_str()))
+            .collect();
+        assert_eq!(stored, [(good, "fine"), (after, "after")]);
+        assert_eq!(net.relay.stats().refused, 3);
+        for id in [control, long, empty] {
+            let acked = net.nodes[raw]
+                .received
+                .iter()
+                .any(|(_, p)| matches!(p, Packet::Ack { id: of, .. } if *of == id));
+            assert!(!acked, "a refused message is never acknowledged");
+        }
+        net.check_live(a, 2);
+    }
+}
+
+/// A name the relay refuses (too long, in characters or in bytes, or with an invisible
+/// character) gets one ERROR BadName, and the client closes and says why: it does not try
+/// again. The longest name, 32 characters of 4 bytes, is welcome.
+#[test]
+fn a_refused_name_closes_the_client_after_one_join() {
+    for seed in seeds(0..1) {
+        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
+        let longest = net.join(&"𝄞".repeat(32), 0);
+        let names = ["a".repeat(33), "𝄞".repeat(33), "al\u{200B}ice".to_owned()];
+        assert_eq!(names[1].len(), 132);
+        let refused: Vec<usize> = names.iter().map(|n| net.join(n, 0)).collect();
+        net.run_for(secs(20));
+
+        assert!(net.nodes[longest].client.is_joined());
+        for i in refused {
+            let node = &net.nodes[i];
+            let name = node.client.name();
+            assert!(node.client.is_closed(), "{name} is closed");
+            assert!(node.welcomes().is_empty());
+            let errors: Vec<&Event> = (node.events.iter())
+                .map(|(_, e)| e)
+                .filter(|e| matches!(e, Event::Error(_)))
+                .collect();
+            assert_eq!(errors.len(), 1, "{name}: {errors:?}");
+            let bad_names = (node.received.iter())
+                .filter(|(_, p)| {
+                    matches!(
+                        p,
+                        Packet::Error {
+                            code: ErrorCode::BadName,
+                            ..
+                        }
+                    )
+                })
+                .count();
+            assert_eq!(bad_names, 1, "{name}");
+            let joins = (node.reached_relay.iter())
+                .filter(|(_, p)| matches!(p, Packet::Join { .. }))
+                .count();
+            assert_eq!(joins, 1, "{name} asked once");
+            assert_eq!(node.reached_relay.len(), 1, "{name} said nothing else");
+        }
+        assert_eq!(net.relay.stats().joins_refused, 3);
+        assert_eq!(net.relay.clients().len(), 1);
+    }
+}
+
+// Reordering at the relay.
+
+/// Bursts over a network that loses and reorders are stored in csn order, each message once,
+/// and the SENDs that reached the relay are few more than the messages: what arrived ahead of
+/// a lost one waited for it rather than coming again.
+#[test]
+fn a_burst_over_loss_and_jitter_needs_few_retransmissions() {
+    let cond = Conditions {
+        delay: ms(20),
+        jitter: ms(30),
+        loss: 10,
+        duplicate: 0,
+    };
+    let mut ratios = Vec::new();
+    for seed in seeds(0..8) {
+        let mut net = Net::new(seed, cond, relay::Config::default());
+        let a = net.join("a", 0);
+        let b = net.join("b", 0);
+        joined(&mut net, a);
+        joined(&mut net, b);
+        let messages = 96;
+        for k in 0..messages {
+            net.send(a, &text("a", k));
+        }
+        settle(&mut net);
+        check_everything(&net);
+        let texts: Vec<&str> = net.store.iter().map(|m| m.text.as_str()).collect();
+        let want: Vec<String> = (0..messages).map(|k| text("a", k)).collect();
+        assert_eq!(texts, want);
+        let sends = (net.nodes[a].reached_relay.iter())
+            .filter(|(_, p)| matches!(p, Packet::Send { .. }))
+            .count();
+        ratios.push(sends as f64 / messages as f64);
+    }
+    // Measured over seeds 0..1000: 1.31 to 2.90 SENDs a message, 1.78 the median, 2.45 the
+    // 99th percentile. With sends ahead of a gap dropped (a window of 0) it was 12.7 to 21.6,
+    // 17.1 the median. (What remains is mostly the window's own timers: the sends waiting
+    // behind a lost one are not acknowledged before it comes again, so they go again too.)
+    let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
+    assert!(ratios.iter().all(|&r| r <= 4.0), "{ratios:?}");
+    assert!(mean <= 2.5, "{mean} on average: {ratios:?}");
+}
+
+/// A client sending far ahead of a gap (csn 1 missing, then 2 to 100 with long texts, twice)
+/// makes the relay keep at most [`relay::REORDER_WINDOW`] of them; when the gap fills, those
+/// follow at once, in order; the rest, sent again, are taken then.
+#[test]
+fn the_relay_keeps_at_most_a_window_waiting_per_session() {
+    for seed in seeds(0..1) {
+        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
+        let a = net.join("alice", 0);
+        let raw = net.join("raw", 0);
+        joined(&mut net, a);
+        joined(&mut net, raw);
+        let token = net.nodes[raw].welcomes()[0].0;
+        let addr = net.nodes[raw].addr;
+        let big = |csn: u64| format!("{csn:04}{}", "字".repeat(332));
+        assert_eq!(big(1).len(), 1000);
+        let ids: Vec<Uuid> = (0..=100).map(|_| Uuid::new_v4()).collect();
+        let send = |csn: u64| Packet::Send {
+            token,
+            csn,
+            id: ids[csn as usize],
+            text: big(csn),
+        };
+        let waiting = |net: &Net| net.relay.clients().get(&addr).expect("raw").waiting();
+        let window = relay::REORDER_WINDOW as usize;
+        for _ in 0..2 {
+            for csn in 2..=100 {
+                net.inject_to_relay(raw, &send(csn));
+                assert!(waiting(&net) <= window);
+            }
+        }
+        assert_eq!(waiting(&net), window);
+        net.run_for(ms(100));
+        assert!(net.store.is_empty());
+
+        net.inject_to_relay(raw, &send(1));
+        assert_eq!(waiting(&net), 0);
+        net.run_for(ms(100));
+        assert_eq!(net.store.len(), window + 1);
+        for csn in 34..=100 {
+            net.inject_to_relay(raw, &send(csn));
+        }
+        settle(&mut net);
+        net.check_store();
+        let stored: Vec<Uuid> = net.store.iter().map(|m| m.id).collect();
+        assert_eq!(stored, ids[1..]);
+        net.check_live(a, 100);
+    }
+}
+
+/// Many sessions each sending a window of long texts ahead of a gap: the relay keeps at most
+/// 8 MiB of text waiting in all, and what a session that leaves had waiting makes room again.
+#[test]
+fn the_relay_bounds_the_text_waiting_in_all_sessions() {
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::time::Instant;
+    use urc::relay::Relay;
+    use urc::wire::Token;
+
+    const MAX_AHEAD_BYTES: usize = 8 << 20;
+    let now = Instant::now();
+    let wall = Millis(1_795_593_600_000);
+    let mut relay = Relay::new(relay::Config::default(), Vec::new());
+    let addr = |k: usize| {
+        SocketAddr::from((
+            Ipv4Addr::new(10, 1, (k / 250) as u8, (k % 250) as u8 + 1),
+            4000,
+        ))
+    };
+    let text = "字".repeat(333); // 999 bytes
+    let sessions = 300;
+    let mut tokens: Vec<Token> = Vec::new();
+    for k in 0..sessions {
+        let join = Packet::Join {
+            name: format!("s{k}"),
+            history: 0,
+            instance: Uuid::new_v4(),
+        };
+        relay.handle(now, wall, addr(k), &join.encode());
+        let mut token = None;
+        while let Some(t) = relay.poll_transmit() {
+            if let (true, Ok(Packet::Welcome { token: got, .. })) =
+                (t.to == addr(k), Packet::decode(&t.bytes))
+            {
+                token = Some(got);
+            }
+        }
+        tokens.push(token.expect("welcomed"));
+    }
+    let send_ahead = |relay: &mut Relay, k: usize| {
+        for csn in 2..=33 {
+            let send = Packet::Send {
+                token: tokens[k],
+                csn,
+                id: Uuid::new_v4(),
+                text: text.clone(),
+            };
+            relay.handle(now, wall, addr(k), &send.encode());
+        }
+        while relay.poll_transmit().is_some() {}
+    };
+    let waiting = |relay: &Relay| -> Vec<usize> {
+        (0..sessions)
+            .map(|k| relay.clients().get(&addr(k)).map_or(0, |s| s.waiting()))
+            .collect()
+    };
+    for k in 0..sessions {
+        send_ahead(&mut relay, k);
+    }
+    let counts = waiting(&relay);
+    let total: usize = counts.iter().sum();
+    assert!(counts.iter().all(|&n| n <= relay::REORDER_WINDOW as usize));
+    assert_eq!(
+        total,
+        MAX_AHEAD_BYTES / text.len(),
+        "filled to the bound, not past it"
+    );
+    let starved = counts
+        .iter()
+        .position(|&n| n < 32)
+        .expect("some session was refused room");
+    assert!(counts[starved + 1..].iter().all(|&n| n == 0));
+
+    // The first session leaves: its room goes to the one that had too little.
+    let leave = Packet::Leave { token: tokens[0] };
+    relay.handle(now, wall, addr(0), &leave.encode());
+    send_ahead(&mut relay, starved);
+    let counts = waiting(&relay);
+    assert_eq!(counts[0], 0);
+    assert_eq!(counts[starved], 32);
+    assert!(counts.iter().sum::<usize>() * text.len() <= MAX_AHEAD_BYTES);
+    assert_eq!(relay.stats().stored, 0);
 }

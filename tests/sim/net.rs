@@ -2,10 +2,13 @@
 //!
 //! Datagrams in flight wait in a queue ordered by delivery time; time jumps from one event to
 //! the next (an arrival, a client's timeout, the relay's tick, the relay's log flush). The relay's
-//! log is a `Vec<Message>`. Everything random comes from one seed, each link drawing from its own
-//! stream, so a failing run is repeated with `URC_SIM_SEED=<seed>`; the seed, the conditions and
-//! the last datagrams are printed when a test fails, with `URC_SIM_DUMP=<client name>` all that
-//! client received and showed, and with `URC_SIM_TRACE=1` every datagram as it goes.
+//! log is a `Vec<Message>`. Clients can be frozen, made deaf or mute, moved to a new address
+//! ([`Net::rebind`]) or replaced by a new process on theirs ([`Net::restart_client`]); forged
+//! datagrams can be handed to a client ([`Net::inject`]) or to the relay
+//! ([`Net::inject_to_relay`]). Everything random comes from one seed, each link drawing from its
+//! own stream, so a failing run is repeated with `URC_SIM_SEED=<seed>`; the seed, the conditions
+//! and the last datagrams are printed when a test fails, with `URC_SIM_DUMP=<client name>` all
+//! that client received and showed, and with `URC_SIM_TRACE=1` every datagram as it goes.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -137,6 +140,8 @@ pub struct Node {
     pub sent: Vec<(Uuid, String)>,
     /// Deaf: everything the relay sends it is lost (it still speaks and sees time pass).
     pub deaf: bool,
+    /// Mute: everything it sends the relay is lost (it still hears and sees time pass).
+    pub mute: bool,
     /// How many of the next WELCOMEs to this node are lost.
     pub lose_welcomes: u32,
     /// Extra delay of the WELCOMEs to this node, so that what the relay sends after them
@@ -144,6 +149,8 @@ pub struct Node {
     pub welcome_delay: Duration,
     /// When a datagram of this node last reached the relay.
     pub last_heard_by_relay: Option<Instant>,
+    /// Every packet of this node that reached the relay (injected ones included), with when.
+    pub reached_relay: Vec<(Instant, Packet)>,
     up: Link,
     down: Link,
 }
@@ -220,6 +227,10 @@ struct Flight {
     to: Option<usize>,
     /// The client it comes from, or `None` for the relay.
     from: Option<usize>,
+    /// The client's end when it was sent: the source address of a datagram to the relay (what
+    /// the relay sees, even if the client has moved since), the destination of one from it
+    /// (whoever has that address when it arrives gets it, or nobody).
+    addr: SocketAddr,
     bytes: Arc<[u8]>,
 }
 
@@ -248,7 +259,12 @@ pub struct Net {
     /// Messages the log held before the simulation started.
     pub preloaded: usize,
     pub nodes: Vec<Node>,
+    /// Which client has each address now.
     by_addr: HashMap<SocketAddr, usize>,
+    /// Addresses clients left (see [`Net::rebind`]): what the relay sends there is lost.
+    left_addrs: HashMap<SocketAddr, usize>,
+    /// Datagrams the relay sent to an address nobody has any more.
+    pub stale: u64,
     /// Datagrams in flight by (delivery time, link, count on the link).
     queue: BTreeMap<(Instant, usize, u64), Flight>,
     next_tick: Instant,
@@ -291,6 +307,8 @@ impl Net {
             store: log,
             nodes: Vec::new(),
             by_addr: HashMap::new(),
+            left_addrs: HashMap::new(),
+            stale: 0,
             queue: BTreeMap::new(),
             next_tick: epoch + TICK,
             flush_delay: Duration::ZERO,
@@ -329,6 +347,46 @@ impl Net {
             Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250) as u8 + 1),
             4000,
         ));
+        self.start_client(name, history, addr)
+    }
+
+    /// Client `i`'s process dies (it is frozen, what it had in flight stays in flight) and a
+    /// new one, with the same name and a new instance, starts at its address now; returns the
+    /// new client. Datagrams to that address, late ones included, reach the new process.
+    pub fn restart_client(&mut self, i: usize, history: u16) -> usize {
+        self.freeze(i);
+        let name = self.nodes[i].client.name().to_owned();
+        let addr = self.nodes[i].addr;
+        if self.print_trace {
+            eprintln!("{:>10.3?} {name} restarts", self.elapsed());
+        }
+        self.start_client(&name, history, addr)
+    }
+
+    /// Client `i`'s datagrams come from a new address from now on (a NAT rebinding, a new
+    /// network), the client none the wiser; returns the address. What the relay sends to the
+    /// old address is lost, datagrams already in flight to it included; those already in
+    /// flight from it reach the relay from it.
+    pub fn rebind(&mut self, i: usize) -> SocketAddr {
+        let old = self.nodes[i].addr;
+        let port = 4001 + u16::try_from(self.left_addrs.len()).expect("few rebindings");
+        let new = SocketAddr::new(old.ip(), port);
+        if self.print_trace {
+            eprintln!(
+                "{:>10.3?} {} moves to {new}",
+                self.elapsed(),
+                self.end_name(Some(i))
+            );
+        }
+        self.by_addr.remove(&old);
+        self.left_addrs.insert(old, i);
+        self.by_addr.insert(new, i);
+        self.nodes[i].addr = new;
+        new
+    }
+
+    fn start_client(&mut self, name: &str, history: u16, addr: SocketAddr) -> usize {
+        let i = self.nodes.len();
         let config = client::Config {
             name: name.to_owned(),
             history,
@@ -343,7 +401,9 @@ impl Net {
             received: Vec::new(),
             sent: Vec::new(),
             last_heard_by_relay: None,
+            reached_relay: Vec::new(),
             deaf: false,
+            mute: false,
             lose_welcomes: 0,
             welcome_delay: Duration::ZERO,
             up,
@@ -390,6 +450,15 @@ impl Net {
         node.received.push((self.now, packet.clone()));
         node.client.handle(self.now, &bytes);
         self.drain_client(i);
+    }
+
+    /// Hands the relay a datagram as if from client `i`'s address, now: a forged one, or one
+    /// no client of this crate sends.
+    pub fn inject_to_relay(&mut self, i: usize, packet: &Packet) {
+        let bytes: Arc<[u8]> = packet.encode().into();
+        let addr = self.nodes[i].addr;
+        self.relay_receive(i, addr, &bytes, "injected");
+        self.drain_relay();
     }
 
     /// Client `i` stops: it hears nothing, sends nothing and sees no time pass.
@@ -532,19 +601,31 @@ impl Net {
         self.drain_relay();
     }
 
+    fn relay_receive(&mut self, i: usize, from: SocketAddr, bytes: &Arc<[u8]>, fate: &'static str) {
+        self.record(Some(i), None, bytes, fate);
+        let node = &mut self.nodes[i];
+        node.last_heard_by_relay = Some(self.now);
+        let packet = Packet::decode(bytes).expect("a valid datagram");
+        node.reached_relay.push((self.now, packet));
+        self.relay.handle(self.now, self.wall(), from, bytes);
+        if self.relay.has_appends() && self.next_flush.is_none() {
+            self.next_flush = Some(self.now + self.flush_delay);
+        }
+    }
+
     fn deliver(&mut self, f: Flight) {
         match f.to {
             None => {
                 let i = f.from.expect("from a client");
-                self.record(f.from, None, &f.bytes, "delivered");
-                let from = self.nodes[i].addr;
-                self.nodes[i].last_heard_by_relay = Some(self.now);
-                self.relay.handle(self.now, self.wall(), from, &f.bytes);
-                if self.relay.has_appends() && self.next_flush.is_none() {
-                    self.next_flush = Some(self.now + self.flush_delay);
-                }
+                self.relay_receive(i, f.addr, &f.bytes, "delivered");
             }
-            Some(i) => {
+            Some(_) => {
+                let Some(&i) = self.by_addr.get(&f.addr) else {
+                    // The client left the address while the datagram was on its way.
+                    self.stale += 1;
+                    let gone = self.left_addrs.get(&f.addr).copied();
+                    return self.record(None, gone, &f.bytes, "lost: stale address");
+                };
                 if !self.nodes[i].live {
                     return self.record(None, Some(i), &f.bytes, "unheard");
                 }
@@ -592,10 +673,15 @@ impl Net {
                 t.bytes.len()
             );
             self.largest_from_relay = self.largest_from_relay.max(t.bytes.len());
-            let i = *self
-                .by_addr
-                .get(&t.to)
-                .expect("the relay sends to clients only");
+            let Some(&i) = self.by_addr.get(&t.to) else {
+                let gone = *self
+                    .left_addrs
+                    .get(&t.to)
+                    .expect("the relay sends to clients only");
+                self.stale += 1;
+                self.record(None, Some(gone), &t.bytes, "lost: stale address");
+                continue;
+            };
             let packet = Packet::decode(&t.bytes).expect("the relay sends valid datagrams");
             if let Packet::Messages { messages } = &packet {
                 let me = name_key(self.nodes[i].client.name());
@@ -646,11 +732,15 @@ impl Net {
         let cond = self.cond;
         let now = self.now;
         let node = &mut self.nodes[i];
+        let addr = node.addr;
         if from.is_some() && !node.live {
             return;
         }
         if to.is_some() && node.deaf {
             return self.record(from, to, &bytes, "unheard");
+        }
+        if from.is_some() && node.mute {
+            return self.record(from, to, &bytes, "lost");
         }
         let link = if from.is_some() {
             &mut node.up
@@ -671,6 +761,7 @@ impl Net {
             let flight = Flight {
                 to,
                 from,
+                addr,
                 bytes: bytes.clone(),
             };
             self.queue.insert((at, link.id, link.count), flight);
@@ -777,23 +868,29 @@ impl Net {
 
     /// Checks, once every outbox is empty, that every message sent is stored once, with its
     /// text and its sender's name, in the order its sender sent it, and that the log holds
-    /// nothing else.
+    /// nothing else. A stopped client (frozen, or replaced by [`Net::restart_client`]) may
+    /// have taken what was never acknowledged to it down with it.
     pub fn check_sent_are_stored(&self) {
         let by_id: HashMap<Uuid, &Message> = self.store.iter().map(|m| (m.id, m)).collect();
         let mut sent_count = 0;
         for node in &self.nodes {
             let name = node.client.name();
-            assert_eq!(
-                node.client.unacked(),
-                0,
-                "{name} still has messages to send"
-            );
-            let done = &node.sent;
+            if node.live {
+                assert_eq!(
+                    node.client.unacked(),
+                    0,
+                    "{name} still has messages to send"
+                );
+            }
             let mut last_seq = 0;
-            for (id, text) in done {
-                let m = by_id
-                    .get(id)
-                    .unwrap_or_else(|| panic!("{name}'s acknowledged message {id} is not stored"));
+            for (id, text) in &node.sent {
+                let Some(m) = by_id.get(id) else {
+                    assert!(
+                        !node.live && node.ack_time(*id).is_none(),
+                        "{name}'s acknowledged message {id} is not stored"
+                    );
+                    continue;
+                };
                 assert_eq!(&m.text, text);
                 assert_eq!(&m.from, name);
                 assert!(
@@ -801,8 +898,8 @@ impl Net {
                     "{name}'s messages are stored out of order"
                 );
                 last_seq = m.seq;
+                sent_count += 1;
             }
-            sent_count += done.len();
         }
         assert_eq!(
             self.store.len() - self.preloaded,
@@ -871,7 +968,7 @@ fn summary(p: &Packet) -> String {
             .join(",")
     };
     match p {
-        Packet::Join { name, history } => format!("Join {name} history {history}"),
+        Packet::Join { name, history, .. } => format!("Join {name} history {history}"),
         Packet::Send { csn, id, .. } => format!("Send csn {csn} id {}", &id.to_string()[..8]),
         Packet::History {
             req, from, count, ..
