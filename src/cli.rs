@@ -64,16 +64,53 @@ pub struct ServeArgs {
     /// Most clients in the room at once.
     #[arg(long, default_value_t = relay::Config::default().max_clients)]
     pub max_clients: usize,
+    /// Most clients from one IP address at once.
+    #[arg(long, default_value_t = relay::Config::default().max_per_ip)]
+    pub max_per_ip: usize,
+    /// Messages a second each client may send on average; faster ones wait.
+    #[arg(long, default_value_t = relay::Config::default().rate)]
+    pub rate: f64,
+    /// Messages each client may send at once above --rate (a paste, say).
+    #[arg(long, default_value_t = relay::Config::default().burst)]
+    pub burst: f64,
+    /// History and /who requests a second each client may make (twice that at once).
+    #[arg(long, default_value_t = relay::Config::default().request_rate)]
+    pub request_rate: f64,
 }
 
 impl ServeArgs {
     /// The relay's settings.
-    pub fn config(&self) -> relay::Config {
-        relay::Config {
+    ///
+    /// # Errors
+    /// A one-line explanation when a limit makes no sense.
+    pub fn config(&self) -> Result<relay::Config, String> {
+        if !(self.rate > 0.0 && self.rate.is_finite()) {
+            return Err(format!(
+                "--rate must be a positive number, not {}",
+                self.rate
+            ));
+        }
+        if !(self.burst >= 1.0 && self.burst.is_finite()) {
+            return Err(format!("--burst must be at least 1, not {}", self.burst));
+        }
+        if !(self.request_rate > 0.0 && self.request_rate.is_finite()) {
+            return Err(format!(
+                "--request-rate must be a positive number, not {}",
+                self.request_rate
+            ));
+        }
+        if self.max_clients == 0 || self.max_per_ip == 0 {
+            return Err("--max-clients and --max-per-ip must be at least 1".into());
+        }
+        Ok(relay::Config {
             timeout: Duration::from_secs(self.timeout),
             max_clients: self.max_clients,
+            max_per_ip: self.max_per_ip,
+            rate: self.rate,
+            burst: self.burst,
+            request_rate: self.request_rate,
             ..relay::Config::default()
-        }
+        })
     }
 
     /// The data directory.
@@ -149,7 +186,15 @@ mod tests {
             panic!()
         };
         assert_eq!(args.bind.port(), crate::server::DEFAULT_PORT);
-        assert_eq!(args.config().timeout, relay::DEFAULT_TIMEOUT);
+        assert_eq!(args.config().unwrap().timeout, relay::DEFAULT_TIMEOUT);
+        let cli = Cli::try_parse_from(["urc", "serve", "--rate", "0"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(
+            args.config().unwrap_err(),
+            "--rate must be a positive number, not 0"
+        );
         let cli = Cli::try_parse_from(["urc", "join", "--name", "alice"]).unwrap();
         let Command::Join(args) = cli.command else {
             panic!()

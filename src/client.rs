@@ -162,6 +162,8 @@ pub struct Client {
     phase: Phase,
     /// Random, chosen once: the relay tells this client's JOINs from another's by it.
     instance: Uuid,
+    /// The relay's last challenge cookie, echoed in JOIN to prove our address.
+    cookie: Vec<u8>,
     /// Sessions welcomed so far (a second one means we rejoined).
     sessions: u32,
     /// The token of the latest session welcomed, kept while joining again: a WELCOME with it
@@ -206,6 +208,7 @@ impl Client {
                 next_try: now,
             },
             instance: Uuid::new_v4(),
+            cookie: Vec::new(),
             sessions: 0,
             session_token: None,
             next_csn: 1,
@@ -413,6 +416,13 @@ impl Client {
             self.told_silent = false;
             self.notice("the relay is answering again");
         }
+        self.take(now, packet);
+        // Whatever was learnt may have freed room in the window (a repair that showed one of
+        // our messages stored, say).
+        self.pump(now);
+    }
+
+    fn take(&mut self, now: Instant, packet: Packet) {
         match packet {
             Packet::Welcome {
                 token,
@@ -421,7 +431,7 @@ impl Client {
                 timeout_ms,
             } => self.welcomed(now, token, name, latest, timeout_ms),
             Packet::Error { code, id, message } => self.refused(now, code, id, message),
-            Packet::Ack { id, csn, seq, time } => self.acked(now, id, csn, seq, time),
+            Packet::Ack { id, seq, time, .. } => self.acked(now, id, seq, time),
             Packet::Messages { messages } => {
                 for m in messages {
                     self.arrived(m);
@@ -459,6 +469,21 @@ impl Client {
             Packet::Pong { latest } => {
                 self.learn_latest(now, latest);
             }
+            Packet::Challenge { cookie } => {
+                if let Phase::Joining { attempt, .. } = self.phase {
+                    // The relay wants proof that we receive at our address: echo at once,
+                    // unless challenges keep coming (a cookie that never passes, say): then
+                    // the JOIN waits for its backoff like any retry.
+                    self.cookie = cookie;
+                    if attempt <= 3 {
+                        self.phase = Phase::Joining {
+                            attempt,
+                            next_try: now,
+                        };
+                        self.try_join(now);
+                    }
+                }
+            }
             // Client-to-relay packets: not for us.
             _ => {}
         }
@@ -478,6 +503,7 @@ impl Client {
             name: self.config.name.clone(),
             history,
             instance: self.instance,
+            cookie: self.cookie.clone(),
         };
         self.transmit(now, &packet);
         let wait = (self.rtt.rto() * 2u32.saturating_pow(attempt)).min(MAX_RTO);
@@ -603,28 +629,13 @@ impl Client {
         }
     }
 
-    fn acked(&mut self, now: Instant, id: Uuid, csn: u64, seq: u64, time: crate::message::Millis) {
+    fn acked(&mut self, now: Instant, id: Uuid, seq: u64, time: crate::message::Millis) {
         let Some(i) = self.outbox.iter().position(|o| o.id == id) else {
             return;
         };
-        if self.outbox[i].csn != 0 && self.outbox[i].csn != csn {
-            // An acknowledgement from an earlier session (late from a relay that restarted
-            // since, say): the message is stored, but this session numbered it afresh and the
-            // relay takes no later csn before this one, so it stays, to be acknowledged again
-            // as a duplicate, as in `arrived`. Taken out here, it left everything after it
-            // unstored for ever (seed 215 of `relay_restart_loses_and_repeats_nothing`). When
-            // both sessions gave it the same csn the late ack looks like this session's, and
-            // the same can happen (seed 3169): an ACK does not say which session it answers.
-            let message = Message {
-                seq,
-                id,
-                from: self.config.name.clone(),
-                text: self.outbox[i].text.clone(),
-                time,
-            };
-            self.arrived(message);
-            return self.drain(now);
-        }
+        // An acknowledgement means the message is stored, whichever session it answers (a
+        // late one from a relay that restarted since, say): it leaves the outbox, and the
+        // `base` of our next SEND tells the relay not to wait for its csn.
         let Some(o) = self.outbox.remove(i) else {
             return;
         };
@@ -650,11 +661,9 @@ impl Client {
         if m.seq <= self.delivered {
             return;
         }
-        // A message of ours whose acknowledgement was lost: it is acknowledged now. Unless it
-        // has a csn in this session (it was stored in an earlier one, before a rejoin): the
-        // relay takes no later csn before that one, so it must still go, to be acknowledged
-        // as a duplicate; dropped here, it left everything after it unstored for ever.
-        if let Some(i) = self.outbox.iter().position(|o| o.id == m.id && o.csn == 0) {
+        // A message of ours whose acknowledgement was lost: it is stored, so it leaves the
+        // outbox (the `base` of our next SEND tells the relay not to wait for its csn).
+        if let Some(i) = self.outbox.iter().position(|o| o.id == m.id) {
             self.outbox.remove(i);
         }
         self.known_latest = self.known_latest.max(m.seq);
@@ -893,6 +902,11 @@ impl Client {
 
     fn finish_who(&mut self) {
         if let Some((_, _, mut names, _)) = self.who.take() {
+            if names.is_empty() {
+                // We are in the room, so an empty list means the answer never came.
+                let message = "the relay did not answer /who: try again".to_owned();
+                return self.events.push_back(Event::Error(message));
+            }
             names.sort_by_key(|n| crate::message::name_key(n));
             names.dedup();
             self.events.push_back(Event::Who { names });
@@ -917,6 +931,14 @@ impl Client {
             self.next_csn += 1;
         }
         let rto = self.rtt.rto();
+        // Everything below the oldest unacknowledged csn of this session is stored: the relay
+        // need not wait for any of it (some may have been acknowledged by an earlier session).
+        let base = self
+            .outbox
+            .iter()
+            .map(|o| o.csn)
+            .find(|&c| c != 0)
+            .unwrap_or(self.next_csn);
         let o = &mut self.outbox[i];
         o.sends += 1;
         o.sent_at = Some(now);
@@ -924,6 +946,7 @@ impl Client {
         let packet = Packet::Send {
             token,
             csn: o.csn,
+            base,
             id: o.id,
             text: o.text.clone(),
         };

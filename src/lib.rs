@@ -8,6 +8,8 @@
 //! | [`message`] | the room's vocabulary: a stored message, name and text rules, timestamps |
 //! | [`wire`] | every datagram of the protocol, encoded and decoded without I/O |
 //! | [`relay`] | the relay's rules without I/O: sessions, ordering, acks, fan-out, history |
+//! | [`cookie`] | address validation without per-address state: stateless challenge cookies |
+//! | [`limit`] | token buckets: rates with a burst allowance |
 //! | [`client`] | the client's rules without I/O: joining, retransmission, ordered delivery |
 //! | [`store`] | the message log, `messages.jsonl`, appended and flushed |
 //! | [`server`] | `urc serve`: the socket loop around [`relay`] and [`store`] |
@@ -21,7 +23,9 @@
 pub mod cli;
 pub mod client;
 pub mod command;
+pub mod cookie;
 pub mod join;
+pub mod limit;
 pub mod message;
 pub mod relay;
 pub mod render;

@@ -33,8 +33,8 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let server =
-        Server::bind(args.bind, args.data_dir(), args.config()).map_err(|e| e.to_string())?;
+    let config = args.config()?;
+    let server = Server::bind(args.bind, args.data_dir(), config).map_err(|e| e.to_string())?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
         "listening on udp {addr}; message log {}; {} messages stored",

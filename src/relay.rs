@@ -6,13 +6,15 @@
 //! message (its acknowledgement, its fan-out) leaves before the message is committed.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use uuid::Uuid;
 
+use crate::cookie::Cookies;
+use crate::limit::Bucket;
 use crate::message::{Message, Millis, check_name, check_text, name_key};
 use crate::wire::{
     ErrorCode, HISTORY_HEADER, LeaveReason, MAX_HISTORY_REQUEST, MESSAGES_HEADER, NAMES_HEADER,
@@ -40,6 +42,14 @@ pub struct Config {
     pub cache: usize,
     /// Recent message ids remembered so that a retransmission is stored once.
     pub dedup: usize,
+    /// Most clients joined from one IP address at once.
+    pub max_per_ip: usize,
+    /// Messages a second a client may send on average.
+    pub rate: f64,
+    /// Messages a client may send at once, above the rate.
+    pub burst: f64,
+    /// History and who requests a second a client may make on average (twice that at once).
+    pub request_rate: f64,
 }
 
 impl Default for Config {
@@ -49,6 +59,10 @@ impl Default for Config {
             max_clients: 10_000,
             cache: 10_000,
             dedup: 100_000,
+            max_per_ip: 64,
+            rate: 20.0,
+            burst: 100.0,
+            request_rate: 5.0,
         }
     }
 }
@@ -68,6 +82,14 @@ pub struct Session {
     ahead: BTreeMap<u64, (Uuid, String)>,
     /// When it was last heard from.
     last_heard: Instant,
+    /// Its message rate.
+    messages: Bucket,
+    /// Its history and who request rate.
+    requests: Bucket,
+    /// Whether it was told it is sending messages too fast in this episode of doing so.
+    told_slow: bool,
+    /// Whether it was told it makes requests too fast in this episode of doing so.
+    told_busy: bool,
 }
 
 impl Session {
@@ -121,6 +143,22 @@ pub struct Stats {
     pub joins_refused: u64,
     /// Clients dropped for silence.
     pub timed_out: u64,
+    /// Challenges sent to addresses that asked to join.
+    pub challenges: u64,
+    /// Replies not sent to an unvalidated address because they would have exceeded three
+    /// times what it sent.
+    pub over_budget: u64,
+    /// Messages, requests and joins refused for coming too fast.
+    pub rate_limited: u64,
+}
+
+/// What the relay last dropped or refused, and from whom, for its logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    /// The sender.
+    pub from: SocketAddr,
+    /// Why.
+    pub why: String,
 }
 
 /// A message accepted but not yet durable.
@@ -159,6 +197,18 @@ pub struct Relay {
     heartbeat_seq: u64,
     /// Bytes of text in the sessions' `ahead` buffers.
     ahead_bytes: usize,
+    /// Sessions per IP address.
+    per_ip: HashMap<IpAddr, usize>,
+    /// JOINs with a good cookie per IP address, at the request rate and as many at once as
+    /// sessions may share an address, and whether the address was told it joins too fast; an
+    /// entry goes once its bucket is full again.
+    joins: HashMap<IpAddr, (Bucket, bool)>,
+    /// Mints and checks challenge cookies (made at the first datagram, on its clock).
+    cookies: Option<Cookies>,
+    /// While handling a datagram from an unvalidated address: that address and how many
+    /// bytes may still be sent to it (three times what it sent).
+    budget: Option<(SocketAddr, usize)>,
+    last_dropped: Option<Dropped>,
     stats: Stats,
 }
 
@@ -180,6 +230,11 @@ impl Relay {
             last_time: Millis(i64::MIN),
             heartbeat_seq: 0,
             ahead_bytes: 0,
+            per_ip: HashMap::new(),
+            joins: HashMap::new(),
+            cookies: None,
+            budget: None,
+            last_dropped: None,
             stats: Stats::default(),
             config,
         };
@@ -209,14 +264,30 @@ impl Relay {
         &self.stats
     }
 
+    /// What the relay last dropped or refused, if anything.
+    pub fn last_dropped(&self) -> Option<&Dropped> {
+        self.last_dropped.as_ref()
+    }
+
     /// Takes one datagram from `from`, received at `now` (wall-clock time `wall`).
     pub fn handle(&mut self, now: Instant, wall: Millis, from: SocketAddr, bytes: &[u8]) {
+        // An address without a session is not validated: it gets at most three times the
+        // bytes it sent (RFC 9000, section 8), so a spoofed source gains nothing.
+        self.budget = if self.clients.contains_key(&from) {
+            None
+        } else {
+            Some((from, 3 * bytes.len()))
+        };
+        self.dispatch(now, wall, from, bytes);
+        self.budget = None;
+    }
+
+    fn dispatch(&mut self, now: Instant, wall: Millis, from: SocketAddr, bytes: &[u8]) {
         let packet = match Packet::decode(bytes) {
             Ok(p) => p,
             Err(e) => {
                 self.stats.malformed += 1;
-                tracing::debug!(%from, error = %e, "dropped a malformed datagram");
-                return;
+                return self.dropped(from, e.to_string());
             }
         };
         match packet {
@@ -224,15 +295,27 @@ impl Relay {
                 name,
                 history,
                 instance,
-            } => self.join(now, from, name, history, instance),
+                cookie,
+            } => {
+                let cookies = self.cookies.get_or_insert_with(|| Cookies::new(now));
+                if !cookies.check(now, from, &cookie) {
+                    // Prove the address first: only who receives there can echo the cookie.
+                    let cookie = cookies.mint(now, from);
+                    self.stats.challenges += 1;
+                    return self.reply(from, &Packet::Challenge { cookie });
+                }
+                self.budget = None;
+                self.join(now, from, name, history, instance);
+            }
             Packet::Send {
                 token,
                 csn,
+                base,
                 id,
                 text,
             } => {
                 if self.authorise(now, from, &token, id) {
-                    self.send(wall, from, csn, id, text);
+                    self.send(now, wall, from, csn, base, id, text);
                 }
             }
             Packet::History {
@@ -241,12 +324,14 @@ impl Relay {
                 from: first,
                 count,
             } => {
-                if self.authorise(now, from, &token, Uuid::nil()) {
+                if self.authorise(now, from, &token, Uuid::nil()) && self.request_allowed(now, from)
+                {
                     self.history(from, req, first, count);
                 }
             }
             Packet::Who { token, req } => {
-                if self.authorise(now, from, &token, Uuid::nil()) {
+                if self.authorise(now, from, &token, Uuid::nil()) && self.request_allowed(now, from)
+                {
                     self.who(from, req);
                 }
             }
@@ -265,15 +350,49 @@ impl Relay {
                     self.remove(from, LeaveReason::Quit);
                 }
             }
-            _ => {
+            other => {
                 // A relay-to-client packet sent to the relay: nobody's client sends that.
                 self.stats.malformed += 1;
+                self.dropped(
+                    from,
+                    format!("a relay's packet sent to the relay: {other:?}"),
+                );
             }
         }
     }
 
+    fn dropped(&mut self, from: SocketAddr, why: String) {
+        tracing::trace!(%from, %why, "dropped a datagram");
+        self.last_dropped = Some(Dropped { from, why });
+    }
+
+    /// Takes one of the session's request tokens, or tells it to slow down (once an episode,
+    /// as for messages: see `send`).
+    fn request_allowed(&mut self, now: Instant, from: SocketAddr) -> bool {
+        let Some(mut s) = self.clients.get_mut(&from) else {
+            return false;
+        };
+        if s.requests.is_full(now) {
+            s.told_busy = false;
+        }
+        if s.requests.take(now) {
+            return true;
+        }
+        // Told for every refused request, a flood of requests had one ERROR back each, larger
+        // than the request: the rate bounded the answers but not what the relay sent.
+        let tell = !std::mem::replace(&mut s.told_busy, true);
+        drop(s);
+        self.stats.rate_limited += 1;
+        if tell {
+            let message = "too many requests: wait a moment".to_owned();
+            self.error(from, ErrorCode::RateLimited, Uuid::nil(), message);
+        }
+        false
+    }
+
     /// Drops the clients silent for longer than the timeout. Call it about once a second.
     pub fn handle_tick(&mut self, now: Instant) {
+        self.joins.retain(|_, (bucket, _)| !bucket.is_full(now));
         let timeout = self.config.timeout;
         let silent: Vec<SocketAddr> = self
             .clients
@@ -375,6 +494,9 @@ impl Relay {
             let message = e.to_string();
             return self.error(from, ErrorCode::BadName, Uuid::nil(), message);
         }
+        if !self.join_allowed(now, from) {
+            return;
+        }
         let here = self
             .clients
             .get(&from)
@@ -400,6 +522,8 @@ impl Relay {
                     if let Some((_, session)) = self.clients.remove(&old) {
                         self.clients.insert(from, session);
                         self.names.insert(key, from);
+                        self.forget_ip(old.ip());
+                        *self.per_ip.entry(from.ip()).or_default() += 1;
                     }
                     // Its messages waiting for the commit move too: left at the old address,
                     // their acks were lost there, the fan-out sent them back to their sender at
@@ -423,6 +547,17 @@ impl Relay {
                         let message = "the room is full: try again later".to_owned();
                         return self.error(from, ErrorCode::Full, Uuid::nil(), message);
                     }
+                    let ip = self.per_ip.get(&from.ip()).copied().unwrap_or(0);
+                    if ip >= self.config.max_per_ip {
+                        self.stats.joins_refused += 1;
+                        let message = format!(
+                            "too many clients from {}: at most {} (the relay's --max-per-ip)",
+                            from.ip(),
+                            self.config.max_per_ip
+                        );
+                        return self.error(from, ErrorCode::Full, Uuid::nil(), message);
+                    }
+                    self.per_ip.insert(from.ip(), ip + 1);
                     self.names.insert(key, from);
                     self.clients.insert(
                         from,
@@ -433,6 +568,14 @@ impl Relay {
                             next_csn: 1,
                             ahead: BTreeMap::new(),
                             last_heard: now,
+                            messages: Bucket::new(self.config.rate, self.config.burst, now),
+                            requests: Bucket::new(
+                                self.config.request_rate,
+                                2.0 * self.config.request_rate,
+                                now,
+                            ),
+                            told_slow: false,
+                            told_busy: false,
                         },
                     );
                     let presence = Packet::Presence {
@@ -461,6 +604,35 @@ impl Relay {
         self.history(from, 0, 0, history);
     }
 
+    /// Takes one of the IP address's join tokens, or tells it to slow down (once an episode, as
+    /// for messages: see `send`). A cookie is good for ten seconds: without this, one address
+    /// could join again and again, with new instances or leaving in between, each JOIN a
+    /// presence broadcast to the whole room and a join history of up to 1000 messages that no
+    /// request rate limited (100 JOINs of 44 bytes made 9950 datagrams to a room of 50 and
+    /// 48 MB of history for the address).
+    fn join_allowed(&mut self, now: Instant, from: SocketAddr) -> bool {
+        let (rate, burst) = (self.config.request_rate, self.config.max_per_ip as f64);
+        let (bucket, told) = self
+            .joins
+            .entry(from.ip())
+            .or_insert_with(|| (Bucket::new(rate, burst.max(1.0), now), false));
+        if bucket.is_full(now) {
+            *told = false;
+        }
+        if bucket.take(now) {
+            return true;
+        }
+        let tell = !std::mem::replace(told, true);
+        self.stats.rate_limited += 1;
+        if tell {
+            let message = format!("too many joins from {}: wait a moment", from.ip());
+            self.error(from, ErrorCode::RateLimited, Uuid::nil(), message);
+        } else {
+            self.dropped(from, "too many joins".into());
+        }
+        false
+    }
+
     /// Checks that `from` has a session and `token` is its token; refreshes it if so.
     fn authorise(&mut self, now: Instant, from: SocketAddr, token: &Token, id: Uuid) -> bool {
         if let Some(mut s) = self.clients.get_mut(&from)
@@ -470,12 +642,31 @@ impl Relay {
             return true;
         }
         self.stats.unauthorised += 1;
+        if self.clients.contains_key(&from) {
+            // The address has a session and this is not its token: someone else wrote it
+            // (a spoofed source). The client itself has nothing to learn from it.
+            self.dropped(from, "wrong session token".into());
+            return false;
+        }
         let message = "not joined: join again".to_owned();
         self.error(from, ErrorCode::NotJoined, id, message);
         false
     }
 
-    fn send(&mut self, wall: Millis, from: SocketAddr, csn: u64, id: Uuid, text: String) {
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &mut self,
+        now: Instant,
+        wall: Millis,
+        from: SocketAddr,
+        csn: u64,
+        base: u64,
+        id: Uuid,
+        text: String,
+    ) {
+        if base <= csn {
+            self.skip_to(from, base);
+        }
         let Some(expected) = self.clients.get(&from).map(|s| s.next_csn) else {
             return;
         };
@@ -502,8 +693,51 @@ impl Relay {
             }
             return;
         }
+        // A copy of this message may wait in the buffer, put back there when the rate stopped
+        // it: this one takes its turn, so the copy goes (left, it stayed there for good).
+        if let Some(mut s) = self.clients.get_mut(&from)
+            && let Some((_, copy)) = s.ahead.remove(&csn)
+        {
+            self.ahead_bytes -= copy.len();
+        }
         let (mut csn, mut id, mut text) = (csn, id, text);
+        let mut first = true;
+        // An episode of sending too fast ends when the sender has kept to the rate long enough
+        // to have its whole burst again. (Ended by any message taken, it was told again after
+        // every message taken at the rate: 20 ERRORs a second under a steady flood, and a
+        // notice each for the user of a client pasting a long text.)
+        if let Some(mut s) = self.clients.get_mut(&from)
+            && s.messages.is_full(now)
+        {
+            s.told_slow = false;
+        }
         loop {
+            let allowed = self
+                .clients
+                .get_mut(&from)
+                .is_some_and(|mut s| s.messages.take(now));
+            if !allowed {
+                // Too fast: the message waits (or, just arrived, comes again later) and the
+                // sender is told once an episode.
+                self.stats.rate_limited += 1;
+                let tell = self
+                    .clients
+                    .get_mut(&from)
+                    .is_some_and(|mut s| !std::mem::replace(&mut s.told_slow, true));
+                if tell {
+                    let message = format!(
+                        "too many messages: the relay takes {} a second ({} at once); the rest wait",
+                        self.config.rate, self.config.burst
+                    );
+                    self.error(from, ErrorCode::RateLimited, id, message);
+                }
+                if !first && let Some(mut s) = self.clients.get_mut(&from) {
+                    self.ahead_bytes += text.len();
+                    s.ahead.insert(csn, (id, text));
+                }
+                break;
+            }
+            first = false;
             self.take_in_turn(wall, from, csn, id, text);
             // Messages that arrived ahead of this one and waited for it follow it now.
             let next = self.clients.get_mut(&from).and_then(|mut s| {
@@ -513,6 +747,20 @@ impl Relay {
             let Some(next) = next else { break };
             self.ahead_bytes -= next.2.len();
             (csn, id, text) = next;
+        }
+    }
+
+    /// The client saw every csn below `base` acknowledged: whatever the session still waits
+    /// for below it is stored (perhaps in an earlier session), so it waits no more.
+    fn skip_to(&mut self, from: SocketAddr, base: u64) {
+        if let Some(mut s) = self.clients.get_mut(&from)
+            && base > s.next_csn
+        {
+            s.next_csn = base;
+            let keep = s.ahead.split_off(&base);
+            let freed: usize = s.ahead.values().map(|(_, t)| t.len()).sum();
+            s.ahead = keep;
+            self.ahead_bytes -= freed;
         }
     }
 
@@ -652,6 +900,7 @@ impl Relay {
     fn remove(&mut self, addr: SocketAddr, reason: LeaveReason) {
         if let Some((_, session)) = self.clients.remove(&addr) {
             self.names.remove(&name_key(&session.name));
+            self.forget_ip(addr.ip());
             self.ahead_bytes -= session.ahead.values().map(|(_, t)| t.len()).sum::<usize>();
             let presence = Packet::Presence {
                 joined: false,
@@ -659,6 +908,15 @@ impl Relay {
                 name: session.name,
             };
             self.broadcast(Some(addr), &presence);
+        }
+    }
+
+    fn forget_ip(&mut self, ip: IpAddr) {
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
         }
     }
 
@@ -708,9 +966,19 @@ impl Relay {
     }
 
     fn reply(&mut self, to: SocketAddr, packet: &Packet) {
+        let bytes = packet.encode();
+        if let Some((addr, left)) = &mut self.budget
+            && *addr == to
+        {
+            if bytes.len() > *left {
+                self.stats.over_budget += 1;
+                return;
+            }
+            *left -= bytes.len();
+        }
         self.transmits.push_back(Transmit {
             to,
-            bytes: packet.encode().into(),
+            bytes: bytes.into(),
         });
     }
 

@@ -27,6 +27,8 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:7707";
 const BATCH: usize = 1024;
 /// How often silent clients are looked for.
 const TICK: Duration = Duration::from_secs(1);
+/// How often, at most, dropped and refused datagrams are summed up in the relay's log.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// A relay bound to its socket with its log open, ready to [`Server::run`].
 #[derive(Debug)]
@@ -115,6 +117,8 @@ impl Server {
         let mut shutdown = pin!(shutdown);
         let mut buf = vec![0u8; MAX_DATAGRAM + 1];
         let mut next_tick = Instant::now() + TICK;
+        let mut next_report = Instant::now() + REPORT_EVERY;
+        let mut reported = Stats::default();
         loop {
             let wake = async {
                 let (n, from) = self.socket.recv_from(&mut buf).await?;
@@ -138,6 +142,10 @@ impl Server {
                     let now = Instant::now();
                     self.relay.handle_tick(now);
                     next_tick = now + TICK;
+                    if now >= next_report {
+                        next_report = now + REPORT_EVERY;
+                        reported = self.report_drops(reported);
+                    }
                 }
                 Ok(Wake::Stop) => break,
                 Err(e) if transient(&e) => {
@@ -151,6 +159,39 @@ impl Server {
         }
         tracing::info!(latest = self.relay.latest(), "relay stopped");
         Ok(self.relay.stats().clone())
+    }
+
+    /// Logs, at most once per [`REPORT_EVERY`], what was dropped or refused since `before`;
+    /// returns the counts as they are now.
+    fn report_drops(&self, before: Stats) -> Stats {
+        let now = self.relay.stats().clone();
+        let delta = |f: fn(&Stats) -> u64| f(&now) - f(&before);
+        let counts = [
+            ("malformed", delta(|s| s.malformed)),
+            ("wrong or missing session", delta(|s| s.unauthorised)),
+            ("over the 3x budget", delta(|s| s.over_budget)),
+            ("rate limited", delta(|s| s.rate_limited)),
+            ("joins refused", delta(|s| s.joins_refused)),
+            ("texts refused", delta(|s| s.refused)),
+        ];
+        if counts.iter().any(|(_, n)| *n > 0) {
+            let summary: Vec<String> = counts
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(what, n)| format!("{n} {what}"))
+                .collect();
+            let last = self
+                .relay
+                .last_dropped()
+                .map(|d| format!("; last from {}: {}", d.from, d.why))
+                .unwrap_or_default();
+            tracing::warn!(
+                "in the last {}s: {}{last}",
+                REPORT_EVERY.as_secs(),
+                summary.join(", ")
+            );
+        }
+        now
     }
 
     /// Hands one datagram to the relay; the buffer is one byte longer than the largest valid

@@ -106,6 +106,8 @@ pub enum Packet {
         /// Random, chosen once per client process: a JOIN with the same instance is the same
         /// client asking again (its WELCOME was lost, or its address changed).
         instance: Uuid,
+        /// The cookie of the relay's last CHALLENGE to this address; empty at first.
+        cookie: Vec<u8>,
     },
     /// Client → relay: a chat message.
     Send {
@@ -113,6 +115,9 @@ pub enum Packet {
         token: Token,
         /// The client's count of messages in this session, from 1: the relay stores them in this order.
         csn: u64,
+        /// The lowest csn the client has not seen acknowledged (at most `csn`): everything
+        /// below it is stored, so the relay need not wait for it.
+        base: u64,
         /// The message's unique id.
         id: Uuid,
         /// The text.
@@ -212,6 +217,12 @@ pub enum Packet {
         /// The names in this page.
         names: Vec<String>,
     },
+    /// Relay → client: prove that you receive at this address: send your JOIN again with this
+    /// cookie.
+    Challenge {
+        /// Opaque bytes, valid for a short time and for this address only.
+        cookie: Vec<u8>,
+    },
     /// Relay → client: the answer to a ping, with the room's latest sequence number.
     Pong {
         /// The room's latest sequence number.
@@ -234,6 +245,7 @@ mod kind {
     pub const PRESENCE: u8 = 0x86;
     pub const NAMES: u8 = 0x87;
     pub const PONG: u8 = 0x88;
+    pub const CHALLENGE: u8 = 0x89;
 }
 
 /// Bytes of a `Messages` datagram before its messages.
@@ -298,21 +310,25 @@ impl Packet {
                 name,
                 history,
                 instance,
+                cookie,
             } => {
                 w.head(kind::JOIN);
                 w.str8(name);
                 w.u16(*history);
                 w.uuid(instance);
+                w.bytes8(cookie);
             }
             Packet::Send {
                 token,
                 csn,
+                base,
                 id,
                 text,
             } => {
                 w.head(kind::SEND);
                 w.token(token);
                 w.u64(*csn);
+                w.u64(*base);
                 w.uuid(id);
                 w.str16(text);
             }
@@ -405,6 +421,10 @@ impl Packet {
                 w.head(kind::PONG);
                 w.u64(*latest);
             }
+            Packet::Challenge { cookie } => {
+                w.head(kind::CHALLENGE);
+                w.bytes8(cookie);
+            }
         }
         w.0
     }
@@ -430,10 +450,12 @@ impl Packet {
                 name: r.str8()?,
                 history: r.u16()?,
                 instance: r.uuid()?,
+                cookie: r.bytes8()?,
             },
             kind::SEND => Packet::Send {
                 token: r.token()?,
                 csn: r.u64()?,
+                base: r.u64()?,
                 id: r.uuid()?,
                 text: r.str16()?,
             },
@@ -500,6 +522,9 @@ impl Packet {
                 Packet::Names { req, total, names }
             }
             kind::PONG => Packet::Pong { latest: r.u64()? },
+            kind::CHALLENGE => Packet::Challenge {
+                cookie: r.bytes8()?,
+            },
             other => return Err(DecodeError::Kind(other)),
         };
         if !r.0.is_empty() {
@@ -537,8 +562,11 @@ impl Writer {
         self.0.push(u8::try_from(n).expect("at most 255 items"));
     }
     fn str8(&mut self, s: &str) {
-        self.u8_len(s.len());
-        self.0.extend_from_slice(s.as_bytes());
+        self.bytes8(s.as_bytes());
+    }
+    fn bytes8(&mut self, b: &[u8]) {
+        self.u8_len(b.len());
+        self.0.extend_from_slice(b);
     }
     fn str16(&mut self, s: &str) {
         self.u16(u16::try_from(s.len()).expect("at most 65535 bytes"));
@@ -599,6 +627,10 @@ impl Reader<'_> {
     }
     // Lengths are checked by the rules that use the strings (names, texts), so that a
     // name or text that is too long gets an answer saying so rather than silence.
+    fn bytes8(&mut self) -> Result<Vec<u8>, DecodeError> {
+        let len = self.u8()?;
+        Ok(self.take(usize::from(len))?.to_vec())
+    }
     fn str8(&mut self) -> Result<String, DecodeError> {
         let len = self.u8()?;
         self.string(usize::from(len))
@@ -666,10 +698,12 @@ mod tests {
                 name: "alice".into(),
                 history: 20,
                 instance: Uuid::new_v4(),
+                cookie: vec![1, 2, 3],
             },
             Packet::Send {
                 token,
                 csn: 7,
+                base: 5,
                 id: Uuid::new_v4(),
                 text: "你好".into(),
             },
@@ -719,6 +753,9 @@ mod tests {
                 names: vec!["alice".into(), "bob".into()],
             },
             Packet::Pong { latest: 9 },
+            Packet::Challenge {
+                cookie: vec![9; 20],
+            },
         ];
         for p in packets {
             let bytes = p.encode();
@@ -752,6 +789,7 @@ mod tests {
         );
         let mut bad_utf8 = vec![MAGIC, VERSION, kind::JOIN, 2, 0xff, 0xfe, 0, 20];
         bad_utf8.extend_from_slice(&[7; 16]);
+        bad_utf8.push(0);
         assert_eq!(Packet::decode(&bad_utf8), Err(DecodeError::Utf8));
         bad_utf8[4] = b'a';
         bad_utf8[5] = b'b';

@@ -4,14 +4,18 @@
 //!
 //! A dump is a fenced code block with the info string `hex`; what follows `#` on a line is a
 //! comment. The last non-empty line before it is its caption:
-//! `**<step>. <sender> → <receiver>: <TYPE>** (<n> bytes)`.
+//! `**<step>. <sender> → <receiver>: <TYPE>** (<n> bytes)`. A sender named `<someone> (as
+//! <client>)` sends from that client's address (a spoofed source).
+//!
+//! The relay picks tokens and cookies at random (a cookie is also made of its clock): the
+//! replay maps the document's to the ones it really picked, the way a client would use them.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use urc::message::Millis;
-use urc::relay::{Config, Relay};
+use urc::relay::{Config, Relay, Stats};
 use urc::server::Server;
 use urc::wire::{Packet, Token};
 
@@ -122,7 +126,16 @@ fn kind_name(p: &Packet) -> &'static str {
         Packet::Presence { .. } => "PRESENCE",
         Packet::Names { .. } => "NAMES",
         Packet::Pong { .. } => "PONG",
+        Packet::Challenge { .. } => "CHALLENGE",
     }
+}
+
+/// The client whose address a sender uses: `mallory (as bob)` sends from bob's.
+fn address_of(sender: &str) -> &str {
+    sender
+        .strip_suffix(')')
+        .and_then(|s| s.split_once(" (as "))
+        .map_or(sender, |(_, owner)| owner)
 }
 
 fn decode(d: &Dump) -> Packet {
@@ -192,14 +205,25 @@ fn token_mut(p: &mut Packet) -> Option<&mut Token> {
     }
 }
 
+/// The packet's cookie, if it carries one.
+fn cookie_mut(p: &mut Packet) -> Option<&mut Vec<u8>> {
+    match p {
+        Packet::Join { cookie, .. } | Packet::Challenge { cookie } => Some(cookie),
+        _ => None,
+    }
+}
+
 /// Plays the document's session: each client datagram is delivered, then the relay's answers
-/// must be exactly the relay datagrams that follow it, in order, except for the tokens the
-/// relay chose (and the clock, when `room` has a real one). A WELCOME with a token the
-/// document used before must carry the token the relay chose then: the same session.
+/// must be exactly the relay datagrams that follow it, in order, except for the tokens and
+/// cookies the relay chose (and the clock, when `room` has a real one). A WELCOME with a token
+/// the document used before must carry the token the relay chose then: the same session. A
+/// CHALLENGE's cookie must be new; a JOIN carries the real cookie of the document's.
 fn replay(room: &mut impl Room) {
     let dumps = dumps(&document());
     // The document's token → the token the relay really chose.
     let mut tokens: HashMap<Token, Token> = HashMap::new();
+    // The document's cookie → the cookie the relay really sent.
+    let mut cookies: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     for d in &dumps {
         let mut expected = decode(d);
         if d.to == "relay" {
@@ -208,7 +232,12 @@ fn replay(room: &mut impl Room) {
             {
                 *token = *real;
             }
-            room.deliver(&d.from, &expected.encode());
+            if let Some(cookie) = cookie_mut(&mut expected)
+                && let Some(real) = cookies.get(cookie)
+            {
+                cookie.clone_from(real);
+            }
+            room.deliver(address_of(&d.from), &expected.encode());
             continue;
         }
         let bytes = room
@@ -235,6 +264,33 @@ fn replay(room: &mut impl Room) {
                     }
                 }
                 *token = *doc;
+            }
+            (Packet::Challenge { cookie }, Packet::Challenge { cookie: doc }) => {
+                assert_eq!(
+                    cookie.len(),
+                    doc.len(),
+                    "line {}: step {} has a cookie of another length",
+                    d.line,
+                    d.step
+                );
+                assert!(
+                    !cookies.contains_key(doc) && !cookies.values().any(|c| c == cookie),
+                    "line {}: step {} reuses a cookie",
+                    d.line,
+                    d.step
+                );
+                if room.fixed_time() {
+                    // The relay's cookie clock: seconds since it made its first cookie.
+                    assert_eq!(
+                        cookie[..4],
+                        doc[..4],
+                        "line {}: step {} has another time",
+                        d.line,
+                        d.step
+                    );
+                }
+                cookies.insert(doc.clone(), cookie.clone());
+                cookie.clone_from(doc);
             }
             (Packet::Ack { time, .. }, Packet::Ack { time: doc, .. }) if !room.fixed_time() => {
                 *time = *doc;
@@ -328,14 +384,34 @@ impl Room for Rules {
     }
 }
 
+/// What the relay counts after the document's session.
+fn assert_counts(stats: &Stats) {
+    assert_eq!(stats.stored, 1, "alice's message");
+    assert_eq!(stats.duplicates, 1, "its retransmission");
+    assert_eq!(
+        stats.challenges, 4,
+        "alice, bob, carol, alice at her new address"
+    );
+    assert_eq!(stats.joins_refused, 1, "carol");
+    assert_eq!(
+        stats.unauthorised, 3,
+        "two PINGs without a session, mallory's"
+    );
+    assert_eq!(stats.over_budget, 0);
+    assert_eq!(stats.rate_limited, 0);
+    assert_eq!(stats.malformed, 0);
+}
+
 #[test]
 fn the_session_is_what_the_relay_rules_answer() {
-    replay(&mut Rules {
+    let mut rules = Rules {
         relay: Relay::new(Config::default(), Vec::new()),
         now: Instant::now(),
         addrs: HashMap::new(),
         inbox: HashMap::new(),
-    });
+    };
+    replay(&mut rules);
+    assert_counts(rules.relay.stats());
 }
 
 /// A real relay on 127.0.0.1, one socket per client.
@@ -410,6 +486,5 @@ fn the_session_is_what_a_real_relay_answers_over_udp() {
         .join()
         .expect("the relay did not panic")
         .expect("the relay ran");
-    assert_eq!(stats.stored, 1);
-    assert_eq!(stats.duplicates, 1);
+    assert_counts(&stats);
 }

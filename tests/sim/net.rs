@@ -5,7 +5,10 @@
 //! log is a `Vec<Message>`. Clients can be frozen, made deaf or mute, moved to a new address
 //! ([`Net::rebind`]) or replaced by a new process on theirs ([`Net::restart_client`]); forged
 //! datagrams can be handed to a client ([`Net::inject`]) or to the relay
-//! ([`Net::inject_to_relay`]). Everything random comes from one seed, each link drawing from its
+//! ([`Net::inject_to_relay`]), or anything at all from any address ([`Net::inject_raw`]: what
+//! the relay answers an address that is no client's is counted in [`Net::strangers`]). The log
+//! can fail for a while ([`Net::store_fails`]), and every datagram the relay sends is kept in
+//! [`Net::from_relay`]. Everything random comes from one seed, each link drawing from its
 //! own stream, so a failing run is repeated with `URC_SIM_SEED=<seed>`; the seed, the conditions
 //! and the last datagrams are printed when a test fails, with `URC_SIM_DUMP=<client name>` all
 //! that client received and showed, and with `URC_SIM_TRACE=1` every datagram as it goes.
@@ -240,8 +243,22 @@ struct Traced {
     at: Instant,
     from: Option<usize>,
     to: Option<usize>,
+    /// The address that is no client's at the end that `from` or `to` calls the relay's,
+    /// and whether the datagram came from it (see [`Net::inject_raw`]).
+    stranger: Option<(SocketAddr, bool)>,
     bytes: Arc<[u8]>,
     fate: &'static str,
+}
+
+/// What the relay and an address that is no client's exchanged (see [`Net::inject_raw`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Traffic {
+    /// Bytes the relay received from the address.
+    pub received: usize,
+    /// Bytes the relay sent to it.
+    pub sent: usize,
+    /// Datagrams the relay sent to it.
+    pub datagrams_sent: usize,
 }
 
 /// One relay, its log, its clients, the datagrams between them, and the clock.
@@ -285,6 +302,14 @@ pub struct Net {
     trace: VecDeque<Traced>,
     /// Print every datagram as it goes (`URC_SIM_TRACE` set).
     print_trace: bool,
+    /// While set, writing the log fails (a full disk): the relay's batch is aborted.
+    pub store_fails: bool,
+    /// Batches the relay aborted because the log could not be written.
+    pub aborts: u64,
+    /// Every datagram the relay sent, with when and to where, before the network's fate.
+    pub from_relay: Vec<(Instant, SocketAddr, Packet)>,
+    /// What the relay exchanged with addresses that are no client's (see [`Net::inject_raw`]).
+    pub strangers: HashMap<SocketAddr, Traffic>,
 }
 
 impl Net {
@@ -320,6 +345,10 @@ impl Net {
             spins: 0,
             trace: VecDeque::new(),
             print_trace: std::env::var_os("URC_SIM_TRACE").is_some(),
+            store_fails: false,
+            aborts: 0,
+            from_relay: Vec::new(),
+            strangers: HashMap::new(),
         }
     }
 
@@ -347,6 +376,16 @@ impl Net {
             Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250) as u8 + 1),
             4000,
         ));
+        self.start_client(name, history, addr)
+    }
+
+    /// A new client at `addr` (nobody's yet; several clients behind one NAT share its IP),
+    /// that starts joining now.
+    pub fn join_at(&mut self, name: &str, history: u16, addr: SocketAddr) -> usize {
+        assert!(
+            !self.by_addr.contains_key(&addr) && !self.left_addrs.contains_key(&addr),
+            "{addr} is taken"
+        );
         self.start_client(name, history, addr)
     }
 
@@ -458,6 +497,25 @@ impl Net {
         let bytes: Arc<[u8]> = packet.encode().into();
         let addr = self.nodes[i].addr;
         self.relay_receive(i, addr, &bytes, "injected");
+        self.drain_relay();
+    }
+
+    /// Hands the relay `bytes` from `from`, now: anything at all (garbage, a forged packet), from
+    /// any address, a client's or not. What the relay sends back to an address that is no
+    /// client's goes nowhere and is counted, with what came from there, in [`Net::strangers`].
+    pub fn inject_raw(&mut self, from: SocketAddr, bytes: &[u8]) {
+        let bytes: Arc<[u8]> = bytes.into();
+        match self.by_addr.get(&from).copied() {
+            Some(i) => self.record(Some(i), None, &bytes, "forged"),
+            None => {
+                self.strangers.entry(from).or_default().received += bytes.len();
+                self.record_stranger(from, true, &bytes, "forged");
+            }
+        }
+        self.relay.handle(self.now, self.wall(), from, &bytes);
+        if self.relay.has_appends() && self.next_flush.is_none() {
+            self.next_flush = Some(self.now + self.flush_delay);
+        }
         self.drain_relay();
     }
 
@@ -642,6 +700,10 @@ impl Net {
     /// Writes what the relay accepted to the log and commits it.
     fn commit(&mut self) {
         self.next_flush = None;
+        if self.store_fails {
+            self.aborts += 1;
+            return self.relay.abort("No space left on device (os error 28)");
+        }
         let appends = self.relay.take_appends();
         for (k, m) in appends.iter().enumerate() {
             let want = (self.store.len() + k) as u64 + 1;
@@ -673,16 +735,23 @@ impl Net {
                 t.bytes.len()
             );
             self.largest_from_relay = self.largest_from_relay.max(t.bytes.len());
+            let packet = Packet::decode(&t.bytes).expect("the relay sends valid datagrams");
+            self.from_relay.push((self.now, t.to, packet.clone()));
             let Some(&i) = self.by_addr.get(&t.to) else {
+                if let Some(traffic) = self.strangers.get_mut(&t.to) {
+                    traffic.sent += t.bytes.len();
+                    traffic.datagrams_sent += 1;
+                    self.record_stranger(t.to, false, &t.bytes, "sent to a stranger");
+                    continue;
+                }
                 let gone = *self
                     .left_addrs
                     .get(&t.to)
-                    .expect("the relay sends to clients only");
+                    .expect("the relay sends to clients and to who wrote to it only");
                 self.stale += 1;
                 self.record(None, Some(gone), &t.bytes, "lost: stale address");
                 continue;
             };
-            let packet = Packet::decode(&t.bytes).expect("the relay sends valid datagrams");
             if let Packet::Messages { messages } = &packet {
                 let me = name_key(self.nodes[i].client.name());
                 for m in messages {
@@ -775,6 +844,28 @@ impl Net {
         bytes: &Arc<[u8]>,
         fate: &'static str,
     ) {
+        self.record_with(from, to, None, bytes, fate);
+    }
+
+    /// Records a datagram between the relay and `addr`, an address that is no client's.
+    fn record_stranger(
+        &mut self,
+        addr: SocketAddr,
+        inbound: bool,
+        bytes: &Arc<[u8]>,
+        fate: &'static str,
+    ) {
+        self.record_with(None, None, Some((addr, inbound)), bytes, fate);
+    }
+
+    fn record_with(
+        &mut self,
+        from: Option<usize>,
+        to: Option<usize>,
+        stranger: Option<(SocketAddr, bool)>,
+        bytes: &Arc<[u8]>,
+        fate: &'static str,
+    ) {
         let at = (self.now - self.epoch).as_nanos() as u64;
         let ends = (from.map_or(0, |i| i + 1) as u64) << 32 | to.map_or(0, |i| i + 1) as u64;
         let kind = u64::from(bytes.get(2).copied().unwrap_or(0));
@@ -788,11 +879,10 @@ impl Net {
         self.fingerprint = self.fingerprint.wrapping_add(h);
         if self.print_trace {
             let what = Packet::decode(bytes).map_or_else(|e| e.to_string(), |p| summary(&p));
+            let (from, to) = self.ends(from, to, stranger);
             eprintln!(
-                "{:>10.3?} {} -> {} {fate}: {what}",
+                "{:>10.3?} {from} -> {to} {fate}: {what}",
                 self.now - self.epoch,
-                self.end_name(from),
-                self.end_name(to)
             );
         }
         if self.trace.len() == TRACE_LEN {
@@ -802,6 +892,7 @@ impl Net {
             at: self.now,
             from,
             to,
+            stranger,
             bytes: bytes.clone(),
             fate,
         });
@@ -811,6 +902,20 @@ impl Net {
         end.map_or("relay".to_owned(), |i| {
             self.nodes[i].client.name().to_owned()
         })
+    }
+
+    /// The names of a datagram's sender and receiver.
+    fn ends(
+        &self,
+        from: Option<usize>,
+        to: Option<usize>,
+        stranger: Option<(SocketAddr, bool)>,
+    ) -> (String, String) {
+        match stranger {
+            Some((addr, true)) => (format!("stranger {addr}"), "relay".to_owned()),
+            Some((addr, false)) => ("relay".to_owned(), format!("stranger {addr}")),
+            None => (self.end_name(from), self.end_name(to)),
+        }
     }
 
     /// Checks the log: seqs 1, 2, 3… without a gap, each id once, times never going back.
@@ -948,11 +1053,10 @@ impl Drop for Net {
                 Ok(p) => summary(&p),
                 Err(e) => format!("undecodable: {e}"),
             };
+            let (from, to) = self.ends(t.from, t.to, t.stranger);
             eprintln!(
-                "  {:>10.3?} {} -> {} {}: {what}",
+                "  {:>10.3?} {from} -> {to} {}: {what}",
                 t.at - self.epoch,
-                self.end_name(t.from),
-                self.end_name(t.to),
                 t.fate
             );
         }
@@ -968,8 +1072,15 @@ fn summary(p: &Packet) -> String {
             .join(",")
     };
     match p {
-        Packet::Join { name, history, .. } => format!("Join {name} history {history}"),
-        Packet::Send { csn, id, .. } => format!("Send csn {csn} id {}", &id.to_string()[..8]),
+        Packet::Join {
+            name,
+            history,
+            cookie,
+            ..
+        } => format!("Join {name} history {history} cookie {}", cookie.len()),
+        Packet::Send { csn, base, id, .. } => {
+            format!("Send csn {csn} base {base} id {}", &id.to_string()[..8])
+        }
         Packet::History {
             req, from, count, ..
         } => format!("History req {req} from {from} count {count}"),
@@ -998,5 +1109,6 @@ fn summary(p: &Packet) -> String {
         } => format!("Presence {name} joined={joined} {reason:?}"),
         Packet::Names { req, total, names } => format!("Names req {req} total {total} {names:?}"),
         Packet::Pong { latest } => format!("Pong latest {latest}"),
+        Packet::Challenge { cookie } => format!("Challenge ({} bytes)", cookie.len()),
     }
 }

@@ -1,0 +1,27 @@
+//! Fuzz target: the datagram decoder on arbitrary bytes, and the relay's rules on what decodes.
+//!
+//! Run with `cargo fuzz run decode` (see docs/security.md).
+#![no_main]
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use libfuzzer_sys::fuzz_target;
+use urc::message::Millis;
+use urc::relay::{Config, Relay};
+use urc::wire::Packet;
+
+fuzz_target!(|data: &[u8]| {
+    // Decoding never panics; whatever decodes encodes back to the same bytes.
+    if let Ok(packet) = Packet::decode(data) {
+        assert_eq!(packet.encode(), data, "{packet:?}");
+    }
+    // The relay takes any datagram without panicking, and stores nothing from a stranger.
+    let mut relay = Relay::new(Config::default(), Vec::new());
+    let from: SocketAddr = "192.0.2.7:4000".parse().unwrap();
+    relay.handle(Instant::now(), Millis(0), from, data);
+    assert!(!relay.has_appends());
+    while let Some(t) = relay.poll_transmit() {
+        assert!(t.bytes.len() <= 3 * data.len(), "more than 3x to an unvalidated address");
+    }
+});

@@ -1,0 +1,509 @@
+//! The relay against datagrams nobody's client sends, driven directly, datagram by datagram
+//! (the shell is in `hostile/driver.rs`): spoofed source addresses, forged and stale cookies,
+//! too many clients from one address. The same attacks against a room with running clients over
+//! the simulated network are in `tests/sim.rs`.
+
+#[path = "hostile/driver.rs"]
+mod driver;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use driver::{Driver, Joined};
+use urc::relay::Config;
+use urc::wire::{ErrorCode, Packet, Token};
+use uuid::Uuid;
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("an address")
+}
+
+/// SplitMix64, for reproducible junk.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
+    }
+
+    fn token(&mut self) -> Token {
+        let mut t = [0u8; 16];
+        t[..8].copy_from_slice(&self.next_u64().to_be_bytes());
+        t[8..].copy_from_slice(&self.next_u64().to_be_bytes());
+        Token(t)
+    }
+}
+
+/// A name of 1 to 40 characters from a few scripts (some too long, some with a space).
+fn name(rng: &mut Rng) -> String {
+    const CHARS: [char; 8] = ['a', 'Z', '7', '张', 'é', '𝄞', ' ', '\u{200B}'];
+    let len = 1 + rng.below(40) as usize;
+    (0..len)
+        .map(|_| CHARS[rng.below(CHARS.len() as u64) as usize])
+        .collect()
+}
+
+/// JOINs and other datagrams with a victim's source address (an attacker spoofing it, or
+/// replaying what it captured): the relay answers each with at most one small datagram, never
+/// more than three times the bytes it came in; the victim never gets a session, a WELCOME or
+/// anything of the room; and the relay's client map stays as it was.
+#[test]
+fn spoofed_joins_make_the_relay_send_a_victim_little() {
+    let mut d = Driver::new(Config::default());
+    let (alice, bob) = (addr("192.0.2.1:4000"), addr("192.0.2.2:4000"));
+    let alice_token = d.member(alice, "alice");
+    d.member(bob, "bob");
+    // A JOIN alice really sent, with the cookie the relay gave her, captured and replayed.
+    let alices_cookie = d.last_cookie(alice).expect("alice was challenged");
+    let victim = addr("203.0.113.7:5353");
+    let mut rng = Rng(7);
+    for k in 0..1000u64 {
+        let cookie = match k % 4 {
+            0 => Vec::new(),
+            1 => alices_cookie.clone(),
+            2 => rng.bytes(20),
+            _ => {
+                let n = rng.below(256) as usize;
+                rng.bytes(n)
+            }
+        };
+        let name = match k % 3 {
+            0 => "alice".to_owned(),
+            _ => name(&mut rng),
+        };
+        let join = Packet::Join {
+            name,
+            history: 1000,
+            instance: Uuid::from_u64_pair(rng.next_u64(), k),
+            cookie,
+        }
+        .encode();
+        let before = d.sent.len();
+        assert_eq!(d.raw(victim, &join), 1, "one answer");
+        let (to, answer) = &d.sent[before];
+        assert_eq!(*to, victim);
+        assert!(matches!(answer, Packet::Challenge { .. }), "{answer:?}");
+        assert!(answer.encode().len() <= 3 * join.len());
+        assert_eq!(d.relay.clients().len(), 2);
+    }
+    // Whatever else comes from the victim's address gets at most NOT JOINED, within the budget.
+    let token = rng.token();
+    let others = [
+        Packet::Ping { token },
+        Packet::Leave { token },
+        Packet::Who { token, req: 1 },
+        Packet::History {
+            token,
+            req: 1,
+            from: 0,
+            count: 1000,
+        },
+        Packet::Send {
+            token: alice_token,
+            csn: 1,
+            base: 1,
+            id: Uuid::new_v4(),
+            text: "not alice".into(),
+        },
+    ];
+    for p in &others {
+        let bytes = p.encode();
+        let before = d.sent.len();
+        assert!(d.raw(victim, &bytes) <= 1);
+        for (_, answer) in &d.sent[before..] {
+            assert!(
+                matches!(
+                    answer,
+                    Packet::Error {
+                        code: ErrorCode::NotJoined,
+                        ..
+                    }
+                ),
+                "{answer:?}"
+            );
+            assert!(answer.encode().len() <= 3 * bytes.len());
+        }
+    }
+    let (sent, received) = (d.bytes_out[&victim], d.bytes_in[&victim]);
+    assert!(sent <= 3 * received, "{sent} bytes for {received}");
+    assert_eq!(d.relay.stats().challenges, 2 + 1000);
+    assert_eq!(d.relay.stats().unauthorised, others.len() as u64);
+
+    // The room goes on; the victim hears none of it.
+    let before = d.sent.len();
+    for csn in 1..=5 {
+        let send = Packet::Send {
+            token: alice_token,
+            csn,
+            base: csn,
+            id: Uuid::new_v4(),
+            text: format!("message {csn}"),
+        };
+        d.packet(alice, &send);
+    }
+    d.advance(Duration::from_secs(1));
+    assert_eq!(d.log.len(), 5);
+    let fan_out = d.sent[before..]
+        .iter()
+        .filter(|(to, p)| *to == bob && matches!(p, Packet::Messages { .. }))
+        .count();
+    assert_eq!(fan_out, 5);
+    assert!(d.sent[before..].iter().all(|(to, _)| *to != victim));
+    assert!(
+        d.sent_to(victim)
+            .iter()
+            .all(|p| matches!(p, Packet::Challenge { .. } | Packet::Error { .. }))
+    );
+    println!(
+        "victim: {received} bytes spoofed, {sent} bytes sent back ({:.2}x)",
+        sent as f64 / received as f64
+    );
+}
+
+/// A cookie proves an address for ten seconds: from another address (even the same IP's next
+/// port), altered in any byte, cut short or older than that, a JOIN with it is challenged again
+/// and makes no session. The same cookie from its own address, fresh, is welcome.
+#[test]
+fn a_cookie_is_good_for_its_own_address_for_ten_seconds() {
+    let mut d = Driver::new(Config::default());
+    let carol = addr("192.0.2.3:4000");
+    let instance = Uuid::new_v4();
+    let join = |cookie: &[u8]| Packet::Join {
+        name: "carol".into(),
+        history: 0,
+        instance,
+        cookie: cookie.to_vec(),
+    };
+    // Answered with one CHALLENGE and nothing else, and no session.
+    let challenged = |d: &mut Driver, from: SocketAddr, cookie: &[u8]| {
+        let before = d.sent.len();
+        d.packet(from, &join(cookie));
+        let answers = &d.sent[before..];
+        assert_eq!(answers.len(), 1, "{answers:?}");
+        assert!(matches!(answers[0], (to, Packet::Challenge { .. }) if to == from));
+        assert!(d.relay.clients().is_empty());
+    };
+    d.packet(carol, &join(&[]));
+    let cookie = d.last_cookie(carol).expect("challenged");
+    assert_eq!(cookie.len(), urc::cookie::COOKIE_LEN);
+    d.advance(Duration::from_secs(2));
+
+    for other in ["192.0.2.3:4001", "192.0.2.4:4000", "[2001:db8::3]:4000"] {
+        challenged(&mut d, addr(other), &cookie);
+    }
+    for byte in 0..cookie.len() {
+        let mut forged = cookie.clone();
+        forged[byte] ^= 0x40;
+        challenged(&mut d, carol, &forged);
+    }
+    challenged(&mut d, carol, &cookie[..cookie.len() - 1]);
+    challenged(&mut d, carol, &[cookie.as_slice(), &[0]].concat());
+    challenged(&mut d, carol, &[0; 20]);
+
+    // Eleven seconds after it was minted: stale.
+    d.advance(Duration::from_secs(9));
+    challenged(&mut d, carol, &cookie);
+    // Its time made recent by hand: the MAC no longer fits.
+    let mut renewed = cookie.clone();
+    let secs = u32::from_be_bytes(renewed[..4].try_into().unwrap()) + 11;
+    renewed[..4].copy_from_slice(&secs.to_be_bytes());
+    challenged(&mut d, carol, &renewed);
+
+    // The cookie of the last challenge, nine seconds on, is good.
+    let fresh = d.last_cookie(carol).expect("challenged");
+    d.advance(Duration::from_secs(9));
+    let before = d.sent.len();
+    d.packet(carol, &join(&fresh));
+    assert!(
+        d.sent[before..]
+            .iter()
+            .any(|(to, p)| *to == carol && matches!(p, Packet::Welcome { .. }))
+    );
+    assert_eq!(d.relay.clients().len(), 1);
+}
+
+/// At most `max_per_ip` sessions share one IP address (64 by default): the next JOIN from it,
+/// with a good cookie, is refused Full with a message that names the address and the limit;
+/// another address still gets in, and when one of the 64 leaves its place is free again. And at
+/// most `max_clients` in all.
+#[test]
+fn sessions_are_limited_per_ip_and_in_all() {
+    let mut d = Driver::new(Config::default());
+    let nat = |port: u16| SocketAddr::from(([198, 51, 100, 1], port));
+    let tokens: Vec<Token> = (0..64)
+        .map(|k| d.member(nat(10_000 + k), &format!("n{k}")))
+        .collect();
+    // (The address may join 64 times at once, then at the request rate.)
+    d.advance(Duration::from_secs(1));
+    let Joined::Refused(code, message) = d.join(nat(20_000), "n64") else {
+        panic!("the 65th got in");
+    };
+    assert_eq!(code, ErrorCode::Full);
+    assert!(message.contains("198.51.100.1"), "{message}");
+    assert!(message.contains("64"), "{message}");
+    assert_eq!(d.relay.clients().len(), 64);
+    assert_eq!(d.relay.stats().joins_refused, 1);
+    // IPv6, and the next IPv4 address, are other addresses.
+    d.member(addr("[2001:db8::1]:20000"), "v6");
+    d.member(addr("198.51.100.2:20000"), "next");
+    // One leaves: the 65th gets in.
+    d.packet(nat(10_000), &Packet::Leave { token: tokens[0] });
+    d.member(nat(20_000), "n64");
+    assert!(matches!(
+        d.join(nat(20_001), "n65"),
+        Joined::Refused(ErrorCode::Full, _)
+    ));
+
+    let mut d = Driver::new(Config {
+        max_clients: 3,
+        ..Config::default()
+    });
+    for k in 0..3u8 {
+        d.member(
+            SocketAddr::from(([192, 0, 2, k + 1], 4000)),
+            &format!("c{k}"),
+        );
+    }
+    let Joined::Refused(code, message) = d.join(addr("192.0.2.9:4000"), "c3") else {
+        panic!("the 4th got in");
+    };
+    assert_eq!(code, ErrorCode::Full);
+    assert!(message.contains("full"), "{message}");
+    assert_eq!(d.relay.clients().len(), 3);
+}
+
+/// One address with a good cookie (good for ten seconds) joins again and again, each time as a
+/// new process (a new instance replaces its session) and asking for 1000 messages of history,
+/// 100 JOINs a second for 10 s, in a room of 50: each JOIN that is taken tells the whole room
+/// someone left and joined and sends the history, so the relay takes them at the request rate
+/// (with a burst of as many as may share an address), tells the address once, and the room
+/// goes on.
+#[test]
+fn join_churn_from_one_address_is_held_to_the_request_rate() {
+    let config = Config::default();
+    let mut d = Driver::new(config.clone());
+    let members: Vec<SocketAddr> = (0..50u8)
+        .map(|k| SocketAddr::from(([192, 0, 2, k + 1], 4000)))
+        .collect();
+    let tokens: Vec<Token> = (members.iter().enumerate())
+        .map(|(k, a)| d.member(*a, &format!("m{k}")))
+        .collect();
+    for csn in 1..=100u64 {
+        let send = Packet::Send {
+            token: tokens[0],
+            csn,
+            base: csn,
+            id: Uuid::new_v4(),
+            text: "字".repeat(300),
+        };
+        d.packet(members[0], &send);
+    }
+    let attacker = addr("198.51.100.9:5000");
+    let join = |cookie: Vec<u8>| Packet::Join {
+        name: "churn".into(),
+        history: 1000,
+        instance: Uuid::new_v4(),
+        cookie,
+    };
+    let before = d.sent.len();
+    let mut cookie = Vec::new();
+    let duration = Duration::from_secs(10);
+    let end = d.now + duration;
+    while d.now < end {
+        d.packet(attacker, &join(cookie.clone()));
+        if let Some(fresh) = d.last_cookie(attacker) {
+            cookie = fresh;
+        }
+        d.advance(Duration::from_millis(10));
+    }
+    let sent = &d.sent[before..];
+    let welcomes = (sent.iter())
+        .filter(|(to, p)| *to == attacker && matches!(p, Packet::Welcome { .. }))
+        .count();
+    let bound = config.max_per_ip as f64 + config.request_rate * duration.as_secs_f64();
+    assert!(welcomes as f64 <= bound + 1.0, "{welcomes} joins taken");
+    assert!(welcomes as f64 >= bound - 10.0, "{welcomes} joins taken");
+    let presence = (sent.iter())
+        .filter(|(to, p)| members.contains(to) && matches!(p, Packet::Presence { .. }))
+        .count();
+    assert!(presence <= 2 * welcomes * members.len(), "{presence}");
+    let told = (sent.iter())
+        .filter(|(to, p)| {
+            *to == attacker
+                && matches!(
+                    p,
+                    Packet::Error {
+                        code: ErrorCode::RateLimited,
+                        ..
+                    }
+                )
+        })
+        .count();
+    assert_eq!(told, 1);
+    let history: usize = (sent.iter())
+        .filter(|(to, p)| *to == attacker && matches!(p, Packet::HistoryPage { .. }))
+        .map(|(_, p)| p.encode().len())
+        .sum();
+    println!(
+        "1000 JOINs in 10 s: {welcomes} taken, {presence} presence datagrams to the room, {history} bytes of history"
+    );
+    // The room goes on.
+    let send = Packet::Send {
+        token: tokens[1],
+        csn: 1,
+        base: 1,
+        id: Uuid::new_v4(),
+        text: "still here".into(),
+    };
+    let before = d.sent.len();
+    d.packet(members[1], &send);
+    let fanned = d.sent[before..]
+        .iter()
+        .filter(|(_, p)| matches!(p, Packet::Messages { .. }))
+        .count();
+    assert_eq!(
+        fanned,
+        members.len() - 1 + 1,
+        "everyone else, the churner included"
+    );
+}
+
+/// How many RATE LIMITED errors the relay sent to `to` from the `from`th datagram on.
+fn rate_limited(d: &Driver, to: SocketAddr, from: usize) -> usize {
+    (d.sent[from..].iter())
+        .filter(|(t, p)| {
+            *t == to
+                && matches!(
+                    p,
+                    Packet::Error {
+                        code: ErrorCode::RateLimited,
+                        ..
+                    }
+                )
+        })
+        .count()
+}
+
+/// Too fast is told once an episode: a sender past its burst gets one RATE LIMITED, about the
+/// first message refused, and none for the messages refused after it while it goes on at the
+/// rate; once it has kept to the rate long enough to have its whole burst again, the next
+/// flood is told again. Requests likewise, with their own rate.
+#[test]
+fn too_fast_is_told_once_an_episode() {
+    let config = Config::default();
+    let mut d = Driver::new(config.clone());
+    let alice = addr("192.0.2.1:4000");
+    let token = d.member(alice, "alice");
+    let mut csn = 0;
+    let mut say = |d: &mut Driver| {
+        csn += 1;
+        let id = Uuid::new_v4();
+        let send = Packet::Send {
+            token,
+            csn,
+            base: csn,
+            id,
+            text: format!("message {csn}"),
+        };
+        let stored = d.log.len();
+        d.packet(alice, &send);
+        (d.log.len() > stored, id)
+    };
+    let start = d.sent.len();
+    for _ in 0..100 {
+        assert!(say(&mut d).0, "within the burst");
+    }
+    let (stored, first_refused) = say(&mut d);
+    assert!(!stored);
+    let told: Vec<&Packet> = d.sent[start..].iter().map(|(_, p)| p).collect();
+    assert!(matches!(
+        told.last(),
+        Some(Packet::Error { code: ErrorCode::RateLimited, id, .. }) if *id == first_refused
+    ));
+    // Going on at twice the rate: every other message taken, nobody told again.
+    for _ in 0..40 {
+        d.advance(Duration::from_millis(50));
+        assert!(say(&mut d).0, "one a 50 ms is the rate");
+        assert!(!say(&mut d).0, "two is over it");
+    }
+    assert_eq!(rate_limited(&d, alice, start), 1);
+    assert_eq!(d.relay.stats().rate_limited, 41);
+    // Quiet long enough to have the whole burst again: a new episode.
+    d.advance(Duration::from_secs(5));
+    for _ in 0..100 {
+        assert!(say(&mut d).0, "the burst again");
+    }
+    assert!(!say(&mut d).0);
+    assert_eq!(rate_limited(&d, alice, start), 2);
+    assert_eq!(d.log.len(), 240);
+
+    // Requests: twice the request rate at once, then the rate.
+    let start = d.sent.len();
+    let who = |req: u32| Packet::Who { token, req };
+    let answered = |d: &Driver, req: u32| {
+        (d.sent.iter()).any(|(_, p)| matches!(p, Packet::Names { req: r, .. } if *r == req))
+    };
+    let burst = (2.0 * config.request_rate) as u32;
+    for req in 1..=burst + 20 {
+        d.packet(alice, &who(req));
+        assert_eq!(answered(&d, req), req <= burst, "request {req}");
+    }
+    assert_eq!(rate_limited(&d, alice, start), 1);
+    d.advance(Duration::from_millis(200));
+    d.packet(alice, &who(100));
+    assert!(answered(&d, 100), "one a 200 ms is the request rate");
+    d.packet(alice, &who(101));
+    assert!(!answered(&d, 101));
+    assert_eq!(rate_limited(&d, alice, start), 1);
+    d.advance(Duration::from_secs(2));
+    for req in 200..200 + burst + 1 {
+        d.packet(alice, &who(req));
+    }
+    assert_eq!(rate_limited(&d, alice, start), 2);
+}
+
+/// A message put back in the waiting buffer by the rate limit, then resent and taken in turn,
+/// leaves no copy behind in the buffer.
+#[test]
+fn a_message_the_rate_put_back_leaves_no_copy_waiting() {
+    let config = Config {
+        rate: 1.0,
+        burst: 2.0,
+        ..Config::default()
+    };
+    let mut d = Driver::new(config);
+    let alice: SocketAddr = "192.0.2.10:5000".parse().unwrap();
+    let token = d.member(alice, "alice");
+    let send = |csn: u64, text: &str| Packet::Send {
+        token,
+        csn,
+        base: 1,
+        id: Uuid::from_u128(u128::from(csn)),
+        text: text.to_owned(),
+    };
+    let waiting = |d: &Driver| d.relay.clients().get(&alice).unwrap().waiting();
+    d.packet(alice, &send(1, "one"));
+    d.packet(alice, &send(3, "three"));
+    assert_eq!(waiting(&d), 1);
+    // 2 is taken with the last of the burst; 3, behind it, is stopped by the rate and waits.
+    d.packet(alice, &send(2, "two"));
+    assert_eq!(waiting(&d), 1);
+    // Resent once the rate allows it, 3 is taken, and its copy in the buffer goes.
+    d.advance(Duration::from_secs(2));
+    d.packet(alice, &send(3, "three"));
+    assert_eq!(waiting(&d), 0);
+    let texts: Vec<&str> = d.log.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["one", "two", "three"]);
+}

@@ -1,0 +1,157 @@
+//! A bare shell around one [`Relay`], for tests that talk to it datagram by datagram: a clock
+//! moved by hand, a log that is a `Vec`, every datagram the relay sends kept with its
+//! destination, and the bytes exchanged with each address counted.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use urc::message::{Message, Millis};
+use urc::relay::{Config, Relay};
+use urc::wire::{ErrorCode, Packet, Token};
+use uuid::Uuid;
+
+/// Wall-clock time at the start (2026-11-25T08:00:00Z), for message timestamps.
+const WALL_EPOCH: i64 = 1_795_593_600_000;
+
+/// The relay, its log and what went in and out.
+#[derive(Debug)]
+pub struct Driver {
+    pub relay: Relay,
+    /// Time zero.
+    pub start: Instant,
+    pub now: Instant,
+    /// The relay's log: what it committed.
+    pub log: Vec<Message>,
+    /// Every datagram the relay sent: to whom and what.
+    pub sent: Vec<(SocketAddr, Packet)>,
+    /// Bytes the relay received from each address.
+    pub bytes_in: HashMap<SocketAddr, usize>,
+    /// Bytes the relay sent to each address.
+    pub bytes_out: HashMap<SocketAddr, usize>,
+}
+
+/// What joining got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Joined {
+    /// Welcomed with this token.
+    Welcome(Token),
+    /// Refused with this code and message.
+    Refused(ErrorCode, String),
+}
+
+impl Driver {
+    pub fn new(config: Config) -> Self {
+        let start = Instant::now();
+        Driver {
+            relay: Relay::new(config, Vec::new()),
+            start,
+            now: start,
+            log: Vec::new(),
+            sent: Vec::new(),
+            bytes_in: HashMap::new(),
+            bytes_out: HashMap::new(),
+        }
+    }
+
+    pub fn wall(&self) -> Millis {
+        Millis(WALL_EPOCH + (self.now - self.start).as_millis() as i64)
+    }
+
+    /// Moves the clock on by `d` and lets the relay tick.
+    pub fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.relay.handle_tick(self.now);
+        self.drain();
+    }
+
+    /// Hands the relay `bytes` from `from`, writes what it accepted to the log, commits, and
+    /// collects what it sends; returns how many datagrams it sent.
+    pub fn raw(&mut self, from: SocketAddr, bytes: &[u8]) -> usize {
+        *self.bytes_in.entry(from).or_default() += bytes.len();
+        self.relay.handle(self.now, self.wall(), from, bytes);
+        if self.relay.has_appends() {
+            let appends = self.relay.take_appends();
+            for (k, m) in appends.iter().enumerate() {
+                assert_eq!(m.seq, (self.log.len() + k) as u64 + 1, "appended in order");
+            }
+            self.log.extend(appends);
+            self.relay.commit();
+        }
+        self.drain()
+    }
+
+    /// Sends `packet` from `from`; returns how many datagrams the relay sent.
+    pub fn packet(&mut self, from: SocketAddr, packet: &Packet) -> usize {
+        self.raw(from, &packet.encode())
+    }
+
+    fn drain(&mut self) -> usize {
+        let mut n = 0;
+        loop {
+            if let Some(read) = self.relay.poll_read() {
+                let messages: Vec<Message> = (self.log.iter())
+                    .filter(|m| read.first <= m.seq && m.seq <= read.last)
+                    .cloned()
+                    .collect();
+                self.relay.serve_read(&read, &messages);
+                continue;
+            }
+            let Some(t) = self.relay.poll_transmit() else {
+                return n;
+            };
+            n += 1;
+            let packet = Packet::decode(&t.bytes).expect("the relay sends valid datagrams");
+            *self.bytes_out.entry(t.to).or_default() += t.bytes.len();
+            self.sent.push((t.to, packet));
+        }
+    }
+
+    /// The datagrams the relay sent to `addr`.
+    pub fn sent_to(&self, addr: SocketAddr) -> Vec<&Packet> {
+        (self.sent.iter())
+            .filter(|(to, _)| *to == addr)
+            .map(|(_, p)| p)
+            .collect()
+    }
+
+    /// The cookie of the last CHALLENGE the relay sent to `addr`.
+    pub fn last_cookie(&self, addr: SocketAddr) -> Option<Vec<u8>> {
+        self.sent.iter().rev().find_map(|(to, p)| match p {
+            Packet::Challenge { cookie } if *to == addr => Some(cookie.clone()),
+            _ => None,
+        })
+    }
+
+    /// Joins as `name` from `addr` the way a client does: JOIN, CHALLENGE, JOIN with the cookie.
+    pub fn join(&mut self, addr: SocketAddr, name: &str) -> Joined {
+        let instance = Uuid::new_v4();
+        let join = |cookie: Vec<u8>| Packet::Join {
+            name: name.to_owned(),
+            history: 0,
+            instance,
+            cookie,
+        };
+        self.packet(addr, &join(Vec::new()));
+        let cookie = self.last_cookie(addr).expect("challenged");
+        let before = self.sent.len();
+        self.packet(addr, &join(cookie));
+        let answer = self.sent[before..].iter().find_map(|(to, p)| match p {
+            Packet::Welcome { token, .. } if *to == addr => Some(Joined::Welcome(*token)),
+            Packet::Error { code, message, .. } if *to == addr => {
+                Some(Joined::Refused(*code, message.clone()))
+            }
+            _ => None,
+        });
+        answer.expect("welcomed or refused")
+    }
+
+    /// Joins and expects a welcome.
+    pub fn member(&mut self, addr: SocketAddr, name: &str) -> Token {
+        match self.join(addr, name) {
+            Joined::Welcome(token) => token,
+            refused => panic!("{name} at {addr} was refused: {refused:?}"),
+        }
+    }
+}

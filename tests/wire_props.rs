@@ -1,0 +1,403 @@
+//! Properties of the datagram format and of the relay's intake, over generated inputs: every
+//! packet round-trips; no bytes at all, random or a damaged valid packet, make the decoder or
+//! the relay panic; and what the relay stores is only what its clients sent.
+//!
+//! Case counts are kept small enough for the whole file to run in seconds in a debug build;
+//! `PROPTEST_CASES=10000 cargo test --test wire_props` searches further.
+
+#[path = "hostile/driver.rs"]
+mod driver;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use driver::Driver;
+use proptest::collection::vec;
+use proptest::prelude::*;
+use urc::message::{Message, Millis};
+use urc::relay::Config;
+use urc::wire::{DecodeError, ErrorCode, LeaveReason, MAGIC, MAX_DATAGRAM, Packet, Token, VERSION};
+use uuid::Uuid;
+
+/// Cases for the cheap properties; the relay's gets fewer, each case being a whole session.
+const CASES: u32 = 512;
+const RELAY_CASES: u32 = 64;
+
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(cases),
+        ..ProptestConfig::default()
+    }
+}
+
+/// A string of any Unicode of at most `max` bytes: ASCII up to the limit, or any characters
+/// (four bytes at most each) up to a quarter of it.
+fn text(max: usize) -> impl Strategy<Value = String> {
+    prop_oneof![
+        vec(any::<char>(), 0..=max / 4).prop_map(String::from_iter),
+        vec(0x20u8..0x7f, 0..=max).prop_map(|b| String::from_utf8(b).expect("ascii")),
+    ]
+}
+
+fn token() -> impl Strategy<Value = Token> {
+    any::<[u8; 16]>().prop_map(Token)
+}
+
+fn uuid() -> impl Strategy<Value = Uuid> {
+    any::<u128>().prop_map(Uuid::from_u128)
+}
+
+fn message() -> impl Strategy<Value = Message> {
+    (any::<u64>(), any::<i64>(), uuid(), text(255), text(300)).prop_map(
+        |(seq, time, id, from, text)| Message {
+            seq,
+            id,
+            from,
+            text,
+            time: Millis(time),
+        },
+    )
+}
+
+/// A list of up to 255 messages, mostly a few (which fit a datagram), sometimes many.
+fn messages() -> impl Strategy<Value = Vec<Message>> {
+    prop_oneof![
+        4 => vec(message(), 0..4),
+        1 => vec(message(), 0..=255),
+    ]
+}
+
+fn code() -> impl Strategy<Value = ErrorCode> {
+    prop_oneof![
+        Just(ErrorCode::Malformed),
+        Just(ErrorCode::NameTaken),
+        Just(ErrorCode::BadName),
+        Just(ErrorCode::NotJoined),
+        Just(ErrorCode::BadText),
+        Just(ErrorCode::Storage),
+        Just(ErrorCode::Full),
+        Just(ErrorCode::RateLimited),
+    ]
+}
+
+fn reason() -> impl Strategy<Value = LeaveReason> {
+    prop_oneof![Just(LeaveReason::Quit), Just(LeaveReason::TimedOut)]
+}
+
+/// Any packet, its fields anything the format can carry.
+fn packet() -> impl Strategy<Value = Packet> {
+    prop_oneof![
+        (text(255), any::<u16>(), uuid(), vec(any::<u8>(), 0..=255)).prop_map(
+            |(name, history, instance, cookie)| Packet::Join {
+                name,
+                history,
+                instance,
+                cookie,
+            }
+        ),
+        (token(), any::<u64>(), any::<u64>(), uuid(), text(1100)).prop_map(
+            |(token, csn, base, id, text)| Packet::Send {
+                token,
+                csn,
+                base,
+                id,
+                text,
+            }
+        ),
+        (token(), any::<u32>(), any::<u64>(), any::<u16>()).prop_map(
+            |(token, req, from, count)| Packet::History {
+                token,
+                req,
+                from,
+                count,
+            }
+        ),
+        (token(), any::<u32>()).prop_map(|(token, req)| Packet::Who { token, req }),
+        token().prop_map(|token| Packet::Ping { token }),
+        token().prop_map(|token| Packet::Leave { token }),
+        (token(), text(255), any::<u64>(), any::<u32>()).prop_map(
+            |(token, name, latest, timeout_ms)| Packet::Welcome {
+                token,
+                name,
+                latest,
+                timeout_ms,
+            }
+        ),
+        (code(), uuid(), text(1100)).prop_map(|(code, id, message)| Packet::Error {
+            code,
+            id,
+            message,
+        }),
+        (uuid(), any::<u64>(), any::<u64>(), any::<i64>()).prop_map(|(id, csn, seq, time)| {
+            Packet::Ack {
+                id,
+                csn,
+                seq,
+                time: Millis(time),
+            }
+        }),
+        messages().prop_map(|messages| Packet::Messages { messages }),
+        (any::<u32>(), any::<u64>(), any::<u64>(), messages()).prop_map(
+            |(req, first, last, messages)| Packet::HistoryPage {
+                req,
+                first,
+                last,
+                messages,
+            }
+        ),
+        (any::<bool>(), reason(), text(255)).prop_map(|(joined, reason, name)| {
+            Packet::Presence {
+                joined,
+                reason,
+                name,
+            }
+        }),
+        (
+            any::<u32>(),
+            any::<u16>(),
+            prop_oneof![vec(text(40), 0..5), vec(text(4), 0..=255)]
+        )
+            .prop_map(|(req, total, names)| Packet::Names { req, total, names }),
+        vec(any::<u8>(), 0..=255).prop_map(|cookie| Packet::Challenge { cookie }),
+        any::<u64>().prop_map(|latest| Packet::Pong { latest }),
+    ]
+}
+
+/// Damage done to a datagram on its way.
+#[derive(Debug, Clone)]
+enum Damage {
+    /// These bits flipped (indices modulo the length).
+    Flip(Vec<usize>),
+    /// Cut to this length (modulo the length).
+    Truncate(usize),
+    /// These bytes added at the end.
+    Extend(Vec<u8>),
+    /// This byte overwritten (index modulo the length).
+    Set(usize, u8),
+}
+
+fn damage() -> impl Strategy<Value = Damage> {
+    prop_oneof![
+        vec(any::<usize>(), 1..8).prop_map(Damage::Flip),
+        any::<usize>().prop_map(Damage::Truncate),
+        vec(any::<u8>(), 1..64).prop_map(Damage::Extend),
+        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Damage::Set(i, b)),
+    ]
+}
+
+fn apply(bytes: &mut Vec<u8>, damage: &Damage) {
+    let len = bytes.len();
+    match damage {
+        Damage::Flip(bits) => {
+            for bit in bits {
+                let bit = bit % (len * 8);
+                bytes[bit / 8] ^= 1 << (bit % 8);
+            }
+        }
+        Damage::Truncate(n) => bytes.truncate(n % len),
+        Damage::Extend(more) => bytes.extend_from_slice(more),
+        Damage::Set(i, b) => bytes[i % len] = *b,
+    }
+}
+
+/// Decodes `bytes`, which must not panic; what decodes must encode to the same bytes (one
+/// encoding per packet: nothing is ignored, nothing has two spellings).
+fn decodes_canonically(bytes: &[u8]) -> Result<(), TestCaseError> {
+    match Packet::decode(bytes) {
+        Ok(p) => prop_assert_eq!(p.encode(), bytes, "{:?}", p),
+        Err(DecodeError::TooLong) => prop_assert!(bytes.len() > MAX_DATAGRAM),
+        Err(_) => {}
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(CASES))]
+
+    /// Every packet decodes to itself, or, when its fields make it longer than a datagram may
+    /// be, is refused as too long.
+    #[test]
+    fn every_packet_round_trips(p in packet()) {
+        let bytes = p.encode();
+        if bytes.len() <= MAX_DATAGRAM {
+            prop_assert_eq!(Packet::decode(&bytes), Ok(p));
+        } else {
+            prop_assert_eq!(Packet::decode(&bytes), Err(DecodeError::TooLong));
+        }
+    }
+
+    /// Any bytes at all.
+    #[test]
+    fn random_bytes_never_panic(bytes in vec(any::<u8>(), 0..1500)) {
+        decodes_canonically(&bytes)?;
+    }
+
+    /// A good header (magic, version, any type) and then anything.
+    #[test]
+    fn a_good_header_with_a_random_body_never_panics(
+        kind in any::<u8>(),
+        body in vec(any::<u8>(), 0..200),
+    ) {
+        let mut bytes = vec![MAGIC, VERSION, kind];
+        bytes.extend(body);
+        decodes_canonically(&bytes)?;
+    }
+
+    /// A valid datagram damaged: bits flipped, cut short, lengthened, a byte changed.
+    #[test]
+    fn damaged_packets_never_panic(p in packet(), damage in vec(damage(), 1..4)) {
+        let mut bytes = p.encode();
+        for d in &damage {
+            if bytes.is_empty() {
+                break;
+            }
+            apply(&mut bytes, d);
+        }
+        decodes_canonically(&bytes)?;
+    }
+}
+
+/// Something that reaches the relay.
+#[derive(Debug, Clone)]
+enum Arrival {
+    /// Bytes from an address: a member's (by index) or any other.
+    Junk { from: From, bytes: Vec<u8> },
+    /// A member's real SEND, damaged, from an address that is not the member's.
+    Damaged {
+        member: usize,
+        damage: Damage,
+        from: SocketAddr,
+    },
+    /// A member's next message.
+    Say { member: usize, text: String },
+    /// Time passes.
+    Wait(Duration),
+}
+
+#[derive(Debug, Clone)]
+enum From {
+    Member(usize),
+    Other(SocketAddr),
+}
+
+fn address() -> impl Strategy<Value = SocketAddr> {
+    prop_oneof![
+        (any::<[u8; 4]>(), any::<u16>()).prop_map(|(ip, port)| SocketAddr::from((ip, port))),
+        (any::<[u8; 16]>(), any::<u16>())
+            .prop_map(|(ip, port)| SocketAddr::new(IpAddr::from(ip), port)),
+        // The members' IP with other ports.
+        (1u8..=2, any::<u16>()).prop_map(|(k, port)| SocketAddr::from(([192, 0, 2, k], port))),
+    ]
+}
+
+fn arrival() -> impl Strategy<Value = Arrival> {
+    let junk = prop_oneof![
+        vec(any::<u8>(), 0..1500),
+        (any::<u8>(), vec(any::<u8>(), 0..100)).prop_map(|(kind, body)| {
+            let mut bytes = vec![MAGIC, VERSION, kind];
+            bytes.extend(body);
+            bytes
+        }),
+        (packet(), damage()).prop_map(|(p, d)| {
+            let mut bytes = p.encode();
+            apply(&mut bytes, &d);
+            bytes
+        }),
+        packet().prop_map(|p| p.encode()),
+    ];
+    let from = prop_oneof![
+        1 => (0usize..2).prop_map(From::Member),
+        3 => address().prop_map(From::Other),
+    ];
+    // Text a client would send: 1 to 50 characters, no control characters.
+    let said = vec(
+        prop_oneof![Just('a'), Just('字'), Just('\t'), Just('😀')],
+        1..50,
+    )
+    .prop_map(String::from_iter);
+    prop_oneof![
+        6 => (from, junk).prop_map(|(from, bytes)| Arrival::Junk { from, bytes }),
+        1 => (0usize..2, damage(), address())
+            .prop_map(|(member, damage, from)| Arrival::Damaged { member, damage, from }),
+        2 => (0usize..2, said).prop_map(|(member, text)| Arrival::Say { member, text }),
+        1 => (0u64..3000).prop_map(|ms| Arrival::Wait(Duration::from_millis(ms))),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(RELAY_CASES))]
+
+    /// Two members chat while anything at all arrives from anywhere, their addresses included:
+    /// the relay never panics, stores exactly what the members said in the order they said
+    /// it, keeps exactly the two sessions, and never sends an address without a session more
+    /// than three times what came from it.
+    #[test]
+    fn the_relay_stores_only_what_members_said(arrivals in vec(arrival(), 1..150)) {
+        let mut d = Driver::new(Config::default());
+        let members = [
+            SocketAddr::from(([192, 0, 2, 1], 4000)),
+            SocketAddr::from(([192, 0, 2, 2], 4000)),
+        ];
+        let names = ["alice", "bob"];
+        let tokens = [d.member(members[0], names[0]), d.member(members[1], names[1])];
+        let mut csn = [0u64; 2];
+        let mut said: Vec<(usize, Uuid, String)> = Vec::new();
+        let mut last_send: [Option<Vec<u8>>; 2] = [None, None];
+        for arrival in arrivals {
+            match arrival {
+                Arrival::Junk { from, bytes } => {
+                    let from = match from {
+                        From::Member(k) => members[k],
+                        From::Other(a) => a,
+                    };
+                    d.raw(from, &bytes);
+                }
+                Arrival::Damaged { member, damage, from } => {
+                    let Some(mut bytes) = last_send[member].clone() else { continue };
+                    if members.contains(&from) {
+                        continue;
+                    }
+                    apply(&mut bytes, &damage);
+                    d.raw(from, &bytes);
+                }
+                Arrival::Say { member, text } => {
+                    csn[member] += 1;
+                    let id = Uuid::new_v4();
+                    let send = Packet::Send {
+                        token: tokens[member],
+                        csn: csn[member],
+                        base: csn[member],
+                        id,
+                        text: text.clone(),
+                    };
+                    last_send[member] = Some(send.encode());
+                    d.packet(members[member], &send);
+                    said.push((member, id, text));
+                }
+                Arrival::Wait(t) => {
+                    // Time passes, but the members keep in touch.
+                    d.advance(t);
+                    for k in 0..2 {
+                        d.packet(members[k], &Packet::Ping { token: tokens[k] });
+                    }
+                }
+            }
+            prop_assert_eq!(d.relay.clients().len(), 2);
+        }
+        let stored: Vec<(&str, Uuid, &str)> =
+            d.log.iter().map(|m| (m.from.as_str(), m.id, m.text.as_str())).collect();
+        let want: Vec<(&str, Uuid, &str)> =
+            said.iter().map(|(k, id, text)| (names[*k], *id, text.as_str())).collect();
+        prop_assert_eq!(stored, want);
+        for (addr, &out) in &d.bytes_out {
+            if members.contains(addr) {
+                continue;
+            }
+            let sent_in = d.bytes_in.get(addr).copied().unwrap_or(0);
+            prop_assert!(out <= 3 * sent_in, "{} got {} bytes for {}", addr, out, sent_in);
+        }
+    }
+}
