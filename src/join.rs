@@ -265,13 +265,17 @@ fn spawn_editor(tx: async_channel::Sender<Input>, name: String) {
         let prompt = format!("{}> ", crate::render::sanitize(&name));
         loop {
             match editor.readline(&prompt) {
-                Ok(line) => {
-                    if !line.trim().is_empty() {
-                        let _ = editor.add_history_entry(line.as_str());
-                    }
-                    let quit = matches!(command::parse(&line), Some(Command::Quit));
-                    if tx.send_blocking(Input::Line(line)).is_err() || quit {
-                        return;
+                // A paste of several lines arrives as one (bracketed paste): each of its lines
+                // is a message or a command of its own, as if typed one by one.
+                Ok(text) => {
+                    for line in text.split(['\n', '\r']) {
+                        if !line.trim().is_empty() {
+                            let _ = editor.add_history_entry(line);
+                        }
+                        let quit = matches!(command::parse(line), Some(Command::Quit));
+                        if tx.send_blocking(Input::Line(line.to_owned())).is_err() || quit {
+                            return;
+                        }
                     }
                 }
                 Err(ReadlineError::Interrupted | ReadlineError::Eof) | Err(_) => {

@@ -630,7 +630,7 @@ fn relay_restart_loses_and_repeats_nothing() {
     }
 }
 
-// Regressions: bugs the simulation found in src/client.rs and src/relay.rs, each reproduced
+// Regressions: bugs the simulation found in src/client/ and src/relay/, each reproduced
 // deterministically. Each test fails without its fix.
 
 #[test]

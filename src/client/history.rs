@@ -1,0 +1,228 @@
+//! History and who requests: asking, asking again for what is missing, and showing the answer.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use super::{Client, Event, MAX_RTO, Phase};
+use crate::message::Message;
+use crate::wire::{MAX_HISTORY_REQUEST, Packet, Token};
+
+/// Rounds in a row that bring nothing before what arrived of a history request is shown as
+/// it is.
+const HISTORY_TRIES: u32 = 5;
+/// Most runs of missing messages asked for in one round.
+const MAX_RUNS: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Purpose {
+    /// The history sent on joining: live messages wait until it is shown.
+    Join,
+    /// `/history`: shown as history.
+    User,
+    /// Filling a gap in the live stream.
+    Repair,
+}
+
+/// A history request and what arrived for it.
+#[derive(Debug)]
+pub(super) struct Request {
+    pub(super) purpose: Purpose,
+    /// What was asked (for asking again when nothing arrived).
+    pub(super) from: u64,
+    pub(super) count: u16,
+    /// The answer's range, once a page told it.
+    pub(super) range: Option<(u64, u64)>,
+    pub(super) got: BTreeMap<u64, Message>,
+    /// How many messages had arrived at the last round.
+    pub(super) progress: usize,
+    pub(super) tries: u32,
+    pub(super) retry_at: Instant,
+}
+
+impl Client {
+    pub(super) fn ask(&mut self, now: Instant, purpose: Purpose, from: u64, count: u16) -> u32 {
+        let req = self.take_req();
+        self.requests.insert(
+            req,
+            Request {
+                purpose,
+                from,
+                count,
+                range: None,
+                got: BTreeMap::new(),
+                progress: 0,
+                tries: 0,
+                retry_at: now,
+            },
+        );
+        if let Phase::Joined { token } = self.phase {
+            self.retry_requests(now, token);
+        }
+        req
+    }
+
+    pub(super) fn take_req(&mut self) -> u32 {
+        let req = self.next_req;
+        self.next_req = self.next_req.checked_add(1).unwrap_or(1);
+        req
+    }
+
+    /// Asks again for what is missing of each request that is due.
+    pub(super) fn retry_requests(&mut self, now: Instant, token: Token) {
+        let rto = self.rtt.rto();
+        let mut give_up = Vec::new();
+        let mut packets = Vec::new();
+        for (&req, r) in &mut self.requests {
+            if r.retry_at > now {
+                continue;
+            }
+            if r.got.len() > r.progress {
+                // Pages are arriving: only rounds that bring nothing count against the request.
+                r.progress = r.got.len();
+                r.tries = 0;
+            }
+            if r.tries >= HISTORY_TRIES {
+                give_up.push(req);
+                continue;
+            }
+            r.tries += 1;
+            r.retry_at = now + (rto * 2u32.pow(r.tries)).min(MAX_RTO);
+            let Some((first, last)) = r.range else {
+                // Nothing arrived, not even the answer's range: ask the same again.
+                packets.push(Packet::History {
+                    token,
+                    req,
+                    from: r.from,
+                    count: r.count,
+                });
+                continue;
+            };
+            // Ask for each run of missing messages, not for everything after the first gap.
+            let mut runs: Vec<(u64, u64)> = Vec::new();
+            for seq in (first..=last).filter(|s| !r.got.contains_key(s)) {
+                match runs.last_mut() {
+                    Some((_, end)) if *end + 1 == seq => *end = seq,
+                    _ => {
+                        if runs.len() == MAX_RUNS {
+                            break;
+                        }
+                        runs.push((seq, seq));
+                    }
+                }
+            }
+            for (from, end) in runs {
+                let count = u16::try_from(end - from + 1).unwrap_or(MAX_HISTORY_REQUEST);
+                packets.push(Packet::History {
+                    token,
+                    req,
+                    from,
+                    count,
+                });
+            }
+        }
+        for p in packets {
+            self.transmit(now, &p);
+        }
+        for req in give_up {
+            if let Some(r) = self.requests.remove(&req) {
+                if r.purpose != Purpose::Repair {
+                    self.notice("part of the history did not arrive: showing what did");
+                }
+                self.finish(now, r);
+            }
+        }
+    }
+
+    pub(super) fn page(
+        &mut self,
+        now: Instant,
+        req: u32,
+        first: u64,
+        last: u64,
+        messages: Vec<Message>,
+    ) {
+        if req == 0 && self.sessions == 0 {
+            // Join history that overtook the welcome: keep it for when it comes, which says
+            // what the join history is (see `welcomed`). Completing it here, once its pages
+            // were all in, showed it before the welcome and then asked for it again.
+            let r = self.requests.entry(0).or_insert_with(|| Request {
+                purpose: Purpose::Join,
+                from: 0,
+                count: self.config.history,
+                range: Some((first, last)),
+                got: BTreeMap::new(),
+                progress: 0,
+                tries: 0,
+                retry_at: now + self.rtt.rto() * 2,
+            });
+            r.got.extend(messages.into_iter().map(|m| (m.seq, m)));
+            return;
+        }
+        let Some(r) = self.requests.get_mut(&req) else {
+            return;
+        };
+        let (first, last) = *r.range.get_or_insert((first, last));
+        for m in messages {
+            if first <= m.seq && m.seq <= last {
+                r.got.insert(m.seq, m);
+            }
+        }
+        self.complete_if_done(now, req);
+    }
+
+    pub(super) fn complete_if_done(&mut self, now: Instant, req: u32) {
+        let done = self.requests.get(&req).is_some_and(|r| match r.range {
+            Some((first, last)) => first == 0 || r.got.len() as u64 == last - first + 1,
+            None => false,
+        });
+        if done && let Some(r) = self.requests.remove(&req) {
+            self.finish(now, r);
+        }
+    }
+
+    /// Shows what a finished (or abandoned) history request brought.
+    fn finish(&mut self, now: Instant, r: Request) {
+        match r.purpose {
+            Purpose::Join | Purpose::User => {
+                for (_, message) in r.got {
+                    let own = message.from == self.config.name;
+                    self.events.push_back(Event::Message {
+                        message,
+                        history: true,
+                        own,
+                    });
+                }
+            }
+            Purpose::Repair => {
+                for (_, m) in r.got {
+                    self.arrived(m);
+                }
+                if let Some((_, last)) = r.range
+                    && last == 0
+                {
+                    // The relay has nothing there: what we were told of is not there.
+                    self.known_latest = self
+                        .delivered
+                        .max(self.ahead.keys().next_back().copied().unwrap_or(0));
+                }
+            }
+        }
+        self.drain(now);
+        if self.gap_since.is_some() {
+            self.start_repair(now);
+        }
+    }
+
+    pub(super) fn finish_who(&mut self) {
+        if let Some((_, _, mut names, _)) = self.who.take() {
+            if names.is_empty() {
+                // We are in the room, so an empty list means the answer never came.
+                let message = "the relay did not answer /who: try again".to_owned();
+                return self.events.push_back(Event::Error(message));
+            }
+            names.sort_by_key(|n| crate::message::name_key(n));
+            names.dedup();
+            self.events.push_back(Event::Who { names });
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! The client's rules without I/O: joining, retransmission, ordered gap-free delivery, history.
+//!
+//! The shell feeds it the relay's datagrams with [`Client::handle`] and the clock with
+//! [`Client::handle_timeout`] (when [`Client::poll_timeout`] says), sends what
+//! [`Client::poll_transmit`] yields, and shows what [`Client::poll_event`] yields.
+//!
+//! | file | role |
+//! |---|---|
+//! | `mod.rs` | the driver's surface: [`Client`], settings, events, datagrams in, the clock |
+//! | `session.rs` | the session with the relay: joining, the welcome, rejoining, its errors |
+//! | `outbox.rs` | sending: the window, retransmission and its backoff, acks, the round-trip time |
+//! | `delivery.rs` | ordered gap-free delivery: messages held ahead of a gap, gap repair |
+//! | `history.rs` | history and who requests: asking, asking again for what is missing, showing |
+
+mod delivery;
+mod history;
+mod outbox;
+mod session;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use crate::message::{Invalid, MAX_TEXT_BYTES, Message, check_text, split_text};
+use crate::wire::{LeaveReason, MAX_HISTORY_REQUEST, Packet, Token};
+
+use history::{Purpose, Request};
+use outbox::{Outgoing, Rtt};
+
+/// First retransmission timeout, before any round trip was measured.
+pub const INITIAL_RTO: Duration = Duration::from_millis(200);
+/// Shortest retransmission timeout.
+pub const MIN_RTO: Duration = Duration::from_millis(50);
+/// Longest wait between two retransmissions (the backoff's bound).
+pub const MAX_RTO: Duration = Duration::from_secs(4);
+/// Longest wait between two keepalives.
+pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// Silence from the relay, while it owes an answer, after which the user is told.
+pub const SILENT_AFTER: Duration = Duration::from_secs(3);
+/// Messages in flight at once.
+pub const WINDOW: usize = 32;
+
+/// What the client has to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A chat message, in sequence order (or replayed history).
+    Message {
+        /// The message.
+        message: Message,
+        /// True when replayed as history (on join or on request).
+        history: bool,
+        /// True when the user sent it.
+        own: bool,
+    },
+    /// Someone joined.
+    Joined {
+        /// Their name.
+        name: String,
+    },
+    /// Someone left.
+    Left {
+        /// Their name.
+        name: String,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// The room's names, answering a who request.
+    Who {
+        /// The names, sorted.
+        names: Vec<String>,
+    },
+    /// Something the user should know about the connection or a request.
+    Notice(String),
+    /// Something went wrong with what the user asked.
+    Error(String),
+}
+
+/// The client's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The name to join with.
+    pub name: String,
+    /// How many messages of history to receive on joining.
+    pub history: u16,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Waiting for a welcome.
+    Joining { attempt: u32, next_try: Instant },
+    /// In the room.
+    Joined { token: Token },
+    /// The relay refused us for good, or we left.
+    Closed,
+}
+
+/// The client's state and rules.
+#[derive(Debug)]
+pub struct Client {
+    config: Config,
+    phase: Phase,
+    /// Random, chosen once: the relay tells this client's JOINs from another's by it.
+    instance: Uuid,
+    /// The relay's last challenge cookie, echoed in JOIN to prove our address.
+    cookie: Vec<u8>,
+    /// Sessions welcomed so far (a second one means we rejoined).
+    sessions: u32,
+    /// The token of the latest session welcomed, kept while joining again: a WELCOME with it
+    /// means the relay still has that session.
+    session_token: Option<Token>,
+    next_csn: u64,
+    outbox: VecDeque<Outgoing>,
+    rtt: Rtt,
+    /// Highest sequence number delivered in order.
+    delivered: u64,
+    /// Highest sequence number the relay told of.
+    known_latest: u64,
+    /// Messages received ahead of a gap, and own acknowledged ones.
+    ahead: BTreeMap<u64, (Message, bool)>,
+    requests: BTreeMap<u32, Request>,
+    next_req: u32,
+    /// The request filling the current gap, if any.
+    repair: Option<u32>,
+    /// Since when the live stream has a gap.
+    gap_since: Option<Instant>,
+    who: Option<(u32, u16, Vec<String>, Instant)>,
+    /// When the relay was last heard from.
+    last_heard: Instant,
+    /// When we last sent the relay anything.
+    last_sent: Instant,
+    /// Since when the relay owes an answer.
+    owed_since: Option<Instant>,
+    /// Whether the user was told the relay is silent.
+    told_silent: bool,
+    ping_every: Duration,
+    transmits: VecDeque<Vec<u8>>,
+    events: VecDeque<Event>,
+}
+
+impl Client {
+    /// A client that starts joining at `now`.
+    pub fn new(config: Config, now: Instant) -> Self {
+        let mut client = Client {
+            config,
+            phase: Phase::Joining {
+                attempt: 0,
+                next_try: now,
+            },
+            instance: Uuid::new_v4(),
+            cookie: Vec::new(),
+            sessions: 0,
+            session_token: None,
+            next_csn: 1,
+            outbox: VecDeque::new(),
+            rtt: Rtt {
+                srtt: None,
+                rttvar: Duration::ZERO,
+            },
+            delivered: 0,
+            known_latest: 0,
+            ahead: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            next_req: 1,
+            repair: None,
+            gap_since: None,
+            who: None,
+            last_heard: now,
+            last_sent: now,
+            owed_since: None,
+            told_silent: false,
+            ping_every: PING_INTERVAL,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        client.try_join(now);
+        client
+    }
+
+    /// The name this client joins with.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// True once welcomed and until leaving or being dropped.
+    pub fn is_joined(&self) -> bool {
+        matches!(self.phase, Phase::Joined { .. })
+    }
+
+    /// True when the relay refused the client for good or it left.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    /// Messages typed but not yet acknowledged.
+    pub fn unacked(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// True when nothing is owed: every message acknowledged, every request answered.
+    pub fn is_idle(&self) -> bool {
+        self.outbox.is_empty() && self.requests.is_empty() && self.who.is_none()
+    }
+
+    /// Highest sequence number delivered in order.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    /// Queues `text` to be sent, split into as many messages as its length needs.
+    /// Returns the ids of the messages, in order.
+    ///
+    /// # Errors
+    /// When the text is empty or has control characters other than tab.
+    pub fn send(&mut self, now: Instant, text: &str) -> Result<Vec<Uuid>, Invalid> {
+        if text.is_empty() {
+            return Err(Invalid::EmptyText);
+        }
+        let pieces = split_text(text, MAX_TEXT_BYTES);
+        for piece in &pieces {
+            check_text(piece)?;
+        }
+        let ids: Vec<Uuid> = pieces
+            .into_iter()
+            .map(|piece| {
+                let id = Uuid::new_v4();
+                self.outbox.push_back(Outgoing {
+                    id,
+                    text: piece.to_owned(),
+                    csn: 0,
+                    sends: 0,
+                    sent_at: None,
+                    resend_at: None,
+                });
+                id
+            })
+            .collect();
+        self.pump(now);
+        Ok(ids)
+    }
+
+    /// Asks for the last `count` messages, shown as history.
+    pub fn request_history(&mut self, now: Instant, count: u16) {
+        let count = count.clamp(1, MAX_HISTORY_REQUEST);
+        self.ask(now, Purpose::User, 0, count);
+    }
+
+    /// Asks who is in the room.
+    pub fn request_who(&mut self, now: Instant) {
+        let req = self.take_req();
+        // Before the welcome the request waits for it (see `welcomed`).
+        self.who = Some((req, 0, Vec::new(), now + MAX_RTO * 2));
+        if let Phase::Joined { token } = self.phase {
+            self.transmit(now, &Packet::Who { token, req });
+        }
+    }
+
+    /// Leaves the room; the client is closed afterwards.
+    pub fn leave(&mut self, now: Instant) {
+        if let Phase::Joined { token } = self.phase {
+            self.transmit(now, &Packet::Leave { token });
+        }
+        self.phase = Phase::Closed;
+    }
+
+    /// The next datagram to send to the relay.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmits.pop_front()
+    }
+
+    /// The next thing to show the user.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Client::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        match self.phase {
+            Phase::Closed => return None,
+            Phase::Joining { next_try, .. } => at(next_try),
+            Phase::Joined { .. } => {
+                // Keepalive: only what the relay receives keeps the session alive, so a
+                // client that only listens must still ping (docs/protocol.md, "Staying").
+                at(self.last_sent + self.ping_every);
+                self.outbox
+                    .iter()
+                    .filter_map(|o| o.resend_at)
+                    .for_each(&mut at);
+                self.requests.values().for_each(|r| at(r.retry_at));
+                if let Some(since) = self.gap_since {
+                    at(since + self.gap_wait());
+                }
+                if let Some((_, _, _, deadline)) = self.who {
+                    at(deadline);
+                }
+            }
+        }
+        if let (Some(since), false) = (self.owed_since, self.told_silent) {
+            at(since + SILENT_AFTER);
+        }
+        next
+    }
+
+    /// Does what is due at `now`: retransmissions, keepalives, retries.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let (Some(since), false) = (self.owed_since, self.told_silent)
+            && now >= since + SILENT_AFTER
+        {
+            self.told_silent = true;
+            self.notice("the relay is not answering: still trying");
+        }
+        match self.phase {
+            Phase::Closed => {}
+            Phase::Joining { next_try, .. } => {
+                if now >= next_try {
+                    self.try_join(now);
+                }
+            }
+            Phase::Joined { token } => {
+                let due: Vec<usize> = (0..self.outbox.len())
+                    .filter(|&i| self.outbox[i].resend_at.is_some_and(|t| t <= now))
+                    .collect();
+                for i in due {
+                    self.send_one(now, token, i);
+                }
+                self.retry_requests(now, token);
+                if self.gap_since.is_some_and(|s| now >= s + self.gap_wait()) {
+                    self.start_repair(now);
+                }
+                if let Some((_, _, _, deadline)) = self.who
+                    && now >= deadline
+                {
+                    self.finish_who();
+                }
+                if now >= self.last_sent + self.ping_every {
+                    self.transmit(now, &Packet::Ping { token });
+                }
+            }
+        }
+    }
+
+    /// Takes one datagram from the relay.
+    pub fn handle(&mut self, now: Instant, bytes: &[u8]) {
+        let Ok(packet) = Packet::decode(bytes) else {
+            // Not from a urc relay, or damaged: nothing to do with it.
+            return;
+        };
+        if self.is_closed() {
+            return;
+        }
+        self.last_heard = now;
+        self.owed_since = None;
+        if self.told_silent {
+            self.told_silent = false;
+            self.notice("the relay is answering again");
+        }
+        self.take(now, packet);
+        // Whatever was learnt may have freed room in the window (a repair that showed one of
+        // our messages stored, say).
+        self.pump(now);
+    }
+
+    fn take(&mut self, now: Instant, packet: Packet) {
+        match packet {
+            Packet::Welcome {
+                token,
+                name,
+                latest,
+                timeout_ms,
+            } => self.welcomed(now, token, name, latest, timeout_ms),
+            Packet::Error { code, id, message } => self.refused(now, code, id, message),
+            Packet::Ack { id, seq, time, .. } => self.acked(now, id, seq, time),
+            Packet::Messages { messages } => {
+                for m in messages {
+                    self.arrived(m);
+                }
+                self.drain(now);
+            }
+            Packet::HistoryPage {
+                req,
+                first,
+                last,
+                messages,
+            } => self.page(now, req, first, last, messages),
+            Packet::Presence {
+                joined,
+                reason,
+                name,
+            } => {
+                if joined {
+                    self.events.push_back(Event::Joined { name });
+                } else {
+                    self.events.push_back(Event::Left { name, reason });
+                }
+            }
+            Packet::Names { req, total, names } => {
+                if let Some((want, t, got, _)) = &mut self.who
+                    && *want == req
+                {
+                    *t = total;
+                    got.extend(names);
+                    if got.len() >= usize::from(*t) {
+                        self.finish_who();
+                    }
+                }
+            }
+            Packet::Pong { latest } => {
+                self.learn_latest(now, latest);
+            }
+            Packet::Challenge { cookie } => {
+                if let Phase::Joining { attempt, .. } = self.phase {
+                    // The relay wants proof that we receive at our address: echo at once,
+                    // unless challenges keep coming (a cookie that never passes, say): then
+                    // the JOIN waits for its backoff like any retry.
+                    self.cookie = cookie;
+                    if attempt <= 3 {
+                        self.phase = Phase::Joining {
+                            attempt,
+                            next_try: now,
+                        };
+                        self.try_join(now);
+                    }
+                }
+            }
+            // Client-to-relay packets: not for us.
+            _ => {}
+        }
+    }
+
+    fn transmit(&mut self, now: Instant, packet: &Packet) {
+        self.last_sent = now;
+        if !matches!(packet, Packet::Leave { .. }) {
+            self.owed_since.get_or_insert(now);
+        }
+        self.transmits.push_back(packet.encode());
+    }
+
+    fn notice(&mut self, text: &str) {
+        self.events.push_back(Event::Notice(text.to_owned()));
+    }
+}

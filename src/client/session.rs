@@ -1,0 +1,158 @@
+//! The session with the relay: joining (and its cookie), the welcome, rejoining, and what the
+//! relay's errors mean for the client.
+
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use super::{Client, Event, MAX_RTO, PING_INTERVAL, Phase, Purpose, Request};
+use crate::wire::{ErrorCode, MAX_HISTORY_REQUEST, Packet, Token};
+
+impl Client {
+    pub(super) fn try_join(&mut self, now: Instant) {
+        let Phase::Joining { attempt, .. } = self.phase else {
+            return;
+        };
+        // On a rejoin the gap is repaired from the log instead of replaying history.
+        let history = if self.sessions == 0 {
+            self.config.history
+        } else {
+            0
+        };
+        let packet = Packet::Join {
+            name: self.config.name.clone(),
+            history,
+            instance: self.instance,
+            cookie: self.cookie.clone(),
+        };
+        self.transmit(now, &packet);
+        let wait = (self.rtt.rto() * 2u32.saturating_pow(attempt)).min(MAX_RTO);
+        self.phase = Phase::Joining {
+            attempt: attempt + 1,
+            next_try: now + wait,
+        };
+    }
+
+    pub(super) fn welcomed(
+        &mut self,
+        now: Instant,
+        token: Token,
+        name: String,
+        latest: u64,
+        timeout_ms: u32,
+    ) {
+        if let Phase::Joined { .. } = self.phase {
+            // With this session's token, a retransmitted welcome. With another, a late one
+            // answering a JOIN sent before a relay restart: taking it would renumber the
+            // messages in flight against a session the relay does not have, and the rejoin
+            // that follows would renumber them again against a relay that expects more.
+            return;
+        }
+        // The token of the session we thought lost: the relay kept it, and the ERROR NotJoined
+        // we rejoined on answered a datagram of an older session (sent before a restart, say).
+        let same_session = self.session_token == Some(token);
+        self.session_token = Some(token);
+        self.phase = Phase::Joined { token };
+        // Requests made while joining go out now (the join history's own entry comes below).
+        for req in self.requests.values_mut() {
+            req.retry_at = now;
+        }
+        if let Some((req, _, _, _)) = self.who {
+            self.transmit(now, &Packet::Who { token, req });
+        }
+        self.ping_every = (Duration::from_millis(u64::from(timeout_ms)) / 4).min(PING_INTERVAL);
+        self.config.name = name.clone();
+        if same_session {
+            // Carry on with it and with the csns it expects: numbered afresh from 1, the
+            // messages in flight would be dropped as old by the relay, for ever.
+            self.learn_latest(now, latest);
+            self.pump(now);
+            return;
+        }
+        self.sessions += 1;
+        if self.sessions == 1 {
+            self.delivered = latest;
+            self.known_latest = latest;
+            // Pages of the join history may have overtaken the welcome.
+            let early = self.requests.remove(&0);
+            let count = self.config.history.min(MAX_HISTORY_REQUEST);
+            let count = u16::try_from(latest.min(u64::from(count))).unwrap_or(count);
+            if count > 0 {
+                // The relay sends this history unasked, as request 0. It is the `count`
+                // messages up to this welcome's latest, whatever pages say: pages answering
+                // an earlier JOIN (whose welcome was lost) or a retry reach other seqs, and
+                // anything after `latest` is live, so showing it as history would show it twice
+                // and taking an earlier page's range would skip what lies between.
+                let first = latest - u64::from(count) + 1;
+                let mut got = early.map(|r| r.got).unwrap_or_default();
+                got.retain(|seq, _| (first..=latest).contains(seq));
+                self.requests.insert(
+                    0,
+                    Request {
+                        purpose: Purpose::Join,
+                        from: first,
+                        count,
+                        range: Some((first, latest)),
+                        got,
+                        progress: 0,
+                        tries: 0,
+                        retry_at: now + self.rtt.rto() * 2,
+                    },
+                );
+                self.complete_if_done(now, 0);
+            }
+            self.notice(&format!("joined as {name}"));
+        } else {
+            self.notice(&format!("rejoined as {name}"));
+            if latest < self.delivered {
+                self.notice("the relay has fewer messages than were shown: its log was reset");
+                self.delivered = latest;
+                self.ahead.clear();
+            }
+            self.learn_latest(now, latest);
+        }
+        // Everything unacknowledged is numbered afresh in this session and sent again.
+        self.next_csn = 1;
+        for o in &mut self.outbox {
+            o.csn = 0;
+            o.sends = 0;
+            o.resend_at = None;
+        }
+        self.pump(now);
+        // Live messages that overtook the welcome were held (see `drain`).
+        self.drain(now);
+    }
+
+    pub(super) fn refused(&mut self, now: Instant, code: ErrorCode, id: Uuid, message: String) {
+        match code {
+            ErrorCode::NotJoined => {
+                if matches!(self.phase, Phase::Joined { .. }) {
+                    self.notice("the relay forgot this session: joining again");
+                    self.phase = Phase::Joining {
+                        attempt: 0,
+                        next_try: now,
+                    };
+                    self.try_join(now);
+                }
+            }
+            ErrorCode::NameTaken | ErrorCode::BadName | ErrorCode::Full => {
+                if matches!(self.phase, Phase::Joining { .. }) {
+                    self.phase = Phase::Closed;
+                    self.events.push_back(Event::Error(message));
+                }
+            }
+            ErrorCode::BadText => {
+                if let Some(i) = self.outbox.iter().position(|o| o.id == id) {
+                    self.outbox.remove(i);
+                    self.events.push_back(Event::Error(message));
+                    self.pump(now);
+                }
+            }
+            ErrorCode::Storage | ErrorCode::RateLimited => {
+                // The message stays in the outbox and goes again after its backoff.
+                self.notice(&message);
+            }
+            ErrorCode::Malformed => self.events.push_back(Event::Error(message)),
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The relay's settings and their defaults.
+
+use std::time::Duration;
+
+/// Seconds of silence after which the relay drops a client, by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The relay's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Silence after which a client is dropped.
+    pub timeout: Duration,
+    /// Most clients joined at once.
+    pub max_clients: usize,
+    /// Recent messages kept in memory to answer history without reading the log.
+    pub cache: usize,
+    /// Recent message ids remembered so that a retransmission is stored once.
+    pub dedup: usize,
+    /// Most clients joined from one IP address at once.
+    pub max_per_ip: usize,
+    /// Messages a second a client may send on average.
+    pub rate: f64,
+    /// Messages a client may send at once, above the rate.
+    pub burst: f64,
+    /// History and who requests a second a client may make on average (twice that at once).
+    pub request_rate: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            timeout: DEFAULT_TIMEOUT,
+            max_clients: 10_000,
+            cache: 10_000,
+            dedup: 100_000,
+            max_per_ip: 64,
+            rate: 20.0,
+            burst: 100.0,
+            request_rate: 5.0,
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! JOIN and sessions: cookies checked, names claimed, presence told, leaving, per-IP limits,
+//! and the token every later datagram must carry.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use uuid::Uuid;
+
+use super::Relay;
+use crate::limit::Bucket;
+use crate::message::{check_name, name_key};
+use crate::wire::{ErrorCode, LeaveReason, Packet, Token};
+
+/// A joined client.
+#[derive(Debug)]
+pub struct Session {
+    /// The name it joined with.
+    pub name: String,
+    /// The secret it must carry in every datagram.
+    token: Token,
+    /// Random, chosen by the client process: tells its JOINs from another's.
+    instance: Uuid,
+    /// The csn its next new message must have.
+    pub(super) next_csn: u64,
+    /// Messages that arrived ahead of a missing one, by csn, waiting for it.
+    pub(super) ahead: BTreeMap<u64, (Uuid, String)>,
+    /// When it was last heard from.
+    pub(super) last_heard: Instant,
+    /// Its message rate.
+    pub(super) messages: Bucket,
+    /// Its history and who request rate.
+    pub(super) requests: Bucket,
+    /// Whether it was told it is sending messages too fast in this episode of doing so.
+    pub(super) told_slow: bool,
+    /// Whether it was told it makes requests too fast in this episode of doing so.
+    pub(super) told_busy: bool,
+}
+
+impl Session {
+    /// Messages that arrived ahead of a missing one and wait for it: at most
+    /// [`REORDER_WINDOW`](super::REORDER_WINDOW).
+    pub fn waiting(&self) -> usize {
+        self.ahead.len()
+    }
+}
+
+impl Relay {
+    pub(super) fn join(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        name: String,
+        history: u16,
+        instance: Uuid,
+    ) {
+        if let Err(e) = check_name(&name) {
+            self.stats.joins_refused += 1;
+            let message = e.to_string();
+            return self.error(from, ErrorCode::BadName, Uuid::nil(), message);
+        }
+        if !self.join_allowed(now, from) {
+            return;
+        }
+        let here = self
+            .clients
+            .get(&from)
+            .map(|s| s.instance == instance && s.name == name);
+        match here {
+            // The same client asking again (its welcome was lost): the same session.
+            Some(true) => {}
+            // Another client on this address (a new process), or a new name: a new session.
+            Some(false) => self.remove(from, LeaveReason::Quit),
+            None => {}
+        }
+        let key = name_key(&name);
+        if here != Some(true) {
+            match self.names.get(&key).copied() {
+                Some(old)
+                    if self
+                        .clients
+                        .get(&old)
+                        .is_some_and(|s| s.instance == instance) =>
+                {
+                    // The same client from a new address (NAT rebinding, a new network): the
+                    // session moves with it, token and csns included.
+                    if let Some((_, session)) = self.clients.remove(&old) {
+                        self.clients.insert(from, session);
+                        self.names.insert(key, from);
+                        self.forget_ip(old.ip());
+                        *self.per_ip.entry(from.ip()).or_default() += 1;
+                    }
+                    // Its messages waiting for the commit move too: left at the old address,
+                    // their acks were lost there, the fan-out sent them back to their sender at
+                    // the new one, and an abort could not rewind the session's csn (their
+                    // resends were then taken for duplicates, and never stored).
+                    for p in self.pending.iter_mut().filter(|p| p.sender == old) {
+                        p.sender = from;
+                    }
+                    for (to, _) in self.held_acks.iter_mut().filter(|(to, _)| *to == old) {
+                        *to = from;
+                    }
+                }
+                Some(_) => {
+                    self.stats.joins_refused += 1;
+                    let message = format!("the name {name} is in use: choose another with --name");
+                    return self.error(from, ErrorCode::NameTaken, Uuid::nil(), message);
+                }
+                None => {
+                    if self.clients.len() >= self.config.max_clients {
+                        self.stats.joins_refused += 1;
+                        let message = "the room is full: try again later".to_owned();
+                        return self.error(from, ErrorCode::Full, Uuid::nil(), message);
+                    }
+                    let ip = self.per_ip.get(&from.ip()).copied().unwrap_or(0);
+                    if ip >= self.config.max_per_ip {
+                        self.stats.joins_refused += 1;
+                        let message = format!(
+                            "too many clients from {}: at most {} (the relay's --max-per-ip)",
+                            from.ip(),
+                            self.config.max_per_ip
+                        );
+                        return self.error(from, ErrorCode::Full, Uuid::nil(), message);
+                    }
+                    self.per_ip.insert(from.ip(), ip + 1);
+                    self.names.insert(key, from);
+                    self.clients.insert(
+                        from,
+                        Session {
+                            name: name.clone(),
+                            token: Token::random(),
+                            instance,
+                            next_csn: 1,
+                            ahead: BTreeMap::new(),
+                            last_heard: now,
+                            messages: Bucket::new(self.config.rate, self.config.burst, now),
+                            requests: Bucket::new(
+                                self.config.request_rate,
+                                2.0 * self.config.request_rate,
+                                now,
+                            ),
+                            told_slow: false,
+                            told_busy: false,
+                        },
+                    );
+                    let presence = Packet::Presence {
+                        joined: true,
+                        reason: LeaveReason::Quit,
+                        name: name.clone(),
+                    };
+                    self.broadcast(Some(from), &presence);
+                }
+            }
+        }
+        // The name as the session has it (a moved session keeps its spelling).
+        let Some((token, name)) = self.clients.get_mut(&from).map(|mut s| {
+            s.last_heard = now;
+            (s.token, s.name.clone())
+        }) else {
+            return;
+        };
+        let welcome = Packet::Welcome {
+            token,
+            name,
+            latest: self.committed,
+            timeout_ms: u32::try_from(self.config.timeout.as_millis()).unwrap_or(u32::MAX),
+        };
+        self.reply(from, &welcome);
+        self.history(from, 0, 0, history);
+    }
+
+    /// Takes one of the IP address's join tokens, or tells it to slow down (once an episode, as
+    /// for messages: see `send`). A cookie is good for ten seconds: without this, one address
+    /// could join again and again, with new instances or leaving in between, each JOIN a
+    /// presence broadcast to the whole room and a join history of up to 1000 messages that no
+    /// request rate limited (100 JOINs of 44 bytes made 9950 datagrams to a room of 50 and
+    /// 48 MB of history for the address).
+    fn join_allowed(&mut self, now: Instant, from: SocketAddr) -> bool {
+        let (rate, burst) = (self.config.request_rate, self.config.max_per_ip as f64);
+        let (bucket, told) = self
+            .joins
+            .entry(from.ip())
+            .or_insert_with(|| (Bucket::new(rate, burst.max(1.0), now), false));
+        if bucket.is_full(now) {
+            *told = false;
+        }
+        if bucket.take(now) {
+            return true;
+        }
+        let tell = !std::mem::replace(told, true);
+        self.stats.rate_limited += 1;
+        if tell {
+            let message = format!("too many joins from {}: wait a moment", from.ip());
+            self.error(from, ErrorCode::RateLimited, Uuid::nil(), message);
+        } else {
+            self.dropped(from, "too many joins".into());
+        }
+        false
+    }
+
+    /// Checks that `from` has a session and `token` is its token; refreshes it if so.
+    pub(super) fn authorise(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        token: &Token,
+        id: Uuid,
+    ) -> bool {
+        if let Some(mut s) = self.clients.get_mut(&from)
+            && s.token.matches(token)
+        {
+            s.last_heard = now;
+            return true;
+        }
+        self.stats.unauthorised += 1;
+        if self.clients.contains_key(&from) {
+            // The address has a session and this is not its token: someone else wrote it
+            // (a spoofed source). The client itself has nothing to learn from it.
+            self.dropped(from, "wrong session token".into());
+            return false;
+        }
+        let message = "not joined: join again".to_owned();
+        self.error(from, ErrorCode::NotJoined, id, message);
+        false
+    }
+
+    pub(super) fn remove(&mut self, addr: SocketAddr, reason: LeaveReason) {
+        if let Some((_, session)) = self.clients.remove(&addr) {
+            self.names.remove(&name_key(&session.name));
+            self.forget_ip(addr.ip());
+            self.ahead_bytes -= session.ahead.values().map(|(_, t)| t.len()).sum::<usize>();
+            let presence = Packet::Presence {
+                joined: false,
+                reason,
+                name: session.name,
+            };
+            self.broadcast(Some(addr), &presence);
+        }
+    }
+
+    fn forget_ip(&mut self, ip: IpAddr) {
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+    }
+}

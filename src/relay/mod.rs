@@ -1,0 +1,398 @@
+//! The relay's rules without I/O: joins, sessions, ordering, acknowledgements, fan-out and history.
+//!
+//! The shell feeds it datagrams with [`Relay::handle`] and the clock with [`Relay::handle_tick`],
+//! persists what [`Relay::take_appends`] hands out, then calls [`Relay::commit`] (or
+//! [`Relay::abort`]) and sends what [`Relay::poll_transmit`] yields. Nothing that depends on a
+//! message (its acknowledgement, its fan-out) leaves before the message is committed.
+//!
+//! | file | role |
+//! |---|---|
+//! | `mod.rs` | the driver's surface: [`Relay`], datagrams in, the clock, commit and abort, polls |
+//! | `config.rs` | the relay's settings and their defaults |
+//! | `join.rs` | JOIN and sessions: cookies, names, presence, leaving, per-IP limits, tokens |
+//! | `send.rs` | SEND: csn order, the reorder buffer, `base`, the message rate, dedup, acks |
+//! | `requests.rs` | HISTORY and WHO: ranges, pages, the cache of recent messages, request rate |
+//! | `outgoing.rs` | how datagrams leave: replies within an address's budget, broadcasts, fan-out |
+
+mod config;
+mod join;
+mod outgoing;
+mod requests;
+mod send;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use dashmap::DashMap;
+use uuid::Uuid;
+
+use crate::cookie::Cookies;
+use crate::limit::Bucket;
+use crate::message::{Message, Millis};
+use crate::wire::{ErrorCode, LeaveReason, Packet};
+
+pub use config::{Config, DEFAULT_TIMEOUT};
+pub use join::Session;
+use send::Pending;
+
+/// Most csns a message may be ahead of the one its session expects and still wait for it.
+pub const REORDER_WINDOW: u64 = 32;
+
+/// A datagram to send.
+#[derive(Debug, Clone)]
+pub struct Transmit {
+    /// Where to.
+    pub to: SocketAddr,
+    /// The payload, shared between recipients of the same fan-out.
+    pub bytes: Arc<[u8]>,
+}
+
+/// A history answer the relay's cache cannot give: the shell reads the log and calls
+/// [`Relay::serve_read`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRead {
+    /// Who asked.
+    pub to: SocketAddr,
+    /// Their request number.
+    pub req: u32,
+    /// First sequence number wanted.
+    pub first: u64,
+    /// Last sequence number wanted.
+    pub last: u64,
+}
+
+/// Counts of what the relay saw, for its logs.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams that could not be decoded.
+    pub malformed: u64,
+    /// Datagrams with a missing session or a wrong token.
+    pub unauthorised: u64,
+    /// Messages stored.
+    pub stored: u64,
+    /// Retransmitted messages recognised and not stored again.
+    pub duplicates: u64,
+    /// Messages that arrived ahead of an earlier one of the same sender (they wait for it, or
+    /// are dropped when they cannot).
+    pub out_of_order: u64,
+    /// Messages refused for their text.
+    pub refused: u64,
+    /// Joins refused.
+    pub joins_refused: u64,
+    /// Clients dropped for silence.
+    pub timed_out: u64,
+    /// Challenges sent to addresses that asked to join.
+    pub challenges: u64,
+    /// Replies not sent to an unvalidated address because they would have exceeded three
+    /// times what it sent.
+    pub over_budget: u64,
+    /// Messages, requests and joins refused for coming too fast.
+    pub rate_limited: u64,
+}
+
+/// What the relay last dropped or refused, and from whom, for its logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    /// The sender.
+    pub from: SocketAddr,
+    /// Why.
+    pub why: String,
+}
+
+/// The relay's state and rules.
+#[derive(Debug)]
+pub struct Relay {
+    config: Config,
+    clients: Arc<DashMap<SocketAddr, Session>>,
+    /// Name key → address, so a name is used by one client at a time.
+    names: HashMap<String, SocketAddr>,
+    /// Latest committed sequence number.
+    committed: u64,
+    /// Sequence number the next accepted message gets.
+    next_seq: u64,
+    /// Recently committed messages, oldest first.
+    recent: VecDeque<Message>,
+    /// Recent message ids → (seq, time), pending ones included.
+    ids: HashMap<Uuid, (u64, Millis)>,
+    /// The ids in `ids`, oldest first, to forget the oldest.
+    id_order: VecDeque<Uuid>,
+    pending: Vec<Pending>,
+    /// Acknowledgements of retransmitted pending messages, sent on commit.
+    held_acks: Vec<(SocketAddr, Packet)>,
+    transmits: VecDeque<Transmit>,
+    reads: VecDeque<LogRead>,
+    /// Timestamp of the last accepted message: times never go backwards.
+    last_time: Millis,
+    /// The latest sequence number the last heartbeat announced.
+    heartbeat_seq: u64,
+    /// Bytes of text in the sessions' `ahead` buffers.
+    ahead_bytes: usize,
+    /// Sessions per IP address.
+    per_ip: HashMap<IpAddr, usize>,
+    /// JOINs with a good cookie per IP address, at the request rate and as many at once as
+    /// sessions may share an address, and whether the address was told it joins too fast; an
+    /// entry goes once its bucket is full again.
+    joins: HashMap<IpAddr, (Bucket, bool)>,
+    /// Mints and checks challenge cookies (made at the first datagram, on its clock).
+    cookies: Option<Cookies>,
+    /// While handling a datagram from an unvalidated address: that address and how many
+    /// bytes may still be sent to it (three times what it sent).
+    budget: Option<(SocketAddr, usize)>,
+    last_dropped: Option<Dropped>,
+    stats: Stats,
+}
+
+impl Relay {
+    /// A relay that continues after `tail`, the last messages of its log (oldest first).
+    pub fn new(config: Config, tail: Vec<Message>) -> Self {
+        let mut relay = Relay {
+            clients: Arc::new(DashMap::new()),
+            names: HashMap::new(),
+            committed: 0,
+            next_seq: 1,
+            recent: VecDeque::new(),
+            ids: HashMap::new(),
+            id_order: VecDeque::new(),
+            pending: Vec::new(),
+            held_acks: Vec::new(),
+            transmits: VecDeque::new(),
+            reads: VecDeque::new(),
+            last_time: Millis(i64::MIN),
+            heartbeat_seq: 0,
+            ahead_bytes: 0,
+            per_ip: HashMap::new(),
+            joins: HashMap::new(),
+            cookies: None,
+            budget: None,
+            last_dropped: None,
+            stats: Stats::default(),
+            config,
+        };
+        for m in tail {
+            relay.committed = m.seq;
+            relay.heartbeat_seq = m.seq;
+            relay.next_seq = m.seq + 1;
+            relay.last_time = m.time;
+            relay.remember(m.id, m.seq, m.time);
+            relay.keep(m);
+        }
+        relay
+    }
+
+    /// The registry of joined clients, keyed by address.
+    pub fn clients(&self) -> &Arc<DashMap<SocketAddr, Session>> {
+        &self.clients
+    }
+
+    /// The latest committed sequence number.
+    pub fn latest(&self) -> u64 {
+        self.committed
+    }
+
+    /// What the relay has seen so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// What the relay last dropped or refused, if anything.
+    pub fn last_dropped(&self) -> Option<&Dropped> {
+        self.last_dropped.as_ref()
+    }
+
+    /// Takes one datagram from `from`, received at `now` (wall-clock time `wall`).
+    pub fn handle(&mut self, now: Instant, wall: Millis, from: SocketAddr, bytes: &[u8]) {
+        // An address without a session is not validated: it gets at most three times the
+        // bytes it sent (RFC 9000, section 8), so a spoofed source gains nothing.
+        self.budget = if self.clients.contains_key(&from) {
+            None
+        } else {
+            Some((from, 3 * bytes.len()))
+        };
+        self.dispatch(now, wall, from, bytes);
+        self.budget = None;
+    }
+
+    fn dispatch(&mut self, now: Instant, wall: Millis, from: SocketAddr, bytes: &[u8]) {
+        let packet = match Packet::decode(bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.malformed += 1;
+                return self.dropped(from, e.to_string());
+            }
+        };
+        match packet {
+            Packet::Join {
+                name,
+                history,
+                instance,
+                cookie,
+            } => {
+                let cookies = self.cookies.get_or_insert_with(|| Cookies::new(now));
+                if !cookies.check(now, from, &cookie) {
+                    // Prove the address first: only who receives there can echo the cookie.
+                    let cookie = cookies.mint(now, from);
+                    self.stats.challenges += 1;
+                    return self.reply(from, &Packet::Challenge { cookie });
+                }
+                self.budget = None;
+                self.join(now, from, name, history, instance);
+            }
+            Packet::Send {
+                token,
+                csn,
+                base,
+                id,
+                text,
+            } => {
+                if self.authorise(now, from, &token, id) {
+                    self.send(now, wall, from, csn, base, id, text);
+                }
+            }
+            Packet::History {
+                token,
+                req,
+                from: first,
+                count,
+            } => {
+                if self.authorise(now, from, &token, Uuid::nil()) && self.request_allowed(now, from)
+                {
+                    self.history(from, req, first, count);
+                }
+            }
+            Packet::Who { token, req } => {
+                if self.authorise(now, from, &token, Uuid::nil()) && self.request_allowed(now, from)
+                {
+                    self.who(from, req);
+                }
+            }
+            Packet::Ping { token } => {
+                if self.authorise(now, from, &token, Uuid::nil()) {
+                    self.reply(
+                        from,
+                        &Packet::Pong {
+                            latest: self.committed,
+                        },
+                    );
+                }
+            }
+            Packet::Leave { token } => {
+                if self.authorise(now, from, &token, Uuid::nil()) {
+                    self.remove(from, LeaveReason::Quit);
+                }
+            }
+            other => {
+                // A relay-to-client packet sent to the relay: nobody's client sends that.
+                self.stats.malformed += 1;
+                self.dropped(
+                    from,
+                    format!("a relay's packet sent to the relay: {other:?}"),
+                );
+            }
+        }
+    }
+
+    fn dropped(&mut self, from: SocketAddr, why: String) {
+        tracing::trace!(%from, %why, "dropped a datagram");
+        self.last_dropped = Some(Dropped { from, why });
+    }
+
+    /// Drops the clients silent for longer than the timeout. Call it about once a second.
+    pub fn handle_tick(&mut self, now: Instant) {
+        self.joins.retain(|_, (bucket, _)| !bucket.is_full(now));
+        let timeout = self.config.timeout;
+        let silent: Vec<SocketAddr> = self
+            .clients
+            .iter()
+            .filter(|c| now.saturating_duration_since(c.last_heard) > timeout)
+            .map(|c| *c.key())
+            .collect();
+        for addr in silent {
+            self.stats.timed_out += 1;
+            self.remove(addr, LeaveReason::TimedOut);
+        }
+        // A heartbeat after new messages tells every client the latest sequence number, so
+        // one that lost the last fan-out datagram notices within a tick and repairs the gap.
+        if self.committed > self.heartbeat_seq {
+            self.heartbeat_seq = self.committed;
+            let latest = self.committed;
+            self.broadcast(None, &Packet::Pong { latest });
+        }
+    }
+
+    /// The messages accepted since the last commit, to be written to the log now.
+    pub fn take_appends(&self) -> Vec<Message> {
+        self.pending.iter().map(|p| p.message.clone()).collect()
+    }
+
+    /// True when messages wait to be persisted.
+    pub fn has_appends(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The messages from [`Relay::take_appends`] are durable: acknowledge and fan them out.
+    pub fn commit(&mut self) {
+        let batch = std::mem::take(&mut self.pending);
+        let Some(last) = batch.last() else { return };
+        self.committed = last.message.seq;
+        self.stats.stored += batch.len() as u64;
+        for p in &batch {
+            let ack = Packet::Ack {
+                id: p.message.id,
+                csn: p.csn,
+                seq: p.message.seq,
+                time: p.message.time,
+            };
+            self.reply(p.sender, &ack);
+        }
+        for (to, ack) in std::mem::take(&mut self.held_acks) {
+            self.reply(to, &ack);
+        }
+        self.fan_out(&batch);
+        for p in batch {
+            self.keep(p.message);
+        }
+    }
+
+    /// The messages from [`Relay::take_appends`] could not be persisted: forget them and tell
+    /// their senders, who will send them again.
+    pub fn abort(&mut self, why: &str) {
+        let batch = std::mem::take(&mut self.pending);
+        self.held_acks.clear();
+        let Some(first) = batch.first() else { return };
+        self.next_seq = first.message.seq;
+        for p in batch.iter().rev() {
+            self.ids.remove(&p.message.id);
+            if let Some(mut s) = self.clients.get_mut(&p.sender) {
+                s.next_csn = s.next_csn.min(p.csn);
+            }
+        }
+        self.id_order.retain(|id| self.ids.contains_key(id));
+        for p in &batch {
+            let err = Packet::Error {
+                code: ErrorCode::Storage,
+                id: p.message.id,
+                message: format!(
+                    "the relay could not store the message ({why}): it will be resent"
+                ),
+            };
+            self.reply(p.sender, &err);
+        }
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next history answer that needs the log.
+    pub fn poll_read(&mut self) -> Option<LogRead> {
+        self.reads.pop_front()
+    }
+
+    /// Answers `read` with `messages`, the log's records from `read.first` to `read.last`.
+    pub fn serve_read(&mut self, read: &LogRead, messages: &[Message]) {
+        self.send_pages(read.to, read.req, read.first, read.last, messages);
+    }
+}
