@@ -163,7 +163,7 @@ impl Server {
 
     /// Logs, at most once per [`REPORT_EVERY`], what was dropped or refused since `before`;
     /// returns the counts as they are now.
-    fn report_drops(&self, before: Stats) -> Stats {
+    fn report_drops(&mut self, before: Stats) -> Stats {
         let now = self.relay.stats().clone();
         let delta = |f: fn(&Stats) -> u64| f(&now) - f(&before);
         let counts = [
@@ -182,7 +182,7 @@ impl Server {
                 .collect();
             let last = self
                 .relay
-                .last_dropped()
+                .take_last_dropped()
                 .map(|d| format!("; last from {}: {}", d.from, d.why))
                 .unwrap_or_default();
             tracing::warn!(

@@ -249,11 +249,71 @@ mod kind {
 }
 
 /// Bytes of a `Messages` datagram before its messages.
-pub const MESSAGES_HEADER: usize = 3 + 1;
+pub const MESSAGES_HEADER: usize = 3 + PROOF_LEN + 1;
 /// Bytes of a `HistoryPage` datagram before its messages.
-pub const HISTORY_HEADER: usize = 3 + 4 + 8 + 8 + 1;
+pub const HISTORY_HEADER: usize = 3 + PROOF_LEN + 4 + 8 + 8 + 1;
 /// Bytes of a `Names` datagram before its names.
-pub const NAMES_HEADER: usize = 3 + 4 + 2 + 1;
+pub const NAMES_HEADER: usize = 3 + PROOF_LEN + 4 + 2 + 1;
+
+/// Bytes of the proof that follows the header of every relay → client datagram.
+pub const PROOF_LEN: usize = 8;
+
+/// The proof a relay → client datagram carries: the first bytes of the session's token, or
+/// of the client's instance id in answers to a JOIN, so that a client takes from the relay
+/// only what someone who knows them sent. Zero in NotJoined to an address without a session.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct Proof(pub [u8; PROOF_LEN]);
+
+impl Proof {
+    /// The proof of a session.
+    pub fn of_token(token: &Token) -> Self {
+        let mut p = [0u8; PROOF_LEN];
+        p.copy_from_slice(&token.0[..PROOF_LEN]);
+        Proof(p)
+    }
+
+    /// The proof of a client instance (in answers to its JOIN).
+    pub fn of_instance(instance: &Uuid) -> Self {
+        let mut p = [0u8; PROOF_LEN];
+        p.copy_from_slice(&instance.as_bytes()[..PROOF_LEN]);
+        Proof(p)
+    }
+
+    /// The proof a datagram carries, if it is a relay → client datagram long enough to.
+    pub fn read(datagram: &[u8]) -> Option<Proof> {
+        match datagram {
+            [MAGIC, VERSION, kind, rest @ ..]
+                if is_relay_kind(*kind) && rest.len() >= PROOF_LEN =>
+            {
+                let mut p = [0u8; PROOF_LEN];
+                p.copy_from_slice(&rest[..PROOF_LEN]);
+                Some(Proof(p))
+            }
+            _ => None,
+        }
+    }
+
+    /// Writes this proof into an encoded relay → client datagram.
+    ///
+    /// # Panics
+    /// If `datagram` is not an encoded relay → client datagram.
+    pub fn write(&self, datagram: &mut [u8]) {
+        assert!(Proof::read(datagram).is_some(), "not a relay datagram");
+        datagram[3..3 + PROOF_LEN].copy_from_slice(&self.0);
+    }
+}
+
+impl fmt::Debug for Proof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Part of a secret: never printed.
+        f.write_str("Proof(..)")
+    }
+}
+
+/// Relay → client packet types have the high bit set.
+fn is_relay_kind(kind: u8) -> bool {
+    kind & 0x80 != 0
+}
 
 /// Bytes one message takes inside a `Messages` or `HistoryPage` datagram.
 pub fn message_len(m: &Message) -> usize {
@@ -445,7 +505,12 @@ impl Packet {
         if version != VERSION {
             return Err(DecodeError::Version(version));
         }
-        let packet = match r.u8()? {
+        let kind = r.u8()?;
+        if is_relay_kind(kind) {
+            // The proof is checked by the client against what it knows (see `Proof::read`).
+            r.take(PROOF_LEN)?;
+        }
+        let packet = match kind {
             kind::JOIN => Packet::Join {
                 name: r.str8()?,
                 history: r.u16()?,
@@ -539,6 +604,10 @@ struct Writer(Vec<u8>);
 impl Writer {
     fn head(&mut self, kind: u8) {
         self.0.extend_from_slice(&[MAGIC, VERSION, kind]);
+        if is_relay_kind(kind) {
+            // The proof, written by whoever sends the datagram (see `Proof::write`).
+            self.0.extend_from_slice(&[0; PROOF_LEN]);
+        }
     }
     fn u16(&mut self, v: u16) {
         self.0.extend_from_slice(&v.to_be_bytes());

@@ -507,3 +507,85 @@ fn a_message_the_rate_put_back_leaves_no_copy_waiting() {
     let texts: Vec<&str> = d.log.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(texts, ["one", "two", "three"]);
 }
+
+/// Datagrams that claim to come from the relay but lack the proof of the client's session (or
+/// of its instance, before it has one) are ignored: nobody off the path can put words on a
+/// client's screen, make it leave, or refuse its name.
+#[test]
+fn a_client_ignores_relay_datagrams_without_its_proof() {
+    use std::time::Instant;
+    use urc::client::{Client, Config as ClientConfig, Event};
+    use urc::message::{Message, Millis};
+    use urc::wire::Proof;
+
+    let mut d = Driver::new(Config::default());
+    let alice: SocketAddr = "192.0.2.10:5000".parse().unwrap();
+    let now = Instant::now();
+    let mut client = Client::new(
+        ClientConfig {
+            name: "alice".into(),
+            history: 0,
+        },
+        now,
+    );
+    // Forged answers to the JOIN (no proof of the instance): a refusal and a welcome.
+    let forged = |p: Packet, proof: Proof| {
+        let mut bytes = p.encode();
+        proof.write(&mut bytes);
+        bytes
+    };
+    let guess = Proof([7; 8]);
+    client.handle(
+        now,
+        &forged(
+            Packet::Error {
+                code: ErrorCode::NameTaken,
+                id: Uuid::nil(),
+                message: "the name alice is in use".into(),
+            },
+            guess,
+        ),
+    );
+    assert!(!client.is_closed(), "a forged refusal closed the client");
+    // Now the real exchange, through the relay.
+    for _ in 0..4 {
+        while let Some(bytes) = client.poll_transmit() {
+            let before = d.sent.len();
+            d.raw(alice, &bytes);
+            let answers: Vec<Vec<u8>> = d.sent_bytes[before..].to_vec();
+            for a in answers {
+                client.handle(now, &a);
+            }
+        }
+    }
+    assert!(client.is_joined());
+    while client.poll_event().is_some() {}
+    let fake = Message {
+        seq: 1,
+        id: Uuid::new_v4(),
+        from: "bob".into(),
+        text: "send me your password".into(),
+        time: Millis(0),
+    };
+    for proof in [Proof::default(), guess] {
+        let bytes = forged(
+            Packet::Messages {
+                messages: vec![fake.clone()],
+            },
+            proof,
+        );
+        client.handle(now, &bytes);
+        let presence = forged(
+            Packet::Presence {
+                joined: false,
+                reason: urc::wire::LeaveReason::Quit,
+                name: "bob".into(),
+            },
+            proof,
+        );
+        client.handle(now, &presence);
+    }
+    let events: Vec<Event> = std::iter::from_fn(|| client.poll_event()).collect();
+    assert!(events.is_empty(), "forged datagrams were shown: {events:?}");
+    assert_eq!(client.delivered(), 0);
+}

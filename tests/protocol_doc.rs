@@ -1,6 +1,8 @@
 //! Keeps docs/protocol.md and the code in step: every hex dump in the document must decode,
-//! re-encode to the same bytes and be the packet its caption names, and the document's session
-//! must be exactly what the relay answers, both its rules alone and a real relay over UDP.
+//! re-encode to the same bytes (with its proof written in) and be the packet its caption names,
+//! every relay dump's proof must be made of a secret its receiver has, and the document's
+//! session must be exactly what the relay answers, proofs included, both its rules alone and a
+//! real relay over UDP.
 //!
 //! A dump is a fenced code block with the info string `hex`; what follows `#` on a line is a
 //! comment. The last non-empty line before it is its caption:
@@ -8,7 +10,8 @@
 //! <client>)` sends from that client's address (a spoofed source).
 //!
 //! The relay picks tokens and cookies at random (a cookie is also made of its clock): the
-//! replay maps the document's to the ones it really picked, the way a client would use them.
+//! replay maps the document's to the ones it really picked, the way a client would use them,
+//! and so the proofs the relay writes in its datagrams, which are made of tokens and instances.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 use urc::message::Millis;
 use urc::relay::{Config, Relay, Stats};
 use urc::server::Server;
-use urc::wire::{Packet, Token};
+use urc::wire::{ErrorCode, PROOF_LEN, Packet, Proof, Token};
 
 /// The relay's wall clock throughout the document's session.
 const DOC_TIME: Millis = Millis(1_795_593_600_123);
@@ -143,6 +146,27 @@ fn decode(d: &Dump) -> Packet {
         .unwrap_or_else(|e| panic!("line {}: step {} does not decode: {e}", d.line, d.step))
 }
 
+/// The client a party is: `alice (new address)` is alice, `mallory (as bob)` is mallory.
+fn client_of(party: &str) -> &str {
+    party.split_once(" (").map_or(party, |(client, _)| client)
+}
+
+/// The proof of a relay datagram of the document.
+fn proof(d: &Dump) -> Proof {
+    Proof::read(&d.bytes).unwrap_or_else(|| panic!("line {}: step {} has no proof", d.line, d.step))
+}
+
+/// Whether `p` is an ERROR NotJoined: the one packet a zero proof may carry.
+fn is_not_joined(p: &Packet) -> bool {
+    matches!(
+        p,
+        Packet::Error {
+            code: ErrorCode::NotJoined,
+            ..
+        }
+    )
+}
+
 #[test]
 fn every_dump_decodes_to_the_packet_its_caption_names() {
     let dumps = dumps(&document());
@@ -156,11 +180,15 @@ fn every_dump_decodes_to_the_packet_its_caption_names() {
         );
         let p = decode(d);
         assert_eq!(kind_name(&p), d.kind, "line {}", d.line);
-        // The dumps are canonical: what the code encodes, byte for byte. (Tokens are fixed
-        // example values, so this holds for the relay's WELCOME too.)
+        // The dumps are canonical: what the code encodes, byte for byte, with the proof the
+        // relay writes in. (Tokens are fixed example values, so this holds for the relay's
+        // WELCOME too.)
+        let mut again = p.encode();
+        if d.from == "relay" {
+            proof(d).write(&mut again);
+        }
         assert_eq!(
-            p.encode(),
-            d.bytes,
+            again, d.bytes,
             "line {}: does not re-encode the same",
             d.line
         );
@@ -177,6 +205,51 @@ fn every_dump_decodes_to_the_packet_its_caption_names() {
             "line {}: wrong direction",
             d.line
         );
+    }
+}
+
+/// Every relay datagram's proof is made of a secret its receiver has: the instance of a JOIN
+/// its client sent, or a token a WELCOME gave it; or it is zero, in an ERROR NotJoined.
+#[test]
+fn every_relay_dump_carries_a_proof_of_its_receiver() {
+    let dumps = dumps(&document());
+    // Per client: the proofs it can check, from what it sent and received so far.
+    let mut known: HashMap<&str, Vec<[u8; PROOF_LEN]>> = HashMap::new();
+    for d in &dumps {
+        let p = decode(d);
+        if let Packet::Join { instance, .. } = &p {
+            let client = client_of(&d.from);
+            known
+                .entry(client)
+                .or_default()
+                .push(Proof::of_instance(instance).0);
+        }
+        if d.from != "relay" {
+            continue;
+        }
+        let client = client_of(&d.to);
+        let proof = proof(d);
+        if proof == Proof::default() {
+            assert!(
+                is_not_joined(&p),
+                "line {}: step {} has a zero proof, and is not ERROR NotJoined",
+                d.line,
+                d.step
+            );
+        } else {
+            assert!(
+                known.get(client).is_some_and(|k| k.contains(&proof.0)),
+                "line {}: step {}'s proof is of no instance or token {client} has",
+                d.line,
+                d.step
+            );
+        }
+        if let Packet::Welcome { token, .. } = &p {
+            known
+                .entry(client)
+                .or_default()
+                .push(Proof::of_token(token).0);
+        }
     }
 }
 
@@ -213,20 +286,67 @@ fn cookie_mut(p: &mut Packet) -> Option<&mut Vec<u8>> {
     }
 }
 
+/// The document's proofs → the proofs the relay really writes.
+struct Proofs(HashMap<[u8; PROOF_LEN], Proof>);
+
+impl Proofs {
+    /// Only zero, the proof of NotJoined, is known before the session starts.
+    fn new() -> Self {
+        Proofs(HashMap::from([([0; PROOF_LEN], Proof::default())]))
+    }
+
+    /// The proof `doc` (of the document's token or instance) stands for `real` (of the token or
+    /// instance the relay really has).
+    fn learn(&mut self, doc: Proof, real: Proof) {
+        let before = self.0.insert(doc.0, real);
+        assert!(
+            before.is_none_or(|b| b == real),
+            "the document's proof {:02x?} stands for two",
+            doc.0
+        );
+    }
+
+    /// Checks that the relay wrote in `bytes` the proof the document wrote in `d`.
+    fn check(&self, d: &Dump, bytes: &[u8]) {
+        let doc = proof(d);
+        let real = Proof::read(bytes).expect("the relay's datagrams carry a proof");
+        let want = self.0.get(&doc.0).unwrap_or_else(|| {
+            panic!(
+                "line {}: step {}'s proof {:02x?} is of no token or instance of the session so far",
+                d.line, d.step, doc.0
+            )
+        });
+        assert!(
+            real == *want,
+            "line {}: step {} carries another proof than the document's {:02x?}",
+            d.line,
+            d.step,
+            doc.0
+        );
+    }
+}
+
 /// Plays the document's session: each client datagram is delivered, then the relay's answers
 /// must be exactly the relay datagrams that follow it, in order, except for the tokens and
-/// cookies the relay chose (and the clock, when `room` has a real one). A WELCOME with a token
-/// the document used before must carry the token the relay chose then: the same session. A
-/// CHALLENGE's cookie must be new; a JOIN carries the real cookie of the document's.
+/// cookies the relay chose, and the proofs made of those tokens (and the clock, when `room` has
+/// a real one). A WELCOME with a token the document used before must carry the token the relay
+/// chose then: the same session. A CHALLENGE's cookie must be new; a JOIN carries the real
+/// cookie of the document's. Each relay datagram must carry the proof of the real token or
+/// instance that the document's proof is made of (the document's instances are sent as they
+/// are), or zeros where the document has zeros.
 fn replay(room: &mut impl Room) {
     let dumps = dumps(&document());
     // The document's token → the token the relay really chose.
     let mut tokens: HashMap<Token, Token> = HashMap::new();
     // The document's cookie → the cookie the relay really sent.
     let mut cookies: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    let mut proofs = Proofs::new();
     for d in &dumps {
         let mut expected = decode(d);
         if d.to == "relay" {
+            if let Packet::Join { instance, .. } = &expected {
+                proofs.learn(Proof::of_instance(instance), Proof::of_instance(instance));
+            }
             if let Some(token) = token_mut(&mut expected)
                 && let Some(real) = tokens.get(token)
             {
@@ -261,6 +381,7 @@ fn replay(room: &mut impl Room) {
                             d.step
                         );
                         tokens.insert(*doc, *token);
+                        proofs.learn(Proof::of_token(doc), Proof::of_token(token));
                     }
                 }
                 *token = *doc;
@@ -305,8 +426,11 @@ fn replay(room: &mut impl Room) {
             }
             _ => {}
         }
+        proofs.check(d, &bytes);
         assert_eq!(actual, expected, "line {}: step {}", d.line, d.step);
-        assert_eq!(actual.encode(), d.bytes, "line {}: step {}", d.line, d.step);
+        let mut again = actual.encode();
+        proof(d).write(&mut again);
+        assert_eq!(again, d.bytes, "line {}: step {}", d.line, d.step);
     }
     room.assert_quiet();
 }

@@ -9,12 +9,17 @@ use std::time::Instant;
 use libfuzzer_sys::fuzz_target;
 use urc::message::Millis;
 use urc::relay::{Config, Relay};
-use urc::wire::Packet;
+use urc::wire::{Packet, Proof};
 
 fuzz_target!(|data: &[u8]| {
-    // Decoding never panics; whatever decodes encodes back to the same bytes.
+    // Decoding never panics; whatever decodes encodes back to the same bytes (with the proof
+    // of a relay datagram, which its sender writes in, put back).
     if let Ok(packet) = Packet::decode(data) {
-        assert_eq!(packet.encode(), data, "{packet:?}");
+        let mut again = packet.encode();
+        if let Some(proof) = Proof::read(data) {
+            proof.write(&mut again);
+        }
+        assert_eq!(again, data, "{packet:?}");
     }
     // The relay takes any datagram without panicking, and stores nothing from a stranger.
     let mut relay = Relay::new(Config::default(), Vec::new());

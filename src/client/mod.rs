@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::message::{Invalid, MAX_TEXT_BYTES, Message, check_text, split_text};
-use crate::wire::{LeaveReason, MAX_HISTORY_REQUEST, Packet, Token};
+use crate::wire::{ErrorCode, LeaveReason, MAX_HISTORY_REQUEST, Packet, Proof, Token};
 
 use history::{Purpose, Request};
 use outbox::{Outgoing, Rtt};
@@ -343,11 +343,11 @@ impl Client {
 
     /// Takes one datagram from the relay.
     pub fn handle(&mut self, now: Instant, bytes: &[u8]) {
-        let Ok(packet) = Packet::decode(bytes) else {
+        let (Ok(packet), Some(proof)) = (Packet::decode(bytes), Proof::read(bytes)) else {
             // Not from a urc relay, or damaged: nothing to do with it.
             return;
         };
-        if self.is_closed() {
+        if self.is_closed() || !self.trusts(proof, &packet) {
             return;
         }
         self.last_heard = now;
@@ -360,6 +360,25 @@ impl Client {
         // Whatever was learnt may have freed room in the window (a repair that showed one of
         // our messages stored, say).
         self.pump(now);
+    }
+
+    /// Whether a datagram comes from the relay we talk to: it carries the proof of our instance
+    /// (an answer to our JOIN) or of our session's token, which nobody off the path knows. A
+    /// NotJoined to an address without a session cannot carry either; taking it unproven costs
+    /// at most a rejoin, which the relay answers with the session we have.
+    fn trusts(&self, proof: Proof, packet: &Packet) -> bool {
+        proof == Proof::of_instance(&self.instance)
+            || self
+                .session_token
+                .is_some_and(|t| proof == Proof::of_token(&t))
+            || (proof == Proof::default()
+                && matches!(
+                    packet,
+                    Packet::Error {
+                        code: ErrorCode::NotJoined,
+                        ..
+                    }
+                ))
     }
 
     fn take(&mut self, now: Instant, packet: Packet) {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::Relay;
 use crate::limit::Bucket;
 use crate::message::{check_name, name_key};
-use crate::wire::{ErrorCode, LeaveReason, Packet, Token};
+use crate::wire::{ErrorCode, LeaveReason, Packet, Proof, Token};
 
 /// A joined client.
 #[derive(Debug)]
@@ -38,6 +38,11 @@ pub struct Session {
 }
 
 impl Session {
+    /// The proof the relay's datagrams to this session carry.
+    pub(super) fn proof(&self) -> Proof {
+        Proof::of_token(&self.token)
+    }
+
     /// Messages that arrived ahead of a missing one and wait for it: at most
     /// [`REORDER_WINDOW`](super::REORDER_WINDOW).
     pub fn waiting(&self) -> usize {

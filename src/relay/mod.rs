@@ -31,7 +31,7 @@ use uuid::Uuid;
 use crate::cookie::Cookies;
 use crate::limit::Bucket;
 use crate::message::{Message, Millis};
-use crate::wire::{ErrorCode, LeaveReason, Packet};
+use crate::wire::{ErrorCode, LeaveReason, Packet, Proof};
 
 pub use config::{Config, DEFAULT_TIMEOUT};
 pub use join::Session;
@@ -140,6 +140,8 @@ pub struct Relay {
     /// While handling a datagram from an unvalidated address: that address and how many
     /// bytes may still be sent to it (three times what it sent).
     budget: Option<(SocketAddr, usize)>,
+    /// While answering a JOIN: its address and the proof its answers carry (its instance).
+    answering: Option<(SocketAddr, Proof)>,
     last_dropped: Option<Dropped>,
     stats: Stats,
 }
@@ -166,6 +168,7 @@ impl Relay {
             joins: HashMap::new(),
             cookies: None,
             budget: None,
+            answering: None,
             last_dropped: None,
             stats: Stats::default(),
             config,
@@ -201,6 +204,11 @@ impl Relay {
         self.last_dropped.as_ref()
     }
 
+    /// What the relay last dropped or refused, forgotten once told (for periodic reports).
+    pub fn take_last_dropped(&mut self) -> Option<Dropped> {
+        self.last_dropped.take()
+    }
+
     /// Takes one datagram from `from`, received at `now` (wall-clock time `wall`).
     pub fn handle(&mut self, now: Instant, wall: Millis, from: SocketAddr, bytes: &[u8]) {
         // An address without a session is not validated: it gets at most three times the
@@ -212,6 +220,7 @@ impl Relay {
         };
         self.dispatch(now, wall, from, bytes);
         self.budget = None;
+        self.answering = None;
     }
 
     fn dispatch(&mut self, now: Instant, wall: Millis, from: SocketAddr, bytes: &[u8]) {
@@ -229,6 +238,8 @@ impl Relay {
                 instance,
                 cookie,
             } => {
+                // Every answer to a JOIN proves, with the JOIN's instance, that it answers it.
+                self.answering = Some((from, Proof::of_instance(&instance)));
                 let cookies = self.cookies.get_or_insert_with(|| Cookies::new(now));
                 if !cookies.check(now, from, &cookie) {
                     // Prove the address first: only who receives there can echo the cookie.

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{Pending, Relay, Transmit};
 use crate::message::Message;
-use crate::wire::{ErrorCode, MESSAGES_HEADER, Packet, paginate};
+use crate::wire::{ErrorCode, MESSAGES_HEADER, Packet, Proof, paginate};
 
 impl Relay {
     /// Sends each joined client the messages of `batch` that it did not send itself.
@@ -26,14 +26,11 @@ impl Relay {
                     .map(|p| p.message.clone())
                     .collect();
                 for bytes in encode_messages(&others) {
-                    self.transmits.push_back(Transmit { to, bytes });
+                    self.stamp_and_send(to, bytes);
                 }
             } else {
                 for bytes in &shared {
-                    self.transmits.push_back(Transmit {
-                        to,
-                        bytes: bytes.clone(),
-                    });
+                    self.stamp_and_send(to, bytes.clone());
                 }
             }
         }
@@ -49,15 +46,32 @@ impl Relay {
             .filter(|a| Some(*a) != except)
             .collect();
         for to in recipients {
-            self.transmits.push_back(Transmit {
-                to,
-                bytes: bytes.clone(),
-            });
+            self.stamp_and_send(to, bytes.clone());
         }
     }
 
+    /// The proof a datagram to `to` carries: the instance of the JOIN being answered, or the
+    /// session's token, or zeros for an address without a session.
+    fn proof_for(&self, to: SocketAddr) -> Proof {
+        match self.answering {
+            Some((addr, proof)) if addr == to => proof,
+            _ => self.clients.get(&to).map(|s| s.proof()).unwrap_or_default(),
+        }
+    }
+
+    /// Queues `bytes` (encoded once, maybe for many) to `to`, with `to`'s proof written in.
+    fn stamp_and_send(&mut self, to: SocketAddr, bytes: Arc<[u8]>) {
+        let mut own = bytes.to_vec();
+        self.proof_for(to).write(&mut own);
+        self.transmits.push_back(Transmit {
+            to,
+            bytes: own.into(),
+        });
+    }
+
     pub(super) fn reply(&mut self, to: SocketAddr, packet: &Packet) {
-        let bytes = packet.encode();
+        let mut bytes = packet.encode();
+        self.proof_for(to).write(&mut bytes);
         if let Some((addr, left)) = &mut self.budget
             && *addr == to
         {

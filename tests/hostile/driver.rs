@@ -26,6 +26,8 @@ pub struct Driver {
     pub log: Vec<Message>,
     /// Every datagram the relay sent: to whom and what.
     pub sent: Vec<(SocketAddr, Packet)>,
+    /// The same datagrams as bytes, as they went out (with their proofs).
+    pub sent_bytes: Vec<Vec<u8>>,
     /// Bytes the relay received from each address.
     pub bytes_in: HashMap<SocketAddr, usize>,
     /// Bytes the relay sent to each address.
@@ -50,6 +52,7 @@ impl Driver {
             now: start,
             log: Vec::new(),
             sent: Vec::new(),
+            sent_bytes: Vec::new(),
             bytes_in: HashMap::new(),
             bytes_out: HashMap::new(),
         }
@@ -105,6 +108,7 @@ impl Driver {
             let packet = Packet::decode(&t.bytes).expect("the relay sends valid datagrams");
             *self.bytes_out.entry(t.to).or_default() += t.bytes.len();
             self.sent.push((t.to, packet));
+            self.sent_bytes.push(t.bytes.to_vec());
         }
     }
 
