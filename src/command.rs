@@ -25,6 +25,7 @@ pub const HELP: &str = "\
 commands:
   /history [N]   show the last N messages (default 20, at most 1000)
   /who           list who is in the room
+  /me text       say what you do: shows as * alice text
   /help          show this help
   /quit          leave the room (Ctrl-D too)
   //text         send text that starts with a slash
@@ -41,6 +42,12 @@ pub fn parse(line: &str) -> Option<Command> {
     if rest.starts_with('/') {
         return Some(Command::Say(rest.to_owned()));
     }
+    if let Some(action) = rest.strip_prefix("me ")
+        && !action.trim().is_empty()
+    {
+        // Sent as typed: clients show a text that starts with "/me " as an action.
+        return Some(Command::Say(line.to_owned()));
+    }
     let mut words = rest.split_whitespace();
     let name = words.next().unwrap_or("");
     let args: Vec<&str> = words.collect();
@@ -55,6 +62,7 @@ pub fn parse(line: &str) -> Option<Command> {
         ("quit", []) => Command::Quit,
         ("history", _) => Command::Invalid("usage: /history [N]".into()),
         ("who" | "help" | "quit", _) => Command::Invalid(format!("/{name} takes no arguments")),
+        ("me", _) => Command::Invalid("usage: /me text (shows as * yourname text)".into()),
         _ => Command::Invalid(format!(
             "unknown command /{name}: type /help for the commands, or //{name} to send it as text"
         )),
@@ -76,6 +84,12 @@ mod tests {
         assert_eq!(parse("/help"), Some(Command::Help));
         assert_eq!(parse("/quit"), Some(Command::Quit));
         assert_eq!(parse("//shrug"), Some(Command::Say("/shrug".into())));
+        assert_eq!(
+            parse("/me waves 👋"),
+            Some(Command::Say("/me waves 👋".into()))
+        );
+        assert!(matches!(parse("/me"), Some(Command::Invalid(_))));
+        assert!(matches!(parse("/me  "), Some(Command::Invalid(_))));
     }
 
     #[test]

@@ -16,12 +16,32 @@ pub struct Renderer {
     offset: UtcOffset,
     /// One JSON object a line instead of text.
     json: bool,
+    /// ANSI colours: names in their own colour, times dim, notices and errors set apart.
+    color: bool,
 }
 
+/// Text that starts a message shown as an action: `/me waves` shows as `* alice waves`.
+pub const ACTION: &str = "/me ";
+
+/// The colours names are drawn in (256-colour palette, all readable on dark and light).
+const NAME_COLOURS: [u8; 12] = [31, 32, 33, 34, 35, 36, 166, 70, 133, 37, 172, 99];
+
 impl Renderer {
-    /// A renderer showing times at `offset`, as JSON when `json`.
+    /// A renderer showing times at `offset`, as JSON when `json`, without colour.
     pub fn new(offset: UtcOffset, json: bool) -> Self {
-        Renderer { offset, json }
+        Renderer {
+            offset,
+            json,
+            color: false,
+        }
+    }
+
+    /// The same renderer, with colour when `color` (never in JSON).
+    pub fn with_color(self, color: bool) -> Self {
+        Renderer {
+            color: color && !self.json,
+            ..self
+        }
     }
 
     /// The line for `event`.
@@ -30,23 +50,64 @@ impl Renderer {
             return json_event(event).to_string();
         }
         match event {
-            Event::Message { message, .. } => format!(
-                "{} {}: {}",
-                self.clock(message.time),
-                sanitize(&message.from),
-                sanitize(&message.text)
-            ),
-            Event::Joined { name } => format!("-- {} joined", sanitize(name)),
+            Event::Message { message, own, .. } => {
+                let time = self.paint(DIM, &self.clock(message.time));
+                let name = if *own {
+                    self.paint(BOLD, &sanitize(&message.from))
+                } else {
+                    self.name(&message.from)
+                };
+                match message.text.strip_prefix(ACTION) {
+                    Some(action) => format!("{time} * {name} {}", sanitize(action)),
+                    None => format!("{time} {name}: {}", sanitize(&message.text)),
+                }
+            }
+            Event::Joined { name } => self.notice(&format!("{} joined", self.name(name))),
             Event::Left { name, reason } => match reason {
-                LeaveReason::Quit => format!("-- {} left", sanitize(name)),
-                LeaveReason::TimedOut => format!("-- {} left (timed out)", sanitize(name)),
+                LeaveReason::Quit => self.notice(&format!("{} left", self.name(name))),
+                LeaveReason::TimedOut => {
+                    self.notice(&format!("{} left (timed out)", self.name(name)))
+                }
             },
             Event::Who { names } => {
-                let names: Vec<String> = names.iter().map(|n| sanitize(n)).collect();
-                format!("-- in the room ({}): {}", names.len(), names.join(", "))
+                let names: Vec<String> = names.iter().map(|n| self.name(n)).collect();
+                self.notice(&format!(
+                    "in the room ({}): {}",
+                    names.len(),
+                    names.join(", ")
+                ))
             }
-            Event::Notice(text) => format!("-- {}", sanitize(text)),
-            Event::Error(text) => format!("error: {}", sanitize(text)),
+            Event::Notice(text) => self.notice(&sanitize(text)),
+            Event::Error(text) => format!("{} {}", self.paint(RED, "error:"), sanitize(text)),
+        }
+    }
+
+    /// A notice line: `-- text`, the dashes coloured.
+    fn notice(&self, text: &str) -> String {
+        format!("{} {text}", self.paint(CYAN, "--"))
+    }
+
+    /// A name, sanitised, in its own colour.
+    fn name(&self, name: &str) -> String {
+        let clean = sanitize(name);
+        if !self.color {
+            return clean;
+        }
+        // FNV-1a over the name's key: the same name gets the same colour everywhere.
+        let hash = crate::message::name_key(name)
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        let colour = NAME_COLOURS[(hash % NAME_COLOURS.len() as u64) as usize];
+        format!("\x1b[38;5;{colour}m{clean}\x1b[0m")
+    }
+
+    fn paint(&self, style: &str, text: &str) -> String {
+        if self.color {
+            format!("{style}{text}\x1b[0m")
+        } else {
+            text.to_owned()
         }
     }
 
@@ -56,6 +117,11 @@ impl Renderer {
         format!("{:02}:{:02}", local.hour(), local.minute())
     }
 }
+
+const DIM: &str = "\x1b[2m";
+const BOLD: &str = "\x1b[1m";
+const RED: &str = "\x1b[31m";
+const CYAN: &str = "\x1b[36m";
 
 fn json_event(event: &Event) -> serde_json::Value {
     match event {
@@ -147,6 +213,24 @@ mod tests {
             reason: LeaveReason::TimedOut,
         };
         assert_eq!(r.event(&left), "-- bob left (timed out)");
+    }
+
+    #[test]
+    fn actions_and_colours() {
+        let plain = Renderer::new(UtcOffset::UTC, false);
+        assert_eq!(plain.event(&message("/me waves")), "08:00 * alice waves");
+        let colour = plain.with_color(true);
+        let line = colour.event(&message("hi"));
+        assert!(line.contains("\x1b[2m08:00\x1b[0m"), "{line:?}");
+        assert!(line.contains("alice\x1b[0m: hi"), "{line:?}");
+        // The same name, the same colour; escapes only from us, never from the text.
+        assert_eq!(colour.event(&message("hi")), line);
+        let hostile = colour.event(&message("\u{1b}[31mred"));
+        assert!(hostile.ends_with(": ^[[31mred"), "{hostile:?}");
+        // No colour in JSON, whatever is asked.
+        let json = Renderer::new(UtcOffset::UTC, true).with_color(true);
+        assert!(!json.event(&message("hi")).contains('\x1b'));
+        assert!(!plain.event(&message("hi")).contains('\x1b'));
     }
 
     #[test]

@@ -29,6 +29,8 @@ const BATCH: usize = 1024;
 const TICK: Duration = Duration::from_secs(1);
 /// How often, at most, dropped and refused datagrams are summed up in the relay's log.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
+/// How often the relay logs a one-line summary of its state.
+const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
 /// A relay bound to its socket with its log open, ready to [`Server::run`].
 #[derive(Debug)]
@@ -119,6 +121,8 @@ impl Server {
         let mut next_tick = Instant::now() + TICK;
         let mut next_report = Instant::now() + REPORT_EVERY;
         let mut reported = Stats::default();
+        let mut next_summary = Instant::now() + SUMMARY_EVERY;
+        let mut summarised = Stats::default();
         loop {
             let wake = async {
                 let (n, from) = self.socket.recv_from(&mut buf).await?;
@@ -145,6 +149,10 @@ impl Server {
                     if now >= next_report {
                         next_report = now + REPORT_EVERY;
                         reported = self.report_drops(reported);
+                    }
+                    if now >= next_summary {
+                        next_summary = now + SUMMARY_EVERY;
+                        summarised = self.summarise(summarised);
                     }
                 }
                 Ok(Wake::Stop) => break,
@@ -191,6 +199,22 @@ impl Server {
                 summary.join(", ")
             );
         }
+        now
+    }
+
+    /// Logs one line: clients, messages a second and datagrams dropped since `before`.
+    fn summarise(&self, before: Stats) -> Stats {
+        let now = self.relay.stats().clone();
+        let dropped = (now.malformed + now.unauthorised + now.over_budget + now.rate_limited)
+            - (before.malformed + before.unauthorised + before.over_budget + before.rate_limited);
+        tracing::info!(
+            "{} clients; {:.1} messages/s over the last {}s; latest seq {}; {} datagrams dropped",
+            self.relay.clients().len(),
+            (now.stored - before.stored) as f64 / SUMMARY_EVERY.as_secs_f64(),
+            SUMMARY_EVERY.as_secs(),
+            self.relay.latest(),
+            dropped
+        );
         now
     }
 
