@@ -57,9 +57,15 @@ pub enum StartError {
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            StartError::Bind { addr, error } if error.kind() == io::ErrorKind::AddrInUse => {
+                write!(
+                    f,
+                    "cannot listen on {addr}: {error} (is another relay running? choose another port with --bind)"
+                )
+            }
             StartError::Bind { addr, error } => write!(
                 f,
-                "cannot listen on {addr}: {error} (is another relay running? choose another with --bind)"
+                "cannot listen on {addr}: {error} (choose an address of this machine with --bind)"
             ),
             StartError::Log(e) => e.fmt(f),
         }
@@ -74,6 +80,9 @@ impl Server {
     /// # Errors
     /// When the log cannot be opened or is damaged, or the address cannot be bound.
     pub fn bind(addr: SocketAddr, data: PathBuf, config: Config) -> Result<Server, StartError> {
+        // Bound first, so that a relay that cannot listen leaves no data directory behind.
+        let socket =
+            Async::<UdpSocket>::bind(addr).map_err(|error| StartError::Bind { addr, error })?;
         let opened = Store::open(&data, config.cache.max(config.dedup)).map_err(StartError::Log)?;
         if let Some(bytes) = opened.torn {
             tracing::warn!(
@@ -82,8 +91,6 @@ impl Server {
                 "dropped an incomplete last record left by a crash"
             );
         }
-        let socket =
-            Async::<UdpSocket>::bind(addr).map_err(|error| StartError::Bind { addr, error })?;
         let relay = Relay::new(config, opened.tail);
         Ok(Server {
             socket,
@@ -142,24 +149,27 @@ impl Server {
                     self.take(from, &buf[..n]);
                     self.take_waiting(&mut buf);
                 }
-                Ok(Wake::Tick) => {
-                    let now = Instant::now();
-                    self.relay.handle_tick(now);
-                    next_tick = now + TICK;
-                    if now >= next_report {
-                        next_report = now + REPORT_EVERY;
-                        reported = self.report_drops(reported);
-                    }
-                    if now >= next_summary {
-                        next_summary = now + SUMMARY_EVERY;
-                        summarised = self.summarise(summarised);
-                    }
-                }
+                // The clock is looked at below, after every wake: under a steady stream of
+                // datagrams the socket is always ready and the timer would never win the race.
+                Ok(Wake::Tick) => {}
                 Ok(Wake::Stop) => break,
                 Err(e) if transient(&e) => {
                     tracing::debug!(error = %e, "receive failed; going on");
                 }
                 Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.relay.handle_tick(now);
+                next_tick = now + TICK;
+                if now >= next_report {
+                    next_report = now + REPORT_EVERY;
+                    reported = self.report_drops(reported);
+                }
+                if now >= next_summary {
+                    next_summary = now + SUMMARY_EVERY;
+                    summarised = self.summarise(summarised);
+                }
             }
             self.persist();
             self.serve_reads();
