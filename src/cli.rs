@@ -127,9 +127,9 @@ pub struct JoinArgs {
     /// The relay's address (host:port).
     #[arg(long, env = "URC_SERVER", default_value = crate::server::DEFAULT_BIND)]
     pub server: String,
-    /// Your name in the room: 1 to 32 characters, no spaces.
+    /// Your name in the room: 1 to 32 characters, no spaces [default: your login name].
     #[arg(long, env = "URC_NAME")]
-    pub name: String,
+    pub name: Option<String>,
     /// How many recent messages to show on joining (at most 1000).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(0..=1000))]
     pub history: u16,
@@ -147,26 +147,40 @@ impl JoinArgs {
     /// # Errors
     /// A one-line explanation of what is wrong with the arguments.
     pub fn options(&self, offset: time::UtcOffset) -> Result<join::Options, String> {
-        crate::message::check_name(&self.name).map_err(|e| format!("invalid --name: {e}"))?;
+        let name = match &self.name {
+            Some(name) => name.clone(),
+            None => login_name().ok_or("no --name given and no login name found: pass --name")?,
+        };
+        crate::message::check_name(&name).map_err(|e| format!("invalid --name: {e}"))?;
         let server = self
             .server
             .to_socket_addrs()
             .map_err(|e| format!("cannot resolve --server {}: {e}", self.server))?
             .next()
             .ok_or_else(|| format!("--server {} has no address", self.server))?;
-        let interactive =
-            !self.json && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+        let stdout_tty = std::io::stdout().is_terminal();
+        let interactive = !self.json && std::io::stdin().is_terminal() && stdout_tty;
+        // https://no-color.org: any non-empty NO_COLOR turns colour off.
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Ok(join::Options {
             server,
             client: client::Config {
-                name: self.name.clone(),
+                name,
                 history: self.history,
             },
-            renderer: Renderer::new(offset, self.json),
+            renderer: Renderer::new(offset, self.json).with_color(stdout_tty && !no_color),
             interactive,
             wait: Duration::from_secs(self.wait),
         })
     }
+}
+
+/// The user's login name, from the environment.
+fn login_name() -> Option<String> {
+    ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find(|n| !n.is_empty())
 }
 
 #[cfg(test)]

@@ -9,12 +9,14 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use rustyline::error::ReadlineError;
-use rustyline::{DefaultEditor, ExternalPrinter};
+use rustyline::history::DefaultHistory;
+use rustyline::{Editor, ExternalPrinter};
 use smol::Async;
 use smol::future::FutureExt as _;
 
 use crate::client::{Client, Config, Event};
 use crate::command::{self, Command};
+use crate::complete::{Completion, Names};
 use crate::render::Renderer;
 use crate::wire::MAX_DATAGRAM;
 
@@ -115,6 +117,8 @@ async fn session(options: Options) -> Result<(), JoinError> {
         spawn_stdin_reader(input_tx.clone());
     }
     let mut editor_started = false;
+    let names = Names::default();
+    let mut greeting = Greeting::None;
     let mut output = Output::Stdout;
     let renderer = options.renderer;
     let mut client = Client::new(options.client.clone(), Instant::now());
@@ -126,14 +130,32 @@ async fn session(options: Options) -> Result<(), JoinError> {
             let _ = socket.send(&bytes).await;
         }
         while let Some(event) = client.poll_event() {
+            match &event {
+                Event::Who { names: all } => {
+                    names.set(all);
+                    greeting = Greeting::Done;
+                }
+                Event::Error(_) if greeting == Greeting::Asked => greeting = Greeting::Done,
+                Event::Joined { name } => names.add(name),
+                Event::Left { name, .. } => names.remove(name),
+                Event::Message { message, .. } => names.add(&message.from),
+                _ => {}
+            }
             output.line(renderer.event(&event));
         }
         if client.is_closed() {
             return Err(JoinError::Refused);
         }
-        if options.interactive && client.is_joined() && !editor_started {
+        if options.interactive && client.is_joined() && greeting == Greeting::None {
+            // Who is here, shown on arrival and offered by Tab; the editor starts once it is
+            // shown, so that nothing prints into the prompt while the editor sets it up.
+            greeting = Greeting::Asked;
+            client.request_who(Instant::now());
+            continue;
+        }
+        if options.interactive && greeting == Greeting::Done && !editor_started {
             editor_started = true;
-            spawn_editor(input_tx.clone(), client.name().to_owned());
+            spawn_editor(input_tx.clone(), client.name().to_owned(), names.clone());
         }
         if let Some(deadline) = closing {
             if client.is_idle() || Instant::now() >= deadline {
@@ -186,6 +208,14 @@ async fn session(options: Options) -> Result<(), JoinError> {
             }
         }
     }
+}
+
+/// Where the terminal's welcome stands: who is in the room is asked for once, on arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Greeting {
+    None,
+    Asked,
+    Done,
 }
 
 enum Wake {
@@ -250,10 +280,13 @@ fn spawn_stdin_reader(tx: async_channel::Sender<Input>) {
 
 /// Runs rustyline on a thread of its own; it stops after `/quit` or Ctrl-D so the terminal is
 /// given back in its normal mode.
-fn spawn_editor(tx: async_channel::Sender<Input>, name: String) {
+fn spawn_editor(tx: async_channel::Sender<Input>, name: String, names: Names) {
     std::thread::spawn(move || {
-        let mut editor = match DefaultEditor::new() {
-            Ok(e) => e,
+        let mut editor = match Editor::<Completion, DefaultHistory>::new() {
+            Ok(mut e) => {
+                e.set_helper(Some(Completion(names)));
+                e
+            }
             Err(e) => {
                 eprintln!("urc: cannot use the terminal ({e}): reading plain lines instead");
                 return spawn_stdin_reader(tx);

@@ -14,6 +14,7 @@
 //! | [`store`] | the message log, `messages.jsonl`, appended and flushed |
 //! | [`server`] | `urc serve`: the socket loop around [`relay`] and [`store`] |
 //! | [`command`] | what a typed line means: chat text or a `/command` |
+//! | [`complete`] | tab completion of commands and names in the terminal |
 //! | [`render`] | events as terminal lines or JSON, with untrusted text made harmless |
 //! | [`join`] | `urc join`: the socket loop around [`client`], fed by a terminal or a pipe |
 //! | [`cli`] | the command line |
@@ -23,6 +24,7 @@
 pub mod cli;
 pub mod client;
 pub mod command;
+pub mod complete;
 pub mod cookie;
 pub mod join;
 pub mod limit;
