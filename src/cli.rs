@@ -1,4 +1,5 @@
-//! The command line: `urc serve` and `urc join`, parsed with clap and turned into settings.
+//! The command line: `urc serve`, `urc join` and `urc bench`, parsed with clap and turned into
+//! settings.
 
 use std::io::IsTerminal as _;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::bench::{self, Workload};
 use crate::client;
 use crate::join;
 use crate::relay;
@@ -30,6 +32,9 @@ pub enum Command {
     /// Join a relay's room and chat from this terminal (or from a script, through stdin).
     #[command(after_help = JOIN_EXAMPLES)]
     Join(JoinArgs),
+    /// Measure a relay: an in-process relay on a fresh log on disk, simulated clients on loopback.
+    #[command(after_help = BENCH_EXAMPLES)]
+    Bench(BenchArgs),
 }
 
 const SERVE_EXAMPLES: &str = "\
@@ -48,6 +53,24 @@ Examples:
   urc join --name bot --json < script.txt   one JSON event a line on stdout
 
 In the terminal, type a message and Enter; /help lists the commands.";
+
+const BENCH_EXAMPLES: &str = "\
+Workloads (docs/performance.md):
+  W1 throughput  urc bench --workload w1     20 clients, 1 sender, 50,000 messages, no pause
+  W2 latency     urc bench --workload w2     50 clients each sending, 1,000 messages/s in all, 10 s
+  W3 scale       urc bench --workload w3     10,000 joined clients, 1 sender, 1,000 messages
+
+Examples:
+  cargo run --release -- bench --workload w1
+  urc bench --clients 20 --messages 50000          W1 spelt out
+  urc bench --workload w1 --window 256             W1 with more messages in flight
+  urc bench --clients 5 --messages 500 --baseline 0   a quick check, no baseline
+
+Options given with --workload override its settings. The relay's limits (message and request
+rates, clients per address, clients, client timeout) are raised so that the bench is not
+rate limited. The
+last line is a summary: deliveries/s=... p50=... p99=... p999=...; the exit code is 1 when a
+client missed a message or the time bound came first.";
 
 /// Arguments of `urc serve`.
 #[derive(Debug, Args)]
@@ -183,6 +206,76 @@ fn login_name() -> Option<String> {
         .find(|n| !n.is_empty())
 }
 
+/// Arguments of `urc bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A named workload; the options below override its settings [default: w1].
+    #[arg(long, value_enum)]
+    pub workload: Option<Workload>,
+    /// Simulated clients in the room, senders included.
+    #[arg(long)]
+    pub clients: Option<usize>,
+    /// How many of the clients send.
+    #[arg(long)]
+    pub senders: Option<usize>,
+    /// Messages sent in all, shared among the senders.
+    #[arg(long)]
+    pub messages: Option<u64>,
+    /// Bytes of text a message ("hello world message 000123", cut or padded).
+    #[arg(long, default_value_t = bench::DEFAULT_SIZE)]
+    pub size: usize,
+    /// Messages a second offered by all senders together; 0 sends as fast as the window allows.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Seconds the whole run may take before it is given up as a failure.
+    #[arg(long)]
+    pub seconds: Option<u64>,
+    /// Messages a sender may have in flight (the client's window by default).
+    #[arg(long, default_value_t = client::WINDOW as u64)]
+    pub window: u64,
+    /// Datagrams the raw loopback baseline sends at most (in at most 1 s); 0 skips it.
+    #[arg(long, default_value_t = bench::DEFAULT_BASELINE)]
+    pub baseline: u64,
+    /// Directory in which the relay's temporary data directory is made [default: the system's
+    /// temporary directory].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    /// The run's settings: the workload's, overridden by the options given.
+    ///
+    /// # Errors
+    /// A one-line explanation of what is wrong with the arguments.
+    pub fn options(&self) -> Result<bench::Options, String> {
+        let preset = self.workload.unwrap_or(Workload::W1).preset();
+        let options = bench::Options {
+            workload: match (
+                self.workload,
+                self.clients,
+                self.senders,
+                self.messages,
+                self.rate,
+            ) {
+                (Some(w), ..) => Some(w),
+                (None, None, None, None, None) => Some(Workload::W1),
+                _ => None,
+            },
+            clients: self.clients.unwrap_or(preset.clients),
+            senders: self.senders.unwrap_or(preset.senders),
+            messages: self.messages.unwrap_or(preset.messages),
+            size: self.size,
+            rate: self.rate.unwrap_or(preset.rate),
+            seconds: self.seconds.unwrap_or(preset.seconds),
+            window: self.window,
+            baseline: self.baseline,
+            data: self.data.clone(),
+        };
+        options.check()?;
+        Ok(options)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +308,27 @@ mod tests {
         };
         assert_eq!(args.history, 20);
         assert!(Cli::try_parse_from(["urc", "join", "--name", "a", "--history", "1001"]).is_err());
+    }
+
+    #[test]
+    fn bench_workloads_are_overridden_by_options() {
+        let bench = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["urc", "bench"], args].concat()).unwrap();
+            let Command::Bench(args) = cli.command else {
+                panic!()
+            };
+            args.options()
+        };
+        let w1 = bench(&[]).unwrap();
+        assert_eq!((w1.clients, w1.senders, w1.messages), (20, 1, 50_000));
+        assert_eq!(w1.size, "hello world message 000123".len());
+        let w2 = bench(&["--workload", "w2"]).unwrap();
+        assert_eq!((w2.clients, w2.senders, w2.rate), (50, 50, 1000.0));
+        let custom = bench(&["--workload", "w3", "--clients", "30"]).unwrap();
+        assert_eq!((custom.clients, custom.messages), (30, 1_000));
+        assert_eq!(
+            bench(&["--clients", "3", "--senders", "4"]).unwrap_err(),
+            "--senders must be 1 to --clients (3), not 4"
+        );
     }
 }

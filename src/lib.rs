@@ -17,10 +17,12 @@
 //! | [`complete`] | tab completion of commands and names in the terminal |
 //! | [`render`] | events as terminal lines or JSON, with untrusted text made harmless |
 //! | [`join`] | `urc join`: the socket loop around [`client`], fed by a terminal or a pipe |
+//! | [`bench`] | `urc bench`: an in-process relay and simulated clients on loopback, measured |
 //! | [`cli`] | the command line |
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod command;

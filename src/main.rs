@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
-use urc::cli::{Cli, Command, JoinArgs, ServeArgs};
+use urc::cli::{BenchArgs, Cli, Command, JoinArgs, ServeArgs};
 use urc::server::Server;
 
 fn main() -> ExitCode {
@@ -15,6 +15,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(&args),
         Command::Join(args) => join(&args, offset),
+        Command::Bench(args) => bench(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -61,4 +62,35 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
 fn join(args: &JoinArgs, offset: time::UtcOffset) -> Result<(), String> {
     let options = args.options(offset)?;
     urc::join::run(options).map_err(|e| e.to_string())
+}
+
+fn bench(args: &BenchArgs) -> Result<(), String> {
+    // The relay's own warnings (drops, refusals) would explain a failed run.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let options = args.options()?;
+    let mut progress = |what: &str| eprintln!("urc bench: {what}");
+    match urc::bench::run(&options, &mut progress) {
+        Ok(report) => {
+            for line in report.lines() {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Err(failure) => {
+            if let Some(report) = &failure.report {
+                // What was measured, without the summary line: a failed run has no figure.
+                let lines = report.lines();
+                for line in &lines[..lines.len() - 1] {
+                    println!("{line}");
+                }
+            }
+            Err(format!("bench failed: {failure}"))
+        }
+    }
 }

@@ -1,0 +1,272 @@
+//! The load: every simulated client on one thread, driven by one poll loop over their sockets:
+//! first the joins, a wave at a time, then the measured phase. Both stop at the run's deadline.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token};
+
+use super::ledger::Ledger;
+use super::sim::Sim;
+use crate::wire::MAX_DATAGRAM;
+
+/// Most clients joining at once: the relay answers each JOIN with a presence datagram to
+/// everyone already in the room, so a wave of joins makes a wave of datagrams.
+const JOIN_WAVE: usize = 128;
+/// How often every client's timers are looked at (retransmission, repair, keepalive).
+const SCAN_EVERY: Duration = Duration::from_millis(5);
+
+/// What the load is.
+#[derive(Debug)]
+pub(super) struct Plan {
+    /// Simulated clients.
+    pub(super) clients: usize,
+    /// Messages each sender sends; the first `per_sender.len()` clients send.
+    pub(super) per_sender: Vec<u64>,
+    /// Bytes of text a message.
+    pub(super) size: usize,
+    /// Most csns a sender may be ahead of its oldest unacknowledged message.
+    pub(super) window: u64,
+    /// Interval between two messages of one sender (`None`: as fast as the window allows).
+    pub(super) every: Option<Duration>,
+    /// When the run is given up.
+    pub(super) deadline: Instant,
+}
+
+impl Plan {
+    /// Messages sent in all.
+    pub(super) fn messages(&self) -> u64 {
+        self.per_sender.iter().sum()
+    }
+
+    /// Deliveries expected in all: each message reaches every client but its sender.
+    pub(super) fn deliveries(&self) -> u64 {
+        self.messages() * (self.clients as u64 - 1)
+    }
+}
+
+/// Why the load stopped short.
+#[derive(Debug)]
+pub(super) enum Stop {
+    /// A socket or the poll failed.
+    Io(io::Error),
+    /// The deadline came first: what was still missing.
+    Deadline(String),
+}
+
+impl From<io::Error> for Stop {
+    fn from(e: io::Error) -> Self {
+        Stop::Io(e)
+    }
+}
+
+/// The simulated clients with their poll.
+#[derive(Debug)]
+pub(super) struct Load {
+    sims: Vec<Sim>,
+    poll: Poll,
+    events: Events,
+    buf: Vec<u8>,
+}
+
+impl Load {
+    /// Makes the clients and joins them all to the relay at `relay`.
+    ///
+    /// # Errors
+    /// When a socket fails or the deadline comes before everyone is in.
+    pub(super) fn join(relay: SocketAddr, plan: &Plan, ledger: &mut Ledger) -> Result<Load, Stop> {
+        let now = Instant::now();
+        let messages = plan.messages();
+        let mut sims = Vec::with_capacity(plan.clients);
+        for i in 0..plan.clients {
+            let own = plan.per_sender.get(i).copied().unwrap_or(0);
+            let mut sim = Sim::new(relay, i, plan.per_sender.len(), messages - own, now)?;
+            if i < plan.per_sender.len() {
+                sim.make_sender(i as u32, own, plan.size, plan.window);
+            }
+            sims.push(sim);
+        }
+        let mut load = Load {
+            sims,
+            poll: Poll::new()?,
+            events: Events::with_capacity(1024),
+            buf: vec![0; MAX_DATAGRAM + 1],
+        };
+        load.join_in_waves(plan, ledger)?;
+        Ok(load)
+    }
+
+    fn join_in_waves(&mut self, plan: &Plan, ledger: &mut Ledger) -> Result<(), Stop> {
+        let (mut started, mut joining, mut joined) = (0, 0, 0);
+        let mut next_scan = Instant::now();
+        while joined < self.sims.len() {
+            let now = Instant::now();
+            if now >= plan.deadline {
+                return Err(Stop::Deadline(format!(
+                    "{joined} of {} clients joined",
+                    self.sims.len()
+                )));
+            }
+            while joining < JOIN_WAVE && started < self.sims.len() {
+                let sim = &mut self.sims[started];
+                self.poll.registry().register(
+                    &mut sim.socket,
+                    Token(started),
+                    Interest::READABLE,
+                )?;
+                sim.tick(now, ledger);
+                started += 1;
+                joining += 1;
+            }
+            if now >= next_scan {
+                // JOINs whose answer was lost go again; those in keep alive.
+                for sim in &mut self.sims[..started] {
+                    sim.tick(now, ledger);
+                }
+                next_scan = now + SCAN_EVERY * 10;
+            }
+            self.poll
+                .poll(&mut self.events, Some(Duration::from_millis(10)))?;
+            for event in &self.events {
+                let i = event.token().0;
+                if self.sims[i].is_joined() {
+                    continue;
+                }
+                read_all(&mut self.sims[i], &mut self.buf, ledger)?;
+                if self.sims[i].is_joined() {
+                    // Until everyone is in, what a joined client receives is the presence of
+                    // those joining after it: left to the kernel to drop once its buffer is
+                    // full, rather than read by the thread that has joins to make.
+                    self.poll.registry().deregister(&mut self.sims[i].socket)?;
+                    joining -= 1;
+                    joined += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Throws away what the clients received while others joined and starts listening to
+    /// them all.
+    ///
+    /// # Errors
+    /// When a socket fails.
+    pub(super) fn prepare(&mut self) -> io::Result<()> {
+        for (i, sim) in self.sims.iter_mut().enumerate() {
+            loop {
+                match sim.socket.recv(&mut self.buf) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            self.poll
+                .registry()
+                .register(&mut sim.socket, Token(i), Interest::READABLE)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the messages and waits until every client delivered every message of the
+    /// others, in order. Returns when it started.
+    ///
+    /// # Errors
+    /// When a socket fails or the deadline comes first.
+    pub(super) fn run(&mut self, plan: &Plan, ledger: &mut Ledger) -> Result<Instant, Stop> {
+        let senders = plan.per_sender.len();
+        let (messages, deliveries) = (plan.messages(), plan.deliveries());
+        let start = Instant::now();
+        for (i, sim) in self.sims[..senders].iter_mut().enumerate() {
+            // Paced senders take turns, so that together they offer a steady rate rather than
+            // bursts of one message each.
+            let offset = plan
+                .every
+                .map_or(Duration::ZERO, |e| e * i as u32 / senders as u32);
+            sim.start_sending(start + offset, plan.every);
+        }
+        let mut next_scan = start;
+        loop {
+            let now = Instant::now();
+            if ledger.delivered >= deliveries && ledger.acked >= messages {
+                break;
+            }
+            if now >= plan.deadline {
+                return Err(Stop::Deadline(self.progress(plan, ledger)));
+            }
+            let mut wake = next_scan;
+            for sim in &mut self.sims[..senders] {
+                sim.pump(now, ledger);
+                if let Some(due) = sim.next_due(now) {
+                    wake = wake.min(due);
+                }
+            }
+            if now >= next_scan {
+                for sim in &mut self.sims {
+                    sim.tick(now, ledger);
+                }
+                next_scan = now + SCAN_EVERY;
+                wake = wake.min(next_scan);
+            }
+            let timeout = wake.min(plan.deadline).saturating_duration_since(now);
+            self.poll.poll(&mut self.events, Some(timeout))?;
+            for event in &self.events {
+                read_all(&mut self.sims[event.token().0], &mut self.buf, ledger)?;
+            }
+        }
+        Ok(start)
+    }
+
+    /// Each receiver that did not deliver exactly what it should, described; empty when all
+    /// did.
+    pub(super) fn shortfalls(&self) -> Vec<String> {
+        self.sims
+            .iter()
+            .filter(|s| s.delivered != s.expected || !s.all_acked())
+            .map(|s| {
+                format!(
+                    "{} delivered {} of {} in order (waits for seq {}){}",
+                    s.name(),
+                    s.delivered,
+                    s.expected,
+                    s.waiting_for(),
+                    if s.all_acked() {
+                        ""
+                    } else {
+                        ", and some of its messages were never acknowledged"
+                    }
+                )
+            })
+            .collect()
+    }
+
+    fn progress(&self, plan: &Plan, ledger: &Ledger) -> String {
+        let short = self.shortfalls();
+        let worst = short.first().map(String::as_str).unwrap_or("none");
+        format!(
+            "{} of {} deliveries, {} of {} messages acknowledged; {} clients short (first: {worst})",
+            ledger.delivered,
+            plan.deliveries(),
+            ledger.acked,
+            plan.messages(),
+            short.len()
+        )
+    }
+}
+
+/// Hands a client everything waiting on its socket (the poll is edge-triggered).
+fn read_all(sim: &mut Sim, buf: &mut [u8], ledger: &mut Ledger) -> io::Result<()> {
+    loop {
+        match sim.socket.recv(buf) {
+            Ok(n) => sim.handle(Instant::now(), &buf[..n], ledger),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            // An ICMP answer to an earlier send, say: the socket works on.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionRefused | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}

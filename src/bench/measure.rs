@@ -1,0 +1,112 @@
+//! What the bench reads about itself from Linux's `/proc`: a thread's CPU time, the process's
+//! CPU time and peak memory, the file system under a path.
+//!
+//! Every reader returns `None` where `/proc` does not say (another system, a kernel without
+//! scheduler statistics): the report then says "unknown" rather than failing the run.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+/// Clock ticks a second of `/proc/*/stat` times; 100 on every Linux platform urc builds for.
+const TICKS_PER_SECOND: u64 = 100;
+
+/// The calling thread's id, as `/proc/self/task/<tid>` names it.
+pub(super) fn current_tid() -> Option<u32> {
+    // `/proc/thread-self` links to `<pid>/task/<tid>`.
+    let link = fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
+}
+
+/// CPU time a thread of this process has run so far: nanoseconds from `schedstat` where the
+/// kernel keeps them, else user + system ticks from `stat`.
+pub(super) fn thread_cpu(tid: u32) -> Option<Duration> {
+    let dir = format!("/proc/self/task/{tid}");
+    if let Ok(s) = fs::read_to_string(format!("{dir}/schedstat"))
+        && let Some(ns) = s.split_whitespace().next().and_then(|f| f.parse().ok())
+    {
+        return Some(Duration::from_nanos(ns));
+    }
+    stat_ticks(&fs::read_to_string(format!("{dir}/stat")).ok()?)
+}
+
+/// CPU time the whole process has used so far (all its threads, user + system).
+pub(super) fn process_cpu() -> Option<Duration> {
+    stat_ticks(&fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// User + system time from a `stat` line (fields 14 and 15, counted after the command name,
+/// which may itself hold spaces and parentheses).
+fn stat_ticks(stat: &str) -> Option<Duration> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After ")" come field 3 (state) onwards: utime is field 14, stime field 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_millis(
+        (utime + stime) * 1000 / TICKS_PER_SECOND,
+    ))
+}
+
+/// The process's peak resident memory (`VmHWM`) in bytes.
+pub(super) fn peak_rss() -> Option<u64> {
+    status_kib("VmHWM:")
+}
+
+fn status_kib(field: &str) -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kib: u64 = line[field.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// Starts the peak memory afresh from the memory in use now, so that the peak of the measured
+/// phase is not the join phase's. Returns false where the kernel refuses.
+pub(super) fn reset_peak_rss() -> bool {
+    // "5" resets the peak resident set size (proc(5), /proc/pid/clear_refs).
+    fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// The type of the file system that holds `path` (`ext4`, `tmpfs`…), from `/proc/self/mounts`.
+pub(super) fn fs_type(path: &Path) -> Option<String> {
+    let path = path.canonicalize().ok()?;
+    let mounts = fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let (_, point, kind) = (f.next()?, f.next()?, f.next()?);
+            path.starts_with(point)
+                .then(|| (point.len(), kind.to_owned()))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, kind)| kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_times_are_read_past_a_command_name_with_spaces() {
+        let line = "42 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 150 50 0 0 20 0";
+        assert_eq!(stat_ticks(line), Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn this_thread_and_process_are_measured() {
+        if !Path::new("/proc/thread-self").exists() {
+            return;
+        }
+        let tid = current_tid().expect("a thread id");
+        assert!(thread_cpu(tid).is_some());
+        assert!(process_cpu().is_some());
+        assert!(peak_rss().is_some());
+        assert!(fs_type(Path::new("/")).is_some());
+    }
+}

@@ -1,0 +1,378 @@
+//! `urc bench`: a real relay and simulated clients on loopback, measured.
+//!
+//! A run measures the raw loopback baseline first, then starts a relay in this process (a
+//! fresh log on disk, flushed before every acknowledgement as `urc serve` does), joins the
+//! simulated clients over real sockets with the real protocol, has the senders send, and
+//! waits until every client delivered every other client's message in order. It fails, with
+//! what was missing, if that does not happen within the time bound.
+//!
+//! | file | role |
+//! |---|---|
+//! | `mod.rs` | the settings, the named workloads, and the run from start to report |
+//! | `relay.rs` | the relay under test, on its own thread, with its limits raised |
+//! | `ledger.rs` | the books: first-send times, the latency histogram, the run's counts |
+//! | `sim.rs` | one simulated client: join, window, acks, ordered delivery, gap repair, pings |
+//! | `drive.rs` | the poll loop that drives every simulated client on one thread |
+//! | `baseline.rs` | the raw loopback baseline: one thread sending, one reading |
+//! | `measure.rs` | CPU time, peak memory and file systems, read from `/proc` |
+//! | `report.rs` | the report's lines and the summary line |
+
+mod baseline;
+mod drive;
+mod ledger;
+mod measure;
+mod relay;
+mod report;
+mod sim;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+pub use baseline::Baseline;
+pub use report::Report;
+
+use crate::message::{MAX_TEXT_BYTES, Message, Millis};
+use crate::wire::{MESSAGES_HEADER, message_len};
+use drive::{Load, Plan, Stop};
+use ledger::Ledger;
+
+/// Bytes of the default text, "hello world message 000123".
+pub const DEFAULT_SIZE: usize = "hello world message 000123".len();
+/// Datagrams the baseline sends at most, by default.
+pub const DEFAULT_BASELINE: u64 = 300_000;
+/// Longest the baseline sends.
+const BASELINE_BOUND: Duration = Duration::from_secs(1);
+
+/// A named workload (docs/performance.md describes them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// Throughput: 20 clients, 1 sender, 50,000 messages as fast as the window allows.
+    W1,
+    /// Latency: 50 clients each sending at a steady rate, 1,000 messages/s in all, for 10 s.
+    W2,
+    /// Scale: 10,000 joined clients, 1 sender, 1,000 messages.
+    W3,
+}
+
+/// What a workload sets.
+#[derive(Debug, Clone, Copy)]
+pub struct Preset {
+    /// Simulated clients.
+    pub clients: usize,
+    /// How many of them send.
+    pub senders: usize,
+    /// Messages in all.
+    pub messages: u64,
+    /// Messages a second offered in all (0: as fast as the window allows).
+    pub rate: f64,
+    /// The run's time bound in seconds.
+    pub seconds: u64,
+}
+
+impl Workload {
+    /// The workload's settings.
+    pub fn preset(self) -> Preset {
+        match self {
+            Workload::W1 => Preset {
+                clients: 20,
+                senders: 1,
+                messages: 50_000,
+                rate: 0.0,
+                seconds: 120,
+            },
+            Workload::W2 => Preset {
+                clients: 50,
+                senders: 50,
+                messages: 10_000,
+                rate: 1000.0,
+                seconds: 60,
+            },
+            Workload::W3 => Preset {
+                clients: 10_000,
+                senders: 1,
+                messages: 1_000,
+                rate: 0.0,
+                seconds: 900,
+            },
+        }
+    }
+
+    /// Its name as typed.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::W1 => "w1",
+            Workload::W2 => "w2",
+            Workload::W3 => "w3",
+        }
+    }
+}
+
+/// A run's settings, checked.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The workload named, if one was.
+    pub workload: Option<Workload>,
+    /// Simulated clients, at least 2.
+    pub clients: usize,
+    /// How many of them send, 1 to `clients`.
+    pub senders: usize,
+    /// Messages in all, shared among the senders, at least one each.
+    pub messages: u64,
+    /// Bytes of text a message, 1 to [`MAX_TEXT_BYTES`].
+    pub size: usize,
+    /// Messages a second offered in all (0: as fast as the window allows).
+    pub rate: f64,
+    /// The run's time bound.
+    pub seconds: u64,
+    /// Most csns a sender may be ahead of its oldest unacknowledged message.
+    pub window: u64,
+    /// Datagrams the baseline sends at most (0: no baseline).
+    pub baseline: u64,
+    /// Where the relay's temporary data directory is made (the system's temporary directory
+    /// when `None`).
+    pub data: Option<PathBuf>,
+}
+
+impl Options {
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// A one-line explanation of the first setting that makes no sense.
+    pub fn check(&self) -> Result<(), String> {
+        if self.clients < 2 {
+            return Err("--clients must be at least 2: one sends, the others receive".into());
+        }
+        if self.senders == 0 || self.senders > self.clients {
+            return Err(format!(
+                "--senders must be 1 to --clients ({}), not {}",
+                self.clients, self.senders
+            ));
+        }
+        if self.messages < self.senders as u64 {
+            return Err(format!(
+                "--messages ({}) must be at least one per sender ({})",
+                self.messages, self.senders
+            ));
+        }
+        if self.size == 0 || self.size > MAX_TEXT_BYTES {
+            return Err(format!(
+                "--size must be 1 to {MAX_TEXT_BYTES} bytes, not {}",
+                self.size
+            ));
+        }
+        if !(self.rate >= 0.0 && self.rate.is_finite()) {
+            return Err(format!(
+                "--rate must be 0 or a positive number, not {}",
+                self.rate
+            ));
+        }
+        if self.seconds == 0 || self.window == 0 {
+            return Err("--seconds and --window must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    fn label(&self) -> String {
+        self.workload.map_or("custom", Workload::name).to_owned()
+    }
+}
+
+/// Why a run failed.
+#[derive(Debug)]
+pub struct Failure {
+    /// What went wrong.
+    pub why: String,
+    /// What was measured up to then, when the load ran.
+    pub report: Option<Box<Report>>,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.why)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+fn fail(why: impl Into<String>) -> Failure {
+    Failure {
+        why: why.into(),
+        report: None,
+    }
+}
+
+/// Runs the bench; `progress` is told what is under way.
+///
+/// # Errors
+/// When the relay or the clients cannot be set up, when the time bound comes first, or when
+/// a client did not deliver every message in order.
+pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, Failure> {
+    options.check().map_err(fail)?;
+    // One socket a client (the baseline's are closed before the clients' are made), plus the
+    // relay's few files.
+    let wanted = options.clients as u64 + 64;
+    let limit = rlimit::increase_nofile_limit(wanted)
+        .map_err(|e| fail(format!("cannot raise the open files limit: {e}")))?;
+    if limit < wanted {
+        return Err(fail(format!(
+            "{} clients need about {wanted} open files; the hard limit is {limit} (raise it with ulimit -Hn)",
+            options.clients
+        )));
+    }
+
+    let one = Message {
+        seq: 1,
+        id: Uuid::nil(),
+        from: format!("c{}", options.clients - 1),
+        text: sim::text(0, options.size),
+        time: Millis(0),
+    };
+    let datagram = MESSAGES_HEADER + message_len(&one);
+    let baseline = if options.baseline > 0 {
+        progress(&format!(
+            "baseline: {datagram}-byte datagrams to {} sockets",
+            options.clients
+        ));
+        let b = baseline::measure(options.clients, datagram, options.baseline, BASELINE_BOUND)
+            .map_err(|e| fail(format!("the baseline failed: {e}")))?;
+        Some((b, datagram))
+    } else {
+        None
+    };
+
+    let relay =
+        relay::start(options.data.as_deref(), relay::config(options.clients)).map_err(fail)?;
+    let data = relay.data_dir();
+    let data = (data.clone(), measure::fs_type(&data));
+    let senders = options.senders as u64;
+    let per_sender: Vec<u64> = (0..senders)
+        .map(|i| options.messages / senders + u64::from(i < options.messages % senders))
+        .collect();
+    let every = (options.rate > 0.0)
+        .then(|| Duration::from_secs_f64(options.senders as f64 / options.rate));
+    let plan = Plan {
+        clients: options.clients,
+        per_sender,
+        size: options.size,
+        window: options.window,
+        every,
+        deadline: Instant::now() + Duration::from_secs(options.seconds),
+    };
+    let mut ledger = Ledger::new(&plan.per_sender);
+
+    progress(&format!(
+        "joining {} clients to the relay on {}",
+        options.clients, relay.addr
+    ));
+    let joining = Instant::now();
+    let mut load = match Load::join(relay.addr, &plan, &mut ledger) {
+        Ok(load) => load,
+        Err(stop) => {
+            relay.stop().ok();
+            return Err(fail(match stop {
+                Stop::Io(e) => format!("a simulated client's socket failed: {e}"),
+                Stop::Deadline(what) => format!(
+                    "the time bound of {} s came while joining: {what}",
+                    options.seconds
+                ),
+            }));
+        }
+    };
+    let joined_in = joining.elapsed();
+    let peak_overall_before = measure::peak_rss();
+    if let Err(e) = load.prepare() {
+        relay.stop().ok();
+        return Err(fail(format!("a simulated client's socket failed: {e}")));
+    }
+
+    progress(&format!(
+        "sending {} messages from {} senders",
+        options.messages, options.senders
+    ));
+    let peak_reset = measure::reset_peak_rss();
+    let (relay_cpu0, process_cpu0) = (relay.cpu(), measure::process_cpu());
+    let before = Instant::now();
+    let outcome = load.run(&plan, &mut ledger);
+    let wall = before.elapsed();
+    let (relay_cpu1, process_cpu1) = (relay.cpu(), measure::process_cpu());
+    let peak = measure::peak_rss();
+    let addr = relay.addr.to_string();
+    let stats = relay.stop();
+
+    let start = match &outcome {
+        Ok(start) => *start,
+        Err(_) => before,
+    };
+    let since =
+        |t: Option<Instant>| t.map_or(Duration::ZERO, |t| t.saturating_duration_since(start));
+    let report = Report {
+        workload: options.label(),
+        clients: options.clients,
+        senders: options.senders,
+        messages: plan.messages(),
+        size: options.size,
+        rate: options.rate,
+        window: options.window,
+        relay: addr,
+        timeout: relay::TIMEOUT,
+        data,
+        joined_in,
+        delivered: ledger.delivered,
+        deliveries: plan.deliveries(),
+        delivery_time: since(ledger.last_delivery),
+        acked: ledger.acked,
+        ack_time: since(ledger.last_ack),
+        recovery: [
+            ledger.retransmits,
+            ledger.repairs,
+            ledger.duplicates,
+            ledger.misordered,
+            ledger.send_errors,
+        ],
+        errors: ledger.errors.clone(),
+        latency: ledger.latency.clone(),
+        stats: stats.as_ref().ok().cloned(),
+        relay_cpu: relay_cpu1.zip(relay_cpu0).map(|(b, a)| b.saturating_sub(a)),
+        process_cpu: process_cpu1
+            .zip(process_cpu0)
+            .map(|(b, a)| b.saturating_sub(a)),
+        wall,
+        peak_rss: (peak, peak.max(peak_overall_before)),
+        peak_reset,
+        baseline,
+    };
+    let why = match outcome {
+        Err(Stop::Io(e)) => Some(format!("a simulated client's socket failed: {e}")),
+        Err(Stop::Deadline(what)) => Some(format!(
+            "the time bound of {} s came first: {what}",
+            options.seconds
+        )),
+        Ok(_) => {
+            let short = load.shortfalls();
+            if !short.is_empty() {
+                Some(format!(
+                    "{} clients did not deliver exactly what they should: {}",
+                    short.len(),
+                    short.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+                ))
+            } else if report.recovery[3] > 0 {
+                Some(format!(
+                    "{} messages were delivered out of their sender's order",
+                    report.recovery[3]
+                ))
+            } else {
+                stats.err()
+            }
+        }
+    };
+    match why {
+        None => Ok(report),
+        Some(why) => Err(Failure {
+            why,
+            report: Some(Box::new(report)),
+        }),
+    }
+}

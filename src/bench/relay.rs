@@ -1,0 +1,119 @@
+//! The relay under test: a real [`Server`] on `127.0.0.1:0` with a fresh log on disk (every
+//! batch flushed with fdatasync, as `urc serve` does), on a thread of its own so that its CPU
+//! time can be told apart from the simulated clients'.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use super::measure;
+use crate::relay::{Config, Stats};
+use crate::server::{Server, StartError};
+
+/// A relay running in this process.
+#[derive(Debug)]
+pub(super) struct InProcess {
+    /// Where it listens.
+    pub(super) addr: SocketAddr,
+    /// Its thread's id, for its CPU time (unknown off Linux).
+    pub(super) tid: Option<u32>,
+    /// Its data directory, removed when the relay is dropped.
+    data: TempDir,
+    stop: async_channel::Sender<()>,
+    thread: JoinHandle<io::Result<Stats>>,
+}
+
+/// Silence after which the bench's relay drops a client: the clients ping every 5 s, but
+/// while 10,000 join, each JOIN a presence datagram to everyone, the relay's socket buffer
+/// overflows and drops pings, and with the default 30 s W3's clients were dropped before it
+/// began (docs/performance.md).
+pub(super) const TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The relay's settings for a bench of `clients` clients: the defaults, but with every
+/// limit a benchmark would hit (the message and request rates, clients per address, clients
+/// in all, the silence timeout) raised far out of the way.
+pub(super) fn config(clients: usize) -> Config {
+    Config {
+        timeout: TIMEOUT,
+        max_clients: clients + 16,
+        max_per_ip: clients + 16,
+        rate: 1e9,
+        burst: 1e9,
+        request_rate: 1e6,
+        ..Config::default()
+    }
+}
+
+/// Starts a relay with `config` and a fresh data directory inside `parent` (the system's
+/// temporary directory when `None`).
+///
+/// # Errors
+/// When the directory cannot be made, the relay cannot start, or its thread cannot be spawned.
+pub(super) fn start(parent: Option<&Path>, config: Config) -> Result<InProcess, String> {
+    let data = match parent {
+        Some(p) => tempfile::Builder::new().prefix("urc-bench-").tempdir_in(p),
+        None => tempfile::Builder::new().prefix("urc-bench-").tempdir(),
+    }
+    .map_err(|e| format!("cannot make a temporary data directory: {e}"))?;
+    let server = Server::bind(
+        "127.0.0.1:0".parse().expect("an address"),
+        data.path().to_owned(),
+        config,
+    )
+    .map_err(|e: StartError| e.to_string())?;
+    let addr = server
+        .local_addr()
+        .map_err(|e| format!("the relay has no address: {e}"))?;
+    let (stop, stopped) = async_channel::bounded::<()>(1);
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("urc-relay".into())
+        .spawn(move || {
+            tid_tx.send(measure::current_tid()).ok();
+            smol::block_on(server.run(async move {
+                // A closed channel stops the relay as well as a message does.
+                stopped.recv().await.ok();
+            }))
+        })
+        .map_err(|e| format!("cannot start the relay's thread: {e}"))?;
+    let tid = tid_rx.recv_timeout(Duration::from_secs(5)).ok().flatten();
+    Ok(InProcess {
+        addr,
+        tid,
+        data,
+        stop,
+        thread,
+    })
+}
+
+impl InProcess {
+    /// CPU time the relay's thread has used so far.
+    pub(super) fn cpu(&self) -> Option<Duration> {
+        measure::thread_cpu(self.tid?)
+    }
+
+    /// The data directory (for the report).
+    pub(super) fn data_dir(&self) -> PathBuf {
+        self.data.path().to_owned()
+    }
+
+    /// Stops the relay after the turn under way and returns what it counted.
+    ///
+    /// # Errors
+    /// When its socket failed or its thread panicked.
+    pub(super) fn stop(self) -> Result<Stats, String> {
+        self.stop.close();
+        let stats = self
+            .thread
+            .join()
+            .map_err(|_| "the relay's thread panicked".to_owned())?
+            .map_err(|e| format!("the relay's socket failed: {e}"))?;
+        drop(self.data);
+        Ok(stats)
+    }
+}

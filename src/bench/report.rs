@@ -1,0 +1,239 @@
+//! What a run measured, as lines for people, the last one a summary for scripts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use super::baseline::Baseline;
+use crate::relay::Stats;
+
+/// Everything a run measured.
+#[derive(Debug)]
+pub struct Report {
+    /// The workload's name, or "custom".
+    pub workload: String,
+    /// Simulated clients.
+    pub clients: usize,
+    /// How many of them send.
+    pub senders: usize,
+    /// Messages sent in all.
+    pub messages: u64,
+    /// Bytes of text a message.
+    pub size: usize,
+    /// Messages a second offered in all (0: as fast as the window allows).
+    pub rate: f64,
+    /// The senders' window.
+    pub window: u64,
+    /// The relay's address.
+    pub relay: String,
+    /// The relay's client timeout.
+    pub timeout: Duration,
+    /// The relay's data directory and the type of its file system.
+    pub data: (PathBuf, Option<String>),
+    /// How long joining everyone took.
+    pub joined_in: Duration,
+    /// Messages delivered in order, all receivers together.
+    pub delivered: u64,
+    /// Deliveries expected in all.
+    pub deliveries: u64,
+    /// From the first send to the last delivery.
+    pub delivery_time: Duration,
+    /// Messages acknowledged.
+    pub acked: u64,
+    /// From the first send to the last acknowledgement.
+    pub ack_time: Duration,
+    /// Send-to-deliver latencies, nanoseconds.
+    pub latency: Histogram<u64>,
+    /// SENDs sent again, gap repairs asked, live duplicates received, misordered deliveries,
+    /// sends the socket refused.
+    pub recovery: [u64; 5],
+    /// ERRORs the relay sent, and the first one.
+    pub errors: (u64, Option<String>),
+    /// What the relay counted.
+    pub stats: Option<Stats>,
+    /// CPU time of the relay's thread during the measured phase.
+    pub relay_cpu: Option<Duration>,
+    /// CPU time of the whole process during the measured phase.
+    pub process_cpu: Option<Duration>,
+    /// Wall-clock time of the measured phase.
+    pub wall: Duration,
+    /// Peak resident memory of the process during the measured phase, and over the run.
+    pub peak_rss: (Option<u64>, Option<u64>),
+    /// Whether the peak could be restarted at the measured phase.
+    pub peak_reset: bool,
+    /// The raw loopback baseline and the size of its datagrams.
+    pub baseline: Option<(Baseline, usize)>,
+}
+
+impl Report {
+    /// Deliveries a second.
+    pub fn deliveries_per_second(&self) -> f64 {
+        per_second(self.delivered, self.delivery_time)
+    }
+
+    /// Messages acknowledged a second.
+    pub fn acks_per_second(&self) -> f64 {
+        per_second(self.acked, self.ack_time)
+    }
+
+    /// The report, one line a fact; the last line is the summary.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let rate = if self.rate > 0.0 {
+            format!("{} messages/s offered", self.rate)
+        } else {
+            "as fast as the window allows".to_owned()
+        };
+        out.push(format!(
+            "workload {}: {} clients ({} sending), {} messages of {} bytes, window {}, {rate}",
+            self.workload, self.clients, self.senders, self.messages, self.size, self.window
+        ));
+        out.push(format!(
+            "relay: in this process on {}, log in {} ({}), fdatasync before every acknowledgement; \
+             limits raised for the bench: message rate and burst, request rate, clients per address, clients, \
+             client timeout {} s",
+            self.relay,
+            self.data.0.display(),
+            self.data.1.as_deref().unwrap_or("file system unknown"),
+            self.timeout.as_secs()
+        ));
+        out.push(format!(
+            "joined: {} clients in {:.2} s",
+            self.clients,
+            self.joined_in.as_secs_f64()
+        ));
+        out.push(format!(
+            "delivered: {} of {} in order in {:.3} s: {:.0} deliveries/s",
+            self.delivered,
+            self.deliveries,
+            self.delivery_time.as_secs_f64(),
+            self.deliveries_per_second()
+        ));
+        out.push(format!(
+            "acknowledged: {} of {} messages in {:.3} s: {:.0} messages/s",
+            self.acked,
+            self.messages,
+            self.ack_time.as_secs_f64(),
+            self.acks_per_second()
+        ));
+        let h = &self.latency;
+        out.push(format!(
+            "latency, first send to in-order delivery: p50={} p90={} p99={} p99.9={} max={} ({} samples)",
+            ms(h.value_at_quantile(0.5)),
+            ms(h.value_at_quantile(0.9)),
+            ms(h.value_at_quantile(0.99)),
+            ms(h.value_at_quantile(0.999)),
+            ms(h.max()),
+            h.len()
+        ));
+        let [retransmits, repairs, duplicates, misordered, refused] = self.recovery;
+        out.push(format!(
+            "recovery: {retransmits} retransmitted, {repairs} gap repairs, {duplicates} duplicates received, \
+             {misordered} out of a sender's order, {refused} sends refused by the socket"
+        ));
+        if let Some(s) = &self.stats {
+            out.push(format!(
+                "relay counted: {} stored, {} duplicates, {} out of order, {} rate limited, {} malformed",
+                s.stored, s.duplicates, s.out_of_order, s.rate_limited, s.malformed
+            ));
+        }
+        if self.errors.0 > 0 {
+            out.push(format!(
+                "relay errors: {} (first: {})",
+                self.errors.0,
+                self.errors.1.as_deref().unwrap_or("")
+            ));
+        }
+        let share = |cpu: Option<Duration>| match cpu {
+            Some(c) => format!(
+                "{:.2} s ({:.0}% of a core)",
+                c.as_secs_f64(),
+                100.0 * c.as_secs_f64() / self.wall.as_secs_f64().max(1e-9)
+            ),
+            None => "unknown".to_owned(),
+        };
+        out.push(format!(
+            "cpu in the measured {:.3} s: relay thread {}, whole process (relay and clients) {}",
+            self.wall.as_secs_f64(),
+            share(self.relay_cpu),
+            share(self.process_cpu)
+        ));
+        out.push(format!(
+            "memory: peak RSS {} in the measured phase{}, {} over the run (the whole bench process: relay and clients)",
+            mb(self.peak_rss.0),
+            if self.peak_reset {
+                ""
+            } else {
+                " (could not restart the peak: includes the join phase)"
+            },
+            mb(self.peak_rss.1)
+        ));
+        if let Some((b, size)) = &self.baseline {
+            out.push(format!(
+                "baseline: one thread sent {} datagrams of {size} bytes to {} sockets: {:.0}/s sent, {:.0}/s read by another thread; \
+                 urc's deliveries/s are {:.2}x the datagrams read/s",
+                b.sent,
+                self.clients,
+                b.sent_per_second(),
+                b.received_per_second(),
+                self.ratio().unwrap_or(0.0)
+            ));
+        }
+        out.push(self.summary());
+        out
+    }
+
+    /// urc's deliveries a second as a multiple of the baseline's datagrams read a second.
+    pub fn ratio(&self) -> Option<f64> {
+        let (b, _) = self.baseline.as_ref()?;
+        Some(self.deliveries_per_second() / b.received_per_second().max(1e-9))
+    }
+
+    /// The one-line summary.
+    pub fn summary(&self) -> String {
+        let h = &self.latency;
+        let mut s = format!(
+            "urc-bench workload={} clients={} senders={} messages={} size={} deliveries/s={:.0} acks/s={:.0} \
+             p50={} p99={} p999={}",
+            self.workload,
+            self.clients,
+            self.senders,
+            self.messages,
+            self.size,
+            self.deliveries_per_second(),
+            self.acks_per_second(),
+            ms(h.value_at_quantile(0.5)),
+            ms(h.value_at_quantile(0.99)),
+            ms(h.value_at_quantile(0.999)),
+        );
+        if let Some(c) = self.relay_cpu {
+            s += &format!(" relay_cpu={:.2}s", c.as_secs_f64());
+        }
+        if let Some(p) = self.peak_rss.0 {
+            s += &format!(" peak_rss={:.1}MB", p as f64 / 1e6);
+        }
+        if let (Some((b, _)), Some(r)) = (&self.baseline, self.ratio()) {
+            s += &format!(" baseline/s={:.0} ratio={r:.2}", b.received_per_second());
+        }
+        s
+    }
+}
+
+fn per_second(n: u64, t: Duration) -> f64 {
+    if n == 0 {
+        return 0.0;
+    }
+    n as f64 / t.as_secs_f64().max(1e-9)
+}
+
+/// Nanoseconds as milliseconds with microsecond precision.
+fn ms(nanos: u64) -> String {
+    format!("{:.3}ms", nanos as f64 / 1e6)
+}
+
+fn mb(bytes: Option<u64>) -> String {
+    bytes.map_or("unknown".to_owned(), |b| {
+        format!("{:.1} MB", b as f64 / 1e6)
+    })
+}

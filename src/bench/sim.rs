@@ -1,0 +1,506 @@
+//! One simulated client, lean enough that one thread drives thousands: the real protocol
+//! (JOIN, CHALLENGE, JOIN with the cookie, WELCOME; SEND with csn and base inside a window;
+//! ACK; MESSAGES delivered in order with gaps repaired by HISTORY; PING) over a real socket.
+//!
+//! It mirrors the rules of [`crate::client`] where they shape the load on the relay (the
+//! window counted from the oldest unacknowledged message, retransmission on the round-trip
+//! time with backoff, the wait before a gap is repaired, the keepalive), and leaves out what
+//! a person needs and a benchmark does not (events, names, rejoining, who).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+use uuid::Uuid;
+
+use super::ledger::Ledger;
+use crate::client::{INITIAL_RTO, MAX_RTO, MIN_RTO, PING_INTERVAL};
+use crate::message::{MAX_TEXT_BYTES, Message};
+use crate::wire::{MAX_HISTORY_REQUEST, Packet, Token};
+
+/// How long a JOIN waits for its answer before it is sent again.
+const JOIN_RETRY: Duration = Duration::from_millis(500);
+/// How long a gap repair waits for its answer before it is asked again.
+const REPAIR_RETRY: Duration = Duration::from_millis(500);
+/// Shortest wait before a gap is repaired (the client waits half its retransmission timeout).
+const MIN_GAP_WAIT: Duration = Duration::from_millis(20);
+
+/// Where the client is with the relay.
+#[derive(Debug)]
+enum State {
+    /// Asking to join: the relay's last cookie, and when to ask again.
+    Joining { cookie: Vec<u8>, retry_at: Instant },
+    /// In the room.
+    Joined { token: Token },
+}
+
+/// A message held for in-order delivery.
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    /// One of ours: its place is passed, nothing is delivered.
+    Own,
+    /// Another sender's message with that index.
+    Other { sender: u32, index: u64 },
+}
+
+/// One message in flight.
+#[derive(Debug)]
+struct InFlight {
+    csn: u64,
+    sends: u32,
+    sent_at: Instant,
+    resend_at: Instant,
+}
+
+/// A sender's side: the messages it still has to send and those in flight.
+#[derive(Debug)]
+struct Outbox {
+    /// Its number among the senders, in its messages' ids.
+    sender: u32,
+    /// Messages to send in all.
+    total: u64,
+    /// Messages sent at least once (the last one sent has csn `sent`).
+    sent: u64,
+    /// Sent and not yet acknowledged, by csn.
+    in_flight: VecDeque<InFlight>,
+    /// Messages acknowledged.
+    acked: u64,
+    /// Most csns ahead of the oldest unacknowledged one that may be sent.
+    window: u64,
+    /// When the first message may leave, and the interval between messages (`None`: as fast
+    /// as the window allows).
+    pace: Option<(Instant, Duration)>,
+    /// Bytes of text each message has.
+    size: usize,
+    /// Smoothed round-trip time and its variation (RFC 6298), as the client keeps them.
+    srtt: Option<Duration>,
+    rttvar: Duration,
+}
+
+impl Outbox {
+    fn rto(&self) -> Duration {
+        match self.srtt {
+            None => INITIAL_RTO,
+            Some(s) => (s + self.rttvar * 4).clamp(MIN_RTO, MAX_RTO),
+        }
+    }
+
+    fn sample(&mut self, r: Duration) {
+        match self.srtt {
+            None => {
+                self.srtt = Some(r);
+                self.rttvar = r / 2;
+            }
+            Some(s) => {
+                self.rttvar = (self.rttvar * 3 + s.abs_diff(r)) / 4;
+                self.srtt = Some((s * 7 + r) / 8);
+            }
+        }
+    }
+
+    /// The lowest csn not yet acknowledged.
+    fn base(&self) -> u64 {
+        self.in_flight.front().map_or(self.sent + 1, |m| m.csn)
+    }
+
+    /// When the next new message may leave (`now` when it may leave at once), if one is left
+    /// to send and the window has room.
+    fn next_due(&self, now: Instant) -> Option<Instant> {
+        if self.sent >= self.total || self.sent + 1 >= self.base() + self.window {
+            return None;
+        }
+        Some(match self.pace {
+            None => now,
+            Some((start, every)) => start + every * u32::try_from(self.sent).unwrap_or(u32::MAX),
+        })
+    }
+}
+
+/// The text of message `index`: "hello world message 000123", cut or padded to `size` bytes.
+pub(super) fn text(index: u64, size: usize) -> String {
+    let mut t = format!("hello world message {index:06}");
+    t.truncate(size);
+    while t.len() < size {
+        t.push('.');
+    }
+    t
+}
+
+/// One simulated client.
+#[derive(Debug)]
+pub(super) struct Sim {
+    /// Its socket, connected to the relay.
+    pub(super) socket: UdpSocket,
+    /// Its name in the room.
+    name: String,
+    /// Random per client, as the client's instance.
+    instance: Uuid,
+    state: State,
+    /// When it last sent the relay anything (for the keepalive).
+    last_sent: Instant,
+    /// Its sending side, if it sends.
+    outbox: Option<Outbox>,
+    /// The next sequence number to deliver.
+    next_seq: u64,
+    /// Messages received (or own ones acknowledged) ahead of `next_seq`.
+    ahead: BTreeMap<u64, Held>,
+    /// The highest sequence number heard of.
+    latest: u64,
+    /// Since when delivery has waited at a gap.
+    gap_since: Option<Instant>,
+    /// The gap repair in flight: its request number and when to ask again.
+    repair: Option<(u32, Instant)>,
+    next_req: u32,
+    /// Per sender: the index of the next message expected from it (each sender's messages
+    /// are stored, and so delivered, in the order sent).
+    next_index: Vec<u64>,
+    /// Messages delivered in order.
+    pub(super) delivered: u64,
+    /// Messages it must deliver: everyone's but its own.
+    pub(super) expected: u64,
+}
+
+impl Sim {
+    /// A client on a fresh socket connected to `relay`, not yet joining.
+    ///
+    /// # Errors
+    /// When the socket cannot be made.
+    pub(super) fn new(
+        relay: SocketAddr,
+        number: usize,
+        senders: usize,
+        expected: u64,
+        now: Instant,
+    ) -> io::Result<Sim> {
+        let socket = UdpSocket::bind("127.0.0.1:0".parse().expect("an address"))?;
+        socket.connect(relay)?;
+        Ok(Sim {
+            socket,
+            name: format!("c{number}"),
+            instance: Uuid::new_v4(),
+            state: State::Joining {
+                cookie: Vec::new(),
+                retry_at: now,
+            },
+            last_sent: now,
+            outbox: None,
+            next_seq: 1,
+            ahead: BTreeMap::new(),
+            latest: 0,
+            gap_since: None,
+            repair: None,
+            next_req: 1,
+            next_index: vec![0; senders],
+            delivered: 0,
+            expected,
+        })
+    }
+
+    /// Makes this client send `total` messages of `size` bytes as sender number `sender`,
+    /// at most `window` csns ahead of the oldest unacknowledged one.
+    pub(super) fn make_sender(&mut self, sender: u32, total: u64, size: usize, window: u64) {
+        self.outbox = Some(Outbox {
+            sender,
+            total,
+            sent: 0,
+            in_flight: VecDeque::new(),
+            acked: 0,
+            window,
+            pace: None,
+            size: size.clamp(1, MAX_TEXT_BYTES),
+            srtt: None,
+            rttvar: Duration::ZERO,
+        });
+    }
+
+    /// Starts the sender's clock: the first message may leave at `start`, then one every
+    /// `every` (or as fast as the window allows when `every` is `None`).
+    pub(super) fn start_sending(&mut self, start: Instant, every: Option<Duration>) {
+        if let Some(o) = &mut self.outbox {
+            o.pace = every.map(|e| (start, e));
+        }
+    }
+
+    /// True once welcomed.
+    pub(super) fn is_joined(&self) -> bool {
+        matches!(self.state, State::Joined { .. })
+    }
+
+    /// True when it has nothing left to send and everything it sent is acknowledged.
+    pub(super) fn all_acked(&self) -> bool {
+        self.outbox.as_ref().is_none_or(|o| o.acked == o.total)
+    }
+
+    /// Its name, for reports.
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The next sequence number it waits for, for reports.
+    pub(super) fn waiting_for(&self) -> u64 {
+        self.next_seq
+    }
+
+    fn transmit(&mut self, now: Instant, packet: &Packet, ledger: &mut Ledger) {
+        self.last_sent = now;
+        if self.socket.send(&packet.encode()).is_err() {
+            ledger.send_errors += 1;
+        }
+    }
+
+    fn send_join(&mut self, now: Instant, ledger: &mut Ledger) {
+        let State::Joining { cookie, retry_at } = &mut self.state else {
+            return;
+        };
+        *retry_at = now + JOIN_RETRY;
+        let join = Packet::Join {
+            name: self.name.clone(),
+            history: 0,
+            instance: self.instance,
+            cookie: cookie.clone(),
+        };
+        self.transmit(now, &join, ledger);
+    }
+
+    /// When it next wants to send a new message, if it does.
+    pub(super) fn next_due(&self, now: Instant) -> Option<Instant> {
+        match self.state {
+            State::Joined { .. } => self.outbox.as_ref()?.next_due(now),
+            State::Joining { .. } => None,
+        }
+    }
+
+    /// Sends the new messages the window and the pace allow.
+    pub(super) fn pump(&mut self, now: Instant, ledger: &mut Ledger) {
+        let State::Joined { token } = self.state else {
+            return;
+        };
+        while let Some(o) = &mut self.outbox
+            && o.next_due(now).is_some_and(|due| due <= now)
+        {
+            let index = o.sent;
+            o.sent += 1;
+            let csn = o.sent;
+            let base = o.base();
+            o.in_flight.push_back(InFlight {
+                csn,
+                sends: 1,
+                sent_at: now,
+                resend_at: now + o.rto(),
+            });
+            let (sender, size) = (o.sender, o.size);
+            ledger.sent(now, sender, index);
+            let packet = Packet::Send {
+                token,
+                csn,
+                base,
+                id: ledger.id(sender, index),
+                text: text(index, size),
+            };
+            self.transmit(now, &packet, ledger);
+        }
+    }
+
+    /// Does what is due at `now`: JOINs again, retransmissions, gap repairs, the keepalive.
+    pub(super) fn tick(&mut self, now: Instant, ledger: &mut Ledger) {
+        let token = match self.state {
+            State::Joining { retry_at, .. } => {
+                if now >= retry_at {
+                    self.send_join(now, ledger);
+                }
+                return;
+            }
+            State::Joined { token } => token,
+        };
+        self.retransmit(now, token, ledger);
+        if let Some(since) = self.gap_since
+            && now >= since + self.gap_wait()
+            && self.repair.is_none_or(|(_, retry)| now >= retry)
+        {
+            self.start_repair(now, token, ledger);
+        }
+        if now >= self.last_sent + PING_INTERVAL {
+            self.transmit(now, &Packet::Ping { token }, ledger);
+        }
+    }
+
+    fn retransmit(&mut self, now: Instant, token: Token, ledger: &mut Ledger) {
+        let Some(o) = &mut self.outbox else { return };
+        let base = o.base();
+        let rto = o.rto();
+        let mut again = Vec::new();
+        for m in o.in_flight.iter_mut().filter(|m| m.resend_at <= now) {
+            m.sends += 1;
+            m.sent_at = now;
+            m.resend_at = now + (rto * 2u32.saturating_pow(m.sends - 1)).min(MAX_RTO);
+            again.push(m.csn);
+        }
+        let (sender, size) = (o.sender, o.size);
+        for csn in again {
+            ledger.retransmits += 1;
+            let index = csn - 1;
+            let packet = Packet::Send {
+                token,
+                csn,
+                base,
+                id: ledger.id(sender, index),
+                text: text(index, size),
+            };
+            self.transmit(now, &packet, ledger);
+        }
+    }
+
+    fn gap_wait(&self) -> Duration {
+        let rto = self.outbox.as_ref().map_or(INITIAL_RTO, Outbox::rto);
+        (rto / 2).max(MIN_GAP_WAIT)
+    }
+
+    fn start_repair(&mut self, now: Instant, token: Token, ledger: &mut Ledger) {
+        let from = self.next_seq;
+        let end = self
+            .ahead
+            .keys()
+            .next()
+            .map_or(self.latest, |&k| k.saturating_sub(1));
+        if end < from {
+            return;
+        }
+        let count = u16::try_from(end - from + 1)
+            .unwrap_or(MAX_HISTORY_REQUEST)
+            .min(MAX_HISTORY_REQUEST);
+        let req = self.next_req;
+        self.next_req += 1;
+        self.repair = Some((req, now + REPAIR_RETRY));
+        ledger.repairs += 1;
+        let packet = Packet::History {
+            token,
+            req,
+            from,
+            count,
+        };
+        self.transmit(now, &packet, ledger);
+    }
+
+    /// Takes one datagram from the relay.
+    pub(super) fn handle(&mut self, now: Instant, bytes: &[u8], ledger: &mut Ledger) {
+        let Ok(packet) = Packet::decode(bytes) else {
+            ledger.error("a datagram the bench could not decode".into());
+            return;
+        };
+        match packet {
+            Packet::Challenge { cookie, .. } => {
+                if let State::Joining { cookie: c, .. } = &mut self.state {
+                    *c = cookie;
+                    self.send_join(now, ledger);
+                }
+            }
+            Packet::Welcome { token, latest, .. } if !self.is_joined() => {
+                self.state = State::Joined { token };
+                self.next_seq = latest + 1;
+                self.latest = latest;
+            }
+            Packet::Ack { csn, seq, .. } => self.acked(now, csn, seq, ledger),
+            Packet::Messages { messages, .. } => {
+                for m in &messages {
+                    if !self.arrived(m, ledger) {
+                        ledger.duplicates += 1;
+                    }
+                }
+                self.drain(now, ledger);
+            }
+            Packet::HistoryPage { req, messages, .. } => {
+                if self.repair.is_some_and(|(r, _)| r == req) {
+                    self.repair = None;
+                }
+                for m in &messages {
+                    self.arrived(m, ledger);
+                }
+                self.drain(now, ledger);
+            }
+            Packet::Pong { latest, .. } => {
+                self.latest = self.latest.max(latest);
+                self.drain(now, ledger);
+            }
+            Packet::Error { message, .. } => ledger.error(format!("{}: {message}", self.name)),
+            _ => {}
+        }
+    }
+
+    fn acked(&mut self, now: Instant, csn: u64, seq: u64, ledger: &mut Ledger) {
+        let Some(o) = &mut self.outbox else { return };
+        let Some(i) = o.in_flight.iter().position(|m| m.csn == csn) else {
+            return;
+        };
+        let m = o.in_flight.remove(i).expect("found");
+        if m.sends == 1 {
+            o.sample(now.saturating_duration_since(m.sent_at));
+        }
+        o.acked += 1;
+        ledger.acked += 1;
+        ledger.last_ack = Some(now);
+        if seq >= self.next_seq {
+            self.ahead.insert(seq, Held::Own);
+            self.drain(now, ledger);
+        }
+    }
+
+    /// Files a message for in-order delivery; false when its place is passed or taken.
+    fn arrived(&mut self, m: &Message, ledger: &mut Ledger) -> bool {
+        if m.seq < self.next_seq || self.ahead.contains_key(&m.seq) {
+            return false;
+        }
+        let held = match ledger.parse(m.id) {
+            Some((sender, _)) if self.outbox.as_ref().is_some_and(|o| o.sender == sender) => {
+                Held::Own
+            }
+            Some((sender, index)) => Held::Other { sender, index },
+            None => {
+                ledger.misordered += 1;
+                Held::Own
+            }
+        };
+        self.ahead.insert(m.seq, held);
+        true
+    }
+
+    /// Delivers what can be delivered in order; notes a gap.
+    fn drain(&mut self, now: Instant, ledger: &mut Ledger) {
+        while let Some(entry) = self.ahead.first_entry() {
+            if *entry.key() != self.next_seq {
+                break;
+            }
+            if let Held::Other { sender, index } = entry.remove() {
+                let next = &mut self.next_index[sender as usize];
+                if *next != index {
+                    ledger.misordered += 1;
+                }
+                *next = index + 1;
+                self.delivered += 1;
+                ledger.deliver(now, sender, index);
+            }
+            self.next_seq += 1;
+        }
+        if let Some((&last, _)) = self.ahead.last_key_value() {
+            self.latest = self.latest.max(last);
+        }
+        if self.latest >= self.next_seq {
+            self.gap_since.get_or_insert(now);
+        } else {
+            self.gap_since = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_have_the_size_asked() {
+        assert_eq!(text(123, 26), "hello world message 000123");
+        assert_eq!(text(7, 5), "hello");
+        assert_eq!(text(7, 30), "hello world message 000007....");
+    }
+}

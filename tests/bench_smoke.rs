@@ -1,0 +1,82 @@
+//! `urc bench` with tiny numbers still runs end to end and ends with its summary line. The
+//! benchmark itself is not a test: `cargo run --release -- bench --workload w1` is.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[test]
+fn a_tiny_bench_passes_and_ends_with_the_summary() {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_urc"))
+        .args([
+            "bench",
+            "--clients",
+            "4",
+            "--senders",
+            "2",
+            "--messages",
+            "300",
+            "--baseline",
+            "2000",
+            "--seconds",
+            "20",
+        ])
+        .output()
+        .expect("urc runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.contains("delivered: 900 of 900 in order"),
+        "{stdout}"
+    );
+    let last = stdout.lines().last().expect("a last line");
+    let field = |name: &str| {
+        last.split_whitespace()
+            .find_map(|f| f.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {last:?}"))
+            .to_owned()
+    };
+    let rate: f64 = field("deliveries/s=").parse().expect("a number");
+    assert!(rate > 0.0, "{last}");
+    for p in ["p50=", "p99=", "p999="] {
+        let v = field(p);
+        let ms: f64 = v
+            .strip_suffix("ms")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{p}{v} is not milliseconds"));
+        assert!(ms > 0.0, "{last}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_bench_that_cannot_finish_fails_loudly() {
+    // One second cannot carry a million messages: the run must say so and exit 1.
+    let out = Command::new(env!("CARGO_BIN_EXE_urc"))
+        .args([
+            "bench",
+            "--clients",
+            "2",
+            "--messages",
+            "1000000",
+            "--baseline",
+            "0",
+            "--seconds",
+            "1",
+        ])
+        .output()
+        .expect("urc runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("bench failed: the time bound of 1 s came first"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("deliveries/s="), "{stdout}");
+}
