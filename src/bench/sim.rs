@@ -16,7 +16,7 @@ use mio::net::UdpSocket;
 use uuid::Uuid;
 
 use super::ledger::Ledger;
-use crate::client::{INITIAL_RTO, MAX_RTO, MIN_RTO, PING_INTERVAL};
+use crate::client::{INITIAL_RTO, MAX_RTO, PING_INTERVAL, Rtt};
 use crate::message::{MAX_TEXT_BYTES, Message};
 use crate::wire::{MAX_HISTORY_REQUEST, Packet, Token};
 
@@ -74,32 +74,11 @@ struct Outbox {
     pace: Option<(Instant, Duration)>,
     /// Bytes of text each message has.
     size: usize,
-    /// Smoothed round-trip time and its variation (RFC 6298), as the client keeps them.
-    srtt: Option<Duration>,
-    rttvar: Duration,
+    /// Round-trip time and retransmission timeout, as the client keeps them.
+    rtt: Rtt,
 }
 
 impl Outbox {
-    fn rto(&self) -> Duration {
-        match self.srtt {
-            None => INITIAL_RTO,
-            Some(s) => (s + self.rttvar * 4).clamp(MIN_RTO, MAX_RTO),
-        }
-    }
-
-    fn sample(&mut self, r: Duration) {
-        match self.srtt {
-            None => {
-                self.srtt = Some(r);
-                self.rttvar = r / 2;
-            }
-            Some(s) => {
-                self.rttvar = (self.rttvar * 3 + s.abs_diff(r)) / 4;
-                self.srtt = Some((s * 7 + r) / 8);
-            }
-        }
-    }
-
     /// The lowest csn not yet acknowledged.
     fn base(&self) -> u64 {
         self.in_flight.front().map_or(self.sent + 1, |m| m.csn)
@@ -210,8 +189,7 @@ impl Sim {
             window,
             pace: None,
             size: size.clamp(1, MAX_TEXT_BYTES),
-            srtt: None,
-            rttvar: Duration::ZERO,
+            rtt: Rtt::default(),
         });
     }
 
@@ -288,7 +266,7 @@ impl Sim {
                 csn,
                 sends: 1,
                 sent_at: now,
-                resend_at: now + o.rto(),
+                resend_at: now + o.rtt.rto(),
             });
             let (sender, size) = (o.sender, o.size);
             ledger.sent(now, sender, index);
@@ -329,7 +307,7 @@ impl Sim {
     fn retransmit(&mut self, now: Instant, token: Token, ledger: &mut Ledger) {
         let Some(o) = &mut self.outbox else { return };
         let base = o.base();
-        let rto = o.rto();
+        let rto = o.rtt.rto();
         let mut again = Vec::new();
         for m in o.in_flight.iter_mut().filter(|m| m.resend_at <= now) {
             m.sends += 1;
@@ -353,7 +331,7 @@ impl Sim {
     }
 
     fn gap_wait(&self) -> Duration {
-        let rto = self.outbox.as_ref().map_or(INITIAL_RTO, Outbox::rto);
+        let rto = self.outbox.as_ref().map_or(INITIAL_RTO, |o| o.rtt.rto());
         (rto / 2).max(MIN_GAP_WAIT)
     }
 
@@ -435,7 +413,7 @@ impl Sim {
         };
         let m = o.in_flight.remove(i).expect("found");
         if m.sends == 1 {
-            o.sample(now.saturating_duration_since(m.sent_at));
+            o.rtt.sample(now.saturating_duration_since(m.sent_at));
         }
         o.acked += 1;
         ledger.acked += 1;

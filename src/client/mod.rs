@@ -26,7 +26,8 @@ use crate::message::{Invalid, MAX_TEXT_BYTES, Message, check_text, split_text};
 use crate::wire::{ErrorCode, LeaveReason, MAX_HISTORY_REQUEST, Packet, Proof, Token};
 
 use history::{Purpose, Request};
-use outbox::{Outgoing, Rtt};
+use outbox::Outgoing;
+pub use outbox::Rtt;
 
 /// First retransmission timeout, before any round trip was measured.
 pub const INITIAL_RTO: Duration = Duration::from_millis(200);
@@ -153,10 +154,7 @@ impl Client {
             session_token: None,
             next_csn: 1,
             outbox: VecDeque::new(),
-            rtt: Rtt {
-                srtt: None,
-                rttvar: Duration::ZERO,
-            },
+            rtt: Rtt::default(),
             delivered: 0,
             known_latest: 0,
             ahead: BTreeMap::new(),

@@ -24,15 +24,16 @@ pub(super) struct Outgoing {
     pub(super) resend_at: Option<Instant>,
 }
 
-/// Smoothed round-trip time, as in RFC 6298.
-#[derive(Debug)]
-pub(super) struct Rtt {
-    pub(super) srtt: Option<Duration>,
-    pub(super) rttvar: Duration,
+/// Smoothed round-trip time and the retransmission timeout it gives, as in RFC 6298.
+#[derive(Debug, Clone, Default)]
+pub struct Rtt {
+    srtt: Option<Duration>,
+    rttvar: Duration,
 }
 
 impl Rtt {
-    fn sample(&mut self, r: Duration) {
+    /// Takes one round-trip sample (of a datagram that was not retransmitted: Karn's rule).
+    pub fn sample(&mut self, r: Duration) {
         match self.srtt {
             None => {
                 self.srtt = Some(r);
@@ -46,7 +47,9 @@ impl Rtt {
         }
     }
 
-    pub(super) fn rto(&self) -> Duration {
+    /// The retransmission timeout: [`INITIAL_RTO`] before any sample, then SRTT + 4 RTTVAR,
+    /// between [`MIN_RTO`] and [`MAX_RTO`].
+    pub fn rto(&self) -> Duration {
         match self.srtt {
             None => INITIAL_RTO,
             Some(s) => (s + self.rttvar * 4).clamp(MIN_RTO, MAX_RTO),
