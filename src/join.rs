@@ -85,8 +85,10 @@ impl Output {
                 let mut out = io::stdout().lock();
                 let _ = writeln!(out, "{line}").and_then(|()| out.flush());
             }
+            // With its newline: between two reads of a line rustyline writes the text as it
+            // is, and the next prompt would write over a line without one.
             Output::Printer(p) => {
-                let _ = p.print(line);
+                let _ = p.print(format!("{line}\n"));
             }
         }
     }

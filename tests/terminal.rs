@@ -1,0 +1,481 @@
+//! Through a real terminal: `urc join` runs in a pseudo-terminal and its output goes through a
+//! terminal emulator (vt100), so the tests read the screen a person would see.
+//!
+//! Every wait polls the screen (or the other client's events) until a condition holds, up to a
+//! deadline; nothing sleeps a fixed time to let something happen.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::num::NonZeroU16;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Client, Relay, events};
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+use serde_json::Value;
+
+/// The terminal's size.
+const ROWS: u16 = 30;
+const COLS: u16 = 100;
+
+/// The longest a wait on the screen may take.
+const DEADLINE: Duration = Duration::from_secs(5);
+
+/// Colour settings of the terminal `urc join` runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Colour {
+    /// `NO_COLOR=1`.
+    Off,
+    /// No `NO_COLOR`, `TERM=xterm-256color`.
+    On,
+}
+
+/// What the terminal has shown so far.
+struct Shown {
+    /// The emulated screen.
+    parser: vt100::Parser,
+    /// Every byte written to the terminal, escapes included.
+    raw: Vec<u8>,
+}
+
+/// `urc join` in a pseudo-terminal; killed when dropped if it did not quit.
+struct Term {
+    /// The name it joined with, for failure messages.
+    name: String,
+    /// The `urc join` process.
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    /// The keyboard side of the terminal.
+    writer: Box<dyn Write + Send>,
+    /// Filled by a thread that reads the terminal.
+    shown: Arc<Mutex<Shown>>,
+    /// Kept open: closing the master side hangs the terminal up.
+    _master: Box<dyn portable_pty::MasterPty + Send>,
+    /// HOME for the client, removed at the end.
+    _home: tempfile::TempDir,
+}
+
+impl Term {
+    /// Starts `urc join --name NAME` in a terminal and waits for its prompt.
+    fn join(relay: &Relay, name: &str, colour: Colour) -> Term {
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows: ROWS,
+                cols: COLS,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("open a pseudo-terminal");
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_urc"));
+        cmd.args(["join", "--server", &relay.addr.to_string(), "--name", name]);
+        cmd.cwd(home.path());
+        cmd.env("HOME", home.path());
+        for dir in [
+            "XDG_DATA_HOME",
+            "XDG_CONFIG_HOME",
+            "XDG_STATE_HOME",
+            "XDG_CACHE_HOME",
+        ] {
+            cmd.env(dir, home.path().join(dir));
+        }
+        cmd.env("TERM", "xterm-256color");
+        cmd.env("LANG", "C.UTF-8");
+        for var in ["URC_SERVER", "URC_NAME", "NO_COLOR", "RUST_LOG"] {
+            cmd.env_remove(var);
+        }
+        if colour == Colour::Off {
+            cmd.env("NO_COLOR", "1");
+        }
+        let child = pair.slave.spawn_command(cmd).expect("start urc join");
+        // Only the child holds the terminal's other side now: when it exits, reads end.
+        drop(pair.slave);
+        let writer = pair.master.take_writer().unwrap();
+        let rows = NonZeroU16::new(ROWS).unwrap();
+        let cols = NonZeroU16::new(COLS).unwrap();
+        let shown = Arc::new(Mutex::new(Shown {
+            parser: vt100::Parser::new(rows, cols, 0),
+            raw: Vec::new(),
+        }));
+        let mut reader = pair.master.try_clone_reader().unwrap();
+        let sink = shown.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = reader.read(&mut buf) {
+                let mut shown = sink.lock().unwrap();
+                shown.raw.extend_from_slice(&buf[..n]);
+                shown.parser.process(&buf[..n]);
+            }
+        });
+        let term = Term {
+            name: name.to_owned(),
+            child,
+            writer,
+            shown,
+            _master: pair.master,
+            _home: home,
+        };
+        let prompt = format!("{name}> ");
+        term.wait_for("the prompt, after the list of who is in the room", |s| {
+            screen_text(s).contains("-- in the room (")
+                && cursor_row(s) == prompt
+                // rustyline turns it on while it reads a line.
+                && s.bracketed_paste()
+        });
+        term
+    }
+
+    /// Writes `bytes` to the terminal, as typed (or pasted) in one go.
+    fn send(&mut self, bytes: &str) {
+        self.writer.write_all(bytes.as_bytes()).unwrap();
+        self.writer.flush().unwrap();
+    }
+
+    /// Polls the screen until `cond` holds; panics with the screen after [`DEADLINE`].
+    fn wait_for(&self, what: &str, cond: impl Fn(&vt100::Screen) -> bool) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            {
+                let shown = self.shown.lock().unwrap();
+                let screen = shown.parser.screen();
+                if cond(screen) {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{}: {what}: not on the screen in time; the screen (cursor at {:?}):\n{}",
+                    self.name,
+                    screen.cursor_position(),
+                    numbered(screen)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Every byte the terminal received so far.
+    fn raw(&self) -> Vec<u8> {
+        self.shown.lock().unwrap().raw.clone()
+    }
+
+    /// Types `/quit` and waits for the client to exit (it waits for acknowledgements first);
+    /// kills it if it does not exit in time.
+    fn quit(mut self) {
+        self.send("/quit\r");
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "{}: exited with {status:?}", self.name);
+                return;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!("{}: did not exit within {DEADLINE:?} of /quit", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Term {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The screen's rows, right-trimmed.
+fn rows(screen: &vt100::Screen) -> Vec<String> {
+    screen
+        .rows(0, COLS)
+        .map(|r| r.trim_end().to_owned())
+        .collect()
+}
+
+/// The screen as text, one row a line.
+fn screen_text(screen: &vt100::Screen) -> String {
+    rows(screen).join("\n")
+}
+
+/// The screen with row numbers, for failure messages (the blank rows at the end left out).
+fn numbered(screen: &vt100::Screen) -> String {
+    let rows = rows(screen);
+    let used = rows
+        .iter()
+        .rposition(|r| !r.is_empty())
+        .map_or(0, |i| i + 1);
+    rows[..used]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| format!("{i:2}|{r}\n"))
+        .collect()
+}
+
+/// The row the cursor is on, up to the cursor (so a typed trailing space counts).
+fn cursor_row(screen: &vt100::Screen) -> String {
+    let (row, col) = screen.cursor_position();
+    screen
+        .rows(0, col)
+        .nth(usize::from(row))
+        .unwrap_or_default()
+}
+
+/// The cursor's row and the rows above it.
+fn rows_above_cursor(screen: &vt100::Screen) -> Vec<String> {
+    let (row, _) = screen.cursor_position();
+    rows(screen)[..usize::from(row)].to_vec()
+}
+
+/// Waits until the relay's log holds `n` messages and returns them as (from, text).
+fn logged(data: &Path, n: usize) -> Vec<(String, String)> {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let log = std::fs::read_to_string(data.join("messages.jsonl")).unwrap_or_default();
+        // Only whole lines: the relay may be writing the next one.
+        let whole = &log[..log.rfind('\n').map_or(0, |i| i + 1)];
+        let records: Vec<(String, String)> = events(whole)
+            .iter()
+            .map(|r| (str_of(&r["from"]), str_of(&r["text"])))
+            .collect();
+        if records.len() >= n {
+            return records;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the log holds {records:?}, not {n} messages"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn str_of(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+/// Reads alice's events until `n` live messages from `from` arrived; returns their texts.
+fn texts_from(client: &mut Client, from: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let e = client
+                .expect(|e| e["event"] == "message" && e["history"] == false && e["from"] == from);
+            str_of(&e["text"])
+        })
+        .collect()
+}
+
+/// The SGR sequences (`ESC [ … m`) in `bytes` that set something (not the plain reset).
+fn sgr_codes(bytes: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut i = 0;
+    while let Some(start) = find(&bytes[i..], b"\x1b[").map(|j| i + j) {
+        let params_at = start + 2;
+        let len = bytes[params_at..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit() || **b == b';')
+            .count();
+        let end = params_at + len;
+        if bytes.get(end) == Some(&b'm') {
+            let params = String::from_utf8_lossy(&bytes[params_at..end]).into_owned();
+            if !params.is_empty() && params != "0" {
+                found.push(params);
+            }
+        }
+        i = params_at;
+    }
+    found
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The lines of raw terminal output that contain `text`.
+fn raw_lines_with<'a>(raw: &'a [u8], text: &str) -> Vec<&'a [u8]> {
+    raw.split(|b| *b == b'\n')
+        .filter(|l| find(l, text.as_bytes()).is_some())
+        .collect()
+}
+
+#[test]
+fn a_message_arriving_mid_line_leaves_the_typed_line_intact() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let mut alice = Client::join(relay.addr, "alice", &[]);
+    let mut bob = Term::join(&relay, "bob", Colour::Off);
+    alice.expect(|e| e["event"] == "joined" && e["name"] == "bob");
+
+    bob.send("half typed 你好");
+    bob.wait_for("half-typed line", |s| {
+        cursor_row(s) == "bob> half typed 你好"
+    });
+    alice.say("hello from alice 🚄");
+    bob.wait_for("message from alice above the intact line", |s| {
+        let above = rows_above_cursor(s);
+        let last_used = rows(s).iter().rposition(|r| !r.is_empty());
+        above.iter().any(|r| r.ends_with(" alice: hello from alice 🚄"))
+                && cursor_row(s) == "bob> half typed 你好"
+                // The line being typed is the last one on the screen, the cursor at its end
+                // ("你好" is two columns a character).
+                && last_used == Some(usize::from(s.cursor_position().0))
+                && s.cursor_position().1 == 20
+    });
+    // The editor still holds the line: typing goes on where it was, and Enter sends it whole.
+    bob.send("!\r");
+    assert_eq!(texts_from(&mut alice, "bob", 1), ["half typed 你好!"]);
+    bob.wait_for("bob's own message", |s| {
+        rows_above_cursor(s)
+            .iter()
+            .any(|r| r.ends_with(" bob: half typed 你好!"))
+    });
+    assert_eq!(
+        logged(data.path(), 2),
+        [
+            ("alice".to_owned(), "hello from alice 🚄".to_owned()),
+            ("bob".to_owned(), "half typed 你好!".to_owned()),
+        ]
+    );
+    bob.quit();
+    alice.finish();
+}
+
+#[test]
+fn tab_completes_commands_and_names() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let mut alice = Client::join(relay.addr, "alice", &[]);
+    let mut bob = Term::join(&relay, "bob", Colour::Off);
+
+    bob.send("/wh\t");
+    bob.wait_for("/who completed", |s| cursor_row(s) == "bob> /who ");
+    bob.send("\r");
+    bob.wait_for("the answer to /who", |s| {
+        screen_text(s)
+            .matches("-- in the room (2): alice, bob")
+            .count()
+            == 2
+            && cursor_row(s) == "bob> "
+    });
+
+    bob.send("hi al\t");
+    bob.wait_for("alice completed", |s| cursor_row(s) == "bob> hi alice ");
+    bob.send("there\r");
+    bob.wait_for("bob's message", |s| {
+        rows_above_cursor(s)
+            .iter()
+            .any(|r| r.ends_with(" bob: hi alice there"))
+    });
+    // A name that starts the line gets ": ", as in IRC.
+    bob.send("AL\t");
+    bob.wait_for("alice completed at the start", |s| {
+        cursor_row(s) == "bob> alice: "
+    });
+    bob.send("ok\r");
+    assert_eq!(
+        texts_from(&mut alice, "bob", 2),
+        ["hi alice there", "alice: ok"]
+    );
+    bob.quit();
+    alice.finish();
+}
+
+/// Starts a relay, alice and bob in a terminal; alice and bob each say a line; returns bob's
+/// raw output, once his screen shows both lines.
+fn chat_in_colour(colour: Colour) -> Vec<u8> {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let mut alice = Client::join(relay.addr, "alice", &[]);
+    let mut bob = Term::join(&relay, "bob", colour);
+    alice.expect(|e| e["event"] == "joined" && e["name"] == "bob");
+    alice.say("a line from alice");
+    bob.send("a line from bob\r");
+    bob.wait_for("both lines", |s| {
+        let above = rows_above_cursor(s);
+        above
+            .iter()
+            .any(|r| r.ends_with(" alice: a line from alice"))
+            && above.iter().any(|r| r.ends_with(" bob: a line from bob"))
+    });
+    let raw = bob.raw();
+    bob.quit();
+    alice.finish();
+    raw
+}
+
+#[test]
+fn no_color_turns_colour_off() {
+    let raw = chat_in_colour(Colour::Off);
+    let mut lines = raw_lines_with(&raw, "a line from alice");
+    lines.extend(raw_lines_with(&raw, ": a line from bob"));
+    lines.extend(raw_lines_with(&raw, "-- joined as bob"));
+    lines.extend(raw_lines_with(&raw, "-- in the room"));
+    assert_eq!(lines.len(), 4, "{:?}", String::from_utf8_lossy(&raw));
+    for line in lines {
+        let shown = String::from_utf8_lossy(line);
+        assert_eq!(sgr_codes(line), Vec::<String>::new(), "{shown:?}");
+        assert!(find(line, b"\x1b[38;5").is_none(), "{shown:?}");
+        assert!(find(line, b"\x1b[2m").is_none(), "{shown:?}");
+    }
+}
+
+#[test]
+fn colour_is_on_in_a_terminal_without_no_color() {
+    let raw = chat_in_colour(Colour::On);
+    let theirs = raw_lines_with(&raw, "a line from alice");
+    let [theirs] = theirs[..] else {
+        panic!("{theirs:?}")
+    };
+    let shown = String::from_utf8_lossy(theirs);
+    // The time dim, the name in its own colour.
+    assert!(find(theirs, b"\x1b[2m").is_some(), "{shown:?}");
+    assert!(find(theirs, b"\x1b[38;5;").is_some(), "{shown:?}");
+    assert!(
+        find(theirs, b"alice\x1b[0m: a line from alice").is_some(),
+        "{shown:?}"
+    );
+    // Bob's own name is bold (his typed line echoes the text too: take the message's line).
+    let own = raw_lines_with(&raw, "\x1b[1mbob\x1b[0m: a line from bob");
+    assert_eq!(own.len(), 1, "{:?}", String::from_utf8_lossy(&raw));
+    // Notices stand apart.
+    let notice = raw_lines_with(&raw, "joined as bob");
+    assert!(
+        notice.iter().any(|l| find(l, b"\x1b[36m--").is_some()),
+        "{notice:?}"
+    );
+}
+
+#[test]
+fn lines_typed_ahead_are_all_sent_in_order() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let mut alice = Client::join(relay.addr, "alice", &[]);
+    let mut bob = Term::join(&relay, "bob", Colour::Off);
+    bob.send("one\rtwo\rthree\r");
+    assert_eq!(texts_from(&mut alice, "bob", 3), ["one", "two", "three"]);
+    let bob_said = |t: &str| ("bob".to_owned(), t.to_owned());
+    assert_eq!(
+        logged(data.path(), 3),
+        [bob_said("one"), bob_said("two"), bob_said("three")]
+    );
+    bob.quit();
+    alice.finish();
+}
+
+#[test]
+fn a_pasted_block_of_lines_sends_each_line() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let mut alice = Client::join(relay.addr, "alice", &[]);
+    let mut bob = Term::join(&relay, "bob", Colour::Off);
+    bob.send("\x1b[200~l1\nl2\x1b[201~\r");
+    assert_eq!(texts_from(&mut alice, "bob", 2), ["l1", "l2"]);
+    bob.wait_for("both pasted lines shown", |s| {
+        let above = rows_above_cursor(s);
+        above.iter().any(|r| r.ends_with(" bob: l1"))
+            && above.iter().any(|r| r.ends_with(" bob: l2"))
+    });
+    bob.quit();
+    alice.finish();
+}
