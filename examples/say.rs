@@ -22,6 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config {
         name: name.clone(),
         history: 0,
+        since: None,
     };
     let mut client = Client::new(config, Instant::now());
     client.send(Instant::now(), text)?;

@@ -153,9 +153,10 @@ pub struct JoinArgs {
     /// Your name in the room: 1 to 32 characters, no spaces [default: your login name].
     #[arg(long, env = "URC_NAME")]
     pub name: Option<String>,
-    /// How many recent messages to show on joining (at most 1000).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(0..=1000))]
-    pub history: u16,
+    /// How many recent messages to show on joining (at most 1000) [default: in a terminal,
+    /// what came since you were last here; else 20].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub history: Option<u16>,
     /// Print one JSON object per event instead of text.
     #[arg(long)]
     pub json: bool,
@@ -185,18 +186,31 @@ impl JoinArgs {
         let interactive = !self.json && std::io::stdin().is_terminal() && stdout_tty;
         // https://no-color.org: any non-empty NO_COLOR turns colour off.
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        // In a terminal, without --history, the user picks up where they left this relay.
+        let seen_file = match (interactive, self.history) {
+            (true, None) => crate::seen::default_path().map(|p| (p, self.server.clone())),
+            _ => None,
+        };
+        let since = seen_file
+            .as_ref()
+            .and_then(|(path, relay)| crate::seen::load(path, relay));
         Ok(join::Options {
             server,
             client: client::Config {
                 name,
-                history: self.history,
+                history: self.history.unwrap_or(DEFAULT_JOIN_HISTORY),
+                since,
             },
+            seen_file,
             renderer: Renderer::new(offset, self.json).with_color(stdout_tty && !no_color),
             interactive,
             wait: Duration::from_secs(self.wait),
         })
     }
 }
+
+/// Messages of history shown on joining when nothing else says how many.
+pub const DEFAULT_JOIN_HISTORY: u16 = 20;
 
 /// The user's login name, from the environment.
 fn login_name() -> Option<String> {
@@ -306,7 +320,7 @@ mod tests {
         let Command::Join(args) = cli.command else {
             panic!()
         };
-        assert_eq!(args.history, 20);
+        assert_eq!(args.history, None);
         assert!(Cli::try_parse_from(["urc", "join", "--name", "a", "--history", "1001"]).is_err());
     }
 

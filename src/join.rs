@@ -14,9 +14,10 @@ use rustyline::{Editor, ExternalPrinter};
 use smol::Async;
 use smol::future::FutureExt as _;
 
-use crate::client::{Client, Config, Event};
+use crate::client::{Client, Config, Event, Seen};
 use crate::command::{self, Command};
 use crate::complete::{Completion, Names};
+use crate::message::Millis;
 use crate::render::Renderer;
 use crate::wire::MAX_DATAGRAM;
 
@@ -36,6 +37,9 @@ pub struct Options {
     pub interactive: bool,
     /// How long to wait at the end for acknowledgements.
     pub wait: Duration,
+    /// Where to remember, at the end, the last message seen (the file, and the relay's name
+    /// in it); `None` to remember nothing.
+    pub seen_file: Option<(std::path::PathBuf, String)>,
 }
 
 /// How a session ended badly.
@@ -162,6 +166,19 @@ async fn session(options: Options) -> Result<(), JoinError> {
         if let Some(deadline) = closing {
             if client.is_idle() || Instant::now() >= deadline {
                 let unacked = client.unacked();
+                if let (Some((path, relay)), true) = (&options.seen_file, client.is_joined()) {
+                    let seen = Seen {
+                        seq: client.delivered(),
+                        at: Millis::now(),
+                    };
+                    if let Err(e) = crate::seen::save(path, relay, seen) {
+                        // Only a convenience for next time: the session itself went well.
+                        eprintln!(
+                            "urc: cannot remember where you left off ({}): {e}",
+                            path.display()
+                        );
+                    }
+                }
                 client.leave(Instant::now());
                 while let Some(bytes) = client.poll_transmit() {
                     let _ = socket.send(&bytes).await;

@@ -16,6 +16,7 @@
 //! | [`command`] | what a typed line means: chat text or a `/command` |
 //! | [`complete`] | tab completion of commands and names in the terminal |
 //! | [`render`] | events as terminal lines or JSON, with untrusted text made harmless |
+//! | [`seen`] | where the terminal client remembers the last message seen, per relay |
 //! | [`join`] | `urc join`: the socket loop around [`client`], fed by a terminal or a pipe |
 //! | [`bench`] | `urc bench`: an in-process relay and simulated clients on loopback, measured |
 //! | [`cli`] | the command line |
@@ -33,6 +34,7 @@ pub mod limit;
 pub mod message;
 pub mod relay;
 pub mod render;
+pub mod seen;
 pub mod server;
 pub mod store;
 pub mod wire;

@@ -69,7 +69,8 @@ impl Millis {
     }
 }
 
-mod rfc3339_millis {
+/// Serde for [`Millis`] as RFC 3339 text with milliseconds (`#[serde(with = …)]`).
+pub(crate) mod rfc3339_millis {
     use super::Millis;
     use serde::{Deserialize, Deserializer, Serializer};
 

@@ -78,6 +78,19 @@ impl Renderer {
                 ))
             }
             Event::Notice(text) => self.notice(&sanitize(text)),
+            Event::Missed { count, since } => {
+                let when = self.clock(*since);
+                let what = match count {
+                    0 => format!("no new messages since {when}"),
+                    1 => format!("1 new message since {when}"),
+                    n if *n > u64::from(crate::wire::MAX_HISTORY_REQUEST) => format!(
+                        "{n} new messages since {when} (the last {} follow)",
+                        crate::wire::MAX_HISTORY_REQUEST
+                    ),
+                    n => format!("{n} new messages since {when}"),
+                };
+                self.paint(CYAN, &format!("— {what} —"))
+            }
             Event::Error(text) => format!("{} {}", self.paint(RED, "error:"), sanitize(text)),
         }
     }
@@ -144,6 +157,11 @@ fn json_event(event: &Event) -> serde_json::Value {
         }),
         Event::Who { names } => json!({"event": "who", "names": names}),
         Event::Notice(message) => json!({"event": "notice", "message": message}),
+        Event::Missed { count, since } => json!({
+            "event": "missed",
+            "count": count,
+            "since": since.to_rfc3339(),
+        }),
         Event::Error(message) => json!({"event": "error", "message": message}),
     }
 }
@@ -231,6 +249,26 @@ mod tests {
         let json = Renderer::new(UtcOffset::UTC, true).with_color(true);
         assert!(!json.event(&message("hi")).contains('\x1b'));
         assert!(!plain.event(&message("hi")).contains('\x1b'));
+    }
+
+    #[test]
+    fn what_was_missed() {
+        let r = Renderer::new(UtcOffset::UTC, false);
+        let missed = |count| Event::Missed {
+            count,
+            since: Millis(1_795_593_600_123),
+        };
+        assert_eq!(r.event(&missed(37)), "— 37 new messages since 08:00 —");
+        assert_eq!(r.event(&missed(0)), "— no new messages since 08:00 —");
+        assert_eq!(
+            r.event(&missed(1234)),
+            "— 1234 new messages since 08:00 (the last 1000 follow) —"
+        );
+        let json = Renderer::new(UtcOffset::UTC, true).event(&missed(2));
+        assert_eq!(
+            json,
+            r#"{"event":"missed","count":2,"since":"2026-11-25T08:00:00.123Z"}"#
+        );
     }
 
     #[test]

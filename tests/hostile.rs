@@ -525,6 +525,7 @@ fn a_client_ignores_relay_datagrams_without_its_proof() {
         ClientConfig {
             name: "alice".into(),
             history: 0,
+            since: None,
         },
         now,
     );

@@ -52,13 +52,21 @@ struct Term {
     shown: Arc<Mutex<Shown>>,
     /// Kept open: closing the master side hangs the terminal up.
     _master: Box<dyn portable_pty::MasterPty + Send>,
-    /// HOME for the client, removed at the end.
-    _home: tempfile::TempDir,
+    /// HOME for the client, removed at the end (unless the test keeps it for another session).
+    _home: Option<tempfile::TempDir>,
 }
 
 impl Term {
     /// Starts `urc join --name NAME` in a terminal and waits for its prompt.
     fn join(relay: &Relay, name: &str, colour: Colour) -> Term {
+        let home = tempfile::tempdir().unwrap();
+        let mut term = Term::join_in(relay, name, colour, home.path());
+        term._home = Some(home);
+        term
+    }
+
+    /// The same, with HOME (and the XDG directories under it) at `home`.
+    fn join_in(relay: &Relay, name: &str, colour: Colour, home: &Path) -> Term {
         let pair = native_pty_system()
             .openpty(PtySize {
                 rows: ROWS,
@@ -67,18 +75,17 @@ impl Term {
                 pixel_height: 0,
             })
             .expect("open a pseudo-terminal");
-        let home = tempfile::tempdir().unwrap();
         let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_urc"));
         cmd.args(["join", "--server", &relay.addr.to_string(), "--name", name]);
-        cmd.cwd(home.path());
-        cmd.env("HOME", home.path());
+        cmd.cwd(home);
+        cmd.env("HOME", home);
         for dir in [
             "XDG_DATA_HOME",
             "XDG_CONFIG_HOME",
             "XDG_STATE_HOME",
             "XDG_CACHE_HOME",
         ] {
-            cmd.env(dir, home.path().join(dir));
+            cmd.env(dir, home.join(dir));
         }
         cmd.env("TERM", "xterm-256color");
         cmd.env("LANG", "C.UTF-8");
@@ -114,7 +121,7 @@ impl Term {
             writer,
             shown,
             _master: pair.master,
-            _home: home,
+            _home: None,
         };
         let prompt = format!("{name}> ");
         term.wait_for("the prompt, after the list of who is in the room", |s| {
@@ -478,4 +485,39 @@ fn a_pasted_block_of_lines_sends_each_line() {
     });
     bob.quit();
     alice.finish();
+}
+
+/// Back in the room, the terminal client shows what came since the user left (not a fixed
+/// number of lines), after a separator that says how many.
+#[test]
+fn back_after_a_while_shows_what_came_since() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let mut alice = Client::join(relay.addr, "alice", &[]);
+    let home = tempfile::tempdir().unwrap();
+    let bob = Term::join_in(&relay, "bob", Colour::Off, home.path());
+    alice.say("before bob left");
+    bob.wait_for("alice's first line", |s| {
+        screen_text(s).contains("alice: before bob left")
+    });
+    bob.quit();
+    alice.say("while bob was away 1");
+    alice.say("while bob was away 2");
+    alice.expect(|e| e["event"] == "message" && e["text"] == "while bob was away 2");
+    let bob = Term::join_in(&relay, "bob", Colour::Off, home.path());
+    bob.wait_for("what came since", |s| {
+        let text = screen_text(s);
+        let mark = text.find("— 2 new messages since ");
+        let first = text.find("alice: while bob was away 1");
+        let second = text.find("alice: while bob was away 2");
+        matches!((mark, first, second), (Some(m), Some(a), Some(b)) if m < a && a < b)
+            && !text.contains("before bob left")
+    });
+    bob.quit();
+    // With nothing new, it says so.
+    let bob = Term::join_in(&relay, "bob", Colour::Off, home.path());
+    bob.wait_for("nothing new", |s| {
+        screen_text(s).contains("— no new messages since ")
+    });
+    bob.quit();
 }

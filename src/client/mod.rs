@@ -75,6 +75,14 @@ pub enum Event {
     Notice(String),
     /// Something went wrong with what the user asked.
     Error(String),
+    /// On joining: how many messages came since the user was last here, shown next (the last
+    /// 1000 at most) as history.
+    Missed {
+        /// How many messages the room had since.
+        count: u64,
+        /// When the user left.
+        since: crate::message::Millis,
+    },
 }
 
 /// The client's settings.
@@ -82,8 +90,21 @@ pub enum Event {
 pub struct Config {
     /// The name to join with.
     pub name: String,
-    /// How many messages of history to receive on joining.
+    /// How many messages of history to receive on joining (when `since` is `None`).
     pub history: u16,
+    /// Where the user left off with this relay last time: on joining, the messages after it
+    /// are shown (the last 1000 at most) instead of `history`.
+    pub since: Option<Seen>,
+}
+
+/// The last message a user saw of a relay, and when they left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Seen {
+    /// The last sequence number shown.
+    pub seq: u64,
+    /// When the user left.
+    #[serde(with = "crate::message::rfc3339_millis")]
+    pub at: crate::message::Millis,
 }
 
 #[derive(Debug)]

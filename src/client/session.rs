@@ -13,8 +13,10 @@ impl Client {
         let Phase::Joining { attempt, .. } = self.phase else {
             return;
         };
-        // On a rejoin the gap is repaired from the log instead of replaying history.
-        let history = if self.sessions == 0 {
+        // On a rejoin the gap is repaired from the log instead of replaying history; coming
+        // back after a while, the client asks for what it missed itself once it knows the
+        // latest seq (see `welcomed`).
+        let history = if self.sessions == 0 && self.config.since.is_none() {
             self.config.history
         } else {
             0
@@ -75,7 +77,19 @@ impl Client {
             self.known_latest = latest;
             // Pages of the join history may have overtaken the welcome.
             let early = self.requests.remove(&0);
-            let count = self.config.history.min(MAX_HISTORY_REQUEST);
+            let wanted = match self.config.since {
+                // Back after a while: what came since, instead of a fixed number of lines.
+                Some(seen) => {
+                    let missed = latest.saturating_sub(seen.seq);
+                    self.events.push_back(Event::Missed {
+                        count: missed,
+                        since: seen.at,
+                    });
+                    u16::try_from(missed).unwrap_or(u16::MAX)
+                }
+                None => self.config.history,
+            };
+            let count = wanted.min(MAX_HISTORY_REQUEST);
             let count = u16::try_from(latest.min(u64::from(count))).unwrap_or(count);
             if count > 0 {
                 // The relay sends this history unasked, as request 0. It is the `count`
@@ -96,7 +110,12 @@ impl Client {
                         got,
                         progress: 0,
                         tries: 0,
-                        retry_at: now + self.rtt.rto() * 2,
+                        // Asked for now when the JOIN did not ask for it (see `try_join`).
+                        retry_at: if self.config.since.is_some() {
+                            now
+                        } else {
+                            now + self.rtt.rto() * 2
+                        },
                     },
                 );
                 self.complete_if_done(now, 0);

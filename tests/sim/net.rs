@@ -429,6 +429,7 @@ impl Net {
         let config = client::Config {
             name: name.to_owned(),
             history,
+            since: None,
         };
         let up = self.link(2 * i);
         let down = self.link(2 * i + 1);
