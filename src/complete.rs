@@ -3,12 +3,6 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use rustyline::completion::Completer;
-use rustyline::highlight::Highlighter;
-use rustyline::hint::Hinter;
-use rustyline::validate::Validator;
-use rustyline::{Context, Helper};
-
 use crate::message::name_key;
 
 /// The commands, as completion offers them.
@@ -68,33 +62,6 @@ impl Names {
         (start, found)
     }
 }
-
-/// The editor's helper: completion only; no hints, colours or validation.
-#[derive(Debug)]
-pub struct Completion(pub Names);
-
-impl Completer for Completion {
-    type Candidate = String;
-
-    fn complete(
-        &self,
-        line: &str,
-        pos: usize,
-        _: &Context<'_>,
-    ) -> rustyline::Result<(usize, Vec<String>)> {
-        Ok(self.0.complete(line, pos))
-    }
-}
-
-impl Hinter for Completion {
-    type Hint = String;
-}
-
-impl Highlighter for Completion {}
-
-impl Validator for Completion {}
-
-impl Helper for Completion {}
 
 #[cfg(test)]
 mod tests {

@@ -16,7 +16,8 @@ use smol::future::FutureExt as _;
 
 use crate::client::{Client, Config, Event, Seen};
 use crate::command::{self, Command};
-use crate::complete::{Completion, Names};
+use crate::complete::Names;
+use crate::editor::{Assist, Connection};
 use crate::message::Millis;
 use crate::render::Renderer;
 use crate::wire::MAX_DATAGRAM;
@@ -124,6 +125,7 @@ async fn session(options: Options) -> Result<(), JoinError> {
     }
     let mut editor_started = false;
     let names = Names::default();
+    let connection = Connection::default();
     let mut greeting = Greeting::None;
     let mut output = Output::Stdout;
     let renderer = options.renderer;
@@ -135,6 +137,8 @@ async fn session(options: Options) -> Result<(), JoinError> {
             // Refused sends (the relay is down) are retried by the client's own timers.
             let _ = socket.send(&bytes).await;
         }
+        // Before the events: the notice that says so redraws the prompt, which reads this.
+        connection.set_silent(client.relay_silent());
         while let Some(event) = client.poll_event() {
             match &event {
                 Event::Who { names: all } => {
@@ -161,7 +165,12 @@ async fn session(options: Options) -> Result<(), JoinError> {
         }
         if options.interactive && greeting == Greeting::Done && !editor_started {
             editor_started = true;
-            spawn_editor(input_tx.clone(), client.name().to_owned(), names.clone());
+            let assist = Assist {
+                names: names.clone(),
+                connection: connection.clone(),
+                color: renderer.colored(),
+            };
+            spawn_editor(input_tx.clone(), client.name().to_owned(), assist);
         }
         if let Some(deadline) = closing {
             if client.is_idle() || Instant::now() >= deadline {
@@ -299,11 +308,16 @@ fn spawn_stdin_reader(tx: async_channel::Sender<Input>) {
 
 /// Runs rustyline on a thread of its own; it stops after `/quit` or Ctrl-D so the terminal is
 /// given back in its normal mode.
-fn spawn_editor(tx: async_channel::Sender<Input>, name: String, names: Names) {
+fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assist: Assist) {
     std::thread::spawn(move || {
-        let mut editor = match Editor::<Completion, DefaultHistory>::new() {
+        // rustyline skips the helper's highlighting under NO_COLOR; the helper draws the
+        // connection into the prompt and honours NO_COLOR itself, so it is always asked.
+        let config = rustyline::Config::builder()
+            .color_mode(rustyline::ColorMode::Forced)
+            .build();
+        let mut editor = match Editor::<Assist, DefaultHistory>::with_config(config) {
             Ok(mut e) => {
-                e.set_helper(Some(Completion(names)));
+                e.set_helper(Some(assist));
                 e
             }
             Err(e) => {

@@ -15,6 +15,7 @@
 //! | [`server`] | `urc serve`: the socket loop around [`relay`] and [`store`] |
 //! | [`command`] | what a typed line means: chat text or a `/command` |
 //! | [`complete`] | tab completion of commands and names in the terminal |
+//! | [`editor`] | the terminal editor's helper: completion and the connection in the prompt |
 //! | [`render`] | events as terminal lines or JSON, with untrusted text made harmless |
 //! | [`seen`] | where the terminal client remembers the last message seen, per relay |
 //! | [`join`] | `urc join`: the socket loop around [`client`], fed by a terminal or a pipe |
@@ -29,6 +30,7 @@ pub mod client;
 pub mod command;
 pub mod complete;
 pub mod cookie;
+pub mod editor;
 pub mod join;
 pub mod limit;
 pub mod message;

@@ -44,6 +44,11 @@ impl Renderer {
         }
     }
 
+    /// True when lines carry colour.
+    pub fn colored(&self) -> bool {
+        self.color
+    }
+
     /// The line for `event`.
     pub fn event(&self, event: &Event) -> String {
         if self.json {

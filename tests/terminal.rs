@@ -521,3 +521,31 @@ fn back_after_a_while_shows_what_came_since() {
     });
     bob.quit();
 }
+
+/// When the relay stops answering, a notice says so and the prompt shows it (`bob! `); when
+/// it is back, a notice says so and the prompt is `bob> ` again.
+#[test]
+fn the_prompt_shows_when_the_relay_is_not_answering() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let addr = relay.addr;
+    let mut bob = Term::join(&relay, "bob", Colour::Off);
+    assert!(relay.stop().success());
+    bob.send("anyone there?\r");
+    bob.wait_for(
+        "the relay is not answering, in a notice and the prompt",
+        |s| {
+            screen_text(s).contains("-- the relay is not answering: still trying")
+                && cursor_row(s) == "bob! "
+        },
+    );
+    let relay = Relay::start_at(&addr.to_string(), data.path(), &[]);
+    bob.wait_for("the relay is back, in a notice and the prompt", |s| {
+        let text = screen_text(s);
+        text.contains("-- the relay is answering again")
+            && text.contains("bob: anyone there?")
+            && cursor_row(s) == "bob> "
+    });
+    bob.quit();
+    drop(relay);
+}

@@ -211,6 +211,11 @@ impl Client {
         matches!(self.phase, Phase::Closed)
     }
 
+    /// True from the notice that the relay is not answering until it answers again.
+    pub fn relay_silent(&self) -> bool {
+        self.told_silent
+    }
+
     /// Messages typed but not yet acknowledged.
     pub fn unacked(&self) -> usize {
         self.outbox.len()

@@ -1,0 +1,108 @@
+//! The terminal editor's helper: Tab completion, and a prompt that shows when the relay is not
+//! answering (`alice! ` in red instead of `alice> `).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rustyline::completion::Completer;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::validate::Validator;
+use rustyline::{Context, Helper};
+
+use crate::complete::Names;
+
+/// Whether the relay is answering, set by the session and shown by the prompt.
+#[derive(Debug, Clone, Default)]
+pub struct Connection(Arc<AtomicBool>);
+
+impl Connection {
+    /// Records that the relay stopped answering (`true`) or answers again (`false`).
+    pub fn set_silent(&self, silent: bool) {
+        self.0.store(silent, Ordering::Relaxed);
+    }
+
+    /// True while the relay is not answering.
+    pub fn is_silent(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What rustyline asks of the client's editor.
+#[derive(Debug)]
+pub struct Assist {
+    /// The names Tab offers.
+    pub names: Names,
+    /// Drawn into the prompt.
+    pub connection: Connection,
+    /// Colour allowed.
+    pub color: bool,
+}
+
+impl Completer for Assist {
+    type Candidate = String;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        Ok(self.names.complete(line, pos))
+    }
+}
+
+impl Highlighter for Assist {
+    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(&'s self, prompt: &'p str, _: bool) -> Cow<'b, str> {
+        if !self.connection.is_silent() {
+            return Cow::Borrowed(prompt);
+        }
+        // The same width as the prompt it stands for, so the cursor stays where it belongs.
+        let offline = match prompt.strip_suffix("> ") {
+            Some(name) => format!("{name}! "),
+            None => return Cow::Borrowed(prompt),
+        };
+        if self.color {
+            Cow::Owned(format!("\x1b[1;31m{offline}\x1b[0m"))
+        } else {
+            Cow::Owned(offline)
+        }
+    }
+}
+
+impl Hinter for Assist {
+    type Hint = String;
+}
+
+impl Validator for Assist {}
+
+impl Helper for Assist {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prompt_shows_a_silent_relay_at_the_same_width() {
+        let connection = Connection::default();
+        let plain = Assist {
+            names: Names::default(),
+            connection: connection.clone(),
+            color: false,
+        };
+        assert_eq!(plain.highlight_prompt("小明> ", true), "小明> ");
+        connection.set_silent(true);
+        assert_eq!(plain.highlight_prompt("小明> ", true), "小明! ");
+        let colour = Assist {
+            color: true,
+            ..plain
+        };
+        assert_eq!(
+            colour.highlight_prompt("bob> ", true),
+            "\x1b[1;31mbob! \x1b[0m"
+        );
+        connection.set_silent(false);
+        assert_eq!(colour.highlight_prompt("bob> ", true), "bob> ");
+    }
+}
