@@ -163,7 +163,13 @@ async fn session(options: Options) -> Result<(), JoinError> {
             client.request_who(Instant::now());
             continue;
         }
-        if options.interactive && greeting == Greeting::Done && !editor_started {
+        // The editor starts once the welcome is all shown (who is here, what was missed):
+        // rustyline writes what comes while it sets the prompt up over the prompt.
+        if options.interactive
+            && greeting == Greeting::Done
+            && !client.is_catching_up()
+            && !editor_started
+        {
             editor_started = true;
             let assist = Assist {
                 names: names.clone(),

@@ -11,6 +11,20 @@ use urc::server::Server;
 fn main() -> ExitCode {
     // The local time zone can only be read safely while the process has one thread.
     let offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
+    // A bug must not greet the user with a stack trace: one line, and where to report it.
+    std::panic::set_hook(Box::new(|info| {
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        eprintln!("urc: internal error{place}: {what} (this is a bug: please report it)");
+    }));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(&args),

@@ -549,3 +549,29 @@ fn the_prompt_shows_when_the_relay_is_not_answering() {
     bob.quit();
     drop(relay);
 }
+
+/// Wide text: Chinese and emoji are edited by display width (arrows and Backspace move and
+/// delete whole characters), and a line wider than the terminal wraps onto the next row.
+#[test]
+fn wide_text_is_edited_and_wrapped_by_display_width() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let mut alice = Client::join(relay.addr, "alice", &[]);
+    let mut bob = Term::join(&relay, "bob", Colour::Off);
+    // Three Left arrows pass "abc", Backspace deletes the emoji (two columns, one character).
+    bob.send("你好世界🙂abc\x1b[D\x1b[D\x1b[D\x7f\r");
+    assert_eq!(texts_from(&mut alice, "bob", 1), ["你好世界abc"]);
+    // 60 Chinese characters are 120 columns: "bob> " and 47 characters fill the first row of
+    // 100 (94 + 5 columns; the 48th would need 2 and only 1 is left), the rest wrap.
+    let long = "字".repeat(60);
+    bob.send(&long);
+    bob.wait_for("the long line, wrapped by width", |s| {
+        let rows = rows(s);
+        rows.iter()
+            .any(|r| *r == format!("bob> {}", "字".repeat(47)))
+            && rows.iter().any(|r| *r == "字".repeat(13))
+    });
+    bob.send("\r");
+    assert_eq!(texts_from(&mut alice, "bob", 1), [long]);
+    bob.quit();
+}

@@ -184,6 +184,9 @@ impl Client {
     fn finish(&mut self, now: Instant, r: Request) {
         match r.purpose {
             Purpose::Join | Purpose::User => {
+                if r.purpose == Purpose::Join {
+                    self.events.extend(self.missed.take());
+                }
                 for (_, message) in r.got {
                     let own = message.from == self.config.name;
                     self.events.push_back(Event::Message {

@@ -134,6 +134,8 @@ pub struct Client {
     next_csn: u64,
     outbox: VecDeque<Outgoing>,
     rtt: Rtt,
+    /// What the user missed since last time, to say just before it is shown.
+    missed: Option<Event>,
     /// Highest sequence number delivered in order.
     delivered: u64,
     /// Highest sequence number the relay told of.
@@ -176,6 +178,7 @@ impl Client {
             next_csn: 1,
             outbox: VecDeque::new(),
             rtt: Rtt::default(),
+            missed: None,
             delivered: 0,
             known_latest: 0,
             ahead: BTreeMap::new(),
@@ -209,6 +212,11 @@ impl Client {
     /// True when the relay refused the client for good or it left.
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed)
+    }
+
+    /// True while the history shown on joining is still on its way.
+    pub fn is_catching_up(&self) -> bool {
+        self.requests.values().any(|r| r.purpose == Purpose::Join)
     }
 
     /// True from the notice that the relay is not answering until it answers again.

@@ -73,6 +73,7 @@ impl Client {
         }
         self.sessions += 1;
         if self.sessions == 1 {
+            self.notice(&format!("joined as {name}"));
             self.delivered = latest;
             self.known_latest = latest;
             // Pages of the join history may have overtaken the welcome.
@@ -81,7 +82,8 @@ impl Client {
                 // Back after a while: what came since, instead of a fixed number of lines.
                 Some(seen) => {
                     let missed = latest.saturating_sub(seen.seq);
-                    self.events.push_back(Event::Missed {
+                    // Said just before what was missed is shown (see `finish`).
+                    self.missed = Some(Event::Missed {
                         count: missed,
                         since: seen.at,
                     });
@@ -120,7 +122,10 @@ impl Client {
                 );
                 self.complete_if_done(now, 0);
             }
-            self.notice(&format!("joined as {name}"));
+            if !self.requests.contains_key(&0) {
+                // Nothing to show: say so now.
+                self.events.extend(self.missed.take());
+            }
         } else {
             self.notice(&format!("rejoined as {name}"));
             if latest < self.delivered {
