@@ -52,7 +52,7 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
     let server = Server::bind(args.bind, args.data_dir(), config).map_err(|e| e.to_string())?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
-        "listening on udp {addr}; message log {}; {} messages stored",
+        "listening on udp {addr}; message log {}; latest seq {}",
         server.log_path().display(),
         server.latest()
     );

@@ -91,7 +91,8 @@ impl Server {
                 "dropped an incomplete last record left by a crash"
             );
         }
-        let relay = Relay::new(config, opened.tail);
+        let mut relay = Relay::new(config, opened.tail);
+        relay.set_log_start(opened.store.first_seq());
         Ok(Server {
             socket,
             store: opened.store,

@@ -87,6 +87,8 @@ pub struct Store {
     file: Box<dyn LogFile>,
     /// Bytes of whole records in the file.
     len: u64,
+    /// The sequence number of the file's first record (1 unless the log was rotated).
+    first_seq: u64,
 }
 
 /// What opening the log found.
@@ -127,6 +129,7 @@ impl Store {
         let mut number = 0u64;
         let mut torn = None;
         let mut last_seq = 0u64;
+        let mut first_seq = 1u64;
         loop {
             line.clear();
             let n = reader.read_until(b'\n', &mut line).map_err(io_err(&path))?;
@@ -144,6 +147,12 @@ impl Store {
                 error,
             };
             let m: Message = serde_json::from_slice(&line).map_err(|e| corrupt(e.to_string()))?;
+            if number == 1 && m.seq >= 1 {
+                // A log may begin after an archived part (see docs/operations.md): the
+                // sequence goes on from its first record.
+                first_seq = m.seq;
+                last_seq = m.seq - 1;
+            }
             if m.seq != last_seq + 1 {
                 return Err(corrupt(format!(
                     "seq {} where {} was expected",
@@ -169,6 +178,7 @@ impl Store {
                 path,
                 file: Box::new(file),
                 len,
+                first_seq,
             },
             tail: tail.into(),
             torn,
@@ -178,6 +188,11 @@ impl Store {
     /// Uses `file` for appending from now on (tests put a failing file here).
     pub fn replace_file(&mut self, file: Box<dyn LogFile>) {
         self.file = file;
+    }
+
+    /// The sequence number of the log's first record (1 unless the log was rotated).
+    pub fn first_seq(&self) -> u64 {
+        self.first_seq
     }
 
     /// The log's path.
@@ -210,7 +225,8 @@ impl Store {
         }
     }
 
-    /// Reads the records with sequence numbers `first..=last`.
+    /// Reads the records with sequence numbers `first..=last` that this file holds (a rotated
+    /// log holds none before its first record).
     ///
     /// # Errors
     /// When the log cannot be read or a record cannot be parsed.
@@ -219,7 +235,7 @@ impl Store {
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let mut out = Vec::new();
         let mut line = Vec::new();
-        let mut seq = 0u64;
+        let mut seq = self.first_seq - 1;
         loop {
             line.clear();
             if reader.read_until(b'\n', &mut line)? == 0 || line.last() != Some(&b'\n') {
@@ -404,5 +420,27 @@ mod tests {
         drop(opened);
         let again = Store::open(dir.path(), 10).unwrap();
         assert_eq!(again.tail.len(), 1);
+    }
+
+    #[test]
+    fn a_rotated_log_goes_on_from_its_first_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opened = Store::open(dir.path(), 10).unwrap();
+        let all: Vec<Message> = (1..=5).map(msg).collect();
+        opened.store.append(&all).unwrap();
+        drop(opened);
+        // Rotated as docs/operations.md says: archived, the new log starts with the last line.
+        let path = dir.path().join(LOG_FILE);
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(&path, format!("{}\n", text.lines().last().unwrap())).unwrap();
+        let mut again = Store::open(dir.path(), 10).unwrap();
+        assert_eq!(again.tail, all[4..]);
+        let sixth = msg(6);
+        again.store.append(std::slice::from_ref(&sixth)).unwrap();
+        assert_eq!(again.store.read(1, 6).unwrap(), [all[4].clone(), sixth]);
+        assert_eq!(again.store.read(1, 3).unwrap(), vec![]);
+        drop(again);
+        let third = Store::open(dir.path(), 10).unwrap();
+        assert_eq!(third.tail.iter().map(|m| m.seq).collect::<Vec<_>>(), [5, 6]);
     }
 }

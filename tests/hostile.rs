@@ -590,3 +590,49 @@ fn a_client_ignores_relay_datagrams_without_its_proof() {
     assert!(events.is_empty(), "forged datagrams were shown: {events:?}");
     assert_eq!(client.delivered(), 0);
 }
+
+/// A rotated log begins after an archived part: history answers reach back to its first
+/// record and say so in their range, instead of promising messages that will never come.
+#[test]
+fn history_reaches_back_to_the_first_record_of_a_rotated_log() {
+    use urc::message::{Message, Millis};
+    let tail: Vec<Message> = (3..=4)
+        .map(|seq| Message {
+            seq,
+            id: Uuid::from_u128(u128::from(seq)),
+            from: "r1".into(),
+            text: format!("m{seq}"),
+            time: Millis(1_795_593_600_000),
+        })
+        .collect();
+    let mut d = Driver::new(Config::default());
+    d.relay = urc::relay::Relay::new(Config::default(), tail);
+    d.relay.set_log_start(3);
+    let alice: SocketAddr = "192.0.2.10:5000".parse().unwrap();
+    let token = d.member(alice, "alice");
+    for (from, count) in [(0, 5), (1, 10)] {
+        let before = d.sent.len();
+        d.packet(
+            alice,
+            &Packet::History {
+                token,
+                req: 7,
+                from,
+                count,
+            },
+        );
+        let pages: Vec<(u64, u64, Vec<u64>)> = d.sent[before..]
+            .iter()
+            .filter_map(|(_, p)| match p {
+                Packet::HistoryPage {
+                    first,
+                    last,
+                    messages,
+                    ..
+                } => Some((*first, *last, messages.iter().map(|m| m.seq).collect())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(pages, [(3, 4, vec![3, 4])], "from {from} count {count}");
+    }
+}

@@ -110,6 +110,8 @@ pub struct Relay {
     names: HashMap<String, SocketAddr>,
     /// Latest committed sequence number.
     committed: u64,
+    /// The sequence number of the log's first record (1 unless it was rotated).
+    log_start: u64,
     /// Sequence number the next accepted message gets.
     next_seq: u64,
     /// Recently committed messages, oldest first.
@@ -153,6 +155,7 @@ impl Relay {
             clients: Arc::new(DashMap::new()),
             names: HashMap::new(),
             committed: 0,
+            log_start: 1,
             next_seq: 1,
             recent: VecDeque::new(),
             ids: HashMap::new(),
@@ -182,6 +185,12 @@ impl Relay {
             relay.keep(m);
         }
         relay
+    }
+
+    /// Tells the relay that its log begins at `seq` (after an archived part): history reaches
+    /// back no further.
+    pub fn set_log_start(&mut self, seq: u64) {
+        self.log_start = seq.max(1);
     }
 
     /// The registry of joined clients, keyed by address.

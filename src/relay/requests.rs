@@ -49,6 +49,12 @@ impl Relay {
         } else {
             (from, self.committed.min(from + count - 1))
         };
+        // Nothing before the log's first record is kept (a rotated log: the rest is archived).
+        let (first, last) = match (first.max(self.log_start), last) {
+            (_, 0) => (0, 0),
+            (first, last) if first > last => (0, 0),
+            range => range,
+        };
         if first == 0 {
             return self.send_pages(to, req, 0, 0, &[]);
         }
