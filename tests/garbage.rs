@@ -6,20 +6,8 @@ mod common;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
+use common::proxy::Rng;
 use common::{Client, Relay};
-
-/// splitmix64, for reproducible garbage.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -28,14 +16,14 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 fn garbage(rng: &mut Rng) -> Vec<u8> {
-    let len = (rng.next() % 1500) as usize;
-    let mut bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+    let len = (rng.next_u64() % 1500) as usize;
+    let mut bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
     // Half of it starts like urc, so the decoder gets past the header.
-    if rng.next() % 2 == 0 && bytes.len() >= 3 {
+    if rng.next_u64() % 2 == 0 && bytes.len() >= 3 {
         bytes[0] = 0x55;
-        bytes[1] = if rng.next() % 8 == 0 { 2 } else { 1 };
+        bytes[1] = if rng.next_u64() % 8 == 0 { 2 } else { 1 };
         bytes[2] =
-            [0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x81, 0x84, 0x99][(rng.next() % 9) as usize];
+            [0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x81, 0x84, 0x99][(rng.next_u64() % 9) as usize];
     }
     bytes
 }

@@ -15,17 +15,22 @@ pub struct Faults {
     pub reorder: f64,
 }
 
-/// splitmix64: small, seeded, good enough to decide faults.
-struct Rng(u64);
+/// splitmix64: small and seeded, for reproducible faults and garbage.
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> f64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
+        z ^ (z >> 31)
+    }
+
+    /// A number in [0, 1).
+    pub fn next(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
