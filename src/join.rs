@@ -178,31 +178,19 @@ async fn session(options: Options) -> Result<(), JoinError> {
             };
             spawn_editor(input_tx.clone(), client.name().to_owned(), assist);
         }
-        if let Some(deadline) = closing {
-            if client.is_idle() || Instant::now() >= deadline {
-                let unacked = client.unacked();
-                if let (Some((path, relay)), true) = (&options.seen_file, client.is_joined()) {
-                    let seen = Seen {
-                        seq: client.delivered(),
-                        at: Millis::now(),
-                    };
-                    if let Err(e) = crate::seen::save(path, relay, seen) {
-                        // Only a convenience for next time: the session itself went well.
-                        eprintln!(
-                            "urc: cannot remember where you left off ({}): {e}",
-                            path.display()
-                        );
-                    }
-                }
-                client.leave(Instant::now());
-                while let Some(bytes) = client.poll_transmit() {
-                    let _ = socket.send(&bytes).await;
-                }
-                return match unacked {
-                    0 => Ok(()),
-                    n => Err(JoinError::Unacknowledged(n)),
-                };
+        if let Some(deadline) = closing
+            && (client.is_idle() || Instant::now() >= deadline)
+        {
+            let unacked = client.unacked();
+            remember_where_we_left(&options, &client);
+            client.leave(Instant::now());
+            while let Some(bytes) = client.poll_transmit() {
+                let _ = socket.send(&bytes).await;
             }
+            return match unacked {
+                0 => Ok(()),
+                n => Err(JoinError::Unacknowledged(n)),
+            };
         }
         let wake_at = match (client.poll_timeout(), closing) {
             (Some(t), Some(d)) => t.min(d),
@@ -256,6 +244,24 @@ enum Wake {
     Datagram(io::Result<usize>),
     Input(Option<Input>),
     Timer,
+}
+
+/// Saves the last message shown, for "since you were last here" next time (terminals only).
+fn remember_where_we_left(options: &Options, client: &Client) {
+    let (Some((path, relay)), true) = (&options.seen_file, client.is_joined()) else {
+        return;
+    };
+    let seen = Seen {
+        seq: client.delivered(),
+        at: Millis::now(),
+    };
+    if let Err(e) = crate::seen::save(path, relay, seen) {
+        // Only a convenience for next time: the session itself went well.
+        eprintln!(
+            "urc: cannot remember where you left off ({}): {e}",
+            path.display()
+        );
+    }
 }
 
 fn handle_line(

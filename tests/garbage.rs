@@ -19,9 +19,13 @@ fn garbage(rng: &mut Rng) -> Vec<u8> {
     let len = (rng.next_u64() % 1500) as usize;
     let mut bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
     // Half of it starts like urc, so the decoder gets past the header.
-    if rng.next_u64() % 2 == 0 && bytes.len() >= 3 {
+    if rng.next_u64().is_multiple_of(2) && bytes.len() >= 3 {
         bytes[0] = 0x55;
-        bytes[1] = if rng.next_u64() % 8 == 0 { 2 } else { 1 };
+        bytes[1] = if rng.next_u64().is_multiple_of(8) {
+            2
+        } else {
+            1
+        };
         bytes[2] =
             [0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x81, 0x84, 0x99][(rng.next_u64() % 9) as usize];
     }
