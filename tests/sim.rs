@@ -16,7 +16,7 @@ use net::{Conditions, Net, Restart, Rng, ms, secs, seeds};
 use urc::client::Event;
 use urc::message::{Message, Millis};
 use urc::relay;
-use urc::wire::{ErrorCode, LeaveReason, Packet, Token};
+use urc::wire::{ErrorCode, LeaveReason, Packet, Proof, Token};
 use uuid::Uuid;
 
 /// A chat line with Chinese in it, unique per sender and number.
@@ -692,7 +692,9 @@ fn a_late_welcome_from_an_old_relay_is_ignored() {
             latest,
             timeout_ms: 30_000,
         };
-        net.inject(a, &old);
+        // Stamped with alice's instance, as the old relay answered her JOIN.
+        let proof = Proof::of_instance(&net.nodes[a].instance());
+        net.inject(a, &old, proof);
         for k in 10..20 {
             net.send(a, &text("alice", k));
         }
@@ -782,7 +784,8 @@ fn a_stray_not_joined_keeps_the_session() {
             id: Uuid::nil(),
             message: "not joined: join again".into(),
         };
-        net.inject(a, &stray);
+        // To an address without a session a NotJoined carries no proof.
+        net.inject(a, &stray, Proof::default());
         for k in 3..6 {
             net.send(a, &text("alice", k));
         }
@@ -795,9 +798,10 @@ fn a_stray_not_joined_keeps_the_session() {
 }
 
 /// An acknowledgement from an earlier session, late in the network, arrives after the client
-/// rejoined and numbered its message afresh, and the new numbering's send was lost: the
-/// message must still go in this session, or the relay waits for its csn for ever (found by
-/// `relay_restart_loses_and_repeats_nothing` at seed 215 of 0..1000).
+/// rejoined and numbered its message afresh, and the new numbering's send was lost: the relay
+/// must not wait for that csn for ever (found by `relay_restart_loses_and_repeats_nothing` at
+/// seed 215 of 0..1000). The client drops the late ack (its proof is the old session's) and
+/// the message goes again in this session; were it taken, `base` would tell the relay.
 #[test]
 fn a_late_ack_from_an_earlier_session_does_not_skip_a_csn() {
     for seed in seeds(0..1) {
@@ -824,6 +828,8 @@ fn a_late_ack_from_an_earlier_session_does_not_skip_a_csn() {
         net.nodes[a].mute = true;
         joined(&mut net, a);
         net.nodes[a].mute = false;
+        // Stamped with the first session's token, as the first relay sent them.
+        let first_session = Proof::of_token(&net.nodes[a].welcomes()[0].0);
         for (k, id) in late.iter().enumerate() {
             let m = &net.store[k + 1];
             assert_eq!(m.id, *id);
@@ -833,7 +839,7 @@ fn a_late_ack_from_an_earlier_session_does_not_skip_a_csn() {
                 seq: m.seq,
                 time: m.time,
             };
-            net.inject(a, &ack);
+            net.inject(a, &ack, first_session);
         }
         net.send(a, &text("alice", 3));
         net.run_until(secs(30), "the next message stored", |n| n.store.len() == 4);

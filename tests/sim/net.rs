@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use urc::client::{self, Client, Event};
 use urc::message::{MAX_TEXT_BYTES, Message, Millis, name_key, split_text};
 use urc::relay::{self, Relay};
-use urc::wire::{MAX_DATAGRAM, Packet, Token};
+use urc::wire::{MAX_DATAGRAM, Packet, Proof, Token};
 use uuid::Uuid;
 
 /// How often the shell calls [`Relay::handle_tick`].
@@ -199,6 +199,17 @@ impl Node {
     }
 
     /// The welcomes received: token and the room's latest seq then, duplicates included.
+    /// The instance id this client sends in its JOINs (the proof of answers to them).
+    pub fn instance(&self) -> Uuid {
+        self.reached_relay
+            .iter()
+            .find_map(|(_, p)| match p {
+                Packet::Join { instance, .. } => Some(*instance),
+                _ => None,
+            })
+            .expect("the client joined")
+    }
+
     pub fn welcomes(&self) -> Vec<(Token, u64)> {
         self.received
             .iter()
@@ -483,8 +494,12 @@ impl Net {
     }
 
     /// Hands client `i` a datagram as if from the relay, now: a late or forged one.
-    pub fn inject(&mut self, i: usize, packet: &Packet) {
-        let bytes: Arc<[u8]> = packet.encode().into();
+    pub fn inject(&mut self, i: usize, packet: &Packet, proof: Proof) {
+        // Stamped as the relay would (see `Proof`): without it the client drops the datagram
+        // and the test would exercise nothing.
+        let mut bytes = packet.encode();
+        proof.write(&mut bytes);
+        let bytes: Arc<[u8]> = bytes.into();
         self.record(None, Some(i), &bytes, "injected");
         let node = &mut self.nodes[i];
         node.received.push((self.now, packet.clone()));
