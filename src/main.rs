@@ -41,13 +41,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: &ServeArgs) -> Result<(), String> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    init_logging("info");
     let config = args.config()?;
     let server = Server::bind(args.bind, args.data_dir(), config).map_err(|e| e.to_string())?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
@@ -73,6 +67,17 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
     .map_err(|e| format!("the relay's socket failed: {e}"))
 }
 
+/// Logs to stderr, one line an event, at `RUST_LOG`'s level or `default`.
+fn init_logging(default: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
 fn join(args: &JoinArgs, offset: time::UtcOffset) -> Result<(), String> {
     let options = args.options(offset)?;
     urc::join::run(options).map_err(|e| e.to_string())
@@ -80,13 +85,7 @@ fn join(args: &JoinArgs, offset: time::UtcOffset) -> Result<(), String> {
 
 fn bench(args: &BenchArgs) -> Result<(), String> {
     // The relay's own warnings (drops, refusals) would explain a failed run.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    init_logging("warn");
     let options = args.options()?;
     let mut progress = |what: &str| eprintln!("urc bench: {what}");
     match urc::bench::run(&options, &mut progress) {

@@ -270,13 +270,7 @@ impl Sim {
             });
             let (sender, size) = (o.sender, o.size);
             ledger.sent(now, sender, index);
-            let packet = Packet::Send {
-                token,
-                csn,
-                base,
-                id: ledger.id(sender, index),
-                text: text(index, size),
-            };
+            let packet = send_packet(token, csn, base, sender, size, ledger);
             self.transmit(now, &packet, ledger);
         }
     }
@@ -318,14 +312,7 @@ impl Sim {
         let (sender, size) = (o.sender, o.size);
         for csn in again {
             ledger.retransmits += 1;
-            let index = csn - 1;
-            let packet = Packet::Send {
-                token,
-                csn,
-                base,
-                id: ledger.id(sender, index),
-                text: text(index, size),
-            };
+            let packet = send_packet(token, csn, base, sender, size, ledger);
             self.transmit(now, &packet, ledger);
         }
     }
@@ -468,6 +455,25 @@ impl Sim {
         } else {
             self.gap_since = None;
         }
+    }
+}
+
+/// The SEND of message `csn` (index `csn - 1`) of `sender`: its id names sender and index.
+fn send_packet(
+    token: Token,
+    csn: u64,
+    base: u64,
+    sender: u32,
+    size: usize,
+    ledger: &Ledger,
+) -> Packet {
+    let index = csn - 1;
+    Packet::Send {
+        token,
+        csn,
+        base,
+        id: ledger.id(sender, index),
+        text: text(index, size),
     }
 }
 
