@@ -109,19 +109,15 @@ pub enum Packet {
         /// The cookie of the relay's last CHALLENGE to this address; empty at first.
         cookie: Vec<u8>,
     },
-    /// Client → relay: a chat message.
+    /// Client → relay: one or more chat messages, taken in the order they come.
     Send {
         /// The session's token.
         token: Token,
-        /// The client's count of messages in this session, from 1: the relay stores them in this order.
-        csn: u64,
-        /// The lowest csn the client has not seen acknowledged (at most `csn`): everything
-        /// below it is stored, so the relay need not wait for it.
+        /// The lowest csn the client has not seen acknowledged (at most the first message's
+        /// csn): everything below it is stored, so the relay need not wait for it.
         base: u64,
-        /// The message's unique id.
-        id: Uuid,
-        /// The text.
-        text: String,
+        /// The messages, 1 to 255.
+        messages: Vec<Sent>,
     },
     /// Client → relay: ask for stored messages.
     History {
@@ -172,16 +168,10 @@ pub enum Packet {
         /// A human-readable, one-line explanation.
         message: String,
     },
-    /// Relay → client: your message is stored.
+    /// Relay → client: your messages are stored.
     Ack {
-        /// The message's id.
-        id: Uuid,
-        /// The message's csn.
-        csn: u64,
-        /// Its place in the room's order.
-        seq: u64,
-        /// When the relay accepted it.
-        time: Millis,
+        /// The messages, 1 to 255.
+        acks: Vec<Acked>,
     },
     /// Relay → client: new messages from others, in sequence order.
     Messages {
@@ -199,14 +189,10 @@ pub enum Packet {
         /// The messages in this page, in order.
         messages: Vec<Message>,
     },
-    /// Relay → client: someone joined or left.
+    /// Relay → client: people joined or left, in the order they did.
     Presence {
-        /// True for joined, false for left.
-        joined: bool,
-        /// Why they left (ignored for joined).
-        reason: LeaveReason,
-        /// Their name.
-        name: String,
+        /// The changes, 1 to 255.
+        changes: Vec<Change>,
     },
     /// Relay → client: one page of the room's names.
     Names {
@@ -230,6 +216,42 @@ pub enum Packet {
     },
 }
 
+/// One message of a [`Packet::Send`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// The client's count of messages in this session, from 1: the relay stores them in this
+    /// order.
+    pub csn: u64,
+    /// The message's unique id.
+    pub id: Uuid,
+    /// The text.
+    pub text: String,
+}
+
+/// One acknowledged message of a [`Packet::Ack`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acked {
+    /// The message's id.
+    pub id: Uuid,
+    /// The csn of the SEND this answers.
+    pub csn: u64,
+    /// Its place in the room's order.
+    pub seq: u64,
+    /// When the relay accepted it.
+    pub time: Millis,
+}
+
+/// One arrival or departure of a [`Packet::Presence`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// True for joined, false for left.
+    pub joined: bool,
+    /// Why they left (ignored for joined).
+    pub reason: LeaveReason,
+    /// Their name.
+    pub name: String,
+}
+
 mod kind {
     pub const JOIN: u8 = 0x01;
     pub const SEND: u8 = 0x02;
@@ -248,6 +270,12 @@ mod kind {
     pub const CHALLENGE: u8 = 0x89;
 }
 
+/// Bytes of a `Send` datagram before its messages.
+pub const SEND_HEADER: usize = 3 + 16 + 8 + 1;
+/// Bytes of an `Ack` datagram before its entries.
+pub const ACK_HEADER: usize = 3 + PROOF_LEN + 1;
+/// Bytes of a `Presence` datagram before its changes.
+pub const PRESENCE_HEADER: usize = 3 + PROOF_LEN + 1;
 /// Bytes of a `Messages` datagram before its messages.
 pub const MESSAGES_HEADER: usize = 3 + PROOF_LEN + 1;
 /// Bytes of a `HistoryPage` datagram before its messages.
@@ -320,6 +348,19 @@ pub fn message_len(m: &Message) -> usize {
     8 + 8 + 16 + 1 + m.from.len() + 2 + m.text.len()
 }
 
+/// Bytes one message takes inside a `Send` datagram.
+pub fn sent_len(s: &Sent) -> usize {
+    8 + 16 + 2 + s.text.len()
+}
+
+/// Bytes one entry takes inside an `Ack` datagram.
+pub const ACKED_LEN: usize = 16 + 8 + 8 + 8;
+
+/// Bytes one change takes inside a `Presence` datagram.
+pub fn change_len(c: &Change) -> usize {
+    1 + 1 + 1 + c.name.len()
+}
+
 /// Why a datagram could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
@@ -380,17 +421,18 @@ impl Packet {
             }
             Packet::Send {
                 token,
-                csn,
                 base,
-                id,
-                text,
+                messages,
             } => {
                 w.head(kind::SEND);
                 w.token(token);
-                w.u64(*csn);
                 w.u64(*base);
-                w.uuid(id);
-                w.str16(text);
+                w.u8_len(messages.len());
+                for m in messages {
+                    w.u64(m.csn);
+                    w.uuid(&m.id);
+                    w.str16(&m.text);
+                }
             }
             Packet::History {
                 token,
@@ -435,12 +477,15 @@ impl Packet {
                 w.uuid(id);
                 w.str16(message);
             }
-            Packet::Ack { id, csn, seq, time } => {
+            Packet::Ack { acks } => {
                 w.head(kind::ACK);
-                w.uuid(id);
-                w.u64(*csn);
-                w.u64(*seq);
-                w.i64(time.0);
+                w.u8_len(acks.len());
+                for a in acks {
+                    w.uuid(&a.id);
+                    w.u64(a.csn);
+                    w.u64(a.seq);
+                    w.i64(a.time.0);
+                }
             }
             Packet::Messages { messages } => {
                 w.head(kind::MESSAGES);
@@ -458,15 +503,14 @@ impl Packet {
                 w.u64(*last);
                 w.messages(messages);
             }
-            Packet::Presence {
-                joined,
-                reason,
-                name,
-            } => {
+            Packet::Presence { changes } => {
                 w.head(kind::PRESENCE);
-                w.0.push(u8::from(*joined));
-                w.0.push(*reason as u8);
-                w.str8(name);
+                w.u8_len(changes.len());
+                for c in changes {
+                    w.0.push(u8::from(c.joined));
+                    w.0.push(c.reason as u8);
+                    w.str8(&c.name);
+                }
             }
             Packet::Names { req, total, names } => {
                 w.head(kind::NAMES);
@@ -519,10 +563,14 @@ impl Packet {
             },
             kind::SEND => Packet::Send {
                 token: r.token()?,
-                csn: r.u64()?,
                 base: r.u64()?,
-                id: r.uuid()?,
-                text: r.str16()?,
+                messages: r.list(|r| {
+                    Ok(Sent {
+                        csn: r.u64()?,
+                        id: r.uuid()?,
+                        text: r.str16()?,
+                    })
+                })?,
             },
             kind::HISTORY => Packet::History {
                 token: r.token()?,
@@ -548,10 +596,14 @@ impl Packet {
                 message: r.str16()?,
             },
             kind::ACK => Packet::Ack {
-                id: r.uuid()?,
-                csn: r.u64()?,
-                seq: r.u64()?,
-                time: Millis(r.i64()?),
+                acks: r.list(|r| {
+                    Ok(Acked {
+                        id: r.uuid()?,
+                        csn: r.u64()?,
+                        seq: r.u64()?,
+                        time: Millis(r.i64()?),
+                    })
+                })?,
             },
             kind::MESSAGES => Packet::Messages {
                 messages: r.messages()?,
@@ -562,23 +614,25 @@ impl Packet {
                 last: r.u64()?,
                 messages: r.messages()?,
             },
-            kind::PRESENCE => {
-                let joined = match r.u8()? {
-                    0 => false,
-                    1 => true,
-                    _ => return Err(DecodeError::Field("joined")),
-                };
-                let reason = match r.u8()? {
-                    0 => LeaveReason::Quit,
-                    1 => LeaveReason::TimedOut,
-                    _ => return Err(DecodeError::Field("reason")),
-                };
-                Packet::Presence {
-                    joined,
-                    reason,
-                    name: r.str8()?,
-                }
-            }
+            kind::PRESENCE => Packet::Presence {
+                changes: r.list(|r| {
+                    let joined = match r.u8()? {
+                        0 => false,
+                        1 => true,
+                        _ => return Err(DecodeError::Field("joined")),
+                    };
+                    let reason = match r.u8()? {
+                        0 => LeaveReason::Quit,
+                        1 => LeaveReason::TimedOut,
+                        _ => return Err(DecodeError::Field("reason")),
+                    };
+                    Ok(Change {
+                        joined,
+                        reason,
+                        name: r.str8()?,
+                    })
+                })?,
+            },
             kind::NAMES => {
                 let req = r.u32()?;
                 let total = r.u16()?;
@@ -722,27 +776,44 @@ impl Reader<'_> {
             })
             .collect()
     }
+    /// A count (1 to 255: an empty list says nothing and is refused) and that many items.
+    fn list<T>(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Result<T, DecodeError>,
+    ) -> Result<Vec<T>, DecodeError> {
+        let n = self.u8()?;
+        if n == 0 {
+            return Err(DecodeError::Field("count"));
+        }
+        (0..n).map(|_| item(self)).collect()
+    }
 }
 
 /// Packs messages into as few pages as fit [`MAX_DATAGRAM`] with `header` bytes each,
 /// keeping their order; each page holds at most 255 messages.
 pub fn paginate(messages: &[Message], header: usize) -> Vec<&[Message]> {
-    let mut pages = Vec::new();
+    pack(messages, header, message_len)
+}
+
+/// Packs items of `len(item)` bytes each into as few runs as fit [`MAX_DATAGRAM`] with
+/// `header` bytes each, keeping their order; each run holds at most 255 items.
+pub fn pack<T>(items: &[T], header: usize, len: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut runs = Vec::new();
     let mut start = 0;
     let mut used = header;
-    for (i, m) in messages.iter().enumerate() {
-        let len = message_len(m);
+    for (i, item) in items.iter().enumerate() {
+        let len = len(item);
         if i > start && (used + len > MAX_DATAGRAM || i - start == 255) {
-            pages.push(&messages[start..i]);
+            runs.push(&items[start..i]);
             start = i;
             used = header;
         }
         used += len;
     }
-    if start < messages.len() {
-        pages.push(&messages[start..]);
+    if start < items.len() {
+        runs.push(&items[start..]);
     }
-    pages
+    runs
 }
 
 #[cfg(test)]
@@ -771,10 +842,19 @@ mod tests {
             },
             Packet::Send {
                 token,
-                csn: 7,
                 base: 5,
-                id: Uuid::new_v4(),
-                text: "你好".into(),
+                messages: vec![
+                    Sent {
+                        csn: 7,
+                        id: Uuid::new_v4(),
+                        text: "你好".into(),
+                    },
+                    Sent {
+                        csn: 8,
+                        id: Uuid::new_v4(),
+                        text: String::new(),
+                    },
+                ],
             },
             Packet::History {
                 token,
@@ -797,10 +877,12 @@ mod tests {
                 message: "the name alice is taken".into(),
             },
             Packet::Ack {
-                id: Uuid::new_v4(),
-                csn: 1,
-                seq: 43,
-                time: Millis(5),
+                acks: vec![Acked {
+                    id: Uuid::new_v4(),
+                    csn: 1,
+                    seq: 43,
+                    time: Millis(5),
+                }],
             },
             Packet::Messages {
                 messages: vec![msg(1, "a"), msg(2, "你好")],
@@ -812,9 +894,18 @@ mod tests {
                 messages: vec![msg(1, "a")],
             },
             Packet::Presence {
-                joined: false,
-                reason: LeaveReason::TimedOut,
-                name: "bob".into(),
+                changes: vec![
+                    Change {
+                        joined: false,
+                        reason: LeaveReason::TimedOut,
+                        name: "bob".into(),
+                    },
+                    Change {
+                        joined: true,
+                        reason: LeaveReason::Quit,
+                        name: "小明".into(),
+                    },
+                ],
             },
             Packet::Names {
                 req: 1,

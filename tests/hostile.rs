@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use driver::{Driver, Joined};
 use urc::relay::Config;
-use urc::wire::{ErrorCode, Packet, Token};
+use urc::wire::{Change, ErrorCode, Packet, Sent, Token};
 use uuid::Uuid;
 
 fn addr(s: &str) -> SocketAddr {
@@ -112,10 +112,12 @@ fn spoofed_joins_make_the_relay_send_a_victim_little() {
         },
         Packet::Send {
             token: alice_token,
-            csn: 1,
             base: 1,
-            id: Uuid::new_v4(),
-            text: "not alice".into(),
+            messages: vec![Sent {
+                csn: 1,
+                id: Uuid::new_v4(),
+                text: "not alice".into(),
+            }],
         },
     ];
     for p in &others {
@@ -146,10 +148,12 @@ fn spoofed_joins_make_the_relay_send_a_victim_little() {
     for csn in 1..=5 {
         let send = Packet::Send {
             token: alice_token,
-            csn,
             base: csn,
-            id: Uuid::new_v4(),
-            text: format!("message {csn}"),
+            messages: vec![Sent {
+                csn,
+                id: Uuid::new_v4(),
+                text: format!("message {csn}"),
+            }],
         };
         d.packet(alice, &send);
     }
@@ -303,10 +307,12 @@ fn join_churn_from_one_address_is_held_to_the_request_rate() {
     for csn in 1..=100u64 {
         let send = Packet::Send {
             token: tokens[0],
-            csn,
             base: csn,
-            id: Uuid::new_v4(),
-            text: "字".repeat(300),
+            messages: vec![Sent {
+                csn,
+                id: Uuid::new_v4(),
+                text: "字".repeat(300),
+            }],
         };
         d.packet(members[0], &send);
     }
@@ -362,10 +368,12 @@ fn join_churn_from_one_address_is_held_to_the_request_rate() {
     // The room goes on.
     let send = Packet::Send {
         token: tokens[1],
-        csn: 1,
         base: 1,
-        id: Uuid::new_v4(),
-        text: "still here".into(),
+        messages: vec![Sent {
+            csn: 1,
+            id: Uuid::new_v4(),
+            text: "still here".into(),
+        }],
     };
     let before = d.sent.len();
     d.packet(members[1], &send);
@@ -412,10 +420,12 @@ fn too_fast_is_told_once_an_episode() {
         let id = Uuid::new_v4();
         let send = Packet::Send {
             token,
-            csn,
             base: csn,
-            id,
-            text: format!("message {csn}"),
+            messages: vec![Sent {
+                csn,
+                id,
+                text: format!("message {csn}"),
+            }],
         };
         let stored = d.log.len();
         d.packet(alice, &send);
@@ -488,10 +498,12 @@ fn a_message_the_rate_put_back_leaves_no_copy_waiting() {
     let token = d.member(alice, "alice");
     let send = |csn: u64, text: &str| Packet::Send {
         token,
-        csn,
         base: 1,
-        id: Uuid::from_u128(u128::from(csn)),
-        text: text.to_owned(),
+        messages: vec![Sent {
+            csn,
+            id: Uuid::from_u128(u128::from(csn)),
+            text: text.to_owned(),
+        }],
     };
     let waiting = |d: &Driver| d.relay.clients().get(&alice).unwrap().waiting();
     d.packet(alice, &send(1, "one"));
@@ -578,9 +590,11 @@ fn a_client_ignores_relay_datagrams_without_its_proof() {
         client.handle(now, &bytes);
         let presence = forged(
             Packet::Presence {
-                joined: false,
-                reason: urc::wire::LeaveReason::Quit,
-                name: "bob".into(),
+                changes: vec![Change {
+                    joined: false,
+                    reason: urc::wire::LeaveReason::Quit,
+                    name: "bob".into(),
+                }],
             },
             proof,
         );

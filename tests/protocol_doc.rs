@@ -413,8 +413,10 @@ fn replay(room: &mut impl Room) {
                 cookies.insert(doc.clone(), cookie.clone());
                 cookie.clone_from(doc);
             }
-            (Packet::Ack { time, .. }, Packet::Ack { time: doc, .. }) if !room.fixed_time() => {
-                *time = *doc;
+            (Packet::Ack { acks }, Packet::Ack { acks: doc }) if !room.fixed_time() => {
+                for (a, doc) in acks.iter_mut().zip(doc) {
+                    a.time = doc.time;
+                }
             }
             (Packet::Messages { messages }, Packet::Messages { messages: doc })
             | (Packet::HistoryPage { messages, .. }, Packet::HistoryPage { messages: doc, .. })

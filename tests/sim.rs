@@ -16,7 +16,7 @@ use net::{Conditions, Net, Restart, Rng, ms, secs, seeds};
 use urc::client::Event;
 use urc::message::{Message, Millis};
 use urc::relay;
-use urc::wire::{ErrorCode, LeaveReason, Packet, Proof, Token};
+use urc::wire::{Acked, Change, ErrorCode, LeaveReason, Packet, Proof, Sent, Token};
 use uuid::Uuid;
 
 /// A chat line with Chinese in it, unique per sender and number.
@@ -834,10 +834,12 @@ fn a_late_ack_from_an_earlier_session_does_not_skip_a_csn() {
             let m = &net.store[k + 1];
             assert_eq!(m.id, *id);
             let ack = Packet::Ack {
-                id: *id,
-                csn: k as u64 + 2,
-                seq: m.seq,
-                time: m.time,
+                acks: vec![Acked {
+                    id: *id,
+                    csn: k as u64 + 2,
+                    seq: m.seq,
+                    time: m.time,
+                }],
             };
             net.inject(a, &ack, first_session);
         }
@@ -1057,10 +1059,12 @@ fn a_refused_text_is_refused_again_when_sent_again() {
         let token = net.nodes[raw].welcomes()[0].0;
         let send = |csn: u64, id: Uuid, text: &str| Packet::Send {
             token,
-            csn,
             base: 1,
-            id,
-            text: text.to_owned(),
+            messages: vec![Sent {
+                csn,
+                id,
+                text: text.to_owned(),
+            }],
         };
 
         // A control character; the first refusal is lost.
@@ -1105,7 +1109,7 @@ fn a_refused_text_is_refused_again_when_sent_again() {
             let acked = net.nodes[raw]
                 .received
                 .iter()
-                .any(|(_, p)| matches!(p, Packet::Ack { id: of, .. } if *of == id));
+                .any(|(_, p)| matches!(p, Packet::Ack { acks } if acks.iter().any(|a| a.id == id)));
             assert!(!acked, "a refused message is never acknowledged");
         }
         net.check_live(a, 2);
@@ -1221,10 +1225,12 @@ fn the_relay_keeps_at_most_a_window_waiting_per_session() {
         let ids: Vec<Uuid> = (0..=100).map(|_| Uuid::new_v4()).collect();
         let send = |csn: u64| Packet::Send {
             token,
-            csn,
             base: 1,
-            id: ids[csn as usize],
-            text: big(csn),
+            messages: vec![Sent {
+                csn,
+                id: ids[csn as usize],
+                text: big(csn),
+            }],
         };
         let waiting = |net: &Net| net.relay.clients().get(&addr).expect("raw").waiting();
         let window = relay::REORDER_WINDOW as usize;
@@ -1310,10 +1316,12 @@ fn the_relay_bounds_the_text_waiting_in_all_sessions() {
         for csn in 2..=33 {
             let send = Packet::Send {
                 token: tokens[k],
-                csn,
                 base: 1,
-                id: Uuid::new_v4(),
-                text: text.clone(),
+                messages: vec![Sent {
+                    csn,
+                    id: Uuid::new_v4(),
+                    text: text.clone(),
+                }],
             };
             relay.handle(now, wall, addr(k), &send.encode());
         }
@@ -1386,10 +1394,12 @@ fn forged_datagrams_from_a_members_address_change_nothing() {
             [
                 Packet::Send {
                     token,
-                    csn: 4,
                     base: 4,
-                    id: Uuid::new_v4(),
-                    text: "forged".into(),
+                    messages: vec![Sent {
+                        csn: 4,
+                        id: Uuid::new_v4(),
+                        text: "forged".into(),
+                    }],
                 },
                 Packet::Leave { token },
                 Packet::History {
@@ -1508,10 +1518,12 @@ fn a_flood_is_held_to_the_rate_and_others_go_on_unhindered() {
             csn += 1;
             let send = Packet::Send {
                 token,
-                csn,
                 base: csn,
-                id: Uuid::new_v4(),
-                text: format!("flood {csn}"),
+                messages: vec![Sent {
+                    csn,
+                    id: Uuid::new_v4(),
+                    text: format!("flood {csn}"),
+                }],
             };
             net.inject_to_relay(f, &send);
             for (k, &i) in [a, b].iter().enumerate() {
@@ -1889,10 +1901,12 @@ fn random_packet(rng: &mut Rng) -> Packet {
         },
         1 => Packet::Send {
             token,
-            csn: rng.range(0, 3),
             base: rng.range(0, 3),
-            id,
-            text: short(rng),
+            messages: vec![Sent {
+                csn: rng.range(0, 3),
+                id,
+                text: short(rng),
+            }],
         },
         2 => Packet::History {
             token,
@@ -1918,10 +1932,12 @@ fn random_packet(rng: &mut Rng) -> Packet {
             message: short(rng),
         },
         8 => Packet::Ack {
-            id,
-            csn: 1,
-            seq: rng.next_u64(),
-            time: Millis(0),
+            acks: vec![Acked {
+                id,
+                csn: 1,
+                seq: rng.next_u64(),
+                time: Millis(0),
+            }],
         },
         9 => Packet::Messages {
             messages: (0..rng.range(0, 3)).map(|_| message(rng)).collect(),
@@ -1933,9 +1949,11 @@ fn random_packet(rng: &mut Rng) -> Packet {
             messages: (0..rng.range(0, 3)).map(|_| message(rng)).collect(),
         },
         11 => Packet::Presence {
-            joined: false,
-            reason: LeaveReason::Quit,
-            name: short(rng),
+            changes: vec![Change {
+                joined: false,
+                reason: LeaveReason::Quit,
+                name: short(rng),
+            }],
         },
         12 => Packet::Names {
             req: 0,

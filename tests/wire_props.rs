@@ -17,7 +17,8 @@ use proptest::prelude::*;
 use urc::message::{Message, Millis};
 use urc::relay::Config;
 use urc::wire::{
-    DecodeError, ErrorCode, LeaveReason, MAGIC, MAX_DATAGRAM, Packet, Proof, Token, VERSION,
+    Acked, Change, DecodeError, ErrorCode, LeaveReason, MAGIC, MAX_DATAGRAM, Packet, Proof, Sent,
+    Token, VERSION,
 };
 use uuid::Uuid;
 
@@ -89,6 +90,20 @@ fn reason() -> impl Strategy<Value = LeaveReason> {
     prop_oneof![Just(LeaveReason::Quit), Just(LeaveReason::TimedOut)]
 }
 
+/// One message of a SEND, its text at most `max` bytes.
+fn sent(max: usize) -> impl Strategy<Value = Sent> {
+    (any::<u64>(), uuid(), text(max)).prop_map(|(csn, id, text)| Sent { csn, id, text })
+}
+
+/// One change of a PRESENCE, its name at most `max` bytes.
+fn change(max: usize) -> impl Strategy<Value = Change> {
+    (any::<bool>(), reason(), text(max)).prop_map(|(joined, reason, name)| Change {
+        joined,
+        reason,
+        name,
+    })
+}
+
 /// Any packet, its fields anything the format can carry.
 fn packet() -> impl Strategy<Value = Packet> {
     prop_oneof![
@@ -100,15 +115,20 @@ fn packet() -> impl Strategy<Value = Packet> {
                 cookie,
             }
         ),
-        (token(), any::<u64>(), any::<u64>(), uuid(), text(1100)).prop_map(
-            |(token, csn, base, id, text)| Packet::Send {
+        (
+            token(),
+            any::<u64>(),
+            prop_oneof![
+                vec(sent(1100), 1..=1),
+                vec(sent(30), 1..30),
+                vec(sent(0), 1..=255)
+            ]
+        )
+            .prop_map(|(token, base, messages)| Packet::Send {
                 token,
-                csn,
                 base,
-                id,
-                text,
-            }
-        ),
+                messages,
+            }),
         (token(), any::<u32>(), any::<u64>(), any::<u16>()).prop_map(
             |(token, req, from, count)| Packet::History {
                 token,
@@ -133,14 +153,18 @@ fn packet() -> impl Strategy<Value = Packet> {
             id,
             message,
         }),
-        (uuid(), any::<u64>(), any::<u64>(), any::<i64>()).prop_map(|(id, csn, seq, time)| {
-            Packet::Ack {
-                id,
-                csn,
-                seq,
-                time: Millis(time),
-            }
-        }),
+        vec(
+            (uuid(), any::<u64>(), any::<u64>(), any::<i64>()).prop_map(|(id, csn, seq, time)| {
+                Acked {
+                    id,
+                    csn,
+                    seq,
+                    time: Millis(time),
+                }
+            }),
+            1..=29
+        )
+        .prop_map(|acks| Packet::Ack { acks }),
         messages().prop_map(|messages| Packet::Messages { messages }),
         (any::<u32>(), any::<u64>(), any::<u64>(), messages()).prop_map(
             |(req, first, last, messages)| Packet::HistoryPage {
@@ -150,13 +174,8 @@ fn packet() -> impl Strategy<Value = Packet> {
                 messages,
             }
         ),
-        (any::<bool>(), reason(), text(255)).prop_map(|(joined, reason, name)| {
-            Packet::Presence {
-                joined,
-                reason,
-                name,
-            }
-        }),
+        prop_oneof![vec(change(255), 1..=4), vec(change(8), 1..=100)]
+            .prop_map(|changes| Packet::Presence { changes }),
         (
             any::<u32>(),
             any::<u16>(),
@@ -377,10 +396,12 @@ proptest! {
                     let id = Uuid::new_v4();
                     let send = Packet::Send {
                         token: tokens[member],
-                        csn: csn[member],
                         base: csn[member],
-                        id,
-                        text: text.clone(),
+                        messages: vec![Sent {
+                            csn: csn[member],
+                            id,
+                            text: text.clone(),
+                        }],
                     };
                     last_send[member] = Some(send.encode());
                     d.packet(members[member], &send);

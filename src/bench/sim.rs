@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::ledger::Ledger;
 use crate::client::{INITIAL_RTO, MAX_RTO, PING_INTERVAL, Rtt};
 use crate::message::{MAX_TEXT_BYTES, Message};
-use crate::wire::{MAX_HISTORY_REQUEST, Packet, Token};
+use crate::wire::{MAX_HISTORY_REQUEST, Packet, SEND_HEADER, Sent, Token, pack, sent_len};
 
 /// How long a JOIN waits for its answer before it is sent again.
 const JOIN_RETRY: Duration = Duration::from_millis(500);
@@ -255,22 +255,42 @@ impl Sim {
         let State::Joined { token } = self.state else {
             return;
         };
-        while let Some(o) = &mut self.outbox
-            && o.next_due(now).is_some_and(|due| due <= now)
-        {
+        let Some(o) = &mut self.outbox else { return };
+        let mut fresh = Vec::new();
+        while o.next_due(now).is_some_and(|due| due <= now) {
             let index = o.sent;
             o.sent += 1;
             let csn = o.sent;
-            let base = o.base();
             o.in_flight.push_back(InFlight {
                 csn,
                 sends: 1,
                 sent_at: now,
                 resend_at: now + o.rtt.rto(),
             });
-            let (sender, size) = (o.sender, o.size);
-            ledger.sent(now, sender, index);
-            let packet = send_packet(token, csn, base, sender, size, ledger);
+            ledger.sent(now, o.sender, index);
+            fresh.push(csn);
+        }
+        self.send_messages(now, token, &fresh, ledger);
+    }
+
+    /// Sends the messages with csns `csns` in as few SEND datagrams as hold them.
+    fn send_messages(&mut self, now: Instant, token: Token, csns: &[u64], ledger: &mut Ledger) {
+        let Some(o) = &self.outbox else { return };
+        let (base, sender, size) = (o.base(), o.sender, o.size);
+        let sent: Vec<Sent> = csns
+            .iter()
+            .map(|&csn| Sent {
+                csn,
+                id: ledger.id(sender, csn - 1),
+                text: text(csn - 1, size),
+            })
+            .collect();
+        for run in pack(&sent, SEND_HEADER, sent_len) {
+            let packet = Packet::Send {
+                token,
+                base,
+                messages: run.to_vec(),
+            };
             self.transmit(now, &packet, ledger);
         }
     }
@@ -300,7 +320,6 @@ impl Sim {
 
     fn retransmit(&mut self, now: Instant, token: Token, ledger: &mut Ledger) {
         let Some(o) = &mut self.outbox else { return };
-        let base = o.base();
         let rto = o.rtt.rto();
         let mut again = Vec::new();
         for m in o.in_flight.iter_mut().filter(|m| m.resend_at <= now) {
@@ -309,12 +328,8 @@ impl Sim {
             m.resend_at = now + (rto * 2u32.saturating_pow(m.sends - 1)).min(MAX_RTO);
             again.push(m.csn);
         }
-        let (sender, size) = (o.sender, o.size);
-        for csn in again {
-            ledger.retransmits += 1;
-            let packet = send_packet(token, csn, base, sender, size, ledger);
-            self.transmit(now, &packet, ledger);
-        }
+        ledger.retransmits += again.len() as u64;
+        self.send_messages(now, token, &again, ledger);
     }
 
     fn gap_wait(&self) -> Duration {
@@ -366,7 +381,12 @@ impl Sim {
                 self.next_seq = latest + 1;
                 self.latest = latest;
             }
-            Packet::Ack { csn, seq, .. } => self.acked(now, csn, seq, ledger),
+            Packet::Ack { acks } => {
+                for a in acks {
+                    self.acked(now, a.csn, a.seq, ledger);
+                }
+                self.drain(now, ledger);
+            }
             Packet::Messages { messages, .. } => {
                 for m in &messages {
                     if !self.arrived(m, ledger) {
@@ -407,7 +427,6 @@ impl Sim {
         ledger.last_ack = Some(now);
         if seq >= self.next_seq {
             self.ahead.insert(seq, Held::Own);
-            self.drain(now, ledger);
         }
     }
 
@@ -455,25 +474,6 @@ impl Sim {
         } else {
             self.gap_since = None;
         }
-    }
-}
-
-/// The SEND of message `csn` (index `csn - 1`) of `sender`: its id names sender and index.
-fn send_packet(
-    token: Token,
-    csn: u64,
-    base: u64,
-    sender: u32,
-    size: usize,
-    ledger: &Ledger,
-) -> Packet {
-    let index = csn - 1;
-    Packet::Send {
-        token,
-        csn,
-        base,
-        id: ledger.id(sender, index),
-        text: text(index, size),
     }
 }
 

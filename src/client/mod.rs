@@ -354,9 +354,7 @@ impl Client {
                 let due: Vec<usize> = (0..self.outbox.len())
                     .filter(|&i| self.outbox[i].resend_at.is_some_and(|t| t <= now))
                     .collect();
-                for i in due {
-                    self.send_one(now, token, i);
-                }
+                self.send_these(now, &due);
                 self.retry_requests(now, token);
                 if self.gap_since.is_some_and(|s| now >= s + self.gap_wait()) {
                     self.start_repair(now);
@@ -422,7 +420,7 @@ impl Client {
                 timeout_ms,
             } => self.welcomed(now, token, name, latest, timeout_ms),
             Packet::Error { code, id, message } => self.refused(now, code, id, message),
-            Packet::Ack { id, seq, time, .. } => self.acked(now, id, seq, time),
+            Packet::Ack { acks } => self.acked(now, acks),
             Packet::Messages { messages } => {
                 for m in messages {
                     self.arrived(m);
@@ -435,15 +433,17 @@ impl Client {
                 last,
                 messages,
             } => self.page(now, req, first, last, messages),
-            Packet::Presence {
-                joined,
-                reason,
-                name,
-            } => {
-                if joined {
-                    self.events.push_back(Event::Joined { name });
-                } else {
-                    self.events.push_back(Event::Left { name, reason });
+            Packet::Presence { changes } => {
+                for c in changes {
+                    let name = c.name;
+                    self.events.push_back(if c.joined {
+                        Event::Joined { name }
+                    } else {
+                        Event::Left {
+                            name,
+                            reason: c.reason,
+                        }
+                    });
                 }
             }
             Packet::Names { req, total, names } => {

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{Client, INITIAL_RTO, MAX_RTO, MIN_RTO, Phase, WINDOW};
 use crate::message::Message;
-use crate::wire::{Packet, Token};
+use crate::wire::{Acked, Packet, SEND_HEADER, Sent, pack, sent_len};
 
 /// A message typed but not yet acknowledged.
 #[derive(Debug)]
@@ -58,8 +58,17 @@ impl Rtt {
 }
 
 impl Client {
-    pub(super) fn acked(&mut self, now: Instant, id: Uuid, seq: u64, time: crate::message::Millis) {
-        let Some(i) = self.outbox.iter().position(|o| o.id == id) else {
+    /// Takes the acknowledgements of one ACK datagram.
+    pub(super) fn acked(&mut self, now: Instant, acks: Vec<Acked>) {
+        for a in acks {
+            self.take_ack(now, a);
+        }
+        self.drain(now);
+        self.pump(now);
+    }
+
+    fn take_ack(&mut self, now: Instant, a: Acked) {
+        let Some(i) = self.outbox.iter().position(|o| o.id == a.id) else {
             return;
         };
         // An acknowledgement means the message is stored, whichever session it answers (a
@@ -74,33 +83,37 @@ impl Client {
             self.rtt.sample(now.saturating_duration_since(sent));
         }
         let message = Message {
-            seq,
-            id,
+            seq: a.seq,
+            id: a.id,
             from: self.config.name.clone(),
             text: o.text,
-            time,
+            time: a.time,
         };
         self.arrived(message);
-        self.drain(now);
-        self.pump(now);
     }
 
     /// Sends what the window allows.
     pub(super) fn pump(&mut self, now: Instant) {
+        let fresh: Vec<usize> = (0..self.outbox.len().min(WINDOW))
+            .filter(|&i| self.outbox[i].sends == 0)
+            .collect();
+        self.send_these(now, &fresh);
+    }
+
+    /// Sends (or sends again) the messages at `indices` of the outbox, in as few SEND
+    /// datagrams as hold them.
+    pub(super) fn send_these(&mut self, now: Instant, indices: &[usize]) {
         let Phase::Joined { token } = self.phase else {
             return;
         };
-        for i in 0..self.outbox.len().min(WINDOW) {
-            if self.outbox[i].sends == 0 {
-                self.send_one(now, token, i);
-            }
+        if indices.is_empty() {
+            return;
         }
-    }
-
-    pub(super) fn send_one(&mut self, now: Instant, token: Token, i: usize) {
-        if self.outbox[i].csn == 0 {
-            self.outbox[i].csn = self.next_csn;
-            self.next_csn += 1;
+        for &i in indices {
+            if self.outbox[i].csn == 0 {
+                self.outbox[i].csn = self.next_csn;
+                self.next_csn += 1;
+            }
         }
         let rto = self.rtt.rto();
         // Everything below the oldest unacknowledged csn of this session is stored: the relay
@@ -111,17 +124,25 @@ impl Client {
             .map(|o| o.csn)
             .find(|&c| c != 0)
             .unwrap_or(self.next_csn);
-        let o = &mut self.outbox[i];
-        o.sends += 1;
-        o.sent_at = Some(now);
-        o.resend_at = Some(now + (rto * 2u32.saturating_pow(o.sends - 1)).min(MAX_RTO));
-        let packet = Packet::Send {
-            token,
-            csn: o.csn,
-            base,
-            id: o.id,
-            text: o.text.clone(),
-        };
-        self.transmit(now, &packet);
+        let mut sent = Vec::with_capacity(indices.len());
+        for &i in indices {
+            let o = &mut self.outbox[i];
+            o.sends += 1;
+            o.sent_at = Some(now);
+            o.resend_at = Some(now + (rto * 2u32.saturating_pow(o.sends - 1)).min(MAX_RTO));
+            sent.push(Sent {
+                csn: o.csn,
+                id: o.id,
+                text: o.text.clone(),
+            });
+        }
+        for run in pack(&sent, SEND_HEADER, sent_len) {
+            let packet = Packet::Send {
+                token,
+                base,
+                messages: run.to_vec(),
+            };
+            self.transmit(now, &packet);
+        }
     }
 }

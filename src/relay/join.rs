@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::Relay;
 use crate::limit::Bucket;
 use crate::message::{check_name, name_key};
-use crate::wire::{ErrorCode, LeaveReason, Packet, Proof, Token};
+use crate::wire::{Change, ErrorCode, LeaveReason, Packet, Proof, Token};
 
 /// A joined client.
 #[derive(Debug)]
@@ -35,6 +35,9 @@ pub struct Session {
     pub(super) told_slow: bool,
     /// Whether it was told it makes requests too fast in this episode of doing so.
     pub(super) told_busy: bool,
+    /// How many presence changes the relay had announced when it joined: it is told of
+    /// those after.
+    pub(super) presence_from: u64,
 }
 
 impl Session {
@@ -146,14 +149,17 @@ impl Relay {
                             ),
                             told_slow: false,
                             told_busy: false,
+                            presence_from: self.announced,
                         },
                     );
-                    let presence = Packet::Presence {
-                        joined: true,
-                        reason: LeaveReason::Quit,
-                        name: name.clone(),
-                    };
-                    self.broadcast(Some(from), &presence);
+                    self.announce(
+                        Some(from),
+                        Change {
+                            joined: true,
+                            reason: LeaveReason::Quit,
+                            name: name.clone(),
+                        },
+                    );
                 }
             }
         }
@@ -234,12 +240,12 @@ impl Relay {
             self.names.remove(&name_key(&session.name));
             self.forget_ip(addr.ip());
             self.ahead_bytes -= session.ahead.values().map(|(_, t)| t.len()).sum::<usize>();
-            let presence = Packet::Presence {
+            let change = Change {
                 joined: false,
                 reason,
                 name: session.name,
             };
-            self.broadcast(Some(addr), &presence);
+            self.announce(Some(addr), change);
         }
     }
 

@@ -31,7 +31,7 @@ use uuid::Uuid;
 use crate::cookie::Cookies;
 use crate::limit::Bucket;
 use crate::message::{Message, Millis};
-use crate::wire::{ErrorCode, LeaveReason, Packet, Proof};
+use crate::wire::{Acked, Change, ErrorCode, LeaveReason, Packet, Proof};
 
 pub use config::{Config, DEFAULT_TIMEOUT};
 pub use join::Session;
@@ -121,8 +121,12 @@ pub struct Relay {
     /// The ids in `ids`, oldest first, to forget the oldest.
     id_order: VecDeque<Uuid>,
     pending: Vec<Pending>,
-    /// Acknowledgements of retransmitted pending messages, sent on commit.
-    held_acks: Vec<(SocketAddr, Packet)>,
+    /// Acknowledgements of this turn, sent once their messages are durable.
+    held_acks: Vec<(SocketAddr, Acked)>,
+    /// Presence changes of this turn, and whom each is not for.
+    presence: Vec<(Option<SocketAddr>, Change)>,
+    /// Presence changes announced since the relay started.
+    announced: u64,
     transmits: VecDeque<Transmit>,
     reads: VecDeque<LogRead>,
     /// Timestamp of the last accepted message: times never go backwards.
@@ -162,6 +166,8 @@ impl Relay {
             id_order: VecDeque::new(),
             pending: Vec::new(),
             held_acks: Vec::new(),
+            presence: Vec::new(),
+            announced: 0,
             transmits: VecDeque::new(),
             reads: VecDeque::new(),
             last_time: Millis(i64::MIN),
@@ -261,13 +267,13 @@ impl Relay {
             }
             Packet::Send {
                 token,
-                csn,
                 base,
-                id,
-                text,
+                messages,
             } => {
-                if self.authorise(now, from, &token, id) {
-                    self.send(now, wall, from, csn, base, id, text);
+                if self.authorise(now, from, &token, messages[0].id) {
+                    for m in messages {
+                        self.send(now, wall, from, m.csn, base, m.id, m.text);
+                    }
                 }
             }
             Packet::History {
@@ -358,17 +364,16 @@ impl Relay {
         self.committed = last.message.seq;
         self.stats.stored += batch.len() as u64;
         for p in &batch {
-            let ack = Packet::Ack {
+            let acked = Acked {
                 id: p.message.id,
                 csn: p.csn,
                 seq: p.message.seq,
                 time: p.message.time,
             };
-            self.reply(p.sender, &ack);
+            self.acknowledge(p.sender, acked);
         }
-        for (to, ack) in std::mem::take(&mut self.held_acks) {
-            self.reply(to, &ack);
-        }
+        // Acknowledgements and presence first: someone's arrival before their first words.
+        self.flush();
         self.fan_out(&batch);
         for p in batch {
             self.keep(p.message);
@@ -379,8 +384,9 @@ impl Relay {
     /// their senders, who will send them again.
     pub fn abort(&mut self, why: &str) {
         let batch = std::mem::take(&mut self.pending);
-        self.held_acks.clear();
         let Some(first) = batch.first() else { return };
+        // Acknowledgements of earlier, durable messages still go; of these, none.
+        self.held_acks.retain(|(_, a)| a.seq < first.message.seq);
         self.next_seq = first.message.seq;
         for p in batch.iter().rev() {
             self.ids.remove(&p.message.id);
@@ -403,6 +409,9 @@ impl Relay {
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if self.transmits.is_empty() {
+            self.flush();
+        }
         self.transmits.pop_front()
     }
 

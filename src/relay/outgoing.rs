@@ -1,37 +1,113 @@
 //! How datagrams leave the relay: replies within an unvalidated address's budget, errors,
-//! broadcasts, and the fan-out of committed messages.
+//! broadcasts, the acknowledgements and presence of a turn, and the fan-out of committed
+//! messages, packed several to a datagram.
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::{Pending, Relay, Transmit};
+use super::{Pending, Relay, Session, Transmit};
 use crate::message::Message;
-use crate::wire::{ErrorCode, MESSAGES_HEADER, Packet, Proof, paginate};
+use crate::wire::{
+    ACK_HEADER, ACKED_LEN, Acked, Change, ErrorCode, MESSAGES_HEADER, PRESENCE_HEADER, Packet,
+    Proof, change_len, message_len, pack,
+};
 
 impl Relay {
     /// Sends each joined client the messages of `batch` that it did not send itself.
     pub(super) fn fan_out(&mut self, batch: &[Pending]) {
-        let senders: Vec<SocketAddr> = batch.iter().map(|p| p.sender).collect();
-        let everyone: Vec<Message> = batch.iter().map(|p| p.message.clone()).collect();
-        // Encoded once for every recipient that sent nothing in this batch.
-        let shared = encode_messages(&everyone);
-        let recipients: Vec<SocketAddr> = self.clients.iter().map(|c| *c.key()).collect();
-        for to in recipients {
-            if senders.contains(&to) {
-                let others: Vec<Message> = batch
-                    .iter()
-                    .filter(|p| p.sender != to)
-                    .map(|p| p.message.clone())
-                    .collect();
-                for bytes in encode_messages(&others) {
-                    self.stamp_and_send(to, bytes);
-                }
+        let items: Vec<(Option<SocketAddr>, Message)> = batch
+            .iter()
+            .map(|p| (Some(p.sender), p.message.clone()))
+            .collect();
+        self.distribute(&items, |_| 0, encode_messages);
+    }
+
+    /// Tells every joined client but `except` of `change`, with the other changes of this turn
+    /// (see [`Relay::flush`]).
+    pub(super) fn announce(&mut self, except: Option<SocketAddr>, change: Change) {
+        self.presence.push((except, change));
+        self.announced += 1;
+    }
+
+    /// Acknowledges `acked` to `to` once it is durable, with the other acknowledgements of
+    /// this turn (see [`Relay::flush`]).
+    pub(super) fn acknowledge(&mut self, to: SocketAddr, acked: Acked) {
+        self.held_acks.push((to, acked));
+    }
+
+    /// Sends what this turn gathered: the acknowledgements of durable messages, as few ACK
+    /// datagrams to each sender as hold them, and the presence changes, as few PRESENCE
+    /// datagrams to each client as hold them (a join storm costs a datagram per client per
+    /// turn, not one per client per join).
+    pub(super) fn flush(&mut self) {
+        let committed = self.committed;
+        let (due, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held_acks)
+            .into_iter()
+            .partition(|(_, a)| a.seq <= committed);
+        self.held_acks = held;
+        // One run of acks per sender, in the order the senders came.
+        let mut by_sender: Vec<(SocketAddr, Vec<Acked>)> = Vec::new();
+        for (to, acked) in due {
+            match by_sender.iter_mut().find(|(addr, _)| *addr == to) {
+                Some((_, acks)) => acks.push(acked),
+                None => by_sender.push((to, vec![acked])),
+            }
+        }
+        for (to, acks) in by_sender {
+            for run in pack(&acks, ACK_HEADER, |_| ACKED_LEN) {
+                self.reply(to, &Packet::Ack { acks: run.to_vec() });
+            }
+        }
+        let presence = std::mem::take(&mut self.presence);
+        if !presence.is_empty() {
+            // Who joined in this turn hears only of what happened after.
+            let first = self.announced - presence.len() as u64;
+            let start = |s: &Session| {
+                usize::try_from(s.presence_from.saturating_sub(first)).unwrap_or(usize::MAX)
+            };
+            self.distribute(&presence, start, |changes| {
+                encoded_runs(changes, PRESENCE_HEADER, change_len, |run| {
+                    Packet::Presence { changes: run }
+                })
+            });
+        }
+    }
+
+    /// Sends every joined client, packed into as few datagrams as hold them, the items from
+    /// `start(session)` on that are not meant to skip it (`(Some(a), item)` skips `a`).
+    /// Clients that see the same items share datagrams encoded once.
+    fn distribute<T: Clone>(
+        &mut self,
+        items: &[(Option<SocketAddr>, T)],
+        start: impl Fn(&Session) -> usize,
+        encode: impl Fn(&[T]) -> Vec<Arc<[u8]>>,
+    ) {
+        let skipped: HashSet<SocketAddr> = items.iter().filter_map(|(a, _)| *a).collect();
+        let recipients: Vec<(SocketAddr, usize)> = self
+            .clients
+            .iter()
+            .map(|c| (*c.key(), start(c.value()).min(items.len())))
+            .collect();
+        // Encodings shared by the clients that see everything from the same item on.
+        let mut shared: HashMap<usize, Vec<Arc<[u8]>>> = HashMap::new();
+        for (to, from) in recipients {
+            let seen = items[from..]
+                .iter()
+                .filter(|(a, _)| *a != Some(to))
+                .map(|(_, item)| item.clone());
+            let datagrams = if skipped.contains(&to) {
+                encode(&seen.collect::<Vec<T>>())
             } else {
-                for bytes in &shared {
-                    self.stamp_and_send(to, bytes.clone());
-                }
+                shared
+                    .entry(from)
+                    .or_insert_with(|| encode(&seen.collect::<Vec<T>>()))
+                    .clone()
+            };
+            for bytes in datagrams {
+                self.stamp_and_send(to, bytes);
             }
         }
     }
@@ -94,14 +170,20 @@ impl Relay {
 
 /// The datagrams carrying `messages` as live fan-out.
 fn encode_messages(messages: &[Message]) -> Vec<Arc<[u8]>> {
-    paginate(messages, MESSAGES_HEADER)
+    encoded_runs(messages, MESSAGES_HEADER, message_len, |run| {
+        Packet::Messages { messages: run }
+    })
+}
+
+/// `items` packed into datagrams of `header` bytes and the items' `len`, each made by `packet`.
+fn encoded_runs<T: Clone>(
+    items: &[T],
+    header: usize,
+    len: impl Fn(&T) -> usize,
+    packet: impl Fn(Vec<T>) -> Packet,
+) -> Vec<Arc<[u8]>> {
+    pack(items, header, len)
         .into_iter()
-        .map(|page| {
-            Packet::Messages {
-                messages: page.to_vec(),
-            }
-            .encode()
-            .into()
-        })
+        .map(|run| packet(run.to_vec()).encode().into())
         .collect()
 }

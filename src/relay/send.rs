@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{REORDER_WINDOW, Relay};
 use crate::message::{Message, Millis, check_text};
-use crate::wire::{ErrorCode, Packet};
+use crate::wire::{Acked, ErrorCode};
 
 /// Most bytes of text waiting ahead of gaps, all sessions together.
 const MAX_AHEAD_BYTES: usize = 8 << 20;
@@ -178,12 +178,7 @@ impl Relay {
             let message = "the message was refused: 1 to 1000 bytes, no control characters but tab";
             return self.error(to, ErrorCode::BadText, id, message.to_owned());
         }
-        let ack = Packet::Ack { id, csn, seq, time };
-        if seq > self.committed {
-            self.held_acks.push((to, ack));
-        } else {
-            self.reply(to, &ack);
-        }
+        self.acknowledge(to, Acked { id, csn, seq, time });
     }
 
     pub(super) fn remember(&mut self, id: Uuid, seq: u64, time: Millis) {

@@ -72,8 +72,17 @@ impl Driver {
     /// Hands the relay `bytes` from `from`, writes what it accepted to the log, commits, and
     /// collects what it sends; returns how many datagrams it sent.
     pub fn raw(&mut self, from: SocketAddr, bytes: &[u8]) -> usize {
-        *self.bytes_in.entry(from).or_default() += bytes.len();
-        self.relay.handle(self.now, self.wall(), from, bytes);
+        self.turn(&[(from, bytes.to_vec())])
+    }
+
+    /// One turn of the relay's loop: hands it every datagram of `datagrams`, writes what it
+    /// accepted to the log, commits once, and collects what it sends; returns how many
+    /// datagrams it sent.
+    pub fn turn(&mut self, datagrams: &[(SocketAddr, Vec<u8>)]) -> usize {
+        for (from, bytes) in datagrams {
+            *self.bytes_in.entry(*from).or_default() += bytes.len();
+            self.relay.handle(self.now, self.wall(), *from, bytes);
+        }
         if self.relay.has_appends() {
             let appends = self.relay.take_appends();
             for (k, m) in appends.iter().enumerate() {

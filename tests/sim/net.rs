@@ -228,7 +228,7 @@ impl Node {
     /// When an acknowledgement of `id` first arrived.
     pub fn ack_time(&self, id: Uuid) -> Option<Instant> {
         self.received.iter().find_map(|(at, p)| match p {
-            Packet::Ack { id: acked, .. } if *acked == id => Some(*at),
+            Packet::Ack { acks } if acks.iter().any(|a| a.id == id) => Some(*at),
             _ => None,
         })
     }
@@ -1094,8 +1094,12 @@ fn summary(p: &Packet) -> String {
             cookie,
             ..
         } => format!("Join {name} history {history} cookie {}", cookie.len()),
-        Packet::Send { csn, base, id, .. } => {
-            format!("Send csn {csn} base {base} id {}", &id.to_string()[..8])
+        Packet::Send { base, messages, .. } => {
+            let each: Vec<String> = messages
+                .iter()
+                .map(|m| format!("csn {} id {}", m.csn, &m.id.to_string()[..8]))
+                .collect();
+            format!("Send base {base} [{}]", each.join(", "))
         }
         Packet::History {
             req, from, count, ..
@@ -1105,8 +1109,12 @@ fn summary(p: &Packet) -> String {
         Packet::Leave { .. } => "Leave".into(),
         Packet::Welcome { name, latest, .. } => format!("Welcome {name} latest {latest}"),
         Packet::Error { code, id, .. } => format!("Error {code:?} id {}", &id.to_string()[..8]),
-        Packet::Ack { id, csn, seq, .. } => {
-            format!("Ack csn {csn} seq {seq} id {}", &id.to_string()[..8])
+        Packet::Ack { acks } => {
+            let each: Vec<String> = acks
+                .iter()
+                .map(|a| format!("csn {} seq {} id {}", a.csn, a.seq, &a.id.to_string()[..8]))
+                .collect();
+            format!("Ack [{}]", each.join(", "))
         }
         Packet::Messages { messages } => format!("Messages [{}]", seqs(messages)),
         Packet::HistoryPage {
@@ -1118,11 +1126,13 @@ fn summary(p: &Packet) -> String {
             "HistoryPage req {req} {first}..={last} [{}]",
             seqs(messages)
         ),
-        Packet::Presence {
-            joined,
-            reason,
-            name,
-        } => format!("Presence {name} joined={joined} {reason:?}"),
+        Packet::Presence { changes } => {
+            let each: Vec<String> = changes
+                .iter()
+                .map(|c| format!("{} joined={} {:?}", c.name, c.joined, c.reason))
+                .collect();
+            format!("Presence [{}]", each.join(", "))
+        }
         Packet::Names { req, total, names } => format!("Names req {req} total {total} {names:?}"),
         Packet::Pong { latest } => format!("Pong latest {latest}"),
         Packet::Challenge { cookie } => format!("Challenge ({} bytes)", cookie.len()),

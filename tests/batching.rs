@@ -1,0 +1,339 @@
+//! What one turn of the relay packs together: the acknowledgements of a sender's messages, the
+//! presence changes of a join storm or a mass timeout, the fan-out of a batch; and the
+//! client's SENDs carrying several messages. Driven datagram by datagram (`hostile/driver.rs`)
+//! or over the simulated network (`sim/net.rs`).
+
+#[path = "hostile/driver.rs"]
+mod driver;
+// Shared with tests/sim.rs, which uses all of it; this file uses a part.
+#[allow(dead_code)]
+#[path = "sim/net.rs"]
+mod net;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use driver::Driver;
+use net::{Conditions, Net, secs};
+use urc::relay::Config;
+use urc::wire::{
+    ACK_HEADER, ACKED_LEN, Change, LeaveReason, MAX_DATAGRAM, PRESENCE_HEADER, Packet, SEND_HEADER,
+    Sent, Token, change_len, pack, sent_len,
+};
+use uuid::Uuid;
+
+fn addr(n: u32) -> SocketAddr {
+    SocketAddr::from(([10, (n >> 16) as u8, (n >> 8) as u8, n as u8], 4000))
+}
+
+/// A relay whose limits stay out of the way of a few hundred clients and messages.
+fn roomy() -> Config {
+    Config {
+        rate: 10_000.0,
+        burst: 10_000.0,
+        max_per_ip: 1000,
+        ..Config::default()
+    }
+}
+
+/// The SEND datagrams carrying `texts` as csns `first..`, packed as a client packs them.
+fn sends(token: Token, first: u64, texts: &[String]) -> (Vec<Uuid>, Vec<Vec<u8>>) {
+    let sent: Vec<Sent> = texts
+        .iter()
+        .enumerate()
+        .map(|(k, text)| Sent {
+            csn: first + k as u64,
+            id: Uuid::new_v4(),
+            text: text.clone(),
+        })
+        .collect();
+    let datagrams = pack(&sent, SEND_HEADER, sent_len)
+        .into_iter()
+        .map(|run| {
+            Packet::Send {
+                token,
+                base: first,
+                messages: run.to_vec(),
+            }
+            .encode()
+        })
+        .collect();
+    (sent.iter().map(|s| s.id).collect(), datagrams)
+}
+
+fn presence_datagrams(d: &Driver, to: SocketAddr, since: usize) -> Vec<Vec<String>> {
+    d.sent[since..]
+        .iter()
+        .filter_map(|(a, p)| match p {
+            Packet::Presence { changes } if *a == to => Some(
+                changes
+                    .iter()
+                    .map(|c| format!("{}{}", if c.joined { '+' } else { '-' }, c.name))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_turn_of_messages_is_acknowledged_in_as_few_datagrams_as_hold_the_acks() {
+    let mut d = Driver::new(roomy());
+    let (alice, bob) = (addr(1), addr(2));
+    let token = d.member(alice, "alice");
+    d.member(bob, "bob");
+    let texts: Vec<String> = (0..100).map(|k| format!("message {k:03}")).collect();
+    let (ids, datagrams) = sends(token, 1, &texts);
+    assert!(
+        datagrams.len() < texts.len() / 10,
+        "{} SENDs",
+        datagrams.len()
+    );
+    let before = d.sent.len();
+    d.turn(
+        &datagrams
+            .into_iter()
+            .map(|b| (alice, b))
+            .collect::<Vec<_>>(),
+    );
+
+    let acks: Vec<&Packet> = d.sent[before..]
+        .iter()
+        .filter(|(to, _)| *to == alice)
+        .map(|(_, p)| p)
+        .collect();
+    let per_datagram = (MAX_DATAGRAM - ACK_HEADER) / ACKED_LEN;
+    assert_eq!(acks.len(), texts.len().div_ceil(per_datagram), "{acks:?}");
+    let acked: Vec<(Uuid, u64, u64)> = acks
+        .iter()
+        .flat_map(|p| match p {
+            Packet::Ack { acks } => acks
+                .iter()
+                .map(|a| (a.id, a.csn, a.seq))
+                .collect::<Vec<_>>(),
+            other => panic!("alice got {other:?}"),
+        })
+        .collect();
+    let expected: Vec<(Uuid, u64, u64)> = (ids.iter().enumerate())
+        .map(|(k, id)| (*id, k as u64 + 1, k as u64 + 1))
+        .collect();
+    assert_eq!(acked, expected, "every message acknowledged once, in order");
+
+    // Bob gets the batch packed too, in order, all of it.
+    let fanned: Vec<Vec<u64>> = d.sent[before..]
+        .iter()
+        .filter(|(to, _)| *to == bob)
+        .map(|(_, p)| match p {
+            Packet::Messages { messages } => messages.iter().map(|m| m.seq).collect(),
+            other => panic!("bob got {other:?}"),
+        })
+        .collect();
+    assert!(fanned.len() <= 100 / 15, "{} datagrams", fanned.len());
+    assert_eq!(fanned.concat(), (1..=100).collect::<Vec<u64>>());
+    assert_eq!(d.log.len(), 100);
+}
+
+#[test]
+fn retransmissions_of_durable_messages_are_acknowledged_together() {
+    let mut d = Driver::new(roomy());
+    let alice = addr(1);
+    let token = d.member(alice, "alice");
+    let texts: Vec<String> = (0..10).map(|k| format!("again {k}")).collect();
+    let (ids, datagrams) = sends(token, 1, &texts);
+    d.turn(&[(alice, datagrams[0].clone())]);
+    // The acknowledgement was lost: all ten come again, one SEND each, in one turn.
+    let again: Vec<(SocketAddr, Vec<u8>)> = (0..10)
+        .map(|k| {
+            let packet = Packet::Send {
+                token,
+                base: 1,
+                messages: vec![Sent {
+                    csn: k + 1,
+                    id: ids[k as usize],
+                    text: texts[k as usize].clone(),
+                }],
+            };
+            (alice, packet.encode())
+        })
+        .collect();
+    let before = d.sent.len();
+    assert_eq!(d.turn(&again), 1, "one ACK for the ten");
+    match &d.sent[before].1 {
+        Packet::Ack { acks } => {
+            assert_eq!(acks.iter().map(|a| a.id).collect::<Vec<_>>(), ids);
+            assert!(acks.iter().zip(1..).all(|(a, seq)| a.seq == seq));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(d.log.len(), 10, "stored once");
+}
+
+#[test]
+fn a_join_storm_costs_each_member_one_presence_datagram_a_turn() {
+    let mut d = Driver::new(roomy());
+    let members: Vec<SocketAddr> = (1..=5).map(addr).collect();
+    for (k, a) in members.iter().enumerate() {
+        d.member(*a, &format!("m{k}"));
+    }
+    // 200 clients ask to join; their JOINs with the cookie arrive in one turn.
+    let joiners: Vec<SocketAddr> = (100..300).map(addr).collect();
+    let join = |k: usize, cookie: Vec<u8>| {
+        Packet::Join {
+            name: format!("j{k}"),
+            history: 0,
+            instance: Uuid::from_u128(k as u128 + 1),
+            cookie,
+        }
+        .encode()
+    };
+    for (k, a) in joiners.iter().enumerate() {
+        d.raw(*a, &join(k, Vec::new()));
+    }
+    let storm: Vec<(SocketAddr, Vec<u8>)> = (joiners.iter().enumerate())
+        .map(|(k, a)| (*a, join(k, d.last_cookie(*a).expect("challenged"))))
+        .collect();
+    let before = d.sent.len();
+    d.turn(&storm);
+
+    let everyone: Vec<String> = (0..200).map(|k| format!("+j{k}")).collect();
+    let changes: Vec<Change> = (0..200)
+        .map(|k| Change {
+            joined: true,
+            reason: LeaveReason::Quit,
+            name: format!("j{k}"),
+        })
+        .collect();
+    let datagrams = pack(&changes, PRESENCE_HEADER, change_len).len();
+    assert_eq!(datagrams, 2, "200 short names fill two datagrams");
+    for m in &members {
+        let got = presence_datagrams(&d, *m, before);
+        assert_eq!(got.len(), datagrams);
+        assert_eq!(got.concat(), everyone, "every arrival, in order");
+    }
+    // A joiner hears of those who joined after it, not before, and not of itself.
+    for (k, j) in joiners.iter().enumerate() {
+        assert_eq!(
+            presence_datagrams(&d, *j, before).concat(),
+            everyone[k + 1..],
+            "joiner {k}"
+        );
+    }
+    let presence_sent = d.sent[before..]
+        .iter()
+        .filter(|(_, p)| matches!(p, Packet::Presence { .. }))
+        .count();
+    // Before: one datagram per member per arrival, 5 * 200 + 199 * 200 / 2 = 20,900.
+    assert!(
+        presence_sent <= 5 * 2 + 200 * 2,
+        "{presence_sent} datagrams"
+    );
+
+    // They all go silent and time out in one tick: the members hear it in one datagram each.
+    let before = d.sent.len();
+    for _ in 0..31 {
+        d.advance(Duration::from_secs(1));
+        for m in &members {
+            let token = member_token(&d, *m);
+            d.packet(*m, &Packet::Ping { token });
+        }
+    }
+    let mut left: Vec<String> = (0..200).map(|k| format!("-j{k}")).collect();
+    left.sort();
+    for m in &members {
+        let got = presence_datagrams(&d, *m, before);
+        assert!(got.len() <= 2, "{} datagrams", got.len());
+        let mut got = got.concat();
+        got.sort();
+        assert_eq!(got, left);
+    }
+}
+
+/// The token the relay welcomed `a` with.
+fn member_token(d: &Driver, a: SocketAddr) -> Token {
+    d.sent
+        .iter()
+        .find_map(|(to, p)| match p {
+            Packet::Welcome { token, .. } if *to == a => Some(*token),
+            _ => None,
+        })
+        .expect("welcomed")
+}
+
+#[test]
+fn an_arrival_is_announced_before_the_first_words_of_the_same_turn() {
+    let mut d = Driver::new(roomy());
+    let (alice, bob) = (addr(1), addr(2));
+    d.member(alice, "alice");
+    let instance = Uuid::new_v4();
+    let join = |cookie: Vec<u8>| {
+        Packet::Join {
+            name: "bob".into(),
+            history: 0,
+            instance,
+            cookie,
+        }
+        .encode()
+    };
+    d.raw(bob, &join(Vec::new()));
+    let cookie = d.last_cookie(bob).expect("challenged");
+    // Bob's JOIN and his first SEND in one turn (the SEND needs his token, so the turn is
+    // driven by hand: the token is only known once the JOIN is handled).
+    let before = d.sent.len();
+    d.relay.handle(d.now, d.wall(), bob, &join(cookie));
+    let token = std::iter::from_fn(|| d.relay.poll_transmit())
+        .find_map(|t| match Packet::decode(&t.bytes) {
+            Ok(Packet::Welcome { token, .. }) => Some(token),
+            _ => None,
+        })
+        .expect("welcomed");
+    let (_, datagrams) = sends(token, 1, &["hi all".to_owned()]);
+    d.turn(&[(bob, datagrams[0].clone())]);
+    let to_alice: Vec<&Packet> = d.sent[before..]
+        .iter()
+        .filter(|(to, _)| *to == alice)
+        .map(|(_, p)| p)
+        .collect();
+    assert!(
+        matches!(
+            to_alice[..],
+            [Packet::Presence { .. }, Packet::Messages { .. }]
+        ),
+        "{to_alice:?}"
+    );
+}
+
+#[test]
+fn a_burst_of_lines_travels_packed_and_is_stored_once_in_order() {
+    let mut net = Net::new(7, Conditions::QUIET, roomy());
+    let a = net.join("alice", 0);
+    let b = net.join("bob", 0);
+    net.run_until(secs(5), "both joined", |n| {
+        n.nodes[a].client.is_joined() && n.nodes[b].client.is_joined()
+    });
+    for k in 0..200 {
+        net.send(a, &format!("line {k:03}"));
+    }
+    net.run_until(secs(10), "all stored", |n| n.nodes[a].client.unacked() == 0);
+    net.run_for(secs(1));
+    net.check_store();
+    net.check_sent_are_stored();
+    net.check_live(b, 200);
+    let sends: Vec<usize> = net.nodes[a]
+        .reached_relay
+        .iter()
+        .filter_map(|(_, p)| match p {
+            Packet::Send { messages, .. } => Some(messages.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sends.iter().sum::<usize>(),
+        200,
+        "no retransmission on a quiet net"
+    );
+    assert!(
+        sends.len() < 100,
+        "{} SENDs for 200 messages: {sends:?}",
+        sends.len()
+    );
+}
