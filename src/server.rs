@@ -2,20 +2,24 @@
 //!
 //! Each turn of the loop takes every datagram waiting on the socket, writes the messages they
 //! brought to the log with one flush (group commit), and only then lets their
-//! acknowledgements and fan-out leave.
+//! acknowledgements and fan-out leave: a thread of their own sends them, in order, while the
+//! loop goes on with the next turn (on loopback a `sendto` also runs the receiver's side of
+//! the network stack, and sending is most of the relay's work).
 
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::pin::pin;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use smol::Async;
 use smol::future::FutureExt as _;
+use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::message::Millis;
-use crate::relay::{Config, Relay, Stats};
+use crate::relay::{Config, Relay, Stats, Transmit};
 use crate::store::{OpenError, Store};
 use crate::wire::MAX_DATAGRAM;
 
@@ -25,6 +29,10 @@ pub const DEFAULT_PORT: u16 = 7707;
 pub const DEFAULT_BIND: &str = "127.0.0.1:7707";
 /// Most datagrams taken from the socket before the loop writes and answers them.
 const BATCH: usize = 1024;
+/// Most turns' datagrams waiting for the sending thread; past that the loop waits for it.
+const SEND_QUEUE: usize = 64;
+/// The sending thread's name (`urc bench` counts the CPU time of threads named `urc-relay*`).
+pub const SENDER_THREAD: &str = "urc-relay-send";
 /// How often silent clients are looked for.
 const TICK: Duration = Duration::from_secs(1);
 /// How often, at most, dropped and refused datagrams are summed up in the relay's log.
@@ -81,8 +89,9 @@ impl Server {
     /// When the log cannot be opened or is damaged, or the address cannot be bound.
     pub fn bind(addr: SocketAddr, data: PathBuf, config: Config) -> Result<Server, StartError> {
         // Bound first, so that a relay that cannot listen leaves no data directory behind.
-        let socket =
-            Async::<UdpSocket>::bind(addr).map_err(|error| StartError::Bind { addr, error })?;
+        let socket = bind_udp(addr)
+            .and_then(Async::new)
+            .map_err(|error| StartError::Bind { addr, error })?;
         let opened = Store::open(&data, config.cache.max(config.dedup)).map_err(StartError::Log)?;
         if let Some(bytes) = opened.torn {
             tracing::warn!(
@@ -124,6 +133,7 @@ impl Server {
     /// # Errors
     /// When the socket fails for good.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
+        let (outbox, sender) = spawn_sender(&self.socket)?;
         let mut shutdown = pin!(shutdown);
         let mut buf = vec![0u8; MAX_DATAGRAM + 1];
         let mut next_tick = Instant::now() + TICK;
@@ -174,7 +184,15 @@ impl Server {
             }
             self.persist();
             self.serve_reads();
-            self.send_all().await;
+            let turn: Vec<Transmit> = std::iter::from_fn(|| self.relay.poll_transmit()).collect();
+            if !turn.is_empty() && outbox.send(turn).await.is_err() {
+                return Err(io::Error::other("the relay's sending thread stopped"));
+            }
+        }
+        // What the last turns left to send goes before the relay says it stopped.
+        drop(outbox);
+        if sender.join().is_err() {
+            tracing::error!("the relay's sending thread panicked");
         }
         tracing::info!(latest = self.relay.latest(), "relay stopped");
         Ok(self.relay.stats().clone())
@@ -271,16 +289,55 @@ impl Server {
             }
         }
     }
+}
 
-    async fn send_all(&mut self) {
-        while let Some(t) = self.relay.poll_transmit() {
-            if let Err(e) = self.socket.send_to(&t.bytes, t.to).await {
-                // One unreachable client must not stop the others: UDP is best-effort and the
-                // client's own retransmission and gap repair recover what is lost here.
-                tracing::debug!(to = %t.to, error = %e, "send failed");
-            }
-        }
-    }
+/// Starts the thread that sends, in the order they come, the datagrams the loop hands it a
+/// turn at a time, through its own handle on the relay's socket. It ends when the loop drops
+/// its end of the queue and everything queued is sent.
+fn spawn_sender(
+    socket: &Async<UdpSocket>,
+) -> io::Result<(async_channel::Sender<Vec<Transmit>>, JoinHandle<()>)> {
+    let socket = Async::new(socket.get_ref().try_clone()?)?;
+    let (outbox, queue) = async_channel::bounded::<Vec<Transmit>>(SEND_QUEUE);
+    let thread = std::thread::Builder::new()
+        .name(SENDER_THREAD.into())
+        .spawn(move || {
+            smol::block_on(async {
+                while let Ok(turn) = queue.recv().await {
+                    for t in turn {
+                        if let Err(e) = socket.send_to(&t.bytes, t.to).await {
+                            // One unreachable client must not stop the others: UDP is
+                            // best-effort, and the client's retransmission and gap repair
+                            // recover what is lost here.
+                            tracing::debug!(to = %t.to, error = %e, "send failed");
+                        }
+                    }
+                }
+            });
+        })?;
+    Ok((outbox, thread))
+}
+
+/// Bytes of socket buffer the relay asks for in each direction: a few thousand datagrams, so
+/// that the bursts of many senders' windows wait in the socket rather than being dropped
+/// while the relay flushes its log. The kernel caps it at `net.core.rmem_max` and
+/// `wmem_max`; the relay works with whatever it gets.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// A UDP socket bound to `addr` with buffers of [`SOCKET_BUFFER`] bytes, or as near as the
+/// kernel allows.
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: a smaller buffer only drops more under bursts, which clients recover from.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    tracing::debug!(
+        receive = socket.recv_buffer_size().unwrap_or(0),
+        send = socket.send_buffer_size().unwrap_or(0),
+        "socket buffers"
+    );
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
 }
 
 enum Wake {

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use driver::Driver;
-use net::{Conditions, Net, secs};
+use net::{Conditions, Net, ms, secs};
 use urc::relay::Config;
 use urc::wire::{
     ACK_HEADER, ACKED_LEN, Change, LeaveReason, MAX_DATAGRAM, PRESENCE_HEADER, Packet, SEND_HEADER,
@@ -303,21 +303,26 @@ fn an_arrival_is_announced_before_the_first_words_of_the_same_turn() {
 }
 
 #[test]
-fn a_burst_of_lines_travels_packed_and_is_stored_once_in_order() {
+fn retransmissions_due_together_travel_packed_and_are_stored_once_in_order() {
     let mut net = Net::new(7, Conditions::QUIET, roomy());
     let a = net.join("alice", 0);
     let b = net.join("bob", 0);
     net.run_until(secs(5), "both joined", |n| {
         n.nodes[a].client.is_joined() && n.nodes[b].client.is_joined()
     });
-    for k in 0..200 {
+    // Alice types 100 lines while nothing she sends gets through: each leaves alone, as
+    // typed, and is lost; their retransmissions fall due together.
+    net.nodes[a].mute = true;
+    for k in 0..100 {
         net.send(a, &format!("line {k:03}"));
     }
+    net.run_for(ms(300));
+    net.nodes[a].mute = false;
     net.run_until(secs(10), "all stored", |n| n.nodes[a].client.unacked() == 0);
     net.run_for(secs(1));
     net.check_store();
     net.check_sent_are_stored();
-    net.check_live(b, 200);
+    net.check_live(b, 100);
     let sends: Vec<usize> = net.nodes[a]
         .reached_relay
         .iter()
@@ -326,14 +331,10 @@ fn a_burst_of_lines_travels_packed_and_is_stored_once_in_order() {
             _ => None,
         })
         .collect();
-    assert_eq!(
-        sends.iter().sum::<usize>(),
-        200,
-        "no retransmission on a quiet net"
-    );
+    assert!(sends.iter().sum::<usize>() >= 100, "{sends:?}");
     assert!(
-        sends.len() < 100,
-        "{} SENDs for 200 messages: {sends:?}",
+        sends.len() <= 10,
+        "{} SENDs reached the relay: {sends:?}",
         sends.len()
     );
 }

@@ -1213,7 +1213,12 @@ fn a_burst_over_loss_and_jitter_needs_few_retransmissions() {
 #[test]
 fn the_relay_keeps_at_most_a_window_waiting_per_session() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
+        // A rate that lets a whole window through at once.
+        let config = relay::Config {
+            burst: 1000.0,
+            ..relay::Config::default()
+        };
+        let mut net = Net::new(seed, Conditions::QUIET, config);
         let a = net.join("alice", 0);
         let raw = net.join("raw", 0);
         joined(&mut net, a);
@@ -1222,7 +1227,9 @@ fn the_relay_keeps_at_most_a_window_waiting_per_session() {
         let addr = net.nodes[raw].addr;
         let big = |csn: u64| format!("{csn:04}{}", "字".repeat(332));
         assert_eq!(big(1).len(), 1000);
-        let ids: Vec<Uuid> = (0..=100).map(|_| Uuid::new_v4()).collect();
+        let window = relay::REORDER_WINDOW as usize;
+        let last = window as u64 + 68;
+        let ids: Vec<Uuid> = (0..=last).map(|_| Uuid::new_v4()).collect();
         let send = |csn: u64| Packet::Send {
             token,
             base: 1,
@@ -1233,9 +1240,8 @@ fn the_relay_keeps_at_most_a_window_waiting_per_session() {
             }],
         };
         let waiting = |net: &Net| net.relay.clients().get(&addr).expect("raw").waiting();
-        let window = relay::REORDER_WINDOW as usize;
         for _ in 0..2 {
-            for csn in 2..=100 {
+            for csn in 2..=last {
                 net.inject_to_relay(raw, &send(csn));
                 assert!(waiting(&net) <= window);
             }
@@ -1248,14 +1254,14 @@ fn the_relay_keeps_at_most_a_window_waiting_per_session() {
         assert_eq!(waiting(&net), 0);
         net.run_for(ms(100));
         assert_eq!(net.store.len(), window + 1);
-        for csn in 34..=100 {
+        for csn in window as u64 + 2..=last {
             net.inject_to_relay(raw, &send(csn));
         }
         settle(&mut net);
         net.check_store();
         let stored: Vec<Uuid> = net.store.iter().map(|m| m.id).collect();
         assert_eq!(stored, ids[1..]);
-        net.check_live(a, 100);
+        net.check_live(a, last);
     }
 }
 

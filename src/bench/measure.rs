@@ -11,13 +11,6 @@ use std::time::Duration;
 /// Clock ticks a second of `/proc/*/stat` times; 100 on every Linux platform urc builds for.
 const TICKS_PER_SECOND: u64 = 100;
 
-/// The calling thread's id, as `/proc/self/task/<tid>` names it.
-pub(super) fn current_tid() -> Option<u32> {
-    // `/proc/thread-self` links to `<pid>/task/<tid>`.
-    let link = fs::read_link("/proc/thread-self").ok()?;
-    link.file_name()?.to_str()?.parse().ok()
-}
-
 /// CPU time a thread of this process has run so far: nanoseconds from `schedstat` where the
 /// kernel keeps them, else user + system ticks from `stat`.
 pub(super) fn thread_cpu(tid: u32) -> Option<Duration> {
@@ -28,6 +21,22 @@ pub(super) fn thread_cpu(tid: u32) -> Option<Duration> {
         return Some(Duration::from_nanos(ns));
     }
     stat_ticks(&fs::read_to_string(format!("{dir}/stat")).ok()?)
+}
+
+/// The ids of this process's threads whose name begins with `prefix`.
+pub(super) fn threads_named(prefix: &str) -> Vec<u32> {
+    let Ok(tasks) = fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| {
+            let t = t.ok()?;
+            let name = fs::read_to_string(t.path().join("comm")).ok()?;
+            name.starts_with(prefix)
+                .then(|| t.file_name().to_str()?.parse().ok())
+                .flatten()
+        })
+        .collect()
 }
 
 /// CPU time the whole process has used so far (all its threads, user + system).
@@ -99,12 +108,27 @@ mod tests {
     }
 
     #[test]
-    fn this_thread_and_process_are_measured() {
-        if !Path::new("/proc/thread-self").exists() {
+    fn named_threads_and_the_process_are_measured() {
+        if !Path::new("/proc/self/task").exists() {
             return;
         }
-        let tid = current_tid().expect("a thread id");
-        assert!(thread_cpu(tid).is_some());
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (ready, started) = std::sync::mpsc::channel::<()>();
+        let busy = std::thread::Builder::new()
+            .name("measure-me-0".into())
+            .spawn(move || {
+                // A thread names itself once it runs.
+                ready.send(()).ok();
+                stopped.recv().ok()
+            })
+            .expect("a thread");
+        started.recv().expect("the thread started");
+        let tids = threads_named("measure-me-");
+        assert_eq!(tids.len(), 1, "{tids:?}");
+        assert!(thread_cpu(tids[0]).is_some());
+        stop.send(()).ok();
+        busy.join().ok();
+        assert!(threads_named("no-thread-has-this-name").is_empty());
         assert!(process_cpu().is_some());
         assert!(peak_rss().is_some());
         assert!(fs_type(Path::new("/")).is_some());

@@ -5,7 +5,6 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -15,13 +14,15 @@ use super::measure;
 use crate::relay::{Config, Stats};
 use crate::server::{Server, StartError};
 
+/// The relay's loop thread's name; its sending thread's ([`crate::server::SENDER_THREAD`]) begins
+/// with it too.
+const RELAY_THREAD: &str = "urc-relay";
+
 /// A relay running in this process.
 #[derive(Debug)]
 pub(super) struct InProcess {
     /// Where it listens.
     pub(super) addr: SocketAddr,
-    /// Its thread's id, for its CPU time (unknown off Linux).
-    pub(super) tid: Option<u32>,
     /// Its data directory, removed when the relay is dropped.
     data: TempDir,
     stop: async_channel::Sender<()>,
@@ -70,21 +71,17 @@ pub(super) fn start(parent: Option<&Path>, config: Config) -> Result<InProcess, 
         .local_addr()
         .map_err(|e| format!("the relay has no address: {e}"))?;
     let (stop, stopped) = async_channel::bounded::<()>(1);
-    let (tid_tx, tid_rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
-        .name("urc-relay".into())
+        .name(RELAY_THREAD.into())
         .spawn(move || {
-            tid_tx.send(measure::current_tid()).ok();
             smol::block_on(server.run(async move {
                 // A closed channel stops the relay as well as a message does.
                 stopped.recv().await.ok();
             }))
         })
         .map_err(|e| format!("cannot start the relay's thread: {e}"))?;
-    let tid = tid_rx.recv_timeout(Duration::from_secs(5)).ok().flatten();
     Ok(InProcess {
         addr,
-        tid,
         data,
         stop,
         thread,
@@ -92,9 +89,13 @@ pub(super) fn start(parent: Option<&Path>, config: Config) -> Result<InProcess, 
 }
 
 impl InProcess {
-    /// CPU time the relay's thread has used so far.
+    /// CPU time the relay's threads (its loop and its sending thread) have used so far.
     pub(super) fn cpu(&self) -> Option<Duration> {
-        measure::thread_cpu(self.tid?)
+        let tids = measure::threads_named(RELAY_THREAD);
+        if tids.is_empty() {
+            return None;
+        }
+        tids.into_iter().map(measure::thread_cpu).sum()
     }
 
     /// The data directory (for the report).

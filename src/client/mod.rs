@@ -40,7 +40,7 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// Silence from the relay, while it owes an answer, after which the user is told.
 pub const SILENT_AFTER: Duration = Duration::from_secs(3);
 /// Messages in flight at once.
-pub const WINDOW: usize = 32;
+pub const WINDOW: usize = 256;
 
 /// What the client has to show.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -38,7 +38,7 @@ pub use join::Session;
 use send::Pending;
 
 /// Most csns a message may be ahead of the one its session expects and still wait for it.
-pub const REORDER_WINDOW: u64 = 32;
+pub const REORDER_WINDOW: u64 = 256;
 
 /// A datagram to send.
 #[derive(Debug, Clone)]
