@@ -53,6 +53,11 @@ pub(super) fn peak_rss() -> Option<u64> {
     status_kib("VmHWM:")
 }
 
+/// The process's resident memory now (`VmRSS`) in bytes.
+pub(super) fn rss() -> Option<u64> {
+    status_kib("VmRSS:")
+}
+
 fn status_kib(field: &str) -> Option<u64> {
     let status = fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
@@ -107,6 +112,7 @@ mod tests {
         assert!(thread_cpu(tid).is_some());
         assert!(process_cpu().is_some());
         assert!(peak_rss().is_some());
+        assert!(rss().is_some());
         assert!(fs_type(Path::new("/")).is_some());
     }
 }
