@@ -59,6 +59,9 @@ Workloads (docs/performance.md):
   W1 throughput  urc bench --workload w1     20 clients, 1 sender, 50,000 messages, no pause
   W2 latency     urc bench --workload w2     50 clients each sending, 1,000 messages/s in all, 10 s
   W3 scale       urc bench --workload w3     10,000 joined clients, 1 sender, 1,000 messages
+  Large log      urc bench --workload log    a relay started on a log of 1,000,000 messages
+                 (--messages): time until it answers, joins with 20 messages of history,
+                 old history read from the log, memory beside shorter logs
 
 Examples:
   cargo run --release -- bench --workload w1
@@ -262,6 +265,14 @@ impl BenchArgs {
     /// # Errors
     /// A one-line explanation of what is wrong with the arguments.
     pub fn options(&self) -> Result<bench::Options, String> {
+        if self.workload == Some(Workload::Log)
+            && (self.clients.is_some() || self.senders.is_some() || self.rate.is_some())
+        {
+            return Err(
+                "--workload log takes --messages (the log's length), --size, --seconds and --data, not --clients, --senders or --rate"
+                    .into(),
+            );
+        }
         let preset = self.workload.unwrap_or(Workload::W1).preset();
         let options = bench::Options {
             workload: match (
@@ -338,6 +349,9 @@ mod tests {
         assert_eq!(w1.size, "hello world message 000123".len());
         let w2 = bench(&["--workload", "w2"]).unwrap();
         assert_eq!((w2.clients, w2.senders, w2.rate), (50, 50, 1000.0));
+        let log = bench(&["--workload", "log"]).unwrap();
+        assert_eq!(log.messages, 1_000_000);
+        assert!(bench(&["--workload", "log", "--clients", "3"]).is_err());
         let custom = bench(&["--workload", "w3", "--clients", "30"]).unwrap();
         assert_eq!((custom.clients, custom.messages), (30, 1_000));
         assert_eq!(

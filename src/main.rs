@@ -88,6 +88,14 @@ fn bench(args: &BenchArgs) -> Result<(), String> {
     init_logging("warn");
     let options = args.options()?;
     let mut progress = |what: &str| eprintln!("urc bench: {what}");
+    if options.workload == Some(urc::bench::Workload::Log) {
+        let report = urc::bench::large_log::run(&options, &mut progress)
+            .map_err(|e| format!("bench failed: {e}"))?;
+        for line in report.lines() {
+            println!("{line}");
+        }
+        return Ok(());
+    }
     match urc::bench::run(&options, &mut progress) {
         Ok(report) => {
             for line in report.lines() {

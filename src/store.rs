@@ -2,10 +2,11 @@
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::message::Message;
+use crate::wire::MAX_HISTORY_REQUEST;
 
 /// The log's file name inside the data directory.
 pub const LOG_FILE: &str = "messages.jsonl";
@@ -208,8 +209,7 @@ impl Store {
     pub fn append(&mut self, messages: &[Message]) -> io::Result<()> {
         let mut buf = Vec::with_capacity(messages.len() * 128);
         for m in messages {
-            serde_json::to_writer(&mut buf, m).map_err(io::Error::other)?;
-            buf.push(b'\n');
+            write_record(&mut buf, m)?;
         }
         let result = self.file.append(&buf).and_then(|()| self.file.sync());
         match result {
@@ -226,32 +226,154 @@ impl Store {
     }
 
     /// Reads the records with sequence numbers `first..=last` that this file holds (a rotated
-    /// log holds none before its first record).
+    /// log holds none before its first record), at most [`MAX_READ`] of them: a longer range is
+    /// cut after its first [`MAX_READ`].
+    ///
+    /// The first record wanted is found by halving the file (the records are in sequence
+    /// order, one a line), so a read costs a few small reads wherever it lands, however long
+    /// the log, and nothing is kept between reads.
     ///
     /// # Errors
-    /// When the log cannot be read or a record cannot be parsed.
+    /// When the log cannot be read, a record cannot be parsed or the records are not numbered
+    /// one after the other.
     pub fn read(&self, first: u64, last: u64) -> io::Result<Vec<Message>> {
-        let file = File::open(&self.path)?;
-        let mut reader = BufReader::with_capacity(1 << 20, file);
-        let mut out = Vec::new();
-        let mut line = Vec::new();
-        let mut seq = self.first_seq - 1;
-        loop {
-            line.clear();
-            if reader.read_until(b'\n', &mut line)? == 0 || line.last() != Some(&b'\n') {
-                break;
-            }
-            seq += 1;
-            if seq < first {
-                continue;
-            }
-            if seq > last {
-                break;
-            }
-            out.push(serde_json::from_slice(&line).map_err(io::Error::other)?);
-        }
-        Ok(out)
+        self.read_scanning(first, last, SCAN)
     }
+
+    /// [`Store::read`], halving the file until at most `scan` bytes are left to read forward.
+    fn read_scanning(&self, first: u64, last: u64, scan: u64) -> io::Result<Vec<Message>> {
+        let first = first.max(self.first_seq);
+        let last = last.min(first.saturating_add(MAX_READ as u64 - 1));
+        if first > last || self.len == 0 {
+            return Ok(Vec::new());
+        }
+        File::open(&self.path)
+            .and_then(|file| {
+                let start = search(&file, self.len, first, scan)?;
+                read_from(&file, start, self.len, first, last)
+            })
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))
+    }
+}
+
+/// Most records one [`Store::read`] returns: the most one history request may ask for.
+pub const MAX_READ: usize = MAX_HISTORY_REQUEST as usize;
+
+/// Bytes of log below which [`search`] stops halving and the read goes forward record by
+/// record (about a hundred records of a short message).
+const SCAN: u64 = 16 * 1024;
+
+/// Serialises one record as the log stores it: one JSON object and a newline.
+///
+/// # Errors
+/// When `out` cannot take it.
+pub fn write_record(out: &mut impl Write, m: &Message) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, m).map_err(io::Error::other)?;
+    out.write_all(b"\n")
+}
+
+/// The part of a record the search looks at.
+#[derive(serde::Deserialize)]
+struct SeqOnly {
+    seq: u64,
+}
+
+/// The offset of a record at or before the one numbered `target` among the whole records in
+/// the first `len` bytes of `file`: the target's own when a probe lands on it, otherwise one
+/// at most about `scan` bytes before it. The file's first record must not come after
+/// `target`; when `target` is past the last record, an offset near the end.
+///
+/// It halves `lo..hi`, which always holds the target's start, `lo` being a record's start
+/// whose seq is at most `target`: from the middle it skips to the next line's start and reads
+/// that record's seq.
+fn search(file: &File, len: u64, target: u64, scan: u64) -> io::Result<u64> {
+    let (mut lo, mut hi) = (0, len);
+    while hi - lo > scan.max(1) {
+        let mid = lo + (hi - lo) / 2;
+        match record_after(file, mid, hi, len)? {
+            None => hi = mid,
+            Some((start, seq)) => match seq.cmp(&target) {
+                std::cmp::Ordering::Equal => return Ok(start),
+                std::cmp::Ordering::Less => lo = start,
+                std::cmp::Ordering::Greater => hi = start,
+            },
+        }
+    }
+    Ok(lo)
+}
+
+/// The first record that starts at an offset in `pos..end` (`pos` at least 1), with its seq;
+/// `None` when no line starts there.
+fn record_after(file: &File, pos: u64, end: u64, len: u64) -> io::Result<Option<(u64, u64)>> {
+    // From the byte before `pos`: a line starts at `pos` itself when that byte ends a line.
+    let mut reader = reader_at(file, pos - 1, len, 8 * 1024)?;
+    let mut line = Vec::new();
+    let skipped = reader.read_until(b'\n', &mut line)? as u64;
+    let start = pos - 1 + skipped;
+    if line.last() != Some(&b'\n') || start >= end {
+        return Ok(None);
+    }
+    line.clear();
+    reader.read_until(b'\n', &mut line)?;
+    if line.last() != Some(&b'\n') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("no whole record at byte {start}"),
+        ));
+    }
+    let record: SeqOnly = serde_json::from_slice(&line).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("invalid record at byte {start}: {e}"),
+        )
+    })?;
+    Ok(Some((start, record.seq)))
+}
+
+/// Reads forward from the record at `start`, skipping records before `first`, up to `last`,
+/// checking that each record follows the one before.
+fn read_from(file: &File, start: u64, len: u64, first: u64, last: u64) -> io::Result<Vec<Message>> {
+    let mut reader = reader_at(file, start, len, 64 * 1024)?;
+    let mut out = Vec::new();
+    let mut line = Vec::new();
+    let mut before: Option<u64> = None;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 || line.last() != Some(&b'\n') {
+            break;
+        }
+        let m: Message = serde_json::from_slice(&line).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("invalid record: {e}"))
+        })?;
+        if let Some(b) = before
+            && m.seq != b + 1
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("seq {} where {} was expected", m.seq, b + 1),
+            ));
+        }
+        before = Some(m.seq);
+        if m.seq > last {
+            break;
+        }
+        if m.seq >= first {
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+/// A reader of `file` from byte `pos` to byte `len`.
+fn reader_at(
+    file: &File,
+    pos: u64,
+    len: u64,
+    capacity: usize,
+) -> io::Result<BufReader<io::Take<&File>>> {
+    let mut file = file;
+    file.seek(SeekFrom::Start(pos))?;
+    Ok(BufReader::with_capacity(capacity, file.take(len - pos)))
 }
 
 #[cfg(test)]
@@ -442,5 +564,131 @@ mod tests {
         drop(again);
         let third = Store::open(dir.path(), 10).unwrap();
         assert_eq!(third.tail.iter().map(|m| m.seq).collect::<Vec<_>>(), [5, 6]);
+    }
+
+    /// A log of `n` records from `start`, of lengths that vary a lot (empty texts, escapes,
+    /// wide characters, a few long ones), written as `Store::append` writes them.
+    fn varied_log(dir: &Path, start: u64, n: u64) -> (Store, Vec<Message>) {
+        let all: Vec<Message> = (start..start + n)
+            .map(|seq| {
+                let mut m = msg(seq);
+                m.text = match seq % 7 {
+                    0 => String::new(),
+                    1 => "\"quoted\" \\ and\ttab".repeat((seq % 5) as usize),
+                    2 => "你好🙂".repeat((seq * 37 % 90) as usize),
+                    3 => "x".repeat(900),
+                    _ => format!("hello world message {seq:06}"),
+                };
+                m
+            })
+            .collect();
+        if let Some(first) = all.first() {
+            // Opened on a log that begins with `first`, as after a rotation.
+            let mut buf = Vec::new();
+            write_record(&mut buf, first).unwrap();
+            fs::write(dir.join(LOG_FILE), buf).unwrap();
+        }
+        let mut opened = Store::open(dir, 10).unwrap();
+        if all.len() > 1 {
+            opened.store.append(&all[1..]).unwrap();
+        }
+        (opened.store, all)
+    }
+
+    /// What a read must return, by scanning everything.
+    fn oracle(all: &[Message], first: u64, last: u64) -> Vec<Message> {
+        all.iter()
+            .filter(|m| m.seq >= first && m.seq <= last)
+            .take(MAX_READ)
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn reads_find_every_range_of_small_logs_like_a_scan() {
+        for start in [1, 5] {
+            for n in 0..=12 {
+                let dir = tempfile::tempdir().unwrap();
+                let (store, all) = varied_log(dir.path(), start, n);
+                let end = start + n + 2;
+                for first in 0..=end {
+                    for last in first.saturating_sub(1)..=end {
+                        for scan in [1, 40, SCAN] {
+                            assert_eq!(
+                                store.read_scanning(first, last, scan).unwrap(),
+                                oracle(&all, first, last),
+                                "start {start}, {n} records, {first}..={last}, scan {scan}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_read_lands_on_its_range_in_a_long_log_and_stops_at_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, all) = varied_log(dir.path(), 1, 2500);
+        for (first, last) in [(1, 20), (1250, 1269), (2481, 2500), (2490, 3000), (7, 7)] {
+            assert_eq!(store.read(first, last).unwrap(), oracle(&all, first, last));
+        }
+        let most = store.read(100, 5000).unwrap();
+        assert_eq!(most.len(), MAX_READ);
+        assert_eq!((most[0].seq, most[MAX_READ - 1].seq), (100, 1099));
+        assert!(store.read(2501, 2600).unwrap().is_empty());
+        assert!(store.read(20, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_read_sees_records_appended_after_open_and_nothing_past_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, mut all) = varied_log(dir.path(), 1, 300);
+        let more: Vec<Message> = (301..=340).map(msg).collect();
+        store.append(&more).unwrap();
+        all.extend(more);
+        // Half a record that the store does not count (as a failed write that could not be
+        // cut back would leave): reads never reach it.
+        let mut f = OpenOptions::new().append(true).open(store.path()).unwrap();
+        f.write_all(br#"{"seq":341,"id":"#).unwrap();
+        for scan in [1, SCAN] {
+            assert_eq!(
+                store.read_scanning(330, 400, scan).unwrap(),
+                oracle(&all, 330, 400)
+            );
+            assert_eq!(store.read_scanning(341, 400, scan).unwrap(), vec![]);
+        }
+    }
+
+    #[test]
+    fn a_damaged_record_on_the_way_is_an_error_not_a_wrong_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = varied_log(dir.path(), 1, 50);
+        let text = fs::read_to_string(store.path()).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        // Numbered out of turn, same length: a read through it must not go on silently.
+        lines[29] = lines[29].replacen("\"seq\":30,", "\"seq\":31,", 1);
+        fs::write(store.path(), lines.join("\n") + "\n").unwrap();
+        let err = store.read_scanning(25, 35, 1).unwrap_err();
+        assert!(err.to_string().contains("where 30 was expected"), "{err}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn reads_agree_with_a_scan(
+            start in 1u64..1000,
+            n in 0u64..400,
+            first in 0u64..1500,
+            count in 0u64..1200,
+            scan in 1u64..3000,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let (store, all) = varied_log(dir.path(), start, n);
+            let last = first + count;
+            proptest::prop_assert_eq!(
+                store.read_scanning(first, last, scan).unwrap(),
+                oracle(&all, first, last)
+            );
+        }
     }
 }

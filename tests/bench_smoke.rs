@@ -4,28 +4,34 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// Runs `urc bench` with `args`, requires it to succeed and returns what it printed.
+fn bench_passes(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_urc"))
+        .arg("bench")
+        .args(args)
+        .output()
+        .expect("urc runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    stdout
+}
+
 #[test]
 fn a_tiny_bench_passes_and_ends_with_the_summary() {
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_urc"))
-        .args([
-            "bench",
-            "--clients",
-            "4",
-            "--senders",
-            "2",
-            "--messages",
-            "300",
-            "--baseline",
-            "2000",
-            "--seconds",
-            "20",
-        ])
-        .output()
-        .expect("urc runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let stdout = bench_passes(&[
+        "--clients",
+        "4",
+        "--senders",
+        "2",
+        "--messages",
+        "300",
+        "--baseline",
+        "2000",
+        "--seconds",
+        "20",
+    ]);
     assert!(
         stdout.contains("delivered: 900 of 900 in order"),
         "{stdout}"
@@ -79,4 +85,38 @@ fn a_bench_that_cannot_finish_fails_loudly() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!stdout.contains("deliveries/s="), "{stdout}");
+}
+
+#[test]
+fn the_log_workload_runs_on_a_short_log_and_ends_with_its_summary() {
+    // 12,000 messages: the 10,000-message log beside it is measured in a process of its own.
+    let stdout = bench_passes(&[
+        "--workload",
+        "log",
+        "--messages",
+        "12000",
+        "--seconds",
+        "60",
+    ]);
+    assert!(
+        stdout.contains("history of 20 from seq 1 (read from the log)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("beside a log of 10000 messages, in a process of its own"),
+        "{stdout}"
+    );
+    let last = stdout.lines().last().expect("a last line");
+    assert!(
+        last.starts_with("urc-bench workload=log messages=12000 ready="),
+        "{last}"
+    );
+    for field in [
+        "join_history_p50=",
+        "history_first_p50=",
+        "history_middle_p50=",
+        "rss_10000=",
+    ] {
+        assert!(last.contains(field), "no {field} in {last}");
+    }
 }

@@ -62,6 +62,11 @@ pub(super) fn peak_rss() -> Option<u64> {
     status_kib("VmHWM:")
 }
 
+/// The process's resident memory now (`VmRSS`) in bytes.
+pub(super) fn rss() -> Option<u64> {
+    status_kib("VmRSS:")
+}
+
 fn status_kib(field: &str) -> Option<u64> {
     let status = fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
@@ -131,6 +136,7 @@ mod tests {
         assert!(threads_named("no-thread-has-this-name").is_empty());
         assert!(process_cpu().is_some());
         assert!(peak_rss().is_some());
+        assert!(rss().is_some());
         assert!(fs_type(Path::new("/")).is_some());
     }
 }

@@ -16,9 +16,11 @@
 //! | `baseline.rs` | the raw loopback baseline: one thread sending, one reading |
 //! | `measure.rs` | CPU time, peak memory and file systems, read from `/proc` |
 //! | `report.rs` | the report's lines and the summary line |
+//! | `large_log.rs` | the `log` workload: a relay started on a long log, its start, history and memory |
 
 mod baseline;
 mod drive;
+pub mod large_log;
 mod ledger;
 mod measure;
 mod relay;
@@ -55,6 +57,9 @@ pub enum Workload {
     W2,
     /// Scale: 10,000 joined clients, 1 sender, 1,000 messages.
     W3,
+    /// Large log: a relay started on a log of 1,000,000 messages (`--messages`): time until it
+    /// answers, joins with 20 messages of history, old history read from the log, memory.
+    Log,
 }
 
 /// What a workload sets.
@@ -97,6 +102,14 @@ impl Workload {
                 rate: 0.0,
                 seconds: 900,
             },
+            // No clients send: `messages` is the log's length.
+            Workload::Log => Preset {
+                clients: 2,
+                senders: 1,
+                messages: large_log::DEFAULT_MESSAGES,
+                rate: 0.0,
+                seconds: 600,
+            },
         }
     }
 
@@ -106,6 +119,7 @@ impl Workload {
             Workload::W1 => "w1",
             Workload::W2 => "w2",
             Workload::W3 => "w3",
+            Workload::Log => "log",
         }
     }
 }

@@ -56,11 +56,28 @@ pub(super) fn config(clients: usize) -> Config {
 /// # Errors
 /// When the directory cannot be made, the relay cannot start, or its thread cannot be spawned.
 pub(super) fn start(parent: Option<&Path>, config: Config) -> Result<InProcess, String> {
-    let data = match parent {
+    start_in(temp_dir(parent)?, config)
+}
+
+/// A fresh data directory inside `parent` (the system's temporary directory when `None`),
+/// removed when dropped.
+///
+/// # Errors
+/// When it cannot be made.
+pub(super) fn temp_dir(parent: Option<&Path>) -> Result<TempDir, String> {
+    match parent {
         Some(p) => tempfile::Builder::new().prefix("urc-bench-").tempdir_in(p),
         None => tempfile::Builder::new().prefix("urc-bench-").tempdir(),
     }
-    .map_err(|e| format!("cannot make a temporary data directory: {e}"))?;
+    .map_err(|e| format!("cannot make a temporary data directory: {e}"))
+}
+
+/// Starts a relay with `config` on the log in `data` (a fresh one when the directory is
+/// empty), which it owns from now on.
+///
+/// # Errors
+/// When the relay cannot start or its thread cannot be spawned.
+pub(super) fn start_in(data: TempDir, config: Config) -> Result<InProcess, String> {
     let server = Server::bind(
         "127.0.0.1:0".parse().expect("an address"),
         data.path().to_owned(),

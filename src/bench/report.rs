@@ -232,7 +232,8 @@ fn ms(nanos: u64) -> String {
     format!("{:.3}ms", nanos as f64 / 1e6)
 }
 
-fn mb(bytes: Option<u64>) -> String {
+/// Bytes as megabytes, or "unknown".
+pub(super) fn mb(bytes: Option<u64>) -> String {
     bytes.map_or("unknown".to_owned(), |b| {
         format!("{:.1} MB", b as f64 / 1e6)
     })
