@@ -2,16 +2,13 @@
 //!
 //! Each turn of the loop takes every datagram waiting on the socket, writes the messages they
 //! brought to the log with one flush (group commit), and only then lets their
-//! acknowledgements and fan-out leave: a thread of their own sends them, in order, while the
-//! loop goes on with the next turn (on loopback a `sendto` also runs the receiver's side of
-//! the network stack, and sending is most of the relay's work).
+//! acknowledgements and fan-out leave.
 
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::pin::pin;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use smol::Async;
@@ -19,7 +16,7 @@ use smol::future::FutureExt as _;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::message::Millis;
-use crate::relay::{Config, Relay, Stats, Transmit};
+use crate::relay::{Config, Relay, Stats};
 use crate::store::{OpenError, Store};
 use crate::wire::MAX_DATAGRAM;
 
@@ -29,10 +26,6 @@ pub const DEFAULT_PORT: u16 = 7707;
 pub const DEFAULT_BIND: &str = "127.0.0.1:7707";
 /// Most datagrams taken from the socket before the loop writes and answers them.
 const BATCH: usize = 1024;
-/// Most turns' datagrams waiting for the sending thread; past that the loop waits for it.
-const SEND_QUEUE: usize = 64;
-/// The sending thread's name (`urc bench` counts the CPU time of threads named `urc-relay*`).
-pub const SENDER_THREAD: &str = "urc-relay-send";
 /// How often silent clients are looked for.
 const TICK: Duration = Duration::from_secs(1);
 /// How often, at most, dropped and refused datagrams are summed up in the relay's log.
@@ -133,7 +126,6 @@ impl Server {
     /// # Errors
     /// When the socket fails for good.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
-        let (outbox, sender) = spawn_sender(&self.socket)?;
         let mut shutdown = pin!(shutdown);
         let mut buf = vec![0u8; MAX_DATAGRAM + 1];
         let mut next_tick = Instant::now() + TICK;
@@ -184,15 +176,9 @@ impl Server {
             }
             self.persist();
             self.serve_reads();
-            let turn: Vec<Transmit> = std::iter::from_fn(|| self.relay.poll_transmit()).collect();
-            if !turn.is_empty() && outbox.send(turn).await.is_err() {
-                return Err(io::Error::other("the relay's sending thread stopped"));
-            }
-        }
-        // What the last turns left to send goes before the relay says it stopped.
-        drop(outbox);
-        if sender.join().is_err() {
-            tracing::error!("the relay's sending thread panicked");
+            // Sent from this thread: a thread of its own for sending (tried) was slower on
+            // two cores, where the clients of a benchmark need the other one.
+            self.send_all().await;
         }
         tracing::info!(latest = self.relay.latest(), "relay stopped");
         Ok(self.relay.stats().clone())
@@ -289,33 +275,16 @@ impl Server {
             }
         }
     }
-}
 
-/// Starts the thread that sends, in the order they come, the datagrams the loop hands it a
-/// turn at a time, through its own handle on the relay's socket. It ends when the loop drops
-/// its end of the queue and everything queued is sent.
-fn spawn_sender(
-    socket: &Async<UdpSocket>,
-) -> io::Result<(async_channel::Sender<Vec<Transmit>>, JoinHandle<()>)> {
-    let socket = Async::new(socket.get_ref().try_clone()?)?;
-    let (outbox, queue) = async_channel::bounded::<Vec<Transmit>>(SEND_QUEUE);
-    let thread = std::thread::Builder::new()
-        .name(SENDER_THREAD.into())
-        .spawn(move || {
-            smol::block_on(async {
-                while let Ok(turn) = queue.recv().await {
-                    for t in turn {
-                        if let Err(e) = socket.send_to(&t.bytes, t.to).await {
-                            // One unreachable client must not stop the others: UDP is
-                            // best-effort, and the client's retransmission and gap repair
-                            // recover what is lost here.
-                            tracing::debug!(to = %t.to, error = %e, "send failed");
-                        }
-                    }
-                }
-            });
-        })?;
-    Ok((outbox, thread))
+    async fn send_all(&mut self) {
+        while let Some(t) = self.relay.poll_transmit() {
+            if let Err(e) = self.socket.send_to(&t.bytes, t.to).await {
+                // One unreachable client must not stop the others: UDP is best-effort and the
+                // client's own retransmission and gap repair recover what is lost here.
+                tracing::debug!(to = %t.to, error = %e, "send failed");
+            }
+        }
+    }
 }
 
 /// Bytes of socket buffer the relay asks for in each direction: a few thousand datagrams, so

@@ -14,8 +14,7 @@ use super::measure;
 use crate::relay::{Config, Stats};
 use crate::server::{Server, StartError};
 
-/// The relay's loop thread's name; its sending thread's ([`crate::server::SENDER_THREAD`]) begins
-/// with it too.
+/// The relay's thread's name.
 const RELAY_THREAD: &str = "urc-relay";
 
 /// A relay running in this process.
@@ -106,7 +105,7 @@ pub(super) fn start_in(data: TempDir, config: Config) -> Result<InProcess, Strin
 }
 
 impl InProcess {
-    /// CPU time the relay's threads (its loop and its sending thread) have used so far.
+    /// CPU time the relay's thread has used so far.
     pub(super) fn cpu(&self) -> Option<Duration> {
         let tids = measure::threads_named(RELAY_THREAD);
         if tids.is_empty() {
