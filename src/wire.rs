@@ -343,9 +343,26 @@ fn is_relay_kind(kind: u8) -> bool {
     kind & 0x80 != 0
 }
 
-/// Bytes one message takes inside a `Messages` or `HistoryPage` datagram.
-pub fn message_len(m: &Message) -> usize {
-    8 + 8 + 16 + 1 + m.from.len() + 2 + m.text.len()
+/// Bytes one message takes inside a `Messages` or `HistoryPage` datagram after `prev` (the
+/// record before it in the same datagram, `None` for the first): its seq and time are written
+/// as differences from the previous record's.
+pub fn message_len(m: &Message, prev: Option<&Message>) -> usize {
+    let (seq, time) = deltas(m, prev);
+    varint_len(seq) + varint_len(time) + 16 + 1 + m.from.len() + 2 + m.text.len()
+}
+
+/// A record's seq and time as written: the differences from the previous record's (from 0
+/// for the first), the seq's as an unsigned number and the time's zigzag-encoded (so a small
+/// step back is small too), both wrapping.
+fn deltas(m: &Message, prev: Option<&Message>) -> (u64, u64) {
+    let (seq, time) = prev.map_or((0, 0), |p| (p.seq, p.time.0));
+    let step = m.time.0.wrapping_sub(time);
+    (m.seq.wrapping_sub(seq), ((step << 1) ^ (step >> 63)) as u64)
+}
+
+/// Bytes of `v` as a varint: 7 bits a byte, least significant first.
+fn varint_len(v: u64) -> usize {
+    (64 - v.leading_zeros() as usize).div_ceil(7).max(1)
 }
 
 /// Bytes one message takes inside a `Send` datagram.
@@ -697,13 +714,23 @@ impl Writer {
     }
     fn messages(&mut self, messages: &[Message]) {
         self.u8_len(messages.len());
+        let mut prev = None;
         for m in messages {
-            self.u64(m.seq);
-            self.i64(m.time.0);
+            let (seq, time) = deltas(m, prev);
+            self.varint(seq);
+            self.varint(time);
             self.uuid(&m.id);
             self.str8(&m.from);
             self.str16(&m.text);
+            prev = Some(m);
         }
+    }
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.0.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
     }
 }
 
@@ -764,17 +791,39 @@ impl Reader<'_> {
     }
     fn messages(&mut self) -> Result<Vec<Message>, DecodeError> {
         let n = self.u8()?;
+        let (mut seq, mut time) = (0u64, 0i64);
         (0..n)
             .map(|_| {
+                seq = seq.wrapping_add(self.varint()?);
+                let step = self.varint()?;
+                time = time.wrapping_add((step >> 1) as i64 ^ -((step & 1) as i64));
                 Ok(Message {
-                    seq: self.u64()?,
-                    time: Millis(self.i64()?),
+                    seq,
+                    time: Millis(time),
                     id: self.uuid()?,
                     from: self.str8()?,
                     text: self.str16()?,
                 })
             })
             .collect()
+    }
+    /// A varint in its shortest form: at most 10 bytes, no needless final zero byte.
+    fn varint(&mut self) -> Result<u64, DecodeError> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let b = self.u8()?;
+            if i == 9 && b > 1 {
+                return Err(DecodeError::Field("varint"));
+            }
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                if b == 0 && i > 0 {
+                    return Err(DecodeError::Field("varint"));
+                }
+                return Ok(v);
+            }
+        }
+        Err(DecodeError::Field("varint"))
     }
     /// A count (1 to 255: an empty list says nothing and is refused) and that many items.
     fn list<T>(
@@ -792,7 +841,24 @@ impl Reader<'_> {
 /// Packs messages into as few pages as fit [`MAX_DATAGRAM`] with `header` bytes each,
 /// keeping their order; each page holds at most 255 messages.
 pub fn paginate(messages: &[Message], header: usize) -> Vec<&[Message]> {
-    pack(messages, header, message_len)
+    let mut pages = Vec::new();
+    let mut start = 0;
+    let mut used = header;
+    for (i, m) in messages.iter().enumerate() {
+        let prev = (i > start).then(|| &messages[i - 1]);
+        let len = message_len(m, prev);
+        if prev.is_some() && (used + len > MAX_DATAGRAM || i - start == 255) {
+            pages.push(&messages[start..i]);
+            start = i;
+            used = header + message_len(m, None);
+            continue;
+        }
+        used += len;
+    }
+    if start < messages.len() {
+        pages.push(&messages[start..]);
+    }
+    pages
 }
 
 /// Packs items of `len(item)` bytes each into as few runs as fit [`MAX_DATAGRAM`] with
@@ -998,5 +1064,66 @@ mod tests {
                 .iter()
                 .all(|p| p.len() <= 255)
         );
+    }
+
+    #[test]
+    fn varints_are_shortest_and_strict() {
+        for v in [0, 1, 127, 128, 300, 1 << 35, u64::MAX - 1, u64::MAX] {
+            let mut w = Writer(Vec::new());
+            w.varint(v);
+            assert_eq!(w.0.len(), varint_len(v), "{v}");
+            assert_eq!(Reader(&w.0).varint(), Ok(v));
+        }
+        // A needless final zero, an eleventh byte, a tenth byte past 64 bits.
+        for bad in [
+            &[0x80, 0x00][..],
+            &[0xff; 11],
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
+        ] {
+            assert_eq!(
+                Reader(bad).varint(),
+                Err(DecodeError::Field("varint")),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(Reader(&[0x80]).varint(), Err(DecodeError::Truncated));
+    }
+
+    #[test]
+    fn records_in_any_order_round_trip_and_those_in_order_are_short() {
+        let mut messages = vec![msg(5, "a"), msg(3, "b"), msg(u64::MAX, "c"), msg(1, "d")];
+        messages[1].time = Millis(i64::MIN);
+        messages[2].time = Millis(i64::MAX);
+        let p = Packet::Messages { messages };
+        assert_eq!(Packet::decode(&p.encode()), Ok(p));
+
+        // The fan-out of a busy room: consecutive seqs, the same millisecond or the next.
+        let room: Vec<Message> = (1_000_000..1_000_100)
+            .map(|seq| Message {
+                seq,
+                id: Uuid::new_v4(),
+                from: "c0".into(),
+                text: "hello world message 000123".into(),
+                time: Millis(1_795_593_600_123 + seq as i64 / 3),
+            })
+            .collect();
+        assert_eq!(message_len(&room[1], Some(&room[0])), 49);
+        let pages = paginate(&room, MESSAGES_HEADER);
+        assert_eq!(pages[0].len(), 24, "24 such messages to a datagram");
+        for page in pages {
+            let p = Packet::Messages {
+                messages: page.to_vec(),
+            };
+            let bytes = p.encode();
+            assert!(bytes.len() <= MAX_DATAGRAM);
+            assert_eq!(
+                bytes.len(),
+                MESSAGES_HEADER
+                    + (page.iter().enumerate())
+                        .map(|(k, m)| message_len(m, k.checked_sub(1).map(|j| &page[j])))
+                        .sum::<usize>()
+            );
+            assert_eq!(Packet::decode(&bytes), Ok(p));
+        }
     }
 }

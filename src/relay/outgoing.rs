@@ -12,7 +12,7 @@ use super::{Pending, Relay, Session, Transmit};
 use crate::message::Message;
 use crate::wire::{
     ACK_HEADER, ACKED_LEN, Acked, Change, ErrorCode, MESSAGES_HEADER, PRESENCE_HEADER, Packet,
-    Proof, change_len, message_len, pack,
+    Proof, change_len, pack, paginate,
 };
 
 impl Relay {
@@ -170,9 +170,16 @@ impl Relay {
 
 /// The datagrams carrying `messages` as live fan-out.
 fn encode_messages(messages: &[Message]) -> Vec<Arc<[u8]>> {
-    encoded_runs(messages, MESSAGES_HEADER, message_len, |run| {
-        Packet::Messages { messages: run }
-    })
+    paginate(messages, MESSAGES_HEADER)
+        .into_iter()
+        .map(|page| {
+            Packet::Messages {
+                messages: page.to_vec(),
+            }
+            .encode()
+            .into()
+        })
+        .collect()
 }
 
 /// `items` packed into datagrams of `header` bytes and the items' `len`, each made by `packet`.
