@@ -128,6 +128,7 @@ impl Server {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
         let mut shutdown = pin!(shutdown);
         let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+        let mut out = Vec::with_capacity(MAX_DATAGRAM);
         let mut next_tick = Instant::now() + TICK;
         let mut next_report = Instant::now() + REPORT_EVERY;
         let mut reported = Stats::default();
@@ -178,7 +179,7 @@ impl Server {
             self.serve_reads();
             // Sent from this thread: a thread of its own for sending (tried) was slower on
             // two cores, where the clients of a benchmark need the other one.
-            self.send_all().await;
+            self.send_all(&mut out).await;
         }
         tracing::info!(latest = self.relay.latest(), "relay stopped");
         Ok(self.relay.stats().clone())
@@ -276,12 +277,12 @@ impl Server {
         }
     }
 
-    async fn send_all(&mut self) {
-        while let Some(t) = self.relay.poll_transmit() {
-            if let Err(e) = self.socket.send_to(&t.bytes, t.to).await {
+    async fn send_all(&mut self, buf: &mut Vec<u8>) {
+        while let Some(to) = self.relay.poll_transmit_into(buf) {
+            if let Err(e) = self.socket.send_to(buf, to).await {
                 // One unreachable client must not stop the others: UDP is best-effort and the
                 // client's own retransmission and gap repair recover what is lost here.
-                tracing::debug!(to = %t.to, error = %e, "send failed");
+                tracing::debug!(%to, error = %e, "send failed");
             }
         }
     }

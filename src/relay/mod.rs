@@ -49,6 +49,15 @@ pub struct Transmit {
     pub bytes: Arc<[u8]>,
 }
 
+/// A datagram waiting to be sent: `bytes` (perhaps shared with other recipients) with the
+/// recipient's `proof` still to be written in.
+#[derive(Debug)]
+struct Queued {
+    to: SocketAddr,
+    bytes: Arc<[u8]>,
+    proof: Proof,
+}
+
 /// A history answer the relay's cache cannot give: the shell reads the log and calls
 /// [`Relay::serve_read`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +136,9 @@ pub struct Relay {
     presence: Vec<(Option<SocketAddr>, Change)>,
     /// Presence changes announced since the relay started.
     announced: u64,
-    transmits: VecDeque<Transmit>,
+    /// Datagrams to send, each made whole (its proof written in) only when it is polled: a
+    /// turn's fan-out to a large room is many datagrams sharing a few pages.
+    transmits: VecDeque<Queued>,
     reads: VecDeque<LogRead>,
     /// Timestamp of the last accepted message: times never go backwards.
     last_time: Millis,
@@ -409,10 +420,25 @@ impl Relay {
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        let mut bytes = Vec::new();
+        let to = self.poll_transmit_into(&mut bytes)?;
+        Some(Transmit {
+            to,
+            bytes: bytes.into(),
+        })
+    }
+
+    /// The next datagram to send, written into `buf` (cleared first); where to send it.
+    /// [`Relay::poll_transmit`] without an allocation per datagram.
+    pub fn poll_transmit_into(&mut self, buf: &mut Vec<u8>) -> Option<SocketAddr> {
         if self.transmits.is_empty() {
             self.flush();
         }
-        self.transmits.pop_front()
+        let q = self.transmits.pop_front()?;
+        buf.clear();
+        buf.extend_from_slice(&q.bytes);
+        q.proof.write(buf);
+        Some(q.to)
     }
 
     /// The next history answer that needs the log.

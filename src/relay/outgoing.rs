@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::{Pending, Relay, Session, Transmit};
+use super::{Pending, Queued, Relay, Session};
 use crate::message::Message;
 use crate::wire::{
     ACK_HEADER, ACKED_LEN, Acked, Change, ErrorCode, MESSAGES_HEADER, PRESENCE_HEADER, Packet,
@@ -135,19 +135,14 @@ impl Relay {
         }
     }
 
-    /// Queues `bytes` (encoded once, maybe for many) to `to`, with `to`'s proof written in.
+    /// Queues `bytes` (encoded once, maybe for many) to `to`, to go with `to`'s proof.
     fn stamp_and_send(&mut self, to: SocketAddr, bytes: Arc<[u8]>) {
-        let mut own = bytes.to_vec();
-        self.proof_for(to).write(&mut own);
-        self.transmits.push_back(Transmit {
-            to,
-            bytes: own.into(),
-        });
+        let proof = self.proof_for(to);
+        self.transmits.push_back(Queued { to, bytes, proof });
     }
 
     pub(super) fn reply(&mut self, to: SocketAddr, packet: &Packet) {
-        let mut bytes = packet.encode();
-        self.proof_for(to).write(&mut bytes);
+        let bytes = packet.encode();
         if let Some((addr, left)) = &mut self.budget
             && *addr == to
         {
@@ -157,9 +152,11 @@ impl Relay {
             }
             *left -= bytes.len();
         }
-        self.transmits.push_back(Transmit {
+        let proof = self.proof_for(to);
+        self.transmits.push_back(Queued {
             to,
             bytes: bytes.into(),
+            proof,
         });
     }
 
