@@ -28,6 +28,9 @@ pub struct Message {
     pub time: Millis,
 }
 
+/// Bytes of a time as [`Millis::to_rfc3339`] writes it.
+const RFC3339_LEN: usize = 24;
+
 /// Milliseconds since the Unix epoch, UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Millis(pub i64);
@@ -46,17 +49,35 @@ impl Millis {
 
     /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-25T08:00:00.123Z`.
     pub fn to_rfc3339(self) -> String {
+        self.rfc3339_in(&mut [0; RFC3339_LEN]).to_owned()
+    }
+
+    /// [`Millis::to_rfc3339`] written into `buf` (the log writes one per message: no
+    /// allocation, no formatting machinery).
+    fn rfc3339_in(self, buf: &mut [u8; RFC3339_LEN]) -> &str {
         let t = self.to_datetime();
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.millisecond()
-        )
+        // The Unix epoch's range for `to_datetime` keeps the year within 0..=9999.
+        let year = u32::try_from(t.year()).unwrap_or(0).min(9999);
+        let fields = [
+            (year, 4),
+            (u32::from(u8::from(t.month())), 2),
+            (u32::from(t.day()), 2),
+            (u32::from(t.hour()), 2),
+            (u32::from(t.minute()), 2),
+            (u32::from(t.second()), 2),
+            (u32::from(t.millisecond()), 3),
+        ];
+        let mut at = 0;
+        for ((value, digits), after) in fields.into_iter().zip(*b"--T::.Z") {
+            let mut v = value;
+            for k in (0..digits).rev() {
+                buf[at + k] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+            buf[at + digits] = after;
+            at += digits + 1;
+        }
+        std::str::from_utf8(buf).expect("ascii digits and separators")
     }
 
     /// Parses RFC 3339 (any offset), keeping milliseconds.
@@ -75,7 +96,7 @@ pub(crate) mod rfc3339_millis {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(t: &Millis, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&t.to_rfc3339())
+        s.serialize_str(t.rfc3339_in(&mut [0; super::RFC3339_LEN]))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
@@ -254,6 +275,16 @@ mod tests {
         let s = t.to_rfc3339();
         assert_eq!(s, "2026-11-25T08:00:00.123Z");
         assert_eq!(Millis::parse_rfc3339(&s).unwrap(), t);
+        // Every year from 0 to 9999, and the ends of days and seconds, round-trip too.
+        let step = 253_402_300_799_999 / 5000;
+        let mut times: Vec<i64> = (-1226..5000).map(|k| k * step + k % 1000).collect();
+        times.extend([0, 999, 1000, 86_399_999, -62_167_219_200_000, 253_402_300_799_999]);
+        for ms in times {
+            let t = Millis(ms);
+            let s = t.to_rfc3339();
+            assert_eq!(s.len(), 24, "{ms}: {s}");
+            assert_eq!(Millis::parse_rfc3339(&s).unwrap(), t, "{ms}: {s}");
+        }
     }
 
     #[test]
