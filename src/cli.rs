@@ -163,7 +163,8 @@ pub struct JoinArgs {
     /// Print one JSON object per event instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Seconds to wait, when input ends, for the relay to acknowledge what was sent.
+    /// Seconds to wait, when input ends, for the relay to acknowledge what was sent (counted
+    /// from the last acknowledgement).
     #[arg(long, default_value_t = join::DEFAULT_WAIT.as_secs())]
     pub wait: u64,
 }

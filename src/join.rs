@@ -22,7 +22,9 @@ use crate::message::Millis;
 use crate::render::Renderer;
 use crate::wire::MAX_DATAGRAM;
 
-/// How long `urc join` waits, once its input has ended, for its messages to be acknowledged.
+/// How long `urc join` waits, once its input has ended, for its messages to be acknowledged:
+/// counted from the last acknowledgement, so a long paste that the relay takes at its own
+/// rate is not cut short.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 
 /// What `urc join` was asked to do.
@@ -131,6 +133,7 @@ async fn session(options: Options) -> Result<(), JoinError> {
     let renderer = options.renderer;
     let mut client = Client::new(options.client.clone(), Instant::now());
     let mut closing: Option<Instant> = None;
+    let mut unacked = 0;
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     loop {
         while let Some(bytes) = client.poll_transmit() {
@@ -229,6 +232,15 @@ async fn session(options: Options) -> Result<(), JoinError> {
                 closing.get_or_insert(now + options.wait);
             }
         }
+        // While the relay keeps acknowledging, the wait goes on: it bounds how long the relay
+        // may stay silent, not how long a long paste takes at the relay's rate.
+        let left = client.unacked();
+        if left < unacked
+            && let Some(deadline) = &mut closing
+        {
+            *deadline = (*deadline).max(now + options.wait);
+        }
+        unacked = left;
     }
 }
 

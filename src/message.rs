@@ -278,7 +278,14 @@ mod tests {
         // Every year from 0 to 9999, and the ends of days and seconds, round-trip too.
         let step = 253_402_300_799_999 / 5000;
         let mut times: Vec<i64> = (-1226..5000).map(|k| k * step + k % 1000).collect();
-        times.extend([0, 999, 1000, 86_399_999, -62_167_219_200_000, 253_402_300_799_999]);
+        times.extend([
+            0,
+            999,
+            1000,
+            86_399_999,
+            -62_167_219_200_000,
+            253_402_300_799_999,
+        ]);
         for ms in times {
             let t = Millis(ms);
             let s = t.to_rfc3339();

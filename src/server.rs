@@ -164,7 +164,7 @@ impl Server {
             }
             let now = Instant::now();
             if now >= next_tick {
-                self.relay.handle_tick(now);
+                self.relay.handle_tick(now, Millis::now());
                 next_tick = now + TICK;
                 if now >= next_report {
                     next_report = now + REPORT_EVERY;

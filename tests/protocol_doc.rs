@@ -492,7 +492,7 @@ impl Room for Rules {
         let addr = self.addr(to);
         if self.inbox.get(&addr).is_none_or(VecDeque::is_empty) {
             self.now += Duration::from_secs(1);
-            self.relay.handle_tick(self.now);
+            self.relay.handle_tick(self.now, DOC_TIME);
             self.collect();
         }
         self.inbox.get_mut(&addr)?.pop_front()

@@ -335,8 +335,10 @@ impl Relay {
         self.last_dropped = Some(Dropped { from, why });
     }
 
-    /// Drops the clients silent for longer than the timeout. Call it about once a second.
-    pub fn handle_tick(&mut self, now: Instant) {
+    /// Drops the clients silent for longer than the timeout, and takes the messages that
+    /// waited for their sender's allowance to refill. Call it about once a second; `wall` is
+    /// the wall-clock time, for the messages it takes.
+    pub fn handle_tick(&mut self, now: Instant, wall: Millis) {
         self.joins.retain(|_, (bucket, _)| !bucket.is_full(now));
         let timeout = self.config.timeout;
         let silent: Vec<SocketAddr> = self
@@ -348,6 +350,15 @@ impl Relay {
         for addr in silent {
             self.stats.timed_out += 1;
             self.remove(addr, LeaveReason::TimedOut);
+        }
+        let waiting: Vec<SocketAddr> = self
+            .clients
+            .iter()
+            .filter(|c| c.ahead.contains_key(&c.next_csn))
+            .map(|c| *c.key())
+            .collect();
+        for addr in waiting {
+            self.take_waiting(now, wall, addr);
         }
         // A heartbeat after new messages tells every client the latest sequence number, so
         // one that lost the last fan-out datagram notices within a tick and repairs the gap.

@@ -42,14 +42,26 @@ impl Relay {
             return;
         };
         if csn > expected {
-            // An earlier message of this sender is missing: this one waits for it (within
-            // the window, and while the relay's memory for waiting messages lasts); if it
-            // cannot wait, it is dropped and comes again.
-            self.stats.out_of_order += 1;
+            // An earlier message of this sender is missing, or waits for the sender's
+            // allowance: this one waits behind it (within the window, and while the relay's
+            // memory for waiting messages lasts); if it cannot wait, it is dropped and comes
+            // again.
+            let (again, behind_the_rate) = self.clients.get(&from).map_or((false, false), |s| {
+                (s.ahead.contains_key(&csn), s.ahead.contains_key(&expected))
+            });
+            if again {
+                // A retransmission of a message that waits already.
+                self.stats.duplicates += 1;
+                return;
+            }
+            if behind_the_rate {
+                self.stats.rate_limited += 1;
+            } else {
+                self.stats.out_of_order += 1;
+            }
             if csn - expected <= REORDER_WINDOW
                 && self.ahead_bytes + text.len() <= MAX_AHEAD_BYTES
                 && let Some(mut s) = self.clients.get_mut(&from)
-                && !s.ahead.contains_key(&csn)
             {
                 self.ahead_bytes += text.len();
                 s.ahead.insert(csn, (id, text));
@@ -64,15 +76,22 @@ impl Relay {
             }
             return;
         }
-        // A copy of this message may wait in the buffer, put back there when the rate stopped
-        // it: this one takes its turn, so the copy goes (left, it stayed there for good).
-        if let Some(mut s) = self.clients.get_mut(&from)
-            && let Some((_, copy)) = s.ahead.remove(&csn)
-        {
-            self.ahead_bytes -= copy.len();
+        // The message takes its turn through the buffer, where a copy may already wait (put
+        // there when the rate stopped it): this one replaces it.
+        let mut again = false;
+        if let Some(mut s) = self.clients.get_mut(&from) {
+            if let Some((_, copy)) = s.ahead.remove(&csn) {
+                self.ahead_bytes -= copy.len();
+                again = true;
+            }
+            if self.ahead_bytes + text.len() <= MAX_AHEAD_BYTES {
+                self.ahead_bytes += text.len();
+                s.ahead.insert(csn, (id, text));
+            } else {
+                // No memory to keep it: it comes again. (Rare: 8 MiB of text waiting.)
+                return;
+            }
         }
-        let (mut csn, mut id, mut text) = (csn, id, text);
-        let mut first = true;
         // An episode of sending too fast ends when the sender has kept to the rate long enough
         // to have its whole burst again. (Ended by any message taken, it was told again after
         // every message taken at the rate: 20 ERRORs a second under a steady flood, and a
@@ -82,42 +101,52 @@ impl Relay {
         {
             s.told_slow = false;
         }
-        loop {
-            let allowed = self
-                .clients
-                .get_mut(&from)
-                .is_some_and(|mut s| s.messages.take(now));
-            if !allowed {
-                // Too fast: the message waits (or, just arrived, comes again later) and the
-                // sender is told once an episode.
+        if !self.take_waiting(now, wall, from) {
+            // Counted once a message, not at each of its retransmissions while it waits.
+            if again {
+                self.stats.duplicates += 1;
+            } else {
                 self.stats.rate_limited += 1;
-                let tell = self
-                    .clients
-                    .get_mut(&from)
-                    .is_some_and(|mut s| !std::mem::replace(&mut s.told_slow, true));
-                if tell {
-                    let message = format!(
-                        "too many messages: the relay takes {} a second ({} at once); the rest wait",
-                        self.config.rate, self.config.burst
-                    );
-                    self.error(from, ErrorCode::RateLimited, id, message);
-                }
-                if !first && let Some(mut s) = self.clients.get_mut(&from) {
-                    self.ahead_bytes += text.len();
-                    s.ahead.insert(csn, (id, text));
-                }
-                break;
             }
-            first = false;
-            self.take_in_turn(wall, from, csn, id, text);
-            // Messages that arrived ahead of this one and waited for it follow it now.
+        }
+    }
+
+    /// Takes, in csn order, the messages of `from` that wait for their turn, as long as the
+    /// rate allows; a message the rate stops stays waiting, and the sender is told once an
+    /// episode. False when the rate stopped one.
+    pub(super) fn take_waiting(&mut self, now: Instant, wall: Millis, from: SocketAddr) -> bool {
+        loop {
             let next = self.clients.get_mut(&from).and_then(|mut s| {
                 let next = s.next_csn;
-                s.ahead.remove(&next).map(|(id, text)| (next, id, text))
+                let id = s.ahead.get(&next)?.0;
+                if !s.messages.take(now) {
+                    return Some(Err(id));
+                }
+                s.ahead.remove(&next).map(|(id, text)| Ok((next, id, text)))
             });
-            let Some(next) = next else { break };
-            self.ahead_bytes -= next.2.len();
-            (csn, id, text) = next;
+            match next {
+                None => return true,
+                Some(Ok((csn, id, text))) => {
+                    self.ahead_bytes -= text.len();
+                    self.take_in_turn(wall, from, csn, id, text);
+                }
+                Some(Err(id)) => {
+                    // Too fast: the message waits, and is taken as the allowance refills (at
+                    // the relay's tick, or when the sender's next datagram comes).
+                    let tell = self
+                        .clients
+                        .get_mut(&from)
+                        .is_some_and(|mut s| !std::mem::replace(&mut s.told_slow, true));
+                    if tell {
+                        let message = format!(
+                            "too many messages: the relay takes {} a second ({} at once); the rest wait",
+                            self.config.rate, self.config.burst
+                        );
+                        self.error(from, ErrorCode::RateLimited, id, message);
+                    }
+                    return false;
+                }
+            }
         }
     }
 

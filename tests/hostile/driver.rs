@@ -65,7 +65,8 @@ impl Driver {
     /// Moves the clock on by `d` and lets the relay tick.
     pub fn advance(&mut self, d: Duration) {
         self.now += d;
-        self.relay.handle_tick(self.now);
+        self.relay.handle_tick(self.now, self.wall());
+        self.persist();
         self.drain();
     }
 
@@ -83,6 +84,12 @@ impl Driver {
             *self.bytes_in.entry(*from).or_default() += bytes.len();
             self.relay.handle(self.now, self.wall(), *from, bytes);
         }
+        self.persist();
+        self.drain()
+    }
+
+    /// Writes what the relay accepted to the log and commits it.
+    fn persist(&mut self) {
         if self.relay.has_appends() {
             let appends = self.relay.take_appends();
             for (k, m) in appends.iter().enumerate() {
@@ -91,7 +98,6 @@ impl Driver {
             self.log.extend(appends);
             self.relay.commit();
         }
-        self.drain()
     }
 
     /// Sends `packet` from `from`; returns how many datagrams the relay sent.

@@ -666,8 +666,12 @@ impl Net {
             }
         }
         if t >= self.next_tick {
-            self.relay.handle_tick(t);
+            self.relay.handle_tick(t, self.wall());
             self.next_tick += TICK;
+            // The tick may take messages that waited for their sender's allowance.
+            if self.relay.has_appends() && self.next_flush.is_none() {
+                self.next_flush = Some(t + self.flush_delay);
+            }
         }
         if self.next_flush.is_some_and(|f| f <= t) {
             self.commit();
