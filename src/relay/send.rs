@@ -76,39 +76,44 @@ impl Relay {
             }
             return;
         }
-        // The message takes its turn through the buffer, where a copy may already wait (put
-        // there when the rate stopped it): this one replaces it.
-        let mut again = false;
-        if let Some(mut s) = self.clients.get_mut(&from) {
-            if let Some((_, copy)) = s.ahead.remove(&csn) {
-                self.ahead_bytes -= copy.len();
-                again = true;
-            }
-            if self.ahead_bytes + text.len() <= MAX_AHEAD_BYTES {
-                self.ahead_bytes += text.len();
-                s.ahead.insert(csn, (id, text));
-            } else {
-                // No memory to keep it: it comes again. (Rare: 8 MiB of text waiting.)
-                return;
-            }
-        }
         // An episode of sending too fast ends when the sender has kept to the rate long enough
         // to have its whole burst again. (Ended by any message taken, it was told again after
         // every message taken at the rate: 20 ERRORs a second under a steady flood, and a
         // notice each for the user of a client pasting a long text.)
-        if let Some(mut s) = self.clients.get_mut(&from)
-            && s.messages.is_full(now)
-        {
-            s.told_slow = false;
-        }
-        if !self.take_waiting(now, wall, from) {
-            // Counted once a message, not at each of its retransmissions while it waits.
-            if again {
-                self.stats.duplicates += 1;
-            } else {
-                self.stats.rate_limited += 1;
+        // A copy of this message may wait already (put there when the rate stopped it): this
+        // one takes its place.
+        let Some((allowed, again)) = self.clients.get_mut(&from).map(|mut s| {
+            if s.messages.is_full(now) {
+                s.told_slow = false;
             }
+            let copy = s.ahead.remove(&csn);
+            (s.messages.take(now), copy)
+        }) else {
+            return;
+        };
+        if let Some((_, copy)) = &again {
+            self.ahead_bytes -= copy.len();
         }
+        if allowed {
+            self.take_in_turn(wall, from, csn, id, text);
+            self.take_waiting(now, wall, from);
+            return;
+        }
+        // Too fast: it waits for the allowance to refill (if the relay has the memory; if
+        // not, it comes again).
+        if self.ahead_bytes + text.len() <= MAX_AHEAD_BYTES
+            && let Some(mut s) = self.clients.get_mut(&from)
+        {
+            self.ahead_bytes += text.len();
+            s.ahead.insert(csn, (id, text));
+        }
+        // Counted once a message, not at each of its retransmissions while it waits.
+        if again.is_some() {
+            self.stats.duplicates += 1;
+        } else {
+            self.stats.rate_limited += 1;
+        }
+        self.take_waiting(now, wall, from);
     }
 
     /// Takes, in csn order, the messages of `from` that wait for their turn, as long as the
