@@ -288,6 +288,51 @@ fn sessions_are_limited_per_ip_and_in_all() {
     assert_eq!(d.relay.clients().len(), 3);
 }
 
+/// A session that moves to another IP address (the same client, from a new network) counts
+/// against that address's `max_per_ip` like a new one: at the limit the move is refused Full and
+/// the session stays where it was; a move within the same IP address (a new port) is always
+/// allowed.
+#[test]
+fn a_moving_session_is_held_to_the_per_ip_limit_of_its_new_address() {
+    let mut d = Driver::new(Config {
+        max_per_ip: 2,
+        ..Config::default()
+    });
+    let full = |port: u16| SocketAddr::from(([198, 51, 100, 1], port));
+    d.member(full(1000), "a");
+    d.member(full(1001), "b");
+    let away = addr("203.0.113.7:5000");
+    let instance = Uuid::new_v4();
+    let Joined::Welcome(token) = d.join_instance(away, "roamer", instance) else {
+        panic!("roamer refused");
+    };
+    d.advance(Duration::from_secs(1));
+    let Joined::Refused(code, message) = d.join_instance(full(1002), "roamer", instance) else {
+        panic!("the session moved to a full address");
+    };
+    assert_eq!(code, ErrorCode::Full);
+    assert!(message.contains("198.51.100.1"), "{message}");
+    // Still at its old address, and working there.
+    let send = Packet::Send {
+        token,
+        base: 1,
+        messages: vec![Sent {
+            csn: 1,
+            id: Uuid::new_v4(),
+            text: "still here".into(),
+        }],
+    };
+    d.packet(away, &send);
+    assert_eq!(d.log.len(), 1);
+    // A new port on the same IP is the same address for the limit: the move goes through.
+    let Joined::Welcome(moved) = d.join_instance(addr("203.0.113.7:5001"), "roamer", instance)
+    else {
+        panic!("a move within one IP address was refused");
+    };
+    assert!(moved.matches(&token), "the same session");
+    assert_eq!(d.relay.clients().len(), 3);
+}
+
 /// One address with a good cookie (good for ten seconds) joins again and again, each time as a
 /// new process (a new instance replaces its session) and asking for 1000 messages of history,
 /// 100 JOINs a second for 10 s, in a room of 50: each JOIN that is taken tells the whole room

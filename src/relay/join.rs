@@ -91,7 +91,15 @@ impl Relay {
                         .is_some_and(|s| s.instance == instance) =>
                 {
                     // The same client from a new address (NAT rebinding, a new network): the
-                    // session moves with it, token and csns included.
+                    // session moves with it, token and csns included, if the new address's IP
+                    // has room for one more.
+                    if old.ip() != from.ip()
+                        && self.per_ip.get(&from.ip()).copied().unwrap_or(0)
+                            >= self.config.max_per_ip
+                    {
+                        self.stats.joins_refused += 1;
+                        return self.error(from, ErrorCode::Full, Uuid::nil(), self.ip_full(from));
+                    }
                     if let Some((_, session)) = self.clients.remove(&old) {
                         self.clients.insert(from, session);
                         self.names.insert(key, from);
@@ -108,6 +116,9 @@ impl Relay {
                     for (to, _) in self.held_acks.iter_mut().filter(|(to, _)| *to == old) {
                         *to = from;
                     }
+                    for (to, _) in self.presence.iter_mut().filter(|(to, _)| *to == Some(old)) {
+                        *to = Some(from);
+                    }
                 }
                 Some(_) => {
                     self.stats.joins_refused += 1;
@@ -123,12 +134,7 @@ impl Relay {
                     let ip = self.per_ip.get(&from.ip()).copied().unwrap_or(0);
                     if ip >= self.config.max_per_ip {
                         self.stats.joins_refused += 1;
-                        let message = format!(
-                            "too many clients from {}: at most {} (the relay's --max-per-ip)",
-                            from.ip(),
-                            self.config.max_per_ip
-                        );
-                        return self.error(from, ErrorCode::Full, Uuid::nil(), message);
+                        return self.error(from, ErrorCode::Full, Uuid::nil(), self.ip_full(from));
                     }
                     self.per_ip.insert(from.ip(), ip + 1);
                     self.names.insert(key, from);
@@ -247,6 +253,15 @@ impl Relay {
             };
             self.announce(Some(addr), change);
         }
+    }
+
+    /// The refusal of one more client from `from`'s IP address.
+    fn ip_full(&self, from: SocketAddr) -> String {
+        format!(
+            "too many clients from {}: at most {} (the relay's --max-per-ip)",
+            from.ip(),
+            self.config.max_per_ip
+        )
     }
 
     fn forget_ip(&mut self, ip: IpAddr) {

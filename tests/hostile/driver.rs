@@ -145,7 +145,12 @@ impl Driver {
 
     /// Joins as `name` from `addr` the way a client does: JOIN, CHALLENGE, JOIN with the cookie.
     pub fn join(&mut self, addr: SocketAddr, name: &str) -> Joined {
-        let instance = Uuid::new_v4();
+        self.join_instance(addr, name, Uuid::new_v4())
+    }
+
+    /// Joins as `name` from `addr` as the client process `instance` (the same instance from
+    /// another address is the same client, moved).
+    pub fn join_instance(&mut self, addr: SocketAddr, name: &str, instance: Uuid) -> Joined {
         let join = |cookie: Vec<u8>| Packet::Join {
             name: name.to_owned(),
             history: 0,
