@@ -288,6 +288,39 @@ fn sessions_are_limited_per_ip_and_in_all() {
     assert_eq!(d.relay.clients().len(), 3);
 }
 
+/// IPv6 addresses count per /64 network (one host usually has a whole /64): 3 sessions from
+/// 3 addresses of one /64 fill it at `max_per_ip` 3, the refusal names the network, another
+/// /64 still gets in; an IPv4 address seen as IPv6 (`::ffff:…`, a dual-stack socket) counts
+/// with the same IPv4 address.
+#[test]
+fn ipv6_clients_are_counted_per_64_network() {
+    let mut d = Driver::new(Config {
+        max_per_ip: 3,
+        ..Config::default()
+    });
+    for k in 1..=3 {
+        d.member(addr(&format!("[2001:db8:0:7::{k}]:4000")), &format!("v{k}"));
+    }
+    d.advance(Duration::from_secs(1));
+    let Joined::Refused(code, message) = d.join(addr("[2001:db8:0:7:ffff::9]:4000"), "v4") else {
+        panic!("a 4th address of the /64 got in");
+    };
+    assert_eq!(code, ErrorCode::Full);
+    assert!(message.contains("2001:db8:0:7::/64"), "{message}");
+    d.member(addr("[2001:db8:0:8::1]:4000"), "other");
+
+    d.member(addr("192.0.2.5:1"), "four-a");
+    d.member(addr("192.0.2.5:2"), "four-b");
+    d.member(addr("[::ffff:192.0.2.5]:3"), "four-c");
+    let Joined::Refused(_, message) = d.join(addr("192.0.2.5:4"), "four-d") else {
+        panic!("a 4th session from 192.0.2.5 got in");
+    };
+    assert!(
+        message.contains("192.0.2.5:") || message.contains("192.0.2.5 "),
+        "{message}"
+    );
+}
+
 /// A session that moves to another IP address (the same client, from a new network) counts
 /// against that address's `max_per_ip` like a new one: at the limit the move is refused Full and
 /// the session stays where it was; a move within the same IP address (a new port) is always

@@ -2,7 +2,8 @@
 //! and the token every later datagram must carry.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
 use uuid::Uuid;
@@ -93,8 +94,8 @@ impl Relay {
                     // The same client from a new address (NAT rebinding, a new network): the
                     // session moves with it, token and csns included, if the new address's IP
                     // has room for one more.
-                    if old.ip() != from.ip()
-                        && self.per_ip.get(&from.ip()).copied().unwrap_or(0)
+                    if origin(old) != origin(from)
+                        && self.per_ip.get(&origin(from)).copied().unwrap_or(0)
                             >= self.config.max_per_ip
                     {
                         self.stats.joins_refused += 1;
@@ -103,8 +104,8 @@ impl Relay {
                     if let Some((_, session)) = self.clients.remove(&old) {
                         self.clients.insert(from, session);
                         self.names.insert(key, from);
-                        self.forget_ip(old.ip());
-                        *self.per_ip.entry(from.ip()).or_default() += 1;
+                        self.forget_ip(origin(old));
+                        *self.per_ip.entry(origin(from)).or_default() += 1;
                     }
                     // Its messages waiting for the commit move too: left at the old address,
                     // their acks were lost there, the fan-out sent them back to their sender at
@@ -131,12 +132,12 @@ impl Relay {
                         let message = "the room is full: try again later".to_owned();
                         return self.error(from, ErrorCode::Full, Uuid::nil(), message);
                     }
-                    let ip = self.per_ip.get(&from.ip()).copied().unwrap_or(0);
+                    let ip = self.per_ip.get(&origin(from)).copied().unwrap_or(0);
                     if ip >= self.config.max_per_ip {
                         self.stats.joins_refused += 1;
                         return self.error(from, ErrorCode::Full, Uuid::nil(), self.ip_full(from));
                     }
-                    self.per_ip.insert(from.ip(), ip + 1);
+                    self.per_ip.insert(origin(from), ip + 1);
                     self.names.insert(key, from);
                     self.clients.insert(
                         from,
@@ -196,7 +197,7 @@ impl Relay {
         let (rate, burst) = (self.config.request_rate, self.config.max_per_ip as f64);
         let (bucket, told) = self
             .joins
-            .entry(from.ip())
+            .entry(origin(from))
             .or_insert_with(|| (Bucket::new(rate, burst.max(1.0), now), false));
         if bucket.is_full(now) {
             *told = false;
@@ -207,7 +208,7 @@ impl Relay {
         let tell = !std::mem::replace(told, true);
         self.stats.rate_limited += 1;
         if tell {
-            let message = format!("too many joins from {}: wait a moment", from.ip());
+            let message = format!("too many joins from {}: wait a moment", origin(from));
             self.error(from, ErrorCode::RateLimited, Uuid::nil(), message);
         } else {
             self.dropped(from, "too many joins".into());
@@ -244,7 +245,7 @@ impl Relay {
     pub(super) fn remove(&mut self, addr: SocketAddr, reason: LeaveReason) {
         if let Some((_, session)) = self.clients.remove(&addr) {
             self.names.remove(&name_key(&session.name));
-            self.forget_ip(addr.ip());
+            self.forget_ip(origin(addr));
             self.ahead_bytes -= session.ahead.values().map(|(_, t)| t.len()).sum::<usize>();
             let change = Change {
                 joined: false,
@@ -259,17 +260,46 @@ impl Relay {
     fn ip_full(&self, from: SocketAddr) -> String {
         format!(
             "too many clients from {}: at most {} (the relay's --max-per-ip)",
-            from.ip(),
+            origin(from),
             self.config.max_per_ip
         )
     }
 
-    fn forget_ip(&mut self, ip: IpAddr) {
+    fn forget_ip(&mut self, ip: Origin) {
         if let Some(n) = self.per_ip.get_mut(&ip) {
             *n -= 1;
             if *n == 0 {
                 self.per_ip.remove(&ip);
             }
+        }
+    }
+}
+
+/// Where a client comes from, for the limits per address: its IPv4 address, or the /64 network
+/// of its IPv6 address (one host is usually given a whole /64, so counting IPv6 addresses one
+/// by one would let one host open as many sessions as it likes). An IPv4 address seen as IPv6
+/// (`::ffff:a.b.c.d`, on a dual-stack socket) is the IPv4 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct Origin(IpAddr);
+
+pub(super) fn origin(addr: SocketAddr) -> Origin {
+    match addr.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => Origin(IpAddr::V4(v4)),
+            None => {
+                let network = u128::from(v6) & !((1u128 << 64) - 1);
+                Origin(IpAddr::V6(Ipv6Addr::from(network)))
+            }
+        },
+        v4 => Origin(v4),
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            IpAddr::V6(network) => write!(f, "{network}/64"),
+            v4 => write!(f, "{v4}"),
         }
     }
 }

@@ -21,7 +21,7 @@ mod requests;
 mod send;
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,6 +34,7 @@ use crate::message::{Message, Millis};
 use crate::wire::{Acked, Change, ErrorCode, LeaveReason, Packet, Proof};
 
 pub use config::{Config, DEFAULT_TIMEOUT};
+use join::Origin;
 pub use join::Session;
 use send::Pending;
 
@@ -146,12 +147,12 @@ pub struct Relay {
     heartbeat_seq: u64,
     /// Bytes of text in the sessions' `ahead` buffers.
     ahead_bytes: usize,
-    /// Sessions per IP address.
-    per_ip: HashMap<IpAddr, usize>,
+    /// Sessions per IP address (IPv6: per /64, see [`join::Origin`]).
+    per_ip: HashMap<Origin, usize>,
     /// JOINs with a good cookie per IP address, at the request rate and as many at once as
     /// sessions may share an address, and whether the address was told it joins too fast; an
     /// entry goes once its bucket is full again.
-    joins: HashMap<IpAddr, (Bucket, bool)>,
+    joins: HashMap<Origin, (Bucket, bool)>,
     /// Mints and checks challenge cookies (made at the first datagram, on its clock).
     cookies: Option<Cookies>,
     /// While handling a datagram from an unvalidated address: that address and how many
