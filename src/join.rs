@@ -82,11 +82,43 @@ enum Input {
 enum Output {
     Stdout,
     Printer(Box<dyn ExternalPrinter + Send>),
+    /// The editor is drawing its first prompt: lines wait until `at` (rustyline writes what
+    /// comes before its terminal is set up straight out, over the prompt it is drawing).
+    Starting {
+        printer: Box<dyn ExternalPrinter + Send>,
+        at: Instant,
+        held: Vec<String>,
+    },
 }
 
+/// How long after the editor hands over its printer lines wait for its first prompt.
+const EDITOR_SETTLES: Duration = Duration::from_millis(100);
+
 impl Output {
+    /// When held lines are due, if any are held.
+    fn due(&self) -> Option<Instant> {
+        match self {
+            Output::Starting { at, held, .. } if !held.is_empty() => Some(*at),
+            _ => None,
+        }
+    }
+
+    /// Prints the held lines once the editor has settled.
+    fn settle(&mut self, now: Instant) {
+        if let Output::Starting { at, .. } = self
+            && now >= *at
+            && let Output::Starting { printer, held, .. } = std::mem::replace(self, Output::Stdout)
+        {
+            *self = Output::Printer(printer);
+            for line in held {
+                self.line(line);
+            }
+        }
+    }
+
     fn line(&mut self, line: String) {
         match self {
+            Output::Starting { held, .. } => held.push(line),
             // A closed stdout (`urc join | head`) is no reason to stop chatting.
             Output::Stdout => {
                 let mut out = io::stdout().lock();
@@ -140,6 +172,7 @@ async fn session(options: Options) -> Result<(), JoinError> {
             // Refused sends (the relay is down) are retried by the client's own timers.
             let _ = socket.send(&bytes).await;
         }
+        output.settle(Instant::now());
         // Before the events: the notice that says so redraws the prompt, which reads this.
         connection.set_silent(client.relay_silent());
         while let Some(event) = client.poll_event() {
@@ -195,12 +228,11 @@ async fn session(options: Options) -> Result<(), JoinError> {
                 n => Err(JoinError::Unacknowledged(n)),
             };
         }
-        let wake_at = match (client.poll_timeout(), closing) {
-            (Some(t), Some(d)) => t.min(d),
-            (Some(t), None) => t,
-            (None, Some(d)) => d,
-            (None, None) => Instant::now() + Duration::from_secs(3600),
-        };
+        let wake_at = [client.poll_timeout(), closing, output.due()]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         let wake = async { Wake::Datagram(socket.recv(&mut buf).await) }
             .or(async { Wake::Input(input_rx.recv().await.ok()) })
             .or(async {
@@ -214,7 +246,13 @@ async fn session(options: Options) -> Result<(), JoinError> {
             // An ICMP error from an earlier send (the relay is down): the timers retry.
             Wake::Datagram(Err(_)) => {}
             Wake::Timer => client.handle_timeout(now),
-            Wake::Input(Some(Input::Printer(p))) => output = Output::Printer(p),
+            Wake::Input(Some(Input::Printer(printer))) => {
+                output = Output::Starting {
+                    printer,
+                    at: now + EDITOR_SETTLES,
+                    held: Vec::new(),
+                }
+            }
             Wake::Input(Some(Input::Line(line))) => {
                 if closing.is_none() {
                     handle_line(
