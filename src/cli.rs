@@ -66,14 +66,16 @@ Workloads (docs/performance.md):
 Examples:
   cargo run --release -- bench --workload w1
   urc bench --clients 20 --messages 50000          W1 spelt out
-  urc bench --workload w1 --window 256             W1 with more messages in flight
+  urc bench --workload w1 --window 32              W1 with fewer messages in flight
   urc bench --clients 5 --messages 500 --baseline 0   a quick check, no baseline
+  urc bench --workload w1 --runs 5 --peer ../shared/peers/ngircd-fanout.sh
+                                                   5 runs in turns with ngircd, medians last
 
 Options given with --workload override its settings. The relay's limits (message and request
 rates, clients per address, clients, client timeout) are raised so that the bench is not
-rate limited. The
-last line is a summary: deliveries/s=... p50=... p99=... p999=...; the exit code is 1 when a
-client missed a message or the time bound came first.";
+rate limited. The last line is a summary: deliveries/s=... p50=... p99=... p999=... (with
+--runs, the medians of the runs, and with --peer, the peer's and urc's ratio to it); the exit
+code is 1 when a client missed a message or the time bound came first.";
 
 /// Arguments of `urc serve`.
 #[derive(Debug, Args)]
@@ -258,6 +260,13 @@ pub struct BenchArgs {
     /// temporary directory].
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Run the workload this many times, each in a fresh process, and print the medians last.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub runs: u16,
+    /// A peer's benchmark script, run after each run with `--clients N --messages M` (it must
+    /// print `deliveries/s=` last); the medians line then gives urc's ratio to it.
+    #[arg(long, value_name = "SCRIPT")]
+    pub peer: Option<String>,
 }
 
 impl BenchArgs {

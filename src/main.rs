@@ -67,6 +67,22 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
     .map_err(|e| format!("the relay's socket failed: {e}"))
 }
 
+/// This `urc bench`'s arguments without `--runs` and `--peer`: those of each single run.
+fn one_run_args() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut args = std::env::args().skip_while(|a| a != "bench").skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--runs" | "--peer" => {
+                args.next();
+            }
+            a if a.starts_with("--runs=") || a.starts_with("--peer=") => {}
+            _ => out.push(arg),
+        }
+    }
+    out
+}
+
 /// Logs to stderr, one line an event, at `RUST_LOG`'s level or `default`.
 fn init_logging(default: &str) {
     tracing_subscriber::fmt()
@@ -88,6 +104,16 @@ fn bench(args: &BenchArgs) -> Result<(), String> {
     init_logging("warn");
     let options = args.options()?;
     let mut progress = |what: &str| eprintln!("urc bench: {what}");
+    if args.runs > 1 || args.peer.is_some() {
+        let how = urc::bench::runs::Runs {
+            runs: usize::from(args.runs),
+            peer: args.peer.clone(),
+            clients: options.clients,
+            messages: options.messages,
+        };
+        return urc::bench::runs::run(&one_run_args(), &how, &mut progress)
+            .map_err(|e| format!("bench failed: {e}"));
+    }
     if options.workload == Some(urc::bench::Workload::Log) {
         let report = urc::bench::large_log::run(&options, &mut progress)
             .map_err(|e| format!("bench failed: {e}"))?;

@@ -120,3 +120,58 @@ fn the_log_workload_runs_on_a_short_log_and_ends_with_its_summary() {
         assert!(last.contains(field), "no {field} in {last}");
     }
 }
+
+/// `--runs` runs the workload again in fresh processes, in turns with a `--peer` script given
+/// the workload's clients and messages, and ends with the medians and urc's ratio to the peer.
+#[cfg(unix)]
+#[test]
+fn runs_in_turns_with_a_peer_end_with_the_medians() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let peer = dir.path().join("peer.sh");
+    let asked = dir.path().join("asked");
+    std::fs::write(
+        &peer,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> '{}'\necho 'peer warming up'\necho 'complete=True deliveries/s=100'\n",
+            asked.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&peer, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let stdout = bench_passes(&[
+        "--clients",
+        "3",
+        "--messages",
+        "60",
+        "--baseline",
+        "0",
+        "--runs",
+        "2",
+        "--peer",
+        peer.to_str().unwrap(),
+    ]);
+    let summaries = stdout
+        .lines()
+        .filter(|l| l.starts_with("urc-bench "))
+        .count();
+    assert_eq!(summaries, 2, "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(&asked).unwrap(),
+        "--clients 3 --messages 60\n--clients 3 --messages 60\n"
+    );
+    let last = stdout.lines().last().unwrap();
+    assert!(last.starts_with("urc-bench-medians runs=2 "), "{last}");
+    assert!(last.contains(" peer_deliveries/s=100 "), "{last}");
+    let ratio: f64 = last
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("peer_ratio="))
+        .and_then(|r| r.parse().ok())
+        .expect("a ratio");
+    let deliveries: f64 = last
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("deliveries/s="))
+        .and_then(|r| r.parse().ok())
+        .expect("deliveries/s");
+    assert!((ratio - deliveries / 100.0).abs() / ratio < 0.01, "{last}");
+}

@@ -16,6 +16,7 @@
 //! | `baseline.rs` | the raw loopback baseline: one thread sending, one reading |
 //! | `measure.rs` | CPU time, peak memory and file systems, read from `/proc` |
 //! | `report.rs` | the report's lines and the summary line |
+//! | `runs.rs` | `--runs` and `--peer`: runs in fresh processes, in turns with a peer, medians |
 //! | `large_log.rs` | the `log` workload: a relay started on a long log, its start, history and memory |
 
 mod baseline;
@@ -25,6 +26,7 @@ mod ledger;
 mod measure;
 mod relay;
 mod report;
+pub mod runs;
 mod sim;
 
 use std::fmt;
