@@ -39,6 +39,9 @@ pub const MAX_RTO: Duration = Duration::from_secs(4);
 pub const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// Silence from the relay, while it owes an answer, after which the user is told.
 pub const SILENT_AFTER: Duration = Duration::from_secs(3);
+/// Challenges a joining client answers at once (after that, each waits for the JOIN's
+/// backoff), counted from the last welcome.
+const MAX_ECHOES: u32 = 3;
 /// Messages in flight at once.
 pub const WINDOW: usize = 256;
 
@@ -126,6 +129,8 @@ pub struct Client {
     instance: Uuid,
     /// The relay's last challenge cookie, echoed in JOIN to prove our address.
     cookie: Vec<u8>,
+    /// Challenges answered at once since the last welcome (see [`MAX_ECHOES`]).
+    echoes: u32,
     /// Sessions welcomed so far (a second one means we rejoined).
     sessions: u32,
     /// The token of the latest session welcomed, kept while joining again: a WELCOME with it
@@ -173,6 +178,7 @@ impl Client {
             },
             instance: Uuid::new_v4(),
             cookie: Vec::new(),
+            echoes: 0,
             sessions: 0,
             session_token: None,
             next_csn: 1,
@@ -380,6 +386,20 @@ impl Client {
         if self.is_closed() || !self.trusts(proof, &packet) {
             return;
         }
+        if let Phase::Joining { attempt, next_try } = self.phase
+            && proof == Proof::of_instance(&self.instance)
+            && matches!(packet, Packet::HistoryPage { req: 0, .. })
+        {
+            // The relay took our JOIN (its join history came) but its WELCOME was lost or is
+            // late: ask again after a round trip rather than after the backoff.
+            let soon = now + self.rtt.rto();
+            if soon < next_try {
+                self.phase = Phase::Joining {
+                    attempt,
+                    next_try: soon,
+                };
+            }
+        }
         self.last_heard = now;
         self.owed_since = None;
         if self.told_silent {
@@ -464,9 +484,12 @@ impl Client {
                 if let Phase::Joining { attempt, .. } = self.phase {
                     // The relay wants proof that we receive at our address: echo at once,
                     // unless challenges keep coming (a cookie that never passes, say): then
-                    // the JOIN waits for its backoff like any retry.
+                    // the JOIN waits for its backoff like any retry. (Counted by challenges,
+                    // not by tries: on a lossy path many tries are lost before one is
+                    // challenged, and the echo is what gets the client in.)
                     self.cookie = cookie;
-                    if attempt <= 3 {
+                    if self.echoes < MAX_ECHOES {
+                        self.echoes += 1;
                         self.phase = Phase::Joining {
                             attempt,
                             next_try: now,

@@ -54,6 +54,7 @@ impl Client {
         // we rejoined on answered a datagram of an older session (sent before a restart, say).
         let same_session = self.session_token == Some(token);
         self.session_token = Some(token);
+        self.echoes = 0;
         self.phase = Phase::Joined { token };
         // Requests made while joining go out now (the join history's own entry comes below).
         for req in self.requests.values_mut() {
