@@ -43,6 +43,7 @@ fn old_log(n: u64, len: usize) -> Vec<Message> {
         .collect()
 }
 
+/// Runs until client `i` is in the room, for 10 s of simulated time at most.
 fn joined(net: &mut Net, i: usize) {
     let name = net.nodes[i].client.name().to_owned();
     net.run_until(secs(10), &format!("{name} joined"), |n| {
@@ -50,29 +51,45 @@ fn joined(net: &mut Net, i: usize) {
     });
 }
 
+/// Runs until every running client is in the room, owes nothing and has shown everything.
 fn settle(net: &mut Net) {
     net.run_until(secs(600), "settled", Net::settled);
+}
+
+/// Starts client `name`, without join history, and runs until it is in the room: it is there
+/// before whoever joins next.
+fn enter(net: &mut Net, name: &str) -> usize {
+    let i = net.join(name, 0);
+    joined(net, i);
+    i
+}
+
+/// Starts a client for each of `names` at the same instant, without join history, then runs
+/// until each, in turn, is in the room.
+fn enter_all<const N: usize>(net: &mut Net, names: [&str; N]) -> [usize; N] {
+    let clients = names.map(|name| net.join(name, 0));
+    for i in clients {
+        joined(net, i);
+    }
+    clients
 }
 
 #[test]
 fn quiet_network_everyone_sees_one_order() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let a = net.join("alice", 0);
-        joined(&mut net, a);
+        let mut net = Net::quiet(seed);
+        let a = enter(&mut net, "alice");
         for k in 0..3 {
             net.send(a, &text("alice", k));
         }
         net.run_for(ms(100));
-        let b = net.join("bob", 0);
-        joined(&mut net, b);
+        let b = enter(&mut net, "bob");
         for k in 0..4 {
             net.send(a, &text("alice", 10 + k));
             net.send(b, &text("bob", k));
             net.run_for(ms(3));
         }
-        let c = net.join("小红", 0);
-        joined(&mut net, c);
+        let c = enter(&mut net, "小红");
         for k in 0..5 {
             for i in [a, b, c] {
                 let name = net.nodes[i].client.name().to_owned();
@@ -161,8 +178,7 @@ fn join_history_comes_first_and_in_order() {
     };
     for seed in seeds(0..8) {
         let mut net = Net::with_log(seed, cond, relay::Config::default(), old_log(30, 60));
-        let zero = net.join("zero", 0);
-        joined(&mut net, zero);
+        let zero = enter(&mut net, "zero");
         let twenty = net.join("twenty", 20);
         net.run_until(secs(5), "twenty has a session", |n| n.relay_has("twenty"));
         for k in 0..10 {
@@ -261,7 +277,7 @@ fn long_history_survives_loss() {
 #[test]
 fn history_on_request() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
+        let mut net = Net::quiet(seed);
         let a = net.join("alice", 0);
         let b = net.join("bob", 5);
         joined(&mut net, a);
@@ -331,13 +347,10 @@ fn who(net: &Net, i: usize) -> Vec<Vec<String>> {
 #[test]
 fn presence_joins_leaves_and_timeouts() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let a = net.join("alice", 0);
-        joined(&mut net, a);
-        let b = net.join("Bob", 0);
-        joined(&mut net, b);
-        let c = net.join("carol", 0);
-        joined(&mut net, c);
+        let mut net = Net::quiet(seed);
+        let a = enter(&mut net, "alice");
+        let b = enter(&mut net, "Bob");
+        let c = enter(&mut net, "carol");
         net.run_for(ms(100));
         net.request_who(a);
         net.run_for(ms(100));
@@ -384,11 +397,8 @@ fn presence_joins_leaves_and_timeouts() {
 #[test]
 fn a_listener_in_a_busy_room_is_not_dropped() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let talker = net.join("talker", 0);
-        let listener = net.join("listener", 0);
-        joined(&mut net, talker);
-        joined(&mut net, listener);
+        let mut net = Net::quiet(seed);
+        let [talker, listener] = enter_all(&mut net, ["talker", "listener"]);
         // A message a second for 100 s; the listener only listens.
         for k in 0..100 {
             net.send(talker, &text("talker", k));
@@ -405,9 +415,8 @@ fn a_listener_in_a_busy_room_is_not_dropped() {
 #[test]
 fn names_clash_regardless_of_case() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let a = net.join("alice", 0);
-        joined(&mut net, a);
+        let mut net = Net::quiet(seed);
+        let a = enter(&mut net, "alice");
         let same = net.join("alice", 0);
         let upper = net.join("ALICE", 0);
         let bad = net.join("a b", 0);
@@ -431,8 +440,7 @@ fn names_clash_regardless_of_case() {
         // The name is free again once its owner leaves.
         net.leave(a);
         net.run_for(ms(100));
-        let again = net.join("Alice", 0);
-        joined(&mut net, again);
+        enter(&mut net, "Alice");
     }
 }
 
@@ -530,9 +538,7 @@ fn lossy_run(seed: u64) -> Net {
     net.flush_delay = ms(rng.range(0, 1) * 5);
     let names = ["ann", "张伟", "cat", "dan"];
     let clients: Vec<usize> = names[..3].iter().map(|n| net.join(n, 0)).collect();
-    net.run_until(secs(60), "all joined", |n| {
-        n.nodes.iter().all(|c| c.client.is_joined())
-    });
+    net.run_until(secs(60), "all joined", Net::all_joined);
     let senders = &clients[..rng.range(2, 3) as usize];
     chat_in_bursts(&mut net, &mut rng, senders, 0..15);
     let late = net.join(names[3], 10);
@@ -577,9 +583,7 @@ fn relay_restart_loses_and_repeats_nothing() {
         let mut net = Net::new(seed, cond, config);
         net.flush_delay = ms(5);
         let clients: Vec<usize> = ["ann", "bo", "曹"].iter().map(|n| net.join(n, 0)).collect();
-        net.run_until(secs(60), "all joined", |n| {
-            n.nodes.iter().all(|c| c.client.is_joined())
-        });
+        net.run_until(secs(60), "all joined", Net::all_joined);
         chat_in_bursts(&mut net, &mut rng, &clients, 0..10);
         // Every client has a window of messages in flight when the relay goes.
         for &i in &clients {
@@ -636,11 +640,8 @@ fn relay_restart_loses_and_repeats_nothing() {
 #[test]
 fn fan_out_that_overtakes_the_welcome_waits_for_it() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let a = net.join("alice", 0);
-        let b = net.join("bob", 0);
-        joined(&mut net, a);
-        joined(&mut net, b);
+        let mut net = Net::quiet(seed);
+        let [a, b] = enter_all(&mut net, ["alice", "bob"]);
         net.send(a, &text("alice", 0));
         settle(&mut net);
         net.restart_relay(Restart::Clean);
@@ -669,11 +670,8 @@ fn fan_out_that_overtakes_the_welcome_waits_for_it() {
 #[test]
 fn a_late_welcome_from_an_old_relay_is_ignored() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let a = net.join("alice", 0);
-        let b = net.join("bob", 0);
-        joined(&mut net, a);
-        joined(&mut net, b);
+        let mut net = Net::quiet(seed);
+        let [a, _] = enter_all(&mut net, ["alice", "bob"]);
         for k in 0..5 {
             net.send(a, &text("alice", k));
         }
@@ -716,10 +714,7 @@ fn a_rejoin_resends_what_was_stored_unacknowledged() {
     };
     for seed in seeds(0..8) {
         let mut net = Net::new(seed, cond, relay::Config::default());
-        let a = net.join("alice", 0);
-        let b = net.join("bob", 0);
-        joined(&mut net, a);
-        joined(&mut net, b);
+        let [a, _] = enter_all(&mut net, ["alice", "bob"]);
         net.nodes[a].deaf = true;
         for k in 0..5 {
             net.send(a, &text("alice", k));
@@ -741,9 +736,8 @@ fn a_lost_welcome_changes_nothing_shown() {
     // Bob's first welcome is lost, the pages of its join history and alice's next messages
     // reach him; the answer to his second JOIN has a later latest and other pages.
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let a = net.join("alice", 0);
-        joined(&mut net, a);
+        let mut net = Net::quiet(seed);
+        let a = enter(&mut net, "alice");
         for k in 0..10 {
             net.send(a, &text("alice", k));
         }
@@ -770,11 +764,8 @@ fn a_stray_not_joined_keeps_the_session() {
     // An ERROR NotJoined that answers a datagram of an older session (late in the network)
     // makes the client join again; the relay still has its session.
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let a = net.join("alice", 0);
-        let b = net.join("bob", 0);
-        joined(&mut net, a);
-        joined(&mut net, b);
+        let mut net = Net::quiet(seed);
+        let [a, _] = enter_all(&mut net, ["alice", "bob"]);
         for k in 0..3 {
             net.send(a, &text("alice", k));
         }
@@ -805,11 +796,8 @@ fn a_stray_not_joined_keeps_the_session() {
 #[test]
 fn a_late_ack_from_an_earlier_session_does_not_skip_a_csn() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let a = net.join("alice", 0);
-        let b = net.join("bob", 0);
-        joined(&mut net, a);
-        joined(&mut net, b);
+        let mut net = Net::quiet(seed);
+        let [a, _] = enter_all(&mut net, ["alice", "bob"]);
         net.send(a, &text("alice", 0));
         settle(&mut net);
         // Stored as csns 2 and 3 of the first session; the acknowledgements are held back.
@@ -863,10 +851,7 @@ fn a_reordered_burst_is_stored_quickly() {
             duplicate: 0,
         };
         let mut net = Net::new(seed, cond, relay::Config::default());
-        let a = net.join("a", 0);
-        let b = net.join("b", 0);
-        joined(&mut net, a);
-        joined(&mut net, b);
+        let [a, _] = enter_all(&mut net, ["a", "b"]);
         for k in 0..32 {
             net.send(a, &text("a", k));
         }
@@ -903,12 +888,7 @@ fn a_client_that_changes_address_keeps_its_session() {
         // Half the runs write the log slowly: the session moves while messages of it wait to
         // be committed, and their acknowledgements and fan-out must follow it.
         net.flush_delay = ms(seed % 2 * 400);
-        let a = net.join("alice", 0);
-        let b = net.join("bob", 0);
-        let c = net.join("carol", 0);
-        for i in [a, b, c] {
-            joined(&mut net, i);
-        }
+        let [a, b, c] = enter_all(&mut net, ["alice", "bob", "carol"]);
         for k in 0..5 {
             net.send(a, &text("alice", k));
             net.send(b, &text("bob", k));
@@ -984,11 +964,8 @@ fn a_client_that_changes_address_keeps_its_session() {
 #[test]
 fn a_new_process_on_the_same_address_gets_a_new_session() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let a = net.join("alice", 0);
-        let b = net.join("bob", 0);
-        joined(&mut net, a);
-        joined(&mut net, b);
+        let mut net = Net::quiet(seed);
+        let [a, b] = enter_all(&mut net, ["alice", "bob"]);
         for k in 0..5 {
             net.send(a, &text("alice", k));
         }
@@ -1051,11 +1028,8 @@ fn bad_texts(net: &Net, i: usize, id: Uuid) -> usize {
 #[test]
 fn a_refused_text_is_refused_again_when_sent_again() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let a = net.join("alice", 0);
-        let raw = net.join("raw", 0);
-        joined(&mut net, a);
-        joined(&mut net, raw);
+        let mut net = Net::quiet(seed);
+        let [a, raw] = enter_all(&mut net, ["alice", "raw"]);
         let token = net.nodes[raw].welcomes()[0].0;
         let send = |csn: u64, id: Uuid, text: &str| Packet::Send {
             token,
@@ -1122,7 +1096,7 @@ fn a_refused_text_is_refused_again_when_sent_again() {
 #[test]
 fn a_refused_name_closes_the_client_after_one_join() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
+        let mut net = Net::quiet(seed);
         let longest = net.join(&"𝄞".repeat(32), 0);
         let names = ["a".repeat(33), "𝄞".repeat(33), "al\u{200B}ice".to_owned()];
         assert_eq!(names[1].len(), 132);
@@ -1180,10 +1154,7 @@ fn a_burst_over_loss_and_jitter_needs_few_retransmissions() {
     let mut ratios = Vec::new();
     for seed in seeds(0..8) {
         let mut net = Net::new(seed, cond, relay::Config::default());
-        let a = net.join("a", 0);
-        let b = net.join("b", 0);
-        joined(&mut net, a);
-        joined(&mut net, b);
+        let [a, _] = enter_all(&mut net, ["a", "b"]);
         let messages = 96;
         for k in 0..messages {
             net.send(a, &text("a", k));
@@ -1219,10 +1190,7 @@ fn the_relay_keeps_at_most_a_window_waiting_per_session() {
             ..relay::Config::default()
         };
         let mut net = Net::new(seed, Conditions::QUIET, config);
-        let a = net.join("alice", 0);
-        let raw = net.join("raw", 0);
-        joined(&mut net, a);
-        joined(&mut net, raw);
+        let [a, raw] = enter_all(&mut net, ["alice", "raw"]);
         let token = net.nodes[raw].welcomes()[0].0;
         let addr = net.nodes[raw].addr;
         let big = |csn: u64| format!("{csn:04}{}", "字".repeat(332));
@@ -1383,11 +1351,8 @@ fn notices(net: &Net, i: usize, part: &str) -> usize {
 #[test]
 fn forged_datagrams_from_a_members_address_change_nothing() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let a = net.join("alice", 0);
-        let b = net.join("bob", 0);
-        joined(&mut net, a);
-        joined(&mut net, b);
+        let mut net = Net::quiet(seed);
+        let [a, b] = enter_all(&mut net, ["alice", "bob"]);
         for k in 0..3 {
             net.send(a, &text("alice", k));
         }
@@ -1507,12 +1472,7 @@ fn a_flood_is_held_to_the_rate_and_others_go_on_unhindered() {
     for seed in seeds(0..3) {
         let mut rng = Rng::new(seed ^ 0xf100d);
         let mut net = Net::new(seed, cond, config.clone());
-        let a = net.join("alice", 0);
-        let b = net.join("bob", 0);
-        let f = net.join("flood", 0);
-        for i in [a, b, f] {
-            joined(&mut net, i);
-        }
+        let [a, b, f] = enter_all(&mut net, ["alice", "bob", "flood"]);
         let token = net.nodes[f].welcomes()[0].0;
         let flood_addr = net.nodes[f].addr;
         let start = net.now;
@@ -1605,10 +1565,7 @@ fn a_long_paste_is_taken_at_the_rate_in_order() {
     for seed in seeds(0..2) {
         let mut rng = Rng::new(seed ^ 0x9a57e);
         let mut net = Net::new(seed, cond, config.clone());
-        let a = net.join("alice", 0);
-        let p = net.join("paster", 0);
-        joined(&mut net, a);
-        joined(&mut net, p);
+        let [a, p] = enter_all(&mut net, ["alice", "paster"]);
         let lines = 600;
         let start = net.now;
         for k in 0..lines {
@@ -1679,10 +1636,7 @@ fn a_request_flood_is_answered_at_the_request_rate() {
     let config = relay::Config::default();
     for seed in seeds(0..1) {
         let mut net = Net::with_log(seed, Conditions::QUIET, config.clone(), old_log(200, 100));
-        let a = net.join("alice", 0);
-        let f = net.join("asker", 0);
-        joined(&mut net, a);
-        joined(&mut net, f);
+        let [a, f] = enter_all(&mut net, ["alice", "asker"]);
         let token = net.nodes[f].welcomes()[0].0;
         let flood_addr = net.nodes[f].addr;
         let start = net.now;
@@ -1759,7 +1713,7 @@ fn a_request_flood_is_answered_at_the_request_rate() {
 #[test]
 fn too_many_clients_from_one_ip_are_refused_by_name() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
+        let mut net = Net::quiet(seed);
         let nat = |port: u16| std::net::SocketAddr::from(([198, 51, 100, 7], port));
         let inside: Vec<usize> = (0..64)
             .map(|k| net.join_at(&format!("n{k}"), 0, nat(10_000 + k)))
@@ -1821,9 +1775,7 @@ fn while_the_log_cannot_be_written_nothing_is_acknowledged_and_then_all_is() {
         let mut net = Net::new(seed, cond, relay::Config::default());
         net.flush_delay = ms(seed % 2 * 5);
         let clients: Vec<usize> = ["ann", "bo", "曹"].iter().map(|n| net.join(n, 0)).collect();
-        net.run_until(secs(60), "all joined", |n| {
-            n.nodes.iter().all(|c| c.client.is_joined())
-        });
+        net.run_until(secs(60), "all joined", Net::all_joined);
         let senders = &clients[..2];
         chat_in_bursts(&mut net, &mut rng, senders, 0..10);
         settle(&mut net);
@@ -2022,10 +1974,7 @@ fn garbage_from_everywhere_changes_nothing() {
     for seed in seeds(0..3) {
         let mut rng = Rng::new(seed ^ 0x6a7b);
         let mut net = Net::new(seed, cond, relay::Config::default());
-        let a = net.join("alice", 0);
-        let b = net.join("bob", 0);
-        joined(&mut net, a);
-        joined(&mut net, b);
+        let [a, b] = enter_all(&mut net, ["alice", "bob"]);
         let strangers: Vec<std::net::SocketAddr> = (0..300u64)
             .map(|k| match k % 3 {
                 0 => std::net::SocketAddr::from(([203, 0, 113, k as u8], 1024 + k as u16)),

@@ -328,6 +328,12 @@ impl Net {
         Net::with_log(seed, cond, config, Vec::new())
     }
 
+    /// A net that loses and reorders nothing ([`Conditions::QUIET`]), with a relay of the
+    /// default configuration and an empty log: the room most regressions start from.
+    pub fn quiet(seed: u64) -> Self {
+        Net::new(seed, Conditions::QUIET, relay::Config::default())
+    }
+
     /// A net whose relay starts from `log`, messages stored before the simulation.
     pub fn with_log(seed: u64, cond: Conditions, config: relay::Config, log: Vec<Message>) -> Self {
         assert!(cond.delay > Duration::ZERO, "a datagram takes time");
@@ -558,6 +564,11 @@ impl Net {
     /// Whether the relay has a session named `name`.
     pub fn relay_has(&self, name: &str) -> bool {
         self.relay.clients().iter().any(|c| c.name == name)
+    }
+
+    /// Every client, running or not, is in the room.
+    pub fn all_joined(&self) -> bool {
+        self.nodes.iter().all(|n| n.client.is_joined())
     }
 
     /// Every running client is in the room, owes nothing, waits for nothing and has shown
