@@ -10,6 +10,7 @@
 mod net;
 
 use std::collections::HashSet;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use net::{Conditions, Net, Restart, Rng, ms, secs, seeds};
@@ -22,6 +23,30 @@ use uuid::Uuid;
 /// A chat line with Chinese in it, unique per sender and number.
 fn text(name: &str, k: usize) -> String {
     format!("{name} 的第 {k} 条消息：你好，世界 #{k}")
+}
+
+/// The lines numbered `numbers` that `name` says, as [`say`] sends them.
+fn lines(name: &str, numbers: Range<usize>) -> Vec<String> {
+    numbers.map(|k| text(name, k)).collect()
+}
+
+/// Client `i` sends its line number `k` (see [`text`]); returns the ids of its messages.
+fn say(net: &mut Net, i: usize, k: usize) -> Vec<Uuid> {
+    let name = net.nodes[i].client.name().to_owned();
+    net.send(i, &text(&name, k))
+}
+
+/// Client `i` sends its lines numbered `numbers`, all at the same instant; returns their ids.
+fn say_lines(net: &mut Net, i: usize, numbers: Range<usize>) -> Vec<Uuid> {
+    numbers.flat_map(|k| say(net, i, k)).collect()
+}
+
+/// The texts of `from`'s messages in the log, in the log's order.
+fn stored_texts<'a>(net: &'a Net, from: &str) -> Vec<&'a str> {
+    (net.store.iter())
+        .filter(|m| m.from == from)
+        .map(|m| m.text.as_str())
+        .collect()
 }
 
 /// `n` messages stored before the simulation starts, each about `len` bytes of text.
@@ -79,21 +104,18 @@ fn quiet_network_everyone_sees_one_order() {
     for seed in seeds(0..1) {
         let mut net = Net::quiet(seed);
         let a = enter(&mut net, "alice");
-        for k in 0..3 {
-            net.send(a, &text("alice", k));
-        }
+        say_lines(&mut net, a, 0..3);
         net.run_for(ms(100));
         let b = enter(&mut net, "bob");
         for k in 0..4 {
-            net.send(a, &text("alice", 10 + k));
-            net.send(b, &text("bob", k));
+            say(&mut net, a, 10 + k);
+            say(&mut net, b, k);
             net.run_for(ms(3));
         }
         let c = enter(&mut net, "小红");
         for k in 0..5 {
             for i in [a, b, c] {
-                let name = net.nodes[i].client.name().to_owned();
-                net.send(i, &text(&name, 20 + k));
+                say(&mut net, i, 20 + k);
             }
             net.run_for(ms(7));
         }
@@ -181,9 +203,7 @@ fn join_history_comes_first_and_in_order() {
         let zero = enter(&mut net, "zero");
         let twenty = net.join("twenty", 20);
         net.run_until(secs(5), "twenty has a session", |n| n.relay_has("twenty"));
-        for k in 0..10 {
-            net.send(zero, &text("zero", k));
-        }
+        say_lines(&mut net, zero, 0..10);
         settle(&mut net);
 
         net.check_store();
@@ -283,7 +303,7 @@ fn history_on_request() {
         joined(&mut net, a);
         joined(&mut net, b);
         for k in 0..25 {
-            net.send(a, &text("alice", k));
+            say(&mut net, a, k);
             net.run_for(ms(2));
         }
         settle(&mut net);
@@ -291,7 +311,7 @@ fn history_on_request() {
         let before = net.nodes[b].events.len();
         net.request_history(b, 10);
         settle(&mut net);
-        net.send(a, &text("alice", 99));
+        say(&mut net, a, 99);
         settle(&mut net);
         net.request_history(b, 100);
         settle(&mut net);
@@ -401,7 +421,7 @@ fn a_listener_in_a_busy_room_is_not_dropped() {
         let [talker, listener] = enter_all(&mut net, ["talker", "listener"]);
         // A message a second for 100 s; the listener only listens.
         for k in 0..100 {
-            net.send(talker, &text("talker", k));
+            say(&mut net, talker, k);
             net.run_for(secs(1));
         }
         settle(&mut net);
@@ -466,11 +486,8 @@ fn chat_in_bursts(
     while next.iter().any(|&n| n < numbers.end) {
         let k = rng.range(0, senders.len() as u64 - 1) as usize;
         let burst = (rng.range(1, 20) as usize).min(numbers.end - next[k]);
-        let name = net.nodes[senders[k]].client.name().to_owned();
-        for _ in 0..burst {
-            net.send(senders[k], &text(&name, next[k]));
-            next[k] += 1;
-        }
+        say_lines(net, senders[k], next[k]..next[k] + burst);
+        next[k] += burst;
         net.run_for(ms(rng.range(0, 1500)));
     }
 }
@@ -587,10 +604,7 @@ fn relay_restart_loses_and_repeats_nothing() {
         chat_in_bursts(&mut net, &mut rng, &clients, 0..10);
         // Every client has a window of messages in flight when the relay goes.
         for &i in &clients {
-            let name = net.nodes[i].client.name().to_owned();
-            for k in 10..40 {
-                net.send(i, &text(&name, k));
-            }
+            say_lines(&mut net, i, 10..40);
         }
         net.run_until(secs(120), "45 stored", |n| n.store.len() >= 45);
         net.restart_relay(Restart::Clean);
@@ -642,15 +656,15 @@ fn fan_out_that_overtakes_the_welcome_waits_for_it() {
     for seed in seeds(0..1) {
         let mut net = Net::quiet(seed);
         let [a, b] = enter_all(&mut net, ["alice", "bob"]);
-        net.send(a, &text("alice", 0));
+        say(&mut net, a, 0);
         settle(&mut net);
         net.restart_relay(Restart::Clean);
         // Bob rejoins first, and his welcome takes 300 ms more: alice's next message, sent
         // once she rejoined too, overtakes it.
         net.nodes[b].welcome_delay = ms(300);
-        net.send(b, &text("bob", 0));
+        say(&mut net, b, 0);
         net.run_until(secs(1), "bob has a new session", |n| n.relay_has("bob"));
-        net.send(a, &text("alice", 1));
+        say(&mut net, a, 1);
         net.run_for(ms(100));
         assert_eq!(
             net.nodes[b].welcomes().len(),
@@ -672,14 +686,10 @@ fn a_late_welcome_from_an_old_relay_is_ignored() {
     for seed in seeds(0..1) {
         let mut net = Net::quiet(seed);
         let [a, _] = enter_all(&mut net, ["alice", "bob"]);
-        for k in 0..5 {
-            net.send(a, &text("alice", k));
-        }
+        say_lines(&mut net, a, 0..5);
         settle(&mut net);
         net.restart_relay(Restart::Clean);
-        for k in 5..10 {
-            net.send(a, &text("alice", k));
-        }
+        say_lines(&mut net, a, 5..10);
         settle(&mut net);
         assert_eq!(net.nodes[a].welcomes().len(), 2);
         // The first relay's welcome, delayed for a long time in the network, arrives now.
@@ -693,9 +703,7 @@ fn a_late_welcome_from_an_old_relay_is_ignored() {
         // Stamped with alice's instance, as the old relay answered her JOIN.
         let proof = Proof::of_instance(&net.nodes[a].instance());
         net.inject(a, &old, proof);
-        for k in 10..20 {
-            net.send(a, &text("alice", k));
-        }
+        say_lines(&mut net, a, 10..20);
         settle(&mut net);
         check_everything(&net);
         assert_eq!(net.relay.latest(), 20);
@@ -716,15 +724,11 @@ fn a_rejoin_resends_what_was_stored_unacknowledged() {
         let mut net = Net::new(seed, cond, relay::Config::default());
         let [a, _] = enter_all(&mut net, ["alice", "bob"]);
         net.nodes[a].deaf = true;
-        for k in 0..5 {
-            net.send(a, &text("alice", k));
-        }
+        say_lines(&mut net, a, 0..5);
         net.run_until(secs(60), "5 stored", |n| n.store.len() == 5);
         net.restart_relay(Restart::Clean);
         net.nodes[a].deaf = false;
-        for k in 5..10 {
-            net.send(a, &text("alice", k));
-        }
+        say_lines(&mut net, a, 5..10);
         settle(&mut net);
         check_everything(&net);
         assert_eq!(net.relay.latest(), 10);
@@ -738,17 +742,15 @@ fn a_lost_welcome_changes_nothing_shown() {
     for seed in seeds(0..1) {
         let mut net = Net::quiet(seed);
         let a = enter(&mut net, "alice");
-        for k in 0..10 {
-            net.send(a, &text("alice", k));
-        }
+        say_lines(&mut net, a, 0..10);
         settle(&mut net);
         let b = net.join("bob", 5);
         net.nodes[b].lose_welcomes = 1;
         net.run_until(secs(1), "bob has a session", |n| n.relay_has("bob"));
-        net.send(a, &text("alice", 10));
-        net.send(a, &text("alice", 11));
+        say(&mut net, a, 10);
+        say(&mut net, a, 11);
         joined(&mut net, b);
-        net.send(a, &text("alice", 12));
+        say(&mut net, a, 12);
         settle(&mut net);
 
         let node = &net.nodes[b];
@@ -766,9 +768,7 @@ fn a_stray_not_joined_keeps_the_session() {
     for seed in seeds(0..1) {
         let mut net = Net::quiet(seed);
         let [a, _] = enter_all(&mut net, ["alice", "bob"]);
-        for k in 0..3 {
-            net.send(a, &text("alice", k));
-        }
+        say_lines(&mut net, a, 0..3);
         settle(&mut net);
         let stray = Packet::Error {
             code: ErrorCode::NotJoined,
@@ -777,9 +777,7 @@ fn a_stray_not_joined_keeps_the_session() {
         };
         // To an address without a session a NotJoined carries no proof.
         net.inject(a, &stray, Proof::default());
-        for k in 3..6 {
-            net.send(a, &text("alice", k));
-        }
+        say_lines(&mut net, a, 3..6);
         settle(&mut net);
         assert_eq!(net.nodes[a].welcomes().len(), 2);
         assert_eq!(net.nodes[a].welcomes()[0].0, net.nodes[a].welcomes()[1].0);
@@ -798,13 +796,11 @@ fn a_late_ack_from_an_earlier_session_does_not_skip_a_csn() {
     for seed in seeds(0..1) {
         let mut net = Net::quiet(seed);
         let [a, _] = enter_all(&mut net, ["alice", "bob"]);
-        net.send(a, &text("alice", 0));
+        say(&mut net, a, 0);
         settle(&mut net);
         // Stored as csns 2 and 3 of the first session; the acknowledgements are held back.
         net.nodes[a].deaf = true;
-        let late: Vec<Uuid> = (1..3)
-            .flat_map(|k| net.send(a, &text("alice", k)))
-            .collect();
+        let late = say_lines(&mut net, a, 1..3);
         net.run_until(secs(5), "3 stored", |n| n.store.len() == 3);
         net.restart_relay(Restart::Clean);
         net.nodes[a].deaf = false;
@@ -831,7 +827,7 @@ fn a_late_ack_from_an_earlier_session_does_not_skip_a_csn() {
             };
             net.inject(a, &ack, first_session);
         }
-        net.send(a, &text("alice", 3));
+        say(&mut net, a, 3);
         net.run_until(secs(30), "the next message stored", |n| n.store.len() == 4);
         settle(&mut net);
         check_everything(&net);
@@ -852,9 +848,7 @@ fn a_reordered_burst_is_stored_quickly() {
         };
         let mut net = Net::new(seed, cond, relay::Config::default());
         let [a, _] = enter_all(&mut net, ["a", "b"]);
-        for k in 0..32 {
-            net.send(a, &text("a", k));
-        }
+        say_lines(&mut net, a, 0..32);
         net.run_until(ms(200), "the burst stored", |n| n.store.len() == 32);
     }
 }
@@ -890,8 +884,8 @@ fn a_client_that_changes_address_keeps_its_session() {
         net.flush_delay = ms(seed % 2 * 400);
         let [a, b, c] = enter_all(&mut net, ["alice", "bob", "carol"]);
         for k in 0..5 {
-            net.send(a, &text("alice", k));
-            net.send(b, &text("bob", k));
+            say(&mut net, a, k);
+            say(&mut net, b, k);
         }
         settle(&mut net);
         let before: Vec<Vec<String>> = [a, b, c].iter().map(|&i| presence(&net, i)).collect();
@@ -900,14 +894,12 @@ fn a_client_that_changes_address_keeps_its_session() {
 
         // Alice moves with a burst in flight; bob keeps talking; carol, who only listens,
         // moves too and notices at her next ping.
-        for k in 5..25 {
-            net.send(a, &text("alice", k));
-        }
+        say_lines(&mut net, a, 5..25);
         net.run_for(ms(15));
         let new_a = net.rebind(a);
         let new_c = net.rebind(c);
         for k in 5..15 {
-            net.send(b, &text("bob", k));
+            say(&mut net, b, k);
             net.run_for(ms(20));
         }
         settle(&mut net);
@@ -950,10 +942,7 @@ fn a_client_that_changes_address_keeps_its_session() {
         let stats = net.relay.stats();
         assert_eq!((stats.joins_refused, stats.timed_out), (0, 0));
         // Alice's burst: each message once, in the order typed, none lost.
-        let alice: Vec<&Message> = net.store.iter().filter(|m| m.from == "alice").collect();
-        let texts: Vec<String> = alice.iter().map(|m| m.text.clone()).collect();
-        let want: Vec<String> = (0..25).map(|k| text("alice", k)).collect();
-        assert_eq!(texts, want);
+        assert_eq!(stored_texts(&net, "alice"), lines("alice", 0..25));
     }
 }
 
@@ -966,20 +955,14 @@ fn a_new_process_on_the_same_address_gets_a_new_session() {
     for seed in seeds(0..1) {
         let mut net = Net::quiet(seed);
         let [a, b] = enter_all(&mut net, ["alice", "bob"]);
-        for k in 0..5 {
-            net.send(a, &text("alice", k));
-        }
+        say_lines(&mut net, a, 0..5);
         settle(&mut net);
         // The process dies with three messages on their way (they are stored, their
         // acknowledgements reach the new process); the new one starts at once.
-        for k in 5..8 {
-            net.send(a, &text("alice", k));
-        }
+        say_lines(&mut net, a, 5..8);
         net.run_for(ms(1));
         let a2 = net.restart_client(a, 0);
-        for k in 100..105 {
-            net.send(a2, &text("alice", k));
-        }
+        say_lines(&mut net, a2, 100..105);
         net.run_until(secs(2), "the new process's messages stored", |n| {
             n.nodes[a2].client.is_joined() && n.nodes[a2].client.unacked() == 0
         });
@@ -1003,8 +986,7 @@ fn a_new_process_on_the_same_address_gets_a_new_session() {
             .count();
         assert_eq!(errors, 0);
         let texts: Vec<&str> = net.store[8..].iter().map(|m| m.text.as_str()).collect();
-        let want: Vec<String> = (100..105).map(|k| text("alice", k)).collect();
-        assert_eq!(texts, want);
+        assert_eq!(texts, lines("alice", 100..105));
     }
 }
 
@@ -1156,14 +1138,11 @@ fn a_burst_over_loss_and_jitter_needs_few_retransmissions() {
         let mut net = Net::new(seed, cond, relay::Config::default());
         let [a, _] = enter_all(&mut net, ["a", "b"]);
         let messages = 96;
-        for k in 0..messages {
-            net.send(a, &text("a", k));
-        }
+        say_lines(&mut net, a, 0..messages);
         settle(&mut net);
         check_everything(&net);
         let texts: Vec<&str> = net.store.iter().map(|m| m.text.as_str()).collect();
-        let want: Vec<String> = (0..messages).map(|k| text("a", k)).collect();
-        assert_eq!(texts, want);
+        assert_eq!(texts, lines("a", 0..messages));
         let sends = (net.nodes[a].reached_relay.iter())
             .filter(|(_, p)| matches!(p, Packet::Send { .. }))
             .count();
@@ -1353,9 +1332,7 @@ fn forged_datagrams_from_a_members_address_change_nothing() {
     for seed in seeds(0..1) {
         let mut net = Net::quiet(seed);
         let [a, b] = enter_all(&mut net, ["alice", "bob"]);
-        for k in 0..3 {
-            net.send(a, &text("alice", k));
-        }
+        say_lines(&mut net, a, 0..3);
         settle(&mut net);
         let token = net.nodes[a].welcomes()[0].0;
         let mut near = token;
@@ -1415,8 +1392,8 @@ fn forged_datagrams_from_a_members_address_change_nothing() {
         );
         net.run_for(secs(1));
         for k in 3..6 {
-            net.send(a, &text("alice", k));
-            net.send(b, &text("bob", k));
+            say(&mut net, a, k);
+            say(&mut net, b, k);
         }
         settle(&mut net);
 
@@ -1494,8 +1471,7 @@ fn a_flood_is_held_to_the_rate_and_others_go_on_unhindered() {
             net.inject_to_relay(f, &send);
             for (k, &i) in [a, b].iter().enumerate() {
                 if net.now >= next[k] {
-                    let name = net.nodes[i].client.name().to_owned();
-                    let ids = net.send(i, &text(&name, human.len()));
+                    let ids = say(&mut net, i, human.len());
                     human.push((ids[0], i, net.now));
                     next[k] = net.now + ms(rng.range(500, 2000));
                 }
@@ -1568,12 +1544,10 @@ fn a_long_paste_is_taken_at_the_rate_in_order() {
         let [a, p] = enter_all(&mut net, ["alice", "paster"]);
         let lines = 600;
         let start = net.now;
-        for k in 0..lines {
-            net.send(p, &text("paster", k));
-        }
+        say_lines(&mut net, p, 0..lines);
         let mut human = Vec::new();
         while net.nodes[p].client.unacked() > 0 {
-            let ids = net.send(a, &text("alice", human.len()));
+            let ids = say(&mut net, a, human.len());
             human.push((ids[0], net.now));
             net.run_for(ms(rng.range(500, 2000)));
             assert!(net.now < start + secs(300), "{}", net.status());
@@ -1581,11 +1555,7 @@ fn a_long_paste_is_taken_at_the_rate_in_order() {
         let took = net.now - start;
         settle(&mut net);
         check_everything(&net);
-        let texts: Vec<&str> = (net.store.iter())
-            .filter(|m| m.from == "paster")
-            .map(|m| m.text.as_str())
-            .collect();
-        assert_eq!(texts.len(), lines);
+        assert_eq!(stored_texts(&net, "paster").len(), lines);
         let ideal = (lines as f64 - config.burst) / config.rate;
         let sends = (net.nodes[p].reached_relay.iter())
             .filter(|(_, m)| matches!(m, Packet::Send { .. }))
@@ -1815,13 +1785,8 @@ fn while_the_log_cannot_be_written_nothing_is_acknowledged_and_then_all_is() {
         assert_eq!(net.relay.latest(), 50);
         assert_eq!(net.relay.stats().stored, 50);
         for &i in senders {
-            let name = net.nodes[i].client.name().to_owned();
-            let texts: Vec<&str> = (net.store.iter())
-                .filter(|m| m.from == name)
-                .map(|m| m.text.as_str())
-                .collect();
-            let want: Vec<String> = (0..25).map(|k| text(&name, k)).collect();
-            assert_eq!(texts, want);
+            let name = net.nodes[i].client.name();
+            assert_eq!(stored_texts(&net, name), lines(name, 0..25));
         }
     }
 }
@@ -2005,8 +1970,7 @@ fn garbage_from_everywhere_changes_nothing() {
             }
             if rng.percent(1) {
                 let i = [a, b][rng.range(0, 1) as usize];
-                let name = net.nodes[i].client.name().to_owned();
-                net.send(i, &text(&name, k));
+                say(&mut net, i, k);
                 k += 1;
             }
             net.run_for(ms(5));
