@@ -519,6 +519,14 @@ fn check_everything(net: &Net) {
     }
 }
 
+/// Runs until everything is acknowledged and shown, then checks everything the lossy tests
+/// promise ([`check_everything`]) and that the room's latest seq is `latest`.
+fn settle_and_check(net: &mut Net, latest: u64) {
+    settle(net);
+    check_everything(net);
+    assert_eq!(net.relay.latest(), latest);
+}
+
 /// Checks that client `i` showed as join history the last `count` messages up to its
 /// welcome's latest, in order, as stored; or some of them, and said that the rest is missing.
 fn check_history_part(net: &Net, i: usize, count: u64) {
@@ -560,10 +568,8 @@ fn lossy_run(seed: u64) -> Net {
     chat_in_bursts(&mut net, &mut rng, senders, 0..15);
     let late = net.join(names[3], 10);
     chat_in_bursts(&mut net, &mut rng, senders, 15..50);
-    settle(&mut net);
 
-    check_everything(&net);
-    assert_eq!(net.relay.latest(), 50 * senders.len() as u64);
+    settle_and_check(&mut net, 50 * senders.len() as u64);
     // The join history is the 10 messages up to the welcome's latest, or, when one part of it
     // was lost five times over (at 30% loss, a few runs in a hundred), the parts that came.
     check_history_part(&net, late, 10);
@@ -704,9 +710,7 @@ fn a_late_welcome_from_an_old_relay_is_ignored() {
         let proof = Proof::of_instance(&net.nodes[a].instance());
         net.inject(a, &old, proof);
         say_lines(&mut net, a, 10..20);
-        settle(&mut net);
-        check_everything(&net);
-        assert_eq!(net.relay.latest(), 20);
+        settle_and_check(&mut net, 20);
     }
 }
 
@@ -729,9 +733,7 @@ fn a_rejoin_resends_what_was_stored_unacknowledged() {
         net.restart_relay(Restart::Clean);
         net.nodes[a].deaf = false;
         say_lines(&mut net, a, 5..10);
-        settle(&mut net);
-        check_everything(&net);
-        assert_eq!(net.relay.latest(), 10);
+        settle_and_check(&mut net, 10);
     }
 }
 
@@ -751,13 +753,12 @@ fn a_lost_welcome_changes_nothing_shown() {
         say(&mut net, a, 11);
         joined(&mut net, b);
         say(&mut net, a, 12);
-        settle(&mut net);
 
+        settle_and_check(&mut net, 13);
         let node = &net.nodes[b];
         assert_eq!(node.joined_at(), 12);
         let history: Vec<u64> = node.history().iter().map(|s| s.message.seq).collect();
         assert_eq!(history, [8, 9, 10, 11, 12]);
-        check_everything(&net);
     }
 }
 
@@ -778,11 +779,9 @@ fn a_stray_not_joined_keeps_the_session() {
         // To an address without a session a NotJoined carries no proof.
         net.inject(a, &stray, Proof::default());
         say_lines(&mut net, a, 3..6);
-        settle(&mut net);
+        settle_and_check(&mut net, 6);
         assert_eq!(net.nodes[a].welcomes().len(), 2);
         assert_eq!(net.nodes[a].welcomes()[0].0, net.nodes[a].welcomes()[1].0);
-        check_everything(&net);
-        assert_eq!(net.relay.latest(), 6);
     }
 }
 
@@ -829,8 +828,7 @@ fn a_late_ack_from_an_earlier_session_does_not_skip_a_csn() {
         }
         say(&mut net, a, 3);
         net.run_until(secs(30), "the next message stored", |n| n.store.len() == 4);
-        settle(&mut net);
-        check_everything(&net);
+        settle_and_check(&mut net, 4);
     }
 }
 
@@ -902,10 +900,8 @@ fn a_client_that_changes_address_keeps_its_session() {
             say(&mut net, b, k);
             net.run_for(ms(20));
         }
-        settle(&mut net);
 
-        check_everything(&net);
-        assert_eq!(net.relay.latest(), 25 + 15);
+        settle_and_check(&mut net, 25 + 15);
         if net.flush_delay.is_zero() {
             // What the relay acknowledged or fanned out before the client came back was lost
             // at the old address (with the log written slowly, maybe nothing was).
@@ -1139,8 +1135,7 @@ fn a_burst_over_loss_and_jitter_needs_few_retransmissions() {
         let [a, _] = enter_all(&mut net, ["a", "b"]);
         let messages = 96;
         say_lines(&mut net, a, 0..messages);
-        settle(&mut net);
-        check_everything(&net);
+        settle_and_check(&mut net, messages as u64);
         let texts: Vec<&str> = net.store.iter().map(|m| m.text.as_str()).collect();
         assert_eq!(texts, lines("a", 0..messages));
         let sends = (net.nodes[a].reached_relay.iter())
@@ -1395,10 +1390,8 @@ fn forged_datagrams_from_a_members_address_change_nothing() {
             say(&mut net, a, k);
             say(&mut net, b, k);
         }
-        settle(&mut net);
 
-        check_everything(&net);
-        assert_eq!(net.relay.latest(), 9);
+        settle_and_check(&mut net, 9);
         assert!(net.store.iter().all(|m| m.text != "forged"));
         assert_eq!(net.nodes[a].welcomes().len(), 1, "alice did not join again");
         for (i, from) in [(a, events.0), (b, events.1)] {
@@ -1553,8 +1546,7 @@ fn a_long_paste_is_taken_at_the_rate_in_order() {
             assert!(net.now < start + secs(300), "{}", net.status());
         }
         let took = net.now - start;
-        settle(&mut net);
-        check_everything(&net);
+        settle_and_check(&mut net, (lines + human.len()) as u64);
         assert_eq!(stored_texts(&net, "paster").len(), lines);
         let ideal = (lines as f64 - config.burst) / config.rate;
         let sends = (net.nodes[p].reached_relay.iter())
@@ -1780,9 +1772,7 @@ fn while_the_log_cannot_be_written_nothing_is_acknowledged_and_then_all_is() {
             assert!(notices(&net, i, "could not store") > 0);
         }
 
-        settle(&mut net);
-        check_everything(&net);
-        assert_eq!(net.relay.latest(), 50);
+        settle_and_check(&mut net, 50);
         assert_eq!(net.relay.stats().stored, 50);
         for &i in senders {
             let name = net.nodes[i].client.name();
@@ -1975,10 +1965,8 @@ fn garbage_from_everywhere_changes_nothing() {
             }
             net.run_for(ms(5));
         }
-        settle(&mut net);
 
-        check_everything(&net);
-        assert_eq!(net.relay.latest(), k as u64);
+        settle_and_check(&mut net, k as u64);
         assert_eq!(sessions(&net).len(), 2);
         for (addr, t) in &net.strangers {
             assert!(t.sent <= 3 * t.received, "{addr}: {t:?}");
