@@ -49,6 +49,20 @@ fn stored_texts<'a>(net: &'a Net, from: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// A SEND of one message, written by hand (a forged one, or one no client of this crate would
+/// send): `token` and `base`, then the message's `csn`, `id` and `text`.
+fn raw_send(token: Token, base: u64, csn: u64, id: Uuid, text: &str) -> Packet {
+    Packet::Send {
+        token,
+        base,
+        messages: vec![Sent {
+            csn,
+            id,
+            text: text.to_owned(),
+        }],
+    }
+}
+
 /// `n` messages stored before the simulation starts, each about `len` bytes of text.
 fn old_log(n: u64, len: usize) -> Vec<Message> {
     (1..=n)
@@ -1009,15 +1023,7 @@ fn a_refused_text_is_refused_again_when_sent_again() {
         let mut net = Net::quiet(seed);
         let [a, raw] = enter_all(&mut net, ["alice", "raw"]);
         let token = net.nodes[raw].welcomes()[0].0;
-        let send = |csn: u64, id: Uuid, text: &str| Packet::Send {
-            token,
-            base: 1,
-            messages: vec![Sent {
-                csn,
-                id,
-                text: text.to_owned(),
-            }],
-        };
+        let send = |csn: u64, id: Uuid, text: &str| raw_send(token, 1, csn, id, text);
 
         // A control character; the first refusal is lost.
         let control = Uuid::new_v4();
@@ -1172,15 +1178,7 @@ fn the_relay_keeps_at_most_a_window_waiting_per_session() {
         let window = relay::REORDER_WINDOW as usize;
         let last = window as u64 + 68;
         let ids: Vec<Uuid> = (0..=last).map(|_| Uuid::new_v4()).collect();
-        let send = |csn: u64| Packet::Send {
-            token,
-            base: 1,
-            messages: vec![Sent {
-                csn,
-                id: ids[csn as usize],
-                text: big(csn),
-            }],
-        };
+        let send = |csn: u64| raw_send(token, 1, csn, ids[csn as usize], &big(csn));
         let waiting = |net: &Net| net.relay.clients().get(&addr).expect("raw").waiting();
         for _ in 0..2 {
             for csn in 2..=last {
@@ -1262,15 +1260,7 @@ fn the_relay_bounds_the_text_waiting_in_all_sessions() {
     }
     let send_ahead = |relay: &mut Relay, k: usize| {
         for csn in 2..=33 {
-            let send = Packet::Send {
-                token: tokens[k],
-                base: 1,
-                messages: vec![Sent {
-                    csn,
-                    id: Uuid::new_v4(),
-                    text: text.clone(),
-                }],
-            };
+            let send = raw_send(tokens[k], 1, csn, Uuid::new_v4(), &text);
             relay.handle(now, wall, addr(k), &send.encode());
         }
         while relay.poll_transmit().is_some() {}
@@ -1335,15 +1325,7 @@ fn forged_datagrams_from_a_members_address_change_nothing() {
         let events = (net.nodes[a].events.len(), net.nodes[b].events.len());
         let forged = |token: Token| {
             [
-                Packet::Send {
-                    token,
-                    base: 4,
-                    messages: vec![Sent {
-                        csn: 4,
-                        id: Uuid::new_v4(),
-                        text: "forged".into(),
-                    }],
-                },
+                raw_send(token, 4, 4, Uuid::new_v4(), "forged"),
                 Packet::Leave { token },
                 Packet::History {
                     token,
@@ -1452,15 +1434,7 @@ fn a_flood_is_held_to_the_rate_and_others_go_on_unhindered() {
         let mut csn = 0;
         while net.now < start + duration {
             csn += 1;
-            let send = Packet::Send {
-                token,
-                base: csn,
-                messages: vec![Sent {
-                    csn,
-                    id: Uuid::new_v4(),
-                    text: format!("flood {csn}"),
-                }],
-            };
+            let send = raw_send(token, csn, csn, Uuid::new_v4(), &format!("flood {csn}"));
             net.inject_to_relay(f, &send);
             for (k, &i) in [a, b].iter().enumerate() {
                 if net.now >= next[k] {
