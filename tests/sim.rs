@@ -355,6 +355,7 @@ fn history_on_request() {
     }
 }
 
+/// The joins and leaves client `i` showed, as `+name` and `-name Reason`, in order.
 fn presence(net: &Net, i: usize) -> Vec<String> {
     net.nodes[i]
         .events
@@ -367,6 +368,7 @@ fn presence(net: &Net, i: usize) -> Vec<String> {
         .collect()
 }
 
+/// The answers to WHO client `i` showed, in order.
 fn who(net: &Net, i: usize) -> Vec<Vec<String>> {
     net.nodes[i]
         .events
@@ -376,6 +378,23 @@ fn who(net: &Net, i: usize) -> Vec<Vec<String>> {
             _ => None,
         })
         .collect()
+}
+
+/// The errors client `i` showed, in order.
+fn errors(net: &Net, i: usize) -> Vec<String> {
+    (net.nodes[i].events.iter())
+        .filter_map(|(_, e)| match e {
+            Event::Error(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// How many of the notices client `i` showed contain `part`.
+fn notices(net: &Net, i: usize, part: &str) -> usize {
+    (net.nodes[i].events.iter())
+        .filter(|(_, e)| matches!(e, Event::Notice(n) if n.contains(part)))
+        .count()
 }
 
 #[test]
@@ -460,9 +479,7 @@ fn names_clash_regardless_of_case() {
             assert!(node.client.is_closed(), "{} is closed", node.client.name());
             assert!(!node.client.is_joined());
             assert!(
-                node.events
-                    .iter()
-                    .any(|(_, e)| matches!(e, Event::Error(_))),
+                !errors(&net, i).is_empty(),
                 "{} got an error",
                 node.client.name()
             );
@@ -514,13 +531,8 @@ fn check_everything(net: &Net) {
     for i in 0..net.nodes.len() {
         net.check_live(i, latest);
         let node = &net.nodes[i];
-        let errors: Vec<&Event> = node
-            .events
-            .iter()
-            .map(|(_, e)| e)
-            .filter(|e| matches!(e, Event::Error(_)))
-            .collect();
-        assert!(errors.is_empty(), "{}: {errors:?}", node.client.name());
+        let shown = errors(net, i);
+        assert!(shown.is_empty(), "{}: {shown:?}", node.client.name());
         // Join history ends where live delivery starts: nothing is shown both ways.
         if let Some(h) = node.history().last() {
             assert!(
@@ -558,11 +570,8 @@ fn check_history_part(net: &Net, i: usize, count: u64) {
         assert_eq!(s.message, net.store[s.message.seq as usize - 1]);
     }
     if seqs != want {
-        let told = node
-            .events
-            .iter()
-            .any(|(_, e)| matches!(e, Event::Notice(n) if n.contains("history did not arrive")));
-        assert!(told, "an incomplete history is announced");
+        let told = notices(net, i, "history did not arrive");
+        assert!(told > 0, "an incomplete history is announced");
     }
 }
 
@@ -642,25 +651,15 @@ fn relay_restart_loses_and_repeats_nothing() {
         check_everything(&net);
         assert_eq!(net.relay.latest(), 120);
         for &i in &clients {
-            let not_joined = net.nodes[i].received.iter().any(|(_, p)| {
-                matches!(
-                    p,
-                    Packet::Error {
-                        code: ErrorCode::NotJoined,
-                        ..
-                    }
-                )
-            });
+            let not_joined = net.nodes[i].errors_received(ErrorCode::NotJoined);
             assert!(
-                not_joined,
+                !not_joined.is_empty(),
                 "{} was told to join again",
                 net.nodes[i].client.name()
             );
             // A client that had nothing to say while the second relay lived met only the third.
-            let tokens: HashSet<[u8; 16]> =
-                net.nodes[i].welcomes().iter().map(|(t, _)| t.0).collect();
             assert!(
-                tokens.len() >= 2,
+                net.nodes[i].tokens().len() >= 2,
                 "{} joined again",
                 net.nodes[i].client.name()
             );
@@ -933,18 +932,15 @@ fn a_client_that_changes_address_keeps_its_session() {
         assert!(!net.relay.clients().contains_key(&old_c));
         for i in [a, c] {
             let node = &net.nodes[i];
-            let tokens: HashSet<[u8; 16]> = node.welcomes().iter().map(|(t, _)| t.0).collect();
             assert!(
                 node.welcomes().len() >= 2,
                 "{} joined again",
                 node.client.name()
             );
+            let tokens = node.tokens();
             assert_eq!(tokens.len(), 1, "{} kept its session", node.client.name());
-            let moved = node
-                .events
-                .iter()
-                .any(|(_, e)| matches!(e, Event::Notice(n) if n.contains("forgot this session")));
-            assert!(moved, "{} was told NotJoined", node.client.name());
+            let moved = notices(&net, i, "forgot this session");
+            assert!(moved > 0, "{} was told NotJoined", node.client.name());
             assert!(node.history().is_empty());
         }
         let after: Vec<Vec<String>> = [a, b, c].iter().map(|&i| presence(&net, i)).collect();
@@ -984,17 +980,11 @@ fn a_new_process_on_the_same_address_gets_a_new_session() {
         net.check_live(b, 13);
         net.check_live(a2, 13);
         assert_eq!(net.nodes[a2].joined_at(), 8);
-        let old: HashSet<[u8; 16]> = net.nodes[a].welcomes().iter().map(|w| w.0.0).collect();
-        let new: HashSet<[u8; 16]> = net.nodes[a2].welcomes().iter().map(|w| w.0.0).collect();
+        let (old, new) = (net.nodes[a].tokens(), net.nodes[a2].tokens());
         assert!(old.is_disjoint(&new), "a new session");
         assert_eq!(presence(&net, b), ["-alice Quit", "+alice"]);
         assert_eq!(sessions(&net).len(), 2);
-        let errors = net.nodes[a2]
-            .events
-            .iter()
-            .filter(|(_, e)| matches!(e, Event::Error(_)))
-            .count();
-        assert_eq!(errors, 0);
+        assert_eq!(errors(&net, a2).len(), 0);
         let texts: Vec<&str> = net.store[8..].iter().map(|m| m.text.as_str()).collect();
         assert_eq!(texts, lines("alice", 100..105));
     }
@@ -1004,13 +994,8 @@ fn a_new_process_on_the_same_address_gets_a_new_session() {
 
 /// How many ERROR BadText about `id` client `i` received.
 fn bad_texts(net: &Net, i: usize, id: Uuid) -> usize {
-    net.nodes[i]
-        .received
-        .iter()
-        .filter(|(_, p)| {
-            matches!(p, Packet::Error { code: ErrorCode::BadText, id: about, .. } if *about == id)
-        })
-        .count()
+    let about = net.nodes[i].errors_received(ErrorCode::BadText);
+    about.iter().filter(|&&about| about == id).count()
 }
 
 /// A SEND with a text the relay refuses (no client of this crate sends one; forged here with
@@ -1064,11 +1049,8 @@ fn a_refused_text_is_refused_again_when_sent_again() {
         assert_eq!(stored, [(good, "fine"), (after, "after")]);
         assert_eq!(net.relay.stats().refused, 3);
         for id in [control, long, empty] {
-            let acked = net.nodes[raw]
-                .received
-                .iter()
-                .any(|(_, p)| matches!(p, Packet::Ack { acks } if acks.iter().any(|a| a.id == id)));
-            assert!(!acked, "a refused message is never acknowledged");
+            let acked = net.nodes[raw].ack_time(id);
+            assert!(acked.is_none(), "a refused message is never acknowledged");
         }
         net.check_live(a, 2);
     }
@@ -1093,22 +1075,9 @@ fn a_refused_name_closes_the_client_after_one_join() {
             let name = node.client.name();
             assert!(node.client.is_closed(), "{name} is closed");
             assert!(node.welcomes().is_empty());
-            let errors: Vec<&Event> = (node.events.iter())
-                .map(|(_, e)| e)
-                .filter(|e| matches!(e, Event::Error(_)))
-                .collect();
-            assert_eq!(errors.len(), 1, "{name}: {errors:?}");
-            let bad_names = (node.received.iter())
-                .filter(|(_, p)| {
-                    matches!(
-                        p,
-                        Packet::Error {
-                            code: ErrorCode::BadName,
-                            ..
-                        }
-                    )
-                })
-                .count();
+            let shown = errors(&net, i);
+            assert_eq!(shown.len(), 1, "{name}: {shown:?}");
+            let bad_names = node.errors_received(ErrorCode::BadName).len();
             assert_eq!(bad_names, 1, "{name}");
             let joins = (node.reached_relay.iter())
                 .filter(|(_, p)| matches!(p, Packet::Join { .. }))
@@ -1300,13 +1269,6 @@ fn the_relay_bounds_the_text_waiting_in_all_sessions() {
 
 // Hostile traffic: forged datagrams, floods, a failing disk, garbage.
 
-/// The notices client `i` showed that contain `part`.
-fn notices(net: &Net, i: usize, part: &str) -> usize {
-    (net.nodes[i].events.iter())
-        .filter(|(_, e)| matches!(e, Event::Notice(n) if n.contains(part)))
-        .count()
-}
-
 /// Datagrams forged with alice's source address but not her token (an attacker can spoof her
 /// address but not read her token): a SEND is not stored, a LEAVE does not end her session,
 /// HISTORY, WHO and PING get no answer, and nobody hears of any of it; a JOIN without her cookie
@@ -1473,12 +1435,8 @@ fn a_flood_is_held_to_the_rate_and_others_go_on_unhindered() {
             human.len()
         );
         // Told: one RATE LIMITED per episode of being too fast.
-        let told = (net.from_relay.iter())
-            .filter(|(_, to, p)| {
-                *to == flood_addr
-                    && matches!(p, Packet::Error { code: ErrorCode::RateLimited, id, .. } if !id.is_nil())
-            })
-            .count();
+        let rate_limited = net.errors_sent_to(flood_addr, ErrorCode::RateLimited);
+        let told = rate_limited.iter().filter(|id| !id.is_nil()).count();
         let shown = notices(&net, f, "too many messages");
         assert!(told >= 1 && shown == told, "told {told}, shown {shown}");
         println!(
@@ -1528,18 +1486,7 @@ fn a_long_paste_is_taken_at_the_rate_in_order() {
             .count();
         // Told once, as one episode of sending too fast (the ERROR may be lost on its way).
         let paster = net.nodes[p].addr;
-        let relay_told = (net.from_relay.iter())
-            .filter(|(_, to, m)| {
-                *to == paster
-                    && matches!(
-                        m,
-                        Packet::Error {
-                            code: ErrorCode::RateLimited,
-                            ..
-                        }
-                    )
-            })
-            .count();
+        let relay_told = net.errors_sent_to(paster, ErrorCode::RateLimited).len();
         let told = notices(&net, p, "too many messages");
         assert_eq!(relay_told, 1);
         assert!(told <= relay_told);
@@ -1663,14 +1610,9 @@ fn too_many_clients_from_one_ip_are_refused_by_name() {
         joined(&mut net, outside);
         let node = &net.nodes[extra];
         assert!(node.client.is_closed());
-        let errors: Vec<&String> = (node.events.iter())
-            .filter_map(|(_, e)| match e {
-                Event::Error(m) => Some(m),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(errors[0].contains("198.51.100.7"), "{}", errors[0]);
+        let shown = errors(&net, extra);
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        assert!(shown[0].contains("198.51.100.7"), "{}", shown[0]);
         assert_eq!(net.relay.clients().len(), 65);
         net.leave(inside[0]);
         net.run_for(ms(100));
@@ -1687,10 +1629,7 @@ fn too_many_clients_from_one_ip_are_refused_by_name() {
         net.run_for(secs(2));
         assert!(four.iter().all(|&i| net.nodes[i].client.is_joined()));
         assert!(net.nodes[fifth].client.is_closed());
-        assert!(
-            (net.nodes[fifth].events.iter())
-                .any(|(_, e)| matches!(e, Event::Error(m) if m.contains("full")))
-        );
+        assert!(errors(&net, fifth).iter().any(|m| m.contains("full")));
     }
 }
 
@@ -1738,10 +1677,8 @@ fn while_the_log_cannot_be_written_nothing_is_acknowledged_and_then_all_is() {
         }
         for &i in senders {
             let node = &net.nodes[i];
-            let told = (node.received.iter()).any(|(_, p)| {
-                matches!(p, Packet::Error { code: ErrorCode::Storage, id, .. }
-                    if node.sent.iter().any(|(sent, _)| sent == id))
-            });
+            let told = (node.errors_received(ErrorCode::Storage).iter())
+                .any(|id| node.sent.iter().any(|(sent, _)| sent == id));
             assert!(told, "{} got ERROR Storage", node.client.name());
             assert!(notices(&net, i, "could not store") > 0);
         }
@@ -1952,9 +1889,7 @@ fn garbage_from_everywhere_changes_nothing() {
         assert!(net.relay.last_dropped().is_some());
         for i in [a, b] {
             // One session all along (the network may have duplicated its WELCOME).
-            let tokens: HashSet<[u8; 16]> =
-                net.nodes[i].welcomes().iter().map(|(t, _)| t.0).collect();
-            assert_eq!(tokens.len(), 1);
+            assert_eq!(net.nodes[i].tokens().len(), 1);
             assert_eq!(notices(&net, i, "joined"), 1, "joined, never again");
         }
         // Nobody but the two joined, and nobody left (the second one's arrival, shown to the
