@@ -10,6 +10,7 @@
 mod net;
 
 use std::collections::HashSet;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use net::{Conditions, Net, Restart, Rng, ms, secs, seeds};
@@ -22,6 +23,44 @@ use uuid::Uuid;
 /// A chat line with Chinese in it, unique per sender and number.
 fn text(name: &str, k: usize) -> String {
     format!("{name} 的第 {k} 条消息：你好，世界 #{k}")
+}
+
+/// The lines numbered `numbers` that `name` says, as [`say`] sends them.
+fn lines(name: &str, numbers: Range<usize>) -> Vec<String> {
+    numbers.map(|k| text(name, k)).collect()
+}
+
+/// Client `i` sends its line number `k` (see [`text`]); returns the ids of its messages.
+fn say(net: &mut Net, i: usize, k: usize) -> Vec<Uuid> {
+    let name = net.nodes[i].client.name().to_owned();
+    net.send(i, &text(&name, k))
+}
+
+/// Client `i` sends its lines numbered `numbers`, all at the same instant; returns their ids.
+fn say_lines(net: &mut Net, i: usize, numbers: Range<usize>) -> Vec<Uuid> {
+    numbers.flat_map(|k| say(net, i, k)).collect()
+}
+
+/// The texts of `from`'s messages in the log, in the log's order.
+fn stored_texts<'a>(net: &'a Net, from: &str) -> Vec<&'a str> {
+    (net.store.iter())
+        .filter(|m| m.from == from)
+        .map(|m| m.text.as_str())
+        .collect()
+}
+
+/// A SEND of one message, written by hand (a forged one, or one no client of this crate would
+/// send): `token` and `base`, then the message's `csn`, `id` and `text`.
+fn raw_send(token: Token, base: u64, csn: u64, id: Uuid, text: &str) -> Packet {
+    Packet::Send {
+        token,
+        base,
+        messages: vec![Sent {
+            csn,
+            id,
+            text: text.to_owned(),
+        }],
+    }
 }
 
 /// `n` messages stored before the simulation starts, each about `len` bytes of text.
@@ -43,6 +82,7 @@ fn old_log(n: u64, len: usize) -> Vec<Message> {
         .collect()
 }
 
+/// Runs until client `i` is in the room, for 10 s of simulated time at most.
 fn joined(net: &mut Net, i: usize) {
     let name = net.nodes[i].client.name().to_owned();
     net.run_until(secs(10), &format!("{name} joined"), |n| {
@@ -50,33 +90,46 @@ fn joined(net: &mut Net, i: usize) {
     });
 }
 
+/// Runs until every running client is in the room, owes nothing and has shown everything.
 fn settle(net: &mut Net) {
     net.run_until(secs(600), "settled", Net::settled);
+}
+
+/// Starts client `name`, without join history, and runs until it is in the room: it is there
+/// before whoever joins next.
+fn enter(net: &mut Net, name: &str) -> usize {
+    let i = net.join(name, 0);
+    joined(net, i);
+    i
+}
+
+/// Starts a client for each of `names` at the same instant, without join history, then runs
+/// until each, in turn, is in the room.
+fn enter_all<const N: usize>(net: &mut Net, names: [&str; N]) -> [usize; N] {
+    let clients = names.map(|name| net.join(name, 0));
+    for i in clients {
+        joined(net, i);
+    }
+    clients
 }
 
 #[test]
 fn quiet_network_everyone_sees_one_order() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let a = net.join("alice", 0);
-        joined(&mut net, a);
-        for k in 0..3 {
-            net.send(a, &text("alice", k));
-        }
+        let mut net = Net::quiet(seed);
+        let a = enter(&mut net, "alice");
+        say_lines(&mut net, a, 0..3);
         net.run_for(ms(100));
-        let b = net.join("bob", 0);
-        joined(&mut net, b);
+        let b = enter(&mut net, "bob");
         for k in 0..4 {
-            net.send(a, &text("alice", 10 + k));
-            net.send(b, &text("bob", k));
+            say(&mut net, a, 10 + k);
+            say(&mut net, b, k);
             net.run_for(ms(3));
         }
-        let c = net.join("小红", 0);
-        joined(&mut net, c);
+        let c = enter(&mut net, "小红");
         for k in 0..5 {
             for i in [a, b, c] {
-                let name = net.nodes[i].client.name().to_owned();
-                net.send(i, &text(&name, 20 + k));
+                say(&mut net, i, 20 + k);
             }
             net.run_for(ms(7));
         }
@@ -161,13 +214,10 @@ fn join_history_comes_first_and_in_order() {
     };
     for seed in seeds(0..8) {
         let mut net = Net::with_log(seed, cond, relay::Config::default(), old_log(30, 60));
-        let zero = net.join("zero", 0);
-        joined(&mut net, zero);
+        let zero = enter(&mut net, "zero");
         let twenty = net.join("twenty", 20);
         net.run_until(secs(5), "twenty has a session", |n| n.relay_has("twenty"));
-        for k in 0..10 {
-            net.send(zero, &text("zero", k));
-        }
+        say_lines(&mut net, zero, 0..10);
         settle(&mut net);
 
         net.check_store();
@@ -261,13 +311,13 @@ fn long_history_survives_loss() {
 #[test]
 fn history_on_request() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
+        let mut net = Net::quiet(seed);
         let a = net.join("alice", 0);
         let b = net.join("bob", 5);
         joined(&mut net, a);
         joined(&mut net, b);
         for k in 0..25 {
-            net.send(a, &text("alice", k));
+            say(&mut net, a, k);
             net.run_for(ms(2));
         }
         settle(&mut net);
@@ -275,7 +325,7 @@ fn history_on_request() {
         let before = net.nodes[b].events.len();
         net.request_history(b, 10);
         settle(&mut net);
-        net.send(a, &text("alice", 99));
+        say(&mut net, a, 99);
         settle(&mut net);
         net.request_history(b, 100);
         settle(&mut net);
@@ -305,6 +355,7 @@ fn history_on_request() {
     }
 }
 
+/// The joins and leaves client `i` showed, as `+name` and `-name Reason`, in order.
 fn presence(net: &Net, i: usize) -> Vec<String> {
     net.nodes[i]
         .events
@@ -317,6 +368,7 @@ fn presence(net: &Net, i: usize) -> Vec<String> {
         .collect()
 }
 
+/// The answers to WHO client `i` showed, in order.
 fn who(net: &Net, i: usize) -> Vec<Vec<String>> {
     net.nodes[i]
         .events
@@ -328,16 +380,30 @@ fn who(net: &Net, i: usize) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The errors client `i` showed, in order.
+fn errors(net: &Net, i: usize) -> Vec<String> {
+    (net.nodes[i].events.iter())
+        .filter_map(|(_, e)| match e {
+            Event::Error(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// How many of the notices client `i` showed contain `part`.
+fn notices(net: &Net, i: usize, part: &str) -> usize {
+    (net.nodes[i].events.iter())
+        .filter(|(_, e)| matches!(e, Event::Notice(n) if n.contains(part)))
+        .count()
+}
+
 #[test]
 fn presence_joins_leaves_and_timeouts() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let a = net.join("alice", 0);
-        joined(&mut net, a);
-        let b = net.join("Bob", 0);
-        joined(&mut net, b);
-        let c = net.join("carol", 0);
-        joined(&mut net, c);
+        let mut net = Net::quiet(seed);
+        let a = enter(&mut net, "alice");
+        let b = enter(&mut net, "Bob");
+        let c = enter(&mut net, "carol");
         net.run_for(ms(100));
         net.request_who(a);
         net.run_for(ms(100));
@@ -384,14 +450,11 @@ fn presence_joins_leaves_and_timeouts() {
 #[test]
 fn a_listener_in_a_busy_room_is_not_dropped() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let talker = net.join("talker", 0);
-        let listener = net.join("listener", 0);
-        joined(&mut net, talker);
-        joined(&mut net, listener);
+        let mut net = Net::quiet(seed);
+        let [talker, listener] = enter_all(&mut net, ["talker", "listener"]);
         // A message a second for 100 s; the listener only listens.
         for k in 0..100 {
-            net.send(talker, &text("talker", k));
+            say(&mut net, talker, k);
             net.run_for(secs(1));
         }
         settle(&mut net);
@@ -405,9 +468,8 @@ fn a_listener_in_a_busy_room_is_not_dropped() {
 #[test]
 fn names_clash_regardless_of_case() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let a = net.join("alice", 0);
-        joined(&mut net, a);
+        let mut net = Net::quiet(seed);
+        let a = enter(&mut net, "alice");
         let same = net.join("alice", 0);
         let upper = net.join("ALICE", 0);
         let bad = net.join("a b", 0);
@@ -417,9 +479,7 @@ fn names_clash_regardless_of_case() {
             assert!(node.client.is_closed(), "{} is closed", node.client.name());
             assert!(!node.client.is_joined());
             assert!(
-                node.events
-                    .iter()
-                    .any(|(_, e)| matches!(e, Event::Error(_))),
+                !errors(&net, i).is_empty(),
                 "{} got an error",
                 node.client.name()
             );
@@ -431,8 +491,7 @@ fn names_clash_regardless_of_case() {
         // The name is free again once its owner leaves.
         net.leave(a);
         net.run_for(ms(100));
-        let again = net.join("Alice", 0);
-        joined(&mut net, again);
+        enter(&mut net, "Alice");
     }
 }
 
@@ -458,11 +517,8 @@ fn chat_in_bursts(
     while next.iter().any(|&n| n < numbers.end) {
         let k = rng.range(0, senders.len() as u64 - 1) as usize;
         let burst = (rng.range(1, 20) as usize).min(numbers.end - next[k]);
-        let name = net.nodes[senders[k]].client.name().to_owned();
-        for _ in 0..burst {
-            net.send(senders[k], &text(&name, next[k]));
-            next[k] += 1;
-        }
+        say_lines(net, senders[k], next[k]..next[k] + burst);
+        next[k] += burst;
         net.run_for(ms(rng.range(0, 1500)));
     }
 }
@@ -475,13 +531,8 @@ fn check_everything(net: &Net) {
     for i in 0..net.nodes.len() {
         net.check_live(i, latest);
         let node = &net.nodes[i];
-        let errors: Vec<&Event> = node
-            .events
-            .iter()
-            .map(|(_, e)| e)
-            .filter(|e| matches!(e, Event::Error(_)))
-            .collect();
-        assert!(errors.is_empty(), "{}: {errors:?}", node.client.name());
+        let shown = errors(net, i);
+        assert!(shown.is_empty(), "{}: {shown:?}", node.client.name());
         // Join history ends where live delivery starts: nothing is shown both ways.
         if let Some(h) = node.history().last() {
             assert!(
@@ -492,6 +543,14 @@ fn check_everything(net: &Net) {
             );
         }
     }
+}
+
+/// Runs until everything is acknowledged and shown, then checks everything the lossy tests
+/// promise ([`check_everything`]) and that the room's latest seq is `latest`.
+fn settle_and_check(net: &mut Net, latest: u64) {
+    settle(net);
+    check_everything(net);
+    assert_eq!(net.relay.latest(), latest);
 }
 
 /// Checks that client `i` showed as join history the last `count` messages up to its
@@ -511,11 +570,8 @@ fn check_history_part(net: &Net, i: usize, count: u64) {
         assert_eq!(s.message, net.store[s.message.seq as usize - 1]);
     }
     if seqs != want {
-        let told = node
-            .events
-            .iter()
-            .any(|(_, e)| matches!(e, Event::Notice(n) if n.contains("history did not arrive")));
-        assert!(told, "an incomplete history is announced");
+        let told = notices(net, i, "history did not arrive");
+        assert!(told > 0, "an incomplete history is announced");
     }
 }
 
@@ -530,17 +586,13 @@ fn lossy_run(seed: u64) -> Net {
     net.flush_delay = ms(rng.range(0, 1) * 5);
     let names = ["ann", "张伟", "cat", "dan"];
     let clients: Vec<usize> = names[..3].iter().map(|n| net.join(n, 0)).collect();
-    net.run_until(secs(60), "all joined", |n| {
-        n.nodes.iter().all(|c| c.client.is_joined())
-    });
+    net.run_until(secs(60), "all joined", Net::all_joined);
     let senders = &clients[..rng.range(2, 3) as usize];
     chat_in_bursts(&mut net, &mut rng, senders, 0..15);
     let late = net.join(names[3], 10);
     chat_in_bursts(&mut net, &mut rng, senders, 15..50);
-    settle(&mut net);
 
-    check_everything(&net);
-    assert_eq!(net.relay.latest(), 50 * senders.len() as u64);
+    settle_and_check(&mut net, 50 * senders.len() as u64);
     // The join history is the 10 messages up to the welcome's latest, or, when one part of it
     // was lost five times over (at 30% loss, a few runs in a hundred), the parts that came.
     check_history_part(&net, late, 10);
@@ -577,16 +629,11 @@ fn relay_restart_loses_and_repeats_nothing() {
         let mut net = Net::new(seed, cond, config);
         net.flush_delay = ms(5);
         let clients: Vec<usize> = ["ann", "bo", "曹"].iter().map(|n| net.join(n, 0)).collect();
-        net.run_until(secs(60), "all joined", |n| {
-            n.nodes.iter().all(|c| c.client.is_joined())
-        });
+        net.run_until(secs(60), "all joined", Net::all_joined);
         chat_in_bursts(&mut net, &mut rng, &clients, 0..10);
         // Every client has a window of messages in flight when the relay goes.
         for &i in &clients {
-            let name = net.nodes[i].client.name().to_owned();
-            for k in 10..40 {
-                net.send(i, &text(&name, k));
-            }
+            say_lines(&mut net, i, 10..40);
         }
         net.run_until(secs(120), "45 stored", |n| n.store.len() >= 45);
         net.restart_relay(Restart::Clean);
@@ -604,25 +651,15 @@ fn relay_restart_loses_and_repeats_nothing() {
         check_everything(&net);
         assert_eq!(net.relay.latest(), 120);
         for &i in &clients {
-            let not_joined = net.nodes[i].received.iter().any(|(_, p)| {
-                matches!(
-                    p,
-                    Packet::Error {
-                        code: ErrorCode::NotJoined,
-                        ..
-                    }
-                )
-            });
+            let not_joined = net.nodes[i].errors_received(ErrorCode::NotJoined);
             assert!(
-                not_joined,
+                !not_joined.is_empty(),
                 "{} was told to join again",
                 net.nodes[i].client.name()
             );
             // A client that had nothing to say while the second relay lived met only the third.
-            let tokens: HashSet<[u8; 16]> =
-                net.nodes[i].welcomes().iter().map(|(t, _)| t.0).collect();
             assert!(
-                tokens.len() >= 2,
+                net.nodes[i].tokens().len() >= 2,
                 "{} joined again",
                 net.nodes[i].client.name()
             );
@@ -636,20 +673,17 @@ fn relay_restart_loses_and_repeats_nothing() {
 #[test]
 fn fan_out_that_overtakes_the_welcome_waits_for_it() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let a = net.join("alice", 0);
-        let b = net.join("bob", 0);
-        joined(&mut net, a);
-        joined(&mut net, b);
-        net.send(a, &text("alice", 0));
+        let mut net = Net::quiet(seed);
+        let [a, b] = enter_all(&mut net, ["alice", "bob"]);
+        say(&mut net, a, 0);
         settle(&mut net);
         net.restart_relay(Restart::Clean);
         // Bob rejoins first, and his welcome takes 300 ms more: alice's next message, sent
         // once she rejoined too, overtakes it.
         net.nodes[b].welcome_delay = ms(300);
-        net.send(b, &text("bob", 0));
+        say(&mut net, b, 0);
         net.run_until(secs(1), "bob has a new session", |n| n.relay_has("bob"));
-        net.send(a, &text("alice", 1));
+        say(&mut net, a, 1);
         net.run_for(ms(100));
         assert_eq!(
             net.nodes[b].welcomes().len(),
@@ -669,19 +703,12 @@ fn fan_out_that_overtakes_the_welcome_waits_for_it() {
 #[test]
 fn a_late_welcome_from_an_old_relay_is_ignored() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let a = net.join("alice", 0);
-        let b = net.join("bob", 0);
-        joined(&mut net, a);
-        joined(&mut net, b);
-        for k in 0..5 {
-            net.send(a, &text("alice", k));
-        }
+        let mut net = Net::quiet(seed);
+        let [a, _] = enter_all(&mut net, ["alice", "bob"]);
+        say_lines(&mut net, a, 0..5);
         settle(&mut net);
         net.restart_relay(Restart::Clean);
-        for k in 5..10 {
-            net.send(a, &text("alice", k));
-        }
+        say_lines(&mut net, a, 5..10);
         settle(&mut net);
         assert_eq!(net.nodes[a].welcomes().len(), 2);
         // The first relay's welcome, delayed for a long time in the network, arrives now.
@@ -695,12 +722,8 @@ fn a_late_welcome_from_an_old_relay_is_ignored() {
         // Stamped with alice's instance, as the old relay answered her JOIN.
         let proof = Proof::of_instance(&net.nodes[a].instance());
         net.inject(a, &old, proof);
-        for k in 10..20 {
-            net.send(a, &text("alice", k));
-        }
-        settle(&mut net);
-        check_everything(&net);
-        assert_eq!(net.relay.latest(), 20);
+        say_lines(&mut net, a, 10..20);
+        settle_and_check(&mut net, 20);
     }
 }
 
@@ -716,23 +739,14 @@ fn a_rejoin_resends_what_was_stored_unacknowledged() {
     };
     for seed in seeds(0..8) {
         let mut net = Net::new(seed, cond, relay::Config::default());
-        let a = net.join("alice", 0);
-        let b = net.join("bob", 0);
-        joined(&mut net, a);
-        joined(&mut net, b);
+        let [a, _] = enter_all(&mut net, ["alice", "bob"]);
         net.nodes[a].deaf = true;
-        for k in 0..5 {
-            net.send(a, &text("alice", k));
-        }
+        say_lines(&mut net, a, 0..5);
         net.run_until(secs(60), "5 stored", |n| n.store.len() == 5);
         net.restart_relay(Restart::Clean);
         net.nodes[a].deaf = false;
-        for k in 5..10 {
-            net.send(a, &text("alice", k));
-        }
-        settle(&mut net);
-        check_everything(&net);
-        assert_eq!(net.relay.latest(), 10);
+        say_lines(&mut net, a, 5..10);
+        settle_and_check(&mut net, 10);
     }
 }
 
@@ -741,27 +755,23 @@ fn a_lost_welcome_changes_nothing_shown() {
     // Bob's first welcome is lost, the pages of its join history and alice's next messages
     // reach him; the answer to his second JOIN has a later latest and other pages.
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let a = net.join("alice", 0);
-        joined(&mut net, a);
-        for k in 0..10 {
-            net.send(a, &text("alice", k));
-        }
+        let mut net = Net::quiet(seed);
+        let a = enter(&mut net, "alice");
+        say_lines(&mut net, a, 0..10);
         settle(&mut net);
         let b = net.join("bob", 5);
         net.nodes[b].lose_welcomes = 1;
         net.run_until(secs(1), "bob has a session", |n| n.relay_has("bob"));
-        net.send(a, &text("alice", 10));
-        net.send(a, &text("alice", 11));
+        say(&mut net, a, 10);
+        say(&mut net, a, 11);
         joined(&mut net, b);
-        net.send(a, &text("alice", 12));
-        settle(&mut net);
+        say(&mut net, a, 12);
 
+        settle_and_check(&mut net, 13);
         let node = &net.nodes[b];
         assert_eq!(node.joined_at(), 12);
         let history: Vec<u64> = node.history().iter().map(|s| s.message.seq).collect();
         assert_eq!(history, [8, 9, 10, 11, 12]);
-        check_everything(&net);
     }
 }
 
@@ -770,14 +780,9 @@ fn a_stray_not_joined_keeps_the_session() {
     // An ERROR NotJoined that answers a datagram of an older session (late in the network)
     // makes the client join again; the relay still has its session.
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let a = net.join("alice", 0);
-        let b = net.join("bob", 0);
-        joined(&mut net, a);
-        joined(&mut net, b);
-        for k in 0..3 {
-            net.send(a, &text("alice", k));
-        }
+        let mut net = Net::quiet(seed);
+        let [a, _] = enter_all(&mut net, ["alice", "bob"]);
+        say_lines(&mut net, a, 0..3);
         settle(&mut net);
         let stray = Packet::Error {
             code: ErrorCode::NotJoined,
@@ -786,14 +791,10 @@ fn a_stray_not_joined_keeps_the_session() {
         };
         // To an address without a session a NotJoined carries no proof.
         net.inject(a, &stray, Proof::default());
-        for k in 3..6 {
-            net.send(a, &text("alice", k));
-        }
-        settle(&mut net);
+        say_lines(&mut net, a, 3..6);
+        settle_and_check(&mut net, 6);
         assert_eq!(net.nodes[a].welcomes().len(), 2);
         assert_eq!(net.nodes[a].welcomes()[0].0, net.nodes[a].welcomes()[1].0);
-        check_everything(&net);
-        assert_eq!(net.relay.latest(), 6);
     }
 }
 
@@ -805,18 +806,13 @@ fn a_stray_not_joined_keeps_the_session() {
 #[test]
 fn a_late_ack_from_an_earlier_session_does_not_skip_a_csn() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let a = net.join("alice", 0);
-        let b = net.join("bob", 0);
-        joined(&mut net, a);
-        joined(&mut net, b);
-        net.send(a, &text("alice", 0));
+        let mut net = Net::quiet(seed);
+        let [a, _] = enter_all(&mut net, ["alice", "bob"]);
+        say(&mut net, a, 0);
         settle(&mut net);
         // Stored as csns 2 and 3 of the first session; the acknowledgements are held back.
         net.nodes[a].deaf = true;
-        let late: Vec<Uuid> = (1..3)
-            .flat_map(|k| net.send(a, &text("alice", k)))
-            .collect();
+        let late = say_lines(&mut net, a, 1..3);
         net.run_until(secs(5), "3 stored", |n| n.store.len() == 3);
         net.restart_relay(Restart::Clean);
         net.nodes[a].deaf = false;
@@ -843,10 +839,9 @@ fn a_late_ack_from_an_earlier_session_does_not_skip_a_csn() {
             };
             net.inject(a, &ack, first_session);
         }
-        net.send(a, &text("alice", 3));
+        say(&mut net, a, 3);
         net.run_until(secs(30), "the next message stored", |n| n.store.len() == 4);
-        settle(&mut net);
-        check_everything(&net);
+        settle_and_check(&mut net, 4);
     }
 }
 
@@ -863,13 +858,8 @@ fn a_reordered_burst_is_stored_quickly() {
             duplicate: 0,
         };
         let mut net = Net::new(seed, cond, relay::Config::default());
-        let a = net.join("a", 0);
-        let b = net.join("b", 0);
-        joined(&mut net, a);
-        joined(&mut net, b);
-        for k in 0..32 {
-            net.send(a, &text("a", k));
-        }
+        let [a, _] = enter_all(&mut net, ["a", "b"]);
+        say_lines(&mut net, a, 0..32);
         net.run_until(ms(200), "the burst stored", |n| n.store.len() == 32);
     }
 }
@@ -903,15 +893,10 @@ fn a_client_that_changes_address_keeps_its_session() {
         // Half the runs write the log slowly: the session moves while messages of it wait to
         // be committed, and their acknowledgements and fan-out must follow it.
         net.flush_delay = ms(seed % 2 * 400);
-        let a = net.join("alice", 0);
-        let b = net.join("bob", 0);
-        let c = net.join("carol", 0);
-        for i in [a, b, c] {
-            joined(&mut net, i);
-        }
+        let [a, b, c] = enter_all(&mut net, ["alice", "bob", "carol"]);
         for k in 0..5 {
-            net.send(a, &text("alice", k));
-            net.send(b, &text("bob", k));
+            say(&mut net, a, k);
+            say(&mut net, b, k);
         }
         settle(&mut net);
         let before: Vec<Vec<String>> = [a, b, c].iter().map(|&i| presence(&net, i)).collect();
@@ -920,20 +905,16 @@ fn a_client_that_changes_address_keeps_its_session() {
 
         // Alice moves with a burst in flight; bob keeps talking; carol, who only listens,
         // moves too and notices at her next ping.
-        for k in 5..25 {
-            net.send(a, &text("alice", k));
-        }
+        say_lines(&mut net, a, 5..25);
         net.run_for(ms(15));
         let new_a = net.rebind(a);
         let new_c = net.rebind(c);
         for k in 5..15 {
-            net.send(b, &text("bob", k));
+            say(&mut net, b, k);
             net.run_for(ms(20));
         }
-        settle(&mut net);
 
-        check_everything(&net);
-        assert_eq!(net.relay.latest(), 25 + 15);
+        settle_and_check(&mut net, 25 + 15);
         if net.flush_delay.is_zero() {
             // What the relay acknowledged or fanned out before the client came back was lost
             // at the old address (with the log written slowly, maybe nothing was).
@@ -951,18 +932,15 @@ fn a_client_that_changes_address_keeps_its_session() {
         assert!(!net.relay.clients().contains_key(&old_c));
         for i in [a, c] {
             let node = &net.nodes[i];
-            let tokens: HashSet<[u8; 16]> = node.welcomes().iter().map(|(t, _)| t.0).collect();
             assert!(
                 node.welcomes().len() >= 2,
                 "{} joined again",
                 node.client.name()
             );
+            let tokens = node.tokens();
             assert_eq!(tokens.len(), 1, "{} kept its session", node.client.name());
-            let moved = node
-                .events
-                .iter()
-                .any(|(_, e)| matches!(e, Event::Notice(n) if n.contains("forgot this session")));
-            assert!(moved, "{} was told NotJoined", node.client.name());
+            let moved = notices(&net, i, "forgot this session");
+            assert!(moved > 0, "{} was told NotJoined", node.client.name());
             assert!(node.history().is_empty());
         }
         let after: Vec<Vec<String>> = [a, b, c].iter().map(|&i| presence(&net, i)).collect();
@@ -970,10 +948,7 @@ fn a_client_that_changes_address_keeps_its_session() {
         let stats = net.relay.stats();
         assert_eq!((stats.joins_refused, stats.timed_out), (0, 0));
         // Alice's burst: each message once, in the order typed, none lost.
-        let alice: Vec<&Message> = net.store.iter().filter(|m| m.from == "alice").collect();
-        let texts: Vec<String> = alice.iter().map(|m| m.text.clone()).collect();
-        let want: Vec<String> = (0..25).map(|k| text("alice", k)).collect();
-        assert_eq!(texts, want);
+        assert_eq!(stored_texts(&net, "alice"), lines("alice", 0..25));
     }
 }
 
@@ -984,25 +959,16 @@ fn a_client_that_changes_address_keeps_its_session() {
 #[test]
 fn a_new_process_on_the_same_address_gets_a_new_session() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let a = net.join("alice", 0);
-        let b = net.join("bob", 0);
-        joined(&mut net, a);
-        joined(&mut net, b);
-        for k in 0..5 {
-            net.send(a, &text("alice", k));
-        }
+        let mut net = Net::quiet(seed);
+        let [a, b] = enter_all(&mut net, ["alice", "bob"]);
+        say_lines(&mut net, a, 0..5);
         settle(&mut net);
         // The process dies with three messages on their way (they are stored, their
         // acknowledgements reach the new process); the new one starts at once.
-        for k in 5..8 {
-            net.send(a, &text("alice", k));
-        }
+        say_lines(&mut net, a, 5..8);
         net.run_for(ms(1));
         let a2 = net.restart_client(a, 0);
-        for k in 100..105 {
-            net.send(a2, &text("alice", k));
-        }
+        say_lines(&mut net, a2, 100..105);
         net.run_until(secs(2), "the new process's messages stored", |n| {
             n.nodes[a2].client.is_joined() && n.nodes[a2].client.unacked() == 0
         });
@@ -1014,20 +980,13 @@ fn a_new_process_on_the_same_address_gets_a_new_session() {
         net.check_live(b, 13);
         net.check_live(a2, 13);
         assert_eq!(net.nodes[a2].joined_at(), 8);
-        let old: HashSet<[u8; 16]> = net.nodes[a].welcomes().iter().map(|w| w.0.0).collect();
-        let new: HashSet<[u8; 16]> = net.nodes[a2].welcomes().iter().map(|w| w.0.0).collect();
+        let (old, new) = (net.nodes[a].tokens(), net.nodes[a2].tokens());
         assert!(old.is_disjoint(&new), "a new session");
         assert_eq!(presence(&net, b), ["-alice Quit", "+alice"]);
         assert_eq!(sessions(&net).len(), 2);
-        let errors = net.nodes[a2]
-            .events
-            .iter()
-            .filter(|(_, e)| matches!(e, Event::Error(_)))
-            .count();
-        assert_eq!(errors, 0);
+        assert_eq!(errors(&net, a2).len(), 0);
         let texts: Vec<&str> = net.store[8..].iter().map(|m| m.text.as_str()).collect();
-        let want: Vec<String> = (100..105).map(|k| text("alice", k)).collect();
-        assert_eq!(texts, want);
+        assert_eq!(texts, lines("alice", 100..105));
     }
 }
 
@@ -1035,13 +994,8 @@ fn a_new_process_on_the_same_address_gets_a_new_session() {
 
 /// How many ERROR BadText about `id` client `i` received.
 fn bad_texts(net: &Net, i: usize, id: Uuid) -> usize {
-    net.nodes[i]
-        .received
-        .iter()
-        .filter(|(_, p)| {
-            matches!(p, Packet::Error { code: ErrorCode::BadText, id: about, .. } if *about == id)
-        })
-        .count()
+    let about = net.nodes[i].errors_received(ErrorCode::BadText);
+    about.iter().filter(|&&about| about == id).count()
 }
 
 /// A SEND with a text the relay refuses (no client of this crate sends one; forged here with
@@ -1051,21 +1005,10 @@ fn bad_texts(net: &Net, i: usize, id: Uuid) -> usize {
 #[test]
 fn a_refused_text_is_refused_again_when_sent_again() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let a = net.join("alice", 0);
-        let raw = net.join("raw", 0);
-        joined(&mut net, a);
-        joined(&mut net, raw);
+        let mut net = Net::quiet(seed);
+        let [a, raw] = enter_all(&mut net, ["alice", "raw"]);
         let token = net.nodes[raw].welcomes()[0].0;
-        let send = |csn: u64, id: Uuid, text: &str| Packet::Send {
-            token,
-            base: 1,
-            messages: vec![Sent {
-                csn,
-                id,
-                text: text.to_owned(),
-            }],
-        };
+        let send = |csn: u64, id: Uuid, text: &str| raw_send(token, 1, csn, id, text);
 
         // A control character; the first refusal is lost.
         let control = Uuid::new_v4();
@@ -1106,11 +1049,8 @@ fn a_refused_text_is_refused_again_when_sent_again() {
         assert_eq!(stored, [(good, "fine"), (after, "after")]);
         assert_eq!(net.relay.stats().refused, 3);
         for id in [control, long, empty] {
-            let acked = net.nodes[raw]
-                .received
-                .iter()
-                .any(|(_, p)| matches!(p, Packet::Ack { acks } if acks.iter().any(|a| a.id == id)));
-            assert!(!acked, "a refused message is never acknowledged");
+            let acked = net.nodes[raw].ack_time(id);
+            assert!(acked.is_none(), "a refused message is never acknowledged");
         }
         net.check_live(a, 2);
     }
@@ -1122,7 +1062,7 @@ fn a_refused_text_is_refused_again_when_sent_again() {
 #[test]
 fn a_refused_name_closes_the_client_after_one_join() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
+        let mut net = Net::quiet(seed);
         let longest = net.join(&"𝄞".repeat(32), 0);
         let names = ["a".repeat(33), "𝄞".repeat(33), "al\u{200B}ice".to_owned()];
         assert_eq!(names[1].len(), 132);
@@ -1135,22 +1075,9 @@ fn a_refused_name_closes_the_client_after_one_join() {
             let name = node.client.name();
             assert!(node.client.is_closed(), "{name} is closed");
             assert!(node.welcomes().is_empty());
-            let errors: Vec<&Event> = (node.events.iter())
-                .map(|(_, e)| e)
-                .filter(|e| matches!(e, Event::Error(_)))
-                .collect();
-            assert_eq!(errors.len(), 1, "{name}: {errors:?}");
-            let bad_names = (node.received.iter())
-                .filter(|(_, p)| {
-                    matches!(
-                        p,
-                        Packet::Error {
-                            code: ErrorCode::BadName,
-                            ..
-                        }
-                    )
-                })
-                .count();
+            let shown = errors(&net, i);
+            assert_eq!(shown.len(), 1, "{name}: {shown:?}");
+            let bad_names = node.errors_received(ErrorCode::BadName).len();
             assert_eq!(bad_names, 1, "{name}");
             let joins = (node.reached_relay.iter())
                 .filter(|(_, p)| matches!(p, Packet::Join { .. }))
@@ -1180,19 +1107,12 @@ fn a_burst_over_loss_and_jitter_needs_few_retransmissions() {
     let mut ratios = Vec::new();
     for seed in seeds(0..8) {
         let mut net = Net::new(seed, cond, relay::Config::default());
-        let a = net.join("a", 0);
-        let b = net.join("b", 0);
-        joined(&mut net, a);
-        joined(&mut net, b);
+        let [a, _] = enter_all(&mut net, ["a", "b"]);
         let messages = 96;
-        for k in 0..messages {
-            net.send(a, &text("a", k));
-        }
-        settle(&mut net);
-        check_everything(&net);
+        say_lines(&mut net, a, 0..messages);
+        settle_and_check(&mut net, messages as u64);
         let texts: Vec<&str> = net.store.iter().map(|m| m.text.as_str()).collect();
-        let want: Vec<String> = (0..messages).map(|k| text("a", k)).collect();
-        assert_eq!(texts, want);
+        assert_eq!(texts, lines("a", 0..messages));
         let sends = (net.nodes[a].reached_relay.iter())
             .filter(|(_, p)| matches!(p, Packet::Send { .. }))
             .count();
@@ -1219,10 +1139,7 @@ fn the_relay_keeps_at_most_a_window_waiting_per_session() {
             ..relay::Config::default()
         };
         let mut net = Net::new(seed, Conditions::QUIET, config);
-        let a = net.join("alice", 0);
-        let raw = net.join("raw", 0);
-        joined(&mut net, a);
-        joined(&mut net, raw);
+        let [a, raw] = enter_all(&mut net, ["alice", "raw"]);
         let token = net.nodes[raw].welcomes()[0].0;
         let addr = net.nodes[raw].addr;
         let big = |csn: u64| format!("{csn:04}{}", "字".repeat(332));
@@ -1230,15 +1147,7 @@ fn the_relay_keeps_at_most_a_window_waiting_per_session() {
         let window = relay::REORDER_WINDOW as usize;
         let last = window as u64 + 68;
         let ids: Vec<Uuid> = (0..=last).map(|_| Uuid::new_v4()).collect();
-        let send = |csn: u64| Packet::Send {
-            token,
-            base: 1,
-            messages: vec![Sent {
-                csn,
-                id: ids[csn as usize],
-                text: big(csn),
-            }],
-        };
+        let send = |csn: u64| raw_send(token, 1, csn, ids[csn as usize], &big(csn));
         let waiting = |net: &Net| net.relay.clients().get(&addr).expect("raw").waiting();
         for _ in 0..2 {
             for csn in 2..=last {
@@ -1320,15 +1229,7 @@ fn the_relay_bounds_the_text_waiting_in_all_sessions() {
     }
     let send_ahead = |relay: &mut Relay, k: usize| {
         for csn in 2..=33 {
-            let send = Packet::Send {
-                token: tokens[k],
-                base: 1,
-                messages: vec![Sent {
-                    csn,
-                    id: Uuid::new_v4(),
-                    text: text.clone(),
-                }],
-            };
+            let send = raw_send(tokens[k], 1, csn, Uuid::new_v4(), &text);
             relay.handle(now, wall, addr(k), &send.encode());
         }
         while relay.poll_transmit().is_some() {}
@@ -1368,13 +1269,6 @@ fn the_relay_bounds_the_text_waiting_in_all_sessions() {
 
 // Hostile traffic: forged datagrams, floods, a failing disk, garbage.
 
-/// The notices client `i` showed that contain `part`.
-fn notices(net: &Net, i: usize, part: &str) -> usize {
-    (net.nodes[i].events.iter())
-        .filter(|(_, e)| matches!(e, Event::Notice(n) if n.contains(part)))
-        .count()
-}
-
 /// Datagrams forged with alice's source address but not her token (an attacker can spoof her
 /// address but not read her token): a SEND is not stored, a LEAVE does not end her session,
 /// HISTORY, WHO and PING get no answer, and nobody hears of any of it; a JOIN without her cookie
@@ -1383,14 +1277,9 @@ fn notices(net: &Net, i: usize, part: &str) -> usize {
 #[test]
 fn forged_datagrams_from_a_members_address_change_nothing() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
-        let a = net.join("alice", 0);
-        let b = net.join("bob", 0);
-        joined(&mut net, a);
-        joined(&mut net, b);
-        for k in 0..3 {
-            net.send(a, &text("alice", k));
-        }
+        let mut net = Net::quiet(seed);
+        let [a, b] = enter_all(&mut net, ["alice", "bob"]);
+        say_lines(&mut net, a, 0..3);
         settle(&mut net);
         let token = net.nodes[a].welcomes()[0].0;
         let mut near = token;
@@ -1398,15 +1287,7 @@ fn forged_datagrams_from_a_members_address_change_nothing() {
         let events = (net.nodes[a].events.len(), net.nodes[b].events.len());
         let forged = |token: Token| {
             [
-                Packet::Send {
-                    token,
-                    base: 4,
-                    messages: vec![Sent {
-                        csn: 4,
-                        id: Uuid::new_v4(),
-                        text: "forged".into(),
-                    }],
-                },
+                raw_send(token, 4, 4, Uuid::new_v4(), "forged"),
                 Packet::Leave { token },
                 Packet::History {
                     token,
@@ -1450,13 +1331,11 @@ fn forged_datagrams_from_a_members_address_change_nothing() {
         );
         net.run_for(secs(1));
         for k in 3..6 {
-            net.send(a, &text("alice", k));
-            net.send(b, &text("bob", k));
+            say(&mut net, a, k);
+            say(&mut net, b, k);
         }
-        settle(&mut net);
 
-        check_everything(&net);
-        assert_eq!(net.relay.latest(), 9);
+        settle_and_check(&mut net, 9);
         assert!(net.store.iter().all(|m| m.text != "forged"));
         assert_eq!(net.nodes[a].welcomes().len(), 1, "alice did not join again");
         for (i, from) in [(a, events.0), (b, events.1)] {
@@ -1507,12 +1386,7 @@ fn a_flood_is_held_to_the_rate_and_others_go_on_unhindered() {
     for seed in seeds(0..3) {
         let mut rng = Rng::new(seed ^ 0xf100d);
         let mut net = Net::new(seed, cond, config.clone());
-        let a = net.join("alice", 0);
-        let b = net.join("bob", 0);
-        let f = net.join("flood", 0);
-        for i in [a, b, f] {
-            joined(&mut net, i);
-        }
+        let [a, b, f] = enter_all(&mut net, ["alice", "bob", "flood"]);
         let token = net.nodes[f].welcomes()[0].0;
         let flood_addr = net.nodes[f].addr;
         let start = net.now;
@@ -1522,20 +1396,11 @@ fn a_flood_is_held_to_the_rate_and_others_go_on_unhindered() {
         let mut csn = 0;
         while net.now < start + duration {
             csn += 1;
-            let send = Packet::Send {
-                token,
-                base: csn,
-                messages: vec![Sent {
-                    csn,
-                    id: Uuid::new_v4(),
-                    text: format!("flood {csn}"),
-                }],
-            };
+            let send = raw_send(token, csn, csn, Uuid::new_v4(), &format!("flood {csn}"));
             net.inject_to_relay(f, &send);
             for (k, &i) in [a, b].iter().enumerate() {
                 if net.now >= next[k] {
-                    let name = net.nodes[i].client.name().to_owned();
-                    let ids = net.send(i, &text(&name, human.len()));
+                    let ids = say(&mut net, i, human.len());
                     human.push((ids[0], i, net.now));
                     next[k] = net.now + ms(rng.range(500, 2000));
                 }
@@ -1570,12 +1435,8 @@ fn a_flood_is_held_to_the_rate_and_others_go_on_unhindered() {
             human.len()
         );
         // Told: one RATE LIMITED per episode of being too fast.
-        let told = (net.from_relay.iter())
-            .filter(|(_, to, p)| {
-                *to == flood_addr
-                    && matches!(p, Packet::Error { code: ErrorCode::RateLimited, id, .. } if !id.is_nil())
-            })
-            .count();
+        let rate_limited = net.errors_sent_to(flood_addr, ErrorCode::RateLimited);
+        let told = rate_limited.iter().filter(|id| !id.is_nil()).count();
         let shown = notices(&net, f, "too many messages");
         assert!(told >= 1 && shown == told, "told {told}, shown {shown}");
         println!(
@@ -1605,48 +1466,27 @@ fn a_long_paste_is_taken_at_the_rate_in_order() {
     for seed in seeds(0..2) {
         let mut rng = Rng::new(seed ^ 0x9a57e);
         let mut net = Net::new(seed, cond, config.clone());
-        let a = net.join("alice", 0);
-        let p = net.join("paster", 0);
-        joined(&mut net, a);
-        joined(&mut net, p);
+        let [a, p] = enter_all(&mut net, ["alice", "paster"]);
         let lines = 600;
         let start = net.now;
-        for k in 0..lines {
-            net.send(p, &text("paster", k));
-        }
+        say_lines(&mut net, p, 0..lines);
         let mut human = Vec::new();
         while net.nodes[p].client.unacked() > 0 {
-            let ids = net.send(a, &text("alice", human.len()));
+            let ids = say(&mut net, a, human.len());
             human.push((ids[0], net.now));
             net.run_for(ms(rng.range(500, 2000)));
             assert!(net.now < start + secs(300), "{}", net.status());
         }
         let took = net.now - start;
-        settle(&mut net);
-        check_everything(&net);
-        let texts: Vec<&str> = (net.store.iter())
-            .filter(|m| m.from == "paster")
-            .map(|m| m.text.as_str())
-            .collect();
-        assert_eq!(texts.len(), lines);
+        settle_and_check(&mut net, (lines + human.len()) as u64);
+        assert_eq!(stored_texts(&net, "paster").len(), lines);
         let ideal = (lines as f64 - config.burst) / config.rate;
         let sends = (net.nodes[p].reached_relay.iter())
             .filter(|(_, m)| matches!(m, Packet::Send { .. }))
             .count();
         // Told once, as one episode of sending too fast (the ERROR may be lost on its way).
         let paster = net.nodes[p].addr;
-        let relay_told = (net.from_relay.iter())
-            .filter(|(_, to, m)| {
-                *to == paster
-                    && matches!(
-                        m,
-                        Packet::Error {
-                            code: ErrorCode::RateLimited,
-                            ..
-                        }
-                    )
-            })
-            .count();
+        let relay_told = net.errors_sent_to(paster, ErrorCode::RateLimited).len();
         let told = notices(&net, p, "too many messages");
         assert_eq!(relay_told, 1);
         assert!(told <= relay_told);
@@ -1679,10 +1519,7 @@ fn a_request_flood_is_answered_at_the_request_rate() {
     let config = relay::Config::default();
     for seed in seeds(0..1) {
         let mut net = Net::with_log(seed, Conditions::QUIET, config.clone(), old_log(200, 100));
-        let a = net.join("alice", 0);
-        let f = net.join("asker", 0);
-        joined(&mut net, a);
-        joined(&mut net, f);
+        let [a, f] = enter_all(&mut net, ["alice", "asker"]);
         let token = net.nodes[f].welcomes()[0].0;
         let flood_addr = net.nodes[f].addr;
         let start = net.now;
@@ -1759,7 +1596,7 @@ fn a_request_flood_is_answered_at_the_request_rate() {
 #[test]
 fn too_many_clients_from_one_ip_are_refused_by_name() {
     for seed in seeds(0..1) {
-        let mut net = Net::new(seed, Conditions::QUIET, relay::Config::default());
+        let mut net = Net::quiet(seed);
         let nat = |port: u16| std::net::SocketAddr::from(([198, 51, 100, 7], port));
         let inside: Vec<usize> = (0..64)
             .map(|k| net.join_at(&format!("n{k}"), 0, nat(10_000 + k)))
@@ -1773,14 +1610,9 @@ fn too_many_clients_from_one_ip_are_refused_by_name() {
         joined(&mut net, outside);
         let node = &net.nodes[extra];
         assert!(node.client.is_closed());
-        let errors: Vec<&String> = (node.events.iter())
-            .filter_map(|(_, e)| match e {
-                Event::Error(m) => Some(m),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(errors[0].contains("198.51.100.7"), "{}", errors[0]);
+        let shown = errors(&net, extra);
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        assert!(shown[0].contains("198.51.100.7"), "{}", shown[0]);
         assert_eq!(net.relay.clients().len(), 65);
         net.leave(inside[0]);
         net.run_for(ms(100));
@@ -1797,10 +1629,7 @@ fn too_many_clients_from_one_ip_are_refused_by_name() {
         net.run_for(secs(2));
         assert!(four.iter().all(|&i| net.nodes[i].client.is_joined()));
         assert!(net.nodes[fifth].client.is_closed());
-        assert!(
-            (net.nodes[fifth].events.iter())
-                .any(|(_, e)| matches!(e, Event::Error(m) if m.contains("full")))
-        );
+        assert!(errors(&net, fifth).iter().any(|m| m.contains("full")));
     }
 }
 
@@ -1821,9 +1650,7 @@ fn while_the_log_cannot_be_written_nothing_is_acknowledged_and_then_all_is() {
         let mut net = Net::new(seed, cond, relay::Config::default());
         net.flush_delay = ms(seed % 2 * 5);
         let clients: Vec<usize> = ["ann", "bo", "曹"].iter().map(|n| net.join(n, 0)).collect();
-        net.run_until(secs(60), "all joined", |n| {
-            n.nodes.iter().all(|c| c.client.is_joined())
-        });
+        net.run_until(secs(60), "all joined", Net::all_joined);
         let senders = &clients[..2];
         chat_in_bursts(&mut net, &mut rng, senders, 0..10);
         settle(&mut net);
@@ -1857,26 +1684,17 @@ fn while_the_log_cannot_be_written_nothing_is_acknowledged_and_then_all_is() {
         }
         for &i in senders {
             let node = &net.nodes[i];
-            let told = (node.received.iter()).any(|(_, p)| {
-                matches!(p, Packet::Error { code: ErrorCode::Storage, id, .. }
-                    if node.sent.iter().any(|(sent, _)| sent == id))
-            });
+            let told = (node.errors_received(ErrorCode::Storage).iter())
+                .any(|id| node.sent.iter().any(|(sent, _)| sent == id));
             assert!(told, "{} got ERROR Storage", node.client.name());
             assert!(notices(&net, i, "could not store") > 0);
         }
 
-        settle(&mut net);
-        check_everything(&net);
-        assert_eq!(net.relay.latest(), 50);
+        settle_and_check(&mut net, 50);
         assert_eq!(net.relay.stats().stored, 50);
         for &i in senders {
-            let name = net.nodes[i].client.name().to_owned();
-            let texts: Vec<&str> = (net.store.iter())
-                .filter(|m| m.from == name)
-                .map(|m| m.text.as_str())
-                .collect();
-            let want: Vec<String> = (0..25).map(|k| text(&name, k)).collect();
-            assert_eq!(texts, want);
+            let name = net.nodes[i].client.name();
+            assert_eq!(stored_texts(&net, name), lines(name, 0..25));
         }
     }
 }
@@ -2029,10 +1847,7 @@ fn garbage_from_everywhere_changes_nothing() {
     for seed in seeds(0..3) {
         let mut rng = Rng::new(seed ^ 0x6a7b);
         let mut net = Net::new(seed, cond, relay::Config::default());
-        let a = net.join("alice", 0);
-        let b = net.join("bob", 0);
-        joined(&mut net, a);
-        joined(&mut net, b);
+        let [a, b] = enter_all(&mut net, ["alice", "bob"]);
         let strangers: Vec<std::net::SocketAddr> = (0..300u64)
             .map(|k| match k % 3 {
                 0 => std::net::SocketAddr::from(([203, 0, 113, k as u8], 1024 + k as u16)),
@@ -2063,16 +1878,13 @@ fn garbage_from_everywhere_changes_nothing() {
             }
             if rng.percent(1) {
                 let i = [a, b][rng.range(0, 1) as usize];
-                let name = net.nodes[i].client.name().to_owned();
-                net.send(i, &text(&name, k));
+                say(&mut net, i, k);
                 k += 1;
             }
             net.run_for(ms(5));
         }
-        settle(&mut net);
 
-        check_everything(&net);
-        assert_eq!(net.relay.latest(), k as u64);
+        settle_and_check(&mut net, k as u64);
         assert_eq!(sessions(&net).len(), 2);
         for (addr, t) in &net.strangers {
             assert!(t.sent <= 3 * t.received, "{addr}: {t:?}");
@@ -2084,9 +1896,7 @@ fn garbage_from_everywhere_changes_nothing() {
         assert!(net.relay.last_dropped().is_some());
         for i in [a, b] {
             // One session all along (the network may have duplicated its WELCOME).
-            let tokens: HashSet<[u8; 16]> =
-                net.nodes[i].welcomes().iter().map(|(t, _)| t.0).collect();
-            assert_eq!(tokens.len(), 1);
+            assert_eq!(net.nodes[i].tokens().len(), 1);
             assert_eq!(notices(&net, i, "joined"), 1, "joined, never again");
         }
         // Nobody but the two joined, and nobody left (the second one's arrival, shown to the

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use urc::client::{self, Client, Event};
 use urc::message::{MAX_TEXT_BYTES, Message, Millis, name_key, split_text};
 use urc::relay::{self, Relay};
-use urc::wire::{MAX_DATAGRAM, Packet, Proof, Token};
+use urc::wire::{ErrorCode, MAX_DATAGRAM, Packet, Proof, Token};
 use uuid::Uuid;
 
 /// How often the shell calls [`Relay::handle_tick`].
@@ -198,7 +198,6 @@ impl Node {
         self.shown().into_iter().filter(|s| s.history).collect()
     }
 
-    /// The welcomes received: token and the room's latest seq then, duplicates included.
     /// The instance id this client sends in its JOINs (the proof of answers to them).
     pub fn instance(&self) -> Uuid {
         self.reached_relay
@@ -210,11 +209,30 @@ impl Node {
             .expect("the client joined")
     }
 
+    /// The welcomes received: token and the room's latest seq then, duplicates included.
     pub fn welcomes(&self) -> Vec<(Token, u64)> {
         self.received
             .iter()
             .filter_map(|(_, p)| match p {
                 Packet::Welcome { token, latest, .. } => Some((*token, *latest)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The tokens of the sessions the relay welcomed this client into, each once: a WELCOME
+    /// the network duplicated, or one that answers a rejoin into the same session, adds none.
+    pub fn tokens(&self) -> HashSet<Token> {
+        self.welcomes().iter().map(|(token, _)| *token).collect()
+    }
+
+    /// The ids of the ERRORs with `code` that reached this client, in order (nil for an
+    /// error about no message in particular).
+    pub fn errors_received(&self, code: ErrorCode) -> Vec<Uuid> {
+        self.received
+            .iter()
+            .filter_map(|(_, p)| match p {
+                Packet::Error { code: c, id, .. } if *c == code => Some(*id),
                 _ => None,
             })
             .collect()
@@ -326,6 +344,12 @@ pub struct Net {
 impl Net {
     pub fn new(seed: u64, cond: Conditions, config: relay::Config) -> Self {
         Net::with_log(seed, cond, config, Vec::new())
+    }
+
+    /// A net that loses and reorders nothing ([`Conditions::QUIET`]), with a relay of the
+    /// default configuration and an empty log: the room most regressions start from.
+    pub fn quiet(seed: u64) -> Self {
+        Net::new(seed, Conditions::QUIET, relay::Config::default())
     }
 
     /// A net whose relay starts from `log`, messages stored before the simulation.
@@ -558,6 +582,23 @@ impl Net {
     /// Whether the relay has a session named `name`.
     pub fn relay_has(&self, name: &str) -> bool {
         self.relay.clients().iter().any(|c| c.name == name)
+    }
+
+    /// Every client, running or not, is in the room.
+    pub fn all_joined(&self) -> bool {
+        self.nodes.iter().all(|n| n.client.is_joined())
+    }
+
+    /// The ids of the ERRORs with `code` the relay sent to `to`, in order, whatever the network
+    /// did with them then (nil for an error about no message in particular).
+    pub fn errors_sent_to(&self, to: SocketAddr, code: ErrorCode) -> Vec<Uuid> {
+        self.from_relay
+            .iter()
+            .filter_map(|(_, addr, p)| match p {
+                Packet::Error { code: c, id, .. } if *addr == to && *c == code => Some(*id),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Every running client is in the room, owes nothing, waits for nothing and has shown
