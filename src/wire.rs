@@ -216,6 +216,21 @@ pub enum Packet {
     },
 }
 
+impl Packet {
+    /// A SEND of one message: `csn`, `id` and `text`, with the session's `token` and `base`.
+    pub fn send_one(token: Token, base: u64, csn: u64, id: Uuid, text: &str) -> Packet {
+        Packet::Send {
+            token,
+            base,
+            messages: vec![Sent {
+                csn,
+                id,
+                text: text.to_owned(),
+            }],
+        }
+    }
+}
+
 /// One message of a [`Packet::Send`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sent {

@@ -144,15 +144,7 @@ fn retransmissions_of_durable_messages_are_acknowledged_together() {
     // The acknowledgement was lost: all ten come again, one SEND each, in one turn.
     let again: Vec<(SocketAddr, Vec<u8>)> = (0..10)
         .map(|k| {
-            let packet = Packet::Send {
-                token,
-                base: 1,
-                messages: vec![Sent {
-                    csn: k + 1,
-                    id: ids[k as usize],
-                    text: texts[k as usize].clone(),
-                }],
-            };
+            let packet = Packet::send_one(token, 1, k + 1, ids[k as usize], &texts[k as usize]);
             (alice, packet.encode())
         })
         .collect();

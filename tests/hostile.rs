@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use driver::{Driver, Joined};
 use urc::relay::Config;
-use urc::wire::{Change, ErrorCode, Packet, Sent, Token};
+use urc::wire::{Change, ErrorCode, Packet, Token};
 use uuid::Uuid;
 
 fn addr(s: &str) -> SocketAddr {
@@ -110,15 +110,7 @@ fn spoofed_joins_make_the_relay_send_a_victim_little() {
             from: 0,
             count: 1000,
         },
-        Packet::Send {
-            token: alice_token,
-            base: 1,
-            messages: vec![Sent {
-                csn: 1,
-                id: Uuid::new_v4(),
-                text: "not alice".into(),
-            }],
-        },
+        Packet::send_one(alice_token, 1, 1, Uuid::new_v4(), "not alice"),
     ];
     for p in &others {
         let bytes = p.encode();
@@ -146,15 +138,13 @@ fn spoofed_joins_make_the_relay_send_a_victim_little() {
     // The room goes on; the victim hears none of it.
     let before = d.sent.len();
     for csn in 1..=5 {
-        let send = Packet::Send {
-            token: alice_token,
-            base: csn,
-            messages: vec![Sent {
-                csn,
-                id: Uuid::new_v4(),
-                text: format!("message {csn}"),
-            }],
-        };
+        let send = Packet::send_one(
+            alice_token,
+            csn,
+            csn,
+            Uuid::new_v4(),
+            &format!("message {csn}"),
+        );
         d.packet(alice, &send);
     }
     d.advance(Duration::from_secs(1));
@@ -346,15 +336,7 @@ fn a_moving_session_is_held_to_the_per_ip_limit_of_its_new_address() {
     assert_eq!(code, ErrorCode::Full);
     assert!(message.contains("198.51.100.1"), "{message}");
     // Still at its old address, and working there.
-    let send = Packet::Send {
-        token,
-        base: 1,
-        messages: vec![Sent {
-            csn: 1,
-            id: Uuid::new_v4(),
-            text: "still here".into(),
-        }],
-    };
+    let send = Packet::send_one(token, 1, 1, Uuid::new_v4(), "still here");
     d.packet(away, &send);
     assert_eq!(d.log.len(), 1);
     // A new port on the same IP is the same address for the limit: the move goes through.
@@ -383,15 +365,7 @@ fn join_churn_from_one_address_is_held_to_the_request_rate() {
         .map(|(k, a)| d.member(*a, &format!("m{k}")))
         .collect();
     for csn in 1..=100u64 {
-        let send = Packet::Send {
-            token: tokens[0],
-            base: csn,
-            messages: vec![Sent {
-                csn,
-                id: Uuid::new_v4(),
-                text: "字".repeat(300),
-            }],
-        };
+        let send = Packet::send_one(tokens[0], csn, csn, Uuid::new_v4(), &"字".repeat(300));
         d.packet(members[0], &send);
     }
     let attacker = addr("198.51.100.9:5000");
@@ -444,15 +418,7 @@ fn join_churn_from_one_address_is_held_to_the_request_rate() {
         "1000 JOINs in 10 s: {welcomes} taken, {presence} presence datagrams to the room, {history} bytes of history"
     );
     // The room goes on.
-    let send = Packet::Send {
-        token: tokens[1],
-        base: 1,
-        messages: vec![Sent {
-            csn: 1,
-            id: Uuid::new_v4(),
-            text: "still here".into(),
-        }],
-    };
+    let send = Packet::send_one(tokens[1], 1, 1, Uuid::new_v4(), "still here");
     let before = d.sent.len();
     d.packet(members[1], &send);
     let fanned = d.sent[before..]
@@ -499,15 +465,7 @@ fn too_fast_is_told_once_an_episode() {
         let id = Uuid::new_v4();
         ids.borrow_mut().push(id);
         let csn = ids.borrow().len() as u64;
-        let send = Packet::Send {
-            token,
-            base: 1,
-            messages: vec![Sent {
-                csn,
-                id,
-                text: format!("message {csn}"),
-            }],
-        };
+        let send = Packet::send_one(token, 1, csn, id, &format!("message {csn}"));
         let stored = d.log.len();
         d.packet(alice, &send);
         (d.log.len() > stored, id)
@@ -592,14 +550,8 @@ fn a_message_the_rate_put_back_leaves_no_copy_waiting() {
     let mut d = Driver::new(config);
     let alice: SocketAddr = "192.0.2.10:5000".parse().unwrap();
     let token = d.member(alice, "alice");
-    let send = |csn: u64, text: &str| Packet::Send {
-        token,
-        base: 1,
-        messages: vec![Sent {
-            csn,
-            id: Uuid::from_u128(u128::from(csn)),
-            text: text.to_owned(),
-        }],
+    let send = |csn: u64, text: &str| {
+        Packet::send_one(token, 1, csn, Uuid::from_u128(u128::from(csn)), text)
     };
     let waiting = |d: &Driver| d.relay.clients().get(&alice).unwrap().waiting();
     d.packet(alice, &send(1, "one"));

@@ -17,7 +17,7 @@ use net::{Conditions, Net, Restart, Rng, ms, secs, seeds};
 use urc::client::Event;
 use urc::message::{Message, Millis};
 use urc::relay;
-use urc::wire::{Acked, Change, ErrorCode, LeaveReason, Packet, Proof, Sent, Token};
+use urc::wire::{Acked, Change, ErrorCode, LeaveReason, Packet, Proof, Token};
 use uuid::Uuid;
 
 /// A chat line with Chinese in it, unique per sender and number.
@@ -47,20 +47,6 @@ fn stored_texts<'a>(net: &'a Net, from: &str) -> Vec<&'a str> {
         .filter(|m| m.from == from)
         .map(|m| m.text.as_str())
         .collect()
-}
-
-/// A SEND of one message, written by hand (a forged one, or one no client of this crate would
-/// send): `token` and `base`, then the message's `csn`, `id` and `text`.
-fn raw_send(token: Token, base: u64, csn: u64, id: Uuid, text: &str) -> Packet {
-    Packet::Send {
-        token,
-        base,
-        messages: vec![Sent {
-            csn,
-            id,
-            text: text.to_owned(),
-        }],
-    }
 }
 
 /// `n` messages stored before the simulation starts, each about `len` bytes of text.
@@ -1008,7 +994,7 @@ fn a_refused_text_is_refused_again_when_sent_again() {
         let mut net = Net::quiet(seed);
         let [a, raw] = enter_all(&mut net, ["alice", "raw"]);
         let token = net.nodes[raw].welcomes()[0].0;
-        let send = |csn: u64, id: Uuid, text: &str| raw_send(token, 1, csn, id, text);
+        let send = |csn: u64, id: Uuid, text: &str| Packet::send_one(token, 1, csn, id, text);
 
         // A control character; the first refusal is lost.
         let control = Uuid::new_v4();
@@ -1147,7 +1133,7 @@ fn the_relay_keeps_at_most_a_window_waiting_per_session() {
         let window = relay::REORDER_WINDOW as usize;
         let last = window as u64 + 68;
         let ids: Vec<Uuid> = (0..=last).map(|_| Uuid::new_v4()).collect();
-        let send = |csn: u64| raw_send(token, 1, csn, ids[csn as usize], &big(csn));
+        let send = |csn: u64| Packet::send_one(token, 1, csn, ids[csn as usize], &big(csn));
         let waiting = |net: &Net| net.relay.clients().get(&addr).expect("raw").waiting();
         for _ in 0..2 {
             for csn in 2..=last {
@@ -1229,7 +1215,7 @@ fn the_relay_bounds_the_text_waiting_in_all_sessions() {
     }
     let send_ahead = |relay: &mut Relay, k: usize| {
         for csn in 2..=33 {
-            let send = raw_send(tokens[k], 1, csn, Uuid::new_v4(), &text);
+            let send = Packet::send_one(tokens[k], 1, csn, Uuid::new_v4(), &text);
             relay.handle(now, wall, addr(k), &send.encode());
         }
         while relay.poll_transmit().is_some() {}
@@ -1287,7 +1273,7 @@ fn forged_datagrams_from_a_members_address_change_nothing() {
         let events = (net.nodes[a].events.len(), net.nodes[b].events.len());
         let forged = |token: Token| {
             [
-                raw_send(token, 4, 4, Uuid::new_v4(), "forged"),
+                Packet::send_one(token, 4, 4, Uuid::new_v4(), "forged"),
                 Packet::Leave { token },
                 Packet::History {
                     token,
@@ -1396,7 +1382,7 @@ fn a_flood_is_held_to_the_rate_and_others_go_on_unhindered() {
         let mut csn = 0;
         while net.now < start + duration {
             csn += 1;
-            let send = raw_send(token, csn, csn, Uuid::new_v4(), &format!("flood {csn}"));
+            let send = Packet::send_one(token, csn, csn, Uuid::new_v4(), &format!("flood {csn}"));
             net.inject_to_relay(f, &send);
             for (k, &i) in [a, b].iter().enumerate() {
                 if net.now >= next[k] {
@@ -1730,15 +1716,7 @@ fn random_packet(rng: &mut Rng) -> Packet {
                 junk(rng, n)
             },
         },
-        1 => Packet::Send {
-            token,
-            base: rng.range(0, 3),
-            messages: vec![Sent {
-                csn: rng.range(0, 3),
-                id,
-                text: short(rng),
-            }],
-        },
+        1 => Packet::send_one(token, rng.range(0, 3), rng.range(0, 3), id, &short(rng)),
         2 => Packet::History {
             token,
             req: rng.next_u64() as u32,

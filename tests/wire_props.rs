@@ -394,15 +394,7 @@ proptest! {
                 Arrival::Say { member, text } => {
                     csn[member] += 1;
                     let id = Uuid::new_v4();
-                    let send = Packet::Send {
-                        token: tokens[member],
-                        base: csn[member],
-                        messages: vec![Sent {
-                            csn: csn[member],
-                            id,
-                            text: text.clone(),
-                        }],
-                    };
+                    let send = Packet::send_one(tokens[member], csn[member], csn[member], id, &text);
                     last_send[member] = Some(send.encode());
                     d.packet(members[member], &send);
                     said.push((member, id, text));
