@@ -215,3 +215,26 @@ fn unacknowledged_messages_make_the_client_fail_at_the_end() {
     assert!(!status.success());
     assert!(err.contains("1 message(s) were not acknowledged"), "{err}");
 }
+
+/// Over IPv6 loopback: the relay bound on `[::1]:0` (its socket made for the address's
+/// family), two clients chat through it. Skipped, saying so, where the machine has no IPv6.
+#[test]
+fn clients_chat_over_ipv6() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here: skipped");
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start_at("[::1]:0", data.path(), &[]);
+    assert!(relay.addr.is_ipv6(), "{}", relay.addr);
+    let mut alice = Client::join(relay.addr, "alice", &[]);
+    let mut bob = Client::join(relay.addr, "bob", &[]);
+    alice.expect(|e| e["event"] == "joined" && e["name"] == "bob");
+    alice.say("你好 over IPv6");
+    bob.expect_text("你好 over IPv6");
+    bob.say("and back");
+    alice.expect_text("and back");
+    bob.expect_text("and back");
+    assert_eq!(alice.live(), bob.live());
+    assert_eq!(alice.live().len(), 2);
+}
