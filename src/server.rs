@@ -301,11 +301,25 @@ fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     // Best effort: a smaller buffer only drops more under bursts, which clients recover from.
     let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    let receive = socket.recv_buffer_size().unwrap_or(0);
     tracing::debug!(
-        receive = socket.recv_buffer_size().unwrap_or(0),
+        receive,
         send = socket.send_buffer_size().unwrap_or(0),
         "socket buffers"
     );
+    // Linux reports twice what it grants (the other half is for its own bookkeeping).
+    let granted = if cfg!(target_os = "linux") {
+        receive / 2
+    } else {
+        receive
+    };
+    if granted < SOCKET_BUFFER {
+        tracing::warn!(
+            "the socket's receive buffer is {} KiB, not {} KiB (net.core.rmem_max caps it): a busy relay may drop bursts, which clients resend; raise it with sysctl -w net.core.rmem_max={SOCKET_BUFFER}",
+            granted / 1024,
+            SOCKET_BUFFER / 1024
+        );
+    }
     socket.bind(&addr.into())?;
     Ok(socket.into())
 }
