@@ -107,11 +107,10 @@ fn summary(ours: &[String], theirs: &mut [f64]) -> Result<String, String> {
         match (number(value), values.len() == ours.len()) {
             (Some(_), true) => {
                 let m = median(&mut values).unwrap_or(0.0);
-                let shown = if unit.is_empty() && m.fract() == 0.0 {
-                    format!("{m:.0}")
-                } else {
-                    format!("{m}{unit}")
-                };
+                // As many decimals as the runs print.
+                let number = value.trim_end_matches(unit);
+                let decimals = number.split_once('.').map_or(0, |(_, d)| d.len());
+                let shown = format!("{m:.decimals$}{unit}");
                 out.push(format!("{name}={shown}"));
             }
             // Words (the workload's name) and figures some run lacks stay as the first run's.
@@ -148,7 +147,7 @@ mod tests {
         let line = summary(&runs, &mut peer).unwrap();
         assert_eq!(
             line,
-            "urc-bench-medians runs=3 workload=w1 clients=20 deliveries/s=3500000 p50=1.6ms p99=3ms peak_rss=12.5MB peer_deliveries/s=2500000 peer_ratio=1.40"
+            "urc-bench-medians runs=3 workload=w1 clients=20 deliveries/s=3500000 p50=1.6ms p99=3.0ms peak_rss=12.5MB peer_deliveries/s=2500000 peer_ratio=1.40"
         );
         let mut none: [f64; 0] = [];
         assert!(!summary(&runs, &mut none).unwrap().contains("peer"));
