@@ -76,16 +76,16 @@ impl Relay {
             }
             return;
         }
-        // An episode of sending too fast ends when the sender has kept to the rate long enough
-        // to have its whole burst again. (Ended by any message taken, it was told again after
-        // every message taken at the rate: 20 ERRORs a second under a steady flood, and a
-        // notice each for the user of a client pasting a long text.)
-        // A copy of this message may wait already (put there when the rate stopped it): this
-        // one takes its place.
         let Some((allowed, again)) = self.clients.get_mut(&from).map(|mut s| {
+            // An episode of sending too fast ends when the sender has kept to the rate long
+            // enough to have its whole burst again. (Ended by any message taken, it was told
+            // again after every message taken at the rate: 20 ERRORs a second under a steady
+            // flood, and a notice each for the user of a client pasting a long text.)
             if s.messages.is_full(now) {
                 s.told_slow = false;
             }
+            // A copy of this message may wait already (put there when the rate stopped it):
+            // this one takes its place.
             let copy = s.ahead.remove(&csn);
             (s.messages.take(now), copy)
         }) else {
