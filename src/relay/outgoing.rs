@@ -50,11 +50,13 @@ impl Relay {
         self.held_acks = held;
         // One run of acks per sender, in the order the senders came.
         let mut by_sender: Vec<(SocketAddr, Vec<Acked>)> = Vec::new();
+        let mut place: HashMap<SocketAddr, usize> = HashMap::new();
         for (to, acked) in due {
-            match by_sender.iter_mut().find(|(addr, _)| *addr == to) {
-                Some((_, acks)) => acks.push(acked),
-                None => by_sender.push((to, vec![acked])),
-            }
+            let k = *place.entry(to).or_insert_with(|| {
+                by_sender.push((to, Vec::new()));
+                by_sender.len() - 1
+            });
+            by_sender[k].1.push(acked);
         }
         for (to, acks) in by_sender {
             for run in pack(&acks, ACK_HEADER, |_| ACKED_LEN) {
