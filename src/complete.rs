@@ -20,9 +20,9 @@ impl Names {
         set.extend(names.iter().cloned());
     }
 
-    /// Adds a name (someone joined or spoke).
-    pub fn add(&self, name: &str) {
-        self.lock().insert(name.to_owned());
+    /// Adds a name (someone joined or spoke); false when it was there already.
+    pub fn add(&self, name: &str) -> bool {
+        self.lock().insert(name.to_owned())
     }
 
     /// Removes a name (someone left).

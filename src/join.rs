@@ -176,18 +176,25 @@ async fn session(options: Options) -> Result<(), JoinError> {
         // Before the events: the notice that says so redraws the prompt, which reads this.
         connection.set_silent(client.relay_silent());
         while let Some(event) = client.poll_event() {
+            let mut show = true;
             match &event {
                 Event::Who { names: all } => {
                     names.set(all);
                     greeting = Greeting::Done;
                 }
                 Event::Error(_) if greeting == Greeting::Asked => greeting = Greeting::Done,
-                Event::Joined { name } => names.add(name),
+                // Someone already here "joining" is someone rejoining after the relay
+                // restarted (or forgot them): in a terminal, not news; scripts get every event.
+                Event::Joined { name } => show = names.add(name) || !options.interactive,
                 Event::Left { name, .. } => names.remove(name),
-                Event::Message { message, .. } => names.add(&message.from),
+                Event::Message { message, .. } => {
+                    names.add(&message.from);
+                }
                 _ => {}
             }
-            output.line(renderer.event(&event));
+            if show {
+                output.line(renderer.event(&event));
+            }
         }
         if client.is_closed() {
             return Err(JoinError::Refused);

@@ -550,6 +550,46 @@ fn the_prompt_shows_when_the_relay_is_not_answering() {
     drop(relay);
 }
 
+/// After a relay restart everyone rejoins; in a terminal the people already in the room are
+/// not announced again ("-- bob joined" for each of them would bury the conversation), while
+/// someone new still is.
+#[test]
+fn a_relay_restart_does_not_announce_everyone_again() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let addr = relay.addr;
+    let mut bob = Client::join(addr, "bob", &[]);
+    let mut alice = Term::join(&relay, "alice", Colour::Off);
+    alice.wait_for("who is in the room", |s| {
+        screen_text(s).contains("-- in the room (2): alice, bob")
+    });
+    // bob is frozen through the restart, so that alice rejoins first and sees him come
+    // back (whoever rejoins first hears of the other: the order decides what is tested).
+    bob.pause();
+    assert!(relay.stop().success());
+    let relay = Relay::start_at(&addr.to_string(), data.path(), &[]);
+    alice.send("anyone?\r");
+    alice.wait_for("alice rejoined", |s| {
+        screen_text(s).contains("-- rejoined as alice")
+    });
+    bob.resume();
+    // Saying something makes bob find out at once that the relay forgot him.
+    bob.say("back again");
+    bob.expect(|e| e["event"] == "notice" && e["message"] == "rejoined as bob");
+    let carol = Client::join(addr, "carol", &[]);
+    alice.wait_for("bob's message and carol's arrival", |s| {
+        let text = screen_text(s);
+        text.contains("bob: back again") && text.contains("-- carol joined")
+    });
+    // The raw output, not the screen: nothing may have been printed and scrolled away.
+    let raw = String::from_utf8_lossy(&alice.raw()).into_owned();
+    let after = &raw[raw.find("-- rejoined as alice").expect("rejoined")..];
+    assert!(!after.contains("-- bob joined"), "{after}");
+    drop((bob, carol));
+    alice.quit();
+    drop(relay);
+}
+
 /// Wide text: Chinese and emoji are edited by display width (arrows and Backspace move and
 /// delete whole characters), and a line wider than the terminal wraps onto the next row.
 #[test]

@@ -221,6 +221,24 @@ impl Client {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
+
+    /// Freezes the process (SIGSTOP): it sends and reads nothing until [`Client::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused process run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        let status = Command::new("kill")
+            .args([which, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {which} {}", self.child.id());
+    }
 }
 
 impl Drop for Client {
