@@ -104,6 +104,11 @@ pub struct ServeArgs {
     /// History and /who requests a second each client may make (twice that at once).
     #[arg(long, default_value_t = relay::Config::default().request_rate)]
     pub request_rate: f64,
+    /// Replace damaged records of the message log by placeholders before serving (the damaged
+    /// file is kept beside it); refused when the records around them do not say which
+    /// messages were lost.
+    #[arg(long)]
+    pub repair_log: bool,
 }
 
 impl ServeArgs {

@@ -12,6 +12,7 @@
 //! | [`limit`] | token buckets: rates with a burst allowance |
 //! | [`client`] | the client's rules without I/O: joining, retransmission, ordered delivery |
 //! | [`store`] | the message log, `messages.jsonl`, appended and flushed |
+//! | [`repair`] | `urc serve --repair-log`: damaged log records replaced by placeholders |
 //! | [`server`] | `urc serve`: the socket loop around [`relay`] and [`store`] |
 //! | [`command`] | what a typed line means: chat text or a `/command` |
 //! | [`complete`] | tab completion of commands and names in the terminal |
@@ -36,6 +37,7 @@ pub mod limit;
 pub mod message;
 pub mod relay;
 pub mod render;
+pub mod repair;
 pub mod seen;
 pub mod server;
 pub mod store;

@@ -43,6 +43,9 @@ fn main() -> ExitCode {
 fn serve(args: &ServeArgs) -> Result<(), String> {
     init_logging("info");
     let config = args.config()?;
+    if args.repair_log {
+        repair_log(&args.data_dir())?;
+    }
     let server = Server::bind(args.bind, args.data_dir(), config).map_err(|e| e.to_string())?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
@@ -65,6 +68,27 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
     })
     .map(|_| ())
     .map_err(|e| format!("the relay's socket failed: {e}"))
+}
+
+/// `urc serve --repair-log`: the damaged records replaced, and said so in the relay's log.
+fn repair_log(data: &std::path::Path) -> Result<(), String> {
+    match urc::repair::repair(data).map_err(|e| e.to_string())? {
+        None => tracing::info!("--repair-log: no damaged record in the message log"),
+        Some(r) => {
+            let seqs: Vec<String> = r
+                .replaced
+                .iter()
+                .map(|(seq, line)| format!("seq {seq} (line {line})"))
+                .collect();
+            tracing::warn!(
+                "--repair-log: {} damaged record(s) replaced by placeholders: {}; the damaged file is kept as {}",
+                seqs.len(),
+                seqs.join(", "),
+                r.kept.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// This `urc bench`'s arguments without `--runs` and `--peer`: those of each single run.

@@ -40,7 +40,7 @@ impl fmt::Display for OpenError {
             }
             OpenError::Corrupt { path, line, error } => write!(
                 f,
-                "{}:{line}: invalid record ({error}): repair or move that line, then start again",
+                "{}:{line}: invalid record ({error}): start with --repair-log to put a placeholder in its place (the damaged file is kept), or repair it by hand",
                 path.display()
             ),
         }

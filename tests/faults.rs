@@ -152,7 +152,7 @@ fn a_torn_last_line_is_dropped_with_a_warning() {
 }
 
 #[test]
-fn a_damaged_line_in_the_middle_stops_the_relay_with_its_line_number() {
+fn a_damaged_line_in_the_middle_stops_the_relay_until_it_is_repaired() {
     let data = tempfile::tempdir().unwrap();
     let record = |seq: u64| {
         format!(
@@ -169,9 +169,54 @@ fn a_damaged_line_in_the_middle_stops_the_relay_with_its_line_number() {
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("messages.jsonl:2: invalid record"), "{err}");
+    assert!(err.contains("--repair-log"), "{err}");
     // Nothing was changed.
     assert_eq!(
         std::fs::read_to_string(data.path().join("messages.jsonl")).unwrap(),
         text
     );
+
+    // With --repair-log the relay puts a placeholder in the damaged record's place, keeps the
+    // damaged file, says so, and serves: the messages after the damage keep their seqs.
+    let relay = Relay::start(data.path(), &["--repair-log"]);
+    assert!(
+        relay
+            .stderr
+            .lock()
+            .unwrap()
+            .contains("1 damaged record(s) replaced by placeholders: seq 2 (line 2)"),
+        "{}",
+        relay.stderr.lock().unwrap()
+    );
+    let kept: Vec<String> = std::fs::read_dir(data.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("messages.jsonl.damaged-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(
+        std::fs::read_to_string(data.path().join(&kept[0])).unwrap(),
+        text
+    );
+    let mut reader = Client::join(relay.addr, "reader", &["--history", "3"]);
+    let history: Vec<(u64, String)> = (0..3)
+        .map(|_| {
+            let e = reader.expect(|e| e["event"] == "message");
+            (
+                e["seq"].as_u64().unwrap(),
+                e["from"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (1, "a".to_owned()),
+            (2, "urc".to_owned()),
+            (3, "a".to_owned())
+        ]
+    );
+    reader.say("after the repair");
+    reader.expect_text("after the repair");
+    assert_eq!(read_log(data.path()).len(), 4);
 }

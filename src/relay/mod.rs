@@ -199,7 +199,11 @@ impl Relay {
             relay.heartbeat_seq = m.seq;
             relay.next_seq = m.seq + 1;
             relay.last_time = m.time;
-            relay.remember(m.id, m.seq, m.time);
+            // A placeholder for a damaged record (see `repair`) has the nil id: no
+            // client's message is ever a retransmission of it.
+            if !m.id.is_nil() {
+                relay.remember(m.id, m.seq, m.time);
+            }
             relay.keep(m);
         }
         relay
