@@ -42,6 +42,7 @@ Examples:
   urc serve                              listen on 127.0.0.1:7707, log in ~/.local/share/urc
   urc serve --bind 0.0.0.0:7707          serve the whole network
   urc serve --data /var/lib/urc          keep the message log elsewhere
+  urc serve --repair-log                 put placeholders where the log's records are damaged
 
 The log is <data>/messages.jsonl, one JSON object a line: tail -f it, or read it with jq.";
 
