@@ -647,6 +647,24 @@ fn a_client_ignores_relay_datagrams_without_its_proof() {
             proof,
         );
         client.handle(now, &presence);
+        // Nor can anyone off the path tell it it is not in the room (it would join again).
+        let not_joined = forged(
+            Packet::Error {
+                code: ErrorCode::NotJoined,
+                id: Uuid::nil(),
+                message: "not joined: join again".into(),
+            },
+            proof,
+        );
+        client.handle(now, &not_joined);
+        assert!(
+            client.is_joined(),
+            "a forged NotJoined sent it back to joining"
+        );
+        assert!(
+            client.poll_transmit().is_none(),
+            "it answered a forged datagram"
+        );
     }
     let events: Vec<Event> = std::iter::from_fn(|| client.poll_event()).collect();
     assert!(events.is_empty(), "forged datagrams were shown: {events:?}");

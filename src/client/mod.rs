@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::message::{Invalid, MAX_TEXT_BYTES, Message, check_text, split_text};
-use crate::wire::{ErrorCode, LeaveReason, MAX_HISTORY_REQUEST, Packet, Proof, Token};
+use crate::wire::{LeaveReason, MAX_HISTORY_REQUEST, Packet, Proof, Token};
 
 use history::{Purpose, Request};
 use outbox::Outgoing;
@@ -383,7 +383,7 @@ impl Client {
             // Not from a urc relay, or damaged: nothing to do with it.
             return;
         };
-        if self.is_closed() || !self.trusts(proof, &packet) {
+        if self.is_closed() || !self.trusts(proof) {
             return;
         }
         if let Phase::Joining { attempt, next_try } = self.phase
@@ -413,22 +413,13 @@ impl Client {
     }
 
     /// Whether a datagram comes from the relay we talk to: it carries the proof of our instance
-    /// (an answer to our JOIN) or of our session's token, which nobody off the path knows. A
-    /// NotJoined to an address without a session cannot carry either; taking it unproven costs
-    /// at most a rejoin, which the relay answers with the session we have.
-    fn trusts(&self, proof: Proof, packet: &Packet) -> bool {
+    /// (an answer to our JOIN) or of our session's token (everything else, a NotJoined too: it
+    /// echoes the token of the datagram it refuses), which nobody off the path knows.
+    fn trusts(&self, proof: Proof) -> bool {
         proof == Proof::of_instance(&self.instance)
             || self
                 .session_token
                 .is_some_and(|t| proof == Proof::of_token(&t))
-            || (proof == Proof::default()
-                && matches!(
-                    packet,
-                    Packet::Error {
-                        code: ErrorCode::NotJoined,
-                        ..
-                    }
-                ))
     }
 
     fn take(&mut self, now: Instant, packet: Packet) {

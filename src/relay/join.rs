@@ -237,6 +237,10 @@ impl Relay {
             self.dropped(from, "wrong session token".into());
             return false;
         }
+        // The proof is the token the datagram carried: the relay knows no secret of whoever
+        // is at this address, but the client that sent it knows its own token, and someone
+        // who spoofed the address to make the relay refuse a client cannot write it.
+        self.answering = Some((from, Proof::of_token(token)));
         let message = "not joined: join again".to_owned();
         self.error(from, ErrorCode::NotJoined, id, message);
         false
