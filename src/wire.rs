@@ -856,40 +856,31 @@ impl Reader<'_> {
 /// Packs messages into as few pages as fit [`MAX_DATAGRAM`] with `header` bytes each,
 /// keeping their order; each page holds at most 255 messages.
 pub fn paginate(messages: &[Message], header: usize) -> Vec<&[Message]> {
-    let mut pages = Vec::new();
-    let mut start = 0;
-    let mut used = header;
-    for (i, m) in messages.iter().enumerate() {
-        let prev = (i > start).then(|| &messages[i - 1]);
-        let len = message_len(m, prev);
-        if prev.is_some() && (used + len > MAX_DATAGRAM || i - start == 255) {
-            pages.push(&messages[start..i]);
-            start = i;
-            used = header + message_len(m, None);
-            continue;
-        }
-        used += len;
-    }
-    if start < messages.len() {
-        pages.push(&messages[start..]);
-    }
-    pages
+    runs(messages, header, message_len)
 }
 
 /// Packs items of `len(item)` bytes each into as few runs as fit [`MAX_DATAGRAM`] with
 /// `header` bytes each, keeping their order; each run holds at most 255 items.
 pub fn pack<T>(items: &[T], header: usize, len: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    runs(items, header, |item, _| len(item))
+}
+
+/// [`pack`] for items whose length depends on the item before them in the same run
+/// (`None` for a run's first).
+fn runs<T>(items: &[T], header: usize, len: impl Fn(&T, Option<&T>) -> usize) -> Vec<&[T]> {
     let mut runs = Vec::new();
     let mut start = 0;
     let mut used = header;
     for (i, item) in items.iter().enumerate() {
-        let len = len(item);
-        if i > start && (used + len > MAX_DATAGRAM || i - start == 255) {
+        let prev = (i > start).then(|| &items[i - 1]);
+        let mut bytes = len(item, prev);
+        if prev.is_some() && (used + bytes > MAX_DATAGRAM || i - start == 255) {
             runs.push(&items[start..i]);
             start = i;
             used = header;
+            bytes = len(item, None);
         }
-        used += len;
+        used += bytes;
     }
     if start < items.len() {
         runs.push(&items[start..]);

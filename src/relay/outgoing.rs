@@ -71,8 +71,8 @@ impl Relay {
                 usize::try_from(s.presence_from.saturating_sub(first)).unwrap_or(usize::MAX)
             };
             self.distribute(&presence, start, |changes| {
-                encoded_runs(changes, PRESENCE_HEADER, change_len, |run| {
-                    Packet::Presence { changes: run }
+                encoded(pack(changes, PRESENCE_HEADER, change_len), |changes| {
+                    Packet::Presence { changes }
                 })
             });
         }
@@ -169,27 +169,14 @@ impl Relay {
 
 /// The datagrams carrying `messages` as live fan-out.
 fn encode_messages(messages: &[Message]) -> Vec<Arc<[u8]>> {
-    paginate(messages, MESSAGES_HEADER)
-        .into_iter()
-        .map(|page| {
-            Packet::Messages {
-                messages: page.to_vec(),
-            }
-            .encode()
-            .into()
-        })
-        .collect()
+    encoded(paginate(messages, MESSAGES_HEADER), |messages| {
+        Packet::Messages { messages }
+    })
 }
 
-/// `items` packed into datagrams of `header` bytes and the items' `len`, each made by `packet`.
-fn encoded_runs<T: Clone>(
-    items: &[T],
-    header: usize,
-    len: impl Fn(&T) -> usize,
-    packet: impl Fn(Vec<T>) -> Packet,
-) -> Vec<Arc<[u8]>> {
-    pack(items, header, len)
-        .into_iter()
+/// One datagram for each run, made by `packet`.
+fn encoded<T: Clone>(runs: Vec<&[T]>, packet: impl Fn(Vec<T>) -> Packet) -> Vec<Arc<[u8]>> {
+    runs.into_iter()
         .map(|run| packet(run.to_vec()).encode().into())
         .collect()
 }
