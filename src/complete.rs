@@ -20,9 +20,12 @@ impl Names {
         set.extend(names.iter().cloned());
     }
 
-    /// Adds a name (someone joined or spoke); false when it was there already.
-    pub fn add(&self, name: &str) -> bool {
-        self.lock().insert(name.to_owned())
+    /// Adds a name (someone joined or spoke).
+    pub fn add(&self, name: &str) {
+        let mut set = self.lock();
+        if !set.contains(name) {
+            set.insert(name.to_owned());
+        }
     }
 
     /// Removes a name (someone left).

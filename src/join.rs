@@ -8,7 +8,6 @@ use std::io::{self, BufRead, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::{Editor, ExternalPrinter};
 use smol::Async;
@@ -159,6 +158,8 @@ async fn session(options: Options) -> Result<(), JoinError> {
     }
     let mut editor_started = false;
     let names = Names::default();
+    // Who is in the room as far as this terminal knows, to tell arrivals from rejoins.
+    let mut present: std::collections::BTreeSet<String> = Default::default();
     let connection = Connection::default();
     let mut greeting = Greeting::None;
     let mut output = Output::Stdout;
@@ -180,15 +181,29 @@ async fn session(options: Options) -> Result<(), JoinError> {
             match &event {
                 Event::Who { names: all } => {
                     names.set(all);
+                    present = all.iter().cloned().collect();
                     greeting = Greeting::Done;
                 }
                 Event::Error(_) if greeting == Greeting::Asked => greeting = Greeting::Done,
                 // Someone already here "joining" is someone rejoining after the relay
                 // restarted (or forgot them): in a terminal, not news; scripts get every event.
-                Event::Joined { name } => show = names.add(name) || !options.interactive,
-                Event::Left { name, .. } => names.remove(name),
-                Event::Message { message, .. } => {
+                Event::Joined { name } => {
+                    names.add(name);
+                    show = present.insert(name.clone()) || !options.interactive;
+                }
+                Event::Left { name, .. } => {
+                    names.remove(name);
+                    present.remove(name);
+                }
+                // Anyone said may be completed; only who speaks now is in the room (the
+                // authors of history may have left long ago).
+                Event::Message {
+                    message, history, ..
+                } => {
                     names.add(&message.from);
+                    if !history {
+                        present.insert(message.from.clone());
+                    }
                 }
                 _ => {}
             }
@@ -413,7 +428,8 @@ fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assist: Assist) 
                         }
                     }
                 }
-                Err(ReadlineError::Interrupted | ReadlineError::Eof) | Err(_) => {
+                // Ctrl-C, Ctrl-D, or a terminal that fails: input ends.
+                Err(_) => {
                     let _ = tx.send_blocking(Input::End);
                     return;
                 }

@@ -590,6 +590,36 @@ fn a_relay_restart_does_not_announce_everyone_again() {
     drop(relay);
 }
 
+/// Someone bob knows only from the history he was shown, and who has left, is news when they
+/// come back: their arrival is shown.
+#[test]
+fn someone_seen_only_in_history_is_announced_when_they_come() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let mut alice = Client::join(relay.addr, "alice", &[]);
+    alice.say("said before bob came");
+    alice.expect_text("said before bob came");
+    let (status, _) = alice.finish();
+    assert!(status.success());
+    let mut bob = Term::join(&relay, "bob", Colour::Off);
+    bob.wait_for("bob alone in the room", |s| {
+        screen_text(s).contains("-- in the room (1): bob")
+    });
+    // Asked for after who is here was shown: the history's author is not in the room.
+    bob.send("/history 1\r");
+    bob.wait_for("alice's line as history", |s| {
+        rows_above_cursor(s)
+            .iter()
+            .any(|r| r.ends_with("alice: said before bob came"))
+            && cursor_row(s) == "bob> "
+    });
+    let _alice = Client::join(relay.addr, "alice", &[]);
+    bob.wait_for("alice's arrival", |s| {
+        screen_text(s).contains("-- alice joined")
+    });
+    bob.quit();
+}
+
 /// Wide text: Chinese and emoji are edited by display width (arrows and Backspace move and
 /// delete whole characters), and a line wider than the terminal wraps onto the next row.
 #[test]
