@@ -608,6 +608,19 @@ fn a_client_ignores_relay_datagrams_without_its_proof() {
         ),
     );
     assert!(!client.is_closed(), "a forged refusal closed the client");
+    client.handle(
+        now,
+        &forged(
+            Packet::Welcome {
+                token: Token([7; 16]),
+                name: "alice".into(),
+                latest: 0,
+                timeout_ms: 30_000,
+            },
+            guess,
+        ),
+    );
+    assert!(!client.is_joined(), "a forged welcome let the client in");
     // Now the real exchange, through the relay.
     for _ in 0..4 {
         while let Some(bytes) = client.poll_transmit() {

@@ -198,7 +198,8 @@ fn every_dump_decodes_to_the_packet_its_caption_names() {
 }
 
 /// Every relay datagram's proof is made of a secret its receiver has: the instance of a JOIN
-/// its client sent, or a token a WELCOME gave it; or it is zero, in an ERROR NotJoined.
+/// its client sent, or a token a WELCOME gave it (an ERROR NotJoined too: it echoes the token
+/// of the datagram it refuses).
 #[test]
 fn every_relay_dump_carries_a_proof_of_its_receiver() {
     let dumps = dumps(&document());

@@ -46,6 +46,8 @@ const ANSWER_BOUND: Duration = Duration::from_secs(5);
 const PROBE_EVERY: Duration = Duration::from_millis(100);
 /// Set in the environment of a run on a shorter log: it measures its own log only.
 pub const ALONE: &str = "URC_BENCH_LOG_ALONE";
+/// How the log workload's summary line begins.
+const LOG_SUMMARY: &str = "urc-bench workload=log ";
 
 /// What was measured on one log.
 #[derive(Debug, Clone)]
@@ -194,25 +196,16 @@ fn run_alone(options: &Options, messages: u64, deadline: Instant) -> Result<Shor
         .arg(options.size.to_string())
         .arg("--seconds")
         .arg(seconds.to_string())
-        .env(ALONE, "1")
-        .stderr(std::process::Stdio::inherit());
+        .env(ALONE, "1");
     if let Some(data) = &options.data {
         command.arg("--data").arg(data);
     }
-    let out = command
-        .output()
-        .map_err(|e| format!("cannot run the bench on a log of {messages} messages: {e}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    match stdout.lines().last() {
-        Some(last) if out.status.success() => Ok(Shorter {
-            messages,
-            summary: last.replacen("urc-bench workload=log ", "", 1),
-        }),
-        _ => Err(format!(
-            "the run on a log of {messages} messages failed ({})",
-            out.status
-        )),
-    }
+    let what = format!("the bench on a log of {messages} messages");
+    let last = super::runs::last_line(&mut command, &what, LOG_SUMMARY)?;
+    Ok(Shorter {
+        messages,
+        summary: last.replacen(LOG_SUMMARY, "", 1),
+    })
 }
 
 /// The logs' lengths: a short one, one twice as long as what the relay keeps (the memory a
@@ -568,7 +561,7 @@ impl LogReport {
     pub fn summary(&self) -> String {
         let r = &self.run;
         let mut s = format!(
-            "urc-bench workload=log messages={} ready={} join_history_p50={} join_history_max={}",
+            "{LOG_SUMMARY}messages={} ready={} join_history_p50={} join_history_max={}",
             r.messages,
             ms(r.ready),
             ms(median(&r.joins)),

@@ -61,7 +61,11 @@ pub fn run(args: &[String], how: &Runs, progress: &mut dyn FnMut(&str)) -> Resul
             how.runs,
             args.join(" ")
         ));
-        let line = last_line(Command::new(&exe).arg("bench").args(args), "urc bench")?;
+        let line = last_line(
+            Command::new(&exe).arg("bench").args(args),
+            "urc bench",
+            "urc-bench ",
+        )?;
         println!("{line}");
         ours.push(line);
         if let Some(peer) = &how.peer {
@@ -72,7 +76,7 @@ pub fn run(args: &[String], how: &Runs, progress: &mut dyn FnMut(&str)) -> Resul
                 .arg(how.clients.to_string())
                 .arg("--messages")
                 .arg(how.messages.to_string());
-            let line = last_line(&mut command, peer)?;
+            let line = last_line(&mut command, peer, "deliveries/s=")?;
             println!("peer: {line}");
             let deliveries = figure(&line, "deliveries/s")
                 .ok_or_else(|| format!("the peer printed no deliveries/s= last: {line}"))?;
@@ -83,15 +87,23 @@ pub fn run(args: &[String], how: &Runs, progress: &mut dyn FnMut(&str)) -> Resul
     Ok(())
 }
 
-/// Runs `command` and returns the last line it printed, which must carry a figure.
-fn last_line(command: &mut Command, what: &str) -> Result<String, String> {
+/// Runs `command` (its stderr passed through) and returns the last line it printed, which
+/// must contain `summary`.
+///
+/// # Errors
+/// When it cannot run, fails, or ends with another line.
+pub(super) fn last_line(
+    command: &mut Command,
+    what: &str,
+    summary: &str,
+) -> Result<String, String> {
     let out = command
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| format!("cannot run {what}: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     match stdout.lines().last() {
-        Some(line) if out.status.success() && line.contains("deliveries/s=") => Ok(line.to_owned()),
+        Some(line) if out.status.success() && line.contains(summary) => Ok(line.to_owned()),
         _ => Err(format!("{what} failed ({}): no summary line", out.status)),
     }
 }

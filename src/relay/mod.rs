@@ -36,6 +36,7 @@ use crate::wire::{Acked, Change, ErrorCode, LeaveReason, Packet, Proof};
 pub use config::{Config, DEFAULT_TIMEOUT};
 use join::Origin;
 pub use join::Session;
+pub use send::MAX_AHEAD_BYTES;
 use send::Pending;
 
 /// Most csns a message may be ahead of the one its session expects and still wait for it.

@@ -11,7 +11,7 @@ use crate::message::{Message, Millis, check_text};
 use crate::wire::{Acked, ErrorCode};
 
 /// Most bytes of text waiting ahead of gaps, all sessions together.
-const MAX_AHEAD_BYTES: usize = 8 << 20;
+pub const MAX_AHEAD_BYTES: usize = 8 << 20;
 /// The seq remembered for a message id that was refused.
 const REFUSED: u64 = 0;
 
