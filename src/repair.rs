@@ -74,7 +74,7 @@ impl fmt::Display for RepairError {
 
 impl std::error::Error for RepairError {}
 
-/// The last valid record read, and where.
+/// The last valid record read.
 #[derive(Debug, Clone, Copy)]
 struct Anchor {
     seq: u64,

@@ -303,7 +303,8 @@ pub const PROOF_LEN: usize = 8;
 
 /// The proof a relay → client datagram carries: the first bytes of the session's token, or
 /// of the client's instance id in answers to a JOIN, so that a client takes from the relay
-/// only what someone who knows them sent. Zero in NotJoined to an address without a session.
+/// only what someone who knows them sent. A NotJoined to an address without a session carries
+/// the token of the datagram it refuses.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 pub struct Proof(pub [u8; PROOF_LEN]);
 

@@ -24,7 +24,8 @@ pub struct Session {
     instance: Uuid,
     /// The csn its next new message must have.
     pub(super) next_csn: u64,
-    /// Messages that arrived ahead of a missing one, by csn, waiting for it.
+    /// Messages waiting for their turn, by csn: ahead of a missing one, or (the next one in
+    /// turn) for the message rate's allowance.
     pub(super) ahead: BTreeMap<u64, (Uuid, String)>,
     /// When it was last heard from.
     pub(super) last_heard: Instant,
@@ -47,8 +48,8 @@ impl Session {
         Proof::of_token(&self.token)
     }
 
-    /// Messages that arrived ahead of a missing one and wait for it: at most
-    /// [`REORDER_WINDOW`](super::REORDER_WINDOW).
+    /// Messages waiting for their turn: at most [`REORDER_WINDOW`](super::REORDER_WINDOW)
+    /// ahead of the one in turn, and that one if it waits for the message rate.
     pub fn waiting(&self) -> usize {
         self.ahead.len()
     }
@@ -94,12 +95,8 @@ impl Relay {
                     // The same client from a new address (NAT rebinding, a new network): the
                     // session moves with it, token and csns included, if the new address's IP
                     // has room for one more.
-                    if origin(old) != origin(from)
-                        && self.per_ip.get(&origin(from)).copied().unwrap_or(0)
-                            >= self.config.max_per_ip
-                    {
-                        self.stats.joins_refused += 1;
-                        return self.error(from, ErrorCode::Full, Uuid::nil(), self.ip_full(from));
+                    if origin(old) != origin(from) && self.ip_is_full(from) {
+                        return self.refuse_ip_full(from);
                     }
                     if let Some((_, session)) = self.clients.remove(&old) {
                         self.clients.insert(from, session);
@@ -132,12 +129,10 @@ impl Relay {
                         let message = "the room is full: try again later".to_owned();
                         return self.error(from, ErrorCode::Full, Uuid::nil(), message);
                     }
-                    let ip = self.per_ip.get(&origin(from)).copied().unwrap_or(0);
-                    if ip >= self.config.max_per_ip {
-                        self.stats.joins_refused += 1;
-                        return self.error(from, ErrorCode::Full, Uuid::nil(), self.ip_full(from));
+                    if self.ip_is_full(from) {
+                        return self.refuse_ip_full(from);
                     }
-                    self.per_ip.insert(origin(from), ip + 1);
+                    *self.per_ip.entry(origin(from)).or_default() += 1;
                     self.names.insert(key, from);
                     self.clients.insert(
                         from,
@@ -260,13 +255,20 @@ impl Relay {
         }
     }
 
-    /// The refusal of one more client from `from`'s IP address.
-    fn ip_full(&self, from: SocketAddr) -> String {
-        format!(
+    /// Whether `from`'s IP address (or IPv6 network) has as many sessions as one may have.
+    fn ip_is_full(&self, from: SocketAddr) -> bool {
+        self.per_ip.get(&origin(from)).copied().unwrap_or(0) >= self.config.max_per_ip
+    }
+
+    /// Refuses one more client from `from`'s IP address.
+    fn refuse_ip_full(&mut self, from: SocketAddr) {
+        self.stats.joins_refused += 1;
+        let message = format!(
             "too many clients from {}: at most {} (the relay's --max-per-ip)",
             origin(from),
             self.config.max_per_ip
-        )
+        );
+        self.error(from, ErrorCode::Full, Uuid::nil(), message);
     }
 
     fn forget_ip(&mut self, ip: Origin) {

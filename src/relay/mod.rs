@@ -7,9 +7,9 @@
 //!
 //! | file | role |
 //! |---|---|
-//! | `mod.rs` | the driver's surface: [`Relay`], datagrams in, the clock, commit and abort, polls |
+//! | `mod.rs` | the driver's surface: [`Relay`], datagrams in (the JOIN's cookie checked), the clock, commit and abort, polls |
 //! | `config.rs` | the relay's settings and their defaults |
-//! | `join.rs` | JOIN and sessions: cookies, names, presence, leaving, per-IP limits, tokens |
+//! | `join.rs` | JOIN and sessions: names, presence, leaving, per-IP limits, tokens |
 //! | `send.rs` | SEND: csn order, the reorder buffer, `base`, the message rate, dedup, acks |
 //! | `requests.rs` | HISTORY and WHO: ranges, pages, the cache of recent messages, request rate |
 //! | `outgoing.rs` | how datagrams leave: replies within an address's budget, broadcasts, fan-out |
@@ -47,7 +47,7 @@ pub const REORDER_WINDOW: u64 = 256;
 pub struct Transmit {
     /// Where to.
     pub to: SocketAddr,
-    /// The payload, shared between recipients of the same fan-out.
+    /// The whole datagram, proof written in.
     pub bytes: Arc<[u8]>,
 }
 

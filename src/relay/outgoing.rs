@@ -128,8 +128,9 @@ impl Relay {
         }
     }
 
-    /// The proof a datagram to `to` carries: the instance of the JOIN being answered, or the
-    /// session's token, or zeros for an address without a session.
+    /// The proof a datagram to `to` carries: the instance of the JOIN being answered (or the
+    /// token of the datagram a NotJoined refuses, see `authorise`), or the session's token, or
+    /// zeros where the session ended before its datagrams left.
     fn proof_for(&self, to: SocketAddr) -> Proof {
         match self.answering {
             Some((addr, proof)) if addr == to => proof,
@@ -154,12 +155,7 @@ impl Relay {
             }
             *left -= bytes.len();
         }
-        let proof = self.proof_for(to);
-        self.transmits.push_back(Queued {
-            to,
-            bytes: bytes.into(),
-            proof,
-        });
+        self.stamp_and_send(to, bytes.into());
     }
 
     pub(super) fn error(&mut self, to: SocketAddr, code: ErrorCode, id: Uuid, message: String) {

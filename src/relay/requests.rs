@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use super::{LogRead, Relay};
 use crate::message::{Message, name_key};
-use crate::wire::{ErrorCode, HISTORY_HEADER, MAX_HISTORY_REQUEST, NAMES_HEADER, Packet, paginate};
+use crate::wire::{
+    ErrorCode, HISTORY_HEADER, MAX_HISTORY_REQUEST, NAMES_HEADER, Packet, pack, paginate,
+};
 
 impl Relay {
     /// Takes one of the session's request tokens, or tells it to slow down (once an episode,
@@ -105,29 +107,20 @@ impl Relay {
 
     pub(super) fn who(&mut self, to: SocketAddr, req: u32) {
         let mut names: Vec<String> = self.clients.iter().map(|c| c.name.clone()).collect();
-        names.sort_by_key(|n| name_key(n));
+        names.sort_by_cached_key(|n| name_key(n));
         let total = u16::try_from(names.len()).unwrap_or(u16::MAX);
-        let mut page: Vec<String> = Vec::new();
-        let mut used = NAMES_HEADER;
-        for name in names.into_iter().take(usize::from(total)) {
-            if !page.is_empty()
-                && (used + 1 + name.len() > crate::wire::MAX_DATAGRAM || page.len() == 255)
-            {
-                let names = std::mem::take(&mut page);
-                self.reply(to, &Packet::Names { req, total, names });
-                used = NAMES_HEADER;
-            }
-            used += 1 + name.len();
-            page.push(name);
+        names.truncate(usize::from(total));
+        let pages = pack(&names, NAMES_HEADER, |n| 1 + n.len());
+        // An empty room still gets its one (empty) page.
+        let pages = if pages.is_empty() {
+            vec![&names[..]]
+        } else {
+            pages
+        };
+        for page in pages {
+            let names = page.to_vec();
+            self.reply(to, &Packet::Names { req, total, names });
         }
-        self.reply(
-            to,
-            &Packet::Names {
-                req,
-                total,
-                names: page,
-            },
-        );
     }
 
     pub(super) fn keep(&mut self, m: Message) {

@@ -7,7 +7,7 @@ use std::time::Instant;
 use uuid::Uuid;
 
 use super::{REORDER_WINDOW, Relay};
-use crate::message::{Message, Millis, check_text};
+use crate::message::{MAX_TEXT_BYTES, Message, Millis, check_text};
 use crate::wire::{Acked, ErrorCode};
 
 /// Most bytes of text waiting ahead of gaps, all sessions together.
@@ -59,12 +59,8 @@ impl Relay {
             } else {
                 self.stats.out_of_order += 1;
             }
-            if csn - expected <= REORDER_WINDOW
-                && self.ahead_bytes + text.len() <= MAX_AHEAD_BYTES
-                && let Some(mut s) = self.clients.get_mut(&from)
-            {
-                self.ahead_bytes += text.len();
-                s.ahead.insert(csn, (id, text));
+            if csn - expected <= REORDER_WINDOW {
+                self.park(from, csn, id, text);
             }
             return;
         }
@@ -99,14 +95,8 @@ impl Relay {
             self.take_waiting(now, wall, from);
             return;
         }
-        // Too fast: it waits for the allowance to refill (if the relay has the memory; if
-        // not, it comes again).
-        if self.ahead_bytes + text.len() <= MAX_AHEAD_BYTES
-            && let Some(mut s) = self.clients.get_mut(&from)
-        {
-            self.ahead_bytes += text.len();
-            s.ahead.insert(csn, (id, text));
-        }
+        // Too fast: it waits for the allowance to refill.
+        self.park(from, csn, id, text);
         // Counted once a message, not at each of its retransmissions while it waits.
         if again.is_some() {
             self.stats.duplicates += 1;
@@ -118,8 +108,8 @@ impl Relay {
 
     /// Takes, in csn order, the messages of `from` that wait for their turn, as long as the
     /// rate allows; a message the rate stops stays waiting, and the sender is told once an
-    /// episode. False when the rate stopped one.
-    pub(super) fn take_waiting(&mut self, now: Instant, wall: Millis, from: SocketAddr) -> bool {
+    /// episode.
+    pub(super) fn take_waiting(&mut self, now: Instant, wall: Millis, from: SocketAddr) {
         loop {
             let next = self.clients.get_mut(&from).and_then(|mut s| {
                 let next = s.next_csn;
@@ -130,7 +120,7 @@ impl Relay {
                 s.ahead.remove(&next).map(|(id, text)| Ok((next, id, text)))
             });
             match next {
-                None => return true,
+                None => return,
                 Some(Ok((csn, id, text))) => {
                     self.ahead_bytes -= text.len();
                     self.take_in_turn(wall, from, csn, id, text);
@@ -149,9 +139,20 @@ impl Relay {
                         );
                         self.error(from, ErrorCode::RateLimited, id, message);
                     }
-                    return false;
+                    return;
                 }
             }
+        }
+    }
+
+    /// Keeps a message of `from` waiting for its turn, if the relay has the memory (if not, it
+    /// is dropped and comes again).
+    fn park(&mut self, from: SocketAddr, csn: u64, id: Uuid, text: String) {
+        if self.ahead_bytes + text.len() <= MAX_AHEAD_BYTES
+            && let Some(mut s) = self.clients.get_mut(&from)
+        {
+            self.ahead_bytes += text.len();
+            s.ahead.insert(csn, (id, text));
         }
     }
 
@@ -209,8 +210,10 @@ impl Relay {
     /// commit, if it is not durable yet), or its refusal.
     fn ack_again(&mut self, to: SocketAddr, id: Uuid, csn: u64, seq: u64, time: Millis) {
         if seq == REFUSED {
-            let message = "the message was refused: 1 to 1000 bytes, no control characters but tab";
-            return self.error(to, ErrorCode::BadText, id, message.to_owned());
+            let message = format!(
+                "the message was refused: 1 to {MAX_TEXT_BYTES} bytes, no control characters but tab"
+            );
+            return self.error(to, ErrorCode::BadText, id, message);
         }
         self.acknowledge(to, Acked { id, csn, seq, time });
     }
