@@ -16,7 +16,7 @@ use mio::net::UdpSocket;
 use uuid::Uuid;
 
 use super::ledger::Ledger;
-use crate::client::{INITIAL_RTO, MAX_RTO, PING_INTERVAL, Rtt};
+use crate::client::{PING_INTERVAL, Rtt};
 use crate::message::{MAX_TEXT_BYTES, Message};
 use crate::wire::{MAX_HISTORY_REQUEST, Packet, SEND_HEADER, Sent, Token, pack, sent_len};
 
@@ -24,8 +24,6 @@ use crate::wire::{MAX_HISTORY_REQUEST, Packet, SEND_HEADER, Sent, Token, pack, s
 const JOIN_RETRY: Duration = Duration::from_millis(500);
 /// How long a gap repair waits for its answer before it is asked again.
 const REPAIR_RETRY: Duration = Duration::from_millis(500);
-/// Shortest wait before a gap is repaired (the client waits half its retransmission timeout).
-const MIN_GAP_WAIT: Duration = Duration::from_millis(20);
 
 /// Where the client is with the relay.
 #[derive(Debug)]
@@ -320,12 +318,11 @@ impl Sim {
 
     fn retransmit(&mut self, now: Instant, token: Token, ledger: &mut Ledger) {
         let Some(o) = &mut self.outbox else { return };
-        let rto = o.rtt.rto();
         let mut again = Vec::new();
         for m in o.in_flight.iter_mut().filter(|m| m.resend_at <= now) {
             m.sends += 1;
             m.sent_at = now;
-            m.resend_at = now + (rto * 2u32.saturating_pow(m.sends - 1)).min(MAX_RTO);
+            m.resend_at = now + o.rtt.backoff(m.sends - 1);
             again.push(m.csn);
         }
         ledger.retransmits += again.len() as u64;
@@ -333,8 +330,9 @@ impl Sim {
     }
 
     fn gap_wait(&self) -> Duration {
-        let rto = self.outbox.as_ref().map_or(INITIAL_RTO, |o| o.rtt.rto());
-        (rto / 2).max(MIN_GAP_WAIT)
+        self.outbox
+            .as_ref()
+            .map_or_else(|| Rtt::default().gap_wait(), |o| o.rtt.gap_wait())
     }
 
     fn start_repair(&mut self, now: Instant, token: Token, ledger: &mut Ledger) {

@@ -61,8 +61,7 @@ impl Client {
     }
 
     pub(super) fn gap_wait(&self) -> Duration {
-        // Long enough for a reordered datagram to arrive, short enough not to be seen.
-        (self.rtt.rto() / 2).max(Duration::from_millis(20))
+        self.rtt.gap_wait()
     }
 
     pub(super) fn start_repair(&mut self, now: Instant) {

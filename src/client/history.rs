@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::{Client, Event, MAX_RTO, Phase};
+use super::{Client, Event, Phase};
 use crate::message::Message;
 use crate::wire::{MAX_HISTORY_REQUEST, Packet, Token};
 
@@ -69,7 +69,6 @@ impl Client {
 
     /// Asks again for what is missing of each request that is due.
     pub(super) fn retry_requests(&mut self, now: Instant, token: Token) {
-        let rto = self.rtt.rto();
         let mut give_up = Vec::new();
         let mut packets = Vec::new();
         for (&req, r) in &mut self.requests {
@@ -86,7 +85,7 @@ impl Client {
                 continue;
             }
             r.tries += 1;
-            r.retry_at = now + (rto * 2u32.pow(r.tries)).min(MAX_RTO);
+            r.retry_at = now + self.rtt.backoff(r.tries);
             let Some((first, last)) = r.range else {
                 // Nothing arrived, not even the answer's range: ask the same again.
                 packets.push(Packet::History {

@@ -35,6 +35,8 @@ pub const INITIAL_RTO: Duration = Duration::from_millis(200);
 pub const MIN_RTO: Duration = Duration::from_millis(50);
 /// Longest wait between two retransmissions (the backoff's bound).
 pub const MAX_RTO: Duration = Duration::from_secs(4);
+/// Shortest wait at a gap before what is missing is asked for.
+pub const MIN_GAP_WAIT: Duration = Duration::from_millis(20);
 /// Longest wait between two keepalives.
 pub const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// Silence from the relay, while it owes an answer, after which the user is told.

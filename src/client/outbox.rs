@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::{Client, INITIAL_RTO, MAX_RTO, MIN_RTO, Phase, WINDOW};
+use super::{Client, INITIAL_RTO, MAX_RTO, MIN_GAP_WAIT, MIN_RTO, Phase, WINDOW};
 use crate::message::Message;
 use crate::wire::{Acked, Packet, SEND_HEADER, Sent, pack, sent_len};
 
@@ -54,6 +54,19 @@ impl Rtt {
             None => INITIAL_RTO,
             Some(s) => (s + self.rttvar * 4).clamp(MIN_RTO, MAX_RTO),
         }
+    }
+
+    /// How long to wait before sending again what was sent `n + 1` times unanswered: the
+    /// timeout doubled `n` times, at most [`MAX_RTO`].
+    pub fn backoff(&self, n: u32) -> Duration {
+        (self.rto() * 2u32.saturating_pow(n)).min(MAX_RTO)
+    }
+
+    /// How long delivery waits at a gap for a reordered datagram before asking for what is
+    /// missing: half the timeout, at least [`MIN_GAP_WAIT`] (long enough for a reordered
+    /// datagram to arrive, short enough not to be seen).
+    pub fn gap_wait(&self) -> Duration {
+        (self.rto() / 2).max(MIN_GAP_WAIT)
     }
 }
 
@@ -115,7 +128,6 @@ impl Client {
                 self.next_csn += 1;
             }
         }
-        let rto = self.rtt.rto();
         // Everything below the oldest unacknowledged csn of this session is stored: the relay
         // need not wait for any of it (some may have been acknowledged by an earlier session).
         let base = self
@@ -129,7 +141,7 @@ impl Client {
             let o = &mut self.outbox[i];
             o.sends += 1;
             o.sent_at = Some(now);
-            o.resend_at = Some(now + (rto * 2u32.saturating_pow(o.sends - 1)).min(MAX_RTO));
+            o.resend_at = Some(now + self.rtt.backoff(o.sends - 1));
             sent.push(Sent {
                 csn: o.csn,
                 id: o.id,

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::{Client, Event, MAX_RTO, PING_INTERVAL, Phase, Purpose, Request};
+use super::{Client, Event, PING_INTERVAL, Phase, Purpose, Request};
 use crate::wire::{ErrorCode, MAX_HISTORY_REQUEST, Packet, Token};
 
 impl Client {
@@ -28,7 +28,7 @@ impl Client {
             cookie: self.cookie.clone(),
         };
         self.transmit(now, &packet);
-        let wait = (self.rtt.rto() * 2u32.saturating_pow(attempt)).min(MAX_RTO);
+        let wait = self.rtt.backoff(attempt);
         self.phase = Phase::Joining {
             attempt: attempt + 1,
             next_try: now + wait,
