@@ -13,6 +13,7 @@ use crate::client;
 use crate::join;
 use crate::relay;
 use crate::render::Renderer;
+use crate::wire;
 
 /// urc, UDP Relay Chat: chat in terminals through one relay that loses nothing it acknowledged.
 #[derive(Debug, Parser)]
@@ -166,7 +167,7 @@ pub struct JoinArgs {
     pub name: Option<String>,
     /// How many recent messages to show on joining (at most 1000) [default: in a terminal,
     /// what came since you were last here; else 20].
-    #[arg(long, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(0..=i64::from(wire::MAX_HISTORY_REQUEST)))]
     pub history: Option<u16>,
     /// Print one JSON object per event instead of text.
     #[arg(long)]

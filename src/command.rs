@@ -1,5 +1,7 @@
 //! What a typed line means: chat text or one of the `/commands`.
 
+use crate::wire::MAX_HISTORY_REQUEST;
+
 /// Messages of history `/history` asks for when no number is given.
 pub const DEFAULT_HISTORY: u16 = 20;
 
@@ -54,8 +56,10 @@ pub fn parse(line: &str) -> Option<Command> {
     let command = match (name, args.as_slice()) {
         ("history", []) => Command::History(DEFAULT_HISTORY),
         ("history", [n]) => match n.parse::<u16>() {
-            Ok(n @ 1..=1000) => Command::History(n),
-            _ => Command::Invalid(format!("/history takes a number from 1 to 1000, not {n:?}")),
+            Ok(n @ 1..=MAX_HISTORY_REQUEST) => Command::History(n),
+            _ => Command::Invalid(format!(
+                "/history takes a number from 1 to {MAX_HISTORY_REQUEST}, not {n:?}"
+            )),
         },
         ("who", []) => Command::Who,
         ("help", []) => Command::Help,

@@ -14,7 +14,12 @@ impl Client {
         }
         // A message of ours whose acknowledgement was lost: it is stored, so it leaves the
         // outbox (the `base` of our next SEND tells the relay not to wait for its csn).
-        if let Some(i) = self.outbox.iter().position(|o| o.id == m.id) {
+        if let Some(i) = self
+            .outbox
+            .iter()
+            .take(self.sendable())
+            .position(|o| o.id == m.id)
+        {
             self.outbox.remove(i);
         }
         self.known_latest = self.known_latest.max(m.seq);

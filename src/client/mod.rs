@@ -326,6 +326,7 @@ impl Client {
                 at(self.last_sent + self.ping_every);
                 self.outbox
                     .iter()
+                    .take(self.sendable())
                     .filter_map(|o| o.resend_at)
                     .for_each(&mut at);
                 self.requests.values().for_each(|r| at(r.retry_at));
@@ -359,7 +360,7 @@ impl Client {
                 }
             }
             Phase::Joined { token } => {
-                let due: Vec<usize> = (0..self.outbox.len())
+                let due: Vec<usize> = (0..self.sendable())
                     .filter(|&i| self.outbox[i].resend_at.is_some_and(|t| t <= now))
                     .collect();
                 self.send_these(now, &due);

@@ -105,9 +105,16 @@ impl Client {
         self.arrived(message);
     }
 
+    /// How many of the outbox's first messages may have been sent: the window's. A message
+    /// is first sent within it, and only moves nearer the front, so the rest were never sent
+    /// (none of them is stored, and none has a timer).
+    pub(super) fn sendable(&self) -> usize {
+        self.outbox.len().min(WINDOW)
+    }
+
     /// Sends what the window allows.
     pub(super) fn pump(&mut self, now: Instant) {
-        let fresh: Vec<usize> = (0..self.outbox.len().min(WINDOW))
+        let fresh: Vec<usize> = (0..self.sendable())
             .filter(|&i| self.outbox[i].sends == 0)
             .collect();
         self.send_these(now, &fresh);
