@@ -72,12 +72,12 @@ impl Rtt {
 
 impl Client {
     /// Takes the acknowledgements of one ACK datagram.
+    /// (`Client::handle` then sends what the freed window allows.)
     pub(super) fn acked(&mut self, now: Instant, acks: Vec<Acked>) {
         for a in acks {
             self.take_ack(now, a);
         }
         self.drain(now);
-        self.pump(now);
     }
 
     fn take_ack(&mut self, now: Instant, a: Acked) {
