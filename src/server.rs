@@ -258,8 +258,7 @@ impl Server {
         if !self.relay.has_appends() {
             return;
         }
-        let batch = self.relay.take_appends();
-        match self.store.append(&batch) {
+        match self.store.append(self.relay.appends()) {
             Ok(()) => self.relay.commit(),
             Err(e) => {
                 tracing::error!(error = %e, log = %self.store.path().display(), "cannot write the message log; nothing was acknowledged");

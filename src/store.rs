@@ -206,8 +206,12 @@ impl Store {
     ///
     /// # Errors
     /// When writing or flushing fails; nothing of `messages` then counts as stored.
-    pub fn append(&mut self, messages: &[Message]) -> io::Result<()> {
-        let mut buf = Vec::with_capacity(messages.len() * 128);
+    pub fn append<'a>(
+        &mut self,
+        messages: impl IntoIterator<Item = &'a Message>,
+    ) -> io::Result<()> {
+        let messages = messages.into_iter();
+        let mut buf = Vec::with_capacity(messages.size_hint().0 * 128);
         for m in messages {
             write_record(&mut buf, m)?;
         }

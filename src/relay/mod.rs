@@ -1,7 +1,7 @@
 //! The relay's rules without I/O: joins, sessions, ordering, acknowledgements, fan-out and history.
 //!
 //! The shell feeds it datagrams with [`Relay::handle`] and the clock with [`Relay::handle_tick`],
-//! persists what [`Relay::take_appends`] hands out, then calls [`Relay::commit`] (or
+//! persists what [`Relay::appends`] hands out, then calls [`Relay::commit`] (or
 //! [`Relay::abort`]) and sends what [`Relay::poll_transmit`] yields. Nothing that depends on a
 //! message (its acknowledgement, its fan-out) leaves before the message is committed.
 //!
@@ -376,8 +376,8 @@ impl Relay {
     }
 
     /// The messages accepted since the last commit, to be written to the log now.
-    pub fn take_appends(&self) -> Vec<Message> {
-        self.pending.iter().map(|p| p.message.clone()).collect()
+    pub fn appends(&self) -> impl ExactSizeIterator<Item = &Message> {
+        self.pending.iter().map(|p| &p.message)
     }
 
     /// True when messages wait to be persisted.
@@ -385,7 +385,7 @@ impl Relay {
         !self.pending.is_empty()
     }
 
-    /// The messages from [`Relay::take_appends`] are durable: acknowledge and fan them out.
+    /// The messages from [`Relay::appends`] are durable: acknowledge and fan them out.
     pub fn commit(&mut self) {
         let batch = std::mem::take(&mut self.pending);
         let Some(last) = batch.last() else { return };
@@ -408,7 +408,7 @@ impl Relay {
         }
     }
 
-    /// The messages from [`Relay::take_appends`] could not be persisted: forget them and tell
+    /// The messages from [`Relay::appends`] could not be persisted: forget them and tell
     /// their senders, who will send them again.
     pub fn abort(&mut self, why: &str) {
         let batch = std::mem::take(&mut self.pending);

@@ -91,7 +91,7 @@ impl Driver {
     /// Writes what the relay accepted to the log and commits it.
     fn persist(&mut self) {
         if self.relay.has_appends() {
-            let appends = self.relay.take_appends();
+            let appends: Vec<Message> = self.relay.appends().cloned().collect();
             for (k, m) in appends.iter().enumerate() {
                 assert_eq!(m.seq, (self.log.len() + k) as u64 + 1, "appended in order");
             }

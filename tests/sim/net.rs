@@ -765,7 +765,7 @@ impl Net {
             self.aborts += 1;
             return self.relay.abort("No space left on device (os error 28)");
         }
-        let appends = self.relay.take_appends();
+        let appends: Vec<Message> = self.relay.appends().cloned().collect();
         for (k, m) in appends.iter().enumerate() {
             let want = (self.store.len() + k) as u64 + 1;
             assert_eq!(m.seq, want, "the relay appends in order");
