@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 pub use baseline::Baseline;
-pub use report::Report;
+pub use report::{Recovery, Report};
 
 use crate::message::{MAX_TEXT_BYTES, Message, Millis};
 use crate::wire::{MESSAGES_HEADER, message_len};
@@ -342,13 +342,13 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         delivery_time: since(ledger.last_delivery),
         acked: ledger.acked,
         ack_time: since(ledger.last_ack),
-        recovery: [
-            ledger.retransmits,
-            ledger.repairs,
-            ledger.duplicates,
-            ledger.misordered,
-            ledger.send_errors,
-        ],
+        recovery: Recovery {
+            retransmits: ledger.retransmits,
+            repairs: ledger.repairs,
+            duplicates: ledger.duplicates,
+            misordered: ledger.misordered,
+            refused: ledger.send_errors,
+        },
         errors: ledger.errors.clone(),
         latency: ledger.latency.clone(),
         stats: stats.as_ref().ok().cloned(),
@@ -375,10 +375,10 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
                     short.len(),
                     short.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
                 ))
-            } else if report.recovery[3] > 0 {
+            } else if report.recovery.misordered > 0 {
                 Some(format!(
                     "{} messages were delivered out of their sender's order",
-                    report.recovery[3]
+                    report.recovery.misordered
                 ))
             } else {
                 stats.err()

@@ -8,6 +8,21 @@ use hdrhistogram::Histogram;
 use super::baseline::Baseline;
 use crate::relay::Stats;
 
+/// What the simulated clients did to recover, and what went wrong on the way.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Recovery {
+    /// SENDs sent again.
+    pub retransmits: u64,
+    /// Gap repairs asked for.
+    pub repairs: u64,
+    /// Live duplicates received.
+    pub duplicates: u64,
+    /// Deliveries out of their sender's order.
+    pub misordered: u64,
+    /// Sends the socket refused.
+    pub refused: u64,
+}
+
 /// Everything a run measured.
 #[derive(Debug)]
 pub struct Report {
@@ -45,9 +60,8 @@ pub struct Report {
     pub ack_time: Duration,
     /// Send-to-deliver latencies, nanoseconds.
     pub latency: Histogram<u64>,
-    /// SENDs sent again, gap repairs asked, live duplicates received, misordered deliveries,
-    /// sends the socket refused.
-    pub recovery: [u64; 5],
+    /// What the clients did to recover, and what went wrong on the way.
+    pub recovery: Recovery,
     /// ERRORs the relay sent, and the first one.
     pub errors: (u64, Option<String>),
     /// What the relay counted.
@@ -127,7 +141,13 @@ impl Report {
             ms(h.max()),
             h.len()
         ));
-        let [retransmits, repairs, duplicates, misordered, refused] = self.recovery;
+        let Recovery {
+            retransmits,
+            repairs,
+            duplicates,
+            misordered,
+            refused,
+        } = self.recovery;
         out.push(format!(
             "recovery: {retransmits} retransmitted, {repairs} gap repairs, {duplicates} duplicates received, \
              {misordered} out of a sender's order, {refused} sends refused by the socket"
