@@ -2,6 +2,7 @@
 //!
 //! docs/protocol.md is the reference for this file; keep the two in step.
 
+use std::borrow::Borrow;
 use std::fmt;
 
 use uuid::Uuid;
@@ -856,8 +857,10 @@ impl Reader<'_> {
 
 /// Packs messages into as few pages as fit [`MAX_DATAGRAM`] with `header` bytes each,
 /// keeping their order; each page holds at most 255 messages.
-pub fn paginate(messages: &[Message], header: usize) -> Vec<&[Message]> {
-    runs(messages, header, message_len)
+pub fn paginate<M: Borrow<Message>>(messages: &[M], header: usize) -> Vec<&[M]> {
+    runs(messages, header, |m, prev| {
+        message_len(m.borrow(), prev.map(Borrow::borrow))
+    })
 }
 
 /// Packs items of `len(item)` bytes each into as few runs as fit [`MAX_DATAGRAM`] with

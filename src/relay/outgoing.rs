@@ -18,10 +18,8 @@ use crate::wire::{
 impl Relay {
     /// Sends each joined client the messages of `batch` that it did not send itself.
     pub(super) fn fan_out(&mut self, batch: &[Pending]) {
-        let items: Vec<(Option<SocketAddr>, Message)> = batch
-            .iter()
-            .map(|p| (Some(p.sender), p.message.clone()))
-            .collect();
+        let items: Vec<(Option<SocketAddr>, &Message)> =
+            batch.iter().map(|p| (Some(p.sender), &p.message)).collect();
         self.distribute(&items, |_| 0, encode_messages);
     }
 
@@ -71,8 +69,10 @@ impl Relay {
                 usize::try_from(s.presence_from.saturating_sub(first)).unwrap_or(usize::MAX)
             };
             self.distribute(&presence, start, |changes| {
-                encoded(pack(changes, PRESENCE_HEADER, change_len), |changes| {
-                    Packet::Presence { changes }
+                encoded(pack(changes, PRESENCE_HEADER, change_len), |run| {
+                    Packet::Presence {
+                        changes: run.to_vec(),
+                    }
                 })
             });
         }
@@ -164,15 +164,17 @@ impl Relay {
 }
 
 /// The datagrams carrying `messages` as live fan-out.
-fn encode_messages(messages: &[Message]) -> Vec<Arc<[u8]>> {
-    encoded(paginate(messages, MESSAGES_HEADER), |messages| {
-        Packet::Messages { messages }
+fn encode_messages(messages: &[&Message]) -> Vec<Arc<[u8]>> {
+    encoded(paginate(messages, MESSAGES_HEADER), |page| {
+        Packet::Messages {
+            messages: page.iter().map(|m| (*m).clone()).collect(),
+        }
     })
 }
 
 /// One datagram for each run, made by `packet`.
-fn encoded<T: Clone>(runs: Vec<&[T]>, packet: impl Fn(Vec<T>) -> Packet) -> Vec<Arc<[u8]>> {
+fn encoded<T>(runs: Vec<&[T]>, packet: impl Fn(&[T]) -> Packet) -> Vec<Arc<[u8]>> {
     runs.into_iter()
-        .map(|run| packet(run.to_vec()).encode().into())
+        .map(|run| packet(run).encode().into())
         .collect()
 }
