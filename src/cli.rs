@@ -10,10 +10,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::bench::{self, Workload};
 use crate::client;
-use crate::join;
+use crate::proto::wire;
 use crate::relay;
-use crate::render::Renderer;
-use crate::wire;
+use crate::term::join;
+use crate::term::render::Renderer;
 
 /// urc, UDP Relay Chat: chat in terminals through one relay that loses nothing it acknowledged.
 #[derive(Debug, Parser)]
@@ -83,7 +83,7 @@ code is 1 when a client missed a message or the time bound came first.";
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address and UDP port to listen on.
-    #[arg(long, default_value = crate::server::DEFAULT_BIND)]
+    #[arg(long, default_value = crate::serve::server::DEFAULT_BIND)]
     pub bind: SocketAddr,
     /// Directory of the message log [default: $XDG_DATA_HOME/urc, i.e. ~/.local/share/urc].
     #[arg(long)]
@@ -152,7 +152,7 @@ impl ServeArgs {
     pub fn data_dir(&self) -> PathBuf {
         self.data
             .clone()
-            .unwrap_or_else(crate::server::default_data_dir)
+            .unwrap_or_else(crate::serve::server::default_data_dir)
     }
 }
 
@@ -160,7 +160,7 @@ impl ServeArgs {
 #[derive(Debug, Args)]
 pub struct JoinArgs {
     /// The relay's address (host:port).
-    #[arg(long, env = "URC_SERVER", default_value = crate::server::DEFAULT_BIND)]
+    #[arg(long, env = "URC_SERVER", default_value = crate::serve::server::DEFAULT_BIND)]
     pub server: String,
     /// Your name in the room: 1 to 32 characters, no spaces [default: your login name].
     #[arg(long, env = "URC_NAME")]
@@ -188,7 +188,7 @@ impl JoinArgs {
             Some(name) => name.clone(),
             None => login_name().ok_or("no --name given and no login name found: pass --name")?,
         };
-        crate::message::check_name(&name).map_err(|e| format!("invalid --name: {e}"))?;
+        crate::proto::message::check_name(&name).map_err(|e| format!("invalid --name: {e}"))?;
         let server = self
             .server
             .to_socket_addrs()
@@ -201,12 +201,12 @@ impl JoinArgs {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         // In a terminal, without --history, the user picks up where they left this relay.
         let seen_file = match (interactive, self.history) {
-            (true, None) => crate::seen::default_path().map(|p| (p, self.server.clone())),
+            (true, None) => crate::term::seen::default_path().map(|p| (p, self.server.clone())),
             _ => None,
         };
         let since = seen_file
             .as_ref()
-            .and_then(|(path, relay)| crate::seen::load(path, relay));
+            .and_then(|(path, relay)| crate::term::seen::load(path, relay));
         Ok(join::Options {
             server,
             client: client::Config {
@@ -334,7 +334,7 @@ mod tests {
         let Command::Serve(args) = cli.command else {
             panic!()
         };
-        assert_eq!(args.bind.port(), crate::server::DEFAULT_PORT);
+        assert_eq!(args.bind.port(), crate::serve::server::DEFAULT_PORT);
         assert_eq!(args.config().unwrap().timeout, relay::DEFAULT_TIMEOUT);
         let cli = Cli::try_parse_from(["urc", "serve", "--rate", "0"]).unwrap();
         let Command::Serve(args) = cli.command else {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 use urc::cli::{BenchArgs, Cli, Command, JoinArgs, ServeArgs};
-use urc::server::Server;
+use urc::serve::server::Server;
 
 fn main() -> ExitCode {
     // The local time zone can only be read safely while the process has one thread.
@@ -72,7 +72,7 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
 
 /// `urc serve --repair-log`: the damaged records replaced, and said so in the relay's log.
 fn repair_log(data: &std::path::Path) -> Result<(), String> {
-    match urc::repair::repair(data).map_err(|e| e.to_string())? {
+    match urc::serve::repair::repair(data).map_err(|e| e.to_string())? {
         None => tracing::info!("--repair-log: no damaged record in the message log"),
         Some(r) => {
             let seqs: Vec<String> = r
@@ -120,7 +120,7 @@ fn init_logging(default: &str) {
 
 fn join(args: &JoinArgs, offset: time::UtcOffset) -> Result<(), String> {
     let options = args.options(offset)?;
-    urc::join::run(options).map_err(|e| e.to_string())
+    urc::term::join::run(options).map_err(|e| e.to_string())
 }
 
 fn bench(args: &BenchArgs) -> Result<(), String> {

@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use driver::Driver;
 use net::{Conditions, Net, ms, secs};
-use urc::relay::Config;
-use urc::wire::{
+use urc::proto::wire::{
     ACK_HEADER, ACKED_LEN, Change, LeaveReason, MAX_DATAGRAM, PRESENCE_HEADER, Packet, SEND_HEADER,
     Sent, Token, change_len, pack, sent_len,
 };
+use urc::relay::Config;
 use uuid::Uuid;
 
 fn addr(n: u32) -> SocketAddr {

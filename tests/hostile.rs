@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use driver::{Driver, Joined};
+use urc::proto::wire::{Change, ErrorCode, Packet, Token};
 use urc::relay::Config;
-use urc::wire::{Change, ErrorCode, Packet, Token};
 use uuid::Uuid;
 
 fn addr(s: &str) -> SocketAddr {
@@ -191,7 +191,7 @@ fn a_cookie_is_good_for_its_own_address_for_ten_seconds() {
     };
     d.packet(carol, &join(&[]));
     let cookie = d.last_cookie(carol).expect("challenged");
-    assert_eq!(cookie.len(), urc::cookie::COOKIE_LEN);
+    assert_eq!(cookie.len(), urc::relay::cookie::COOKIE_LEN);
     d.advance(Duration::from_secs(2));
 
     for other in ["192.0.2.3:4001", "192.0.2.4:4000", "[2001:db8::3]:4000"] {
@@ -575,8 +575,8 @@ fn a_message_the_rate_put_back_leaves_no_copy_waiting() {
 fn a_client_ignores_relay_datagrams_without_its_proof() {
     use std::time::Instant;
     use urc::client::{Client, Config as ClientConfig, Event};
-    use urc::message::{Message, Millis};
-    use urc::wire::Proof;
+    use urc::proto::message::{Message, Millis};
+    use urc::proto::wire::Proof;
 
     let mut d = Driver::new(Config::default());
     let alice: SocketAddr = "192.0.2.10:5000".parse().unwrap();
@@ -653,7 +653,7 @@ fn a_client_ignores_relay_datagrams_without_its_proof() {
             Packet::Presence {
                 changes: vec![Change {
                     joined: false,
-                    reason: urc::wire::LeaveReason::Quit,
+                    reason: urc::proto::wire::LeaveReason::Quit,
                     name: "bob".into(),
                 }],
             },
@@ -688,7 +688,7 @@ fn a_client_ignores_relay_datagrams_without_its_proof() {
 /// record and say so in their range, instead of promising messages that will never come.
 #[test]
 fn history_reaches_back_to_the_first_record_of_a_rotated_log() {
-    use urc::message::{Message, Millis};
+    use urc::proto::message::{Message, Millis};
     let tail: Vec<Message> = (3..=4)
         .map(|seq| Message {
             seq,

@@ -17,10 +17,10 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use urc::message::Millis;
+use urc::proto::message::Millis;
+use urc::proto::wire::{PROOF_LEN, Packet, Proof, Token};
 use urc::relay::{Config, Relay, Stats};
-use urc::server::Server;
-use urc::wire::{PROOF_LEN, Packet, Proof, Token};
+use urc::serve::server::Server;
 
 /// The relay's wall clock throughout the document's session.
 const DOC_TIME: Millis = Millis(1_795_593_600_123);

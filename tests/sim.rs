@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use net::{Conditions, Net, Restart, Rng, ms, secs, seeds};
 use urc::client::Event;
-use urc::message::{Message, Millis};
+use urc::proto::message::{Message, Millis};
+use urc::proto::wire::{Acked, Change, ErrorCode, LeaveReason, Packet, Proof, Token};
 use urc::relay;
-use urc::wire::{Acked, Change, ErrorCode, LeaveReason, Packet, Proof, Token};
 use uuid::Uuid;
 
 /// A chat line with Chinese in it, unique per sender and number.
@@ -1174,8 +1174,8 @@ fn the_relay_keeps_at_most_a_window_waiting_per_session() {
 fn the_relay_bounds_the_text_waiting_in_all_sessions() {
     use std::net::{Ipv4Addr, SocketAddr};
     use std::time::Instant;
+    use urc::proto::wire::Token;
     use urc::relay::Relay;
-    use urc::wire::Token;
 
     let now = Instant::now();
     let wall = Millis(1_795_593_600_000);

@@ -14,12 +14,12 @@ use std::time::Duration;
 use driver::Driver;
 use proptest::collection::vec;
 use proptest::prelude::*;
-use urc::message::{Message, Millis};
-use urc::relay::Config;
-use urc::wire::{
+use urc::proto::message::{Message, Millis};
+use urc::proto::wire::{
     Acked, Change, DecodeError, ErrorCode, LeaveReason, MAGIC, MAX_DATAGRAM, Packet, Proof, Sent,
     Token, VERSION,
 };
+use urc::relay::Config;
 use uuid::Uuid;
 
 /// Cases for the cheap properties; the relay's gets fewer, each case being a whole session.

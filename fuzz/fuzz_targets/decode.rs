@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
-use urc::message::Millis;
+use urc::proto::message::Millis;
 use urc::relay::{Config, Relay};
-use urc::wire::{Packet, Proof};
+use urc::proto::wire::{Packet, Proof};
 
 fuzz_target!(|data: &[u8]| {
     // Decoding never panics; whatever decodes encodes back to the same bytes (with the proof

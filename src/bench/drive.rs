@@ -9,7 +9,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::ledger::Ledger;
 use super::sim::Sim;
-use crate::wire::MAX_DATAGRAM;
+use crate::proto::wire::MAX_DATAGRAM;
 
 /// Most clients joining at once: the relay answers each JOIN with a presence datagram to
 /// everyone already in the room, so a wave of joins makes a wave of datagrams.

@@ -24,9 +24,9 @@ use uuid::Uuid;
 
 use super::report::mb;
 use super::{Options, measure, relay, sim};
-use crate::message::{Message, Millis};
-use crate::store::{self, LOG_FILE};
-use crate::wire::{MAX_DATAGRAM, Packet, Token};
+use crate::proto::message::{Message, Millis};
+use crate::proto::wire::{MAX_DATAGRAM, Packet, Token};
+use crate::serve::store::{self, LOG_FILE};
 
 /// The length of the long log by default.
 pub const DEFAULT_MESSAGES: u64 = 1_000_000;

@@ -38,8 +38,8 @@ use uuid::Uuid;
 pub use baseline::Baseline;
 pub use report::{Recovery, Report};
 
-use crate::message::{MAX_TEXT_BYTES, Message, Millis};
-use crate::wire::{MESSAGES_HEADER, message_len};
+use crate::proto::message::{MAX_TEXT_BYTES, Message, Millis};
+use crate::proto::wire::{MESSAGES_HEADER, message_len};
 use drive::{Load, Plan, Stop};
 use ledger::Ledger;
 

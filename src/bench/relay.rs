@@ -12,7 +12,7 @@ use tempfile::TempDir;
 
 use super::measure;
 use crate::relay::{Config, Stats};
-use crate::server::{Server, StartError};
+use crate::serve::server::{Server, StartError};
 
 /// The relay's thread's name.
 const RELAY_THREAD: &str = "urc-relay";

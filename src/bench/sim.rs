@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use super::ledger::Ledger;
 use crate::client::{PING_INTERVAL, Rtt};
-use crate::message::{MAX_TEXT_BYTES, Message};
-use crate::wire::{MAX_HISTORY_REQUEST, Packet, SEND_HEADER, Sent, Token, pack, sent_len};
+use crate::proto::message::{MAX_TEXT_BYTES, Message};
+use crate::proto::wire::{MAX_HISTORY_REQUEST, Packet, SEND_HEADER, Sent, Token, pack, sent_len};
 
 /// How long a JOIN waits for its answer before it is sent again.
 const JOIN_RETRY: Duration = Duration::from_millis(500);

@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use super::{Client, Event, Purpose};
-use crate::message::Message;
-use crate::wire::MAX_HISTORY_REQUEST;
+use crate::proto::message::Message;
+use crate::proto::wire::MAX_HISTORY_REQUEST;
 
 impl Client {
     /// Files a message from the live stream (or a repair) for in-order delivery.

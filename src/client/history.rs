@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::{Client, Event, Phase};
-use crate::message::Message;
-use crate::wire::{MAX_HISTORY_REQUEST, Packet, Token};
+use crate::proto::message::Message;
+use crate::proto::wire::{MAX_HISTORY_REQUEST, Packet, Token};
 
 /// Rounds in a row that bring nothing before what arrived of a history request is shown as
 /// it is.
@@ -222,7 +222,7 @@ impl Client {
                 let message = "the relay did not answer /who: try again".to_owned();
                 return self.events.push_back(Event::Error(message));
             }
-            names.sort_by_key(|n| crate::message::name_key(n));
+            names.sort_by_key(|n| crate::proto::message::name_key(n));
             names.dedup();
             self.events.push_back(Event::Who { names });
         }

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use crate::message::{Invalid, MAX_TEXT_BYTES, Message, check_text, split_text};
-use crate::wire::{LeaveReason, MAX_HISTORY_REQUEST, Packet, Proof, Token};
+use crate::proto::message::{Invalid, MAX_TEXT_BYTES, Message, check_text, split_text};
+use crate::proto::wire::{LeaveReason, MAX_HISTORY_REQUEST, Packet, Proof, Token};
 
 use history::{Purpose, Request};
 use outbox::Outgoing;
@@ -86,7 +86,7 @@ pub enum Event {
         /// How many messages the room had since.
         count: u64,
         /// When the user left.
-        since: crate::message::Millis,
+        since: crate::proto::message::Millis,
     },
 }
 
@@ -108,8 +108,8 @@ pub struct Seen {
     /// The last sequence number shown.
     pub seq: u64,
     /// When the user left.
-    #[serde(with = "crate::message::rfc3339_millis")]
-    pub at: crate::message::Millis,
+    #[serde(with = "crate::proto::message::rfc3339_millis")]
+    pub at: crate::proto::message::Millis,
 }
 
 #[derive(Debug)]

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::{Client, INITIAL_RTO, MAX_RTO, MIN_GAP_WAIT, MIN_RTO, Phase, WINDOW};
-use crate::message::Message;
-use crate::wire::{Acked, Packet, SEND_HEADER, Sent, pack, sent_len};
+use crate::proto::message::Message;
+use crate::proto::wire::{Acked, Packet, SEND_HEADER, Sent, pack, sent_len};
 
 /// A message typed but not yet acknowledged.
 #[derive(Debug)]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::{Client, Event, PING_INTERVAL, Phase, Purpose, Request};
-use crate::wire::{ErrorCode, MAX_HISTORY_REQUEST, Packet, Token};
+use crate::proto::wire::{ErrorCode, MAX_HISTORY_REQUEST, Packet, Token};
 
 impl Client {
     pub(super) fn try_join(&mut self, now: Instant) {

@@ -9,9 +9,9 @@ use std::time::Instant;
 use uuid::Uuid;
 
 use super::Relay;
-use crate::limit::Bucket;
-use crate::message::{check_name, name_key};
-use crate::wire::{Change, ErrorCode, LeaveReason, Packet, Proof, Token};
+use crate::proto::message::{check_name, name_key};
+use crate::proto::wire::{Change, ErrorCode, LeaveReason, Packet, Proof, Token};
+use crate::relay::limit::Bucket;
 
 /// A joined client.
 #[derive(Debug)]

@@ -13,9 +13,13 @@
 //! | `send.rs` | SEND: csn order, the reorder buffer, `base`, the message rate, dedup, acks |
 //! | `requests.rs` | HISTORY and WHO: ranges, pages, the cache of recent messages, request rate |
 //! | `outgoing.rs` | how datagrams leave: replies within an address's budget, broadcasts, fan-out |
+//! | `cookie.rs` | address validation without per-address state: stateless challenge cookies |
+//! | `limit.rs` | token buckets: rates with a burst allowance, on the caller's clock |
 
 mod config;
+pub mod cookie;
 mod join;
+pub mod limit;
 mod outgoing;
 mod requests;
 mod send;
@@ -28,10 +32,10 @@ use std::time::Instant;
 use dashmap::DashMap;
 use uuid::Uuid;
 
-use crate::cookie::Cookies;
-use crate::limit::Bucket;
-use crate::message::{Message, Millis};
-use crate::wire::{Acked, Change, ErrorCode, LeaveReason, Packet, Proof};
+use crate::proto::message::{Message, Millis};
+use crate::proto::wire::{Acked, Change, ErrorCode, LeaveReason, Packet, Proof};
+use crate::relay::cookie::Cookies;
+use crate::relay::limit::Bucket;
 
 pub use config::{Config, DEFAULT_TIMEOUT};
 use join::Origin;

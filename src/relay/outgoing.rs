@@ -9,8 +9,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::{Pending, Queued, Relay, Session};
-use crate::message::Message;
-use crate::wire::{
+use crate::proto::message::Message;
+use crate::proto::wire::{
     ACK_HEADER, ACKED_LEN, Acked, Change, ErrorCode, MESSAGES_HEADER, PRESENCE_HEADER, Packet,
     Proof, change_len, pack, paginate,
 };

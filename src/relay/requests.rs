@@ -7,8 +7,8 @@ use std::time::Instant;
 use uuid::Uuid;
 
 use super::{LogRead, Relay};
-use crate::message::{Message, name_key};
-use crate::wire::{
+use crate::proto::message::{Message, name_key};
+use crate::proto::wire::{
     ErrorCode, HISTORY_HEADER, MAX_HISTORY_REQUEST, NAMES_HEADER, Packet, pack, paginate,
 };
 

@@ -7,8 +7,8 @@ use std::time::Instant;
 use uuid::Uuid;
 
 use super::{REORDER_WINDOW, Relay};
-use crate::message::{MAX_TEXT_BYTES, Message, Millis, check_text};
-use crate::wire::{Acked, ErrorCode};
+use crate::proto::message::{MAX_TEXT_BYTES, Message, Millis, check_text};
+use crate::proto::wire::{Acked, ErrorCode};
 
 /// Most bytes of text waiting ahead of gaps, all sessions together.
 pub const MAX_AHEAD_BYTES: usize = 8 << 20;

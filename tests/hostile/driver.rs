@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use urc::message::{Message, Millis};
+use urc::proto::message::{Message, Millis};
+use urc::proto::wire::{ErrorCode, Packet, Token};
 use urc::relay::{Config, Relay};
-use urc::wire::{ErrorCode, Packet, Token};
 use uuid::Uuid;
 
 /// Wall-clock time at the start (2026-11-25T08:00:00Z), for message timestamps.

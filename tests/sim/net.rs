@@ -19,9 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use urc::client::{self, Client, Event};
-use urc::message::{MAX_TEXT_BYTES, Message, Millis, name_key, split_text};
+use urc::proto::message::{MAX_TEXT_BYTES, Message, Millis, name_key, split_text};
+use urc::proto::wire::{ErrorCode, MAX_DATAGRAM, Packet, Proof, Token};
 use urc::relay::{self, Relay};
-use urc::wire::{ErrorCode, MAX_DATAGRAM, Packet, Proof, Token};
 use uuid::Uuid;
 
 /// How often the shell calls [`Relay::handle_tick`].

@@ -50,7 +50,7 @@ fn read(path: &Path) -> BTreeMap<String, Seen> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Millis;
+    use crate::proto::message::Millis;
 
     #[test]
     fn remembered_per_relay() {

@@ -6,8 +6,8 @@ use serde_json::json;
 use time::UtcOffset;
 
 use crate::client::Event;
-use crate::message::{Millis, is_bidi_control};
-use crate::wire::LeaveReason;
+use crate::proto::message::{Millis, is_bidi_control};
+use crate::proto::wire::LeaveReason;
 
 /// Turns events into the lines `urc join` prints.
 #[derive(Debug, Clone, Copy)]
@@ -88,9 +88,9 @@ impl Renderer {
                 let what = match count {
                     0 => format!("no new messages since {when}"),
                     1 => format!("1 new message since {when}"),
-                    n if *n > u64::from(crate::wire::MAX_HISTORY_REQUEST) => format!(
+                    n if *n > u64::from(crate::proto::wire::MAX_HISTORY_REQUEST) => format!(
                         "{n} new messages since {when} (the last {} follow)",
-                        crate::wire::MAX_HISTORY_REQUEST
+                        crate::proto::wire::MAX_HISTORY_REQUEST
                     ),
                     n => format!("{n} new messages since {when}"),
                 };
@@ -112,7 +112,7 @@ impl Renderer {
             return clean;
         }
         // FNV-1a over the name's key: the same name gets the same colour everywhere.
-        let hash = crate::message::name_key(name)
+        let hash = crate::proto::message::name_key(name)
             .bytes()
             .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
                 (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
@@ -195,7 +195,7 @@ pub fn sanitize(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Message;
+    use crate::proto::message::Message;
     use uuid::Uuid;
 
     fn message(text: &str) -> Event {

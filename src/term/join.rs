@@ -14,12 +14,12 @@ use smol::Async;
 use smol::future::FutureExt as _;
 
 use crate::client::{Client, Config, Event, Seen};
-use crate::command::{self, Command};
-use crate::complete::Names;
-use crate::editor::{Assist, Connection};
-use crate::message::Millis;
-use crate::render::Renderer;
-use crate::wire::MAX_DATAGRAM;
+use crate::proto::message::Millis;
+use crate::proto::wire::MAX_DATAGRAM;
+use crate::term::command::{self, Command};
+use crate::term::complete::Names;
+use crate::term::editor::{Assist, Connection};
+use crate::term::render::Renderer;
 
 /// How long `urc join` waits, once its input has ended, for its messages to be acknowledged:
 /// counted from the last acknowledgement, so a long paste that the relay takes at its own
@@ -327,7 +327,7 @@ fn remember_where_we_left(options: &Options, client: &Client) {
         seq: client.delivered(),
         at: Millis::now(),
     };
-    if let Err(e) = crate::seen::save(path, relay, seen) {
+    if let Err(e) = crate::term::seen::save(path, relay, seen) {
         // Only a convenience for next time: the session itself went well.
         eprintln!(
             "urc: cannot remember where you left off ({}): {e}",
@@ -412,7 +412,7 @@ fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assist: Assist) 
         if let Ok(printer) = editor.create_external_printer() {
             let _ = tx.send_blocking(Input::Printer(Box::new(printer)));
         }
-        let prompt = format!("{}> ", crate::render::sanitize(&name));
+        let prompt = format!("{}> ", crate::term::render::sanitize(&name));
         loop {
             match editor.readline(&prompt) {
                 // A paste of several lines arrives as one (bracketed paste): each of its lines

@@ -1,6 +1,6 @@
 //! What a typed line means: chat text or one of the `/commands`.
 
-use crate::wire::MAX_HISTORY_REQUEST;
+use crate::proto::wire::MAX_HISTORY_REQUEST;
 
 /// Messages of history `/history` asks for when no number is given.
 pub const DEFAULT_HISTORY: u16 = 20;

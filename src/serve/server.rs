@@ -15,10 +15,10 @@ use smol::Async;
 use smol::future::FutureExt as _;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::message::Millis;
+use crate::proto::message::Millis;
+use crate::proto::wire::MAX_DATAGRAM;
 use crate::relay::{Config, Relay, Stats};
-use crate::store::{OpenError, Store};
-use crate::wire::MAX_DATAGRAM;
+use crate::serve::store::{OpenError, Store};
 
 /// The port the relay listens on by default (outside the ephemeral range).
 pub const DEFAULT_PORT: u16 = 7707;

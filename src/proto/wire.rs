@@ -7,7 +7,7 @@ use std::fmt;
 
 use uuid::Uuid;
 
-use crate::message::{Message, Millis};
+use crate::proto::message::{Message, Millis};
 
 /// First byte of every datagram.
 pub const MAGIC: u8 = 0x55;

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use crate::message::name_key;
+use crate::proto::message::name_key;
 
 /// The commands, as completion offers them.
 pub const COMMANDS: [&str; 5] = ["/help", "/history", "/me", "/quit", "/who"];

@@ -17,8 +17,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use uuid::Uuid;
 
-use crate::message::{Message, Millis};
-use crate::store::{LOG_FILE, write_record};
+use crate::proto::message::{Message, Millis};
+use crate::serve::store::{LOG_FILE, write_record};
 
 /// The sender of a placeholder.
 pub const PLACEHOLDER_FROM: &str = "urc";
@@ -237,7 +237,7 @@ fn plan(path: &Path) -> Result<Vec<Fix>, RepairError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::serve::store::Store;
 
     fn record(seq: u64) -> String {
         let m = Message {

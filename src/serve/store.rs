@@ -5,8 +5,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::message::Message;
-use crate::wire::MAX_HISTORY_REQUEST;
+use crate::proto::message::Message;
+use crate::proto::wire::MAX_HISTORY_REQUEST;
 
 /// The log's file name inside the data directory.
 pub const LOG_FILE: &str = "messages.jsonl";
@@ -383,7 +383,7 @@ fn reader_at(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Millis;
+    use crate::proto::message::Millis;
     use uuid::Uuid;
 
     fn msg(seq: u64) -> Message {

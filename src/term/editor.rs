@@ -11,7 +11,7 @@ use rustyline::hint::Hinter;
 use rustyline::validate::Validator;
 use rustyline::{Context, Helper};
 
-use crate::complete::Names;
+use crate::term::complete::Names;
 
 /// Whether the relay is answering, set by the session and shown by the prompt.
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,12 @@
+//! What both programs share and that does no I/O: the datagram format and the room's vocabulary.
+//!
+//! Nothing here uses any other part of urc; the relay's and the client's rules, and their
+//! shells, build on it.
+//!
+//! | module | role |
+//! |---|---|
+//! | [`message`] | the room's vocabulary: a stored message, name and text rules, timestamps |
+//! | [`wire`] | every datagram of the protocol, encoded and decoded without I/O |
+
+pub mod message;
+pub mod wire;

@@ -1,0 +1,11 @@
+//! `urc serve`: the shells around the relay's rules, where its socket, log file and clock live.
+//!
+//! | module | role |
+//! |---|---|
+//! | [`server`] | the socket loop around [`crate::relay`] and [`store`]: the group-commit turn |
+//! | [`store`] | the message log, `messages.jsonl`, appended and flushed, read by binary search |
+//! | [`repair`] | `urc serve --repair-log`: damaged log records replaced by placeholders |
+
+pub mod repair;
+pub mod server;
+pub mod store;
