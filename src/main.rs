@@ -72,6 +72,8 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
 
 /// `urc serve --repair-log`: the damaged records replaced, and said so in the relay's log.
 fn repair_log(data: &std::path::Path) -> Result<(), String> {
+    // Never under a running relay: it would append to the file being rewritten.
+    let _lock = urc::serve::lock::DataLock::acquire(data).map_err(|e| e.to_string())?;
     match urc::serve::repair::repair(data).map_err(|e| e.to_string())? {
         None => tracing::info!("--repair-log: no damaged record in the message log"),
         Some(r) => {

@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::{Client, Relay, events, messages, pipe};
+use std::process::Stdio;
+
+use common::{Client, Relay, events, messages, pipe, urc};
 
 #[test]
 fn three_clients_chat_and_each_message_reaches_the_others_once() {
@@ -237,4 +239,37 @@ fn clients_chat_over_ipv6() {
     bob.expect_text("and back");
     assert_eq!(alice.live(), bob.live());
     assert_eq!(alice.live().len(), 2);
+}
+
+#[test]
+fn a_second_relay_on_the_same_data_directory_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Relay::start(dir.path(), &[]);
+    let pid = first.child.id();
+    for extra in [&[][..], &["--repair-log"][..]] {
+        let out = urc()
+            .args(["serve", "--bind", "127.0.0.1:0", "--data"])
+            .arg(dir.path())
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{extra:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let want = format!(
+            "urc: another relay (pid {pid}) is using the data directory {}: stop it first, or give this relay another --data\n",
+            dir.path().display()
+        );
+        // One line, the error, and nothing else (no log line of a relay that half started).
+        assert!(stderr.ends_with(&want), "{extra:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{extra:?}: {stderr}");
+    }
+    // The first relay is unharmed and still serves.
+    let mut alice = Client::join(first.addr, "alice", &[]);
+    alice.say("still here");
+    alice.expect(|e| e["event"] == "message" && e["text"] == "still here");
+    drop(first);
+    // Once it is gone, the directory is free again.
+    let again = Relay::start(dir.path(), &[]);
+    drop(again);
 }

@@ -18,6 +18,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::proto::message::Millis;
 use crate::proto::wire::MAX_DATAGRAM;
 use crate::relay::{Config, Relay, Stats};
+use crate::serve::lock::{DataLock, LockError};
 use crate::serve::store::{OpenError, Store};
 
 /// The port the relay listens on by default (outside the ephemeral range).
@@ -39,6 +40,8 @@ pub struct Server {
     socket: Async<UdpSocket>,
     store: Store,
     relay: Relay,
+    /// The data directory is this relay's while it runs.
+    _lock: DataLock,
 }
 
 /// Why the relay could not start.
@@ -51,6 +54,8 @@ pub enum StartError {
         /// What the system said.
         error: io::Error,
     },
+    /// Another relay uses the data directory, or it cannot be locked.
+    Lock(LockError),
     /// The log could not be opened.
     Log(OpenError),
 }
@@ -68,6 +73,7 @@ impl std::fmt::Display for StartError {
                 f,
                 "cannot listen on {addr}: {error} (choose an address of this machine with --bind)"
             ),
+            StartError::Lock(e) => e.fmt(f),
             StartError::Log(e) => e.fmt(f),
         }
     }
@@ -76,15 +82,17 @@ impl std::fmt::Display for StartError {
 impl std::error::Error for StartError {}
 
 impl Server {
-    /// Opens the log in `data` and binds `addr`.
+    /// Binds `addr`, takes the data directory `data` for this relay alone and opens its log.
     ///
     /// # Errors
-    /// When the log cannot be opened or is damaged, or the address cannot be bound.
+    /// When the address cannot be bound, another relay uses `data`, or the log cannot be
+    /// opened or is damaged.
     pub fn bind(addr: SocketAddr, data: PathBuf, config: Config) -> Result<Server, StartError> {
         // Bound first, so that a relay that cannot listen leaves no data directory behind.
         let socket = bind_udp(addr)
             .and_then(Async::new)
             .map_err(|error| StartError::Bind { addr, error })?;
+        let lock = DataLock::acquire(&data).map_err(StartError::Lock)?;
         let opened = Store::open(&data, config.cache.max(config.dedup)).map_err(StartError::Log)?;
         if let Some(bytes) = opened.torn {
             tracing::warn!(
@@ -99,6 +107,7 @@ impl Server {
             socket,
             store: opened.store,
             relay,
+            _lock: lock,
         })
     }
 
