@@ -146,8 +146,6 @@ pub struct Relay {
     /// turn's fan-out to a large room is many datagrams sharing a few pages.
     transmits: VecDeque<Queued>,
     reads: VecDeque<LogRead>,
-    /// Timestamp of the last accepted message: times never go backwards.
-    last_time: Millis,
     /// The latest sequence number the last heartbeat announced.
     heartbeat_seq: u64,
     /// Bytes of text in the sessions' `ahead` buffers.
@@ -187,7 +185,6 @@ impl Relay {
             announced: 0,
             transmits: VecDeque::new(),
             reads: VecDeque::new(),
-            last_time: Millis(i64::MIN),
             heartbeat_seq: 0,
             ahead_bytes: 0,
             per_ip: HashMap::new(),
@@ -203,7 +200,6 @@ impl Relay {
             relay.committed = m.seq;
             relay.heartbeat_seq = m.seq;
             relay.next_seq = m.seq + 1;
-            relay.last_time = m.time;
             // A placeholder for a damaged record (see `repair`) has the nil id: no
             // client's message is ever a retransmission of it.
             if !m.id.is_nil() {

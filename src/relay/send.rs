@@ -188,8 +188,10 @@ impl Relay {
             self.remember(id, REFUSED, Millis(0));
             return self.error(from, ErrorCode::BadText, id, e.to_string());
         }
-        let time = wall.max(self.last_time);
-        self.last_time = time;
+        // The wall clock as it is: the room's order is the seq's alone, so a clock stepped
+        // back costs nothing but odd-looking times, and one stepped forward and back again
+        // freezes nothing (clamped to the last time, every later time stuck at the future).
+        let time = wall;
         let seq = self.next_seq;
         self.next_seq += 1;
         self.remember(id, seq, time);

@@ -18,6 +18,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::proto::message::Millis;
 use crate::proto::wire::MAX_DATAGRAM;
 use crate::relay::{Config, Relay, Stats};
+use crate::serve::clock::ClockWatch;
 use crate::serve::lock::{DataLock, LockError};
 use crate::serve::store::{OpenError, Store};
 
@@ -143,6 +144,7 @@ impl Server {
         let mut reported = Stats::default();
         let mut next_summary = Instant::now() + SUMMARY_EVERY;
         let mut summarised = Stats::default();
+        let mut clock = ClockWatch::default();
         loop {
             let wake = async {
                 let (n, from) = self.socket.recv_from(&mut buf).await?;
@@ -173,7 +175,13 @@ impl Server {
             }
             let now = Instant::now();
             if now >= next_tick {
-                self.relay.handle_tick(now, Millis::now());
+                let wall = Millis::now();
+                if let Some(step) = clock.look(now, wall) {
+                    tracing::warn!(
+                        "the wall clock stepped {step}: messages from now on carry its time (their order is the seq's, whatever their times say)"
+                    );
+                }
+                self.relay.handle_tick(now, wall);
                 next_tick = now + TICK;
                 if now >= next_report {
                     next_report = now + REPORT_EVERY;
