@@ -220,3 +220,61 @@ fn a_damaged_line_in_the_middle_stops_the_relay_until_it_is_repaired() {
     reader.expect_text("after the repair");
     assert_eq!(read_log(data.path()).len(), 4);
 }
+
+/// A script that pipes its lines through a lossy path while someone else chats: its own lines,
+/// acknowledged, may wait behind the other's messages that were lost on the way to it. It
+/// shows every one of them, in the room's order, before it leaves and exits 0 (it used to
+/// leave as soon as everything was acknowledged, without 9 of 120 of its own lines).
+#[test]
+fn a_script_shows_its_own_acknowledged_lines_in_order_before_it_exits() {
+    let seed: u64 = std::env::var("URC_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(11);
+    eprintln!("seed {seed} (set URC_SEED to repeat)");
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let faults = Faults {
+        loss: 0.3,
+        duplicate: 0.0,
+        reorder: 0.2,
+    };
+    let proxy = Proxy::start(relay.addr, faults, seed);
+    let mut ben = Client::join(relay.addr, "ben", &[]);
+    const N: usize = 120;
+    let typed: Vec<String> = (0..N).map(|i| format!("ann {i:03}")).collect();
+    let input = typed.join("\n") + "\n";
+    let script = std::thread::spawn({
+        let addr = proxy.addr;
+        move || common::pipe(addr, "ann", &input, &["--json"])
+    });
+    // ben talks all the while, up to ann's end, so that ann's lines are interleaved with his
+    // in the room's order, and his, lost on the way to ann, leave gaps before hers (her last
+    // ones too). Paced, and bounded in count.
+    for i in 0..2000 {
+        if script.is_finished() {
+            break;
+        }
+        ben.say(&format!("ben {i:04}"));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let (status, stdout, stderr) = script.join().unwrap();
+    assert!(status.success(), "{stderr}");
+    let shown = common::messages(&events(&stdout));
+    let seqs: Vec<u64> = shown.iter().filter(|m| !m.3).map(|m| m.0).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "in the room's order: {seqs:?}"
+    );
+    let own: Vec<&str> = shown
+        .iter()
+        .filter(|m| !m.3 && m.1 == "ann")
+        .map(|m| m.2.as_str())
+        .collect();
+    assert_eq!(
+        own, typed,
+        "every line shown, once, in order, before the exit"
+    );
+    drop(ben);
+    drop(proxy);
+}

@@ -47,7 +47,8 @@ impl Client {
                 entry.remove();
                 continue;
             }
-            if *entry.key() != self.delivered + 1 {
+            // Past the last seq there is nothing to deliver (only a relay that lies says so).
+            if Some(*entry.key()) != self.delivered.checked_add(1) {
                 break;
             }
             let (message, own) = entry.remove();
@@ -74,7 +75,9 @@ impl Client {
         if self.repair.is_some_and(|r| self.requests.contains_key(&r)) {
             return;
         }
-        let from = self.delivered + 1;
+        let Some(from) = self.delivered.checked_add(1) else {
+            return;
+        };
         let end = self
             .ahead
             .keys()

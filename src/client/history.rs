@@ -140,6 +140,13 @@ impl Client {
         last: u64,
         messages: Vec<Message>,
     ) {
+        // An answer is empty (0, 0) or a range of at most what may be asked: anything else is
+        // no answer of a relay's (and a range of 2^64 seqs would have the retries walk it).
+        let empty = (first, last) == (0, 0);
+        if !empty && (first == 0 || first > last || last - first >= u64::from(MAX_HISTORY_REQUEST))
+        {
+            return;
+        }
         if req == 0 && self.sessions == 0 {
             // Join history that overtook the welcome: keep it for when it comes, which says
             // what the join history is (see `welcomed`). Completing it here, once its pages

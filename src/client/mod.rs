@@ -39,6 +39,8 @@ pub const MAX_RTO: Duration = Duration::from_secs(4);
 pub const MIN_GAP_WAIT: Duration = Duration::from_millis(20);
 /// Longest wait between two keepalives.
 pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// Shortest wait between two keepalives, whatever timeout the relay announces.
+pub const MIN_PING_INTERVAL: Duration = Duration::from_millis(500);
 /// Silence from the relay, while it owes an answer, after which the user is told.
 pub const SILENT_AFTER: Duration = Duration::from_secs(3);
 /// Challenges a joining client answers at once (after that, each waits for the JOIN's
@@ -237,9 +239,19 @@ impl Client {
         self.outbox.len()
     }
 
-    /// True when nothing is owed: every message acknowledged, every request answered.
+    /// Own messages the relay acknowledged that are not shown yet: they wait in the room's
+    /// order behind messages that have not arrived (a gap being repaired).
+    pub fn undelivered(&self) -> usize {
+        self.ahead.values().filter(|(_, own)| *own).count()
+    }
+
+    /// True when nothing is owed: every message acknowledged and shown in the room's order,
+    /// every request answered.
     pub fn is_idle(&self) -> bool {
-        self.outbox.is_empty() && self.requests.is_empty() && self.who.is_none()
+        self.outbox.is_empty()
+            && self.requests.is_empty()
+            && self.who.is_none()
+            && self.undelivered() == 0
     }
 
     /// Highest sequence number delivered in order.

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::{Client, Event, PING_INTERVAL, Phase, Purpose, Request};
+use super::{Client, Event, MIN_PING_INTERVAL, PING_INTERVAL, Phase, Purpose, Request};
 use crate::proto::wire::{ErrorCode, MAX_HISTORY_REQUEST, Packet, Token};
 
 impl Client {
@@ -63,7 +63,10 @@ impl Client {
         if let Some((req, _, _, _)) = self.who {
             self.transmit(now, &Packet::Who { token, req });
         }
-        self.ping_every = (Duration::from_millis(u64::from(timeout_ms)) / 4).min(PING_INTERVAL);
+        // A quarter of the relay's timeout, but never so often that a relay announcing a
+        // timeout of 0 makes the client ping without pause.
+        self.ping_every = (Duration::from_millis(u64::from(timeout_ms)) / 4)
+            .clamp(MIN_PING_INTERVAL, PING_INTERVAL);
         self.config.name = name.clone();
         if same_session {
             // Carry on with it and with the csns it expects: numbered afresh from 1, the

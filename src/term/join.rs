@@ -53,6 +53,9 @@ pub enum JoinError {
     Refused,
     /// Input ended with messages the relay never acknowledged.
     Unacknowledged(usize),
+    /// Input ended with acknowledged messages that could not be shown in the room's order:
+    /// what comes before them never arrived.
+    Undelivered(usize),
 }
 
 impl std::fmt::Display for JoinError {
@@ -63,6 +66,10 @@ impl std::fmt::Display for JoinError {
             JoinError::Unacknowledged(n) => write!(
                 f,
                 "{n} message(s) were not acknowledged by the relay: they may not have been delivered"
+            ),
+            JoinError::Undelivered(n) => write!(
+                f,
+                "{n} message(s) were stored but not shown: the messages before them never arrived (raise --wait, or check the network)"
             ),
         }
     }
@@ -166,7 +173,7 @@ async fn session(options: Options) -> Result<(), JoinError> {
     let renderer = options.renderer;
     let mut client = Client::new(options.client.clone(), Instant::now());
     let mut closing: Option<Instant> = None;
-    let mut unacked = 0;
+    let (mut unacked, mut delivered) = (0, 0);
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     loop {
         while let Some(bytes) = client.poll_transmit() {
@@ -239,15 +246,16 @@ async fn session(options: Options) -> Result<(), JoinError> {
         if let Some(deadline) = closing
             && (client.is_idle() || Instant::now() >= deadline)
         {
-            let unacked = client.unacked();
+            let (unacked, undelivered) = (client.unacked(), client.undelivered());
             remember_where_we_left(&options, &client);
             client.leave(Instant::now());
             while let Some(bytes) = client.poll_transmit() {
                 let _ = socket.send(&bytes).await;
             }
-            return match unacked {
-                0 => Ok(()),
-                n => Err(JoinError::Unacknowledged(n)),
+            return match (unacked, undelivered) {
+                (0, 0) => Ok(()),
+                (0, n) => Err(JoinError::Undelivered(n)),
+                (n, _) => Err(JoinError::Unacknowledged(n)),
             };
         }
         let wake_at = [client.poll_timeout(), closing, output.due()]
@@ -292,15 +300,16 @@ async fn session(options: Options) -> Result<(), JoinError> {
                 closing.get_or_insert(now + options.wait);
             }
         }
-        // While the relay keeps acknowledging, the wait goes on: it bounds how long the relay
-        // may stay silent, not how long a long paste takes at the relay's rate.
-        let left = client.unacked();
-        if left < unacked
+        // While the relay keeps acknowledging (or the room's order keeps moving), the wait goes
+        // on: it bounds how long the relay may stay silent, not how long a long paste takes at
+        // the relay's rate.
+        let (left, shown) = (client.unacked(), client.delivered());
+        if (left < unacked || shown > delivered)
             && let Some(deadline) = &mut closing
         {
             *deadline = (*deadline).max(now + options.wait);
         }
-        unacked = left;
+        (unacked, delivered) = (left, shown);
     }
 }
 
