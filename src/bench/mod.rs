@@ -17,7 +17,7 @@
 //! | `measure.rs` | CPU time, peak memory and file systems, read from `/proc` |
 //! | `report.rs` | the report's lines and the summary line |
 //! | `runs.rs` | `--runs` and `--peer`: runs in fresh processes, in turns with a peer, medians |
-//! | `large_log.rs` | the `log` workload: a relay started on a long log, its start, history and memory |
+//! | `large_log/` | the `log` workload: a relay started on a long log, its start, history and memory (its `mod.rs` says which file does what) |
 
 mod baseline;
 mod drive;

@@ -1,0 +1,284 @@
+//! The workload's client: a plain socket that waits for the relay to answer, joins, asks for
+//! history, and times each answer until it is whole.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use super::{JOIN_HISTORY, JOINS, REQUESTS, Request};
+use crate::bench::measure;
+use crate::proto::message::Message;
+use crate::proto::wire::{MAX_DATAGRAM, Packet, Token};
+
+/// Longest wait for one whole answer.
+const ANSWER_BOUND: Duration = Duration::from_secs(5);
+/// How often the first JOIN is sent again while the relay does not answer yet.
+const PROBE_EVERY: Duration = Duration::from_millis(100);
+
+/// The relay's time to answer, its memory then (resident, peak), the joins' times and the
+/// history requests.
+pub(super) type Measured = (
+    Duration,
+    (Option<u64>, Option<u64>),
+    Vec<Duration>,
+    Vec<Request>,
+);
+
+/// Waits for the relay on a log of `messages` to answer, then times the joins and the history
+/// requests; `cache` is how many recent messages it answers from memory.
+pub(super) fn measure_relay(
+    addr: SocketAddr,
+    messages: u64,
+    started: Instant,
+    cache: u64,
+) -> Result<Measured, String> {
+    let ready = wait_ready(addr, started)?;
+    let rss = (measure::rss(), measure::peak_rss());
+    let mut joins = Vec::with_capacity(JOINS);
+    let mut kept: Option<Session> = None;
+    for i in 0..JOINS {
+        let (session, took) = Session::join(addr, &format!("j{i}"), JOIN_HISTORY, messages)?;
+        joins.push(took);
+        match &kept {
+            None => kept = Some(session),
+            Some(_) => session.leave(),
+        }
+    }
+    let mut session = kept.ok_or("no join was made")?;
+    let middle = (messages / 2).max(1);
+    let oldest_cached = messages.saturating_sub(cache) + 1;
+    let mut requests = Vec::new();
+    for (label, from, count) in [
+        ("history_first", 1, 20),
+        ("history_middle", middle, 20),
+        ("history_middle_1000", middle, 1000),
+    ] {
+        let times = (0..REQUESTS)
+            .map(|_| session.history(from, count, messages))
+            .collect::<Result<Vec<_>, _>>()?;
+        requests.push(Request {
+            label,
+            from,
+            count,
+            from_log: from < oldest_cached,
+            times,
+        });
+    }
+    session.leave();
+    Ok((ready, rss, joins, requests))
+}
+
+/// Sends a JOIN until the relay answers it; the time from `started` to the answer.
+fn wait_ready(addr: SocketAddr, started: Instant) -> Result<Duration, String> {
+    let socket = connect(addr)?;
+    let join = Packet::Join {
+        name: "probe".into(),
+        history: 0,
+        instance: Uuid::new_v4(),
+        cookie: Vec::new(),
+    }
+    .encode();
+    let bound = started + ANSWER_BOUND * 12;
+    loop {
+        send(&socket, &join)?;
+        let retry = (Instant::now() + PROBE_EVERY).min(bound);
+        match receive(&socket, retry) {
+            Ok(_) => return Ok(started.elapsed()),
+            Err(_) if Instant::now() < bound => {}
+            Err(e) => return Err(format!("the relay did not answer: {e}")),
+        }
+    }
+}
+
+/// A client on a plain socket, in the room.
+#[derive(Debug)]
+struct Session {
+    socket: UdpSocket,
+    token: Token,
+    next_req: u32,
+}
+
+impl Session {
+    /// Joins as `name`, asking for `history` messages of a room of `latest`; returns the
+    /// session and the time from the first JOIN to the whole join history.
+    fn join(
+        addr: SocketAddr,
+        name: &str,
+        history: u16,
+        latest: u64,
+    ) -> Result<(Session, Duration), String> {
+        let socket = connect(addr)?;
+        let instance = Uuid::new_v4();
+        let join = |cookie| {
+            Packet::Join {
+                name: name.to_owned(),
+                history,
+                instance,
+                cookie,
+            }
+            .encode()
+        };
+        let started = Instant::now();
+        let deadline = started + ANSWER_BOUND;
+        send(&socket, &join(Vec::new()))?;
+        let mut token = None;
+        let mut answer = Answer::default();
+        loop {
+            match receive(&socket, deadline)? {
+                Packet::Challenge { cookie } => send(&socket, &join(cookie))?,
+                Packet::Welcome { token: t, .. } => token = Some(t),
+                Packet::HistoryPage {
+                    req: 0,
+                    first,
+                    last,
+                    messages,
+                } => answer.add(first, last, &messages),
+                Packet::Error { message, .. } => {
+                    return Err(format!("the relay refused a join: {message}"));
+                }
+                _ => {}
+            }
+            if let Some(token) = token
+                && answer.is_whole()
+            {
+                let took = started.elapsed();
+                let n = u64::from(history).min(latest);
+                answer.check(latest + 1 - n, latest, "the join history")?;
+                let session = Session {
+                    socket,
+                    token,
+                    next_req: 1,
+                };
+                return Ok((session, took));
+            }
+        }
+    }
+
+    /// Asks for `count` messages from `from` of a room of `latest`; the time until the whole
+    /// answer arrived.
+    fn history(&mut self, from: u64, count: u16, latest: u64) -> Result<Duration, String> {
+        let req = self.next_req;
+        self.next_req += 1;
+        let ask = Packet::History {
+            token: self.token,
+            req,
+            from,
+            count,
+        };
+        let started = Instant::now();
+        let deadline = started + ANSWER_BOUND;
+        send(&self.socket, &ask.encode())?;
+        let mut answer = Answer::default();
+        while !answer.is_whole() {
+            match receive(&self.socket, deadline)? {
+                Packet::HistoryPage {
+                    req: r,
+                    first,
+                    last,
+                    messages,
+                } if r == req => answer.add(first, last, &messages),
+                Packet::Error { message, .. } => {
+                    return Err(format!("the relay refused a history request: {message}"));
+                }
+                _ => {}
+            }
+        }
+        let took = started.elapsed();
+        let last = (from + u64::from(count) - 1).min(latest);
+        answer.check(from, last, &format!("history from {from}"))?;
+        Ok(took)
+    }
+
+    fn leave(self) {
+        // Best effort: the relay drops a silent client anyway.
+        let leave = Packet::Leave { token: self.token };
+        self.socket.send(&leave.encode()).ok();
+    }
+}
+
+/// The pages of one history answer.
+#[derive(Debug, Default)]
+struct Answer {
+    range: Option<(u64, u64)>,
+    got: BTreeSet<u64>,
+}
+
+impl Answer {
+    fn add(&mut self, first: u64, last: u64, messages: &[Message]) {
+        self.range = Some((first, last));
+        self.got.extend(messages.iter().map(|m| m.seq));
+    }
+
+    fn is_whole(&self) -> bool {
+        match self.range {
+            None => false,
+            Some((0, _)) => true,
+            Some((first, last)) => (first..=last).all(|s| self.got.contains(&s)),
+        }
+    }
+
+    /// Fails unless the answer is exactly `first..=last`.
+    fn check(&self, first: u64, last: u64, what: &str) -> Result<(), String> {
+        let got = (
+            self.got.first().copied(),
+            self.got.last().copied(),
+            self.got.len(),
+        );
+        let want = (Some(first), Some(last), (last + 1 - first) as usize);
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} was not seqs {first} to {last}: {} messages, {:?} to {:?}",
+                got.2, got.0, got.1
+            ))
+        }
+    }
+}
+
+fn connect(addr: SocketAddr) -> Result<UdpSocket, String> {
+    let socket = UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.connect(addr).map(|()| s))
+        .map_err(|e| format!("cannot open a client socket: {e}"))?;
+    Ok(socket)
+}
+
+fn send(socket: &UdpSocket, bytes: &[u8]) -> Result<(), String> {
+    socket
+        .send(bytes)
+        .map(drop)
+        .map_err(|e| format!("cannot send to the relay: {e}"))
+}
+
+/// The next datagram the relay sends that decodes, waiting until `deadline` at most.
+fn receive(socket: &UdpSocket, deadline: Instant) -> Result<Packet, String> {
+    let mut buf = [0u8; MAX_DATAGRAM + 1];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "no whole answer from the relay within {} s",
+                ANSWER_BOUND.as_secs()
+            ));
+        }
+        socket
+            .set_read_timeout(Some(left))
+            .map_err(|e| format!("cannot wait on a client socket: {e}"))?;
+        match socket.recv(&mut buf) {
+            Ok(n) => {
+                if let Ok(packet) = Packet::decode(&buf[..n]) {
+                    return Ok(packet);
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(format!("cannot receive from the relay: {e}")),
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! The datagram format: every packet of protocol version 1, encoded and decoded without I/O.
+//!
+//! docs/protocol.md is the reference for this folder; keep the two in step.
+//!
+//! | file | role |
+//! |---|---|
+//! | `mod.rs` | the limits, the packets and their parts, the packet types, [`DecodeError`]; [`Packet::encode`] and [`Packet::decode`] do the header and hand the rest to the packet's direction |
+//! | `to_relay.rs` | the client → relay packets: each one's fields written and read in the same order, and their sizes |
+//! | `to_client.rs` | the relay → client packets: each one's fields written and read in the same order, and their sizes |
+//! | `codec.rs` | what both directions write and read with: the header, integers, strings, lists, varints, message records |
+//! | `proof.rs` | [`Token`] and [`Proof`], the secrets datagrams carry |
+//! | `pack.rs` | [`pack`] and [`paginate`]: items into as few datagrams as they fit |
+//! | `tests.rs` | round trips, header errors, pages, varints and records |
+
+use std::fmt;
+
+use uuid::Uuid;
+
+use crate::proto::message::{Message, Millis};
+use codec::{Reader, Writer};
+
+mod codec;
+mod pack;
+mod proof;
+#[cfg(test)]
+mod tests;
+mod to_client;
+mod to_relay;
+
+pub use codec::message_len;
+pub use pack::{pack, paginate};
+pub use proof::{PROOF_LEN, Proof, Token};
+pub use to_client::{
+    ACK_HEADER, ACKED_LEN, HISTORY_HEADER, MESSAGES_HEADER, NAMES_HEADER, PRESENCE_HEADER,
+    change_len,
+};
+pub use to_relay::{SEND_HEADER, sent_len};
+
+/// First byte of every datagram.
+pub const MAGIC: u8 = 0x55;
+/// The protocol version this build speaks.
+pub const VERSION: u8 = 1;
+/// Largest UDP payload urc ever sends or accepts.
+pub const MAX_DATAGRAM: usize = 1200;
+/// Most messages a history request may ask for at once.
+pub const MAX_HISTORY_REQUEST: u16 = 1000;
+/// Bytes of a valid name at most (32 characters of up to 4 bytes).
+pub const MAX_NAME_BYTES: usize = 128;
+
+/// Why the relay refused something, as carried in an [`Packet::Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ErrorCode {
+    /// The datagram could not be understood.
+    Malformed = 1,
+    /// The name is in use by another client.
+    NameTaken = 2,
+    /// The name breaks the naming rules.
+    BadName = 3,
+    /// The relay has no session for this address and token: join again.
+    NotJoined = 4,
+    /// The message text breaks the text rules.
+    BadText = 5,
+    /// The relay could not store the message: send it again later.
+    Storage = 6,
+    /// The relay has no room for another client.
+    Full = 7,
+    /// Too many datagrams: slow down.
+    RateLimited = 8,
+}
+
+impl ErrorCode {
+    fn from_u8(b: u8) -> Option<Self> {
+        Some(match b {
+            1 => ErrorCode::Malformed,
+            2 => ErrorCode::NameTaken,
+            3 => ErrorCode::BadName,
+            4 => ErrorCode::NotJoined,
+            5 => ErrorCode::BadText,
+            6 => ErrorCode::Storage,
+            7 => ErrorCode::Full,
+            8 => ErrorCode::RateLimited,
+            _ => return None,
+        })
+    }
+}
+
+/// Why someone left the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum LeaveReason {
+    /// They said goodbye.
+    Quit = 0,
+    /// The relay heard nothing from them for too long.
+    TimedOut = 1,
+}
+
+/// One datagram of the protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Packet {
+    /// Client → relay: enter the room as `name` and receive the last `history` messages.
+    Join {
+        /// The name to be known by.
+        name: String,
+        /// How many recent messages to receive as history.
+        history: u16,
+        /// Random, chosen once per client process: a JOIN with the same instance is the same
+        /// client asking again (its WELCOME was lost, or its address changed).
+        instance: Uuid,
+        /// The cookie of the relay's last CHALLENGE to this address; empty at first.
+        cookie: Vec<u8>,
+    },
+    /// Client → relay: one or more chat messages, taken in the order they come.
+    Send {
+        /// The session's token.
+        token: Token,
+        /// The lowest csn the client has not seen acknowledged (at most the first message's
+        /// csn): everything below it is stored, so the relay need not wait for it.
+        base: u64,
+        /// The messages, 1 to 255.
+        messages: Vec<Sent>,
+    },
+    /// Client → relay: ask for stored messages.
+    History {
+        /// The session's token.
+        token: Token,
+        /// A number the client chose, echoed in every page of the answer (0 is the join
+        /// history's number: asking again for missing join history uses it).
+        req: u32,
+        /// First sequence number wanted, or 0 for "the latest `count`".
+        from: u64,
+        /// How many messages, at most [`MAX_HISTORY_REQUEST`].
+        count: u16,
+    },
+    /// Client → relay: ask who is in the room.
+    Who {
+        /// The session's token.
+        token: Token,
+        /// A number the client chose, echoed in the answer.
+        req: u32,
+    },
+    /// Client → relay: I am still here.
+    Ping {
+        /// The session's token.
+        token: Token,
+    },
+    /// Client → relay: I leave the room.
+    Leave {
+        /// The session's token.
+        token: Token,
+    },
+    /// Relay → client: you are in.
+    Welcome {
+        /// Carry this in every later datagram.
+        token: Token,
+        /// The name, as the relay registered it.
+        name: String,
+        /// The room's latest sequence number (0 when empty).
+        latest: u64,
+        /// Milliseconds of silence after which the relay drops a client.
+        timeout_ms: u32,
+    },
+    /// Relay → client: a request was refused.
+    Error {
+        /// What went wrong.
+        code: ErrorCode,
+        /// The message it concerns (nil when none).
+        id: Uuid,
+        /// A human-readable, one-line explanation.
+        message: String,
+    },
+    /// Relay → client: your messages are stored.
+    Ack {
+        /// The messages, 1 to 255.
+        acks: Vec<Acked>,
+    },
+    /// Relay → client: new messages from others, in sequence order.
+    Messages {
+        /// The messages.
+        messages: Vec<Message>,
+    },
+    /// Relay → client: one page of an answer to a history request or of the history sent on join.
+    HistoryPage {
+        /// The request it answers; 0 for the history sent on join.
+        req: u32,
+        /// First sequence number of the whole answer (0 when the answer is empty).
+        first: u64,
+        /// Last sequence number of the whole answer (0 when the answer is empty).
+        last: u64,
+        /// The messages in this page, in order.
+        messages: Vec<Message>,
+    },
+    /// Relay → client: people joined or left, in the order they did.
+    Presence {
+        /// The changes, 1 to 255.
+        changes: Vec<Change>,
+    },
+    /// Relay → client: one page of the room's names.
+    Names {
+        /// The request it answers.
+        req: u32,
+        /// How many names there are in all pages.
+        total: u16,
+        /// The names in this page.
+        names: Vec<String>,
+    },
+    /// Relay → client: prove that you receive at this address: send your JOIN again with this
+    /// cookie.
+    Challenge {
+        /// Opaque bytes, valid for a short time and for this address only.
+        cookie: Vec<u8>,
+    },
+    /// Relay → client: the answer to a ping, with the room's latest sequence number.
+    Pong {
+        /// The room's latest sequence number.
+        latest: u64,
+    },
+}
+
+impl Packet {
+    /// A SEND of one message: `csn`, `id` and `text`, with the session's `token` and `base`.
+    pub fn send_one(token: Token, base: u64, csn: u64, id: Uuid, text: &str) -> Packet {
+        Packet::Send {
+            token,
+            base,
+            messages: vec![Sent {
+                csn,
+                id,
+                text: text.to_owned(),
+            }],
+        }
+    }
+}
+
+/// One message of a [`Packet::Send`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// The client's count of messages in this session, from 1: the relay stores them in this
+    /// order.
+    pub csn: u64,
+    /// The message's unique id.
+    pub id: Uuid,
+    /// The text.
+    pub text: String,
+}
+
+/// One acknowledged message of a [`Packet::Ack`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acked {
+    /// The message's id.
+    pub id: Uuid,
+    /// The csn of the SEND this answers.
+    pub csn: u64,
+    /// Its place in the room's order.
+    pub seq: u64,
+    /// When the relay accepted it.
+    pub time: Millis,
+}
+
+/// One arrival or departure of a [`Packet::Presence`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// True for joined, false for left.
+    pub joined: bool,
+    /// Why they left (ignored for joined).
+    pub reason: LeaveReason,
+    /// Their name.
+    pub name: String,
+}
+
+mod kind {
+    pub const JOIN: u8 = 0x01;
+    pub const SEND: u8 = 0x02;
+    pub const HISTORY: u8 = 0x03;
+    pub const WHO: u8 = 0x04;
+    pub const PING: u8 = 0x05;
+    pub const LEAVE: u8 = 0x06;
+    pub const WELCOME: u8 = 0x81;
+    pub const ERROR: u8 = 0x82;
+    pub const ACK: u8 = 0x83;
+    pub const MESSAGES: u8 = 0x84;
+    pub const HISTORY_PAGE: u8 = 0x85;
+    pub const PRESENCE: u8 = 0x86;
+    pub const NAMES: u8 = 0x87;
+    pub const PONG: u8 = 0x88;
+    pub const CHALLENGE: u8 = 0x89;
+}
+
+/// Relay → client packet types have the high bit set.
+fn is_relay_kind(kind: u8) -> bool {
+    kind & 0x80 != 0
+}
+
+/// Why a datagram could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Shorter than its fields say.
+    Truncated,
+    /// Bytes left over after the last field.
+    Trailing,
+    /// Not urc (wrong first byte).
+    BadMagic,
+    /// A protocol version this build does not speak.
+    Version(u8),
+    /// An unknown packet type.
+    Kind(u8),
+    /// A string that is not UTF-8.
+    Utf8,
+    /// A field out of its range.
+    Field(&'static str),
+    /// Over [`MAX_DATAGRAM`] bytes.
+    TooLong,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Truncated => f.write_str("datagram truncated"),
+            DecodeError::Trailing => f.write_str("datagram has trailing bytes"),
+            DecodeError::BadMagic => f.write_str("not a urc datagram"),
+            DecodeError::Version(v) => write!(f, "unsupported protocol version {v}"),
+            DecodeError::Kind(k) => write!(f, "unknown packet type 0x{k:02x}"),
+            DecodeError::Utf8 => f.write_str("string is not valid utf-8"),
+            DecodeError::Field(name) => write!(f, "field {name} out of range"),
+            DecodeError::TooLong => write!(f, "datagram longer than {MAX_DATAGRAM} bytes"),
+        }
+    }
+}
+
+impl Packet {
+    /// Encodes the packet. Fields longer than the format allows are the caller's bug.
+    ///
+    /// # Panics
+    /// If a string or a list is longer than its length prefix can say.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::with_capacity(64));
+        let kind = self.kind();
+        w.head(kind);
+        if is_relay_kind(kind) {
+            to_client::encode(self, &mut w);
+        } else {
+            to_relay::encode(self, &mut w);
+        }
+        w.0
+    }
+
+    /// Decodes one datagram.
+    ///
+    /// # Errors
+    /// When the bytes are not exactly one valid packet.
+    pub fn decode(bytes: &[u8]) -> Result<Packet, DecodeError> {
+        if bytes.len() > MAX_DATAGRAM {
+            return Err(DecodeError::TooLong);
+        }
+        let mut r = Reader(bytes);
+        if r.u8()? != MAGIC {
+            return Err(DecodeError::BadMagic);
+        }
+        let version = r.u8()?;
+        if version != VERSION {
+            return Err(DecodeError::Version(version));
+        }
+        let kind = r.u8()?;
+        let packet = if is_relay_kind(kind) {
+            // The proof is checked by the client against what it knows (see `Proof::read`).
+            r.take(PROOF_LEN)?;
+            to_client::decode(kind, &mut r)?
+        } else {
+            to_relay::decode(kind, &mut r)?
+        };
+        if !r.0.is_empty() {
+            return Err(DecodeError::Trailing);
+        }
+        Ok(packet)
+    }
+
+    /// The packet's type, the third byte of its datagram.
+    fn kind(&self) -> u8 {
+        match self {
+            Packet::Join { .. } => kind::JOIN,
+            Packet::Send { .. } => kind::SEND,
+            Packet::History { .. } => kind::HISTORY,
+            Packet::Who { .. } => kind::WHO,
+            Packet::Ping { .. } => kind::PING,
+            Packet::Leave { .. } => kind::LEAVE,
+            Packet::Welcome { .. } => kind::WELCOME,
+            Packet::Error { .. } => kind::ERROR,
+            Packet::Ack { .. } => kind::ACK,
+            Packet::Messages { .. } => kind::MESSAGES,
+            Packet::HistoryPage { .. } => kind::HISTORY_PAGE,
+            Packet::Presence { .. } => kind::PRESENCE,
+            Packet::Names { .. } => kind::NAMES,
+            Packet::Pong { .. } => kind::PONG,
+            Packet::Challenge { .. } => kind::CHALLENGE,
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The relay → client packets (WELCOME, ERROR, ACK, MESSAGES, HISTORY_PAGE, PRESENCE, NAMES,
+//! PONG, CHALLENGE): their fields after the header and its proof, written and read in one
+//! file, in the same order, so that the two stay in step.
+
+use super::codec::{Reader, Writer};
+use super::proof::PROOF_LEN;
+use super::{Acked, Change, DecodeError, ErrorCode, LeaveReason, Packet, kind};
+use crate::proto::message::Millis;
+
+/// Bytes of an `Ack` datagram before its entries.
+pub const ACK_HEADER: usize = 3 + PROOF_LEN + 1;
+/// Bytes of a `Presence` datagram before its changes.
+pub const PRESENCE_HEADER: usize = 3 + PROOF_LEN + 1;
+/// Bytes of a `Messages` datagram before its messages.
+pub const MESSAGES_HEADER: usize = 3 + PROOF_LEN + 1;
+/// Bytes of a `HistoryPage` datagram before its messages.
+pub const HISTORY_HEADER: usize = 3 + PROOF_LEN + 4 + 8 + 8 + 1;
+/// Bytes of a `Names` datagram before its names.
+pub const NAMES_HEADER: usize = 3 + PROOF_LEN + 4 + 2 + 1;
+
+/// Bytes one entry takes inside an `Ack` datagram.
+pub const ACKED_LEN: usize = 16 + 8 + 8 + 8;
+
+/// Bytes one change takes inside a `Presence` datagram.
+pub fn change_len(c: &Change) -> usize {
+    1 + 1 + 1 + c.name.len()
+}
+
+/// Writes the fields of a relay → client packet, after its header and proof.
+///
+/// # Panics
+/// If `packet` is a client → relay packet: [`Packet::encode`] sends those to `to_relay`.
+pub(super) fn encode(packet: &Packet, w: &mut Writer) {
+    match packet {
+        Packet::Welcome {
+            token,
+            name,
+            latest,
+            timeout_ms,
+        } => {
+            w.token(token);
+            w.str8(name);
+            w.u64(*latest);
+            w.u32(*timeout_ms);
+        }
+        Packet::Error { code, id, message } => {
+            w.0.push(*code as u8);
+            w.uuid(id);
+            w.str16(message);
+        }
+        Packet::Ack { acks } => {
+            w.u8_len(acks.len());
+            for a in acks {
+                w.uuid(&a.id);
+                w.u64(a.csn);
+                w.u64(a.seq);
+                w.i64(a.time.0);
+            }
+        }
+        Packet::Messages { messages } => w.messages(messages),
+        Packet::HistoryPage {
+            req,
+            first,
+            last,
+            messages,
+        } => {
+            w.u32(*req);
+            w.u64(*first);
+            w.u64(*last);
+            w.messages(messages);
+        }
+        Packet::Presence { changes } => {
+            w.u8_len(changes.len());
+            for c in changes {
+                w.0.push(u8::from(c.joined));
+                w.0.push(c.reason as u8);
+                w.str8(&c.name);
+            }
+        }
+        Packet::Names { req, total, names } => {
+            w.u32(*req);
+            w.u16(*total);
+            w.u8_len(names.len());
+            for n in names {
+                w.str8(n);
+            }
+        }
+        Packet::Pong { latest } => w.u64(*latest),
+        Packet::Challenge { cookie } => w.bytes8(cookie),
+        other => unreachable!("not a relay → client packet: {other:?}"),
+    }
+}
+
+/// Reads the fields of the relay → client packet of type `kind`, after its header and proof.
+///
+/// # Errors
+/// When `kind` is no relay → client packet, or its fields are not valid.
+pub(super) fn decode(kind: u8, r: &mut Reader) -> Result<Packet, DecodeError> {
+    Ok(match kind {
+        kind::WELCOME => Packet::Welcome {
+            token: r.token()?,
+            name: r.str8()?,
+            latest: r.u64()?,
+            timeout_ms: r.u32()?,
+        },
+        kind::ERROR => Packet::Error {
+            code: ErrorCode::from_u8(r.u8()?).ok_or(DecodeError::Field("code"))?,
+            id: r.uuid()?,
+            message: r.str16()?,
+        },
+        kind::ACK => Packet::Ack {
+            acks: r.list(|r| {
+                Ok(Acked {
+                    id: r.uuid()?,
+                    csn: r.u64()?,
+                    seq: r.u64()?,
+                    time: Millis(r.i64()?),
+                })
+            })?,
+        },
+        kind::MESSAGES => Packet::Messages {
+            messages: r.messages()?,
+        },
+        kind::HISTORY_PAGE => Packet::HistoryPage {
+            req: r.u32()?,
+            first: r.u64()?,
+            last: r.u64()?,
+            messages: r.messages()?,
+        },
+        kind::PRESENCE => Packet::Presence {
+            changes: r.list(|r| {
+                let joined = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DecodeError::Field("joined")),
+                };
+                let reason = match r.u8()? {
+                    0 => LeaveReason::Quit,
+                    1 => LeaveReason::TimedOut,
+                    _ => return Err(DecodeError::Field("reason")),
+                };
+                Ok(Change {
+                    joined,
+                    reason,
+                    name: r.str8()?,
+                })
+            })?,
+        },
+        kind::NAMES => {
+            let req = r.u32()?;
+            let total = r.u16()?;
+            let n = r.u8()?;
+            let names = (0..n).map(|_| r.str8()).collect::<Result<_, _>>()?;
+            Packet::Names { req, total, names }
+        }
+        kind::PONG => Packet::Pong { latest: r.u64()? },
+        kind::CHALLENGE => Packet::Challenge {
+            cookie: r.bytes8()?,
+        },
+        other => return Err(DecodeError::Kind(other)),
+    })
+}

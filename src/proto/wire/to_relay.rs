@@ -1,0 +1,104 @@
+//! The client → relay packets (JOIN, SEND, HISTORY, WHO, PING, LEAVE): their fields after the
+//! header, written and read in one file, in the same order, so that the two stay in step.
+
+use super::codec::{Reader, Writer};
+use super::{DecodeError, Packet, Sent, kind};
+
+/// Bytes of a `Send` datagram before its messages.
+pub const SEND_HEADER: usize = 3 + 16 + 8 + 1;
+
+/// Bytes one message takes inside a `Send` datagram.
+pub fn sent_len(s: &Sent) -> usize {
+    8 + 16 + 2 + s.text.len()
+}
+
+/// Writes the fields of a client → relay packet, after its header.
+///
+/// # Panics
+/// If `packet` is a relay → client packet: [`Packet::encode`] sends those to `to_client`.
+pub(super) fn encode(packet: &Packet, w: &mut Writer) {
+    match packet {
+        Packet::Join {
+            name,
+            history,
+            instance,
+            cookie,
+        } => {
+            w.str8(name);
+            w.u16(*history);
+            w.uuid(instance);
+            w.bytes8(cookie);
+        }
+        Packet::Send {
+            token,
+            base,
+            messages,
+        } => {
+            w.token(token);
+            w.u64(*base);
+            w.u8_len(messages.len());
+            for m in messages {
+                w.u64(m.csn);
+                w.uuid(&m.id);
+                w.str16(&m.text);
+            }
+        }
+        Packet::History {
+            token,
+            req,
+            from,
+            count,
+        } => {
+            w.token(token);
+            w.u32(*req);
+            w.u64(*from);
+            w.u16(*count);
+        }
+        Packet::Who { token, req } => {
+            w.token(token);
+            w.u32(*req);
+        }
+        Packet::Ping { token } => w.token(token),
+        Packet::Leave { token } => w.token(token),
+        other => unreachable!("not a client → relay packet: {other:?}"),
+    }
+}
+
+/// Reads the fields of the client → relay packet of type `kind`, after its header.
+///
+/// # Errors
+/// When `kind` is no client → relay packet, or its fields are not valid.
+pub(super) fn decode(kind: u8, r: &mut Reader) -> Result<Packet, DecodeError> {
+    Ok(match kind {
+        kind::JOIN => Packet::Join {
+            name: r.str8()?,
+            history: r.u16()?,
+            instance: r.uuid()?,
+            cookie: r.bytes8()?,
+        },
+        kind::SEND => Packet::Send {
+            token: r.token()?,
+            base: r.u64()?,
+            messages: r.list(|r| {
+                Ok(Sent {
+                    csn: r.u64()?,
+                    id: r.uuid()?,
+                    text: r.str16()?,
+                })
+            })?,
+        },
+        kind::HISTORY => Packet::History {
+            token: r.token()?,
+            req: r.u32()?,
+            from: r.u64()?,
+            count: r.u16()?,
+        },
+        kind::WHO => Packet::Who {
+            token: r.token()?,
+            req: r.u32()?,
+        },
+        kind::PING => Packet::Ping { token: r.token()? },
+        kind::LEAVE => Packet::Leave { token: r.token()? },
+        other => return Err(DecodeError::Kind(other)),
+    })
+}

@@ -1,0 +1,222 @@
+//! The message log: one JSON object a line in `<data>/messages.jsonl`, appended and flushed.
+//!
+//! | file | role |
+//! |---|---|
+//! | `mod.rs` | [`Store`]: opening the log (every record checked, a torn end cut off), appending and flushing; the record's serialisation |
+//! | `file.rs` | [`LogFile`], what the log needs of its file, so that tests can make it fail |
+//! | `read.rs` | [`Store::read`]: records by sequence number, found by halving the file |
+//! | `tests.rs` | reopening, torn and damaged lines, failing disks, rotation, reads against a scan |
+
+use std::fmt;
+use std::fs::{self, OpenOptions};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::proto::message::Message;
+
+mod file;
+mod read;
+#[cfg(test)]
+mod tests;
+
+pub use file::LogFile;
+pub use read::MAX_READ;
+
+/// The log's file name inside the data directory.
+pub const LOG_FILE: &str = "messages.jsonl";
+
+/// Why the log could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The file or directory could not be read or created.
+    Io {
+        /// The path concerned.
+        path: PathBuf,
+        /// What the system said.
+        error: io::Error,
+    },
+    /// A complete line in the log is not a valid record.
+    Corrupt {
+        /// The log.
+        path: PathBuf,
+        /// The line's number, from 1.
+        line: u64,
+        /// What is wrong with it.
+        error: String,
+    },
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Io { path, error } => {
+                write!(f, "cannot open {}: {error}", path.display())
+            }
+            OpenError::Corrupt { path, line, error } => write!(
+                f,
+                "{}:{line}: invalid record ({error}): start with --repair-log to put a placeholder in its place (the damaged file is kept), or repair it by hand",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+/// The open log.
+#[derive(Debug)]
+pub struct Store {
+    path: PathBuf,
+    file: Box<dyn LogFile>,
+    /// Bytes of whole records in the file.
+    len: u64,
+    /// The sequence number of the file's first record (1 unless the log was rotated).
+    first_seq: u64,
+}
+
+/// What opening the log found.
+#[derive(Debug)]
+pub struct Opened {
+    /// The log, ready to append.
+    pub store: Store,
+    /// The last records, oldest first.
+    pub tail: Vec<Message>,
+    /// Bytes of an incomplete last line that were cut off, if any.
+    pub torn: Option<u64>,
+}
+
+impl Store {
+    /// Opens (or creates) the log in `dir`, checks every record and returns the last `keep`.
+    /// An incomplete last line, left by a crash in the middle of a write, is cut off.
+    ///
+    /// # Errors
+    /// When the directory or file cannot be used, or a complete line is not a valid record
+    /// following the one before it.
+    pub fn open(dir: &Path, keep: usize) -> Result<Opened, OpenError> {
+        let io_err = |path: &Path| {
+            let path = path.to_owned();
+            move |error| OpenError::Io { path, error }
+        };
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let path = dir.join(LOG_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        let mut tail = std::collections::VecDeque::new();
+        let mut reader = BufReader::with_capacity(1 << 20, &file);
+        let mut line = Vec::new();
+        let mut len = 0u64;
+        let mut number = 0u64;
+        let mut torn = None;
+        let mut last_seq = 0u64;
+        let mut first_seq = 1u64;
+        loop {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line).map_err(io_err(&path))?;
+            if n == 0 {
+                break;
+            }
+            number += 1;
+            if line.last() != Some(&b'\n') {
+                torn = Some(n as u64);
+                break;
+            }
+            let corrupt = |error: String| OpenError::Corrupt {
+                path: path.clone(),
+                line: number,
+                error,
+            };
+            let m: Message = serde_json::from_slice(&line).map_err(|e| corrupt(e.to_string()))?;
+            if number == 1 && m.seq >= 1 {
+                // A log may begin after an archived part (see docs/operations.md): the
+                // sequence goes on from its first record.
+                first_seq = m.seq;
+                last_seq = m.seq - 1;
+            }
+            if m.seq != last_seq + 1 {
+                return Err(corrupt(format!(
+                    "seq {} where {} was expected",
+                    m.seq,
+                    last_seq + 1
+                )));
+            }
+            last_seq = m.seq;
+            len += n as u64;
+            tail.push_back(m);
+            if tail.len() > keep {
+                tail.pop_front();
+            }
+        }
+        drop(reader);
+        if torn.is_some() {
+            file.set_len(len).map_err(io_err(&path))?;
+            file.sync_data().map_err(io_err(&path))?;
+        }
+        file.seek(SeekFrom::End(0)).map_err(io_err(&path))?;
+        Ok(Opened {
+            store: Store {
+                path,
+                file: Box::new(file),
+                len,
+                first_seq,
+            },
+            tail: tail.into(),
+            torn,
+        })
+    }
+
+    /// Uses `file` for appending from now on (tests put a failing file here).
+    pub fn replace_file(&mut self, file: Box<dyn LogFile>) {
+        self.file = file;
+    }
+
+    /// The sequence number of the log's first record (1 unless the log was rotated).
+    pub fn first_seq(&self) -> u64 {
+        self.first_seq
+    }
+
+    /// The log's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `messages` and flushes them to stable storage (fdatasync) before returning.
+    /// On failure the file is cut back to its last whole record.
+    ///
+    /// # Errors
+    /// When writing or flushing fails; nothing of `messages` then counts as stored.
+    pub fn append<'a>(
+        &mut self,
+        messages: impl IntoIterator<Item = &'a Message>,
+    ) -> io::Result<()> {
+        let messages = messages.into_iter();
+        let mut buf = Vec::with_capacity(messages.size_hint().0 * 128);
+        for m in messages {
+            write_record(&mut buf, m)?;
+        }
+        let result = self.file.append(&buf).and_then(|()| self.file.sync());
+        match result {
+            Ok(()) => {
+                self.len += buf.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // Best effort: a half-written record must not stay in front of the next one.
+                let _ = self.file.truncate(self.len);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Serialises one record as the log stores it: one JSON object and a newline.
+///
+/// # Errors
+/// When `out` cannot take it.
+pub fn write_record(out: &mut impl Write, m: &Message) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, m).map_err(io::Error::other)?;
+    out.write_all(b"\n")
+}
