@@ -16,8 +16,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use urc::proto::message::{Message, Millis};
 use urc::proto::wire::{
-    Acked, Change, DecodeError, ErrorCode, LeaveReason, MAGIC, MAX_DATAGRAM, Packet, Proof, Sent,
-    Token, VERSION,
+    Acked, Change, DecodeError, ErrorCode, LeaveReason, MAGIC, MAX_CSN, MAX_DATAGRAM, Packet, Proof,
+    Sent, Token, VERSION,
 };
 use urc::relay::Config;
 use uuid::Uuid;
@@ -90,9 +90,19 @@ fn reason() -> impl Strategy<Value = LeaveReason> {
     prop_oneof![Just(LeaveReason::Quit), Just(LeaveReason::TimedOut)]
 }
 
+/// A csn or base the format carries (1 to 2^63 − 1), often at its extremes.
+fn csn() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        Just(1),
+        Just(MAX_CSN),
+        Just(MAX_CSN - 1),
+        1..=MAX_CSN,
+    ]
+}
+
 /// One message of a SEND, its text at most `max` bytes.
 fn sent(max: usize) -> impl Strategy<Value = Sent> {
-    (any::<u64>(), uuid(), text(max)).prop_map(|(csn, id, text)| Sent { csn, id, text })
+    (csn(), uuid(), text(max)).prop_map(|(csn, id, text)| Sent { csn, id, text })
 }
 
 /// One change of a PRESENCE, its name at most `max` bytes.
@@ -117,7 +127,7 @@ fn packet() -> impl Strategy<Value = Packet> {
         ),
         (
             token(),
-            any::<u64>(),
+            csn(),
             prop_oneof![
                 vec(sent(1100), 1..=1),
                 vec(sent(30), 1..30),

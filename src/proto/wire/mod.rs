@@ -34,7 +34,7 @@ pub use to_client::{
     ACK_HEADER, ACKED_LEN, HISTORY_HEADER, MESSAGES_HEADER, NAMES_HEADER, PRESENCE_HEADER,
     change_len,
 };
-pub use to_relay::{SEND_HEADER, sent_len};
+pub use to_relay::{MAX_CSN, SEND_HEADER, sent_len};
 
 /// First byte of every datagram.
 pub const MAGIC: u8 = 0x55;

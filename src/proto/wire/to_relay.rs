@@ -4,6 +4,10 @@
 use super::codec::{Reader, Writer};
 use super::{DecodeError, Packet, Sent, kind};
 
+/// The largest csn and base a SEND may carry, 2^63 − 1: a client counts from 1 and never gets
+/// near it, and below it a session's next csn (one more than the last) is always a number.
+pub const MAX_CSN: u64 = i64::MAX as u64;
+
 /// Bytes of a `Send` datagram before its messages.
 pub const SEND_HEADER: usize = 3 + 16 + 8 + 1;
 
@@ -78,10 +82,10 @@ pub(super) fn decode(kind: u8, r: &mut Reader) -> Result<Packet, DecodeError> {
         },
         kind::SEND => Packet::Send {
             token: r.token()?,
-            base: r.u64()?,
+            base: csn(r, "base")?,
             messages: r.list(|r| {
                 Ok(Sent {
-                    csn: r.u64()?,
+                    csn: csn(r, "csn")?,
                     id: r.uuid()?,
                     text: r.str16()?,
                 })
@@ -101,4 +105,12 @@ pub(super) fn decode(kind: u8, r: &mut Reader) -> Result<Packet, DecodeError> {
         kind::LEAVE => Packet::Leave { token: r.token()? },
         other => return Err(DecodeError::Kind(other)),
     })
+}
+
+/// A csn or base: 1 to [`MAX_CSN`].
+fn csn(r: &mut Reader, field: &'static str) -> Result<u64, DecodeError> {
+    match r.u64()? {
+        v @ 1..=MAX_CSN => Ok(v),
+        _ => Err(DecodeError::Field(field)),
+    }
 }
