@@ -6,7 +6,7 @@
 //! sim <name>` runs that seed alone (`URC_SIM_SEED=0..500` searches further than the defaults;
 //! `URC_SIM_TRACE=1` and `URC_SIM_DUMP=<client name>` show what happened, with `--nocapture`).
 
-#[path = "sim/net.rs"]
+#[path = "sim/net/mod.rs"]
 mod net;
 
 use std::collections::HashSet;
