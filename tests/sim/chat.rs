@@ -2,11 +2,12 @@
 //! all is settled, chatting in bursts, and a log from before the simulation.
 
 use std::ops::Range;
+use std::time::Duration;
 
 use urc::proto::message::{Message, Millis};
 use uuid::Uuid;
 
-use crate::net::{Conditions, Net, Rng, ms, secs};
+use crate::net::{Conditions, Net, Restart, Rng, ms, secs};
 
 /// A chat line with Chinese in it, unique per sender and number.
 pub fn text(name: &str, k: usize) -> String {
@@ -79,6 +80,45 @@ pub fn enter_all<const N: usize>(net: &mut Net, names: [&str; N]) -> [usize; N] 
     clients
 }
 
+/// Starts a client for each of `names` at the same instant, without join history, then runs
+/// until every client is in the room, for 60 s of simulated time at most: over a lossy
+/// network a join may take a few tries.
+pub fn join_together(net: &mut Net, names: &[&str]) -> Vec<usize> {
+    let clients = names.iter().map(|n| net.join(n, 0)).collect();
+    net.run_until(secs(60), "all joined", Net::all_joined);
+    clients
+}
+
+/// A quiet room with alice and bob in it, in which alice has said her lines `said` and
+/// everyone has seen them: where many regressions start. Returns the net, alice and bob.
+pub fn alice_and_bob(seed: u64, said: Range<usize>) -> (Net, usize, usize) {
+    let mut net = Net::quiet(seed);
+    let [a, b] = enter_all(&mut net, ["alice", "bob"]);
+    say_lines(&mut net, a, said);
+    settle(&mut net);
+    (net, a, b)
+}
+
+/// Client `i` says its lines `numbers` while deaf, so that the relay stores them but their
+/// acknowledgements are lost; once the log holds them (within `limit` of simulated time), the
+/// relay restarts cleanly and `i` hears again. Returns the lines' ids.
+pub fn say_unacknowledged_then_restart(
+    net: &mut Net,
+    i: usize,
+    numbers: Range<usize>,
+    limit: Duration,
+) -> Vec<Uuid> {
+    net.nodes[i].deaf = true;
+    let ids = say_lines(net, i, numbers);
+    let stored = net.store.len() + ids.len();
+    net.run_until(limit, &format!("{stored} stored"), |n| {
+        n.store.len() == stored
+    });
+    net.restart_relay(Restart::Clean);
+    net.nodes[i].deaf = false;
+    ids
+}
+
 /// Random conditions within the bounds of the lossy tests.
 pub fn rough(rng: &mut Rng, loss: std::ops::RangeInclusive<u64>) -> Conditions {
     Conditions {
@@ -91,12 +131,7 @@ pub fn rough(rng: &mut Rng, loss: std::ops::RangeInclusive<u64>) -> Conditions {
 
 /// Each sender queues its messages numbered `numbers`, in bursts of 1 to 20, the senders
 /// taking turns at random, with pauses of up to 1.5 s between bursts.
-pub fn chat_in_bursts(
-    net: &mut Net,
-    rng: &mut Rng,
-    senders: &[usize],
-    numbers: std::ops::Range<usize>,
-) {
+pub fn chat_in_bursts(net: &mut Net, rng: &mut Rng, senders: &[usize], numbers: Range<usize>) {
     let mut next = vec![numbers.start; senders.len()];
     while next.iter().any(|&n| n < numbers.end) {
         let k = rng.range(0, senders.len() as u64 - 1) as usize;

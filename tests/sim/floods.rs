@@ -20,19 +20,14 @@ use crate::net::{Conditions, Net, Rng, ms, secs, seeds};
 /// other as quickly as in a quiet room.
 #[test]
 fn a_flood_is_held_to_the_rate_and_others_go_on_unhindered() {
-    let cond = Conditions {
-        delay: ms(20),
-        jitter: ms(10),
-        loss: 0,
-        duplicate: 0,
-    };
+    let cond = Conditions::jittery(ms(20), ms(10));
     let config = relay::Config::default();
     let mut worst = Duration::ZERO;
     for seed in seeds(0..3) {
         let mut rng = Rng::new(seed ^ 0xf100d);
         let mut net = Net::new(seed, cond, config.clone());
         let [a, b, f] = enter_all(&mut net, ["alice", "bob", "flood"]);
-        let token = net.nodes[f].welcomes()[0].0;
+        let token = net.nodes[f].first_token();
         let flood_addr = net.nodes[f].addr;
         let start = net.now;
         let duration = secs(10);
@@ -68,10 +63,9 @@ fn a_flood_is_held_to_the_rate_and_others_go_on_unhindered() {
         for (id, i, at) in &human {
             let other = if *i == a { b } else { a };
             let acked = net.nodes[*i].ack_time(*id).expect("acknowledged");
-            let shown = (net.nodes[other].live().iter())
-                .find(|s| s.message.id == *id)
-                .expect("shown to the other")
-                .at;
+            let shown = net.nodes[other]
+                .shown_live_at(*id)
+                .expect("shown to the other");
             worst = worst.max(acked - *at).max(shown - *at);
         }
         assert!(human.len() >= 10);
@@ -101,12 +95,7 @@ fn a_flood_is_held_to_the_rate_and_others_go_on_unhindered() {
 /// the while, is not held up.
 #[test]
 fn a_long_paste_is_taken_at_the_rate_in_order() {
-    let cond = Conditions {
-        delay: ms(20),
-        jitter: ms(10),
-        loss: 2,
-        duplicate: 0,
-    };
+    let cond = Conditions::jittery(ms(20), ms(10)).losing(2);
     let config = relay::Config::default();
     for seed in seeds(0..2) {
         let mut rng = Rng::new(seed ^ 0x9a57e);
@@ -126,9 +115,7 @@ fn a_long_paste_is_taken_at_the_rate_in_order() {
         settle_and_check(&mut net, (lines + human.len()) as u64);
         assert_eq!(stored_texts(&net, "paster").len(), lines);
         let ideal = (lines as f64 - config.burst) / config.rate;
-        let sends = (net.nodes[p].reached_relay.iter())
-            .filter(|(_, m)| matches!(m, Packet::Send { .. }))
-            .count();
+        let sends = net.nodes[p].sends();
         // Told once, as one episode of sending too fast (the ERROR may be lost on its way).
         let paster = net.nodes[p].addr;
         let relay_told = net.errors_sent_to(paster, ErrorCode::RateLimited).len();
@@ -138,13 +125,7 @@ fn a_long_paste_is_taken_at_the_rate_in_order() {
         // When alice showed her own message: once acknowledged (or, the ACK lost, once the
         // gap it left in her stream was repaired).
         let worst = (human.iter())
-            .map(|(id, at)| {
-                let shown = net.nodes[a]
-                    .live()
-                    .into_iter()
-                    .find(|s| s.message.id == *id);
-                shown.expect("shown").at - *at
-            })
+            .map(|(id, at)| net.nodes[a].shown_live_at(*id).expect("shown") - *at)
             .max()
             .unwrap();
         println!(
@@ -165,7 +146,7 @@ fn a_request_flood_is_answered_at_the_request_rate() {
     for seed in seeds(0..1) {
         let mut net = Net::with_log(seed, Conditions::QUIET, config.clone(), old_log(200, 100));
         let [a, f] = enter_all(&mut net, ["alice", "asker"]);
-        let token = net.nodes[f].welcomes()[0].0;
+        let token = net.nodes[f].first_token();
         let flood_addr = net.nodes[f].addr;
         let start = net.now;
         let duration = secs(5);

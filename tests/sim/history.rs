@@ -12,12 +12,7 @@ use crate::net::{Conditions, Net, ms, secs, seeds};
 #[test]
 fn join_history_comes_first_and_in_order() {
     // Jitter lets live messages overtake the pages of join history: they must wait.
-    let cond = Conditions {
-        delay: ms(5),
-        jitter: ms(40),
-        loss: 0,
-        duplicate: 0,
-    };
+    let cond = Conditions::jittery(ms(5), ms(40));
     for seed in seeds(0..8) {
         let mut net = Net::with_log(seed, cond, relay::Config::default(), old_log(30, 60));
         let zero = enter(&mut net, "zero");
@@ -90,12 +85,9 @@ fn long_history_arrives_whole_in_pages() {
 
 #[test]
 fn long_history_survives_loss() {
-    let cond = Conditions {
-        delay: ms(20),
-        jitter: ms(30),
-        loss: 10,
-        duplicate: 5,
-    };
+    let cond = Conditions::jittery(ms(20), ms(30))
+        .losing(10)
+        .duplicating(5);
     let runs = seeds(0..8);
     let mut complete = 0;
     for &seed in &runs {

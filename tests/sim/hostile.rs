@@ -4,10 +4,9 @@
 use urc::client::Event;
 use urc::proto::message::{Message, Millis};
 use urc::proto::wire::{Acked, Change, ErrorCode, LeaveReason, Packet, Token};
-use urc::relay;
 use uuid::Uuid;
 
-use crate::chat::{enter_all, say, say_lines, settle};
+use crate::chat::{alice_and_bob, enter_all, say, settle};
 use crate::checks::{notices, presence, sessions, settle_and_check};
 use crate::net::{Conditions, Net, Rng, ms, secs, seeds};
 
@@ -26,7 +25,7 @@ fn a_refused_text_is_refused_again_when_sent_again() {
     for seed in seeds(0..1) {
         let mut net = Net::quiet(seed);
         let [a, raw] = enter_all(&mut net, ["alice", "raw"]);
-        let token = net.nodes[raw].welcomes()[0].0;
+        let token = net.nodes[raw].first_token();
         let send = |csn: u64, id: Uuid, text: &str| Packet::send_one(token, 1, csn, id, text);
 
         // A control character; the first refusal is lost.
@@ -83,11 +82,8 @@ fn a_refused_text_is_refused_again_when_sent_again() {
 #[test]
 fn forged_datagrams_from_a_members_address_change_nothing() {
     for seed in seeds(0..1) {
-        let mut net = Net::quiet(seed);
-        let [a, b] = enter_all(&mut net, ["alice", "bob"]);
-        say_lines(&mut net, a, 0..3);
-        settle(&mut net);
-        let token = net.nodes[a].welcomes()[0].0;
+        let (mut net, a, b) = alice_and_bob(seed, 0..3);
+        let token = net.nodes[a].first_token();
         let mut near = token;
         near.0[15] ^= 1;
         let events = (net.nodes[a].events.len(), net.nodes[b].events.len());
@@ -305,15 +301,10 @@ fn garbage(rng: &mut Rng) -> Vec<u8> {
 /// and alice and bob lose nothing.
 #[test]
 fn garbage_from_everywhere_changes_nothing() {
-    let cond = Conditions {
-        delay: ms(15),
-        jitter: ms(20),
-        loss: 5,
-        duplicate: 5,
-    };
+    let cond = Conditions::jittery(ms(15), ms(20)).losing(5).duplicating(5);
     for seed in seeds(0..3) {
         let mut rng = Rng::new(seed ^ 0x6a7b);
-        let mut net = Net::new(seed, cond, relay::Config::default());
+        let mut net = Net::under(seed, cond);
         let [a, b] = enter_all(&mut net, ["alice", "bob"]);
         let strangers: Vec<std::net::SocketAddr> = (0..300u64)
             .map(|k| match k % 3 {

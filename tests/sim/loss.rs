@@ -2,9 +2,8 @@
 //! written, nothing acknowledged is lost and nothing is stored twice; a seed replays its run.
 
 use urc::proto::wire::{ErrorCode, Packet};
-use urc::relay;
 
-use crate::chat::{chat_in_bursts, lines, rough, settle};
+use crate::chat::{chat_in_bursts, join_together, lines, rough, settle};
 use crate::checks::{check_history_part, notices, settle_and_check, stored_texts};
 use crate::net::{Conditions, Net, Rng, ms, secs, seeds};
 
@@ -14,12 +13,11 @@ use crate::net::{Conditions, Net, Rng, ms, secs, seeds};
 fn lossy_run(seed: u64) -> Net {
     let mut rng = Rng::new(seed ^ 0x5eed);
     let cond = rough(&mut rng, 0..=30);
-    let mut net = Net::new(seed, cond, relay::Config::default());
+    let mut net = Net::under(seed, cond);
     // Half the runs write the log in batches, so retransmissions meet uncommitted messages.
     net.flush_delay = ms(rng.range(0, 1) * 5);
     let names = ["ann", "张伟", "cat", "dan"];
-    let clients: Vec<usize> = names[..3].iter().map(|n| net.join(n, 0)).collect();
-    net.run_until(secs(60), "all joined", Net::all_joined);
+    let clients = join_together(&mut net, &names[..3]);
     let senders = &clients[..rng.range(2, 3) as usize];
     chat_in_bursts(&mut net, &mut rng, senders, 0..15);
     let late = net.join(names[3], 10);
@@ -55,18 +53,14 @@ fn a_seed_replays_the_same_run() {
 /// to everyone once, over a network that loses, duplicates and reorders.
 #[test]
 fn while_the_log_cannot_be_written_nothing_is_acknowledged_and_then_all_is() {
-    let cond = Conditions {
-        delay: ms(15),
-        jitter: ms(25),
-        loss: 10,
-        duplicate: 5,
-    };
+    let cond = Conditions::jittery(ms(15), ms(25))
+        .losing(10)
+        .duplicating(5);
     for seed in seeds(0..6) {
         let mut rng = Rng::new(seed ^ 0xd15c);
-        let mut net = Net::new(seed, cond, relay::Config::default());
+        let mut net = Net::under(seed, cond);
         net.flush_delay = ms(seed % 2 * 5);
-        let clients: Vec<usize> = ["ann", "bo", "曹"].iter().map(|n| net.join(n, 0)).collect();
-        net.run_until(secs(60), "all joined", Net::all_joined);
+        let clients = join_together(&mut net, &["ann", "bo", "曹"]);
         let senders = &clients[..2];
         chat_in_bursts(&mut net, &mut rng, senders, 0..10);
         settle(&mut net);

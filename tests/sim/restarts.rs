@@ -5,7 +5,10 @@ use urc::proto::wire::{Acked, ErrorCode, Packet, Proof};
 use urc::relay;
 use uuid::Uuid;
 
-use crate::chat::{chat_in_bursts, enter_all, joined, lines, rough, say, say_lines, settle};
+use crate::chat::{
+    alice_and_bob, chat_in_bursts, enter_all, join_together, joined, lines, rough, say, say_lines,
+    say_unacknowledged_then_restart, settle,
+};
 use crate::checks::{
     check_everything, errors, notices, presence, sessions, settle_and_check, stored_texts,
 };
@@ -23,8 +26,7 @@ fn relay_restart_loses_and_repeats_nothing() {
         };
         let mut net = Net::new(seed, cond, config);
         net.flush_delay = ms(5);
-        let clients: Vec<usize> = ["ann", "bo", "曹"].iter().map(|n| net.join(n, 0)).collect();
-        net.run_until(secs(60), "all joined", Net::all_joined);
+        let clients = join_together(&mut net, &["ann", "bo", "曹"]);
         chat_in_bursts(&mut net, &mut rng, &clients, 0..10);
         // Every client has a window of messages in flight when the relay goes.
         for &i in &clients {
@@ -68,10 +70,7 @@ fn relay_restart_loses_and_repeats_nothing() {
 #[test]
 fn fan_out_that_overtakes_the_welcome_waits_for_it() {
     for seed in seeds(0..1) {
-        let mut net = Net::quiet(seed);
-        let [a, b] = enter_all(&mut net, ["alice", "bob"]);
-        say(&mut net, a, 0);
-        settle(&mut net);
+        let (mut net, a, b) = alice_and_bob(seed, 0..1);
         net.restart_relay(Restart::Clean);
         // Bob rejoins first, and his welcome takes 300 ms more: alice's next message, sent
         // once she rejoined too, overtakes it.
@@ -98,10 +97,7 @@ fn fan_out_that_overtakes_the_welcome_waits_for_it() {
 #[test]
 fn a_late_welcome_from_an_old_relay_is_ignored() {
     for seed in seeds(0..1) {
-        let mut net = Net::quiet(seed);
-        let [a, _] = enter_all(&mut net, ["alice", "bob"]);
-        say_lines(&mut net, a, 0..5);
-        settle(&mut net);
+        let (mut net, a, _) = alice_and_bob(seed, 0..5);
         net.restart_relay(Restart::Clean);
         say_lines(&mut net, a, 5..10);
         settle(&mut net);
@@ -126,20 +122,11 @@ fn a_late_welcome_from_an_old_relay_is_ignored() {
 fn a_rejoin_resends_what_was_stored_unacknowledged() {
     // Alice's messages are stored but their acknowledgements lost; the relay restarts; she
     // rejoins and sends them again, numbered afresh, and the network reorders them.
-    let cond = Conditions {
-        delay: ms(10),
-        jitter: ms(30),
-        loss: 0,
-        duplicate: 0,
-    };
+    let cond = Conditions::jittery(ms(10), ms(30));
     for seed in seeds(0..8) {
-        let mut net = Net::new(seed, cond, relay::Config::default());
+        let mut net = Net::under(seed, cond);
         let [a, _] = enter_all(&mut net, ["alice", "bob"]);
-        net.nodes[a].deaf = true;
-        say_lines(&mut net, a, 0..5);
-        net.run_until(secs(60), "5 stored", |n| n.store.len() == 5);
-        net.restart_relay(Restart::Clean);
-        net.nodes[a].deaf = false;
+        say_unacknowledged_then_restart(&mut net, a, 0..5, secs(60));
         say_lines(&mut net, a, 5..10);
         settle_and_check(&mut net, 10);
     }
@@ -150,10 +137,7 @@ fn a_stray_not_joined_keeps_the_session() {
     // An ERROR NotJoined that answers a datagram of an older session (late in the network)
     // makes the client join again; the relay still has its session.
     for seed in seeds(0..1) {
-        let mut net = Net::quiet(seed);
-        let [a, _] = enter_all(&mut net, ["alice", "bob"]);
-        say_lines(&mut net, a, 0..3);
-        settle(&mut net);
+        let (mut net, a, _) = alice_and_bob(seed, 0..3);
         let stray = Packet::Error {
             code: ErrorCode::NotJoined,
             id: Uuid::nil(),
@@ -167,7 +151,7 @@ fn a_stray_not_joined_keeps_the_session() {
         // A NotJoined proves itself with the token of the datagram it refuses: this one
         // answers a datagram of alice's, sent from an address the relay no longer knows her
         // at, say.
-        let token = net.nodes[a].welcomes()[0].0;
+        let token = net.nodes[a].first_token();
         net.inject(a, &stray, Proof::of_token(&token));
         say_lines(&mut net, a, 4..6);
         settle_and_check(&mut net, 6);
@@ -184,16 +168,9 @@ fn a_stray_not_joined_keeps_the_session() {
 #[test]
 fn a_late_ack_from_an_earlier_session_does_not_skip_a_csn() {
     for seed in seeds(0..1) {
-        let mut net = Net::quiet(seed);
-        let [a, _] = enter_all(&mut net, ["alice", "bob"]);
-        say(&mut net, a, 0);
-        settle(&mut net);
+        let (mut net, a, _) = alice_and_bob(seed, 0..1);
         // Stored as csns 2 and 3 of the first session; the acknowledgements are held back.
-        net.nodes[a].deaf = true;
-        let late = say_lines(&mut net, a, 1..3);
-        net.run_until(secs(5), "3 stored", |n| n.store.len() == 3);
-        net.restart_relay(Restart::Clean);
-        net.nodes[a].deaf = false;
+        let late = say_unacknowledged_then_restart(&mut net, a, 1..3, secs(5));
         net.run_until(secs(10), "alice has a new session", |n| {
             n.relay_has("alice")
         });
@@ -203,7 +180,7 @@ fn a_late_ack_from_an_earlier_session_does_not_skip_a_csn() {
         joined(&mut net, a);
         net.nodes[a].mute = false;
         // Stamped with the first session's token, as the first relay sent them.
-        let first_session = Proof::of_token(&net.nodes[a].welcomes()[0].0);
+        let first_session = Proof::of_token(&net.nodes[a].first_token());
         for (k, id) in late.iter().enumerate() {
             let m = &net.store[k + 1];
             assert_eq!(m.id, *id);
@@ -232,14 +209,11 @@ fn a_late_ack_from_an_earlier_session_does_not_skip_a_csn() {
 /// join, and the burst it had in flight is stored once, in order.
 #[test]
 fn a_client_that_changes_address_keeps_its_session() {
-    let cond = Conditions {
-        delay: ms(10),
-        jitter: ms(20),
-        loss: 10,
-        duplicate: 5,
-    };
+    let cond = Conditions::jittery(ms(10), ms(20))
+        .losing(10)
+        .duplicating(5);
     for seed in seeds(0..8) {
-        let mut net = Net::new(seed, cond, relay::Config::default());
+        let mut net = Net::under(seed, cond);
         // Half the runs write the log slowly: the session moves while messages of it wait to
         // be committed, and their acknowledgements and fan-out must follow it.
         net.flush_delay = ms(seed % 2 * 400);
@@ -309,10 +283,7 @@ fn a_client_that_changes_address_keeps_its_session() {
 #[test]
 fn a_new_process_on_the_same_address_gets_a_new_session() {
     for seed in seeds(0..1) {
-        let mut net = Net::quiet(seed);
-        let [a, b] = enter_all(&mut net, ["alice", "bob"]);
-        say_lines(&mut net, a, 0..5);
-        settle(&mut net);
+        let (mut net, a, b) = alice_and_bob(seed, 0..5);
         // The process dies with three messages on their way (they are stored, their
         // acknowledgements reach the new process); the new one starts at once.
         say_lines(&mut net, a, 5..8);

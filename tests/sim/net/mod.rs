@@ -81,6 +81,33 @@ impl Conditions {
         loss: 0,
         duplicate: 0,
     };
+
+    /// `delay` each way and up to `jitter` more, so that datagrams overtake each other; none
+    /// lost or doubled (see [`Conditions::losing`], [`Conditions::duplicating`]).
+    pub const fn jittery(delay: Duration, jitter: Duration) -> Conditions {
+        Conditions {
+            delay,
+            jitter,
+            loss: 0,
+            duplicate: 0,
+        }
+    }
+
+    /// These conditions, losing `percent` of the datagrams.
+    pub const fn losing(self, percent: u32) -> Conditions {
+        Conditions {
+            loss: percent,
+            ..self
+        }
+    }
+
+    /// These conditions, delivering `percent` of the datagrams twice.
+    pub const fn duplicating(self, percent: u32) -> Conditions {
+        Conditions {
+            duplicate: percent,
+            ..self
+        }
+    }
 }
 
 /// How the relay stops before it starts again.
@@ -152,6 +179,11 @@ impl Net {
     /// default configuration and an empty log: the room most regressions start from.
     pub fn quiet(seed: u64) -> Self {
         Net::new(seed, Conditions::QUIET, relay::Config::default())
+    }
+
+    /// A net over `cond`, with a relay of the default configuration and an empty log.
+    pub fn under(seed: u64, cond: Conditions) -> Self {
+        Net::new(seed, cond, relay::Config::default())
     }
 
     /// A net whose relay starts from `log`, messages stored before the simulation.

@@ -124,9 +124,29 @@ impl Node {
             .collect()
     }
 
+    /// The token of the first session the relay welcomed this client into: what the tests
+    /// forge or hand-write its datagrams with.
+    pub fn first_token(&self) -> Token {
+        self.welcomes().first().expect("welcomed").0
+    }
+
     /// The seq the first welcome announced: live delivery starts after it.
     pub fn joined_at(&self) -> u64 {
         self.welcomes().first().expect("welcomed").1
+    }
+
+    /// When this client showed message `id` live, if it did.
+    pub fn shown_live_at(&self, id: Uuid) -> Option<Instant> {
+        (self.live().iter())
+            .find(|s| s.message.id == id)
+            .map(|s| s.at)
+    }
+
+    /// How many SENDs of this client reached the relay, retransmissions included.
+    pub fn sends(&self) -> usize {
+        (self.reached_relay.iter())
+            .filter(|(_, p)| matches!(p, Packet::Send { .. }))
+            .count()
     }
 
     /// When an acknowledgement of `id` first arrived.
