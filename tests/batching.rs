@@ -1,13 +1,13 @@
 //! What one turn of the relay packs together: the acknowledgements of a sender's messages, the
 //! presence changes of a join storm or a mass timeout, the fan-out of a batch; and the
 //! client's SENDs carrying several messages. Driven datagram by datagram (`hostile/driver.rs`)
-//! or over the simulated network (`sim/net.rs`).
+//! or over the simulated network (`sim/net/`).
 
 #[path = "hostile/driver.rs"]
 mod driver;
-// Shared with tests/sim.rs, which uses all of it; this file uses a part.
-#[allow(dead_code)]
-#[path = "sim/net.rs"]
+// Shared with the sim tests, which use all of it; this file uses a part.
+#[allow(dead_code, unused_imports)]
+#[path = "sim/net/mod.rs"]
 mod net;
 
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! The relay against datagrams nobody's client sends, driven directly, datagram by datagram
 //! (the shell is in `hostile/driver.rs`): spoofed source addresses, forged and stale cookies,
 //! too many clients from one address. The same attacks against a room with running clients over
-//! the simulated network are in `tests/sim.rs`.
+//! the simulated network are in `tests/sim/` (`hostile.rs`, `floods.rs`).
 
 #[path = "hostile/driver.rs"]
 mod driver;

@@ -1,0 +1,312 @@
+//! A simulated client: what it showed and received, read back for the tests, and what the tests
+//! make it do (join, send, ask, leave, stop, move, start again).
+
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use urc::client::{self, Client, Event};
+use urc::proto::message::{MAX_TEXT_BYTES, Message, split_text};
+use urc::proto::wire::{ErrorCode, MAX_DATAGRAM, Packet, Proof, Token};
+use uuid::Uuid;
+
+use super::Net;
+use super::links::Link;
+
+/// A simulated client and everything it showed and received.
+#[derive(Debug)]
+pub struct Node {
+    pub client: Client,
+    pub addr: SocketAddr,
+    /// Driven; a frozen node neither hears, speaks, nor sees time pass.
+    pub live: bool,
+    /// What the client showed, with when.
+    pub events: Vec<(Instant, Event)>,
+    /// Every packet that reached it, with when.
+    pub received: Vec<(Instant, Packet)>,
+    /// The messages `send` queued: id and text, in order.
+    pub sent: Vec<(Uuid, String)>,
+    /// Deaf: everything the relay sends it is lost (it still speaks and sees time pass).
+    pub deaf: bool,
+    /// Mute: everything it sends the relay is lost (it still hears and sees time pass).
+    pub mute: bool,
+    /// How many of the next WELCOMEs to this node are lost.
+    pub lose_welcomes: u32,
+    /// Extra delay of the WELCOMEs to this node, so that what the relay sends after them
+    /// overtakes them.
+    pub welcome_delay: Duration,
+    /// When a datagram of this node last reached the relay.
+    pub last_heard_by_relay: Option<Instant>,
+    /// Every packet of this node that reached the relay (injected ones included), with when.
+    pub reached_relay: Vec<(Instant, Packet)>,
+    pub(super) up: Link,
+    pub(super) down: Link,
+}
+
+/// A chat message as a client showed it.
+#[derive(Debug, Clone)]
+pub struct Shown {
+    pub at: Instant,
+    pub message: Message,
+    pub history: bool,
+    pub own: bool,
+}
+
+impl Node {
+    /// The chat messages shown, in the order shown.
+    pub fn shown(&self) -> Vec<Shown> {
+        self.events
+            .iter()
+            .filter_map(|(at, e)| match e {
+                Event::Message {
+                    message,
+                    history,
+                    own,
+                } => Some(Shown {
+                    at: *at,
+                    message: message.clone(),
+                    history: *history,
+                    own: *own,
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The live (not history) messages shown.
+    pub fn live(&self) -> Vec<Shown> {
+        self.shown().into_iter().filter(|s| !s.history).collect()
+    }
+
+    /// The history messages shown.
+    pub fn history(&self) -> Vec<Shown> {
+        self.shown().into_iter().filter(|s| s.history).collect()
+    }
+
+    /// The instance id this client sends in its JOINs (the proof of answers to them).
+    pub fn instance(&self) -> Uuid {
+        self.reached_relay
+            .iter()
+            .find_map(|(_, p)| match p {
+                Packet::Join { instance, .. } => Some(*instance),
+                _ => None,
+            })
+            .expect("the client joined")
+    }
+
+    /// The welcomes received: token and the room's latest seq then, duplicates included.
+    pub fn welcomes(&self) -> Vec<(Token, u64)> {
+        self.received
+            .iter()
+            .filter_map(|(_, p)| match p {
+                Packet::Welcome { token, latest, .. } => Some((*token, *latest)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The tokens of the sessions the relay welcomed this client into, each once: a WELCOME
+    /// the network duplicated, or one that answers a rejoin into the same session, adds none.
+    pub fn tokens(&self) -> HashSet<Token> {
+        self.welcomes().iter().map(|(token, _)| *token).collect()
+    }
+
+    /// The ids of the ERRORs with `code` that reached this client, in order (nil for an
+    /// error about no message in particular).
+    pub fn errors_received(&self, code: ErrorCode) -> Vec<Uuid> {
+        self.received
+            .iter()
+            .filter_map(|(_, p)| match p {
+                Packet::Error { code: c, id, .. } if *c == code => Some(*id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The token of the first session the relay welcomed this client into: what the tests
+    /// forge or hand-write its datagrams with.
+    pub fn first_token(&self) -> Token {
+        self.welcomes().first().expect("welcomed").0
+    }
+
+    /// The seq the first welcome announced: live delivery starts after it.
+    pub fn joined_at(&self) -> u64 {
+        self.welcomes().first().expect("welcomed").1
+    }
+
+    /// When this client showed message `id` live, if it did.
+    pub fn shown_live_at(&self, id: Uuid) -> Option<Instant> {
+        (self.live().iter())
+            .find(|s| s.message.id == id)
+            .map(|s| s.at)
+    }
+
+    /// How many SENDs of this client reached the relay, retransmissions included.
+    pub fn sends(&self) -> usize {
+        (self.reached_relay.iter())
+            .filter(|(_, p)| matches!(p, Packet::Send { .. }))
+            .count()
+    }
+
+    /// When an acknowledgement of `id` first arrived.
+    pub fn ack_time(&self, id: Uuid) -> Option<Instant> {
+        self.received.iter().find_map(|(at, p)| match p {
+            Packet::Ack { acks } if acks.iter().any(|a| a.id == id) => Some(*at),
+            _ => None,
+        })
+    }
+}
+
+impl Net {
+    /// A new client, at an address of its own, that starts joining now.
+    pub fn join(&mut self, name: &str, history: u16) -> usize {
+        let i = self.nodes.len();
+        let addr = SocketAddr::from((
+            Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250) as u8 + 1),
+            4000,
+        ));
+        self.start_client(name, history, addr)
+    }
+
+    /// A new client at `addr` (nobody's yet; several clients behind one NAT share its IP),
+    /// that starts joining now.
+    pub fn join_at(&mut self, name: &str, history: u16, addr: SocketAddr) -> usize {
+        assert!(
+            !self.by_addr.contains_key(&addr) && !self.left_addrs.contains_key(&addr),
+            "{addr} is taken"
+        );
+        self.start_client(name, history, addr)
+    }
+
+    /// Client `i`'s process dies (it is frozen, what it had in flight stays in flight) and a
+    /// new one, with the same name and a new instance, starts at its address now; returns the
+    /// new client. Datagrams to that address, late ones included, reach the new process.
+    pub fn restart_client(&mut self, i: usize, history: u16) -> usize {
+        self.freeze(i);
+        let name = self.nodes[i].client.name().to_owned();
+        let addr = self.nodes[i].addr;
+        if self.print_trace {
+            eprintln!("{:>10.3?} {name} restarts", self.elapsed());
+        }
+        self.start_client(&name, history, addr)
+    }
+
+    /// Client `i`'s datagrams come from a new address from now on (a NAT rebinding, a new
+    /// network), the client none the wiser; returns the address. What the relay sends to the
+    /// old address is lost, datagrams already in flight to it included; those already in
+    /// flight from it reach the relay from it.
+    pub fn rebind(&mut self, i: usize) -> SocketAddr {
+        let old = self.nodes[i].addr;
+        let port = 4001 + u16::try_from(self.left_addrs.len()).expect("few rebindings");
+        let new = SocketAddr::new(old.ip(), port);
+        if self.print_trace {
+            eprintln!(
+                "{:>10.3?} {} moves to {new}",
+                self.elapsed(),
+                self.end_name(Some(i))
+            );
+        }
+        self.by_addr.remove(&old);
+        self.left_addrs.insert(old, i);
+        self.by_addr.insert(new, i);
+        self.nodes[i].addr = new;
+        new
+    }
+
+    fn start_client(&mut self, name: &str, history: u16, addr: SocketAddr) -> usize {
+        let i = self.nodes.len();
+        let config = client::Config {
+            name: name.to_owned(),
+            history,
+            since: None,
+        };
+        let up = self.link(2 * i);
+        let down = self.link(2 * i + 1);
+        self.nodes.push(Node {
+            client: Client::new(config, self.now),
+            addr,
+            live: true,
+            events: Vec::new(),
+            received: Vec::new(),
+            sent: Vec::new(),
+            last_heard_by_relay: None,
+            reached_relay: Vec::new(),
+            deaf: false,
+            mute: false,
+            lose_welcomes: 0,
+            welcome_delay: Duration::ZERO,
+            up,
+            down,
+        });
+        self.by_addr.insert(addr, i);
+        self.drain_client(i);
+        i
+    }
+
+    /// Queues `text` at client `i`; returns the ids of its messages.
+    pub fn send(&mut self, i: usize, text: &str) -> Vec<Uuid> {
+        let now = self.now;
+        let node = &mut self.nodes[i];
+        let ids = node.client.send(now, text).expect("valid text");
+        let pieces = split_text(text, MAX_TEXT_BYTES);
+        assert_eq!(ids.len(), pieces.len());
+        node.sent
+            .extend(ids.iter().zip(pieces).map(|(id, p)| (*id, p.to_owned())));
+        self.drain_client(i);
+        ids
+    }
+
+    pub fn request_history(&mut self, i: usize, count: u16) {
+        self.nodes[i].client.request_history(self.now, count);
+        self.drain_client(i);
+    }
+
+    pub fn request_who(&mut self, i: usize) {
+        self.nodes[i].client.request_who(self.now);
+        self.drain_client(i);
+    }
+
+    pub fn leave(&mut self, i: usize) {
+        self.nodes[i].client.leave(self.now);
+        self.drain_client(i);
+    }
+
+    /// Hands client `i` a datagram as if from the relay, now: a late or forged one.
+    pub fn inject(&mut self, i: usize, packet: &Packet, proof: Proof) {
+        // Stamped as the relay would (see `Proof`): without it the client drops the datagram
+        // and the test would exercise nothing.
+        let mut bytes = packet.encode();
+        proof.write(&mut bytes);
+        let bytes: Arc<[u8]> = bytes.into();
+        self.record(None, Some(i), &bytes, "injected");
+        let node = &mut self.nodes[i];
+        node.received.push((self.now, packet.clone()));
+        node.client.handle(self.now, &bytes);
+        self.drain_client(i);
+    }
+
+    /// Client `i` stops: it hears nothing, sends nothing and sees no time pass.
+    pub fn freeze(&mut self, i: usize) {
+        self.nodes[i].live = false;
+    }
+
+    /// Puts what client `i` sends on its link (each datagram within the bound and valid) and
+    /// keeps what it showed.
+    pub(super) fn drain_client(&mut self, i: usize) {
+        let now = self.now;
+        while let Some(bytes) = self.nodes[i].client.poll_transmit() {
+            assert!(
+                bytes.len() <= MAX_DATAGRAM,
+                "a client sent {} bytes",
+                bytes.len()
+            );
+            Packet::decode(&bytes).expect("clients send valid datagrams");
+            self.put(Some(i), None, bytes.into(), Duration::ZERO);
+        }
+        let node = &mut self.nodes[i];
+        while let Some(e) = node.client.poll_event() {
+            node.events.push((now, e));
+        }
+    }
+}
