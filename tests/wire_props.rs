@@ -16,8 +16,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use urc::proto::message::{Message, Millis};
 use urc::proto::wire::{
-    Acked, Change, DecodeError, ErrorCode, LeaveReason, MAGIC, MAX_CSN, MAX_DATAGRAM, Packet, Proof,
-    Sent, Token, VERSION,
+    Acked, Change, DecodeError, ErrorCode, LeaveReason, MAGIC, MAX_CSN, MAX_DATAGRAM, Packet,
+    Proof, Sent, Token, VERSION,
 };
 use urc::relay::Config;
 use uuid::Uuid;
@@ -92,12 +92,7 @@ fn reason() -> impl Strategy<Value = LeaveReason> {
 
 /// A csn or base the format carries (1 to 2^63 − 1), often at its extremes.
 fn csn() -> impl Strategy<Value = u64> {
-    prop_oneof![
-        Just(1),
-        Just(MAX_CSN),
-        Just(MAX_CSN - 1),
-        1..=MAX_CSN,
-    ]
+    prop_oneof![Just(1), Just(MAX_CSN), Just(MAX_CSN - 1), 1..=MAX_CSN,]
 }
 
 /// One message of a SEND, its text at most `max` bytes.
