@@ -11,11 +11,13 @@
 //! | `outbox.rs` | sending: the window, retransmission and its backoff, acks, the round-trip time |
 //! | `delivery.rs` | ordered gap-free delivery: messages held ahead of a gap, gap repair |
 //! | `history.rs` | history and who requests: asking, asking again for what is missing, showing |
+//! | `timers.rs` | the clock: when to be woken next, and what is due then |
 
 mod delivery;
 mod history;
 mod outbox;
 mod session;
+mod timers;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -323,73 +325,6 @@ impl Client {
     /// The next thing to show the user.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
-    }
-
-    /// When [`Client::handle_timeout`] must be called next.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next: Option<Instant> = None;
-        let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
-        match self.phase {
-            Phase::Closed => return None,
-            Phase::Joining { next_try, .. } => at(next_try),
-            Phase::Joined { .. } => {
-                // Keepalive: only what the relay receives keeps the session alive, so a
-                // client that only listens must still ping (docs/protocol.md, "Staying").
-                at(self.last_sent + self.ping_every);
-                self.outbox
-                    .iter()
-                    .take(self.sendable())
-                    .filter_map(|o| o.resend_at)
-                    .for_each(&mut at);
-                self.requests.values().for_each(|r| at(r.retry_at));
-                if let Some(since) = self.gap_since {
-                    at(since + self.gap_wait());
-                }
-                if let Some((_, _, _, deadline)) = self.who {
-                    at(deadline);
-                }
-            }
-        }
-        if let (Some(since), false) = (self.owed_since, self.told_silent) {
-            at(since + SILENT_AFTER);
-        }
-        next
-    }
-
-    /// Does what is due at `now`: retransmissions, keepalives, retries.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        if let (Some(since), false) = (self.owed_since, self.told_silent)
-            && now >= since + SILENT_AFTER
-        {
-            self.told_silent = true;
-            self.notice("the relay is not answering: still trying");
-        }
-        match self.phase {
-            Phase::Closed => {}
-            Phase::Joining { next_try, .. } => {
-                if now >= next_try {
-                    self.try_join(now);
-                }
-            }
-            Phase::Joined { token } => {
-                let due: Vec<usize> = (0..self.sendable())
-                    .filter(|&i| self.outbox[i].resend_at.is_some_and(|t| t <= now))
-                    .collect();
-                self.send_these(now, &due);
-                self.retry_requests(now, token);
-                if self.gap_since.is_some_and(|s| now >= s + self.gap_wait()) {
-                    self.start_repair(now);
-                }
-                if let Some((_, _, _, deadline)) = self.who
-                    && now >= deadline
-                {
-                    self.finish_who();
-                }
-                if now >= self.last_sent + self.ping_every {
-                    self.transmit(now, &Packet::Ping { token });
-                }
-            }
-        }
     }
 
     /// Takes one datagram from the relay.
