@@ -458,6 +458,7 @@ impl Room for Rules {
         self.assert_quiet();
         let addr = self.addr(from);
         self.relay.handle(self.now, DOC_TIME, addr, bytes);
+        self.relay.end_turn(self.now, DOC_TIME);
         if self.relay.has_appends() {
             self.relay.commit();
         }
@@ -473,7 +474,7 @@ impl Room for Rules {
         let addr = self.addr(to);
         if self.inbox.get(&addr).is_none_or(VecDeque::is_empty) {
             self.now += Duration::from_secs(1);
-            self.relay.handle_tick(self.now, DOC_TIME);
+            self.relay.end_turn(self.now, DOC_TIME);
             self.collect();
         }
         self.inbox.get_mut(&addr)?.pop_front()

@@ -24,7 +24,9 @@ fuzz_target!(|data: &[u8]| {
     // The relay takes any datagram without panicking, and stores nothing from a stranger.
     let mut relay = Relay::new(Config::default(), Vec::new());
     let from: SocketAddr = "192.0.2.7:4000".parse().unwrap();
-    relay.handle(Instant::now(), Millis(0), from, data);
+    let now = Instant::now();
+    relay.handle(now, Millis(0), from, data);
+    relay.end_turn(now, Millis(0));
     assert!(!relay.has_appends());
     while let Some(t) = relay.poll_transmit() {
         assert!(t.bytes.len() <= 3 * data.len(), "more than 3x to an unvalidated address");

@@ -24,7 +24,20 @@ pub struct Config {
     pub burst: f64,
     /// History and who requests a second a client may make on average (twice that at once).
     pub request_rate: f64,
+    /// Bytes a second of answers (history and names) a client may be sent on average; a
+    /// quarter of a second's worth at once.
+    pub bulk_rate: f64,
+    /// The same for all the clients of one IP address (IPv6: one /64 network) together.
+    pub bulk_rate_per_ip: f64,
+    /// The same for all the clients of one IPv6 /48 network together (many /64s of one
+    /// holder).
+    pub bulk_rate_per_network: f64,
+    /// The same for the whole relay.
+    pub bulk_rate_total: f64,
 }
+
+/// A mebibyte, for the rates in bytes.
+const MIB: f64 = 1024.0 * 1024.0;
 
 impl Default for Config {
     fn default() -> Self {
@@ -37,6 +50,10 @@ impl Default for Config {
             rate: 20.0,
             burst: 100.0,
             request_rate: 5.0,
+            bulk_rate: MIB,
+            bulk_rate_per_ip: 4.0 * MIB,
+            bulk_rate_per_network: 8.0 * MIB,
+            bulk_rate_total: 32.0 * MIB,
         }
     }
 }

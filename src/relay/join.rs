@@ -1,7 +1,7 @@
 //! JOIN and sessions: cookies checked, names claimed, presence told, leaving, per-IP limits,
 //! and the token every later datagram must carry.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
@@ -9,6 +9,8 @@ use std::time::Instant;
 use uuid::Uuid;
 
 use super::Relay;
+use super::answers::Answer;
+use super::parked::parked_cost;
 use crate::proto::message::{check_name, name_key};
 use crate::proto::wire::{Change, ErrorCode, LeaveReason, Packet, Proof, Token};
 use crate::relay::limit::Bucket;
@@ -40,6 +42,14 @@ pub struct Session {
     /// How many presence changes the relay had announced when it joined: it is told of
     /// those after.
     pub(super) presence_from: u64,
+    /// Answers to its requests on their way, the first being sent.
+    pub(super) answers: VecDeque<Answer>,
+    /// Its allowance of bytes of answers.
+    pub(super) bulk: Bucket,
+    /// Whether it is in the rounds of answers (or waits for its allowance, or for a read).
+    pub(super) in_bulk: bool,
+    /// Whether its message in turn waits in the fair queue for a turn's room.
+    pub(super) queued: bool,
 }
 
 impl Session {
@@ -85,7 +95,7 @@ impl Relay {
         }
         let key = name_key(&name);
         if here != Some(true) {
-            match self.names.get(&key).copied() {
+            match self.roster.get(&key) {
                 Some(old)
                     if self
                         .clients
@@ -98,11 +108,20 @@ impl Relay {
                     if origin(old) != origin(from) && self.ip_is_full(from) {
                         return self.refuse_ip_full(from);
                     }
-                    if let Some((_, session)) = self.clients.remove(&old) {
+                    if let Some((_, mut session)) = self.clients.remove(&old) {
+                        // Its answers and waiting messages go on from the new address (the
+                        // rounds know the old one), counted there.
+                        session.in_bulk = false;
+                        session.queued = false;
+                        let parked: usize =
+                            session.ahead.values().map(|(_, t)| parked_cost(t)).sum();
+                        self.parked.transfer(origin(old), origin(from), parked);
                         self.clients.insert(from, session);
-                        self.names.insert(key, from);
+                        self.roster.insert(key, from);
                         self.forget_ip(origin(old));
                         *self.per_ip.entry(origin(from)).or_default() += 1;
+                        self.requeue_answers(from);
+                        self.queue_intake(from);
                     }
                     // Its messages waiting for the commit move too: left at the old address,
                     // their acks were lost there, the fan-out sent them back to their sender at
@@ -133,7 +152,8 @@ impl Relay {
                         return self.refuse_ip_full(from);
                     }
                     *self.per_ip.entry(origin(from)).or_default() += 1;
-                    self.names.insert(key, from);
+                    self.roster.insert(key, from);
+                    let bulk = self.config.bulk_rate;
                     self.clients.insert(
                         from,
                         Session {
@@ -152,6 +172,10 @@ impl Relay {
                             told_slow: false,
                             told_busy: false,
                             presence_from: self.announced,
+                            answers: VecDeque::new(),
+                            bulk: Bucket::new(bulk, bulk / 4.0, now),
+                            in_bulk: false,
+                            queued: false,
                         },
                     );
                     self.announce(
@@ -243,9 +267,10 @@ impl Relay {
 
     pub(super) fn remove(&mut self, addr: SocketAddr, reason: LeaveReason) {
         if let Some((_, session)) = self.clients.remove(&addr) {
-            self.names.remove(&name_key(&session.name));
+            self.roster.remove(&name_key(&session.name));
             self.forget_ip(origin(addr));
-            self.ahead_bytes -= session.ahead.values().map(|(_, t)| t.len()).sum::<usize>();
+            let parked = session.ahead.values().map(|(_, t)| parked_cost(t)).sum();
+            self.parked.release(origin(addr), parked);
             let change = Change {
                 joined: false,
                 reason,
@@ -298,6 +323,19 @@ pub(super) fn origin(addr: SocketAddr) -> Origin {
             }
         },
         v4 => Origin(v4),
+    }
+}
+
+/// The wider network of `addr` whose holder may have many /64s, for the allowances of
+/// answers: its IPv6 /48; none for IPv4 (or IPv4 seen as IPv6), where one address is already
+/// all one holder usually has.
+pub(super) fn network(addr: SocketAddr) -> Option<Origin> {
+    match addr.ip() {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let network = u128::from(v6) & !((1u128 << 80) - 1);
+            Some(Origin(IpAddr::V6(Ipv6Addr::from(network))))
+        }
+        _ => None,
     }
 }
 

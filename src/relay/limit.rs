@@ -1,4 +1,5 @@
-//! Token buckets: a rate with a burst allowance, driven by the caller's clock.
+//! Token buckets: a rate with a burst allowance, driven by the caller's clock; counted in
+//! events ([`Bucket::take`]) or in bytes charged after the fact ([`Bucket::charge`]).
 
 use std::time::Instant;
 
@@ -31,15 +32,47 @@ impl Bucket {
 
     /// Takes one token if there is one.
     pub fn take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = self.last.max(now);
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.refill(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
         } else {
             false
         }
+    }
+
+    /// True when something may be charged at `now`: the bucket is not in debt.
+    pub fn allows(&self, now: Instant) -> bool {
+        self.level(now) > 0.0
+    }
+
+    /// What the bucket holds at `now`: negative while in debt.
+    pub fn level(&self, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        (self.tokens + elapsed * self.rate).min(self.burst)
+    }
+
+    /// Takes `amount` after the fact (bytes already sent, say): the bucket may go into debt,
+    /// by at most its burst, and allows nothing until the rate has paid it back.
+    pub fn charge(&mut self, now: Instant, amount: f64) {
+        self.refill(now);
+        self.tokens = (self.tokens - amount).max(-self.burst);
+    }
+
+    /// How long from `now` until the bucket is out of debt (zero if it is not in debt).
+    pub fn until_allowed(&self, now: Instant) -> std::time::Duration {
+        let level = self.level(now);
+        if level > 0.0 || self.rate <= 0.0 {
+            return std::time::Duration::ZERO;
+        }
+        // Just past zero, so that the wake-up finds it allowed.
+        std::time::Duration::from_secs_f64((-level + 1e-6) / self.rate)
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = self.last.max(now);
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
     }
 }
 
@@ -66,5 +99,27 @@ mod tests {
         assert!(!b.is_full(t2));
         assert!(!b.is_full(t2 + Duration::from_millis(499)));
         assert!(b.is_full(t2 + Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn bytes_charged_after_the_fact_run_a_debt_paid_back_at_the_rate() {
+        let t0 = Instant::now();
+        // 1000 bytes a second, 800 at once.
+        let mut b = Bucket::new(1000.0, 800.0, t0);
+        assert!(b.allows(t0));
+        b.charge(t0, 1500.0);
+        assert!(!b.allows(t0), "700 in debt");
+        assert_eq!(b.until_allowed(t0).as_millis(), 700);
+        assert!(!b.allows(t0 + Duration::from_millis(699)));
+        assert!(b.allows(t0 + Duration::from_millis(701)));
+        // A debt is at most the burst, however much is charged.
+        b.charge(t0, 1e9);
+        assert_eq!(b.level(t0), -800.0);
+        assert_eq!(b.until_allowed(t0 + Duration::from_secs(5)), Duration::ZERO);
+        assert_eq!(
+            b.level(t0 + Duration::from_secs(5)),
+            800.0,
+            "full again, no more"
+        );
     }
 }

@@ -16,13 +16,19 @@
 //! | `cookie.rs` | address validation without per-address state: stateless challenge cookies |
 //! | `limit.rs` | token buckets: rates with a burst allowance, on the caller's clock |
 
+mod answers;
 mod config;
 pub mod cookie;
+mod fair;
+mod intake;
 mod join;
 pub mod limit;
 mod outgoing;
+mod parked;
 mod requests;
+mod roster;
 mod send;
+mod turn;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -37,11 +43,18 @@ use crate::proto::wire::{Acked, Change, ErrorCode, LeaveReason, Packet, Proof};
 use crate::relay::cookie::Cookies;
 use crate::relay::limit::Bucket;
 
+use answers::Allowances;
+pub use answers::MAX_ANSWERS;
 pub use config::{Config, DEFAULT_TIMEOUT};
+use fair::Rounds;
+pub use intake::FANOUT_PER_TURN;
 use join::Origin;
 pub use join::Session;
-pub use send::MAX_AHEAD_BYTES;
+use parked::Parked;
+pub use parked::{MAX_PARKED_BYTES, MAX_PARKED_PER_IP, PARK_OVERHEAD, parked_cost};
+use roster::Roster;
 use send::Pending;
+pub use turn::{STALL, TICK};
 
 /// Most csns a message may be ahead of the one its session expects and still wait for it.
 pub const REORDER_WINDOW: u64 = 256;
@@ -105,6 +118,10 @@ pub struct Stats {
     pub over_budget: u64,
     /// Messages, requests and joins refused for coming too fast.
     pub rate_limited: u64,
+    /// Times the relay found it had not run for a while (a tick more than [`STALL`] late).
+    pub stalls: u64,
+    /// How long, in all, it had not run then.
+    pub stalled: std::time::Duration,
 }
 
 /// What the relay last dropped or refused, and from whom, for its logs.
@@ -121,8 +138,8 @@ pub struct Dropped {
 pub struct Relay {
     config: Config,
     clients: Arc<DashMap<SocketAddr, Session>>,
-    /// Name key → address, so a name is used by one client at a time.
-    names: HashMap<String, SocketAddr>,
+    /// Who is in the room by name, so a name is used by one client at a time.
+    roster: Roster,
     /// Latest committed sequence number.
     committed: u64,
     /// The sequence number of the log's first record (1 unless it was rotated).
@@ -145,11 +162,27 @@ pub struct Relay {
     /// Datagrams to send, each made whole (its proof written in) only when it is polled: a
     /// turn's fan-out to a large room is many datagrams sharing a few pages.
     transmits: VecDeque<Queued>,
+    /// Pages of answers to send once the chat of the turn is sent.
+    bulk_out: VecDeque<Queued>,
+    /// The sessions with answers to send, in fair shares.
+    bulk: Rounds,
+    /// Sessions with answers that wait for their allowance (or their address's) to refill.
+    bulk_blocked: Vec<SocketAddr>,
+    /// The allowances for answers of addresses, networks and the relay.
+    allowances: Allowances,
     reads: VecDeque<LogRead>,
+    /// When the next tick is due (set at the first turn).
+    next_tick: Option<Instant>,
+    /// When the last turn ended.
+    last_turn: Option<Instant>,
     /// The latest sequence number the last heartbeat announced.
     heartbeat_seq: u64,
-    /// Bytes of text in the sessions' `ahead` buffers.
-    ahead_bytes: usize,
+    /// The memory of the messages waiting in sessions.
+    parked: Parked,
+    /// Sessions whose message in turn waits for the turn's room, in fair shares.
+    intake: Rounds,
+    /// What is left of this turn's room for new messages, in bytes of records.
+    room: i64,
     /// Sessions per IP address (IPv6: per /64, see [`join::Origin`]).
     per_ip: HashMap<Origin, usize>,
     /// JOINs with a good cookie per IP address, at the request rate and as many at once as
@@ -172,7 +205,7 @@ impl Relay {
     pub fn new(config: Config, tail: Vec<Message>) -> Self {
         let mut relay = Relay {
             clients: Arc::new(DashMap::new()),
-            names: HashMap::new(),
+            roster: Roster::default(),
             committed: 0,
             log_start: 1,
             next_seq: 1,
@@ -184,9 +217,17 @@ impl Relay {
             presence: Vec::new(),
             announced: 0,
             transmits: VecDeque::new(),
+            bulk_out: VecDeque::new(),
+            bulk: Rounds::default(),
+            bulk_blocked: Vec::new(),
+            allowances: Allowances::new(config.bulk_rate_total),
             reads: VecDeque::new(),
+            next_tick: None,
+            last_turn: None,
             heartbeat_seq: 0,
-            ahead_bytes: 0,
+            parked: Parked::default(),
+            intake: Rounds::default(),
+            room: FANOUT_PER_TURN as i64,
             per_ip: HashMap::new(),
             joins: HashMap::new(),
             cookies: None,
@@ -224,6 +265,12 @@ impl Relay {
     /// The latest committed sequence number.
     pub fn latest(&self) -> u64 {
         self.committed
+    }
+
+    /// Bytes of the messages waiting in sessions (counted by the whole record: see
+    /// [`parked_cost`]).
+    pub fn parked_bytes(&self) -> usize {
+        self.parked.total()
     }
 
     /// What the relay has seen so far.
@@ -341,40 +388,6 @@ impl Relay {
         self.last_dropped = Some(Dropped { from, why });
     }
 
-    /// Drops the clients silent for longer than the timeout, and takes the messages that
-    /// waited for their sender's allowance to refill. Call it about once a second; `wall` is
-    /// the wall-clock time, for the messages it takes.
-    pub fn handle_tick(&mut self, now: Instant, wall: Millis) {
-        self.joins.retain(|_, (bucket, _)| !bucket.is_full(now));
-        let timeout = self.config.timeout;
-        let silent: Vec<SocketAddr> = self
-            .clients
-            .iter()
-            .filter(|c| now.saturating_duration_since(c.last_heard) > timeout)
-            .map(|c| *c.key())
-            .collect();
-        for addr in silent {
-            self.stats.timed_out += 1;
-            self.remove(addr, LeaveReason::TimedOut);
-        }
-        let waiting: Vec<SocketAddr> = self
-            .clients
-            .iter()
-            .filter(|c| c.ahead.contains_key(&c.next_csn))
-            .map(|c| *c.key())
-            .collect();
-        for addr in waiting {
-            self.take_waiting(now, wall, addr);
-        }
-        // A heartbeat after new messages tells every client the latest sequence number, so
-        // one that lost the last fan-out datagram notices within a tick and repairs the gap.
-        if self.committed > self.heartbeat_seq {
-            self.heartbeat_seq = self.committed;
-            let latest = self.committed;
-            self.broadcast(None, &Packet::Pong { latest });
-        }
-    }
-
     /// The messages accepted since the last commit, to be written to the log now.
     pub fn appends(&self) -> impl ExactSizeIterator<Item = &Message> {
         self.pending.iter().map(|p| &p.message)
@@ -451,7 +464,11 @@ impl Relay {
         if self.transmits.is_empty() {
             self.flush();
         }
-        let q = self.transmits.pop_front()?;
+        // The turn's chat first, then the pages of answers.
+        let q = self
+            .transmits
+            .pop_front()
+            .or_else(|| self.bulk_out.pop_front())?;
         buf.clear();
         buf.extend_from_slice(&q.bytes);
         q.proof.write(buf);
@@ -461,10 +478,5 @@ impl Relay {
     /// The next history answer that needs the log.
     pub fn poll_read(&mut self) -> Option<LogRead> {
         self.reads.pop_front()
-    }
-
-    /// Answers `read` with `messages`, the log's records from `read.first` to `read.last`.
-    pub fn serve_read(&mut self, read: &LogRead, messages: &[Message]) {
-        self.send_pages(read.to, read.req, read.first, read.last, messages);
     }
 }

@@ -131,7 +131,7 @@ impl Relay {
     /// The proof a datagram to `to` carries: the instance of the JOIN being answered (or the
     /// token of the datagram a NotJoined refuses, see `authorise`), or the session's token, or
     /// zeros where the session ended before its datagrams left.
-    fn proof_for(&self, to: SocketAddr) -> Proof {
+    pub(super) fn proof_for(&self, to: SocketAddr) -> Proof {
         match self.answering {
             Some((addr, proof)) if addr == to => proof,
             _ => self.clients.get(&to).map(|s| s.proof()).unwrap_or_default(),

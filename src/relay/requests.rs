@@ -1,16 +1,15 @@
-//! HISTORY and WHO: the range asked, pages of the answer, the cache of recent messages that
-//! spares reading the log, and the request rate.
+//! HISTORY and WHO: the request rate, the range asked, and the cache of recent messages that
+//! spares reading the log; the answers go page by page (see `answers.rs`).
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use uuid::Uuid;
 
-use super::{LogRead, Relay};
-use crate::proto::message::{Message, name_key};
-use crate::proto::wire::{
-    ErrorCode, HISTORY_HEADER, MAX_HISTORY_REQUEST, NAMES_HEADER, Packet, pack, paginate,
-};
+use super::Relay;
+use super::answers::Answer;
+use crate::proto::message::Message;
+use crate::proto::wire::{ErrorCode, MAX_HISTORY_REQUEST, Packet};
 
 impl Relay {
     /// Takes one of the session's request tokens, or tells it to slow down (once an episode,
@@ -37,6 +36,8 @@ impl Relay {
         false
     }
 
+    /// Answers a history request: the range it asks for, as the room has it, queued to go page
+    /// by page (an empty answer goes at once).
     pub(super) fn history(&mut self, to: SocketAddr, req: u32, from: u64, count: u16) {
         let count = u64::from(count.min(MAX_HISTORY_REQUEST));
         let (first, last) = if count == 0 || self.committed == 0 {
@@ -49,7 +50,7 @@ impl Relay {
         } else if from > self.committed {
             (0, 0)
         } else {
-            (from, self.committed.min(from + count - 1))
+            (from, self.committed.min(from.saturating_add(count - 1)))
         };
         // Nothing before the log's first record is kept (a rotated log: the rest is archived).
         let (first, last) = match (first.max(self.log_start), last) {
@@ -57,70 +58,34 @@ impl Relay {
             (first, last) if first > last => (0, 0),
             range => range,
         };
+        let proof = self.proof_for(to);
         if first == 0 {
-            return self.send_pages(to, req, 0, 0, &[]);
-        }
-        match self.recent.front() {
-            Some(oldest) if oldest.seq <= first => {
-                let start = (first - oldest.seq) as usize;
-                let end = (last - oldest.seq) as usize;
-                let messages: Vec<Message> = self.recent.range(start..=end).cloned().collect();
-                self.send_pages(to, req, first, last, &messages);
-            }
-            _ => self.reads.push_back(LogRead {
-                to,
-                req,
-                first,
-                last,
-            }),
-        }
-    }
-
-    pub(super) fn send_pages(
-        &mut self,
-        to: SocketAddr,
-        req: u32,
-        first: u64,
-        last: u64,
-        all: &[Message],
-    ) {
-        let pages = paginate(all, HISTORY_HEADER);
-        if pages.is_empty() {
             let page = Packet::HistoryPage {
                 req,
-                first,
-                last,
+                first: 0,
+                last: 0,
                 messages: Vec::new(),
             };
             return self.reply(to, &page);
         }
-        for messages in pages {
-            let page = Packet::HistoryPage {
-                req,
-                first,
-                last,
-                messages: messages.to_vec(),
-            };
-            self.reply(to, &page);
-        }
+        let answer = Answer::History {
+            req,
+            first,
+            last,
+            next: first,
+            proof,
+        };
+        self.queue_answer(to, answer);
     }
 
+    /// Answers a WHO: the room's names in order, queued to go page by page.
     pub(super) fn who(&mut self, to: SocketAddr, req: u32) {
-        let mut names: Vec<String> = self.clients.iter().map(|c| c.name.clone()).collect();
-        names.sort_by_cached_key(|n| name_key(n));
-        let total = u16::try_from(names.len()).unwrap_or(u16::MAX);
-        names.truncate(usize::from(total));
-        let pages = pack(&names, NAMES_HEADER, |n| 1 + n.len());
-        // An empty room still gets its one (empty) page.
-        let pages = if pages.is_empty() {
-            vec![&names[..]]
-        } else {
-            pages
+        let answer = Answer::Names {
+            req,
+            sent: 0,
+            after: None,
         };
-        for page in pages {
-            let names = page.to_vec();
-            self.reply(to, &Packet::Names { req, total, names });
-        }
+        self.queue_answer(to, answer);
     }
 
     pub(super) fn keep(&mut self, m: Message) {

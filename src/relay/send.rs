@@ -1,17 +1,19 @@
 //! SEND: messages taken in csn order, the reorder buffer, `base`, the message rate, dedup of
-//! retransmissions, and the acknowledgements they earn.
+//! retransmissions, and the acknowledgements they earn. (The turn's room for new messages,
+//! and the fair queue of those over it, are in `intake.rs`.)
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use uuid::Uuid;
 
+use super::intake::fanout_cost_of;
+use super::join::origin;
+use super::parked::parked_cost;
 use super::{REORDER_WINDOW, Relay};
 use crate::proto::message::{MAX_TEXT_BYTES, Message, Millis, check_text};
 use crate::proto::wire::{Acked, ErrorCode};
 
-/// Most bytes of text waiting ahead of gaps, all sessions together.
-pub const MAX_AHEAD_BYTES: usize = 8 << 20;
 /// The seq remembered for a message id that was refused.
 const REFUSED: u64 = 0;
 
@@ -43,9 +45,9 @@ impl Relay {
         };
         if csn > expected {
             // An earlier message of this sender is missing, or waits for the sender's
-            // allowance: this one waits behind it (within the window, and while the relay's
-            // memory for waiting messages lasts); if it cannot wait, it is dropped and comes
-            // again.
+            // allowance or the turn's room: this one waits behind it (within the window, and
+            // while the relay's memory for waiting messages lasts); if it cannot wait, it is
+            // dropped and comes again.
             let (again, behind_the_rate) = self.clients.get(&from).map_or((false, false), |s| {
                 (s.ahead.contains_key(&csn), s.ahead.contains_key(&expected))
             });
@@ -59,9 +61,22 @@ impl Relay {
             } else {
                 self.stats.out_of_order += 1;
             }
-            if csn - expected <= REORDER_WINDOW {
-                self.park(from, csn, id, text);
+            if csn - expected > REORDER_WINDOW {
+                return;
             }
+            if let Err(e) = check_text(&text) {
+                // Refused before it may wait (an empty text cost the relay nothing to count, and
+                // its memory to keep), and at once: its sender drops it, and its next `base`
+                // skips its csn. An id the relay knows is left as it is: it names a message
+                // handled before (perhaps another's, seen in a fan-out).
+                if self.ids.contains_key(&id) {
+                    return;
+                }
+                self.stats.refused += 1;
+                self.remember(id, REFUSED, Millis(0));
+                return self.error(from, ErrorCode::BadText, id, e.to_string());
+            }
+            self.park(from, csn, id, text);
             return;
         }
         if csn < expected {
@@ -72,7 +87,16 @@ impl Relay {
             }
             return;
         }
-        let Some((allowed, again)) = self.clients.get_mut(&from).map(|mut s| {
+        // A copy of this message may wait already (put there when the rate or the turn's room
+        // stopped it): this one takes its place.
+        let copy = self.unpark(from, csn);
+        if !self.has_room(self.fanout_cost(from, &text)) {
+            // Over the turn's room, or others wait for theirs: it waits its fair turn.
+            self.park(from, csn, id, text);
+            self.queue_intake(from);
+            return;
+        }
+        let Some(allowed) = self.clients.get_mut(&from).map(|mut s| {
             // An episode of sending too fast ends when the sender has kept to the rate long
             // enough to have its whole burst again. (Ended by any message taken, it was told
             // again after every message taken at the rate: 20 ERRORs a second under a steady
@@ -80,16 +104,10 @@ impl Relay {
             if s.messages.is_full(now) {
                 s.told_slow = false;
             }
-            // A copy of this message may wait already (put there when the rate stopped it):
-            // this one takes its place.
-            let copy = s.ahead.remove(&csn);
-            (s.messages.take(now), copy)
+            s.messages.take(now)
         }) else {
             return;
         };
-        if let Some((_, copy)) = &again {
-            self.ahead_bytes -= copy.len();
-        }
         if allowed {
             self.take_in_turn(wall, from, csn, id, text);
             self.take_waiting(now, wall, from);
@@ -98,7 +116,7 @@ impl Relay {
         // Too fast: it waits for the allowance to refill.
         self.park(from, csn, id, text);
         // Counted once a message, not at each of its retransmissions while it waits.
-        if again.is_some() {
+        if copy.is_some() {
             self.stats.duplicates += 1;
         } else {
             self.stats.rate_limited += 1;
@@ -107,66 +125,106 @@ impl Relay {
     }
 
     /// Takes, in csn order, the messages of `from` that wait for their turn, as long as the
-    /// rate allows; a message the rate stops stays waiting, and the sender is told once an
-    /// episode.
+    /// rate and the turn's room allow; a message the rate stops stays waiting, and the sender
+    /// is told once an episode; one the room stops waits its fair turn (see `intake.rs`).
     pub(super) fn take_waiting(&mut self, now: Instant, wall: Millis, from: SocketAddr) {
         loop {
-            let next = self.clients.get_mut(&from).and_then(|mut s| {
-                let next = s.next_csn;
-                let id = s.ahead.get(&next)?.0;
-                if !s.messages.take(now) {
-                    return Some(Err(id));
-                }
-                s.ahead.remove(&next).map(|(id, text)| Ok((next, id, text)))
-            });
-            match next {
-                None => return,
-                Some(Ok((csn, id, text))) => {
-                    self.ahead_bytes -= text.len();
-                    self.take_in_turn(wall, from, csn, id, text);
-                }
-                Some(Err(id)) => {
-                    // Too fast: the message waits, and is taken as the allowance refills (at
-                    // the relay's tick, or when the sender's next datagram comes).
-                    let tell = self
-                        .clients
-                        .get_mut(&from)
-                        .is_some_and(|mut s| !std::mem::replace(&mut s.told_slow, true));
-                    if tell {
-                        let message = format!(
-                            "too many messages: the relay takes {} a second ({} at once); the rest wait",
-                            self.config.rate, self.config.burst
-                        );
-                        self.error(from, ErrorCode::RateLimited, id, message);
-                    }
+            let Some(cost) = self.clients.get(&from).and_then(|s| {
+                let (_, text) = s.ahead.get(&s.next_csn)?;
+                Some(fanout_cost_of(&s.name, text))
+            }) else {
+                return;
+            };
+            if !self.has_room(cost) {
+                return self.queue_intake(from);
+            }
+            match self.take_next(now, wall, from) {
+                Some(true) => {}
+                Some(false) => {
+                    self.tell_slow(from);
                     return;
                 }
+                None => return,
             }
+        }
+    }
+
+    /// Takes the message of `from` that waits with the csn in turn, if the rate allows: `None`
+    /// when none waits, `Some(false)` when the rate stops it.
+    pub(super) fn take_next(
+        &mut self,
+        now: Instant,
+        wall: Millis,
+        from: SocketAddr,
+    ) -> Option<bool> {
+        let next = self.clients.get_mut(&from).and_then(|mut s| {
+            let next = s.next_csn;
+            s.ahead.get(&next)?;
+            if s.messages.is_full(now) {
+                s.told_slow = false;
+            }
+            Some(s.messages.take(now).then_some(next))
+        })?;
+        let Some(csn) = next else {
+            return Some(false);
+        };
+        let (id, text) = self.unpark(from, csn)?;
+        self.take_in_turn(wall, from, csn, id, text);
+        Some(true)
+    }
+
+    /// Tells `from`, once an episode, that its messages wait for its allowance.
+    pub(super) fn tell_slow(&mut self, from: SocketAddr) {
+        let waiting = self.clients.get_mut(&from).and_then(|mut s| {
+            let id = s.ahead.get(&s.next_csn)?.0;
+            (!std::mem::replace(&mut s.told_slow, true)).then_some(id)
+        });
+        if let Some(id) = waiting {
+            // Too fast: the message waits, and is taken as the allowance refills (at the
+            // relay's tick, or when the sender's next datagram comes).
+            let message = format!(
+                "too many messages: the relay takes {} a second ({} at once); the rest wait",
+                self.config.rate, self.config.burst
+            );
+            self.error(from, ErrorCode::RateLimited, id, message);
         }
     }
 
     /// Keeps a message of `from` waiting for its turn, if the relay has the memory (if not, it
     /// is dropped and comes again).
     fn park(&mut self, from: SocketAddr, csn: u64, id: Uuid, text: String) {
-        if self.ahead_bytes + text.len() <= MAX_AHEAD_BYTES
-            && let Some(mut s) = self.clients.get_mut(&from)
+        if !self.clients.contains_key(&from) || !self.parked.admit(origin(from), parked_cost(&text))
         {
-            self.ahead_bytes += text.len();
-            s.ahead.insert(csn, (id, text));
+            return;
         }
+        if let Some(mut s) = self.clients.get_mut(&from)
+            && let Some((_, old)) = s.ahead.insert(csn, (id, text))
+        {
+            drop(s);
+            self.parked.release(origin(from), parked_cost(&old));
+        }
+    }
+
+    /// Takes the message with `csn` out of `from`'s waiting ones, if it waits there.
+    fn unpark(&mut self, from: SocketAddr, csn: u64) -> Option<(Uuid, String)> {
+        let taken = self.clients.get_mut(&from)?.ahead.remove(&csn)?;
+        self.parked.release(origin(from), parked_cost(&taken.1));
+        Some(taken)
     }
 
     /// The client saw every csn below `base` acknowledged: whatever the session still waits
     /// for below it is stored (perhaps in an earlier session), so it waits no more.
     fn skip_to(&mut self, from: SocketAddr, base: u64) {
-        if let Some(mut s) = self.clients.get_mut(&from)
-            && base > s.next_csn
-        {
-            s.next_csn = base;
-            let keep = s.ahead.split_off(&base);
-            let freed: usize = s.ahead.values().map(|(_, t)| t.len()).sum();
-            s.ahead = keep;
-            self.ahead_bytes -= freed;
+        let freed = self.clients.get_mut(&from).and_then(|mut s| {
+            (base > s.next_csn).then(|| {
+                s.next_csn = base;
+                let keep = s.ahead.split_off(&base);
+                let dropped = std::mem::replace(&mut s.ahead, keep);
+                dropped.values().map(|(_, t)| parked_cost(t)).sum::<usize>()
+            })
+        });
+        if let Some(freed) = freed {
+            self.parked.release(origin(from), freed);
         }
     }
 
@@ -192,6 +250,7 @@ impl Relay {
         // back costs nothing but odd-looking times, and one stepped forward and back again
         // freezes nothing (clamped to the last time, every later time stuck at the future).
         let time = wall;
+        self.use_room(fanout_cost_of(&sender, &text));
         let seq = self.next_seq;
         self.next_seq += 1;
         self.remember(id, seq, time);

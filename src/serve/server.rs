@@ -17,7 +17,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::proto::message::Millis;
 use crate::proto::wire::MAX_DATAGRAM;
-use crate::relay::{Config, Relay, Stats};
+use crate::relay::{Config, Relay, Stats, TICK};
 use crate::serve::clock::ClockWatch;
 use crate::serve::lock::{DataLock, LockError};
 use crate::serve::store::{OpenError, Store};
@@ -28,8 +28,6 @@ pub const DEFAULT_PORT: u16 = 7707;
 pub const DEFAULT_BIND: &str = "127.0.0.1:7707";
 /// Most datagrams taken from the socket before the loop writes and answers them.
 const BATCH: usize = 1024;
-/// How often silent clients are looked for.
-const TICK: Duration = Duration::from_secs(1);
 /// How often, at most, dropped and refused datagrams are summed up in the relay's log.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 /// How often the relay logs a one-line summary of its state.
@@ -139,20 +137,21 @@ impl Server {
         let mut shutdown = pin!(shutdown);
         let mut buf = vec![0u8; MAX_DATAGRAM + 1];
         let mut out = Vec::with_capacity(MAX_DATAGRAM);
-        let mut next_tick = Instant::now() + TICK;
         let mut next_report = Instant::now() + REPORT_EVERY;
         let mut reported = Stats::default();
         let mut next_summary = Instant::now() + SUMMARY_EVERY;
         let mut summarised = Stats::default();
         let mut clock = ClockWatch::default();
         loop {
+            // The relay's clock: its tick, and the answers that wait for their turn.
+            let wake_at = (self.relay.poll_timeout()).unwrap_or_else(|| Instant::now() + TICK);
             let wake = async {
                 let (n, from) = self.socket.recv_from(&mut buf).await?;
                 Ok::<_, io::Error>(Wake::Datagram(n, from))
             }
             .or(async {
-                smol::Timer::at(next_tick).await;
-                Ok(Wake::Tick)
+                smol::Timer::at(wake_at).await;
+                Ok(Wake::Timer)
             })
             .or(async {
                 shutdown.as_mut().await;
@@ -164,33 +163,37 @@ impl Server {
                     self.take(from, &buf[..n]);
                     self.take_waiting(&mut buf);
                 }
-                // The clock is looked at below, after every wake: under a steady stream of
+                // The turn is ended below, after every wake: under a steady stream of
                 // datagrams the socket is always ready and the timer would never win the race.
-                Ok(Wake::Tick) => {}
+                Ok(Wake::Timer) => {}
                 Ok(Wake::Stop) => break,
                 Err(e) if transient(&e) => {
                     tracing::debug!(error = %e, "receive failed; going on");
                 }
                 Err(e) => return Err(e),
             }
-            let now = Instant::now();
-            if now >= next_tick {
-                let wall = Millis::now();
-                if let Some(step) = clock.look(now, wall) {
-                    tracing::warn!(
-                        "the wall clock stepped {step}: messages from now on carry its time (their order is the seq's, whatever their times say)"
-                    );
-                }
-                self.relay.handle_tick(now, wall);
-                next_tick = now + TICK;
-                if now >= next_report {
-                    next_report = now + REPORT_EVERY;
-                    reported = self.report_drops(reported);
-                }
-                if now >= next_summary {
-                    next_summary = now + SUMMARY_EVERY;
-                    summarised = self.summarise(summarised);
-                }
+            let (now, wall) = (Instant::now(), Millis::now());
+            if let Some(step) = clock.look(now, wall) {
+                tracing::warn!(
+                    "the wall clock stepped {step}: messages from now on carry its time (their order is the seq's, whatever their times say)"
+                );
+            }
+            let stalled = self.relay.stats().stalled;
+            self.relay.end_turn(now, wall);
+            let pause = self.relay.stats().stalled - stalled;
+            if !pause.is_zero() {
+                tracing::warn!(
+                    "the relay did not run for {:.1} s (stopped, or its disk or machine stalled): that time counts as nobody's silence",
+                    pause.as_secs_f64()
+                );
+            }
+            if now >= next_report {
+                next_report = now + REPORT_EVERY;
+                reported = self.report_drops(reported);
+            }
+            if now >= next_summary {
+                next_summary = now + SUMMARY_EVERY;
+                summarised = self.summarise(summarised);
             }
             self.persist();
             self.serve_reads();
@@ -288,7 +291,12 @@ impl Server {
         while let Some(read) = self.relay.poll_read() {
             match self.store.read(read.first, read.last) {
                 Ok(messages) => self.relay.serve_read(&read, &messages),
-                Err(e) => tracing::error!(error = %e, "cannot read the message log for history"),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the message log for history");
+                    // The answer goes on without them; the client asks again for what is
+                    // missing.
+                    self.relay.serve_read(&read, &[]);
+                }
             }
         }
     }
@@ -342,7 +350,7 @@ fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
 
 enum Wake {
     Datagram(usize, SocketAddr),
-    Tick,
+    Timer,
     Stop,
 }
 

@@ -62,12 +62,10 @@ impl Driver {
         Millis(WALL_EPOCH + (self.now - self.start).as_millis() as i64)
     }
 
-    /// Moves the clock on by `d` and lets the relay tick.
+    /// Moves the clock on by `d` and gives the relay its turn (it ticks when a tick is due).
     pub fn advance(&mut self, d: Duration) {
         self.now += d;
-        self.relay.handle_tick(self.now, self.wall());
-        self.persist();
-        self.drain();
+        self.end_turn();
     }
 
     /// Hands the relay `bytes` from `from`, writes what it accepted to the log, commits, and
@@ -84,8 +82,22 @@ impl Driver {
             *self.bytes_in.entry(*from).or_default() += bytes.len();
             self.relay.handle(self.now, self.wall(), *from, bytes);
         }
-        self.persist();
-        self.drain()
+        self.end_turn()
+    }
+
+    /// Ends the relay's turn as the shell does: persists, commits, sends; then, while the relay
+    /// wants another turn at once (answers going page by page), gives it one. Returns how many
+    /// datagrams it sent.
+    fn end_turn(&mut self) -> usize {
+        let mut n = 0;
+        loop {
+            self.relay.end_turn(self.now, self.wall());
+            self.persist();
+            n += self.drain();
+            if self.relay.poll_timeout().is_some_and(|t| t > self.now) {
+                return n;
+            }
+        }
     }
 
     /// Writes what the relay accepted to the log and commits it.

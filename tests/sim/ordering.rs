@@ -192,10 +192,11 @@ fn the_relay_keeps_at_most_a_window_waiting_per_session() {
     }
 }
 
-/// Many sessions each sending 32 long texts ahead of a gap: the relay keeps at most 8 MiB of
-/// text waiting in all, and what a session that leaves had waiting makes room again.
+/// Many sessions each sending 32 long texts ahead of a gap: the relay keeps at most
+/// `MAX_PARKED_BYTES` of waiting messages in all (each counted by its whole record), and what
+/// a session that leaves had waiting makes room again.
 #[test]
-fn the_relay_bounds_the_text_waiting_in_all_sessions() {
+fn the_relay_bounds_the_messages_waiting_in_all_sessions() {
     use std::net::{Ipv4Addr, SocketAddr};
     use std::time::Instant;
     use urc::proto::wire::Token;
@@ -211,7 +212,7 @@ fn the_relay_bounds_the_text_waiting_in_all_sessions() {
         ))
     };
     let text = "字".repeat(333); // 999 bytes
-    let sessions = 300;
+    let sessions = 500;
     let mut tokens: Vec<Token> = Vec::new();
     for k in 0..sessions {
         let instance = Uuid::new_v4();
@@ -263,9 +264,10 @@ fn the_relay_bounds_the_text_waiting_in_all_sessions() {
     let total: usize = counts.iter().sum();
     assert_eq!(
         total,
-        relay::MAX_AHEAD_BYTES / text.len(),
+        relay::MAX_PARKED_BYTES / relay::parked_cost(&text),
         "filled to the bound, not past it"
     );
+    assert_eq!(relay.parked_bytes(), total * relay::parked_cost(&text));
     let starved = counts
         .iter()
         .position(|&n| n < 32)
@@ -279,6 +281,6 @@ fn the_relay_bounds_the_text_waiting_in_all_sessions() {
     let counts = waiting(&relay);
     assert_eq!(counts[0], 0);
     assert_eq!(counts[starved], 32);
-    assert!(counts.iter().sum::<usize>() * text.len() <= relay::MAX_AHEAD_BYTES);
+    assert!(counts.iter().sum::<usize>() * relay::parked_cost(&text) <= relay::MAX_PARKED_BYTES);
     assert_eq!(relay.stats().stored, 0);
 }

@@ -47,8 +47,8 @@ pub use seed::{Rng, seeds};
 pub use shell::Traffic;
 use trace::Traced;
 
-/// How often the shell calls [`Relay::handle_tick`].
-pub const TICK: Duration = Duration::from_secs(1);
+/// How often the relay ticks (it asks for its turns through `Relay::poll_timeout`).
+pub const TICK: Duration = urc::relay::TICK;
 /// Wall-clock time at the simulation's start (2026-11-25T08:00:00Z), for message timestamps.
 const WALL_EPOCH: i64 = 1_795_593_600_000;
 
@@ -142,7 +142,6 @@ pub struct Net {
     pub stale: u64,
     /// Datagrams in flight by (delivery time, link, count on the link).
     queue: BTreeMap<(Instant, usize, u64), Flight>,
-    next_tick: Instant,
     /// How long accepted messages wait before the log is written and committed, like a shell
     /// that syncs the log in batches; zero commits at the end of every instant.
     pub flush_delay: Duration,
@@ -204,7 +203,6 @@ impl Net {
             left_addrs: HashMap::new(),
             stale: 0,
             queue: BTreeMap::new(),
-            next_tick: epoch + TICK,
             flush_delay: Duration::ZERO,
             next_flush: None,
             link_seeds: Rng::new(seed),
@@ -313,7 +311,8 @@ impl Net {
     }
 
     fn next_event(&self) -> Instant {
-        let mut t = self.next_tick;
+        // The relay's own clock: before its first turn it wants one at once.
+        let mut t = self.relay.poll_timeout().unwrap_or(self.now);
         if let Some((k, _)) = self.queue.first_key_value() {
             t = t.min(k.0);
         }
@@ -357,9 +356,8 @@ impl Net {
                 self.drain_client(i);
             }
         }
-        if t >= self.next_tick {
-            self.relay.handle_tick(t, self.wall());
-            self.next_tick += TICK;
+        if self.relay.poll_timeout().is_none_or(|x| x <= t) {
+            self.relay.end_turn(t, self.wall());
             // The tick may take messages that waited for their sender's allowance.
             if self.relay.has_appends() && self.next_flush.is_none() {
                 self.next_flush = Some(t + self.flush_delay);

@@ -90,6 +90,8 @@ impl Net {
     /// Writes what the relay accepted to the log and commits it.
     pub(super) fn commit(&mut self) {
         self.next_flush = None;
+        // The flush ends the relay's turn.
+        self.relay.end_turn(self.now, self.wall());
         if self.store_fails {
             self.aborts += 1;
             return self.relay.abort("No space left on device (os error 28)");

@@ -1,0 +1,406 @@
+//! Answers to HISTORY and WHO, and the history a JOIN asks for, sent page by page as the turns
+//! have room: each waits in its session as a cursor of a few bytes, never built whole; every
+//! page is charged, in bytes, to the session, its address, its wider network and the relay; and
+//! the sessions that wait are served in fair shares (see `fair.rs`), after the turn's chat.
+//!
+//! So a flood of requests, from any number of sessions within their limits, delays requests
+//! (its own first), never chat, and costs the relay a few bytes a waiting answer.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use super::join::{Origin, network, origin};
+use super::{LogRead, Queued, Relay};
+use crate::proto::message::Message;
+use crate::proto::wire::{
+    ErrorCode, HISTORY_HEADER, MAX_DATAGRAM, NAMES_HEADER, Packet, Proof, paginate,
+};
+use crate::relay::limit::Bucket;
+
+/// Most answers one session may have waiting; a request beyond them is refused.
+pub const MAX_ANSWERS: usize = 16;
+/// Messages of history put into pages at a time (one read of the log at most).
+const CHUNK: u64 = 32;
+/// Bytes of answers one turn sends at most, so that the loop is soon back at its socket.
+const BULK_PER_TURN: i64 = 256 << 10;
+/// Bytes an address is credited with when its turn in the round comes.
+const BULK_QUANTUM: i64 = 8 << 10;
+/// How soon a turn should come again while answers wait only for allowances to refill.
+const BLOCKED_POLL: Duration = Duration::from_millis(10);
+
+/// An answer on its way, as far as it got.
+#[derive(Debug)]
+pub(super) enum Answer {
+    /// Messages `first..=last`, sent up to `next` (exclusive).
+    History {
+        req: u32,
+        first: u64,
+        last: u64,
+        next: u64,
+        /// The proof its pages carry (the instance's, for the history a JOIN asked for).
+        proof: Proof,
+    },
+    /// The room's names, sent up to the one with key `after`.
+    Names {
+        req: u32,
+        /// Names sent so far.
+        sent: usize,
+        after: Option<String>,
+    },
+}
+
+/// The allowances for answers: per address, per wider network and for the relay.
+#[derive(Debug)]
+pub(super) struct Allowances {
+    by_origin: HashMap<Origin, Bucket>,
+    by_network: HashMap<Origin, Bucket>,
+    /// The relay's bytes a second of answers.
+    rate: f64,
+    /// The relay's allowance (made at the first turn, on its clock).
+    total: Option<Bucket>,
+}
+
+impl Allowances {
+    pub(super) fn new(rate: f64) -> Self {
+        Allowances {
+            by_origin: HashMap::new(),
+            by_network: HashMap::new(),
+            rate,
+            total: None,
+        }
+    }
+
+    fn total(&mut self, now: Instant) -> &mut Bucket {
+        let rate = self.rate;
+        self.total
+            .get_or_insert_with(|| Bucket::new(rate, rate / 4.0, now))
+    }
+
+    /// Forgets the allowances that are whole again (they cost nothing to make anew).
+    pub(super) fn forget_full(&mut self, now: Instant) {
+        self.by_origin.retain(|_, b| !b.is_full(now));
+        self.by_network.retain(|_, b| !b.is_full(now));
+    }
+}
+
+/// What serving a session's answers came to.
+enum After {
+    /// More to send, and allowed.
+    More,
+    /// More to send, once its allowance refills.
+    Blocked,
+    /// Waiting for a read of the log ([`Relay::serve_read`] goes on).
+    Reading,
+    /// Nothing more.
+    Done,
+}
+
+impl Relay {
+    /// Queues `answer` for `to`, or refuses it when the session has as many waiting as it may.
+    pub(super) fn queue_answer(&mut self, to: SocketAddr, answer: Answer) {
+        let Some(mut s) = self.clients.get_mut(&to) else {
+            return;
+        };
+        if s.answers.len() >= MAX_ANSWERS {
+            let tell = !std::mem::replace(&mut s.told_busy, true);
+            drop(s);
+            self.stats.rate_limited += 1;
+            if tell {
+                let message = "too many requests waiting for their answers: wait for them".into();
+                self.error(to, ErrorCode::RateLimited, Uuid::nil(), message);
+            }
+            return;
+        }
+        s.answers.push_back(answer);
+        if !std::mem::replace(&mut s.in_bulk, true) {
+            drop(s);
+            self.bulk.insert(origin(to), to);
+        }
+    }
+
+    /// Puts a session that has answers waiting back in the rounds (after it moved address).
+    pub(super) fn requeue_answers(&mut self, to: SocketAddr) {
+        if let Some(mut s) = self.clients.get_mut(&to)
+            && !s.answers.is_empty()
+        {
+            s.in_bulk = true;
+            drop(s);
+            self.bulk.insert(origin(to), to);
+        }
+    }
+
+    /// Sends, in fair shares and within the allowances, the next pages of the answers that
+    /// wait: at most [`BULK_PER_TURN`] bytes a turn.
+    pub(super) fn serve_answers(&mut self, now: Instant) {
+        self.allowances.forget_full(now);
+        for to in std::mem::take(&mut self.bulk_blocked) {
+            let waiting = self.clients.get(&to).is_some_and(|s| s.in_bulk);
+            if !waiting {
+                continue;
+            }
+            if self.bulk_allowed(now, to) {
+                self.bulk.insert(origin(to), to);
+            } else {
+                self.bulk_blocked.push(to);
+            }
+        }
+        let mut budget = BULK_PER_TURN;
+        while budget > 0 && self.allowances.total(now).allows(now) {
+            let Some(to) = self.bulk.next(BULK_QUANTUM) else {
+                break;
+            };
+            let (bytes, after) = self.answer_some(now, to);
+            budget -= bytes;
+            self.bulk.served(bytes, matches!(after, After::More));
+            self.after_answering(to, after);
+        }
+    }
+
+    /// When a turn should come for the answers that wait, if any do.
+    pub(super) fn answers_due(&self) -> Option<Instant> {
+        let at = self.last_turn?;
+        if !self.bulk.is_empty() {
+            let wait =
+                (self.allowances.total.as_ref()).map_or(Duration::ZERO, |b| b.until_allowed(at));
+            return Some(at + wait);
+        }
+        (!self.bulk_blocked.is_empty()).then_some(at + BLOCKED_POLL)
+    }
+
+    /// Answers `read` with `messages`, the log's records from `read.first` to `read.last`
+    /// (fewer, or none, if the log could not give them: the client asks again for what is
+    /// missing).
+    pub fn serve_read(&mut self, read: &LogRead, messages: &[Message]) {
+        // Reads are made by a turn, and answered before the next: its time is theirs.
+        let Some(now) = self.last_turn else {
+            return;
+        };
+        let Some(front) = self
+            .clients
+            .get(&read.to)
+            .and_then(|s| match s.answers.front() {
+                Some(&Answer::History {
+                    req,
+                    first,
+                    last,
+                    next,
+                    proof,
+                }) if req == read.req && next == read.first => Some((first, last, proof)),
+                _ => None,
+            })
+        else {
+            return;
+        };
+        let (first, last, proof) = front;
+        let bytes = self.history_pages(read.to, read.req, (first, last), messages, proof);
+        self.charge(now, read.to, bytes);
+        let after = self.advance_history(now, read.to, read.last + 1);
+        match after {
+            After::More => self.bulk.insert(origin(read.to), read.to),
+            other => self.after_answering(read.to, other),
+        }
+    }
+
+    /// Sends the next pages of `to`'s first answer; the bytes sent and what is left.
+    fn answer_some(&mut self, now: Instant, to: SocketAddr) -> (i64, After) {
+        if !self.bulk_allowed(now, to) {
+            return (0, After::Blocked);
+        }
+        let Some(front) = self.clients.get(&to).and_then(|s| match s.answers.front() {
+            Some(&Answer::History {
+                req,
+                first,
+                last,
+                next,
+                proof,
+            }) => Some(Ok((req, first, last, next, proof))),
+            Some(Answer::Names { req, sent, after }) => Some(Err((*req, *sent, after.clone()))),
+            None => None,
+        }) else {
+            return (0, After::Done);
+        };
+        match front {
+            Ok((req, first, last, next, proof)) => {
+                let end = last.min(next.saturating_add(CHUNK - 1));
+                let Some(cached) = self.cached(next, end) else {
+                    self.reads.push_back(LogRead {
+                        to,
+                        req,
+                        first: next,
+                        last: end,
+                    });
+                    return (0, After::Reading);
+                };
+                let bytes = self.history_pages(to, req, (first, last), &cached, proof);
+                self.charge(now, to, bytes);
+                (bytes, self.advance_history(now, to, end + 1))
+            }
+            Err((req, sent, after)) => {
+                let bytes = self.names_page(to, req, sent, after);
+                self.charge(now, to, bytes);
+                (bytes, self.what_next(now, to))
+            }
+        }
+    }
+
+    /// The committed messages `first..=last` from the cache, if it holds them all.
+    fn cached(&self, first: u64, last: u64) -> Option<Vec<Message>> {
+        let oldest = self.recent.front()?.seq;
+        if first < oldest || last > self.committed {
+            return None;
+        }
+        let start = usize::try_from(first - oldest).ok()?;
+        let end = usize::try_from(last - oldest).ok()?;
+        Some(self.recent.range(start..=end).cloned().collect())
+    }
+
+    /// Sends `messages` (of the answer `first..=last` to `req`) in as few pages as hold them;
+    /// the bytes sent.
+    fn history_pages(
+        &mut self,
+        to: SocketAddr,
+        req: u32,
+        (first, last): (u64, u64),
+        messages: &[Message],
+        proof: Proof,
+    ) -> i64 {
+        let mut bytes = 0;
+        for page in paginate(messages, HISTORY_HEADER) {
+            let packet = Packet::HistoryPage {
+                req,
+                first,
+                last,
+                messages: page.to_vec(),
+            };
+            bytes += self.send_bulk(to, packet.encode(), proof);
+        }
+        bytes
+    }
+
+    /// Sends the next page of names of a WHO answer; the bytes sent.
+    fn names_page(&mut self, to: SocketAddr, req: u32, sent: usize, after: Option<String>) -> i64 {
+        let start = self.roster.after(after.as_deref());
+        let rest = self.roster.from(start);
+        let mut names = Vec::new();
+        let mut last_key = after;
+        let mut used = NAMES_HEADER;
+        for (key, addr) in rest {
+            let Some(name) = self.clients.get(addr).map(|s| s.name.clone()) else {
+                continue;
+            };
+            if names.len() == 255 || used + 1 + name.len() > MAX_DATAGRAM {
+                break;
+            }
+            used += 1 + name.len();
+            names.push(name);
+            last_key = Some(key.clone());
+        }
+        // The names sent before, and those from here on as the room is now: the last page's
+        // total is exactly the names sent, so the client knows it has them all.
+        let total = u16::try_from(sent + rest.len()).unwrap_or(u16::MAX);
+        let done = names.len() == rest.len();
+        let count = names.len();
+        let proof = self.clients.get(&to).map(|s| s.proof()).unwrap_or_default();
+        let bytes = self.send_bulk(to, Packet::Names { req, total, names }.encode(), proof);
+        if let Some(mut s) = self.clients.get_mut(&to) {
+            if done {
+                s.answers.pop_front();
+            } else if let Some(Answer::Names { sent, after, .. }) = s.answers.front_mut() {
+                *sent += count;
+                *after = last_key;
+            }
+        }
+        bytes
+    }
+
+    /// Moves `to`'s history answer on to `next`, finishing it past its last message.
+    fn advance_history(&mut self, now: Instant, to: SocketAddr, next_seq: u64) -> After {
+        if let Some(mut s) = self.clients.get_mut(&to)
+            && let Some(Answer::History { last, next, .. }) = s.answers.front_mut()
+        {
+            if next_seq > *last {
+                s.answers.pop_front();
+            } else {
+                *next = next_seq;
+            }
+        }
+        self.what_next(now, to)
+    }
+
+    /// What is left of `to`'s answers, and whether its allowances let them go on now.
+    fn what_next(&self, now: Instant, to: SocketAddr) -> After {
+        match self.clients.get(&to) {
+            Some(s) if !s.answers.is_empty() => {
+                drop(s);
+                if self.bulk_allowed(now, to) {
+                    After::More
+                } else {
+                    After::Blocked
+                }
+            }
+            _ => After::Done,
+        }
+    }
+
+    /// Files `to` where it belongs after being served: waiting for its allowance, or out of
+    /// the rounds (done, or reading: [`Relay::serve_read`] puts it back).
+    fn after_answering(&mut self, to: SocketAddr, after: After) {
+        match after {
+            After::More | After::Reading => {}
+            After::Blocked => self.bulk_blocked.push(to),
+            After::Done => {
+                if let Some(mut s) = self.clients.get_mut(&to) {
+                    s.in_bulk = false;
+                }
+            }
+        }
+    }
+
+    /// Whether `to`, its address and its wider network may be sent more answers now.
+    fn bulk_allowed(&self, now: Instant, to: SocketAddr) -> bool {
+        let session = self.clients.get(&to).is_some_and(|s| s.bulk.allows(now));
+        let allowed = |map: &HashMap<Origin, Bucket>, key: Option<Origin>| {
+            key.and_then(|k| map.get(&k)).is_none_or(|b| b.allows(now))
+        };
+        session
+            && allowed(&self.allowances.by_origin, Some(origin(to)))
+            && allowed(&self.allowances.by_network, network(to))
+    }
+
+    /// Charges `bytes` sent to `to` to its allowances and the relay's.
+    fn charge(&mut self, now: Instant, to: SocketAddr, bytes: i64) {
+        let amount = bytes as f64;
+        if let Some(mut s) = self.clients.get_mut(&to) {
+            s.bulk.charge(now, amount);
+        }
+        let (ip, wide) = (
+            self.config.bulk_rate_per_ip,
+            self.config.bulk_rate_per_network,
+        );
+        let bucket = |rate: f64| Bucket::new(rate, rate / 4.0, now);
+        (self.allowances.by_origin.entry(origin(to)))
+            .or_insert_with(|| bucket(ip))
+            .charge(now, amount);
+        if let Some(n) = network(to) {
+            (self.allowances.by_network.entry(n))
+                .or_insert_with(|| bucket(wide))
+                .charge(now, amount);
+        }
+        self.allowances.total(now).charge(now, amount);
+    }
+
+    /// Queues a page of an answer, after the turn's chat; its size.
+    fn send_bulk(&mut self, to: SocketAddr, bytes: Vec<u8>, proof: Proof) -> i64 {
+        let len = bytes.len() as i64;
+        self.bulk_out.push_back(Queued {
+            to,
+            bytes: Arc::from(bytes),
+            proof,
+        });
+        len
+    }
+}

@@ -1,0 +1,87 @@
+//! The end of a turn of the shell's loop, and the relay's own clock: what the tick makes due
+//! (silent clients timed out, messages that waited for their allowance, the heartbeat), the
+//! answers sent in fair shares, and when the shell should come back if no datagram comes.
+//!
+//! Silence is measured in time the relay was listening: a tick that comes much later than due
+//! means the relay did not run (stopped with SIGSTOP, its disk stalled, the machine suspended),
+//! and that time counts as nobody's silence, so a member whose keepalive waited unread in the
+//! socket, or was dropped there, is not timed out for it.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::Relay;
+use crate::proto::message::Millis;
+use crate::proto::wire::{LeaveReason, Packet};
+
+/// How often the relay looks for silent clients, takes messages that waited for their
+/// sender's allowance, and sends the heartbeat.
+pub const TICK: Duration = Duration::from_secs(1);
+/// How late a tick may come before the time beyond it counts as the relay not running.
+pub const STALL: Duration = Duration::from_secs(2);
+
+impl Relay {
+    /// Ends a turn: the datagrams of the turn are in (or none came, and
+    /// [`Relay::poll_timeout`]'s time came). Does what the clock made due and sends the next
+    /// pages of the answers that wait, within the turn's share; call it before
+    /// [`Relay::appends`]. `wall` is the wall-clock time, for the messages it takes.
+    pub fn end_turn(&mut self, now: Instant, wall: Millis) {
+        let due = *self.next_tick.get_or_insert(now + TICK);
+        if now >= due {
+            self.tick(now, wall, now.saturating_duration_since(due));
+            self.next_tick = Some(now + TICK);
+        }
+        self.take_fairly(now, wall);
+        self.serve_answers(now);
+        self.last_turn = Some(now);
+    }
+
+    /// When [`Relay::end_turn`] must be called next if no datagram comes first.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.next_tick, self.answers_due()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The tick's work; `late` is how long after its time it came.
+    fn tick(&mut self, now: Instant, wall: Millis, late: Duration) {
+        if late > STALL {
+            // The relay did not run for about that long: nobody was heard, through no fault of
+            // theirs. Silence is counted from where it would have been.
+            self.stats.stalls += 1;
+            self.stats.stalled += late;
+            for mut s in self.clients.iter_mut() {
+                s.last_heard = (s.last_heard + late).min(now);
+            }
+        }
+        self.joins.retain(|_, (bucket, _)| !bucket.is_full(now));
+        let timeout = self.config.timeout;
+        let silent: Vec<SocketAddr> = self
+            .clients
+            .iter()
+            .filter(|c| now.saturating_duration_since(c.last_heard) > timeout)
+            .map(|c| *c.key())
+            .collect();
+        for addr in silent {
+            self.stats.timed_out += 1;
+            self.remove(addr, LeaveReason::TimedOut);
+        }
+        let waiting: Vec<SocketAddr> = self
+            .clients
+            .iter()
+            .filter(|c| c.ahead.contains_key(&c.next_csn))
+            .map(|c| *c.key())
+            .collect();
+        for addr in waiting {
+            self.take_waiting(now, wall, addr);
+        }
+        // A heartbeat after new messages tells every client the latest sequence number, so
+        // one that lost the last fan-out datagram notices within a tick and repairs the gap.
+        if self.committed > self.heartbeat_seq {
+            self.heartbeat_seq = self.committed;
+            let latest = self.committed;
+            self.broadcast(None, &Packet::Pong { latest });
+        }
+    }
+}
