@@ -90,6 +90,14 @@ fn repair_log(data: &std::path::Path) -> Result<(), String> {
             );
         }
     }
+    // After the damaged records are whole again: their seqs say where the log ends.
+    if let Some((first, last)) =
+        urc::serve::repair::fill_to_mark(data).map_err(|e| e.to_string())?
+    {
+        tracing::warn!(
+            "--repair-log: the log ended before the last seq this relay stored: seqs {first} to {last} are placeholders, and the room goes on after them"
+        );
+    }
     Ok(())
 }
 

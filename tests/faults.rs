@@ -278,3 +278,86 @@ fn a_script_shows_its_own_acknowledged_lines_in_order_before_it_exits() {
     drop(ben);
     drop(proxy);
 }
+
+/// The log deleted under a running relay: it notices within a second or two, keeps the
+/// records it had written, acknowledges nothing more, and refuses to start again on no log
+/// until told to go on after what it stored; a seq it gave is never given again.
+#[test]
+fn a_log_deleted_under_a_running_relay_stops_acknowledging_and_no_seq_is_given_twice() {
+    let data = tempfile::tempdir().unwrap();
+    let log = data.path().join("messages.jsonl");
+    let relay = Relay::start(data.path(), &[]);
+    let addr = relay.addr;
+    let mut alice = Client::join(addr, "alice", &[]);
+    for text in ["one", "two"] {
+        alice.say(text);
+        alice.expect(|e| e["event"] == "message" && e["text"] == text);
+    }
+    std::fs::remove_file(&log).unwrap();
+    relay.expect_log("was deleted while the relay ran: nothing more is acknowledged");
+    let stderr = relay.stderr.lock().unwrap().clone();
+    let rescued = stderr
+        .split("its records are kept in ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no rescue said: {stderr}"))
+        .to_owned();
+    let kept: Vec<(String, String)> = read_log_file(std::path::Path::new(&rescued));
+    assert_eq!(
+        kept,
+        [
+            ("alice".into(), "one".into()),
+            ("alice".into(), "two".into())
+        ]
+    );
+    alice.say("three");
+    alice.expect(|e| {
+        e["event"] == "notice"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("could not store"))
+    });
+    assert!(relay.stop().success());
+
+    // Started again on no log: refused, saying why and what to do.
+    let out = urc()
+        .args(["serve", "--bind", &addr.to_string(), "--data"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        said.contains("ends at seq 0, but this relay stored up to seq 2")
+            && said.contains("--repair-log"),
+        "{said}"
+    );
+    // Told to go on: the room goes on after seq 2, and alice's line, resent all along, is 3.
+    let relay = Relay::start_at(&addr.to_string(), data.path(), &["--repair-log"]);
+    alice.expect(|e| e["event"] == "message" && e["text"] == "three" && e["seq"] == 3);
+    let records = events(&std::fs::read_to_string(&log).unwrap());
+    let seqs: Vec<u64> = records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        [2, 3],
+        "a placeholder for what was lost, then what came after"
+    );
+    assert_eq!(records[0]["id"], "00000000-0000-0000-0000-000000000000");
+    let (status, _) = alice.finish();
+    assert!(status.success());
+    drop(relay);
+}
+
+/// The (from, text) of each record of a log file.
+fn read_log_file(path: &std::path::Path) -> Vec<(String, String)> {
+    let records = events(&std::fs::read_to_string(path).unwrap());
+    records
+        .iter()
+        .map(|r| {
+            (
+                r["from"].as_str().unwrap().to_owned(),
+                r["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}

@@ -18,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
 use crate::proto::message::{Message, Millis};
-use crate::serve::store::{LOG_FILE, write_record};
+use crate::serve::store::{LOG_FILE, mark, write_record};
 
 /// The sender of a placeholder.
 pub const PLACEHOLDER_FROM: &str = "urc";
@@ -151,6 +151,76 @@ pub fn placeholder(seq: u64, time: Millis) -> Message {
         from: PLACEHOLDER_FROM.to_owned(),
         text: PLACEHOLDER_TEXT.to_owned(),
         time,
+    }
+}
+
+/// The text of a placeholder for a record lost with the log.
+pub const LOST_TEXT: &str =
+    "(a message stored here was lost with the log: urc serve --repair-log went on after it)";
+
+/// Makes the log in `dir` reach the last seq the relay stored ([`mark`]), when it ends before
+/// it (deleted, truncated, replaced by an older copy): placeholders for the seqs it lacks, so
+/// that no seq a client was given is ever given to another message. An empty log starts with
+/// one placeholder, at the mark (a log may begin after an archived part). Returns the seqs
+/// filled in, `None` when the log was not behind.
+///
+/// # Errors
+/// When the log or the mark cannot be read, or the log cannot be written.
+pub fn fill_to_mark(dir: &Path) -> Result<Option<(u64, u64)>, RepairError> {
+    let path = dir.join(LOG_FILE);
+    let io_err = |error| RepairError::Io {
+        path: path.clone(),
+        error,
+    };
+    let Some(mark) = mark::read(dir).map_err(io_err)? else {
+        return Ok(None);
+    };
+    let (last, whole) = last_record(&path).map_err(io_err)?;
+    let (first, time) = match last {
+        Some(m) if m.seq >= mark => return Ok(None),
+        Some(m) => (m.seq + 1, m.time),
+        None => (mark, Millis::now()),
+    };
+    let mut out = Vec::new();
+    for seq in first..=mark {
+        let mut m = placeholder(seq, time);
+        m.text = LOST_TEXT.to_owned();
+        write_record(&mut out, &m).map_err(io_err)?;
+    }
+    let mut file = fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&path)
+        .map_err(io_err)?;
+    // An incomplete last line (a crash mid-write) goes, or it would run into the first
+    // placeholder.
+    file.set_len(whole).map_err(io_err)?;
+    file.write_all(&out).map_err(io_err)?;
+    file.sync_all().map_err(io_err)?;
+    Ok(Some((first, mark)))
+}
+
+/// The log's last valid record, if any, and the bytes of its whole lines (an incomplete last
+/// line is not one).
+fn last_record(path: &Path) -> io::Result<(Option<Message>, u64)> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((None, 0)),
+        Err(e) => return Err(e),
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let (mut last, mut whole) = (None, 0u64);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n == 0 || line.last() != Some(&b'\n') {
+            return Ok((last, whole));
+        }
+        whole += n as u64;
+        if let Ok(m) = serde_json::from_slice::<Message>(&line) {
+            last = Some(m);
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use crate::proto::wire::MAX_DATAGRAM;
 use crate::relay::{Config, Relay, Stats, TICK};
 use crate::serve::clock::ClockWatch;
 use crate::serve::lock::{DataLock, LockError};
-use crate::serve::store::{OpenError, Store};
+use crate::serve::store::{LogEvent, OpenError, Store};
 
 /// The port the relay listens on by default (outside the ephemeral range).
 pub const DEFAULT_PORT: u16 = 7707;
@@ -28,6 +28,8 @@ pub const DEFAULT_PORT: u16 = 7707;
 pub const DEFAULT_BIND: &str = "127.0.0.1:7707";
 /// Most datagrams taken from the socket before the loop writes and answers them.
 const BATCH: usize = 1024;
+/// How often the relay looks at its log's file and writes the last seq stored.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
 /// How often, at most, dropped and refused datagrams are summed up in the relay's log.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 /// How often the relay logs a one-line summary of its state.
@@ -142,6 +144,7 @@ impl Server {
         let mut next_summary = Instant::now() + SUMMARY_EVERY;
         let mut summarised = Stats::default();
         let mut clock = ClockWatch::default();
+        let mut next_watch = Instant::now() + WATCH_EVERY;
         loop {
             // The relay's clock: its tick, and the answers that wait for their turn.
             let wake_at = (self.relay.poll_timeout()).unwrap_or_else(|| Instant::now() + TICK);
@@ -187,6 +190,10 @@ impl Server {
                     pause.as_secs_f64()
                 );
             }
+            if now >= next_watch {
+                next_watch = now + WATCH_EVERY;
+                self.watch_log(now >= next_report);
+            }
             if now >= next_report {
                 next_report = now + REPORT_EVERY;
                 reported = self.report_drops(reported);
@@ -201,8 +208,43 @@ impl Server {
             // two cores, where the clients of a benchmark need the other one.
             self.send_all(&mut out).await;
         }
+        if let Err(e) = self.store.mark(self.relay.latest()) {
+            tracing::error!(error = %e, "cannot write the last seq stored");
+        }
         tracing::info!(latest = self.relay.latest(), "relay stopped");
         Ok(self.relay.stats().clone())
+    }
+
+    /// Looks at the log's file (it may have been deleted, moved or replaced under the relay)
+    /// and writes the last seq stored beside it; says what changed, and, when `remind`, that
+    /// the log is still not back.
+    fn watch_log(&mut self, remind: bool) {
+        let log = self.store.path().display().to_string();
+        match self.store.check() {
+            Some(LogEvent::Lost { why, rescued }) => {
+                let kept = match rescued {
+                    None => String::new(),
+                    Some(Ok(path)) => format!("; its records are kept in {}", path.display()),
+                    Some(Err(e)) => format!("; its records could not be kept ({e})"),
+                };
+                tracing::error!(
+                    "the message log {log} {why} while the relay ran: nothing more is acknowledged (clients keep resending) until it is back under its name{kept}; to go on, put it back, or stop the relay"
+                );
+            }
+            Some(LogEvent::Back) => {
+                tracing::warn!("the message log {log} is back: acknowledging again");
+            }
+            None => {
+                if let Some(why) = self.store.lost()
+                    && remind
+                {
+                    tracing::error!("the message log {log} {why}: still acknowledging nothing");
+                }
+            }
+        }
+        if let Err(e) = self.store.mark(self.relay.latest()) {
+            tracing::error!(error = %e, "cannot write the last seq stored beside the log");
+        }
     }
 
     /// Logs, at most once per [`REPORT_EVERY`], what was dropped or refused since `before`;
@@ -281,7 +323,10 @@ impl Server {
         match self.store.append(self.relay.appends()) {
             Ok(()) => self.relay.commit(),
             Err(e) => {
-                tracing::error!(error = %e, log = %self.store.path().display(), "cannot write the message log; nothing was acknowledged");
+                // While the log is lost, `watch_log` says so every few seconds instead.
+                if self.store.lost().is_none() {
+                    tracing::error!(error = %e, log = %self.store.path().display(), "cannot write the message log; nothing was acknowledged");
+                }
                 self.relay.abort(&e.to_string());
             }
         }

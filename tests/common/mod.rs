@@ -66,6 +66,19 @@ impl Relay {
         }
     }
 
+    /// Waits until the relay's log (its stderr) says `needle`; panics after [`WAIT`].
+    pub fn expect_log(&self, needle: &str) {
+        let deadline = Instant::now() + WAIT;
+        while !self.stderr.lock().unwrap().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "the relay did not say {needle:?}: {}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Stops the relay with SIGTERM and waits for it.
     pub fn stop(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();

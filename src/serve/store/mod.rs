@@ -5,22 +5,27 @@
 //! | `mod.rs` | [`Store`]: opening the log (every record checked, a torn end cut off), appending and flushing; the record's serialisation |
 //! | `file.rs` | [`LogFile`], what the log needs of its file, so that tests can make it fail |
 //! | `read.rs` | [`Store::read`]: records by sequence number, found by halving the file |
+//! | `mark.rs` | `<data>/stored-seq`: the last seq stored, so that a log that ends before it is refused |
+//! | `watch.rs` | [`Store::check`]: the log deleted, moved or replaced under the relay, noticed |
 //! | `tests.rs` | reopening, torn and damaged lines, failing disks, rotation, reads against a scan |
 
 use std::fmt;
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::proto::message::Message;
 
 mod file;
+pub mod mark;
 mod read;
 #[cfg(test)]
 mod tests;
+mod watch;
 
 pub use file::LogFile;
 pub use read::MAX_READ;
+pub use watch::LogEvent;
 
 /// The log's file name inside the data directory.
 pub const LOG_FILE: &str = "messages.jsonl";
@@ -44,6 +49,15 @@ pub enum OpenError {
         /// What is wrong with it.
         error: String,
     },
+    /// The log ends before the last seq the relay knows it stored (its mark).
+    Behind {
+        /// The log.
+        path: PathBuf,
+        /// The log's last seq (0 when empty).
+        last: u64,
+        /// The mark's.
+        mark: u64,
+    },
 }
 
 impl fmt::Display for OpenError {
@@ -57,6 +71,13 @@ impl fmt::Display for OpenError {
                 "{}:{line}: invalid record ({error}): start with --repair-log to put a placeholder in its place (the damaged file is kept), or repair it by hand",
                 path.display()
             ),
+            OpenError::Behind { path, last, mark } => write!(
+                f,
+                "{} ends at seq {last}, but this relay stored up to seq {mark} (see {}): it was deleted, truncated or replaced; put it back (a copy the relay rescued is {}.rescued-<time>), or start once with --repair-log to go on after seq {mark}",
+                path.display(),
+                mark::MARK_FILE,
+                LOG_FILE
+            ),
         }
     }
 }
@@ -67,7 +88,17 @@ impl std::error::Error for OpenError {}
 #[derive(Debug)]
 pub struct Store {
     path: PathBuf,
+    /// The data directory.
+    dir: PathBuf,
     file: Box<dyn LogFile>,
+    /// The same file, opened to read: history, and a rescue if its name is lost.
+    reader: File,
+    /// The file's device and inode, to tell it from another under its path.
+    identity: (u64, u64),
+    /// What happened to the log, while the file under its path is not this one.
+    lost: Option<String>,
+    /// The seq of the mark last written.
+    marked: u64,
     /// Bytes of whole records in the file.
     len: u64,
     /// The sequence number of the file's first record (1 unless the log was rotated).
@@ -156,16 +187,47 @@ impl Store {
             file.sync_data().map_err(io_err(&path))?;
         }
         file.seek(SeekFrom::End(0)).map_err(io_err(&path))?;
+        let mark = mark::read(dir).map_err(io_err(dir))?.unwrap_or(0);
+        if mark > last_seq {
+            return Err(OpenError::Behind {
+                path,
+                last: last_seq,
+                mark,
+            });
+        }
+        if last_seq > mark {
+            mark::write(dir, last_seq).map_err(io_err(dir))?;
+        }
+        let reader = File::open(&path).map_err(io_err(&path))?;
+        let identity = watch::identity(&reader.metadata().map_err(io_err(&path))?);
         Ok(Opened {
             store: Store {
                 path,
+                dir: dir.to_owned(),
                 file: Box::new(file),
+                reader,
+                identity,
+                lost: None,
+                marked: last_seq,
                 len,
                 first_seq,
             },
             tail: tail.into(),
             torn,
         })
+    }
+
+    /// Writes `latest` as the last seq stored ([`mark`]), if it is past the mark; also while
+    /// the log is lost (what was stored before is what a log put back must hold).
+    ///
+    /// # Errors
+    /// When the mark cannot be written.
+    pub fn mark(&mut self, latest: u64) -> io::Result<()> {
+        if latest > self.marked {
+            mark::write(&self.dir, latest)?;
+            self.marked = latest;
+        }
+        Ok(())
     }
 
     /// Uses `file` for appending from now on (tests put a failing file here).
@@ -192,6 +254,11 @@ impl Store {
         &mut self,
         messages: impl IntoIterator<Item = &'a Message>,
     ) -> io::Result<()> {
+        if let Some(why) = &self.lost {
+            return Err(io::Error::other(format!(
+                "the message log {why} while the relay ran: nothing is acknowledged until it is back"
+            )));
+        }
         let messages = messages.into_iter();
         let mut buf = Vec::with_capacity(messages.size_hint().0 * 128);
         for m in messages {

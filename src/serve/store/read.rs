@@ -36,11 +36,10 @@ impl Store {
         if first > last || self.len == 0 {
             return Ok(Vec::new());
         }
-        File::open(&self.path)
-            .and_then(|file| {
-                let start = search(&file, self.len, first, scan)?;
-                read_from(&file, start, self.len, first, last)
-            })
+        // Through the relay's own file, whatever became of its name.
+        let file = &self.reader;
+        search(file, self.len, first, scan)
+            .and_then(|start| read_from(file, start, self.len, first, last))
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))
     }
 }

@@ -317,3 +317,117 @@ proptest::proptest! {
         );
     }
 }
+
+#[test]
+fn a_log_that_ends_before_the_last_seq_stored_is_refused_until_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opened = Store::open(dir.path(), 10).unwrap();
+    let all: Vec<Message> = (1..=5).map(msg).collect();
+    opened.store.append(&all).unwrap();
+    opened.store.mark(5).unwrap();
+    drop(opened);
+    assert_eq!(mark::read(dir.path()).unwrap(), Some(5));
+    // Deleted, or replaced by an older copy: refused, with what to do.
+    for kept in [0, 3] {
+        let text = fs::read_to_string(dir.path().join(LOG_FILE)).unwrap();
+        let older: String = text.lines().take(kept).map(|l| format!("{l}\n")).collect();
+        fs::write(dir.path().join(LOG_FILE), &older).unwrap();
+        let err = Store::open(dir.path(), 10).unwrap_err();
+        assert!(
+            matches!(err, OpenError::Behind { last, mark: 5, .. } if last == kept as u64),
+            "{err:?}"
+        );
+        let said = err.to_string();
+        assert!(
+            said.contains(&format!(
+                "ends at seq {kept}, but this relay stored up to seq 5"
+            )),
+            "{said}"
+        );
+        assert!(said.contains("--repair-log"), "{said}");
+        // --repair-log: placeholders up to the mark, and the room goes on after it.
+        let filled = crate::serve::repair::fill_to_mark(dir.path()).unwrap();
+        let first = if kept == 0 { 5 } else { kept as u64 + 1 };
+        assert_eq!(filled, Some((first, 5)));
+        let again = Store::open(dir.path(), 10).unwrap();
+        assert_eq!(again.tail.last().map(|m| m.seq), Some(5));
+        assert!(
+            again
+                .tail
+                .iter()
+                .filter(|m| m.seq >= first)
+                .all(|m| m.id.is_nil())
+        );
+        drop(again);
+        // Put the whole log back for the next round.
+        fs::write(dir.path().join(LOG_FILE), &text).unwrap();
+    }
+}
+
+#[test]
+fn a_log_deleted_moved_or_replaced_under_the_relay_stops_appends_until_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(LOG_FILE);
+    let mut opened = Store::open(dir.path(), 10).unwrap();
+    let store = &mut opened.store;
+    store.append(&[msg(1), msg(2)]).unwrap();
+    assert!(store.check().is_none(), "nothing happened");
+
+    // Moved away: noticed, appends refused, reads still served from the relay's own file.
+    let away = dir.path().join("away.jsonl");
+    fs::rename(&path, &away).unwrap();
+    let Some(LogEvent::Lost { why, rescued }) = store.check() else {
+        panic!("not noticed")
+    };
+    assert_eq!((why.as_str(), rescued.is_none()), ("was moved away", true));
+    assert!(store.check().is_none(), "said once");
+    let err = store.append(&[msg(3)]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("was moved away while the relay ran"),
+        "{err}"
+    );
+    assert_eq!(store.read(1, 2).unwrap().len(), 2);
+    // Moved back: acknowledging goes on.
+    fs::rename(&away, &path).unwrap();
+    assert!(matches!(store.check(), Some(LogEvent::Back)));
+    store.append(&[msg(3)]).unwrap();
+
+    // Replaced by another file.
+    fs::rename(&path, &away).unwrap();
+    fs::write(&path, "").unwrap();
+    let Some(LogEvent::Lost { why, .. }) = store.check() else {
+        panic!("not noticed")
+    };
+    assert_eq!(why, "was replaced by another file");
+    assert!(store.append(&[msg(4)]).is_err());
+    fs::rename(&away, &path).unwrap();
+    assert!(matches!(store.check(), Some(LogEvent::Back)));
+
+    // Deleted: its records are rescued from the relay's own file.
+    fs::remove_file(&path).unwrap();
+    let Some(LogEvent::Lost { why, rescued }) = store.check() else {
+        panic!("not noticed")
+    };
+    assert_eq!(why, "was deleted");
+    let rescued = rescued.expect("rescued").unwrap();
+    let text = fs::read_to_string(&rescued).unwrap();
+    let seqs: Vec<u64> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Message>(l).unwrap().seq)
+        .collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert!(store.append(&[msg(4)]).is_err());
+    // What was stored before stays marked, so that a restart on no log refuses it.
+    store.mark(3).unwrap();
+    assert_eq!(mark::read(dir.path()).unwrap(), Some(3));
+    drop(opened);
+    assert!(matches!(
+        Store::open(dir.path(), 10),
+        Err(OpenError::Behind {
+            last: 0,
+            mark: 3,
+            ..
+        })
+    ));
+}
