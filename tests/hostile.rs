@@ -5,6 +5,8 @@
 
 #[path = "hostile/driver.rs"]
 mod driver;
+#[path = "hostile/load.rs"]
+mod load;
 
 use std::net::SocketAddr;
 use std::time::Duration;

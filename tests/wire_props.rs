@@ -428,3 +428,160 @@ proptest! {
         }
     }
 }
+
+/// A number a member or a relay may put in a u64 field: at its extremes, near them, or any.
+fn extreme() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        Just(0),
+        Just(1),
+        Just(MAX_CSN),
+        Just(MAX_CSN + 1),
+        Just(u64::MAX - 1),
+        Just(u64::MAX),
+        0u64..2000,
+        any::<u64>(),
+    ]
+}
+
+/// What a member with a real session sends, its numbers anything the format carries.
+#[derive(Debug, Clone)]
+enum Ask {
+    Send { csn: u64, base: u64, text: String },
+    History { from: u64, count: u16 },
+    Who,
+    Wait(Duration),
+}
+
+fn ask() -> impl Strategy<Value = Ask> {
+    prop_oneof![
+        4 => (csn(), csn(), text(20)).prop_map(|(csn, base, text)| Ask::Send { csn, base, text }),
+        2 => (extreme(), any::<u16>()).prop_map(|(from, count)| Ask::History { from, count }),
+        1 => Just(Ask::Who),
+        1 => (0u64..3000).prop_map(|ms| Ask::Wait(Duration::from_millis(ms))),
+    ]
+}
+
+/// Something a relay sends a client, its numbers at their extremes.
+fn extreme_packet() -> impl Strategy<Value = Packet> {
+    let acked = (uuid(), extreme(), extreme(), any::<i64>()).prop_map(|(id, csn, seq, t)| Acked {
+        id,
+        csn,
+        seq,
+        time: Millis(t),
+    });
+    let message = || {
+        (extreme(), any::<i64>(), uuid(), text(8), text(8)).prop_map(
+            |(seq, time, id, from, text)| Message {
+                seq,
+                id,
+                from,
+                text,
+                time: Millis(time),
+            },
+        )
+    };
+    prop_oneof![
+        vec(acked, 1..4).prop_map(|acks| Packet::Ack { acks }),
+        vec(message(), 0..4).prop_map(|messages| Packet::Messages { messages }),
+        (any::<u32>(), extreme(), extreme(), vec(message(), 0..4)).prop_map(
+            |(req, first, last, messages)| Packet::HistoryPage {
+                req: req % 4,
+                first,
+                last,
+                messages,
+            }
+        ),
+        extreme().prop_map(|latest| Packet::Pong { latest }),
+        (any::<u32>(), any::<u16>(), vec(text(8), 0..4)).prop_map(|(req, total, names)| {
+            Packet::Names {
+                req: req % 4,
+                total,
+                names,
+            }
+        }),
+        (code(), text(20)).prop_map(|(code, message)| Packet::Error {
+            code,
+            id: Uuid::nil(),
+            message,
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(RELAY_CASES))]
+
+    /// A member with a real session sends csns, bases and history ranges at their extremes:
+    /// the relay never panics (debug builds check every addition), keeps the session, and
+    /// stores only texts the member sent.
+    #[test]
+    fn members_numbers_at_their_extremes_are_handled(asks in vec(ask(), 1..60)) {
+        let mut d = Driver::with_log(Config::default(), 50);
+        let alice = SocketAddr::from(([192, 0, 2, 1], 4000));
+        let token = d.member(alice, "alice");
+        let mut texts = std::collections::HashSet::new();
+        for a in asks {
+            match a {
+                Ask::Send { csn, base, text } => {
+                    texts.insert(text.clone());
+                    d.packet(alice, &Packet::send_one(token, base, csn, Uuid::new_v4(), &text));
+                }
+                Ask::History { from, count } => {
+                    d.packet(alice, &Packet::History { token, req: 1, from, count });
+                }
+                Ask::Who => {
+                    d.packet(alice, &Packet::Who { token, req: 2 });
+                }
+                Ask::Wait(t) => {
+                    d.advance(t);
+                    d.packet(alice, &Packet::Ping { token });
+                }
+            }
+            prop_assert_eq!(d.relay.clients().len(), 1);
+        }
+        for m in &d.log[50..] {
+            prop_assert!(texts.contains(&m.text));
+        }
+    }
+
+    /// A relay (or someone on the path who learnt the session's proof) sends a client numbers at
+    /// their extremes: seqs, csns and ranges of 2^64, latest seqs at the top. The client never
+    /// panics, and never asks to be woken again and again at the same moment (a loop).
+    #[test]
+    fn the_client_takes_any_numbers_from_its_relay(
+        latest in extreme(),
+        timeout_ms in prop_oneof![Just(0u32), Just(1), any::<u32>()],
+        packets in vec(extreme_packet(), 1..30),
+    ) {
+        use std::time::Instant;
+        use urc::client::{Client, Config as ClientConfig};
+        let mut now = Instant::now();
+        let config = ClientConfig { name: "alice".into(), history: 20, since: None };
+        let mut client = Client::new(config, now);
+        let Some(Ok(Packet::Join { instance, .. })) = client.poll_transmit().map(|b| Packet::decode(&b)) else {
+            panic!("the client did not join first");
+        };
+        let token = Token([7; 16]);
+        let stamped = |p: &Packet, proof: Proof| {
+            let mut bytes = p.encode();
+            proof.write(&mut bytes);
+            bytes
+        };
+        let welcome = Packet::Welcome { token, name: "alice".into(), latest, timeout_ms };
+        client.handle(now, &stamped(&welcome, Proof::of_instance(&instance)));
+        client.request_who(now);
+        client.request_history(now, 1000);
+        let _ = client.send(now, "hello");
+        for p in packets {
+            client.handle(now, &stamped(&p, Proof::of_token(&token)));
+            // Wake it as it asks, a while: each wake is later than the one before.
+            for _ in 0..20 {
+                let Some(at) = client.poll_timeout() else { break };
+                prop_assert!(at >= now, "asked to be woken in the past");
+                now = at.max(now + Duration::from_micros(1));
+                client.handle_timeout(now);
+                while client.poll_transmit().is_some() {}
+                while client.poll_event().is_some() {}
+            }
+        }
+    }
+}

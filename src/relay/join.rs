@@ -63,6 +63,12 @@ impl Session {
     pub fn waiting(&self) -> usize {
         self.ahead.len()
     }
+
+    /// Answers to its requests still on their way: at most
+    /// [`MAX_ANSWERS`](super::MAX_ANSWERS).
+    pub fn answers_waiting(&self) -> usize {
+        self.answers.len()
+    }
 }
 
 impl Relay {

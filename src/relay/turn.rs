@@ -25,6 +25,9 @@ impl Relay {
     /// [`Relay::poll_timeout`]'s time came). Does what the clock made due and sends the next
     /// pages of the answers that wait, within the turn's share; call it before
     /// [`Relay::appends`]. `wall` is the wall-clock time, for the messages it takes.
+    ///
+    /// A turn that comes more than [`STALL`] after the tick [`Relay::poll_timeout`] asked for
+    /// means the relay did not run meanwhile: that time counts as nobody's silence.
     pub fn end_turn(&mut self, now: Instant, wall: Millis) {
         let due = *self.next_tick.get_or_insert(now + TICK);
         if now >= due {
@@ -36,9 +39,14 @@ impl Relay {
         self.last_turn = Some(now);
     }
 
-    /// When [`Relay::end_turn`] must be called next if no datagram comes first.
+    /// When [`Relay::end_turn`] must be called next if no datagram comes first (`None` before
+    /// the first turn: at once). Messages that wait for a turn's room want the next turn at
+    /// once, and so do answers with pages to send.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.next_tick, self.answers_due()]
+        let waiting = (!self.intake.is_empty())
+            .then_some(self.last_turn)
+            .flatten();
+        [self.next_tick, self.answers_due(), waiting]
             .into_iter()
             .flatten()
             .min()

@@ -3,7 +3,7 @@
 //! destination, and the bytes exchanged with each address counted.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,19 @@ pub struct Driver {
     pub bytes_in: HashMap<SocketAddr, usize>,
     /// Bytes the relay sent to each address.
     pub bytes_out: HashMap<SocketAddr, usize>,
+    /// When set, only the datagrams to these addresses (and to one that is joining) are kept in
+    /// `sent` (a flood's answers are only counted).
+    pub watch: Option<HashSet<SocketAddr>>,
+    /// The address joining now, whose answers are kept whatever `watch` says.
+    joining: Option<SocketAddr>,
+    /// Milliseconds added to the wall clock the relay is given (a clock stepped by hand).
+    pub wall_offset: i64,
+    /// Turns ended so far.
+    pub turns: u64,
+    /// The most datagrams one turn sent.
+    pub most_in_a_turn: usize,
+    /// The turn (of `turns`) each message of the log was written in, by seq.
+    pub written_in: HashMap<u64, u64>,
 }
 
 /// What joining got.
@@ -55,11 +68,36 @@ impl Driver {
             sent_bytes: Vec::new(),
             bytes_in: HashMap::new(),
             bytes_out: HashMap::new(),
+            watch: None,
+            joining: None,
+            wall_offset: 0,
+            turns: 0,
+            most_in_a_turn: 0,
+            written_in: HashMap::new(),
         }
     }
 
+    /// A relay on a log of `n` messages from `r1`, keeping the last `config.cache` in memory.
+    pub fn with_log(config: Config, n: u64) -> Self {
+        let log: Vec<Message> = (1..=n)
+            .map(|seq| Message {
+                seq,
+                id: Uuid::from_u128(u128::from(seq)),
+                from: "r1".into(),
+                text: format!("hello world message {seq:06}"),
+                time: Millis(WALL_EPOCH),
+            })
+            .collect();
+        let keep = config.cache.max(config.dedup);
+        let tail = log[log.len().saturating_sub(keep)..].to_vec();
+        let mut d = Driver::new(config.clone());
+        d.relay = Relay::new(config, tail);
+        d.log = log;
+        d
+    }
+
     pub fn wall(&self) -> Millis {
-        Millis(WALL_EPOCH + (self.now - self.start).as_millis() as i64)
+        Millis(WALL_EPOCH + (self.now - self.start).as_millis() as i64 + self.wall_offset)
     }
 
     /// Moves the clock on by `d` and gives the relay its turn (it ticks when a tick is due).
@@ -92,8 +130,11 @@ impl Driver {
         let mut n = 0;
         loop {
             self.relay.end_turn(self.now, self.wall());
+            self.turns += 1;
             self.persist();
-            n += self.drain();
+            let sent = self.drain();
+            self.most_in_a_turn = self.most_in_a_turn.max(sent);
+            n += sent;
             if self.relay.poll_timeout().is_some_and(|t| t > self.now) {
                 return n;
             }
@@ -106,6 +147,7 @@ impl Driver {
             let appends: Vec<Message> = self.relay.appends().cloned().collect();
             for (k, m) in appends.iter().enumerate() {
                 assert_eq!(m.seq, (self.log.len() + k) as u64 + 1, "appended in order");
+                self.written_in.insert(m.seq, self.turns);
             }
             self.log.extend(appends);
             self.relay.commit();
@@ -132,8 +174,12 @@ impl Driver {
                 return n;
             };
             n += 1;
-            let packet = Packet::decode(&t.bytes).expect("the relay sends valid datagrams");
             *self.bytes_out.entry(t.to).or_default() += t.bytes.len();
+            if self.joining != Some(t.to) && self.watch.as_ref().is_some_and(|w| !w.contains(&t.to))
+            {
+                continue;
+            }
+            let packet = Packet::decode(&t.bytes).expect("the relay sends valid datagrams");
             self.sent.push((t.to, packet));
             self.sent_bytes.push(t.bytes.to_vec());
         }
@@ -169,10 +215,12 @@ impl Driver {
             instance,
             cookie,
         };
+        self.joining = Some(addr);
         self.packet(addr, &join(Vec::new()));
         let cookie = self.last_cookie(addr).expect("challenged");
         let before = self.sent.len();
         self.packet(addr, &join(cookie));
+        self.joining = None;
         let answer = self.sent[before..].iter().find_map(|(to, p)| match p {
             Packet::Welcome { token, .. } if *to == addr => Some(Joined::Welcome(*token)),
             Packet::Error { code, message, .. } if *to == addr => {

@@ -1,0 +1,540 @@
+//! Load within every limit, from many sessions at once, beside two members who chat: floods of
+//! history and WHO requests, many senders at their rate, messages parked out of order, a relay
+//! that stopped for a while, a wall clock stepped. The relay serves chat first and in fair
+//! shares, charges answers to whoever asked, and keeps its memory bounded. (The same attacks at
+//! full scale, against a real relay process, are `urc bench --attack …`.)
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use urc::proto::wire::{ErrorCode, MAX_CSN, Packet, Sent, Token};
+use urc::relay::{Config, MAX_ANSWERS, MAX_PARKED_BYTES, MAX_PARKED_PER_IP, parked_cost};
+use uuid::Uuid;
+
+use crate::driver::Driver;
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// The address of session `port` at IP 10.`a`.`b`.`c`.
+fn at(a: u8, b: u8, c: u8, port: u16) -> SocketAddr {
+    SocketAddr::from(([10, a, b, c], port))
+}
+
+/// Joins `n` sessions from `ip(k)`, named `prefix{k}`, without keeping what they are sent.
+fn crowd(
+    d: &mut Driver,
+    n: usize,
+    prefix: &str,
+    ip: impl Fn(usize) -> SocketAddr,
+) -> Vec<(SocketAddr, Token)> {
+    (0..n)
+        .map(|k| {
+            let a = ip(k);
+            (a, d.member(a, &format!("{prefix}{k}")))
+        })
+        .collect()
+}
+
+/// Two members who chat, alice and bob, on addresses of their own.
+struct Pair {
+    alice: (SocketAddr, Token),
+    bob: (SocketAddr, Token),
+    said: u64,
+}
+
+impl Pair {
+    fn join(d: &mut Driver) -> Pair {
+        let (alice, bob) = (at(0, 0, 2, 4000), at(0, 0, 3, 4000));
+        let alice = (alice, d.member(alice, "alice"));
+        let bob = (bob, d.member(bob, "bob"));
+        Pair {
+            alice,
+            bob,
+            said: 0,
+        }
+    }
+
+    fn watch(&self) -> Option<HashSet<SocketAddr>> {
+        Some([self.alice.0, self.bob.0].into())
+    }
+
+    /// alice's next SEND.
+    fn next(&mut self) -> (SocketAddr, Vec<u8>) {
+        self.said += 1;
+        let (a, t) = self.alice;
+        let send = Packet::send_one(
+            t,
+            self.said,
+            self.said,
+            Uuid::new_v4(),
+            &format!("alice {}", self.said),
+        );
+        (a, send.encode())
+    }
+
+    /// Checks that alice's last line was stored, acknowledged to her and sent to bob in the
+    /// turn it arrived in, or the next (`since`: `d.sent.len()` before it).
+    fn check_last(&self, d: &Driver, since: usize, arrived_in: u64) {
+        let text = format!("alice {}", self.said);
+        let m = d
+            .log
+            .iter()
+            .rev()
+            .find(|m| m.text == text)
+            .unwrap_or_else(|| panic!("{text} not stored"));
+        // `arrived_in` is the count of turns before the one it arrived in.
+        let waited = d.written_in[&m.seq] - arrived_in - 1;
+        assert!(waited <= 1, "{text} waited {waited} turns");
+        let to_bob = d.sent[since..].iter().any(|(to, p)| {
+            *to == self.bob.0 && matches!(p, Packet::Messages { messages } if messages.iter().any(|x| x.seq == m.seq))
+        });
+        assert!(to_bob, "{text} did not reach bob");
+        let acked = d.sent[since..].iter().any(|(to, p)| {
+            *to == self.alice.0
+                && matches!(p, Packet::Ack { acks } if acks.iter().any(|a| a.seq == m.seq))
+        });
+        assert!(acked, "{text} was not acknowledged");
+    }
+}
+
+/// Bytes the relay sent to `sessions` in all.
+fn bytes_to(d: &Driver, sessions: &[(SocketAddr, Token)]) -> usize {
+    sessions
+        .iter()
+        .map(|(a, _)| d.bytes_out.get(a).copied().unwrap_or(0))
+        .sum()
+}
+
+/// 64 sessions of one address ask for 1000 messages of history 5 times a second each (the
+/// request rate): they are sent what their address's allowance allows, no more, while alice's
+/// lines are taken, acknowledged and fanned out in their turn, and bob's own history request
+/// is answered at once.
+#[test]
+fn a_history_flood_from_one_address_gets_its_share_and_delays_no_chat() {
+    let config = Config {
+        cache: 200,
+        bulk_rate_per_ip: MIB,
+        ..Config::default()
+    };
+    let mut d = Driver::with_log(config.clone(), 3000);
+    let mut pair = Pair::join(&mut d);
+    d.watch = Some(HashSet::new());
+    let flood = crowd(&mut d, 64, "f", |k| at(0, 0, 1, 5000 + k as u16));
+    d.watch = pair.watch();
+    let start = (bytes_to(&d, &flood), d.now);
+    let seconds = 3;
+    for step in 0..seconds * 20 {
+        // Every 50 ms a quarter of the flood asks: each session every 200 ms.
+        let mut datagrams: Vec<(SocketAddr, Vec<u8>)> = (flood.iter().enumerate())
+            .filter(|(k, _)| k % 4 == step % 4)
+            .map(|(_, &(a, token))| {
+                let ask = Packet::History {
+                    token,
+                    req: step as u32,
+                    from: 0,
+                    count: 1000,
+                };
+                (a, ask.encode())
+            })
+            .collect();
+        let talks = step % 5 == 0;
+        if talks {
+            datagrams.push(pair.next());
+        }
+        let (since, turn) = (d.sent.len(), d.turns);
+        d.turn(&datagrams);
+        if talks {
+            pair.check_last(&d, since, turn);
+        }
+        if step == 30 {
+            // bob repairs a gap meanwhile: five messages of the log, read from it.
+            let since = d.sent.len();
+            let ask = Packet::History {
+                token: pair.bob.1,
+                req: 99,
+                from: 1000,
+                count: 5,
+            };
+            d.packet(pair.bob.0, &ask);
+            let got: usize = (d.sent[since..].iter())
+                .filter_map(|(to, p)| match p {
+                    Packet::HistoryPage {
+                        req: 99, messages, ..
+                    } if *to == pair.bob.0 => Some(messages.len()),
+                    _ => None,
+                })
+                .sum();
+            assert_eq!(got, 5, "bob's request waited behind the flood");
+        }
+        d.advance(ms(50));
+    }
+    let sent = bytes_to(&d, &flood) - start.0;
+    let secs = (d.now - start.1).as_secs_f64();
+    // Its allowance: the rate, its burst, and the last chunk each of its sessions was sent
+    // before its debt showed.
+    let bound = MIB * secs + MIB / 4.0 + 64.0 * 2048.0;
+    assert!(
+        (sent as f64) <= bound,
+        "{sent} bytes to the flood in {secs} s, bound {bound}"
+    );
+    assert!(
+        (sent as f64) > 0.5 * MIB * secs,
+        "the flood was still served: {sent} bytes"
+    );
+    let most = (flood.iter())
+        .filter_map(|(a, _)| d.relay.clients().get(a).map(|s| s.answers_waiting()))
+        .max();
+    assert!(
+        most.is_some_and(|n| n > 4 && n <= MAX_ANSWERS),
+        "answers waiting: {most:?}"
+    );
+    assert!(
+        d.most_in_a_turn < 1000,
+        "{} datagrams in one turn",
+        d.most_in_a_turn
+    );
+}
+
+/// 64 sessions of one address ask WHO 5 times a second each in a room of a thousand: their
+/// answers are held to their address's allowance, alice's lines go on in their turn, and
+/// alice's own WHO brings every name, each once, while the flood goes on.
+#[test]
+fn a_who_flood_in_a_large_room_gets_its_share_and_delays_no_chat() {
+    let config = Config {
+        bulk_rate_per_ip: MIB / 2.0,
+        ..Config::default()
+    };
+    let mut d = Driver::new(config);
+    let mut pair = Pair::join(&mut d);
+    d.watch = Some(HashSet::new());
+    let room = crowd(&mut d, 1000, "m", |k| {
+        at(1, (k / 50) as u8, (k % 50) as u8, 6000)
+    });
+    let flood = crowd(&mut d, 64, "f", |k| at(0, 0, 1, 5000 + k as u16));
+    d.watch = pair.watch();
+    let start = (bytes_to(&d, &flood), d.now);
+    let mut names = Vec::new();
+    for step in 0..40 {
+        let mut datagrams: Vec<(SocketAddr, Vec<u8>)> = (flood.iter().enumerate())
+            .filter(|(k, _)| k % 4 == step % 4)
+            .map(|(_, &(a, token))| {
+                (
+                    a,
+                    Packet::Who {
+                        token,
+                        req: step as u32,
+                    }
+                    .encode(),
+                )
+            })
+            .collect();
+        let talks = step % 5 == 0;
+        if talks {
+            datagrams.push(pair.next());
+        }
+        if step == 10 {
+            datagrams.push((
+                pair.alice.0,
+                Packet::Who {
+                    token: pair.alice.1,
+                    req: 7,
+                }
+                .encode(),
+            ));
+        }
+        let (since, turn) = (d.sent.len(), d.turns);
+        d.turn(&datagrams);
+        if talks {
+            pair.check_last(&d, since, turn);
+        }
+        for (to, p) in &d.sent[since..] {
+            if let Packet::Names {
+                req: 7,
+                names: page,
+                total,
+            } = p
+                && *to == pair.alice.0
+            {
+                names.extend(page.iter().cloned());
+                assert!(usize::from(*total) >= names.len());
+            }
+        }
+        d.advance(ms(50));
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        (names.len(), sorted.len()),
+        (1066, 1066),
+        "every name, once"
+    );
+    let sent = bytes_to(&d, &flood) - start.0;
+    let secs = (d.now - start.1).as_secs_f64();
+    let bound = MIB / 2.0 * secs + MIB / 8.0 + 64.0 * 1200.0;
+    assert!(
+        (sent as f64) <= bound,
+        "{sent} bytes of names in {secs} s, bound {bound}"
+    );
+    assert_eq!(d.relay.clients().len(), 1066, "nobody was timed out");
+    drop(room);
+}
+
+/// 640 sessions from 10 addresses each send at their rate, 20 a second, in a room of 642: far
+/// more than a turn's room for fan-out. The turns take what fits, shared by address, and
+/// alice's lines, at 4 a second, are each taken in the turn they came, or the next.
+#[test]
+fn many_senders_at_their_rate_share_the_turns_and_starve_nobody() {
+    let mut d = Driver::new(Config::default());
+    let mut pair = Pair::join(&mut d);
+    d.watch = Some(HashSet::new());
+    let senders = crowd(&mut d, 640, "s", |k| {
+        at(2, (k / 64) as u8, 1, 7000 + (k % 64) as u16)
+    });
+    d.watch = pair.watch();
+    let mut csn = vec![0u64; senders.len()];
+    let before = d.log.len();
+    for step in 0..40 {
+        // Every 50 ms each sender sends its next message: 20 a second.
+        let mut datagrams: Vec<(SocketAddr, Vec<u8>)> = (senders.iter().enumerate())
+            .map(|(k, &(a, token))| {
+                csn[k] += 1;
+                let send = Packet::send_one(token, 1, csn[k], Uuid::new_v4(), "flood flood flood");
+                (a, send.encode())
+            })
+            .collect();
+        let talks = step % 5 == 0;
+        if talks {
+            // alice's line arrives last of all.
+            datagrams.push(pair.next());
+        }
+        let (since, turn) = (d.sent.len(), d.turns);
+        d.turn(&datagrams);
+        if talks {
+            pair.check_last(&d, since, turn);
+        }
+        d.advance(ms(50));
+    }
+    let stored = d.log.len() - before;
+    assert!(stored > 1000, "the senders were served too: {stored}");
+    // Each address had a fair share: the most and the least served differ by little.
+    let mut per_ip = std::collections::HashMap::<u8, usize>::new();
+    for m in &d.log[before..] {
+        if let Some(k) = m
+            .from
+            .strip_prefix('s')
+            .and_then(|k| k.parse::<usize>().ok())
+        {
+            *per_ip.entry((k / 64) as u8).or_default() += 1;
+        }
+    }
+    let (most, least) = (
+        per_ip.values().max().unwrap(),
+        per_ip.values().min().unwrap(),
+    );
+    assert!(
+        most - least <= most / 10 + 5,
+        "shares per address: {per_ip:?}"
+    );
+    assert!(d.relay.parked_bytes() <= MAX_PARKED_BYTES);
+}
+
+/// Sessions of many addresses park 255 messages each out of order (csn 1 never comes): the
+/// relay keeps at most its bound in all and per address, counted by the whole record, and
+/// gives it all back when they leave.
+#[test]
+fn parked_messages_are_bounded_per_address_and_in_all_and_given_back() {
+    let mut d = Driver::new(Config::default());
+    d.watch = Some(HashSet::new());
+    // 32 addresses of 50 sessions.
+    let sessions = crowd(&mut d, 1600, "p", |k| {
+        at(3, (k / 50) as u8, 1, 8000 + (k % 50) as u16)
+    });
+    let text = "x";
+    for &(a, token) in &sessions {
+        let all: Vec<Sent> = (2..=256)
+            .map(|csn| Sent {
+                csn,
+                id: Uuid::new_v4(),
+                text: text.into(),
+            })
+            .collect();
+        let datagrams: Vec<(SocketAddr, Vec<u8>)> = all
+            .chunks(40)
+            .map(|c| {
+                (
+                    a,
+                    Packet::Send {
+                        token,
+                        base: 1,
+                        messages: c.to_vec(),
+                    }
+                    .encode(),
+                )
+            })
+            .collect();
+        d.turn(&datagrams);
+    }
+    let parked = d.relay.parked_bytes();
+    let each = 255 * parked_cost(text);
+    assert!(parked <= MAX_PARKED_BYTES, "{parked}");
+    assert!(
+        parked + each > MAX_PARKED_BYTES,
+        "filled up to the bound: {parked}"
+    );
+    // Per address: 50 sessions could park 50 × 255 records; at most the address's bound.
+    let first_ip: usize = (sessions[..50].iter())
+        .map(|(a, _)| d.relay.clients().get(a).map_or(0, |s| s.waiting()))
+        .sum();
+    assert!(
+        first_ip * parked_cost(text) <= MAX_PARKED_PER_IP,
+        "{first_ip} records from one address"
+    );
+    assert!(d.log.is_empty(), "nothing stored");
+    for &(a, token) in &sessions {
+        d.packet(a, &Packet::Leave { token });
+    }
+    assert_eq!(d.relay.parked_bytes(), 0, "all given back");
+}
+
+/// The relay stops for 40 s (SIGSTOP, a disk that hangs): members who kept pinging are not
+/// timed out for it, whatever happened to their pings meanwhile; one that had gone silent
+/// before is timed out after the rest of its timeout, counted in time the relay ran.
+#[test]
+fn a_relay_that_stopped_times_nobody_out_for_the_time_it_did_not_run() {
+    let mut d = Driver::new(Config::default());
+    d.watch = Some(HashSet::new());
+    let members = crowd(&mut d, 200, "m", |k| at(4, 0, (k % 200) as u8, 9000));
+    let zed = at(4, 1, 1, 9000);
+    d.member(zed, "zed");
+    let ping_all = |d: &mut Driver| {
+        let pings: Vec<(SocketAddr, Vec<u8>)> = (members.iter())
+            .map(|&(a, token)| (a, Packet::Ping { token }.encode()))
+            .collect();
+        d.turn(&pings);
+    };
+    // zed goes silent; the others ping every 5 s for 25 s (the relay turning each second, as
+    // its `poll_timeout` asks).
+    for t in 1..=25 {
+        d.advance(Duration::from_secs(1));
+        if t % 5 == 0 {
+            ping_all(&mut d);
+        }
+    }
+    // The relay stops for 40 s: nothing runs, nothing is read; then its first turn.
+    d.now += Duration::from_secs(40);
+    d.advance(Duration::ZERO);
+    assert_eq!(d.relay.stats().stalls, 1);
+    assert_eq!(
+        d.relay.stats().timed_out,
+        0,
+        "nobody timed out for the pause"
+    );
+    ping_all(&mut d);
+    // zed had been silent 25 s before the pause: 5 s of running time later it is gone.
+    for _ in 0..7 {
+        d.advance(Duration::from_secs(1));
+    }
+    assert_eq!(d.relay.stats().timed_out, 1);
+    assert!(d.relay.clients().get(&zed).is_none());
+    assert_eq!(d.relay.clients().len(), 200);
+}
+
+/// The wall clock stepped ten years forward, then back: the message in between carries the
+/// future, the ones after carry the right time again (they were frozen at the future).
+#[test]
+fn a_clock_stepped_forward_and_back_freezes_no_time() {
+    let mut d = Driver::new(Config::default());
+    let alice = at(5, 0, 1, 4000);
+    let token = d.member(alice, "alice");
+    let decade = 10 * 365 * 86_400_000;
+    for (csn, offset) in [(1, 0), (2, decade), (3, 0), (4, -3_600_000)] {
+        d.wall_offset = offset;
+        d.advance(Duration::from_secs(1));
+        d.packet(
+            alice,
+            &Packet::send_one(token, csn, csn, Uuid::new_v4(), "tick"),
+        );
+    }
+    d.wall_offset = 0;
+    let times: Vec<i64> = d.log.iter().map(|m| m.time.0).collect();
+    // The clock as it was at each message, one a second, the last at `real`.
+    let real = d.wall().0;
+    let want = [
+        real - 3000,
+        real - 2000 + decade,
+        real - 1000,
+        real - 3_600_000,
+    ];
+    assert_eq!(times, want, "each time as the clock said, none frozen");
+}
+
+/// Members' numbers at their extremes (csns and bases at the top of their range, ranges of
+/// history past the end): refused or handled, never an overflow, in debug builds too.
+#[test]
+fn numbers_at_their_extremes_are_handled() {
+    let mut d = Driver::with_log(Config::default(), 10);
+    let alice = at(6, 0, 1, 4000);
+    let token = d.member(alice, "alice");
+    let send = |csn: u64, base: u64| Packet::Send {
+        token,
+        base,
+        messages: vec![Sent {
+            csn,
+            id: Uuid::new_v4(),
+            text: "top".into(),
+        }],
+    };
+    // The decoder refuses what is past the top.
+    for (csn, base) in [(u64::MAX, 1), (1, u64::MAX), (0, 1), (1, 0)] {
+        let before = d.relay.stats().malformed;
+        d.packet(alice, &send(csn, base));
+        assert_eq!(
+            d.relay.stats().malformed,
+            before + 1,
+            "csn {csn} base {base}"
+        );
+    }
+    // At the top: the session skips to it, takes it, and expects one more, which it refuses.
+    d.packet(alice, &send(MAX_CSN, MAX_CSN));
+    assert_eq!(d.log.last().map(|m| m.text.as_str()), Some("top"));
+    d.packet(alice, &send(MAX_CSN, MAX_CSN));
+    assert_eq!(d.log.len(), 11, "a retransmission, not a second message");
+    assert_eq!(d.relay.clients().get(&alice).map(|s| s.waiting()), Some(0));
+    // History asked from the top, and from just past the end, with every count.
+    for from in [u64::MAX, u64::MAX - 1, 11, 12, 0, 1] {
+        for count in [0, 1, 1000, u16::MAX] {
+            d.packet(
+                alice,
+                &Packet::History {
+                    token,
+                    req: 1,
+                    from,
+                    count,
+                },
+            );
+            d.advance(Duration::from_millis(200));
+        }
+    }
+    let errors = d
+        .sent_to(alice)
+        .iter()
+        .filter(|p| {
+            matches!(
+                p,
+                Packet::Error {
+                    code: ErrorCode::Malformed,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(errors, 0, "malformed datagrams are dropped, not answered");
+    d.packet(alice, &Packet::Leave { token });
+    assert!(d.relay.clients().is_empty());
+}
