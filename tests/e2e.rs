@@ -273,3 +273,95 @@ fn a_second_relay_on_the_same_data_directory_refuses_to_start() {
     let again = Relay::start(dir.path(), &[]);
     drop(again);
 }
+
+/// A joined session sends the real relay (a debug build here, where every addition is checked)
+/// csns, bases and history ranges at their extremes: the relay refuses what is past the top,
+/// takes what is at it, and stays up.
+#[test]
+fn numbers_at_their_extremes_do_not_break_a_debug_relay() {
+    use std::net::UdpSocket;
+    use std::time::Duration;
+    use urc::proto::wire::{MAX_CSN, Packet, Sent};
+    use uuid::Uuid;
+
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &[]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(relay.addr).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    // The answer to `p`: the next datagram but the (empty) join history.
+    let mut ask = |p: &Packet| -> Packet {
+        socket.send(&p.encode()).unwrap();
+        loop {
+            let n = socket.recv(&mut buf).expect("an answer");
+            match Packet::decode(&buf[..n]).unwrap() {
+                Packet::HistoryPage { req: 0, .. } => continue,
+                answer => return answer,
+            }
+        }
+    };
+    let join = |cookie: Vec<u8>| Packet::Join {
+        name: "edge".into(),
+        history: 0,
+        instance: Uuid::from_u128(7),
+        cookie,
+    };
+    let Packet::Challenge { cookie } = ask(&join(Vec::new())) else {
+        panic!("not challenged")
+    };
+    let Packet::Welcome { token, .. } = ask(&join(cookie)) else {
+        panic!("not welcomed")
+    };
+    let send = |csn: u64, base: u64, text: &str| Packet::Send {
+        token,
+        base,
+        messages: vec![Sent {
+            csn,
+            id: Uuid::new_v4(),
+            text: text.into(),
+        }],
+    };
+    // Past the top: dropped as malformed, no answer (a PING's PONG is the next thing heard).
+    for p in [
+        send(u64::MAX, 1, "x"),
+        send(1, u64::MAX, "x"),
+        send(u64::MAX, u64::MAX, "x"),
+    ] {
+        socket.send(&p.encode()).unwrap();
+    }
+    assert!(matches!(
+        ask(&Packet::Ping { token }),
+        Packet::Pong { latest: 0 }
+    ));
+    // At the top: taken, and the same csn again is a retransmission.
+    assert!(matches!(
+        ask(&send(MAX_CSN, MAX_CSN, "top")),
+        Packet::Ack { .. }
+    ));
+    socket
+        .send(&send(MAX_CSN, MAX_CSN, "again").encode())
+        .unwrap();
+    for from in [u64::MAX, MAX_CSN, 2, 1, 0] {
+        let answer = ask(&Packet::History {
+            token,
+            req: 1,
+            from,
+            count: u16::MAX,
+        });
+        assert!(
+            matches!(answer, Packet::HistoryPage { req: 1, .. }),
+            "{answer:?}"
+        );
+    }
+    assert!(matches!(
+        ask(&Packet::Ping { token }),
+        Packet::Pong { latest: 1 }
+    ));
+    let log = std::fs::read_to_string(dir.path().join("messages.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 1);
+    assert!(log.contains("\"text\":\"top\""));
+    assert!(relay.stop().success(), "still up, and stops cleanly");
+}
