@@ -53,6 +53,27 @@ pub(super) enum Answer {
     },
 }
 
+impl Answer {
+    /// Whether this answer, as far as it still has to go, sends all that `other` would.
+    fn covers(&self, other: &Answer) -> bool {
+        match (self, other) {
+            (
+                Answer::History {
+                    req, next, last, ..
+                },
+                Answer::History {
+                    req: r,
+                    first,
+                    last: l,
+                    ..
+                },
+            ) => req == r && next <= first && l <= last,
+            (Answer::Names { req, sent: 0, .. }, Answer::Names { req: r, .. }) => req == r,
+            _ => false,
+        }
+    }
+}
+
 /// The allowances for answers: per address, per wider network and for the relay.
 #[derive(Debug)]
 pub(super) struct Allowances {
@@ -105,6 +126,11 @@ impl Relay {
         let Some(mut s) = self.clients.get_mut(&to) else {
             return;
         };
+        if s.answers.iter().any(|waiting| waiting.covers(&answer)) {
+            // Asked again (a client's retry of what has not arrived yet): the answer on its way
+            // brings it.
+            return;
+        }
         if s.answers.len() >= MAX_ANSWERS {
             let tell = !std::mem::replace(&mut s.told_busy, true);
             drop(s);
