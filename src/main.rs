@@ -94,8 +94,13 @@ fn repair_log(data: &std::path::Path) -> Result<(), String> {
     if let Some((first, last)) =
         urc::serve::repair::fill_to_mark(data).map_err(|e| e.to_string())?
     {
+        let seqs = if first == last {
+            format!("seq {first} is a placeholder")
+        } else {
+            format!("seqs {first} to {last} are placeholders")
+        };
         tracing::warn!(
-            "--repair-log: the log ended before the last seq this relay stored: seqs {first} to {last} are placeholders, and the room goes on after them"
+            "--repair-log: the log ended before the last seq this relay stored: {seqs}, and the room goes on after it"
         );
     }
     Ok(())
@@ -112,6 +117,49 @@ fn one_run_args() -> Vec<String> {
             }
             a if a.starts_with("--runs=") || a.starts_with("--peer=") => {}
             _ => out.push(arg),
+        }
+    }
+    out
+}
+
+/// `urc bench --attack`: one run here, or (`all`, `--runs`) each run in a process of its own.
+fn bench_attack(args: &BenchArgs, attack: urc::bench::attack::Attack) -> Result<(), String> {
+    use urc::bench::attack::{self, Attack};
+    let options = args.attack_options(attack)?;
+    let mut progress = |what: &str| eprintln!("urc bench: {what}");
+    if attack == Attack::All || args.runs > 1 {
+        let attacks = if attack == Attack::All {
+            Attack::EVERY.to_vec()
+        } else {
+            vec![attack]
+        };
+        let rest = without(&one_run_args(), "--attack");
+        return attack::runs::run(&rest, &attacks, usize::from(args.runs), &mut progress)
+            .map_err(|e| format!("bench failed: {e}"));
+    }
+    let report = attack::run(&options, &mut progress).map_err(|e| format!("bench failed: {e}"))?;
+    for line in report.lines() {
+        println!("{line}");
+    }
+    if report.passed() {
+        Ok(())
+    } else {
+        Err(format!(
+            "bench failed: --attack {} missed its targets",
+            attack.name()
+        ))
+    }
+}
+
+/// `args` without the option `name` and its value.
+fn without(args: &[String], name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == name {
+            args.next();
+        } else if !arg.starts_with(&format!("{name}=")) {
+            out.push(arg.clone());
         }
     }
     out
@@ -136,6 +184,9 @@ fn join(args: &JoinArgs, offset: time::UtcOffset) -> Result<(), String> {
 fn bench(args: &BenchArgs) -> Result<(), String> {
     // The relay's own warnings (drops, refusals) would explain a failed run.
     init_logging("warn");
+    if let Some(attack) = args.attack {
+        return bench_attack(args, attack);
+    }
     let options = args.options()?;
     let mut progress = |what: &str| eprintln!("urc bench: {what}");
     if args.runs > 1 || args.peer.is_some() {
