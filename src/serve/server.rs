@@ -286,12 +286,13 @@ impl Server {
         let dropped = (now.malformed + now.unauthorised + now.over_budget + now.rate_limited)
             - (before.malformed + before.unauthorised + before.over_budget + before.rate_limited);
         tracing::info!(
-            "{} clients; {:.1} messages/s over the last {}s; latest seq {}; {} datagrams dropped",
+            "{} clients; {:.1} messages/s over the last {}s; latest seq {}; {} datagrams dropped; {} KiB of messages waiting",
             self.relay.clients().len(),
             (now.stored - before.stored) as f64 / SUMMARY_EVERY.as_secs_f64(),
             SUMMARY_EVERY.as_secs(),
             self.relay.latest(),
-            dropped
+            dropped,
+            self.relay.parked_bytes() / 1024
         );
         now
     }
