@@ -4,8 +4,8 @@
 //!
 //! Counted by text, 10,000 sessions each parking 255 empty texts counted 0 bytes and held
 //! about 240 MB. A record here costs its text and [`PARK_OVERHEAD`] for the rest: its csn, id
-//! and the string's own header, and its share of the map's nodes (measured: a map of 255
-//! one-byte texts grows a process by about 100 bytes a record).
+//! and the string's own header and allocation, and its share of the map's nodes (measured:
+//! 4,000 maps of 255 one-byte texts grew a process by 126 bytes a record).
 
 use std::collections::HashMap;
 
