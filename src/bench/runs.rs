@@ -20,14 +20,14 @@ pub struct Runs {
 }
 
 /// The figures a summary line carries, as `name=value` pairs.
-fn fields(line: &str) -> Vec<(&str, &str)> {
+pub(super) fn fields(line: &str) -> Vec<(&str, &str)> {
     line.split_whitespace()
         .filter_map(|f| f.split_once('='))
         .collect()
 }
 
 /// The number of the field `name` of a summary line.
-fn figure(line: &str, name: &str) -> Option<f64> {
+pub(super) fn figure(line: &str, name: &str) -> Option<f64> {
     fields(line)
         .into_iter()
         .find(|(n, _)| *n == name)
@@ -35,13 +35,13 @@ fn figure(line: &str, name: &str) -> Option<f64> {
 }
 
 /// A field's number: `3739539`, `1.740ms` (milliseconds), `12.6MB`, `0.23s`.
-fn number(value: &str) -> Option<f64> {
+pub(super) fn number(value: &str) -> Option<f64> {
     let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     digits.parse().ok()
 }
 
 /// The median of `values` (the lower of the middle two for an even count).
-fn median(values: &mut [f64]) -> Option<f64> {
+pub(super) fn median(values: &mut [f64]) -> Option<f64> {
     values.sort_by(f64::total_cmp);
     values.get((values.len().max(1) - 1) / 2).copied()
 }
