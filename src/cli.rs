@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::bench::attack::{Attack, AttackOptions};
 use crate::bench::{self, Workload};
 use crate::client;
 use crate::proto::wire;
@@ -72,6 +73,18 @@ Examples:
   urc bench --clients 5 --messages 500 --baseline 0   a quick check, no baseline
   urc bench --workload w1 --runs 5 --peer ../shared/peers/ngircd-fanout.sh
                                                    5 runs in turns with ngircd, medians last
+
+Attacks (issue 11: each within the relay's default limits, beside two ordinary members
+chatting at 4 messages/s; the relay is `urc serve` in a process of its own, measured):
+  urc bench --attack history    64 sessions of one IP, HISTORY of 1000 5 times a second, 20 s
+  urc bench --attack who        64 sessions of one IP, WHO 5 times a second, 10,000 members
+  urc bench --attack senders    640 sessions from 10 IPs, 20 messages/s each, 20 s
+  urc bench --attack parked     10,000 sessions, 255 messages each waiting in the relay
+  urc bench --attack stop       2,000 members; the relay stopped (SIGSTOP) for 40 s
+  urc bench --attack clock      the relay's clock 10 years ahead for 10 s, then back
+  urc bench --attack all --runs 3 --relay-bin ./old-urc   each 3 times against another build
+The summary line is urc-bench-attack attack=... ordinary_p99=... relay_peak_rss=...
+verdict=ok|FAIL(...); the exit code is 1 when a target is missed.
 
 Options given with --workload override its settings. The relay's limits (message and request
 rates, clients per address, clients, client timeout) are raised so that the bench is not
@@ -248,9 +261,10 @@ pub struct BenchArgs {
     /// Messages sent in all, shared among the senders.
     #[arg(long)]
     pub messages: Option<u64>,
-    /// Bytes of text a message ("hello world message 000123", cut or padded).
-    #[arg(long, default_value_t = bench::DEFAULT_SIZE)]
-    pub size: usize,
+    /// Bytes of text a message ("hello world message 000123", cut or padded) [default: 26;
+    /// --attack history: 1000, the longest, in its log].
+    #[arg(long)]
+    pub size: Option<usize>,
     /// Messages a second offered by all senders together; 0 sends as fast as the window allows.
     #[arg(long)]
     pub rate: Option<f64>,
@@ -274,9 +288,51 @@ pub struct BenchArgs {
     /// print `deliveries/s=` last); the medians line then gives urc's ratio to it.
     #[arg(long, value_name = "SCRIPT")]
     pub peer: Option<String>,
+    /// A hostile workload that keeps to the relay's default limits, beside two ordinary
+    /// members chatting at 4 messages/s: `urc serve` runs as a process of its own and is
+    /// measured (--messages: history's log; --seconds: the attack's length).
+    #[arg(long, value_enum, conflicts_with_all = ["workload", "clients", "senders", "rate", "peer"])]
+    pub attack: Option<Attack>,
+    /// Hostile sessions of --attack [default: the attack's].
+    #[arg(long, requires = "attack")]
+    pub sessions: Option<usize>,
+    /// Silent members in the room of --attack who and stop [default: the attack's].
+    #[arg(long, requires = "attack")]
+    pub members: Option<usize>,
+    /// The `urc` program that serves under --attack (an older build, say) [default: this one].
+    #[arg(long, value_name = "PATH", requires = "attack")]
+    pub relay_bin: Option<PathBuf>,
 }
 
+/// Messages in the log of `--attack history` by default.
+pub const ATTACK_LOG: u64 = 10_000;
+
 impl BenchArgs {
+    /// The settings of one `--attack` run: the attack's, overridden by the options given.
+    ///
+    /// # Errors
+    /// A one-line explanation of what is wrong with the arguments.
+    pub fn attack_options(&self, attack: Attack) -> Result<AttackOptions, String> {
+        let (sessions, members, seconds) = attack.defaults();
+        let options = AttackOptions {
+            attack,
+            sessions: self.sessions.unwrap_or(sessions),
+            members: self.members.unwrap_or(members),
+            seconds: self.seconds.unwrap_or(seconds),
+            log: self.messages.unwrap_or(ATTACK_LOG),
+            size: self.size.unwrap_or(match attack {
+                Attack::History => crate::proto::message::MAX_TEXT_BYTES,
+                _ => bench::DEFAULT_SIZE,
+            }),
+            relay_bin: self.relay_bin.clone(),
+            data: self.data.clone(),
+        };
+        if attack != Attack::All {
+            options.check()?;
+        }
+        Ok(options)
+    }
+
     /// The run's settings: the workload's, overridden by the options given.
     ///
     /// # Errors
@@ -306,7 +362,7 @@ impl BenchArgs {
             clients: self.clients.unwrap_or(preset.clients),
             senders: self.senders.unwrap_or(preset.senders),
             messages: self.messages.unwrap_or(preset.messages),
-            size: self.size,
+            size: self.size.unwrap_or(bench::DEFAULT_SIZE),
             rate: self.rate.unwrap_or(preset.rate),
             seconds: self.seconds.unwrap_or(preset.seconds),
             window: self.window,
@@ -374,6 +430,43 @@ mod tests {
         assert_eq!(
             bench(&["--clients", "3", "--senders", "4"]).unwrap_err(),
             "--senders must be 1 to --clients (3), not 4"
+        );
+    }
+
+    #[test]
+    fn bench_attacks_take_their_defaults_and_refuse_the_workloads_options() {
+        let attack = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["urc", "bench"], args].concat())?;
+            let Command::Bench(args) = cli.command else {
+                panic!()
+            };
+            Ok::<_, clap::Error>(args.attack_options(args.attack.expect("an attack")))
+        };
+        let who = attack(&["--attack", "who"]).unwrap().unwrap();
+        assert_eq!((who.sessions, who.members, who.seconds), (64, 10_000, 20));
+        let history = attack(&[
+            "--attack",
+            "history",
+            "--sessions",
+            "3",
+            "--messages",
+            "500",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!((history.sessions, history.log), (3, 500));
+        let stop = attack(&["--attack", "stop", "--seconds", "5"])
+            .unwrap()
+            .unwrap();
+        assert_eq!((stop.members, stop.seconds), (2_000, 5));
+        assert!(attack(&["--attack", "who", "--workload", "w1"]).is_err());
+        assert!(attack(&["--attack", "who", "--clients", "3"]).is_err());
+        assert!(Cli::try_parse_from(["urc", "bench", "--sessions", "3"]).is_err());
+        assert_eq!(
+            attack(&["--attack", "senders", "--sessions", "0"])
+                .unwrap()
+                .unwrap_err(),
+            "--attack senders needs --sessions of at least 1"
         );
     }
 }

@@ -175,3 +175,62 @@ fn runs_in_turns_with_a_peer_end_with_the_medians() {
         .expect("deliveries/s");
     assert!((ratio - deliveries / 100.0).abs() / ratio < 0.01, "{last}");
 }
+
+/// `--attack` at a tiny scale: the relay in a process of its own, two attackers asking for
+/// history beside the two ordinary members, and the summary line with the figures issue 11
+/// asks for; the exit code follows the verdict.
+#[test]
+fn a_tiny_attack_runs_end_to_end_and_ends_with_its_summary() {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_urc"))
+        .args([
+            "bench",
+            "--attack",
+            "history",
+            "--sessions",
+            "2",
+            "--seconds",
+            "1",
+            "--messages",
+            "200",
+            "--size",
+            "26",
+        ])
+        .output()
+        .expect("urc runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("attack: history: 2 sessions from 127.0.0.10"),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let last = stdout.lines().last().expect("a last line");
+    assert!(
+        last.starts_with("urc-bench-attack attack=history relay=urc "),
+        "{last}"
+    );
+    let field = |name: &str| {
+        last.split_whitespace()
+            .find_map(|f| f.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {last:?}"))
+            .to_owned()
+    };
+    for name in ["ordinary_p50=", "ordinary_p99=", "ordinary_max="] {
+        assert!(field(name).ends_with("ms"), "{last}");
+    }
+    assert_eq!(field("ordinary_missing="), "0", "{last}");
+    let peak: f64 = field("relay_peak_rss=")
+        .strip_suffix("MB")
+        .and_then(|n| n.parse().ok())
+        .expect("megabytes");
+    assert!(peak > 0.0, "{last}");
+    let answered: u64 = field("attack_answered_bytes=").parse().expect("a number");
+    assert!(answered > 0, "the attackers drew no answer: {last}");
+    let verdict = field("verdict=");
+    assert_eq!(out.status.success(), verdict == "ok", "{last}\n{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}

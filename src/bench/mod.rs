@@ -18,7 +18,9 @@
 //! | `report.rs` | the report's lines and the summary line |
 //! | `runs.rs` | `--runs` and `--peer`: runs in fresh processes, in turns with a peer, medians |
 //! | `large_log/` | the `log` workload: a relay started on a long log, its start, history and memory (its `mod.rs` says which file does what) |
+//! | `attack/` | `--attack`: a hostile workload against `urc serve` in a process of its own, beside two ordinary members (its `mod.rs` says which file does what) |
 
+pub mod attack;
 mod baseline;
 mod drive;
 pub mod large_log;
