@@ -94,6 +94,14 @@ impl Attack {
         }
     }
 
+    /// True when the attack is made by hostile sessions (not by the relay's own fate).
+    pub fn has_sessions(self) -> bool {
+        matches!(
+            self,
+            Attack::History | Attack::Who | Attack::Senders | Attack::Parked
+        )
+    }
+
     /// The hostile sessions, the silent members in the room, and the attack's length in
     /// seconds, as the review ran it.
     pub fn defaults(self) -> (usize, usize, u64) {
@@ -144,11 +152,7 @@ impl AttackOptions {
         if self.attack == Attack::All {
             return Err("--attack all runs each attack in a process of its own".into());
         }
-        let needs_sessions = matches!(
-            self.attack,
-            Attack::History | Attack::Who | Attack::Senders | Attack::Parked
-        );
-        if needs_sessions && self.sessions == 0 {
+        if self.attack.has_sessions() && self.sessions == 0 {
             return Err(format!(
                 "--attack {} needs --sessions of at least 1",
                 self.attack.name()
@@ -239,6 +243,7 @@ pub fn run(
     let idle = relay.rss();
     let reset = relay.reset_peak();
     let (cpu0, began) = (relay.cpu(), Instant::now());
+    let own0 = super::measure::process_cpu();
     progress(&format!("attack: {}", options.attack.name()));
     let setting = scripts::Setting {
         options,
@@ -251,6 +256,7 @@ pub fn run(
     progress("the attack is over; waiting for the relay to settle");
     std::thread::sleep(quiet);
     let (after, peak, cpu1, took) = (relay.rss(), relay.peak_rss(), relay.cpu(), began.elapsed());
+    let own1 = super::measure::process_cpu();
     let books = ordinary.finish();
     let stalls = relay.log_count("the relay did not run for");
     let figures = report::Relay {
@@ -262,6 +268,7 @@ pub fn run(
         rss_peak: reset.then_some(peak).flatten(),
         rss_after: after,
         cpu: cpu1.zip(cpu0).map(|(b, a)| b.saturating_sub(a)),
+        bench_cpu: own1.zip(own0).map(|(b, a)| b.saturating_sub(a)),
         wall: took,
         quiet,
         stalls_logged: stalls,

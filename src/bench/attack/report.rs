@@ -38,6 +38,8 @@ pub(super) struct Relay {
     pub(super) rss_after: Option<u64>,
     /// CPU time from just before the attack to after it, and that time.
     pub(super) cpu: Option<Duration>,
+    /// The bench's own CPU time over the same time (attackers, members, ordinary members).
+    pub(super) bench_cpu: Option<Duration>,
     pub(super) wall: Duration,
     /// How long after the attack `rss_after` was read.
     pub(super) quiet: Duration,
@@ -279,7 +281,6 @@ impl AttackReport {
 
     /// The report's lines, the summary line last.
     pub fn lines(&self) -> Vec<String> {
-        let o = &self.options;
         let mut out = vec![format!("attack: {}", self.describe())];
         if let Some(why) = &self.skipped {
             out.push(format!("skipped: {why}"));
@@ -334,7 +335,11 @@ impl AttackReport {
                 mb(r.rss_after),
                 r.quiet.as_secs_f64()
             ));
-            out.push(format!("relay CPU: {cpu}"));
+            out.push(format!(
+                "relay CPU: {cpu}; the bench's own: {}",
+                r.bench_cpu
+                    .map_or("unknown".into(), |c| format!("{:.2} s", c.as_secs_f64()))
+            ));
             if self.attack == Attack::Stop {
                 out.push(format!(
                     "relay said it had not run: {} times",
@@ -347,7 +352,7 @@ impl AttackReport {
             .filter(|(c, _)| self.outcome.refused[*c] > 0)
             .map(|(c, n)| format!("{} {n}", self.outcome.refused[*c]))
             .collect();
-        if o.sessions > 0 {
+        if self.attack.has_sessions() {
             out.push(format!(
                 "the attack: {} sessions, {} requests or messages sent; {} datagrams ({} bytes) of answers read; refusals read: {}",
                 self.outcome.sessions,
@@ -442,11 +447,16 @@ impl AttackReport {
                     r.cpu
                         .map_or("unknown".into(), |c| format!("{:.2}s", c.as_secs_f64()))
                 ));
+                f.push(format!(
+                    "bench_cpu={}",
+                    r.bench_cpu
+                        .map_or("unknown".into(), |c| format!("{:.2}s", c.as_secs_f64()))
+                ));
             }
             if let Some(e) = self.outcome.evicted {
                 f.push(format!("evicted={}", e.max(self.timed_out_seen)));
             }
-            if self.options.sessions > 0 {
+            if self.attack.has_sessions() {
                 f.push(format!("attack_sessions={}", self.outcome.sessions));
                 f.push(format!("attack_sent={}", self.outcome.sent));
                 f.push(format!("attack_answered_bytes={}", self.outcome.answered.1));

@@ -1,6 +1,6 @@
 //! `urc bench --attack all` and `--attack … --runs N`: each run of each attack in a process of
 //! its own (this program run again: a relay's memory, and the kernel's sockets, start afresh),
-//! its summary line printed as it comes, then the medians of each attack's runs.
+//! its report printed as it comes, then the medians of each attack's runs.
 
 use std::process::{Command, Stdio};
 
@@ -9,7 +9,7 @@ use super::report::SUMMARY;
 use crate::bench::runs::{fields, figure, median, number};
 
 /// Runs each of `attacks` `runs` times with `args` (the bench's other arguments); prints
-/// every run's summary line and each attack's medians.
+/// every run's report and each attack's medians.
 ///
 /// # Errors
 /// When a run cannot be made or prints no summary, or when any run missed a target (after
@@ -45,7 +45,10 @@ pub fn run(
                     out.status
                 ));
             };
-            println!("{line}");
+            // The run's whole report: its lines say where a figure comes from.
+            for l in stdout.lines() {
+                println!("{l}");
+            }
             if !line.contains(" verdict=ok") && !line.contains(" verdict=skipped") {
                 failed.push(format!("{} run {k}", attack.name()));
             }
