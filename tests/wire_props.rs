@@ -585,3 +585,71 @@ proptest! {
         }
     }
 }
+
+/// A client joined to a relay that is this test: its token, and a way to stamp datagrams with
+/// the session's proof.
+fn joined_client() -> (urc::client::Client, Token, std::time::Instant) {
+    use urc::client::{Client, Config as ClientConfig};
+    let now = std::time::Instant::now();
+    let config = ClientConfig {
+        name: "alice".into(),
+        history: 0,
+        since: None,
+    };
+    let mut client = Client::new(config, now);
+    let Some(Ok(Packet::Join { instance, .. })) =
+        client.poll_transmit().map(|b| Packet::decode(&b))
+    else {
+        panic!("the client did not join first");
+    };
+    let token = Token([7; 16]);
+    let welcome = Packet::Welcome {
+        token,
+        name: "alice".into(),
+        latest: 0,
+        timeout_ms: 30_000,
+    };
+    let mut bytes = welcome.encode();
+    Proof::of_instance(&instance).write(&mut bytes);
+    client.handle(now, &bytes);
+    while client.poll_event().is_some() {}
+    (client, token, now)
+}
+
+/// The pages of a WHO answer, made as the room changes (someone after the first page left
+/// before the second was made), arriving in any order and some twice: the client shows every
+/// name once, as soon as it has them all, not after its 8 s wait.
+#[test]
+fn who_pages_in_any_order_or_twice_make_one_answer() {
+    use urc::client::Event;
+    let first: Vec<String> = (0..100).map(|k| format!("a{k:03}")).collect();
+    let second: Vec<String> = (0..99).map(|k| format!("b{k:03}")).collect();
+    // Made when the room had 200 names, then 199.
+    let page = |names: &[String], total: u16| Packet::Names {
+        req: 1,
+        total,
+        names: names.to_vec(),
+    };
+    let orders: [&[usize]; 4] = [&[0, 1], &[1, 0], &[1, 1, 0], &[0, 0, 1]];
+    for order in orders {
+        let (mut client, token, now) = joined_client();
+        client.request_who(now);
+        while client.poll_transmit().is_some() {}
+        let pages = [page(&first, 200), page(&second, 199)];
+        let mut shown = None;
+        for &k in order {
+            let mut bytes = pages[k].encode();
+            Proof::of_token(&token).write(&mut bytes);
+            client.handle(now, &bytes);
+            while let Some(e) = client.poll_event() {
+                if let Event::Who { names } = e {
+                    shown = Some(names);
+                }
+            }
+        }
+        let names = shown.unwrap_or_else(|| panic!("{order:?}: not shown at once"));
+        assert_eq!(names.len(), 199, "{order:?}");
+        assert_eq!(names[0], "a000");
+        assert_eq!(names[198], "b098");
+    }
+}

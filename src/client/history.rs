@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::{Client, Event, Phase};
-use crate::proto::message::Message;
+use crate::proto::message::{Message, name_key};
 use crate::proto::wire::{MAX_HISTORY_REQUEST, Packet, Token};
 
 /// Rounds in a row that bring nothing before what arrived of a history request is shown as
@@ -21,6 +21,32 @@ pub(super) enum Purpose {
     User,
     /// Filling a gap in the live stream.
     Repair,
+}
+
+/// A who request and what arrived for it.
+#[derive(Debug)]
+pub(super) struct Who {
+    pub(super) req: u32,
+    /// How many names the answer holds, as the page that reaches furthest says.
+    total: u16,
+    /// The key of the last name of that page.
+    furthest: Option<String>,
+    /// The names that came, each once, in the room's order.
+    names: BTreeMap<String, String>,
+    /// When to show what came, if not all did.
+    pub(super) deadline: Instant,
+}
+
+impl Who {
+    pub(super) fn new(req: u32, deadline: Instant) -> Self {
+        Who {
+            req,
+            total: 0,
+            furthest: None,
+            names: BTreeMap::new(),
+            deadline,
+        }
+    }
 }
 
 /// A history request and what arrived for it.
@@ -222,15 +248,35 @@ impl Client {
         }
     }
 
+    /// Takes one page of the names answering a WHO.
+    pub(super) fn names_page(&mut self, req: u32, total: u16, names: Vec<String>) {
+        let Some(w) = self.who.as_mut().filter(|w| w.req == req) else {
+            return;
+        };
+        // The total that counts is the page's that reaches furthest in the room's order: it
+        // knows the most of the answer (the last page's is exact), whatever order the pages
+        // came in.
+        let furthest = names.last().map(|n| name_key(n));
+        if w.furthest.is_none() || furthest > w.furthest {
+            w.total = total;
+            w.furthest = furthest;
+        }
+        for n in names {
+            w.names.insert(name_key(&n), n);
+        }
+        if w.names.len() >= usize::from(w.total) {
+            self.finish_who();
+        }
+    }
+
     pub(super) fn finish_who(&mut self) {
-        if let Some((_, _, mut names, _)) = self.who.take() {
-            if names.is_empty() {
+        if let Some(w) = self.who.take() {
+            if w.names.is_empty() {
                 // We are in the room, so an empty list means the answer never came.
                 let message = "the relay did not answer /who: try again".to_owned();
                 return self.events.push_back(Event::Error(message));
             }
-            names.sort_by_key(|n| crate::proto::message::name_key(n));
-            names.dedup();
+            let names = w.names.into_values().collect();
             self.events.push_back(Event::Who { names });
         }
     }

@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::proto::message::{Invalid, MAX_TEXT_BYTES, Message, check_text, split_text};
 use crate::proto::wire::{LeaveReason, MAX_HISTORY_REQUEST, Packet, Proof, Token};
 
-use history::{Purpose, Request};
+use history::{Purpose, Request, Who};
 use outbox::Outgoing;
 pub use outbox::Rtt;
 
@@ -159,7 +159,7 @@ pub struct Client {
     repair: Option<u32>,
     /// Since when the live stream has a gap.
     gap_since: Option<Instant>,
-    who: Option<(u32, u16, Vec<String>, Instant)>,
+    who: Option<Who>,
     /// When the relay was last heard from.
     last_heard: Instant,
     /// When we last sent the relay anything.
@@ -303,7 +303,7 @@ impl Client {
     pub fn request_who(&mut self, now: Instant) {
         let req = self.take_req();
         // Before the welcome the request waits for it (see `welcomed`).
-        self.who = Some((req, 0, Vec::new(), now + MAX_RTO * 2));
+        self.who = Some(Who::new(req, now + MAX_RTO * 2));
         if let Phase::Joined { token } = self.phase {
             self.transmit(now, &Packet::Who { token, req });
         }
@@ -407,17 +407,7 @@ impl Client {
                     });
                 }
             }
-            Packet::Names { req, total, names } => {
-                if let Some((want, t, got, _)) = &mut self.who
-                    && *want == req
-                {
-                    *t = total;
-                    got.extend(names);
-                    if got.len() >= usize::from(*t) {
-                        self.finish_who();
-                    }
-                }
-            }
+            Packet::Names { req, total, names } => self.names_page(req, total, names),
             Packet::Pong { latest } => {
                 self.learn_latest(now, latest);
             }

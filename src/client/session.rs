@@ -60,7 +60,7 @@ impl Client {
         for req in self.requests.values_mut() {
             req.retry_at = now;
         }
-        if let Some((req, _, _, _)) = self.who {
+        if let Some(req) = self.who.as_ref().map(|w| w.req) {
             self.transmit(now, &Packet::Who { token, req });
         }
         // A quarter of the relay's timeout, but never so often that a relay announcing a

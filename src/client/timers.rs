@@ -27,8 +27,8 @@ impl Client {
                 if let Some(since) = self.gap_since {
                     at(since + self.gap_wait());
                 }
-                if let Some((_, _, _, deadline)) = self.who {
-                    at(deadline);
+                if let Some(w) = &self.who {
+                    at(w.deadline);
                 }
             }
         }
@@ -62,7 +62,7 @@ impl Client {
                 if self.gap_since.is_some_and(|s| now >= s + self.gap_wait()) {
                     self.start_repair(now);
                 }
-                if let Some((_, _, _, deadline)) = self.who
+                if let Some(deadline) = self.who.as_ref().map(|w| w.deadline)
                     && now >= deadline
                 {
                     self.finish_who();

@@ -29,11 +29,17 @@ const CHUNK: u64 = 32;
 const BULK_PER_TURN: i64 = 256 << 10;
 /// Bytes an address is credited with when its turn in the round comes.
 const BULK_QUANTUM: i64 = 8 << 10;
-/// How soon a turn should come again while answers wait only for allowances to refill.
+/// How soon a turn should come again while answers wait only for allowances to refill, and
+/// how often those waiting are looked at again.
 const BLOCKED_POLL: Duration = Duration::from_millis(10);
+/// Bytes a read of the log is charged when it is asked for, before its pages are made (then
+/// the difference is given back): the most a [`CHUNK`] of messages can take, so that the
+/// sessions of one address cannot all start reads in one turn for nothing, and a turn's
+/// answers stay within [`BULK_PER_TURN`] and one chunk.
+const READ_ESTIMATE: i64 = CHUNK as i64 * 1240;
 
 /// An answer on its way, as far as it got.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) enum Answer {
     /// Messages `first..=last`, sent up to `next` (exclusive).
     History {
@@ -54,20 +60,22 @@ pub(super) enum Answer {
 }
 
 impl Answer {
-    /// Whether this answer, as far as it still has to go, sends all that `other` would.
+    /// Whether `other` asks again for what this answer, still on its way, was asked for: the
+    /// same req, a range within its range (what it sent already and the client lacks, the
+    /// client asks for again once this answer is done, as for any page lost).
     fn covers(&self, other: &Answer) -> bool {
         match (self, other) {
             (
                 Answer::History {
-                    req, next, last, ..
+                    req, first, last, ..
                 },
                 Answer::History {
                     req: r,
-                    first,
+                    first: f,
                     last: l,
                     ..
                 },
-            ) => req == r && next <= first && l <= last,
+            ) => req == r && first <= f && l <= last,
             (Answer::Names { req, sent: 0, .. }, Answer::Names { req: r, .. }) => req == r,
             _ => false,
         }
@@ -101,7 +109,8 @@ impl Allowances {
             .get_or_insert_with(|| Bucket::new(rate, rate / 4.0, now))
     }
 
-    /// Forgets the allowances that are whole again (they cost nothing to make anew).
+    /// Forgets the allowances that are whole again (they cost nothing to make anew); at the
+    /// tick.
     pub(super) fn forget_full(&mut self, now: Instant) {
         self.by_origin.retain(|_, b| !b.is_full(now));
         self.by_network.retain(|_, b| !b.is_full(now));
@@ -144,7 +153,7 @@ impl Relay {
         s.answers.push_back(answer);
         if !std::mem::replace(&mut s.in_bulk, true) {
             drop(s);
-            self.bulk.insert(origin(to), to);
+            self.bulk.insert(to);
         }
     }
 
@@ -155,23 +164,25 @@ impl Relay {
         {
             s.in_bulk = true;
             drop(s);
-            self.bulk.insert(origin(to), to);
+            self.bulk.insert(to);
         }
     }
 
     /// Sends, in fair shares and within the allowances, the next pages of the answers that
     /// wait: at most [`BULK_PER_TURN`] bytes a turn.
     pub(super) fn serve_answers(&mut self, now: Instant) {
-        self.allowances.forget_full(now);
-        for to in std::mem::take(&mut self.bulk_blocked) {
-            let waiting = self.clients.get(&to).is_some_and(|s| s.in_bulk);
-            if !waiting {
-                continue;
-            }
-            if self.bulk_allowed(now, to) {
-                self.bulk.insert(origin(to), to);
-            } else {
-                self.bulk_blocked.push(to);
+        if self.blocked_looked.is_none_or(|t| now >= t + BLOCKED_POLL) {
+            self.blocked_looked = Some(now);
+            for to in std::mem::take(&mut self.bulk_blocked) {
+                let waiting = self.clients.get(&to).is_some_and(|s| s.in_bulk);
+                if !waiting {
+                    continue;
+                }
+                if self.bulk_allowed(now, to) {
+                    self.bulk.insert(to);
+                } else {
+                    self.bulk_blocked.insert(to);
+                }
             }
         }
         let mut budget = BULK_PER_TURN;
@@ -205,28 +216,24 @@ impl Relay {
         let Some(now) = self.last_turn else {
             return;
         };
-        let Some(front) = self
-            .clients
-            .get(&read.to)
-            .and_then(|s| match s.answers.front() {
-                Some(&Answer::History {
-                    req,
-                    first,
-                    last,
-                    next,
-                    proof,
-                }) if req == read.req && next == read.first => Some((first, last, proof)),
-                _ => None,
-            })
+        let Some(Answer::History {
+            req,
+            first,
+            last,
+            next,
+            proof,
+        }) = self.front(read.to)
         else {
             return;
         };
-        let (first, last, proof) = front;
-        let bytes = self.history_pages(read.to, read.req, (first, last), messages, proof);
-        self.charge(now, read.to, bytes);
+        if req != read.req || next != read.first {
+            return;
+        }
+        let bytes = self.history_pages(read.to, req, (first, last), messages, proof);
+        self.charge(now, read.to, bytes - READ_ESTIMATE);
         let after = self.advance_history(now, read.to, read.last + 1);
         match after {
-            After::More => self.bulk.insert(origin(read.to), read.to),
+            After::More => self.bulk.insert(read.to),
             other => self.after_answering(read.to, other),
         }
     }
@@ -236,21 +243,17 @@ impl Relay {
         if !self.bulk_allowed(now, to) {
             return (0, After::Blocked);
         }
-        let Some(front) = self.clients.get(&to).and_then(|s| match s.answers.front() {
-            Some(&Answer::History {
+        let Some(front) = self.front(to) else {
+            return (0, After::Done);
+        };
+        match front {
+            Answer::History {
                 req,
                 first,
                 last,
                 next,
                 proof,
-            }) => Some(Ok((req, first, last, next, proof))),
-            Some(Answer::Names { req, sent, after }) => Some(Err((*req, *sent, after.clone()))),
-            None => None,
-        }) else {
-            return (0, After::Done);
-        };
-        match front {
-            Ok((req, first, last, next, proof)) => {
+            } => {
                 let end = last.min(next.saturating_add(CHUNK - 1));
                 let Some(cached) = self.cached(next, end) else {
                     self.reads.push_back(LogRead {
@@ -259,18 +262,25 @@ impl Relay {
                         first: next,
                         last: end,
                     });
-                    return (0, After::Reading);
+                    self.charge(now, to, READ_ESTIMATE);
+                    return (READ_ESTIMATE, After::Reading);
                 };
                 let bytes = self.history_pages(to, req, (first, last), &cached, proof);
                 self.charge(now, to, bytes);
                 (bytes, self.advance_history(now, to, end + 1))
             }
-            Err((req, sent, after)) => {
+            Answer::Names { req, sent, after } => {
                 let bytes = self.names_page(to, req, sent, after);
                 self.charge(now, to, bytes);
                 (bytes, self.what_next(now, to))
             }
         }
+    }
+
+    /// Where `to`'s first answer stands, copied out of the session (making its pages borrows
+    /// the relay).
+    fn front(&self, to: SocketAddr) -> Option<Answer> {
+        self.clients.get(&to)?.answers.front().cloned()
     }
 
     /// The committed messages `first..=last` from the cache, if it holds them all.
@@ -377,7 +387,9 @@ impl Relay {
     fn after_answering(&mut self, to: SocketAddr, after: After) {
         match after {
             After::More | After::Reading => {}
-            After::Blocked => self.bulk_blocked.push(to),
+            After::Blocked => {
+                self.bulk_blocked.insert(to);
+            }
             After::Done => {
                 if let Some(mut s) = self.clients.get_mut(&to) {
                     s.in_bulk = false;

@@ -1,5 +1,6 @@
-//! Fair shares under load: deficit round robin (Shreedhar and Varghese, 1995) across the
-//! addresses clients come from, and round robin across each address's sessions.
+//! Fair shares under load: deficit round robin (Shreedhar and Varghese, 1995) across where
+//! clients come from (an IPv4 address, or an IPv6 /48: one holder of many /64s gets one
+//! share), and round robin across the sessions from there.
 //!
 //! When more is asked of the relay in a turn than the turn's budget holds (messages to take
 //! and fan out, pages of history and names to send), whoever asks from one address, with as
@@ -9,10 +10,10 @@
 //! and an address that spends more than its credit (a unit's cost is known only once it is
 //! done) carries the debt into its next round.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 
-use super::join::Origin;
+use super::join::{Origin, share};
 
 /// The sessions that have something to be served, grouped by where they come from, in the
 /// order they will be served.
@@ -22,6 +23,8 @@ pub(super) struct Rounds {
     order: VecDeque<Origin>,
     /// Each address's sessions and credit.
     queues: HashMap<Origin, Queue>,
+    /// The sessions in the rounds, each once.
+    members: HashSet<SocketAddr>,
 }
 
 /// One address's sessions waiting to be served.
@@ -41,11 +44,14 @@ impl Rounds {
         self.order.is_empty()
     }
 
-    /// Adds `addr` (of `origin`) at the back of its address's sessions. The caller keeps a
-    /// session in at most once.
-    pub(super) fn insert(&mut self, origin: Origin, addr: SocketAddr) {
-        let queue = self.queues.entry(origin).or_insert_with(|| {
-            self.order.push_back(origin);
+    /// Adds `addr` at the back of the sessions from where it comes, unless it is in already.
+    pub(super) fn insert(&mut self, addr: SocketAddr) {
+        if !self.members.insert(addr) {
+            return;
+        }
+        let key = share(addr);
+        let queue = self.queues.entry(key).or_insert_with(|| {
+            self.order.push_back(key);
             Queue::default()
         });
         queue.sessions.push_back(addr);
@@ -85,10 +91,12 @@ impl Rounds {
             .get_mut(&origin)
             .expect("every address in order has a queue");
         queue.deficit -= cost;
-        if let Some(addr) = queue.sessions.pop_front()
-            && again
-        {
-            queue.sessions.push_back(addr);
+        if let Some(addr) = queue.sessions.pop_front() {
+            if again {
+                queue.sessions.push_back(addr);
+            } else {
+                self.members.remove(&addr);
+            }
         }
         if queue.sessions.is_empty() {
             // Nothing left to serve there: its credit (or debt) goes with it, as in DRR.
@@ -100,7 +108,6 @@ impl Rounds {
 
 #[cfg(test)]
 mod tests {
-    use super::super::join::origin;
     use super::*;
 
     fn addr(s: &str) -> SocketAddr {
@@ -133,11 +140,11 @@ mod tests {
             .map(|p| addr(&format!("10.0.0.1:{}", 1000 + p)))
             .collect();
         for &a in &crowd {
-            rounds.insert(origin(a), a);
+            rounds.insert(a);
         }
         let (alice, bob) = (addr("10.0.0.2:1000"), addr("[2001:db8::1]:1000"));
-        rounds.insert(origin(alice), alice);
-        rounds.insert(origin(bob), bob);
+        rounds.insert(alice);
+        rounds.insert(bob);
         let served = serve(&mut rounds, 100, 3000, |_| 50);
         let count = |a: SocketAddr| served.iter().filter(|&&s| s == a).count();
         assert_eq!(served.len(), 60);
@@ -152,8 +159,8 @@ mod tests {
     fn costs_above_the_quantum_are_carried_as_debt() {
         let mut rounds = Rounds::default();
         let (big, small) = (addr("10.0.0.1:1"), addr("10.0.0.2:1"));
-        rounds.insert(origin(big), big);
-        rounds.insert(origin(small), small);
+        rounds.insert(big);
+        rounds.insert(small);
         // The big one's units cost 4 quanta: it is served once for every 4 of the other's.
         let served = serve(&mut rounds, 100, 4000, |a| if a == big { 400 } else { 100 });
         let bigs = served.iter().filter(|&&a| a == big).count();
@@ -168,13 +175,13 @@ mod tests {
     fn who_has_nothing_more_leaves_and_comes_back_fresh() {
         let mut rounds = Rounds::default();
         let a = addr("10.0.0.1:1");
-        rounds.insert(origin(a), a);
+        rounds.insert(a);
         assert_eq!(rounds.next(10), Some(a));
         rounds.served(500, false);
         assert!(rounds.is_empty());
         assert_eq!(rounds.next(10), None);
         // Its debt went with it: back, it is served at once.
-        rounds.insert(origin(a), a);
+        rounds.insert(a);
         assert_eq!(rounds.next(10), Some(a));
     }
 }

@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::Relay;
-use super::join::origin;
 use crate::proto::message::Millis;
 use crate::proto::wire::MAX_DATAGRAM;
 
@@ -59,7 +58,7 @@ impl Relay {
             .get_mut(&from)
             .is_some_and(|mut s| !std::mem::replace(&mut s.queued, true));
         if queued {
-            self.intake.insert(origin(from), from);
+            self.intake.insert(from);
         }
     }
 

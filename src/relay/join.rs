@@ -27,7 +27,7 @@ pub struct Session {
     /// The csn its next new message must have.
     pub(super) next_csn: u64,
     /// Messages waiting for their turn, by csn: ahead of a missing one, or (the next one in
-    /// turn) for the message rate's allowance.
+    /// turn) for the message rate's allowance or a turn's room (see `parked.rs`).
     pub(super) ahead: BTreeMap<u64, (Uuid, String)>,
     /// When it was last heard from.
     pub(super) last_heard: Instant,
@@ -121,13 +121,17 @@ impl Relay {
                         session.queued = false;
                         let parked: usize =
                             session.ahead.values().map(|(_, t)| parked_cost(t)).sum();
-                        self.parked.transfer(origin(old), origin(from), parked);
+                        self.parked.transfer(old, from, parked);
                         self.clients.insert(from, session);
                         self.roster.insert(key, from);
                         self.forget_ip(origin(old));
                         *self.per_ip.entry(origin(from)).or_default() += 1;
                         self.requeue_answers(from);
-                        self.queue_intake(from);
+                        if (self.clients.get(&from))
+                            .is_some_and(|s| s.ahead.contains_key(&s.next_csn))
+                        {
+                            self.queue_intake(from);
+                        }
                     }
                     // Its messages waiting for the commit move too: left at the old address,
                     // their acks were lost there, the fan-out sent them back to their sender at
@@ -276,7 +280,7 @@ impl Relay {
             self.roster.remove(&name_key(&session.name));
             self.forget_ip(origin(addr));
             let parked = session.ahead.values().map(|(_, t)| parked_cost(t)).sum();
-            self.parked.release(origin(addr), parked);
+            self.parked.release(addr, parked);
             let change = Change {
                 joined: false,
                 reason,
@@ -330,6 +334,12 @@ pub(super) fn origin(addr: SocketAddr) -> Origin {
         },
         v4 => Origin(v4),
     }
+}
+
+/// Where `addr` comes from for the fair shares of a turn: its IPv6 /48 (one holder of many
+/// /64s gets one share), or its IPv4 address.
+pub(super) fn share(addr: SocketAddr) -> Origin {
+    network(addr).unwrap_or_else(|| origin(addr))
 }
 
 /// The wider network of `addr` whose holder may have many /64s, for the allowances of

@@ -52,11 +52,12 @@ impl Bucket {
         (self.tokens + elapsed * self.rate).min(self.burst)
     }
 
-    /// Takes `amount` after the fact (bytes already sent, say): the bucket may go into debt,
-    /// by at most its burst, and allows nothing until the rate has paid it back.
+    /// Takes `amount` after the fact (bytes already sent, say; a negative amount gives back
+    /// what an estimate took too much): the bucket may go into debt, and allows nothing until
+    /// the rate has paid it back.
     pub fn charge(&mut self, now: Instant, amount: f64) {
         self.refill(now);
-        self.tokens = (self.tokens - amount).max(-self.burst);
+        self.tokens = (self.tokens - amount).min(self.burst);
     }
 
     /// How long from `now` until the bucket is out of debt (zero if it is not in debt).
@@ -112,14 +113,17 @@ mod tests {
         assert_eq!(b.until_allowed(t0).as_millis(), 700);
         assert!(!b.allows(t0 + Duration::from_millis(699)));
         assert!(b.allows(t0 + Duration::from_millis(701)));
-        // A debt is at most the burst, however much is charged.
-        b.charge(t0, 1e9);
-        assert_eq!(b.level(t0), -800.0);
-        assert_eq!(b.until_allowed(t0 + Duration::from_secs(5)), Duration::ZERO);
+        // A debt is paid back in full, at the rate; what is given back fills no more than the
+        // burst.
+        b.charge(t0, 4300.0);
+        assert_eq!(b.level(t0), -5000.0);
+        assert!(!b.allows(t0 + Duration::from_millis(4999)));
         assert_eq!(
-            b.level(t0 + Duration::from_secs(5)),
+            b.level(t0 + Duration::from_secs(6)),
             800.0,
             "full again, no more"
         );
+        b.charge(t0 + Duration::from_secs(6), -1e6);
+        assert_eq!(b.level(t0 + Duration::from_secs(6)), 800.0);
     }
 }

@@ -1,17 +1,25 @@
 //! The relay's rules without I/O: joins, sessions, ordering, acknowledgements, fan-out and history.
 //!
-//! The shell feeds it datagrams with [`Relay::handle`] and the clock with [`Relay::handle_tick`],
-//! persists what [`Relay::appends`] hands out, then calls [`Relay::commit`] (or
-//! [`Relay::abort`]) and sends what [`Relay::poll_transmit`] yields. Nothing that depends on a
-//! message (its acknowledgement, its fan-out) leaves before the message is committed.
+//! The shell feeds it a turn's datagrams with [`Relay::handle`], ends the turn with
+//! [`Relay::end_turn`] (also when [`Relay::poll_timeout`]'s time comes), persists what
+//! [`Relay::appends`] hands out, then calls [`Relay::commit`] (or [`Relay::abort`]), answers
+//! [`Relay::poll_read`] with [`Relay::serve_read`], and sends what [`Relay::poll_transmit`]
+//! yields. Nothing that depends on a message (its acknowledgement, its fan-out) leaves before
+//! the message is committed.
 //!
 //! | file | role |
 //! |---|---|
-//! | `mod.rs` | the driver's surface: [`Relay`], datagrams in (the JOIN's cookie checked), the clock, commit and abort, polls |
+//! | `mod.rs` | the driver's surface: [`Relay`], datagrams in (the JOIN's cookie checked), commit and abort, polls |
+//! | `turn.rs` | the end of a turn and the relay's clock: the tick (timeouts counted in time the relay ran), then fair shares and answers |
 //! | `config.rs` | the relay's settings and their defaults |
 //! | `join.rs` | JOIN and sessions: names, presence, leaving, per-IP limits, tokens |
 //! | `send.rs` | SEND: csn order, the reorder buffer, `base`, the message rate, dedup, acks |
-//! | `requests.rs` | HISTORY and WHO: ranges, pages, the cache of recent messages, request rate |
+//! | `requests.rs` | HISTORY and WHO: the request rate, the range asked, the cache of recent messages |
+//! | `answers.rs` | answers page by page, charged in bytes per session, address, /48 and relay |
+//! | `intake.rs` | a turn's room for new messages, and the fair queue of those over it |
+//! | `fair.rs` | deficit round robin across addresses (IPv6: /48s), round robin across sessions |
+//! | `parked.rs` | the memory of waiting messages, by the whole record, bounded |
+//! | `roster.rs` | the room's names, sorted: one client a name, WHO read off in order |
 //! | `outgoing.rs` | how datagrams leave: replies within an address's budget, broadcasts, fan-out |
 //! | `cookie.rs` | address validation without per-address state: stateless challenge cookies |
 //! | `limit.rs` | token buckets: rates with a burst allowance, on the caller's clock |
@@ -30,7 +38,7 @@ mod roster;
 mod send;
 mod turn;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -167,7 +175,9 @@ pub struct Relay {
     /// The sessions with answers to send, in fair shares.
     bulk: Rounds,
     /// Sessions with answers that wait for their allowance (or their address's) to refill.
-    bulk_blocked: Vec<SocketAddr>,
+    bulk_blocked: HashSet<SocketAddr>,
+    /// When the sessions of `bulk_blocked` were last looked at.
+    blocked_looked: Option<Instant>,
     /// The allowances for answers of addresses, networks and the relay.
     allowances: Allowances,
     reads: VecDeque<LogRead>,
@@ -219,7 +229,8 @@ impl Relay {
             transmits: VecDeque::new(),
             bulk_out: VecDeque::new(),
             bulk: Rounds::default(),
-            bulk_blocked: Vec::new(),
+            bulk_blocked: HashSet::new(),
+            blocked_looked: None,
             allowances: Allowances::new(config.bulk_rate_total),
             reads: VecDeque::new(),
             next_tick: None,

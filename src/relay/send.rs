@@ -8,7 +8,6 @@ use std::time::Instant;
 use uuid::Uuid;
 
 use super::intake::fanout_cost_of;
-use super::join::origin;
 use super::parked::parked_cost;
 use super::{REORDER_WINDOW, Relay};
 use crate::proto::message::{MAX_TEXT_BYTES, Message, Millis, check_text};
@@ -90,6 +89,12 @@ impl Relay {
         // A copy of this message may wait already (put there when the rate or the turn's room
         // stopped it): this one takes its place.
         let copy = self.unpark(from, csn);
+        if check_text(&text).is_err() {
+            // Refused now, whatever the rate or the room (it costs neither: nothing is
+            // stored); those waiting behind it may go on.
+            self.take_in_turn(wall, from, csn, id, text);
+            return self.take_waiting(now, wall, from);
+        }
         if !self.has_room(self.fanout_cost(from, &text)) {
             // Over the turn's room, or others wait for theirs: it waits its fair turn.
             self.park(from, csn, id, text);
@@ -190,25 +195,30 @@ impl Relay {
         }
     }
 
-    /// Keeps a message of `from` waiting for its turn, if the relay has the memory (if not, it
-    /// is dropped and comes again).
+    /// Keeps a message of `from` waiting for its turn: the one in turn always, one ahead of a
+    /// missing csn if the relay has the memory (if not, it is dropped and comes again).
     fn park(&mut self, from: SocketAddr, csn: u64, id: Uuid, text: String) {
-        if !self.clients.contains_key(&from) || !self.parked.admit(origin(from), parked_cost(&text))
-        {
+        let Some(in_turn) = self.clients.get(&from).map(|s| s.next_csn == csn) else {
+            return;
+        };
+        let cost = parked_cost(&text);
+        if in_turn {
+            self.parked.force(from, cost);
+        } else if !self.parked.admit(from, cost) {
             return;
         }
         if let Some(mut s) = self.clients.get_mut(&from)
             && let Some((_, old)) = s.ahead.insert(csn, (id, text))
         {
             drop(s);
-            self.parked.release(origin(from), parked_cost(&old));
+            self.parked.release(from, parked_cost(&old));
         }
     }
 
     /// Takes the message with `csn` out of `from`'s waiting ones, if it waits there.
     fn unpark(&mut self, from: SocketAddr, csn: u64) -> Option<(Uuid, String)> {
         let taken = self.clients.get_mut(&from)?.ahead.remove(&csn)?;
-        self.parked.release(origin(from), parked_cost(&taken.1));
+        self.parked.release(from, parked_cost(&taken.1));
         Some(taken)
     }
 
@@ -224,7 +234,7 @@ impl Relay {
             })
         });
         if let Some(freed) = freed {
-            self.parked.release(origin(from), freed);
+            self.parked.release(from, freed);
         }
     }
 

@@ -3,9 +3,10 @@
 //! answers sent in fair shares, and when the shell should come back if no datagram comes.
 //!
 //! Silence is measured in time the relay was listening: a tick that comes much later than due
-//! means the relay did not run (stopped with SIGSTOP, its disk stalled, the machine suspended),
-//! and that time counts as nobody's silence, so a member whose keepalive waited unread in the
-//! socket, or was dropped there, is not timed out for it.
+//! means the relay did not run (stopped with SIGSTOP, its disk stalled), and that time counts
+//! as nobody's silence, so a member whose keepalive waited unread in the socket, or was dropped
+//! there, is not timed out for it. (A machine suspended needs nothing of this: the steady
+//! clock, which silence is measured in, stands still while it sleeps.)
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -64,6 +65,7 @@ impl Relay {
             }
         }
         self.joins.retain(|_, (bucket, _)| !bucket.is_full(now));
+        self.allowances.forget_full(now);
         let timeout = self.config.timeout;
         let silent: Vec<SocketAddr> = self
             .clients

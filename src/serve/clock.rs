@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use crate::proto::message::Millis;
 
 /// How far the wall clock may drift from the steady clock between two looks before it counts
-/// as a step (NTP slews far more slowly than this; a suspended machine steps both clocks).
+/// as a step (NTP slews far more slowly than this; a machine suspended and resumed shows as a
+/// step, since the steady clock stands still meanwhile).
 pub const STEP: Duration = Duration::from_secs(2);
 
 /// The last look at both clocks.

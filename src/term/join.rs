@@ -303,8 +303,10 @@ async fn session(options: Options) -> Result<(), JoinError> {
         // While the relay keeps acknowledging (or the room's order keeps moving), the wait goes
         // on: it bounds how long the relay may stay silent, not how long a long paste takes at
         // the relay's rate.
+        // Messages shown count only once all are acknowledged: in a busy room they keep coming
+        // while the relay takes nothing of ours, and the wait must end then.
         let (left, shown) = (client.unacked(), client.delivered());
-        if (left < unacked || shown > delivered)
+        if (left < unacked || (left == 0 && shown > delivered))
             && let Some(deadline) = &mut closing
         {
             *deadline = (*deadline).max(now + options.wait);

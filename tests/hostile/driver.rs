@@ -45,6 +45,10 @@ pub struct Driver {
     pub most_in_a_turn: usize,
     /// The turn (of `turns`) each message of the log was written in, by seq.
     pub written_in: HashMap<u64, u64>,
+    /// One turn of the relay a call, as when each turn takes real time: what waits for a
+    /// turn's room waits for the next call, instead of turns following at the same instant
+    /// until nothing waits.
+    pub one_turn: bool,
 }
 
 /// What joining got.
@@ -74,17 +78,26 @@ impl Driver {
             turns: 0,
             most_in_a_turn: 0,
             written_in: HashMap::new(),
+            one_turn: false,
         }
     }
 
     /// A relay on a log of `n` messages from `r1`, keeping the last `config.cache` in memory.
     pub fn with_log(config: Config, n: u64) -> Self {
+        Driver::with_log_of(config, n, 0)
+    }
+
+    /// [`Driver::with_log`] with texts of `len` bytes (the usual short ones for 0).
+    pub fn with_log_of(config: Config, n: u64, len: usize) -> Self {
         let log: Vec<Message> = (1..=n)
             .map(|seq| Message {
                 seq,
                 id: Uuid::from_u128(u128::from(seq)),
                 from: "r1".into(),
-                text: format!("hello world message {seq:06}"),
+                text: match len {
+                    0 => format!("hello world message {seq:06}"),
+                    len => "x".repeat(len),
+                },
                 time: Millis(WALL_EPOCH),
             })
             .collect();
@@ -135,7 +148,7 @@ impl Driver {
             let sent = self.drain();
             self.most_in_a_turn = self.most_in_a_turn.max(sent);
             n += sent;
-            if self.relay.poll_timeout().is_some_and(|t| t > self.now) {
+            if self.one_turn || self.relay.poll_timeout().is_some_and(|t| t > self.now) {
                 return n;
             }
         }
