@@ -59,7 +59,9 @@ pub use intake::FANOUT_PER_TURN;
 use join::Origin;
 pub use join::Session;
 use parked::Parked;
-pub use parked::{MAX_PARKED_BYTES, MAX_PARKED_PER_IP, PARK_OVERHEAD, parked_cost};
+pub use parked::{
+    MAX_PARKED_BYTES, MAX_PARKED_PER_IP, MAX_PARKED_PER_NETWORK, PARK_OVERHEAD, parked_cost,
+};
 use roster::Roster;
 use send::Pending;
 pub use turn::{STALL, TICK};

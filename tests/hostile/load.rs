@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use urc::proto::wire::{MAX_CSN, Packet, Sent, Token};
-use urc::relay::{Config, MAX_ANSWERS, MAX_PARKED_BYTES, MAX_PARKED_PER_IP, parked_cost};
+use urc::relay::{
+    Config, MAX_ANSWERS, MAX_PARKED_BYTES, MAX_PARKED_PER_IP, MAX_PARKED_PER_NETWORK, parked_cost,
+};
 use uuid::Uuid;
 
 use crate::driver::Driver;
@@ -436,18 +438,24 @@ fn many_64s_of_one_48_are_one_share() {
 }
 
 /// Sessions of many addresses park 255 messages each out of order (csn 1 never comes): the
-/// relay keeps at most its bound in all and per address, counted by the whole record, and
-/// gives it all back when they leave.
+/// relay keeps at most its bound in all, per address and per IPv6 /48, counted by the whole
+/// record, and gives it all back when they leave.
 #[test]
 fn parked_messages_are_bounded_per_address_and_in_all_and_given_back() {
     let mut d = Driver::new(Config::default());
     d.watch = Some(HashSet::new());
-    // 32 addresses of 50 sessions.
-    let sessions = crowd(&mut d, 1600, "p", |k| {
-        at(3, (k / 50) as u8, 1, 8000 + (k % 50) as u16)
+    // 16 addresses of 34 sessions (each could park more than its address may), and 12 /64s
+    // of one /48 with a session each parking long texts.
+    let mut sessions = crowd(&mut d, 544, "p", |k| {
+        at(3, (k / 34) as u8, 1, 8000 + (k % 34) as u16)
     });
-    let text = "x";
-    for &(a, token) in &sessions {
+    let v6 = crowd(&mut d, 12, "v", |k| {
+        SocketAddr::new(
+            std::net::Ipv6Addr::new(0x2001, 0xdb8, 9, k as u16, 0, 0, 0, 1).into(),
+            8000,
+        )
+    });
+    let park = |d: &mut Driver, (a, token): (SocketAddr, Token), text: &str| {
         let all: Vec<Sent> = (2..=256)
             .map(|csn| Sent {
                 csn,
@@ -455,47 +463,68 @@ fn parked_messages_are_bounded_per_address_and_in_all_and_given_back() {
                 text: text.into(),
             })
             .collect();
-        let datagrams: Vec<(SocketAddr, Vec<u8>)> = all
-            .chunks(40)
-            .map(|c| {
-                (
-                    a,
-                    Packet::Send {
-                        token,
-                        base: 1,
-                        messages: c.to_vec(),
-                    }
-                    .encode(),
-                )
-            })
-            .collect();
+        let datagrams: Vec<(SocketAddr, Vec<u8>)> =
+            (all.chunks(if text.len() > 100 { 1 } else { 40 }))
+                .map(|c| {
+                    (
+                        a,
+                        Packet::Send {
+                            token,
+                            base: 1,
+                            messages: c.to_vec(),
+                        }
+                        .encode(),
+                    )
+                })
+                .collect();
         d.turn(&datagrams);
+    };
+    let long = "z".repeat(1000);
+    for &s in &v6 {
+        park(&mut d, s, &long);
+    }
+    let records = |d: &Driver, of: &[(SocketAddr, Token)]| -> usize {
+        of.iter()
+            .map(|(a, _)| d.relay.clients().get(a).map_or(0, |s| s.waiting()))
+            .sum()
+    };
+    let network = records(&d, &v6) * parked_cost(&long);
+    assert!(
+        network <= MAX_PARKED_PER_NETWORK,
+        "{network} bytes from one /48"
+    );
+    assert!(
+        network + parked_cost(&long) > MAX_PARKED_PER_NETWORK,
+        "the /48 filled its bound"
+    );
+    let text = "x";
+    for &s in &sessions {
+        park(&mut d, s, text);
     }
     let parked = d.relay.parked_bytes();
-    let each = 255 * parked_cost(text);
     assert!(parked <= MAX_PARKED_BYTES, "{parked}");
     assert!(
-        parked + each > MAX_PARKED_BYTES,
+        parked + parked_cost(text) > MAX_PARKED_BYTES,
         "filled up to the bound: {parked}"
     );
-    // Per address: 50 sessions could park 50 × 255 records; at most the address's bound.
-    let first_ip: usize = (sessions[..50].iter())
-        .map(|(a, _)| d.relay.clients().get(a).map_or(0, |s| s.waiting()))
-        .sum();
+    // Per address: 34 sessions could park 34 × 255 records; at most the address's bound.
+    let first_ip = records(&d, &sessions[..34]) * parked_cost(text);
     assert!(
-        first_ip * parked_cost(text) <= MAX_PARKED_PER_IP,
-        "{first_ip} records from one address"
+        first_ip <= MAX_PARKED_PER_IP,
+        "{first_ip} bytes from one address"
+    );
+    assert!(
+        first_ip + parked_cost(text) > MAX_PARKED_PER_IP,
+        "the address filled its bound"
     );
     assert!(d.log.is_empty(), "nothing stored");
+    sessions.extend(v6);
     for &(a, token) in &sessions {
         d.packet(a, &Packet::Leave { token });
     }
     assert_eq!(d.relay.parked_bytes(), 0, "all given back");
 }
 
-/// The relay stops for 40 s (SIGSTOP, a disk that hangs): members who kept pinging are not
-/// timed out for it, whatever happened to their pings meanwhile; one that had gone silent
-/// before is timed out after the rest of its timeout, counted in time the relay ran.
 #[test]
 fn a_relay_that_stopped_times_nobody_out_for_the_time_it_did_not_run() {
     let mut d = Driver::new(Config::default());
