@@ -232,7 +232,7 @@ pub fn run(
         ];
     }
     progress(&format!("starting the relay: {} serve", program.display()));
-    let relay = RelayChild::start(&spawn, &data)?;
+    let mut relay = RelayChild::start(&spawn, &data)?;
     progress(&format!(
         "relay pid {} on {}; joining the ordinary members",
         relay.pid, relay.addr
@@ -259,6 +259,7 @@ pub fn run(
     let own1 = super::measure::process_cpu();
     let books = ordinary.finish();
     let stalls = relay.log_count("the relay did not run for");
+    let exited = (!relay.is_running()).then(|| relay.log_tail(3));
     let figures = report::Relay {
         program,
         addr: relay.addr,
@@ -272,6 +273,7 @@ pub fn run(
         wall: took,
         quiet,
         stalls_logged: stalls,
+        exited,
     };
     relay.stop();
     Ok(AttackReport::new(options, figures, outcome?, books?))

@@ -45,6 +45,8 @@ pub(super) struct Relay {
     pub(super) quiet: Duration,
     /// Lines in which the relay said it had not run (stop).
     pub(super) stalls_logged: usize,
+    /// The end of its log, if it exited before the bench stopped it.
+    pub(super) exited: Option<String>,
 }
 
 /// Everything an attack run measured, and its verdict.
@@ -212,6 +214,9 @@ impl AttackReport {
             && peak >= RSS_TARGET
         {
             out.push(format!("relay peak RSS {} >= 100MB", mb(Some(peak))));
+        }
+        if let Some(log) = self.relay.as_ref().and_then(|r| r.exited.as_ref()) {
+            out.push(format!("the relay exited during the attack ({log})"));
         }
         if self.missing > 0 {
             out.push(format!("{} ordinary messages missing", self.missing));

@@ -32,6 +32,9 @@ const REQUESTS_EVERY: Duration = Duration::from_millis(200);
 const SENDS_EVERY: Duration = Duration::from_millis(50);
 /// The members' keepalive, as clients send it.
 const PING_EVERY: Duration = Duration::from_secs(5);
+/// How long the room is measured without the attack first, where the room itself costs
+/// something (its members), for comparison.
+const CONTROL: Duration = Duration::from_secs(5);
 /// Longest joining may take.
 const JOIN_BOUND: Duration = Duration::from_secs(180);
 /// How long the members go on pinging after the relay is continued, so that any it dropped
@@ -110,6 +113,9 @@ pub(super) fn run(
     let length = Duration::from_secs(o.seconds);
     match o.attack {
         Attack::History | Attack::Who => {
+            if o.members > 0 {
+                out.phase("members join");
+            }
             let members = members(&mut swarm, o.members, progress)?;
             let (ip, prefix, action) = if o.attack == Attack::History {
                 (HISTORY_IP, "h", Action::History { count: 1000 })
@@ -120,16 +126,21 @@ pub(super) fn run(
             progress(&format!("joining {} attackers from {ip}", o.sessions));
             swarm.join(attackers.clone(), Instant::now() + JOIN_BOUND)?;
             swarm.listen(attackers.clone()).map_err(io)?;
+            let mut schedules = vec![Schedule::every(members.clone(), PING_EVERY, Action::Ping)];
+            if !members.is_empty() {
+                // The same room without the flood, for comparison: what the members cost.
+                out.phase("before");
+                swarm
+                    .run(&mut schedules, Instant::now() + CONTROL)
+                    .map_err(io)?;
+            }
             progress(&format!(
                 "{} sessions ask 5 times a second for {} s",
                 o.sessions, o.seconds
             ));
             let start = Instant::now();
             out.phase("flood");
-            let mut schedules = vec![
-                Schedule::every(members.clone(), PING_EVERY, Action::Ping),
-                Schedule::every(attackers.clone(), REQUESTS_EVERY, action),
-            ];
+            schedules.push(Schedule::every(attackers.clone(), REQUESTS_EVERY, action));
             swarm.run(&mut schedules, start + length).map_err(io)?;
             out.window = Some((start, Instant::now()));
             schedules.truncate(1);
@@ -236,10 +247,12 @@ pub(super) fn run(
             out.sessions = parkers.len();
         }
         Attack::Stop => {
+            out.phase("members join");
             let members = members(&mut swarm, o.members, progress)?;
             let mut schedules = vec![Schedule::every(members.clone(), PING_EVERY, Action::Ping)];
+            out.phase("before");
             swarm
-                .run(&mut schedules, Instant::now() + PING_EVERY)
+                .run(&mut schedules, Instant::now() + CONTROL)
                 .map_err(io)?;
             progress(&format!("SIGSTOP to the relay for {} s", o.seconds));
             setting.relay.signal("STOP")?;
