@@ -359,9 +359,11 @@ impl AttackReport {
             .collect();
         if self.attack.has_sessions() {
             out.push(format!(
-                "the attack: {} sessions, {} requests or messages sent; {} datagrams ({} bytes) of answers read; refusals read: {}",
+                "the attack: {} sessions, {} requests or messages sent in {} datagrams ({} not taken by the bench's sockets); {} datagrams ({} bytes) of answers read; refusals read: {}",
                 self.outcome.sessions,
                 self.outcome.sent,
+                self.outcome.datagrams.0,
+                self.outcome.datagrams.1,
                 self.outcome.answered.0,
                 self.outcome.answered.1,
                 if refused.is_empty() { "none".into() } else { refused.join(", ") }

@@ -72,6 +72,8 @@ pub(super) struct Outcome {
     pub(super) sent: u64,
     /// Datagrams and bytes of answers the attackers read.
     pub(super) answered: (u64, u64),
+    /// Datagrams the attack sent in all, and those its sockets would not take at once.
+    pub(super) datagrams: (u64, u64),
     /// The relay's refusals the attackers read, by error code.
     pub(super) refused: [u64; 9],
     /// Members and attackers the relay dropped, where the attack counts them.
@@ -291,6 +293,7 @@ pub(super) fn run(
     }
     out.sent = swarm.counts.actions;
     out.answered = swarm.counts.answers;
+    out.datagrams = (swarm.counts.datagrams, swarm.counts.send_failures);
     out.refused = swarm.counts.refused;
     if matches!(o.attack, Attack::Who | Attack::Stop) {
         out.evicted = Some(

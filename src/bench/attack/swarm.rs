@@ -32,7 +32,7 @@ const JOIN_RETRY: Duration = Duration::from_secs(1);
 /// A joined session that has sent nothing for this long pings while the others join.
 const KEEPALIVE: Duration = Duration::from_secs(5);
 /// The receive buffer asked for the sessions that do not read (the kernel doubles it).
-pub(super) const SMALL_BUFFER: usize = 4096;
+const SMALL_BUFFER: usize = 4096;
 /// Most datagrams a session reads from its buffer before it sends.
 const DRAIN_AT_MOST: usize = 64;
 /// Type bytes of the relay's datagrams the swarm looks at without decoding.
