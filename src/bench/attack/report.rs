@@ -270,8 +270,10 @@ impl AttackReport {
         } else if self.failures.is_empty() {
             "ok".into()
         } else {
-            // One word a field: the summary line splits on spaces.
-            format!("FAIL({})", self.failures.join("; ").replace(' ', "_"))
+            // One word a field: the summary line splits on spaces, and the medians' line
+            // lists the runs' verdicts with commas.
+            let why = self.failures.join("; ").replace(' ', "_").replace(',', "");
+            format!("FAIL({why})")
         }
     }
 
