@@ -103,6 +103,14 @@ impl Allowances {
         }
     }
 
+    /// Gives back the memory of addresses gone, when most are.
+    pub(super) fn shrink(&mut self) {
+        if self.by_origin.capacity() > 4 * self.by_origin.len() + 64 {
+            self.by_origin.shrink_to_fit();
+            self.by_network.shrink_to_fit();
+        }
+    }
+
     fn total(&mut self, now: Instant) -> &mut Bucket {
         let rate = self.rate;
         self.total

@@ -44,6 +44,15 @@ impl Rounds {
         self.order.is_empty()
     }
 
+    /// Gives back the memory of a crowd gone, when most of it is.
+    pub(super) fn shrink(&mut self) {
+        if self.members.capacity() > 4 * self.members.len() + 64 {
+            self.members.shrink_to_fit();
+            self.queues.shrink_to_fit();
+            self.order.shrink_to_fit();
+        }
+    }
+
     /// Adds `addr` at the back of the sessions from where it comes, unless it is in already.
     pub(super) fn insert(&mut self, addr: SocketAddr) {
         if !self.members.insert(addr) {

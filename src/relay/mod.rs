@@ -169,6 +169,8 @@ pub struct Relay {
     presence: Vec<(Option<SocketAddr>, Change)>,
     /// Presence changes announced since the relay started.
     announced: u64,
+    /// Whether this turn sent its share of presence changes already.
+    presence_sent: bool,
     /// Datagrams to send, each made whole (its proof written in) only when it is polled: a
     /// turn's fan-out to a large room is many datagrams sharing a few pages.
     transmits: VecDeque<Queued>,
@@ -228,6 +230,7 @@ impl Relay {
             held_acks: Vec::new(),
             presence: Vec::new(),
             announced: 0,
+            presence_sent: false,
             transmits: VecDeque::new(),
             bulk_out: VecDeque::new(),
             bulk: Rounds::default(),

@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::intake::FANOUT_PER_TURN;
 use super::{Pending, Queued, Relay, Session};
 use crate::proto::message::Message;
 use crate::proto::wire::{
-    ACK_HEADER, ACKED_LEN, Acked, Change, ErrorCode, MESSAGES_HEADER, PRESENCE_HEADER, Packet,
-    Proof, change_len, pack, paginate,
+    ACK_HEADER, ACKED_LEN, Acked, Change, ErrorCode, MAX_DATAGRAM, MESSAGES_HEADER,
+    PRESENCE_HEADER, Packet, Proof, change_len, pack, paginate,
 };
 
 impl Relay {
@@ -39,7 +40,7 @@ impl Relay {
     /// Sends what this turn gathered: the acknowledgements of durable messages, as few ACK
     /// datagrams to each sender as hold them, and the presence changes, as few PRESENCE
     /// datagrams to each client as hold them (a join storm costs a datagram per client per
-    /// turn, not one per client per join).
+    /// turn, not one per client per join), as many changes as a turn's share allows.
     pub(super) fn flush(&mut self) {
         let committed = self.committed;
         let (due, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held_acks)
@@ -61,21 +62,44 @@ impl Relay {
                 self.reply(to, &Packet::Ack { acks: run.to_vec() });
             }
         }
-        let presence = std::mem::take(&mut self.presence);
-        if !presence.is_empty() {
-            // Who joined in this turn hears only of what happened after.
-            let first = self.announced - presence.len() as u64;
-            let start = |s: &Session| {
-                usize::try_from(s.presence_from.saturating_sub(first)).unwrap_or(usize::MAX)
-            };
-            self.distribute(&presence, start, |changes| {
-                encoded(pack(changes, PRESENCE_HEADER, change_len), |run| {
-                    Packet::Presence {
-                        changes: run.to_vec(),
-                    }
-                })
-            });
+        if self.presence.is_empty() || std::mem::replace(&mut self.presence_sent, true) {
+            return;
         }
+        let mut presence = std::mem::take(&mut self.presence);
+        // Who joined after a change hears only of what happened after it.
+        let first = self.announced - presence.len() as u64;
+        let start = |s: &Session| {
+            usize::try_from(s.presence_from.saturating_sub(first)).unwrap_or(usize::MAX)
+        };
+        // A storm of arrivals or departures (10,000 sessions leaving at once) costs every
+        // member a datagram a turn, not the storm at once: the rest goes in the next turns,
+        // in order, and the chat of those turns is not kept waiting behind it.
+        let room = self.presence_room();
+        let mut used = 0;
+        let now = presence
+            .iter()
+            .take_while(|(_, c)| {
+                used += change_len(c);
+                used <= room
+            })
+            .count()
+            .max(1);
+        let later = presence.split_off(now);
+        self.distribute(&presence, start, |changes| {
+            encoded(pack(changes, PRESENCE_HEADER, change_len), |run| {
+                Packet::Presence {
+                    changes: run.to_vec(),
+                }
+            })
+        });
+        self.presence = later;
+    }
+
+    /// Bytes of presence changes a turn sends each member at most: its share of the turn's
+    /// fan-out, and at least one full datagram.
+    fn presence_room(&self) -> usize {
+        let members = self.clients.len().max(1);
+        (FANOUT_PER_TURN / members).max(MAX_DATAGRAM - PRESENCE_HEADER)
     }
 
     /// Sends every joined client, packed into as few datagrams as hold them, the items from

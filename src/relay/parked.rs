@@ -89,6 +89,14 @@ impl Parked {
         self.force(to, cost);
     }
 
+    /// Gives back the memory of addresses gone, when most are.
+    pub(super) fn shrink(&mut self) {
+        if self.by_origin.capacity() > 4 * self.by_origin.len() + 64 {
+            self.by_origin.shrink_to_fit();
+            self.by_network.shrink_to_fit();
+        }
+    }
+
     /// Bytes waiting in all.
     pub(super) fn total(&self) -> usize {
         self.total

@@ -45,6 +45,13 @@ impl Roster {
         &self.entries[from.min(self.entries.len())..]
     }
 
+    /// Gives back the memory of names gone, when most are.
+    pub(super) fn shrink(&mut self) {
+        if self.entries.capacity() > 4 * self.entries.len() + 64 {
+            self.entries.shrink_to_fit();
+        }
+    }
+
     fn find(&self, key: &str) -> Result<usize, usize> {
         self.entries.binary_search_by(|(e, _)| e.as_str().cmp(key))
     }

@@ -37,20 +37,44 @@ impl Relay {
         }
         self.take_fairly(now, wall);
         self.serve_answers(now);
+        self.presence_sent = false;
         self.last_turn = Some(now);
     }
 
     /// When [`Relay::end_turn`] must be called next if no datagram comes first (`None` before
     /// the first turn: at once). Messages that wait for a turn's room want the next turn at
-    /// once, and so do answers with pages to send.
+    /// once, and so do answers with pages to send and presence changes left for later turns.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let waiting = (!self.intake.is_empty())
+        let waiting = (!self.intake.is_empty() || !self.presence.is_empty())
             .then_some(self.last_turn)
             .flatten();
         [self.next_tick, self.answers_due(), waiting]
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// Shrinks the maps that an attack (10,000 sessions come and gone) grew and that stay
+    /// their largest size otherwise.
+    fn give_back_memory(&mut self) {
+        let oversized = |len: usize, capacity: usize| capacity > 4 * len + 64;
+        if oversized(self.clients.len(), self.clients.capacity()) {
+            self.clients.shrink_to_fit();
+        }
+        if oversized(self.per_ip.len(), self.per_ip.capacity()) {
+            self.per_ip.shrink_to_fit();
+        }
+        if oversized(self.joins.len(), self.joins.capacity()) {
+            self.joins.shrink_to_fit();
+        }
+        if oversized(self.bulk_blocked.len(), self.bulk_blocked.capacity()) {
+            self.bulk_blocked.shrink_to_fit();
+        }
+        self.roster.shrink();
+        self.intake.shrink();
+        self.bulk.shrink();
+        self.parked.shrink();
+        self.allowances.shrink();
     }
 
     /// The tick's work; `late` is how long after its time it came.
@@ -66,6 +90,7 @@ impl Relay {
         }
         self.joins.retain(|_, (bucket, _)| !bucket.is_full(now));
         self.allowances.forget_full(now);
+        self.give_back_memory();
         let timeout = self.config.timeout;
         let silent: Vec<SocketAddr> = self
             .clients
