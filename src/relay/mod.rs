@@ -429,9 +429,18 @@ impl Relay {
             };
             self.acknowledge(p.sender, acked);
         }
-        // Acknowledgements and presence first: someone's arrival before their first words.
-        self.flush();
+        // Acknowledgements, then the messages, then presence: chat does not wait behind a
+        // storm of arrivals or departures; but someone's arrival comes before their first
+        // words (unless a storm delays its notice past them).
+        self.flush_acks();
+        let speakers: HashSet<&str> = batch.iter().map(|p| p.message.from.as_str()).collect();
+        let arrived =
+            (self.presence.iter()).any(|(_, c)| c.joined && speakers.contains(c.name.as_str()));
+        if arrived {
+            self.flush_presence();
+        }
         self.fan_out(&batch);
+        self.flush_presence();
         for p in batch {
             self.keep(p.message);
         }

@@ -37,11 +37,15 @@ impl Relay {
         self.held_acks.push((to, acked));
     }
 
-    /// Sends what this turn gathered: the acknowledgements of durable messages, as few ACK
-    /// datagrams to each sender as hold them, and the presence changes, as few PRESENCE
-    /// datagrams to each client as hold them (a join storm costs a datagram per client per
-    /// turn, not one per client per join), as many changes as a turn's share allows.
+    /// Sends what this turn gathered: acknowledgements, then presence changes.
     pub(super) fn flush(&mut self) {
+        self.flush_acks();
+        self.flush_presence();
+    }
+
+    /// Sends the acknowledgements of durable messages, as few ACK datagrams to each sender as
+    /// hold them.
+    pub(super) fn flush_acks(&mut self) {
         let committed = self.committed;
         let (due, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held_acks)
             .into_iter()
@@ -62,6 +66,12 @@ impl Relay {
                 self.reply(to, &Packet::Ack { acks: run.to_vec() });
             }
         }
+    }
+
+    /// Sends the turn's presence changes, as few PRESENCE datagrams to each client as hold them
+    /// (a join storm costs a datagram per client per turn, not one per client per join), as
+    /// many changes as a turn's share allows.
+    pub(super) fn flush_presence(&mut self) {
         if self.presence.is_empty() || std::mem::replace(&mut self.presence_sent, true) {
             return;
         }
