@@ -25,6 +25,8 @@ pub(super) struct Pending {
 }
 
 impl Relay {
+    /// Takes one message of a SEND; false when it could not wait for want of room (then
+    /// those after it in the datagram cannot either).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn send(
         &mut self,
@@ -35,12 +37,12 @@ impl Relay {
         base: u64,
         id: Uuid,
         text: String,
-    ) {
+    ) -> bool {
         if base <= csn {
             self.skip_to(from, base);
         }
         let Some(expected) = self.clients.get(&from).map(|s| s.next_csn) else {
-            return;
+            return false;
         };
         if csn > expected {
             // An earlier message of this sender is missing, or waits for the sender's
@@ -53,7 +55,7 @@ impl Relay {
             if again {
                 // A retransmission of a message that waits already.
                 self.stats.duplicates += 1;
-                return;
+                return true;
             }
             if behind_the_rate {
                 self.stats.rate_limited += 1;
@@ -61,7 +63,7 @@ impl Relay {
                 self.stats.out_of_order += 1;
             }
             if csn - expected > REORDER_WINDOW {
-                return;
+                return false;
             }
             if let Err(e) = check_text(&text) {
                 // Refused before it may wait (an empty text cost the relay nothing to count, and
@@ -69,14 +71,14 @@ impl Relay {
                 // skips its csn. An id the relay knows is left as it is: it names a message
                 // handled before (perhaps another's, seen in a fan-out).
                 if self.ids.contains_key(&id) {
-                    return;
+                    return true;
                 }
                 self.stats.refused += 1;
                 self.remember(id, REFUSED, Millis(0));
-                return self.error(from, ErrorCode::BadText, id, e.to_string());
+                self.error(from, ErrorCode::BadText, id, e.to_string());
+                return true;
             }
-            self.park(from, csn, id, text);
-            return;
+            return self.park(from, csn, id, text);
         }
         if csn < expected {
             // A retransmission of a message this session already handed in.
@@ -84,7 +86,7 @@ impl Relay {
             if let Some(&(seq, time)) = self.ids.get(&id) {
                 self.ack_again(from, id, csn, seq, time);
             }
-            return;
+            return true;
         }
         // A copy of this message may wait already (put there when the rate or the turn's room
         // stopped it): this one takes its place.
@@ -93,13 +95,14 @@ impl Relay {
             // Refused now, whatever the rate or the room (it costs neither: nothing is
             // stored); those waiting behind it may go on.
             self.take_in_turn(wall, from, csn, id, text);
-            return self.take_waiting(now, wall, from);
+            self.take_waiting(now, wall, from);
+            return true;
         }
         if !self.has_room(self.fanout_cost(from, &text)) {
             // Over the turn's room, or others wait for theirs: it waits its fair turn.
             self.park(from, csn, id, text);
             self.queue_intake(from);
-            return;
+            return true;
         }
         let Some(allowed) = self.clients.get_mut(&from).map(|mut s| {
             // An episode of sending too fast ends when the sender has kept to the rate long
@@ -111,12 +114,12 @@ impl Relay {
             }
             s.messages.take(now)
         }) else {
-            return;
+            return false;
         };
         if allowed {
             self.take_in_turn(wall, from, csn, id, text);
             self.take_waiting(now, wall, from);
-            return;
+            return true;
         }
         // Too fast: it waits for the allowance to refill.
         self.park(from, csn, id, text);
@@ -127,6 +130,7 @@ impl Relay {
             self.stats.rate_limited += 1;
         }
         self.take_waiting(now, wall, from);
+        true
     }
 
     /// Takes, in csn order, the messages of `from` that wait for their turn, as long as the
@@ -196,16 +200,17 @@ impl Relay {
     }
 
     /// Keeps a message of `from` waiting for its turn: the one in turn always, one ahead of a
-    /// missing csn if the relay has the memory (if not, it is dropped and comes again).
-    fn park(&mut self, from: SocketAddr, csn: u64, id: Uuid, text: String) {
+    /// missing csn if the relay has the memory (if not, it is dropped and comes again, and
+    /// this is false).
+    fn park(&mut self, from: SocketAddr, csn: u64, id: Uuid, text: String) -> bool {
         let Some(in_turn) = self.clients.get(&from).map(|s| s.next_csn == csn) else {
-            return;
+            return false;
         };
         let cost = parked_cost(&text);
         if in_turn {
             self.parked.force(from, cost);
         } else if !self.parked.admit(from, cost) {
-            return;
+            return false;
         }
         if let Some(mut s) = self.clients.get_mut(&from)
             && let Some((_, old)) = s.ahead.insert(csn, (id, text))
@@ -213,6 +218,7 @@ impl Relay {
             drop(s);
             self.parked.release(from, parked_cost(&old));
         }
+        true
     }
 
     /// Takes the message with `csn` out of `from`'s waiting ones, if it waits there.

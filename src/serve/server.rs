@@ -28,6 +28,9 @@ pub const DEFAULT_PORT: u16 = 7707;
 pub const DEFAULT_BIND: &str = "127.0.0.1:7707";
 /// Most datagrams taken from the socket before the loop writes and answers them.
 const BATCH: usize = 1024;
+/// Datagrams sent between two looks at the socket while a turn's datagrams go out: about a
+/// millisecond of sending, a fraction of what a socket buffer of the usual 208 KiB holds.
+const READ_EVERY: usize = 256;
 /// How often the relay looks at its log's file and writes the last seq stored.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 /// How often, at most, dropped and refused datagrams are summed up in the relay's log.
@@ -206,7 +209,7 @@ impl Server {
             self.serve_reads();
             // Sent from this thread: a thread of its own for sending (tried) was slower on
             // two cores, where the clients of a benchmark need the other one.
-            self.send_all(&mut out).await;
+            self.send_all(&mut out, &mut buf).await;
         }
         if let Err(e) = self.store.mark(self.relay.latest()) {
             tracing::error!(error = %e, "cannot write the last seq stored");
@@ -347,12 +350,20 @@ impl Server {
         }
     }
 
-    async fn send_all(&mut self, buf: &mut Vec<u8>) {
+    /// Sends what the relay has to send; every [`READ_EVERY`] datagrams, takes what waits on
+    /// the socket (for the next turn) so that a long fan-out (10,000 members) does not leave the
+    /// socket's buffer to overflow and drop what members send meanwhile.
+    async fn send_all(&mut self, buf: &mut Vec<u8>, inbox: &mut [u8]) {
+        let mut sent = 0usize;
         while let Some(to) = self.relay.poll_transmit_into(buf) {
             if let Err(e) = self.socket.send_to(buf, to).await {
                 // One unreachable client must not stop the others: UDP is best-effort and the
                 // client's own retransmission and gap repair recover what is lost here.
                 tracing::debug!(%to, error = %e, "send failed");
+            }
+            sent += 1;
+            if sent.is_multiple_of(READ_EVERY) {
+                self.take_waiting(inbox);
             }
         }
     }
