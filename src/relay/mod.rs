@@ -9,7 +9,8 @@
 //!
 //! | file | role |
 //! |---|---|
-//! | `mod.rs` | the driver's surface: [`Relay`], datagrams in (the JOIN's cookie checked), commit and abort, polls |
+//! | `mod.rs` | the driver's surface: [`Relay`], datagrams in (the JOIN's cookie checked), polls |
+//! | `commit.rs` | what the log takes, and what may leave once it holds it: commit and abort |
 //! | `turn.rs` | the end of a turn and the relay's clock: the tick (timeouts counted in time the relay ran), then fair shares and answers |
 //! | `config.rs` | the relay's settings and their defaults |
 //! | `join.rs` | JOIN and sessions: names, presence, leaving, per-IP limits, tokens |
@@ -25,6 +26,7 @@
 //! | `limit.rs` | token buckets: rates with a burst allowance, on the caller's clock |
 
 mod answers;
+mod commit;
 mod config;
 pub mod cookie;
 mod fair;
@@ -47,7 +49,7 @@ use dashmap::DashMap;
 use uuid::Uuid;
 
 use crate::proto::message::{Message, Millis};
-use crate::proto::wire::{Acked, Change, ErrorCode, LeaveReason, Packet, Proof};
+use crate::proto::wire::{Acked, Change, LeaveReason, Packet, Proof};
 use crate::relay::cookie::Cookies;
 use crate::relay::limit::Bucket;
 
@@ -407,76 +409,6 @@ impl Relay {
     fn dropped(&mut self, from: SocketAddr, why: String) {
         tracing::trace!(%from, %why, "dropped a datagram");
         self.last_dropped = Some(Dropped { from, why });
-    }
-
-    /// The messages accepted since the last commit, to be written to the log now.
-    pub fn appends(&self) -> impl ExactSizeIterator<Item = &Message> {
-        self.pending.iter().map(|p| &p.message)
-    }
-
-    /// True when messages wait to be persisted.
-    pub fn has_appends(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
-    /// The messages from [`Relay::appends`] are durable: acknowledge and fan them out.
-    pub fn commit(&mut self) {
-        let batch = std::mem::take(&mut self.pending);
-        let Some(last) = batch.last() else { return };
-        self.committed = last.message.seq;
-        self.stats.stored += batch.len() as u64;
-        for p in &batch {
-            let acked = Acked {
-                id: p.message.id,
-                csn: p.csn,
-                seq: p.message.seq,
-                time: p.message.time,
-            };
-            self.acknowledge(p.sender, acked);
-        }
-        // Acknowledgements, then the messages, then presence: chat does not wait behind a
-        // storm of arrivals or departures; but someone's arrival comes before their first
-        // words (unless a storm delays its notice past them).
-        self.flush_acks();
-        let speakers: HashSet<&str> = batch.iter().map(|p| p.message.from.as_str()).collect();
-        let arrived =
-            (self.presence.iter()).any(|(_, c)| c.joined && speakers.contains(c.name.as_str()));
-        if arrived {
-            self.presence_sent = false;
-            self.flush_presence();
-        }
-        self.fan_out(&batch);
-        self.flush_presence();
-        for p in batch {
-            self.keep(p.message);
-        }
-    }
-
-    /// The messages from [`Relay::appends`] could not be persisted: forget them and tell
-    /// their senders, who will send them again.
-    pub fn abort(&mut self, why: &str) {
-        let batch = std::mem::take(&mut self.pending);
-        let Some(first) = batch.first() else { return };
-        // Acknowledgements of earlier, durable messages still go; of these, none.
-        self.held_acks.retain(|(_, a)| a.seq < first.message.seq);
-        self.next_seq = first.message.seq;
-        for p in batch.iter().rev() {
-            self.ids.remove(&p.message.id);
-            if let Some(mut s) = self.clients.get_mut(&p.sender) {
-                s.next_csn = s.next_csn.min(p.csn);
-            }
-        }
-        self.id_order.retain(|id| self.ids.contains_key(id));
-        for p in &batch {
-            let err = Packet::Error {
-                code: ErrorCode::Storage,
-                id: p.message.id,
-                message: format!(
-                    "the relay could not store the message ({why}): it will be resent"
-                ),
-            };
-            self.reply(p.sender, &err);
-        }
     }
 
     /// The next datagram to send.

@@ -1,0 +1,81 @@
+//! What the log takes, and what may leave once it holds it: the turn's accepted messages
+//! handed to the shell, then acknowledged and fanned out ([`Relay::commit`]), or forgotten
+//! and refused to their senders ([`Relay::abort`]) when they could not be written.
+
+use std::collections::HashSet;
+
+use super::Relay;
+use crate::proto::message::Message;
+use crate::proto::wire::{Acked, ErrorCode, Packet};
+
+impl Relay {
+    /// The messages accepted since the last commit, to be written to the log now.
+    pub fn appends(&self) -> impl ExactSizeIterator<Item = &Message> {
+        self.pending.iter().map(|p| &p.message)
+    }
+
+    /// True when messages wait to be persisted.
+    pub fn has_appends(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The messages from [`Relay::appends`] are durable: acknowledge and fan them out.
+    pub fn commit(&mut self) {
+        let batch = std::mem::take(&mut self.pending);
+        let Some(last) = batch.last() else { return };
+        self.committed = last.message.seq;
+        self.stats.stored += batch.len() as u64;
+        for p in &batch {
+            let acked = Acked {
+                id: p.message.id,
+                csn: p.csn,
+                seq: p.message.seq,
+                time: p.message.time,
+            };
+            self.acknowledge(p.sender, acked);
+        }
+        // Acknowledgements, then the messages, then presence: chat does not wait behind a
+        // storm of arrivals or departures; but someone's arrival comes before their first
+        // words (unless a storm delays its notice past them).
+        self.flush_acks();
+        let speakers: HashSet<&str> = batch.iter().map(|p| p.message.from.as_str()).collect();
+        let arrived =
+            (self.presence.iter()).any(|(_, c)| c.joined && speakers.contains(c.name.as_str()));
+        if arrived {
+            self.presence_sent = false;
+            self.flush_presence();
+        }
+        self.fan_out(&batch);
+        self.flush_presence();
+        for p in batch {
+            self.keep(p.message);
+        }
+    }
+
+    /// The messages from [`Relay::appends`] could not be persisted: forget them and tell
+    /// their senders, who will send them again.
+    pub fn abort(&mut self, why: &str) {
+        let batch = std::mem::take(&mut self.pending);
+        let Some(first) = batch.first() else { return };
+        // Acknowledgements of earlier, durable messages still go; of these, none.
+        self.held_acks.retain(|(_, a)| a.seq < first.message.seq);
+        self.next_seq = first.message.seq;
+        for p in batch.iter().rev() {
+            self.ids.remove(&p.message.id);
+            if let Some(mut s) = self.clients.get_mut(&p.sender) {
+                s.next_csn = s.next_csn.min(p.csn);
+            }
+        }
+        self.id_order.retain(|id| self.ids.contains_key(id));
+        for p in &batch {
+            let err = Packet::Error {
+                code: ErrorCode::Storage,
+                id: p.message.id,
+                message: format!(
+                    "the relay could not store the message ({why}): it will be resent"
+                ),
+            };
+            self.reply(p.sender, &err);
+        }
+    }
+}
