@@ -14,7 +14,7 @@ use std::time::Duration;
 use driver::Driver;
 use proptest::collection::vec;
 use proptest::prelude::*;
-use urc::proto::message::{Message, Millis};
+use urc::proto::message::{MAX_TEXT_BYTES, Message, Millis};
 use urc::proto::wire::{
     Acked, Change, DecodeError, ErrorCode, LeaveReason, MAGIC, MAX_CSN, MAX_DATAGRAM, Packet,
     Proof, Sent, Token, VERSION,
@@ -290,6 +290,35 @@ proptest! {
             apply(&mut bytes, d);
         }
         decodes_canonically(&bytes)?;
+    }
+
+    /// Long text is split after the last space that fits, inside a word only when the word
+    /// itself is longer than a piece, never inside a character; the pieces read back as the
+    /// text.
+    #[test]
+    fn long_text_splits_at_spaces_and_reads_back(
+        words in vec(
+            (
+                prop_oneof![16 => "[a-z]{1,12}", 4 => "[你好世界]{1,6}", 1 => "x{990,1010}"],
+                "[ \u{3000}]",
+            ),
+            1..200,
+        ),
+    ) {
+        let text: String = words.iter().map(|(w, s)| format!("{w}{s}")).collect();
+        let pieces = urc::proto::message::split_text(&text, MAX_TEXT_BYTES);
+        prop_assert_eq!(pieces.concat(), text.as_str());
+        for (i, piece) in pieces.iter().enumerate() {
+            prop_assert!(!piece.is_empty() && piece.len() <= MAX_TEXT_BYTES);
+            let last = i + 1 == pieces.len();
+            if !last && !piece.ends_with(char::is_whitespace) {
+                // Cut inside a word: only when no space fitted, that is the piece is one word.
+                prop_assert!(!piece.trim_start().contains(char::is_whitespace), "{:?}", piece);
+                let next = pieces[i + 1];
+                let full = piece.len() + next.chars().next().map_or(0, char::len_utf8);
+                prop_assert!(full > MAX_TEXT_BYTES);
+            }
+        }
     }
 }
 

@@ -200,7 +200,9 @@ pub fn name_key(name: &str) -> String {
     name.to_lowercase()
 }
 
-/// Splits `text` into pieces of at most `max` bytes, never inside a UTF-8 character.
+/// Splits `text` into pieces of at most `max` bytes: after the last space that fits when there
+/// is one (the space ends its piece), else, for a word longer than a piece, at the last
+/// character that fits; never inside a UTF-8 character. The pieces put together are `text`.
 ///
 /// # Panics
 /// If `max` is smaller than 4 (one character might not fit).
@@ -212,6 +214,16 @@ pub fn split_text(text: &str, max: usize) -> Vec<&str> {
         let mut cut = max;
         while !rest.is_char_boundary(cut) {
             cut -= 1;
+        }
+        // After the last space that fits, unless only a leading space does: then the word
+        // after it is longer than a piece by itself.
+        if let Some((at, space)) = rest[..cut]
+            .char_indices()
+            .rev()
+            .find(|(_, c)| c.is_whitespace())
+            .filter(|(at, _)| *at > 0)
+        {
+            cut = at + space.len_utf8();
         }
         let (head, tail) = rest.split_at(cut);
         pieces.push(head);
@@ -267,6 +279,30 @@ mod tests {
         assert_eq!(pieces[0].len(), 999);
         assert_eq!(split_text("", 10), Vec::<&str>::new());
         assert_eq!(split_text("abc", 10), vec!["abc"]);
+    }
+
+    #[test]
+    fn split_after_the_last_space_that_fits() {
+        assert_eq!(split_text("aaaa bbbb cccc", 9), vec!["aaaa ", "bbbb cccc"]);
+        assert_eq!(
+            split_text("aaaa bbbb cccc", 8),
+            vec!["aaaa ", "bbbb ", "cccc"]
+        );
+        assert_eq!(split_text("aaaa bbbb", 9), vec!["aaaa bbbb"]);
+        // A word longer than a piece is cut where it must be, and the rest starts the next.
+        assert_eq!(
+            split_text("ab cdefghijkl", 5),
+            vec!["ab ", "cdefg", "hijkl"]
+        );
+        assert_eq!(split_text(" abcdefgh", 5), vec![" abcd", "efgh"]);
+        // Other spaces count too (U+3000, the ideographic space, is 3 bytes).
+        assert_eq!(
+            split_text("你好\u{3000}世界", 12),
+            vec!["你好\u{3000}", "世界"]
+        );
+        let text = format!("{} {}", "x".repeat(600), "y".repeat(600));
+        let pieces = split_text(&text, MAX_TEXT_BYTES);
+        assert_eq!(pieces, vec![&text[..601], &text[601..]]);
     }
 
     #[test]
