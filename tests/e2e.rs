@@ -207,15 +207,20 @@ fn pipe_mode_prints_text_lines_and_exits_cleanly() {
 }
 
 #[test]
-fn unacknowledged_messages_make_the_client_fail_at_the_end() {
-    // A port nobody listens on: bind one, note it, free it.
-    let addr = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let (status, _, err) = pipe(addr, "lonely", "anyone?\n", &["--wait", "1"]);
+fn unacknowledged_messages_make_the_client_fail_at_the_end_and_are_named() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let mut lonely = Client::join(relay.addr, "lonely", &["--wait", "1"]);
+    relay.crash();
+    lonely.say("anyone there?");
+    let stderr = lonely.stderr.clone();
+    let (status, _) = lonely.finish();
     assert!(!status.success());
-    assert!(err.contains("1 message(s) were not acknowledged"), "{err}");
+    let err = stderr.lock().unwrap();
+    assert!(
+        err.contains("1 message(s) not acknowledged by the relay, so perhaps not delivered: \"anyone there?\""),
+        "{err}"
+    );
 }
 
 /// Over IPv6 loopback: the relay bound on `[::1]:0` (its socket made for the address's

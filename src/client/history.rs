@@ -27,6 +27,8 @@ pub(super) enum Purpose {
 #[derive(Debug)]
 pub(super) struct Who {
     pub(super) req: u32,
+    /// How many of the user's requests it answers (each gets the answer).
+    asked: u32,
     /// How many names the answer holds, as the page that reaches furthest says.
     total: u16,
     /// The key of the last name of that page.
@@ -38,9 +40,10 @@ pub(super) struct Who {
 }
 
 impl Who {
-    pub(super) fn new(req: u32, deadline: Instant) -> Self {
+    pub(super) fn new(req: u32, asked: u32, deadline: Instant) -> Self {
         Who {
             req,
+            asked,
             total: 0,
             furthest: None,
             names: BTreeMap::new(),
@@ -249,7 +252,7 @@ impl Client {
     }
 
     /// Takes one page of the names answering a WHO.
-    pub(super) fn names_page(&mut self, req: u32, total: u16, names: Vec<String>) {
+    pub(super) fn names_page(&mut self, now: Instant, req: u32, total: u16, names: Vec<String>) {
         let Some(w) = self.who.as_mut().filter(|w| w.req == req) else {
             return;
         };
@@ -265,19 +268,27 @@ impl Client {
             w.names.insert(name_key(&n), n);
         }
         if w.names.len() >= usize::from(w.total) {
-            self.finish_who();
+            self.finish_who(now);
         }
     }
 
-    pub(super) fn finish_who(&mut self) {
+    pub(super) fn finish_who(&mut self, now: Instant) {
         if let Some(w) = self.who.take() {
-            if w.names.is_empty() {
+            let event = if w.names.is_empty() {
                 // We are in the room, so an empty list means the answer never came.
-                let message = "the relay did not answer /who: try again".to_owned();
-                return self.events.push_back(Event::Error(message));
+                Event::Error("the relay did not answer /who: try again".to_owned())
+            } else {
+                Event::Who {
+                    names: w.names.into_values().collect(),
+                }
+            };
+            for _ in 0..w.asked {
+                self.events.push_back(event.clone());
             }
-            let names = w.names.into_values().collect();
-            self.events.push_back(Event::Who { names });
+        }
+        if self.who_waiting > 0 {
+            let asked = std::mem::take(&mut self.who_waiting);
+            self.ask_who(now, asked);
         }
     }
 }

@@ -160,6 +160,8 @@ pub struct Client {
     /// Since when the live stream has a gap.
     gap_since: Option<Instant>,
     who: Option<Who>,
+    /// Who requests made while `who` was on its way: asked together once it is answered.
+    who_waiting: u32,
     /// When the relay was last heard from.
     last_heard: Instant,
     /// When we last sent the relay anything.
@@ -199,6 +201,7 @@ impl Client {
             repair: None,
             gap_since: None,
             who: None,
+            who_waiting: 0,
             last_heard: now,
             last_sent: now,
             owed_since: None,
@@ -241,18 +244,31 @@ impl Client {
         self.outbox.len()
     }
 
+    /// The texts of the messages typed but not yet acknowledged, in the order typed.
+    pub fn unacked_texts(&self) -> Vec<String> {
+        self.outbox.iter().map(|o| o.text.clone()).collect()
+    }
+
+    /// True once the relay has welcomed this client (in any session so far).
+    pub fn was_welcomed(&self) -> bool {
+        self.sessions > 0
+    }
+
     /// Own messages the relay acknowledged that are not shown yet: they wait in the room's
     /// order behind messages that have not arrived (a gap being repaired).
     pub fn undelivered(&self) -> usize {
         self.ahead.values().filter(|(_, own)| *own).count()
     }
 
-    /// True when nothing is owed: every message acknowledged and shown in the room's order,
+    /// True when nothing is owed: in the room (a JOIN on its way is owed its welcome, so that
+    /// leaving can say goodbye), every message acknowledged and shown in the room's order,
     /// every request answered.
     pub fn is_idle(&self) -> bool {
-        self.outbox.is_empty()
+        !matches!(self.phase, Phase::Joining { .. })
+            && self.outbox.is_empty()
             && self.requests.is_empty()
             && self.who.is_none()
+            && self.who_waiting == 0
             && self.undelivered() == 0
     }
 
@@ -301,9 +317,20 @@ impl Client {
 
     /// Asks who is in the room.
     pub fn request_who(&mut self, now: Instant) {
+        if self.who.is_some() {
+            // Answered by a request of its own once the one on its way is (see `finish_who`):
+            // each /who gets an answer given after it was asked.
+            self.who_waiting += 1;
+            return;
+        }
+        self.ask_who(now, 1);
+    }
+
+    /// Sends a who request that answers `asked` of the user's.
+    fn ask_who(&mut self, now: Instant, asked: u32) {
         let req = self.take_req();
         // Before the welcome the request waits for it (see `welcomed`).
-        self.who = Some(Who::new(req, now + MAX_RTO * 2));
+        self.who = Some(Who::new(req, asked, now + MAX_RTO * 2));
         if let Phase::Joined { token } = self.phase {
             self.transmit(now, &Packet::Who { token, req });
         }
@@ -407,7 +434,7 @@ impl Client {
                     });
                 }
             }
-            Packet::Names { req, total, names } => self.names_page(req, total, names),
+            Packet::Names { req, total, names } => self.names_page(now, req, total, names),
             Packet::Pong { latest } => {
                 self.learn_latest(now, latest);
             }

@@ -65,7 +65,7 @@ impl Client {
                 if let Some(deadline) = self.who.as_ref().map(|w| w.deadline)
                     && now >= deadline
                 {
-                    self.finish_who();
+                    self.finish_who(now);
                 }
                 if now >= self.last_sent + self.ping_every {
                     self.transmit(now, &Packet::Ping { token });

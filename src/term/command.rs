@@ -1,6 +1,7 @@
 //! What a typed line means: chat text or one of the `/commands`.
 
 use crate::proto::wire::MAX_HISTORY_REQUEST;
+use crate::term::render::ACTION;
 
 /// Messages of history `/history` asks for when no number is given.
 pub const DEFAULT_HISTORY: u16 = 20;
@@ -44,14 +45,18 @@ pub fn parse(line: &str) -> Option<Command> {
     if rest.starts_with('/') {
         return Some(Command::Say(rest.to_owned()));
     }
-    if let Some(action) = rest.strip_prefix("me ")
-        && !action.trim().is_empty()
-    {
-        // Sent as typed: clients show a text that starts with "/me " as an action.
-        return Some(Command::Say(line.to_owned()));
+    // Commands are case-insensitive, as in IRC clients: `/WHO` is `/who`.
+    if let Some(action) = rest.get(..3).filter(|me| me.eq_ignore_ascii_case("me ")) {
+        let action = &rest[action.len()..];
+        if !action.trim().is_empty() {
+            // Clients show a text that starts with "/me " as an action.
+            return Some(Command::Say(format!("{ACTION}{action}")));
+        }
     }
     let mut words = rest.split_whitespace();
-    let name = words.next().unwrap_or("");
+    let typed = words.next().unwrap_or("");
+    let name = typed.to_lowercase();
+    let name = name.as_str();
     let args: Vec<&str> = words.collect();
     let command = match (name, args.as_slice()) {
         ("history", []) => Command::History(DEFAULT_HISTORY),
@@ -68,7 +73,7 @@ pub fn parse(line: &str) -> Option<Command> {
         ("who" | "help" | "quit", _) => Command::Invalid(format!("/{name} takes no arguments")),
         ("me", _) => Command::Invalid("usage: /me text (shows as * yourname text)".into()),
         _ => Command::Invalid(format!(
-            "unknown command /{name}: type /help for the commands, or //{name} to send it as text"
+            "unknown command /{typed}: type /help for the commands, or //{typed} to send it as text"
         )),
     };
     Some(command)
@@ -93,6 +98,17 @@ mod tests {
             Some(Command::Say("/me waves 👋".into()))
         );
         assert!(matches!(parse("/me"), Some(Command::Invalid(_))));
+        // Any case, as in IRC clients.
+        assert_eq!(parse("/WHO"), Some(Command::Who));
+        assert_eq!(parse("/History 5"), Some(Command::History(5)));
+        assert_eq!(parse("/Quit"), Some(Command::Quit));
+        assert_eq!(parse("/ME waves"), Some(Command::Say("/me waves".into())));
+        assert_eq!(
+            parse("/mE  "),
+            Some(Command::Invalid(
+                "usage: /me text (shows as * yourname text)".into()
+            ))
+        );
         assert!(matches!(parse("/me  "), Some(Command::Invalid(_))));
     }
 

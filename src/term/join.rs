@@ -19,6 +19,7 @@ use crate::proto::wire::MAX_DATAGRAM;
 use crate::term::command::{self, Command};
 use crate::term::complete::Names;
 use crate::term::editor::{Assist, Connection};
+use crate::term::ending::{TerminalMode, leave_signals};
 use crate::term::render::Renderer;
 
 /// How long `urc join` waits, once its input has ended, for its messages to be acknowledged:
@@ -44,38 +45,7 @@ pub struct Options {
     pub seen_file: Option<(std::path::PathBuf, String)>,
 }
 
-/// How a session ended badly.
-#[derive(Debug)]
-pub enum JoinError {
-    /// The socket could not be used.
-    Io(io::Error),
-    /// The relay refused to let us in (the reason was shown as an event).
-    Refused,
-    /// Input ended with messages the relay never acknowledged.
-    Unacknowledged(usize),
-    /// Input ended with acknowledged messages that could not be shown in the room's order:
-    /// what comes before them never arrived.
-    Undelivered(usize),
-}
-
-impl std::fmt::Display for JoinError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            JoinError::Io(e) => write!(f, "cannot talk to the relay: {e}"),
-            JoinError::Refused => f.write_str("the relay refused to let us in"),
-            JoinError::Unacknowledged(n) => write!(
-                f,
-                "{n} message(s) were not acknowledged by the relay: they may not have been delivered"
-            ),
-            JoinError::Undelivered(n) => write!(
-                f,
-                "{n} message(s) were stored but not shown: the messages before them never arrived (raise --wait, or check the network)"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for JoinError {}
+pub use crate::term::ending::JoinError;
 
 /// Input from the user's side.
 enum Input {
@@ -144,7 +114,13 @@ impl Output {
 /// # Errors
 /// When the socket fails, the relay refuses us, or messages stay unacknowledged at the end.
 pub fn run(options: Options) -> Result<(), JoinError> {
-    smol::block_on(session(options))
+    let terminal = options.interactive.then(TerminalMode::save);
+    let result = smol::block_on(session(options));
+    if let Some(terminal) = terminal {
+        // Left on a signal, the editor may still hold the terminal in raw mode.
+        terminal.restore();
+    }
+    result
 }
 
 async fn session(options: Options) -> Result<(), JoinError> {
@@ -175,6 +151,9 @@ async fn session(options: Options) -> Result<(), JoinError> {
     let mut closing: Option<Instant> = None;
     let (mut unacked, mut delivered) = (0, 0);
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    let mut signals = leave_signals();
+    // A signal asked us to leave: the wait at the end is no longer extended.
+    let mut signalled = false;
     loop {
         while let Some(bytes) = client.poll_transmit() {
             // Refused sends (the relay is down) are retried by the client's own timers.
@@ -219,7 +198,9 @@ async fn session(options: Options) -> Result<(), JoinError> {
             }
         }
         if client.is_closed() {
-            return Err(JoinError::Refused);
+            return Err(JoinError::Refused {
+                lost: client.unacked_texts(),
+            });
         }
         if options.interactive && client.is_joined() && greeting == Greeting::None {
             // Who is here, shown on arrival and offered by Tab; the editor starts once it is
@@ -246,16 +227,23 @@ async fn session(options: Options) -> Result<(), JoinError> {
         if let Some(deadline) = closing
             && (client.is_idle() || Instant::now() >= deadline)
         {
-            let (unacked, undelivered) = (client.unacked(), client.undelivered());
+            let (lost, undelivered) = (client.unacked_texts(), client.undelivered());
             remember_where_we_left(&options, &client);
             client.leave(Instant::now());
             while let Some(bytes) = client.poll_transmit() {
                 let _ = socket.send(&bytes).await;
             }
-            return match (unacked, undelivered) {
+            if !client.was_welcomed() {
+                return Err(JoinError::NoAnswer {
+                    server: options.server,
+                    wait: options.wait,
+                    lost,
+                });
+            }
+            return match (lost.len(), undelivered) {
                 (0, 0) => Ok(()),
                 (0, n) => Err(JoinError::Undelivered(n)),
-                (n, _) => Err(JoinError::Unacknowledged(n)),
+                _ => Err(JoinError::Unacknowledged { lost }),
             };
         }
         let wake_at = [client.poll_timeout(), closing, output.due()]
@@ -268,6 +256,15 @@ async fn session(options: Options) -> Result<(), JoinError> {
             .or(async {
                 smol::Timer::at(wake_at).await;
                 Wake::Timer
+            })
+            .or(async {
+                match &mut signals {
+                    Some(signals) => {
+                        let _ = smol::stream::StreamExt::next(signals).await;
+                        Wake::Signal
+                    }
+                    None => std::future::pending().await,
+                }
             })
             .await;
         let now = Instant::now();
@@ -299,6 +296,12 @@ async fn session(options: Options) -> Result<(), JoinError> {
             Wake::Input(Some(Input::End) | None) => {
                 closing.get_or_insert(now + options.wait);
             }
+            // Leave at once: what is owed gets a moment, not the whole wait.
+            Wake::Signal => {
+                let soon = now + SIGNAL_GRACE.min(options.wait);
+                closing = Some(closing.map_or(soon, |c| c.min(soon)));
+                signalled = true;
+            }
         }
         // While the relay keeps acknowledging (or the room's order keeps moving), the wait goes
         // on: it bounds how long the relay may stay silent, not how long a long paste takes at
@@ -307,6 +310,7 @@ async fn session(options: Options) -> Result<(), JoinError> {
         // while the relay takes nothing of ours, and the wait must end then.
         let (left, shown) = (client.unacked(), client.delivered());
         if (left < unacked || (left == 0 && shown > delivered))
+            && !signalled
             && let Some(deadline) = &mut closing
         {
             *deadline = (*deadline).max(now + options.wait);
@@ -327,7 +331,13 @@ enum Wake {
     Datagram(io::Result<usize>),
     Input(Option<Input>),
     Timer,
+    /// SIGTERM, SIGHUP or SIGINT: leave now.
+    Signal,
 }
+
+/// How long a client told to leave by a signal waits for what is owed (acknowledgements, the
+/// welcome of a JOIN on its way) before it leaves anyway.
+pub const SIGNAL_GRACE: Duration = Duration::from_secs(1);
 
 /// Saves the last message shown, for "since you were last here" next time (terminals only).
 fn remember_where_we_left(options: &Options, client: &Client) {

@@ -4,6 +4,7 @@
 //! | module | role |
 //! |---|---|
 //! | [`join`] | the socket loop around [`crate::client`], fed by a terminal or a pipe |
+//! | [`ending`] | how it ends: errors and undelivered lines, the signals to leave on, the terminal |
 //! | [`command`] | what a typed line means: chat text or a `/command` |
 //! | [`editor`] | the terminal editor's helper: completion and the connection in the prompt |
 //! | [`complete`] | tab completion of commands and names |
@@ -13,6 +14,7 @@
 pub mod command;
 pub mod complete;
 pub mod editor;
+pub mod ending;
 pub mod join;
 pub mod render;
 pub mod seen;

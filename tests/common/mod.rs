@@ -122,6 +122,8 @@ pub struct Client {
     events: Receiver<Value>,
     /// Every event read so far.
     pub seen: Vec<Value>,
+    /// What it wrote to stderr so far.
+    pub stderr: Arc<Mutex<String>>,
 }
 
 impl Client {
@@ -145,9 +147,17 @@ impl Client {
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start urc join");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let errors = BufReader::new(child.stderr.take().unwrap());
+        let log = stderr.clone();
+        std::thread::spawn(move || {
+            for line in errors.lines().map_while(Result::ok) {
+                log.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
         let (tx, rx) = channel();
         let reader = BufReader::new(child.stdout.take().unwrap());
         std::thread::spawn(move || {
@@ -165,6 +175,7 @@ impl Client {
             child,
             events: rx,
             seen: Vec::new(),
+            stderr,
         }
     }
 
@@ -229,6 +240,11 @@ impl Client {
         (status, std::mem::take(&mut self.seen))
     }
 
+    /// Waits for the process to exit (its stdin stays as it is), and returns how it exited.
+    pub fn wait(mut self) -> ExitStatus {
+        wait_exit(&mut self.child)
+    }
+
     /// Kills the client, as a crash would: it stops sending keepalives.
     pub fn kill(mut self) {
         self.child.kill().unwrap();
@@ -245,7 +261,8 @@ impl Client {
         self.signal("-CONT");
     }
 
-    fn signal(&self, which: &str) {
+    /// Sends the process a signal, as `kill` would (`-TERM`, `-HUP`, `-INT`).
+    pub fn signal(&self, which: &str) {
         let status = Command::new("kill")
             .args([which, &self.child.id().to_string()])
             .status()

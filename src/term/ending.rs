@@ -1,0 +1,157 @@
+//! How `urc join` ends: what went wrong (and which lines were not delivered), the signals that
+//! make it leave, and the terminal given back as it was found.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::term::render::sanitize;
+
+/// How a session ended badly.
+#[derive(Debug)]
+pub enum JoinError {
+    /// The socket could not be used.
+    Io(io::Error),
+    /// The relay refused to let us in (the reason was shown as an event), with the lines typed
+    /// that it never acknowledged.
+    Refused {
+        /// The lines not delivered.
+        lost: Vec<String>,
+    },
+    /// The relay never answered the JOIN: nothing was delivered.
+    NoAnswer {
+        /// Where the relay was looked for.
+        server: SocketAddr,
+        /// How long the client waited at the end.
+        wait: Duration,
+        /// The lines not delivered.
+        lost: Vec<String>,
+    },
+    /// Input ended with messages the relay never acknowledged.
+    Unacknowledged {
+        /// Their texts.
+        lost: Vec<String>,
+    },
+    /// Input ended with acknowledged messages that could not be shown in the room's order:
+    /// what comes before them never arrived.
+    Undelivered(usize),
+}
+
+/// Characters of a line quoted in an error, at most.
+const QUOTED: usize = 40;
+
+/// `"text"`, or its first [`QUOTED`] characters and an ellipsis, safe for the terminal.
+fn quote(text: &str) -> String {
+    let mut chars = text.chars();
+    let head: String = chars.by_ref().take(QUOTED).collect();
+    let more = if chars.next().is_some() { "…" } else { "" };
+    format!("\"{}{more}\"", sanitize(&head))
+}
+
+/// `: "a", "b"` for the lines not delivered; nothing when there are none.
+fn not_delivered(lost: &[String]) -> String {
+    if lost.is_empty() {
+        return String::new();
+    }
+    let lines: Vec<String> = lost.iter().map(|l| quote(l)).collect();
+    format!("; not delivered: {}", lines.join(", "))
+}
+
+impl std::fmt::Display for JoinError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JoinError::Io(e) => write!(f, "cannot talk to the relay: {e}"),
+            JoinError::Refused { lost } => {
+                write!(f, "the relay refused to let us in{}", not_delivered(lost))
+            }
+            JoinError::NoAnswer { server, wait, lost } => write!(
+                f,
+                "no answer from a relay at {server} in {} s: is `urc serve` running there? (check --server){}",
+                wait.as_secs(),
+                not_delivered(lost)
+            ),
+            JoinError::Unacknowledged { lost } => {
+                let lines: Vec<String> = lost.iter().map(|l| quote(l)).collect();
+                write!(
+                    f,
+                    "{} message(s) not acknowledged by the relay, so perhaps not delivered: {}",
+                    lost.len(),
+                    lines.join(", ")
+                )
+            }
+            JoinError::Undelivered(n) => write!(
+                f,
+                "{n} message(s) were stored but not shown: the messages before them never arrived (raise --wait, or check the network)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// Signals that make the client leave the room at once: SIGTERM (`kill`), SIGHUP (the terminal
+/// closed, the SSH session dropped) and SIGINT (Ctrl-C in a script; in the editor, Ctrl-C is a
+/// key that clears the line). `None` when they cannot be watched: the defaults then apply.
+pub fn leave_signals() -> Option<async_signal::Signals> {
+    use async_signal::Signal;
+    async_signal::Signals::new([Signal::Term, Signal::Hup, Signal::Int]).ok()
+}
+
+/// The terminal's settings when the client started, put back when it ends: a client that
+/// leaves on a signal while the editor has the terminal in raw mode must not leave it so.
+#[derive(Debug)]
+pub struct TerminalMode {
+    #[cfg(unix)]
+    saved: Option<rustix::termios::Termios>,
+}
+
+impl TerminalMode {
+    /// Remembers standard input's terminal settings, if it is a terminal.
+    pub fn save() -> Self {
+        TerminalMode {
+            #[cfg(unix)]
+            saved: rustix::termios::tcgetattr(io::stdin()).ok(),
+        }
+    }
+
+    /// Puts the remembered settings back.
+    pub fn restore(&self) {
+        #[cfg(unix)]
+        if let Some(t) = &self.saved {
+            let _ =
+                rustix::termios::tcsetattr(io::stdin(), rustix::termios::OptionalActions::Now, t);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_lines_are_quoted_short_and_harmless() {
+        let e = JoinError::Unacknowledged {
+            lost: vec!["hello".into(), "x".repeat(50), "\u{1b}[2J".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "3 message(s) not acknowledged by the relay, so perhaps not delivered: \"hello\", \"{}…\", \"^[[2J\"",
+                "x".repeat(40)
+            )
+        );
+        let e = JoinError::NoAnswer {
+            server: "127.0.0.1:7802".parse().unwrap(),
+            wait: Duration::from_secs(10),
+            lost: Vec::new(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "no answer from a relay at 127.0.0.1:7802 in 10 s: is `urc serve` running there? (check --server)"
+        );
+        assert_eq!(
+            JoinError::Refused { lost: Vec::new() }.to_string(),
+            "the relay refused to let us in"
+        );
+    }
+}
