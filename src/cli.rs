@@ -95,9 +95,9 @@ code is 1 when a client missed a message or the time bound came first.";
 /// Arguments of `urc serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address and UDP port to listen on.
+    /// Address (or host name) and UDP port to listen on; the port is 7707 when not given.
     #[arg(long, default_value = crate::serve::server::DEFAULT_BIND)]
-    pub bind: SocketAddr,
+    pub bind: String,
     /// Directory of the message log [default: $XDG_DATA_HOME/urc, i.e. ~/.local/share/urc].
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -161,6 +161,14 @@ impl ServeArgs {
         })
     }
 
+    /// The address to listen on.
+    ///
+    /// # Errors
+    /// A one-line explanation when `--bind` names no address.
+    pub fn bind_addr(&self) -> Result<SocketAddr, String> {
+        resolve("--bind", &self.bind)
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.data
@@ -172,7 +180,7 @@ impl ServeArgs {
 /// Arguments of `urc join`.
 #[derive(Debug, Args)]
 pub struct JoinArgs {
-    /// The relay's address (host:port).
+    /// The relay's address: HOST or HOST:PORT (the port is 7707 when not given).
     #[arg(long, env = "URC_SERVER", default_value = crate::serve::server::DEFAULT_BIND)]
     pub server: String,
     /// Your name in the room: 1 to 32 characters, no spaces [default: your login name].
@@ -202,12 +210,7 @@ impl JoinArgs {
             None => login_name().ok_or("no --name given and no login name found: pass --name")?,
         };
         crate::proto::message::check_name(&name).map_err(|e| format!("invalid --name: {e}"))?;
-        let server = self
-            .server
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve --server {}: {e}", self.server))?
-            .next()
-            .ok_or_else(|| format!("--server {} has no address", self.server))?;
+        let server = resolve("--server", &self.server)?;
         let stdout_tty = std::io::stdout().is_terminal();
         let interactive = !self.json && std::io::stdin().is_terminal() && stdout_tty;
         // https://no-color.org: any non-empty NO_COLOR turns colour off.
@@ -233,6 +236,41 @@ impl JoinArgs {
             wait: Duration::from_secs(self.wait),
         })
     }
+}
+
+/// `HOST`, `HOST:PORT`, `[IPV6]:PORT`, `[IPV6]` or a bare IPv6 address, resolved; the port
+/// is [`DEFAULT_PORT`](crate::serve::server::DEFAULT_PORT) when not given. A host name with
+/// addresses of both families gives its first IPv4 one, as the relay listens on IPv4 by default.
+///
+/// # Errors
+/// A one-line explanation, naming `flag`, when the text names no address.
+pub fn resolve(flag: &str, text: &str) -> Result<SocketAddr, String> {
+    use std::net::{IpAddr, Ipv6Addr};
+    let port = crate::serve::server::DEFAULT_PORT;
+    let bracketed = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .and_then(|t| t.parse::<Ipv6Addr>().ok());
+    let found: Vec<SocketAddr> = if let Ok(ip) = text.parse::<IpAddr>() {
+        vec![(ip, port).into()]
+    } else if let Some(ip) = bracketed {
+        vec![(ip, port).into()]
+    } else {
+        let resolved = if text.contains(':') {
+            text.to_socket_addrs()
+        } else {
+            (text, port).to_socket_addrs()
+        };
+        resolved
+            .map_err(|e| format!("cannot resolve {flag} {text}: {e}: give HOST or HOST:PORT"))?
+            .collect()
+    };
+    found
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(found.first())
+        .copied()
+        .ok_or_else(|| format!("{flag} {text} has no address: give HOST or HOST:PORT"))
 }
 
 /// Messages of history shown on joining when nothing else says how many.
@@ -390,7 +428,7 @@ mod tests {
         let Command::Serve(args) = cli.command else {
             panic!()
         };
-        assert_eq!(args.bind.port(), crate::serve::server::DEFAULT_PORT);
+        assert_eq!(args.bind_addr().unwrap(), "127.0.0.1:7707".parse().unwrap());
         assert_eq!(args.config().unwrap().timeout, relay::DEFAULT_TIMEOUT);
         let cli = Cli::try_parse_from(["urc", "serve", "--rate", "0"]).unwrap();
         let Command::Serve(args) = cli.command else {
@@ -406,6 +444,29 @@ mod tests {
         };
         assert_eq!(args.history, None);
         assert!(Cli::try_parse_from(["urc", "join", "--name", "a", "--history", "1001"]).is_err());
+    }
+
+    #[test]
+    fn addresses_take_the_default_port_and_host_names() {
+        let at = |text: &str| resolve("--server", text).map(|a| a.to_string());
+        assert_eq!(at("127.0.0.1").unwrap(), "127.0.0.1:7707");
+        assert_eq!(at("127.0.0.1:9000").unwrap(), "127.0.0.1:9000");
+        assert_eq!(at("::1").unwrap(), "[::1]:7707");
+        assert_eq!(at("[::1]").unwrap(), "[::1]:7707");
+        assert_eq!(at("[::1]:9000").unwrap(), "[::1]:9000");
+        assert_eq!(at("localhost").unwrap(), "127.0.0.1:7707");
+        assert_eq!(at("localhost:9000").unwrap(), "127.0.0.1:9000");
+        let err = at("no-such-host.invalid").unwrap_err();
+        assert!(
+            err.starts_with("cannot resolve --server no-such-host.invalid: "),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+        let cli = Cli::try_parse_from(["urc", "serve", "--bind", "localhost:0"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.bind_addr().unwrap(), "127.0.0.1:0".parse().unwrap());
     }
 
     #[test]

@@ -47,7 +47,8 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
     if args.repair_log {
         repair_log(&args.data_dir())?;
     }
-    let server = Server::bind(args.bind, args.data_dir(), config).map_err(|e| e.to_string())?;
+    let server =
+        Server::bind(args.bind_addr()?, args.data_dir(), config).map_err(|e| e.to_string())?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
         "listening on udp {addr}; message log {}; latest seq {}",

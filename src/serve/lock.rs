@@ -32,6 +32,13 @@ pub enum LockError {
         /// The process id the holder wrote in the lock file, if it could be read.
         pid: Option<u32>,
     },
+    /// The data directory, or one of the directories above it, is something else (a file).
+    NotADirectory {
+        /// The data directory.
+        dir: PathBuf,
+        /// What is not a directory: the data directory or one above it.
+        path: PathBuf,
+    },
     /// The directory or the lock file could not be made or opened.
     Io {
         /// The path concerned.
@@ -55,12 +62,39 @@ impl fmt::Display for LockError {
                     dir.display()
                 )
             }
-            LockError::Io { path, error } => write!(f, "cannot lock {}: {error}", path.display()),
+            LockError::NotADirectory { dir, path } if dir == path => write!(
+                f,
+                "--data {} is a file, not a directory: give the directory for the message log",
+                dir.display()
+            ),
+            LockError::NotADirectory { dir, path } => write!(
+                f,
+                "--data {}: {} is a file, not a directory: give the directory for the message log",
+                dir.display(),
+                path.display()
+            ),
+            LockError::Io { path, error } => write!(
+                f,
+                "cannot use {} for the data directory: {}: give --data a directory this user may write",
+                path.display(),
+                plain(error)
+            ),
         }
     }
 }
 
 impl std::error::Error for LockError {}
+
+/// What the system said, in lowercase and without its error number when it is a common case.
+fn plain(error: &io::Error) -> String {
+    match error.kind() {
+        io::ErrorKind::PermissionDenied
+        | io::ErrorKind::ReadOnlyFilesystem
+        | io::ErrorKind::StorageFull
+        | io::ErrorKind::NotFound => error.kind().to_string(),
+        _ => error.to_string(),
+    }
+}
 
 impl DataLock {
     /// Makes `dir` if it is missing and locks it for this process.
@@ -72,6 +106,15 @@ impl DataLock {
             let path = path.to_owned();
             move |error| LockError::Io { path, error }
         };
+        // The nearest existing path, itself or above: a file there is a mistake to name.
+        if let Some(existing) = dir.ancestors().find(|p| p.exists())
+            && !existing.is_dir()
+        {
+            return Err(LockError::NotADirectory {
+                dir: dir.to_owned(),
+                path: existing.to_owned(),
+            });
+        }
         fs::create_dir_all(dir).map_err(io(dir))?;
         let path = dir.join(LOCK_FILE);
         let mut file = OpenOptions::new()
@@ -116,6 +159,32 @@ impl DataLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_where_the_directory_should_be_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("notes.txt");
+        std::fs::write(&file, "x").unwrap();
+        let err = DataLock::acquire(&file).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "--data {} is a file, not a directory: give the directory for the message log",
+                file.display()
+            )
+        );
+        let below = file.join("urc");
+        let err = DataLock::acquire(&below).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "--data {}: {} is a file, not a directory: give the directory for the message log",
+                below.display(),
+                file.display()
+            )
+        );
+        assert!(!file.join("urc").exists());
+    }
 
     #[test]
     fn a_second_holder_is_refused_with_the_first_ones_pid_until_it_lets_go() {
