@@ -298,6 +298,10 @@ async fn session(options: Options) -> Result<(), JoinError> {
             }
             // Leave at once: what is owed gets a moment, not the whole wait.
             Wake::Signal => {
+                if options.interactive && !signalled {
+                    // Off the line being typed, which the editor will not finish.
+                    let _ = writeln!(io::stdout()).and_then(|()| io::stdout().flush());
+                }
                 let soon = now + SIGNAL_GRACE.min(options.wait);
                 closing = Some(closing.map_or(soon, |c| c.min(soon)));
                 signalled = true;
