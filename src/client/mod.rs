@@ -260,11 +260,12 @@ impl Client {
         self.ahead.values().filter(|(_, own)| *own).count()
     }
 
-    /// True when nothing is owed: in the room (a JOIN on its way is owed its welcome, so that
-    /// leaving can say goodbye), every message acknowledged and shown in the room's order,
-    /// every request answered.
+    /// True when nothing is owed: the first JOIN answered (until then the relay may let us in
+    /// after we went, so leaving waits to say goodbye), every message acknowledged and shown
+    /// in the room's order, every request answered. (A rejoin is not waited for: the relay
+    /// that forgot us has nobody to say goodbye for.)
     pub fn is_idle(&self) -> bool {
-        !matches!(self.phase, Phase::Joining { .. })
+        (self.sessions > 0 || !matches!(self.phase, Phase::Joining { .. }))
             && self.outbox.is_empty()
             && self.requests.is_empty()
             && self.who.is_none()
