@@ -315,7 +315,7 @@ fn a_log_deleted_under_a_running_relay_stops_acknowledging_and_no_seq_is_given_t
         e["event"] == "notice"
             && e["message"]
                 .as_str()
-                .is_some_and(|m| m.contains("could not store"))
+                .is_some_and(|m| m.contains("cannot store messages right now"))
     });
     assert!(relay.stop().success());
 

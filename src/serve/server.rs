@@ -211,6 +211,10 @@ impl Server {
             // two cores, where the clients of a benchmark need the other one.
             self.send_all(&mut out, &mut buf).await;
         }
+        // Every turn ended with its messages written and flushed: now every session is told
+        // the relay stops, so that its client says so at once and keeps trying.
+        self.relay.stopping();
+        self.send_all(&mut out, &mut buf).await;
         if let Err(e) = self.store.mark(self.relay.latest()) {
             tracing::error!(error = %e, "cannot write the last seq stored");
         }

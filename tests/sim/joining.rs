@@ -35,7 +35,7 @@ fn presence_joins_leaves_and_timeouts() {
             .events
             .iter()
             .find_map(|(at, e)| match e {
-                Event::Left { name, reason } if name == "Bob" => Some((*at, *reason)),
+                Event::Left { name, reason, .. } if name == "Bob" => Some((*at, *reason)),
                 _ => None,
             })
             .expect("alice saw bob leave");

@@ -47,7 +47,14 @@ fn every_packet_round_trips() {
         },
         Packet::Who { token, req: 9 },
         Packet::Ping { token },
-        Packet::Leave { token },
+        Packet::Leave {
+            token,
+            message: String::new(),
+        },
+        Packet::Leave {
+            token,
+            message: "gone home".into(),
+        },
         Packet::Welcome {
             token,
             name: "alice".into(),
@@ -82,11 +89,19 @@ fn every_packet_round_trips() {
                     joined: false,
                     reason: LeaveReason::TimedOut,
                     name: "bob".into(),
+                    message: None,
+                },
+                Change {
+                    joined: false,
+                    reason: LeaveReason::Quit,
+                    name: "carol".into(),
+                    message: Some("gone home".into()),
                 },
                 Change {
                     joined: true,
                     reason: LeaveReason::Quit,
                     name: "小明".into(),
+                    message: None,
                 },
             ],
         },

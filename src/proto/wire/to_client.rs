@@ -23,8 +23,11 @@ pub const ACKED_LEN: usize = 16 + 8 + 8 + 8;
 
 /// Bytes one change takes inside a `Presence` datagram.
 pub fn change_len(c: &Change) -> usize {
-    1 + 1 + 1 + c.name.len()
+    1 + 1 + 1 + c.name.len() + c.message.as_ref().map_or(0, |m| 1 + m.len())
 }
+
+/// The reason byte of a departure with a message: "quit", followed by the message.
+const QUIT_SAYING: u8 = 2;
 
 /// Writes the fields of a relay → client packet, after its header and proof.
 ///
@@ -73,8 +76,17 @@ pub(super) fn encode(packet: &Packet, w: &mut Writer) {
             w.u8_len(changes.len());
             for c in changes {
                 w.0.push(u8::from(c.joined));
-                w.0.push(c.reason as u8);
-                w.str8(&c.name);
+                match &c.message {
+                    Some(message) if !c.joined && c.reason == LeaveReason::Quit => {
+                        w.0.push(QUIT_SAYING);
+                        w.str8(&c.name);
+                        w.str8(message);
+                    }
+                    _ => {
+                        w.0.push(c.reason as u8);
+                        w.str8(&c.name);
+                    }
+                }
             }
         }
         Packet::Names { req, total, names } => {
@@ -134,15 +146,19 @@ pub(super) fn decode(kind: u8, r: &mut Reader) -> Result<Packet, DecodeError> {
                     1 => true,
                     _ => return Err(DecodeError::Field("joined")),
                 };
-                let reason = match r.u8()? {
-                    0 => LeaveReason::Quit,
-                    1 => LeaveReason::TimedOut,
+                let (reason, saying) = match r.u8()? {
+                    0 => (LeaveReason::Quit, false),
+                    1 => (LeaveReason::TimedOut, false),
+                    QUIT_SAYING if !joined => (LeaveReason::Quit, true),
                     _ => return Err(DecodeError::Field("reason")),
                 };
+                let name = r.str8()?;
+                let message = if saying { Some(r.str8()?) } else { None };
                 Ok(Change {
                     joined,
                     reason,
-                    name: r.str8()?,
+                    name,
+                    message,
                 })
             })?,
         },
