@@ -15,6 +15,8 @@ use crate::proto::wire::{Change, LeaveReason, Packet};
 const REJOIN_GRACE: Duration = Duration::from_secs(1);
 /// Times the room is asked for in a row when no answer comes (WHO is not retransmitted).
 const ASK_TRIES: u32 = 3;
+/// The shortest wait for the answer before asking again.
+const ANSWER_WAIT: Duration = Duration::from_secs(1);
 
 /// The others in the room, and the asking that keeps them true.
 #[derive(Debug, Default)]
@@ -125,8 +127,11 @@ impl Client {
             self.presence.ask_at = None;
             self.presence.tries += 1;
             let req = self.take_req();
+            // WHO is not retransmitted: a lost question or answer is asked again after a few
+            // round trips.
+            let wait = (self.rtt.rto() * 4).clamp(ANSWER_WAIT, MAX_RTO);
             self.presence.asking = Some(Asking {
-                who: Who::new(req, now + MAX_RTO * 2),
+                who: Who::new(req, now + wait),
                 changed: BTreeSet::new(),
             });
             self.transmit(now, &Packet::Who { token, req });

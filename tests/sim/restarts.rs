@@ -1,6 +1,7 @@
 //! Restarts and sessions: the relay restarts, cleanly or not; a client rejoins, moves to a new
 //! address, or is replaced by a new process; late datagrams of an earlier session change nothing.
 
+use urc::client::Event;
 use urc::proto::wire::{Acked, ErrorCode, Packet, Proof};
 use urc::relay;
 use uuid::Uuid;
@@ -312,5 +313,97 @@ fn a_new_process_on_the_same_address_gets_a_new_session() {
         assert_eq!(errors(&net, a2).len(), 0);
         let texts: Vec<&str> = net.store[8..].iter().map(|m| m.text.as_str()).collect();
         assert_eq!(texts, lines("alice", 100..105));
+    }
+}
+
+// Presence across a restart (issue 12).
+
+/// The relay stops cleanly and starts again: every client says at once that it stopped, joins
+/// the new relay, and then shows each difference in who is in the room, once. cy quits while
+/// the relay is away, dee just after rejoining, while bo, cut off a while, has not rejoined
+/// yet: both others show each leaving once; nobody is shown joining, though each rejoins; and
+/// what each client knows of the room agrees with the relay.
+#[test]
+fn after_a_relay_restart_everyone_is_shown_leaving_once_and_nobody_joining() {
+    // Duplicated and reordered, not lost: a lost PING or NotJoined would keep bo away past the
+    // others' grace, and then his leaving and coming back are the truth.
+    let cond = Conditions::jittery(ms(10), ms(20)).duplicating(10);
+    for seed in seeds(0..8) {
+        let mut net = Net::under(seed, cond);
+        let [a, b, c, d] = enter_all(&mut net, ["ann", "bo", "cy", "dee"]);
+        settle(&mut net);
+        // Arrivals told, and the first WHOs answered.
+        net.run_for(secs(1));
+        let before: Vec<usize> = [a, b].iter().map(|&i| presence(&net, i).len()).collect();
+        let stopped_at = net.now;
+        // bo hears and says nothing until dee has gone: he learns of the restart at his next
+        // ping, within the others' grace.
+        net.nodes[b].deaf = true;
+        net.nodes[b].mute = true;
+        net.restart_relay(Restart::Clean);
+        // cy quits before the notice reaches her: her LEAVEs meet a relay without her session.
+        net.leave(c);
+        net.run_until(secs(10), "dee rejoined", |n| {
+            n.relay_has("dee") && n.nodes[d].client.is_joined()
+        });
+        net.leave(d);
+        net.nodes[b].deaf = false;
+        net.nodes[b].mute = false;
+        net.run_until(secs(30), "ann and bo rejoined", |n| {
+            n.relay_has("ann") && n.relay_has("bo")
+        });
+        settle(&mut net);
+        // The reconciling WHO goes a ping interval and a second after the rejoin.
+        net.run_for(secs(15));
+
+        for (k, &i) in [a, b].iter().enumerate() {
+            let node = &net.nodes[i];
+            let name = node.client.name();
+            let mut after: Vec<String> = presence(&net, i)[before[k]..]
+                .iter()
+                .map(|p| p.split(' ').next().unwrap_or("").to_owned())
+                .collect();
+            after.sort();
+            let evs: Vec<_> = node
+                .events
+                .iter()
+                .filter(|(at, _)| *at >= stopped_at)
+                .map(|(at, e)| (*at - stopped_at, e.clone()))
+                .collect();
+            assert_eq!(
+                after,
+                ["-cy", "-dee"],
+                "seed {seed}: {name} {evs:#?} {:?}",
+                presence(&net, i)
+            );
+            assert_eq!(node.client.present(), [if i == a { "bo" } else { "ann" }]);
+            let shown = (node.events.iter())
+                .filter(|(at, e)| *at >= stopped_at && matches!(e, Event::Left { .. }))
+                .map(|(at, _)| *at - stopped_at)
+                .max()
+                .expect("someone left");
+            assert!(
+                shown <= secs(15),
+                "seed {seed}: {name} told after {shown:?}"
+            );
+        }
+        // Told at once, by the relay that stopped (bo was cut off: he was told nothing).
+        let stopped = |i: usize| {
+            (net.nodes[i].events.iter())
+                .filter(|(_, e)| matches!(e, Event::Notice(n) if n.contains("the relay stopped")))
+                .map(|(at, _)| *at - stopped_at)
+                .collect::<Vec<_>>()
+        };
+        let told = stopped(a);
+        assert!(
+            told.len() <= 1 && told.iter().all(|t| *t <= ms(100)),
+            "seed {seed}: {told:?}"
+        );
+        assert!(stopped(b).is_empty());
+        let mut names: Vec<String> = (net.relay.clients().iter())
+            .map(|s| s.name.clone())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["ann", "bo"]);
     }
 }
