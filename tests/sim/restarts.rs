@@ -165,6 +165,39 @@ fn a_stray_not_joined_keeps_the_session() {
     }
 }
 
+/// ERROR Stopping carries the session's proof like any other: one that anyone off the path
+/// could have sent (no proof, or an instance's that answers no JOIN) changes nothing; the
+/// relay's own makes the client say the relay stopped and join again.
+#[test]
+fn only_the_relay_can_say_it_stops() {
+    for seed in seeds(0..1) {
+        let (mut net, a, _) = alice_and_bob(seed, 0..2);
+        let stopping = Packet::Error {
+            code: ErrorCode::Stopping,
+            id: Uuid::nil(),
+            message: "the relay is stopping: join again later".into(),
+        };
+        let told = |net: &crate::net::Net| notices(net, a, "the relay stopped");
+        net.inject(a, &stopping, Proof::default());
+        net.inject(
+            a,
+            &stopping,
+            Proof::of_token(&urc::proto::wire::Token::random()),
+        );
+        say_lines(&mut net, a, 2..3);
+        settle(&mut net);
+        assert_eq!((told(&net), net.nodes[a].welcomes().len()), (0, 1));
+        let token = net.nodes[a].first_token();
+        net.inject(a, &stopping, Proof::of_token(&token));
+        assert_eq!(told(&net), 1);
+        assert!(!net.nodes[a].client.is_joined());
+        say_lines(&mut net, a, 3..4);
+        settle_and_check(&mut net, 4);
+        // The relay, which did not stop, answers with the same session.
+        assert_eq!(net.nodes[a].tokens().len(), 1);
+    }
+}
+
 /// An acknowledgement from an earlier session, late in the network, arrives after the client
 /// rejoined and numbered its message afresh, and the new numbering's send was lost: the relay
 /// must not wait for that csn for ever (found by `relay_restart_loses_and_repeats_nothing` at

@@ -155,6 +155,38 @@ fn header_errors() {
 }
 
 #[test]
+fn a_departure_carries_its_message_and_an_arrival_cannot() {
+    let said = Change {
+        joined: false,
+        reason: LeaveReason::Quit,
+        name: "bob".into(),
+        message: Some("gone home".into()),
+    };
+    let bytes = Packet::Presence {
+        changes: vec![said.clone()],
+    }
+    .encode();
+    // Reason 2, then the name and the message, each a str8.
+    let at = 3 + PROOF_LEN + 1;
+    assert_eq!(&bytes[at..at + 3], &[0, 2, 3]);
+    assert_eq!(bytes.len(), at + change_len(&said));
+    // A reason 2 with joined 1 is invalid.
+    let mut joined = bytes.clone();
+    joined[at] = 1;
+    assert_eq!(Packet::decode(&joined), Err(DecodeError::Field("reason")));
+    // An arrival never carries one (a message given is not written).
+    let arrival = Change {
+        joined: true,
+        ..said
+    };
+    let bytes = Packet::Presence {
+        changes: vec![arrival],
+    }
+    .encode();
+    assert_eq!(&bytes[at..at + 2], &[1, 0]);
+}
+
+#[test]
 fn the_largest_message_fits_one_page() {
     let big = Message {
         seq: u64::MAX,

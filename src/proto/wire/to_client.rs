@@ -23,7 +23,14 @@ pub const ACKED_LEN: usize = 16 + 8 + 8 + 8;
 
 /// Bytes one change takes inside a `Presence` datagram.
 pub fn change_len(c: &Change) -> usize {
-    1 + 1 + 1 + c.name.len() + c.message.as_ref().map_or(0, |m| 1 + m.len())
+    1 + 1 + 1 + c.name.len() + said(c).map_or(0, |m| 1 + m.len())
+}
+
+/// The message a change carries on the wire: a quit's only.
+fn said(c: &Change) -> Option<&str> {
+    c.message
+        .as_deref()
+        .filter(|_| !c.joined && c.reason == LeaveReason::Quit)
 }
 
 /// The reason byte of a departure with a message: "quit", followed by the message.
@@ -76,13 +83,13 @@ pub(super) fn encode(packet: &Packet, w: &mut Writer) {
             w.u8_len(changes.len());
             for c in changes {
                 w.0.push(u8::from(c.joined));
-                match &c.message {
-                    Some(message) if !c.joined && c.reason == LeaveReason::Quit => {
+                match said(c) {
+                    Some(message) => {
                         w.0.push(QUIT_SAYING);
                         w.str8(&c.name);
                         w.str8(message);
                     }
-                    _ => {
+                    None => {
                         w.0.push(c.reason as u8);
                         w.str8(&c.name);
                     }
