@@ -14,7 +14,7 @@ use crate::proto::wire::{Change, LeaveReason, Packet};
 /// ping interval: the others need that long to notice a restarted relay and join it again.
 const REJOIN_GRACE: Duration = Duration::from_secs(1);
 /// Times the room is asked for in a row when no answer comes (WHO is not retransmitted).
-const ASK_TRIES: u32 = 3;
+const ASK_TRIES: u32 = 8;
 /// The shortest wait for the answer before asking again.
 const ANSWER_WAIT: Duration = Duration::from_secs(1);
 
@@ -128,8 +128,8 @@ impl Client {
             self.presence.tries += 1;
             let req = self.take_req();
             // WHO is not retransmitted: a lost question or answer is asked again after a few
-            // round trips.
-            let wait = (self.rtt.rto() * 4).clamp(ANSWER_WAIT, MAX_RTO);
+            // round trips, then less and less often.
+            let wait = (self.rtt.rto() * 4 * self.presence.tries).clamp(ANSWER_WAIT, MAX_RTO);
             self.presence.asking = Some(Asking {
                 who: Who::new(req, now + wait),
                 changed: BTreeSet::new(),
@@ -151,7 +151,9 @@ impl Client {
     }
 
     /// Tells every difference between what the client knew and the relay's answer: who left
-    /// while it was away, who came. The first answer is the starting point: it tells nothing.
+    /// while it was away, who came. The first answer is the starting point: it tells no
+    /// arrival (those already there were never told), only the leaving of someone told
+    /// arriving.
     fn reconcile(&mut self, a: Asking) {
         self.presence.tries = 0;
         let own = name_key(&self.config.name);
@@ -161,14 +163,6 @@ impl Client {
             .into_iter()
             .filter(|(k, _)| *k != own && !a.changed.contains(k))
             .collect();
-        if !self.presence.known {
-            self.presence.known = true;
-            (self.presence.present).retain(|k, _| answer.contains_key(k) || a.changed.contains(k));
-            for (k, name) in answer {
-                self.presence.present.entry(k).or_insert(name);
-            }
-            return;
-        }
         let gone: Vec<String> = (self.presence.present.keys())
             .filter(|k| !answer.contains_key(*k) && !a.changed.contains(*k))
             .cloned()
@@ -182,10 +176,13 @@ impl Client {
                 });
             }
         }
+        let starting = !std::mem::replace(&mut self.presence.known, true);
         for (k, name) in answer {
             if !self.presence.has(&k) {
                 self.presence.present.insert(k, name.clone());
-                self.events.push_back(Event::Joined { name });
+                if !starting {
+                    self.events.push_back(Event::Joined { name });
+                }
             }
         }
     }

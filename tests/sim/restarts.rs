@@ -440,3 +440,64 @@ fn after_a_relay_restart_everyone_is_shown_leaving_once_and_nobody_joining() {
         assert_eq!(names, ["ann", "bo"]);
     }
 }
+
+/// The same over a path that loses datagrams (a lost reconciling WHO is asked again): for each
+/// name, arrivals and departures alternate, never one twice in a row; cy, who quits while the
+/// relay is away, is shown leaving once by whoever knew she was there; and in the end each
+/// client's room is the relay's.
+#[test]
+fn over_a_lossy_path_presence_alternates_and_ends_true() {
+    let cond = Conditions::jittery(ms(10), ms(20))
+        .losing(10)
+        .duplicating(5);
+    for seed in seeds(0..16) {
+        let mut net = Net::under(seed, cond);
+        let clients = join_together(&mut net, &["ann", "bo", "cy"]);
+        let (a, b, c) = (clients[0], clients[1], clients[2]);
+        settle(&mut net);
+        // Each learns who is there (its first WHO, asked again while lost). A lost PRESENCE
+        // may still hide cy's arrival from one: it has nobody to tell leaving then.
+        net.run_for(secs(10));
+        let knew: Vec<bool> = (clients.iter())
+            .map(|&i| net.nodes[i].client.present().contains(&"cy".to_owned()))
+            .collect();
+        net.restart_relay(Restart::Clean);
+        net.leave(c);
+        net.run_until(secs(60), "ann and bo rejoined", |n| {
+            n.relay_has("ann") && n.relay_has("bo")
+        });
+        settle(&mut net);
+        net.run_for(secs(20));
+        let mut names: Vec<String> = (net.relay.clients().iter())
+            .map(|s| s.name.clone())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["ann", "bo"], "seed {seed}");
+        for i in [a, b] {
+            let name = net.nodes[i].client.name().to_owned();
+            let shown = presence(&net, i);
+            for other in ["ann", "bo", "cy"] {
+                let mine: Vec<char> = (shown.iter())
+                    .filter(|p| p[1..].split(' ').next() == Some(other))
+                    .map(|p| p.chars().next().unwrap_or(' '))
+                    .collect();
+                assert!(
+                    mine.windows(2).all(|w| w[0] != w[1]),
+                    "seed {seed}: {name} showed {other} {mine:?}"
+                );
+            }
+            let cy_left = shown.iter().filter(|p| p.starts_with("-cy")).count();
+            assert_eq!(
+                cy_left,
+                usize::from(knew[i]),
+                "seed {seed}: {name} {shown:?}"
+            );
+            let others: Vec<&str> = names
+                .iter()
+                .map(String::as_str)
+                .filter(|n| *n != name)
+                .collect();
+            assert_eq!(net.nodes[i].client.present(), others, "seed {seed}: {name}");
+        }
+    }
+}
