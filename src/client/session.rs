@@ -203,10 +203,9 @@ impl Client {
                 }
             }
             ErrorCode::RateLimited if !id.is_nil() => {
+                // The relay's words say its rate.
                 if !std::mem::replace(&mut self.told_slow, true) {
-                    self.notice(
-                        "sending faster than the relay takes: the rest follows at its pace",
-                    );
+                    self.notice(&message);
                 }
             }
             ErrorCode::RateLimited => self.notice(&message),

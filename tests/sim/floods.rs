@@ -77,7 +77,7 @@ fn a_flood_is_held_to_the_rate_and_others_go_on_unhindered() {
         // messages wait (a flood that never lets its outbox empty is one episode).
         let rate_limited = net.errors_sent_to(flood_addr, ErrorCode::RateLimited);
         let told = rate_limited.iter().filter(|id| !id.is_nil()).count();
-        let shown = notices(&net, f, "sending faster than the relay takes");
+        let shown = notices(&net, f, "too many messages");
         assert!(told >= 1 && shown == 1, "told {told}, shown {shown}");
         println!(
             "seed {seed}: {csn} sent, {flooded} stored, told {told} times; rate limited {}",
@@ -120,7 +120,7 @@ fn a_long_paste_is_taken_at_the_rate_in_order() {
         // Told once, as one episode of sending too fast (the ERROR may be lost on its way).
         let paster = net.nodes[p].addr;
         let relay_told = net.errors_sent_to(paster, ErrorCode::RateLimited).len();
-        let told = notices(&net, p, "sending faster than the relay takes");
+        let told = notices(&net, p, "too many messages");
         assert_eq!(relay_told, 1);
         assert!(told <= relay_told);
         // When alice showed her own message: once acknowledged (or, the ACK lost, once the
