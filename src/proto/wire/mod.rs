@@ -167,7 +167,7 @@ pub enum Packet {
         /// Milliseconds of silence after which the relay drops a client.
         timeout_ms: u32,
     },
-    /// Relay → client: a request was refused.
+    /// Relay → client: a request was refused, or (unasked, [`ErrorCode::Stopping`]) the relay stops.
     Error {
         /// What went wrong.
         code: ErrorCode,
