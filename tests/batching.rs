@@ -193,6 +193,7 @@ fn a_join_storm_costs_each_member_one_presence_datagram_a_turn() {
             joined: true,
             reason: LeaveReason::Quit,
             name: format!("j{k}"),
+            message: None,
         })
         .collect();
     let datagrams = pack(&changes, PRESENCE_HEADER, change_len).len();

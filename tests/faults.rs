@@ -315,7 +315,7 @@ fn a_log_deleted_under_a_running_relay_stops_acknowledging_and_no_seq_is_given_t
         e["event"] == "notice"
             && e["message"]
                 .as_str()
-                .is_some_and(|m| m.contains("could not store"))
+                .is_some_and(|m| m.contains("cannot store messages right now"))
     });
     assert!(relay.stop().success());
 
@@ -346,6 +346,37 @@ fn a_log_deleted_under_a_running_relay_stops_acknowledging_and_no_seq_is_given_t
     let (status, _) = alice.finish();
     assert!(status.success());
     drop(relay);
+}
+
+/// The log moved away under a running relay, so that nothing can be stored: the sender is
+/// told once, however many times its message meets the refusal, and once that the relay
+/// stores again when the log is back and the message is stored.
+#[test]
+fn storage_trouble_is_told_once_and_its_end_once() {
+    let data = tempfile::tempdir().unwrap();
+    let log = data.path().join("messages.jsonl");
+    let away = data.path().join("away.jsonl");
+    let relay = Relay::start(data.path(), &[]);
+    let mut alice = Client::join(relay.addr, "alice", &[]);
+    alice.say("one");
+    alice.expect_text("one");
+    std::fs::rename(&log, &away).unwrap();
+    relay.expect_log("was moved away while the relay ran");
+    alice.say("two");
+    let trouble = "the relay cannot store messages right now; yours will be sent again";
+    alice.expect(|e| e["event"] == "notice" && e["message"] == trouble);
+    // Its retransmissions meet the refusal too (the backoff reaches 4 s): until the relay's
+    // reminder, 10 s on, that it still acknowledges nothing.
+    relay.expect_log("still acknowledging nothing");
+    std::fs::rename(&away, &log).unwrap();
+    alice.expect(|e| e["event"] == "notice" && e["message"] == "the relay stores messages again");
+    alice.expect_text("two");
+    let told = (alice.seen.iter())
+        .filter(|e| e["message"] == trouble)
+        .count();
+    assert_eq!(told, 1, "{:#?}", alice.seen);
+    let (status, _) = alice.finish();
+    assert!(status.success());
 }
 
 /// The (from, text) of each record of a log file.

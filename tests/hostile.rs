@@ -104,7 +104,10 @@ fn spoofed_joins_make_the_relay_send_a_victim_little() {
     let token = rng.token();
     let others = [
         Packet::Ping { token },
-        Packet::Leave { token },
+        Packet::Leave {
+            token,
+            message: String::new(),
+        },
         Packet::Who { token, req: 1 },
         Packet::History {
             token,
@@ -255,7 +258,13 @@ fn sessions_are_limited_per_ip_and_in_all() {
     d.member(addr("[2001:db8::1]:20000"), "v6");
     d.member(addr("198.51.100.2:20000"), "next");
     // One leaves: the 65th gets in.
-    d.packet(nat(10_000), &Packet::Leave { token: tokens[0] });
+    d.packet(
+        nat(10_000),
+        &Packet::Leave {
+            token: tokens[0],
+            message: String::new(),
+        },
+    );
     d.member(nat(20_000), "n64");
     assert!(matches!(
         d.join(nat(20_001), "n65"),
@@ -657,6 +666,7 @@ fn a_client_ignores_relay_datagrams_without_its_proof() {
                     joined: false,
                     reason: urc::proto::wire::LeaveReason::Quit,
                     name: "bob".into(),
+                    message: None,
                 }],
             },
             proof,

@@ -18,7 +18,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use urc::proto::message::Millis;
-use urc::proto::wire::{PROOF_LEN, Packet, Proof, Token};
+use urc::proto::wire::{ErrorCode, PROOF_LEN, Packet, Proof, Token};
 use urc::relay::{Config, Relay, Stats};
 use urc::serve::server::Server;
 
@@ -245,6 +245,8 @@ trait Room {
     fn assert_quiet(&mut self);
     /// Whether message times are the document's (else they are the real clock's).
     fn fixed_time(&self) -> bool;
+    /// Stops the relay cleanly, as SIGTERM would.
+    fn stop(&mut self);
 }
 
 /// The packet's token, if it carries one.
@@ -254,7 +256,7 @@ fn token_mut(p: &mut Packet) -> Option<&mut Token> {
         | Packet::History { token, .. }
         | Packet::Who { token, .. }
         | Packet::Ping { token }
-        | Packet::Leave { token }
+        | Packet::Leave { token, .. }
         | Packet::Welcome { token, .. } => Some(token),
         _ => None,
     }
@@ -323,6 +325,7 @@ fn replay(room: &mut impl Room) {
     // The document's cookie → the cookie the relay really sent.
     let mut cookies: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     let mut proofs = Proofs::new();
+    let mut stopped = false;
     for d in &dumps {
         let mut expected = decode(d);
         if d.to == "relay" {
@@ -341,6 +344,16 @@ fn replay(room: &mut impl Room) {
             }
             room.deliver(address_of(&d.from), &expected.encode());
             continue;
+        }
+        if let Packet::Error {
+            code: ErrorCode::Stopping,
+            ..
+        } = expected
+            && !stopped
+        {
+            // The document's relay is told to stop here.
+            stopped = true;
+            room.stop();
         }
         let bytes = room
             .receive(&d.to)
@@ -490,6 +503,11 @@ impl Room for Rules {
     fn fixed_time(&self) -> bool {
         true
     }
+
+    fn stop(&mut self) {
+        self.relay.stopping();
+        self.collect();
+    }
 }
 
 /// What the relay counts after the document's session.
@@ -528,6 +546,8 @@ struct Udp {
     relay: SocketAddr,
     /// Each client's socket, connected to the relay.
     sockets: HashMap<String, UdpSocket>,
+    /// Dropped to stop the relay.
+    stop: Option<async_channel::Sender<()>>,
 }
 
 impl Udp {
@@ -570,6 +590,10 @@ impl Room for Udp {
     fn fixed_time(&self) -> bool {
         false
     }
+
+    fn stop(&mut self) {
+        self.stop.take();
+    }
 }
 
 #[test]
@@ -585,11 +609,13 @@ fn the_session_is_what_a_real_relay_answers_over_udp() {
             let _ = stopped.recv().await;
         }))
     });
-    replay(&mut Udp {
+    let mut room = Udp {
         relay,
         sockets: HashMap::new(),
-    });
-    drop(stop);
+        stop: Some(stop),
+    };
+    replay(&mut room);
+    assert!(room.stop.is_none(), "the document's relay stops");
     let stats = serving
         .join()
         .expect("the relay did not panic")

@@ -102,11 +102,19 @@ fn sent(max: usize) -> impl Strategy<Value = Sent> {
 
 /// One change of a PRESENCE, its name at most `max` bytes.
 fn change(max: usize) -> impl Strategy<Value = Change> {
-    (any::<bool>(), reason(), text(max)).prop_map(|(joined, reason, name)| Change {
-        joined,
-        reason,
-        name,
-    })
+    (
+        any::<bool>(),
+        reason(),
+        text(max),
+        proptest::option::of(text(max)),
+    )
+        .prop_map(|(joined, reason, name, message)| Change {
+            joined,
+            reason,
+            name,
+            // Only a quit carries what was said.
+            message: message.filter(|_| !joined && reason == LeaveReason::Quit),
+        })
 }
 
 /// Any packet, its fields anything the format can carry.
@@ -144,7 +152,7 @@ fn packet() -> impl Strategy<Value = Packet> {
         ),
         (token(), any::<u32>()).prop_map(|(token, req)| Packet::Who { token, req }),
         token().prop_map(|token| Packet::Ping { token }),
-        token().prop_map(|token| Packet::Leave { token }),
+        (token(), text(255)).prop_map(|(token, message)| Packet::Leave { token, message }),
         (token(), text(255), any::<u64>(), any::<u32>()).prop_map(
             |(token, name, latest, timeout_ms)| Packet::Welcome {
                 token,

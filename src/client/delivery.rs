@@ -21,6 +21,7 @@ impl Client {
             .position(|o| o.id == m.id)
         {
             self.outbox.remove(i);
+            self.stored(m.seq);
         }
         self.known_latest = self.known_latest.max(m.seq);
         let own = m.from == self.config.name;

@@ -50,6 +50,32 @@ impl Who {
             deadline,
         }
     }
+
+    /// Takes one page of the answer; true once the answer is all there.
+    pub(super) fn take_page(&mut self, total: u16, names: &[String]) -> bool {
+        // The total that counts is the page's that reaches furthest in the room's order: it
+        // knows the most of the answer (the last page's is exact), whatever order the pages
+        // came in.
+        let furthest = names.last().map(|n| name_key(n));
+        if self.furthest.is_none() || furthest > self.furthest {
+            self.total = total;
+            self.furthest = furthest;
+        }
+        for n in names {
+            self.names.insert(name_key(n), n.clone());
+        }
+        self.names.len() >= usize::from(self.total)
+    }
+
+    /// True when some of the answer came.
+    pub(super) fn has_names(&self) -> bool {
+        !self.names.is_empty()
+    }
+
+    /// The names that came, by name key.
+    pub(super) fn into_names(self) -> BTreeMap<String, String> {
+        self.names
+    }
 }
 
 /// A history request and what arrived for it.
@@ -253,21 +279,13 @@ impl Client {
 
     /// Takes one page of the names answering a WHO.
     pub(super) fn names_page(&mut self, now: Instant, req: u32, total: u16, names: Vec<String>) {
+        if self.presence_page(req, total, &names) {
+            return;
+        }
         let Some(w) = self.who.as_mut().filter(|w| w.req == req) else {
             return;
         };
-        // The total that counts is the page's that reaches furthest in the room's order: it
-        // knows the most of the answer (the last page's is exact), whatever order the pages
-        // came in.
-        let furthest = names.last().map(|n| name_key(n));
-        if w.furthest.is_none() || furthest > w.furthest {
-            w.total = total;
-            w.furthest = furthest;
-        }
-        for n in names {
-            w.names.insert(name_key(&n), n);
-        }
-        if w.names.len() >= usize::from(w.total) {
+        if w.take_page(total, &names) {
             self.finish_who(now);
         }
     }

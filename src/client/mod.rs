@@ -11,11 +11,13 @@
 //! | `outbox.rs` | sending: the window, retransmission and its backoff, acks, the round-trip time |
 //! | `delivery.rs` | ordered gap-free delivery: messages held ahead of a gap, gap repair |
 //! | `history.rs` | history and who requests: asking, asking again for what is missing, showing |
+//! | `presence.rs` | who is in the room: arrivals and departures told once, reconciled after a rejoin |
 //! | `timers.rs` | the clock: when to be woken next, and what is due then |
 
 mod delivery;
 mod history;
 mod outbox;
+mod presence;
 mod session;
 mod timers;
 
@@ -25,11 +27,12 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::proto::message::{Invalid, MAX_TEXT_BYTES, Message, check_text, split_text};
-use crate::proto::wire::{LeaveReason, MAX_HISTORY_REQUEST, Packet, Proof, Token};
+use crate::proto::wire::{LeaveReason, MAX_HISTORY_REQUEST, MAX_LEAVE_BYTES, Packet, Proof, Token};
 
 use history::{Purpose, Request, Who};
 use outbox::Outgoing;
 pub use outbox::Rtt;
+use presence::Presence;
 
 /// First retransmission timeout, before any round trip was measured.
 pub const INITIAL_RTO: Duration = Duration::from_millis(200);
@@ -50,6 +53,9 @@ pub const SILENT_AFTER: Duration = Duration::from_secs(3);
 const MAX_ECHOES: u32 = 3;
 /// Messages in flight at once.
 pub const WINDOW: usize = 256;
+/// Copies of LEAVE sent, back to back: the leave is not answered, and with three copies the
+/// others see it at once (and the name is free) unless all three are lost.
+pub const LEAVE_COPIES: usize = 3;
 
 /// What the client has to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +80,8 @@ pub enum Event {
         name: String,
         /// Why.
         reason: LeaveReason,
+        /// What they said as they left (`/quit MESSAGE`), unchecked for the terminal.
+        message: Option<String>,
     },
     /// The room's names, answering a who request.
     Who {
@@ -82,6 +90,9 @@ pub enum Event {
     },
     /// Something the user should know about the connection or a request.
     Notice(String),
+    /// The relay has not answered for a while: the client goes on trying (the shell, which
+    /// knows the relay's address, says which relay).
+    Silent,
     /// Something went wrong with what the user asked.
     Error(String),
     /// On joining: how many messages came since the user was last here, shown next (the last
@@ -170,6 +181,13 @@ pub struct Client {
     owed_since: Option<Instant>,
     /// Whether the user was told the relay is silent.
     told_silent: bool,
+    /// Since the user was told the relay cannot store messages: the latest seq known then (a
+    /// message of ours stored after it says the relay stores again).
+    told_storage: Option<u64>,
+    /// Whether the user was told they send faster than the relay takes (until all is acked).
+    told_slow: bool,
+    /// Who is in the room.
+    presence: Presence,
     ping_every: Duration,
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<Event>,
@@ -206,6 +224,9 @@ impl Client {
             last_sent: now,
             owed_since: None,
             told_silent: false,
+            told_storage: None,
+            told_slow: false,
+            presence: Presence::default(),
             ping_every: PING_INTERVAL,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -339,8 +360,29 @@ impl Client {
 
     /// Leaves the room; the client is closed afterwards.
     pub fn leave(&mut self, now: Instant) {
+        self.leave_saying(now, "");
+    }
+
+    /// Leaves the room, telling the others `message` with the leave (empty: nothing). A
+    /// message over [`MAX_LEAVE_BYTES`] is cut at a character boundary; one that breaks the
+    /// text rules (a control character) is left out. The LEAVE goes [`LEAVE_COPIES`] times.
+    /// The client is closed afterwards.
+    pub fn leave_saying(&mut self, now: Instant, message: &str) {
         if let Phase::Joined { token } = self.phase {
-            self.transmit(now, &Packet::Leave { token });
+            let mut cut = message.len().min(MAX_LEAVE_BYTES);
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let message = &message[..cut];
+            let message = if check_text(message).is_ok() {
+                message.to_owned()
+            } else {
+                String::new()
+            };
+            let leave = Packet::Leave { token, message };
+            for _ in 0..LEAVE_COPIES {
+                self.transmit(now, &leave);
+            }
         }
         self.phase = Phase::Closed;
     }
@@ -409,9 +451,15 @@ impl Client {
                 timeout_ms,
             } => self.welcomed(now, token, name, latest, timeout_ms),
             Packet::Error { code, id, message } => self.refused(now, code, id, message),
-            Packet::Ack { acks } => self.acked(now, acks),
+            Packet::Ack { acks } => {
+                self.acked(now, acks);
+                if self.outbox.is_empty() {
+                    self.told_slow = false;
+                }
+            }
             Packet::Messages { messages } => {
                 for m in messages {
+                    self.speaks(&m.from);
                     self.arrived(m);
                 }
                 self.drain(now);
@@ -422,19 +470,7 @@ impl Client {
                 last,
                 messages,
             } => self.page(now, req, first, last, messages),
-            Packet::Presence { changes } => {
-                for c in changes {
-                    let name = c.name;
-                    self.events.push_back(if c.joined {
-                        Event::Joined { name }
-                    } else {
-                        Event::Left {
-                            name,
-                            reason: c.reason,
-                        }
-                    });
-                }
-            }
+            Packet::Presence { changes } => self.presence_changes(changes),
             Packet::Names { req, total, names } => self.names_page(now, req, total, names),
             Packet::Pong { latest } => {
                 self.learn_latest(now, latest);
@@ -468,6 +504,14 @@ impl Client {
             self.owed_since.get_or_insert(now);
         }
         self.transmits.push_back(packet.encode());
+    }
+
+    /// A message of ours at `seq` is stored: if the relay could not store, it can again.
+    fn stored(&mut self, seq: u64) {
+        if self.told_storage.is_some_and(|then| seq > then) {
+            self.told_storage = None;
+            self.notice("the relay stores messages again");
+        }
     }
 
     fn notice(&mut self, text: &str) {

@@ -90,6 +90,7 @@ impl Client {
         let Some(o) = self.outbox.remove(i) else {
             return;
         };
+        self.stored(a.seq);
         if o.sends == 1
             && let Some(sent) = o.sent_at
         {

@@ -68,7 +68,11 @@ impl Client {
         self.ping_every = (Duration::from_millis(u64::from(timeout_ms)) / 4)
             .clamp(MIN_PING_INTERVAL, PING_INTERVAL);
         self.config.name = name.clone();
+        // Who is in the room: the starting point on the first join; after a rejoin, what
+        // changed while the client was away.
+        self.ask_presence_after_welcome(now, self.sessions > 0);
         if same_session {
+            self.notice(&format!("rejoined as {name}"));
             // Carry on with it and with the csns it expects: numbered afresh from 1, the
             // messages in flight would be dropped as old by the relay, for ever.
             self.learn_latest(now, latest);
@@ -133,7 +137,7 @@ impl Client {
         } else {
             self.notice(&format!("rejoined as {name}"));
             if latest < self.delivered {
-                self.notice("the relay has fewer messages than were shown: its log was reset");
+                self.notice("the relay lost its recent messages (its log was reset)");
                 self.delivered = latest;
                 self.ahead.clear();
             }
@@ -155,7 +159,19 @@ impl Client {
         match code {
             ErrorCode::NotJoined => {
                 if matches!(self.phase, Phase::Joined { .. }) {
-                    self.notice("the relay forgot this session: joining again");
+                    self.notice("the relay lost this connection (it restarted, or the network changed); rejoining");
+                    self.phase = Phase::Joining {
+                        attempt: 0,
+                        next_try: now,
+                    };
+                    self.try_join(now);
+                }
+            }
+            ErrorCode::Stopping => {
+                if matches!(self.phase, Phase::Joined { .. }) {
+                    // Not an answer the relay owes: the JOINs that follow are, and their
+                    // silence says so in time; the backoff spaces them while the relay is down.
+                    self.notice("the relay stopped; trying to rejoin");
                     self.phase = Phase::Joining {
                         attempt: 0,
                         next_try: now,
@@ -176,10 +192,23 @@ impl Client {
                     self.pump(now);
                 }
             }
-            ErrorCode::Storage | ErrorCode::RateLimited => {
-                // The message stays in the outbox and goes again after its backoff.
-                self.notice(&message);
+            // The message stays in the outbox and goes again after its backoff: said once an
+            // episode, not at every retransmission.
+            ErrorCode::Storage => {
+                if self.told_storage.is_none() {
+                    self.told_storage = Some(self.known_latest);
+                    self.notice(
+                        "the relay cannot store messages right now; yours will be sent again",
+                    );
+                }
             }
+            ErrorCode::RateLimited if !id.is_nil() => {
+                // The relay's words say its rate.
+                if !std::mem::replace(&mut self.told_slow, true) {
+                    self.notice(&message);
+                }
+            }
+            ErrorCode::RateLimited => self.notice(&message),
             ErrorCode::Malformed => self.events.push_back(Event::Error(message)),
         }
     }

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{Client, Phase, SILENT_AFTER};
+use super::{Client, Event, Phase, SILENT_AFTER};
 use crate::proto::wire::Packet;
 
 impl Client {
@@ -30,6 +30,9 @@ impl Client {
                 if let Some(w) = &self.who {
                     at(w.deadline);
                 }
+                if let Some(t) = self.presence_timeout() {
+                    at(t);
+                }
             }
         }
         if let (Some(since), false) = (self.owed_since, self.told_silent) {
@@ -44,7 +47,7 @@ impl Client {
             && now >= since + SILENT_AFTER
         {
             self.told_silent = true;
-            self.notice("the relay is not answering: still trying");
+            self.events.push_back(Event::Silent);
         }
         match self.phase {
             Phase::Closed => {}
@@ -67,6 +70,7 @@ impl Client {
                 {
                     self.finish_who(now);
                 }
+                self.presence_due(now);
                 if now >= self.last_sent + self.ping_every {
                     self.transmit(now, &Packet::Ping { token });
                 }

@@ -194,6 +194,7 @@ impl Relay {
                             joined: true,
                             reason: LeaveReason::Quit,
                             name: name.clone(),
+                            message: None,
                         },
                     );
                 }
@@ -276,6 +277,17 @@ impl Relay {
     }
 
     pub(super) fn remove(&mut self, addr: SocketAddr, reason: LeaveReason) {
+        self.remove_saying(addr, reason, None);
+    }
+
+    /// Ends the session at `addr`, telling the others why, and what its client said as it
+    /// left.
+    pub(super) fn remove_saying(
+        &mut self,
+        addr: SocketAddr,
+        reason: LeaveReason,
+        message: Option<String>,
+    ) {
         if let Some((_, session)) = self.clients.remove(&addr) {
             self.roster.remove(&name_key(&session.name));
             self.forget_ip(origin(addr));
@@ -285,6 +297,7 @@ impl Relay {
                 joined: false,
                 reason,
                 name: session.name,
+                message,
             };
             self.announce(Some(addr), change);
         }

@@ -48,8 +48,8 @@ use std::time::Instant;
 use dashmap::DashMap;
 use uuid::Uuid;
 
-use crate::proto::message::{Message, Millis};
-use crate::proto::wire::{Acked, Change, LeaveReason, Packet, Proof};
+use crate::proto::message::{Message, Millis, check_text};
+use crate::proto::wire::{Acked, Change, ErrorCode, LeaveReason, MAX_LEAVE_BYTES, Packet, Proof};
 use crate::relay::cookie::Cookies;
 use crate::relay::limit::Bucket;
 
@@ -390,9 +390,10 @@ impl Relay {
                     );
                 }
             }
-            Packet::Leave { token } => {
+            Packet::Leave { token, message } => {
                 if self.authorise(now, from, &token, Uuid::nil()) {
-                    self.remove(from, LeaveReason::Quit);
+                    let message = self.leaving_message(from, message);
+                    self.remove_saying(from, LeaveReason::Quit, message);
                 }
             }
             other => {
@@ -404,6 +405,35 @@ impl Relay {
                 );
             }
         }
+    }
+
+    /// A LEAVE's message as the others are told it: `None` when empty, and when it breaks the
+    /// text rules or is over [`MAX_LEAVE_BYTES`] (counted as refused; the leave goes on).
+    fn leaving_message(&mut self, from: SocketAddr, message: String) -> Option<String> {
+        if message.is_empty() {
+            return None;
+        }
+        if message.len() > MAX_LEAVE_BYTES || check_text(&message).is_err() {
+            self.stats.refused += 1;
+            self.dropped(
+                from,
+                "a leaving message that breaks the text rules".to_owned(),
+            );
+            return None;
+        }
+        Some(message)
+    }
+
+    /// Tells every session that the relay is stopping (ERROR Stopping, each with its token's
+    /// proof), so that clients say so at once and try again, rather than noticing the silence
+    /// seconds later. The shell calls it once, at a clean shutdown, then sends what is queued.
+    pub fn stopping(&mut self) {
+        let packet = Packet::Error {
+            code: ErrorCode::Stopping,
+            id: Uuid::nil(),
+            message: "the relay is stopping: join again later".to_owned(),
+        };
+        self.broadcast(None, &packet);
     }
 
     fn dropped(&mut self, from: SocketAddr, why: String) {

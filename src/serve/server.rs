@@ -211,6 +211,13 @@ impl Server {
             // two cores, where the clients of a benchmark need the other one.
             self.send_all(&mut out, &mut buf).await;
         }
+        // What was taken while the last turn's datagrams went out (see `send_all`) is written
+        // and flushed too; then every session is told the relay stops, so that its client says
+        // so at once and keeps trying.
+        self.relay.end_turn(Instant::now(), Millis::now());
+        self.persist();
+        self.relay.stopping();
+        self.send_all(&mut out, &mut buf).await;
         if let Err(e) = self.store.mark(self.relay.latest()) {
             tracing::error!(error = %e, "cannot write the last seq stored");
         }

@@ -17,8 +17,8 @@ pub enum Command {
     Who,
     /// `/help`: list the commands.
     Help,
-    /// `/quit`: leave the room.
-    Quit,
+    /// `/quit [MESSAGE]`: leave the room, telling the others MESSAGE with the leave.
+    Quit(Option<String>),
     /// A line that is not valid: the explanation, for the user.
     Invalid(String),
 }
@@ -30,7 +30,7 @@ commands:
   /who           list who is in the room
   /me text       say what you do: shows as * alice text
   /help          show this help
-  /quit          leave the room (Ctrl-D too)
+  /quit [text]   leave the room, saying text to the others (Ctrl-D too)
   //text         send text that starts with a slash
 anything else is sent as a message";
 
@@ -68,9 +68,11 @@ pub fn parse(line: &str) -> Option<Command> {
         },
         ("who", []) => Command::Who,
         ("help", []) => Command::Help,
-        ("quit", []) => Command::Quit,
+        ("quit", []) => Command::Quit(None),
+        // What follows the command as typed, inner spaces kept.
+        ("quit", _) => Command::Quit(Some(rest.trim_start()[typed.len()..].trim().to_owned())),
         ("history", _) => Command::Invalid("usage: /history [N]".into()),
-        ("who" | "help" | "quit", _) => Command::Invalid(format!("/{name} takes no arguments")),
+        ("who" | "help", _) => Command::Invalid(format!("/{name} takes no arguments")),
         ("me", _) => Command::Invalid("usage: /me text (shows as * yourname text)".into()),
         _ => Command::Invalid(format!(
             "unknown command /{typed}: type /help for the commands, or //{typed} to send it as text"
@@ -91,7 +93,11 @@ mod tests {
         assert_eq!(parse("/history 5"), Some(Command::History(5)));
         assert_eq!(parse("/who"), Some(Command::Who));
         assert_eq!(parse("/help"), Some(Command::Help));
-        assert_eq!(parse("/quit"), Some(Command::Quit));
+        assert_eq!(parse("/quit"), Some(Command::Quit(None)));
+        assert_eq!(
+            parse("/quit  gone  home "),
+            Some(Command::Quit(Some("gone  home".into())))
+        );
         assert_eq!(parse("//shrug"), Some(Command::Say("/shrug".into())));
         assert_eq!(
             parse("/me waves 👋"),
@@ -101,7 +107,11 @@ mod tests {
         // Any case, as in IRC clients.
         assert_eq!(parse("/WHO"), Some(Command::Who));
         assert_eq!(parse("/History 5"), Some(Command::History(5)));
-        assert_eq!(parse("/Quit"), Some(Command::Quit));
+        assert_eq!(parse("/Quit"), Some(Command::Quit(None)));
+        assert_eq!(
+            parse("/QUIT gone  home"),
+            Some(Command::Quit(Some("gone  home".into())))
+        );
         assert_eq!(parse("/ME waves"), Some(Command::Say("/me waves".into())));
         assert_eq!(
             parse("/mE  "),

@@ -141,14 +141,16 @@ async fn session(options: Options) -> Result<(), JoinError> {
     }
     let mut editor_started = false;
     let names = Names::default();
-    // Who is in the room as far as this terminal knows, to tell arrivals from rejoins.
-    let mut present: std::collections::BTreeSet<String> = Default::default();
     let connection = Connection::default();
     let mut greeting = Greeting::None;
     let mut output = Output::Stdout;
     let renderer = options.renderer;
     let mut client = Client::new(options.client.clone(), Instant::now());
     let mut closing: Option<Instant> = None;
+    // What `/quit MESSAGE` says to the others with the leave.
+    let mut farewell = String::new();
+    // Whether "no relay at" was said since the relay last answered (once an episode).
+    let mut told_refused = false;
     let (mut unacked, mut delivered) = (0, 0);
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     let mut signals = leave_signals();
@@ -157,45 +159,36 @@ async fn session(options: Options) -> Result<(), JoinError> {
     loop {
         while let Some(bytes) = client.poll_transmit() {
             // Refused sends (the relay is down) are retried by the client's own timers.
-            let _ = socket.send(&bytes).await;
+            if let Err(e) = socket.send(&bytes).await {
+                refused(&e, &mut told_refused, &mut output, renderer, options.server);
+            }
         }
         output.settle(Instant::now());
         // Before the events: the notice that says so redraws the prompt, which reads this.
         connection.set_silent(client.relay_silent());
         while let Some(event) = client.poll_event() {
-            let mut show = true;
             match &event {
                 Event::Who { names: all } => {
                     names.set(all);
-                    present = all.iter().cloned().collect();
                     greeting = Greeting::Done;
                 }
                 Event::Error(_) if greeting == Greeting::Asked => greeting = Greeting::Done,
-                // Someone already here "joining" is someone rejoining after the relay
-                // restarted (or forgot them): in a terminal, not news; scripts get every event.
-                Event::Joined { name } => {
-                    names.add(name);
-                    show = present.insert(name.clone()) || !options.interactive;
-                }
-                Event::Left { name, .. } => {
-                    names.remove(name);
-                    present.remove(name);
-                }
-                // Anyone said may be completed; only who speaks now is in the room (the
-                // authors of history may have left long ago).
-                Event::Message {
-                    message, history, ..
-                } => {
-                    names.add(&message.from);
-                    if !history {
-                        present.insert(message.from.clone());
-                    }
-                }
+                // The client tells an arrival once (someone rejoining a restarted relay is not
+                // news), and what changed while it was away after a rejoin.
+                Event::Joined { name } => names.add(name),
+                Event::Left { name, .. } => names.remove(name),
+                // Anyone said may be completed.
+                Event::Message { message, .. } => names.add(&message.from),
                 _ => {}
             }
-            if show {
-                output.line(renderer.event(&event));
-            }
+            let event = match event {
+                Event::Silent => Event::Notice(format!(
+                    "the relay at {} is not answering: still trying",
+                    options.server
+                )),
+                event => event,
+            };
+            output.line(renderer.event(&event));
         }
         if client.is_closed() {
             return Err(JoinError::Refused {
@@ -229,7 +222,7 @@ async fn session(options: Options) -> Result<(), JoinError> {
         {
             let (lost, undelivered) = (client.unacked_texts(), client.undelivered());
             remember_where_we_left(&options, &client);
-            client.leave(Instant::now());
+            client.leave_saying(Instant::now(), &farewell);
             while let Some(bytes) = client.poll_transmit() {
                 let _ = socket.send(&bytes).await;
             }
@@ -269,9 +262,14 @@ async fn session(options: Options) -> Result<(), JoinError> {
             .await;
         let now = Instant::now();
         match wake {
-            Wake::Datagram(Ok(n)) => client.handle(now, &buf[..n]),
+            Wake::Datagram(Ok(n)) => {
+                told_refused = false;
+                client.handle(now, &buf[..n]);
+            }
             // An ICMP error from an earlier send (the relay is down): the timers retry.
-            Wake::Datagram(Err(_)) => {}
+            Wake::Datagram(Err(e)) => {
+                refused(&e, &mut told_refused, &mut output, renderer, options.server);
+            }
             Wake::Timer => client.handle_timeout(now),
             Wake::Input(Some(Input::Printer(printer))) => {
                 output = Output::Starting {
@@ -281,16 +279,11 @@ async fn session(options: Options) -> Result<(), JoinError> {
                 }
             }
             Wake::Input(Some(Input::Line(line))) => {
-                if closing.is_none() {
-                    handle_line(
-                        &mut client,
-                        &mut output,
-                        renderer,
-                        now,
-                        &line,
-                        &mut closing,
-                        options.wait,
-                    );
+                if closing.is_none()
+                    && let Some(said) = handle_line(&mut client, &mut output, renderer, now, &line)
+                {
+                    farewell = said;
+                    closing = Some(now + options.wait);
                 }
             }
             Wake::Input(Some(Input::End) | None) => {
@@ -343,6 +336,22 @@ enum Wake {
 /// welcome of a JOIN on its way) before it leaves anyway.
 pub const SIGNAL_GRACE: Duration = Duration::from_secs(1);
 
+/// Says at once, once until the relay answers again, that nothing listens at the relay's
+/// address: an ICMP port unreachable, which a connected socket reports as a refused
+/// connection. The client's timers go on trying.
+fn refused(
+    e: &io::Error,
+    told: &mut bool,
+    output: &mut Output,
+    renderer: Renderer,
+    server: SocketAddr,
+) {
+    if e.kind() == io::ErrorKind::ConnectionRefused && !std::mem::replace(told, true) {
+        let notice = Event::Notice(format!("no relay at {server}: still trying"));
+        output.line(renderer.event(&notice));
+    }
+}
+
 /// Saves the last message shown, for "since you were last here" next time (terminals only).
 fn remember_where_we_left(options: &Options, client: &Client) {
     let (Some((path, relay)), true) = (&options.seen_file, client.is_joined()) else {
@@ -361,15 +370,14 @@ fn remember_where_we_left(options: &Options, client: &Client) {
     }
 }
 
+/// Does what a line says; returns what to say on leaving when it is `/quit`.
 fn handle_line(
     client: &mut Client,
     output: &mut Output,
     renderer: Renderer,
     now: Instant,
     line: &str,
-    closing: &mut Option<Instant>,
-    wait: Duration,
-) {
+) -> Option<String> {
     let local = |output: &mut Output, event: Event| output.line(renderer.event(&event));
     match command::parse(line) {
         None => {}
@@ -385,11 +393,10 @@ fn handle_line(
                 local(output, Event::Notice(l.to_owned()));
             }
         }
-        Some(Command::Quit) => {
-            closing.get_or_insert(now + wait);
-        }
+        Some(Command::Quit(said)) => return Some(said.unwrap_or_default()),
         Some(Command::Invalid(hint)) => local(output, Event::Error(hint)),
     }
+    None
 }
 
 /// Reads stdin line by line on a thread of its own (stdin has no async interface).
@@ -447,7 +454,7 @@ fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assist: Assist) 
                         if !line.trim().is_empty() {
                             let _ = editor.add_history_entry(line);
                         }
-                        let quit = matches!(command::parse(line), Some(Command::Quit));
+                        let quit = matches!(command::parse(line), Some(Command::Quit(_)));
                         if tx.send_blocking(Input::Line(line.to_owned())).is_err() || quit {
                             return;
                         }

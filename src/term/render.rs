@@ -68,9 +68,16 @@ impl Renderer {
                 }
             }
             Event::Joined { name } => self.notice(&format!("{} joined", self.name(name))),
-            Event::Left { name, reason } => match reason {
-                LeaveReason::Quit => self.notice(&format!("{} left", self.name(name))),
-                LeaveReason::TimedOut => {
+            Event::Left {
+                name,
+                reason,
+                message,
+            } => match (reason, message) {
+                (LeaveReason::Quit, Some(said)) => {
+                    self.notice(&format!("{} left ({})", self.name(name), sanitize(said)))
+                }
+                (LeaveReason::Quit, None) => self.notice(&format!("{} left", self.name(name))),
+                (LeaveReason::TimedOut, _) => {
                     self.notice(&format!("{} left (timed out)", self.name(name)))
                 }
             },
@@ -83,6 +90,7 @@ impl Renderer {
                 ))
             }
             Event::Notice(text) => self.notice(&sanitize(text)),
+            Event::Silent => self.notice(SILENT),
             Event::Missed { count, since } => {
                 let when = self.clock(*since);
                 let what = match count {
@@ -136,6 +144,9 @@ impl Renderer {
     }
 }
 
+/// What [`Event::Silent`] says when the shell does not name the relay.
+const SILENT: &str = "the relay is not answering: still trying";
+
 const DIM: &str = "\x1b[2m";
 const BOLD: &str = "\x1b[1m";
 const RED: &str = "\x1b[31m";
@@ -155,13 +166,19 @@ fn json_event(event: &Event) -> serde_json::Value {
             "history": history,
         }),
         Event::Joined { name } => json!({"event": "joined", "name": name}),
-        Event::Left { name, reason } => json!({
+        Event::Left {
+            name,
+            reason,
+            message,
+        } => json!({
             "event": "left",
             "name": name,
             "reason": match reason { LeaveReason::Quit => "quit", LeaveReason::TimedOut => "timeout" },
+            "message": message,
         }),
         Event::Who { names } => json!({"event": "who", "names": names}),
         Event::Notice(message) => json!({"event": "notice", "message": message}),
+        Event::Silent => json!({"event": "notice", "message": SILENT}),
         Event::Missed { count, since } => json!({
             "event": "missed",
             "count": count,
@@ -234,8 +251,17 @@ mod tests {
         let left = Event::Left {
             name: "bob".into(),
             reason: LeaveReason::TimedOut,
+            message: None,
         };
         assert_eq!(r.event(&left), "-- bob left (timed out)");
+        let said = Event::Left {
+            name: "bob".into(),
+            reason: LeaveReason::Quit,
+            message: Some("gone \u{1b}[2Jhome".into()),
+        };
+        assert_eq!(r.event(&said), "-- bob left (gone ^[[2Jhome)");
+        let json = Renderer::new(UtcOffset::UTC, true).event(&said);
+        assert!(json.contains(r#""message":"gone \u001b[2Jhome""#), "{json}");
     }
 
     #[test]

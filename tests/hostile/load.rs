@@ -520,7 +520,13 @@ fn parked_messages_are_bounded_per_address_and_in_all_and_given_back() {
     assert!(d.log.is_empty(), "nothing stored");
     sessions.extend(v6);
     for &(a, token) in &sessions {
-        d.packet(a, &Packet::Leave { token });
+        d.packet(
+            a,
+            &Packet::Leave {
+                token,
+                message: String::new(),
+            },
+        );
     }
     assert_eq!(d.relay.parked_bytes(), 0, "all given back");
 }
@@ -728,6 +734,12 @@ fn numbers_at_their_extremes_are_handled() {
             }
         }
     }
-    d.packet(alice, &Packet::Leave { token });
+    d.packet(
+        alice,
+        &Packet::Leave {
+            token,
+            message: String::new(),
+        },
+    );
     assert!(d.relay.clients().is_empty());
 }

@@ -21,7 +21,7 @@ pub fn presence(net: &Net, i: usize) -> Vec<String> {
         .iter()
         .filter_map(|(_, e)| match e {
             Event::Joined { name } => Some(format!("+{name}")),
-            Event::Left { name, reason } => Some(format!("-{name} {reason:?}")),
+            Event::Left { name, reason, .. } => Some(format!("-{name} {reason:?}")),
             _ => None,
         })
         .collect()

@@ -73,11 +73,12 @@ fn a_flood_is_held_to_the_rate_and_others_go_on_unhindered() {
             net.store.iter().filter(|m| m.from != "flood").count(),
             human.len()
         );
-        // Told: one RATE LIMITED per episode of being too fast.
+        // Told: one RATE LIMITED per episode of being too fast, shown once while the flood's
+        // messages wait (a flood that never lets its outbox empty is one episode).
         let rate_limited = net.errors_sent_to(flood_addr, ErrorCode::RateLimited);
         let told = rate_limited.iter().filter(|id| !id.is_nil()).count();
         let shown = notices(&net, f, "too many messages");
-        assert!(told >= 1 && shown == told, "told {told}, shown {shown}");
+        assert!(told >= 1 && shown == 1, "told {told}, shown {shown}");
         println!(
             "seed {seed}: {csn} sent, {flooded} stored, told {told} times; rate limited {}",
             net.relay.stats().rate_limited

@@ -94,7 +94,10 @@ fn forged_datagrams_from_a_members_address_change_nothing() {
         let forged = |token: Token| {
             [
                 Packet::send_one(token, 4, 4, Uuid::new_v4(), "forged"),
-                Packet::Leave { token },
+                Packet::Leave {
+                    token,
+                    message: String::new(),
+                },
                 Packet::History {
                     token,
                     req: 1,
@@ -217,7 +220,10 @@ fn random_packet(rng: &mut Rng) -> Packet {
             req: rng.next_u64() as u32,
         },
         4 => Packet::Ping { token },
-        5 => Packet::Leave { token },
+        5 => Packet::Leave {
+            token,
+            message: String::new(),
+        },
         6 => Packet::Welcome {
             token,
             name: short(rng),
@@ -251,6 +257,7 @@ fn random_packet(rng: &mut Rng) -> Packet {
                 joined: false,
                 reason: LeaveReason::Quit,
                 name: short(rng),
+                message: None,
             }],
         },
         12 => Packet::Names {

@@ -35,7 +35,7 @@ fn presence_joins_leaves_and_timeouts() {
             .events
             .iter()
             .find_map(|(at, e)| match e {
-                Event::Left { name, reason } if name == "Bob" => Some((*at, *reason)),
+                Event::Left { name, reason, .. } if name == "Bob" => Some((*at, *reason)),
                 _ => None,
             })
             .expect("alice saw bob leave");
@@ -56,6 +56,35 @@ fn presence_joins_leaves_and_timeouts() {
         net.run_for(ms(100));
         assert_eq!(who(&net, a)[1], ["alice"]);
         assert_eq!(net.nodes[a].welcomes().len(), 1);
+    }
+}
+
+/// Leaving over a path that loses a quarter of the datagrams: the relay ends the session at
+/// once (the LEAVE goes three times; one of them arrives), so the name is free and the others
+/// are told within a second, with what the leaver said.
+#[test]
+fn a_leave_is_heard_at_once_over_a_lossy_path() {
+    let cond = Conditions::jittery(ms(20), ms(20)).losing(25);
+    for seed in seeds(0..20) {
+        let mut net = Net::under(seed, cond);
+        let (a, b) = (net.join("alice", 0), net.join("bob", 0));
+        net.run_until(secs(60), "both joined", Net::all_joined);
+        settle(&mut net);
+        let at = net.now;
+        net.leave_saying(b, "gone home");
+        net.run_for(secs(1));
+        assert!(
+            !net.relay_has("bob"),
+            "seed {seed}: bob is still in the room"
+        );
+        let told = (net.from_relay.iter()).any(|(when, to, p)| {
+            *when >= at
+                && *to == net.nodes[a].addr
+                && matches!(p, Packet::Presence { changes } if changes.iter().any(|c| {
+                    !c.joined && c.name == "bob" && c.message.as_deref() == Some("gone home")
+                }))
+        });
+        assert!(told, "seed {seed}: alice was not told");
     }
 }
 

@@ -275,7 +275,10 @@ fn the_relay_bounds_the_messages_waiting_in_all_sessions() {
     assert!(counts[starved + 1..].iter().all(|&n| n == 0));
 
     // The first session leaves: its room goes to the one that had too little.
-    let leave = Packet::Leave { token: tokens[0] };
+    let leave = Packet::Leave {
+        token: tokens[0],
+        message: String::new(),
+    };
     relay.handle(now, wall, addr(0), &leave.encode());
     send_ahead(&mut relay, starved);
     let counts = waiting(&relay);

@@ -436,7 +436,13 @@ impl Swarm {
                 self.send_packed(i, token, 1, &messages);
             }
             Action::Leave => {
-                self.transmit(i, &Packet::Leave { token });
+                self.transmit(
+                    i,
+                    &Packet::Leave {
+                        token,
+                        message: String::new(),
+                    },
+                );
                 self.bots[i].state = State::Left;
             }
         }

@@ -194,7 +194,10 @@ impl Session {
 
     fn leave(self) {
         // Best effort: the relay drops a silent client anyway.
-        let leave = Packet::Leave { token: self.token };
+        let leave = Packet::Leave {
+            token: self.token,
+            message: String::new(),
+        };
         self.socket.send(&leave.encode()).ok();
     }
 }

@@ -46,6 +46,8 @@ pub const MAX_DATAGRAM: usize = 1200;
 pub const MAX_HISTORY_REQUEST: u16 = 1000;
 /// Bytes of a valid name at most (32 characters of up to 4 bytes).
 pub const MAX_NAME_BYTES: usize = 128;
+/// Bytes of a leaving message at most (a LEAVE's, carried in PRESENCE): it fits a str8.
+pub const MAX_LEAVE_BYTES: usize = 200;
 
 /// Why the relay refused something, as carried in an [`Packet::Error`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +69,8 @@ pub enum ErrorCode {
     Full = 7,
     /// Too many datagrams: slow down.
     RateLimited = 8,
+    /// The relay is stopping (told to every session as it shuts down): join again later.
+    Stopping = 9,
 }
 
 impl ErrorCode {
@@ -80,6 +84,7 @@ impl ErrorCode {
             6 => ErrorCode::Storage,
             7 => ErrorCode::Full,
             8 => ErrorCode::RateLimited,
+            9 => ErrorCode::Stopping,
             _ => return None,
         })
     }
@@ -148,6 +153,8 @@ pub enum Packet {
     Leave {
         /// The session's token.
         token: Token,
+        /// What to tell the others with the leave; empty for nothing.
+        message: String,
     },
     /// Relay → client: you are in.
     Welcome {
@@ -160,7 +167,7 @@ pub enum Packet {
         /// Milliseconds of silence after which the relay drops a client.
         timeout_ms: u32,
     },
-    /// Relay → client: a request was refused.
+    /// Relay → client: a request was refused, or (unasked, [`ErrorCode::Stopping`]) the relay stops.
     Error {
         /// What went wrong.
         code: ErrorCode,
@@ -266,6 +273,9 @@ pub struct Change {
     pub reason: LeaveReason,
     /// Their name.
     pub name: String,
+    /// What they said as they left (a LEAVE's message); `None` for an arrival or a leave
+    /// without one.
+    pub message: Option<String>,
 }
 
 mod kind {

@@ -47,7 +47,14 @@ fn every_packet_round_trips() {
         },
         Packet::Who { token, req: 9 },
         Packet::Ping { token },
-        Packet::Leave { token },
+        Packet::Leave {
+            token,
+            message: String::new(),
+        },
+        Packet::Leave {
+            token,
+            message: "gone home".into(),
+        },
         Packet::Welcome {
             token,
             name: "alice".into(),
@@ -82,11 +89,19 @@ fn every_packet_round_trips() {
                     joined: false,
                     reason: LeaveReason::TimedOut,
                     name: "bob".into(),
+                    message: None,
+                },
+                Change {
+                    joined: false,
+                    reason: LeaveReason::Quit,
+                    name: "carol".into(),
+                    message: Some("gone home".into()),
                 },
                 Change {
                     joined: true,
                     reason: LeaveReason::Quit,
                     name: "小明".into(),
+                    message: None,
                 },
             ],
         },
@@ -137,6 +152,38 @@ fn header_errors() {
     bad_utf8[4] = b'a';
     bad_utf8[5] = b'b';
     assert!(Packet::decode(&bad_utf8).is_ok());
+}
+
+#[test]
+fn a_departure_carries_its_message_and_an_arrival_cannot() {
+    let said = Change {
+        joined: false,
+        reason: LeaveReason::Quit,
+        name: "bob".into(),
+        message: Some("gone home".into()),
+    };
+    let bytes = Packet::Presence {
+        changes: vec![said.clone()],
+    }
+    .encode();
+    // Reason 2, then the name and the message, each a str8.
+    let at = 3 + PROOF_LEN + 1;
+    assert_eq!(&bytes[at..at + 3], &[0, 2, 3]);
+    assert_eq!(bytes.len(), at + change_len(&said));
+    // A reason 2 with joined 1 is invalid.
+    let mut joined = bytes.clone();
+    joined[at] = 1;
+    assert_eq!(Packet::decode(&joined), Err(DecodeError::Field("reason")));
+    // An arrival never carries one (a message given is not written).
+    let arrival = Change {
+        joined: true,
+        ..said
+    };
+    let bytes = Packet::Presence {
+        changes: vec![arrival],
+    }
+    .encode();
+    assert_eq!(&bytes[at..at + 2], &[1, 0]);
 }
 
 #[test]

@@ -23,8 +23,18 @@ pub const ACKED_LEN: usize = 16 + 8 + 8 + 8;
 
 /// Bytes one change takes inside a `Presence` datagram.
 pub fn change_len(c: &Change) -> usize {
-    1 + 1 + 1 + c.name.len()
+    1 + 1 + 1 + c.name.len() + said(c).map_or(0, |m| 1 + m.len())
 }
+
+/// The message a change carries on the wire: a quit's only.
+fn said(c: &Change) -> Option<&str> {
+    c.message
+        .as_deref()
+        .filter(|_| !c.joined && c.reason == LeaveReason::Quit)
+}
+
+/// The reason byte of a departure with a message: "quit", followed by the message.
+const QUIT_SAYING: u8 = 2;
 
 /// Writes the fields of a relay → client packet, after its header and proof.
 ///
@@ -73,8 +83,17 @@ pub(super) fn encode(packet: &Packet, w: &mut Writer) {
             w.u8_len(changes.len());
             for c in changes {
                 w.0.push(u8::from(c.joined));
-                w.0.push(c.reason as u8);
-                w.str8(&c.name);
+                match said(c) {
+                    Some(message) => {
+                        w.0.push(QUIT_SAYING);
+                        w.str8(&c.name);
+                        w.str8(message);
+                    }
+                    None => {
+                        w.0.push(c.reason as u8);
+                        w.str8(&c.name);
+                    }
+                }
             }
         }
         Packet::Names { req, total, names } => {
@@ -134,15 +153,19 @@ pub(super) fn decode(kind: u8, r: &mut Reader) -> Result<Packet, DecodeError> {
                     1 => true,
                     _ => return Err(DecodeError::Field("joined")),
                 };
-                let reason = match r.u8()? {
-                    0 => LeaveReason::Quit,
-                    1 => LeaveReason::TimedOut,
+                let (reason, saying) = match r.u8()? {
+                    0 => (LeaveReason::Quit, false),
+                    1 => (LeaveReason::TimedOut, false),
+                    QUIT_SAYING if !joined => (LeaveReason::Quit, true),
                     _ => return Err(DecodeError::Field("reason")),
                 };
+                let name = r.str8()?;
+                let message = if saying { Some(r.str8()?) } else { None };
                 Ok(Change {
                     joined,
                     reason,
-                    name: r.str8()?,
+                    name,
+                    message,
                 })
             })?,
         },

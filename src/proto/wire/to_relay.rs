@@ -63,7 +63,10 @@ pub(super) fn encode(packet: &Packet, w: &mut Writer) {
             w.u32(*req);
         }
         Packet::Ping { token } => w.token(token),
-        Packet::Leave { token } => w.token(token),
+        Packet::Leave { token, message } => {
+            w.token(token);
+            w.str8(message);
+        }
         other => unreachable!("not a client → relay packet: {other:?}"),
     }
 }
@@ -102,7 +105,10 @@ pub(super) fn decode(kind: u8, r: &mut Reader) -> Result<Packet, DecodeError> {
             req: r.u32()?,
         },
         kind::PING => Packet::Ping { token: r.token()? },
-        kind::LEAVE => Packet::Leave { token: r.token()? },
+        kind::LEAVE => Packet::Leave {
+            token: r.token()?,
+            message: r.str8()?,
+        },
         other => return Err(DecodeError::Kind(other)),
     })
 }

@@ -113,7 +113,7 @@ impl Conditions {
 /// How the relay stops before it starts again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Restart {
-    /// It writes what it accepted, then stops.
+    /// It writes what it accepted, tells every session it stops, then stops.
     Clean,
     /// It dies before writing what it accepted (nothing of that was acknowledged).
     Crash,

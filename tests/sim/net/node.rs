@@ -268,7 +268,12 @@ impl Net {
     }
 
     pub fn leave(&mut self, i: usize) {
-        self.nodes[i].client.leave(self.now);
+        self.leave_saying(i, "");
+    }
+
+    /// Client `i` leaves, telling the others `message` (`/quit MESSAGE`).
+    pub fn leave_saying(&mut self, i: usize, message: &str) {
+        self.nodes[i].client.leave_saying(self.now, message);
         self.drain_client(i);
     }
 

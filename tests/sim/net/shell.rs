@@ -56,7 +56,12 @@ impl Net {
     /// in flight, the clients keep running.
     pub fn restart_relay(&mut self, how: Restart) {
         match how {
-            Restart::Clean => self.commit(),
+            Restart::Clean => {
+                self.commit();
+                // Stopped cleanly (SIGTERM), it tells every session before it goes.
+                self.relay.stopping();
+                self.drain_relay();
+            }
             Restart::Crash => self.next_flush = None,
         }
         if self.print_trace {
