@@ -172,6 +172,9 @@ impl Client {
                     // Not an answer the relay owes: the JOINs that follow are, and their
                     // silence says so in time; the backoff spaces them while the relay is down.
                     self.notice("the relay stopped; trying to rejoin");
+                    // Said: the silence that follows is no news (the prompt shows it), and the
+                    // relay's first answer is ("the relay is answering again").
+                    self.told_silent = true;
                     self.phase = Phase::Joining {
                         attempt: 0,
                         next_try: now,

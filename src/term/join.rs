@@ -160,7 +160,9 @@ async fn session(options: Options) -> Result<(), JoinError> {
         while let Some(bytes) = client.poll_transmit() {
             // Refused sends (the relay is down) are retried by the client's own timers.
             if let Err(e) = socket.send(&bytes).await {
-                refused(&e, &mut told_refused, &mut output, renderer, options.server);
+                let told = &mut told_refused;
+                *told |= client.relay_silent();
+                refused(&e, told, &mut output, renderer, options.server);
             }
         }
         output.settle(Instant::now());
@@ -268,7 +270,9 @@ async fn session(options: Options) -> Result<(), JoinError> {
             }
             // An ICMP error from an earlier send (the relay is down): the timers retry.
             Wake::Datagram(Err(e)) => {
-                refused(&e, &mut told_refused, &mut output, renderer, options.server);
+                let told = &mut told_refused;
+                *told |= client.relay_silent();
+                refused(&e, told, &mut output, renderer, options.server);
             }
             Wake::Timer => client.handle_timeout(now),
             Wake::Input(Some(Input::Printer(printer))) => {
@@ -336,8 +340,8 @@ enum Wake {
 /// welcome of a JOIN on its way) before it leaves anyway.
 pub const SIGNAL_GRACE: Duration = Duration::from_secs(1);
 
-/// Says at once, once until the relay answers again, that nothing listens at the relay's
-/// address: an ICMP port unreachable, which a connected socket reports as a refused
+/// Says at once, once until the relay answers again (and not when its silence was told, the
+/// relay's stop say), that nothing listens at the relay's address: an ICMP port unreachable, which a connected socket reports as a refused
 /// connection. The client's timers go on trying.
 fn refused(
     e: &io::Error,
