@@ -23,8 +23,20 @@ pub struct Renderer {
 /// Text that starts a message shown as an action: `/me waves` shows as `* alice waves`.
 pub const ACTION: &str = "/me ";
 
-/// The colours names are drawn in (256-colour palette, all readable on dark and light).
-const NAME_COLOURS: [u8; 12] = [31, 32, 33, 34, 35, 36, 166, 70, 133, 37, 172, 99];
+/// The colours names are drawn in, as indexes of the 16 basic colours, which every colour
+/// terminal has (256-colour ones too) and which the user's theme keeps apart. Left out, as
+/// unreadable on a dark or a light background or too close to ordinary text: black (0),
+/// blue (4, dark on black), white (7), grey (8), bright yellow (11, pale on white) and bright
+/// white (15). What is left is ten colours, five hues in two brightnesses.
+const NAME_COLOURS: [u8; 10] = [1, 2, 3, 5, 6, 9, 10, 12, 13, 14];
+
+/// The SGR sequence that draws text in basic colour `index` (0 to 15) as foreground.
+fn foreground(index: u8) -> String {
+    match index {
+        0..=7 => format!("\x1b[{}m", 30 + index),
+        _ => format!("\x1b[{}m", 90 + (index - 8)),
+    }
+}
 
 impl Renderer {
     /// A renderer showing times at `offset`, as JSON when `json`, without colour.
@@ -118,7 +130,7 @@ impl Renderer {
                 (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
             });
         let colour = NAME_COLOURS[(hash % NAME_COLOURS.len() as u64) as usize];
-        format!("\x1b[38;5;{colour}m{clean}\x1b[0m")
+        format!("{}{clean}\x1b[0m", foreground(colour))
     }
 
     fn paint(&self, style: &str, text: &str) -> String {
@@ -254,6 +266,30 @@ mod tests {
         let json = Renderer::new(UtcOffset::UTC, true).with_color(true);
         assert!(!json.event(&message("hi")).contains('\x1b'));
         assert!(!plain.event(&message("hi")).contains('\x1b'));
+    }
+
+    #[test]
+    fn name_colours_are_distinct_and_readable() {
+        let mut seen = std::collections::BTreeSet::new();
+        for c in NAME_COLOURS {
+            assert!(seen.insert(c), "colour {c} is in the palette twice");
+            // Black, dark blue, white, grey, bright yellow, bright white: unreadable on one
+            // background or the other; above 15, a 256-colour index 16-colour terminals lack.
+            assert!(![0, 4, 7, 8, 11, 15].contains(&c) && c < 16, "colour {c}");
+        }
+        let codes: std::collections::BTreeSet<String> =
+            NAME_COLOURS.iter().map(|c| foreground(*c)).collect();
+        assert_eq!(codes.len(), NAME_COLOURS.len());
+        assert_eq!(foreground(1), "\x1b[31m");
+        assert_eq!(foreground(12), "\x1b[94m");
+        // Names spread over the palette: a dozen names get more than a few colours.
+        let r = Renderer::new(UtcOffset::UTC, false).with_color(true);
+        let names = [
+            "alice", "bob", "carol", "dave", "erin", "frank", "小明", "grace",
+        ];
+        let used: std::collections::BTreeSet<String> =
+            names.iter().map(|n| r.name(n)[..5].to_owned()).collect();
+        assert!(used.len() >= 4, "{used:?}");
     }
 
     #[test]
