@@ -170,6 +170,11 @@ impl Term {
     /// kills it if it does not exit in time.
     fn quit(mut self) {
         self.send("/quit\r");
+        self.wait_exit();
+    }
+
+    /// Waits for the client to exit with success; kills it if it does not exit in time.
+    fn wait_exit(&mut self) {
         let deadline = Instant::now() + DEADLINE;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -650,4 +655,35 @@ fn wide_text_is_edited_and_wrapped_by_display_width() {
     bob.send("\r");
     assert_eq!(texts_from(&mut alice, "bob", 1), [long]);
     bob.quit();
+}
+
+/// Ctrl-C clears the line being typed, as in readline: nothing is sent and the client stays;
+/// Ctrl-D on an empty line leaves.
+#[test]
+fn ctrl_c_clears_the_line_and_ctrl_d_leaves() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let mut alice = Client::join(relay.addr, "alice", &[]);
+    let mut bob = Term::join(&relay, "bob", Colour::Off);
+    bob.send("never sent");
+    bob.wait_for("the half-typed line", |s| {
+        cursor_row(s) == "bob> never sent"
+    });
+    bob.send("\x03");
+    bob.wait_for("an empty prompt after Ctrl-C", |s| cursor_row(s) == "bob> ");
+    bob.send("sent\r");
+    assert_eq!(texts_from(&mut alice, "bob", 1), ["sent"]);
+    bob.wait_for("bob's message", |s| screen_text(s).contains("bob: sent"));
+    assert!(
+        bob.child.try_wait().unwrap().is_none(),
+        "Ctrl-C ended the client"
+    );
+    bob.send("\x04");
+    bob.wait_exit();
+    alice.expect(|e| e["event"] == "left" && e["name"] == "bob");
+    assert_eq!(
+        logged(data.path(), 1),
+        [("bob".to_owned(), "sent".to_owned())]
+    );
+    alice.finish();
 }

@@ -8,6 +8,7 @@ use std::io::{self, BufRead, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::{Editor, ExternalPrinter};
 use smol::Async;
@@ -402,7 +403,7 @@ fn spawn_stdin_reader(tx: async_channel::Sender<Input>) {
 }
 
 /// Runs rustyline on a thread of its own; it stops after `/quit` or Ctrl-D so the terminal is
-/// given back in its normal mode.
+/// given back in its normal mode (Ctrl-C only clears the line).
 fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assist: Assist) {
     std::thread::spawn(move || {
         // rustyline skips the helper's highlighting under NO_COLOR; the helper draws the
@@ -439,7 +440,9 @@ fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assist: Assist) 
                         }
                     }
                 }
-                // Ctrl-C, Ctrl-D, or a terminal that fails: input ends.
+                // Ctrl-C drops the line being typed, as in readline; it never quits.
+                Err(ReadlineError::Interrupted) => {}
+                // Ctrl-D on an empty line, or a terminal that fails: input ends.
                 Err(_) => {
                     let _ = tx.send_blocking(Input::End);
                     return;
