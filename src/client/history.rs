@@ -216,7 +216,11 @@ impl Client {
     fn finish(&mut self, now: Instant, r: Request) {
         match r.purpose {
             Purpose::Join | Purpose::User => {
-                if r.purpose == Purpose::Join {
+                let framed = r.purpose == Purpose::User;
+                if framed {
+                    let count = r.got.len();
+                    self.events.push_back(Event::HistoryStart { count });
+                } else {
                     self.events.extend(self.missed.take());
                 }
                 for (_, message) in r.got {
@@ -226,6 +230,9 @@ impl Client {
                         history: true,
                         own,
                     });
+                }
+                if framed {
+                    self.events.push_back(Event::HistoryEnd);
                 }
             }
             Purpose::Repair => {

@@ -21,6 +21,7 @@ use crate::term::command::{self, Command};
 use crate::term::complete::Names;
 use crate::term::editor::{Assist, Connection};
 use crate::term::render::Renderer;
+use crate::term::view::View;
 
 /// How long `urc join` waits, once its input has ended, for its messages to be acknowledged:
 /// counted from the last acknowledgement, so a long paste that the relay takes at its own
@@ -172,6 +173,7 @@ async fn session(options: Options) -> Result<(), JoinError> {
     let mut greeting = Greeting::None;
     let mut output = Output::Stdout;
     let renderer = options.renderer;
+    let mut view = View::new(renderer, &options.client.name);
     let mut client = Client::new(options.client.clone(), Instant::now());
     let mut closing: Option<Instant> = None;
     let (mut unacked, mut delivered) = (0, 0);
@@ -216,7 +218,9 @@ async fn session(options: Options) -> Result<(), JoinError> {
                 _ => {}
             }
             if show {
-                output.line(renderer.event(&event));
+                for line in view.show(&event, Millis::now()) {
+                    output.line(line);
+                }
             }
         }
         if client.is_closed() {

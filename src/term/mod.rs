@@ -8,11 +8,15 @@
 //! | [`editor`] | the terminal editor's helper: completion and the connection in the prompt |
 //! | [`complete`] | tab completion of commands and names |
 //! | [`render`] | events as terminal lines or JSON, with untrusted text made harmless |
+//! | [`view`] | what the lines before change: the day-change line, mentions and the bell |
+//! | [`mention`] | when a message mentions the user: the name as a word |
 //! | [`seen`] | where the client remembers the last message seen, per relay |
 
 pub mod command;
 pub mod complete;
 pub mod editor;
 pub mod join;
+pub mod mention;
 pub mod render;
 pub mod seen;
+pub mod view;

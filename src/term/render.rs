@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use serde_json::json;
-use time::UtcOffset;
+use time::{Date, UtcOffset};
 
 use crate::client::Event;
 use crate::proto::message::{Millis, is_bidi_control};
@@ -18,6 +18,8 @@ pub struct Renderer {
     json: bool,
     /// ANSI colours: names in their own colour, times dim, notices and errors set apart.
     color: bool,
+    /// Ring the terminal's bell when a message mentions the user.
+    bell: bool,
 }
 
 /// Text that starts a message shown as an action: `/me waves` shows as `* alice waves`.
@@ -45,7 +47,26 @@ impl Renderer {
             offset,
             json,
             color: false,
+            bell: false,
         }
+    }
+
+    /// The same renderer, ringing the bell for mentions when `bell` (never in JSON).
+    pub fn with_bell(self, bell: bool) -> Self {
+        Renderer {
+            bell: bell && !self.json,
+            ..self
+        }
+    }
+
+    /// True when a mention rings the bell.
+    pub fn bell(&self) -> bool {
+        self.bell
+    }
+
+    /// True when lines are JSON objects.
+    pub fn json(&self) -> bool {
+        self.json
     }
 
     /// The same renderer, with colour when `color` (never in JSON).
@@ -63,22 +84,46 @@ impl Renderer {
 
     /// The line for `event`.
     pub fn event(&self, event: &Event) -> String {
+        self.event_with(event, false)
+    }
+
+    /// The line for `event`, a message marked as one that mentions the user when `mention`
+    /// (highlighted; `"mention":true` in JSON).
+    pub fn event_with(&self, event: &Event, mention: bool) -> String {
         if self.json {
-            return json_event(event).to_string();
+            return json_event(event, mention).to_string();
         }
         match event {
             Event::Message { message, own, .. } => {
                 let time = self.paint(DIM, &self.clock(message.time));
                 let name = if *own {
                     self.paint(BOLD, &sanitize(&message.from))
+                } else if mention {
+                    self.paint(REVERSE, &sanitize(&message.from))
                 } else {
                     self.name(&message.from)
                 };
-                match message.text.strip_prefix(ACTION) {
-                    Some(action) => format!("{time} * {name} {}", sanitize(action)),
-                    None => format!("{time} {name}: {}", sanitize(&message.text)),
+                let (action, text) = match message.text.strip_prefix(ACTION) {
+                    Some(action) => (true, sanitize(action)),
+                    None => (false, sanitize(&message.text)),
+                };
+                let text = if mention {
+                    self.paint(BOLD, &text)
+                } else {
+                    text
+                };
+                if action {
+                    format!("{time} * {name} {text}")
+                } else {
+                    format!("{time} {name}: {text}")
                 }
             }
+            Event::HistoryStart { count } => self.notice(&match count {
+                0 => "history: no messages --".to_owned(),
+                1 => "history: the last message --".to_owned(),
+                n => format!("history: the last {n} messages --"),
+            }),
+            Event::HistoryEnd => self.notice("end of history --"),
             Event::Joined { name } => self.notice(&format!("{} joined", self.name(name))),
             Event::Left { name, reason } => match reason {
                 LeaveReason::Quit => self.notice(&format!("{} left", self.name(name))),
@@ -110,6 +155,22 @@ impl Renderer {
             }
             Event::Error(text) => format!("{} {}", self.paint(RED, "error:"), sanitize(text)),
         }
+    }
+
+    /// The line that says the day changed: `-- Tuesday, 1 December 2026 --`.
+    pub fn day(&self, date: Date) -> String {
+        self.notice(&format!(
+            "{}, {} {} {} --",
+            date.weekday(),
+            date.day(),
+            date.month(),
+            date.year()
+        ))
+    }
+
+    /// The local date of `t`.
+    pub fn date(&self, t: Millis) -> Date {
+        t.to_datetime().to_offset(self.offset).date()
     }
 
     /// A notice line: `-- text`, the dashes coloured.
@@ -150,10 +211,11 @@ impl Renderer {
 
 const DIM: &str = "\x1b[2m";
 const BOLD: &str = "\x1b[1m";
+const REVERSE: &str = "\x1b[7m";
 const RED: &str = "\x1b[31m";
 const CYAN: &str = "\x1b[36m";
 
-fn json_event(event: &Event) -> serde_json::Value {
+fn json_event(event: &Event, mention: bool) -> serde_json::Value {
     match event {
         Event::Message {
             message, history, ..
@@ -165,7 +227,10 @@ fn json_event(event: &Event) -> serde_json::Value {
             "text": message.text,
             "time": message.time.to_rfc3339(),
             "history": history,
+            "mention": mention,
         }),
+        Event::HistoryStart { count } => json!({"event": "history", "count": count}),
+        Event::HistoryEnd => json!({"event": "history_end"}),
         Event::Joined { name } => json!({"event": "joined", "name": name}),
         Event::Left { name, reason } => json!({
             "event": "left",
