@@ -20,6 +20,9 @@ use serde_json::Value;
 const ROWS: u16 = 30;
 const COLS: u16 = 100;
 
+/// Rows the emulated terminal keeps above the screen.
+const SCROLLBACK: usize = 1000;
+
 /// The longest a wait on the screen may take.
 const DEADLINE: Duration = Duration::from_secs(5);
 
@@ -117,7 +120,7 @@ impl Term {
         let rows = NonZeroU16::new(ROWS).unwrap();
         let cols = NonZeroU16::new(COLS).unwrap();
         let shown = Arc::new(Mutex::new(Shown {
-            parser: vt100::Parser::new(rows, cols, 0),
+            parser: vt100::Parser::new(rows, cols, SCROLLBACK),
             raw: Vec::new(),
         }));
         let mut reader = pair.master.try_clone_reader().unwrap();
@@ -139,11 +142,9 @@ impl Term {
             _home: None,
         };
         let prompt = format!("{name}> ");
+        // rustyline draws the prompt once it has the terminal in its raw mode.
         term.wait_for("the prompt, after the list of who is in the room", |s| {
-            screen_text(s).contains("-- in the room (")
-                && cursor_row(s) == prompt
-                // rustyline turns it on while it reads a line.
-                && s.bracketed_paste()
+            screen_text(s).contains("-- in the room (") && cursor_row(s) == prompt
         });
         term
     }
@@ -174,6 +175,23 @@ impl Term {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Every row the terminal shows or keeps above the screen (its scrollback), right-trimmed:
+    /// what scrolling back up would show.
+    fn all_rows(&self) -> Vec<String> {
+        let mut shown = self.shown.lock().unwrap();
+        let screen = shown.parser.screen_mut();
+        screen.set_scrollback(usize::MAX);
+        let above = screen.scrollback();
+        let mut all = Vec::new();
+        for offset in (1..=above).rev() {
+            screen.set_scrollback(offset);
+            all.push(screen.rows(0, COLS).next().unwrap().trim_end().to_owned());
+        }
+        screen.set_scrollback(0);
+        all.extend(rows(screen));
+        all
     }
 
     /// Every byte the terminal received so far.
@@ -468,7 +486,7 @@ fn colour_is_on_in_a_terminal_without_no_color() {
         find(theirs, b"alice\x1b[0m: a line from alice").is_some(),
         "{shown:?}"
     );
-    // Bob's own name is bold (his typed line echoes the text too: take the message's line).
+    // Bob's own name is bold (the raw output has his typed line too: take the message's line).
     let own = raw_lines_with(&raw, "\x1b[1mbob\x1b[0m: a line from bob");
     assert_eq!(own.len(), 1, "{:?}", String::from_utf8_lossy(&raw));
     // Notices stand apart.
@@ -864,6 +882,85 @@ fn day_changes_are_shown() {
                 && p[5] + 1 == p[6]
         })
     });
+    bob.quit();
+    alice.finish();
+}
+
+/// The rows of `all` that are not blank, after the last one that holds `mark`.
+fn rows_after(all: &[String], mark: &str) -> Vec<String> {
+    let from = all
+        .iter()
+        .rposition(|r| r.contains(mark))
+        .map_or(0, |i| i + 1);
+    all[from..]
+        .iter()
+        .filter(|r| !r.is_empty())
+        .cloned()
+        .collect()
+}
+
+/// The line typed shows once: after Enter it gives way to the message the relay stored, also
+/// when it wrapped over rows (by display width: Chinese is two columns a character).
+#[test]
+fn the_typed_line_shows_once_as_the_message() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let mut alice = Client::join(relay.addr, "alice", &[]);
+    let mut bob = Term::join(&relay, "bob", Colour::Off);
+    bob.send("hello\r");
+    // 70 Chinese characters after "bob> " wrap onto a second row.
+    let long = "字".repeat(70);
+    bob.send(&format!("{long}\r"));
+    assert_eq!(texts_from(&mut alice, "bob", 2), ["hello", long.as_str()]);
+    alice.say("after");
+    bob.wait_for("alice's message after bob's", |s| {
+        screen_text(s).contains("alice: after") && cursor_row(s) == "bob> "
+    });
+    let shown = rows_after(&bob.all_rows(), "-- in the room (");
+    // The long message wraps at 100 columns: "HH:MM bob: " and 44 characters, then 26.
+    let expected_tail = [
+        format!(" bob: {}", "字".repeat(44)),
+        "字".repeat(26),
+        " alice: after".to_owned(),
+        "bob>".to_owned(),
+    ];
+    assert_eq!(shown.len(), 5, "{shown:#?}");
+    assert!(shown[0].ends_with(" bob: hello"), "{shown:#?}");
+    for (row, tail) in shown[1..].iter().zip(&expected_tail) {
+        assert!(
+            row.ends_with(tail.as_str()),
+            "{row:?} is not {tail:?}: {shown:#?}"
+        );
+    }
+    bob.quit();
+    alice.finish();
+}
+
+/// A paste of 50 lines, taller than the screen, fills 50 lines: the messages, none of the
+/// lines as typed (a terminal without bracketed paste sends the lines as typed, each ended
+/// by a carriage return).
+#[test]
+fn a_paste_taller_than_the_screen_fills_as_many_lines() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let mut alice = Client::join(relay.addr, "alice", &[]);
+    let mut bob = Term::join(&relay, "bob", Colour::Off);
+    let lines: Vec<String> = (1..=50).map(|i| format!("pasted line {i}")).collect();
+    let paste: String = lines.iter().map(|l| format!("{l}\r")).collect();
+    bob.send(&paste);
+    assert_eq!(texts_from(&mut alice, "bob", 50), lines);
+    bob.wait_for("the last pasted line, shown", |s| {
+        screen_text(s).contains("bob: pasted line 50") && cursor_row(s) == "bob> "
+    });
+    let shown = rows_after(&bob.all_rows(), "-- in the room (");
+    assert_eq!(shown.len(), 51, "{shown:#?}");
+    for (row, line) in shown.iter().zip(&lines) {
+        assert!(
+            row.ends_with(&format!(" bob: {line}")),
+            "{row:?}: {shown:#?}"
+        );
+    }
+    assert_eq!(shown[50], "bob>");
     bob.quit();
     alice.finish();
 }

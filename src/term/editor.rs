@@ -1,5 +1,6 @@
-//! The terminal editor's helper: Tab completion, and a prompt that shows when the relay is not
-//! answering (`alice! ` in red instead of `alice> `).
+//! The terminal editor's helper: Tab completion, a prompt that shows when the relay is not
+//! answering (`alice! ` in red instead of `alice> `), and the hold on printing while a line
+//! is accepted.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rustyline::completion::Completer;
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
-use rustyline::validate::Validator;
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Helper};
 
 use crate::term::complete::Names;
@@ -29,6 +30,24 @@ impl Connection {
     }
 }
 
+/// Whether lines may print now: from the moment the editor accepts a line until the rows it
+/// took are erased, they wait (the editor gives the terminal back meanwhile, and a line
+/// printed then would be where the erasing counts the typed line to be).
+#[derive(Debug, Clone, Default)]
+pub struct Hold(Arc<AtomicBool>);
+
+impl Hold {
+    /// Holds lines back (`true`) or lets them print (`false`).
+    pub fn set(&self, on: bool) {
+        self.0.store(on, Ordering::SeqCst);
+    }
+
+    /// True while lines wait.
+    pub fn is_on(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// What rustyline asks of the client's editor.
 #[derive(Debug)]
 pub struct Assist {
@@ -38,6 +57,8 @@ pub struct Assist {
     pub connection: Connection,
     /// Colour allowed.
     pub color: bool,
+    /// Set when a line is accepted.
+    pub hold: Hold,
 }
 
 impl Completer for Assist {
@@ -75,7 +96,14 @@ impl Hinter for Assist {
     type Hint = String;
 }
 
-impl Validator for Assist {}
+impl Validator for Assist {
+    /// Every line is valid; asked as the line is accepted, while the editor still has the
+    /// terminal, which is the moment printing must wait from.
+    fn validate(&self, _: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
+        self.hold.set(true);
+        Ok(ValidationResult::Valid(None))
+    }
+}
 
 impl Helper for Assist {}
 
@@ -90,6 +118,7 @@ mod tests {
             names: Names::default(),
             connection: connection.clone(),
             color: false,
+            hold: Hold::default(),
         };
         assert_eq!(plain.highlight_prompt("小明> ", true), "小明> ");
         connection.set_silent(true);

@@ -19,7 +19,8 @@ use crate::proto::message::Millis;
 use crate::proto::wire::MAX_DATAGRAM;
 use crate::term::command::{self, Command};
 use crate::term::complete::Names;
-use crate::term::editor::{Assist, Connection};
+use crate::term::echo;
+use crate::term::editor::{Assist, Connection, Hold};
 use crate::term::render::Renderer;
 use crate::term::view::View;
 
@@ -89,11 +90,18 @@ enum Input {
 /// Where event lines go.
 enum Output {
     Stdout,
-    Printer(Box<dyn ExternalPrinter + Send>),
+    /// Above the line being typed; lines wait in `held` while `hold` is on (a line accepted,
+    /// its rows not yet erased).
+    Printer {
+        printer: Box<dyn ExternalPrinter + Send>,
+        hold: Hold,
+        held: Vec<String>,
+    },
     /// The editor is drawing its first prompt: lines wait until `at` (rustyline writes what
     /// comes before its terminal is set up straight out, over the prompt it is drawing).
     Starting {
         printer: Box<dyn ExternalPrinter + Send>,
+        hold: Hold,
         at: Instant,
         held: Vec<String>,
     },
@@ -115,11 +123,33 @@ impl Output {
     fn settle(&mut self, now: Instant) {
         if let Output::Starting { at, .. } = self
             && now >= *at
-            && let Output::Starting { printer, held, .. } = std::mem::replace(self, Output::Stdout)
+            && let Output::Starting {
+                printer,
+                hold,
+                held,
+                ..
+            } = std::mem::replace(self, Output::Stdout)
         {
-            *self = Output::Printer(printer);
-            for line in held {
-                self.line(line);
+            *self = Output::Printer {
+                printer,
+                hold,
+                held,
+            };
+            self.release();
+        }
+    }
+
+    /// Prints the lines held while a line was accepted, once the hold is off.
+    fn release(&mut self) {
+        if let Output::Printer {
+            printer,
+            hold,
+            held,
+        } = self
+            && !hold.is_on()
+        {
+            for line in held.drain(..) {
+                let _ = printer.print(format!("{line}\n"));
             }
         }
     }
@@ -134,8 +164,9 @@ impl Output {
             }
             // With its newline: between two reads of a line rustyline writes the text as it
             // is, and the next prompt would write over a line without one.
-            Output::Printer(p) => {
-                let _ = p.print(format!("{line}\n"));
+            Output::Printer { held, .. } => {
+                held.push(line);
+                self.release();
             }
         }
     }
@@ -170,6 +201,7 @@ async fn session(options: Options) -> Result<(), JoinError> {
     // Who is in the room as far as this terminal knows, to tell arrivals from rejoins.
     let mut present: std::collections::BTreeSet<String> = Default::default();
     let connection = Connection::default();
+    let hold = Hold::default();
     let mut greeting = Greeting::None;
     let mut output = Output::Stdout;
     let renderer = options.renderer;
@@ -245,6 +277,7 @@ async fn session(options: Options) -> Result<(), JoinError> {
                 names: names.clone(),
                 connection: connection.clone(),
                 color: renderer.colored(),
+                hold: hold.clone(),
             };
             spawn_editor(input_tx.clone(), client.name().to_owned(), assist);
         }
@@ -284,11 +317,14 @@ async fn session(options: Options) -> Result<(), JoinError> {
             Wake::Input(Some(Input::Printer(printer))) => {
                 output = Output::Starting {
                     printer,
+                    hold: hold.clone(),
                     at: now + EDITOR_SETTLES,
                     held: Vec::new(),
                 }
             }
             Wake::Input(Some(Input::Line(line))) => {
+                // The editor erased the accepted line before it sent it.
+                output.release();
                 if closing.is_none() {
                     handle_line(
                         &mut client,
@@ -412,9 +448,14 @@ fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assist: Assist) 
     std::thread::spawn(move || {
         // rustyline skips the helper's highlighting under NO_COLOR; the helper draws the
         // connection into the prompt and honours NO_COLOR itself, so it is always asked.
+        // Without bracketed paste a paste of lines comes as lines typed, each accepted and
+        // erased in turn: one drawn whole would be taller than the screen, and the rows that
+        // scroll away cannot be erased.
         let config = rustyline::Config::builder()
             .color_mode(rustyline::ColorMode::Forced)
+            .bracketed_paste(false)
             .build();
+        let hold = assist.hold.clone();
         let mut editor = match Editor::<Assist, DefaultHistory>::with_config(config) {
             Ok(mut e) => {
                 e.set_helper(Some(assist));
@@ -434,6 +475,15 @@ fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assist: Assist) 
                 // A paste of several lines arrives as one (bracketed paste): each of its lines
                 // is a message or a command of its own, as if typed one by one.
                 Ok(text) => {
+                    // The typed line shows once: as the message, when the relay stored it.
+                    let cols = editor.dimensions().map_or(80, |(cols, _)| cols);
+                    let rows = echo::rows_taken(&prompt, &text, usize::from(cols));
+                    let mut out = io::stdout().lock();
+                    let _ = out
+                        .write_all(echo::erase(rows).as_bytes())
+                        .and_then(|()| out.flush());
+                    drop(out);
+                    hold.set(false);
                     for line in text.split(['\n', '\r']) {
                         if !line.trim().is_empty() {
                             let _ = editor.add_history_entry(line);

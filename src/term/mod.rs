@@ -6,6 +6,7 @@
 //! | [`join`] | the socket loop around [`crate::client`], fed by a terminal or a pipe |
 //! | [`command`] | what a typed line means: chat text or a `/command` |
 //! | [`editor`] | the terminal editor's helper: completion and the connection in the prompt |
+//! | [`echo`] | the typed line's rows, erased once accepted so that it shows once |
 //! | [`complete`] | tab completion of commands and names |
 //! | [`render`] | events as terminal lines or JSON, with untrusted text made harmless |
 //! | [`view`] | what the lines before change: the day-change line, mentions and the bell |
@@ -14,6 +15,7 @@
 
 pub mod command;
 pub mod complete;
+pub mod echo;
 pub mod editor;
 pub mod join;
 pub mod mention;
