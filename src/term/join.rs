@@ -19,10 +19,10 @@ use crate::proto::message::Millis;
 use crate::proto::wire::MAX_DATAGRAM;
 use crate::term::command::{self, Command};
 use crate::term::complete::Names;
-use crate::term::echo;
 use crate::term::editor::{Assist, Connection, Hold};
 use crate::term::render::Renderer;
 use crate::term::view::View;
+use crate::term::{echo, resume};
 
 /// How long `urc join` waits, once its input has ended, for its messages to be acknowledged:
 /// counted from the last acknowledgement, so a long paste that the relay takes at its own
@@ -469,9 +469,16 @@ fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assist: Assist) 
         if let Ok(printer) = editor.create_external_printer() {
             let _ = tx.send_blocking(Input::Printer(Box::new(printer)));
         }
+        let reading = resume::Reading::default();
+        if let Ok(printer) = editor.create_external_printer() {
+            resume::watch(Box::new(printer), reading.clone());
+        }
         let prompt = format!("{}> ", crate::term::render::sanitize(&name));
         loop {
-            match editor.readline(&prompt) {
+            reading.set(true);
+            let read = editor.readline(&prompt);
+            reading.set(false);
+            match read {
                 // A paste of several lines arrives as one (bracketed paste): each of its lines
                 // is a message or a command of its own, as if typed one by one.
                 Ok(text) => {
