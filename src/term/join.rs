@@ -19,10 +19,11 @@ use crate::proto::message::Millis;
 use crate::proto::wire::MAX_DATAGRAM;
 use crate::term::command::{self, Command};
 use crate::term::complete::Names;
-use crate::term::editor::{Assist, Connection, Hold};
+use crate::term::editor::{Assist, Connection, Hold, Why};
 use crate::term::render::Renderer;
+use crate::term::resize::Screen;
 use crate::term::view::View;
-use crate::term::{echo, resume};
+use crate::term::{echo, resize, resume};
 
 /// How long `urc join` waits, once its input has ended, for its messages to be acknowledged:
 /// counted from the last acknowledgement, so a long paste that the relay takes at its own
@@ -88,14 +89,16 @@ enum Input {
 }
 
 /// Where event lines go.
+/// Each line printed is noted in its `Screen`, for what a resize breaks.
 enum Output {
-    Stdout,
+    Stdout(Screen),
     /// Above the line being typed; lines wait in `held` while `hold` is on (a line accepted,
-    /// its rows not yet erased).
+    /// its rows not yet erased; a resize, not yet put right).
     Printer {
         printer: Box<dyn ExternalPrinter + Send>,
         hold: Hold,
         held: Vec<String>,
+        screen: Screen,
     },
     /// The editor is drawing its first prompt: lines wait until `at` (rustyline writes what
     /// comes before its terminal is set up straight out, over the prompt it is drawing).
@@ -104,6 +107,7 @@ enum Output {
         hold: Hold,
         at: Instant,
         held: Vec<String>,
+        screen: Screen,
     },
 }
 
@@ -115,6 +119,10 @@ impl Output {
     fn due(&self) -> Option<Instant> {
         match self {
             Output::Starting { at, held, .. } if !held.is_empty() => Some(*at),
+            // Until the hold is off: soon after a resize.
+            Output::Printer { held, .. } if !held.is_empty() => {
+                Some(Instant::now() + Duration::from_millis(10))
+            }
             _ => None,
         }
     }
@@ -127,13 +135,15 @@ impl Output {
                 printer,
                 hold,
                 held,
+                screen,
                 ..
-            } = std::mem::replace(self, Output::Stdout)
+            } = std::mem::replace(self, Output::Stdout(Screen::default()))
         {
             *self = Output::Printer {
                 printer,
                 hold,
                 held,
+                screen,
             };
             self.release();
         }
@@ -145,10 +155,12 @@ impl Output {
             printer,
             hold,
             held,
+            screen,
         } = self
             && !hold.is_on()
         {
             for line in held.drain(..) {
+                screen.printed(&line);
                 let _ = printer.print(format!("{line}\n"));
             }
         }
@@ -158,7 +170,8 @@ impl Output {
         match self {
             Output::Starting { held, .. } => held.push(line),
             // A closed stdout (`urc join | head`) is no reason to stop chatting.
-            Output::Stdout => {
+            Output::Stdout(screen) => {
+                screen.printed(&line);
                 let mut out = io::stdout().lock();
                 let _ = writeln!(out, "{line}").and_then(|()| out.flush());
             }
@@ -202,8 +215,9 @@ async fn session(options: Options) -> Result<(), JoinError> {
     let mut present: std::collections::BTreeSet<String> = Default::default();
     let connection = Connection::default();
     let hold = Hold::default();
+    let screen = Screen::default();
     let mut greeting = Greeting::None;
-    let mut output = Output::Stdout;
+    let mut output = Output::Stdout(screen.clone());
     let renderer = options.renderer;
     let mut view = View::new(renderer, &options.client.name);
     let mut client = Client::new(options.client.clone(), Instant::now());
@@ -216,6 +230,7 @@ async fn session(options: Options) -> Result<(), JoinError> {
             let _ = socket.send(&bytes).await;
         }
         output.settle(Instant::now());
+        output.release();
         // Before the events: the notice that says so redraws the prompt, which reads this.
         connection.set_silent(client.relay_silent());
         while let Some(event) = client.poll_event() {
@@ -278,6 +293,7 @@ async fn session(options: Options) -> Result<(), JoinError> {
                 connection: connection.clone(),
                 color: renderer.colored(),
                 hold: hold.clone(),
+                screen: screen.clone(),
             };
             spawn_editor(input_tx.clone(), client.name().to_owned(), assist);
         }
@@ -320,6 +336,7 @@ async fn session(options: Options) -> Result<(), JoinError> {
                     hold: hold.clone(),
                     at: now + EDITOR_SETTLES,
                     held: Vec::new(),
+                    screen: screen.clone(),
                 }
             }
             Wake::Input(Some(Input::Line(line))) => {
@@ -456,6 +473,7 @@ fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assist: Assist) 
             .bracketed_paste(false)
             .build();
         let hold = assist.hold.clone();
+        let assist_screen = assist.screen.clone();
         let mut editor = match Editor::<Assist, DefaultHistory>::with_config(config) {
             Ok(mut e) => {
                 e.set_helper(Some(assist));
@@ -473,7 +491,17 @@ fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assist: Assist) 
         if let Ok(printer) = editor.create_external_printer() {
             resume::watch(Box::new(printer), reading.clone());
         }
+        let screen = assist_screen;
+        if let Ok(printer) = editor.create_external_printer() {
+            resize::watch(
+                Box::new(printer),
+                screen.clone(),
+                reading.clone(),
+                hold.clone(),
+            );
+        }
         let prompt = format!("{}> ", crate::term::render::sanitize(&name));
+        screen.prompt(&prompt);
         loop {
             reading.set(true);
             let read = editor.readline(&prompt);
@@ -490,7 +518,7 @@ fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assist: Assist) 
                         .write_all(echo::erase(rows).as_bytes())
                         .and_then(|()| out.flush());
                     drop(out);
-                    hold.set(false);
+                    hold.set(Why::Accepted, false);
                     for line in text.split(['\n', '\r']) {
                         if !line.trim().is_empty() {
                             let _ = editor.add_history_entry(line);

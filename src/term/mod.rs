@@ -11,6 +11,7 @@
 //! | [`render`] | events as terminal lines or JSON, with untrusted text made harmless |
 //! | [`view`] | what the lines before change: the day-change line, mentions and the bell |
 //! | [`mention`] | when a message mentions the user: the name as a word |
+//! | [`resize`] | window resizes in terminals that rewrap lines: what rustyline's redraw broke |
 //! | [`resume`] | back from Ctrl-Z and `fg`: the editor's terminal mode, the line redrawn |
 //! | [`seen`] | where the client remembers the last message seen, per relay |
 
@@ -21,6 +22,7 @@ pub mod editor;
 pub mod join;
 pub mod mention;
 pub mod render;
+pub mod resize;
 pub mod resume;
 pub mod seen;
 pub mod view;

@@ -26,7 +26,8 @@ impl Reading {
         self.0.store(on, Ordering::SeqCst);
     }
 
-    fn is_on(&self) -> bool {
+    /// True while the editor reads a line.
+    pub fn is_on(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
 }
