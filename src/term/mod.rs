@@ -8,6 +8,7 @@
 //! | [`editor`] | the terminal editor's helper: completion and the connection in the prompt |
 //! | [`echo`] | the typed line's rows, erased once accepted so that it shows once |
 //! | [`complete`] | tab completion of commands and names |
+//! | `output` | where lines print: stdout, or above the line typed, held while the editor needs it |
 //! | [`render`] | events as terminal lines or JSON, with untrusted text made harmless |
 //! | [`view`] | what the lines before change: the day-change line, mentions and the bell |
 //! | [`mention`] | when a message mentions the user: the name as a word |
@@ -21,6 +22,7 @@ pub mod echo;
 pub mod editor;
 pub mod join;
 pub mod mention;
+mod output;
 pub mod render;
 pub mod resize;
 pub mod resume;
