@@ -28,12 +28,15 @@ pub fn rows_taken(prompt: &str, text: &str, cols: usize) -> usize {
     row + 1
 }
 
-/// What erases `rows` rows above the cursor: up to the first, and everything from there down.
+/// What erases `rows` rows above the cursor, leaving it at the start of the first: row by row
+/// (clearing to the end of the screen from its top left corner is clearing the screen, which
+/// tmux, VTE and others first push into the scrollback).
 pub fn erase(rows: usize) -> String {
-    match rows {
-        0 => String::new(),
-        n => format!("\x1b[{n}A\r\x1b[J"),
+    let mut out = "\x1b[A\x1b[2K".repeat(rows);
+    if rows > 0 {
+        out.push('\r');
     }
+    out
 }
 
 #[cfg(test)]
@@ -68,6 +71,6 @@ mod tests {
     #[test]
     fn erasing() {
         assert_eq!(erase(0), "");
-        assert_eq!(erase(2), "\x1b[2A\r\x1b[J");
+        assert_eq!(erase(2), "\x1b[A\x1b[2K\x1b[A\x1b[2K\r");
     }
 }

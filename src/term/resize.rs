@@ -197,8 +197,14 @@ impl Damage {
             return None;
         }
         // Up to the last row of what is left of the lines printed, down one (a newline, the
-        // printer's way to a row's start), everything from there cleared.
-        let mut fix = format!("\x1b[{}A\n\x1b[J", self.stray + 1);
+        // printer's way to a row's start), the stray rows cleared one by one (clearing to the
+        // end of the screen from its top left corner would push the screen into the
+        // scrollback), back up to the first.
+        let mut fix = format!("\x1b[{}A\n", self.stray + 1);
+        if self.stray > 0 {
+            fix.push_str(&"\x1b[2K\x1b[B".repeat(self.stray));
+            fix.push_str(&format!("\x1b[{}A", self.stray));
+        }
         let rows = last_rows(lines, cols, self.erased);
         if rows.is_empty() {
             // Back up and down again: the printer adds no newline after one.
@@ -307,7 +313,7 @@ mod tests {
         );
         assert_eq!(
             narrower.repair(&lines, 45).as_deref(),
-            Some("\x1b[3A\n\x1b[J\x1b[A\n")
+            Some("\x1b[3A\n\x1b[2K\x1b[B\x1b[2K\x1b[B\x1b[2A\x1b[A\n")
         );
         let wider = damage("bob> ", &typed, &[100, 160]);
         assert_eq!(
@@ -319,7 +325,7 @@ mod tests {
         );
         assert_eq!(
             wider.repair(&lines, 160).as_deref(),
-            Some("\x1b[1A\n\x1b[J08:01 alice: there")
+            Some("\x1b[1A\n08:01 alice: there")
         );
         // Narrower then wider: the strays are cleared first, then one printed row.
         let both = damage("bob> ", &typed, &[100, 45, 160]);
@@ -341,7 +347,7 @@ mod tests {
         );
         assert_eq!(
             back.repair(&lines, 45).as_deref(),
-            Some("\x1b[4A\n\x1b[J08:01 alice: there")
+            Some("\x1b[4A\n\x1b[2K\x1b[B\x1b[2K\x1b[B\x1b[2K\x1b[B\x1b[3A08:01 alice: there")
         );
         // A line that fits either way.
         assert_eq!(damage("bob> ", "short", &[100, 40, 120]), Damage::default());
