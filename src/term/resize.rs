@@ -105,6 +105,11 @@ pub fn watch(
             if now == cols || now.is_none() {
                 continue;
             }
+            if cols.is_none() {
+                // The first width known: nothing drawn at another to put right.
+                cols = now;
+                continue;
+            }
             // Nothing prints until the repair: it counts on the rows it mends being next to
             // the line typed.
             hold.set(Why::Resized, true);
