@@ -193,6 +193,9 @@ pub struct JoinArgs {
     /// Print one JSON object per event instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Do not ring the terminal's bell when a message mentions your name.
+    #[arg(long)]
+    pub no_bell: bool,
     /// Seconds to wait, when input ends, for the relay to acknowledge what was sent (counted
     /// from the last acknowledgement).
     #[arg(long, default_value_t = join::DEFAULT_WAIT.as_secs())]
@@ -231,7 +234,9 @@ impl JoinArgs {
                 since,
             },
             seen_file,
-            renderer: Renderer::new(offset, self.json).with_color(stdout_tty && !no_color),
+            renderer: Renderer::new(offset, self.json)
+                .with_color(stdout_tty && !no_color)
+                .with_bell(!self.no_bell),
             interactive,
             wait: Duration::from_secs(self.wait),
         })

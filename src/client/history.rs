@@ -245,7 +245,11 @@ impl Client {
     fn finish(&mut self, now: Instant, r: Request) {
         match r.purpose {
             Purpose::Join | Purpose::User => {
-                if r.purpose == Purpose::Join {
+                let framed = r.purpose == Purpose::User;
+                if framed {
+                    let count = r.got.len();
+                    self.events.push_back(Event::HistoryStart { count });
+                } else {
                     self.events.extend(self.missed.take());
                 }
                 for (_, message) in r.got {
@@ -255,6 +259,9 @@ impl Client {
                         history: true,
                         own,
                     });
+                }
+                if framed {
+                    self.events.push_back(Event::HistoryEnd);
                 }
             }
             Purpose::Repair => {

@@ -95,6 +95,14 @@ pub enum Event {
     Silent,
     /// Something went wrong with what the user asked.
     Error(String),
+    /// The start of the answer to a history request of the user's: `count` messages follow
+    /// (as history), then [`Event::HistoryEnd`].
+    HistoryStart {
+        /// How many messages follow.
+        count: usize,
+    },
+    /// The end of the answer that [`Event::HistoryStart`] began.
+    HistoryEnd,
     /// On joining: how many messages came since the user was last here, shown next (the last
     /// 1000 at most) as history.
     Missed {

@@ -1,17 +1,19 @@
-//! The terminal editor's helper: Tab completion, and a prompt that shows when the relay is not
-//! answering (`alice! ` in red instead of `alice> `).
+//! The terminal editor's helper: Tab completion, a prompt that shows when the relay is not
+//! answering (`alice! ` in red instead of `alice> `), and the hold on printing while a line
+//! is accepted.
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use rustyline::completion::Completer;
-use rustyline::highlight::Highlighter;
+use rustyline::highlight::{CmdKind, Highlighter};
 use rustyline::hint::Hinter;
-use rustyline::validate::Validator;
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Helper};
 
 use crate::term::complete::Names;
+use crate::term::resize::Screen;
 
 /// Whether the relay is answering, set by the session and shown by the prompt.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +31,38 @@ impl Connection {
     }
 }
 
+/// Whether lines may print now: from the moment the editor accepts a line until the rows it
+/// took are erased, they wait (the editor gives the terminal back meanwhile, and a line
+/// printed then would be where the erasing counts the typed line to be); and from a resize
+/// until what it broke is put right.
+#[derive(Debug, Clone, Default)]
+pub struct Hold(Arc<AtomicU8>);
+
+/// Why lines wait.
+#[derive(Debug, Clone, Copy)]
+pub enum Why {
+    /// A line was accepted.
+    Accepted = 1,
+    /// The window was resized.
+    Resized = 2,
+}
+
+impl Hold {
+    /// Holds lines back (`true`) or lets them print (`false`), for `why`.
+    pub fn set(&self, why: Why, on: bool) {
+        if on {
+            self.0.fetch_or(why as u8, Ordering::SeqCst);
+        } else {
+            self.0.fetch_and(!(why as u8), Ordering::SeqCst);
+        }
+    }
+
+    /// True while lines wait.
+    pub fn is_on(&self) -> bool {
+        self.0.load(Ordering::SeqCst) != 0
+    }
+}
+
 /// What rustyline asks of the client's editor.
 #[derive(Debug)]
 pub struct Assist {
@@ -38,6 +72,10 @@ pub struct Assist {
     pub connection: Connection,
     /// Colour allowed.
     pub color: bool,
+    /// Set when a line is accepted.
+    pub hold: Hold,
+    /// Told the line being typed, for what a resize breaks.
+    pub screen: Screen,
 }
 
 impl Completer for Assist {
@@ -54,6 +92,15 @@ impl Completer for Assist {
 }
 
 impl Highlighter for Assist {
+    /// Asked at every change of the line or of the cursor: where the line stands is noted,
+    /// and the line is always drawn whole. (Drawn a character at a time, a line that once
+    /// ended at the terminal's last column keeps the newline rustyline wrote there, and a
+    /// terminal that rewraps its lines on a resize then cuts the line in two.)
+    fn highlight_char(&self, line: &str, pos: usize, _: CmdKind) -> bool {
+        self.screen.typed(line, pos);
+        true
+    }
+
     fn highlight_prompt<'b, 's: 'b, 'p: 'b>(&'s self, prompt: &'p str, _: bool) -> Cow<'b, str> {
         if !self.connection.is_silent() {
             return Cow::Borrowed(prompt);
@@ -75,7 +122,14 @@ impl Hinter for Assist {
     type Hint = String;
 }
 
-impl Validator for Assist {}
+impl Validator for Assist {
+    /// Every line is valid; asked as the line is accepted, while the editor still has the
+    /// terminal, which is the moment printing must wait from.
+    fn validate(&self, _: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
+        self.hold.set(Why::Accepted, true);
+        Ok(ValidationResult::Valid(None))
+    }
+}
 
 impl Helper for Assist {}
 
@@ -90,6 +144,8 @@ mod tests {
             names: Names::default(),
             connection: connection.clone(),
             color: false,
+            hold: Hold::default(),
+            screen: Screen::default(),
         };
         assert_eq!(plain.highlight_prompt("小明> ", true), "小明> ");
         connection.set_silent(true);

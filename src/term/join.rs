@@ -8,6 +8,7 @@ use std::io::{self, BufRead, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::{Editor, ExternalPrinter};
 use smol::Async;
@@ -18,9 +19,13 @@ use crate::proto::message::Millis;
 use crate::proto::wire::MAX_DATAGRAM;
 use crate::term::command::{self, Command};
 use crate::term::complete::Names;
-use crate::term::editor::{Assist, Connection};
+use crate::term::editor::{Assist, Connection, Hold, Why};
 use crate::term::ending::{TerminalMode, leave_signals};
+use crate::term::output::{EDITOR_SETTLES, Output};
 use crate::term::render::Renderer;
+use crate::term::resize::Screen;
+use crate::term::view::View;
+use crate::term::{echo, resize, resume};
 
 /// How long `urc join` waits, once its input has ended, for its messages to be acknowledged:
 /// counted from the last acknowledgement, so a long paste that the relay takes at its own
@@ -52,61 +57,6 @@ enum Input {
     Line(String),
     End,
     Printer(Box<dyn ExternalPrinter + Send>),
-}
-
-/// Where event lines go.
-enum Output {
-    Stdout,
-    Printer(Box<dyn ExternalPrinter + Send>),
-    /// The editor is drawing its first prompt: lines wait until `at` (rustyline writes what
-    /// comes before its terminal is set up straight out, over the prompt it is drawing).
-    Starting {
-        printer: Box<dyn ExternalPrinter + Send>,
-        at: Instant,
-        held: Vec<String>,
-    },
-}
-
-/// How long after the editor hands over its printer lines wait for its first prompt.
-const EDITOR_SETTLES: Duration = Duration::from_millis(100);
-
-impl Output {
-    /// When held lines are due, if any are held.
-    fn due(&self) -> Option<Instant> {
-        match self {
-            Output::Starting { at, held, .. } if !held.is_empty() => Some(*at),
-            _ => None,
-        }
-    }
-
-    /// Prints the held lines once the editor has settled.
-    fn settle(&mut self, now: Instant) {
-        if let Output::Starting { at, .. } = self
-            && now >= *at
-            && let Output::Starting { printer, held, .. } = std::mem::replace(self, Output::Stdout)
-        {
-            *self = Output::Printer(printer);
-            for line in held {
-                self.line(line);
-            }
-        }
-    }
-
-    fn line(&mut self, line: String) {
-        match self {
-            Output::Starting { held, .. } => held.push(line),
-            // A closed stdout (`urc join | head`) is no reason to stop chatting.
-            Output::Stdout => {
-                let mut out = io::stdout().lock();
-                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
-            }
-            // With its newline: between two reads of a line rustyline writes the text as it
-            // is, and the next prompt would write over a line without one.
-            Output::Printer(p) => {
-                let _ = p.print(format!("{line}\n"));
-            }
-        }
-    }
 }
 
 /// Runs a client session until the user quits or input ends.
@@ -142,9 +92,12 @@ async fn session(options: Options) -> Result<(), JoinError> {
     let mut editor_started = false;
     let names = Names::default();
     let connection = Connection::default();
+    let hold = Hold::default();
+    let screen = Screen::default();
     let mut greeting = Greeting::None;
-    let mut output = Output::Stdout;
+    let mut output = Output::Stdout(screen.clone());
     let renderer = options.renderer;
+    let mut view = View::new(renderer, &options.client.name);
     let mut client = Client::new(options.client.clone(), Instant::now());
     let mut closing: Option<Instant> = None;
     // What `/quit MESSAGE` says to the others with the leave.
@@ -166,6 +119,7 @@ async fn session(options: Options) -> Result<(), JoinError> {
             }
         }
         output.settle(Instant::now());
+        output.release();
         // Before the events: the notice that says so redraws the prompt, which reads this.
         connection.set_silent(client.relay_silent());
         while let Some(event) = client.poll_event() {
@@ -184,13 +138,17 @@ async fn session(options: Options) -> Result<(), JoinError> {
                 _ => {}
             }
             let event = match event {
+                // Already said, more precisely: nothing listens there (the prompt shows both).
+                Event::Silent if told_refused => continue,
                 Event::Silent => Event::Notice(format!(
                     "the relay at {} is not answering: still trying",
                     options.server
                 )),
                 event => event,
             };
-            output.line(renderer.event(&event));
+            for line in view.show(&event, Millis::now()) {
+                output.line(line);
+            }
         }
         if client.is_closed() {
             return Err(JoinError::Refused {
@@ -216,6 +174,8 @@ async fn session(options: Options) -> Result<(), JoinError> {
                 names: names.clone(),
                 connection: connection.clone(),
                 color: renderer.colored(),
+                hold: hold.clone(),
+                screen: screen.clone(),
             };
             spawn_editor(input_tx.clone(), client.name().to_owned(), assist);
         }
@@ -278,11 +238,15 @@ async fn session(options: Options) -> Result<(), JoinError> {
             Wake::Input(Some(Input::Printer(printer))) => {
                 output = Output::Starting {
                     printer,
+                    hold: hold.clone(),
                     at: now + EDITOR_SETTLES,
                     held: Vec::new(),
+                    screen: screen.clone(),
                 }
             }
             Wake::Input(Some(Input::Line(line))) => {
+                // The editor erased the accepted line before it sent it.
+                output.release();
                 if closing.is_none()
                     && let Some(said) = handle_line(&mut client, &mut output, renderer, now, &line)
                 {
@@ -427,14 +391,20 @@ fn spawn_stdin_reader(tx: async_channel::Sender<Input>) {
 }
 
 /// Runs rustyline on a thread of its own; it stops after `/quit` or Ctrl-D so the terminal is
-/// given back in its normal mode.
+/// given back in its normal mode (Ctrl-C only clears the line).
 fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assist: Assist) {
     std::thread::spawn(move || {
         // rustyline skips the helper's highlighting under NO_COLOR; the helper draws the
         // connection into the prompt and honours NO_COLOR itself, so it is always asked.
+        // Without bracketed paste a paste of lines comes as lines typed, each accepted and
+        // erased in turn: one drawn whole would be taller than the screen, and the rows that
+        // scroll away cannot be erased.
         let config = rustyline::Config::builder()
             .color_mode(rustyline::ColorMode::Forced)
+            .bracketed_paste(false)
             .build();
+        let hold = assist.hold.clone();
+        let assist_screen = assist.screen.clone();
         let mut editor = match Editor::<Assist, DefaultHistory>::with_config(config) {
             Ok(mut e) => {
                 e.set_helper(Some(assist));
@@ -448,12 +418,38 @@ fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assist: Assist) 
         if let Ok(printer) = editor.create_external_printer() {
             let _ = tx.send_blocking(Input::Printer(Box::new(printer)));
         }
+        let reading = resume::Reading::default();
+        if let Ok(printer) = editor.create_external_printer() {
+            resume::watch(Box::new(printer), reading.clone());
+        }
+        let screen = assist_screen;
+        if let Ok(printer) = editor.create_external_printer() {
+            resize::watch(
+                Box::new(printer),
+                screen.clone(),
+                reading.clone(),
+                hold.clone(),
+            );
+        }
         let prompt = format!("{}> ", crate::term::render::sanitize(&name));
+        screen.prompt(&prompt);
         loop {
-            match editor.readline(&prompt) {
+            reading.set(true);
+            let read = editor.readline(&prompt);
+            reading.set(false);
+            match read {
                 // A paste of several lines arrives as one (bracketed paste): each of its lines
                 // is a message or a command of its own, as if typed one by one.
                 Ok(text) => {
+                    // The typed line shows once: as the message, when the relay stored it.
+                    let cols = editor.dimensions().map_or(80, |(cols, _)| cols);
+                    let rows = echo::rows_taken(&prompt, &text, usize::from(cols));
+                    let mut out = io::stdout().lock();
+                    let _ = out
+                        .write_all(echo::erase(rows).as_bytes())
+                        .and_then(|()| out.flush());
+                    drop(out);
+                    hold.set(Why::Accepted, false);
                     for line in text.split(['\n', '\r']) {
                         if !line.trim().is_empty() {
                             let _ = editor.add_history_entry(line);
@@ -464,7 +460,9 @@ fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assist: Assist) 
                         }
                     }
                 }
-                // Ctrl-C, Ctrl-D, or a terminal that fails: input ends.
+                // Ctrl-C drops the line being typed, as in readline; it never quits.
+                Err(ReadlineError::Interrupted) => {}
+                // Ctrl-D on an empty line, or a terminal that fails: input ends.
                 Err(_) => {
                     let _ = tx.send_blocking(Input::End);
                     return;

@@ -7,14 +7,26 @@
 //! | [`ending`] | how it ends: errors and undelivered lines, the signals to leave on, the terminal |
 //! | [`command`] | what a typed line means: chat text or a `/command` |
 //! | [`editor`] | the terminal editor's helper: completion and the connection in the prompt |
+//! | [`echo`] | the typed line's rows, erased once accepted so that it shows once |
 //! | [`complete`] | tab completion of commands and names |
+//! | `output` | where lines print: stdout, or above the line typed, held while the editor needs it |
 //! | [`render`] | events as terminal lines or JSON, with untrusted text made harmless |
+//! | [`view`] | what the lines before change: the day-change line, mentions and the bell |
+//! | [`mention`] | when a message mentions the user: the name as a word |
+//! | [`resize`] | window resizes in terminals that rewrap lines: what rustyline's redraw broke |
+//! | [`resume`] | back from Ctrl-Z and `fg`: the editor's terminal mode, the line redrawn |
 //! | [`seen`] | where the client remembers the last message seen, per relay |
 
 pub mod command;
 pub mod complete;
+pub mod echo;
 pub mod editor;
 pub mod ending;
 pub mod join;
+pub mod mention;
+mod output;
 pub mod render;
+pub mod resize;
+pub mod resume;
 pub mod seen;
+pub mod view;

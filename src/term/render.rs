@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use serde_json::json;
-use time::UtcOffset;
+use time::{Date, UtcOffset};
 
 use crate::client::Event;
 use crate::proto::message::{Millis, is_bidi_control};
@@ -18,13 +18,27 @@ pub struct Renderer {
     json: bool,
     /// ANSI colours: names in their own colour, times dim, notices and errors set apart.
     color: bool,
+    /// Ring the terminal's bell when a message mentions the user.
+    bell: bool,
 }
 
 /// Text that starts a message shown as an action: `/me waves` shows as `* alice waves`.
 pub const ACTION: &str = "/me ";
 
-/// The colours names are drawn in (256-colour palette, all readable on dark and light).
-const NAME_COLOURS: [u8; 12] = [31, 32, 33, 34, 35, 36, 166, 70, 133, 37, 172, 99];
+/// The colours names are drawn in, as indexes of the 16 basic colours, which every colour
+/// terminal has (256-colour ones too) and which the user's theme keeps apart. Left out, as
+/// unreadable on a dark or a light background or too close to ordinary text: black (0),
+/// blue (4, dark on black), white (7), grey (8), bright yellow (11, pale on white) and bright
+/// white (15). What is left is ten colours, five hues in two brightnesses.
+const NAME_COLOURS: [u8; 10] = [1, 2, 3, 5, 6, 9, 10, 12, 13, 14];
+
+/// The SGR sequence that draws text in basic colour `index` (0 to 15) as foreground.
+fn foreground(index: u8) -> String {
+    match index {
+        0..=7 => format!("\x1b[{}m", 30 + index),
+        _ => format!("\x1b[{}m", 90 + (index - 8)),
+    }
+}
 
 impl Renderer {
     /// A renderer showing times at `offset`, as JSON when `json`, without colour.
@@ -33,7 +47,26 @@ impl Renderer {
             offset,
             json,
             color: false,
+            bell: false,
         }
+    }
+
+    /// The same renderer, ringing the bell for mentions when `bell` (never in JSON).
+    pub fn with_bell(self, bell: bool) -> Self {
+        Renderer {
+            bell: bell && !self.json,
+            ..self
+        }
+    }
+
+    /// True when a mention rings the bell.
+    pub fn bell(&self) -> bool {
+        self.bell
+    }
+
+    /// True when lines are JSON objects.
+    pub fn json(&self) -> bool {
+        self.json
     }
 
     /// The same renderer, with colour when `color` (never in JSON).
@@ -51,22 +84,46 @@ impl Renderer {
 
     /// The line for `event`.
     pub fn event(&self, event: &Event) -> String {
+        self.event_with(event, false)
+    }
+
+    /// The line for `event`, a message marked as one that mentions the user when `mention`
+    /// (highlighted; `"mention":true` in JSON).
+    pub fn event_with(&self, event: &Event, mention: bool) -> String {
         if self.json {
-            return json_event(event).to_string();
+            return json_event(event, mention).to_string();
         }
         match event {
             Event::Message { message, own, .. } => {
                 let time = self.paint(DIM, &self.clock(message.time));
                 let name = if *own {
                     self.paint(BOLD, &sanitize(&message.from))
+                } else if mention {
+                    self.paint(REVERSE, &sanitize(&message.from))
                 } else {
                     self.name(&message.from)
                 };
-                match message.text.strip_prefix(ACTION) {
-                    Some(action) => format!("{time} * {name} {}", sanitize(action)),
-                    None => format!("{time} {name}: {}", sanitize(&message.text)),
+                let (action, text) = match message.text.strip_prefix(ACTION) {
+                    Some(action) => (true, sanitize(action)),
+                    None => (false, sanitize(&message.text)),
+                };
+                let text = if mention {
+                    self.paint(BOLD, &text)
+                } else {
+                    text
+                };
+                if action {
+                    format!("{time} * {name} {text}")
+                } else {
+                    format!("{time} {name}: {text}")
                 }
             }
+            Event::HistoryStart { count } => self.notice(&match count {
+                0 => "history: no messages --".to_owned(),
+                1 => "history: the last message --".to_owned(),
+                n => format!("history: the last {n} messages --"),
+            }),
+            Event::HistoryEnd => self.notice("end of history --"),
             Event::Joined { name } => self.notice(&format!("{} joined", self.name(name))),
             Event::Left {
                 name,
@@ -108,6 +165,22 @@ impl Renderer {
         }
     }
 
+    /// The line that says the day changed: `-- Tuesday, 1 December 2026 --`.
+    pub fn day(&self, date: Date) -> String {
+        self.notice(&format!(
+            "{}, {} {} {} --",
+            date.weekday(),
+            date.day(),
+            date.month(),
+            date.year()
+        ))
+    }
+
+    /// The local date of `t`.
+    pub fn date(&self, t: Millis) -> Date {
+        t.to_datetime().to_offset(self.offset).date()
+    }
+
     /// A notice line: `-- text`, the dashes coloured.
     fn notice(&self, text: &str) -> String {
         format!("{} {text}", self.paint(CYAN, "--"))
@@ -126,7 +199,7 @@ impl Renderer {
                 (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
             });
         let colour = NAME_COLOURS[(hash % NAME_COLOURS.len() as u64) as usize];
-        format!("\x1b[38;5;{colour}m{clean}\x1b[0m")
+        format!("{}{clean}\x1b[0m", foreground(colour))
     }
 
     fn paint(&self, style: &str, text: &str) -> String {
@@ -149,10 +222,11 @@ const SILENT: &str = "the relay is not answering: still trying";
 
 const DIM: &str = "\x1b[2m";
 const BOLD: &str = "\x1b[1m";
+const REVERSE: &str = "\x1b[7m";
 const RED: &str = "\x1b[31m";
 const CYAN: &str = "\x1b[36m";
 
-fn json_event(event: &Event) -> serde_json::Value {
+fn json_event(event: &Event, mention: bool) -> serde_json::Value {
     match event {
         Event::Message {
             message, history, ..
@@ -164,7 +238,10 @@ fn json_event(event: &Event) -> serde_json::Value {
             "text": message.text,
             "time": message.time.to_rfc3339(),
             "history": history,
+            "mention": mention,
         }),
+        Event::HistoryStart { count } => json!({"event": "history", "count": count}),
+        Event::HistoryEnd => json!({"event": "history_end"}),
         Event::Joined { name } => json!({"event": "joined", "name": name}),
         Event::Left {
             name,
@@ -280,6 +357,30 @@ mod tests {
         let json = Renderer::new(UtcOffset::UTC, true).with_color(true);
         assert!(!json.event(&message("hi")).contains('\x1b'));
         assert!(!plain.event(&message("hi")).contains('\x1b'));
+    }
+
+    #[test]
+    fn name_colours_are_distinct_and_readable() {
+        let mut seen = std::collections::BTreeSet::new();
+        for c in NAME_COLOURS {
+            assert!(seen.insert(c), "colour {c} is in the palette twice");
+            // Black, dark blue, white, grey, bright yellow, bright white: unreadable on one
+            // background or the other; above 15, a 256-colour index 16-colour terminals lack.
+            assert!(![0, 4, 7, 8, 11, 15].contains(&c) && c < 16, "colour {c}");
+        }
+        let codes: std::collections::BTreeSet<String> =
+            NAME_COLOURS.iter().map(|c| foreground(*c)).collect();
+        assert_eq!(codes.len(), NAME_COLOURS.len());
+        assert_eq!(foreground(1), "\x1b[31m");
+        assert_eq!(foreground(12), "\x1b[94m");
+        // Names spread over the palette: a dozen names get more than a few colours.
+        let r = Renderer::new(UtcOffset::UTC, false).with_color(true);
+        let names = [
+            "alice", "bob", "carol", "dave", "erin", "frank", "小明", "grace",
+        ];
+        let used: std::collections::BTreeSet<String> =
+            names.iter().map(|n| r.name(n)[..5].to_owned()).collect();
+        assert!(used.len() >= 4, "{used:?}");
     }
 
     #[test]

@@ -150,5 +150,22 @@ fn history_on_request() {
         for s in net.nodes[b].history() {
             assert_eq!(s.message, net.store[s.message.seq as usize - 1]);
         }
+        // Each answer is framed: its start (saying how many follow), its messages, its end.
+        let frames: Vec<String> = net.nodes[b].events[before..]
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::HistoryStart { count } => Some(format!("start {count}")),
+                Event::Message { history: true, .. } => Some("m".to_owned()),
+                Event::HistoryEnd => Some("end".to_owned()),
+                _ => None,
+            })
+            .collect();
+        let mut framed = vec!["start 10".to_owned()];
+        framed.extend(std::iter::repeat_n("m".to_owned(), 10));
+        framed.push("end".to_owned());
+        framed.push("start 26".to_owned());
+        framed.extend(std::iter::repeat_n("m".to_owned(), 26));
+        framed.push("end".to_owned());
+        assert_eq!(frames, framed);
     }
 }

@@ -1,0 +1,107 @@
+//! Where `urc join` prints what it shows: stdout, or above the line being typed through the
+//! editor's printer, holding lines back while the editor needs the terminal to itself.
+
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use rustyline::ExternalPrinter;
+
+use crate::term::editor::Hold;
+use crate::term::resize::Screen;
+
+/// Where event lines go.
+/// Each line printed is noted in its `Screen`, for what a resize breaks.
+pub(super) enum Output {
+    Stdout(Screen),
+    /// Above the line being typed; lines wait in `held` while `hold` is on (a line accepted,
+    /// its rows not yet erased; a resize, not yet put right).
+    Printer {
+        printer: Box<dyn ExternalPrinter + Send>,
+        hold: Hold,
+        held: Vec<String>,
+        screen: Screen,
+    },
+    /// The editor is drawing its first prompt: lines wait until `at` (rustyline writes what
+    /// comes before its terminal is set up straight out, over the prompt it is drawing).
+    Starting {
+        printer: Box<dyn ExternalPrinter + Send>,
+        hold: Hold,
+        at: Instant,
+        held: Vec<String>,
+        screen: Screen,
+    },
+}
+
+/// How long after the editor hands over its printer lines wait for its first prompt.
+pub(super) const EDITOR_SETTLES: Duration = Duration::from_millis(100);
+
+impl Output {
+    /// When held lines are due, if any are held.
+    pub(super) fn due(&self) -> Option<Instant> {
+        match self {
+            Output::Starting { at, held, .. } if !held.is_empty() => Some(*at),
+            // Until the hold is off: soon after a resize.
+            Output::Printer { held, .. } if !held.is_empty() => {
+                Some(Instant::now() + Duration::from_millis(10))
+            }
+            _ => None,
+        }
+    }
+
+    /// Prints the held lines once the editor has settled.
+    pub(super) fn settle(&mut self, now: Instant) {
+        if let Output::Starting { at, .. } = self
+            && now >= *at
+            && let Output::Starting {
+                printer,
+                hold,
+                held,
+                screen,
+                ..
+            } = std::mem::replace(self, Output::Stdout(Screen::default()))
+        {
+            *self = Output::Printer {
+                printer,
+                hold,
+                held,
+                screen,
+            };
+            self.release();
+        }
+    }
+
+    /// Prints the lines held while a line was accepted, once the hold is off.
+    pub(super) fn release(&mut self) {
+        if let Output::Printer {
+            printer,
+            hold,
+            held,
+            screen,
+        } = self
+            && !hold.is_on()
+        {
+            for line in held.drain(..) {
+                screen.printed(&line);
+                let _ = printer.print(format!("{line}\n"));
+            }
+        }
+    }
+
+    pub(super) fn line(&mut self, line: String) {
+        match self {
+            Output::Starting { held, .. } => held.push(line),
+            // A closed stdout (`urc join | head`) is no reason to stop chatting.
+            Output::Stdout(screen) => {
+                screen.printed(&line);
+                let mut out = io::stdout().lock();
+                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+            }
+            // With its newline: between two reads of a line rustyline writes the text as it
+            // is, and the next prompt would write over a line without one.
+            Output::Printer { held, .. } => {
+                held.push(line);
+                self.release();
+            }
+        }
+    }
+}
