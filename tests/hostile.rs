@@ -741,3 +741,41 @@ fn history_reaches_back_to_the_first_record_of_a_rotated_log() {
         assert_eq!(pages, [(3, 4, vec![3, 4])], "from {from} count {count}");
     }
 }
+
+/// A JOIN the network held back (or duplicated) past its client's LEAVE brings no ghost into
+/// the room: the relay knows that client left, and a new client may take the name at once.
+#[test]
+fn a_join_that_arrives_after_its_clients_leave_brings_no_ghost() {
+    let mut d = Driver::new(Config::default());
+    let (at, instance) = (addr("192.0.2.7:4000"), Uuid::new_v4());
+    let Joined::Welcome(token) = d.join_instance(at, "dee", instance) else {
+        panic!("dee was refused");
+    };
+    let cookie = d.last_cookie(at).expect("challenged");
+    let late = Packet::Join {
+        name: "dee".into(),
+        history: 0,
+        instance,
+        cookie,
+    };
+    d.packet(
+        at,
+        &Packet::Leave {
+            token,
+            message: String::new(),
+        },
+    );
+    assert!(d.relay.clients().is_empty());
+    d.advance(Duration::from_millis(30));
+    let before = d.sent.len();
+    d.packet(at, &late);
+    assert!(d.relay.clients().is_empty(), "the late JOIN let a ghost in");
+    assert!(
+        !d.sent[before..]
+            .iter()
+            .any(|(_, p)| matches!(p, Packet::Welcome { .. })),
+        "welcomed a client that left"
+    );
+    // Someone else (another process) takes the name at once.
+    d.member(addr("192.0.2.8:4000"), "dee");
+}

@@ -10,12 +10,14 @@
 //! | `session.rs` | the session with the relay: joining, the welcome, rejoining, its errors |
 //! | `outbox.rs` | sending: the window, retransmission and its backoff, acks, the round-trip time |
 //! | `delivery.rs` | ordered gap-free delivery: messages held ahead of a gap, gap repair |
+//! | `leaving.rs` | leaving: the LEAVE, sent again until the relay says the session is gone |
 //! | `history.rs` | history and who requests: asking, asking again for what is missing, showing |
 //! | `presence.rs` | who is in the room: arrivals and departures told once, reconciled after a rejoin |
 //! | `timers.rs` | the clock: when to be woken next, and what is due then |
 
 mod delivery;
 mod history;
+mod leaving;
 mod outbox;
 mod presence;
 mod session;
@@ -27,9 +29,10 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::proto::message::{Invalid, MAX_TEXT_BYTES, Message, check_text, split_text};
-use crate::proto::wire::{LeaveReason, MAX_HISTORY_REQUEST, MAX_LEAVE_BYTES, Packet, Proof, Token};
+use crate::proto::wire::{LeaveReason, MAX_HISTORY_REQUEST, Packet, Proof, Token};
 
 use history::{Purpose, Request, Who};
+pub use leaving::LEAVE_WAIT;
 use outbox::Outgoing;
 pub use outbox::Rtt;
 use presence::Presence;
@@ -53,8 +56,9 @@ pub const SILENT_AFTER: Duration = Duration::from_secs(3);
 const MAX_ECHOES: u32 = 3;
 /// Messages in flight at once.
 pub const WINDOW: usize = 256;
-/// Copies of LEAVE sent, back to back: the leave is not answered, and with three copies the
-/// others see it at once (and the name is free) unless all three are lost.
+/// Copies of LEAVE sent at once, back to back: the others see the leave at once (and the name
+/// is free) unless all are lost, and the copies after the first earn the NotJoined that tells
+/// the client its session is gone (else the LEAVE goes again, see `leaving.rs`).
 pub const LEAVE_COPIES: usize = 3;
 
 /// What the client has to show.
@@ -141,6 +145,17 @@ enum Phase {
     Joining { attempt: u32, next_try: Instant },
     /// In the room.
     Joined { token: Token },
+    /// Saying goodbye: the LEAVE goes again until the relay answers that the session is gone.
+    Leaving {
+        /// The LEAVE, as sent.
+        leave: Vec<u8>,
+        /// When to send it again.
+        next: Instant,
+        /// Copies sent again so far.
+        tries: u32,
+        /// When to stop waiting for the answer.
+        until: Instant,
+    },
     /// The relay refused us for good, or we left.
     Closed,
 }
@@ -366,35 +381,6 @@ impl Client {
         }
     }
 
-    /// Leaves the room; the client is closed afterwards.
-    pub fn leave(&mut self, now: Instant) {
-        self.leave_saying(now, "");
-    }
-
-    /// Leaves the room, telling the others `message` with the leave (empty: nothing). A
-    /// message over [`MAX_LEAVE_BYTES`] is cut at a character boundary; one that breaks the
-    /// text rules (a control character) is left out. The LEAVE goes [`LEAVE_COPIES`] times.
-    /// The client is closed afterwards.
-    pub fn leave_saying(&mut self, now: Instant, message: &str) {
-        if let Phase::Joined { token } = self.phase {
-            let mut cut = message.len().min(MAX_LEAVE_BYTES);
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            let message = &message[..cut];
-            let message = if check_text(message).is_ok() {
-                message.to_owned()
-            } else {
-                String::new()
-            };
-            let leave = Packet::Leave { token, message };
-            for _ in 0..LEAVE_COPIES {
-                self.transmit(now, &leave);
-            }
-        }
-        self.phase = Phase::Closed;
-    }
-
     /// The next datagram to send to the relay.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.transmits.pop_front()
@@ -413,6 +399,9 @@ impl Client {
         };
         if self.is_closed() || !self.trusts(proof) {
             return;
+        }
+        if matches!(self.phase, Phase::Leaving { .. }) {
+            return self.while_leaving(&packet);
         }
         if let Phase::Joining { attempt, next_try } = self.phase
             && proof == Proof::of_instance(&self.instance)

@@ -13,6 +13,7 @@ impl Client {
         let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         match self.phase {
             Phase::Closed => return None,
+            Phase::Leaving { next, until, .. } => return Some(next.min(until)),
             Phase::Joining { next_try, .. } => at(next_try),
             Phase::Joined { .. } => {
                 // Keepalive: only what the relay receives keeps the session alive, so a
@@ -43,6 +44,9 @@ impl Client {
 
     /// Does what is due at `now`: retransmissions, keepalives, retries.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if matches!(self.phase, Phase::Leaving { .. }) {
+            return self.leaving_due(now);
+        }
         if let (Some(since), false) = (self.owed_since, self.told_silent)
             && now >= since + SILENT_AFTER
         {
@@ -50,7 +54,7 @@ impl Client {
             self.events.push_back(Event::Silent);
         }
         match self.phase {
-            Phase::Closed => {}
+            Phase::Closed | Phase::Leaving { .. } => {}
             Phase::Joining { next_try, .. } => {
                 if now >= next_try {
                     self.try_join(now);

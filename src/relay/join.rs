@@ -23,7 +23,7 @@ pub struct Session {
     /// The secret it must carry in every datagram.
     token: Token,
     /// Random, chosen by the client process: tells its JOINs from another's.
-    instance: Uuid,
+    pub(super) instance: Uuid,
     /// The csn its next new message must have.
     pub(super) next_csn: u64,
     /// Messages waiting for their turn, by csn: ahead of a missing one, or (the next one in
@@ -87,6 +87,11 @@ impl Relay {
         }
         if !self.join_allowed(now, from) {
             return;
+        }
+        if self.departed.has(now, &instance) {
+            // A JOIN the network held back past its client's LEAVE: nobody is there to let in.
+            self.stats.joins_refused += 1;
+            return self.dropped(from, "a JOIN of a client that left".into());
         }
         let here = self
             .clients

@@ -21,6 +21,7 @@
 //! | `fair.rs` | deficit round robin across addresses (IPv6: /48s), round robin across sessions |
 //! | `parked.rs` | the memory of waiting messages, by the whole record, bounded |
 //! | `roster.rs` | the room's names, sorted: one client a name, WHO read off in order |
+//! | `departed.rs` | clients that left, so that a JOIN of theirs held back by the network brings no ghost |
 //! | `outgoing.rs` | how datagrams leave: replies within an address's budget, broadcasts, fan-out |
 //! | `cookie.rs` | address validation without per-address state: stateless challenge cookies |
 //! | `limit.rs` | token buckets: rates with a burst allowance, on the caller's clock |
@@ -29,6 +30,7 @@ mod answers;
 mod commit;
 mod config;
 pub mod cookie;
+mod departed;
 mod fair;
 mod intake;
 mod join;
@@ -152,6 +154,8 @@ pub struct Relay {
     clients: Arc<DashMap<SocketAddr, Session>>,
     /// Who is in the room by name, so a name is used by one client at a time.
     roster: Roster,
+    /// Clients that left a moment ago: their late JOINs are ignored.
+    departed: departed::Departed,
     /// Latest committed sequence number.
     committed: u64,
     /// The sequence number of the log's first record (1 unless it was rotated).
@@ -222,6 +226,7 @@ impl Relay {
         let mut relay = Relay {
             clients: Arc::new(DashMap::new()),
             roster: Roster::default(),
+            departed: departed::Departed::default(),
             committed: 0,
             log_start: 1,
             next_seq: 1,
@@ -392,6 +397,9 @@ impl Relay {
             }
             Packet::Leave { token, message } => {
                 if self.authorise(now, from, &token, Uuid::nil()) {
+                    if let Some(instance) = self.clients.get(&from).map(|s| s.instance) {
+                        self.departed.record(now, instance);
+                    }
                     let message = self.leaving_message(from, message);
                     self.remove_saying(from, LeaveReason::Quit, message);
                 }

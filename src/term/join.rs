@@ -185,9 +185,7 @@ async fn session(options: Options) -> Result<(), JoinError> {
             let (lost, undelivered) = (client.unacked_texts(), client.undelivered());
             remember_where_we_left(&options, &client);
             client.leave_saying(Instant::now(), &farewell);
-            while let Some(bytes) = client.poll_transmit() {
-                let _ = socket.send(&bytes).await;
-            }
+            say_goodbye(&mut client, &socket, &mut buf).await;
             if !client.was_welcomed() {
                 return Err(JoinError::NoAnswer {
                     server: options.server,
@@ -281,6 +279,32 @@ async fn session(options: Options) -> Result<(), JoinError> {
             *deadline = (*deadline).max(now + options.wait);
         }
         (unacked, delivered) = (left, shown);
+    }
+}
+
+/// Sends the LEAVE, and again, until the relay says the session is gone (the client closes
+/// then, or after [`crate::client::LEAVE_WAIT`] at most): the others see the leave at once and
+/// the name is free again even when a copy is lost.
+async fn say_goodbye(client: &mut Client, socket: &Async<UdpSocket>, buf: &mut [u8]) {
+    loop {
+        while let Some(bytes) = client.poll_transmit() {
+            let _ = socket.send(&bytes).await;
+        }
+        let Some(at) = client.poll_timeout().filter(|_| !client.is_closed()) else {
+            return;
+        };
+        let heard = async { Some(socket.recv(buf).await) }
+            .or(async {
+                smol::Timer::at(at).await;
+                None
+            })
+            .await;
+        match heard {
+            Some(Ok(n)) => client.handle(Instant::now(), &buf[..n]),
+            // Nothing listens there any more: nobody to say goodbye to.
+            Some(Err(_)) => return,
+            None => client.handle_timeout(Instant::now()),
+        }
     }
 }
 

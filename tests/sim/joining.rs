@@ -88,6 +88,39 @@ fn a_leave_is_heard_at_once_over_a_lossy_path() {
     }
 }
 
+/// Every copy of the LEAVE lost: the client sends it again until the relay answers that the
+/// session is gone, so the others are told within a second and the client closes then, not
+/// when the relay times it out.
+#[test]
+fn a_leave_whose_copies_are_all_lost_goes_again_until_answered() {
+    for seed in seeds(0..4) {
+        let mut net = Net::under(seed, Conditions::jittery(ms(20), ms(10)));
+        let [_, b] = enter_all(&mut net, ["alice", "bob"]);
+        settle(&mut net);
+        net.nodes[b].mute = true;
+        net.leave(b);
+        net.run_for(ms(5));
+        net.nodes[b].mute = false;
+        assert!(
+            !net.nodes[b].client.is_closed(),
+            "seed {seed}: closed unanswered"
+        );
+        net.run_for(secs(1));
+        assert!(
+            !net.relay_has("bob"),
+            "seed {seed}: bob is still in the room"
+        );
+        assert!(
+            net.nodes[b].client.is_closed(),
+            "seed {seed}: bob never closed"
+        );
+        let left: Vec<String> = (presence(&net, 0).into_iter())
+            .filter(|p| p.starts_with("-bob"))
+            .collect();
+        assert_eq!(left, ["-bob Quit"], "seed {seed}: told once, as a leave");
+    }
+}
+
 #[test]
 fn a_listener_in_a_busy_room_is_not_dropped() {
     for seed in seeds(0..1) {
