@@ -1,9 +1,17 @@
-//! How `urc join` ends: what went wrong (and which lines were not delivered), the signals that
-//! make it leave, and the terminal given back as it was found.
+//! How `urc join` ends: what it still waits for, the goodbye said until the relay answers, what
+//! went wrong (and which lines were not delivered), the signals that make it leave, and the
+//! terminal given back as it was found.
 
 use std::io;
-use std::net::SocketAddr;
-use std::time::Duration;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use smol::Async;
+use smol::future::FutureExt as _;
+
+use crate::client::{Client, Event};
+use crate::term::join::Options;
+use crate::term::output::Output;
 
 use crate::term::render::sanitize;
 
@@ -88,6 +96,45 @@ impl std::fmt::Display for JoinError {
 }
 
 impl std::error::Error for JoinError {}
+
+/// In a terminal, on leaving with messages not yet acknowledged: says what it waits for, and
+/// how to stop waiting (the editor has gone, so Ctrl-C is SIGINT again: leave now).
+pub(super) fn tell_what_is_owed(client: &Client, options: &Options, output: &mut Output) {
+    let n = client.unacked();
+    if options.interactive && n > 0 {
+        let notice = Event::Notice(format!(
+            "leaving once the relay has {n} more message(s) of yours (at most {} s; Ctrl-C leaves now)",
+            options.wait.as_secs()
+        ));
+        output.line(options.renderer.event(&notice));
+    }
+}
+
+/// Sends the LEAVE, and again, until the relay says the session is gone (the client closes
+/// then, or after [`crate::client::LEAVE_WAIT`] at most): the others see the leave at once and
+/// the name is free again even when a copy is lost.
+pub async fn say_goodbye(client: &mut Client, socket: &Async<UdpSocket>, buf: &mut [u8]) {
+    loop {
+        while let Some(bytes) = client.poll_transmit() {
+            let _ = socket.send(&bytes).await;
+        }
+        let Some(at) = client.poll_timeout().filter(|_| !client.is_closed()) else {
+            return;
+        };
+        let heard = async { Some(socket.recv(buf).await) }
+            .or(async {
+                smol::Timer::at(at).await;
+                None
+            })
+            .await;
+        match heard {
+            Some(Ok(n)) => client.handle(Instant::now(), &buf[..n]),
+            // Nothing listens there any more: nobody to say goodbye to.
+            Some(Err(_)) => return,
+            None => client.handle_timeout(Instant::now()),
+        }
+    }
+}
 
 /// Signals that make the client leave the room at once: SIGTERM (`kill`), SIGHUP (the terminal
 /// closed, the SSH session dropped) and SIGINT (Ctrl-C in a script; in the editor, Ctrl-C is a

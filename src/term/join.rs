@@ -20,7 +20,7 @@ use crate::proto::wire::MAX_DATAGRAM;
 use crate::term::command::{self, Command};
 use crate::term::complete::Names;
 use crate::term::editor::{Assist, Connection, Hold, Why};
-use crate::term::ending::{TerminalMode, leave_signals};
+use crate::term::ending::{TerminalMode, leave_signals, say_goodbye, tell_what_is_owed};
 use crate::term::output::{EDITOR_SETTLES, Output};
 use crate::term::render::Renderer;
 use crate::term::resize::Screen;
@@ -250,10 +250,14 @@ async fn session(options: Options) -> Result<(), JoinError> {
                 {
                     farewell = said;
                     closing = Some(now + options.wait);
+                    tell_what_is_owed(&client, &options, &mut output);
                 }
             }
             Wake::Input(Some(Input::End) | None) => {
-                closing.get_or_insert(now + options.wait);
+                if closing.is_none() {
+                    closing = Some(now + options.wait);
+                    tell_what_is_owed(&client, &options, &mut output);
+                }
             }
             // Leave at once: what is owed gets a moment, not the whole wait.
             Wake::Signal => {
@@ -279,32 +283,6 @@ async fn session(options: Options) -> Result<(), JoinError> {
             *deadline = (*deadline).max(now + options.wait);
         }
         (unacked, delivered) = (left, shown);
-    }
-}
-
-/// Sends the LEAVE, and again, until the relay says the session is gone (the client closes
-/// then, or after [`crate::client::LEAVE_WAIT`] at most): the others see the leave at once and
-/// the name is free again even when a copy is lost.
-async fn say_goodbye(client: &mut Client, socket: &Async<UdpSocket>, buf: &mut [u8]) {
-    loop {
-        while let Some(bytes) = client.poll_transmit() {
-            let _ = socket.send(&bytes).await;
-        }
-        let Some(at) = client.poll_timeout().filter(|_| !client.is_closed()) else {
-            return;
-        };
-        let heard = async { Some(socket.recv(buf).await) }
-            .or(async {
-                smol::Timer::at(at).await;
-                None
-            })
-            .await;
-        match heard {
-            Some(Ok(n)) => client.handle(Instant::now(), &buf[..n]),
-            // Nothing listens there any more: nobody to say goodbye to.
-            Some(Err(_)) => return,
-            None => client.handle_timeout(Instant::now()),
-        }
     }
 }
 
