@@ -265,7 +265,13 @@ async fn session(options: Options) -> Result<(), JoinError> {
                     // Off the line being typed, which the editor will not finish.
                     let _ = writeln!(io::stdout()).and_then(|()| io::stdout().flush());
                 }
-                let soon = now + SIGNAL_GRACE.min(options.wait);
+                // (None when the relay is not answering or not there: nobody would.)
+                let grace = if client.relay_silent() || told_refused {
+                    Duration::ZERO
+                } else {
+                    SIGNAL_GRACE.min(options.wait)
+                };
+                let soon = now + grace;
                 closing = Some(closing.map_or(soon, |c| c.min(soon)));
                 signalled = true;
             }
