@@ -67,11 +67,6 @@ impl Who {
         self.names.len() >= usize::from(self.total)
     }
 
-    /// True when some of the answer came.
-    pub(super) fn has_names(&self) -> bool {
-        !self.names.is_empty()
-    }
-
     /// The names that came, by name key.
     pub(super) fn into_names(self) -> BTreeMap<String, String> {
         self.names

@@ -304,12 +304,13 @@ impl Client {
         self.ahead.values().filter(|(_, own)| *own).count()
     }
 
-    /// True when nothing is owed: the first JOIN answered (until then the relay may let us in
-    /// after we went, so leaving waits to say goodbye), every message acknowledged and shown
-    /// in the room's order, every request answered. (A rejoin is not waited for: the relay
-    /// that forgot us has nobody to say goodbye for.)
+    /// True when nothing is owed: no JOIN on its way (the relay may let us in after we went,
+    /// so leaving waits for the welcome to say goodbye; a rejoin is not waited for once the
+    /// relay is known to be silent: then nobody would welcome us), every message acknowledged
+    /// and shown in the room's order, every request answered.
     pub fn is_idle(&self) -> bool {
-        (self.sessions > 0 || !matches!(self.phase, Phase::Joining { .. }))
+        let joining = matches!(self.phase, Phase::Joining { .. });
+        !(joining && (self.sessions == 0 || !self.told_silent))
             && self.outbox.is_empty()
             && self.requests.is_empty()
             && self.who.is_none()

@@ -92,10 +92,12 @@ impl Client {
         }
     }
 
-    /// Someone who speaks live is in the room.
+    /// Someone who speaks live is in the room, as far as the client knows before the relay's
+    /// first answer says who is. After it, PRESENCE and the answers say: a message that comes
+    /// after its sender's leave (reordered) must not bring them back.
     pub(super) fn speaks(&mut self, from: &str) {
         let key = name_key(from);
-        if key != name_key(&self.config.name) && !self.presence.has(&key) {
+        if !self.presence.known && key != name_key(&self.config.name) && !self.presence.has(&key) {
             self.presence.present.insert(key, from.to_owned());
         }
     }
@@ -116,10 +118,10 @@ impl Client {
         if let Some(deadline) = self.presence.asking.as_ref().map(|a| a.who.deadline)
             && now >= deadline
         {
-            let asking = self.presence.asking.take();
-            if let Some(a) = asking.filter(|a| a.who.has_names()) {
-                self.reconcile(a);
-            } else if self.presence.tries < ASK_TRIES {
+            // Only a whole answer says who is not there: with a page lost, everyone on it would
+            // be told leaving (and their real leaving later told to nobody). Ask again.
+            self.presence.asking = None;
+            if self.presence.tries < ASK_TRIES {
                 self.presence.ask_at = Some(now);
             }
         }

@@ -209,7 +209,7 @@ impl Server {
             self.serve_reads();
             // Sent from this thread: a thread of its own for sending (tried) was slower on
             // two cores, where the clients of a benchmark need the other one.
-            self.send_all(&mut out, &mut buf).await;
+            self.send_all(&mut out, &mut buf, true).await;
         }
         // What was taken while the last turn's datagrams went out (see `send_all`) is written
         // and flushed too; then every session is told the relay stops, so that its client says
@@ -217,7 +217,9 @@ impl Server {
         self.relay.end_turn(Instant::now(), Millis::now());
         self.persist();
         self.relay.stopping();
-        self.send_all(&mut out, &mut buf).await;
+        // Reading no more: a JOIN answering the notice would be welcomed by a relay that is
+        // gone a moment later.
+        self.send_all(&mut out, &mut buf, false).await;
         if let Err(e) = self.store.mark(self.relay.latest()) {
             tracing::error!(error = %e, "cannot write the last seq stored");
         }
@@ -357,10 +359,10 @@ impl Server {
         }
     }
 
-    /// Sends what the relay has to send; every [`READ_EVERY`] datagrams, takes what waits on
-    /// the socket (for the next turn) so that a long fan-out (10,000 members) does not leave the
-    /// socket's buffer to overflow and drop what members send meanwhile.
-    async fn send_all(&mut self, buf: &mut Vec<u8>, inbox: &mut [u8]) {
+    /// Sends what the relay has to send; every [`READ_EVERY`] datagrams (when `read`), takes
+    /// what waits on the socket (for the next turn) so that a long fan-out (10,000 members) does
+    /// not leave the socket's buffer to overflow and drop what members send meanwhile.
+    async fn send_all(&mut self, buf: &mut Vec<u8>, inbox: &mut [u8], read: bool) {
         let mut sent = 0usize;
         while let Some(to) = self.relay.poll_transmit_into(buf) {
             if let Err(e) = self.socket.send_to(buf, to).await {
@@ -369,7 +371,7 @@ impl Server {
                 tracing::debug!(%to, error = %e, "send failed");
             }
             sent += 1;
-            if sent.is_multiple_of(READ_EVERY) {
+            if read && sent.is_multiple_of(READ_EVERY) {
                 self.take_waiting(inbox);
             }
         }

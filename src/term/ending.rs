@@ -30,7 +30,7 @@ pub enum JoinError {
     NoAnswer {
         /// Where the relay was looked for.
         server: SocketAddr,
-        /// How long the client waited at the end.
+        /// How long the client waited for it.
         wait: Duration,
         /// The lines not delivered.
         lost: Vec<String>,
@@ -74,8 +74,8 @@ impl std::fmt::Display for JoinError {
             }
             JoinError::NoAnswer { server, wait, lost } => write!(
                 f,
-                "no answer from a relay at {server} in {} s: is `urc serve` running there? (check --server){}",
-                wait.as_secs(),
+                "no answer from a relay at {server} in {:.0} s: is `urc serve` running there? (check --server){}",
+                wait.as_secs_f64(),
                 not_delivered(lost)
             ),
             JoinError::Unacknowledged { lost } => {

@@ -100,6 +100,7 @@ async fn session(options: Options) -> Result<(), JoinError> {
     let mut view = View::new(renderer, &options.client.name);
     let mut client = Client::new(options.client.clone(), Instant::now());
     let mut closing: Option<Instant> = None;
+    let started = Instant::now();
     // What `/quit MESSAGE` says to the others with the leave.
     let mut farewell = String::new();
     // Whether "no relay at" was said since the relay last answered (once an episode).
@@ -189,7 +190,7 @@ async fn session(options: Options) -> Result<(), JoinError> {
             if !client.was_welcomed() {
                 return Err(JoinError::NoAnswer {
                     server: options.server,
-                    wait: options.wait,
+                    wait: started.elapsed(),
                     lost,
                 });
             }
@@ -212,10 +213,10 @@ async fn session(options: Options) -> Result<(), JoinError> {
             })
             .or(async {
                 match &mut signals {
-                    Some(signals) => {
-                        let _ = smol::stream::StreamExt::next(signals).await;
-                        Wake::Signal
-                    }
+                    Some(signals) => match smol::stream::StreamExt::next(signals).await {
+                        Some(Ok(signal)) => Wake::Signal(signal),
+                        _ => std::future::pending().await,
+                    },
                     None => std::future::pending().await,
                 }
             })
@@ -260,7 +261,11 @@ async fn session(options: Options) -> Result<(), JoinError> {
                 }
             }
             // Leave at once: what is owed gets a moment, not the whole wait.
-            Wake::Signal => {
+            // Ctrl-C between two lines the editor reads (the terminal is in its own mode only
+            // while one is read) means what it means in the editor: not leaving.
+            Wake::Signal(async_signal::Signal::Int)
+                if options.interactive && editor_started && closing.is_none() => {}
+            Wake::Signal(_) => {
                 if options.interactive && !signalled {
                     // Off the line being typed, which the editor will not finish.
                     let _ = writeln!(io::stdout()).and_then(|()| io::stdout().flush());
@@ -305,7 +310,7 @@ enum Wake {
     Input(Option<Input>),
     Timer,
     /// SIGTERM, SIGHUP or SIGINT: leave now.
-    Signal,
+    Signal(async_signal::Signal),
 }
 
 /// How long a client told to leave by a signal waits for what is owed (acknowledgements, the
