@@ -6,7 +6,8 @@
 //!
 //! | file | role |
 //! |---|---|
-//! | `mod.rs` | the driver's surface: [`Client`], settings, events, datagrams in, the clock |
+//! | `mod.rs` | the driver's surface: [`Client`], settings, datagrams in, the clock |
+//! | `event.rs` | what the client has to show: [`Event`] |
 //! | `session.rs` | the session with the relay: joining, the welcome, rejoining, its errors |
 //! | `outbox.rs` | sending: the window, retransmission and its backoff, acks, the round-trip time |
 //! | `delivery.rs` | ordered gap-free delivery: messages held ahead of a gap, gap repair |
@@ -16,6 +17,7 @@
 //! | `timers.rs` | the clock: when to be woken next, and what is due then |
 
 mod delivery;
+mod event;
 mod history;
 mod leaving;
 mod outbox;
@@ -29,8 +31,9 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::proto::message::{Invalid, MAX_TEXT_BYTES, Message, check_text, split_text};
-use crate::proto::wire::{LeaveReason, MAX_HISTORY_REQUEST, Packet, Proof, Token};
+use crate::proto::wire::{MAX_HISTORY_REQUEST, Packet, Proof, Token};
 
+pub use event::Event;
 use history::{Purpose, Request, Who};
 pub use leaving::LEAVE_WAIT;
 use outbox::Outgoing;
@@ -60,62 +63,6 @@ pub const WINDOW: usize = 256;
 /// is free) unless all are lost, and the copies after the first earn the NotJoined that tells
 /// the client its session is gone (else the LEAVE goes again, see `leaving.rs`).
 pub const LEAVE_COPIES: usize = 3;
-
-/// What the client has to show.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A chat message, in sequence order (or replayed history).
-    Message {
-        /// The message.
-        message: Message,
-        /// True when replayed as history (on join or on request).
-        history: bool,
-        /// True when the user sent it.
-        own: bool,
-    },
-    /// Someone joined.
-    Joined {
-        /// Their name.
-        name: String,
-    },
-    /// Someone left.
-    Left {
-        /// Their name.
-        name: String,
-        /// Why.
-        reason: LeaveReason,
-        /// What they said as they left (`/quit MESSAGE`), unchecked for the terminal.
-        message: Option<String>,
-    },
-    /// The room's names, answering a who request.
-    Who {
-        /// The names, sorted.
-        names: Vec<String>,
-    },
-    /// Something the user should know about the connection or a request.
-    Notice(String),
-    /// The relay has not answered for a while: the client goes on trying (the shell, which
-    /// knows the relay's address, says which relay).
-    Silent,
-    /// Something went wrong with what the user asked.
-    Error(String),
-    /// The start of the answer to a history request of the user's: `count` messages follow
-    /// (as history), then [`Event::HistoryEnd`].
-    HistoryStart {
-        /// How many messages follow.
-        count: usize,
-    },
-    /// The end of the answer that [`Event::HistoryStart`] began.
-    HistoryEnd,
-    /// On joining: how many messages came since the user was last here, shown next (the last
-    /// 1000 at most) as history.
-    Missed {
-        /// How many messages the room had since.
-        count: u64,
-        /// When the user left.
-        since: crate::proto::message::Millis,
-    },
-}
 
 /// The client's settings.
 #[derive(Debug, Clone)]

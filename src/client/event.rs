@@ -1,0 +1,61 @@
+//! What the client has to show: messages in the room's order, arrivals and departures, answers,
+//! notices and errors.
+
+use crate::proto::message::Message;
+use crate::proto::wire::LeaveReason;
+
+/// What the client has to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A chat message, in sequence order (or replayed history).
+    Message {
+        /// The message.
+        message: Message,
+        /// True when replayed as history (on join or on request).
+        history: bool,
+        /// True when the user sent it.
+        own: bool,
+    },
+    /// Someone joined.
+    Joined {
+        /// Their name.
+        name: String,
+    },
+    /// Someone left.
+    Left {
+        /// Their name.
+        name: String,
+        /// Why.
+        reason: LeaveReason,
+        /// What they said as they left (`/quit MESSAGE`), unchecked for the terminal.
+        message: Option<String>,
+    },
+    /// The room's names, answering a who request.
+    Who {
+        /// The names, sorted.
+        names: Vec<String>,
+    },
+    /// Something the user should know about the connection or a request.
+    Notice(String),
+    /// The relay has not answered for a while: the client goes on trying (the shell, which
+    /// knows the relay's address, says which relay).
+    Silent,
+    /// Something went wrong with what the user asked.
+    Error(String),
+    /// The start of the answer to a history request of the user's: `count` messages follow
+    /// (as history), then [`Event::HistoryEnd`].
+    HistoryStart {
+        /// How many messages follow.
+        count: usize,
+    },
+    /// The end of the answer that [`Event::HistoryStart`] began.
+    HistoryEnd,
+    /// On joining: how many messages came since the user was last here, shown next (the last
+    /// 1000 at most) as history.
+    Missed {
+        /// How many messages the room had since.
+        count: u64,
+        /// When the user left.
+        since: crate::proto::message::Millis,
+    },
+}
