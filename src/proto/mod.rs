@@ -6,7 +6,9 @@
 //! | module | role |
 //! |---|---|
 //! | [`message`] | the room's vocabulary: a stored message, name and text rules, timestamps |
+//! | [`secure`] | the handshake, the keys, and every later datagram sealed (Noise IK) |
 //! | [`wire`] | every datagram of the protocol, encoded and decoded without I/O |
 
 pub mod message;
+pub mod secure;
 pub mod wire;

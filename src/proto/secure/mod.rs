@@ -1,0 +1,45 @@
+//! Every datagram after the handshake encrypted and authenticated: Noise IK, the outer frames, the counters and the replay window.
+//!
+//! A client and the relay first prove the client's address (the stateless cookie of
+//! [`frame::Frame::Challenge`]), then run one Noise IK handshake ([`noise`]): the client
+//! knows the relay's static key, the relay learns the client's. Each side then holds a
+//! [`transport::Transport`]: every later datagram is one [`frame::Frame::Data`], sealed with
+//! ChaCha20-Poly1305 under an explicit counter, and refused when its counter was seen before
+//! ([`replay::Window`]). The client starts a new handshake before a transport's limits
+//! (time or count) are reached, and both keep the old transport a while to read what was
+//! already on its way, so rekeying interrupts nothing.
+//!
+//! | module | role |
+//! |---|---|
+//! | [`keys`] | static key pairs, public keys as text (the fingerprint) |
+//! | [`frame`] | the outer datagrams: HELLO, CHALLENGE, REPLY, DATA, UNKNOWN |
+//! | [`noise`] | the IK handshake through `snow`: one message each way |
+//! | [`transport`] | a handshake's keys in use: sealing, opening, limits |
+//! | [`replay`] | the sliding window of counters already taken (RFC 6479) |
+
+use std::time::Duration;
+
+pub mod frame;
+pub mod keys;
+pub mod noise;
+pub mod replay;
+pub mod transport;
+
+/// The Noise protocol name: IK, X25519, ChaCha20-Poly1305, BLAKE2s (as WireGuard).
+pub const PATTERN: &str = "Noise_IK_25519_ChaChaPoly_BLAKE2s";
+/// Mixed into every handshake, so that a handshake of another protocol or version never
+/// completes with ours.
+pub const PROLOGUE: &[u8] = b"urc protocol 2";
+
+/// A transport this old makes the client start a new handshake (WireGuard's
+/// REKEY_AFTER_TIME).
+pub const REKEY_AFTER: Duration = Duration::from_secs(120);
+/// A transport this old is used no more, to send or to receive (WireGuard's
+/// REJECT_AFTER_TIME): a client that could not rekey in the minute since
+/// [`REKEY_AFTER`] makes a new handshake before it says anything else.
+pub const REJECT_AFTER: Duration = Duration::from_secs(180);
+/// After this many datagrams sealed, the client starts a new handshake.
+pub const REKEY_AFTER_MESSAGES: u64 = 1 << 60;
+/// No transport seals or opens a datagram with a counter this high or higher: far below
+/// the nonce 2^64 − 1 that Noise reserves, with room for what is on its way.
+pub const REJECT_AFTER_MESSAGES: u64 = u64::MAX - (1 << 13);
