@@ -24,6 +24,7 @@ mod outbox;
 mod presence;
 mod session;
 mod timers;
+pub mod tunnel;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};

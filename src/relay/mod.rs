@@ -27,6 +27,7 @@
 //! | `limit.rs` | token buckets: rates with a burst allowance, on the caller's clock |
 
 mod answers;
+pub mod channels;
 mod commit;
 mod config;
 pub mod cookie;

@@ -18,3 +18,4 @@ mod joining;
 mod loss;
 mod ordering;
 mod restarts;
+mod secure;

@@ -121,6 +121,11 @@ impl Transport {
         }
     }
 
+    /// How many datagrams were sealed so far (the next counter).
+    pub fn sealed(&self) -> u64 {
+        self.sealed
+    }
+
     /// How long ago the handshake finished.
     pub fn age(&self, now: Instant) -> Duration {
         now.saturating_duration_since(self.born)

@@ -1,0 +1,285 @@
+//! The relay's side of the secure channel: HELLOs answered (a cookie first, then the Noise handshake), the transports of every address, DATA opened and packets sealed, old keys retired.
+//!
+//! An address proves that it receives before the relay spends anything on it: a HELLO
+//! without a good cookie gets a CHALLENGE (stateless, smaller than three HELLOs); only a
+//! HELLO with one costs a handshake, and only as often as the caller allows. A handshake
+//! makes a *pending* transport; the client's first DATA on it *confirms* it: it becomes the
+//! address's current transport (what the relay seals with), and the one before stays to open
+//! what was already on its way, until the next is confirmed or it expires. A HELLO sent again
+//! (its REPLY was lost) gets the same REPLY again, without a second handshake.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::proto::secure::frame::{ECHO_LEN, Frame, HELLO_NOISE_LEN};
+use crate::proto::secure::keys::{Keypair, PublicKey};
+use crate::proto::secure::noise::accept;
+use crate::proto::secure::transport::{Transport, Unopened};
+use crate::relay::cookie::Cookies;
+
+/// How long a pending transport waits for the client's first DATA.
+pub const PENDING_FOR: Duration = Duration::from_secs(10);
+
+/// What a datagram was.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// A DATA opened: the packet is in the caller's buffer; it came from the holder of `peer`.
+    Packet {
+        /// The client's static key.
+        peer: PublicKey,
+    },
+    /// An answer to send back at once, as it is (CHALLENGE, REPLY or UNKNOWN).
+    Answer(Vec<u8>),
+    /// Nothing to do: the datagram was dropped, for this reason.
+    Dropped(&'static str),
+}
+
+/// One transport and whose it is.
+#[derive(Debug)]
+struct Channel {
+    addr: SocketAddr,
+    peer: PublicKey,
+    transport: Transport,
+    /// The client sent DATA on it.
+    confirmed: bool,
+}
+
+/// An address's transports, by the relay's index for them.
+#[derive(Debug, Default)]
+struct Ends {
+    current: Option<u32>,
+    previous: Option<u32>,
+    pending: Option<u32>,
+    /// The last handshake answered: its HELLO's Noise message and the REPLY sent.
+    answered: Option<(Box<[u8; HELLO_NOISE_LEN]>, Vec<u8>)>,
+}
+
+/// Every address's transports.
+#[derive(Debug)]
+pub struct Channels {
+    keypair: Keypair,
+    by_index: HashMap<u32, Channel>,
+    by_addr: HashMap<SocketAddr, Ends>,
+    /// Transports at most: HELLOs beyond it are dropped until some expire.
+    max: usize,
+}
+
+impl Channels {
+    /// A relay with this static key pair, holding at most `max` transports.
+    pub fn new(keypair: Keypair, max: usize) -> Self {
+        Self {
+            keypair,
+            by_index: HashMap::new(),
+            by_addr: HashMap::new(),
+            max,
+        }
+    }
+
+    /// The relay's public key.
+    pub fn public(&self) -> PublicKey {
+        self.keypair.public()
+    }
+
+    /// How many transports are held (pending ones included).
+    pub fn len(&self) -> usize {
+        self.by_index.len()
+    }
+
+    /// True when no transport is held.
+    pub fn is_empty(&self) -> bool {
+        self.by_index.is_empty()
+    }
+
+    /// True when `addr` has a confirmed transport: it proved that it receives there.
+    pub fn is_validated(&self, addr: SocketAddr) -> bool {
+        self.by_addr.get(&addr).is_some_and(|e| e.current.is_some())
+    }
+
+    /// Takes one datagram from `from`. An opened packet is appended to `out`. `allowed` is
+    /// asked before a handshake is made (the relay's rate of handshakes per IP).
+    pub fn receive(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+        cookies: &mut Cookies,
+        allowed: impl FnOnce() -> bool,
+        out: &mut Vec<u8>,
+    ) -> Incoming {
+        let Ok(frame) = Frame::decode(datagram) else {
+            return Incoming::Dropped("not a frame of protocol version 2");
+        };
+        match frame {
+            Frame::Hello {
+                sender,
+                cookie,
+                noise,
+            } => {
+                if !cookies.check(now, from, cookie) {
+                    let echo: [u8; ECHO_LEN] = noise[..ECHO_LEN].try_into().expect("8 bytes");
+                    let cookie = cookies.mint(now, from);
+                    return Incoming::Answer(
+                        Frame::Challenge {
+                            echo,
+                            cookie: &cookie,
+                            relay: self.public(),
+                        }
+                        .encode(),
+                    );
+                }
+                self.hello(now, from, sender, noise, allowed)
+            }
+            Frame::Data {
+                receiver,
+                counter,
+                sealed,
+            } => self.data(now, from, receiver, counter, sealed, out),
+            Frame::Challenge { .. } | Frame::Reply { .. } | Frame::Unknown { .. } => {
+                Incoming::Dropped("a relay's frame sent to the relay")
+            }
+        }
+    }
+
+    fn hello(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        sender: u32,
+        noise: &[u8; HELLO_NOISE_LEN],
+        allowed: impl FnOnce() -> bool,
+    ) -> Incoming {
+        if let Some(ends) = self.by_addr.get(&from)
+            && let Some((hello, reply)) = &ends.answered
+            && **hello == *noise
+        {
+            // The same HELLO again: its REPLY was lost (or it is a replay, which learns
+            // nothing new).
+            return Incoming::Answer(reply.clone());
+        }
+        if self.by_index.len() >= self.max {
+            self.sweep(now);
+            if self.by_index.len() >= self.max {
+                return Incoming::Dropped("as many transports as the relay holds");
+            }
+        }
+        if !allowed() {
+            return Incoming::Dropped("too many handshakes from this address");
+        }
+        let Ok(accepted) = accept(&self.keypair, noise) else {
+            return Incoming::Dropped("a handshake that does not authenticate");
+        };
+        let index = self.free_index();
+        let reply = Frame::Reply {
+            sender: index,
+            receiver: sender,
+            noise: &accepted.reply,
+        }
+        .encode();
+        self.by_index.insert(
+            index,
+            Channel {
+                addr: from,
+                peer: accepted.peer,
+                transport: Transport::new(accepted.keys, sender, now),
+                confirmed: false,
+            },
+        );
+        let ends = self.by_addr.entry(from).or_default();
+        if let Some(old) = ends.pending.replace(index) {
+            self.by_index.remove(&old);
+        }
+        ends.answered = Some((Box::new(*noise), reply.clone()));
+        Incoming::Answer(reply)
+    }
+
+    fn data(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        receiver: u32,
+        counter: u64,
+        sealed: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Incoming {
+        let unknown = || Incoming::Answer(Frame::Unknown { receiver, counter }.encode());
+        let Some(channel) = self.by_index.get_mut(&receiver) else {
+            return unknown();
+        };
+        if channel.addr != from || channel.transport.is_expired(now) {
+            // Another address (the client's changed: it proves the new one with a new
+            // handshake), or keys too old to use.
+            return unknown();
+        }
+        match channel.transport.open_into(counter, sealed, out) {
+            Ok(()) => {}
+            Err(Unopened::Forged) => {
+                return Incoming::Dropped("a sealed datagram that does not authenticate");
+            }
+            Err(Unopened::Replayed) => return Incoming::Dropped("a sealed datagram opened before"),
+        }
+        let peer = channel.peer;
+        if !channel.confirmed {
+            channel.confirmed = true;
+            let ends = self.by_addr.entry(from).or_default();
+            if ends.pending == Some(receiver) {
+                ends.pending = None;
+            }
+            let older = ends.previous.take();
+            ends.previous = ends.current.replace(receiver);
+            if let Some(older) = older {
+                self.by_index.remove(&older);
+            }
+        }
+        Incoming::Packet { peer }
+    }
+
+    /// Seals `packet` for `to` with its current transport, appending the DATA frame to
+    /// `out`: false when `to` has none (its keys expired, or it never made a handshake).
+    pub fn seal(&mut self, now: Instant, to: SocketAddr, packet: &[u8], out: &mut Vec<u8>) -> bool {
+        let Some(index) = self.by_addr.get(&to).and_then(|e| e.current) else {
+            return false;
+        };
+        match self.by_index.get_mut(&index) {
+            Some(c) if !c.transport.is_expired(now) => c.transport.seal_into(packet, out),
+            _ => false,
+        }
+    }
+
+    /// The static key of the client at `addr`, if it has a current transport.
+    pub fn peer(&self, addr: SocketAddr) -> Option<PublicKey> {
+        let index = self.by_addr.get(&addr)?.current?;
+        Some(self.by_index.get(&index)?.peer)
+    }
+
+    /// Forgets expired transports, and pending ones never confirmed in time.
+    pub fn sweep(&mut self, now: Instant) {
+        self.by_index.retain(|_, c| {
+            !c.transport.is_expired(now) && (c.confirmed || c.transport.age(now) < PENDING_FOR)
+        });
+        let by_index = &self.by_index;
+        self.by_addr.retain(|_, e| {
+            for slot in [&mut e.current, &mut e.previous, &mut e.pending] {
+                if slot.is_some_and(|i| !by_index.contains_key(&i)) {
+                    *slot = None;
+                }
+            }
+            if e.pending.is_none() {
+                e.answered = None;
+            }
+            e.current.is_some() || e.previous.is_some() || e.pending.is_some()
+        });
+    }
+
+    /// An index no transport has: random, so that nobody off the path can guess it.
+    fn free_index(&self) -> u32 {
+        loop {
+            let mut b = [0; 4];
+            getrandom::fill(&mut b).expect("the operating system gives random bytes");
+            let index = u32::from_be_bytes(b);
+            if !self.by_index.contains_key(&index) {
+                return index;
+            }
+        }
+    }
+}
