@@ -44,6 +44,11 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
     init_logging("info");
     give_memory_back();
     let config = args.config()?;
+    if args.fingerprint {
+        let (keypair, _) = urc::serve::server::relay_key(&args.data_dir())?;
+        println!("{}", keypair.public());
+        return Ok(());
+    }
     if args.repair_log {
         repair_log(&args.data_dir())?;
     }
@@ -51,9 +56,10 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
         Server::bind(args.bind_addr()?, args.data_dir(), config).map_err(|e| e.to_string())?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
-        "listening on udp {addr}; message log {}; latest seq {}",
+        "listening on udp {addr}; message log {}; latest seq {}; relay key {}",
         server.log_path().display(),
-        server.latest()
+        server.latest(),
+        server.public_key()
     );
     let signals =
         async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term])

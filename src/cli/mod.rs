@@ -124,6 +124,10 @@ pub struct ServeArgs {
     /// messages were lost.
     #[arg(long)]
     pub repair_log: bool,
+    /// Print the relay's key (its fingerprint, which clients pin) and exit; the key is made
+    /// first if the data directory has none yet.
+    #[arg(long)]
+    pub fingerprint: bool,
 }
 
 impl ServeArgs {
@@ -200,6 +204,34 @@ pub struct JoinArgs {
     /// from the last acknowledgement).
     #[arg(long, default_value_t = join::DEFAULT_WAIT.as_secs())]
     pub wait: u64,
+    /// Your key file: who you are to the relay [default: $XDG_CONFIG_HOME/urc/identity.key,
+    /// i.e. ~/.config/urc/identity.key, made on first use].
+    #[arg(long, env = "URC_IDENTITY")]
+    pub identity: Option<PathBuf>,
+    /// The relay's key (as `urc serve --fingerprint` prints it): any other is refused
+    /// [default: the key pinned for --server on first contact].
+    #[arg(long, env = "URC_RELAY_KEY")]
+    pub relay_key: Option<String>,
+}
+
+/// The client's key file when `--identity` is not given.
+pub fn default_identity() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("urc").join("identity.key"))
+}
+
+/// `--server` as the pinned keys and the last-seen file name the relay: as given, with the
+/// default port when it has none.
+pub fn relay_label(server: &str) -> String {
+    let has_port = server.rsplit_once(':').is_some_and(|(host, port)| {
+        port.parse::<u16>().is_ok() && (!host.contains(':') || host.ends_with(']'))
+    });
+    if has_port {
+        server.to_owned()
+    } else if server.contains(':') && !server.starts_with('[') {
+        format!("[{server}]:{}", crate::serve::server::DEFAULT_PORT)
+    } else {
+        format!("{server}:{}", crate::serve::server::DEFAULT_PORT)
+    }
 }
 
 impl JoinArgs {
@@ -226,6 +258,28 @@ impl JoinArgs {
         let since = seen_file
             .as_ref()
             .and_then(|(path, relay)| crate::term::seen::load(path, relay));
+        let identity_file = self
+            .identity
+            .clone()
+            .or_else(default_identity)
+            .ok_or("no place for the identity file: pass --identity FILE")?;
+        let (identity, _) = crate::keyfile::load_or_create(&identity_file, "the identity file")?;
+        let label = relay_label(&self.server);
+        let pins = crate::term::pins::default_path();
+        let relay_key = match &self.relay_key {
+            Some(text) => Some(
+                text.parse()
+                    .map_err(|e| format!("invalid --relay-key: {e}"))?,
+            ),
+            None => match &pins {
+                Some(path) => crate::term::pins::load(path, &label)?,
+                None => None,
+            },
+        };
+        // Pinned on first contact, unless the key was given.
+        let pins = pins
+            .filter(|_| self.relay_key.is_none())
+            .map(|p| (p, label));
         Ok(join::Options {
             server,
             client: client::Config {
@@ -233,6 +287,9 @@ impl JoinArgs {
                 history: self.history.unwrap_or(DEFAULT_JOIN_HISTORY),
                 since,
             },
+            identity,
+            relay_key,
+            pins,
             seen_file,
             renderer: Renderer::new(offset, self.json)
                 .with_color(stdout_tty && !no_color)

@@ -10,7 +10,7 @@ use uuid::Uuid;
 /// Most characters a name may have.
 pub const MAX_NAME_CHARS: usize = 32;
 /// Most bytes of UTF-8 a message's text may have, so that one message always fits a datagram.
-pub const MAX_TEXT_BYTES: usize = 1000;
+pub const MAX_TEXT_BYTES: usize = 960;
 
 /// A chat message as the relay stored it: its place in the room's order, who sent it and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

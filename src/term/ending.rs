@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use smol::Async;
 use smol::future::FutureExt as _;
 
-use crate::client::{Client, Event};
+use crate::client::{Client, Event, SecureClient};
 use crate::term::join::Options;
 use crate::term::output::Output;
 
@@ -113,9 +113,9 @@ pub(super) fn tell_what_is_owed(client: &Client, options: &Options, output: &mut
 /// Sends the LEAVE, and again, until the relay says the session is gone (the client closes
 /// then, or after [`crate::client::LEAVE_WAIT`] at most): the others see the leave at once and
 /// the name is free again even when a copy is lost.
-pub async fn say_goodbye(client: &mut Client, socket: &Async<UdpSocket>, buf: &mut [u8]) {
+pub async fn say_goodbye(client: &mut SecureClient, socket: &Async<UdpSocket>, buf: &mut [u8]) {
     loop {
-        while let Some(bytes) = client.poll_transmit() {
+        while let Some(bytes) = client.poll_transmit(Instant::now()) {
             let _ = socket.send(&bytes).await;
         }
         let Some(at) = client.poll_timeout().filter(|_| !client.is_closed()) else {

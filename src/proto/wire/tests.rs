@@ -117,7 +117,7 @@ fn every_packet_round_trips() {
     ];
     for p in packets {
         let bytes = p.encode();
-        assert!(bytes.len() <= MAX_DATAGRAM);
+        assert!(bytes.len() <= MAX_PACKET);
         assert_eq!(Packet::decode(&bytes), Ok(p.clone()), "{p:?}");
         // Every strict prefix is truncated, never a panic or a different packet.
         for cut in 0..bytes.len() {
@@ -202,7 +202,7 @@ fn the_largest_message_fits_one_page() {
         last: u64::MAX,
         messages: vec![big],
     };
-    assert!(page.encode().len() <= MAX_DATAGRAM);
+    assert!(page.encode().len() <= MAX_PACKET);
 }
 
 #[test]
@@ -220,7 +220,7 @@ fn pages_hold_whole_messages_within_the_limit() {
             last: 300,
             messages: page.to_vec(),
         };
-        assert!(p.encode().len() <= MAX_DATAGRAM);
+        assert!(p.encode().len() <= MAX_PACKET);
     }
     let short: Vec<Message> = (1..=600).map(|i| msg(i, "")).collect();
     assert!(
@@ -279,7 +279,7 @@ fn records_in_any_order_round_trip_and_those_in_order_are_short() {
             messages: page.to_vec(),
         };
         let bytes = p.encode();
-        assert!(bytes.len() <= MAX_DATAGRAM);
+        assert!(bytes.len() <= MAX_PACKET);
         assert_eq!(
             bytes.len(),
             MESSAGES_HEADER
