@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::Relay;
 use super::answers::Answer;
 use super::parked::parked_cost;
-use crate::proto::message::{check_name, name_key};
+use crate::proto::name::{check_name, name_key};
 use crate::proto::wire::{Change, ErrorCode, LeaveReason, Packet, Proof, Token};
 use crate::relay::limit::Bucket;
 
