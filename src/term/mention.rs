@@ -58,10 +58,22 @@ mod tests {
             "(bob)",
             "malice and bob",
             "bobby bob",
+            "hi ＢＯＢ",
+            "ｂｏｂ!",
         ] {
             assert!(mentions(text, "bob"), "{text:?}");
         }
-        for text in ["bobby", "kabob", "bob2", "bob_x", "x_bob", "b o b", ""] {
+        // A look-alike in another script (a Cyrillic о) is not the name as typed.
+        for text in [
+            "bobby",
+            "kabob",
+            "bob2",
+            "bob_x",
+            "x_bob",
+            "b o b",
+            "",
+            "b\u{043E}b",
+        ] {
             assert!(!mentions(text, "bob"), "{text:?}");
         }
         assert!(!mentions("anything", ""));
