@@ -78,3 +78,36 @@ fn a_server_without_a_port_is_looked_for_on_7707() {
         "{err}"
     );
 }
+
+/// A name the rules refuse is said before anything is sent, on one line that names the
+/// character as U+XXXX (or the rule), and the client exits 1: no relay is asked.
+#[test]
+fn a_bad_name_is_refused_before_joining_naming_the_character() {
+    for (name, says) in [
+        (
+            "alice\u{200D}",
+            "invalid --name: the name has U+200D, an invisible or format character: choose a \
+             name without it",
+        ),
+        (
+            "\u{2800}alice",
+            "invalid --name: the name has U+2800, a character that draws nothing",
+        ),
+        (
+            "ur\u{0441}",
+            "invalid --name: the name looks like urc, the relay's own name: choose another",
+        ),
+    ] {
+        // Nothing listens at this address: the error is the name's, not the relay's.
+        let out = urc()
+            .args(["join", "--server", "127.0.0.2:9", "--name", name])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{name:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("urc: "), "{err}");
+        assert!(err.contains(says), "{name:?}: {err}");
+    }
+}

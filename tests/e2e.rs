@@ -103,6 +103,16 @@ fn a_name_in_use_is_refused() {
     let (status, _, err) = pipe(relay.addr, "bad name", "hi\n", &[]);
     assert!(!status.success());
     assert!(err.contains("invalid --name"), "{err}");
+    // A look-alike (a Cyrillic а) is taken too, and told so.
+    let (status, out, _) = pipe(relay.addr, "\u{0430}lice", "hi\n", &["--json"]);
+    assert!(!status.success());
+    let says = "the name \u{0430}lice looks like alice, a name in use: choose another with --name";
+    assert!(
+        events(&out)
+            .iter()
+            .any(|e| e["event"] == "error" && e["message"] == says),
+        "{out}"
+    );
 }
 
 #[test]

@@ -244,7 +244,7 @@ impl JoinArgs {
             Some(name) => name.clone(),
             None => login_name().ok_or("no --name given and no login name found: pass --name")?,
         };
-        crate::proto::message::check_name(&name).map_err(|e| format!("invalid --name: {e}"))?;
+        crate::proto::name::check_name(&name).map_err(|e| format!("invalid --name: {e}"))?;
         let server = resolve("--server", &self.server)?;
         let stdout_tty = std::io::stdout().is_terminal();
         let interactive = !self.json && std::io::stdin().is_terminal() && stdout_tty;

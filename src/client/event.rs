@@ -33,7 +33,7 @@ pub enum Event {
     },
     /// The room's names, answering a who request.
     Who {
-        /// The names, sorted.
+        /// The names, sorted without regard to case.
         names: Vec<String>,
     },
     /// Something the user should know about the connection or a request.

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::{Client, Event, Phase};
-use crate::proto::message::{Message, name_key};
+use crate::proto::message::Message;
+use crate::proto::name::{fold, name_key};
 use crate::proto::wire::{MAX_HISTORY_REQUEST, Packet, Token};
 
 /// Rounds in a row that bring nothing before what arrived of a history request is shown as
@@ -298,9 +299,11 @@ impl Client {
                 // We are in the room, so an empty list means the answer never came.
                 Event::Error("the relay did not answer /who: try again".to_owned())
             } else {
-                Event::Who {
-                    names: w.names.into_values().collect(),
-                }
+                // Shown in the order of their letters (the keys' order is the confusable
+                // data's: `a022` before `a000`).
+                let mut names: Vec<String> = w.names.into_values().collect();
+                names.sort_by_cached_key(|n| (fold(n), n.clone()));
+                Event::Who { names }
             };
             for _ in 0..w.asked {
                 self.events.push_back(event.clone());

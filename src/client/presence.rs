@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::history::Who;
 use super::{Client, Event, MAX_RTO, Phase};
-use crate::proto::message::name_key;
+use crate::proto::name::name_key;
 use crate::proto::wire::{Change, LeaveReason, Packet};
 
 /// How long after a rejoin the client waits before it asks who is in the room, on top of its

@@ -1,4 +1,5 @@
-//! The room's vocabulary: a stored chat message, the rules for names and text, and timestamps.
+//! The room's vocabulary: a stored chat message, the rules for text, and timestamps (names have
+//! their own module, [`name`](super::name)).
 
 use std::fmt;
 
@@ -7,8 +8,6 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-/// Most characters a name may have.
-pub const MAX_NAME_CHARS: usize = 32;
 /// Most bytes of UTF-8 a message's text may have, so that one message always fits a datagram.
 pub const MAX_TEXT_BYTES: usize = 960;
 
@@ -105,15 +104,9 @@ pub(crate) mod rfc3339_millis {
     }
 }
 
-/// Why a name or a text was refused.
+/// Why a text was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Invalid {
-    /// The name is empty.
-    EmptyName,
-    /// The name has more than [`MAX_NAME_CHARS`] characters.
-    LongName,
-    /// The name has whitespace or a control character.
-    NameChars,
     /// The text is empty.
     EmptyText,
     /// The text has more than [`MAX_TEXT_BYTES`] bytes.
@@ -125,11 +118,6 @@ pub enum Invalid {
 impl fmt::Display for Invalid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Invalid::EmptyName => "the name is empty: choose 1 to 32 characters",
-            Invalid::LongName => "the name is longer than 32 characters: choose a shorter one",
-            Invalid::NameChars => {
-                "the name has whitespace, control or invisible characters: choose one without"
-            }
             Invalid::EmptyText => "the message is empty: type some text",
             Invalid::LongText => "the message is longer than 1000 bytes: split it",
             Invalid::TextControl => {
@@ -140,38 +128,6 @@ impl fmt::Display for Invalid {
 }
 
 impl std::error::Error for Invalid {}
-
-/// Checks a name: 1 to 32 characters, none of them whitespace or control characters.
-///
-/// # Errors
-/// The rule the name breaks.
-pub fn check_name(name: &str) -> Result<(), Invalid> {
-    if name.is_empty() {
-        return Err(Invalid::EmptyName);
-    }
-    if name.chars().count() > MAX_NAME_CHARS {
-        return Err(Invalid::LongName);
-    }
-    if name
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || is_invisible(c))
-    {
-        return Err(Invalid::NameChars);
-    }
-    Ok(())
-}
-
-/// Characters that draw nothing (or reorder what is drawn), so that two names that differ only
-/// by them look the same. The zero-width joiner and variation selectors stay allowed: emoji
-/// need them.
-pub fn is_invisible(c: char) -> bool {
-    is_bidi_control(c)
-        || matches!(c,
-            '\u{00AD}' | '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
-            | '\u{180B}'..='\u{180F}' | '\u{200B}' | '\u{200C}' | '\u{2060}'..='\u{2065}'
-            | '\u{206A}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}'
-            | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E007F}')
-}
 
 /// The characters that change the direction text is drawn in ("Trojan Source").
 pub fn is_bidi_control(c: char) -> bool {
@@ -193,11 +149,6 @@ pub fn check_text(text: &str) -> Result<(), Invalid> {
         return Err(Invalid::TextControl);
     }
     Ok(())
-}
-
-/// The key under which a name is unique in the room: names differing only in case clash.
-pub fn name_key(name: &str) -> String {
-    name.to_lowercase()
 }
 
 /// Splits `text` into pieces of at most `max` bytes: after the last space that fits when there
@@ -238,22 +189,6 @@ pub fn split_text(text: &str, max: usize) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names() {
-        assert_eq!(check_name("alice"), Ok(()));
-        assert_eq!(check_name("小明"), Ok(()));
-        assert_eq!(check_name(&"a".repeat(32)), Ok(()));
-        assert_eq!(check_name(&"字".repeat(32)), Ok(()));
-        assert_eq!(check_name(""), Err(Invalid::EmptyName));
-        assert_eq!(check_name(&"a".repeat(33)), Err(Invalid::LongName));
-        assert_eq!(check_name("a b"), Err(Invalid::NameChars));
-        assert_eq!(check_name("a\u{1b}[31m"), Err(Invalid::NameChars));
-        assert_eq!(check_name("a\u{3000}b"), Err(Invalid::NameChars));
-        assert_eq!(check_name("al\u{200B}ice"), Err(Invalid::NameChars));
-        assert_eq!(check_name("eci\u{202E}la"), Err(Invalid::NameChars));
-        assert_eq!(check_name("👨\u{200D}👩\u{200D}👧"), Ok(()));
-    }
 
     #[test]
     fn texts() {

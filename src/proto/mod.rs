@@ -5,10 +5,12 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`message`] | the room's vocabulary: a stored message, name and text rules, timestamps |
+//! | [`message`] | the room's vocabulary: a stored message, the text rules, timestamps |
+//! | [`name`] | names: the rules, the key under which look-alikes clash, the relay's own name |
 //! | [`secure`] | the handshake, the keys, and every later datagram sealed (Noise IK) |
 //! | [`wire`] | every datagram of the protocol, encoded and decoded without I/O |
 
 pub mod message;
+pub mod name;
 pub mod secure;
 pub mod wire;

@@ -2,7 +2,7 @@
 //! kept sorted by key, so that a name is used by one client at a time, and a WHO answer is
 //! read off in order, page by page, with no sort and no copy of the room.
 //!
-//! [`name_key`]: crate::proto::message::name_key
+//! [`name_key`]: crate::proto::name::name_key
 
 use std::net::SocketAddr;
 

@@ -18,10 +18,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
 use crate::proto::message::{Message, Millis};
+use crate::proto::name::RELAY_NAME;
 use crate::serve::store::{LOG_FILE, mark, write_record};
 
-/// The sender of a placeholder.
-pub const PLACEHOLDER_FROM: &str = "urc";
+/// The sender of a placeholder: the relay's own name, which no client may take.
+pub const PLACEHOLDER_FROM: &str = RELAY_NAME;
 /// The text of a placeholder.
 pub const PLACEHOLDER_TEXT: &str =
     "(a damaged record of the log was here: urc serve --repair-log kept the damaged file)";

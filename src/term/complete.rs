@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use crate::proto::message::name_key;
+use crate::proto::name::fold;
 
 /// The commands, as completion offers them.
 pub const COMMANDS: [&str; 5] = ["/help", "/history", "/me", "/quit", "/who"];
@@ -54,12 +54,12 @@ impl Names {
         if word.is_empty() {
             return (pos, Vec::new());
         }
-        let key = name_key(word);
+        let key = fold(word);
         let suffix = if start == 0 { ": " } else { " " };
         let found = self
             .lock()
             .iter()
-            .filter(|n| name_key(n).starts_with(&key))
+            .filter(|n| fold(n).starts_with(&key))
             .map(|n| format!("{n}{suffix}"))
             .collect();
         (start, found)

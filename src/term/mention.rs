@@ -1,15 +1,15 @@
 //! When a message mentions the user: their name in it as a word, whatever the case.
 
-use crate::proto::message::name_key;
+use crate::proto::name::fold;
 
-/// True when `text` holds `name` as a word, compared as names are ([`name_key`]: case does not
-/// count). A word is cut where a letter, digit or `_` meets anything else: `alice,` and
+/// True when `text` holds `name` as a word, without regard to case or compatibility forms
+/// ([`fold`]: `ALICE` and `ａｌｉｃｅ` mention alice; a look-alike in another script does not). A word is cut where a letter, digit or `_` meets anything else: `alice,` and
 /// `@alice` mention alice, `malice` and `alice2` do not. Chinese, Japanese and Korean text is
 /// written without spaces, so their characters never glue a name into a longer word
 /// (`小明你好` mentions 小明, `你好bob` mentions bob); nor does a name's own punctuation need a
 /// space beside it (`[bot]:` mentions `[bot]`).
 pub fn mentions(text: &str, name: &str) -> bool {
-    let (text, name) = (name_key(text), name_key(name));
+    let (text, name) = (fold(text), fold(name));
     let (Some(first), Some(last)) = (name.chars().next(), name.chars().next_back()) else {
         return false;
     };
@@ -58,10 +58,22 @@ mod tests {
             "(bob)",
             "malice and bob",
             "bobby bob",
+            "hi ＢＯＢ",
+            "ｂｏｂ!",
         ] {
             assert!(mentions(text, "bob"), "{text:?}");
         }
-        for text in ["bobby", "kabob", "bob2", "bob_x", "x_bob", "b o b", ""] {
+        // A look-alike in another script (a Cyrillic о) is not the name as typed.
+        for text in [
+            "bobby",
+            "kabob",
+            "bob2",
+            "bob_x",
+            "x_bob",
+            "b o b",
+            "",
+            "b\u{043E}b",
+        ] {
             assert!(!mentions(text, "bob"), "{text:?}");
         }
         assert!(!mentions("anything", ""));

@@ -199,8 +199,10 @@ impl Renderer {
         if !self.color {
             return clean;
         }
-        // FNV-1a over the name's key: the same name gets the same colour everywhere.
-        let hash = crate::proto::message::name_key(name)
+        // FNV-1a over the name without regard to case: the same name gets the same colour
+        // everywhere, and a look-alike of another script (not in the room at the same time)
+        // most likely another.
+        let hash = crate::proto::name::fold(name)
             .bytes()
             .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
                 (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)

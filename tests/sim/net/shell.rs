@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use urc::proto::message::{Message, name_key};
+use urc::proto::message::Message;
+use urc::proto::name::name_key;
 use urc::proto::wire::{MAX_DATAGRAM, Packet};
 use urc::relay::Relay;
 
