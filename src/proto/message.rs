@@ -211,7 +211,11 @@ mod tests {
                 .iter()
                 .all(|p| p.len() <= MAX_TEXT_BYTES && !p.is_empty())
         );
-        assert_eq!(pieces[0].len(), 999);
+        assert_eq!(
+            pieces[0].len(),
+            MAX_TEXT_BYTES,
+            "960 bytes: 320 whole characters"
+        );
         assert_eq!(split_text("", 10), Vec::<&str>::new());
         assert_eq!(split_text("abc", 10), vec!["abc"]);
     }

@@ -16,8 +16,110 @@ use serde_json::Value;
 /// The longest any one wait in these tests may take.
 pub const WAIT: Duration = Duration::from_secs(15);
 
+/// `urc`, with a home of its own: its identity, its pinned relay keys and its other files in
+/// a fresh directory, so that no test sees another's (nor the user's) keys.
 pub fn urc() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_urc"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_urc"));
+    let home = fresh_home();
+    for (var, dir) in [
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_STATE_HOME", "state"),
+        ("XDG_DATA_HOME", "data"),
+    ] {
+        cmd.env(var, home.join(dir));
+    }
+    cmd.env_remove("URC_IDENTITY").env_remove("URC_RELAY_KEY");
+    cmd
+}
+
+/// A new directory under the tests' scratch space.
+pub fn fresh_home() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("homes")
+        .join(format!("{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+/// A UDP socket to a real relay, through the secure channel: packets sent sealed, datagrams
+/// received opened. For tests that speak the protocol by hand.
+pub struct Sealed {
+    pub socket: std::net::UdpSocket,
+    pub tunnel: urc::client::tunnel::Tunnel,
+    buf: Vec<u8>,
+}
+
+impl Sealed {
+    /// A socket on 127.0.0.1 connected to `relay`, its handshake made (the relay's key taken
+    /// on first contact).
+    pub fn connect(relay: SocketAddr) -> Sealed {
+        use urc::client::tunnel::{Received, Tunnel};
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.connect(relay).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut sealed = Sealed {
+            socket,
+            tunnel: Tunnel::new(urc::proto::secure::keys::Keypair::generate(), None),
+            buf: vec![0; 2048],
+        };
+        let deadline = Instant::now() + WAIT;
+        while !sealed.tunnel.is_up(Instant::now()) {
+            assert!(Instant::now() < deadline, "no handshake with {relay}");
+            let mut ignored = Vec::new();
+            sealed.tunnel.seal(Instant::now(), b"", &mut ignored);
+            while let Some(frame) = sealed.tunnel.poll_transmit() {
+                sealed.socket.send(&frame).unwrap();
+            }
+            if let Ok(n) = sealed.socket.recv(&mut sealed.buf) {
+                let mut out = Vec::new();
+                let got = sealed
+                    .tunnel
+                    .receive(Instant::now(), &sealed.buf[..n], &mut out);
+                assert!(!matches!(got, Received::Changed { .. }), "{got:?}");
+            }
+        }
+        sealed
+    }
+
+    /// Sends one packet, sealed.
+    pub fn send(&mut self, packet: &[u8]) {
+        let mut datagram = Vec::new();
+        assert!(
+            self.tunnel.seal(Instant::now(), packet, &mut datagram),
+            "no transport"
+        );
+        self.socket.send(&datagram).unwrap();
+    }
+
+    /// The next packet from the relay, opened; `None` after `wait` without one.
+    pub fn recv(&mut self, wait: Duration) -> Option<Vec<u8>> {
+        use urc::client::tunnel::Received;
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.socket.set_read_timeout(Some(left)).unwrap();
+            let n = match self.socket.recv(&mut self.buf) {
+                Ok(n) => n,
+                Err(_) => return None,
+            };
+            let mut out = Vec::new();
+            if self
+                .tunnel
+                .receive(Instant::now(), &self.buf[..n], &mut out)
+                == Received::Packet
+            {
+                return Some(out);
+            }
+        }
+    }
 }
 
 /// A relay process, killed when dropped.

@@ -2,6 +2,7 @@
 
 use super::codec::{Reader, Writer, varint_len};
 use super::*;
+use crate::proto::message::MAX_TEXT_BYTES;
 
 fn msg(seq: u64, text: &str) -> Message {
     Message {
@@ -192,10 +193,11 @@ fn the_largest_message_fits_one_page() {
         seq: u64::MAX,
         id: Uuid::new_v4(),
         from: "𝄞".repeat(32),
-        text: "界".repeat(333),
+        text: "界".repeat(MAX_TEXT_BYTES / 3),
         time: Millis(i64::MAX),
     };
     assert_eq!(big.from.len(), MAX_NAME_BYTES);
+    assert_eq!(big.text.len(), MAX_TEXT_BYTES);
     let page = Packet::HistoryPage {
         req: u32::MAX,
         first: 1,
@@ -273,7 +275,7 @@ fn records_in_any_order_round_trip_and_those_in_order_are_short() {
         .collect();
     assert_eq!(message_len(&room[1], Some(&room[0])), 49);
     let pages = paginate(&room, MESSAGES_HEADER);
-    assert_eq!(pages[0].len(), 24, "24 such messages to a datagram");
+    assert_eq!(pages[0].len(), 23, "23 such messages to a packet");
     for page in pages {
         let p = Packet::Messages {
             messages: page.to_vec(),
