@@ -237,7 +237,21 @@ impl Client {
     }
 
     pub fn spawn(relay: SocketAddr, name: &str, extra: &[&str]) -> Client {
-        let mut child = urc()
+        Client::spawn_at(relay, name, extra, &fresh_home())
+    }
+
+    /// Starts a client whose files (its identity, the relays' keys it pinned) are in `home`:
+    /// the same home is the same user, run again.
+    pub fn spawn_at(relay: SocketAddr, name: &str, extra: &[&str], home: &Path) -> Client {
+        let mut cmd = urc();
+        for (var, dir) in [
+            ("XDG_CONFIG_HOME", "config"),
+            ("XDG_STATE_HOME", "state"),
+            ("XDG_DATA_HOME", "data"),
+        ] {
+            cmd.env(var, home.join(dir));
+        }
+        let mut child = cmd
             .args([
                 "join",
                 "--json",

@@ -1,0 +1,169 @@
+//! Keys as a new user meets them, with the real binaries: the relay's key pinned on first contact and told once, a restarted relay with its key is no news, a relay whose key changed is refused with both keys named (and `--relay-key` accepts it), `--fingerprint` prints the key the clients pinned, key files are 0600, and nothing said is in the traffic.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::os::unix::fs::PermissionsExt as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Client, Relay, WAIT, fresh_home, urc};
+
+/// What `urc serve --fingerprint` prints for the data directory `data`.
+fn fingerprint(data: &std::path::Path) -> String {
+    let out = urc()
+        .args(["serve", "--fingerprint", "--data"])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn first_contact(c: &Client) -> usize {
+    c.seen
+        .iter()
+        .filter(|e| {
+            e["event"] == "notice"
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("first contact"))
+        })
+        .count()
+}
+
+#[test]
+fn the_relays_key_is_pinned_once_and_a_changed_key_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let home = fresh_home();
+    let relay = Relay::start(data.path(), &[]);
+    let key = fingerprint(data.path());
+    assert_eq!(key.len(), 44, "{key}");
+    relay.expect_log(&format!("relay key {key}"));
+    let mode = std::fs::metadata(data.path().join("relay.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // First contact: told once, with the key, and pinned.
+    let mut alice = Client::spawn_at(relay.addr, "alice", &[], &home);
+    alice.expect(|e| e["event"] == "notice" && e["message"] == "joined as alice");
+    assert_eq!(first_contact(&alice), 1, "{:?}", alice.seen);
+    assert!(
+        alice
+            .seen
+            .iter()
+            .any(|e| e["message"].as_str().is_some_and(|m| m.contains(&key)))
+    );
+    let identity = home.join("config/urc/identity.key");
+    assert_eq!(
+        std::fs::metadata(&identity).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        !alice.stderr.lock().unwrap().contains(
+            &std::fs::read_to_string(&identity)
+                .unwrap()
+                .trim()
+                .to_owned()
+        )
+    );
+    assert!(alice.finish().0.success());
+
+    // The relay restarted, with its key: nothing to say.
+    let addr = relay.addr;
+    relay.stop();
+    let relay = Relay::start_at(&addr.to_string(), data.path(), &[]);
+    let mut alice = Client::spawn_at(relay.addr, "alice", &[], &home);
+    alice.expect(|e| e["event"] == "notice" && e["message"] == "joined as alice");
+    assert_eq!(first_contact(&alice), 0, "{:?}", alice.seen);
+    assert!(alice.finish().0.success());
+
+    // Its key moved away: the relay makes a new one, and the pinned client refuses it.
+    relay.stop();
+    std::fs::rename(
+        data.path().join("relay.key"),
+        data.path().join("relay.key.old"),
+    )
+    .unwrap();
+    let relay = Relay::start_at(&addr.to_string(), data.path(), &[]);
+    let new_key = fingerprint(data.path());
+    assert_ne!(new_key, key);
+    let mut alice = Client::spawn_at(relay.addr, "alice", &[], &home);
+    let refused = alice.expect(|e| e["event"] == "error");
+    let said = refused["message"].as_str().unwrap();
+    assert!(said.contains(&key) && said.contains(&new_key), "{said}");
+    assert!(said.contains("--relay-key"), "{said}");
+    let status = alice.wait();
+    assert!(!status.success(), "a refused key is a failure");
+
+    // The operator says the new key is right: given with --relay-key, it is taken.
+    let mut alice = Client::spawn_at(relay.addr, "alice", &["--relay-key", &new_key], &home);
+    alice.expect(|e| e["event"] == "notice" && e["message"] == "joined as alice");
+    assert!(alice.finish().0.success());
+}
+
+/// A proxy on loopback that passes every datagram both ways and keeps a copy.
+fn capturing_proxy(relay: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let addr = socket.local_addr().unwrap();
+    let captured = Arc::new(Mutex::new(Vec::new()));
+    let copy = captured.clone();
+    std::thread::spawn(move || {
+        let mut client: Option<SocketAddr> = None;
+        let mut buf = [0u8; 2048];
+        let end = Instant::now() + 4 * WAIT;
+        while Instant::now() < end {
+            let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                continue;
+            };
+            copy.lock().unwrap().push(buf[..n].to_vec());
+            let to = if from == relay {
+                match client {
+                    Some(c) => c,
+                    None => continue,
+                }
+            } else {
+                client = Some(from);
+                relay
+            };
+            let _ = socket.send_to(&buf[..n], to);
+        }
+    });
+    (addr, captured)
+}
+
+#[test]
+fn no_name_and_no_text_is_in_the_traffic() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let (proxy, captured) = capturing_proxy(relay.addr);
+    let mut bob = Client::join(relay.addr, "bob", &[]);
+    let mut alice = Client::join(proxy, "alicewonder", &[]);
+    let text = "the secret plan: 你好 meet at noon";
+    alice.say(text);
+    alice.expect(|e| e["event"] == "message" && e["text"] == text);
+    bob.expect(|e| e["event"] == "message" && e["text"] == text);
+    alice.say("/history 5");
+    alice.expect(|e| e["event"] == "history_end");
+    let captured = captured.lock().unwrap();
+    assert!(captured.len() >= 6, "{} datagrams", captured.len());
+    for needle in [
+        &b"alicewonder"[..],
+        b"bob",
+        b"secret plan",
+        "你好".as_bytes(),
+    ] {
+        assert!(
+            !captured
+                .iter()
+                .any(|d| d.windows(needle.len()).any(|w| w == needle)),
+            "{:?} is in the traffic",
+            String::from_utf8_lossy(needle)
+        );
+    }
+}
