@@ -95,8 +95,16 @@ fn the_relays_key_is_pinned_once_and_a_changed_key_is_refused() {
     let said = refused["message"].as_str().unwrap();
     assert!(said.contains(&key) && said.contains(&new_key), "{said}");
     assert!(said.contains("--relay-key"), "{said}");
+    let stderr = alice.stderr.clone();
     let status = alice.wait();
     assert!(!status.success(), "a refused key is a failure");
+    // Its last words, read from its stderr as the pipe closes.
+    let want = "urc: not talking to a relay whose key is not the one pinned for it";
+    let deadline = Instant::now() + WAIT;
+    while !stderr.lock().unwrap().contains(want) {
+        assert!(Instant::now() < deadline, "{}", stderr.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(10));
+    }
 
     // The operator says the new key is right: given with --relay-key, it is taken.
     let mut alice = Client::spawn_at(relay.addr, "alice", &["--relay-key", &new_key], &home);

@@ -62,6 +62,11 @@ impl SecureClient {
         self.tunnel.is_refused() || self.client.is_closed()
     }
 
+    /// True once the relay offered a key other than the pinned one: nothing more is sent.
+    pub fn key_refused(&self) -> bool {
+        self.tunnel.is_refused()
+    }
+
     /// Takes one datagram from the relay.
     pub fn handle(&mut self, now: Instant, datagram: &[u8]) {
         if self.is_closed() {

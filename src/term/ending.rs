@@ -26,6 +26,12 @@ pub enum JoinError {
         /// The lines not delivered.
         lost: Vec<String>,
     },
+    /// The relay offered a key other than the one pinned for it (told above as an error):
+    /// nothing more was sent to it.
+    KeyChanged {
+        /// The lines not delivered.
+        lost: Vec<String>,
+    },
     /// The relay never answered the JOIN: nothing was delivered.
     NoAnswer {
         /// Where the relay was looked for.
@@ -72,6 +78,11 @@ impl std::fmt::Display for JoinError {
             JoinError::Refused { lost } => {
                 write!(f, "the relay refused to let us in{}", not_delivered(lost))
             }
+            JoinError::KeyChanged { lost } => write!(
+                f,
+                "not talking to a relay whose key is not the one pinned for it{}",
+                not_delivered(lost)
+            ),
             JoinError::NoAnswer { server, wait, lost } => write!(
                 f,
                 "no answer from a relay at {server} in {:.0} s: is `urc serve` running there? (check --server){}",

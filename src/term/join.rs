@@ -205,8 +205,11 @@ async fn session(options: Options) -> Result<(), JoinError> {
             }
         }
         if client.is_closed() {
-            return Err(JoinError::Refused {
-                lost: client.unacked_texts(),
+            let lost = client.unacked_texts();
+            return Err(if client.key_refused() {
+                JoinError::KeyChanged { lost }
+            } else {
+                JoinError::Refused { lost }
             });
         }
         if options.interactive && client.is_joined() && greeting == Greeting::None {
