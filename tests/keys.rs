@@ -175,3 +175,104 @@ fn no_name_and_no_text_is_in_the_traffic() {
         );
     }
 }
+
+/// A man in the middle on loopback, seeded: of what passes it flips a bit in some datagrams,
+/// sends others again later (replays), and injects DATA frames of random bytes with the
+/// transports' real indexes, both ways.
+fn tampering_proxy(relay: SocketAddr, seed: u64) -> (SocketAddr, Arc<Mutex<usize>>) {
+    use urc::proto::secure::frame::Frame;
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let addr = socket.local_addr().unwrap();
+    let tampered = Arc::new(Mutex::new(0));
+    let count = tampered.clone();
+    std::thread::spawn(move || {
+        let mut rng = common::proxy::Rng(seed);
+        let mut client: Option<SocketAddr> = None;
+        let mut seen: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+        let mut buf = [0u8; 2048];
+        let end = Instant::now() + 4 * WAIT;
+        while Instant::now() < end {
+            let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let to = if from == relay {
+                match client {
+                    Some(c) => c,
+                    None => continue,
+                }
+            } else {
+                client = Some(from);
+                relay
+            };
+            let mut d = buf[..n].to_vec();
+            let roll = rng.next();
+            if roll < 0.1 {
+                // A bit flipped past the header: the datagram is lost to both ends.
+                let i = 3 + (rng.next_u64() as usize) % (d.len() - 3);
+                d[i] ^= 1 << (rng.next_u64() % 8);
+                *count.lock().unwrap() += 1;
+            } else if roll < 0.2 && !seen.is_empty() {
+                // An older datagram of either side, sent again to where it went.
+                let (again_to, again) = seen[(rng.next_u64() as usize) % seen.len()].clone();
+                let _ = socket.send_to(&again, again_to);
+                *count.lock().unwrap() += 1;
+            } else if roll < 0.25
+                && let Ok(Frame::Data {
+                    receiver, counter, ..
+                }) = Frame::decode(&d)
+            {
+                // A forgery for the same transport, a counter ahead.
+                let junk: Vec<u8> = (0..16 + rng.next_u64() % 100)
+                    .map(|_| rng.next_u64() as u8)
+                    .collect();
+                let forged = Frame::Data {
+                    receiver,
+                    counter: counter + 1 + rng.next_u64() % 1000,
+                    sealed: &junk,
+                }
+                .encode();
+                let _ = socket.send_to(&forged, to);
+                *count.lock().unwrap() += 1;
+            }
+            seen.push((to, d.clone()));
+            let _ = socket.send_to(&d, to);
+        }
+    });
+    (addr, tampered)
+}
+
+/// Through a proxy that flips, replays and injects: every message arrives once, in order,
+/// nothing forged is shown or stored, and everything sent is acknowledged.
+#[test]
+fn a_man_in_the_middle_changes_nothing_shown_stored_or_acknowledged() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let (proxy, tampered) = tampering_proxy(relay.addr, 13);
+    let mut bob = Client::join(relay.addr, "bob", &[]);
+    let mut alice = Client::join(proxy, "alice", &[]);
+    let texts: Vec<String> = (0..20).map(|k| format!("message {k} 你好")).collect();
+    for t in &texts {
+        alice.say(t);
+    }
+    for t in &texts {
+        bob.expect(|e| e["event"] == "message" && e["text"] == t.as_str());
+    }
+    bob.say("and back");
+    alice.expect(|e| e["event"] == "message" && e["text"] == "and back");
+    bob.expect(|e| e["event"] == "message" && e["text"] == "and back");
+    let (status, _) = alice.finish();
+    assert!(status.success(), "alice's messages were all acknowledged");
+    let shown: Vec<String> = bob.live().into_iter().map(|(_, _, t)| t).collect();
+    let mut want = texts.clone();
+    want.push("and back".into());
+    assert_eq!(shown, want, "once each, in order, nothing else");
+    let log = std::fs::read_to_string(data.path().join("messages.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 21, "{log}");
+    assert!(
+        *tampered.lock().unwrap() > 3,
+        "the proxy did too little to test anything"
+    );
+}
