@@ -49,6 +49,13 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
         println!("{}", keypair.public());
         return Ok(());
     }
+    if let Some(name) = &args.release_name {
+        // Never under a running relay: it would write its own list over this one.
+        let _lock =
+            urc::serve::lock::DataLock::acquire(&args.data_dir()).map_err(|e| e.to_string())?;
+        println!("{}", urc::serve::owners::release(&args.data_dir(), name)?);
+        return Ok(());
+    }
     if args.repair_log {
         repair_log(&args.data_dir())?;
     }

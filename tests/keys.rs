@@ -276,3 +276,66 @@ fn a_man_in_the_middle_changes_nothing_shown_stored_or_acknowledged() {
         "the proxy did too little to test anything"
     );
 }
+
+/// A name belongs to its key: a killed client started again takes its name back at once
+/// (nobody sees it leave or join), another user's key is refused with the reason, and
+/// `urc serve --release-name` frees the name for them.
+#[test]
+fn a_killed_client_takes_its_name_back_and_another_key_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let (alices_home, eves_home) = (fresh_home(), fresh_home());
+    let mut bob = Client::join(relay.addr, "bob", &[]);
+    let mut alice = Client::spawn_at(relay.addr, "alice", &[], &alices_home);
+    alice.expect(|e| e["event"] == "notice" && e["message"] == "joined as alice");
+    bob.expect(|e| e["event"] == "joined" && e["name"] == "alice");
+    alice.kill();
+    // At once, while the relay still has the old session.
+    let started = Instant::now();
+    let mut alice = Client::spawn_at(relay.addr, "alice", &[], &alices_home);
+    alice.expect(|e| e["event"] == "notice" && e["message"] == "joined as alice");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    alice.say("back already");
+    bob.expect(|e| e["event"] == "message" && e["text"] == "back already");
+    assert!(
+        !bob.seen.iter().any(|e| e["event"] == "left"),
+        "bob saw alice leave: {:?}",
+        bob.seen
+    );
+    // Another user under the same name, or one that looks like it: refused, and told why.
+    for name in ["alice", "ALICE"] {
+        let mut eve = Client::spawn_at(relay.addr, name, &[], &eves_home);
+        let refused = eve.expect(|e| e["event"] == "error");
+        assert!(
+            refused["message"]
+                .as_str()
+                .unwrap()
+                .contains("belongs to another key"),
+            "{refused}"
+        );
+        assert!(!eve.wait().success());
+    }
+    assert!(alice.finish().0.success());
+    drop(bob);
+    relay.stop();
+    // The operator frees the name; then the other key may take it.
+    let out = urc()
+        .args(["serve", "--release-name", "alice", "--data"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        said.starts_with("released the name alice, which belonged to the key "),
+        "{said}"
+    );
+    let relay = Relay::start(data.path(), &[]);
+    let mut eve = Client::spawn_at(relay.addr, "alice", &[], &eves_home);
+    eve.expect(|e| e["event"] == "notice" && e["message"] == "joined as alice");
+    assert!(eve.finish().0.success());
+}

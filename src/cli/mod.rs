@@ -128,6 +128,10 @@ pub struct ServeArgs {
     /// first if the data directory has none yet.
     #[arg(long)]
     pub fingerprint: bool,
+    /// Free a name (and its look-alikes) from the key that owns it, so that another key may
+    /// take it, and exit; the relay must not be running on this data directory.
+    #[arg(long, value_name = "NAME")]
+    pub release_name: Option<String>,
 }
 
 impl ServeArgs {

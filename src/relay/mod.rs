@@ -25,6 +25,7 @@
 //! | `fair.rs` | deficit round robin across addresses (IPv6: /48s), round robin across sessions |
 //! | `parked.rs` | the memory of waiting messages, by the whole record, bounded |
 //! | `roster.rs` | the room's names, sorted: one client a name, WHO read off in order |
+//! | `owners.rs` | who owns each name: the key that first joined under it |
 //! | `departed.rs` | clients that left, so that a JOIN of theirs held back by the network brings no ghost |
 //! | `outgoing.rs` | how datagrams leave: replies within an address's budget, broadcasts, fan-out |
 //! | `cookie.rs` | address validation without per-address state: stateless challenge cookies |
@@ -41,6 +42,7 @@ mod intake;
 mod join;
 pub mod limit;
 mod outgoing;
+pub mod owners;
 mod parked;
 mod requests;
 mod roster;
@@ -57,8 +59,10 @@ use dashmap::DashMap;
 use uuid::Uuid;
 
 use crate::proto::message::{Message, Millis, check_text};
+use crate::proto::secure::keys::PublicKey;
 use crate::proto::wire::{Acked, Change, ErrorCode, LeaveReason, MAX_LEAVE_BYTES, Packet, Proof};
 use crate::relay::limit::Bucket;
+use owners::Owners;
 
 use answers::Allowances;
 pub use answers::MAX_ANSWERS;
@@ -225,6 +229,8 @@ pub struct Relay {
     answering: Option<(SocketAddr, Proof)>,
     last_dropped: Option<Dropped>,
     stats: Stats,
+    /// Who owns each name.
+    owners: Owners,
 }
 
 impl Relay {
@@ -262,6 +268,7 @@ impl Relay {
             joins: HashMap::new(),
             answering: None,
             last_dropped: None,
+            owners: Owners::default(),
             stats: Stats::default(),
             config,
         };
@@ -329,11 +336,41 @@ impl Relay {
     /// Takes one packet from `from`, received at `now` (wall-clock time `wall`): opened by
     /// the secure channel ([`secure::SecureRelay`]), which proved the address first.
     pub fn handle(&mut self, now: Instant, wall: Millis, from: SocketAddr, bytes: &[u8]) {
-        self.dispatch(now, wall, from, bytes);
+        self.handle_as(now, wall, from, bytes, None);
+    }
+
+    /// [`Relay::handle`] for a packet whose sender proved it holds `peer`'s key: a name it
+    /// joins under belongs to that key from then on.
+    pub fn handle_as(
+        &mut self,
+        now: Instant,
+        wall: Millis,
+        from: SocketAddr,
+        bytes: &[u8],
+        peer: Option<PublicKey>,
+    ) {
+        self.dispatch(now, wall, from, bytes, peer);
         self.answering = None;
     }
 
-    fn dispatch(&mut self, now: Instant, wall: Millis, from: SocketAddr, bytes: &[u8]) {
+    /// Who owns each name.
+    pub fn owners(&self) -> &Owners {
+        &self.owners
+    }
+
+    /// Who owns each name, to load at start and to note once written.
+    pub fn owners_mut(&mut self) -> &mut Owners {
+        &mut self.owners
+    }
+
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        wall: Millis,
+        from: SocketAddr,
+        bytes: &[u8],
+        peer: Option<PublicKey>,
+    ) {
         let packet = match Packet::decode(bytes) {
             Ok(p) => p,
             Err(e) => {
@@ -351,7 +388,7 @@ impl Relay {
                 // Every answer to a JOIN proves, with the JOIN's instance, that it answers it.
                 // (The handshake's cookie proved the address: the JOIN's is not looked at.)
                 self.answering = Some((from, Proof::of_instance(&instance)));
-                self.join(now, from, name, history, instance);
+                self.join(now, from, name, history, instance, peer);
             }
             Packet::Send {
                 token,

@@ -103,7 +103,7 @@ impl SecureRelay {
             .channels
             .receive(now, from, datagram, cookies, allowed, &mut packet);
         match incoming {
-            Incoming::Packet { .. } => self.relay.handle(now, wall, from, &packet),
+            Incoming::Packet { peer } => self.relay.handle_as(now, wall, from, &packet, Some(peer)),
             Incoming::Answer(frame) => {
                 let stats = self.relay.stats_mut();
                 if frame.get(2) == Some(&CHALLENGE) {

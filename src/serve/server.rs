@@ -23,6 +23,7 @@ use crate::relay::secure::SecureRelay;
 use crate::relay::{Config, Relay, Stats, TICK};
 use crate::serve::clock::ClockWatch;
 use crate::serve::lock::{DataLock, LockError};
+use crate::serve::owners;
 use crate::serve::store::{LogEvent, OpenError, Store};
 
 /// The port the relay listens on by default (outside the ephemeral range).
@@ -47,6 +48,8 @@ pub struct Server {
     socket: Async<UdpSocket>,
     store: Store,
     relay: SecureRelay,
+    /// The data directory (the names' owners are written there).
+    data: PathBuf,
     /// The data directory is this relay's while it runs.
     _lock: DataLock,
 }
@@ -120,11 +123,13 @@ impl Server {
         }
         let mut relay = Relay::new(config, opened.tail);
         relay.set_log_start(opened.store.first_seq());
+        *relay.owners_mut() = owners::load(&data).map_err(StartError::Key)?;
         let relay = SecureRelay::new(relay, keypair);
         Ok(Server {
             socket,
             store: opened.store,
             relay,
+            data,
             _lock: lock,
         })
     }
@@ -351,6 +356,15 @@ impl Server {
 
     /// Writes and flushes what the relay accepted, then lets its answers go.
     fn persist(&mut self) {
+        // A name bound this turn is on disk before its WELCOME leaves.
+        if self.relay.relay().owners().changed() {
+            match owners::save(&self.data, self.relay.relay().owners()) {
+                Ok(()) => self.relay.relay_mut().owners_mut().written(),
+                Err(e) => {
+                    tracing::error!(error = %e, file = %owners::path(&self.data).display(), "cannot write the names' owners; trying again next turn")
+                }
+            }
+        }
         if !self.relay.relay().has_appends() {
             return;
         }
