@@ -40,7 +40,7 @@ impl Output {
     pub(super) fn due(&self) -> Option<Instant> {
         match self {
             Output::Starting { at, held, .. } if !held.is_empty() => Some(*at),
-            // Until the hold is off: soon after a resize.
+            // Until the hold is off, and a resize put right: soon.
             Output::Printer { held, .. } if !held.is_empty() => {
                 Some(Instant::now() + Duration::from_millis(10))
             }
@@ -70,7 +70,9 @@ impl Output {
         }
     }
 
-    /// Prints the lines held while a line was accepted, once the hold is off.
+    /// Prints the held lines once the hold is off, and no resize waits to be seen: printed
+    /// before rustyline heard of it, a line would be drawn where the editor counts its line
+    /// to be at the old width.
     pub(super) fn release(&mut self) {
         if let Output::Printer {
             printer,
@@ -79,6 +81,7 @@ impl Output {
             screen,
         } = self
             && !hold.is_on()
+            && !screen.resizing()
         {
             for line in held.drain(..) {
                 screen.printed(&line);
