@@ -198,6 +198,11 @@ fn resizing_loses_no_line_and_leaves_no_prompt_behind() {
         &[("TMUX", "/tmp/tmux-0/default,1,0")],
     );
     let carol = Term::join(&relay, "carol", Colour::Off);
+    // Carol's arrival shows on bob's screen before the resizes: the messages come between
+    // them, when the test sends them.
+    bob.wait_for("carol's arrival", |s| {
+        screen_text(s).contains("-- carol joined")
+    });
     let long: String = (0..30).map(|i| format!("word{i} ")).collect();
     let long = long.trim_end().to_owned();
     for (mut term, how) in [(bob, Resize::Rewrap), (carol, Resize::Keep)] {
