@@ -26,10 +26,11 @@ fn the_typed_line_shows_once_as_the_message() {
         screen_text(s).contains("alice: after") && cursor_row(s) == "bob> "
     });
     let shown = rows_after(&bob.all_rows(), "-- in the room (");
-    // The long message wraps at 100 columns: "HH:MM bob: " and 44 characters, then 26.
+    // The long message wraps at 100 columns: "HH:MM bob: " and 44 characters, then 26 under
+    // the text.
     let expected_tail = [
         format!(" bob: {}", "字".repeat(44)),
-        "字".repeat(26),
+        format!("{}{}", " ".repeat(11), "字".repeat(26)),
         " alice: after".to_owned(),
         "bob>".to_owned(),
     ];
@@ -41,6 +42,7 @@ fn the_typed_line_shows_once_as_the_message() {
             "{row:?} is not {tail:?}: {shown:#?}"
         );
     }
+    assert_eq!(shown[2], expected_tail[1], "the rest under the text");
     bob.quit();
     alice.finish();
 }

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use rustyline::ExternalPrinter;
 
 use crate::term::editor::{Hold, Why};
+use crate::term::output::columns;
 use crate::term::resume::Reading;
 use redraw::{Redraws, Resizing};
 
@@ -55,7 +56,8 @@ struct Shown {
 }
 
 impl Screen {
-    /// Records a line printed.
+    /// Records a line printed: in a terminal, a row of a line the client cut (see
+    /// [`crate::term::wrap`]), which a terminal that rewraps cuts again when it gets narrower.
     pub fn printed(&self, line: &str) {
         let mut shown = self.lock();
         if shown.lines.len() == KEPT {
@@ -182,12 +184,6 @@ pub fn watch(
             hold.set(Why::Resized, false);
         }
     });
-}
-
-/// The terminal's width, if it is one.
-fn columns() -> Option<usize> {
-    let size = rustix::termios::tcgetwinsize(std::io::stdout()).ok()?;
-    (size.ws_col > 0).then_some(usize::from(size.ws_col))
 }
 
 #[cfg(test)]
