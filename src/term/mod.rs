@@ -16,6 +16,7 @@
 //! | [`resize`] | window resizes in terminals that rewrap lines: what rustyline's redraw broke |
 //! | [`resume`] | back from Ctrl-Z and `fg`: the editor's terminal mode, the line redrawn |
 //! | [`seen`] | where the client remembers the last message seen, per relay |
+//! | [`wrap`] | lines cut into rows at the terminal's width, the rows after the first under the text |
 
 pub mod command;
 pub mod complete;
@@ -30,3 +31,4 @@ pub mod resize;
 pub mod resume;
 pub mod seen;
 pub mod view;
+pub mod wrap;
