@@ -14,6 +14,8 @@ mod attention;
 mod keys;
 #[path = "terminal/screen.rs"]
 mod screen;
+#[path = "terminal/wrap.rs"]
+mod wrap;
 
 use common::{Client, Relay};
 use pty::*;

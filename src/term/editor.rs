@@ -92,12 +92,14 @@ impl Completer for Assist {
 }
 
 impl Highlighter for Assist {
-    /// Asked at every change of the line or of the cursor: where the line stands is noted,
-    /// and the line is always drawn whole. (Drawn a character at a time, a line that once
-    /// ended at the terminal's last column keeps the newline rustyline wrote there, and a
-    /// terminal that rewraps its lines on a resize then cuts the line in two.)
+    /// Asked before every draw of the line: at every change of the line or of the cursor,
+    /// and as the line is drawn again after a resize. The draw is noted, with where the line
+    /// stands (a resize's repair waits for the redraw), and the line is always drawn whole.
+    /// (Drawn a character at a time, a line that once ended at the terminal's last column
+    /// keeps the newline rustyline wrote there, and a terminal that rewraps its lines on a
+    /// resize then cuts the line in two.)
     fn highlight_char(&self, line: &str, pos: usize, _: CmdKind) -> bool {
-        self.screen.typed(line, pos);
+        self.screen.drawn(line, pos);
         true
     }
 

@@ -117,7 +117,7 @@ pub(super) fn tell_what_is_owed(client: &Client, options: &Options, output: &mut
             "leaving once the relay has {n} more message(s) of yours (at most {} s; Ctrl-C leaves now)",
             options.wait.as_secs()
         ));
-        output.line(options.renderer.event(&notice));
+        output.line(options.renderer.line(&notice));
     }
 }
 

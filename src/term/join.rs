@@ -4,7 +4,7 @@
 //! the line being typed (rustyline's external printer). From a pipe, each line of stdin is a
 //! message or a command and each event is one line of stdout.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, IsTerminal as _, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -139,8 +139,12 @@ async fn session(options: Options) -> Result<(), JoinError> {
     let hold = Hold::default();
     let screen = Screen::default();
     let mut greeting = Greeting::None;
-    let mut output = Output::Stdout(screen.clone());
     let renderer = options.renderer;
+    // In a terminal, lines are cut into rows by the client (JSON never).
+    let mut output = Output::Stdout {
+        screen: screen.clone(),
+        wrap: !renderer.json() && io::stdout().is_terminal(),
+    };
     let mut view = View::new(renderer, &options.client.name);
     let mut client = SecureClient::new(
         options.client.clone(),
@@ -385,7 +389,7 @@ fn refused(
 ) {
     if e.kind() == io::ErrorKind::ConnectionRefused && !std::mem::replace(told, true) {
         let notice = Event::Notice(format!("no relay at {server}: still trying"));
-        output.line(renderer.event(&notice));
+        output.line(renderer.line(&notice));
     }
 }
 
@@ -415,7 +419,7 @@ fn handle_line(
     now: Instant,
     line: &str,
 ) -> Option<String> {
-    let local = |output: &mut Output, event: Event| output.line(renderer.event(&event));
+    let local = |output: &mut Output, event: Event| output.line(renderer.line(&event));
     match command::parse(line) {
         None => {}
         Some(Command::Say(text)) => {

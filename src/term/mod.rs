@@ -17,6 +17,7 @@
 //! | [`resume`] | back from Ctrl-Z and `fg`: the editor's terminal mode, the line redrawn |
 //! | [`seen`] | where the client remembers the last message seen, per relay |
 //! | [`pins`] | the relays' keys, pinned on first contact (as ssh's known_hosts) |
+//! | [`wrap`] | lines cut into rows at the terminal's width, the rows after the first under the text |
 
 pub mod command;
 pub mod complete;
@@ -32,3 +33,4 @@ pub mod resize;
 pub mod resume;
 pub mod seen;
 pub mod view;
+pub mod wrap;

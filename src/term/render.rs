@@ -1,4 +1,6 @@
 //! Events as terminal lines or JSON objects, with text from others made harmless to show.
+//! A terminal line is a prefix (the time and the name, the `--` of a notice) and a text, so
+//! that its rows after the first can be indented under the text (see [`crate::term::wrap`]).
 
 use std::fmt::Write as _;
 
@@ -8,6 +10,7 @@ use time::{Date, UtcOffset};
 use crate::client::Event;
 use crate::proto::message::{Millis, is_bidi_control};
 use crate::proto::wire::LeaveReason;
+use crate::term::wrap::Line;
 
 /// Turns events into the lines `urc join` prints.
 #[derive(Debug, Clone, Copy)]
@@ -82,16 +85,21 @@ impl Renderer {
         self.color
     }
 
-    /// The line for `event`.
+    /// The line for `event`, whole.
     pub fn event(&self, event: &Event) -> String {
-        self.event_with(event, false)
+        self.line(event).whole()
+    }
+
+    /// The line for `event`.
+    pub fn line(&self, event: &Event) -> Line {
+        self.line_with(event, false)
     }
 
     /// The line for `event`, a message marked as one that mentions the user when `mention`
-    /// (highlighted; `"mention":true` in JSON).
-    pub fn event_with(&self, event: &Event, mention: bool) -> String {
+    /// (highlighted; `"mention":true` in JSON, which is all text, without a prefix).
+    pub fn line_with(&self, event: &Event, mention: bool) -> Line {
         if self.json {
-            return json_event(event, mention).to_string();
+            return Line::new("", json_event(event, mention).to_string());
         }
         match event {
             Event::Message { message, own, .. } => {
@@ -113,9 +121,9 @@ impl Renderer {
                     text
                 };
                 if action {
-                    format!("{time} * {name} {text}")
+                    Line::new(format!("{time} * {name} "), text)
                 } else {
-                    format!("{time} {name}: {text}")
+                    Line::new(format!("{time} {name}: "), text)
                 }
             }
             Event::HistoryStart { count } => self.notice(&match count {
@@ -159,21 +167,27 @@ impl Renderer {
                     ),
                     n => format!("{n} new messages since {when}"),
                 };
-                self.paint(CYAN, &format!("— {what} —"))
+                if self.color {
+                    Line::new(format!("{CYAN}— "), format!("{what} —\x1b[0m"))
+                } else {
+                    Line::new("— ", format!("{what} —"))
+                }
             }
-            Event::Error(text) => format!("{} {}", self.paint(RED, "error:"), sanitize(text)),
+            Event::Error(text) => {
+                Line::new(format!("{} ", self.paint(RED, "error:")), sanitize(text))
+            }
             Event::RelayKeyLearnt { key } => self.notice(&format!(
                 "first contact with this relay: its key {key} is pinned"
             )),
-            Event::RelayKeyChanged { pinned, offered } => format!(
-                "{} the relay offered the key {offered}, not the key {pinned} pinned for it",
-                self.paint(RED, "error:")
+            Event::RelayKeyChanged { pinned, offered } => Line::new(
+                format!("{} ", self.paint(RED, "error:")),
+                format!("the relay offered the key {offered}, not the key {pinned} pinned for it"),
             ),
         }
     }
 
     /// The line that says the day changed: `-- Tuesday, 1 December 2026 --`.
-    pub fn day(&self, date: Date) -> String {
+    pub fn day(&self, date: Date) -> Line {
         self.notice(&format!(
             "{}, {} {} {} --",
             date.weekday(),
@@ -189,8 +203,8 @@ impl Renderer {
     }
 
     /// A notice line: `-- text`, the dashes coloured.
-    fn notice(&self, text: &str) -> String {
-        format!("{} {text}", self.paint(CYAN, "--"))
+    fn notice(&self, text: &str) -> Line {
+        Line::new(format!("{} ", self.paint(CYAN, "--")), text)
     }
 
     /// A name, sanitised, in its own colour.
@@ -353,6 +367,15 @@ mod tests {
         assert_eq!(r.event(&said), "-- bob left (gone ^[[2Jhome)");
         let json = Renderer::new(UtcOffset::UTC, true).event(&said);
         assert!(json.contains(r#""message":"gone \u001b[2Jhome""#), "{json}");
+        // The prefix, which the rows after the first are indented under.
+        let line = r.line(&message("hi"));
+        assert_eq!(
+            (line.prefix.as_str(), line.text.as_str()),
+            ("08:00 alice: ", "hi")
+        );
+        assert_eq!(r.line(&message("/me waves")).prefix, "08:00 * alice ");
+        assert_eq!(r.line(&left).prefix, "-- ");
+        assert_eq!(Renderer::new(UtcOffset::UTC, true).line(&said).prefix, "");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::client::Event;
 use crate::proto::message::Millis;
 use crate::term::mention::mentions;
 use crate::term::render::Renderer;
+use crate::term::wrap::Line;
 
 /// Events as the lines shown, remembering what the lines before them showed.
 #[derive(Debug, Clone)]
@@ -22,7 +23,7 @@ pub struct View {
     live_day: Option<Date>,
 }
 
-const BELL: char = '\u{7}';
+const BELL: &str = "\u{7}";
 
 impl View {
     /// A view for the user named `me`.
@@ -36,7 +37,7 @@ impl View {
     }
 
     /// The lines that show `event`, `now` being the time it is shown.
-    pub fn show(&mut self, event: &Event, now: Millis) -> Vec<String> {
+    pub fn show(&mut self, event: &Event, now: Millis) -> Vec<Line> {
         let mut lines = Vec::new();
         let mut mention = false;
         match event {
@@ -57,10 +58,10 @@ impl View {
                     lines.push(self.renderer.day(day));
                 }
                 self.last_day = Some(day);
-                let line = self.renderer.event_with(event, mention);
+                let line = self.renderer.line_with(event, mention);
                 // History is read, not news: only live mentions ring.
                 if mention && !history && self.renderer.bell() {
-                    lines.push(format!("{BELL}{line}"));
+                    lines.push(line.after(BELL));
                     return lines;
                 }
                 lines.push(line);
@@ -72,7 +73,7 @@ impl View {
             Event::HistoryEnd => self.last_day = self.live_day.take(),
             _ => {}
         }
-        lines.push(self.renderer.event_with(event, mention));
+        lines.push(self.renderer.line_with(event, mention));
         lines
     }
 }
@@ -188,10 +189,10 @@ mod tests {
         );
         let json = Renderer::new(UtcOffset::UTC, true).with_bell(true);
         let mut v = View::new(json, "bob");
-        let line = &v.show(&message("alice", "bob?", TUESDAY_2330, false), now)[0];
+        let line = v.show(&message("alice", "bob?", TUESDAY_2330, false), now)[0].whole();
         assert!(line.contains(r#""mention":true"#), "{line}");
         assert!(!line.contains('\u{7}'));
-        let line = &v.show(&message("bob", "bob", TUESDAY_2330, false), now)[0];
+        let line = v.show(&message("bob", "bob", TUESDAY_2330, false), now)[0].whole();
         assert!(line.contains(r#""mention":false"#), "{line}");
     }
 }
