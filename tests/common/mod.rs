@@ -56,34 +56,42 @@ impl Sealed {
     /// A socket on 127.0.0.1 connected to `relay`, its handshake made (the relay's key taken
     /// on first contact).
     pub fn connect(relay: SocketAddr) -> Sealed {
-        use urc::client::tunnel::{Received, Tunnel};
+        use urc::client::tunnel::Tunnel;
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.connect(relay).unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(500)))
-            .unwrap();
         let mut sealed = Sealed {
             socket,
             tunnel: Tunnel::new(urc::proto::secure::keys::Keypair::generate(), None),
             buf: vec![0; 2048],
         };
+        sealed.handshake();
+        sealed
+    }
+
+    /// Makes a handshake from the socket as it is now (again, after an UNKNOWN, or from a
+    /// new socket put in its place: a client whose address changed).
+    pub fn handshake(&mut self) {
+        use urc::client::tunnel::Received;
+        let relay = self.socket.peer_addr().unwrap();
+        self.socket
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
         let deadline = Instant::now() + WAIT;
-        while !sealed.tunnel.is_up(Instant::now()) {
+        while !self.tunnel.is_up(Instant::now()) {
             assert!(Instant::now() < deadline, "no handshake with {relay}");
             let mut ignored = Vec::new();
-            sealed.tunnel.seal(Instant::now(), b"", &mut ignored);
-            while let Some(frame) = sealed.tunnel.poll_transmit() {
-                sealed.socket.send(&frame).unwrap();
+            self.tunnel.seal(Instant::now(), b"", &mut ignored);
+            while let Some(frame) = self.tunnel.poll_transmit() {
+                self.socket.send(&frame).unwrap();
             }
-            if let Ok(n) = sealed.socket.recv(&mut sealed.buf) {
+            if let Ok(n) = self.socket.recv(&mut self.buf) {
                 let mut out = Vec::new();
-                let got = sealed
+                let got = self
                     .tunnel
-                    .receive(Instant::now(), &sealed.buf[..n], &mut out);
+                    .receive(Instant::now(), &self.buf[..n], &mut out);
                 assert!(!matches!(got, Received::Changed { .. }), "{got:?}");
             }
         }
-        sealed
     }
 
     /// Sends one packet, sealed.
