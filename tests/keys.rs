@@ -306,20 +306,21 @@ fn a_killed_client_takes_its_name_back_and_another_key_is_refused() {
         "bob saw alice leave: {:?}",
         bob.seen
     );
-    // Another user under the same name, or one that looks like it: refused, and told why.
-    for name in ["alice", "ALICE"] {
+    // Another user under the same name, or one that looks like it: refused while alice is
+    // in, and after she left, told why.
+    let refused = |name: &str| {
         let mut eve = Client::spawn_at(relay.addr, name, &[], &eves_home);
         let refused = eve.expect(|e| e["event"] == "error");
-        assert!(
-            refused["message"]
-                .as_str()
-                .unwrap()
-                .contains("belongs to another key"),
-            "{refused}"
-        );
         assert!(!eve.wait().success());
-    }
+        refused["message"].as_str().unwrap().to_owned()
+    };
+    assert!(refused("alice").contains("in use"));
     assert!(alice.finish().0.success());
+    bob.expect(|e| e["event"] == "left" && e["name"] == "alice");
+    for name in ["alice", "ALICE"] {
+        let said = refused(name);
+        assert!(said.contains("belongs to another key"), "{said}");
+    }
     drop(bob);
     relay.stop();
     // The operator frees the name; then the other key may take it.

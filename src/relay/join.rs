@@ -97,20 +97,6 @@ impl Relay {
             self.stats.joins_refused += 1;
             return self.error(from, ErrorCode::BadName, Uuid::nil(), e.to_string());
         }
-        if let (Some(peer), Some((held, owner))) = (peer, self.owners.get(&key))
-            && peer != *owner
-        {
-            self.stats.joins_refused += 1;
-            let message = if *held == name {
-                format!("the name {name} belongs to another key: choose another with --name")
-            } else {
-                format!(
-                    "the name {name} looks like {held}, which belongs to another key: choose \
-                     another with --name"
-                )
-            };
-            return self.error(from, ErrorCode::NameTaken, Uuid::nil(), message);
-        }
         if self.departed.has(now, &instance) {
             // A JOIN the network held back past its client's LEAVE: nobody is there to let in.
             self.stats.joins_refused += 1;
@@ -201,6 +187,23 @@ impl Relay {
                     return self.error(from, ErrorCode::NameTaken, Uuid::nil(), message);
                 }
                 None => {
+                    if let (Some(peer), Some((held, owner))) = (peer, self.owners.get(&key))
+                        && peer != *owner
+                    {
+                        self.stats.joins_refused += 1;
+                        let message = if *held == name {
+                            format!(
+                                "the name {name} belongs to another key: choose another with \
+                                 --name"
+                            )
+                        } else {
+                            format!(
+                                "the name {name} looks like {held}, which belongs to another \
+                                 key: choose another with --name"
+                            )
+                        };
+                        return self.error(from, ErrorCode::NameTaken, Uuid::nil(), message);
+                    }
                     if self.clients.len() >= self.config.max_clients {
                         self.stats.joins_refused += 1;
                         let message = "the room is full: try again later".to_owned();
