@@ -46,6 +46,7 @@ pub use baseline::Baseline;
 pub use report::{Recovery, Report};
 
 use crate::proto::message::{MAX_TEXT_BYTES, Message, Millis};
+use crate::proto::secure::frame::DATA_OVERHEAD;
 use crate::proto::wire::{MESSAGES_HEADER, message_len};
 use drive::{Load, Plan, Stop};
 use ledger::Ledger;
@@ -254,7 +255,8 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         // A time of this century, whose varint is as long as a real message's.
         time: Millis(1_795_593_600_123),
     };
-    let datagram = MESSAGES_HEADER + message_len(&one, None);
+    // A fan-out datagram of one message, sealed.
+    let datagram = MESSAGES_HEADER + message_len(&one, None) + DATA_OVERHEAD;
     let baseline = if options.baseline > 0 {
         progress(&format!(
             "baseline: {datagram}-byte datagrams to {} sockets",
