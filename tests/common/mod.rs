@@ -32,6 +32,55 @@ pub fn urc() -> Command {
     cmd
 }
 
+/// `urc` run by the user `name` of this test: the same name in the same test is the same
+/// user (the same identity, the same pinned keys); another test's is another user.
+pub fn urc_as(name: &str) -> Command {
+    let mut cmd = urc();
+    at_home(&mut cmd, &user_home(name));
+    cmd
+}
+
+/// The home of the user `name` in the running test (named after the test's thread).
+pub fn user_home(name: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static RUN: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static TEST: usize = RUN.fetch_add(1, Ordering::Relaxed);
+    }
+    let test = TEST.with(|t| *t);
+    let safe: String = name
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c } else { '_' })
+        .collect();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("homes")
+        .join(format!(
+            "{}-t{test}-{safe}-{:x}",
+            std::process::id(),
+            fnv(name)
+        ));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+/// A short hash, so that names that differ only in what a file name cannot hold stay apart.
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Points `cmd`'s files (identity, pinned keys, state) into `home`.
+pub fn at_home(cmd: &mut Command, home: &Path) {
+    for (var, dir) in [
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_STATE_HOME", "state"),
+        ("XDG_DATA_HOME", "data"),
+    ] {
+        cmd.env(var, home.join(dir));
+    }
+}
+
 /// A new directory under the tests' scratch space.
 pub fn fresh_home() -> std::path::PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -245,20 +294,14 @@ impl Client {
     }
 
     pub fn spawn(relay: SocketAddr, name: &str, extra: &[&str]) -> Client {
-        Client::spawn_at(relay, name, extra, &fresh_home())
+        Client::spawn_at(relay, name, extra, &user_home(name))
     }
 
     /// Starts a client whose files (its identity, the relays' keys it pinned) are in `home`:
     /// the same home is the same user, run again.
     pub fn spawn_at(relay: SocketAddr, name: &str, extra: &[&str], home: &Path) -> Client {
         let mut cmd = urc();
-        for (var, dir) in [
-            ("XDG_CONFIG_HOME", "config"),
-            ("XDG_STATE_HOME", "state"),
-            ("XDG_DATA_HOME", "data"),
-        ] {
-            cmd.env(var, home.join(dir));
-        }
+        at_home(&mut cmd, home);
         let mut child = cmd
             .args([
                 "join",
@@ -409,7 +452,7 @@ pub fn pipe(
     input: &str,
     extra: &[&str],
 ) -> (ExitStatus, String, String) {
-    let mut child = urc()
+    let mut child = urc_as(name)
         .args(["join", "--server", &relay.to_string(), "--name", name])
         .args(extra)
         .stdin(Stdio::piped())
