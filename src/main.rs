@@ -215,6 +215,12 @@ fn init_logging(default: &str) {
 }
 
 fn join(args: &JoinArgs, offset: time::UtcOffset) -> Result<(), String> {
+    if args.fingerprint {
+        let (identity, _) =
+            urc::keyfile::load_or_create(&args.identity_file()?, "the identity file")?;
+        println!("{}", identity.public());
+        return Ok(());
+    }
     let options = args.options(offset)?;
     urc::term::join::run(options).map_err(|e| e.to_string())
 }

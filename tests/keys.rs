@@ -340,3 +340,44 @@ fn a_killed_client_takes_its_name_back_and_another_key_is_refused() {
     eve.expect(|e| e["event"] == "notice" && e["message"] == "joined as alice");
     assert!(eve.finish().0.success());
 }
+
+/// `urc join --fingerprint` prints the user's key; `urc serve --allow FILE` admits only the
+/// keys listed there, and refuses everyone else once, clearly, naming their key.
+#[test]
+fn an_invite_only_relay_admits_only_the_keys_it_lists() {
+    let bobs_home = common::user_home("bob");
+    let mut fingerprint = urc();
+    common::at_home(&mut fingerprint, &bobs_home);
+    let out = fingerprint
+        .args(["join", "--fingerprint"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let bobs_key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(bobs_key.len(), 44, "{bobs_key}");
+    let data = tempfile::tempdir().unwrap();
+    let allow = data.path().join("allowed");
+    std::fs::write(&allow, format!("# the team\n\n{bobs_key} bob's laptop\n")).unwrap();
+    let relay = Relay::start(data.path(), &["--allow", allow.to_str().unwrap()]);
+    let mut bob = Client::join(relay.addr, "bob", &[]);
+    let mut eve = Client::spawn(relay.addr, "eve", &[]);
+    let refused = eve.expect(|e| e["event"] == "error");
+    let said = refused["message"].as_str().unwrap();
+    assert!(said.contains("admits only the keys it lists"), "{said}");
+    assert!(!eve.wait().success());
+    bob.say("still just us");
+    bob.expect(|e| e["event"] == "message" && e["text"] == "still just us");
+    // A line that holds no key: the relay does not start, and says which line.
+    std::fs::write(&allow, format!("{bobs_key} bob\nnot-a-key eve\n")).unwrap();
+    let out = urc()
+        .args(["serve", "--bind", "127.0.0.1:0", "--allow"])
+        .arg(&allow)
+        .arg("--data")
+        .arg(data.path().join("other"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("line 2 of --allow"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -132,6 +132,11 @@ pub struct ServeArgs {
     /// take it, and exit; the relay must not be running on this data directory.
     #[arg(long, value_name = "NAME")]
     pub release_name: Option<String>,
+    /// Admit only the client keys listed in FILE, one a line (as `urc join --fingerprint`
+    /// prints them), each followed by anything as a comment; `#` lines and blank lines are
+    /// skipped. Others are refused with a clear error.
+    #[arg(long, value_name = "FILE")]
+    pub allow: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -158,7 +163,12 @@ impl ServeArgs {
         if self.max_clients == 0 || self.max_per_ip == 0 {
             return Err("--max-clients and --max-per-ip must be at least 1".into());
         }
+        let allowed = match &self.allow {
+            Some(path) => Some(allowed_keys(path)?),
+            None => None,
+        };
         Ok(relay::Config {
+            allowed,
             timeout: Duration::from_secs(self.timeout),
             max_clients: self.max_clients,
             max_per_ip: self.max_per_ip,
@@ -183,6 +193,34 @@ impl ServeArgs {
             .clone()
             .unwrap_or_else(crate::serve::server::default_data_dir)
     }
+}
+
+/// The keys of an `--allow` file.
+///
+/// # Errors
+/// A one-line explanation naming the file and the line that holds no key.
+pub fn allowed_keys(
+    path: &std::path::Path,
+) -> Result<std::collections::HashSet<crate::proto::secure::keys::PublicKey>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read --allow {}: {e}", path.display()))?;
+    let mut keys = std::collections::HashSet::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = line.split_whitespace().next().unwrap_or_default();
+        let key = key.parse().map_err(|e| {
+            format!(
+                "line {} of --allow {}: {e} (each line is a key, then a comment)",
+                n + 1,
+                path.display()
+            )
+        })?;
+        keys.insert(key);
+    }
+    Ok(keys)
 }
 
 /// Arguments of `urc join`.
@@ -216,6 +254,10 @@ pub struct JoinArgs {
     /// [default: the key pinned for --server on first contact].
     #[arg(long, env = "URC_RELAY_KEY")]
     pub relay_key: Option<String>,
+    /// Print your public key (what a relay's `--allow` file lists) and exit; the identity is
+    /// made first if there is none yet.
+    #[arg(long)]
+    pub fingerprint: bool,
 }
 
 /// The client's key file when `--identity` is not given.
@@ -239,6 +281,17 @@ pub fn relay_label(server: &str) -> String {
 }
 
 impl JoinArgs {
+    /// The identity file: `--identity`, or the default one.
+    ///
+    /// # Errors
+    /// When there is no `--identity` and the system has no configuration directory.
+    pub fn identity_file(&self) -> Result<PathBuf, String> {
+        self.identity
+            .clone()
+            .or_else(default_identity)
+            .ok_or_else(|| "no place for the identity file: pass --identity FILE".to_owned())
+    }
+
     /// Checks the arguments and makes the session's settings.
     ///
     /// # Errors
@@ -262,11 +315,7 @@ impl JoinArgs {
         let since = seen_file
             .as_ref()
             .and_then(|(path, relay)| crate::term::seen::load(path, relay));
-        let identity_file = self
-            .identity
-            .clone()
-            .or_else(default_identity)
-            .ok_or("no place for the identity file: pass --identity FILE")?;
+        let identity_file = self.identity_file()?;
         let (identity, _) = crate::keyfile::load_or_create(&identity_file, "the identity file")?;
         let label = relay_label(&self.server);
         let pins = crate::term::pins::default_path();

@@ -84,6 +84,18 @@ impl Relay {
         instance: Uuid,
         peer: Option<PublicKey>,
     ) {
+        if let Some(allowed) = &self.config.allowed
+            && !peer.is_some_and(|k| allowed.contains(&k))
+        {
+            self.stats.joins_refused += 1;
+            let message = match peer {
+                Some(k) => format!(
+                    "this relay admits only the keys it lists, and not yours ({k}): ask its operator to add it"
+                ),
+                None => "this relay admits only the keys it lists".to_owned(),
+            };
+            return self.error(from, ErrorCode::NotAllowed, Uuid::nil(), message);
+        }
         if let Err(e) = check_chars(&name) {
             self.stats.joins_refused += 1;
             return self.error(from, ErrorCode::BadName, Uuid::nil(), e.to_string());

@@ -73,6 +73,8 @@ pub enum ErrorCode {
     RateLimited = 8,
     /// The relay is stopping (told to every session as it shuts down): join again later.
     Stopping = 9,
+    /// The relay admits only the keys it lists (`urc serve --allow`), and not this client's.
+    NotAllowed = 10,
 }
 
 impl ErrorCode {
@@ -87,6 +89,7 @@ impl ErrorCode {
             7 => ErrorCode::Full,
             8 => ErrorCode::RateLimited,
             9 => ErrorCode::Stopping,
+            10 => ErrorCode::NotAllowed,
             _ => return None,
         })
     }
