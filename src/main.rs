@@ -44,6 +44,18 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
     init_logging("info");
     give_memory_back();
     let config = args.config()?;
+    if args.fingerprint {
+        let (keypair, _) = urc::serve::server::relay_key(&args.data_dir())?;
+        println!("{}", keypair.public());
+        return Ok(());
+    }
+    if let Some(name) = &args.release_name {
+        // Never under a running relay: it would write its own list over this one.
+        let _lock =
+            urc::serve::lock::DataLock::acquire(&args.data_dir()).map_err(|e| e.to_string())?;
+        println!("{}", urc::serve::owners::release(&args.data_dir(), name)?);
+        return Ok(());
+    }
     if args.repair_log {
         repair_log(&args.data_dir())?;
     }
@@ -51,9 +63,10 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
         Server::bind(args.bind_addr()?, args.data_dir(), config).map_err(|e| e.to_string())?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
-        "listening on udp {addr}; message log {}; latest seq {}",
+        "listening on udp {addr}; message log {}; latest seq {}; relay key {}",
         server.log_path().display(),
-        server.latest()
+        server.latest(),
+        server.public_key()
     );
     let signals =
         async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term])
@@ -202,6 +215,12 @@ fn init_logging(default: &str) {
 }
 
 fn join(args: &JoinArgs, offset: time::UtcOffset) -> Result<(), String> {
+    if args.fingerprint {
+        let (identity, _) =
+            urc::keyfile::load_or_create(&args.identity_file()?, "the identity file")?;
+        println!("{}", identity.public());
+        return Ok(());
+    }
     let options = args.options(offset)?;
     urc::term::join::run(options).map_err(|e| e.to_string())
 }

@@ -294,40 +294,31 @@ fn a_second_relay_on_the_same_data_directory_refuses_to_start() {
 /// takes what is at it, and stays up.
 #[test]
 fn numbers_at_their_extremes_do_not_break_a_debug_relay() {
-    use std::net::UdpSocket;
     use std::time::Duration;
     use urc::proto::wire::{MAX_CSN, Packet, Sent};
     use uuid::Uuid;
 
     let dir = tempfile::tempdir().unwrap();
     let relay = Relay::start(dir.path(), &[]);
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.connect(relay.addr).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let mut buf = [0u8; 1500];
-    // The answer to `p`: the next datagram but the (empty) join history.
-    let mut ask = |p: &Packet| -> Packet {
-        socket.send(&p.encode()).unwrap();
+    let mut sealed = common::Sealed::connect(relay.addr);
+    // The answer to `p`: the next packet but the (empty) join history.
+    fn answer(sealed: &mut common::Sealed, p: &Packet) -> Packet {
+        sealed.send(&p.encode());
         loop {
-            let n = socket.recv(&mut buf).expect("an answer");
-            match Packet::decode(&buf[..n]).unwrap() {
+            let packet = sealed.recv(Duration::from_secs(5)).expect("an answer");
+            match Packet::decode(&packet).unwrap() {
                 Packet::HistoryPage { req: 0, .. } => continue,
                 answer => return answer,
             }
         }
-    };
-    let join = |cookie: Vec<u8>| Packet::Join {
+    }
+    let join = Packet::Join {
         name: "edge".into(),
         history: 0,
         instance: Uuid::from_u128(7),
-        cookie,
+        cookie: Vec::new(),
     };
-    let Packet::Challenge { cookie } = ask(&join(Vec::new())) else {
-        panic!("not challenged")
-    };
-    let Packet::Welcome { token, .. } = ask(&join(cookie)) else {
+    let Packet::Welcome { token, .. } = answer(&mut sealed, &join) else {
         panic!("not welcomed")
     };
     let send = |csn: u64, base: u64, text: &str| Packet::Send {
@@ -345,34 +336,35 @@ fn numbers_at_their_extremes_do_not_break_a_debug_relay() {
         send(1, u64::MAX, "x"),
         send(u64::MAX, u64::MAX, "x"),
     ] {
-        socket.send(&p.encode()).unwrap();
+        sealed.send(&p.encode());
     }
     assert!(matches!(
-        ask(&Packet::Ping { token }),
+        answer(&mut sealed, &Packet::Ping { token }),
         Packet::Pong { latest: 0 }
     ));
     // At the top: taken, and the same csn again is a retransmission.
     assert!(matches!(
-        ask(&send(MAX_CSN, MAX_CSN, "top")),
+        answer(&mut sealed, &send(MAX_CSN, MAX_CSN, "top")),
         Packet::Ack { .. }
     ));
-    socket
-        .send(&send(MAX_CSN, MAX_CSN, "again").encode())
-        .unwrap();
+    sealed.send(&send(MAX_CSN, MAX_CSN, "again").encode());
     for from in [u64::MAX, MAX_CSN, 2, 1, 0] {
-        let answer = ask(&Packet::History {
-            token,
-            req: 1,
-            from,
-            count: u16::MAX,
-        });
+        let answer = answer(
+            &mut sealed,
+            &Packet::History {
+                token,
+                req: 1,
+                from,
+                count: u16::MAX,
+            },
+        );
         assert!(
             matches!(answer, Packet::HistoryPage { req: 1, .. }),
             "{answer:?}"
         );
     }
     assert!(matches!(
-        ask(&Packet::Ping { token }),
+        answer(&mut sealed, &Packet::Ping { token }),
         Packet::Pong { latest: 1 }
     ));
     let log = std::fs::read_to_string(dir.path().join("messages.jsonl")).unwrap();

@@ -159,10 +159,16 @@ fn a_rejoin_refused_names_the_lines_not_delivered() {
     let mut alice = Client::join(addr, "alice", &[]);
     relay.crash();
     alice.say("written while the relay was down");
-    // Another alice takes the name as soon as the relay is back, before the first one's
-    // backed-off rejoin.
+    // The operator frees the name meanwhile, and another alice (another key) takes it as soon
+    // as the relay is back, before the first one's backed-off rejoin.
+    let released = common::urc()
+        .args(["serve", "--release-name", "alice", "--data"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(released.status.success(), "{released:?}");
     let _relay = Relay::start_at(&addr.to_string(), data.path(), &[]);
-    let _other = Client::join(addr, "alice", &[]);
+    let _other = Client::spawn_at(addr, "alice", &[], &common::fresh_home());
     alice.expect(|e| e["event"] == "error");
     let stderr = alice.stderr.clone();
     let (status, _) = alice.finish();

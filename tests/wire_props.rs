@@ -16,8 +16,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use urc::proto::message::{MAX_TEXT_BYTES, Message, Millis};
 use urc::proto::wire::{
-    Acked, Change, DecodeError, ErrorCode, LeaveReason, MAGIC, MAX_CSN, MAX_DATAGRAM, Packet,
-    Proof, Sent, Token, VERSION,
+    Acked, Change, DecodeError, ErrorCode, LeaveReason, MAGIC, MAX_CSN, MAX_PACKET, Packet, Proof,
+    Sent, Token, VERSION,
 };
 use urc::relay::Config;
 use uuid::Uuid;
@@ -249,7 +249,7 @@ fn decodes_canonically(bytes: &[u8]) -> Result<(), TestCaseError> {
             }
             prop_assert_eq!(again, bytes, "{:?}", p)
         }
-        Err(DecodeError::TooLong) => prop_assert!(bytes.len() > MAX_DATAGRAM),
+        Err(DecodeError::TooLong) => prop_assert!(bytes.len() > MAX_PACKET),
         Err(_) => {}
     }
     Ok(())
@@ -263,7 +263,7 @@ proptest! {
     #[test]
     fn every_packet_round_trips(p in packet()) {
         let bytes = p.encode();
-        if bytes.len() <= MAX_DATAGRAM {
+        if bytes.len() <= MAX_PACKET {
             prop_assert_eq!(Packet::decode(&bytes), Ok(p));
         } else {
             prop_assert_eq!(Packet::decode(&bytes), Err(DecodeError::TooLong));
@@ -400,10 +400,11 @@ fn arrival() -> impl Strategy<Value = Arrival> {
 proptest! {
     #![proptest_config(config(RELAY_CASES))]
 
-    /// Two members chat while anything at all arrives from anywhere, their addresses included:
-    /// the relay never panics, stores exactly what the members said in the order they said
-    /// it, keeps exactly the two sessions, and never sends an address without a session more
-    /// than three times what came from it.
+    /// Two members chat while anything at all arrives from anywhere, their addresses included
+    /// (as if opened by the secure channel, which proved each address: the budget of an
+    /// address not proved is the channel's, tested in tests/handshake.rs): the relay never
+    /// panics, stores exactly what the members said in the order they said it, and keeps
+    /// both members' sessions.
     #[test]
     fn the_relay_stores_only_what_members_said(arrivals in vec(arrival(), 1..150)) {
         let mut d = Driver::new(Config::default());
@@ -420,6 +421,9 @@ proptest! {
             match arrival {
                 Arrival::Junk { from, bytes } => {
                     let from = match from {
+                        // A JOIN from a member's own channel is the member renaming itself,
+                        // not an attack (a forged source never gets through the channel).
+                        From::Member(_) if matches!(Packet::decode(&bytes), Ok(Packet::Join { .. })) => continue,
                         From::Member(k) => members[k],
                         From::Other(a) => a,
                     };
@@ -449,20 +453,13 @@ proptest! {
                     }
                 }
             }
-            prop_assert_eq!(d.relay.clients().len(), 2);
+            prop_assert!(members.iter().all(|m| d.relay.clients().contains_key(m)));
         }
         let stored: Vec<(&str, Uuid, &str)> =
             d.log.iter().map(|m| (m.from.as_str(), m.id, m.text.as_str())).collect();
         let want: Vec<(&str, Uuid, &str)> =
             said.iter().map(|(k, id, text)| (names[*k], *id, text.as_str())).collect();
         prop_assert_eq!(stored, want);
-        for (addr, &out) in &d.bytes_out {
-            if members.contains(addr) {
-                continue;
-            }
-            let sent_in = d.bytes_in.get(addr).copied().unwrap_or(0);
-            prop_assert!(out <= 3 * sent_in, "{} got {} bytes for {}", addr, out, sent_in);
-        }
     }
 }
 

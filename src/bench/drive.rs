@@ -1,5 +1,6 @@
 //! The load: every simulated client on one thread, driven by one poll loop over their sockets:
-//! first the joins, a wave at a time, then the measured phase. Both stop at the run's deadline.
+//! first the joins (each client's handshake, then its JOIN), a wave at a time, then the
+//! measured phase. Both stop at the run's deadline; a handshake also at its own bound.
 
 use std::io;
 use std::net::SocketAddr;
@@ -8,11 +9,14 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 
 use super::ledger::Ledger;
+use super::link::Buffers;
 use super::sim::Sim;
+use crate::proto::secure::keys::PublicKey;
 use crate::proto::wire::MAX_DATAGRAM;
 
 /// Most clients joining at once: the relay answers each JOIN with a presence datagram to
-/// everyone already in the room, so a wave of joins makes a wave of datagrams.
+/// everyone already in the room, so a wave of joins makes a wave of datagrams; and each
+/// joining client makes a handshake first, four Diffie-Hellman operations of the relay's.
 const JOIN_WAVE: usize = 128;
 /// How often every client's timers are looked at (retransmission, repair, keepalive).
 const SCAN_EVERY: Duration = Duration::from_millis(5);
@@ -53,6 +57,8 @@ pub(super) enum Stop {
     Io(io::Error),
     /// The deadline came first: what was still missing.
     Deadline(String),
+    /// A client's handshake with the relay did not complete: which, and why.
+    Handshake(String),
 }
 
 impl From<io::Error> for Stop {
@@ -68,20 +74,28 @@ pub(super) struct Load {
     poll: Poll,
     events: Events,
     buf: Vec<u8>,
+    /// What every client seals into and opens into.
+    bufs: Buffers,
 }
 
 impl Load {
-    /// Makes the clients and joins them all to the relay at `relay`.
+    /// Makes the clients and joins them all to the relay at `relay`, whose key is `key`.
     ///
     /// # Errors
-    /// When a socket fails or the deadline comes before everyone is in.
-    pub(super) fn join(relay: SocketAddr, plan: &Plan, ledger: &mut Ledger) -> Result<Load, Stop> {
+    /// When a socket fails, a handshake does not complete, or the deadline comes before
+    /// everyone is in.
+    pub(super) fn join(
+        relay: SocketAddr,
+        key: PublicKey,
+        plan: &Plan,
+        ledger: &mut Ledger,
+    ) -> Result<Load, Stop> {
         let now = Instant::now();
         let messages = plan.messages();
         let mut sims = Vec::with_capacity(plan.clients);
         for i in 0..plan.clients {
             let own = plan.per_sender.get(i).copied().unwrap_or(0);
-            let mut sim = Sim::new(relay, i, plan.per_sender.len(), messages - own, now)?;
+            let mut sim = Sim::new(relay, key, i, plan.per_sender.len(), messages - own, now)?;
             if i < plan.per_sender.len() {
                 sim.make_sender(i as u32, own, plan.size, plan.window);
             }
@@ -92,6 +106,7 @@ impl Load {
             poll: Poll::new()?,
             events: Events::with_capacity(1024),
             buf: vec![0; MAX_DATAGRAM + 1],
+            bufs: Buffers::default(),
         };
         load.join_in_waves(plan, ledger)?;
         Ok(load)
@@ -115,14 +130,18 @@ impl Load {
                     Token(started),
                     Interest::READABLE,
                 )?;
-                sim.tick(now, ledger);
+                sim.tick(now, &mut self.bufs, ledger);
                 started += 1;
                 joining += 1;
             }
             if now >= next_scan {
-                // JOINs whose answer was lost go again; those in keep alive.
+                // JOINs whose answer was lost go again (or their handshake's HELLO); those
+                // in keep alive.
                 for sim in &mut self.sims[..started] {
-                    sim.tick(now, ledger);
+                    if let Some(why) = sim.stuck(now) {
+                        return Err(Stop::Handshake(why));
+                    }
+                    sim.tick(now, &mut self.bufs, ledger);
                 }
                 next_scan = now + SCAN_EVERY * 10;
             }
@@ -133,7 +152,7 @@ impl Load {
                 if self.sims[i].is_joined() {
                     continue;
                 }
-                read_all(&mut self.sims[i], &mut self.buf, ledger)?;
+                read_all(&mut self.sims[i], &mut self.buf, &mut self.bufs, ledger)?;
                 if self.sims[i].is_joined() {
                     // Until everyone is in, what a joined client receives is the presence of
                     // those joining after it: left to the kernel to drop once its buffer is
@@ -196,14 +215,18 @@ impl Load {
             }
             let mut wake = next_scan;
             for sim in &mut self.sims[..senders] {
-                sim.pump(now, ledger);
+                sim.pump(now, &mut self.bufs, ledger);
                 if let Some(due) = sim.next_due(now) {
                     wake = wake.min(due);
                 }
             }
             if now >= next_scan {
                 for sim in &mut self.sims {
-                    sim.tick(now, ledger);
+                    // Keys replaced every two minutes: a handshake may fail here too.
+                    if let Some(why) = sim.stuck(now) {
+                        return Err(Stop::Handshake(why));
+                    }
+                    sim.tick(now, &mut self.bufs, ledger);
                 }
                 next_scan = now + SCAN_EVERY;
                 wake = wake.min(next_scan);
@@ -211,7 +234,8 @@ impl Load {
             let timeout = wake.min(plan.deadline).saturating_duration_since(now);
             self.poll.poll(&mut self.events, Some(timeout))?;
             for event in &self.events {
-                read_all(&mut self.sims[event.token().0], &mut self.buf, ledger)?;
+                let sim = &mut self.sims[event.token().0];
+                read_all(sim, &mut self.buf, &mut self.bufs, ledger)?;
             }
         }
         Ok(start)
@@ -255,10 +279,15 @@ impl Load {
 }
 
 /// Hands a client everything waiting on its socket (the poll is edge-triggered).
-fn read_all(sim: &mut Sim, buf: &mut [u8], ledger: &mut Ledger) -> io::Result<()> {
+fn read_all(
+    sim: &mut Sim,
+    buf: &mut [u8],
+    bufs: &mut Buffers,
+    ledger: &mut Ledger,
+) -> io::Result<()> {
     loop {
         match sim.socket.recv(buf) {
-            Ok(n) => sim.handle(Instant::now(), &buf[..n], ledger),
+            Ok(n) => sim.handle(Instant::now(), &buf[..n], bufs, ledger),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             // An ICMP answer to an earlier send, say: the socket works on.
             Err(e)

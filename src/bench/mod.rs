@@ -2,9 +2,10 @@
 //!
 //! A run measures the raw loopback baseline first, then starts a relay in this process (a
 //! fresh log on disk, flushed before every acknowledgement as `urc serve` does), joins the
-//! simulated clients over real sockets with the real protocol, has the senders send, and
-//! waits until every client delivered every other client's message in order. It fails, with
-//! what was missing, if that does not happen within the time bound.
+//! simulated clients over real sockets with the real protocol (each its own handshake, every
+//! datagram sealed), has the senders send, and waits until every client delivered every other
+//! client's message in order. It fails, with what was missing, if that does not happen within
+//! the time bound.
 //!
 //! | file | role |
 //! |---|---|
@@ -12,6 +13,8 @@
 //! | `relay.rs` | the relay under test, on its own thread, with its limits raised |
 //! | `ledger.rs` | the books: first-send times, the latency histogram, the run's counts |
 //! | `sim.rs` | one simulated client: join, window, acks, ordered delivery, gap repair, pings |
+//! | `outbox.rs` | a simulated sender's side: what it has to send, what is in flight, its window and pace |
+//! | `link.rs` | a bench client's secure channel: its tunnel, its handshake bounded, sealing and opening in shared buffers |
 //! | `drive.rs` | the poll loop that drives every simulated client on one thread |
 //! | `baseline.rs` | the raw loopback baseline: one thread sending, one reading |
 //! | `measure.rs` | CPU time, peak memory and file systems, read from `/proc` |
@@ -25,7 +28,9 @@ mod baseline;
 mod drive;
 pub mod large_log;
 mod ledger;
+mod link;
 mod measure;
+mod outbox;
 mod relay;
 mod report;
 pub mod runs;
@@ -41,6 +46,7 @@ pub use baseline::Baseline;
 pub use report::{Recovery, Report};
 
 use crate::proto::message::{MAX_TEXT_BYTES, Message, Millis};
+use crate::proto::secure::frame::DATA_OVERHEAD;
 use crate::proto::wire::{MESSAGES_HEADER, message_len};
 use drive::{Load, Plan, Stop};
 use ledger::Ledger;
@@ -249,7 +255,8 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         // A time of this century, whose varint is as long as a real message's.
         time: Millis(1_795_593_600_123),
     };
-    let datagram = MESSAGES_HEADER + message_len(&one, None);
+    // A fan-out datagram of one message, sealed.
+    let datagram = MESSAGES_HEADER + message_len(&one, None) + DATA_OVERHEAD;
     let baseline = if options.baseline > 0 {
         progress(&format!(
             "baseline: {datagram}-byte datagrams to {} sockets",
@@ -287,7 +294,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         options.clients, relay.addr
     ));
     let joining = Instant::now();
-    let mut load = match Load::join(relay.addr, &plan, &mut ledger) {
+    let mut load = match Load::join(relay.addr, relay.key, &plan, &mut ledger) {
         Ok(load) => load,
         Err(stop) => {
             relay.stop().ok();
@@ -297,6 +304,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
                     "the time bound of {} s came while joining: {what}",
                     options.seconds
                 ),
+                Stop::Handshake(why) => format!("a simulated client could not join: {why}"),
             }));
         }
     };
@@ -369,6 +377,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
             "the time bound of {} s came first: {what}",
             options.seconds
         )),
+        Err(Stop::Handshake(why)) => Some(format!("a simulated client lost the relay: {why}")),
         Ok(_) => {
             let short = load.shortfalls();
             if !short.is_empty() {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use super::measure;
+use crate::proto::secure::keys::PublicKey;
 use crate::relay::{Config, Stats};
 use crate::serve::server::{Server, StartError};
 
@@ -22,6 +23,8 @@ const RELAY_THREAD: &str = "urc-relay";
 pub(super) struct InProcess {
     /// Where it listens.
     pub(super) addr: SocketAddr,
+    /// Its public key, which the bench's clients pin.
+    pub(super) key: PublicKey,
     /// Its data directory, removed when the relay is dropped.
     data: TempDir,
     stop: async_channel::Sender<()>,
@@ -36,7 +39,8 @@ pub(super) const TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The relay's settings for a bench of `clients` clients: the defaults, but with every
 /// limit a benchmark would hit (the message and request rates, clients per address, clients
-/// in all, the silence timeout) raised far out of the way.
+/// in all, the silence timeout) raised far out of the way; the handshakes an address may make
+/// follow the request rate and clients per address, so every client's is allowed at once.
 pub(super) fn config(clients: usize) -> Config {
     Config {
         timeout: TIMEOUT,
@@ -86,6 +90,7 @@ pub(super) fn start_in(data: TempDir, config: Config) -> Result<InProcess, Strin
     let addr = server
         .local_addr()
         .map_err(|e| format!("the relay has no address: {e}"))?;
+    let key = server.public_key();
     let (stop, stopped) = async_channel::bounded::<()>(1);
     let thread = std::thread::Builder::new()
         .name(RELAY_THREAD.into())
@@ -98,6 +103,7 @@ pub(super) fn start_in(data: TempDir, config: Config) -> Result<InProcess, Strin
         .map_err(|e| format!("cannot start the relay's thread: {e}"))?;
     Ok(InProcess {
         addr,
+        key,
         data,
         stop,
         thread,

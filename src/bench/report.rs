@@ -154,8 +154,15 @@ impl Report {
         ));
         if let Some(s) = &self.stats {
             out.push(format!(
-                "relay counted: {} stored, {} duplicates, {} out of order, {} rate limited, {} malformed",
-                s.stored, s.duplicates, s.out_of_order, s.rate_limited, s.malformed
+                "relay counted: {} stored, {} duplicates, {} out of order, {} rate limited, {} malformed; \
+                 {} handshakes, {} datagrams it could not open",
+                s.stored,
+                s.duplicates,
+                s.out_of_order,
+                s.rate_limited,
+                s.malformed,
+                s.handshakes,
+                s.unsealed
             ));
         }
         if self.errors.0 > 0 {

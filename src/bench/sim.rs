@@ -1,13 +1,14 @@
 //! One simulated client, lean enough that one thread drives thousands: the real protocol
-//! (JOIN, CHALLENGE, JOIN with the cookie, WELCOME; SEND with csn and base inside a window;
-//! ACK; MESSAGES delivered in order with gaps repaired by HISTORY; PING) over a real socket.
+//! (the handshake, then JOIN, WELCOME; SEND with csn and base inside a window; ACK; MESSAGES
+//! delivered in order with gaps repaired by HISTORY; PING), every packet sealed, over a real
+//! socket.
 //!
 //! It mirrors the rules of [`crate::client`] where they shape the load on the relay (the
 //! window counted from the oldest unacknowledged message, retransmission on the round-trip
 //! time with backoff, the wait before a gap is repaired, the keepalive), and leaves out what
 //! a person needs and a benchmark does not (events, names, rejoining, who).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -16,11 +17,15 @@ use mio::net::UdpSocket;
 use uuid::Uuid;
 
 use super::ledger::Ledger;
+use super::link::{Buffers, Link, Opened, Sent as Gone};
+use super::outbox::{InFlight, Outbox};
 use crate::client::{PING_INTERVAL, Rtt};
-use crate::proto::message::{MAX_TEXT_BYTES, Message};
+use crate::proto::message::Message;
+use crate::proto::secure::keys::PublicKey;
 use crate::proto::wire::{MAX_HISTORY_REQUEST, Packet, SEND_HEADER, Sent, Token, pack, sent_len};
 
-/// How long a JOIN waits for its answer before it is sent again.
+/// How long a JOIN waits for its answer before it is sent again (while the handshake is
+/// under way, its HELLO goes again every second).
 const JOIN_RETRY: Duration = Duration::from_millis(500);
 /// How long a gap repair waits for its answer before it is asked again.
 const REPAIR_RETRY: Duration = Duration::from_millis(500);
@@ -28,8 +33,8 @@ const REPAIR_RETRY: Duration = Duration::from_millis(500);
 /// Where the client is with the relay.
 #[derive(Debug)]
 enum State {
-    /// Asking to join: the relay's last cookie, and when to ask again.
-    Joining { cookie: Vec<u8>, retry_at: Instant },
+    /// Asking to join (the handshake first): when to ask again.
+    Joining { retry_at: Instant },
     /// In the room.
     Joined { token: Token },
 }
@@ -41,58 +46,6 @@ enum Held {
     Own,
     /// Another sender's message with that index.
     Other { sender: u32, index: u64 },
-}
-
-/// One message in flight.
-#[derive(Debug)]
-struct InFlight {
-    csn: u64,
-    sends: u32,
-    sent_at: Instant,
-    resend_at: Instant,
-}
-
-/// A sender's side: the messages it still has to send and those in flight.
-#[derive(Debug)]
-struct Outbox {
-    /// Its number among the senders, in its messages' ids.
-    sender: u32,
-    /// Messages to send in all.
-    total: u64,
-    /// Messages sent at least once (the last one sent has csn `sent`).
-    sent: u64,
-    /// Sent and not yet acknowledged, by csn.
-    in_flight: VecDeque<InFlight>,
-    /// Messages acknowledged.
-    acked: u64,
-    /// Most csns ahead of the oldest unacknowledged one that may be sent.
-    window: u64,
-    /// When the first message may leave, and the interval between messages (`None`: as fast
-    /// as the window allows).
-    pace: Option<(Instant, Duration)>,
-    /// Bytes of text each message has.
-    size: usize,
-    /// Round-trip time and retransmission timeout, as the client keeps them.
-    rtt: Rtt,
-}
-
-impl Outbox {
-    /// The lowest csn not yet acknowledged.
-    fn base(&self) -> u64 {
-        self.in_flight.front().map_or(self.sent + 1, |m| m.csn)
-    }
-
-    /// When the next new message may leave (`now` when it may leave at once), if one is left
-    /// to send and the window has room.
-    fn next_due(&self, now: Instant) -> Option<Instant> {
-        if self.sent >= self.total || self.sent + 1 >= self.base() + self.window {
-            return None;
-        }
-        Some(match self.pace {
-            None => now,
-            Some((start, every)) => start + every * u32::try_from(self.sent).unwrap_or(u32::MAX),
-        })
-    }
 }
 
 /// The text of message `index`: "hello world message 000123", cut or padded to `size` bytes.
@@ -110,6 +63,8 @@ pub(super) fn text(index: u64, size: usize) -> String {
 pub(super) struct Sim {
     /// Its socket, connected to the relay.
     pub(super) socket: UdpSocket,
+    /// Its secure channel: every packet it sends is sealed, every datagram opened.
+    link: Link,
     /// Its name in the room.
     name: String,
     /// Random per client, as the client's instance.
@@ -140,12 +95,13 @@ pub(super) struct Sim {
 }
 
 impl Sim {
-    /// A client on a fresh socket connected to `relay`, not yet joining.
+    /// A client on a fresh socket connected to `relay`, whose key is `key`, not yet joining.
     ///
     /// # Errors
     /// When the socket cannot be made.
     pub(super) fn new(
         relay: SocketAddr,
+        key: PublicKey,
         number: usize,
         senders: usize,
         expected: u64,
@@ -155,12 +111,10 @@ impl Sim {
         socket.connect(relay)?;
         Ok(Sim {
             socket,
+            link: Link::new(Some(key)),
             name: format!("c{number}"),
             instance: Uuid::new_v4(),
-            state: State::Joining {
-                cookie: Vec::new(),
-                retry_at: now,
-            },
+            state: State::Joining { retry_at: now },
             last_sent: now,
             outbox: None,
             next_seq: 1,
@@ -178,17 +132,7 @@ impl Sim {
     /// Makes this client send `total` messages of `size` bytes as sender number `sender`,
     /// at most `window` csns ahead of the oldest unacknowledged one.
     pub(super) fn make_sender(&mut self, sender: u32, total: u64, size: usize, window: u64) {
-        self.outbox = Some(Outbox {
-            sender,
-            total,
-            sent: 0,
-            in_flight: VecDeque::new(),
-            acked: 0,
-            window,
-            pace: None,
-            size: size.clamp(1, MAX_TEXT_BYTES),
-            rtt: Rtt::default(),
-        });
+        self.outbox = Some(Outbox::new(sender, total, size, window));
     }
 
     /// Starts the sender's clock: the first message may leave at `start`, then one every
@@ -219,15 +163,26 @@ impl Sim {
         self.next_seq
     }
 
-    fn transmit(&mut self, now: Instant, packet: &Packet, ledger: &mut Ledger) {
+    /// Why its handshake will not complete, once that is clear.
+    pub(super) fn stuck(&self, now: Instant) -> Option<String> {
+        let why = self.link.stuck(now)?;
+        Some(format!("{}: {why}", self.name))
+    }
+
+    /// Seals and sends `packet`; without a transport it is dropped (the timers send what
+    /// matters again) and the handshake goes instead.
+    fn transmit(&mut self, now: Instant, packet: &Packet, bufs: &mut Buffers, ledger: &mut Ledger) {
         self.last_sent = now;
-        if self.socket.send(&packet.encode()).is_err() {
+        let sent = self
+            .link
+            .send(&self.socket, now, &packet.encode(), &mut bufs.sealed);
+        if let Gone::Refused(_) = sent {
             ledger.send_errors += 1;
         }
     }
 
-    fn send_join(&mut self, now: Instant, ledger: &mut Ledger) {
-        let State::Joining { cookie, retry_at } = &mut self.state else {
+    fn send_join(&mut self, now: Instant, bufs: &mut Buffers, ledger: &mut Ledger) {
+        let State::Joining { retry_at } = &mut self.state else {
             return;
         };
         *retry_at = now + JOIN_RETRY;
@@ -235,9 +190,10 @@ impl Sim {
             name: self.name.clone(),
             history: 0,
             instance: self.instance,
-            cookie: cookie.clone(),
+            // The handshake's cookie proved the address.
+            cookie: Vec::new(),
         };
-        self.transmit(now, &join, ledger);
+        self.transmit(now, &join, bufs, ledger);
     }
 
     /// When it next wants to send a new message, if it does.
@@ -249,7 +205,7 @@ impl Sim {
     }
 
     /// Sends the new messages the window and the pace allow.
-    pub(super) fn pump(&mut self, now: Instant, ledger: &mut Ledger) {
+    pub(super) fn pump(&mut self, now: Instant, bufs: &mut Buffers, ledger: &mut Ledger) {
         let State::Joined { token } = self.state else {
             return;
         };
@@ -268,11 +224,18 @@ impl Sim {
             ledger.sent(now, o.sender, index);
             fresh.push(csn);
         }
-        self.send_messages(now, token, &fresh, ledger);
+        self.send_messages(now, token, &fresh, bufs, ledger);
     }
 
     /// Sends the messages with csns `csns` in as few SEND datagrams as hold them.
-    fn send_messages(&mut self, now: Instant, token: Token, csns: &[u64], ledger: &mut Ledger) {
+    fn send_messages(
+        &mut self,
+        now: Instant,
+        token: Token,
+        csns: &[u64],
+        bufs: &mut Buffers,
+        ledger: &mut Ledger,
+    ) {
         let Some(o) = &self.outbox else { return };
         let (base, sender, size) = (o.base(), o.sender, o.size);
         let sent: Vec<Sent> = csns
@@ -289,34 +252,34 @@ impl Sim {
                 base,
                 messages: run.to_vec(),
             };
-            self.transmit(now, &packet, ledger);
+            self.transmit(now, &packet, bufs, ledger);
         }
     }
 
     /// Does what is due at `now`: JOINs again, retransmissions, gap repairs, the keepalive.
-    pub(super) fn tick(&mut self, now: Instant, ledger: &mut Ledger) {
+    pub(super) fn tick(&mut self, now: Instant, bufs: &mut Buffers, ledger: &mut Ledger) {
         let token = match self.state {
-            State::Joining { retry_at, .. } => {
+            State::Joining { retry_at } => {
                 if now >= retry_at {
-                    self.send_join(now, ledger);
+                    self.send_join(now, bufs, ledger);
                 }
                 return;
             }
             State::Joined { token } => token,
         };
-        self.retransmit(now, token, ledger);
+        self.retransmit(now, token, bufs, ledger);
         if let Some(since) = self.gap_since
             && now >= since + self.gap_wait()
             && self.repair.is_none_or(|(_, retry)| now >= retry)
         {
-            self.start_repair(now, token, ledger);
+            self.start_repair(now, token, bufs, ledger);
         }
         if now >= self.last_sent + PING_INTERVAL {
-            self.transmit(now, &Packet::Ping { token }, ledger);
+            self.transmit(now, &Packet::Ping { token }, bufs, ledger);
         }
     }
 
-    fn retransmit(&mut self, now: Instant, token: Token, ledger: &mut Ledger) {
+    fn retransmit(&mut self, now: Instant, token: Token, bufs: &mut Buffers, ledger: &mut Ledger) {
         let Some(o) = &mut self.outbox else { return };
         let mut again = Vec::new();
         for m in o.in_flight.iter_mut().filter(|m| m.resend_at <= now) {
@@ -326,7 +289,7 @@ impl Sim {
             again.push(m.csn);
         }
         ledger.retransmits += again.len() as u64;
-        self.send_messages(now, token, &again, ledger);
+        self.send_messages(now, token, &again, bufs, ledger);
     }
 
     fn gap_wait(&self) -> Duration {
@@ -335,7 +298,13 @@ impl Sim {
             .map_or_else(|| Rtt::default().gap_wait(), |o| o.rtt.gap_wait())
     }
 
-    fn start_repair(&mut self, now: Instant, token: Token, ledger: &mut Ledger) {
+    fn start_repair(
+        &mut self,
+        now: Instant,
+        token: Token,
+        bufs: &mut Buffers,
+        ledger: &mut Ledger,
+    ) {
         let from = self.next_seq;
         let end = self
             .ahead
@@ -358,22 +327,30 @@ impl Sim {
             from,
             count,
         };
-        self.transmit(now, &packet, ledger);
+        self.transmit(now, &packet, bufs, ledger);
     }
 
     /// Takes one datagram from the relay.
-    pub(super) fn handle(&mut self, now: Instant, bytes: &[u8], ledger: &mut Ledger) {
-        let Ok(packet) = Packet::decode(bytes) else {
-            ledger.error("a datagram the bench could not decode".into());
+    pub(super) fn handle(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        bufs: &mut Buffers,
+        ledger: &mut Ledger,
+    ) {
+        match self
+            .link
+            .open(&self.socket, now, datagram, &mut bufs.opened)
+        {
+            Opened::Packet => {}
+            Opened::Up => return self.transport_ready(now, bufs, ledger),
+            Opened::Nothing => return,
+        }
+        let Ok(packet) = Packet::decode(&bufs.opened) else {
+            ledger.error("a packet the bench could not decode".into());
             return;
         };
         match packet {
-            Packet::Challenge { cookie, .. } => {
-                if let State::Joining { cookie: c, .. } = &mut self.state {
-                    *c = cookie;
-                    self.send_join(now, ledger);
-                }
-            }
             Packet::Welcome { token, latest, .. } if !self.is_joined() => {
                 self.state = State::Joined { token };
                 self.next_seq = latest + 1;
@@ -408,6 +385,15 @@ impl Sim {
             }
             Packet::Error { message, .. } => ledger.error(format!("{}: {message}", self.name)),
             _ => {}
+        }
+    }
+
+    /// A new transport: the JOIN goes at once, or a PING, whose arrival on the new keys
+    /// tells the relay to use them.
+    fn transport_ready(&mut self, now: Instant, bufs: &mut Buffers, ledger: &mut Ledger) {
+        match self.state {
+            State::Joining { .. } => self.send_join(now, bufs, ledger),
+            State::Joined { token } => self.transmit(now, &Packet::Ping { token }, bufs, ledger),
         }
     }
 

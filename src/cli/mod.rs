@@ -124,6 +124,19 @@ pub struct ServeArgs {
     /// messages were lost.
     #[arg(long)]
     pub repair_log: bool,
+    /// Print the relay's key (its fingerprint, which clients pin) and exit; the key is made
+    /// first if the data directory has none yet.
+    #[arg(long)]
+    pub fingerprint: bool,
+    /// Free a name (and its look-alikes) from the key that owns it, so that another key may
+    /// take it, and exit; the relay must not be running on this data directory.
+    #[arg(long, value_name = "NAME")]
+    pub release_name: Option<String>,
+    /// Admit only the client keys listed in FILE, one a line (as `urc join --fingerprint`
+    /// prints them), each followed by anything as a comment; `#` lines and blank lines are
+    /// skipped. Others are refused with a clear error.
+    #[arg(long, value_name = "FILE")]
+    pub allow: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -150,7 +163,12 @@ impl ServeArgs {
         if self.max_clients == 0 || self.max_per_ip == 0 {
             return Err("--max-clients and --max-per-ip must be at least 1".into());
         }
+        let allowed = match &self.allow {
+            Some(path) => Some(allowed_keys(path)?),
+            None => None,
+        };
         Ok(relay::Config {
+            allowed,
             timeout: Duration::from_secs(self.timeout),
             max_clients: self.max_clients,
             max_per_ip: self.max_per_ip,
@@ -177,6 +195,34 @@ impl ServeArgs {
     }
 }
 
+/// The keys of an `--allow` file.
+///
+/// # Errors
+/// A one-line explanation naming the file and the line that holds no key.
+pub fn allowed_keys(
+    path: &std::path::Path,
+) -> Result<std::collections::HashSet<crate::proto::secure::keys::PublicKey>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read --allow {}: {e}", path.display()))?;
+    let mut keys = std::collections::HashSet::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = line.split_whitespace().next().unwrap_or_default();
+        let key = key.parse().map_err(|e| {
+            format!(
+                "line {} of --allow {}: {e} (each line is a key, then a comment)",
+                n + 1,
+                path.display()
+            )
+        })?;
+        keys.insert(key);
+    }
+    Ok(keys)
+}
+
 /// Arguments of `urc join`.
 #[derive(Debug, Args)]
 pub struct JoinArgs {
@@ -200,9 +246,52 @@ pub struct JoinArgs {
     /// from the last acknowledgement).
     #[arg(long, default_value_t = join::DEFAULT_WAIT.as_secs())]
     pub wait: u64,
+    /// Your key file: who you are to the relay [default: $XDG_CONFIG_HOME/urc/identity.key,
+    /// i.e. ~/.config/urc/identity.key, made on first use].
+    #[arg(long, env = "URC_IDENTITY")]
+    pub identity: Option<PathBuf>,
+    /// The relay's key (as `urc serve --fingerprint` prints it): any other is refused
+    /// [default: the key pinned for --server on first contact].
+    #[arg(long, env = "URC_RELAY_KEY")]
+    pub relay_key: Option<String>,
+    /// Print your public key (what a relay's `--allow` file lists) and exit; the identity is
+    /// made first if there is none yet.
+    #[arg(long)]
+    pub fingerprint: bool,
+}
+
+/// The client's key file when `--identity` is not given.
+pub fn default_identity() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("urc").join("identity.key"))
+}
+
+/// `--server` as the pinned keys and the last-seen file name the relay: as given, with the
+/// default port when it has none.
+pub fn relay_label(server: &str) -> String {
+    let has_port = server.rsplit_once(':').is_some_and(|(host, port)| {
+        port.parse::<u16>().is_ok() && (!host.contains(':') || host.ends_with(']'))
+    });
+    if has_port {
+        server.to_owned()
+    } else if server.contains(':') && !server.starts_with('[') {
+        format!("[{server}]:{}", crate::serve::server::DEFAULT_PORT)
+    } else {
+        format!("{server}:{}", crate::serve::server::DEFAULT_PORT)
+    }
 }
 
 impl JoinArgs {
+    /// The identity file: `--identity`, or the default one.
+    ///
+    /// # Errors
+    /// When there is no `--identity` and the system has no configuration directory.
+    pub fn identity_file(&self) -> Result<PathBuf, String> {
+        self.identity
+            .clone()
+            .or_else(default_identity)
+            .ok_or_else(|| "no place for the identity file: pass --identity FILE".to_owned())
+    }
+
     /// Checks the arguments and makes the session's settings.
     ///
     /// # Errors
@@ -226,6 +315,24 @@ impl JoinArgs {
         let since = seen_file
             .as_ref()
             .and_then(|(path, relay)| crate::term::seen::load(path, relay));
+        let identity_file = self.identity_file()?;
+        let (identity, _) = crate::keyfile::load_or_create(&identity_file, "the identity file")?;
+        let label = relay_label(&self.server);
+        let pins = crate::term::pins::default_path();
+        let relay_key = match &self.relay_key {
+            Some(text) => Some(
+                text.parse()
+                    .map_err(|e| format!("invalid --relay-key: {e}"))?,
+            ),
+            None => match &pins {
+                Some(path) => crate::term::pins::load(path, &label)?,
+                None => None,
+            },
+        };
+        // Pinned on first contact, unless the key was given.
+        let pins = pins
+            .filter(|_| self.relay_key.is_none())
+            .map(|p| (p, label));
         Ok(join::Options {
             server,
             client: client::Config {
@@ -233,6 +340,9 @@ impl JoinArgs {
                 history: self.history.unwrap_or(DEFAULT_JOIN_HISTORY),
                 since,
             },
+            identity,
+            relay_key,
+            pins,
             seen_file,
             renderer: Renderer::new(offset, self.json)
                 .with_color(stdout_tty && !no_color)

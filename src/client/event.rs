@@ -2,6 +2,7 @@
 //! notices and errors.
 
 use crate::proto::message::Message;
+use crate::proto::secure::keys::PublicKey;
 use crate::proto::wire::LeaveReason;
 
 /// What the client has to show.
@@ -50,6 +51,20 @@ pub enum Event {
     },
     /// The end of the answer that [`Event::HistoryStart`] began.
     HistoryEnd,
+    /// First contact with this relay: its key, taken for it (the shell pins it, so that a
+    /// relay with another key is refused next time).
+    RelayKeyLearnt {
+        /// The relay's key.
+        key: PublicKey,
+    },
+    /// The relay offered a key other than the one pinned for it: someone may be in between.
+    /// The client sends nothing more and is closed.
+    RelayKeyChanged {
+        /// The key pinned.
+        pinned: PublicKey,
+        /// The key offered.
+        offered: PublicKey,
+    },
     /// On joining: how many messages came since the user was last here, shown next (the last
     /// 1000 at most) as history.
     Missed {

@@ -6,7 +6,9 @@
 //!
 //! | file | role |
 //! |---|---|
-//! | `mod.rs` | the driver's surface: [`Client`], settings, datagrams in, the clock |
+//! | `mod.rs` | the driver's surface: [`Client`], settings, packets in, the clock |
+//! | `secure.rs` | [`SecureClient`]: the client behind its secure channel, what the shell drives |
+//! | `tunnel.rs` | the secure channel: the handshake, the relay's key learnt or pinned, sealing, rekeying |
 //! | `event.rs` | what the client has to show: [`Event`] |
 //! | `session.rs` | the session with the relay: joining, the welcome, rejoining, its errors |
 //! | `outbox.rs` | sending: the window, retransmission and its backoff, acks, the round-trip time |
@@ -22,6 +24,7 @@ mod history;
 mod leaving;
 mod outbox;
 mod presence;
+mod secure;
 mod session;
 mod timers;
 pub mod tunnel;
@@ -40,6 +43,7 @@ pub use leaving::LEAVE_WAIT;
 use outbox::Outgoing;
 pub use outbox::Rtt;
 use presence::Presence;
+pub use secure::SecureClient;
 
 /// First retransmission timeout, before any round trip was measured.
 pub const INITIAL_RTO: Duration = Duration::from_millis(200);
@@ -330,7 +334,31 @@ impl Client {
         }
     }
 
-    /// The next datagram to send to the relay.
+    /// The secure channel has a new transport: what waits for one goes now (the JOIN at
+    /// once), or a PING, whose arrival on the new keys tells the relay to use them.
+    pub fn transport_ready(&mut self, now: Instant) {
+        match &self.phase {
+            Phase::Joining { attempt, .. } => {
+                self.phase = Phase::Joining {
+                    attempt: *attempt,
+                    next_try: now,
+                };
+                self.try_join(now);
+            }
+            Phase::Joined { token } => {
+                let token = *token;
+                self.transmit(now, &Packet::Ping { token });
+            }
+            Phase::Leaving { leave, .. } => {
+                let leave = leave.clone();
+                self.last_sent = now;
+                self.transmits.push_back(leave);
+            }
+            Phase::Closed => {}
+        }
+    }
+
+    /// The next packet to send to the relay (sealed by [`SecureClient`]).
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.transmits.pop_front()
     }

@@ -182,7 +182,7 @@ impl Client {
                     self.try_join(now);
                 }
             }
-            ErrorCode::NameTaken | ErrorCode::BadName | ErrorCode::Full => {
+            ErrorCode::NameTaken | ErrorCode::BadName | ErrorCode::Full | ErrorCode::NotAllowed => {
                 if matches!(self.phase, Phase::Joining { .. }) {
                     self.phase = Phase::Closed;
                     self.events.push_back(Event::Error(message));

@@ -71,7 +71,8 @@ pub struct Tunnel {
     identity: Keypair,
     relay: Option<PublicKey>,
     cookie: Vec<u8>,
-    handshake: Option<Handshake>,
+    /// Boxed: a handshake is under way for a moment now and then, and holds a kilobyte.
+    handshake: Option<Box<Handshake>>,
     current: Option<Keys>,
     previous: Option<Keys>,
     /// The relay offered another key than the pinned one: the tunnel is closed.
@@ -149,7 +150,7 @@ impl Tunnel {
             return;
         }
         if self.handshake.is_none() {
-            self.handshake = Some(self.start());
+            self.handshake = Some(Box::new(self.start()));
         }
         let h = self.handshake.as_mut().expect("just made");
         if h.sent_at

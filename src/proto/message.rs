@@ -9,7 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 /// Most bytes of UTF-8 a message's text may have, so that one message always fits a datagram.
-pub const MAX_TEXT_BYTES: usize = 1000;
+pub const MAX_TEXT_BYTES: usize = 960;
 
 /// A chat message as the relay stored it: its place in the room's order, who sent it and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,7 +211,11 @@ mod tests {
                 .iter()
                 .all(|p| p.len() <= MAX_TEXT_BYTES && !p.is_empty())
         );
-        assert_eq!(pieces[0].len(), 999);
+        assert_eq!(
+            pieces[0].len(),
+            MAX_TEXT_BYTES,
+            "960 bytes: 320 whole characters"
+        );
         assert_eq!(split_text("", 10), Vec::<&str>::new());
         assert_eq!(split_text("abc", 10), vec!["abc"]);
     }

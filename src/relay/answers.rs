@@ -17,7 +17,7 @@ use super::join::{Origin, network, origin};
 use super::{LogRead, Queued, Relay};
 use crate::proto::message::Message;
 use crate::proto::wire::{
-    ErrorCode, HISTORY_HEADER, MAX_DATAGRAM, NAMES_HEADER, Packet, Proof, paginate,
+    ErrorCode, HISTORY_HEADER, MAX_PACKET, NAMES_HEADER, Packet, Proof, paginate,
 };
 use crate::relay::limit::Bucket;
 
@@ -336,7 +336,7 @@ impl Relay {
             let Some(name) = self.clients.get(addr).map(|s| s.name.clone()) else {
                 continue;
             };
-            if names.len() == 255 || used + 1 + name.len() > MAX_DATAGRAM {
+            if names.len() == 255 || used + 1 + name.len() > MAX_PACKET {
                 break;
             }
             used += 1 + name.len();

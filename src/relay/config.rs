@@ -34,6 +34,8 @@ pub struct Config {
     pub bulk_rate_per_network: f64,
     /// The same for the whole relay.
     pub bulk_rate_total: f64,
+    /// The only client keys admitted (`urc serve --allow`); `None` admits anyone.
+    pub allowed: Option<std::collections::HashSet<crate::proto::secure::keys::PublicKey>>,
 }
 
 /// A mebibyte, for the rates in bytes.
@@ -54,6 +56,7 @@ impl Default for Config {
             bulk_rate_per_ip: 4.0 * MIB,
             bulk_rate_per_network: 8.0 * MIB,
             bulk_rate_total: 32.0 * MIB,
+            allowed: None,
         }
     }
 }

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use super::Relay;
 use crate::proto::message::Millis;
-use crate::proto::wire::MAX_DATAGRAM;
+use crate::proto::wire::MAX_PACKET;
 
 /// Bytes of fan-out a turn takes at most: a few thousand full datagrams, some milliseconds of
 /// sending, so that the loop is soon back at its socket.
@@ -94,6 +94,6 @@ impl Relay {
     /// at least [`DATAGRAMS_PER_MEMBER`] full datagrams of them.
     pub(super) fn turn_room(&self) -> i64 {
         let members = self.clients.len().saturating_sub(1).max(1);
-        (FANOUT_PER_TURN / members).max(DATAGRAMS_PER_MEMBER * MAX_DATAGRAM) as i64
+        (FANOUT_PER_TURN / members).max(DATAGRAMS_PER_MEMBER * MAX_PACKET) as i64
     }
 }

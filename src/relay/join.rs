@@ -12,6 +12,7 @@ use super::Relay;
 use super::answers::Answer;
 use super::parked::parked_cost;
 use crate::proto::name::{check_chars, check_key, name_key};
+use crate::proto::secure::keys::PublicKey;
 use crate::proto::wire::{Change, ErrorCode, LeaveReason, Packet, Proof, Token};
 use crate::relay::limit::Bucket;
 
@@ -50,6 +51,8 @@ pub struct Session {
     pub(super) in_bulk: bool,
     /// Whether its message in turn waits in the fair queue for a turn's room.
     pub(super) queued: bool,
+    /// The key its client proved it holds (none for a packet handed in without one).
+    pub(super) key: Option<PublicKey>,
 }
 
 impl Session {
@@ -79,7 +82,20 @@ impl Relay {
         name: String,
         history: u16,
         instance: Uuid,
+        peer: Option<PublicKey>,
     ) {
+        if let Some(allowed) = &self.config.allowed
+            && !peer.is_some_and(|k| allowed.contains(&k))
+        {
+            self.stats.joins_refused += 1;
+            let message = match peer {
+                Some(k) => format!(
+                    "this relay admits only the keys it lists, and not yours ({k}): ask its operator to add it"
+                ),
+                None => "this relay admits only the keys it lists".to_owned(),
+            };
+            return self.error(from, ErrorCode::NotAllowed, Uuid::nil(), message);
+        }
         if let Err(e) = check_chars(&name) {
             self.stats.joins_refused += 1;
             return self.error(from, ErrorCode::BadName, Uuid::nil(), e.to_string());
@@ -132,7 +148,7 @@ impl Relay {
                             session.ahead.values().map(|(_, t)| parked_cost(t)).sum();
                         self.parked.transfer(old, from, parked);
                         self.clients.insert(from, session);
-                        self.roster.insert(key, from);
+                        self.roster.insert(key.clone(), from);
                         self.forget_ip(origin(old));
                         *self.per_ip.entry(origin(from)).or_default() += 1;
                         self.requeue_answers(from);
@@ -156,6 +172,18 @@ impl Relay {
                         *to = Some(from);
                     }
                 }
+                Some(old)
+                    if peer.is_some() && self.clients.get(&old).is_some_and(|s| s.key == peer) =>
+                {
+                    // The same key, another process: the client was killed or crashed and
+                    // started again while its old session lingers. The new one takes its
+                    // place at once, and the others see nothing: for them it never left.
+                    self.remove_quietly(old);
+                    if self.ip_is_full(from) {
+                        return self.refuse_ip_full(from);
+                    }
+                    self.open_session(now, from, &key, &name, instance, peer, false);
+                }
                 Some(old) => {
                     self.stats.joins_refused += 1;
                     let held =
@@ -171,6 +199,23 @@ impl Relay {
                     return self.error(from, ErrorCode::NameTaken, Uuid::nil(), message);
                 }
                 None => {
+                    if let (Some(peer), Some((held, owner))) = (peer, self.owners.get(&key))
+                        && peer != *owner
+                    {
+                        self.stats.joins_refused += 1;
+                        let message = if *held == name {
+                            format!(
+                                "the name {name} belongs to another key: choose another with \
+                                 --name"
+                            )
+                        } else {
+                            format!(
+                                "the name {name} looks like {held}, which belongs to another \
+                                 key: choose another with --name"
+                            )
+                        };
+                        return self.error(from, ErrorCode::NameTaken, Uuid::nil(), message);
+                    }
                     if self.clients.len() >= self.config.max_clients {
                         self.stats.joins_refused += 1;
                         let message = "the room is full: try again later".to_owned();
@@ -179,44 +224,12 @@ impl Relay {
                     if self.ip_is_full(from) {
                         return self.refuse_ip_full(from);
                     }
-                    *self.per_ip.entry(origin(from)).or_default() += 1;
-                    self.roster.insert(key, from);
-                    let bulk = self.config.bulk_rate;
-                    self.clients.insert(
-                        from,
-                        Session {
-                            name: name.clone(),
-                            token: Token::random(),
-                            instance,
-                            next_csn: 1,
-                            ahead: BTreeMap::new(),
-                            last_heard: now,
-                            messages: Bucket::new(self.config.rate, self.config.burst, now),
-                            requests: Bucket::new(
-                                self.config.request_rate,
-                                2.0 * self.config.request_rate,
-                                now,
-                            ),
-                            told_slow: false,
-                            told_busy: false,
-                            presence_from: self.announced,
-                            answers: VecDeque::new(),
-                            bulk: Bucket::new(bulk, bulk / 4.0, now),
-                            in_bulk: false,
-                            queued: false,
-                        },
-                    );
-                    self.announce(
-                        Some(from),
-                        Change {
-                            joined: true,
-                            reason: LeaveReason::Quit,
-                            name: name.clone(),
-                            message: None,
-                        },
-                    );
+                    self.open_session(now, from, &key, &name, instance, peer, true);
                 }
             }
+        }
+        if let Some(peer) = peer {
+            self.owners.bind(&key, &name, peer);
         }
         // The name as the session has it (a moved session keeps its spelling).
         let Some((token, name)) = self.clients.get_mut(&from).map(|mut s| {
@@ -294,6 +307,72 @@ impl Relay {
         false
     }
 
+    /// A new session at `from` for `name` (whose look-alike key is `key`), told to the others
+    /// when `announce`.
+    #[allow(clippy::too_many_arguments)]
+    fn open_session(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        key: &str,
+        name: &str,
+        instance: Uuid,
+        peer: Option<PublicKey>,
+        announce: bool,
+    ) {
+        *self.per_ip.entry(origin(from)).or_default() += 1;
+        self.roster.insert(key.to_owned(), from);
+        let bulk = self.config.bulk_rate;
+        self.clients.insert(
+            from,
+            Session {
+                name: name.to_owned(),
+                token: Token::random(),
+                instance,
+                next_csn: 1,
+                ahead: BTreeMap::new(),
+                last_heard: now,
+                messages: Bucket::new(self.config.rate, self.config.burst, now),
+                requests: Bucket::new(
+                    self.config.request_rate,
+                    2.0 * self.config.request_rate,
+                    now,
+                ),
+                told_slow: false,
+                told_busy: false,
+                presence_from: self.announced,
+                answers: VecDeque::new(),
+                bulk: Bucket::new(bulk, bulk / 4.0, now),
+                in_bulk: false,
+                queued: false,
+                key: peer,
+            },
+        );
+        if announce {
+            self.announce(
+                Some(from),
+                Change {
+                    joined: true,
+                    reason: LeaveReason::Quit,
+                    name: name.to_owned(),
+                    message: None,
+                },
+            );
+        }
+    }
+
+    /// Ends the session at `addr` without telling anyone: another session of its key takes its
+    /// place.
+    fn remove_quietly(&mut self, addr: SocketAddr) {
+        if let Some((_, session)) = self.clients.remove(&addr) {
+            self.roster.remove(&name_key(&session.name));
+            self.forget_ip(origin(addr));
+            let parked = session.ahead.values().map(|(_, t)| parked_cost(t)).sum();
+            self.parked.release(addr, parked);
+        }
+    }
+
+    /// Ends the session at `addr`, telling the others why.
     pub(super) fn remove(&mut self, addr: SocketAddr, reason: LeaveReason) {
         self.remove_saying(addr, reason, None);
     }

@@ -1,6 +1,8 @@
 //! The relay's rules without I/O: joins, sessions, ordering, acknowledgements, fan-out and history.
 //!
-//! The shell feeds it a turn's datagrams with [`Relay::handle`], ends the turn with
+//! [`secure::SecureRelay`] stands between it and the network: it answers handshakes, opens
+//! each datagram and seals each packet. The shell feeds a turn's datagrams to it, ends the
+//! turn with
 //! [`Relay::end_turn`] (also when [`Relay::poll_timeout`]'s time comes), persists what
 //! [`Relay::appends`] hands out, then calls [`Relay::commit`] (or [`Relay::abort`]), answers
 //! [`Relay::poll_read`] with [`Relay::serve_read`], and sends what [`Relay::poll_transmit`]
@@ -9,7 +11,9 @@
 //!
 //! | file | role |
 //! |---|---|
-//! | `mod.rs` | the driver's surface: [`Relay`], datagrams in (the JOIN's cookie checked), polls |
+//! | `mod.rs` | the driver's surface: [`Relay`], packets in, polls |
+//! | `secure.rs` | [`secure::SecureRelay`]: the relay behind its secure channel, what the shell drives |
+//! | `channels.rs` | the secure channel's transports: HELLO answered after a cookie, DATA opened, packets sealed |
 //! | `commit.rs` | what the log takes, and what may leave once it holds it: commit and abort |
 //! | `turn.rs` | the end of a turn and the relay's clock: the tick (timeouts counted in time the relay ran), then fair shares and answers |
 //! | `config.rs` | the relay's settings and their defaults |
@@ -21,6 +25,7 @@
 //! | `fair.rs` | deficit round robin across addresses (IPv6: /48s), round robin across sessions |
 //! | `parked.rs` | the memory of waiting messages, by the whole record, bounded |
 //! | `roster.rs` | the room's names, sorted: one client a name, WHO read off in order |
+//! | `owners.rs` | who owns each name: the key that first joined under it |
 //! | `departed.rs` | clients that left, so that a JOIN of theirs held back by the network brings no ghost |
 //! | `outgoing.rs` | how datagrams leave: replies within an address's budget, broadcasts, fan-out |
 //! | `cookie.rs` | address validation without per-address state: stateless challenge cookies |
@@ -37,9 +42,11 @@ mod intake;
 mod join;
 pub mod limit;
 mod outgoing;
+pub mod owners;
 mod parked;
 mod requests;
 mod roster;
+pub mod secure;
 mod send;
 mod turn;
 
@@ -52,9 +59,10 @@ use dashmap::DashMap;
 use uuid::Uuid;
 
 use crate::proto::message::{Message, Millis, check_text};
+use crate::proto::secure::keys::PublicKey;
 use crate::proto::wire::{Acked, Change, ErrorCode, LeaveReason, MAX_LEAVE_BYTES, Packet, Proof};
-use crate::relay::cookie::Cookies;
 use crate::relay::limit::Bucket;
+use owners::Owners;
 
 use answers::Allowances;
 pub use answers::MAX_ANSWERS;
@@ -126,11 +134,18 @@ pub struct Stats {
     pub joins_refused: u64,
     /// Clients dropped for silence.
     pub timed_out: u64,
-    /// Challenges sent to addresses that asked to join.
+    /// Challenges sent to addresses that made a handshake without a good cookie.
     pub challenges: u64,
-    /// Replies not sent to an unvalidated address because they would have exceeded three
+    /// Handshakes made.
+    pub handshakes: u64,
+    /// Answers not sent to an unvalidated address because they would have exceeded three
     /// times what it sent.
     pub over_budget: u64,
+    /// Datagrams that were no handshake nor a DATA that opened (forged, replayed, changed,
+    /// or for keys the relay does not hold).
+    pub unsealed: u64,
+    /// Packets dropped at sending for want of a transport to seal them with (expired).
+    pub unsealable: u64,
     /// Messages, requests and joins refused for coming too fast.
     pub rate_limited: u64,
     /// Times the relay found it had not run for a while (a tick more than [`STALL`] late).
@@ -210,15 +225,12 @@ pub struct Relay {
     /// sessions may share an address, and whether the address was told it joins too fast; an
     /// entry goes once its bucket is full again.
     joins: HashMap<Origin, (Bucket, bool)>,
-    /// Mints and checks challenge cookies (made at the first datagram, on its clock).
-    cookies: Option<Cookies>,
-    /// While handling a datagram from an unvalidated address: that address and how many
-    /// bytes may still be sent to it (three times what it sent).
-    budget: Option<(SocketAddr, usize)>,
     /// While answering a JOIN: its address and the proof its answers carry (its instance).
     answering: Option<(SocketAddr, Proof)>,
     last_dropped: Option<Dropped>,
     stats: Stats,
+    /// Who owns each name.
+    owners: Owners,
 }
 
 impl Relay {
@@ -254,10 +266,9 @@ impl Relay {
             room: FANOUT_PER_TURN as i64,
             per_ip: HashMap::new(),
             joins: HashMap::new(),
-            cookies: None,
-            budget: None,
             answering: None,
             last_dropped: None,
+            owners: Owners::default(),
             stats: Stats::default(),
             config,
         };
@@ -307,26 +318,59 @@ impl Relay {
         self.last_dropped.as_ref()
     }
 
+    /// The counts, for the secure channel to add to.
+    pub(crate) fn stats_mut(&mut self) -> &mut Stats {
+        &mut self.stats
+    }
+
+    /// Notes what was dropped from `from`, and why.
+    pub(crate) fn note_dropped(&mut self, from: SocketAddr, why: &str) {
+        self.dropped(from, why.to_owned());
+    }
+
     /// What the relay last dropped or refused, forgotten once told (for periodic reports).
     pub fn take_last_dropped(&mut self) -> Option<Dropped> {
         self.last_dropped.take()
     }
 
-    /// Takes one datagram from `from`, received at `now` (wall-clock time `wall`).
+    /// Takes one packet from `from`, received at `now` (wall-clock time `wall`): opened by
+    /// the secure channel ([`secure::SecureRelay`]), which proved the address first.
     pub fn handle(&mut self, now: Instant, wall: Millis, from: SocketAddr, bytes: &[u8]) {
-        // An address without a session is not validated: it gets at most three times the
-        // bytes it sent (RFC 9000, section 8), so a spoofed source gains nothing.
-        self.budget = if self.clients.contains_key(&from) {
-            None
-        } else {
-            Some((from, 3 * bytes.len()))
-        };
-        self.dispatch(now, wall, from, bytes);
-        self.budget = None;
+        self.handle_as(now, wall, from, bytes, None);
+    }
+
+    /// [`Relay::handle`] for a packet whose sender proved it holds `peer`'s key: a name it
+    /// joins under belongs to that key from then on.
+    pub fn handle_as(
+        &mut self,
+        now: Instant,
+        wall: Millis,
+        from: SocketAddr,
+        bytes: &[u8],
+        peer: Option<PublicKey>,
+    ) {
+        self.dispatch(now, wall, from, bytes, peer);
         self.answering = None;
     }
 
-    fn dispatch(&mut self, now: Instant, wall: Millis, from: SocketAddr, bytes: &[u8]) {
+    /// Who owns each name.
+    pub fn owners(&self) -> &Owners {
+        &self.owners
+    }
+
+    /// Who owns each name, to load at start and to note once written.
+    pub fn owners_mut(&mut self) -> &mut Owners {
+        &mut self.owners
+    }
+
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        wall: Millis,
+        from: SocketAddr,
+        bytes: &[u8],
+        peer: Option<PublicKey>,
+    ) {
         let packet = match Packet::decode(bytes) {
             Ok(p) => p,
             Err(e) => {
@@ -339,19 +383,12 @@ impl Relay {
                 name,
                 history,
                 instance,
-                cookie,
+                cookie: _,
             } => {
                 // Every answer to a JOIN proves, with the JOIN's instance, that it answers it.
+                // (The handshake's cookie proved the address: the JOIN's is not looked at.)
                 self.answering = Some((from, Proof::of_instance(&instance)));
-                let cookies = self.cookies.get_or_insert_with(|| Cookies::new(now));
-                if !cookies.check(now, from, &cookie) {
-                    // Prove the address first: only who receives there can echo the cookie.
-                    let cookie = cookies.mint(now, from);
-                    self.stats.challenges += 1;
-                    return self.reply(from, &Packet::Challenge { cookie });
-                }
-                self.budget = None;
-                self.join(now, from, name, history, instance);
+                self.join(now, from, name, history, instance, peer);
             }
             Packet::Send {
                 token,

@@ -1,4 +1,4 @@
-//! How datagrams leave the relay: replies within an unvalidated address's budget, errors,
+//! How datagrams leave the relay: replies, errors,
 //! broadcasts, the acknowledgements and presence of a turn, and the fan-out of committed
 //! messages, packed several to a datagram.
 
@@ -12,8 +12,8 @@ use super::intake::FANOUT_PER_TURN;
 use super::{Pending, Queued, Relay, Session};
 use crate::proto::message::Message;
 use crate::proto::wire::{
-    ACK_HEADER, ACKED_LEN, Acked, Change, ErrorCode, MAX_DATAGRAM, MESSAGES_HEADER,
-    PRESENCE_HEADER, Packet, Proof, change_len, pack, paginate,
+    ACK_HEADER, ACKED_LEN, Acked, Change, ErrorCode, MAX_PACKET, MESSAGES_HEADER, PRESENCE_HEADER,
+    Packet, Proof, change_len, pack, paginate,
 };
 
 impl Relay {
@@ -109,7 +109,7 @@ impl Relay {
     /// fan-out, and at least one full datagram.
     fn presence_room(&self) -> usize {
         let members = self.clients.len().max(1);
-        (FANOUT_PER_TURN / members).max(MAX_DATAGRAM - PRESENCE_HEADER)
+        (FANOUT_PER_TURN / members).max(MAX_PACKET - PRESENCE_HEADER)
     }
 
     /// Sends every joined client, packed into as few datagrams as hold them, the items from
@@ -179,17 +179,7 @@ impl Relay {
     }
 
     pub(super) fn reply(&mut self, to: SocketAddr, packet: &Packet) {
-        let bytes = packet.encode();
-        if let Some((addr, left)) = &mut self.budget
-            && *addr == to
-        {
-            if bytes.len() > *left {
-                self.stats.over_budget += 1;
-                return;
-            }
-            *left -= bytes.len();
-        }
-        self.stamp_and_send(to, bytes.into());
+        self.stamp_and_send(to, packet.encode().into());
     }
 
     pub(super) fn error(&mut self, to: SocketAddr, code: ErrorCode, id: Uuid, message: String) {

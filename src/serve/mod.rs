@@ -7,9 +7,11 @@
 //! | [`clock`] | steps of the wall clock, told from the steady clock, for the relay's log |
 //! | [`lock`] | one relay a data directory: the `urc.lock` file, held while the relay runs |
 //! | [`repair`] | `urc serve --repair-log`: damaged log records replaced by placeholders |
+//! | [`owners`] | who owns each name, `names.json`, and `--release-name` |
 
 pub mod clock;
 pub mod lock;
+pub mod owners;
 pub mod repair;
 pub mod server;
 pub mod store;

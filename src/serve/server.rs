@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
@@ -15,11 +15,15 @@ use smol::Async;
 use smol::future::FutureExt as _;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::keyfile;
 use crate::proto::message::Millis;
+use crate::proto::secure::keys::{Keypair, PublicKey};
 use crate::proto::wire::MAX_DATAGRAM;
+use crate::relay::secure::SecureRelay;
 use crate::relay::{Config, Relay, Stats, TICK};
 use crate::serve::clock::ClockWatch;
 use crate::serve::lock::{DataLock, LockError};
+use crate::serve::owners;
 use crate::serve::store::{LogEvent, OpenError, Store};
 
 /// The port the relay listens on by default (outside the ephemeral range).
@@ -43,7 +47,9 @@ const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 pub struct Server {
     socket: Async<UdpSocket>,
     store: Store,
-    relay: Relay,
+    relay: SecureRelay,
+    /// The data directory (the names' owners are written there).
+    data: PathBuf,
     /// The data directory is this relay's while it runs.
     _lock: DataLock,
 }
@@ -60,6 +66,8 @@ pub enum StartError {
     },
     /// Another relay uses the data directory, or it cannot be locked.
     Lock(LockError),
+    /// The relay's key file could not be read or made.
+    Key(String),
     /// The log could not be opened.
     Log(OpenError),
 }
@@ -78,6 +86,7 @@ impl std::fmt::Display for StartError {
                 "cannot listen on {addr}: {error} (choose an address of this machine with --bind)"
             ),
             StartError::Lock(e) => e.fmt(f),
+            StartError::Key(e) => f.write_str(e),
             StartError::Log(e) => e.fmt(f),
         }
     }
@@ -97,6 +106,13 @@ impl Server {
             .and_then(Async::new)
             .map_err(|error| StartError::Bind { addr, error })?;
         let lock = DataLock::acquire(&data).map_err(StartError::Lock)?;
+        let (keypair, made) = relay_key(&data).map_err(StartError::Key)?;
+        if made {
+            tracing::info!(
+                "made the relay's key {}: clients pin it on first contact",
+                key_path(&data).display()
+            );
+        }
         let opened = Store::open(&data, config.cache.max(config.dedup)).map_err(StartError::Log)?;
         if let Some(bytes) = opened.torn {
             tracing::warn!(
@@ -107,12 +123,20 @@ impl Server {
         }
         let mut relay = Relay::new(config, opened.tail);
         relay.set_log_start(opened.store.first_seq());
+        *relay.owners_mut() = owners::load(&data).map_err(StartError::Key)?;
+        let relay = SecureRelay::new(relay, keypair);
         Ok(Server {
             socket,
             store: opened.store,
             relay,
+            data,
             _lock: lock,
         })
+    }
+
+    /// The relay's public key: its fingerprint, which clients pin.
+    pub fn public_key(&self) -> PublicKey {
+        self.relay.public_key()
     }
 
     /// The address the relay listens on.
@@ -130,7 +154,7 @@ impl Server {
 
     /// The latest stored sequence number.
     pub fn latest(&self) -> u64 {
-        self.relay.latest()
+        self.relay.relay().latest()
     }
 
     /// Serves until `shutdown` completes, then returns after finishing the turn under way, so
@@ -150,7 +174,8 @@ impl Server {
         let mut next_watch = Instant::now() + WATCH_EVERY;
         loop {
             // The relay's clock: its tick, and the answers that wait for their turn.
-            let wake_at = (self.relay.poll_timeout()).unwrap_or_else(|| Instant::now() + TICK);
+            let wake_at =
+                (self.relay.relay().poll_timeout()).unwrap_or_else(|| Instant::now() + TICK);
             let wake = async {
                 let (n, from) = self.socket.recv_from(&mut buf).await?;
                 Ok::<_, io::Error>(Wake::Datagram(n, from))
@@ -184,9 +209,9 @@ impl Server {
                     "the wall clock stepped {step}: messages from now on carry its time (their order is the seq's, whatever their times say)"
                 );
             }
-            let stalled = self.relay.stats().stalled;
+            let stalled = self.relay.relay().stats().stalled;
             self.relay.end_turn(now, wall);
-            let pause = self.relay.stats().stalled - stalled;
+            let pause = self.relay.relay().stats().stalled - stalled;
             if !pause.is_zero() {
                 tracing::warn!(
                     "the relay did not run for {:.1} s (stopped, or its disk or machine stalled): that time counts as nobody's silence",
@@ -216,15 +241,15 @@ impl Server {
         // so at once and keeps trying.
         self.relay.end_turn(Instant::now(), Millis::now());
         self.persist();
-        self.relay.stopping();
+        self.relay.relay_mut().stopping();
         // Reading no more: a JOIN answering the notice would be welcomed by a relay that is
         // gone a moment later.
         self.send_all(&mut out, &mut buf, false).await;
-        if let Err(e) = self.store.mark(self.relay.latest()) {
+        if let Err(e) = self.store.mark(self.relay.relay().latest()) {
             tracing::error!(error = %e, "cannot write the last seq stored");
         }
-        tracing::info!(latest = self.relay.latest(), "relay stopped");
-        Ok(self.relay.stats().clone())
+        tracing::info!(latest = self.relay.relay().latest(), "relay stopped");
+        Ok(self.relay.relay().stats().clone())
     }
 
     /// Looks at the log's file (it may have been deleted, moved or replaced under the relay)
@@ -254,7 +279,7 @@ impl Server {
                 }
             }
         }
-        if let Err(e) = self.store.mark(self.relay.latest()) {
+        if let Err(e) = self.store.mark(self.relay.relay().latest()) {
             tracing::error!(error = %e, "cannot write the last seq stored beside the log");
         }
     }
@@ -262,7 +287,7 @@ impl Server {
     /// Logs, at most once per [`REPORT_EVERY`], what was dropped or refused since `before`;
     /// returns the counts as they are now.
     fn report_drops(&mut self, before: Stats) -> Stats {
-        let now = self.relay.stats().clone();
+        let now = self.relay.relay().stats().clone();
         let delta = |f: fn(&Stats) -> u64| f(&now) - f(&before);
         let counts = [
             ("malformed", delta(|s| s.malformed)),
@@ -280,6 +305,7 @@ impl Server {
                 .collect();
             let last = self
                 .relay
+                .relay_mut()
                 .take_last_dropped()
                 .map(|d| format!("; last from {}: {}", d.from, d.why))
                 .unwrap_or_default();
@@ -294,17 +320,17 @@ impl Server {
 
     /// Logs one line: clients, messages a second and datagrams dropped since `before`.
     fn summarise(&self, before: Stats) -> Stats {
-        let now = self.relay.stats().clone();
+        let now = self.relay.relay().stats().clone();
         let dropped = (now.malformed + now.unauthorised + now.over_budget + now.rate_limited)
             - (before.malformed + before.unauthorised + before.over_budget + before.rate_limited);
         tracing::info!(
             "{} clients; {:.1} messages/s over the last {}s; latest seq {}; {} datagrams dropped; {} KiB of messages waiting",
-            self.relay.clients().len(),
+            self.relay.relay().clients().len(),
             (now.stored - before.stored) as f64 / SUMMARY_EVERY.as_secs_f64(),
             SUMMARY_EVERY.as_secs(),
-            self.relay.latest(),
+            self.relay.relay().latest(),
             dropped,
-            self.relay.parked_bytes() / 1024
+            self.relay.relay().parked_bytes() / 1024
         );
         now
     }
@@ -330,30 +356,39 @@ impl Server {
 
     /// Writes and flushes what the relay accepted, then lets its answers go.
     fn persist(&mut self) {
-        if !self.relay.has_appends() {
+        // A name bound this turn is on disk before its WELCOME leaves.
+        if self.relay.relay().owners().changed() {
+            match owners::save(&self.data, self.relay.relay().owners()) {
+                Ok(()) => self.relay.relay_mut().owners_mut().written(),
+                Err(e) => {
+                    tracing::error!(error = %e, file = %owners::path(&self.data).display(), "cannot write the names' owners; trying again next turn")
+                }
+            }
+        }
+        if !self.relay.relay().has_appends() {
             return;
         }
-        match self.store.append(self.relay.appends()) {
-            Ok(()) => self.relay.commit(),
+        match self.store.append(self.relay.relay_mut().appends()) {
+            Ok(()) => self.relay.relay_mut().commit(),
             Err(e) => {
                 // While the log is lost, `watch_log` says so every few seconds instead.
                 if self.store.lost().is_none() {
                     tracing::error!(error = %e, log = %self.store.path().display(), "cannot write the message log; nothing was acknowledged");
                 }
-                self.relay.abort(&e.to_string());
+                self.relay.relay_mut().abort(&e.to_string());
             }
         }
     }
 
     fn serve_reads(&mut self) {
-        while let Some(read) = self.relay.poll_read() {
+        while let Some(read) = self.relay.relay_mut().poll_read() {
             match self.store.read(read.first, read.last) {
-                Ok(messages) => self.relay.serve_read(&read, &messages),
+                Ok(messages) => self.relay.relay_mut().serve_read(&read, &messages),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the message log for history");
                     // The answer goes on without them; the client asks again for what is
                     // missing.
-                    self.relay.serve_read(&read, &[]);
+                    self.relay.relay_mut().serve_read(&read, &[]);
                 }
             }
         }
@@ -431,6 +466,23 @@ fn transient(e: &io::Error) -> bool {
             | io::ErrorKind::HostUnreachable
             | io::ErrorKind::NetworkUnreachable
     )
+}
+
+/// The relay's key file in the data directory `data`.
+pub fn key_path(data: &Path) -> PathBuf {
+    data.join(KEY_FILE)
+}
+
+/// The name of the relay's key file in its data directory.
+pub const KEY_FILE: &str = "relay.key";
+
+/// The relay's static key pair, from its file in `data` (made there on the first start);
+/// `true` when made now.
+///
+/// # Errors
+/// A one-line explanation naming the file.
+pub fn relay_key(data: &Path) -> Result<(Keypair, bool), String> {
+    keyfile::load_or_create(&key_path(data), "the relay's key file")
 }
 
 /// Where the relay keeps its log unless `--data` says otherwise: `$XDG_DATA_HOME/urc`, or

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use smol::Async;
 use smol::future::FutureExt as _;
 
-use crate::client::{Client, Event};
+use crate::client::{Client, Event, SecureClient};
 use crate::term::join::Options;
 use crate::term::output::Output;
 
@@ -23,6 +23,12 @@ pub enum JoinError {
     /// The relay refused to let us in (the reason was shown as an event), with the lines typed
     /// that it never acknowledged.
     Refused {
+        /// The lines not delivered.
+        lost: Vec<String>,
+    },
+    /// The relay offered a key other than the one pinned for it (told above as an error):
+    /// nothing more was sent to it.
+    KeyChanged {
         /// The lines not delivered.
         lost: Vec<String>,
     },
@@ -72,6 +78,11 @@ impl std::fmt::Display for JoinError {
             JoinError::Refused { lost } => {
                 write!(f, "the relay refused to let us in{}", not_delivered(lost))
             }
+            JoinError::KeyChanged { lost } => write!(
+                f,
+                "not talking to a relay whose key is not the one pinned for it{}",
+                not_delivered(lost)
+            ),
             JoinError::NoAnswer { server, wait, lost } => write!(
                 f,
                 "no answer from a relay at {server} in {:.0} s: is `urc serve` running there? (check --server){}",
@@ -113,9 +124,9 @@ pub(super) fn tell_what_is_owed(client: &Client, options: &Options, output: &mut
 /// Sends the LEAVE, and again, until the relay says the session is gone (the client closes
 /// then, or after [`crate::client::LEAVE_WAIT`] at most): the others see the leave at once and
 /// the name is free again even when a copy is lost.
-pub async fn say_goodbye(client: &mut Client, socket: &Async<UdpSocket>, buf: &mut [u8]) {
+pub async fn say_goodbye(client: &mut SecureClient, socket: &Async<UdpSocket>, buf: &mut [u8]) {
     loop {
-        while let Some(bytes) = client.poll_transmit() {
+        while let Some(bytes) = client.poll_transmit(Instant::now()) {
             let _ = socket.send(&bytes).await;
         }
         let Some(at) = client.poll_timeout().filter(|_| !client.is_closed()) else {

@@ -14,7 +14,7 @@ use rustyline::{Editor, ExternalPrinter};
 use smol::Async;
 use smol::future::FutureExt as _;
 
-use crate::client::{Client, Config, Event, Seen};
+use crate::client::{Client, Config, Event, SecureClient, Seen};
 use crate::proto::message::Millis;
 use crate::proto::wire::MAX_DATAGRAM;
 use crate::term::command::{self, Command};
@@ -39,6 +39,10 @@ pub struct Options {
     pub server: SocketAddr,
     /// The client's settings.
     pub client: Config,
+    /// The user's key pair.
+    pub identity: crate::proto::secure::keys::Keypair,
+    /// The relay's key, when pinned or given (else the one it offers is taken).
+    pub relay_key: Option<crate::proto::secure::keys::PublicKey>,
     /// How events are shown.
     pub renderer: Renderer,
     /// Read a terminal with line editing (else lines from stdin).
@@ -48,9 +52,49 @@ pub struct Options {
     /// Where to remember, at the end, the last message seen (the file, and the relay's name
     /// in it); `None` to remember nothing.
     pub seen_file: Option<(std::path::PathBuf, String)>,
+    /// Where to pin the relay's key on first contact (the file, and the relay's name in it);
+    /// `None` when the key was given.
+    pub pins: Option<(std::path::PathBuf, String)>,
 }
 
 pub use crate::term::ending::JoinError;
+
+/// What first contact with a relay says: its key, and where it is pinned.
+fn first_contact(options: &Options, key: crate::proto::secure::keys::PublicKey) -> Event {
+    let Some((path, relay)) = &options.pins else {
+        return Event::Notice(format!("the relay at {} has the key {key}", options.server));
+    };
+    match crate::term::pins::save(path, relay, key) {
+        Ok(()) => Event::Notice(format!(
+            "first contact with the relay at {relay}: its key {key} is pinned in {}",
+            path.display()
+        )),
+        Err(e) => Event::Error(format!(
+            "first contact with the relay at {relay} (key {key}), but its key could not be pinned in {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+/// What a relay offering another key than the pinned one says: both keys, and how to accept
+/// the new one when it is right.
+fn key_changed(
+    options: &Options,
+    pinned: crate::proto::secure::keys::PublicKey,
+    offered: crate::proto::secure::keys::PublicKey,
+) -> String {
+    let accept = match &options.pins {
+        Some((path, relay)) => format!(
+            "remove the line of {relay} from {} (or pass --relay-key {offered})",
+            path.display()
+        ),
+        None => format!("pass --relay-key {offered}"),
+    };
+    format!(
+        "the relay at {} offered the key {offered}, not the key {pinned} pinned for it: someone may be in between; if its key really changed (its operator sees it with `urc serve --fingerprint`), {accept}",
+        options.server
+    )
+}
 
 /// Input from the user's side.
 enum Input {
@@ -102,7 +146,12 @@ async fn session(options: Options) -> Result<(), JoinError> {
         wrap: !renderer.json() && io::stdout().is_terminal(),
     };
     let mut view = View::new(renderer, &options.client.name);
-    let mut client = Client::new(options.client.clone(), Instant::now());
+    let mut client = SecureClient::new(
+        options.client.clone(),
+        options.identity.clone(),
+        options.relay_key,
+        Instant::now(),
+    );
     let mut closing: Option<Instant> = None;
     let started = Instant::now();
     // What `/quit MESSAGE` says to the others with the leave.
@@ -115,7 +164,7 @@ async fn session(options: Options) -> Result<(), JoinError> {
     // A signal asked us to leave: the wait at the end is no longer extended.
     let mut signalled = false;
     loop {
-        while let Some(bytes) = client.poll_transmit() {
+        while let Some(bytes) = client.poll_transmit(Instant::now()) {
             // Refused sends (the relay is down) are retried by the client's own timers.
             if let Err(e) = socket.send(&bytes).await {
                 let told = &mut told_refused;
@@ -149,6 +198,10 @@ async fn session(options: Options) -> Result<(), JoinError> {
                     "the relay at {} is not answering: still trying",
                     options.server
                 )),
+                Event::RelayKeyLearnt { key } => first_contact(&options, key),
+                Event::RelayKeyChanged { pinned, offered } => {
+                    Event::Error(key_changed(&options, pinned, offered))
+                }
                 event => event,
             };
             for line in view.show(&event, Millis::now()) {
@@ -156,8 +209,11 @@ async fn session(options: Options) -> Result<(), JoinError> {
             }
         }
         if client.is_closed() {
-            return Err(JoinError::Refused {
-                lost: client.unacked_texts(),
+            let lost = client.unacked_texts();
+            return Err(if client.key_refused() {
+                JoinError::KeyChanged { lost }
+            } else {
+                JoinError::Refused { lost }
             });
         }
         if options.interactive && client.is_joined() && greeting == Greeting::None {

@@ -16,6 +16,7 @@
 //! | [`resize`] | window resizes in terminals that rewrap lines: what rustyline's redraw broke |
 //! | [`resume`] | back from Ctrl-Z and `fg`: the editor's terminal mode, the line redrawn |
 //! | [`seen`] | where the client remembers the last message seen, per relay |
+//! | [`pins`] | the relays' keys, pinned on first contact (as ssh's known_hosts) |
 //! | [`wrap`] | lines cut into rows at the terminal's width, the rows after the first under the text |
 
 pub mod command;
@@ -26,6 +27,7 @@ pub mod ending;
 pub mod join;
 pub mod mention;
 mod output;
+pub mod pins;
 pub mod render;
 pub mod resize;
 pub mod resume;

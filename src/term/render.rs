@@ -176,6 +176,13 @@ impl Renderer {
             Event::Error(text) => {
                 Line::new(format!("{} ", self.paint(RED, "error:")), sanitize(text))
             }
+            Event::RelayKeyLearnt { key } => self.notice(&format!(
+                "first contact with this relay: its key {key} is pinned"
+            )),
+            Event::RelayKeyChanged { pinned, offered } => Line::new(
+                format!("{} ", self.paint(RED, "error:")),
+                format!("the relay offered the key {offered}, not the key {pinned} pinned for it"),
+            ),
         }
     }
 
@@ -278,6 +285,11 @@ fn json_event(event: &Event, mention: bool) -> serde_json::Value {
             "since": since.to_rfc3339(),
         }),
         Event::Error(message) => json!({"event": "error", "message": message}),
+        Event::RelayKeyLearnt { key } => json!({"event": "relay_key", "key": key.to_string()}),
+        Event::RelayKeyChanged { pinned, offered } => json!({
+            "event": "error",
+            "message": format!("the relay offered the key {offered}, not the key {pinned} pinned for it"),
+        }),
     }
 }
 

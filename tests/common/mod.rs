@@ -16,8 +16,167 @@ use serde_json::Value;
 /// The longest any one wait in these tests may take.
 pub const WAIT: Duration = Duration::from_secs(15);
 
+/// `urc`, with a home of its own: its identity, its pinned relay keys and its other files in
+/// a fresh directory, so that no test sees another's (nor the user's) keys.
 pub fn urc() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_urc"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_urc"));
+    let home = fresh_home();
+    for (var, dir) in [
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_STATE_HOME", "state"),
+        ("XDG_DATA_HOME", "data"),
+    ] {
+        cmd.env(var, home.join(dir));
+    }
+    cmd.env_remove("URC_IDENTITY").env_remove("URC_RELAY_KEY");
+    cmd
+}
+
+/// `urc` run by the user `name` of this test: the same name in the same test is the same
+/// user (the same identity, the same pinned keys); another test's is another user.
+pub fn urc_as(name: &str) -> Command {
+    let mut cmd = urc();
+    at_home(&mut cmd, &user_home(name));
+    cmd
+}
+
+/// The home of the user `name` in the running test (named after the test's thread).
+pub fn user_home(name: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static RUN: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static TEST: usize = RUN.fetch_add(1, Ordering::Relaxed);
+    }
+    let test = TEST.with(|t| *t);
+    let safe: String = name
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c } else { '_' })
+        .collect();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("homes")
+        .join(format!(
+            "{}-t{test}-{safe}-{:x}",
+            std::process::id(),
+            fnv(name)
+        ));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+/// A short hash, so that names that differ only in what a file name cannot hold stay apart.
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Points `cmd`'s files (identity, pinned keys, state) into `home`.
+pub fn at_home(cmd: &mut Command, home: &Path) {
+    for (var, dir) in [
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_STATE_HOME", "state"),
+        ("XDG_DATA_HOME", "data"),
+    ] {
+        cmd.env(var, home.join(dir));
+    }
+}
+
+/// A new directory under the tests' scratch space.
+pub fn fresh_home() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("homes")
+        .join(format!("{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+/// A UDP socket to a real relay, through the secure channel: packets sent sealed, datagrams
+/// received opened. For tests that speak the protocol by hand.
+pub struct Sealed {
+    pub socket: std::net::UdpSocket,
+    pub tunnel: urc::client::tunnel::Tunnel,
+    buf: Vec<u8>,
+}
+
+impl Sealed {
+    /// A socket on 127.0.0.1 connected to `relay`, its handshake made (the relay's key taken
+    /// on first contact).
+    pub fn connect(relay: SocketAddr) -> Sealed {
+        use urc::client::tunnel::Tunnel;
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.connect(relay).unwrap();
+        let mut sealed = Sealed {
+            socket,
+            tunnel: Tunnel::new(urc::proto::secure::keys::Keypair::generate(), None),
+            buf: vec![0; 2048],
+        };
+        sealed.handshake();
+        sealed
+    }
+
+    /// Makes a handshake from the socket as it is now (again, after an UNKNOWN, or from a
+    /// new socket put in its place: a client whose address changed).
+    pub fn handshake(&mut self) {
+        use urc::client::tunnel::Received;
+        let relay = self.socket.peer_addr().unwrap();
+        self.socket
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let deadline = Instant::now() + WAIT;
+        while !self.tunnel.is_up(Instant::now()) {
+            assert!(Instant::now() < deadline, "no handshake with {relay}");
+            let mut ignored = Vec::new();
+            self.tunnel.seal(Instant::now(), b"", &mut ignored);
+            while let Some(frame) = self.tunnel.poll_transmit() {
+                self.socket.send(&frame).unwrap();
+            }
+            if let Ok(n) = self.socket.recv(&mut self.buf) {
+                let mut out = Vec::new();
+                let got = self
+                    .tunnel
+                    .receive(Instant::now(), &self.buf[..n], &mut out);
+                assert!(!matches!(got, Received::Changed { .. }), "{got:?}");
+            }
+        }
+    }
+
+    /// Sends one packet, sealed.
+    pub fn send(&mut self, packet: &[u8]) {
+        let mut datagram = Vec::new();
+        assert!(
+            self.tunnel.seal(Instant::now(), packet, &mut datagram),
+            "no transport"
+        );
+        self.socket.send(&datagram).unwrap();
+    }
+
+    /// The next packet from the relay, opened; `None` after `wait` without one.
+    pub fn recv(&mut self, wait: Duration) -> Option<Vec<u8>> {
+        use urc::client::tunnel::Received;
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.socket.set_read_timeout(Some(left)).unwrap();
+            let n = match self.socket.recv(&mut self.buf) {
+                Ok(n) => n,
+                Err(_) => return None,
+            };
+            let mut out = Vec::new();
+            if self
+                .tunnel
+                .receive(Instant::now(), &self.buf[..n], &mut out)
+                == Received::Packet
+            {
+                return Some(out);
+            }
+        }
+    }
 }
 
 /// A relay process, killed when dropped.
@@ -135,7 +294,15 @@ impl Client {
     }
 
     pub fn spawn(relay: SocketAddr, name: &str, extra: &[&str]) -> Client {
-        let mut child = urc()
+        Client::spawn_at(relay, name, extra, &user_home(name))
+    }
+
+    /// Starts a client whose files (its identity, the relays' keys it pinned) are in `home`:
+    /// the same home is the same user, run again.
+    pub fn spawn_at(relay: SocketAddr, name: &str, extra: &[&str], home: &Path) -> Client {
+        let mut cmd = urc();
+        at_home(&mut cmd, home);
+        let mut child = cmd
             .args([
                 "join",
                 "--json",
@@ -285,7 +452,7 @@ pub fn pipe(
     input: &str,
     extra: &[&str],
 ) -> (ExitStatus, String, String) {
-    let mut child = urc()
+    let mut child = urc_as(name)
         .args(["join", "--server", &relay.to_string(), "--name", name])
         .args(extra)
         .stdin(Stdio::piped())

@@ -329,7 +329,7 @@ fn many_senders_at_their_rate_share_the_turns_and_starve_nobody() {
     let parkers = crowd(&mut d, 80, "p", |k| {
         at(7, (k / 4) as u8, 1, 6000 + (k % 4) as u16)
     });
-    let text = "y".repeat(1000);
+    let text = "y".repeat(urc::proto::message::MAX_TEXT_BYTES);
     for &(a, token) in &parkers {
         for chunk in (2..=256u64).collect::<Vec<_>>().chunks(1) {
             let send = Packet::send_one(token, 1, chunk[0], Uuid::new_v4(), &text);
@@ -479,7 +479,7 @@ fn parked_messages_are_bounded_per_address_and_in_all_and_given_back() {
                 .collect();
         d.turn(&datagrams);
     };
-    let long = "z".repeat(1000);
+    let long = "z".repeat(urc::proto::message::MAX_TEXT_BYTES);
     for &s in &v6 {
         park(&mut d, s, &long);
     }

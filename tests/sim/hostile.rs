@@ -122,22 +122,6 @@ fn forged_datagrams_from_a_members_address_change_nothing() {
                 assert!(net.relay_has("alice"));
             }
         }
-        let sent = net.from_relay.len();
-        let join = Packet::Join {
-            name: "alice".into(),
-            history: 1000,
-            instance: Uuid::new_v4(),
-            cookie: Vec::new(),
-        };
-        net.inject_to_relay(a, &join);
-        let answers: Vec<_> = net.from_relay[sent..]
-            .iter()
-            .map(|(_, to, p)| (*to, p))
-            .collect();
-        assert!(
-            matches!(answers[..], [(to, Packet::Challenge { .. })] if to == net.nodes[a].addr),
-            "{answers:?}"
-        );
         net.run_for(secs(1));
         for k in 3..6 {
             say(&mut net, a, k);
@@ -338,6 +322,12 @@ fn garbage_from_everywhere_changes_nothing() {
                     strangers[rng.range(0, strangers.len() as u64 - 1) as usize]
                 };
                 let bytes = garbage(&mut rng);
+                // As if opened by the secure channel, which proved the address: a JOIN from a
+                // stranger there is a newcomer, not garbage (strangers who never finish a
+                // handshake are tests/handshake.rs's).
+                if matches!(Packet::decode(&bytes), Ok(Packet::Join { .. })) {
+                    continue;
+                }
                 let before = net.strangers.get(&from).map_or(0, |t| t.sent);
                 net.inject_raw(from, &bytes);
                 if let Some(t) = net.strangers.get(&from) {
@@ -361,7 +351,6 @@ fn garbage_from_everywhere_changes_nothing() {
         let stats = net.relay.stats();
         assert!(stats.malformed > 1000, "{stats:?}");
         assert!(stats.unauthorised > 100, "{stats:?}");
-        assert!(stats.challenges > 10, "{stats:?}");
         assert!(net.relay.last_dropped().is_some());
         for i in [a, b] {
             // One session all along (the network may have duplicated its WELCOME).

@@ -508,19 +508,27 @@ fn over_a_lossy_path_presence_alternates_and_ends_true() {
 #[test]
 fn leaving_during_a_rejoin_leaves_no_ghost() {
     for seed in seeds(0..8) {
-        // 20 ms each way, exactly: the moment bo's JOIN with its cookie is on its way is known.
+        // 20 ms each way, exactly: the moment bo's JOIN is on its way is known.
         let mut net = Net::under(seed, Conditions::jittery(ms(20), ms(0)));
         let [_, b] = enter_all(&mut net, ["ann", "bo"]);
         settle(&mut net);
         let restarted = net.now;
         net.restart_relay(Restart::Clean);
         let bo = net.nodes[b].addr;
-        net.run_until(secs(5), "bo challenged", |n| {
+        net.run_until(secs(5), "bo told to join again", |n| {
             (n.from_relay.iter()).any(|(when, to, p)| {
-                *when >= restarted && *to == bo && matches!(p, Packet::Challenge { .. })
+                *when >= restarted
+                    && *to == bo
+                    && matches!(
+                        p,
+                        Packet::Error {
+                            code: ErrorCode::NotJoined,
+                            ..
+                        }
+                    )
             })
         });
-        // The challenge arrives 20 ms later; bo's answer is then on its way for 20 ms more.
+        // The NotJoined arrives 20 ms later; bo's JOIN is then on its way for 20 ms more.
         net.run_for(ms(25));
         assert!(!net.nodes[b].client.is_joined(), "seed {seed}");
         // What `urc join` does at the end of input: wait until the client owes nothing.

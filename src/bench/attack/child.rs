@@ -10,6 +10,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::proto::secure::keys::PublicKey;
+
 /// How long the relay may take to say where it listens (it reads its log first).
 const START_BOUND: Duration = Duration::from_secs(30);
 /// Lines of the relay's log kept, for a failure's explanation.
@@ -33,6 +35,9 @@ pub(super) struct Spawn {
 pub(super) struct RelayChild {
     /// Where it listens.
     pub(super) addr: SocketAddr,
+    /// Its public key, as it logged it (an older build may not say: then the clients learn
+    /// it on first contact).
+    pub(super) key: Option<PublicKey>,
     /// Its process id.
     pub(super) pid: u32,
     child: Child,
@@ -72,8 +77,13 @@ impl RelayChild {
             .spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                     if let Some(rest) = line.split("listening on udp ").nth(1) {
-                        tx.send(rest.split(';').next().unwrap_or("").trim().to_owned())
-                            .ok();
+                        let addr = rest.split(';').next().unwrap_or("").trim().to_owned();
+                        let key = rest
+                            .split("relay key ")
+                            .nth(1)
+                            .and_then(|k| k.split_whitespace().next())
+                            .and_then(|k| k.parse().ok());
+                        tx.send((addr, key)).ok();
                     }
                     let mut kept = kept.lock().expect("not poisoned");
                     if kept.len() == KEPT_LINES {
@@ -86,12 +96,14 @@ impl RelayChild {
         let pid = child.id();
         let mut relay = RelayChild {
             addr: "127.0.0.1:0".parse().expect("an address"),
+            key: None,
             pid,
             child,
             log,
         };
-        let said = rx.recv_timeout(START_BOUND);
-        relay.addr = match said.ok().and_then(|a| a.parse().ok()) {
+        let said = rx.recv_timeout(START_BOUND).ok();
+        relay.key = said.as_ref().and_then(|(_, key)| *key);
+        relay.addr = match said.and_then(|(a, _)| a.parse().ok()) {
             Some(addr) => addr,
             None => {
                 return Err(format!(

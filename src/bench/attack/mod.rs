@@ -14,11 +14,13 @@
 //! | `child.rs` | the relay's process: started, measured, signalled, stopped |
 //! | `ordinary.rs` | the two ordinary members (the real client) and what they saw |
 //! | `swarm.rs` | the attacking sessions and the silent members, raw datagrams on one thread |
+//! | `bot.rs` | one of the swarm's sessions: its socket, its secure channel, where it is with the relay |
 //! | `schedule.rs` | what the swarm's sessions do and when, at a steady pace |
 //! | `scripts.rs` | what each attack does, step by step |
 //! | `report.rs` | the figures, the verdict, the report's lines and the summary line |
 //! | `runs.rs` | `--attack all` and `--runs`: each run in a process of its own, medians |
 
+mod bot;
 mod child;
 mod ordinary;
 mod report;

@@ -1,5 +1,6 @@
-//! The two ordinary members who chat beside an attack: the real client ([`crate::client`]:
-//! join with the cookie, the window, retransmission, ordered delivery with gap repair, the
+//! The two ordinary members who chat beside an attack: the real client ([`SecureClient`]: the
+//! handshake, each with an identity of its own and the relay's key learnt on first contact,
+//! then the join, the window, retransmission, ordered delivery with gap repair, the
 //! keepalive) on a thread of their own, each sending 4 messages a second, each timing the
 //! other's messages from the moment they were typed to the moment they were shown in order.
 //!
@@ -16,15 +17,16 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::client::{Client, Config, Event};
+use crate::client::{Config, Event, SecureClient};
 use crate::proto::message::Millis;
+use crate::proto::secure::keys::Keypair;
 use crate::proto::wire::{LeaveReason, MAX_DATAGRAM};
 
 /// The address the ordinary members send from.
 pub(super) const ORDINARY_IP: [u8; 4] = [127, 0, 0, 2];
 /// The time between two messages of one member: 4 a second.
 const EVERY: Duration = Duration::from_millis(250);
-/// Longest the members wait to be welcomed.
+/// Longest the members wait to be welcomed, their handshakes included.
 const JOIN_BOUND: Duration = Duration::from_secs(15);
 /// Longest they wait, once told to stop, for what is still on its way.
 const SETTLE_BOUND: Duration = Duration::from_secs(15);
@@ -136,7 +138,7 @@ impl Ordinary {
 
 /// One member: its client, its socket, and the next message it expects from the other.
 struct Member {
-    client: Client,
+    client: SecureClient,
     socket: UdpSocket,
     /// The index of the other member's next message.
     next_from_other: u64,
@@ -161,7 +163,7 @@ fn chat(
             since: None,
         };
         members.push(Member {
-            client: Client::new(config, start),
+            client: SecureClient::new(config, Keypair::generate(), None, start),
             socket,
             next_from_other: 0,
         });
@@ -181,7 +183,16 @@ fn chat(
                 joined.send(()).ok();
             }
             (None, _) if now >= start + JOIN_BOUND => {
-                return Err("the ordinary members were not welcomed within 15 s".into());
+                let why = if members.iter().any(|m| m.client.relay_key().is_none()) {
+                    "made no handshake with the relay"
+                } else {
+                    "were not welcomed"
+                };
+                return Err(format!(
+                    "the ordinary members {why} within {} s",
+                    JOIN_BOUND.as_secs()
+                )
+                .into());
             }
             (Some(_), Some(since)) => {
                 let all_in = books.missing() == 0 && members.iter().all(|m| m.client.is_idle());
@@ -259,9 +270,9 @@ fn chat(
     Ok(books)
 }
 
-/// Sends what the member's client has to send.
+/// Sends what the member's client has to send, sealed (or its handshake).
 fn flush(m: &mut Member) -> io::Result<()> {
-    while let Some(datagram) = m.client.poll_transmit() {
+    while let Some(datagram) = m.client.poll_transmit(Instant::now()) {
         match m.socket.send(&datagram) {
             Ok(_) => {}
             // Lost, as on any network: the client sends again.
@@ -318,6 +329,9 @@ fn take_events(
             } if i == 0 => books.timed_out_seen += 1,
             Event::Notice(n) if n.starts_with("rejoined as") => books.rejoins += 1,
             Event::Error(e) => books.errors.push(format!("{}: {e}", NAMES[i])),
+            Event::RelayKeyChanged { .. } => books
+                .errors
+                .push(format!("{}: the relay offered another key", NAMES[i])),
             Event::Who { names } => {
                 if let Some(tx) = who.take() {
                     tx.send(names).ok();

@@ -109,7 +109,7 @@ pub(super) fn run(
     progress: &mut dyn FnMut(&str),
 ) -> Result<Outcome, String> {
     let o = setting.options;
-    let mut swarm = Swarm::new(setting.relay.addr).map_err(|e| e.to_string())?;
+    let mut swarm = Swarm::new(setting.relay.addr, setting.relay.key).map_err(|e| e.to_string())?;
     let io = |e: std::io::Error| format!("an attacking session's socket failed: {e}");
     let mut out = Outcome::default();
     let length = Duration::from_secs(o.seconds);

@@ -3,86 +3,52 @@
 //! so every attack comes from the addresses it would in the wild), speaking raw datagrams.
 //!
 //! They are lean on purpose, so that the bench's own CPU does not starve the relay on two
-//! cores: they join properly (the CHALLENGE's cookie, the WELCOME's token) and then do only
-//! what their attack needs. Most never read what the relay sends them: their receive buffers
-//! are small and the kernel drops the rest, which costs the relay what sending costs it. Those
-//! whose answers are counted read them without decoding.
+//! cores: they join properly (each its own handshake, then the WELCOME's token; every packet
+//! sealed) and then do only what their attack needs. Most never read what the relay sends
+//! them: their receive buffers are small and the kernel drops the rest, which costs the relay
+//! what sending costs it. Those whose answers are counted open them but do not decode them.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token as PollToken};
-use socket2::{Domain, Protocol, Socket, Type};
 use uuid::Uuid;
 
+use super::super::link::{Buffers, Opened, Sent as Gone};
 use super::super::sim::text;
+use super::bot::{Bot, State};
 use super::schedule::{Action, Schedule};
+use crate::proto::secure::keys::PublicKey;
 use crate::proto::wire::{
     ErrorCode, MAX_DATAGRAM, Packet, SEND_HEADER, Sent, Token, pack, sent_len,
 };
 
-/// Sessions joining at once.
+/// Sessions joining at once: each makes a handshake first (four Diffie-Hellman operations of
+/// the relay's), within the relay's allowance of `--max-per-ip` at once from an address.
 const JOIN_WAVE: usize = 128;
 /// How long a JOIN waits for its answer (or a refused one for the allowance) before it goes
-/// again.
+/// again (while the handshake is under way, its HELLO goes again every second).
 const JOIN_RETRY: Duration = Duration::from_secs(1);
 /// A joined session that has sent nothing for this long pings while the others join.
 const KEEPALIVE: Duration = Duration::from_secs(5);
-/// The receive buffer asked for the sessions that do not read (the kernel doubles it).
-const SMALL_BUFFER: usize = 4096;
 /// Most datagrams a session reads from its buffer before it sends.
 const DRAIN_AT_MOST: usize = 64;
-/// Type bytes of the relay's datagrams the swarm looks at without decoding.
+/// Type bytes of the relay's packets (opened) the swarm looks at without decoding.
 const ERROR_TYPE: u8 = 0x82;
 const ACK_TYPE: u8 = 0x83;
 /// Most unacknowledged messages a sender sends again at once.
 const RESEND_AT_MOST: u64 = 40;
 
-/// Where a session is with the relay.
-#[derive(Debug)]
-enum State {
-    Joining {
-        cookie: Vec<u8>,
-        retry_at: Instant,
-    },
-    Joined {
-        token: Token,
-    },
-    /// The relay answered ERROR NotJoined: it had dropped the session.
-    Evicted,
-    /// It left (LEAVE).
-    Left,
-}
-
-/// One session.
-#[derive(Debug)]
-struct Bot {
-    socket: UdpSocket,
-    name: String,
-    instance: Uuid,
-    state: State,
-    last_sent: Instant,
-    /// The next csn it sends (a sender).
-    next_csn: u64,
-    /// The highest csn acknowledged (a sender).
-    acked: u64,
-    /// When `acked` last moved, or the last retransmission went (a sender).
-    progress_at: Instant,
-    /// Whether its answers are read and counted.
-    listening: bool,
-}
-
 /// What the swarm sent and was sent.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Counts {
-    /// Datagrams sent, joining included.
+    /// Packets sent, sealed, joining included (not the handshakes' datagrams).
     pub(super) datagrams: u64,
     /// Requests (HISTORY, WHO) or new messages sent by the actions.
     pub(super) actions: u64,
-    /// Datagrams read on the listening sessions, and their bytes.
+    /// Datagrams read on the listening sessions, and their bytes (sealed, as sent).
     pub(super) answers: (u64, u64),
     /// The relay's ERRORs read, by code.
     pub(super) refused: [u64; 9],
@@ -98,10 +64,14 @@ pub(super) struct Counts {
 #[derive(Debug)]
 pub(super) struct Swarm {
     relay: SocketAddr,
+    /// The relay's key, when it said it; the sessions learn it on first contact otherwise.
+    key: Option<PublicKey>,
     bots: Vec<Bot>,
     poll: Poll,
     events: Events,
     buf: Vec<u8>,
+    /// What every session seals into and opens into.
+    bufs: Buffers,
     /// What was sent and received.
     pub(super) counts: Counts,
 }
@@ -112,17 +82,20 @@ pub(super) fn block_ip(block: u8, k: usize) -> Ipv4Addr {
 }
 
 impl Swarm {
-    /// An empty swarm for the relay at `relay`.
+    /// An empty swarm for the relay at `relay`, whose key is `key` (learnt on first contact
+    /// when `None`).
     ///
     /// # Errors
     /// When the poll cannot be made.
-    pub(super) fn new(relay: SocketAddr) -> io::Result<Swarm> {
+    pub(super) fn new(relay: SocketAddr, key: Option<PublicKey>) -> io::Result<Swarm> {
         Ok(Swarm {
             relay,
+            key,
             bots: Vec::new(),
             poll: Poll::new()?,
             events: Events::with_capacity(1024),
             buf: vec![0; MAX_DATAGRAM + 1],
+            bufs: Buffers::default(),
             counts: Counts::default(),
         })
     }
@@ -142,27 +115,9 @@ impl Swarm {
         let first = self.bots.len();
         let now = Instant::now();
         for k in 0..count {
-            let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-            if !listening {
-                socket.set_recv_buffer_size(SMALL_BUFFER)?;
-            }
-            socket.set_nonblocking(true)?;
-            socket.bind(&SocketAddr::from((ip(k), 0)).into())?;
-            socket.connect(&self.relay.into())?;
-            self.bots.push(Bot {
-                socket: UdpSocket::from_std(socket.into()),
-                name: format!("{prefix}{k}"),
-                instance: Uuid::new_v4(),
-                state: State::Joining {
-                    cookie: Vec::new(),
-                    retry_at: now,
-                },
-                last_sent: now,
-                next_csn: 1,
-                acked: 0,
-                progress_at: now,
-                listening,
-            });
+            let name = format!("{prefix}{k}");
+            let bot = Bot::new(ip(k), self.relay, self.key, name, listening, now)?;
+            self.bots.push(bot);
         }
         Ok(first..self.bots.len())
     }
@@ -175,18 +130,28 @@ impl Swarm {
             .count()
     }
 
+    /// Seals and sends `packet`; without a transport it is dropped (the JOIN goes again on
+    /// its timer) and the handshake goes instead.
     fn transmit(&mut self, i: usize, packet: &Packet) {
         let bot = &mut self.bots[i];
-        bot.last_sent = Instant::now();
-        self.counts.datagrams += 1;
-        if bot.socket.send(&packet.encode()).is_err() {
-            self.counts.send_failures += 1;
+        let now = Instant::now();
+        bot.last_sent = now;
+        let sent = bot
+            .link
+            .send(&bot.socket, now, &packet.encode(), &mut self.bufs.sealed);
+        match sent {
+            Gone::Sealed => self.counts.datagrams += 1,
+            Gone::Refused(_) => {
+                self.counts.datagrams += 1;
+                self.counts.send_failures += 1;
+            }
+            Gone::Handshaking => {}
         }
     }
 
     fn send_join(&mut self, i: usize, now: Instant) {
         let bot = &mut self.bots[i];
-        let State::Joining { cookie, retry_at } = &mut bot.state else {
+        let State::Joining { retry_at } = &mut bot.state else {
             return;
         };
         *retry_at = now + JOIN_RETRY;
@@ -194,9 +159,24 @@ impl Swarm {
             name: bot.name.clone(),
             history: 0,
             instance: bot.instance,
-            cookie: cookie.clone(),
+            // The handshake's cookie proved the address.
+            cookie: Vec::new(),
         };
         self.transmit(i, &join);
+    }
+
+    /// Opens what session `i` received, `n` bytes in the buffer, into `bufs.opened`; a new
+    /// transport of a joined session is confirmed with a PING at once.
+    fn open(&mut self, i: usize, n: usize, now: Instant) -> Opened {
+        let bot = &mut self.bots[i];
+        let opened = bot
+            .link
+            .open(&bot.socket, now, &self.buf[..n], &mut self.bufs.opened);
+        if let (Opened::Up, State::Joined { token }) = (&opened, &bot.state) {
+            let token = *token;
+            self.transmit(i, &Packet::Ping { token });
+        }
+        opened
     }
 
     /// Joins the sessions of `range`, a wave at a time, the joined ones pinging meanwhile.
@@ -227,6 +207,9 @@ impl Swarm {
             }
             if now >= next_scan {
                 for i in range.start..started {
+                    if let Some(why) = self.bots[i].link.stuck(now) {
+                        return Err(format!("{}: {why}", self.bots[i].name));
+                    }
                     match self.bots[i].state {
                         State::Joining { retry_at, .. } if now >= retry_at => {
                             self.send_join(i, now)
@@ -264,7 +247,8 @@ impl Swarm {
         Ok(())
     }
 
-    /// Reads what came for joining session `i`: a challenge is answered, a welcome kept.
+    /// Reads what came for joining session `i`: the handshake's steps are answered, the
+    /// JOIN goes once it is done, a welcome is kept.
     fn answer_join(&mut self, i: usize) -> Result<(), String> {
         let now = Instant::now();
         loop {
@@ -274,14 +258,16 @@ impl Swarm {
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
                 Err(e) => return Err(format!("an attacking session's socket failed: {e}")),
             };
-            let bot = &mut self.bots[i];
-            match Packet::decode(&self.buf[..n]) {
-                Ok(Packet::Challenge { cookie }) => {
-                    if let State::Joining { cookie: c, .. } = &mut bot.state {
-                        *c = cookie;
-                    }
+            match self.open(i, n, now) {
+                Opened::Packet => {}
+                Opened::Up => {
                     self.send_join(i, now);
+                    continue;
                 }
+                Opened::Nothing => continue,
+            }
+            let bot = &mut self.bots[i];
+            match Packet::decode(&self.bufs.opened) {
                 Ok(Packet::Welcome { token, .. }) => {
                     bot.state = State::Joined { token };
                     return Ok(());
@@ -343,12 +329,13 @@ impl Swarm {
     }
 
     fn read_answers(&mut self, i: usize) -> io::Result<()> {
+        let now = Instant::now();
         loop {
             match self.bots[i].socket.recv(&mut self.buf) {
                 Ok(n) => {
                     self.counts.answers.0 += 1;
                     self.counts.answers.1 += n as u64;
-                    self.look_at(i, n);
+                    self.look_at(i, n, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
@@ -357,13 +344,16 @@ impl Swarm {
         }
     }
 
-    /// What a session learns from a datagram of `n` bytes in the buffer, by its type byte:
-    /// an ERROR's code (NotJoined: it was dropped), an ACK's csns.
-    fn look_at(&mut self, i: usize, n: usize) {
-        let datagram = &self.buf[..n];
-        match datagram.get(2) {
-            Some(&ERROR_TYPE) if n > 11 => {
-                let code = usize::from(datagram[11]);
+    /// What a session learns from a datagram of `n` bytes in the buffer, opened, by its
+    /// packet's type byte: an ERROR's code (NotJoined: it was dropped), an ACK's csns.
+    fn look_at(&mut self, i: usize, n: usize, now: Instant) {
+        if self.open(i, n, now) != Opened::Packet {
+            return;
+        }
+        let packet = &self.bufs.opened;
+        match packet.get(2) {
+            Some(&ERROR_TYPE) if packet.len() > 11 => {
+                let code = usize::from(packet[11]);
                 if let Some(c) = self.counts.refused.get_mut(code) {
                     *c += 1;
                 }
@@ -375,7 +365,7 @@ impl Swarm {
                 }
             }
             Some(&ACK_TYPE) => {
-                if let Ok(Packet::Ack { acks }) = Packet::decode(datagram) {
+                if let Ok(Packet::Ack { acks }) = Packet::decode(packet) {
                     let bot = &mut self.bots[i];
                     let top = acks.iter().map(|a| a.csn).max().unwrap_or(0);
                     if top > bot.acked {
@@ -390,10 +380,10 @@ impl Swarm {
     }
 
     /// Reads what waits on session `i`'s socket (a few datagrams: its buffer is small).
-    fn drain(&mut self, i: usize) {
+    fn drain(&mut self, i: usize, now: Instant) {
         for _ in 0..DRAIN_AT_MOST {
             match self.bots[i].socket.recv(&mut self.buf) {
-                Ok(n) => self.look_at(i, n),
+                Ok(n) => self.look_at(i, n, now),
                 Err(_) => return,
             }
         }
@@ -401,7 +391,7 @@ impl Swarm {
 
     fn act(&mut self, i: usize, action: Action, now: Instant) {
         if !self.bots[i].listening {
-            self.drain(i);
+            self.drain(i, now);
         }
         let State::Joined { token } = self.bots[i].state else {
             return;

@@ -1,5 +1,6 @@
-//! The workload's client: a plain socket that waits for the relay to answer, joins, asks for
-//! history, and times each answer until it is whole.
+//! The workload's client: a plain socket that waits for the relay to answer, makes its
+//! handshake and joins, asks for history, and times each answer until it is whole; every
+//! packet sealed, every datagram opened.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -9,13 +10,15 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::{JOIN_HISTORY, JOINS, REQUESTS, Request};
+use crate::bench::link::{Buffers, Link, Opened, Sent};
 use crate::bench::measure;
 use crate::proto::message::Message;
+use crate::proto::secure::keys::PublicKey;
 use crate::proto::wire::{MAX_DATAGRAM, Packet, Token};
 
 /// Longest wait for one whole answer.
 const ANSWER_BOUND: Duration = Duration::from_secs(5);
-/// How often the first JOIN is sent again while the relay does not answer yet.
+/// How often a first HELLO is sent again while the relay does not answer yet.
 const PROBE_EVERY: Duration = Duration::from_millis(100);
 
 /// The relay's time to answer, its memory then (resident, peak), the joins' times and the
@@ -28,19 +31,21 @@ pub(super) type Measured = (
 );
 
 /// Waits for the relay on a log of `messages` to answer, then times the joins and the history
-/// requests; `cache` is how many recent messages it answers from memory.
+/// requests; `key` is the relay's, `cache` how many recent messages it answers from memory.
 pub(super) fn measure_relay(
     addr: SocketAddr,
+    key: PublicKey,
     messages: u64,
     started: Instant,
     cache: u64,
 ) -> Result<Measured, String> {
-    let ready = wait_ready(addr, started)?;
+    let ready = wait_ready(addr, key, started)?;
     let rss = (measure::rss(), measure::peak_rss());
     let mut joins = Vec::with_capacity(JOINS);
     let mut kept: Option<Session> = None;
     for i in 0..JOINS {
-        let (session, took) = Session::join(addr, &format!("j{i}"), JOIN_HISTORY, messages)?;
+        let name = format!("j{i}");
+        let (session, took) = Session::join(addr, key, &name, JOIN_HISTORY, messages)?;
         joins.push(took);
         match &kept {
             None => kept = Some(session),
@@ -71,21 +76,18 @@ pub(super) fn measure_relay(
     Ok((ready, rss, joins, requests))
 }
 
-/// Sends a JOIN until the relay answers it; the time from `started` to the answer.
-fn wait_ready(addr: SocketAddr, started: Instant) -> Result<Duration, String> {
+/// Starts a handshake (a HELLO, each time a new one) until the relay answers it; the time
+/// from `started` to the answer, its CHALLENGE.
+fn wait_ready(addr: SocketAddr, key: PublicKey, started: Instant) -> Result<Duration, String> {
     let socket = connect(addr)?;
-    let join = Packet::Join {
-        name: "probe".into(),
-        history: 0,
-        instance: Uuid::new_v4(),
-        cookie: Vec::new(),
-    }
-    .encode();
+    let mut buf = [0u8; MAX_DATAGRAM + 1];
     let bound = started + ANSWER_BOUND * 12;
     loop {
-        send(&socket, &join)?;
+        // A new link has no transport: nothing is sealed, its HELLO goes.
+        let mut probe = Link::new(Some(key));
+        send(&socket, &mut probe, &[], &mut Vec::new())?;
         let retry = (Instant::now() + PROBE_EVERY).min(bound);
-        match receive(&socket, retry) {
+        match recv(&socket, &mut buf, retry) {
             Ok(_) => return Ok(started.elapsed()),
             Err(_) if Instant::now() < bound => {}
             Err(e) => return Err(format!("the relay did not answer: {e}")),
@@ -97,38 +99,50 @@ fn wait_ready(addr: SocketAddr, started: Instant) -> Result<Duration, String> {
 #[derive(Debug)]
 struct Session {
     socket: UdpSocket,
+    link: Link,
+    bufs: Buffers,
     token: Token,
     next_req: u32,
 }
 
 impl Session {
-    /// Joins as `name`, asking for `history` messages of a room of `latest`; returns the
-    /// session and the time from the first JOIN to the whole join history.
+    /// Makes a handshake with the relay whose key is `key` and joins as `name`, asking for
+    /// `history` messages of a room of `latest`; returns the session and the time from the
+    /// first HELLO to the whole join history.
     fn join(
         addr: SocketAddr,
+        key: PublicKey,
         name: &str,
         history: u16,
         latest: u64,
     ) -> Result<(Session, Duration), String> {
         let socket = connect(addr)?;
-        let instance = Uuid::new_v4();
-        let join = |cookie| {
-            Packet::Join {
-                name: name.to_owned(),
-                history,
-                instance,
-                cookie,
-            }
-            .encode()
-        };
+        // A client's identity is made once, before it joins.
+        let mut link = Link::new(Some(key));
+        let mut bufs = Buffers::default();
+        let join = Packet::Join {
+            name: name.to_owned(),
+            history,
+            instance: Uuid::new_v4(),
+            // The handshake's cookie proves the address.
+            cookie: Vec::new(),
+        }
+        .encode();
         let started = Instant::now();
         let deadline = started + ANSWER_BOUND;
-        send(&socket, &join(Vec::new()))?;
+        send(&socket, &mut link, &join, &mut bufs.sealed)?;
         let mut token = None;
         let mut answer = Answer::default();
         loop {
-            match receive(&socket, deadline)? {
-                Packet::Challenge { cookie } => send(&socket, &join(cookie))?,
+            let packet = match receive(&socket, &mut link, &mut bufs, deadline)? {
+                Got::Packet(packet) => packet,
+                // The handshake is done: the JOIN goes now.
+                Got::Up => {
+                    send(&socket, &mut link, &join, &mut bufs.sealed)?;
+                    continue;
+                }
+            };
+            match packet {
                 Packet::Welcome { token: t, .. } => token = Some(t),
                 Packet::HistoryPage {
                     req: 0,
@@ -149,6 +163,8 @@ impl Session {
                 answer.check(latest + 1 - n, latest, "the join history")?;
                 let session = Session {
                     socket,
+                    link,
+                    bufs,
                     token,
                     next_req: 1,
                 };
@@ -170,10 +186,15 @@ impl Session {
         };
         let started = Instant::now();
         let deadline = started + ANSWER_BOUND;
-        send(&self.socket, &ask.encode())?;
+        self.send(&ask)?;
         let mut answer = Answer::default();
         while !answer.is_whole() {
-            match receive(&self.socket, deadline)? {
+            let Got::Packet(packet) =
+                receive(&self.socket, &mut self.link, &mut self.bufs, deadline)?
+            else {
+                continue;
+            };
+            match packet {
                 Packet::HistoryPage {
                     req: r,
                     first,
@@ -192,13 +213,22 @@ impl Session {
         Ok(took)
     }
 
-    fn leave(self) {
+    fn send(&mut self, packet: &Packet) -> Result<(), String> {
+        send(
+            &self.socket,
+            &mut self.link,
+            &packet.encode(),
+            &mut self.bufs.sealed,
+        )
+    }
+
+    fn leave(mut self) {
         // Best effort: the relay drops a silent client anyway.
         let leave = Packet::Leave {
             token: self.token,
             message: String::new(),
         };
-        self.socket.send(&leave.encode()).ok();
+        self.send(&leave).ok();
     }
 }
 
@@ -249,16 +279,52 @@ fn connect(addr: SocketAddr) -> Result<UdpSocket, String> {
     Ok(socket)
 }
 
-fn send(socket: &UdpSocket, bytes: &[u8]) -> Result<(), String> {
-    socket
-        .send(bytes)
-        .map(drop)
-        .map_err(|e| format!("cannot send to the relay: {e}"))
+/// Seals `packet` and sends it (without a transport: the handshake's HELLO instead).
+fn send(
+    socket: &UdpSocket,
+    link: &mut Link,
+    packet: &[u8],
+    sealed: &mut Vec<u8>,
+) -> Result<(), String> {
+    match link.send(socket, Instant::now(), packet, sealed) {
+        Sent::Sealed | Sent::Handshaking => Ok(()),
+        Sent::Refused(e) => Err(format!("cannot send to the relay: {e}")),
+    }
 }
 
-/// The next datagram the relay sends that decodes, waiting until `deadline` at most.
-fn receive(socket: &UdpSocket, deadline: Instant) -> Result<Packet, String> {
+/// What came from the relay.
+enum Got {
+    /// A packet.
+    Packet(Packet),
+    /// The handshake is done.
+    Up,
+}
+
+/// The next packet the relay sends that opens and decodes, or the end of the handshake,
+/// waiting until `deadline` at most; the handshake's other steps are answered on the way.
+fn receive(
+    socket: &UdpSocket,
+    link: &mut Link,
+    bufs: &mut Buffers,
+    deadline: Instant,
+) -> Result<Got, String> {
     let mut buf = [0u8; MAX_DATAGRAM + 1];
+    loop {
+        let n = recv(socket, &mut buf, deadline)?;
+        match link.open(socket, Instant::now(), &buf[..n], &mut bufs.opened) {
+            Opened::Packet => {
+                if let Ok(packet) = Packet::decode(&bufs.opened) {
+                    return Ok(Got::Packet(packet));
+                }
+            }
+            Opened::Up => return Ok(Got::Up),
+            Opened::Nothing => {}
+        }
+    }
+}
+
+/// The next datagram, waiting until `deadline` at most.
+fn recv(socket: &UdpSocket, buf: &mut [u8], deadline: Instant) -> Result<usize, String> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -270,12 +336,8 @@ fn receive(socket: &UdpSocket, deadline: Instant) -> Result<Packet, String> {
         socket
             .set_read_timeout(Some(left))
             .map_err(|e| format!("cannot wait on a client socket: {e}"))?;
-        match socket.recv(&mut buf) {
-            Ok(n) => {
-                if let Ok(packet) = Packet::decode(&buf[..n]) {
-                    return Ok(packet);
-                }
-            }
+        match socket.recv(buf) {
+            Ok(n) => return Ok(n),
             Err(e)
                 if matches!(
                     e.kind(),

@@ -6,7 +6,7 @@
 //! Each log is written straight into a fresh data directory with the store's own serialisation
 //! ([`store::write_record`]), flushed once, before a relay starts on it as the other workloads
 //! start theirs. The client here is a plain socket that asks one thing at a time and times
-//! each answer until it is whole.
+//! each answer until it is whole, through a handshake and sealed as every client's.
 //!
 //! The shorter logs are measured first, each by this program run again on it alone (with
 //! [`ALONE`] set) in a process of its own: memory freed by one relay stays with the process
@@ -16,7 +16,7 @@
 //! | file | role |
 //! |---|---|
 //! | `mod.rs` | the settings, what is measured, and the run: the logs written, the shorter ones run alone, the relay started |
-//! | `client.rs` | the plain-socket client that waits for the relay, joins and asks for history, timing each answer |
+//! | `client.rs` | the plain-socket client that waits for the relay, makes its handshake, joins and asks for history, timing each answer |
 //! | `report.rs` | the report's lines and the summary line |
 
 use std::fs::File;
@@ -151,7 +151,13 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<LogRepor
     measure::reset_peak_rss();
     let started = Instant::now();
     let relay = relay::start_in(dir, config.clone())?;
-    let measured = client::measure_relay(relay.addr, messages, started, config.cache as u64);
+    let measured = client::measure_relay(
+        relay.addr,
+        relay.key,
+        messages,
+        started,
+        config.cache as u64,
+    );
     let stopped = relay.stop();
     let (ready, rss, joins, requests) = measured?;
     stopped?;

@@ -29,12 +29,16 @@ pub const MAX_COOKIE: usize = 255;
 
 const HEADER_LEN: usize = 3;
 
-/// Frame types.
-const HELLO: u8 = 0x10;
-const CHALLENGE: u8 = 0x11;
-const REPLY: u8 = 0x12;
-const DATA: u8 = 0x13;
-const UNKNOWN: u8 = 0x14;
+/// The type byte of a HELLO.
+pub const HELLO: u8 = 0x10;
+/// The type byte of a CHALLENGE.
+pub const CHALLENGE: u8 = 0x11;
+/// The type byte of a REPLY.
+pub const REPLY: u8 = 0x12;
+/// The type byte of a DATA.
+pub const DATA: u8 = 0x13;
+/// The type byte of an UNKNOWN.
+pub const UNKNOWN: u8 = 0x14;
 
 /// One outer datagram, borrowing from the bytes it was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

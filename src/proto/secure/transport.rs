@@ -65,16 +65,11 @@ impl Transport {
         self.remote
     }
 
-    /// Seals `packet` (at most [`MAX_SEALED_PACKET`] bytes) into a whole DATA frame,
-    /// appended to `out`; false, with nothing written, when the counters are used up (the
-    /// transport must be replaced).
+    /// Seals `packet` into a whole DATA frame, appended to `out`; false, with nothing
+    /// written, when the packet is over [`MAX_SEALED_PACKET`] bytes or the counters are used
+    /// up (the transport must be replaced).
     pub fn seal_into(&mut self, packet: &[u8], out: &mut Vec<u8>) -> bool {
-        assert!(
-            packet.len() <= MAX_SEALED_PACKET,
-            "a packet of {} bytes is over what a DATA frame seals",
-            packet.len()
-        );
-        if self.sealed >= REJECT_AFTER_MESSAGES {
+        if packet.len() > MAX_SEALED_PACKET || self.sealed >= REJECT_AFTER_MESSAGES {
             return false;
         }
         let counter = self.sealed;

@@ -42,6 +42,8 @@ pub const MAGIC: u8 = 0x55;
 pub const VERSION: u8 = 1;
 /// Largest UDP payload urc ever sends or accepts.
 pub const MAX_DATAGRAM: usize = 1200;
+/// Largest packet: what a DATA frame seals within [`MAX_DATAGRAM`].
+pub const MAX_PACKET: usize = crate::proto::secure::frame::MAX_SEALED_PACKET;
 /// Most messages a history request may ask for at once.
 pub const MAX_HISTORY_REQUEST: u16 = 1000;
 /// Bytes of a valid name at most (32 characters of up to 4 bytes).
@@ -71,6 +73,8 @@ pub enum ErrorCode {
     RateLimited = 8,
     /// The relay is stopping (told to every session as it shuts down): join again later.
     Stopping = 9,
+    /// The relay admits only the keys it lists (`urc serve --allow`), and not this client's.
+    NotAllowed = 10,
 }
 
 impl ErrorCode {
@@ -85,6 +89,7 @@ impl ErrorCode {
             7 => ErrorCode::Full,
             8 => ErrorCode::RateLimited,
             9 => ErrorCode::Stopping,
+            10 => ErrorCode::NotAllowed,
             _ => return None,
         })
     }
@@ -318,7 +323,7 @@ pub enum DecodeError {
     Utf8,
     /// A field out of its range.
     Field(&'static str),
-    /// Over [`MAX_DATAGRAM`] bytes.
+    /// Over [`MAX_PACKET`] bytes.
     TooLong,
 }
 
@@ -332,7 +337,7 @@ impl fmt::Display for DecodeError {
             DecodeError::Kind(k) => write!(f, "unknown packet type 0x{k:02x}"),
             DecodeError::Utf8 => f.write_str("string is not valid utf-8"),
             DecodeError::Field(name) => write!(f, "field {name} out of range"),
-            DecodeError::TooLong => write!(f, "datagram longer than {MAX_DATAGRAM} bytes"),
+            DecodeError::TooLong => write!(f, "packet longer than {MAX_PACKET} bytes"),
         }
     }
 }
@@ -359,7 +364,7 @@ impl Packet {
     /// # Errors
     /// When the bytes are not exactly one valid packet.
     pub fn decode(bytes: &[u8]) -> Result<Packet, DecodeError> {
-        if bytes.len() > MAX_DATAGRAM {
+        if bytes.len() > MAX_PACKET {
             return Err(DecodeError::TooLong);
         }
         let mut r = Reader(bytes);

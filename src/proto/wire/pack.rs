@@ -3,11 +3,11 @@
 
 use std::borrow::Borrow;
 
-use super::MAX_DATAGRAM;
+use super::MAX_PACKET;
 use super::codec::message_len;
 use crate::proto::message::Message;
 
-/// Packs messages into as few pages as fit [`MAX_DATAGRAM`] with `header` bytes each,
+/// Packs messages into as few pages as fit [`MAX_PACKET`] with `header` bytes each,
 /// keeping their order; each page holds at most 255 messages.
 pub fn paginate<M: Borrow<Message>>(messages: &[M], header: usize) -> Vec<&[M]> {
     runs(messages, header, |m, prev| {
@@ -15,7 +15,7 @@ pub fn paginate<M: Borrow<Message>>(messages: &[M], header: usize) -> Vec<&[M]> 
     })
 }
 
-/// Packs items of `len(item)` bytes each into as few runs as fit [`MAX_DATAGRAM`] with
+/// Packs items of `len(item)` bytes each into as few runs as fit [`MAX_PACKET`] with
 /// `header` bytes each, keeping their order; each run holds at most 255 items.
 pub fn pack<T>(items: &[T], header: usize, len: impl Fn(&T) -> usize) -> Vec<&[T]> {
     runs(items, header, |item, _| len(item))
@@ -30,7 +30,7 @@ fn runs<T>(items: &[T], header: usize, len: impl Fn(&T, Option<&T>) -> usize) ->
     for (i, item) in items.iter().enumerate() {
         let prev = (i > start).then(|| &items[i - 1]);
         let mut bytes = len(item, prev);
-        if prev.is_some() && (used + bytes > MAX_DATAGRAM || i - start == 255) {
+        if prev.is_some() && (used + bytes > MAX_PACKET || i - start == 255) {
             runs.push(&items[start..i]);
             start = i;
             used = header;

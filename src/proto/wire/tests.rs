@@ -2,6 +2,7 @@
 
 use super::codec::{Reader, Writer, varint_len};
 use super::*;
+use crate::proto::message::MAX_TEXT_BYTES;
 
 fn msg(seq: u64, text: &str) -> Message {
     Message {
@@ -117,7 +118,7 @@ fn every_packet_round_trips() {
     ];
     for p in packets {
         let bytes = p.encode();
-        assert!(bytes.len() <= MAX_DATAGRAM);
+        assert!(bytes.len() <= MAX_PACKET);
         assert_eq!(Packet::decode(&bytes), Ok(p.clone()), "{p:?}");
         // Every strict prefix is truncated, never a panic or a different packet.
         for cut in 0..bytes.len() {
@@ -192,17 +193,18 @@ fn the_largest_message_fits_one_page() {
         seq: u64::MAX,
         id: Uuid::new_v4(),
         from: "𝄞".repeat(32),
-        text: "界".repeat(333),
+        text: "界".repeat(MAX_TEXT_BYTES / 3),
         time: Millis(i64::MAX),
     };
     assert_eq!(big.from.len(), MAX_NAME_BYTES);
+    assert_eq!(big.text.len(), MAX_TEXT_BYTES);
     let page = Packet::HistoryPage {
         req: u32::MAX,
         first: 1,
         last: u64::MAX,
         messages: vec![big],
     };
-    assert!(page.encode().len() <= MAX_DATAGRAM);
+    assert!(page.encode().len() <= MAX_PACKET);
 }
 
 #[test]
@@ -220,7 +222,7 @@ fn pages_hold_whole_messages_within_the_limit() {
             last: 300,
             messages: page.to_vec(),
         };
-        assert!(p.encode().len() <= MAX_DATAGRAM);
+        assert!(p.encode().len() <= MAX_PACKET);
     }
     let short: Vec<Message> = (1..=600).map(|i| msg(i, "")).collect();
     assert!(
@@ -273,13 +275,13 @@ fn records_in_any_order_round_trip_and_those_in_order_are_short() {
         .collect();
     assert_eq!(message_len(&room[1], Some(&room[0])), 49);
     let pages = paginate(&room, MESSAGES_HEADER);
-    assert_eq!(pages[0].len(), 24, "24 such messages to a datagram");
+    assert_eq!(pages[0].len(), 23, "23 such messages to a packet");
     for page in pages {
         let p = Packet::Messages {
             messages: page.to_vec(),
         };
         let bytes = p.encode();
-        assert!(bytes.len() <= MAX_DATAGRAM);
+        assert!(bytes.len() <= MAX_PACKET);
         assert_eq!(
             bytes.len(),
             MESSAGES_HEADER

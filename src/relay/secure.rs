@@ -1,0 +1,170 @@
+//! The relay behind its secure channel: what the shell drives. Each datagram is a handshake (answered by [`Channels`]) or a DATA opened for [`Relay`]; each packet the relay sends is sealed for its recipient.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::join::{Origin, origin};
+use super::limit::Bucket;
+use super::{Relay, Transmit};
+use crate::proto::message::Millis;
+use crate::proto::secure::frame::CHALLENGE;
+use crate::proto::secure::keys::{Keypair, PublicKey};
+use crate::relay::channels::{Channels, Incoming};
+use crate::relay::cookie::Cookies;
+
+/// Handshakes the relay may hold waiting for their client's first DATA, beyond three
+/// transports for each client it may have.
+pub const MAX_PENDING_HANDSHAKES: usize = 1024;
+
+/// The relay and its secure channel.
+#[derive(Debug)]
+pub struct SecureRelay {
+    relay: Relay,
+    channels: Channels,
+    /// Mints and checks the handshake's cookies (made at the first datagram, on its clock).
+    cookies: Option<Cookies>,
+    /// Handshakes per IP address, at the request rate (each costs the relay four
+    /// Diffie-Hellman operations).
+    handshakes: HashMap<Origin, Bucket>,
+    /// Handshake answers to send, as they are, before the relay's packets.
+    answers: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// The time of the latest datagram or turn: what packets are sealed at.
+    clock: Option<Instant>,
+    /// When transports were last swept.
+    swept: Option<Instant>,
+    /// The packet of the datagram being handled, opened.
+    opened: Vec<u8>,
+    /// A polled packet, before it is sealed.
+    sealing: Vec<u8>,
+}
+
+impl SecureRelay {
+    /// `relay`, with the static key pair `keypair` (its identity, which clients pin).
+    pub fn new(relay: Relay, keypair: Keypair) -> Self {
+        let max = 3 * relay.config.max_clients + MAX_PENDING_HANDSHAKES;
+        Self {
+            relay,
+            channels: Channels::new(keypair, max),
+            cookies: None,
+            handshakes: HashMap::new(),
+            answers: VecDeque::new(),
+            clock: None,
+            swept: None,
+            opened: Vec::new(),
+            sealing: Vec::new(),
+        }
+    }
+
+    /// The relay's rules.
+    pub fn relay(&self) -> &Relay {
+        &self.relay
+    }
+
+    /// The relay's rules, to drive (its turns, its log).
+    pub fn relay_mut(&mut self) -> &mut Relay {
+        &mut self.relay
+    }
+
+    /// The relay's public key: its fingerprint.
+    pub fn public_key(&self) -> PublicKey {
+        self.channels.public()
+    }
+
+    /// How many transports the relay holds.
+    pub fn transports(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// The client key of the transport `addr` uses, if it has one.
+    pub fn peer(&self, addr: SocketAddr) -> Option<PublicKey> {
+        self.channels.peer(addr)
+    }
+
+    /// Takes one datagram from `from`, received at `now` (wall-clock time `wall`).
+    pub fn handle(&mut self, now: Instant, wall: Millis, from: SocketAddr, datagram: &[u8]) {
+        self.clock = Some(now);
+        let mut packet = std::mem::take(&mut self.opened);
+        packet.clear();
+        let cookies = self.cookies.get_or_insert_with(|| Cookies::new(now));
+        let rate = self.relay.config.request_rate;
+        let burst = self.relay.config.max_per_ip.max(1) as f64;
+        let handshakes = &mut self.handshakes;
+        let mut asked = false;
+        let allowed = || {
+            asked = true;
+            handshakes
+                .entry(origin(from))
+                .or_insert_with(|| Bucket::new(rate, burst, now))
+                .take(now)
+        };
+        let incoming = self
+            .channels
+            .receive(now, from, datagram, cookies, allowed, &mut packet);
+        match incoming {
+            Incoming::Packet { peer } => self.relay.handle_as(now, wall, from, &packet, Some(peer)),
+            Incoming::Answer(frame) => {
+                let stats = self.relay.stats_mut();
+                if frame.get(2) == Some(&CHALLENGE) {
+                    stats.challenges += 1;
+                } else if asked {
+                    stats.handshakes += 1;
+                }
+                // An address not yet proved gets at most three times what it sent (RFC 9000,
+                // section 8): every answer is smaller than what it answers, by design.
+                if frame.len() <= 3 * datagram.len() {
+                    self.answers.push_back((from, frame));
+                } else {
+                    stats.over_budget += 1;
+                }
+            }
+            Incoming::Dropped(why) => {
+                self.relay.stats_mut().unsealed += 1;
+                self.relay.note_dropped(from, why);
+            }
+        }
+        self.opened = packet;
+    }
+
+    /// Ends a turn ([`Relay::end_turn`]); forgets expired transports once a tick.
+    pub fn end_turn(&mut self, now: Instant, wall: Millis) {
+        self.clock = Some(now);
+        if self.swept.is_none_or(|t| now >= t + super::TICK) {
+            self.swept = Some(now);
+            self.channels.sweep(now);
+            self.handshakes.retain(|_, b| !b.is_full(now));
+        }
+        self.relay.end_turn(now, wall);
+    }
+
+    /// The next datagram to send, written into `buf` (cleared first); where to send it.
+    pub fn poll_transmit_into(&mut self, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        buf.clear();
+        if let Some((to, frame)) = self.answers.pop_front() {
+            buf.extend_from_slice(&frame);
+            return Some(to);
+        }
+        loop {
+            let to = self.relay.poll_transmit_into(&mut self.sealing)?;
+            let Some(now) = self.clock else {
+                continue;
+            };
+            if self.channels.seal(now, to, &self.sealing, buf) {
+                return Some(to);
+            }
+            // Its transport expired, or it never had one: nobody could read it.
+            self.relay.stats_mut().unsealable += 1;
+        }
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        let mut bytes = Vec::new();
+        let to = self.poll_transmit_into(&mut bytes)?;
+        Some(Transmit {
+            to,
+            bytes: Arc::from(bytes),
+        })
+    }
+}

@@ -1,0 +1,172 @@
+//! A name belongs to the key that first joined under it, driven through the relay's rules with keys: another key (or a look-alike) is refused, the same key takes its name back at once from a new process while the old session lingers, and nobody sees it leave or join.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use urc::proto::message::Millis;
+use urc::proto::secure::keys::{Keypair, PublicKey};
+use urc::proto::wire::{ErrorCode, Packet};
+use urc::relay::{Config, Relay};
+use uuid::Uuid;
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// The relay's rules, and everything they sent.
+struct Room {
+    relay: Relay,
+    now: Instant,
+    sent: Vec<(SocketAddr, Packet)>,
+}
+
+impl Room {
+    fn new() -> Self {
+        Self {
+            relay: Relay::new(Config::default(), Vec::new()),
+            now: Instant::now(),
+            sent: Vec::new(),
+        }
+    }
+
+    /// A JOIN as `name` from `from` by the holder of `key`, as process `instance`: what came
+    /// back to `from`.
+    fn join(
+        &mut self,
+        from: SocketAddr,
+        name: &str,
+        key: PublicKey,
+        instance: Uuid,
+    ) -> Vec<Packet> {
+        let join = Packet::Join {
+            name: name.into(),
+            history: 0,
+            instance,
+            cookie: Vec::new(),
+        };
+        self.relay
+            .handle_as(self.now, Millis::now(), from, &join.encode(), Some(key));
+        self.relay.end_turn(self.now, Millis::now());
+        let mut back = Vec::new();
+        while let Some(t) = self.relay.poll_transmit() {
+            let p = Packet::decode(&t.bytes).unwrap();
+            if t.to == from {
+                back.push(p.clone());
+            }
+            self.sent.push((t.to, p));
+        }
+        back
+    }
+}
+
+fn welcomed(answers: &[Packet]) -> bool {
+    answers.iter().any(|p| matches!(p, Packet::Welcome { .. }))
+}
+
+fn refusal(answers: &[Packet]) -> Option<String> {
+    answers.iter().find_map(|p| match p {
+        Packet::Error {
+            code: ErrorCode::NameTaken,
+            message,
+            ..
+        } => Some(message.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_name_belongs_to_the_first_key_that_joined_under_it() {
+    let mut room = Room::new();
+    let (alice, mallory) = (Keypair::generate().public(), Keypair::generate().public());
+    let a = addr("192.0.2.1:4000");
+    let answers = room.join(a, "alice", alice, Uuid::new_v4());
+    assert!(welcomed(&answers));
+    let token = answers
+        .iter()
+        .find_map(|p| match p {
+            Packet::Welcome { token, .. } => Some(*token),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        room.relay.owners().changed(),
+        "a new owner, for the shell to write"
+    );
+    assert_eq!(room.relay.owners().len(), 1);
+    // While alice is in, the name is in use; after she left, it is still hers.
+    let m = addr("198.51.100.9:5000");
+    for name in ["alice", "Alice", "аlice"] {
+        let said = refusal(&room.join(m, name, mallory, Uuid::new_v4())).expect("refused");
+        assert!(said.contains("in use"), "{name}: {said}");
+    }
+    let leave = |room: &mut Room| {
+        room.relay.handle_as(
+            room.now,
+            Millis::now(),
+            a,
+            &Packet::Leave {
+                token,
+                message: String::new(),
+            }
+            .encode(),
+            Some(alice),
+        );
+        room.relay.end_turn(room.now, Millis::now());
+        while room.relay.poll_transmit().is_some() {}
+    };
+    leave(&mut room);
+    assert!(room.relay.clients().is_empty());
+    let said = refusal(&room.join(m, "alice", mallory, Uuid::new_v4())).expect("refused");
+    assert!(
+        said.contains("the name alice belongs to another key"),
+        "{said}"
+    );
+    // Her own key takes it again, from anywhere.
+    assert!(welcomed(&room.join(
+        addr("192.0.2.77:4100"),
+        "alice",
+        alice,
+        Uuid::new_v4()
+    )));
+    // A name of mallory's own is mallory's.
+    assert!(welcomed(&room.join(m, "mallory", mallory, Uuid::new_v4())));
+    assert_eq!(room.relay.owners().len(), 2);
+}
+
+#[test]
+fn the_same_key_takes_its_name_back_at_once_and_nobody_sees_it_go() {
+    let mut room = Room::new();
+    let (alice, bob) = (Keypair::generate().public(), Keypair::generate().public());
+    let (a, b) = (addr("192.0.2.1:4000"), addr("192.0.2.2:4000"));
+    assert!(welcomed(&room.join(a, "alice", alice, Uuid::new_v4())));
+    assert!(welcomed(&room.join(b, "bob", bob, Uuid::new_v4())));
+    let before = room.sent.len();
+    // alice's client was killed; a new process of hers (another instance, another port)
+    // joins while the old session is still there.
+    let again = addr("192.0.2.1:4001");
+    assert!(welcomed(&room.join(again, "alice", alice, Uuid::new_v4())));
+    assert!(
+        room.relay.clients().get(&a).is_none(),
+        "the old session is gone"
+    );
+    assert!(room.relay.clients().get(&again).is_some());
+    assert_eq!(room.relay.clients().len(), 2);
+    let told_bob: Vec<&Packet> = (room.sent[before..].iter())
+        .filter(|(to, _)| *to == b)
+        .map(|(_, p)| p)
+        .collect();
+    assert!(
+        !told_bob
+            .iter()
+            .any(|p| matches!(p, Packet::Presence { .. })),
+        "bob saw alice leave or join: {told_bob:?}"
+    );
+    // Another key, another process: still refused while alice's session is there.
+    let said = refusal(&room.join(
+        addr("203.0.113.5:6000"),
+        "alice",
+        Keypair::generate().public(),
+        Uuid::new_v4(),
+    ));
+    assert!(said.is_some_and(|s| s.contains("in use")));
+}
