@@ -112,6 +112,21 @@ fn the_relays_key_is_pinned_once_and_a_changed_key_is_refused() {
     assert!(alice.finish().0.success());
 }
 
+/// Where a proxy between one client and `relay` sends what came from `from`: to the relay,
+/// or back to the client (the last address that was not the relay's; none before it spoke).
+fn other_side(
+    from: SocketAddr,
+    relay: SocketAddr,
+    client: &mut Option<SocketAddr>,
+) -> Option<SocketAddr> {
+    if from == relay {
+        *client
+    } else {
+        *client = Some(from);
+        Some(relay)
+    }
+}
+
 /// A proxy on loopback that passes every datagram both ways and keeps a copy.
 fn capturing_proxy(relay: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<Vec<u8>>>>) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -130,14 +145,8 @@ fn capturing_proxy(relay: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<Vec<u8>>>>) 
                 continue;
             };
             copy.lock().unwrap().push(buf[..n].to_vec());
-            let to = if from == relay {
-                match client {
-                    Some(c) => c,
-                    None => continue,
-                }
-            } else {
-                client = Some(from);
-                relay
+            let Some(to) = other_side(from, relay, &mut client) else {
+                continue;
             };
             let _ = socket.send_to(&buf[..n], to);
         }
@@ -198,14 +207,8 @@ fn tampering_proxy(relay: SocketAddr, seed: u64) -> (SocketAddr, Arc<Mutex<usize
             let Ok((n, from)) = socket.recv_from(&mut buf) else {
                 continue;
             };
-            let to = if from == relay {
-                match client {
-                    Some(c) => c,
-                    None => continue,
-                }
-            } else {
-                client = Some(from);
-                relay
+            let Some(to) = other_side(from, relay, &mut client) else {
+                continue;
             };
             let mut d = buf[..n].to_vec();
             let roll = rng.next();
