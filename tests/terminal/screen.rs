@@ -17,6 +17,9 @@ fn the_typed_line_shows_once_as_the_message() {
     let mut alice = Client::join(relay.addr, "alice", &[]);
     let mut bob = Term::join(&relay, "bob", Colour::Off);
     bob.send("hello\r");
+    // Shown before the next line is typed: a message printed while a wrapped line of wide
+    // characters is being typed is another subject (rustyline redraws the line under it).
+    bob.wait_for("bob's hello", |s| screen_text(s).contains("bob: hello"));
     // 70 Chinese characters after "bob> " wrap onto a second row.
     let long = "字".repeat(70);
     bob.send(&format!("{long}\r"));
