@@ -294,3 +294,38 @@ fn resizing_loses_no_line_and_leaves_no_prompt_behind() {
     }
     alice.finish();
 }
+
+/// A message arrives while a long line of wide characters is half typed, wrapped over two
+/// rows: it prints above the line, and the line is left whole below it, once.
+#[test]
+fn a_message_above_a_wrapped_wide_line_leaves_no_rows_behind() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let mut alice = Client::join(relay.addr, "alice", &[]);
+    let mut bob = Term::join(&relay, "bob", Colour::Off);
+    let long = "字".repeat(70);
+    bob.send(&long);
+    bob.wait_for("the typed line", |s| {
+        screen_text(s).contains(&"字".repeat(20))
+    });
+    alice.say("while you type");
+    bob.wait_for("alice's message", |s| {
+        screen_text(s).contains("alice: while you type")
+    });
+    // The line is drawn again below the message: its prompt after it.
+    bob.wait_for("the line below the message", |s| {
+        let text = screen_text(s);
+        text.find("alice: while you type")
+            .is_some_and(|at| text[at..].contains("bob> 字"))
+    });
+    let rows = rows_after(&bob.all_rows(), "-- in the room (");
+    let wide: Vec<&String> = rows.iter().filter(|r| r.contains('字')).collect();
+    assert_eq!(wide.len(), 2, "{rows:#?}");
+    assert!(wide[0].starts_with("bob> "), "{rows:#?}");
+    let at = rows
+        .iter()
+        .position(|r| r.contains("alice: while you type"))
+        .unwrap();
+    assert!(rows[at + 1].starts_with("bob> "), "{rows:#?}");
+    alice.finish();
+}
