@@ -249,3 +249,62 @@ fn a_client_joins_through_the_channel_and_nothing_is_in_the_clear() {
     );
     assert_eq!(client.unacked(), 0, "the message was acknowledged");
 }
+
+/// A crowd's HELLOs in one turn wait for the end of it and are answered a few a turn
+/// (each costs four Diffie-Hellman operations), so that the turn's chat never waits behind a
+/// thousand handshakes; every one of them is answered in the turns that follow.
+#[test]
+fn a_crowd_of_handshakes_is_made_a_few_a_turn_after_the_chat() {
+    use urc::client::tunnel::Tunnel;
+    use urc::relay::secure::HANDSHAKES_PER_TURN;
+    let mut net = Net::new();
+    let crowd: Vec<(SocketAddr, Tunnel)> = (0..40u16)
+        .map(|k| {
+            let addr = SocketAddr::from(([192, 0, 2, 100], 5000 + k));
+            (addr, Tunnel::new(Keypair::generate(), None))
+        })
+        .collect();
+    // Each gets its cookie, and its HELLO with it is ready.
+    let mut hellos = Vec::new();
+    for (addr, tunnel) in crowd {
+        let mut tunnel = tunnel;
+        tunnel.seal(net.now, b"", &mut Vec::new());
+        let hello = tunnel.poll_transmit().unwrap();
+        let challenge = net.datagram(addr, &hello).remove(0).1;
+        tunnel.receive(net.now, &challenge, &mut Vec::new());
+        hellos.push((
+            addr,
+            tunnel.poll_transmit().expect("the HELLO with the cookie"),
+        ));
+    }
+    // All in one turn, with a member's packet among them.
+    let dave = addr("192.0.2.4:4000");
+    let mut member = net.join(dave, "dave");
+    for (addr, hello) in &hellos {
+        net.relay.handle(net.now, Millis::now(), *addr, hello);
+    }
+    member.client_mut().request_who(net.now);
+    let who = member.poll_transmit(net.now).unwrap();
+    net.relay.handle(net.now, Millis::now(), dave, &who);
+    let mut turns = Vec::new();
+    for _ in 0..4 {
+        net.relay.end_turn(net.now, Millis::now());
+        let mut replies = 0;
+        let mut to_dave = 0;
+        while let Some(t) = net.relay.poll_transmit() {
+            if matches!(Frame::decode(&t.bytes), Ok(Frame::Reply { .. })) {
+                replies += 1;
+            } else if t.to == dave {
+                to_dave += 1;
+            }
+        }
+        turns.push((replies, to_dave));
+    }
+    assert_eq!(turns[0].0, HANDSHAKES_PER_TURN, "{turns:?}");
+    assert!(
+        turns[0].1 >= 1,
+        "dave's answer came in the first turn: {turns:?}"
+    );
+    let answered: usize = turns.iter().map(|t| t.0).sum();
+    assert_eq!(answered, 40, "{turns:?}");
+}

@@ -174,8 +174,7 @@ impl Server {
         let mut next_watch = Instant::now() + WATCH_EVERY;
         loop {
             // The relay's clock: its tick, and the answers that wait for their turn.
-            let wake_at =
-                (self.relay.relay().poll_timeout()).unwrap_or_else(|| Instant::now() + TICK);
+            let wake_at = (self.relay.poll_timeout()).unwrap_or_else(|| Instant::now() + TICK);
             let wake = async {
                 let (n, from) = self.socket.recv_from(&mut buf).await?;
                 Ok::<_, io::Error>(Wake::Datagram(n, from))
