@@ -308,3 +308,29 @@ fn a_crowd_of_handshakes_is_made_a_few_a_turn_after_the_chat() {
     let answered: usize = turns.iter().map(|t| t.0).sum();
     assert_eq!(answered, 40, "{turns:?}");
 }
+
+/// A client that left the room leaves no transport behind once its goodbye is answered:
+/// the memory of ten thousand sessions that came and went is given back.
+#[test]
+fn the_transports_of_a_client_that_left_are_forgotten() {
+    use urc::relay::secure::LEFT_GRACE;
+    let mut net = Net::new();
+    let erin = addr("192.0.2.5:4000");
+    let mut client = net.join(erin, "erin");
+    assert_eq!(net.relay.transports(), 1);
+    client.client_mut().leave(net.now);
+    while let Some(d) = client.poll_transmit(net.now) {
+        for (_, back) in net.datagram(erin, &d) {
+            client.handle(net.now, &back);
+        }
+    }
+    assert!(client.is_closed(), "the goodbye was answered");
+    assert_eq!(
+        net.relay.transports(),
+        1,
+        "kept for the answers to the goodbye"
+    );
+    net.now += LEFT_GRACE;
+    net.relay.end_turn(net.now, Millis::now());
+    assert_eq!(net.relay.transports(), 0);
+}

@@ -252,6 +252,18 @@ impl Channels {
         Some(self.by_index.get(&index)?.peer)
     }
 
+    /// Forgets every transport of `addr` (its client left the room for good).
+    pub fn forget(&mut self, addr: SocketAddr) {
+        if let Some(ends) = self.by_addr.remove(&addr) {
+            for index in [ends.current, ends.previous, ends.pending]
+                .into_iter()
+                .flatten()
+            {
+                self.by_index.remove(&index);
+            }
+        }
+    }
+
     /// Forgets expired transports, and pending ones never confirmed in time.
     pub fn sweep(&mut self, now: Instant) {
         self.by_index.retain(|_, c| {

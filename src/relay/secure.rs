@@ -21,6 +21,10 @@ pub const MAX_PENDING_HANDSHAKES: usize = 1024;
 /// 0.2 ms (four Diffie-Hellman operations), so a turn's batch of HELLOs (a crowd joining, an
 /// attacker's thousands of sessions) never holds ordinary chat back for long.
 pub const HANDSHAKES_PER_TURN: usize = 16;
+/// How long the transports of a client that left stay, for the answers to its LEAVE's copies
+/// (they come back within a round trip; a copy after that finds no transport, is answered
+/// UNKNOWN, and the client, which gives up its LEAVE after 2 s anyway, closes).
+pub const LEFT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 /// HELLOs with a good cookie waiting for their handshake at most; beyond, they are dropped
 /// (their clients send them again after a second).
 pub const MAX_WAITING_HELLOS: usize = 4096;
@@ -47,6 +51,9 @@ pub struct SecureRelay {
     sealing: Vec<u8>,
     /// HELLOs with a good cookie, waiting for their handshake (see [`HANDSHAKES_PER_TURN`]).
     hellos: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// Addresses whose client left the room, and when their transports go (see
+    /// [`LEFT_GRACE`]): ten thousand sessions that came and went leave no transports behind.
+    left: VecDeque<(SocketAddr, Instant)>,
 }
 
 impl SecureRelay {
@@ -64,6 +71,7 @@ impl SecureRelay {
             opened: Vec::new(),
             sealing: Vec::new(),
             hellos: VecDeque::new(),
+            left: VecDeque::new(),
         }
     }
 
@@ -133,7 +141,13 @@ impl SecureRelay {
             .channels
             .receive(now, from, datagram, cookies, allowed, &mut packet);
         match incoming {
-            Incoming::Packet { peer } => self.relay.handle_as(now, wall, from, &packet, Some(peer)),
+            Incoming::Packet { peer } => {
+                let member = self.relay.clients().contains_key(&from);
+                self.relay.handle_as(now, wall, from, &packet, Some(peer));
+                if member && !self.relay.clients().contains_key(&from) {
+                    self.left.push_back((from, now + LEFT_GRACE));
+                }
+            }
             Incoming::Answer(frame) => {
                 let stats = self.relay.stats_mut();
                 if frame.get(2) == Some(&CHALLENGE) {
@@ -176,6 +190,15 @@ impl SecureRelay {
                 break;
             };
             self.take(now, wall, from, &hello);
+        }
+        while let Some(&(addr, at)) = self.left.front()
+            && at <= now
+        {
+            self.left.pop_front();
+            // Unless it came back meanwhile.
+            if !self.relay.clients().contains_key(&addr) {
+                self.channels.forget(addr);
+            }
         }
         if self.swept.is_none_or(|t| now >= t + super::TICK) {
             self.swept = Some(now);
