@@ -16,6 +16,9 @@ use crate::relay;
 use crate::term::join;
 use crate::term::render::Renderer;
 
+mod keys;
+pub use keys::{allowed_keys, default_identity, relay_label};
+
 /// urc, UDP Relay Chat: chat in terminals through one relay that loses nothing it acknowledged.
 #[derive(Debug, Parser)]
 #[command(name = "urc", version, about, propagate_version = true)]
@@ -195,34 +198,6 @@ impl ServeArgs {
     }
 }
 
-/// The keys of an `--allow` file.
-///
-/// # Errors
-/// A one-line explanation naming the file and the line that holds no key.
-pub fn allowed_keys(
-    path: &std::path::Path,
-) -> Result<std::collections::HashSet<crate::proto::secure::keys::PublicKey>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read --allow {}: {e}", path.display()))?;
-    let mut keys = std::collections::HashSet::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let key = line.split_whitespace().next().unwrap_or_default();
-        let key = key.parse().map_err(|e| {
-            format!(
-                "line {} of --allow {}: {e} (each line is a key, then a comment)",
-                n + 1,
-                path.display()
-            )
-        })?;
-        keys.insert(key);
-    }
-    Ok(keys)
-}
-
 /// Arguments of `urc join`.
 #[derive(Debug, Args)]
 pub struct JoinArgs {
@@ -258,26 +233,6 @@ pub struct JoinArgs {
     /// made first if there is none yet.
     #[arg(long)]
     pub fingerprint: bool,
-}
-
-/// The client's key file when `--identity` is not given.
-pub fn default_identity() -> Option<PathBuf> {
-    dirs::config_dir().map(|d| d.join("urc").join("identity.key"))
-}
-
-/// `--server` as the pinned keys and the last-seen file name the relay: as given, with the
-/// default port when it has none.
-pub fn relay_label(server: &str) -> String {
-    let has_port = server.rsplit_once(':').is_some_and(|(host, port)| {
-        port.parse::<u16>().is_ok() && (!host.contains(':') || host.ends_with(']'))
-    });
-    if has_port {
-        server.to_owned()
-    } else if server.contains(':') && !server.starts_with('[') {
-        format!("[{server}]:{}", crate::serve::server::DEFAULT_PORT)
-    } else {
-        format!("{server}:{}", crate::serve::server::DEFAULT_PORT)
-    }
 }
 
 impl JoinArgs {

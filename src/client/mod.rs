@@ -59,9 +59,6 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(5);
 pub const MIN_PING_INTERVAL: Duration = Duration::from_millis(500);
 /// Silence from the relay, while it owes an answer, after which the user is told.
 pub const SILENT_AFTER: Duration = Duration::from_secs(3);
-/// Challenges a joining client answers at once (after that, each waits for the JOIN's
-/// backoff), counted from the last welcome.
-const MAX_ECHOES: u32 = 3;
 /// Messages in flight at once.
 pub const WINDOW: usize = 256;
 /// Copies of LEAVE sent at once, back to back: the others see the leave at once (and the name
@@ -119,10 +116,6 @@ pub struct Client {
     phase: Phase,
     /// Random, chosen once: the relay tells this client's JOINs from another's by it.
     instance: Uuid,
-    /// The relay's last challenge cookie, echoed in JOIN to prove our address.
-    cookie: Vec<u8>,
-    /// Challenges answered at once since the last welcome (see [`MAX_ECHOES`]).
-    echoes: u32,
     /// Sessions welcomed so far (a second one means we rejoined).
     sessions: u32,
     /// The token of the latest session welcomed, kept while joining again: a WELCOME with it
@@ -178,8 +171,6 @@ impl Client {
                 next_try: now,
             },
             instance: Uuid::new_v4(),
-            cookie: Vec::new(),
-            echoes: 0,
             sessions: 0,
             session_token: None,
             next_csn: 1,
@@ -449,24 +440,8 @@ impl Client {
             Packet::Pong { latest } => {
                 self.learn_latest(now, latest);
             }
-            Packet::Challenge { cookie } => {
-                if let Phase::Joining { attempt, .. } = self.phase {
-                    // The relay wants proof that we receive at our address: echo at once,
-                    // unless challenges keep coming (a cookie that never passes, say): then
-                    // the JOIN waits for its backoff like any retry. (Counted by challenges,
-                    // not by tries: on a lossy path many tries are lost before one is
-                    // challenged, and the echo is what gets the client in.)
-                    self.cookie = cookie;
-                    if self.echoes < MAX_ECHOES {
-                        self.echoes += 1;
-                        self.phase = Phase::Joining {
-                            attempt,
-                            next_try: now,
-                        };
-                        self.try_join(now);
-                    }
-                }
-            }
+            // No longer sent: the handshake's cookie proves the address (see `tunnel.rs`).
+            Packet::Challenge { .. } => {}
             // Client-to-relay packets: not for us.
             _ => {}
         }

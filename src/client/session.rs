@@ -1,4 +1,4 @@
-//! The session with the relay: joining (and its cookie), the welcome, rejoining, and what the
+//! The session with the relay: joining, the welcome, rejoining, and what the
 //! relay's errors mean for the client.
 
 use std::time::{Duration, Instant};
@@ -25,7 +25,8 @@ impl Client {
             name: self.config.name.clone(),
             history,
             instance: self.instance,
-            cookie: self.cookie.clone(),
+            // The handshake's cookie proved the address: the JOIN's is empty.
+            cookie: Vec::new(),
         };
         self.transmit(now, &packet);
         let wait = self.rtt.backoff(attempt);
@@ -54,7 +55,6 @@ impl Client {
         // we rejoined on answered a datagram of an older session (sent before a restart, say).
         let same_session = self.session_token == Some(token);
         self.session_token = Some(token);
-        self.echoes = 0;
         self.phase = Phase::Joined { token };
         // Requests made while joining go out now (the join history's own entry comes below).
         for req in self.requests.values_mut() {

@@ -27,6 +27,7 @@
 //! | `roster.rs` | the room's names, sorted: one client a name, WHO read off in order |
 //! | `owners.rs` | who owns each name: the key that first joined under it |
 //! | `departed.rs` | clients that left, so that a JOIN of theirs held back by the network brings no ghost |
+//! | `stats.rs` | [`Stats`]: the counts of what the relay saw, for its logs |
 //! | `outgoing.rs` | how datagrams leave: replies within an address's budget, broadcasts, fan-out |
 //! | `cookie.rs` | address validation without per-address state: stateless challenge cookies |
 //! | `limit.rs` | token buckets: rates with a burst allowance, on the caller's clock |
@@ -48,6 +49,7 @@ mod requests;
 mod roster;
 pub mod secure;
 mod send;
+mod stats;
 mod turn;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -77,6 +79,7 @@ pub use parked::{
 };
 use roster::Roster;
 use send::Pending;
+pub use stats::Stats;
 pub use turn::{STALL, TICK};
 
 /// Most csns a message may be ahead of the one its session expects and still wait for it.
@@ -112,46 +115,6 @@ pub struct LogRead {
     pub first: u64,
     /// Last sequence number wanted.
     pub last: u64,
-}
-
-/// Counts of what the relay saw, for its logs.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Stats {
-    /// Datagrams that could not be decoded.
-    pub malformed: u64,
-    /// Datagrams with a missing session or a wrong token.
-    pub unauthorised: u64,
-    /// Messages stored.
-    pub stored: u64,
-    /// Retransmitted messages recognised and not stored again.
-    pub duplicates: u64,
-    /// Messages that arrived ahead of an earlier one of the same sender (they wait for it, or
-    /// are dropped when they cannot).
-    pub out_of_order: u64,
-    /// Messages refused for their text.
-    pub refused: u64,
-    /// Joins refused.
-    pub joins_refused: u64,
-    /// Clients dropped for silence.
-    pub timed_out: u64,
-    /// Challenges sent to addresses that made a handshake without a good cookie.
-    pub challenges: u64,
-    /// Handshakes made.
-    pub handshakes: u64,
-    /// Answers not sent to an unvalidated address because they would have exceeded three
-    /// times what it sent.
-    pub over_budget: u64,
-    /// Datagrams that were no handshake nor a DATA that opened (forged, replayed, changed,
-    /// or for keys the relay does not hold).
-    pub unsealed: u64,
-    /// Packets dropped at sending for want of a transport to seal them with (expired).
-    pub unsealable: u64,
-    /// Messages, requests and joins refused for coming too fast.
-    pub rate_limited: u64,
-    /// Times the relay found it had not run for a while (a tick more than [`STALL`] late).
-    pub stalls: u64,
-    /// How long, in all, it had not run then.
-    pub stalled: std::time::Duration,
 }
 
 /// What the relay last dropped or refused, and from whom, for its logs.

@@ -9,7 +9,7 @@ use super::join::{Origin, origin};
 use super::limit::Bucket;
 use super::{Relay, Transmit};
 use crate::proto::message::Millis;
-use crate::proto::secure::frame::{CHALLENGE, Frame};
+use crate::proto::secure::frame::{CHALLENGE, Frame, HELLO};
 use crate::proto::secure::keys::{Keypair, PublicKey};
 use crate::relay::channels::{Channels, Incoming};
 use crate::relay::cookie::Cookies;
@@ -104,7 +104,10 @@ impl SecureRelay {
     /// with a good cookie waits for the end of the turn, when its handshake is made.
     pub fn handle(&mut self, now: Instant, wall: Millis, from: SocketAddr, datagram: &[u8]) {
         self.clock = Some(now);
-        if let Ok(Frame::Hello { cookie, .. }) = Frame::decode(datagram)
+        // Only a HELLO is looked at twice (here, and by the channels when its turn comes):
+        // every DATA goes straight on.
+        if datagram.get(2) == Some(&HELLO)
+            && let Ok(Frame::Hello { cookie, .. }) = Frame::decode(datagram)
             && self
                 .cookies
                 .get_or_insert_with(|| Cookies::new(now))

@@ -14,7 +14,7 @@ use rustyline::{Editor, ExternalPrinter};
 use smol::Async;
 use smol::future::FutureExt as _;
 
-use crate::client::{Client, Config, Event, SecureClient, Seen};
+use crate::client::{Client, Config, Event, SecureClient};
 use crate::proto::message::Millis;
 use crate::proto::wire::MAX_DATAGRAM;
 use crate::term::command::{self, Command};
@@ -22,10 +22,11 @@ use crate::term::complete::Names;
 use crate::term::editor::{Assist, Connection, Hold, Why};
 use crate::term::ending::{TerminalMode, leave_signals, say_goodbye, tell_what_is_owed};
 use crate::term::output::{EDITOR_SETTLES, Output};
+use crate::term::pins::{first_contact, key_changed};
 use crate::term::render::Renderer;
 use crate::term::resize::Screen;
 use crate::term::view::View;
-use crate::term::{echo, resize, resume};
+use crate::term::{echo, resize, resume, seen};
 
 /// How long `urc join` waits, once its input has ended, for its messages to be acknowledged:
 /// counted from the last acknowledgement, so a long paste that the relay takes at its own
@@ -58,43 +59,6 @@ pub struct Options {
 }
 
 pub use crate::term::ending::JoinError;
-
-/// What first contact with a relay says: its key, and where it is pinned.
-fn first_contact(options: &Options, key: crate::proto::secure::keys::PublicKey) -> Event {
-    let Some((path, relay)) = &options.pins else {
-        return Event::Notice(format!("the relay at {} has the key {key}", options.server));
-    };
-    match crate::term::pins::save(path, relay, key) {
-        Ok(()) => Event::Notice(format!(
-            "first contact with the relay at {relay}: its key {key} is pinned in {}",
-            path.display()
-        )),
-        Err(e) => Event::Error(format!(
-            "first contact with the relay at {relay} (key {key}), but its key could not be pinned in {}: {e}",
-            path.display()
-        )),
-    }
-}
-
-/// What a relay offering another key than the pinned one says: both keys, and how to accept
-/// the new one when it is right.
-fn key_changed(
-    options: &Options,
-    pinned: crate::proto::secure::keys::PublicKey,
-    offered: crate::proto::secure::keys::PublicKey,
-) -> String {
-    let accept = match &options.pins {
-        Some((path, relay)) => format!(
-            "remove the line of {relay} from {} (or pass --relay-key {offered})",
-            path.display()
-        ),
-        None => format!("pass --relay-key {offered}"),
-    };
-    format!(
-        "the relay at {} offered the key {offered}, not the key {pinned} pinned for it: someone may be in between; if its key really changed (its operator sees it with `urc serve --fingerprint`), {accept}",
-        options.server
-    )
-}
 
 /// Input from the user's side.
 enum Input {
@@ -198,10 +162,15 @@ async fn session(options: Options) -> Result<(), JoinError> {
                     "the relay at {} is not answering: still trying",
                     options.server
                 )),
-                Event::RelayKeyLearnt { key } => first_contact(&options, key),
-                Event::RelayKeyChanged { pinned, offered } => {
-                    Event::Error(key_changed(&options, pinned, offered))
+                Event::RelayKeyLearnt { key } => {
+                    first_contact(options.server, options.pins.as_ref(), key)
                 }
+                Event::RelayKeyChanged { pinned, offered } => Event::Error(key_changed(
+                    options.server,
+                    options.pins.as_ref(),
+                    pinned,
+                    offered,
+                )),
                 event => event,
             };
             for line in view.show(&event, Millis::now()) {
@@ -244,7 +213,11 @@ async fn session(options: Options) -> Result<(), JoinError> {
             && (client.is_idle() || Instant::now() >= deadline)
         {
             let (lost, undelivered) = (client.unacked_texts(), client.undelivered());
-            remember_where_we_left(&options, &client);
+            seen::remember(
+                options.seen_file.as_ref(),
+                client.is_joined(),
+                client.delivered(),
+            );
             client.leave_saying(Instant::now(), &farewell);
             say_goodbye(&mut client, &socket, &mut buf).await;
             if !client.was_welcomed() {
@@ -390,24 +363,6 @@ fn refused(
     if e.kind() == io::ErrorKind::ConnectionRefused && !std::mem::replace(told, true) {
         let notice = Event::Notice(format!("no relay at {server}: still trying"));
         output.line(renderer.line(&notice));
-    }
-}
-
-/// Saves the last message shown, for "since you were last here" next time (terminals only).
-fn remember_where_we_left(options: &Options, client: &Client) {
-    let (Some((path, relay)), true) = (&options.seen_file, client.is_joined()) else {
-        return;
-    };
-    let seen = Seen {
-        seq: client.delivered(),
-        at: Millis::now(),
-    };
-    if let Err(e) = crate::term::seen::save(path, relay, seen) {
-        // Only a convenience for next time: the session itself went well.
-        eprintln!(
-            "urc: cannot remember where you left off ({}): {e}",
-            path.display()
-        );
     }
 }
 

@@ -1,9 +1,11 @@
-//! The relays' keys the terminal client pinned on first contact, as ssh keeps known_hosts: `$XDG_STATE_HOME/urc/known_relays` (`~/.local/state/urc/known_relays`), one `RELAY KEY` a line.
+//! The relays' keys the terminal client pinned on first contact, as ssh keeps known_hosts, and what it tells the user of them: `$XDG_STATE_HOME/urc/known_relays` (`~/.local/state/urc/known_relays`), one `RELAY KEY` a line.
 
 use std::fs;
 use std::io;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use crate::client::Event;
 use crate::proto::secure::keys::PublicKey;
 
 /// The file, if the system has a place for it.
@@ -71,6 +73,48 @@ pub fn save(path: &Path, relay: &str, key: PublicKey) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     fs::write(&tmp, text)?;
     fs::rename(&tmp, path)
+}
+
+/// What first contact with a relay says: its key, and where it is pinned.
+pub fn first_contact(
+    server: SocketAddr,
+    pins: Option<&(PathBuf, String)>,
+    key: PublicKey,
+) -> Event {
+    let Some((path, relay)) = pins else {
+        return Event::Notice(format!("the relay at {server} has the key {key}"));
+    };
+    match save(path, relay, key) {
+        Ok(()) => Event::Notice(format!(
+            "first contact with the relay at {relay}: its key {key} is pinned in {}",
+            path.display()
+        )),
+        Err(e) => Event::Error(format!(
+            "first contact with the relay at {relay} (key {key}), but its key could not be pinned in {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+/// What a relay offering another key than the pinned one says: both keys, and how to accept
+/// the new one when it is right.
+pub fn key_changed(
+    server: SocketAddr,
+    pins: Option<&(PathBuf, String)>,
+    pinned: PublicKey,
+    offered: PublicKey,
+) -> String {
+    let accept = match pins {
+        Some((path, relay)) => format!(
+            "remove the line of {relay} from {} (or pass --relay-key {offered})",
+            path.display()
+        ),
+        None => format!("pass --relay-key {offered}"),
+    };
+    format!(
+        "the relay at {} offered the key {offered}, not the key {pinned} pinned for it: someone may be in between; if its key really changed (its operator sees it with `urc serve --fingerprint`), {accept}",
+        server
+    )
 }
 
 #[cfg(test)]

@@ -39,6 +39,26 @@ pub fn save(path: &Path, relay: &str, seen: Seen) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
+/// At the end of a session in a terminal: saves `delivered`, the last message shown, for
+/// "since you were last here" next time, in `file` (its path, and the relay's name in it),
+/// when the client was in the room.
+pub fn remember(file: Option<&(PathBuf, String)>, joined: bool, delivered: u64) {
+    let (Some((path, relay)), true) = (file, joined) else {
+        return;
+    };
+    let seen = Seen {
+        seq: delivered,
+        at: crate::proto::message::Millis::now(),
+    };
+    if let Err(e) = save(path, relay, seen) {
+        // Only a convenience for next time: the session itself went well.
+        eprintln!(
+            "urc: cannot remember where you left off ({}): {e}",
+            path.display()
+        );
+    }
+}
+
 /// The whole file; a missing or damaged file is as good as empty (it is only a convenience).
 fn read(path: &Path) -> BTreeMap<String, Seen> {
     fs::read(path)
