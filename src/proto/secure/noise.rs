@@ -19,10 +19,18 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-fn builder<'a>() -> Builder<'a> {
-    Builder::new(PATTERN.parse().expect("the pattern is one snow knows"))
+/// A builder of urc's handshake for the holder of `local`, with a fixed ephemeral key when
+/// given (test vectors only).
+fn builder<'a>(local: &'a Keypair, ephemeral: Option<&'a [u8; KEY_LEN]>) -> Builder<'a> {
+    let b = Builder::new(PATTERN.parse().expect("the pattern is one snow knows"))
         .prologue(PROLOGUE)
         .expect("the prologue is set once")
+        .local_private_key(local.private())
+        .expect("the local key is set once");
+    match ephemeral {
+        Some(e) => b.fixed_ephemeral_key_for_testing_only(e),
+        None => b,
+    }
 }
 
 /// The client's side of a handshake: its first message, waiting for the relay's answer.
@@ -52,15 +60,11 @@ impl Initiation {
         relay: &PublicKey,
         ephemeral: Option<&[u8; KEY_LEN]>,
     ) -> Self {
-        let mut b = builder()
-            .local_private_key(local.private())
-            .expect("the local key is set once")
+        let mut state = builder(local, ephemeral)
             .remote_public_key(&relay.0)
-            .expect("the remote key is set once");
-        if let Some(e) = ephemeral {
-            b = b.fixed_ephemeral_key_for_testing_only(e);
-        }
-        let mut state = b.build_initiator().expect("IK with both keys builds");
+            .expect("the remote key is set once")
+            .build_initiator()
+            .expect("IK with both keys builds");
         let mut message = [0; HELLO_NOISE_LEN];
         let n = state
             .write_message(&[], &mut message)
@@ -125,13 +129,9 @@ pub fn accept_with(
     hello: &[u8; HELLO_NOISE_LEN],
     ephemeral: Option<&[u8; KEY_LEN]>,
 ) -> Result<Accepted, Refused> {
-    let mut b = builder()
-        .local_private_key(local.private())
-        .expect("the local key is set once");
-    if let Some(e) = ephemeral {
-        b = b.fixed_ephemeral_key_for_testing_only(e);
-    }
-    let mut state = b.build_responder().expect("IK's responder builds");
+    let mut state = builder(local, ephemeral)
+        .build_responder()
+        .expect("IK's responder builds");
     let mut payload = [0; HELLO_NOISE_LEN];
     let n = state
         .read_message(hello, &mut payload)
