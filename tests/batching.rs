@@ -288,6 +288,119 @@ fn an_arrival_is_announced_before_the_first_words_of_the_same_turn() {
     );
 }
 
+/// A room of 300 members into which 100 clients join in one turn, driven by hand as the shell
+/// drives it: the turn's datagrams are sent until the first of its presence datagrams. Returns
+/// the members' addresses and tokens, the joiners' (by `joiner(k)`) and the packets sent.
+fn storm_under_way(d: &mut Driver) -> (Vec<(SocketAddr, Token)>, Vec<Outgoing>) {
+    let members: Vec<(SocketAddr, Token)> = (1..=300)
+        .map(|k| (addr(k), d.member(addr(k), &format!("m{k}"))))
+        .collect();
+    for k in 0..100 {
+        let join = Packet::Join {
+            name: format!("j{k}"),
+            history: 0,
+            instance: Uuid::from_u128(k as u128 + 1),
+            cookie: Vec::new(),
+        };
+        d.relay.handle(d.now, d.wall(), joiner(k), &join.encode());
+    }
+    d.relay.end_turn(d.now, d.wall());
+    let mut sent = Vec::new();
+    while !matches!(sent.last(), Some((_, Packet::Presence { .. }))) {
+        let t = d
+            .relay
+            .poll_transmit()
+            .expect("the storm's presence to send");
+        sent.push((t.to, Packet::decode(&t.bytes).expect("valid")));
+    }
+    (members, sent)
+}
+
+/// A datagram the relay sent: to whom, what.
+type Outgoing = (SocketAddr, Packet);
+
+fn joiner(k: u32) -> SocketAddr {
+    addr(1000 + k)
+}
+
+/// Ends the turn as the shell does (its messages written, then committed) and returns what the
+/// relay sends after it.
+fn finish(d: &mut Driver) -> Vec<Outgoing> {
+    d.relay.end_turn(d.now, d.wall());
+    if d.relay.has_appends() {
+        d.relay.commit();
+    }
+    std::iter::from_fn(|| d.relay.poll_transmit())
+        .map(|t| (t.to, Packet::decode(&t.bytes).expect("valid")))
+        .collect()
+}
+
+#[test]
+fn chat_goes_out_before_the_rest_of_a_join_storms_presence() {
+    let mut d = Driver::new(roomy());
+    let (members, _) = storm_under_way(&mut d);
+    // A member speaks while the storm's presence goes out: the shell is told to end the turn
+    // for it, and its fan-out leaves before the rest of the presence.
+    let (alice, token) = members[0];
+    let (_, datagrams) = sends(token, 1, &["chat first".to_owned()]);
+    d.relay.handle(d.now, d.wall(), alice, &datagrams[0]);
+    assert!(
+        d.relay.chat_waiting(),
+        "the shell ends the turn for the chat"
+    );
+    let after = finish(&mut d);
+    let last_message = (after.iter())
+        .rposition(|(_, p)| matches!(p, Packet::Messages { .. }))
+        .expect("fanned out");
+    let first_presence = (after.iter())
+        .position(|(_, p)| matches!(p, Packet::Presence { .. }))
+        .expect("the rest of the presence");
+    assert!(
+        last_message < first_presence,
+        "the message's fan-out ends at {last_message}, the presence resumes at {first_presence}"
+    );
+    let heard = |to: SocketAddr| {
+        (after.iter())
+            .filter(|(a, p)| *a == to && matches!(p, Packet::Messages { .. }))
+            .count()
+    };
+    assert!(members[1..].iter().all(|(m, _)| heard(*m) == 1));
+    assert!((0..100).all(|k| heard(joiner(k)) == 1));
+    // Nobody's presence was lost on the way: every member heard of the 100, in order.
+    let presence = (after.iter()).filter(|(_, p)| matches!(p, Packet::Presence { .. }));
+    assert!(presence.count() >= 299, "the rest of the presence is sent");
+}
+
+#[test]
+fn a_joiners_first_words_wait_for_the_news_of_its_arrival() {
+    let mut d = Driver::new(roomy());
+    let (members, before) = storm_under_way(&mut d);
+    // The first joiner speaks while the news of its arrival is on its way: every member hears
+    // of the arrival before the words.
+    let token = (before.iter())
+        .find_map(|(to, p)| match p {
+            Packet::Welcome { token, .. } if *to == joiner(0) => Some(*token),
+            _ => None,
+        })
+        .expect("welcomed");
+    let (_, datagrams) = sends(token, 1, &["hello, I am new".to_owned()]);
+    d.relay.handle(d.now, d.wall(), joiner(0), &datagrams[0]);
+    let sent: Vec<Outgoing> = before.into_iter().chain(finish(&mut d)).collect();
+    for (m, _) in &members {
+        let kinds: Vec<&str> = (sent.iter())
+            .filter(|(to, _)| to == m)
+            .filter_map(|(_, p)| match p {
+                Packet::Presence { changes } if changes.iter().any(|c| c.name == "j0") => {
+                    Some("arrival")
+                }
+                Packet::Messages { .. } => Some("words"),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kinds, ["arrival", "words"], "member {m}");
+    }
+}
+
 #[test]
 fn retransmissions_due_together_travel_packed_and_are_stored_once_in_order() {
     let mut net = Net::new(7, Conditions::QUIET, roomy());

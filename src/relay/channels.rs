@@ -17,6 +17,7 @@ use crate::proto::secure::keys::{Keypair, PublicKey};
 use crate::proto::secure::noise::accept;
 use crate::proto::secure::transport::{Transport, Unopened};
 use crate::relay::cookie::Cookies;
+use crate::relay::give_back::GiveBack;
 
 /// How long a pending transport waits for the client's first DATA.
 pub const PENDING_FOR: Duration = Duration::from_secs(10);
@@ -264,7 +265,8 @@ impl Channels {
         }
     }
 
-    /// Forgets expired transports, and pending ones never confirmed in time.
+    /// Forgets expired transports, and pending ones never confirmed in time; gives back the
+    /// room of those forgotten.
     pub fn sweep(&mut self, now: Instant) {
         self.by_index.retain(|_, c| {
             !c.transport.is_expired(now) && (c.confirmed || c.transport.age(now) < PENDING_FOR)
@@ -281,6 +283,9 @@ impl Channels {
             }
             e.current.is_some() || e.previous.is_some() || e.pending.is_some()
         });
+        // A transport takes a kilobyte of the map's room.
+        self.by_index.give_back();
+        self.by_addr.give_back();
     }
 
     /// An index no transport has: random, so that nobody off the path can guess it.

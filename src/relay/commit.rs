@@ -19,6 +19,13 @@ impl Relay {
         !self.pending.is_empty()
     }
 
+    /// True when messages wait to be persisted while only presence and answers are left to
+    /// send: the shell should end the turn (write, flush and fan them out) before sending
+    /// more of those, so that a flood of presence or answers delays only itself, never chat.
+    pub fn chat_waiting(&self) -> bool {
+        self.has_appends() && self.transmits.is_empty()
+    }
+
     /// The messages from [`Relay::appends`] are durable: acknowledge and fan them out.
     pub fn commit(&mut self) {
         let batch = std::mem::take(&mut self.pending);
@@ -39,11 +46,8 @@ impl Relay {
         // words (unless a storm delays its notice past them).
         self.flush_acks();
         let speakers: HashSet<&str> = batch.iter().map(|p| p.message.from.as_str()).collect();
-        let arrived =
-            (self.presence.iter()).any(|(_, c)| c.joined && speakers.contains(c.name.as_str()));
-        if arrived {
-            self.presence_sent = false;
-            self.flush_presence();
+        if self.arrival_unsent(&speakers) {
+            self.announce_first();
         }
         self.fan_out(&batch);
         self.flush_presence();

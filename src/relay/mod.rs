@@ -28,7 +28,8 @@
 //! | `owners.rs` | who owns each name: the key that first joined under it |
 //! | `departed.rs` | clients that left, so that a JOIN of theirs held back by the network brings no ghost |
 //! | `stats.rs` | [`Stats`]: the counts of what the relay saw, for its logs |
-//! | `outgoing.rs` | how datagrams leave: replies within an address's budget, broadcasts, fan-out |
+//! | `outgoing.rs` | how datagrams leave: replies within an address's budget, broadcasts, fan-out; chat first, then presence, then answers |
+//! | `give_back.rs` | maps and queues a crowd grew give back their room once it is gone |
 //! | `cookie.rs` | address validation without per-address state: stateless challenge cookies |
 //! | `limit.rs` | token buckets: rates with a burst allowance, on the caller's clock |
 
@@ -39,6 +40,7 @@ mod config;
 pub mod cookie;
 mod departed;
 mod fair;
+mod give_back;
 mod intake;
 mod join;
 pub mod limit;
@@ -152,6 +154,8 @@ pub struct Relay {
     held_acks: Vec<(SocketAddr, Acked)>,
     /// Presence changes of this turn, and whom each is not for.
     presence: Vec<(Option<SocketAddr>, Change)>,
+    /// The names whose arrival `presence_out` tells, while it holds any.
+    announcing: HashSet<String>,
     /// Presence changes announced since the relay started.
     announced: u64,
     /// Whether this turn sent its share of presence changes already.
@@ -159,6 +163,9 @@ pub struct Relay {
     /// Datagrams to send, each made whole (its proof written in) only when it is polled: a
     /// turn's fan-out to a large room is many datagrams sharing a few pages.
     transmits: VecDeque<Queued>,
+    /// Presence changes and heartbeats to send once the chat is sent; the next presence
+    /// changes wait until these are out.
+    presence_out: VecDeque<Queued>,
     /// Pages of answers to send once the chat of the turn is sent.
     bulk_out: VecDeque<Queued>,
     /// The sessions with answers to send, in fair shares.
@@ -212,9 +219,11 @@ impl Relay {
             pending: Vec::new(),
             held_acks: Vec::new(),
             presence: Vec::new(),
+            announcing: HashSet::new(),
             announced: 0,
             presence_sent: false,
             transmits: VecDeque::new(),
+            presence_out: VecDeque::new(),
             bulk_out: VecDeque::new(),
             bulk: Rounds::default(),
             bulk_blocked: HashSet::new(),
@@ -442,7 +451,7 @@ impl Relay {
             id: Uuid::nil(),
             message: "the relay is stopping: join again later".to_owned(),
         };
-        self.broadcast(None, &packet);
+        self.broadcast(outgoing::Lane::Chat, None, &packet);
     }
 
     fn dropped(&mut self, from: SocketAddr, why: String) {
@@ -466,10 +475,9 @@ impl Relay {
         if self.transmits.is_empty() {
             self.flush();
         }
-        // The turn's chat first, then the pages of answers.
-        let q = self
-            .transmits
-            .pop_front()
+        // The turn's chat first, then presence, then the pages of answers.
+        let q = (self.transmits.pop_front())
+            .or_else(|| self.presence_out.pop_front())
             .or_else(|| self.bulk_out.pop_front())?;
         buf.clear();
         buf.extend_from_slice(&q.bytes);

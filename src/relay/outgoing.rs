@@ -21,7 +21,7 @@ impl Relay {
     pub(super) fn fan_out(&mut self, batch: &[Pending]) {
         let items: Vec<(Option<SocketAddr>, &Message)> =
             batch.iter().map(|p| (Some(p.sender), &p.message)).collect();
-        self.distribute(&items, |_| 0, encode_messages);
+        self.distribute(Lane::Chat, &items, |_| 0, encode_messages);
     }
 
     /// Tells every joined client but `except` of `change`, with the other changes of this turn
@@ -70,38 +70,75 @@ impl Relay {
 
     /// Sends the turn's presence changes, as few PRESENCE datagrams to each client as hold them
     /// (a join storm costs a datagram per client per turn, not one per client per join), as
-    /// many changes as a turn's share allows.
+    /// many changes as a turn's share allows, once the last ones are out: presence goes after
+    /// the chat, and a storm's notices are paced by what the chat leaves of the relay's time.
     pub(super) fn flush_presence(&mut self) {
-        if self.presence.is_empty() || std::mem::replace(&mut self.presence_sent, true) {
+        if self.presence.is_empty()
+            || !self.presence_out.is_empty()
+            || std::mem::replace(&mut self.presence_sent, true)
+        {
             return;
         }
-        let mut presence = std::mem::take(&mut self.presence);
-        // Who joined after a change hears only of what happened after it.
-        let first = self.announced - presence.len() as u64;
-        let start = |s: &Session| {
-            usize::try_from(s.presence_from.saturating_sub(first)).unwrap_or(usize::MAX)
-        };
-        // A storm of arrivals or departures (10,000 sessions leaving at once) costs every
-        // member a datagram a turn, not the storm at once: the rest goes in the next turns,
-        // in order, and the chat of those turns is not kept waiting behind it.
+        self.send_presence(Lane::Presence);
+    }
+
+    /// Sends the presence changes on their way, then the turn's share of those waiting, in the
+    /// chat's lane: before the messages of someone whose arrival they tell.
+    pub(super) fn announce_first(&mut self) {
+        self.transmits.extend(self.presence_out.drain(..));
+        self.announcing.clear();
+        if !self.presence.is_empty() {
+            self.presence_sent = true;
+            self.send_presence(Lane::Chat);
+        }
+    }
+
+    /// Whether the arrival of one of `speakers` is waiting or on its way in the presence lane.
+    pub(super) fn arrival_unsent(&mut self, speakers: &HashSet<&str>) -> bool {
+        if self.presence_out.is_empty() {
+            self.announcing.clear();
+        }
+        (self.presence.iter()).any(|(_, c)| c.joined && speakers.contains(c.name.as_str()))
+            || self
+                .announcing
+                .iter()
+                .any(|n| speakers.contains(n.as_str()))
+    }
+
+    /// Sends in `lane` as many of the presence changes as the turn's share allows; the others
+    /// wait. A storm of arrivals or departures (10,000 sessions leaving at once) costs every
+    /// member a datagram a turn, not the storm at once: the rest goes in the next turns, in
+    /// order, and the chat of those turns is not kept waiting behind it.
+    fn send_presence(&mut self, lane: Lane) {
         let room = self.presence_room();
         let mut used = 0;
-        let now = presence
-            .iter()
+        let now = (self.presence.iter())
             .take_while(|(_, c)| {
                 used += change_len(c);
                 used <= room
             })
             .count()
             .max(1);
-        let later = presence.split_off(now);
-        self.distribute(&presence, start, |changes| {
+        let mut presence = std::mem::take(&mut self.presence);
+        let later = presence.split_off(now.min(presence.len()));
+        // Who joined after a change hears only of what happened after it.
+        let first = self.announced - (presence.len() + later.len()) as u64;
+        let start = |s: &Session| {
+            usize::try_from(s.presence_from.saturating_sub(first)).unwrap_or(usize::MAX)
+        };
+        self.distribute(lane, &presence, start, |changes| {
             encoded(pack(changes, PRESENCE_HEADER, change_len), |run| {
                 Packet::Presence {
                     changes: run.to_vec(),
                 }
             })
         });
+        if lane == Lane::Presence {
+            self.announcing = (presence.iter())
+                .filter(|(_, c)| c.joined)
+                .map(|(_, c)| c.name.clone())
+                .collect();
+        }
         self.presence = later;
     }
 
@@ -117,6 +154,7 @@ impl Relay {
     /// Clients that see the same items share datagrams encoded once.
     fn distribute<T: Clone>(
         &mut self,
+        lane: Lane,
         items: &[(Option<SocketAddr>, T)],
         start: impl Fn(&Session) -> usize,
         encode: impl Fn(&[T]) -> Vec<Arc<[u8]>>,
@@ -143,13 +181,13 @@ impl Relay {
                     .clone()
             };
             for bytes in datagrams {
-                self.stamp_and_send(to, bytes);
+                self.stamp_and_send(lane, to, bytes);
             }
         }
     }
 
-    /// Sends `packet` to every joined client but `except`.
-    pub(super) fn broadcast(&mut self, except: Option<SocketAddr>, packet: &Packet) {
+    /// Sends `packet` to every joined client but `except`, in `lane`.
+    pub(super) fn broadcast(&mut self, lane: Lane, except: Option<SocketAddr>, packet: &Packet) {
         let bytes: Arc<[u8]> = packet.encode().into();
         let recipients: Vec<SocketAddr> = self
             .clients
@@ -158,7 +196,7 @@ impl Relay {
             .filter(|a| Some(*a) != except)
             .collect();
         for to in recipients {
-            self.stamp_and_send(to, bytes.clone());
+            self.stamp_and_send(lane, to, bytes.clone());
         }
     }
 
@@ -172,19 +210,33 @@ impl Relay {
         }
     }
 
-    /// Queues `bytes` (encoded once, maybe for many) to `to`, to go with `to`'s proof.
-    fn stamp_and_send(&mut self, to: SocketAddr, bytes: Arc<[u8]>) {
+    /// Queues `bytes` (encoded once, maybe for many) to `to` in `lane`, to go with `to`'s proof.
+    fn stamp_and_send(&mut self, lane: Lane, to: SocketAddr, bytes: Arc<[u8]>) {
         let proof = self.proof_for(to);
-        self.transmits.push_back(Queued { to, bytes, proof });
+        let queued = Queued { to, bytes, proof };
+        match lane {
+            Lane::Chat => self.transmits.push_back(queued),
+            Lane::Presence => self.presence_out.push_back(queued),
+        }
     }
 
     pub(super) fn reply(&mut self, to: SocketAddr, packet: &Packet) {
-        self.stamp_and_send(to, packet.encode().into());
+        self.stamp_and_send(Lane::Chat, to, packet.encode().into());
     }
 
     pub(super) fn error(&mut self, to: SocketAddr, code: ErrorCode, id: Uuid, message: String) {
         self.reply(to, &Packet::Error { code, id, message });
     }
+}
+
+/// Which queue a datagram waits in: the chat (messages, acknowledgements, replies) goes
+/// first, then presence and the heartbeat, then the pages of answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lane {
+    /// Fan-out of messages, acknowledgements, replies to the datagram being handled.
+    Chat,
+    /// Presence changes and the heartbeat: they may wait behind the chat.
+    Presence,
 }
 
 /// The datagrams carrying `messages` as live fan-out.

@@ -13,6 +13,7 @@ use crate::proto::secure::frame::{CHALLENGE, Frame, HELLO};
 use crate::proto::secure::keys::{Keypair, PublicKey};
 use crate::relay::channels::{Channels, Incoming};
 use crate::relay::cookie::Cookies;
+use crate::relay::give_back::GiveBack;
 
 /// Handshakes the relay may hold waiting for their client's first DATA, beyond three
 /// transports for each client it may have.
@@ -174,6 +175,12 @@ impl SecureRelay {
         self.opened = packet;
     }
 
+    /// [`Relay::chat_waiting`]: messages wait for the turn's end while only presence and
+    /// answers are left to send.
+    pub fn chat_waiting(&self) -> bool {
+        self.answers.is_empty() && self.relay.chat_waiting()
+    }
+
     /// When [`SecureRelay::end_turn`] must be called next: [`Relay::poll_timeout`], or at
     /// once while HELLOs wait for their handshake.
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -207,6 +214,10 @@ impl SecureRelay {
             self.swept = Some(now);
             self.channels.sweep(now);
             self.handshakes.retain(|_, b| !b.is_full(now));
+            self.handshakes.give_back();
+            self.hellos.give_back();
+            self.answers.give_back();
+            self.left.give_back();
         }
     }
 

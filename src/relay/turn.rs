@@ -12,6 +12,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::Relay;
+use super::give_back::{GiveBack, oversized};
+use super::outgoing::Lane;
 use crate::proto::message::Millis;
 use crate::proto::wire::{LeaveReason, Packet};
 
@@ -43,11 +45,15 @@ impl Relay {
 
     /// When [`Relay::end_turn`] must be called next if no datagram comes first (`None` before
     /// the first turn: at once). Messages that wait for a turn's room want the next turn at
-    /// once, and so do answers with pages to send and presence changes left for later turns.
+    /// once, and so do answers with pages to send, presence changes left for later turns, and
+    /// datagrams the shell left unsent to end a turn for the chat ([`Relay::chat_waiting`]).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let waiting = (!self.intake.is_empty() || !self.presence.is_empty())
-            .then_some(self.last_turn)
-            .flatten();
+        let waiting = (!self.intake.is_empty()
+            || !self.presence.is_empty()
+            || !self.presence_out.is_empty()
+            || !self.bulk_out.is_empty())
+        .then_some(self.last_turn)
+        .flatten();
         [self.next_tick, self.answers_due(), waiting]
             .into_iter()
             .flatten()
@@ -57,19 +63,17 @@ impl Relay {
     /// Shrinks the maps that an attack (10,000 sessions come and gone) grew and that stay
     /// their largest size otherwise.
     fn give_back_memory(&mut self) {
-        let oversized = |len: usize, capacity: usize| capacity > 4 * len + 64;
+        // Shared with the shell: shrunk in place.
         if oversized(self.clients.len(), self.clients.capacity()) {
             self.clients.shrink_to_fit();
         }
-        if oversized(self.per_ip.len(), self.per_ip.capacity()) {
-            self.per_ip.shrink_to_fit();
-        }
-        if oversized(self.joins.len(), self.joins.capacity()) {
-            self.joins.shrink_to_fit();
-        }
-        if oversized(self.bulk_blocked.len(), self.bulk_blocked.capacity()) {
-            self.bulk_blocked.shrink_to_fit();
-        }
+        self.per_ip.give_back();
+        self.joins.give_back();
+        self.bulk_blocked.give_back();
+        self.announcing.give_back();
+        self.transmits.give_back();
+        self.presence_out.give_back();
+        self.bulk_out.give_back();
         self.roster.shrink();
         self.intake.shrink();
         self.bulk.shrink();
@@ -116,7 +120,7 @@ impl Relay {
         if self.committed > self.heartbeat_seq {
             self.heartbeat_seq = self.committed;
             let latest = self.committed;
-            self.broadcast(None, &Packet::Pong { latest });
+            self.broadcast(Lane::Presence, None, &Packet::Pong { latest });
         }
     }
 }

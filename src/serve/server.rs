@@ -395,7 +395,9 @@ impl Server {
 
     /// Sends what the relay has to send; every [`READ_EVERY`] datagrams (when `read`), takes
     /// what waits on the socket (for the next turn) so that a long fan-out (10,000 members) does
-    /// not leave the socket's buffer to overflow and drop what members send meanwhile.
+    /// not leave the socket's buffer to overflow and drop what members send meanwhile. Returns
+    /// early when messages came while only presence and answers were left: the next turn
+    /// sends their fan-out first, then what is left.
     async fn send_all(&mut self, buf: &mut Vec<u8>, inbox: &mut [u8], read: bool) {
         let mut sent = 0usize;
         while let Some(to) = self.relay.poll_transmit_into(buf) {
@@ -407,6 +409,11 @@ impl Server {
             sent += 1;
             if read && sent.is_multiple_of(READ_EVERY) {
                 self.take_waiting(inbox);
+                // Messages came while presence or answers go out: they are written and fanned
+                // out first, the rest of these after them.
+                if self.relay.chat_waiting() {
+                    return;
+                }
             }
         }
     }
