@@ -336,6 +336,32 @@ fn finish(d: &mut Driver) -> Vec<Outgoing> {
 }
 
 #[test]
+fn what_is_taken_while_a_turn_goes_out_wants_the_next_turn_at_once() {
+    // The shell reads its socket while a long fan-out goes out, and hands the relay what it
+    // read; the socket may then stay silent (the sender waits for its acknowledgement), so
+    // the relay must tell the shell to take its next turn at once, not at its next tick.
+    let mut d = Driver::new(roomy());
+    let alice = addr(1);
+    let token = d.member(alice, "alice");
+    d.member(addr(2), "bob");
+    d.advance(Duration::from_millis(10));
+    assert!(!d.relay.took_meanwhile(), "idle");
+    let (_, datagrams) = sends(token, 1, &["read mid-turn".to_owned()]);
+    d.relay.handle(d.now, d.wall(), alice, &datagrams[0]);
+    assert!(
+        d.relay.took_meanwhile(),
+        "a message to write wants its turn now"
+    );
+    d.advance(Duration::ZERO);
+    assert_eq!(d.log.len(), 1, "written in that turn");
+    assert!(!d.relay.took_meanwhile(), "idle again");
+    // A PING's answer, queued when it was read, too.
+    d.relay
+        .handle(d.now, d.wall(), alice, &Packet::Ping { token }.encode());
+    assert!(d.relay.took_meanwhile(), "a reply to send now");
+}
+
+#[test]
 fn chat_goes_out_before_the_rest_of_a_join_storms_presence() {
     let mut d = Driver::new(roomy());
     let (members, _) = storm_under_way(&mut d);

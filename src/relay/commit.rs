@@ -26,6 +26,14 @@ impl Relay {
         self.has_appends() && self.transmits.is_empty()
     }
 
+    /// True when messages wait to be written or datagrams to be sent: what the shell handed
+    /// the relay while the last turn's datagrams went out (it read its socket meanwhile, which
+    /// may now stay silent, the senders waiting for their acknowledgements). The shell takes
+    /// its next turn at once, rather than waiting for a datagram or the tick.
+    pub fn took_meanwhile(&self) -> bool {
+        self.has_appends() || !self.transmits.is_empty()
+    }
+
     /// The messages from [`Relay::appends`] are durable: acknowledge and fan them out.
     pub fn commit(&mut self) {
         let batch = std::mem::take(&mut self.pending);

@@ -181,6 +181,11 @@ impl SecureRelay {
         self.answers.is_empty() && self.relay.chat_waiting()
     }
 
+    /// [`Relay::took_meanwhile`], or handshake answers wait to be sent.
+    pub fn took_meanwhile(&self) -> bool {
+        !self.answers.is_empty() || self.relay.took_meanwhile()
+    }
+
     /// When [`SecureRelay::end_turn`] must be called next: [`Relay::poll_timeout`], or at
     /// once while HELLOs wait for their handshake.
     pub fn poll_timeout(&self) -> Option<Instant> {

@@ -47,6 +47,8 @@ impl Relay {
     /// the first turn: at once). Messages that wait for a turn's room want the next turn at
     /// once, and so do answers with pages to send, presence changes left for later turns, and
     /// datagrams the shell left unsent to end a turn for the chat ([`Relay::chat_waiting`]).
+    /// (What the shell handed it while the last turn's datagrams went out wants the next turn
+    /// at once too: see [`Relay::took_meanwhile`].)
     pub fn poll_timeout(&self) -> Option<Instant> {
         let waiting = (!self.intake.is_empty()
             || !self.presence.is_empty()

@@ -175,6 +175,13 @@ impl Server {
         loop {
             // The relay's clock: its tick, and the answers that wait for their turn.
             let wake_at = (self.relay.poll_timeout()).unwrap_or_else(|| Instant::now() + TICK);
+            // What was read while the last turn went out is written and answered now: the
+            // socket may stay silent, its senders waiting for their acknowledgements.
+            let wake_at = if self.relay.took_meanwhile() {
+                Instant::now()
+            } else {
+                wake_at
+            };
             let wake = async {
                 let (n, from) = self.socket.recv_from(&mut buf).await?;
                 Ok::<_, io::Error>(Wake::Datagram(n, from))
