@@ -283,7 +283,12 @@ impl Channels {
             }
             e.current.is_some() || e.previous.is_some() || e.pending.is_some()
         });
-        // A transport takes a kilobyte of the map's room.
+        self.give_back();
+    }
+
+    /// Gives back the room of transports forgotten, when most of it is (a transport takes a
+    /// kilobyte of it).
+    pub fn give_back(&mut self) {
         self.by_index.give_back();
         self.by_addr.give_back();
     }

@@ -206,6 +206,7 @@ impl SecureRelay {
             };
             self.take(now, wall, from, &hello);
         }
+        let mut forgot = false;
         while let Some(&(addr, at)) = self.left.front()
             && at <= now
         {
@@ -213,7 +214,12 @@ impl SecureRelay {
             // Unless it came back meanwhile.
             if !self.relay.clients().contains_key(&addr) {
                 self.channels.forget(addr);
+                forgot = true;
             }
+        }
+        if forgot {
+            // Ten thousand sessions gone at once give their room back now, not at the sweep.
+            self.channels.give_back();
         }
         if self.swept.is_none_or(|t| now >= t + super::TICK) {
             self.swept = Some(now);

@@ -4,11 +4,13 @@
 //! |---|---|
 //! | [`server`] | the socket loop around [`crate::relay`] and [`store`]: the group-commit turn |
 //! | [`store`] | the message log, `messages.jsonl`, appended and flushed, read by binary search |
+//! | [`batch`] | datagrams sent many to a system call (sendmmsg) |
 //! | [`clock`] | steps of the wall clock, told from the steady clock, for the relay's log |
 //! | [`lock`] | one relay a data directory: the `urc.lock` file, held while the relay runs |
 //! | [`repair`] | `urc serve --repair-log`: damaged log records replaced by placeholders |
 //! | [`owners`] | who owns each name, `names.json`, and `--release-name` |
 
+pub mod batch;
 pub mod clock;
 pub mod lock;
 pub mod owners;

@@ -21,6 +21,7 @@ use crate::proto::secure::keys::{Keypair, PublicKey};
 use crate::proto::wire::MAX_DATAGRAM;
 use crate::relay::secure::SecureRelay;
 use crate::relay::{Config, Relay, Stats, TICK};
+use crate::serve::batch::{BATCH_SEND, Batch};
 use crate::serve::clock::ClockWatch;
 use crate::serve::lock::{DataLock, LockError};
 use crate::serve::owners;
@@ -165,7 +166,7 @@ impl Server {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
         let mut shutdown = pin!(shutdown);
         let mut buf = vec![0u8; MAX_DATAGRAM + 1];
-        let mut out = Vec::with_capacity(MAX_DATAGRAM);
+        let mut out = Batch::default();
         let mut next_report = Instant::now() + REPORT_EVERY;
         let mut reported = Stats::default();
         let mut next_summary = Instant::now() + SUMMARY_EVERY;
@@ -405,16 +406,24 @@ impl Server {
     /// not leave the socket's buffer to overflow and drop what members send meanwhile. Returns
     /// early when messages came while only presence and answers were left: the next turn
     /// sends their fan-out first, then what is left.
-    async fn send_all(&mut self, buf: &mut Vec<u8>, inbox: &mut [u8], read: bool) {
-        let mut sent = 0usize;
-        while let Some(to) = self.relay.poll_transmit_into(buf) {
-            if let Err(e) = self.socket.send_to(buf, to).await {
-                // One unreachable client must not stop the others: UDP is best-effort and the
-                // client's own retransmission and gap repair recover what is lost here.
-                tracing::debug!(%to, error = %e, "send failed");
+    async fn send_all(&mut self, batch: &mut Batch, inbox: &mut [u8], read: bool) {
+        let mut since_read = 0usize;
+        loop {
+            while !batch.is_full() {
+                let Some(to) = self.relay.poll_transmit_into(batch.next_buffer()) else {
+                    break;
+                };
+                batch.push(to);
             }
-            sent += 1;
-            if read && sent.is_multiple_of(READ_EVERY) {
+            if batch.is_empty() {
+                return;
+            }
+            // One unreachable client must not stop the others: UDP is best-effort and the
+            // client's own retransmission and gap repair recover what is lost here.
+            since_read += BATCH_SEND;
+            batch.send(&self.socket).await;
+            if read && since_read >= READ_EVERY {
+                since_read = 0;
                 self.take_waiting(inbox);
                 // Messages came while presence or answers go out: they are written and fanned
                 // out first, the rest of these after them.
