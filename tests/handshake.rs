@@ -309,6 +309,48 @@ fn a_crowd_of_handshakes_is_made_a_few_a_turn_after_the_chat() {
     assert_eq!(answered, 40, "{turns:?}");
 }
 
+/// After a long turn (a fan-out to a large room), more handshakes are made: a quarter of the
+/// time it took, and never more than the most a turn makes.
+#[test]
+fn a_long_turn_makes_room_for_more_handshakes() {
+    use urc::client::tunnel::Tunnel;
+    use urc::relay::secure::{HANDSHAKE_COST, MAX_HANDSHAKES_PER_TURN};
+    let mut net = Net::new();
+    let mut hellos = Vec::new();
+    for k in 0..200u16 {
+        let addr = SocketAddr::from(([192, 0, 2, 100 + (k / 64) as u8], 5000 + k));
+        let mut tunnel = Tunnel::new(Keypair::generate(), None);
+        tunnel.seal(net.now, b"", &mut Vec::new());
+        let hello = tunnel.poll_transmit().unwrap();
+        let challenge = net.datagram(addr, &hello).remove(0).1;
+        tunnel.receive(net.now, &challenge, &mut Vec::new());
+        hellos.push((addr, tunnel.poll_transmit().expect("the HELLO")));
+    }
+    net.relay.end_turn(net.now, Millis::now());
+    for (addr, hello) in &hellos {
+        net.relay.handle(net.now, Millis::now(), *addr, hello);
+    }
+    let mut replies = |net: &mut Net, after: std::time::Duration| {
+        net.now += after;
+        net.relay.end_turn(net.now, Millis::now());
+        std::iter::from_fn(|| net.relay.poll_transmit())
+            .filter(|t| matches!(Frame::decode(&t.bytes), Ok(Frame::Reply { .. })))
+            .count()
+    };
+    // 40 ms since the last turn: 10 ms of handshakes.
+    let expected =
+        (std::time::Duration::from_millis(10).as_micros() / HANDSHAKE_COST.as_micros()) as usize;
+    assert_eq!(
+        replies(&mut net, std::time::Duration::from_millis(40)),
+        expected
+    );
+    // A second since: never more than the most.
+    assert_eq!(
+        replies(&mut net, std::time::Duration::from_secs(1)),
+        MAX_HANDSHAKES_PER_TURN
+    );
+}
+
 /// A client that left the room leaves no transport behind once its goodbye is answered:
 /// the memory of ten thousand sessions that came and went is given back.
 #[test]

@@ -18,10 +18,14 @@ use crate::relay::give_back::GiveBack;
 /// Handshakes the relay may hold waiting for their client's first DATA, beyond three
 /// transports for each client it may have.
 pub const MAX_PENDING_HANDSHAKES: usize = 1024;
-/// Handshakes made at the end of a turn at most, after the turn's chat: each costs about
-/// 0.2 ms (four Diffie-Hellman operations), so a turn's batch of HELLOs (a crowd joining, an
-/// attacker's thousands of sessions) never holds ordinary chat back for long.
+/// Handshakes made at the end of a turn at least, after the turn's chat: each costs about
+/// [`HANDSHAKE_COST`], so a turn's batch of HELLOs (a crowd joining, an attacker's thousands
+/// of sessions) never holds ordinary chat back for long.
 pub const HANDSHAKES_PER_TURN: usize = 16;
+/// Handshakes made at the end of a turn at most (about 13 ms of them).
+pub const MAX_HANDSHAKES_PER_TURN: usize = 64;
+/// What a handshake costs the relay, about: four X25519 operations and their hashing.
+pub const HANDSHAKE_COST: std::time::Duration = std::time::Duration::from_micros(200);
 /// How long the transports of a client that left stay, for the answers to its LEAVE's copies
 /// (they come back within a round trip; a copy after that finds no transport, is answered
 /// UNKNOWN, and the client, which gives up its LEAVE after 2 s anyway, closes).
@@ -44,6 +48,8 @@ pub struct SecureRelay {
     answers: VecDeque<(SocketAddr, Vec<u8>)>,
     /// The time of the latest datagram or turn: what packets are sealed at.
     clock: Option<Instant>,
+    /// When the last turn ended.
+    last_turn: Option<Instant>,
     /// When transports were last swept.
     swept: Option<Instant>,
     /// The packet of the datagram being handled, opened.
@@ -68,6 +74,7 @@ impl SecureRelay {
             handshakes: HashMap::new(),
             answers: VecDeque::new(),
             clock: None,
+            last_turn: None,
             swept: None,
             opened: Vec::new(),
             sealing: Vec::new(),
@@ -195,12 +202,22 @@ impl SecureRelay {
         }
     }
 
-    /// Ends a turn ([`Relay::end_turn`]), then makes the handshakes of at most
-    /// [`HANDSHAKES_PER_TURN`] waiting HELLOs; forgets expired transports once a tick.
+    /// Ends a turn ([`Relay::end_turn`]), then makes the handshakes of waiting HELLOs, as many
+    /// as take a quarter of the time since the last turn ended (a long turn, a fan-out to
+    /// 10,000 members, makes room for more: a crowd joins in seconds, and chat waits at most
+    /// a quarter longer), [`HANDSHAKES_PER_TURN`] to [`MAX_HANDSHAKES_PER_TURN`]; forgets
+    /// expired transports once a tick.
     pub fn end_turn(&mut self, now: Instant, wall: Millis) {
         self.clock = Some(now);
         self.relay.end_turn(now, wall);
-        for _ in 0..HANDSHAKES_PER_TURN {
+        let since = (self.last_turn).map_or(std::time::Duration::ZERO, |t| {
+            now.saturating_duration_since(t)
+        });
+        self.last_turn = Some(now);
+        let budget = usize::try_from((since / 4).as_micros() / HANDSHAKE_COST.as_micros())
+            .unwrap_or(usize::MAX)
+            .clamp(HANDSHAKES_PER_TURN, MAX_HANDSHAKES_PER_TURN);
+        for _ in 0..budget {
             let Some((from, hello)) = self.hellos.pop_front() else {
                 break;
             };
