@@ -330,7 +330,7 @@ fn a_long_turn_makes_room_for_more_handshakes() {
     for (addr, hello) in &hellos {
         net.relay.handle(net.now, Millis::now(), *addr, hello);
     }
-    let mut replies = |net: &mut Net, after: std::time::Duration| {
+    let replies = |net: &mut Net, after: std::time::Duration| {
         net.now += after;
         net.relay.end_turn(net.now, Millis::now());
         std::iter::from_fn(|| net.relay.poll_transmit())
