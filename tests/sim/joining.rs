@@ -60,11 +60,14 @@ fn presence_joins_leaves_and_timeouts() {
 }
 
 /// Leaving over a path that loses a quarter of the datagrams: the relay ends the session at
-/// once (the LEAVE goes three times; one of them arrives), so the name is free and the others
-/// are told within a second, with what the leaver said.
+/// once when a copy of the LEAVE arrives (it goes three times at once, then again after 200,
+/// 400, 800 ms while unanswered; in 98% of runs one of the first three arrives), so the name
+/// is free and the others are told within a second of it, with what the leaver said.
 #[test]
 fn a_leave_is_heard_at_once_over_a_lossy_path() {
     let cond = Conditions::jittery(ms(20), ms(20)).losing(25);
+    let mut within_a_second = 0;
+    let runs = seeds(0..20).len();
     for seed in seeds(0..20) {
         let mut net = Net::under(seed, cond);
         let (a, b) = (net.join("alice", 0), net.join("bob", 0));
@@ -72,13 +75,16 @@ fn a_leave_is_heard_at_once_over_a_lossy_path() {
         settle(&mut net);
         let at = net.now;
         net.leave_saying(b, "gone home");
+        // Seed 95 of 0..120 loses all five copies of its first second; the sixth arrives.
+        net.run_until(secs(2), "bob's session ended", |n| !n.relay_has("bob"));
+        if net.now <= at + secs(1) {
+            within_a_second += 1;
+        }
+        let ended = net.now;
         net.run_for(secs(1));
-        assert!(
-            !net.relay_has("bob"),
-            "seed {seed}: bob is still in the room"
-        );
         let told = (net.from_relay.iter()).any(|(when, to, p)| {
             *when >= at
+                && *when <= ended + secs(1)
                 && *to == net.nodes[a].addr
                 && matches!(p, Packet::Presence { changes } if changes.iter().any(|c| {
                     !c.joined && c.name == "bob" && c.message.as_deref() == Some("gone home")
@@ -86,6 +92,11 @@ fn a_leave_is_heard_at_once_over_a_lossy_path() {
         });
         assert!(told, "seed {seed}: alice was not told");
     }
+    // Over many seeds, nearly always within a second (one seed alone may be the rare one).
+    assert!(
+        runs < 10 || within_a_second * 10 >= runs * 9,
+        "{within_a_second} of {runs} runs within a second"
+    );
 }
 
 /// Every copy of the LEAVE lost: the client sends it again until the relay answers that the
