@@ -362,9 +362,42 @@ fn what_is_taken_while_a_turn_goes_out_wants_the_next_turn_at_once() {
 }
 
 #[test]
+fn answers_left_unsent_wait_for_their_turn_instead_of_piling_up() {
+    // Steady chat ends every turn before the last turn's pages of answers are out: the next
+    // turns queue no more pages until those are sent (a turn's pages are at most 256 KiB).
+    let mut d = Driver::with_log_of(roomy(), 1000, 900);
+    let alice = addr(1);
+    let token = d.member(alice, "alice");
+    let history = Packet::History {
+        token,
+        req: 1,
+        from: 0,
+        count: 1000,
+    };
+    d.relay.handle(d.now, d.wall(), alice, &history.encode());
+    d.relay.end_turn(d.now, d.wall());
+    for _ in 0..3 {
+        d.relay.poll_transmit().expect("pages to send");
+    }
+    // A second later (the allowances full again) the next turn comes, the pages not yet out.
+    d.now += Duration::from_secs(1);
+    d.relay.end_turn(d.now, d.wall());
+    let queued = std::iter::from_fn(|| d.relay.poll_transmit()).count();
+    let one_turn = (256 << 10) / 900;
+    assert!(
+        queued <= one_turn,
+        "{queued} datagrams queued, more than a turn's {one_turn} pages"
+    );
+    assert!(
+        queued > 100,
+        "the first turn's pages ({queued}) are still sent"
+    );
+}
+
+#[test]
 fn chat_goes_out_before_the_rest_of_a_join_storms_presence() {
     let mut d = Driver::new(roomy());
-    let (members, _) = storm_under_way(&mut d);
+    let (members, before) = storm_under_way(&mut d);
     // A member speaks while the storm's presence goes out: the shell is told to end the turn
     // for it, and its fan-out leaves before the rest of the presence.
     let (alice, token) = members[0];
@@ -392,9 +425,20 @@ fn chat_goes_out_before_the_rest_of_a_join_storms_presence() {
     };
     assert!(members[1..].iter().all(|(m, _)| heard(*m) == 1));
     assert!((0..100).all(|k| heard(joiner(k)) == 1));
-    // Nobody's presence was lost on the way: every member heard of the 100, in order.
-    let presence = (after.iter()).filter(|(_, p)| matches!(p, Packet::Presence { .. }));
-    assert!(presence.count() >= 299, "the rest of the presence is sent");
+    // Nobody's presence was lost or doubled on the way: every member heard of the 100, once
+    // each, in order.
+    let everyone: Vec<String> = (0..100).map(|k| format!("j{k}")).collect();
+    for (m, _) in &members {
+        let heard: Vec<String> = (before.iter().chain(&after))
+            .filter(|(to, _)| to == m)
+            .filter_map(|(_, p)| match p {
+                Packet::Presence { changes } => Some(changes.iter().map(|c| c.name.clone())),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(heard, everyone, "member {m}");
+    }
 }
 
 #[test]

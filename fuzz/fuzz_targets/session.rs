@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use urc::client::tunnel::{Received, Tunnel};
-use urc::client::{Config as ClientConfig, SecureClient};
+use urc::client::{Config as ClientConfig, Event, SecureClient};
 use urc::proto::message::Millis;
 use urc::proto::secure::keys::Keypair;
 use urc::proto::wire::{MAGIC, MAX_DATAGRAM, Packet, Token, VERSION};
@@ -122,7 +122,9 @@ fuzz_target!(|data: &[u8]| {
         if !mallory.seal(net.now, &packet, &mut sealed) {
             continue;
         }
-        net.now += Duration::from_millis(u64::from(chunk.first().copied().unwrap_or(0)) * 10);
+        // At most 100 ms a turn: 64 turns stay well inside the relay's timeout, so bob,
+        // who sends no keepalive here, is not timed out.
+        net.now += Duration::from_millis(u64::from(chunk.first().copied().unwrap_or(0)) * 100 / 255);
         turns += 1;
         for (to, back) in net.turn(mallory_at, &[sealed]) {
             if to == bob_at {
@@ -133,10 +135,24 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    // Whatever she sent, bob is still a member and the relay still answers him.
+    // Whatever she sent, bob is still a member, and the relay answers his WHO with the room.
+    assert!(bob.client().is_joined(), "bob lost his session");
+    assert!(
+        net.relay.relay().clients().contains_key(&bob_at),
+        "the relay lost bob"
+    );
     bob.client_mut().request_who(net.now);
     let out: Vec<Vec<u8>> = std::iter::from_fn(|| bob.poll_transmit(net.now)).collect();
-    let back = net.turn(bob_at, &out);
-    assert!(back.iter().any(|(to, _)| *to == bob_at), "bob is answered");
     while bob.poll_event().is_some() {}
+    for (to, d) in net.turn(bob_at, &out) {
+        if to == bob_at {
+            bob.handle(net.now, &d);
+        }
+    }
+    let who = std::iter::from_fn(|| bob.poll_event()).find_map(|e| match e {
+        Event::Who { names, .. } => Some(names),
+        _ => None,
+    });
+    let who = who.expect("bob's WHO is answered");
+    assert!(who.iter().any(|n| n == "bob"), "{who:?}");
 });

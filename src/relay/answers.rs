@@ -177,8 +177,12 @@ impl Relay {
     }
 
     /// Sends, in fair shares and within the allowances, the next pages of the answers that
-    /// wait: at most [`BULK_PER_TURN`] bytes a turn.
+    /// wait: at most [`BULK_PER_TURN`] bytes a turn, and none while the last turn's pages are
+    /// still to go (steady chat may leave them little room: they wait, not pile up).
     pub(super) fn serve_answers(&mut self, now: Instant) {
+        if !self.bulk_out.is_empty() {
+            return;
+        }
         if self.blocked_looked.is_none_or(|t| now >= t + BLOCKED_POLL) {
             self.blocked_looked = Some(now);
             for to in std::mem::take(&mut self.bulk_blocked) {

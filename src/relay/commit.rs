@@ -26,6 +26,12 @@ impl Relay {
         self.has_appends() && self.transmits.is_empty()
     }
 
+    /// True when chat (acknowledgements, fan-out, replies) waits to be sent, ahead of presence
+    /// and answers.
+    pub fn chat_queued(&self) -> bool {
+        !self.transmits.is_empty()
+    }
+
     /// True when messages wait to be written or datagrams to be sent: what the shell handed
     /// the relay while the last turn's datagrams went out (it read its socket meanwhile, which
     /// may now stay silent, the senders waiting for their acknowledgements). The shell takes

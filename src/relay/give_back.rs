@@ -6,7 +6,8 @@ use std::hash::{BuildHasher, Hash};
 /// A collection that can give back the room of entries it no longer holds.
 pub(crate) trait GiveBack {
     /// Shrinks to fit when most of the room is empty (more than four times what is held,
-    /// beyond a little): cheap to call every tick, and a steady size never shrinks and regrows.
+    /// beyond a little): cheap to call every tick. A map of steady size never shrinks and
+    /// regrows; a queue emptied every turn does, once a tick (an allocation a second).
     fn give_back(&mut self);
 }
 

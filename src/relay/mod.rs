@@ -156,6 +156,11 @@ pub struct Relay {
     presence: Vec<(Option<SocketAddr>, Change)>,
     /// The names whose arrival `presence_out` tells, while it holds any.
     announcing: HashSet<String>,
+    /// Datagrams put in `presence_out` and taken from it since the relay started, and the
+    /// count put when the last presence change (not a heartbeat) went in.
+    presence_pushed: u64,
+    presence_popped: u64,
+    presence_last_change: u64,
     /// Presence changes announced since the relay started.
     announced: u64,
     /// Whether this turn sent its share of presence changes already.
@@ -220,6 +225,9 @@ impl Relay {
             held_acks: Vec::new(),
             presence: Vec::new(),
             announcing: HashSet::new(),
+            presence_pushed: 0,
+            presence_popped: 0,
+            presence_last_change: 0,
             announced: 0,
             presence_sent: false,
             transmits: VecDeque::new(),
@@ -477,7 +485,15 @@ impl Relay {
         }
         // The turn's chat first, then presence, then the pages of answers.
         let q = (self.transmits.pop_front())
-            .or_else(|| self.presence_out.pop_front())
+            .or_else(|| {
+                let q = self.presence_out.pop_front()?;
+                self.presence_popped += 1;
+                if self.presence_popped >= self.presence_last_change {
+                    // The arrivals it told are all out (what is left is heartbeats).
+                    self.announcing.clear();
+                }
+                Some(q)
+            })
             .or_else(|| self.bulk_out.pop_front())?;
         buf.clear();
         buf.extend_from_slice(&q.bytes);

@@ -85,6 +85,7 @@ impl Relay {
     /// Sends the presence changes on their way, then the turn's share of those waiting, in the
     /// chat's lane: before the messages of someone whose arrival they tell.
     pub(super) fn announce_first(&mut self) {
+        self.presence_popped += self.presence_out.len() as u64;
         self.transmits.extend(self.presence_out.drain(..));
         self.announcing.clear();
         if !self.presence.is_empty() {
@@ -95,9 +96,6 @@ impl Relay {
 
     /// Whether the arrival of one of `speakers` is waiting or on its way in the presence lane.
     pub(super) fn arrival_unsent(&mut self, speakers: &HashSet<&str>) -> bool {
-        if self.presence_out.is_empty() {
-            self.announcing.clear();
-        }
         (self.presence.iter()).any(|(_, c)| c.joined && speakers.contains(c.name.as_str()))
             || self
                 .announcing
@@ -216,7 +214,13 @@ impl Relay {
         let queued = Queued { to, bytes, proof };
         match lane {
             Lane::Chat => self.transmits.push_back(queued),
-            Lane::Presence => self.presence_out.push_back(queued),
+            Lane::Presence | Lane::Heartbeat => {
+                self.presence_out.push_back(queued);
+                self.presence_pushed += 1;
+                if lane == Lane::Presence {
+                    self.presence_last_change = self.presence_pushed;
+                }
+            }
         }
     }
 
@@ -235,8 +239,10 @@ impl Relay {
 pub(super) enum Lane {
     /// Fan-out of messages, acknowledgements, replies to the datagram being handled.
     Chat,
-    /// Presence changes and the heartbeat: they may wait behind the chat.
+    /// Presence changes: they may wait behind the chat.
     Presence,
+    /// The heartbeat PONG: in the presence lane, after the changes queued before it.
+    Heartbeat,
 }
 
 /// The datagrams carrying `messages` as live fan-out.

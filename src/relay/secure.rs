@@ -48,8 +48,9 @@ pub struct SecureRelay {
     answers: VecDeque<(SocketAddr, Vec<u8>)>,
     /// The time of the latest datagram or turn: what packets are sealed at.
     clock: Option<Instant>,
-    /// When the last turn ended.
+    /// When the last turn ended, and how many handshakes it made.
     last_turn: Option<Instant>,
+    last_handshakes: u32,
     /// When transports were last swept.
     swept: Option<Instant>,
     /// The packet of the datagram being handled, opened.
@@ -75,6 +76,7 @@ impl SecureRelay {
             answers: VecDeque::new(),
             clock: None,
             last_turn: None,
+            last_handshakes: 0,
             swept: None,
             opened: Vec::new(),
             sealing: Vec::new(),
@@ -188,6 +190,11 @@ impl SecureRelay {
         self.answers.is_empty() && self.relay.chat_waiting()
     }
 
+    /// [`Relay::chat_queued`], or handshake answers wait to be sent.
+    pub fn chat_queued(&self) -> bool {
+        !self.answers.is_empty() || self.relay.chat_queued()
+    }
+
     /// [`Relay::took_meanwhile`], or handshake answers wait to be sent.
     pub fn took_meanwhile(&self) -> bool {
         !self.answers.is_empty() || self.relay.took_meanwhile()
@@ -203,17 +210,19 @@ impl SecureRelay {
     }
 
     /// Ends a turn ([`Relay::end_turn`]), then makes the handshakes of waiting HELLOs, as many
-    /// as take a quarter of the time since the last turn ended (a long turn, a fan-out to
-    /// 10,000 members, makes room for more: a crowd joins in seconds, and chat waits at most
-    /// a quarter longer), [`HANDSHAKES_PER_TURN`] to [`MAX_HANDSHAKES_PER_TURN`]; forgets
-    /// expired transports once a tick.
+    /// as take a quarter of the time since the last turn ended, less the last turn's own
+    /// handshakes (a long turn, a fan-out to 10,000 members, makes room for more: a crowd
+    /// joins in seconds, and chat waits at most a quarter longer), [`HANDSHAKES_PER_TURN`] to
+    /// [`MAX_HANDSHAKES_PER_TURN`]; forgets expired transports once a tick.
     pub fn end_turn(&mut self, now: Instant, wall: Millis) {
         self.clock = Some(now);
         self.relay.end_turn(now, wall);
         let since = (self.last_turn).map_or(std::time::Duration::ZERO, |t| {
             now.saturating_duration_since(t)
         });
+        let since = since.saturating_sub(HANDSHAKE_COST * self.last_handshakes);
         self.last_turn = Some(now);
+        self.last_handshakes = 0;
         let budget = usize::try_from((since / 4).as_micros() / HANDSHAKE_COST.as_micros())
             .unwrap_or(usize::MAX)
             .clamp(HANDSHAKES_PER_TURN, MAX_HANDSHAKES_PER_TURN);
@@ -222,6 +231,7 @@ impl SecureRelay {
                 break;
             };
             self.take(now, wall, from, &hello);
+            self.last_handshakes += 1;
         }
         let mut forgot = false;
         while let Some(&(addr, at)) = self.left.front()

@@ -122,7 +122,7 @@ impl Relay {
         if self.committed > self.heartbeat_seq {
             self.heartbeat_seq = self.committed;
             let latest = self.committed;
-            self.broadcast(Lane::Presence, None, &Packet::Pong { latest });
+            self.broadcast(Lane::Heartbeat, None, &Packet::Pong { latest });
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::proto::secure::keys::{Keypair, PublicKey};
 use crate::proto::wire::MAX_DATAGRAM;
 use crate::relay::secure::SecureRelay;
 use crate::relay::{Config, Relay, Stats, TICK};
-use crate::serve::batch::{BATCH_SEND, Batch};
+use crate::serve::batch::Batch;
 use crate::serve::clock::ClockWatch;
 use crate::serve::lock::{DataLock, LockError};
 use crate::serve::owners;
@@ -408,6 +408,9 @@ impl Server {
     /// sends their fan-out first, then what is left.
     async fn send_all(&mut self, batch: &mut Batch, inbox: &mut [u8], read: bool) {
         let mut since_read = 0usize;
+        // Datagrams of presence and answers sent this turn: they get at least READ_EVERY of
+        // them a turn, so that steady chat delays them but never starves them.
+        let mut lower = 0usize;
         loop {
             while !batch.is_full() {
                 let Some(to) = self.relay.poll_transmit_into(batch.next_buffer()) else {
@@ -420,14 +423,17 @@ impl Server {
             }
             // One unreachable client must not stop the others: UDP is best-effort and the
             // client's own retransmission and gap repair recover what is lost here.
-            since_read += BATCH_SEND;
+            since_read += batch.len();
+            if !self.relay.chat_queued() {
+                lower += batch.len();
+            }
             batch.send(&self.socket).await;
             if read && since_read >= READ_EVERY {
                 since_read = 0;
                 self.take_waiting(inbox);
                 // Messages came while presence or answers go out: they are written and fanned
                 // out first, the rest of these after them.
-                if self.relay.chat_waiting() {
+                if lower >= READ_EVERY && self.relay.chat_waiting() {
                     return;
                 }
             }
