@@ -64,7 +64,7 @@ use uuid::Uuid;
 
 use crate::proto::message::{Message, Millis, check_text};
 use crate::proto::secure::keys::PublicKey;
-use crate::proto::wire::{Acked, Change, ErrorCode, LeaveReason, MAX_LEAVE_BYTES, Packet, Proof};
+use crate::proto::wire::{Acked, Change, LeaveReason, MAX_LEAVE_BYTES, Packet, Proof};
 use crate::relay::limit::Bucket;
 use owners::Owners;
 
@@ -156,11 +156,9 @@ pub struct Relay {
     presence: Vec<(Option<SocketAddr>, Change)>,
     /// The names whose arrival `presence_out` tells, while it holds any.
     announcing: HashSet<String>,
-    /// Datagrams put in `presence_out` and taken from it since the relay started, and the
-    /// count put when the last presence change (not a heartbeat) went in.
-    presence_pushed: u64,
-    presence_popped: u64,
-    presence_last_change: u64,
+    /// Datagrams to take from `presence_out` until the last presence change (not a
+    /// heartbeat) in it is out.
+    changes_out: usize,
     /// Presence changes announced since the relay started.
     announced: u64,
     /// Whether this turn sent its share of presence changes already.
@@ -225,9 +223,7 @@ impl Relay {
             held_acks: Vec::new(),
             presence: Vec::new(),
             announcing: HashSet::new(),
-            presence_pushed: 0,
-            presence_popped: 0,
-            presence_last_change: 0,
+            changes_out: 0,
             announced: 0,
             presence_sent: false,
             transmits: VecDeque::new(),
@@ -450,55 +446,9 @@ impl Relay {
         Some(message)
     }
 
-    /// Tells every session that the relay is stopping (ERROR Stopping, each with its token's
-    /// proof), so that clients say so at once and try again, rather than noticing the silence
-    /// seconds later. The shell calls it once, at a clean shutdown, then sends what is queued.
-    pub fn stopping(&mut self) {
-        let packet = Packet::Error {
-            code: ErrorCode::Stopping,
-            id: Uuid::nil(),
-            message: "the relay is stopping: join again later".to_owned(),
-        };
-        self.broadcast(outgoing::Lane::Chat, None, &packet);
-    }
-
     fn dropped(&mut self, from: SocketAddr, why: String) {
         tracing::trace!(%from, %why, "dropped a datagram");
         self.last_dropped = Some(Dropped { from, why });
-    }
-
-    /// The next datagram to send.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        let mut bytes = Vec::new();
-        let to = self.poll_transmit_into(&mut bytes)?;
-        Some(Transmit {
-            to,
-            bytes: bytes.into(),
-        })
-    }
-
-    /// The next datagram to send, written into `buf` (cleared first); where to send it.
-    /// [`Relay::poll_transmit`] without an allocation per datagram.
-    pub fn poll_transmit_into(&mut self, buf: &mut Vec<u8>) -> Option<SocketAddr> {
-        if self.transmits.is_empty() {
-            self.flush();
-        }
-        // The turn's chat first, then presence, then the pages of answers.
-        let q = (self.transmits.pop_front())
-            .or_else(|| {
-                let q = self.presence_out.pop_front()?;
-                self.presence_popped += 1;
-                if self.presence_popped >= self.presence_last_change {
-                    // The arrivals it told are all out (what is left is heartbeats).
-                    self.announcing.clear();
-                }
-                Some(q)
-            })
-            .or_else(|| self.bulk_out.pop_front())?;
-        buf.clear();
-        buf.extend_from_slice(&q.bytes);
-        q.proof.write(buf);
-        Some(q.to)
     }
 
     /// The next history answer that needs the log.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::intake::FANOUT_PER_TURN;
-use super::{Pending, Queued, Relay, Session};
+use super::{Pending, Queued, Relay, Session, Transmit};
 use crate::proto::message::Message;
 use crate::proto::wire::{
     ACK_HEADER, ACKED_LEN, Acked, Change, ErrorCode, MAX_PACKET, MESSAGES_HEADER, PRESENCE_HEADER,
@@ -85,7 +85,7 @@ impl Relay {
     /// Sends the presence changes on their way, then the turn's share of those waiting, in the
     /// chat's lane: before the messages of someone whose arrival they tell.
     pub(super) fn announce_first(&mut self) {
-        self.presence_popped += self.presence_out.len() as u64;
+        self.changes_out = 0;
         self.transmits.extend(self.presence_out.drain(..));
         self.announcing.clear();
         if !self.presence.is_empty() {
@@ -184,6 +184,52 @@ impl Relay {
         }
     }
 
+    /// Tells every session that the relay is stopping (ERROR Stopping, each with its token's
+    /// proof), so that clients say so at once and try again, rather than noticing the silence
+    /// seconds later. The shell calls it once, at a clean shutdown, then sends what is queued.
+    pub fn stopping(&mut self) {
+        let packet = Packet::Error {
+            code: ErrorCode::Stopping,
+            id: Uuid::nil(),
+            message: "the relay is stopping: join again later".to_owned(),
+        };
+        self.broadcast(Lane::Chat, None, &packet);
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        let mut bytes = Vec::new();
+        let to = self.poll_transmit_into(&mut bytes)?;
+        Some(Transmit {
+            to,
+            bytes: bytes.into(),
+        })
+    }
+
+    /// The next datagram to send, written into `buf` (cleared first); where to send it.
+    /// [`Relay::poll_transmit`] without an allocation per datagram.
+    pub fn poll_transmit_into(&mut self, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        if self.transmits.is_empty() {
+            self.flush();
+        }
+        // The turn's chat first, then presence, then the pages of answers.
+        let q = (self.transmits.pop_front())
+            .or_else(|| {
+                let q = self.presence_out.pop_front()?;
+                self.changes_out = self.changes_out.saturating_sub(1);
+                if self.changes_out == 0 {
+                    // The arrivals it told are all out (what is left is heartbeats).
+                    self.announcing.clear();
+                }
+                Some(q)
+            })
+            .or_else(|| self.bulk_out.pop_front())?;
+        buf.clear();
+        buf.extend_from_slice(&q.bytes);
+        q.proof.write(buf);
+        Some(q.to)
+    }
+
     /// Sends `packet` to every joined client but `except`, in `lane`.
     pub(super) fn broadcast(&mut self, lane: Lane, except: Option<SocketAddr>, packet: &Packet) {
         let bytes: Arc<[u8]> = packet.encode().into();
@@ -216,9 +262,8 @@ impl Relay {
             Lane::Chat => self.transmits.push_back(queued),
             Lane::Presence | Lane::Heartbeat => {
                 self.presence_out.push_back(queued);
-                self.presence_pushed += 1;
                 if lane == Lane::Presence {
-                    self.presence_last_change = self.presence_pushed;
+                    self.changes_out = self.presence_out.len();
                 }
             }
         }

@@ -7,6 +7,7 @@
 //! | [`batch`] | datagrams sent many to a system call (sendmmsg) |
 //! | [`clock`] | steps of the wall clock, told from the steady clock, for the relay's log |
 //! | [`lock`] | one relay a data directory: the `urc.lock` file, held while the relay runs |
+//! | [`report`] | what the relay's log says of its state: drops and refusals, the minute summary |
 //! | [`repair`] | `urc serve --repair-log`: damaged log records replaced by placeholders |
 //! | [`owners`] | who owns each name, `names.json`, and `--release-name` |
 
@@ -15,5 +16,6 @@ pub mod clock;
 pub mod lock;
 pub mod owners;
 pub mod repair;
+pub mod report;
 pub mod server;
 pub mod store;

@@ -25,6 +25,7 @@ use crate::serve::batch::Batch;
 use crate::serve::clock::ClockWatch;
 use crate::serve::lock::{DataLock, LockError};
 use crate::serve::owners;
+use crate::serve::report::{self, REPORT_EVERY, SUMMARY_EVERY};
 use crate::serve::store::{LogEvent, OpenError, Store};
 
 /// The port the relay listens on by default (outside the ephemeral range).
@@ -38,10 +39,6 @@ const BATCH: usize = 1024;
 const READ_EVERY: usize = 256;
 /// How often the relay looks at its log's file and writes the last seq stored.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
-/// How often, at most, dropped and refused datagrams are summed up in the relay's log.
-const REPORT_EVERY: Duration = Duration::from_secs(10);
-/// How often the relay logs a one-line summary of its state.
-const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
 /// A relay bound to its socket with its log open, ready to [`Server::run`].
 #[derive(Debug)]
@@ -231,11 +228,11 @@ impl Server {
             }
             if now >= next_report {
                 next_report = now + REPORT_EVERY;
-                reported = self.report_drops(reported);
+                reported = report::drops(self.relay.relay_mut(), reported);
             }
             if now >= next_summary {
                 next_summary = now + SUMMARY_EVERY;
-                summarised = self.summarise(summarised);
+                summarised = report::summary(self.relay.relay(), summarised);
             }
             self.persist();
             self.serve_reads();
@@ -289,57 +286,6 @@ impl Server {
         if let Err(e) = self.store.mark(self.relay.relay().latest()) {
             tracing::error!(error = %e, "cannot write the last seq stored beside the log");
         }
-    }
-
-    /// Logs, at most once per [`REPORT_EVERY`], what was dropped or refused since `before`;
-    /// returns the counts as they are now.
-    fn report_drops(&mut self, before: Stats) -> Stats {
-        let now = self.relay.relay().stats().clone();
-        let delta = |f: fn(&Stats) -> u64| f(&now) - f(&before);
-        let counts = [
-            ("malformed", delta(|s| s.malformed)),
-            ("wrong or missing session", delta(|s| s.unauthorised)),
-            ("over the 3x budget", delta(|s| s.over_budget)),
-            ("rate limited", delta(|s| s.rate_limited)),
-            ("joins refused", delta(|s| s.joins_refused)),
-            ("texts refused", delta(|s| s.refused)),
-        ];
-        if counts.iter().any(|(_, n)| *n > 0) {
-            let summary: Vec<String> = counts
-                .iter()
-                .filter(|(_, n)| *n > 0)
-                .map(|(what, n)| format!("{n} {what}"))
-                .collect();
-            let last = self
-                .relay
-                .relay_mut()
-                .take_last_dropped()
-                .map(|d| format!("; last from {}: {}", d.from, d.why))
-                .unwrap_or_default();
-            tracing::warn!(
-                "in the last {}s: {}{last}",
-                REPORT_EVERY.as_secs(),
-                summary.join(", ")
-            );
-        }
-        now
-    }
-
-    /// Logs one line: clients, messages a second and datagrams dropped since `before`.
-    fn summarise(&self, before: Stats) -> Stats {
-        let now = self.relay.relay().stats().clone();
-        let dropped = (now.malformed + now.unauthorised + now.over_budget + now.rate_limited)
-            - (before.malformed + before.unauthorised + before.over_budget + before.rate_limited);
-        tracing::info!(
-            "{} clients; {:.1} messages/s over the last {}s; latest seq {}; {} datagrams dropped; {} KiB of messages waiting",
-            self.relay.relay().clients().len(),
-            (now.stored - before.stored) as f64 / SUMMARY_EVERY.as_secs_f64(),
-            SUMMARY_EVERY.as_secs(),
-            self.relay.relay().latest(),
-            dropped,
-            self.relay.relay().parked_bytes() / 1024
-        );
-        now
     }
 
     /// Hands one datagram to the relay; the buffer is one byte longer than the largest valid

@@ -4,13 +4,10 @@
 //! the line being typed (rustyline's external printer). From a pipe, each line of stdin is a
 //! message or a command and each event is one line of stdout.
 
-use std::io::{self, BufRead, IsTerminal as _, Write};
+use std::io::{self, IsTerminal as _, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use rustyline::error::ReadlineError;
-use rustyline::history::DefaultHistory;
-use rustyline::{Editor, ExternalPrinter};
 use smol::Async;
 use smol::future::FutureExt as _;
 
@@ -19,14 +16,15 @@ use crate::proto::message::Millis;
 use crate::proto::wire::MAX_DATAGRAM;
 use crate::term::command::{self, Command};
 use crate::term::complete::Names;
-use crate::term::editor::{Assist, Connection, Hold, Why};
+use crate::term::editor::{Assist, Connection, Hold};
 use crate::term::ending::{TerminalMode, leave_signals, say_goodbye, tell_what_is_owed};
+use crate::term::input::{Input, spawn_editor, spawn_stdin_reader};
 use crate::term::output::{EDITOR_SETTLES, Output};
 use crate::term::pins::{first_contact, key_changed};
 use crate::term::render::Renderer;
 use crate::term::resize::Screen;
+use crate::term::seen;
 use crate::term::view::View;
-use crate::term::{echo, resize, resume, seen};
 
 /// How long `urc join` waits, once its input has ended, for its messages to be acknowledged:
 /// counted from the last acknowledgement, so a long paste that the relay takes at its own
@@ -59,13 +57,6 @@ pub struct Options {
 }
 
 pub use crate::term::ending::JoinError;
-
-/// Input from the user's side.
-enum Input {
-    Line(String),
-    End,
-    Printer(Box<dyn ExternalPrinter + Send>),
-}
 
 /// Runs a client session until the user quits or input ends.
 ///
@@ -393,109 +384,4 @@ fn handle_line(
         Some(Command::Invalid(hint)) => local(output, Event::Error(hint)),
     }
     None
-}
-
-/// Reads stdin line by line on a thread of its own (stdin has no async interface).
-fn spawn_stdin_reader(tx: async_channel::Sender<Input>) {
-    std::thread::spawn(move || {
-        let stdin = io::stdin();
-        let mut reader = stdin.lock();
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let line = String::from_utf8_lossy(&buf);
-                    let line = line.trim_end_matches(['\n', '\r']).to_owned();
-                    if tx.send_blocking(Input::Line(line)).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-        let _ = tx.send_blocking(Input::End);
-    });
-}
-
-/// Runs rustyline on a thread of its own; it stops after `/quit` or Ctrl-D so the terminal is
-/// given back in its normal mode (Ctrl-C only clears the line).
-fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assist: Assist) {
-    std::thread::spawn(move || {
-        // rustyline skips the helper's highlighting under NO_COLOR; the helper draws the
-        // connection into the prompt and honours NO_COLOR itself, so it is always asked.
-        // Without bracketed paste a paste of lines comes as lines typed, each accepted and
-        // erased in turn: one drawn whole would be taller than the screen, and the rows that
-        // scroll away cannot be erased.
-        let config = rustyline::Config::builder()
-            .color_mode(rustyline::ColorMode::Forced)
-            .bracketed_paste(false)
-            .build();
-        let hold = assist.hold.clone();
-        let assist_screen = assist.screen.clone();
-        let mut editor = match Editor::<Assist, DefaultHistory>::with_config(config) {
-            Ok(mut e) => {
-                e.set_helper(Some(assist));
-                e
-            }
-            Err(e) => {
-                eprintln!("urc: cannot use the terminal ({e}): reading plain lines instead");
-                return spawn_stdin_reader(tx);
-            }
-        };
-        if let Ok(printer) = editor.create_external_printer() {
-            let _ = tx.send_blocking(Input::Printer(Box::new(printer)));
-        }
-        let reading = resume::Reading::default();
-        if let Ok(printer) = editor.create_external_printer() {
-            resume::watch(Box::new(printer), reading.clone());
-        }
-        let screen = assist_screen;
-        if let Ok(printer) = editor.create_external_printer() {
-            resize::watch(
-                Box::new(printer),
-                screen.clone(),
-                reading.clone(),
-                hold.clone(),
-            );
-        }
-        let prompt = format!("{}> ", crate::term::render::sanitize(&name));
-        screen.prompt(&prompt);
-        loop {
-            reading.set(true);
-            let read = editor.readline(&prompt);
-            reading.set(false);
-            match read {
-                // A paste of several lines arrives as one (bracketed paste): each of its lines
-                // is a message or a command of its own, as if typed one by one.
-                Ok(text) => {
-                    // The typed line shows once: as the message, when the relay stored it.
-                    let cols = editor.dimensions().map_or(80, |(cols, _)| cols);
-                    let rows = echo::rows_taken(&prompt, &text, usize::from(cols));
-                    let mut out = io::stdout().lock();
-                    let _ = out
-                        .write_all(echo::erase(rows).as_bytes())
-                        .and_then(|()| out.flush());
-                    drop(out);
-                    hold.set(Why::Accepted, false);
-                    for line in text.split(['\n', '\r']) {
-                        if !line.trim().is_empty() {
-                            let _ = editor.add_history_entry(line);
-                        }
-                        let quit = matches!(command::parse(line), Some(Command::Quit(_)));
-                        if tx.send_blocking(Input::Line(line.to_owned())).is_err() || quit {
-                            return;
-                        }
-                    }
-                }
-                // Ctrl-C drops the line being typed, as in readline; it never quits.
-                Err(ReadlineError::Interrupted) => {}
-                // Ctrl-D on an empty line, or a terminal that fails: input ends.
-                Err(_) => {
-                    let _ = tx.send_blocking(Input::End);
-                    return;
-                }
-            }
-        }
-    });
 }

@@ -4,6 +4,7 @@
 //! | module | role |
 //! |---|---|
 //! | [`join`] | the socket loop around [`crate::client`], fed by a terminal or a pipe |
+//! | `input` | the user's lines, from a pipe's stdin or rustyline's editor, each on a thread of its own |
 //! | [`ending`] | how it ends: errors and undelivered lines, the signals to leave on, the terminal |
 //! | [`command`] | what a typed line means: chat text or a `/command` |
 //! | [`editor`] | the terminal editor's helper: completion and the connection in the prompt |
@@ -24,6 +25,7 @@ pub mod complete;
 pub mod echo;
 pub mod editor;
 pub mod ending;
+mod input;
 pub mod join;
 pub mod mention;
 mod output;
