@@ -174,7 +174,6 @@ fn a_join_storm_costs_each_member_one_presence_datagram_a_turn() {
             name: format!("j{k}"),
             history: 0,
             instance: Uuid::from_u128(k as u128 + 1),
-            cookie: Vec::new(),
         }
         .encode()
     };
@@ -259,7 +258,6 @@ fn an_arrival_is_announced_before_the_first_words_of_the_same_turn() {
         name: "bob".into(),
         history: 0,
         instance,
-        cookie: Vec::new(),
     }
     .encode();
     // Bob's JOIN and his first SEND in one turn (the SEND needs his token, so the turn is
@@ -300,7 +298,6 @@ fn storm_under_way(d: &mut Driver) -> (Vec<(SocketAddr, Token)>, Vec<Outgoing>) 
             name: format!("j{k}"),
             history: 0,
             instance: Uuid::from_u128(k as u128 + 1),
-            cookie: Vec::new(),
         };
         d.relay.handle(d.now, d.wall(), joiner(k), &join.encode());
     }
@@ -361,10 +358,9 @@ fn what_is_taken_while_a_turn_goes_out_wants_the_next_turn_at_once() {
     assert!(d.relay.took_meanwhile(), "a reply to send now");
 }
 
-#[test]
-fn answers_left_unsent_wait_for_their_turn_instead_of_piling_up() {
-    // Steady chat ends every turn before the last turn's pages of answers are out: the next
-    // turns queue no more pages until those are sent (a turn's pages are at most 256 KiB).
+/// alice (of 1000 messages of 900 bytes) asked for all of them, and the first 3 of the
+/// turn's pages of the answer are sent: the rest wait to leave.
+fn history_under_way() -> (Driver, SocketAddr) {
     let mut d = Driver::with_log_of(roomy(), 1000, 900);
     let alice = addr(1);
     let token = d.member(alice, "alice");
@@ -377,8 +373,20 @@ fn answers_left_unsent_wait_for_their_turn_instead_of_piling_up() {
     d.relay.handle(d.now, d.wall(), alice, &history.encode());
     d.relay.end_turn(d.now, d.wall());
     for _ in 0..3 {
-        d.relay.poll_transmit().expect("pages to send");
+        let t = d.relay.poll_transmit().expect("pages to send");
+        assert!(matches!(
+            Packet::decode(&t.bytes),
+            Ok(Packet::HistoryPage { req: 1, .. })
+        ));
     }
+    (d, alice)
+}
+
+#[test]
+fn answers_left_unsent_wait_for_their_turn_instead_of_piling_up() {
+    // Steady chat ends every turn before the last turn's pages of answers are out: the next
+    // turns queue no more pages until those are sent (a turn's pages are at most 256 KiB).
+    let (mut d, _) = history_under_way();
     // A second later (the allowances full again) the next turn comes, the pages not yet out.
     d.now += Duration::from_secs(1);
     d.relay.end_turn(d.now, d.wall());
@@ -391,6 +399,44 @@ fn answers_left_unsent_wait_for_their_turn_instead_of_piling_up() {
     assert!(
         queued > 100,
         "the first turn's pages ({queued}) are still sent"
+    );
+}
+
+#[test]
+fn what_was_queued_for_a_session_is_not_sent_to_the_one_that_replaced_it() {
+    // Pages of alice's history answer wait to leave when another client process joins from her
+    // address (she crashed and a new one started on the same port): they answer a request of
+    // the old process, whose request numbers the new one reuses, and must not reach it.
+    let (mut d, alice) = history_under_way();
+    let again = Packet::Join {
+        name: "alice".into(),
+        history: 0,
+        instance: Uuid::new_v4(),
+    };
+    d.relay.handle(d.now, d.wall(), alice, &again.encode());
+    let after: Vec<Packet> = std::iter::from_fn(|| d.relay.poll_transmit())
+        .filter(|t| t.to == alice)
+        .map(|t| Packet::decode(&t.bytes).expect("valid"))
+        .collect();
+    assert!(
+        matches!(after.first(), Some(Packet::Welcome { .. })),
+        "the new process is welcomed: {:?}",
+        after.first()
+    );
+    assert!(
+        !after
+            .iter()
+            .any(|p| matches!(p, Packet::HistoryPage { req: 1, .. })),
+        "a page of the old session's answer reached the new one: {:?}",
+        after
+            .iter()
+            .map(|p| format!("{p:?}").chars().take(60).collect::<String>())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        d.relay.stats().stale > 100,
+        "{} pages dropped",
+        d.relay.stats().stale
     );
 }
 

@@ -5,14 +5,13 @@ use std::time::{Duration, Instant};
 
 use urc::client::{Client, Config, Event};
 use urc::proto::message::{Message, Millis};
-use urc::proto::wire::{Change, ErrorCode, LeaveReason, Packet, Proof, Token};
+use urc::proto::wire::{Change, ErrorCode, LeaveReason, Packet, Token};
 use uuid::Uuid;
 
-/// A client and the relay's side of it: what the relay would send, with the right proofs.
+/// A client and the relay's side of it: what the relay would send.
 struct Room {
     client: Client,
     now: Instant,
-    instance: Uuid,
     token: Token,
 }
 
@@ -26,15 +25,13 @@ impl Room {
             since: None,
         };
         let mut client = Client::new(config, now);
-        let Some(Ok(Packet::Join { instance, .. })) =
-            client.poll_transmit().map(|b| Packet::decode(&b))
+        let Some(Ok(Packet::Join { .. })) = client.poll_transmit().map(|b| Packet::decode(&b))
         else {
             panic!("the client did not join first");
         };
         let mut room = Room {
             client,
             now,
-            instance,
             token: Token([7; 16]),
         };
         room.welcome();
@@ -44,11 +41,9 @@ impl Room {
         room
     }
 
-    /// The relay sends `packet` with `proof`.
-    fn send(&mut self, packet: &Packet, proof: Proof) {
-        let mut bytes = packet.encode();
-        proof.write(&mut bytes);
-        self.client.handle(self.now, &bytes);
+    /// The relay sends `packet`.
+    fn send(&mut self, packet: &Packet) {
+        self.client.handle(self.now, &packet.encode());
     }
 
     fn welcome(&mut self) {
@@ -58,7 +53,7 @@ impl Room {
             latest: 0,
             timeout_ms: 30_000,
         };
-        self.send(&welcome, Proof::of_instance(&self.instance));
+        self.send(&welcome);
     }
 
     /// Time passes, the client's timers run.
@@ -97,7 +92,7 @@ impl Room {
                 names.insert(0, "alice".into());
             }
             let names = Packet::Names { req, total, names };
-            self.send(&names, Proof::of_token(&self.token));
+            self.send(&names);
         }
     }
 
@@ -111,17 +106,17 @@ impl Room {
         let packet = Packet::Presence {
             changes: vec![change],
         };
-        self.send(&packet, Proof::of_token(&self.token));
+        self.send(&packet);
     }
 
     /// The relay restarted: the client hears NotJoined, joins again, is welcomed.
     fn rejoin(&mut self) {
         let refused = Packet::Error {
             code: ErrorCode::NotJoined,
-            id: Uuid::nil(),
+            id: Uuid::from_bytes(self.token.0),
             message: "not joined: join again".into(),
         };
-        self.send(&refused, Proof::of_token(&self.token));
+        self.send(&refused);
         self.token = Token([8; 16]);
         self.welcome();
     }
@@ -177,7 +172,7 @@ fn a_message_after_its_senders_leave_does_not_bring_them_back() {
             time: Millis(1_795_593_600_000),
         }],
     };
-    room.send(&said, Proof::of_token(&room.token));
+    room.send(&said);
     assert_eq!(room.client.present(), Vec::<String>::new());
     // So the next rejoin has nobody to tell leaving twice.
     room.rejoin();

@@ -316,7 +316,6 @@ fn numbers_at_their_extremes_do_not_break_a_debug_relay() {
         name: "edge".into(),
         history: 0,
         instance: Uuid::from_u128(7),
-        cookie: Vec::new(),
     };
     let Packet::Welcome { token, .. } = answer(&mut sealed, &join) else {
         panic!("not welcomed")

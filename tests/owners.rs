@@ -42,7 +42,6 @@ impl Room {
             name: name.into(),
             history: 0,
             instance,
-            cookie: Vec::new(),
         };
         self.relay
             .handle_as(self.now, Millis::now(), from, &join.encode(), Some(key));

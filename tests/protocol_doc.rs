@@ -1,21 +1,21 @@
 //! Keeps docs/protocol.md and the code in step: every hex dump in the document must decode,
 //! re-encode to the same bytes and be the frame or packet its caption names; the handshake's
 //! frames must be exactly what the fixed test keys make, and its DATA must open to the JOIN
-//! shown; every relay packet's proof must be made of a secret its receiver has; and the
-//! document's session must be exactly what the relay answers, proofs included, both its rules
-//! alone and a real relay over UDP, through the secure channel.
+//! shown; every ERROR NotJoined must name a token its receiver was given; and the document's
+//! session must be exactly what the relay answers, both its rules alone and a real relay over
+//! UDP, through the secure channel.
 //!
 //! A dump is a fenced code block with the info string `hex`; what follows `#` on a line is a
 //! comment. The last non-empty line before it is its caption:
 //! `**<step>. <sender> → <receiver>: <TYPE>** (<n> bytes)`. A sender named `<someone> (as
-//! <client>)` sends from that client's address (a spoofed source). A dump whose header says
-//! version 2 is a frame, version 1 a packet; a packet right after a DATA frame of the same
+//! <client>)` sends from that client's address (a spoofed source). A dump whose type is
+//! 0x10 to 0x1f is a frame, any other a packet; a packet right after a DATA frame of the same
 //! step and sender is what that DATA seals.
 //!
 //! The relay picks tokens (and keys, cookies and indices) at random: the replay maps the
-//! document's tokens to the ones it really picked, the way a client would use them, and so the
-//! proofs the relay writes in its packets, which are made of tokens and instances. Over UDP
-//! the clients make handshakes of their own, with keys of their own.
+//! document's tokens to the ones it really picked, the way a client would use them (in the
+//! packets it sends, and as a NotJoined names them). Over UDP the clients make handshakes of
+//! their own, with keys of their own.
 
 mod common;
 
@@ -30,7 +30,7 @@ use urc::proto::secure::frame::{self, Frame};
 use urc::proto::secure::keys::Keypair;
 use urc::proto::secure::noise::{Initiation, accept_with};
 use urc::proto::secure::transport::Transport;
-use urc::proto::wire::{ErrorCode, PROOF_LEN, Packet, Proof, Token};
+use urc::proto::wire::{ErrorCode, Packet, Token};
 use urc::relay::{Config, Relay, Stats};
 use urc::serve::server::Server;
 use zeroize::Zeroizing;
@@ -58,9 +58,9 @@ struct Dump {
 }
 
 impl Dump {
-    /// True for a frame of the secure channel (version 2), false for a packet (version 1).
+    /// True for a frame of the secure channel (types 0x10 to 0x1f), false for a packet.
     fn is_frame(&self) -> bool {
-        self.bytes.get(1) == Some(&frame::VERSION)
+        self.bytes.get(2).is_some_and(|t| (0x10..0x20).contains(t))
     }
 
     fn frame(&self) -> Frame<'_> {
@@ -160,7 +160,6 @@ fn kind_name(p: &Packet) -> &'static str {
         Packet::Presence { .. } => "PRESENCE",
         Packet::Names { .. } => "NAMES",
         Packet::Pong { .. } => "PONG",
-        Packet::Challenge { .. } => "CHALLENGE",
     }
 }
 
@@ -190,11 +189,6 @@ fn decode(d: &Dump) -> Packet {
 /// The client a party is: `alice (new address)` is alice, `mallory (as bob)` is mallory.
 fn client_of(party: &str) -> &str {
     party.split_once(" (").map_or(party, |(client, _)| client)
-}
-
-/// The proof of a relay packet of the document.
-fn proof(d: &Dump) -> Proof {
-    Proof::read(&d.bytes).unwrap_or_else(|| panic!("line {}: step {} has no proof", d.line, d.step))
 }
 
 /// True when `packet` is what the DATA frame `data` seals: it follows it, with its step and
@@ -264,15 +258,11 @@ fn every_dump_decodes_to_what_its_caption_names() {
         }
         let p = decode(d);
         assert_eq!(kind_name(&p), d.kind, "line {}", d.line);
-        // The dumps are canonical: what the code encodes, byte for byte, with the proof the
-        // relay writes in. (Tokens are fixed example values, so this holds for the relay's
-        // WELCOME too.)
-        let mut again = p.encode();
-        if d.from == "relay" {
-            proof(d).write(&mut again);
-        }
+        // The dumps are canonical: what the code encodes, byte for byte. (Tokens are fixed
+        // example values, so this holds for the relay's WELCOME too.)
         assert_eq!(
-            again, d.bytes,
+            p.encode(),
+            d.bytes,
             "line {}: does not re-encode the same",
             d.line
         );
@@ -280,18 +270,6 @@ fn every_dump_decodes_to_what_its_caption_names() {
             to_relay,
             d.bytes[2] < 0x80,
             "line {}: wrong direction",
-            d.line
-        );
-        if let Packet::Join { cookie, .. } = &p {
-            assert!(
-                cookie.is_empty(),
-                "line {}: a JOIN's cookie is empty now",
-                d.line
-            );
-        }
-        assert!(
-            !matches!(p, Packet::Challenge { .. }),
-            "line {}: the relay sends no CHALLENGE 0x89 now",
             d.line
         );
     }
@@ -501,42 +479,40 @@ fn every_unknown_echoes_the_data_it_answers() {
     assert_eq!(unknowns, 2, "mallory's and alice's at her new address");
 }
 
-/// Every relay packet's proof is made of a secret its receiver has: the instance of a JOIN
-/// its client sent, or a token a WELCOME gave it (an ERROR NotJoined too: it echoes the token
-/// of the packet it refuses).
+/// Every ERROR NotJoined names a token its receiver was given: the one in the packet it
+/// refuses, which a WELCOME gave that client before.
 #[test]
-fn every_relay_dump_carries_a_proof_of_its_receiver() {
+fn every_not_joined_names_a_token_of_its_receiver() {
     let dumps = dumps(&document());
-    // Per client: the proofs it can check, from what it sent and received so far.
-    let mut known: HashMap<&str, Vec<[u8; PROOF_LEN]>> = HashMap::new();
-    for d in dumps.iter().filter(|d| !d.is_frame()) {
-        let p = decode(d);
-        if let Packet::Join { instance, .. } = &p {
-            let client = client_of(&d.from);
-            known
-                .entry(client)
-                .or_default()
-                .push(Proof::of_instance(instance).0);
-        }
-        if d.from != "relay" {
-            continue;
-        }
+    // Per client: the tokens WELCOMEs gave it so far.
+    let mut given: HashMap<&str, Vec<Token>> = HashMap::new();
+    let mut refusals = 0;
+    for d in dumps.iter().filter(|d| !d.is_frame() && d.from == "relay") {
         let client = client_of(&d.to);
-        let proof = proof(d);
-        // A NotJoined too: it carries the token of the packet it refuses.
-        assert!(
-            known.get(client).is_some_and(|k| k.contains(&proof.0)),
-            "line {}: step {}'s proof is of no instance or token {client} has",
-            d.line,
-            d.step
-        );
-        if let Packet::Welcome { token, .. } = &p {
-            known
-                .entry(client)
-                .or_default()
-                .push(Proof::of_token(token).0);
+        match decode(d) {
+            Packet::Welcome { token, .. } => given.entry(client).or_default().push(token),
+            Packet::Error {
+                code: ErrorCode::NotJoined,
+                id,
+                ..
+            } => {
+                refusals += 1;
+                assert!(
+                    given
+                        .get(client)
+                        .is_some_and(|t| t.contains(&Token(*id.as_bytes()))),
+                    "line {}: step {} names no token {client} was given",
+                    d.line,
+                    d.step
+                );
+            }
+            _ => {}
         }
     }
+    assert_eq!(
+        refusals, 2,
+        "the PINGs from alice's new address and after she left"
+    );
 }
 
 /// A relay the document's session is played against.
@@ -576,53 +552,11 @@ fn token_mut(p: &mut Packet) -> Option<&mut Token> {
     }
 }
 
-/// The document's proofs → the proofs the relay really writes.
-struct Proofs(HashMap<[u8; PROOF_LEN], Proof>);
-
-impl Proofs {
-    /// Only zero, the proof of NotJoined, is known before the session starts.
-    fn new() -> Self {
-        Proofs(HashMap::new())
-    }
-
-    /// The proof `doc` (of the document's token or instance) stands for `real` (of the token or
-    /// instance the relay really has).
-    fn learn(&mut self, doc: Proof, real: Proof) {
-        let before = self.0.insert(doc.0, real);
-        assert!(
-            before.is_none_or(|b| b == real),
-            "the document's proof {:02x?} stands for two",
-            doc.0
-        );
-    }
-
-    /// Checks that the relay wrote in `bytes` the proof the document wrote in `d`.
-    fn check(&self, d: &Dump, bytes: &[u8]) {
-        let doc = proof(d);
-        let real = Proof::read(bytes).expect("the relay's packets carry a proof");
-        let want = self.0.get(&doc.0).unwrap_or_else(|| {
-            panic!(
-                "line {}: step {}'s proof {:02x?} is of no token or instance of the session so far",
-                d.line, d.step, doc.0
-            )
-        });
-        assert!(
-            real == *want,
-            "line {}: step {} carries another proof than the document's {:02x?}",
-            d.line,
-            d.step,
-            doc.0
-        );
-    }
-}
-
 /// Plays the document's session: each client packet is delivered, then the relay's answers
 /// must be exactly the relay packets that follow it, in order, except for the tokens the relay
-/// chose, and the proofs made of those tokens (and the clock, when `room` has a real one). A
-/// WELCOME with a token the document used before must carry the token the relay chose then:
-/// the same session. Each relay packet must carry the proof of the real token or instance that
-/// the document's proof is made of (the document's instances are sent as they are), or zeros
-/// where the document has zeros.
+/// chose (and the clock, when `room` has a real one). A WELCOME with a token the document used
+/// before must carry the token the relay chose then: the same session; a NotJoined must name
+/// the real token of the document's.
 ///
 /// The handshake's frames are the channel's own: a room with the channel makes handshakes of
 /// its own, and seals each packet itself (so a DATA followed by its packet is that packet,
@@ -636,7 +570,6 @@ fn replay(room: &mut impl Room) {
     let mut tokens: HashMap<Token, Token> = HashMap::new();
     // Per client: the document's relay index of its transport (from its REPLY).
     let mut indices: HashMap<&str, u32> = HashMap::new();
-    let mut proofs = Proofs::new();
     let mut stopped = false;
     for (i, d) in dumps.iter().enumerate() {
         if d.is_frame() {
@@ -691,9 +624,6 @@ fn replay(room: &mut impl Room) {
             if !room.sealed() && refused_by_the_channel(&dumps, i) {
                 continue;
             }
-            if let Packet::Join { instance, .. } = &expected {
-                proofs.learn(Proof::of_instance(instance), Proof::of_instance(instance));
-            }
             if let Some(token) = token_mut(&mut expected)
                 && let Some(real) = tokens.get(token)
             {
@@ -733,7 +663,6 @@ fn replay(room: &mut impl Room) {
                             d.step
                         );
                         tokens.insert(*doc, *token);
-                        proofs.learn(Proof::of_token(doc), Proof::of_token(token));
                     }
                 }
                 *token = *doc;
@@ -751,13 +680,31 @@ fn replay(room: &mut impl Room) {
                     m.time = doc.time;
                 }
             }
+            (
+                Packet::Error {
+                    code: ErrorCode::NotJoined,
+                    id,
+                    ..
+                },
+                Packet::Error {
+                    code: ErrorCode::NotJoined,
+                    id: doc,
+                    ..
+                },
+            ) => {
+                let real = tokens.get(&Token(*doc.as_bytes()));
+                assert!(
+                    real.is_some_and(|t| t.0 == *id.as_bytes()),
+                    "line {}: step {} names another token than the document's",
+                    d.line,
+                    d.step
+                );
+                *id = *doc;
+            }
             _ => {}
         }
-        proofs.check(d, &bytes);
         assert_eq!(actual, expected, "line {}: step {}", d.line, d.step);
-        let mut again = actual.encode();
-        proof(d).write(&mut again);
-        assert_eq!(again, d.bytes, "line {}: step {}", d.line, d.step);
+        assert_eq!(actual.encode(), d.bytes, "line {}: step {}", d.line, d.step);
     }
     room.assert_quiet();
 }

@@ -16,8 +16,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use urc::proto::message::{MAX_TEXT_BYTES, Message, Millis};
 use urc::proto::wire::{
-    Acked, Change, DecodeError, ErrorCode, LeaveReason, MAGIC, MAX_CSN, MAX_PACKET, Packet, Proof,
-    Sent, Token, VERSION,
+    Acked, Change, DecodeError, ErrorCode, LeaveReason, MAGIC, MAX_CSN, MAX_PACKET, Packet, Sent,
+    Token, VERSION,
 };
 use urc::relay::Config;
 use uuid::Uuid;
@@ -120,14 +120,11 @@ fn change(max: usize) -> impl Strategy<Value = Change> {
 /// Any packet, its fields anything the format can carry.
 fn packet() -> impl Strategy<Value = Packet> {
     prop_oneof![
-        (text(255), any::<u16>(), uuid(), vec(any::<u8>(), 0..=255)).prop_map(
-            |(name, history, instance, cookie)| Packet::Join {
-                name,
-                history,
-                instance,
-                cookie,
-            }
-        ),
+        (text(255), any::<u16>(), uuid()).prop_map(|(name, history, instance)| Packet::Join {
+            name,
+            history,
+            instance,
+        }),
         (
             token(),
             csn(),
@@ -195,7 +192,6 @@ fn packet() -> impl Strategy<Value = Packet> {
             prop_oneof![vec(text(40), 0..5), vec(text(4), 0..=255)]
         )
             .prop_map(|(req, total, names)| Packet::Names { req, total, names }),
-        vec(any::<u8>(), 0..=255).prop_map(|cookie| Packet::Challenge { cookie }),
         any::<u64>().prop_map(|latest| Packet::Pong { latest }),
     ]
 }
@@ -238,17 +234,10 @@ fn apply(bytes: &mut Vec<u8>, damage: &Damage) {
 }
 
 /// Decodes `bytes`, which must not panic; what decodes must encode to the same bytes (one
-/// encoding per packet: nothing is ignored, nothing has two spellings), once the proof of a
-/// relay datagram (which the sender writes in, not the encoder) is put back.
+/// encoding per packet: nothing is ignored, nothing has two spellings).
 fn decodes_canonically(bytes: &[u8]) -> Result<(), TestCaseError> {
     match Packet::decode(bytes) {
-        Ok(p) => {
-            let mut again = p.encode();
-            if let Some(proof) = Proof::read(bytes) {
-                proof.write(&mut again);
-            }
-            prop_assert_eq!(again, bytes, "{:?}", p)
-        }
+        Ok(p) => prop_assert_eq!(p.encode(), bytes, "{:?}", p),
         Err(DecodeError::TooLong) => prop_assert!(bytes.len() > MAX_PACKET),
         Err(_) => {}
     }
@@ -577,7 +566,7 @@ proptest! {
         }
     }
 
-    /// A relay (or someone on the path who learnt the session's proof) sends a client numbers at
+    /// A relay (one that is broken, or taken over) sends a client numbers at
     /// their extremes: seqs, csns and ranges of 2^64, latest seqs at the top. The client never
     /// panics, and never asks to be woken again and again at the same moment (a loop).
     #[test]
@@ -591,22 +580,17 @@ proptest! {
         let mut now = Instant::now();
         let config = ClientConfig { name: "alice".into(), history: 20, since: None };
         let mut client = Client::new(config, now);
-        let Some(Ok(Packet::Join { instance, .. })) = client.poll_transmit().map(|b| Packet::decode(&b)) else {
+        let Some(Ok(Packet::Join { .. })) = client.poll_transmit().map(|b| Packet::decode(&b)) else {
             panic!("the client did not join first");
         };
         let token = Token([7; 16]);
-        let stamped = |p: &Packet, proof: Proof| {
-            let mut bytes = p.encode();
-            proof.write(&mut bytes);
-            bytes
-        };
         let welcome = Packet::Welcome { token, name: "alice".into(), latest, timeout_ms };
-        client.handle(now, &stamped(&welcome, Proof::of_instance(&instance)));
+        client.handle(now, &welcome.encode());
         client.request_who(now);
         client.request_history(now, 1000);
         let _ = client.send(now, "hello");
         for p in packets {
-            client.handle(now, &stamped(&p, Proof::of_token(&token)));
+            client.handle(now, &p.encode());
             // Wake it as it asks, a while: each wake is later than the one before.
             for _ in 0..20 {
                 let Some(at) = client.poll_timeout() else { break };
@@ -620,9 +604,8 @@ proptest! {
     }
 }
 
-/// A client joined to a relay that is this test: its token, and a way to stamp datagrams with
-/// the session's proof.
-fn joined_client() -> (urc::client::Client, Token, std::time::Instant) {
+/// A client joined to a relay that is this test.
+fn joined_client() -> (urc::client::Client, std::time::Instant) {
     use urc::client::{Client, Config as ClientConfig};
     let now = std::time::Instant::now();
     let config = ClientConfig {
@@ -631,9 +614,7 @@ fn joined_client() -> (urc::client::Client, Token, std::time::Instant) {
         since: None,
     };
     let mut client = Client::new(config, now);
-    let Some(Ok(Packet::Join { instance, .. })) =
-        client.poll_transmit().map(|b| Packet::decode(&b))
-    else {
+    let Some(Ok(Packet::Join { .. })) = client.poll_transmit().map(|b| Packet::decode(&b)) else {
         panic!("the client did not join first");
     };
     let token = Token([7; 16]);
@@ -643,11 +624,9 @@ fn joined_client() -> (urc::client::Client, Token, std::time::Instant) {
         latest: 0,
         timeout_ms: 30_000,
     };
-    let mut bytes = welcome.encode();
-    Proof::of_instance(&instance).write(&mut bytes);
-    client.handle(now, &bytes);
+    client.handle(now, &welcome.encode());
     while client.poll_event().is_some() {}
-    (client, token, now)
+    (client, now)
 }
 
 /// The pages of a WHO answer, made as the room changes (someone after the first page left
@@ -666,15 +645,13 @@ fn who_pages_in_any_order_or_twice_make_one_answer() {
     };
     let orders: [&[usize]; 4] = [&[0, 1], &[1, 0], &[1, 1, 0], &[0, 0, 1]];
     for order in orders {
-        let (mut client, token, now) = joined_client();
+        let (mut client, now) = joined_client();
         client.request_who(now);
         while client.poll_transmit().is_some() {}
         let pages = [page(&first, 200), page(&second, 199)];
         let mut shown = None;
         for &k in order {
-            let mut bytes = pages[k].encode();
-            Proof::of_token(&token).write(&mut bytes);
-            client.handle(now, &bytes);
+            client.handle(now, &pages[k].encode());
             while let Some(e) = client.poll_event() {
                 if let Event::Who { names } = e {
                     shown = Some(names);

@@ -82,7 +82,6 @@ fuzz_target!(|data: &[u8]| {
         name: "mallory".into(),
         history: 0,
         instance: Uuid::from_u128(7),
-        cookie: Vec::new(),
     };
     let mut sealed = Vec::new();
     mallory.seal(net.now, &join.encode(), &mut sealed);

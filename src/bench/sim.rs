@@ -190,8 +190,6 @@ impl Sim {
             name: self.name.clone(),
             history: 0,
             instance: self.instance,
-            // The handshake's cookie proved the address.
-            cookie: Vec::new(),
         };
         self.transmit(now, &join, bufs, ledger);
     }

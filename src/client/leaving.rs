@@ -56,12 +56,14 @@ impl Client {
     }
 
     /// A datagram from the relay while leaving: only the answer that the session is gone
-    /// matters (the NotJoined a LEAVE after the first gets, which carries our token's proof).
+    /// matters (the NotJoined a LEAVE after the first gets, naming our token).
     pub(super) fn while_leaving(&mut self, packet: &Packet) {
         if let Packet::Error {
             code: ErrorCode::NotJoined,
+            id,
             ..
         } = packet
+            && self.refuses_ours(*id)
         {
             self.phase = Phase::Closed;
         }

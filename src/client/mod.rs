@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::proto::message::{Invalid, MAX_TEXT_BYTES, Message, check_text, split_text};
-use crate::proto::wire::{MAX_HISTORY_REQUEST, Packet, Proof, Token};
+use crate::proto::wire::{MAX_HISTORY_REQUEST, Packet, Token};
 
 pub use event::Event;
 use history::{Purpose, Request, Who};
@@ -211,6 +211,12 @@ impl Client {
         matches!(self.phase, Phase::Joined { .. })
     }
 
+    /// How many sessions the relay opened for this client: one more each time it joined
+    /// afresh (a rejoin into the session the relay kept counts none).
+    pub fn sessions(&self) -> u32 {
+        self.sessions
+    }
+
     /// True when the relay refused the client for good or it left.
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed)
@@ -359,20 +365,20 @@ impl Client {
         self.events.pop_front()
     }
 
-    /// Takes one datagram from the relay.
+    /// Takes one packet from the relay (opened by [`SecureClient`]: only the relay could have
+    /// sealed it).
     pub fn handle(&mut self, now: Instant, bytes: &[u8]) {
-        let (Ok(packet), Some(proof)) = (Packet::decode(bytes), Proof::read(bytes)) else {
-            // Not from a urc relay, or damaged: nothing to do with it.
+        let Ok(packet) = Packet::decode(bytes) else {
+            // Not a packet of this version, or damaged: nothing to do with it.
             return;
         };
-        if self.is_closed() || !self.trusts(proof) {
+        if self.is_closed() {
             return;
         }
         if matches!(self.phase, Phase::Leaving { .. }) {
             return self.while_leaving(&packet);
         }
         if let Phase::Joining { attempt, next_try } = self.phase
-            && proof == Proof::of_instance(&self.instance)
             && matches!(packet, Packet::HistoryPage { req: 0, .. })
         {
             // The relay took our JOIN (its join history came) but its WELCOME was lost or is
@@ -397,14 +403,10 @@ impl Client {
         self.pump(now);
     }
 
-    /// Whether a datagram comes from the relay we talk to: it carries the proof of our instance
-    /// (an answer to our JOIN) or of our session's token (everything else, a NotJoined too: it
-    /// echoes the token of the datagram it refuses), which nobody off the path knows.
-    fn trusts(&self, proof: Proof) -> bool {
-        proof == Proof::of_instance(&self.instance)
-            || self
-                .session_token
-                .is_some_and(|t| proof == Proof::of_token(&t))
+    /// Whether an ERROR NotJoined refusing `token` (its `id`) is about our session: one
+    /// refusing a datagram of an older session, come late, is no news.
+    fn refuses_ours(&self, token: Uuid) -> bool {
+        self.session_token.is_some_and(|t| t.0 == *token.as_bytes())
     }
 
     fn take(&mut self, now: Instant, packet: Packet) {
@@ -440,8 +442,6 @@ impl Client {
             Packet::Pong { latest } => {
                 self.learn_latest(now, latest);
             }
-            // No longer sent: the handshake's cookie proves the address (see `tunnel.rs`).
-            Packet::Challenge { .. } => {}
             // Client-to-relay packets: not for us.
             _ => {}
         }

@@ -75,7 +75,16 @@ impl SecureClient {
         let mut packet = std::mem::take(&mut self.opened);
         packet.clear();
         match self.tunnel.receive(now, datagram, &mut packet) {
-            Received::Packet => self.client.handle(now, &packet),
+            Received::Packet => {
+                let sessions = self.client.sessions();
+                self.client.handle(now, &packet);
+                if self.client.sessions() != sessions {
+                    // A new session: the relay lost the last one (it restarted, or forgot a
+                    // silent client). What the keys before the current ones still bring is
+                    // of that session (of a relay process gone, maybe): nothing to take.
+                    self.tunnel.forget_previous();
+                }
+            }
             Received::Up => self.client.transport_ready(now),
             Received::Learnt(key) => self.events.push_back(Event::RelayKeyLearnt { key }),
             Received::Changed { pinned, offered } => {

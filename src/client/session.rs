@@ -25,8 +25,6 @@ impl Client {
             name: self.config.name.clone(),
             history,
             instance: self.instance,
-            // The handshake's cookie proved the address: the JOIN's is empty.
-            cookie: Vec::new(),
         };
         self.transmit(now, &packet);
         let wait = self.rtt.backoff(attempt);
@@ -158,7 +156,7 @@ impl Client {
     pub(super) fn refused(&mut self, now: Instant, code: ErrorCode, id: Uuid, message: String) {
         match code {
             ErrorCode::NotJoined => {
-                if matches!(self.phase, Phase::Joined { .. }) {
+                if matches!(self.phase, Phase::Joined { .. }) && self.refuses_ours(id) {
                     self.notice("the relay lost this connection (it restarted, or the network changed); rejoining");
                     self.phase = Phase::Joining {
                         attempt: 0,

@@ -268,6 +268,11 @@ impl Tunnel {
         }
     }
 
+    /// Forgets the keys before the current ones: what they open from now on is dropped.
+    pub fn forget_previous(&mut self) {
+        self.previous = None;
+    }
+
     fn challenge(
         &mut self,
         now: Instant,

@@ -16,9 +16,7 @@ use uuid::Uuid;
 use super::join::{Origin, network, origin};
 use super::{LogRead, Queued, Relay};
 use crate::proto::message::Message;
-use crate::proto::wire::{
-    ErrorCode, HISTORY_HEADER, MAX_PACKET, NAMES_HEADER, Packet, Proof, paginate,
-};
+use crate::proto::wire::{ErrorCode, HISTORY_HEADER, MAX_PACKET, NAMES_HEADER, Packet, paginate};
 use crate::relay::limit::Bucket;
 
 /// Most answers one session may have waiting; a request beyond them is refused.
@@ -47,8 +45,6 @@ pub(super) enum Answer {
         first: u64,
         last: u64,
         next: u64,
-        /// The proof its pages carry (the instance's, for the history a JOIN asked for).
-        proof: Proof,
     },
     /// The room's names, sent up to the one with key `after`.
     Names {
@@ -233,7 +229,6 @@ impl Relay {
             first,
             last,
             next,
-            proof,
         }) = self.front(read.to)
         else {
             return;
@@ -241,7 +236,7 @@ impl Relay {
         if req != read.req || next != read.first {
             return;
         }
-        let bytes = self.history_pages(read.to, req, (first, last), messages, proof);
+        let bytes = self.history_pages(read.to, req, (first, last), messages);
         self.charge(now, read.to, bytes - READ_ESTIMATE);
         let after = self.advance_history(now, read.to, read.last + 1);
         match after {
@@ -264,7 +259,6 @@ impl Relay {
                 first,
                 last,
                 next,
-                proof,
             } => {
                 let end = last.min(next.saturating_add(CHUNK - 1));
                 let Some(cached) = self.cached(next, end) else {
@@ -277,7 +271,7 @@ impl Relay {
                     self.charge(now, to, READ_ESTIMATE);
                     return (READ_ESTIMATE, After::Reading);
                 };
-                let bytes = self.history_pages(to, req, (first, last), &cached, proof);
+                let bytes = self.history_pages(to, req, (first, last), &cached);
                 self.charge(now, to, bytes);
                 (bytes, self.advance_history(now, to, end + 1))
             }
@@ -314,7 +308,6 @@ impl Relay {
         req: u32,
         (first, last): (u64, u64),
         messages: &[Message],
-        proof: Proof,
     ) -> i64 {
         let mut bytes = 0;
         for page in paginate(messages, HISTORY_HEADER) {
@@ -324,7 +317,7 @@ impl Relay {
                 last,
                 messages: page.to_vec(),
             };
-            bytes += self.send_bulk(to, packet.encode(), proof);
+            bytes += self.send_bulk(to, packet.encode());
         }
         bytes
     }
@@ -352,8 +345,7 @@ impl Relay {
         let total = u16::try_from(sent + rest.len()).unwrap_or(u16::MAX);
         let done = names.len() == rest.len();
         let count = names.len();
-        let proof = self.clients.get(&to).map(|s| s.proof()).unwrap_or_default();
-        let bytes = self.send_bulk(to, Packet::Names { req, total, names }.encode(), proof);
+        let bytes = self.send_bulk(to, Packet::Names { req, total, names }.encode());
         if let Some(mut s) = self.clients.get_mut(&to) {
             if done {
                 s.answers.pop_front();
@@ -444,12 +436,13 @@ impl Relay {
     }
 
     /// Queues a page of an answer, after the turn's chat; its size.
-    fn send_bulk(&mut self, to: SocketAddr, bytes: Vec<u8>, proof: Proof) -> i64 {
+    fn send_bulk(&mut self, to: SocketAddr, bytes: Vec<u8>) -> i64 {
         let len = bytes.len() as i64;
+        let session = self.session_of(to);
         self.bulk_out.push_back(Queued {
             to,
             bytes: Arc::from(bytes),
-            proof,
+            session,
         });
         len
     }

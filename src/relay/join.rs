@@ -13,7 +13,7 @@ use super::answers::Answer;
 use super::parked::parked_cost;
 use crate::proto::name::{check_chars, check_key, name_key};
 use crate::proto::secure::keys::PublicKey;
-use crate::proto::wire::{Change, ErrorCode, LeaveReason, Packet, Proof, Token};
+use crate::proto::wire::{Change, ErrorCode, LeaveReason, Packet, Token};
 use crate::relay::limit::Bucket;
 
 /// A joined client.
@@ -23,6 +23,9 @@ pub struct Session {
     pub name: String,
     /// The secret it must carry in every datagram.
     token: Token,
+    /// Which session it is, from 1, in the order the relay opened them: what its packets
+    /// queued to leave are checked against (a session keeps it when it moves address).
+    pub(super) number: u64,
     /// Random, chosen by the client process: tells its JOINs from another's.
     pub(super) instance: Uuid,
     /// The csn its next new message must have.
@@ -56,11 +59,6 @@ pub struct Session {
 }
 
 impl Session {
-    /// The proof the relay's datagrams to this session carry.
-    pub(super) fn proof(&self) -> Proof {
-        Proof::of_token(&self.token)
-    }
-
     /// Messages waiting for their turn: at most [`REORDER_WINDOW`](super::REORDER_WINDOW)
     /// ahead of the one in turn, and that one if it waits for the message rate.
     pub fn waiting(&self) -> usize {
@@ -278,13 +276,7 @@ impl Relay {
     }
 
     /// Checks that `from` has a session and `token` is its token; refreshes it if so.
-    pub(super) fn authorise(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        token: &Token,
-        id: Uuid,
-    ) -> bool {
+    pub(super) fn authorise(&mut self, now: Instant, from: SocketAddr, token: &Token) -> bool {
         if let Some(mut s) = self.clients.get_mut(&from)
             && s.token.matches(token)
         {
@@ -298,12 +290,12 @@ impl Relay {
             self.dropped(from, "wrong session token".into());
             return false;
         }
-        // The proof is the token the datagram carried: the relay knows no secret of whoever
-        // is at this address, but the client that sent it knows its own token, and someone
-        // who spoofed the address to make the relay refuse a client cannot write it.
-        self.answering = Some((from, Proof::of_token(token)));
+        // It names the token it refuses (in the place of a message's id): a client takes it
+        // only for its current session's, not for a datagram of an older session that came
+        // late.
+        let refused = Uuid::from_bytes(token.0);
         let message = "not joined: join again".to_owned();
-        self.error(from, ErrorCode::NotJoined, id, message);
+        self.error(from, ErrorCode::NotJoined, refused, message);
         false
     }
 
@@ -323,11 +315,13 @@ impl Relay {
         *self.per_ip.entry(origin(from)).or_default() += 1;
         self.roster.insert(key.to_owned(), from);
         let bulk = self.config.bulk_rate;
+        self.opened += 1;
         self.clients.insert(
             from,
             Session {
                 name: name.to_owned(),
                 token: Token::random(),
+                number: self.opened,
                 instance,
                 next_csn: 1,
                 ahead: BTreeMap::new(),

@@ -64,7 +64,7 @@ use uuid::Uuid;
 
 use crate::proto::message::{Message, Millis, check_text};
 use crate::proto::secure::keys::PublicKey;
-use crate::proto::wire::{Acked, Change, LeaveReason, MAX_LEAVE_BYTES, Packet, Proof};
+use crate::proto::wire::{Acked, Change, LeaveReason, MAX_LEAVE_BYTES, Packet};
 use crate::relay::limit::Bucket;
 use owners::Owners;
 
@@ -92,17 +92,18 @@ pub const REORDER_WINDOW: u64 = 256;
 pub struct Transmit {
     /// Where to.
     pub to: SocketAddr,
-    /// The whole datagram, proof written in.
+    /// The whole packet.
     pub bytes: Arc<[u8]>,
 }
 
-/// A datagram waiting to be sent: `bytes` (perhaps shared with other recipients) with the
-/// recipient's `proof` still to be written in.
+/// A packet waiting to be sent: `bytes` (perhaps shared with other recipients) for the
+/// session `session` at `to` (its [`Session::number`]; 0 for an address without one), which
+/// must still be there when it leaves.
 #[derive(Debug)]
 struct Queued {
     to: SocketAddr,
     bytes: Arc<[u8]>,
-    proof: Proof,
+    session: u64,
 }
 
 /// A history answer the relay's cache cannot give: the shell reads the log and calls
@@ -163,8 +164,8 @@ pub struct Relay {
     announced: u64,
     /// Whether this turn sent its share of presence changes already.
     presence_sent: bool,
-    /// Datagrams to send, each made whole (its proof written in) only when it is polled: a
-    /// turn's fan-out to a large room is many datagrams sharing a few pages.
+    /// Packets to send, each checked against its session only when it is polled: a turn's
+    /// fan-out to a large room is many packets sharing a few pages.
     transmits: VecDeque<Queued>,
     /// Presence changes and heartbeats to send once the chat is sent; the next presence
     /// changes wait until these are out.
@@ -198,8 +199,8 @@ pub struct Relay {
     /// sessions may share an address, and whether the address was told it joins too fast; an
     /// entry goes once its bucket is full again.
     joins: HashMap<Origin, (Bucket, bool)>,
-    /// While answering a JOIN: its address and the proof its answers carry (its instance).
-    answering: Option<(SocketAddr, Proof)>,
+    /// Sessions opened since the relay started: the last one's [`Session::number`].
+    opened: u64,
     last_dropped: Option<Dropped>,
     stats: Stats,
     /// Who owns each name.
@@ -242,7 +243,7 @@ impl Relay {
             room: FANOUT_PER_TURN as i64,
             per_ip: HashMap::new(),
             joins: HashMap::new(),
-            answering: None,
+            opened: 0,
             last_dropped: None,
             owners: Owners::default(),
             stats: Stats::default(),
@@ -326,7 +327,6 @@ impl Relay {
         peer: Option<PublicKey>,
     ) {
         self.dispatch(now, wall, from, bytes, peer);
-        self.answering = None;
     }
 
     /// Who owns each name.
@@ -359,11 +359,7 @@ impl Relay {
                 name,
                 history,
                 instance,
-                cookie: _,
             } => {
-                // Every answer to a JOIN proves, with the JOIN's instance, that it answers it.
-                // (The handshake's cookie proved the address: the JOIN's is not looked at.)
-                self.answering = Some((from, Proof::of_instance(&instance)));
                 self.join(now, from, name, history, instance, peer);
             }
             Packet::Send {
@@ -371,7 +367,7 @@ impl Relay {
                 base,
                 messages,
             } => {
-                if self.authorise(now, from, &token, messages[0].id) {
+                if self.authorise(now, from, &token) {
                     for m in messages {
                         if !self.send(now, wall, from, m.csn, base, m.id, m.text) {
                             // It could not wait, and those after it in the datagram, further
@@ -388,19 +384,17 @@ impl Relay {
                 from: first,
                 count,
             } => {
-                if self.authorise(now, from, &token, Uuid::nil()) && self.request_allowed(now, from)
-                {
+                if self.authorise(now, from, &token) && self.request_allowed(now, from) {
                     self.history(from, req, first, count);
                 }
             }
             Packet::Who { token, req } => {
-                if self.authorise(now, from, &token, Uuid::nil()) && self.request_allowed(now, from)
-                {
+                if self.authorise(now, from, &token) && self.request_allowed(now, from) {
                     self.who(from, req);
                 }
             }
             Packet::Ping { token } => {
-                if self.authorise(now, from, &token, Uuid::nil()) {
+                if self.authorise(now, from, &token) {
                     self.reply(
                         from,
                         &Packet::Pong {
@@ -410,7 +404,7 @@ impl Relay {
                 }
             }
             Packet::Leave { token, message } => {
-                if self.authorise(now, from, &token, Uuid::nil()) {
+                if self.authorise(now, from, &token) {
                     if let Some(instance) = self.clients.get(&from).map(|s| s.instance) {
                         self.departed.record(now, instance);
                     }

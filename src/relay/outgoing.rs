@@ -13,7 +13,7 @@ use super::{Pending, Queued, Relay, Session, Transmit};
 use crate::proto::message::Message;
 use crate::proto::wire::{
     ACK_HEADER, ACKED_LEN, Acked, Change, ErrorCode, MAX_PACKET, MESSAGES_HEADER, PRESENCE_HEADER,
-    Packet, Proof, change_len, pack, paginate,
+    Packet, change_len, pack, paginate,
 };
 
 impl Relay {
@@ -179,13 +179,12 @@ impl Relay {
                     .clone()
             };
             for bytes in datagrams {
-                self.stamp_and_send(lane, to, bytes);
+                self.enqueue(lane, to, bytes);
             }
         }
     }
 
-    /// Tells every session that the relay is stopping (ERROR Stopping, each with its token's
-    /// proof), so that clients say so at once and try again, rather than noticing the silence
+    /// Tells every session that the relay is stopping (ERROR Stopping), so that clients say so at once and try again, rather than noticing the silence
     /// seconds later. The shell calls it once, at a clean shutdown, then sends what is queued.
     pub fn stopping(&mut self) {
         let packet = Packet::Error {
@@ -209,11 +208,28 @@ impl Relay {
     /// The next datagram to send, written into `buf` (cleared first); where to send it.
     /// [`Relay::poll_transmit`] without an allocation per datagram.
     pub fn poll_transmit_into(&mut self, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        let q = loop {
+            let q = self.next_queued()?;
+            // Queued for a session that has ended since (or was replaced by another at its
+            // address, a new process of the client, say): what it says is not for whoever is
+            // there now (its answers' request numbers are another's).
+            if q.session == 0 || self.session_of(q.to) == q.session {
+                break q;
+            }
+            self.stats.stale += 1;
+        };
+        buf.clear();
+        buf.extend_from_slice(&q.bytes);
+        Some(q.to)
+    }
+
+    /// The next packet queued: the turn's chat first, then presence, then the pages of
+    /// answers.
+    fn next_queued(&mut self) -> Option<Queued> {
         if self.transmits.is_empty() {
             self.flush();
         }
-        // The turn's chat first, then presence, then the pages of answers.
-        let q = (self.transmits.pop_front())
+        (self.transmits.pop_front())
             .or_else(|| {
                 let q = self.presence_out.pop_front()?;
                 self.changes_out = self.changes_out.saturating_sub(1);
@@ -223,11 +239,7 @@ impl Relay {
                 }
                 Some(q)
             })
-            .or_else(|| self.bulk_out.pop_front())?;
-        buf.clear();
-        buf.extend_from_slice(&q.bytes);
-        q.proof.write(buf);
-        Some(q.to)
+            .or_else(|| self.bulk_out.pop_front())
     }
 
     /// Sends `packet` to every joined client but `except`, in `lane`.
@@ -240,24 +252,19 @@ impl Relay {
             .filter(|a| Some(*a) != except)
             .collect();
         for to in recipients {
-            self.stamp_and_send(lane, to, bytes.clone());
+            self.enqueue(lane, to, bytes.clone());
         }
     }
 
-    /// The proof a datagram to `to` carries: the instance of the JOIN being answered (or the
-    /// token of the datagram a NotJoined refuses, see `authorise`), or the session's token, or
-    /// zeros where the session ended before its datagrams left.
-    pub(super) fn proof_for(&self, to: SocketAddr) -> Proof {
-        match self.answering {
-            Some((addr, proof)) if addr == to => proof,
-            _ => self.clients.get(&to).map(|s| s.proof()).unwrap_or_default(),
-        }
+    /// The number of the session at `to` ([`Session::number`](super::Session)), 0 if none.
+    pub(super) fn session_of(&self, to: SocketAddr) -> u64 {
+        self.clients.get(&to).map_or(0, |s| s.number)
     }
 
-    /// Queues `bytes` (encoded once, maybe for many) to `to` in `lane`, to go with `to`'s proof.
-    fn stamp_and_send(&mut self, lane: Lane, to: SocketAddr, bytes: Arc<[u8]>) {
-        let proof = self.proof_for(to);
-        let queued = Queued { to, bytes, proof };
+    /// Queues `bytes` (encoded once, maybe for many) to `to`'s session in `lane`.
+    fn enqueue(&mut self, lane: Lane, to: SocketAddr, bytes: Arc<[u8]>) {
+        let session = self.session_of(to);
+        let queued = Queued { to, bytes, session };
         match lane {
             Lane::Chat => self.transmits.push_back(queued),
             Lane::Presence | Lane::Heartbeat => {
@@ -270,7 +277,7 @@ impl Relay {
     }
 
     pub(super) fn reply(&mut self, to: SocketAddr, packet: &Packet) {
-        self.stamp_and_send(Lane::Chat, to, packet.encode().into());
+        self.enqueue(Lane::Chat, to, packet.encode().into());
     }
 
     pub(super) fn error(&mut self, to: SocketAddr, code: ErrorCode, id: Uuid, message: String) {

@@ -58,7 +58,6 @@ impl Relay {
             (first, last) if first > last => (0, 0),
             range => range,
         };
-        let proof = self.proof_for(to);
         if first == 0 {
             let page = Packet::HistoryPage {
                 req,
@@ -73,7 +72,6 @@ impl Relay {
             first,
             last,
             next: first,
-            proof,
         };
         self.queue_answer(to, answer);
     }

@@ -32,6 +32,9 @@ pub struct Stats {
     pub unsealed: u64,
     /// Packets dropped at sending for want of a transport to seal them with (expired).
     pub unsealable: u64,
+    /// Packets not sent because the session they were queued for ended (or was replaced)
+    /// before they left.
+    pub stale: u64,
     /// Messages, requests and joins refused for coming too fast.
     pub rate_limited: u64,
     /// Times the relay found it had not run for a while (a tick more than [`STALL`](super::STALL) late).

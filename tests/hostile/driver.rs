@@ -219,7 +219,6 @@ impl Driver {
             name: name.to_owned(),
             history: 0,
             instance,
-            cookie: Vec::new(),
         };
         self.joining = Some(addr);
         let before = self.sent.len();

@@ -182,15 +182,11 @@ fn random_packet(rng: &mut Rng) -> Packet {
         text: short(rng),
         time: Millis(rng.next_u64() as i64),
     };
-    match rng.range(0, 14) {
+    match rng.range(0, 13) {
         0 => Packet::Join {
             name: short(rng),
             history: rng.next_u64() as u16,
             instance: id,
-            cookie: {
-                let n = rng.range(0, 255) as usize;
-                junk(rng, n)
-            },
         },
         1 => Packet::send_one(token, rng.range(0, 3), rng.range(0, 3), id, &short(rng)),
         2 => Packet::History {
@@ -249,11 +245,8 @@ fn random_packet(rng: &mut Rng) -> Packet {
             total: 1,
             names: vec![short(rng)],
         },
-        13 => Packet::Pong {
+        _ => Packet::Pong {
             latest: rng.next_u64(),
-        },
-        _ => Packet::Challenge {
-            cookie: junk(rng, 20),
         },
     }
 }

@@ -216,13 +216,12 @@ fn the_relay_bounds_the_messages_waiting_in_all_sessions() {
     let mut tokens: Vec<Token> = Vec::new();
     for k in 0..sessions {
         let instance = Uuid::new_v4();
-        let join = |cookie: Vec<u8>| Packet::Join {
+        let join = Packet::Join {
             name: format!("s{k}"),
             history: 0,
             instance,
-            cookie,
         };
-        relay.handle(now, wall, addr(k), &join(Vec::new()).encode());
+        relay.handle(now, wall, addr(k), &join.encode());
         let mut token = None;
         while let Some(t) = relay.poll_transmit() {
             if let (true, Ok(Packet::Welcome { token: got, .. })) =

@@ -254,6 +254,48 @@ fn after_a_relay_restart_the_client_makes_a_new_handshake_at_once() {
     assert_eq!(relay.opened.last().unwrap().1, b"JOIN");
 }
 
+/// A relay that restarted while the client renewed its keys with the new one (no UNKNOWN told
+/// the client): what the old relay sealed before it died still opens on the keys before the
+/// current ones, until the client forgets them (the secure client does once a WELCOME opened
+/// a new session), and then it does not.
+#[test]
+fn the_keys_before_the_current_ones_open_nothing_once_forgotten() {
+    let now = Instant::now();
+    let relay_keys = Keypair::generate();
+    let (mut old, mut client) = connected_with(relay_keys.clone(), now);
+    let sent = client.send(now, b"JOIN");
+    old.take(now, client.addr, &sent[0]);
+    let late: Vec<Vec<u8>> = (0..2)
+        .map(|k| {
+            let mut d = Vec::new();
+            assert!(old.channels.seal(now, client.addr, &[b'A' + k], &mut d));
+            d
+        })
+        .collect();
+    let mut new = Relay::new(relay_keys, now);
+    let later = now + REKEY_AFTER + Duration::from_secs(1);
+    let renewing = client.send(later, b"PING");
+    let hellos: Vec<Vec<u8>> = renewing
+        .into_iter()
+        .filter(|d| matches!(Frame::decode(d), Ok(Frame::Hello { .. })))
+        .collect();
+    assert_eq!(hellos.len(), 1, "the client renews its keys");
+    settle(later, &mut new, &mut client, hellos);
+    assert_eq!(client.events.last(), Some(&Received::Up));
+    client.take(later, &late[0]);
+    assert_eq!(client.opened, [b"A".to_vec()], "the old keys still open");
+    client.tunnel.forget_previous();
+    client.take(later, &late[1]);
+    assert_eq!(client.opened.len(), 1, "opened after it was forgotten");
+    // The current keys work on (confirmed by the client's first DATA on them).
+    let sent = client.send(later, b"PING");
+    new.take(later, client.addr, &sent[0]);
+    let mut d = Vec::new();
+    assert!(new.channels.seal(later, client.addr, b"C", &mut d));
+    client.take(later, &d);
+    assert_eq!(client.opened.last().unwrap(), b"C");
+}
+
 #[test]
 fn a_client_whose_address_changed_proves_the_new_one_with_a_new_handshake() {
     let now = Instant::now();

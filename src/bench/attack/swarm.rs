@@ -159,8 +159,6 @@ impl Swarm {
             name: bot.name.clone(),
             history: 0,
             instance: bot.instance,
-            // The handshake's cookie proved the address.
-            cookie: Vec::new(),
         };
         self.transmit(i, &join);
     }

@@ -124,8 +124,6 @@ impl Session {
             name: name.to_owned(),
             history,
             instance: Uuid::new_v4(),
-            // The handshake's cookie proves the address.
-            cookie: Vec::new(),
         }
         .encode();
         let started = Instant::now();

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::{DecodeError, MAGIC, PROOF_LEN, Token, VERSION, is_relay_kind};
+use super::{DecodeError, MAGIC, Token, VERSION};
 use crate::proto::message::{Message, Millis};
 
 /// Bytes one message takes inside a `Messages` or `HistoryPage` datagram after `prev` (the
@@ -34,10 +34,6 @@ pub(super) struct Writer(pub(super) Vec<u8>);
 impl Writer {
     pub(super) fn head(&mut self, kind: u8) {
         self.0.extend_from_slice(&[MAGIC, VERSION, kind]);
-        if is_relay_kind(kind) {
-            // The proof, written by whoever sends the datagram (see `Proof::write`).
-            self.0.extend_from_slice(&[0; PROOF_LEN]);
-        }
     }
     pub(super) fn u16(&mut self, v: u16) {
         self.0.extend_from_slice(&v.to_be_bytes());
@@ -138,10 +134,6 @@ impl Reader<'_> {
     }
     // Lengths are checked by the rules that use the strings (names, texts), so that a
     // name or text that is too long gets an answer saying so rather than silence.
-    pub(super) fn bytes8(&mut self) -> Result<Vec<u8>, DecodeError> {
-        let len = self.u8()?;
-        Ok(self.take(usize::from(len))?.to_vec())
-    }
     pub(super) fn str8(&mut self) -> Result<String, DecodeError> {
         let len = self.u8()?;
         self.string(usize::from(len))

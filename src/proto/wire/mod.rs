@@ -1,4 +1,4 @@
-//! The datagram format: every packet of protocol version 1, encoded and decoded without I/O.
+//! The datagram format: every packet of protocol version 2, encoded and decoded without I/O.
 //!
 //! docs/protocol.md is the reference for this folder; keep the two in step.
 //!
@@ -8,7 +8,7 @@
 //! | `to_relay.rs` | the client → relay packets: each one's fields written and read in the same order, and their sizes |
 //! | `to_client.rs` | the relay → client packets: each one's fields written and read in the same order, and their sizes |
 //! | `codec.rs` | what both directions write and read with: the header, integers, strings, lists, varints, message records |
-//! | `proof.rs` | [`Token`] and [`Proof`], the secrets datagrams carry |
+//! | `token.rs` | [`Token`], the session's secret in client → relay packets |
 //! | `pack.rs` | [`pack`] and [`paginate`]: items into as few datagrams as they fit |
 //! | `tests.rs` | round trips, header errors, pages, varints and records |
 
@@ -21,25 +21,25 @@ use codec::{Reader, Writer};
 
 mod codec;
 mod pack;
-mod proof;
 #[cfg(test)]
 mod tests;
 mod to_client;
 mod to_relay;
+mod token;
 
 pub use codec::message_len;
 pub use pack::{pack, paginate};
-pub use proof::{PROOF_LEN, Proof, Token};
 pub use to_client::{
     ACK_HEADER, ACKED_LEN, HISTORY_HEADER, MESSAGES_HEADER, NAMES_HEADER, PRESENCE_HEADER,
     change_len,
 };
 pub use to_relay::{MAX_CSN, SEND_HEADER, sent_len};
+pub use token::Token;
 
 /// First byte of every datagram.
 pub const MAGIC: u8 = 0x55;
 /// The protocol version this build speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Largest UDP payload urc ever sends or accepts.
 pub const MAX_DATAGRAM: usize = 1200;
 /// Largest packet: what a DATA frame seals within [`MAX_DATAGRAM`].
@@ -117,8 +117,6 @@ pub enum Packet {
         /// Random, chosen once per client process: a JOIN with the same instance is the same
         /// client asking again (its WELCOME was lost, or its address changed).
         instance: Uuid,
-        /// The cookie of the relay's last CHALLENGE to this address; empty at first.
-        cookie: Vec<u8>,
     },
     /// Client → relay: one or more chat messages, taken in the order they come.
     Send {
@@ -216,12 +214,6 @@ pub enum Packet {
         /// The names in this page.
         names: Vec<String>,
     },
-    /// Relay → client: prove that you receive at this address: send your JOIN again with this
-    /// cookie.
-    Challenge {
-        /// Opaque bytes, valid for a short time and for this address only.
-        cookie: Vec<u8>,
-    },
     /// Relay → client: the answer to a ping, with the room's latest sequence number.
     Pong {
         /// The room's latest sequence number.
@@ -298,7 +290,6 @@ mod kind {
     pub const PRESENCE: u8 = 0x86;
     pub const NAMES: u8 = 0x87;
     pub const PONG: u8 = 0x88;
-    pub const CHALLENGE: u8 = 0x89;
 }
 
 /// Relay → client packet types have the high bit set.
@@ -377,8 +368,6 @@ impl Packet {
         }
         let kind = r.u8()?;
         let packet = if is_relay_kind(kind) {
-            // The proof is checked by the client against what it knows (see `Proof::read`).
-            r.take(PROOF_LEN)?;
             to_client::decode(kind, &mut r)?
         } else {
             to_relay::decode(kind, &mut r)?
@@ -406,7 +395,6 @@ impl Packet {
             Packet::Presence { .. } => kind::PRESENCE,
             Packet::Names { .. } => kind::NAMES,
             Packet::Pong { .. } => kind::PONG,
-            Packet::Challenge { .. } => kind::CHALLENGE,
         }
     }
 }

@@ -1,22 +1,21 @@
 //! The relay → client packets (WELCOME, ERROR, ACK, MESSAGES, HISTORY_PAGE, PRESENCE, NAMES,
-//! PONG, CHALLENGE): their fields after the header and its proof, written and read in one
-//! file, in the same order, so that the two stay in step.
+//! PONG): their fields after the header, written and read in one file, in the same order, so
+//! that the two stay in step.
 
 use super::codec::{Reader, Writer};
-use super::proof::PROOF_LEN;
 use super::{Acked, Change, DecodeError, ErrorCode, LeaveReason, Packet, kind};
 use crate::proto::message::Millis;
 
 /// Bytes of an `Ack` datagram before its entries.
-pub const ACK_HEADER: usize = 3 + PROOF_LEN + 1;
+pub const ACK_HEADER: usize = 3 + 1;
 /// Bytes of a `Presence` datagram before its changes.
-pub const PRESENCE_HEADER: usize = 3 + PROOF_LEN + 1;
+pub const PRESENCE_HEADER: usize = 3 + 1;
 /// Bytes of a `Messages` datagram before its messages.
-pub const MESSAGES_HEADER: usize = 3 + PROOF_LEN + 1;
+pub const MESSAGES_HEADER: usize = 3 + 1;
 /// Bytes of a `HistoryPage` datagram before its messages.
-pub const HISTORY_HEADER: usize = 3 + PROOF_LEN + 4 + 8 + 8 + 1;
+pub const HISTORY_HEADER: usize = 3 + 4 + 8 + 8 + 1;
 /// Bytes of a `Names` datagram before its names.
-pub const NAMES_HEADER: usize = 3 + PROOF_LEN + 4 + 2 + 1;
+pub const NAMES_HEADER: usize = 3 + 4 + 2 + 1;
 
 /// Bytes one entry takes inside an `Ack` datagram.
 pub const ACKED_LEN: usize = 16 + 8 + 8 + 8;
@@ -36,7 +35,7 @@ fn said(c: &Change) -> Option<&str> {
 /// The reason byte of a departure with a message: "quit", followed by the message.
 const QUIT_SAYING: u8 = 2;
 
-/// Writes the fields of a relay → client packet, after its header and proof.
+/// Writes the fields of a relay → client packet, after its header.
 ///
 /// # Panics
 /// If `packet` is a client → relay packet: [`Packet::encode`] sends those to `to_relay`.
@@ -105,12 +104,11 @@ pub(super) fn encode(packet: &Packet, w: &mut Writer) {
             }
         }
         Packet::Pong { latest } => w.u64(*latest),
-        Packet::Challenge { cookie } => w.bytes8(cookie),
         other => unreachable!("not a relay → client packet: {other:?}"),
     }
 }
 
-/// Reads the fields of the relay → client packet of type `kind`, after its header and proof.
+/// Reads the fields of the relay → client packet of type `kind`, after its header.
 ///
 /// # Errors
 /// When `kind` is no relay → client packet, or its fields are not valid.
@@ -177,9 +175,6 @@ pub(super) fn decode(kind: u8, r: &mut Reader) -> Result<Packet, DecodeError> {
             Packet::Names { req, total, names }
         }
         kind::PONG => Packet::Pong { latest: r.u64()? },
-        kind::CHALLENGE => Packet::Challenge {
-            cookie: r.bytes8()?,
-        },
         other => return Err(DecodeError::Kind(other)),
     })
 }

@@ -26,12 +26,10 @@ pub(super) fn encode(packet: &Packet, w: &mut Writer) {
             name,
             history,
             instance,
-            cookie,
         } => {
             w.str8(name);
             w.u16(*history);
             w.uuid(instance);
-            w.bytes8(cookie);
         }
         Packet::Send {
             token,
@@ -81,7 +79,6 @@ pub(super) fn decode(kind: u8, r: &mut Reader) -> Result<Packet, DecodeError> {
             name: r.str8()?,
             history: r.u16()?,
             instance: r.uuid()?,
-            cookie: r.bytes8()?,
         },
         kind::SEND => Packet::Send {
             token: r.token()?,

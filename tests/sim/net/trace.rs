@@ -168,12 +168,7 @@ fn summary(p: &Packet) -> String {
             .join(",")
     };
     match p {
-        Packet::Join {
-            name,
-            history,
-            cookie,
-            ..
-        } => format!("Join {name} history {history} cookie {}", cookie.len()),
+        Packet::Join { name, history, .. } => format!("Join {name} history {history}"),
         Packet::Send { base, messages, .. } => {
             let each: Vec<String> = messages
                 .iter()
@@ -215,6 +210,5 @@ fn summary(p: &Packet) -> String {
         }
         Packet::Names { req, total, names } => format!("Names req {req} total {total} {names:?}"),
         Packet::Pong { latest } => format!("Pong latest {latest}"),
-        Packet::Challenge { cookie } => format!("Challenge ({} bytes)", cookie.len()),
     }
 }
