@@ -7,19 +7,9 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Client, Relay, WAIT, fresh_home, urc};
+use common::{Client, Relay, WAIT, fingerprint, fresh_home, urc};
 
 /// What `urc serve --fingerprint` prints for the data directory `data`.
-fn fingerprint(data: &std::path::Path) -> String {
-    let out = urc()
-        .args(["serve", "--fingerprint", "--data"])
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 fn first_contact(c: &Client) -> usize {
     c.seen
         .iter()
@@ -81,14 +71,7 @@ fn the_relays_key_is_pinned_once_and_a_changed_key_is_refused() {
     assert!(alice.finish().0.success());
 
     // Its key moved away: the relay makes a new one, and the pinned client refuses it.
-    relay.stop();
-    std::fs::rename(
-        data.path().join("relay.key"),
-        data.path().join("relay.key.old"),
-    )
-    .unwrap();
-    let relay = Relay::start_at(&addr.to_string(), data.path(), &[]);
-    let new_key = fingerprint(data.path());
+    let (relay, new_key) = relay.restart_with_a_new_key(data.path());
     assert_ne!(new_key, key);
     let mut alice = Client::spawn_at(relay.addr, "alice", &[], &home);
     let refused = alice.expect(|e| e["event"] == "error");

@@ -267,6 +267,31 @@ fn the_prompt_shows_when_the_relay_is_not_answering() {
     drop(relay);
 }
 
+/// A relay restarted with another key, while the editor is up: the client stops, and its last
+/// words, printed once the editor is gone (a line handed to the editor just before it goes may
+/// never be drawn), name both keys and how to accept the new one.
+#[test]
+fn a_changed_relay_key_is_explained_in_the_last_words() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let pinned = common::fingerprint(data.path());
+    let mut bob = Term::join(&relay, "bob", Colour::Off);
+    bob.wait_for("bob in the room", |s| {
+        screen_text(s).contains("-- in the room (1): bob")
+    });
+    let (relay, offered) = relay.restart_with_a_new_key(data.path());
+    assert_ne!(offered, pinned);
+    bob.send("anyone?\r");
+    let status = bob.wait_status();
+    assert!(!status.success(), "a refused key is a failure");
+    let raw = String::from_utf8_lossy(&bob.raw()).into_owned();
+    let last = &raw[raw.rfind("urc: ").expect("last words")..];
+    for said in [pinned.as_str(), offered.as_str(), "--relay-key"] {
+        assert!(last.contains(said), "{said} not in {last:?}");
+    }
+    drop(relay);
+}
+
 /// After a relay restart everyone rejoins; in a terminal the people already in the room are
 /// not announced again ("-- bob joined" for each of them would bury the conversation), while
 /// someone new still is.

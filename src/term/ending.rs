@@ -20,15 +20,18 @@ use crate::term::render::sanitize;
 pub enum JoinError {
     /// The socket could not be used.
     Io(io::Error),
-    /// The relay refused to let us in (the reason was shown as an event), with the lines typed
-    /// that it never acknowledged.
+    /// The relay refused to let us in, with the lines typed that it never acknowledged.
     Refused {
+        /// Why, when it was not shown as an event: in the editor, a line printed just before
+        /// the end may never be drawn, so the last words say it.
+        reason: Option<String>,
         /// The lines not delivered.
         lost: Vec<String>,
     },
-    /// The relay offered a key other than the one pinned for it (told above as an error):
-    /// nothing more was sent to it.
+    /// The relay offered a key other than the one pinned for it: nothing more was sent to it.
     KeyChanged {
+        /// Both keys and what to do, when it was not shown as an event (see `Refused`).
+        reason: Option<String>,
         /// The lines not delivered.
         lost: Vec<String>,
     },
@@ -75,14 +78,25 @@ impl std::fmt::Display for JoinError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             JoinError::Io(e) => write!(f, "cannot talk to the relay: {e}"),
-            JoinError::Refused { lost } => {
-                write!(f, "the relay refused to let us in{}", not_delivered(lost))
+            JoinError::Refused { reason, lost } => {
+                let why = reason
+                    .as_deref()
+                    .map(|r| format!(": {}", sanitize(r)))
+                    .unwrap_or_default();
+                write!(
+                    f,
+                    "the relay refused to let us in{why}{}",
+                    not_delivered(lost)
+                )
             }
-            JoinError::KeyChanged { lost } => write!(
-                f,
-                "not talking to a relay whose key is not the one pinned for it{}",
-                not_delivered(lost)
-            ),
+            JoinError::KeyChanged { reason, lost } => match reason {
+                Some(reason) => write!(f, "{}{}", sanitize(reason), not_delivered(lost)),
+                None => write!(
+                    f,
+                    "not talking to a relay whose key is not the one pinned for it{}",
+                    not_delivered(lost)
+                ),
+            },
             JoinError::NoAnswer { server, wait, lost } => write!(
                 f,
                 "no answer from a relay at {server} in {:.0} s: is `urc serve` running there? (check --server){}",
@@ -208,8 +222,21 @@ mod tests {
             "no answer from a relay at 127.0.0.1:7802 in 10 s: is `urc serve` running there? (check --server)"
         );
         assert_eq!(
-            JoinError::Refused { lost: Vec::new() }.to_string(),
+            JoinError::Refused {
+                reason: None,
+                lost: Vec::new()
+            }
+            .to_string(),
             "the relay refused to let us in"
+        );
+        // In the editor the reason comes last, made harmless like every text of the relay's.
+        assert_eq!(
+            JoinError::Refused {
+                reason: Some("the name alice is in use\u{1b}[2J".into()),
+                lost: vec!["hi".into()]
+            }
+            .to_string(),
+            "the relay refused to let us in: the name alice is in use^[[2J; not delivered: \"hi\""
         );
     }
 }

@@ -68,6 +68,10 @@ pub fn run(options: Options) -> Result<(), JoinError> {
     if let Some(terminal) = terminal {
         // Left on a signal, the editor may still hold the terminal in raw mode.
         terminal.restore();
+        if result.is_err() {
+            // The last words go where the prompt was, not after it.
+            eprint!("\r\x1b[K");
+        }
     }
     result
 }
@@ -131,6 +135,11 @@ async fn session(options: Options) -> Result<(), JoinError> {
         output.release();
         // Before the events: the notice that says so redraws the prompt, which reads this.
         connection.set_silent(client.relay_silent());
+        // The relay refused us (or offered another key): in the editor, the reason goes in the
+        // last words rather than above the prompt, where it might never be drawn before the
+        // editor goes.
+        let shut_out = client.is_closed() && output.is_editor();
+        let mut reason = None;
         while let Some(event) = client.poll_event() {
             match &event {
                 Event::Who { names: all } => {
@@ -164,6 +173,10 @@ async fn session(options: Options) -> Result<(), JoinError> {
                 )),
                 event => event,
             };
+            if let (true, Event::Error(why)) = (shut_out, &event) {
+                reason = Some(why.clone());
+                continue;
+            }
             for line in view.show(&event, Millis::now()) {
                 output.line(line);
             }
@@ -171,9 +184,9 @@ async fn session(options: Options) -> Result<(), JoinError> {
         if client.is_closed() {
             let lost = client.unacked_texts();
             return Err(if client.key_refused() {
-                JoinError::KeyChanged { lost }
+                JoinError::KeyChanged { reason, lost }
             } else {
-                JoinError::Refused { lost }
+                JoinError::Refused { reason, lost }
             });
         }
         if options.interactive && client.is_joined() && greeting == Greeting::None {

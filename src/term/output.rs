@@ -39,6 +39,12 @@ pub(super) enum Output {
 pub(super) const EDITOR_SETTLES: Duration = Duration::from_millis(100);
 
 impl Output {
+    /// Whether lines go above the editor's line (and so are drawn by its thread, some time
+    /// after they are handed over).
+    pub(super) fn is_editor(&self) -> bool {
+        matches!(self, Output::Printer { .. } | Output::Starting { .. })
+    }
+
     /// When held lines are due, if any are held.
     pub(super) fn due(&self) -> Option<Instant> {
         match self {

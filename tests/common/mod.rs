@@ -245,6 +245,16 @@ impl Relay {
         wait_exit(&mut self.child)
     }
 
+    /// Stops the relay, moves its key away (to `relay.key.old`) and starts it again at the same
+    /// address, so that it makes a new key: the new relay and its key.
+    pub fn restart_with_a_new_key(self, data: &Path) -> (Relay, String) {
+        let addr = self.addr;
+        assert!(self.stop().success());
+        std::fs::rename(data.join("relay.key"), data.join("relay.key.old")).unwrap();
+        let relay = Relay::start_at(&addr.to_string(), data, &[]);
+        (relay, fingerprint(data))
+    }
+
     /// Kills the relay with SIGKILL, as a crash would.
     pub fn crash(mut self) {
         self.child.kill().unwrap();
@@ -257,6 +267,17 @@ impl Drop for Relay {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The key of the relay whose data directory is `data`, as `urc serve --fingerprint` prints it.
+pub fn fingerprint(data: &Path) -> String {
+    let out = urc()
+        .args(["serve", "--fingerprint", "--data"])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 pub fn wait_exit(child: &mut Child) -> ExitStatus {

@@ -223,15 +223,20 @@ impl Term {
 
     /// Waits for the client to exit with success; kills it if it does not exit in time.
     pub fn wait_exit(&mut self) {
+        let status = self.wait_status();
+        assert!(status.success(), "{}: exited with {status:?}", self.name);
+    }
+
+    /// Waits for the client to exit, however it does; kills it if it does not exit in time.
+    pub fn wait_status(&mut self) -> portable_pty::ExitStatus {
         let deadline = Instant::now() + DEADLINE;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "{}: exited with {status:?}", self.name);
-                return;
+                return status;
             }
             if Instant::now() >= deadline {
                 let _ = self.child.kill();
-                panic!("{}: did not exit within {DEADLINE:?} of /quit", self.name);
+                panic!("{}: did not exit within {DEADLINE:?}", self.name);
             }
             std::thread::sleep(Duration::from_millis(10));
         }
