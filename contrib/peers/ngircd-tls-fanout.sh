@@ -7,7 +7,7 @@
 # sender pipelines 50,000 short messages, time until all others have them all.
 # usage: [NGIRCD_TLS_CIPHERS=PRIORITY] ngircd-tls-fanout.sh [--clients N] [--messages M]
 # NGIRCD_TLS_CIPHERS: a GnuTLS priority string for ngircd's CipherList, e.g.
-# NORMAL:-CIPHER-ALL:+CHACHA20-POLY1305 (urc's AEAD) instead of GnuTLS's default (AES-256-GCM here)
+# NORMAL:-CIPHER-ALL:+CHACHA20-POLY1305 instead of GnuTLS's default (AES-256-GCM here, urc's AEAD)
 # The last line it prints is the figure: deliveries/s=...
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

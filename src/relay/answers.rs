@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::join::{Origin, network, origin};
-use super::{LogRead, Queued, Relay};
+use super::{LogRead, Relay};
 use crate::proto::message::Message;
 use crate::proto::wire::{ErrorCode, HISTORY_HEADER, MAX_PACKET, NAMES_HEADER, Packet, paginate};
 use crate::relay::limit::Bucket;
@@ -438,12 +438,8 @@ impl Relay {
     /// Queues a page of an answer, after the turn's chat; its size.
     fn send_bulk(&mut self, to: SocketAddr, bytes: Vec<u8>) -> i64 {
         let len = bytes.len() as i64;
-        let session = self.session_of(to);
-        self.bulk_out.push_back(Queued {
-            to,
-            bytes: Arc::from(bytes),
-            session,
-        });
+        let queued = self.queued(to, Arc::from(bytes));
+        self.bulk_out.push_back(queued);
         len
     }
 }

@@ -21,9 +21,9 @@ pub const FANOUT_PER_TURN: usize = 4 << 20;
 /// Bytes of messages an address is credited with when its turn in the round comes.
 const INTAKE_QUANTUM: i64 = 256;
 /// Full datagrams to each member a turn may take at least: a turn costs the relay something
-/// for every member (its datagrams queued, each checked against its session as it leaves), so a turn to a large room
-/// must carry enough to be worth it (with 10,000 members and one datagram each, W3 delivered
-/// 40% less).
+/// for every member (its datagrams queued, each checked against its session as it leaves),
+/// so a turn to a large room must carry enough to be worth it (with 10,000 members and one
+/// datagram each, W3 delivered 40% less).
 const DATAGRAMS_PER_MEMBER: usize = 8;
 
 /// The bytes a message of `name` with `text` takes in a fan-out datagram (with the small

@@ -184,8 +184,9 @@ impl Relay {
         }
     }
 
-    /// Tells every session that the relay is stopping (ERROR Stopping), so that clients say so at once and try again, rather than noticing the silence
-    /// seconds later. The shell calls it once, at a clean shutdown, then sends what is queued.
+    /// Tells every session that the relay is stopping (ERROR Stopping), so that clients say
+    /// so at once and try again, rather than noticing the silence seconds later. The shell
+    /// calls it once, at a clean shutdown, then sends what is queued.
     pub fn stopping(&mut self) {
         let packet = Packet::Error {
             code: ErrorCode::Stopping,
@@ -257,14 +258,19 @@ impl Relay {
     }
 
     /// The number of the session at `to` ([`Session::number`](super::Session)), 0 if none.
-    pub(super) fn session_of(&self, to: SocketAddr) -> u64 {
+    fn session_of(&self, to: SocketAddr) -> u64 {
         self.clients.get(&to).map_or(0, |s| s.number)
+    }
+
+    /// `bytes` to go to `to`, for the session there now.
+    pub(super) fn queued(&self, to: SocketAddr, bytes: Arc<[u8]>) -> Queued {
+        let session = self.session_of(to);
+        Queued { to, bytes, session }
     }
 
     /// Queues `bytes` (encoded once, maybe for many) to `to`'s session in `lane`.
     fn enqueue(&mut self, lane: Lane, to: SocketAddr, bytes: Arc<[u8]>) {
-        let session = self.session_of(to);
-        let queued = Queued { to, bytes, session };
+        let queued = self.queued(to, bytes);
         match lane {
             Lane::Chat => self.transmits.push_back(queued),
             Lane::Presence | Lane::Heartbeat => {

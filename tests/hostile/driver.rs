@@ -26,7 +26,7 @@ pub struct Driver {
     pub log: Vec<Message>,
     /// Every datagram the relay sent: to whom and what.
     pub sent: Vec<(SocketAddr, Packet)>,
-    /// The same datagrams as bytes, as they went out (with their proofs).
+    /// The same datagrams as bytes, as they went out.
     pub sent_bytes: Vec<Vec<u8>>,
     /// Bytes the relay received from each address.
     pub bytes_in: HashMap<SocketAddr, usize>,

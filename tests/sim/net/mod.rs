@@ -140,8 +140,6 @@ pub struct Net {
     left_addrs: HashMap<SocketAddr, usize>,
     /// Datagrams the relay sent to an address nobody has any more.
     pub stale: u64,
-    /// How many times the relay restarted: each relay process seals with keys of its own.
-    pub(super) relay_epoch: u64,
     /// Datagrams in flight by (delivery time, link, count on the link).
     queue: BTreeMap<(Instant, usize, u64), Flight>,
     /// How long accepted messages wait before the log is written and committed, like a shell
@@ -204,7 +202,6 @@ impl Net {
             by_addr: HashMap::new(),
             left_addrs: HashMap::new(),
             stale: 0,
-            relay_epoch: 0,
             queue: BTreeMap::new(),
             flush_delay: Duration::ZERO,
             next_flush: None,

@@ -40,11 +40,6 @@ pub struct Node {
     pub last_heard_by_relay: Option<Instant>,
     /// Every packet of this node that reached the relay (injected ones included), with when.
     pub reached_relay: Vec<(Instant, Packet)>,
-    /// What the relay processes before this one (by [`Net`]'s restart count) sealed no longer
-    /// opens: the model of the secure client, which forgets the keys before its current ones
-    /// once a WELCOME opened a new session (`SecureClient::handle`). The network has no
-    /// channel of its own; this is what of it the rules above depend on.
-    pub(super) keys_from: u64,
     pub(super) up: Link,
     pub(super) down: Link,
 }
@@ -226,7 +221,6 @@ impl Net {
             sent: Vec::new(),
             last_heard_by_relay: None,
             reached_relay: Vec::new(),
-            keys_from: self.relay_epoch,
             deaf: false,
             mute: false,
             lose_welcomes: 0,

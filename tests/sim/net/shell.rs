@@ -71,7 +71,6 @@ impl Net {
         let keep = self.relay_config.dedup.max(self.relay_config.cache);
         let tail = self.store[self.store.len().saturating_sub(keep)..].to_vec();
         self.relay = Relay::new(self.relay_config.clone(), tail);
-        self.relay_epoch += 1;
     }
 
     /// The relay takes a datagram of client `i`'s, from `from`; what it accepts waits for the

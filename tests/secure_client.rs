@@ -1,0 +1,157 @@
+//! The client behind its secure channel against the relay behind its own, with no network:
+//! what the secure client does with the keys of a session it left behind, and the client's
+//! rules on the NotJoined a leave earns.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use urc::client::{Client, Config as ClientConfig, Event, SecureClient};
+use urc::proto::message::Millis;
+use urc::proto::secure::REKEY_AFTER;
+use urc::proto::secure::frame::Frame;
+use urc::proto::secure::keys::Keypair;
+use urc::proto::wire::{ErrorCode, Packet, Token};
+use urc::relay::secure::SecureRelay;
+use urc::relay::{Config, Relay};
+use uuid::Uuid;
+
+const ALICE: &str = "192.0.2.1:4000";
+
+fn relay_with(keys: Keypair) -> SecureRelay {
+    SecureRelay::new(Relay::new(Config::default(), Vec::new()), keys)
+}
+
+fn config(name: &str) -> ClientConfig {
+    ClientConfig {
+        name: name.into(),
+        history: 0,
+        since: None,
+    }
+}
+
+/// The relay takes `bytes` from `from` and ends its turn: what it sends.
+fn datagram(
+    relay: &mut SecureRelay,
+    now: Instant,
+    from: SocketAddr,
+    bytes: &[u8],
+) -> Vec<(SocketAddr, Vec<u8>)> {
+    relay.handle(now, Millis::now(), from, bytes);
+    turn(relay, now)
+}
+
+/// The relay ends its turn (its log committed): what it sends.
+fn turn(relay: &mut SecureRelay, now: Instant) -> Vec<(SocketAddr, Vec<u8>)> {
+    relay.end_turn(now, Millis::now());
+    let r = relay.relay_mut();
+    if r.has_appends() {
+        r.commit();
+    }
+    std::iter::from_fn(|| relay.poll_transmit())
+        .map(|t| (t.to, t.bytes.to_vec()))
+        .collect()
+}
+
+/// Datagrams both ways, without loss, until the client has nothing more to send.
+fn settle(relay: &mut SecureRelay, now: Instant, from: SocketAddr, client: &mut SecureClient) {
+    for _ in 0..50 {
+        let to_relay: Vec<Vec<u8>> = std::iter::from_fn(|| client.poll_transmit(now)).collect();
+        if to_relay.is_empty() {
+            return;
+        }
+        for d in to_relay {
+            for (to, back) in datagram(relay, now, from, &d) {
+                if to == from {
+                    client.handle(now, &back);
+                }
+            }
+        }
+    }
+    panic!("never settled");
+}
+
+/// The relay restarted while alice renewed her keys with the new process (her DATA on the old
+/// keys lost, so no UNKNOWN told her): NotJoined, a rejoin, a WELCOME opening a new session.
+/// The old relay's late Stopping, sealed with her old keys, must not open then.
+#[test]
+fn the_secure_client_forgets_the_old_relays_keys_once_a_new_session_opens() {
+    let keys = Keypair::generate();
+    let mut now = Instant::now();
+    let alice: SocketAddr = ALICE.parse().unwrap();
+    let mut old = relay_with(keys.clone());
+    let mut client = SecureClient::new(config("alice"), Keypair::generate(), None, now);
+    settle(&mut old, now, alice, &mut client);
+    assert!(client.is_joined());
+    assert_eq!(client.sessions(), 1);
+    old.relay_mut().stopping();
+    let late: Vec<Vec<u8>> = turn(&mut old, now)
+        .into_iter()
+        .filter(|(to, _)| *to == alice)
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(late.len(), 1, "one Stopping to alice");
+    drop(old);
+    let mut new = relay_with(keys);
+    now += REKEY_AFTER + Duration::from_secs(1);
+    client.client_mut().request_who(now);
+    let to_relay: Vec<Vec<u8>> = std::iter::from_fn(|| client.poll_transmit(now)).collect();
+    assert!(
+        to_relay
+            .iter()
+            .any(|d| matches!(Frame::decode(d), Ok(Frame::Hello { .. }))),
+        "alice renews her keys"
+    );
+    // Her DATA on the old keys is lost: only the handshake reaches the new relay.
+    for d in to_relay
+        .iter()
+        .filter(|d| !matches!(Frame::decode(d), Ok(Frame::Data { .. })))
+    {
+        for (to, back) in datagram(&mut new, now, alice, d) {
+            assert_eq!(to, alice);
+            client.handle(now, &back);
+        }
+    }
+    settle(&mut new, now, alice, &mut client);
+    assert!(client.is_joined(), "rejoined the new relay");
+    assert_eq!(client.sessions(), 2, "a new session");
+    while client.poll_event().is_some() {}
+    client.handle(now, &late[0]);
+    let events: Vec<Event> = std::iter::from_fn(|| client.poll_event()).collect();
+    assert!(
+        client.is_joined() && events.is_empty(),
+        "the old relay's late Stopping was taken: {events:?}"
+    );
+}
+
+/// While leaving, only a NotJoined naming the current session's token ends the wait: one
+/// naming the session before (a late answer) does not.
+#[test]
+fn a_leaving_client_closes_only_on_a_not_joined_naming_its_token() {
+    let now = Instant::now();
+    let mut client = Client::new(config("alice"), now);
+    while client.poll_transmit().is_some() {}
+    let welcome = |token| Packet::Welcome {
+        token,
+        name: "alice".into(),
+        latest: 0,
+        timeout_ms: 30_000,
+    };
+    let not_joined = |token: Token| Packet::Error {
+        code: ErrorCode::NotJoined,
+        id: Uuid::from_bytes(token.0),
+        message: "not joined: join again".into(),
+    };
+    let (first, second) = (Token([1; 16]), Token([2; 16]));
+    client.handle(now, &welcome(first).encode());
+    client.handle(now, &not_joined(first).encode());
+    client.handle(now, &welcome(second).encode());
+    assert_eq!(client.sessions(), 2);
+    client.leave(now);
+    client.handle(now, &not_joined(first).encode());
+    assert!(
+        !client.is_closed(),
+        "closed on a NotJoined of the session before"
+    );
+    client.handle(now, &not_joined(second).encode());
+    assert!(client.is_closed());
+}
