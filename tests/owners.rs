@@ -1,4 +1,4 @@
-//! A name belongs to the key that first joined under it, driven through the relay's rules with keys: another key (or a look-alike) is refused, the same key takes its name back at once from a new process while the old session lingers, and nobody sees it leave or join.
+//! A name belongs to the key that first joined under it, driven through the relay's rules with keys: another key (or a look-alike) is refused, the same key takes its name back at once from a new process while the old session lingers, and nobody sees it leave or join; a session's token is good only from its key.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -43,8 +43,13 @@ impl Room {
             history: 0,
             instance,
         };
+        self.packet(from, &join, key)
+    }
+
+    /// `packet` from `from`, sealed by the holder of `key`: what came back to `from`.
+    fn packet(&mut self, from: SocketAddr, packet: &Packet, key: PublicKey) -> Vec<Packet> {
         self.relay
-            .handle_as(self.now, Millis::now(), from, &join.encode(), Some(key));
+            .handle_as(self.now, Millis::now(), from, &packet.encode(), Some(key));
         self.relay.end_turn(self.now, Millis::now());
         let mut back = Vec::new();
         while let Some(t) = self.relay.poll_transmit() {
@@ -168,4 +173,39 @@ fn the_same_key_takes_its_name_back_at_once_and_nobody_sees_it_go() {
         Uuid::new_v4(),
     ));
     assert!(said.is_some_and(|s| s.contains("in use")));
+}
+
+/// Someone else who receives at alice's address made a handshake there with their own key,
+/// and somehow holds her token: their packets are still not hers. No answer, no refresh, no
+/// leave; her own key's packets go on.
+#[test]
+fn a_sessions_token_is_good_only_from_its_key() {
+    let mut room = Room::new();
+    let (alice, mallory) = (Keypair::generate().public(), Keypair::generate().public());
+    let a = addr("192.0.2.1:4000");
+    let instance = Uuid::new_v4();
+    let welcome = room.join(a, "alice", alice, instance);
+    let token = welcome
+        .iter()
+        .find_map(|p| match p {
+            Packet::Welcome { token, .. } => Some(*token),
+            _ => None,
+        })
+        .expect("welcomed");
+    let refused = room.relay.stats().unauthorised;
+    assert_eq!(room.packet(a, &Packet::Ping { token }, mallory), []);
+    let leave = Packet::Leave {
+        token,
+        message: String::new(),
+    };
+    assert_eq!(room.packet(a, &leave, mallory), []);
+    assert_eq!(room.relay.stats().unauthorised, refused + 2);
+    assert!(room.relay.clients().get(&a).is_some(), "alice is still in");
+    // Nor does her JOIN asked again, with her instance, make her session mallory's: for
+    // another key it is a new session, and her name is not given to it.
+    assert!(refusal(&room.join(a, "alice", mallory, instance)).is_some());
+    assert!(
+        (room.relay.clients().iter()).all(|s| s.value().key() != Some(mallory)),
+        "mallory has a session"
+    );
 }

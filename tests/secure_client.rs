@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use urc::client::tunnel::{Received, Tunnel};
 use urc::client::{Client, Config as ClientConfig, Event, SecureClient};
 use urc::proto::message::Millis;
 use urc::proto::secure::REKEY_AFTER;
@@ -154,4 +155,98 @@ fn a_leaving_client_closes_only_on_a_not_joined_naming_its_token() {
     );
     client.handle(now, &not_joined(second).encode());
     assert!(client.is_closed());
+}
+
+/// Mallory receives at alice's address (an on-path router, a shared NAT) and makes a
+/// handshake there with her own key, then sends one packet on it with a token she does not
+/// know. Alice's session is still alice's: bob's message to it is sealed for alice's key,
+/// which mallory cannot open, and alice reads it.
+#[test]
+fn a_sessions_packets_are_sealed_only_for_its_own_key() {
+    let now = Instant::now();
+    let keys = Keypair::generate();
+    let relay_key = keys.public();
+    let mut relay = relay_with(keys);
+    let alice_at: SocketAddr = ALICE.parse().unwrap();
+    let bob_at: SocketAddr = "192.0.2.2:4000".parse().unwrap();
+    let mut alice = SecureClient::new(config("alice"), Keypair::generate(), None, now);
+    let mut bob = SecureClient::new(config("bob"), Keypair::generate(), None, now);
+    settle(&mut relay, now, alice_at, &mut alice);
+    settle(&mut relay, now, bob_at, &mut bob);
+    assert!(alice.is_joined() && bob.is_joined());
+    // Alice hears of bob; what is in flight to her now is not the point.
+    for (to, d) in turn(&mut relay, now) {
+        if to == alice_at {
+            alice.handle(now, &d);
+        }
+    }
+    while alice.poll_event().is_some() {}
+
+    let mut mallory = Tunnel::new(Keypair::generate(), Some(relay_key));
+    let ping = Packet::Ping {
+        token: Token([9; 16]),
+    }
+    .encode();
+    let mut sealed = Vec::new();
+    let mut opened = Vec::new();
+    let mut up = false;
+    for _ in 0..5 {
+        sealed.clear();
+        if mallory.seal(now, &ping, &mut sealed) {
+            up = true;
+            break;
+        }
+        let hellos: Vec<Vec<u8>> = std::iter::from_fn(|| mallory.poll_transmit()).collect();
+        for hello in hellos {
+            for (to, back) in datagram(&mut relay, now, alice_at, &hello) {
+                assert_eq!(to, alice_at);
+                mallory.receive(now, &back, &mut opened);
+            }
+        }
+    }
+    assert!(up, "mallory made a handshake at alice's address");
+    for (to, back) in datagram(&mut relay, now, alice_at, &sealed) {
+        assert_eq!(to, alice_at);
+        opened.clear();
+        assert_ne!(
+            mallory.receive(now, &back, &mut opened),
+            Received::Packet,
+            "the relay answered mallory's packet for alice's session"
+        );
+    }
+
+    bob.client_mut().send(now, "for alice only").unwrap();
+    let to_relay: Vec<Vec<u8>> = std::iter::from_fn(|| bob.poll_transmit(now)).collect();
+    let mut to_alice = Vec::new();
+    for d in to_relay {
+        for (to, back) in datagram(&mut relay, now, bob_at, &d) {
+            if to == alice_at {
+                to_alice.push(back);
+            }
+        }
+    }
+    to_alice.extend(
+        turn(&mut relay, now)
+            .into_iter()
+            .filter(|(to, _)| *to == alice_at)
+            .map(|(_, d)| d),
+    );
+    assert!(
+        !to_alice.is_empty(),
+        "bob's message went to alice's address"
+    );
+    for d in &to_alice {
+        opened.clear();
+        assert_ne!(
+            mallory.receive(now, d, &mut opened),
+            Received::Packet,
+            "mallory opened a packet of alice's session"
+        );
+    }
+    for d in &to_alice {
+        alice.handle(now, d);
+    }
+    let heard = std::iter::from_fn(|| alice.poll_event())
+        .any(|e| matches!(&e, Event::Message { message, .. } if message.text == "for alice only"));
+    assert!(heard, "alice read bob's message");
 }

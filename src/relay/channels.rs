@@ -4,8 +4,9 @@
 //! without a good cookie gets a CHALLENGE (stateless, smaller than three HELLOs); only a
 //! HELLO with one costs a handshake, and only as often as the caller allows. A handshake
 //! makes a *pending* transport; the client's first DATA on it *confirms* it: it becomes the
-//! address's current transport (what the relay seals with), and the one before stays to open
-//! what was already on its way, until the next is confirmed or it expires. A HELLO sent again
+//! address's current transport, and the one before stays to open what was already on its
+//! way, until the next is confirmed or it expires. A packet is sealed for a key: with the
+//! newer of the two that is that key's, never with another key's at the same address. A HELLO sent again
 //! (its REPLY was lost) gets the same REPLY again, without a second handshake.
 
 use std::collections::HashMap;
@@ -235,15 +236,33 @@ impl Channels {
         Incoming::Packet { peer }
     }
 
-    /// Seals `packet` for `to` with its current transport, appending the DATA frame to
-    /// `out`: false when `to` has none (its keys expired, or it never made a handshake).
-    pub fn seal(&mut self, now: Instant, to: SocketAddr, packet: &[u8], out: &mut Vec<u8>) -> bool {
-        let Some(index) = self.by_addr.get(&to).and_then(|e| e.current) else {
+    /// Seals `packet` for the holder of `key` at `to`, with the newest confirmed transport
+    /// of `to` that is theirs, appending the DATA frame to `out`: false when there is none
+    /// (its keys expired, it never made a handshake, or the transports at `to` are another
+    /// key's: someone else who receives at that address made a handshake there).
+    pub fn seal(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        key: &PublicKey,
+        packet: &[u8],
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let Some(ends) = self.by_addr.get(&to) else {
             return false;
         };
-        match self.by_index.get_mut(&index) {
-            Some(c) if !c.transport.is_expired(now) => c.transport.seal_into(packet, out),
-            _ => false,
+        let by_index = &self.by_index;
+        let theirs = [ends.current, ends.previous]
+            .into_iter()
+            .flatten()
+            .find(|i| {
+                by_index
+                    .get(i)
+                    .is_some_and(|c| c.peer == *key && !c.transport.is_expired(now))
+            });
+        match theirs.and_then(|i| self.by_index.get_mut(&i)) {
+            Some(c) => c.transport.seal_into(packet, out),
+            None => false,
         }
     }
 

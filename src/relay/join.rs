@@ -59,6 +59,11 @@ pub struct Session {
 }
 
 impl Session {
+    /// The key its client proved it holds (none for packets handed in without one).
+    pub fn key(&self) -> Option<PublicKey> {
+        self.key
+    }
+
     /// Messages waiting for their turn: at most [`REORDER_WINDOW`](super::REORDER_WINDOW)
     /// ahead of the one in turn, and that one if it waits for the message rate.
     pub fn waiting(&self) -> usize {
@@ -115,7 +120,7 @@ impl Relay {
         let here = self
             .clients
             .get(&from)
-            .map(|s| s.instance == instance && s.name == name);
+            .map(|s| s.instance == instance && s.name == name && s.key == peer);
         match here {
             // The same client asking again (its welcome was lost): the same session.
             Some(true) => {}
@@ -129,7 +134,7 @@ impl Relay {
                     if self
                         .clients
                         .get(&old)
-                        .is_some_and(|s| s.instance == instance) =>
+                        .is_some_and(|s| s.instance == instance && s.key == peer) =>
                 {
                     // The same client from a new address (NAT rebinding, a new network): the
                     // session moves with it, token and csns included, if the new address's IP
@@ -275,19 +280,28 @@ impl Relay {
         false
     }
 
-    /// Checks that `from` has a session and `token` is its token; refreshes it if so.
-    pub(super) fn authorise(&mut self, now: Instant, from: SocketAddr, token: &Token) -> bool {
+    /// Checks that `from` has a session, that `token` is its token and that `peer` is its
+    /// key (the one its client proved it holds at the join); refreshes it if so.
+    pub(super) fn authorise(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        token: &Token,
+        peer: Option<PublicKey>,
+    ) -> bool {
         if let Some(mut s) = self.clients.get_mut(&from)
             && s.token.matches(token)
+            && s.key == peer
         {
             s.last_heard = now;
             return true;
         }
         self.stats.unauthorised += 1;
         if self.clients.contains_key(&from) {
-            // The address has a session and this is not its token: someone else wrote it
-            // (a spoofed source). The client itself has nothing to learn from it.
-            self.dropped(from, "wrong session token".into());
+            // The address has a session and this is not its token, or not its key: someone
+            // else wrote it (a spoofed source, or another key at the same address). The client
+            // itself has nothing to learn from it.
+            self.dropped(from, "wrong session token or key".into());
             return false;
         }
         // It names the token it refuses (in the place of a message's id): a client takes it

@@ -98,12 +98,14 @@ pub struct Transmit {
 
 /// A packet waiting to be sent: `bytes` (perhaps shared with other recipients) for the
 /// session `session` at `to` (its [`Session::number`]; 0 for an address without one), which
-/// must still be there when it leaves.
+/// must still be there when it leaves, and for the holder of `key`: the session's key, or,
+/// for an answer to a datagram sealed by another key, that one.
 #[derive(Debug)]
 struct Queued {
     to: SocketAddr,
     bytes: Arc<[u8]>,
     session: u64,
+    key: Option<PublicKey>,
 }
 
 /// A history answer the relay's cache cannot give: the shell reads the log and calls
@@ -201,6 +203,9 @@ pub struct Relay {
     joins: HashMap<Origin, (Bucket, bool)>,
     /// Sessions opened since the relay started: the last one's [`Session::number`].
     opened: u64,
+    /// The address and key of the datagram being handled: what is queued for that address
+    /// meanwhile answers it, and goes to that key.
+    handling: Option<(SocketAddr, Option<PublicKey>)>,
     last_dropped: Option<Dropped>,
     stats: Stats,
     /// Who owns each name.
@@ -244,6 +249,7 @@ impl Relay {
             per_ip: HashMap::new(),
             joins: HashMap::new(),
             opened: 0,
+            handling: None,
             last_dropped: None,
             owners: Owners::default(),
             stats: Stats::default(),
@@ -326,7 +332,9 @@ impl Relay {
         bytes: &[u8],
         peer: Option<PublicKey>,
     ) {
+        self.handling = Some((from, peer));
         self.dispatch(now, wall, from, bytes, peer);
+        self.handling = None;
     }
 
     /// Who owns each name.
@@ -367,7 +375,7 @@ impl Relay {
                 base,
                 messages,
             } => {
-                if self.authorise(now, from, &token) {
+                if self.authorise(now, from, &token, peer) {
                     for m in messages {
                         if !self.send(now, wall, from, m.csn, base, m.id, m.text) {
                             // It could not wait, and those after it in the datagram, further
@@ -384,17 +392,17 @@ impl Relay {
                 from: first,
                 count,
             } => {
-                if self.authorise(now, from, &token) && self.request_allowed(now, from) {
+                if self.authorise(now, from, &token, peer) && self.request_allowed(now, from) {
                     self.history(from, req, first, count);
                 }
             }
             Packet::Who { token, req } => {
-                if self.authorise(now, from, &token) && self.request_allowed(now, from) {
+                if self.authorise(now, from, &token, peer) && self.request_allowed(now, from) {
                     self.who(from, req);
                 }
             }
             Packet::Ping { token } => {
-                if self.authorise(now, from, &token) {
+                if self.authorise(now, from, &token, peer) {
                     self.reply(
                         from,
                         &Packet::Pong {
@@ -404,7 +412,7 @@ impl Relay {
                 }
             }
             Packet::Leave { token, message } => {
-                if self.authorise(now, from, &token) {
+                if self.authorise(now, from, &token, peer) {
                     if let Some(instance) = self.clients.get(&from).map(|s| s.instance) {
                         self.departed.record(now, instance);
                     }

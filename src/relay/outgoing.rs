@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::intake::FANOUT_PER_TURN;
 use super::{Pending, Queued, Relay, Session, Transmit};
 use crate::proto::message::Message;
+use crate::proto::secure::keys::PublicKey;
 use crate::proto::wire::{
     ACK_HEADER, ACKED_LEN, Acked, Change, ErrorCode, MAX_PACKET, MESSAGES_HEADER, PRESENCE_HEADER,
     Packet, change_len, pack, paginate,
@@ -209,19 +210,29 @@ impl Relay {
     /// The next datagram to send, written into `buf` (cleared first); where to send it.
     /// [`Relay::poll_transmit`] without an allocation per datagram.
     pub fn poll_transmit_into(&mut self, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        self.poll_transmit_for(buf).map(|(to, _)| to)
+    }
+
+    /// [`Relay::poll_transmit_into`], and the key the datagram is for (the one it is to be
+    /// sealed for): its session's, or that of the datagram it answers.
+    pub fn poll_transmit_for(
+        &mut self,
+        buf: &mut Vec<u8>,
+    ) -> Option<(SocketAddr, Option<PublicKey>)> {
         let q = loop {
             let q = self.next_queued()?;
             // Queued for a session that has ended since (or was replaced by another at its
-            // address, a new process of the client, say): what it says is not for whoever is
-            // there now (its answers' request numbers are another's).
-            if q.session == 0 || self.session_of(q.to) == q.session {
+            // address, a new process of the client, say), or for an address without one that
+            // has one now: what it says is not for whoever is there now (its answers' request
+            // numbers are another's, its NotJoined is for a token already replaced).
+            if self.session_of(q.to) == q.session {
                 break q;
             }
             self.stats.stale += 1;
         };
         buf.clear();
         buf.extend_from_slice(&q.bytes);
-        Some(q.to)
+        Some((q.to, q.key))
     }
 
     /// The next packet queued: the turn's chat first, then presence, then the pages of
@@ -262,10 +273,24 @@ impl Relay {
         self.clients.get(&to).map_or(0, |s| s.number)
     }
 
-    /// `bytes` to go to `to`, for the session there now.
+    /// `bytes` to go to `to`, for the session there now and its key; an answer to a datagram
+    /// from `to` sealed by another key (a handshake of someone else at the session's
+    /// address) goes to that key, and the session's packets never do.
     pub(super) fn queued(&self, to: SocketAddr, bytes: Arc<[u8]>) -> Queued {
-        let session = self.session_of(to);
-        Queued { to, bytes, session }
+        let (session, key) = self
+            .clients
+            .get(&to)
+            .map_or((0, None), |s| (s.number, s.key));
+        let key = match self.handling {
+            Some((from, peer)) if from == to => peer,
+            _ => key,
+        };
+        Queued {
+            to,
+            bytes,
+            session,
+            key,
+        }
     }
 
     /// Queues `bytes` (encoded once, maybe for many) to `to`'s session in `lane`.

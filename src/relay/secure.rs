@@ -267,11 +267,12 @@ impl SecureRelay {
             return Some(to);
         }
         loop {
-            let to = self.relay.poll_transmit_into(&mut self.sealing)?;
-            let Some(now) = self.clock else {
-                continue;
-            };
-            if self.channels.seal(now, to, &self.sealing, buf) {
+            let (to, key) = self.relay.poll_transmit_for(&mut self.sealing)?;
+            // Every packet the relay is handed here came sealed by a key, and what it sends
+            // is for a key: its session's, or that of the datagram it answers.
+            if let (Some(now), Some(key)) = (self.clock, key)
+                && self.channels.seal(now, to, &key, &self.sealing, buf)
+            {
                 return Some(to);
             }
             // Its transport expired, or it never had one: nobody could read it.

@@ -168,7 +168,11 @@ fn first_contact_learns_the_relays_key_and_then_every_packet_is_sealed() {
     assert_eq!(relay.channels.peer(client.addr), Some(identity.public()));
 
     let mut back = Vec::new();
-    assert!(relay.channels.seal(now, client.addr, b"WELCOME", &mut back));
+    assert!(
+        relay
+            .channels
+            .seal(now, client.addr, &identity.public(), b"WELCOME", &mut back)
+    );
     client.take(now, &back);
     assert_eq!(client.opened, [b"WELCOME".to_vec()]);
 }
@@ -263,12 +267,16 @@ fn the_keys_before_the_current_ones_open_nothing_once_forgotten() {
     let now = Instant::now();
     let relay_keys = Keypair::generate();
     let (mut old, mut client) = connected_with(relay_keys.clone(), now);
+    let key = client.tunnel.identity();
     let sent = client.send(now, b"JOIN");
     old.take(now, client.addr, &sent[0]);
     let late: Vec<Vec<u8>> = (0..2)
         .map(|k| {
             let mut d = Vec::new();
-            assert!(old.channels.seal(now, client.addr, &[b'A' + k], &mut d));
+            assert!(
+                old.channels
+                    .seal(now, client.addr, &key, &[b'A' + k], &mut d)
+            );
             d
         })
         .collect();
@@ -291,7 +299,7 @@ fn the_keys_before_the_current_ones_open_nothing_once_forgotten() {
     let sent = client.send(later, b"PING");
     new.take(later, client.addr, &sent[0]);
     let mut d = Vec::new();
-    assert!(new.channels.seal(later, client.addr, b"C", &mut d));
+    assert!(new.channels.seal(later, client.addr, &key, b"C", &mut d));
     client.take(later, &d);
     assert_eq!(client.opened.last().unwrap(), b"C");
 }
@@ -457,10 +465,13 @@ fn rekeying_under_loss_loses_nothing_and_never_opens_a_datagram_twice() {
                         link.send(now, false, answer);
                     }
                     if relay.opened.len() > before {
-                        let (_, packet, _) = relay.opened.last().unwrap().clone();
+                        let (_, packet, key) = relay.opened.last().unwrap().clone();
                         at_relay.insert(u32::from_be_bytes(packet[..4].try_into().unwrap()));
                         let mut echo = Vec::new();
-                        if relay.channels.seal(now, client.addr, &packet, &mut echo) {
+                        if relay
+                            .channels
+                            .seal(now, client.addr, &key, &packet, &mut echo)
+                        {
                             link.send(now, false, echo);
                         }
                     }
