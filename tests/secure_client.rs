@@ -208,9 +208,11 @@ fn a_sessions_packets_are_sealed_only_for_its_own_key() {
     for (to, back) in datagram(&mut relay, now, alice_at, &sealed) {
         assert_eq!(to, alice_at);
         opened.clear();
-        assert_ne!(
-            mallory.receive(now, &back, &mut opened),
-            Received::Packet,
+        assert!(
+            !matches!(
+                mallory.receive(now, &back, &mut opened),
+                Received::Packet { .. }
+            ),
             "the relay answered mallory's packet for alice's session"
         );
     }
@@ -237,9 +239,11 @@ fn a_sessions_packets_are_sealed_only_for_its_own_key() {
     );
     for d in &to_alice {
         opened.clear();
-        assert_ne!(
-            mallory.receive(now, d, &mut opened),
-            Received::Packet,
+        assert!(
+            !matches!(
+                mallory.receive(now, d, &mut opened),
+                Received::Packet { .. }
+            ),
             "mallory opened a packet of alice's session"
         );
     }
@@ -249,4 +253,112 @@ fn a_sessions_packets_are_sealed_only_for_its_own_key() {
     let heard = std::iter::from_fn(|| alice.poll_event())
         .any(|e| matches!(&e, Event::Message { message, .. } if message.text == "for alice only"));
     assert!(heard, "alice read bob's message");
+}
+
+/// Alice's relay forgot her (she was silent past its timeout) while she renewed her keys: her
+/// JOIN, sealed on the old keys just before the new ones were up, opens a new session, and
+/// the relay welcomes her on the old keys (the new ones are not confirmed until her first
+/// DATA on them arrives). Those old keys are this relay's, for this session: what comes on
+/// them next, bob's message, must still open.
+#[test]
+fn a_welcome_on_the_keys_before_the_current_ones_keeps_them() {
+    let mut now = Instant::now();
+    let mut relay = relay_with(Keypair::generate());
+    let alice_at: SocketAddr = ALICE.parse().unwrap();
+    let bob_at: SocketAddr = "192.0.2.2:4000".parse().unwrap();
+    let mut alice = SecureClient::new(config("alice"), Keypair::generate(), None, now);
+    settle(&mut relay, now, alice_at, &mut alice);
+    assert_eq!(alice.sessions(), 1);
+    // Silent past the relay's timeout and past the time to renew her keys.
+    // (The relay counts a timeout in the time it ran: a turn a second.)
+    let renew_at = now + REKEY_AFTER + Duration::from_secs(1);
+    while now < renew_at {
+        now += Duration::from_secs(1);
+        turn(&mut relay, now);
+    }
+    assert!(
+        relay.relay().clients().get(&alice_at).is_none(),
+        "timed out"
+    );
+    let mut bob = SecureClient::new(config("bob"), Keypair::generate(), None, now);
+    settle(&mut relay, now, bob_at, &mut bob);
+    // Her WHO on the old keys earns a NotJoined, and she joins again, also on the old keys:
+    // the renewal's HELLO is under way.
+    alice.client_mut().request_who(now);
+    let mut hello = Vec::new();
+    let mut held_join = None;
+    for _ in 0..3 {
+        let out: Vec<Vec<u8>> = std::iter::from_fn(|| alice.poll_transmit(now)).collect();
+        for d in out {
+            match Frame::decode(&d) {
+                Ok(Frame::Hello { .. }) => hello.push(d),
+                Ok(Frame::Data { .. }) if held_join.is_none() && alice.sessions() == 1 => {
+                    for (to, back) in datagram(&mut relay, now, alice_at, &d) {
+                        if to == alice_at {
+                            alice.handle(now, &back);
+                        }
+                    }
+                    if !alice.is_joined() && held_join.is_none() {
+                        // The NotJoined was taken: what she sends next is the JOIN.
+                        let next: Vec<Vec<u8>> =
+                            std::iter::from_fn(|| alice.poll_transmit(now)).collect();
+                        for n in next {
+                            match Frame::decode(&n) {
+                                Ok(Frame::Data { .. }) => held_join = Some(n),
+                                _ => hello.push(n),
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let join = held_join.expect("alice joined again on the old keys");
+    assert!(!hello.is_empty(), "alice renews her keys");
+    // The renewal: HELLO, CHALLENGE, HELLO with the cookie, REPLY. Her DATA on the new keys
+    // is lost.
+    let mut up = false;
+    for _ in 0..4 {
+        let mut next = Vec::new();
+        for d in hello.drain(..) {
+            for (to, back) in datagram(&mut relay, now, alice_at, &d) {
+                assert_eq!(to, alice_at);
+                alice.handle(now, &back);
+            }
+        }
+        for d in std::iter::from_fn(|| alice.poll_transmit(now)).collect::<Vec<_>>() {
+            match Frame::decode(&d) {
+                Ok(Frame::Hello { .. }) => next.push(d),
+                _ => up = true,
+            }
+        }
+        hello = next;
+    }
+    assert!(up, "alice's new keys are up");
+    // The JOIN on the old keys arrives: a new session, welcomed on the old keys.
+    for (to, back) in datagram(&mut relay, now, alice_at, &join) {
+        if to == alice_at {
+            alice.handle(now, &back);
+        }
+    }
+    assert!(alice.is_joined(), "welcomed");
+    assert_eq!(alice.sessions(), 2);
+    while alice.poll_event().is_some() {}
+    bob.client_mut().send(now, "still on the old keys").unwrap();
+    let to_relay: Vec<Vec<u8>> = std::iter::from_fn(|| bob.poll_transmit(now)).collect();
+    for d in to_relay {
+        for (to, back) in datagram(&mut relay, now, bob_at, &d) {
+            if to == alice_at {
+                alice.handle(now, &back);
+            }
+        }
+    }
+    let heard = std::iter::from_fn(|| alice.poll_event()).any(
+        |e| matches!(&e, Event::Message { message, .. } if message.text == "still on the old keys"),
+    );
+    assert!(
+        heard,
+        "bob's message, sealed on the keys of her new session, was dropped"
+    );
 }

@@ -125,7 +125,7 @@ impl Link {
         let received = self.tunnel.receive(now, datagram, opened);
         self.flush(socket);
         match received {
-            Received::Packet => Opened::Packet,
+            Received::Packet { .. } => Opened::Packet,
             Received::Up => {
                 self.waiting = None;
                 Opened::Up

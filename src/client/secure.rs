@@ -75,13 +75,16 @@ impl SecureClient {
         let mut packet = std::mem::take(&mut self.opened);
         packet.clear();
         match self.tunnel.receive(now, datagram, &mut packet) {
-            Received::Packet => {
+            Received::Packet { current } => {
                 let sessions = self.client.sessions();
                 self.client.handle(now, &packet);
-                if self.client.sessions() != sessions {
-                    // A new session: the relay lost the last one (it restarted, or forgot a
-                    // silent client). What the keys before the current ones still bring is
-                    // of that session (of a relay process gone, maybe): nothing to take.
+                if current && self.client.sessions() != sessions {
+                    // A new session, welcomed on the current keys: the relay lost the last
+                    // one (it restarted, or forgot a silent client). What the keys before
+                    // still bring is of that session (of a relay process gone, maybe): nothing
+                    // to take. (A WELCOME on the keys before the current ones came from the
+                    // process that has the new session, which still seals with them until
+                    // the client's first DATA on the new ones: they stay.)
                     self.tunnel.forget_previous();
                 }
             }

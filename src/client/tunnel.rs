@@ -24,7 +24,10 @@ pub const HELLO_AGAIN: Duration = Duration::from_secs(1);
 #[derive(Debug, PartialEq, Eq)]
 pub enum Received {
     /// A DATA opened: the packet is in the caller's buffer.
-    Packet,
+    Packet {
+        /// It opened on the current keys, not on those before them.
+        current: bool,
+    },
     /// A handshake finished: what waited for a transport can go now.
     Up,
     /// A CHALLENGE taken: the HELLO goes again with its cookie ([`Tunnel::poll_transmit`]).
@@ -235,6 +238,7 @@ impl Tunnel {
                 counter,
                 sealed,
             } => {
+                let current = self.current.as_ref().is_some_and(|k| k.local == receiver);
                 let keys = [&mut self.current, &mut self.previous]
                     .into_iter()
                     .flatten()
@@ -246,7 +250,7 @@ impl Tunnel {
                     return Received::Dropped("a DATA for expired keys");
                 }
                 match keys.transport.open_into(counter, sealed, out) {
-                    Ok(()) => Received::Packet,
+                    Ok(()) => Received::Packet { current },
                     Err(Unopened::Forged) => Received::Dropped("a DATA that does not authenticate"),
                     Err(Unopened::Replayed) => Received::Dropped("a DATA opened before"),
                 }

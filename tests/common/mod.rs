@@ -168,10 +168,9 @@ impl Sealed {
                 Err(_) => return None,
             };
             let mut out = Vec::new();
-            if self
-                .tunnel
-                .receive(Instant::now(), &self.buf[..n], &mut out)
-                == Received::Packet
+            if let Received::Packet { .. } =
+                self.tunnel
+                    .receive(Instant::now(), &self.buf[..n], &mut out)
             {
                 return Some(out);
             }

@@ -88,7 +88,7 @@ impl Client {
     fn take(&mut self, now: Instant, datagram: &[u8]) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         match self.tunnel.receive(now, datagram, &mut out) {
-            Received::Packet => self.opened.push(out),
+            Received::Packet { .. } => self.opened.push(out),
             Received::Dropped(_) => {}
             other => self.events.push(other),
         }
