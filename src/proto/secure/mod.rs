@@ -40,8 +40,11 @@ pub const REKEY_AFTER: Duration = Duration::from_secs(120);
 /// REJECT_AFTER_TIME): a client that could not rekey in the minute since
 /// [`REKEY_AFTER`] makes a new handshake before it says anything else.
 pub const REJECT_AFTER: Duration = Duration::from_secs(180);
-/// After this many datagrams sealed, the client starts a new handshake.
-pub const REKEY_AFTER_MESSAGES: u64 = 1 << 60;
-/// No transport seals or opens a datagram with a counter this high or higher: far below
-/// the nonce 2^64 − 1 that Noise reserves, with room for what is on its way.
-pub const REJECT_AFTER_MESSAGES: u64 = u64::MAX - (1 << 13);
+/// After this many datagrams sealed in either direction (its own, or the relay's as the
+/// counters it opens tell), the client starts a new handshake: half of
+/// [`REJECT_AFTER_MESSAGES`], so that the new keys are up long before the old ones stop.
+pub const REKEY_AFTER_MESSAGES: u64 = 1 << 22;
+/// No transport seals or opens a datagram with a counter this high or higher: AES-GCM's
+/// confidentiality limit as QUIC sets it (RFC 9001, section 6.6: 2^23 packets a key, for
+/// packets far longer than urc's 1200 bytes), far below the nonce 2^64 − 1 Noise reserves.
+pub const REJECT_AFTER_MESSAGES: u64 = 1 << 23;

@@ -34,6 +34,11 @@ impl std::fmt::Debug for Window {
 }
 
 impl Window {
+    /// The highest counter taken (0 before any).
+    pub fn top(&self) -> u64 {
+        self.top
+    }
+
     /// Takes `counter` if it was never taken and is not too far behind: true when taken.
     /// Call it only for a datagram that authenticated, so that forged counters move nothing.
     pub fn take(&mut self, counter: u64) -> bool {

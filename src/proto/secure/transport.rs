@@ -126,10 +126,14 @@ impl Transport {
         now.saturating_duration_since(self.born)
     }
 
-    /// True once the client should make a new handshake: the keys are
-    /// [`REKEY_AFTER`] old, or sealed [`REKEY_AFTER_MESSAGES`] datagrams.
+    /// True once the client should make a new handshake: the keys are [`REKEY_AFTER`] old,
+    /// or sealed [`REKEY_AFTER_MESSAGES`] datagrams in either direction (the other side's
+    /// count is the highest counter opened: the relay, which seals far more than a client,
+    /// never starts a handshake itself).
     pub fn wants_rekey(&self, now: Instant) -> bool {
-        self.age(now) >= REKEY_AFTER || self.sealed >= REKEY_AFTER_MESSAGES
+        self.age(now) >= REKEY_AFTER
+            || self.sealed >= REKEY_AFTER_MESSAGES
+            || self.opened.top() >= REKEY_AFTER_MESSAGES
     }
 
     /// True once the keys are used no more: [`REJECT_AFTER`] old, or out of counters.
@@ -257,5 +261,28 @@ mod tests {
         let mut more = Vec::new();
         assert!(!client.seal_into(b"one more", &mut more));
         assert!(more.is_empty());
+    }
+
+    #[test]
+    fn the_client_wants_new_keys_once_the_relay_sealed_as_many() {
+        let now = Instant::now();
+        let (mut client, mut relay) = pair(now);
+        relay.skip_counters(REKEY_AFTER_MESSAGES - 1);
+        let mut d = Vec::new();
+        assert!(relay.seal_into(b"below", &mut d));
+        open(&mut client, &d).unwrap();
+        assert!(!client.wants_rekey(now));
+        d.clear();
+        assert!(relay.seal_into(b"at the limit", &mut d));
+        open(&mut client, &d).unwrap();
+        assert!(
+            client.wants_rekey(now),
+            "the relay's count is the client's to act on"
+        );
+        assert!(!client.is_expired(now));
+        relay.skip_counters(REJECT_AFTER_MESSAGES - REKEY_AFTER_MESSAGES - 1);
+        assert!(relay.is_expired(now));
+        d.clear();
+        assert!(!relay.seal_into(b"past AES-GCM's limit", &mut d));
     }
 }
