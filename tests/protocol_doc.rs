@@ -365,7 +365,8 @@ fn handshake(k: &Fixed) -> Handshake {
 }
 
 /// Steps 1 to 4 are what the fixed keys make, byte for byte; step 5's DATA is alice's JOIN
-/// sealed under counter 0, and opens to it.
+/// sealed under counter 0, and opens to it; step 7's is the relay's HISTORY_PAGE under its
+/// counter 1, byte for byte (a vector of the nonce's byte order).
 #[test]
 fn the_handshake_is_what_the_fixed_keys_make() {
     let doc = document();
@@ -424,6 +425,26 @@ fn the_handshake_is_what_the_fixed_keys_make() {
     let mut opened = Vec::new();
     made.alice.open_into(counter, sealed, &mut opened).unwrap();
     assert_eq!(opened, welcome.bytes);
+    // Its second under counter 1, as step 7's DATA shows it: the counter goes into the
+    // nonce big-endian, after 4 zero bytes (counter 0 would not tell).
+    let data = &dumps[7];
+    let page = &dumps[8];
+    assert!(
+        seals(data, page),
+        "line {}: step 7's DATA, then its packet",
+        data.line
+    );
+    let mut second = Vec::new();
+    assert!(made.relay.seal_into(&page.bytes, &mut second));
+    assert_eq!(
+        second, data.bytes,
+        "line {}: the HISTORY_PAGE sealed under counter 1, made again: {second:02x?}",
+        data.line
+    );
+    let Frame::Data { counter, .. } = data.frame() else {
+        unreachable!("a DATA");
+    };
+    assert_eq!(counter, 1);
 }
 
 /// Every UNKNOWN echoes the DATA it answers: a frame shown before it, or the DATA of the
