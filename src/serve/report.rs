@@ -17,6 +17,10 @@ pub fn drops(relay: &mut Relay, before: Stats) -> Stats {
     let counts = [
         ("malformed", delta(|s| s.malformed)),
         ("wrong or missing session", delta(|s| s.unauthorised)),
+        (
+            "not opened (forged, replayed or for unknown keys)",
+            delta(|s| s.unsealed),
+        ),
         ("over the 3x budget", delta(|s| s.over_budget)),
         ("rate limited", delta(|s| s.rate_limited)),
         ("joins refused", delta(|s| s.joins_refused)),
@@ -41,18 +45,22 @@ pub fn drops(relay: &mut Relay, before: Stats) -> Stats {
     now
 }
 
-/// Logs one line: clients, messages a second and datagrams dropped since `before`.
+/// Logs one line: clients, messages a second, datagrams dropped and packets not sent since
+/// `before`.
 pub fn summary(relay: &Relay, before: Stats) -> Stats {
     let now = relay.stats().clone();
-    let dropped = (now.malformed + now.unauthorised + now.over_budget + now.rate_limited)
-        - (before.malformed + before.unauthorised + before.over_budget + before.rate_limited);
+    let dropped =
+        |s: &Stats| s.malformed + s.unauthorised + s.over_budget + s.rate_limited + s.unsealed;
+    // Not sent: queued for a session that ended before they left, or for keys gone.
+    let unsent = |s: &Stats| s.stale + s.unsealable;
     tracing::info!(
-        "{} clients; {:.1} messages/s over the last {}s; latest seq {}; {} datagrams dropped; {} KiB of messages waiting",
+        "{} clients; {:.1} messages/s over the last {}s; latest seq {}; {} datagrams dropped; {} packets not sent (their session or keys gone); {} KiB of messages waiting",
         relay.clients().len(),
         (now.stored - before.stored) as f64 / SUMMARY_EVERY.as_secs_f64(),
         SUMMARY_EVERY.as_secs(),
         relay.latest(),
-        dropped,
+        dropped(&now) - dropped(&before),
+        unsent(&now) - unsent(&before),
         relay.parked_bytes() / 1024
     );
     now
