@@ -9,7 +9,7 @@
 //! | [`lock`] | one relay a data directory: the `urc.lock` file, held while the relay runs |
 //! | [`report`] | what the relay's log says of its state: drops and refusals, the minute summary |
 //! | [`repair`] | `urc serve --repair-log`: damaged log records replaced by placeholders |
-//! | [`owners`] | who owns each name, `names.json`, and `--release-name` |
+//! | [`owners`] | who owns each name, the journal `names.jsonl`, and `--release-name` |
 
 pub mod batch;
 pub mod clock;

@@ -311,7 +311,7 @@ impl Server {
     fn persist(&mut self) {
         // A name bound this turn is on disk before its WELCOME leaves.
         if self.relay.relay().owners().changed() {
-            match owners::save(&self.data, self.relay.relay().owners()) {
+            match owners::append(&self.data, self.relay.relay().owners()) {
                 Ok(()) => self.relay.relay_mut().owners_mut().written(),
                 Err(e) => {
                     tracing::error!(error = %e, file = %owners::path(&self.data).display(), "cannot write the names' owners; trying again next turn")
