@@ -50,7 +50,8 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
         return Ok(());
     }
     if let Some(name) = &args.release_name {
-        // Never under a running relay: it would write its own list over this one.
+        // Never under a running relay: it would not see the name freed until it restarts,
+        // and would go on refusing it to other keys meanwhile.
         let _lock =
             urc::serve::lock::DataLock::acquire(&args.data_dir()).map_err(|e| e.to_string())?;
         println!("{}", urc::serve::owners::release(&args.data_dir(), name)?);

@@ -13,11 +13,11 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
-/// The relay's rules, and everything they sent.
+/// The relay's rules, and everything they sent (and for which key).
 struct Room {
     relay: Relay,
     now: Instant,
-    sent: Vec<(SocketAddr, Packet)>,
+    sent: Vec<(SocketAddr, Packet, Option<PublicKey>)>,
 }
 
 impl Room {
@@ -52,12 +52,13 @@ impl Room {
             .handle_as(self.now, Millis::now(), from, &packet.encode(), Some(key));
         self.relay.end_turn(self.now, Millis::now());
         let mut back = Vec::new();
-        while let Some(t) = self.relay.poll_transmit() {
-            let p = Packet::decode(&t.bytes).unwrap();
-            if t.to == from {
+        let mut bytes = Vec::new();
+        while let Some((to, key)) = self.relay.poll_transmit_for(&mut bytes) {
+            let p = Packet::decode(&bytes).unwrap();
+            if to == from {
                 back.push(p.clone());
             }
-            self.sent.push((t.to, p));
+            self.sent.push((to, p, key));
         }
         back
     }
@@ -156,8 +157,8 @@ fn the_same_key_takes_its_name_back_at_once_and_nobody_sees_it_go() {
     assert!(room.relay.clients().get(&again).is_some());
     assert_eq!(room.relay.clients().len(), 2);
     let told_bob: Vec<&Packet> = (room.sent[before..].iter())
-        .filter(|(to, _)| *to == b)
-        .map(|(_, p)| p)
+        .filter(|(to, ..)| *to == b)
+        .map(|(_, p, _)| p)
         .collect();
     assert!(
         !told_bob
@@ -193,19 +194,39 @@ fn a_sessions_token_is_good_only_from_its_key() {
         })
         .expect("welcomed");
     let refused = room.relay.stats().unauthorised;
-    assert_eq!(room.packet(a, &Packet::Ping { token }, mallory), []);
+    let before = room.sent.len();
+    // Each is refused as a packet of no session, and the refusal is sealed for mallory: it
+    // names only the token she sent, and tells alice nothing.
+    let not_joined = |p: &Packet| matches!(p, Packet::Error { code: ErrorCode::NotJoined, id, .. } if *id == Uuid::from_bytes(token.0));
+    let back = room.packet(a, &Packet::Ping { token }, mallory);
+    assert!(back.len() == 1 && not_joined(&back[0]), "{back:?}");
     let leave = Packet::Leave {
         token,
         message: String::new(),
     };
-    assert_eq!(room.packet(a, &leave, mallory), []);
+    let back = room.packet(a, &leave, mallory);
+    assert!(back.len() == 1 && not_joined(&back[0]), "{back:?}");
+    assert!(
+        room.sent[before..]
+            .iter()
+            .all(|(to, p, key)| *to == a && not_joined(p) && *key == Some(mallory)),
+        "{:?}",
+        &room.sent[before..]
+    );
     assert_eq!(room.relay.stats().unauthorised, refused + 2);
     assert!(room.relay.clients().get(&a).is_some(), "alice is still in");
-    // Nor does her JOIN asked again, with her instance, make her session mallory's: for
-    // another key it is a new session, and her name is not given to it.
-    assert!(refusal(&room.join(a, "alice", mallory, instance)).is_some());
+    // Nor does a JOIN of hers end alice's session, with alice's instance or another, under
+    // alice's name or another: while the session is there, it is dropped unanswered.
+    for (name, instance) in [("alice", instance), ("mallory", Uuid::new_v4())] {
+        assert_eq!(room.join(a, name, mallory, instance), []);
+        let alice_in =
+            (room.relay.clients().get(&a)).is_some_and(|s| s.value().key() == Some(alice));
+        assert!(alice_in, "mallory's JOIN as {name} ended alice's session");
+    }
+    // Alice's own packets go on.
     assert!(
-        (room.relay.clients().iter()).all(|s| s.value().key() != Some(mallory)),
-        "mallory has a session"
+        room.packet(a, &Packet::Ping { token }, alice)
+            .iter()
+            .any(|p| matches!(p, Packet::Pong { .. }))
     );
 }

@@ -157,10 +157,10 @@ fn a_leaving_client_closes_only_on_a_not_joined_naming_its_token() {
     assert!(client.is_closed());
 }
 
-/// Mallory receives at alice's address (an on-path router, a shared NAT) and makes a
-/// handshake there with her own key, then sends one packet on it with a token she does not
-/// know. Alice's session is still alice's: bob's message to it is sealed for alice's key,
-/// which mallory cannot open, and alice reads it.
+/// Mallory receives at alice's address (an on-path router, a shared NAT) and makes
+/// handshakes there with keys of her own, each confirmed by a packet with a token she does
+/// not know. Alice's session is still alice's, and her transport is still there: bob's
+/// message to it is sealed for alice's key, which mallory cannot open, and alice reads it.
 #[test]
 fn a_sessions_packets_are_sealed_only_for_its_own_key() {
     let now = Instant::now();
@@ -182,40 +182,52 @@ fn a_sessions_packets_are_sealed_only_for_its_own_key() {
     }
     while alice.poll_event().is_some() {}
 
-    let mut mallory = Tunnel::new(Keypair::generate(), Some(relay_key));
-    let ping = Packet::Ping {
-        token: Token([9; 16]),
-    }
-    .encode();
-    let mut sealed = Vec::new();
+    // Three keys of hers, one after the other: each handshake confirmed by its PING.
+    let junk = Token([9; 16]);
+    let ping = Packet::Ping { token: junk }.encode();
+    let mut mallories = Vec::new();
     let mut opened = Vec::new();
-    let mut up = false;
-    for _ in 0..5 {
-        sealed.clear();
-        if mallory.seal(now, &ping, &mut sealed) {
-            up = true;
-            break;
-        }
-        let hellos: Vec<Vec<u8>> = std::iter::from_fn(|| mallory.poll_transmit()).collect();
-        for hello in hellos {
-            for (to, back) in datagram(&mut relay, now, alice_at, &hello) {
-                assert_eq!(to, alice_at);
-                mallory.receive(now, &back, &mut opened);
+    for _ in 0..3 {
+        let mut mallory = Tunnel::new(Keypair::generate(), Some(relay_key));
+        let mut sealed = Vec::new();
+        for _ in 0..5 {
+            sealed.clear();
+            if mallory.seal(now, &ping, &mut sealed) {
+                break;
+            }
+            let hellos: Vec<Vec<u8>> = std::iter::from_fn(|| mallory.poll_transmit()).collect();
+            for hello in hellos {
+                for (to, back) in datagram(&mut relay, now, alice_at, &hello) {
+                    assert_eq!(to, alice_at);
+                    mallory.receive(now, &back, &mut opened);
+                }
             }
         }
-    }
-    assert!(up, "mallory made a handshake at alice's address");
-    for (to, back) in datagram(&mut relay, now, alice_at, &sealed) {
-        assert_eq!(to, alice_at);
-        opened.clear();
         assert!(
-            !matches!(
-                mallory.receive(now, &back, &mut opened),
-                Received::Packet { .. }
-            ),
-            "the relay answered mallory's packet for alice's session"
+            !sealed.is_empty(),
+            "mallory made a handshake at alice's address"
         );
+        for (to, back) in datagram(&mut relay, now, alice_at, &sealed) {
+            assert_eq!(to, alice_at);
+            opened.clear();
+            if let Received::Packet { .. } = mallory.receive(now, &back, &mut opened) {
+                // Only the NotJoined her own packet earned, naming the token she sent.
+                assert_eq!(
+                    Packet::decode(&opened).unwrap(),
+                    Packet::Error {
+                        code: ErrorCode::NotJoined,
+                        id: Uuid::from_bytes(junk.0),
+                        message: "not joined: join again".into(),
+                    }
+                );
+            }
+        }
+        mallories.push(mallory);
     }
+    assert!(
+        relay.relay().clients().get(&alice_at).is_some(),
+        "alice is still in"
+    );
 
     bob.client_mut().send(now, "for alice only").unwrap();
     let to_relay: Vec<Vec<u8>> = std::iter::from_fn(|| bob.poll_transmit(now)).collect();
@@ -238,14 +250,16 @@ fn a_sessions_packets_are_sealed_only_for_its_own_key() {
         "bob's message went to alice's address"
     );
     for d in &to_alice {
-        opened.clear();
-        assert!(
-            !matches!(
-                mallory.receive(now, d, &mut opened),
-                Received::Packet { .. }
-            ),
-            "mallory opened a packet of alice's session"
-        );
+        for mallory in &mut mallories {
+            opened.clear();
+            assert!(
+                !matches!(
+                    mallory.receive(now, d, &mut opened),
+                    Received::Packet { .. }
+                ),
+                "mallory opened a packet of alice's session"
+            );
+        }
     }
     for d in &to_alice {
         alice.handle(now, d);

@@ -33,8 +33,19 @@ pub enum Incoming {
     },
     /// An answer to send back at once, as it is (CHALLENGE, REPLY or UNKNOWN).
     Answer(Vec<u8>),
-    /// Nothing to do: the datagram was dropped, for this reason.
-    Dropped(&'static str),
+    /// Nothing to do: the datagram was dropped, of this kind, for this reason.
+    Dropped(Drop, &'static str),
+}
+
+/// What kind of datagram was dropped, for the relay's counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drop {
+    /// Not a frame of the protocol, or one only a relay sends.
+    Malformed,
+    /// A handshake or a DATA that does not authenticate, or a DATA opened before.
+    Unopened,
+    /// A handshake the relay has no room or allowance for now.
+    Busy,
 }
 
 /// One transport and whose it is.
@@ -50,8 +61,13 @@ struct Channel {
 /// An address's transports, by the relay's index for them.
 #[derive(Debug, Default)]
 struct Ends {
+    /// The one confirmed last.
     current: Option<u32>,
+    /// The one of the same key confirmed before it.
     previous: Option<u32>,
+    /// The one of another key confirmed last: someone else who receives at the address
+    /// made a handshake there, and the key whose session is there keeps its transport.
+    other: Option<u32>,
     pending: Option<u32>,
     /// The last handshake answered: its HELLO's Noise message and the REPLY sent.
     answered: Option<(Box<[u8; HELLO_NOISE_LEN]>, Vec<u8>)>,
@@ -99,7 +115,10 @@ impl Channels {
     }
 
     /// Takes one datagram from `from`. An opened packet is appended to `out`. `allowed` is
-    /// asked before a handshake is made (the relay's rate of handshakes per IP).
+    /// asked before a handshake is made (the relay's rate of handshakes per IP), `session`
+    /// before a transport is confirmed (the key of the session at `from`, if any: its newest
+    /// transport stays, whatever other keys confirm there).
+    #[allow(clippy::too_many_arguments)]
     pub fn receive(
         &mut self,
         now: Instant,
@@ -107,10 +126,11 @@ impl Channels {
         datagram: &[u8],
         cookies: &mut Cookies,
         allowed: impl FnOnce() -> bool,
+        session: impl FnOnce() -> Option<PublicKey>,
         out: &mut Vec<u8>,
     ) -> Incoming {
         let Ok(frame) = Frame::decode(datagram) else {
-            return Incoming::Dropped("not a frame of protocol version 2");
+            return Incoming::Dropped(Drop::Malformed, "not a frame of protocol version 2");
         };
         match frame {
             Frame::Hello {
@@ -136,9 +156,9 @@ impl Channels {
                 receiver,
                 counter,
                 sealed,
-            } => self.data(now, from, receiver, counter, sealed, out),
+            } => self.data(now, from, receiver, counter, sealed, session, out),
             Frame::Challenge { .. } | Frame::Reply { .. } | Frame::Unknown { .. } => {
-                Incoming::Dropped("a relay's frame sent to the relay")
+                Incoming::Dropped(Drop::Malformed, "a relay's frame sent to the relay")
             }
         }
     }
@@ -162,14 +182,14 @@ impl Channels {
         if self.by_index.len() >= self.max {
             self.sweep(now);
             if self.by_index.len() >= self.max {
-                return Incoming::Dropped("as many transports as the relay holds");
+                return Incoming::Dropped(Drop::Busy, "as many transports as the relay holds");
             }
         }
         if !allowed() {
-            return Incoming::Dropped("too many handshakes from this address");
+            return Incoming::Dropped(Drop::Busy, "too many handshakes from this address");
         }
         let Ok(accepted) = accept(&self.keypair, noise) else {
-            return Incoming::Dropped("a handshake that does not authenticate");
+            return Incoming::Dropped(Drop::Unopened, "a handshake that does not authenticate");
         };
         let index = self.free_index();
         let reply = Frame::Reply {
@@ -195,6 +215,7 @@ impl Channels {
         Incoming::Answer(reply)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn data(
         &mut self,
         now: Instant,
@@ -202,6 +223,7 @@ impl Channels {
         receiver: u32,
         counter: u64,
         sealed: &[u8],
+        session: impl FnOnce() -> Option<PublicKey>,
         out: &mut Vec<u8>,
     ) -> Incoming {
         let unknown = || Incoming::Answer(Frame::Unknown { receiver, counter }.encode());
@@ -216,24 +238,60 @@ impl Channels {
         match channel.transport.open_into(counter, sealed, out) {
             Ok(()) => {}
             Err(Unopened::Forged) => {
-                return Incoming::Dropped("a sealed datagram that does not authenticate");
+                return Incoming::Dropped(
+                    Drop::Unopened,
+                    "a sealed datagram that does not authenticate",
+                );
             }
-            Err(Unopened::Replayed) => return Incoming::Dropped("a sealed datagram opened before"),
+            Err(Unopened::Replayed) => {
+                return Incoming::Dropped(Drop::Unopened, "a sealed datagram opened before");
+            }
         }
         let peer = channel.peer;
         if !channel.confirmed {
             channel.confirmed = true;
-            let ends = self.by_addr.entry(from).or_default();
-            if ends.pending == Some(receiver) {
-                ends.pending = None;
-            }
-            let older = ends.previous.take();
-            ends.previous = ends.current.replace(receiver);
-            if let Some(older) = older {
-                self.by_index.remove(&older);
-            }
+            self.confirm(from, receiver, peer, session());
         }
         Incoming::Packet { peer }
+    }
+
+    /// `index`, of `peer`'s, becomes the current transport of `addr`; the confirming key
+    /// keeps its transport before it, and one other key its newest: the key of the session at
+    /// `addr` (`session`) if that is another, else the key confirmed last before. So another
+    /// key's handshakes at an address never push out the transport of the one whose session
+    /// is there.
+    fn confirm(
+        &mut self,
+        addr: SocketAddr,
+        index: u32,
+        peer: PublicKey,
+        session: Option<PublicKey>,
+    ) {
+        let by_index = &self.by_index;
+        let peer_of = |i: u32| by_index.get(&i).map(|c| c.peer);
+        // Newest first.
+        let (current, previous, other) = (self.by_addr.get(&addr))
+            .map_or((None, None, None), |e| (e.current, e.previous, e.other));
+        let older: Vec<u32> = [current, other, previous].into_iter().flatten().collect();
+        let newest_of = |key: PublicKey| older.iter().copied().find(|&i| peer_of(i) == Some(key));
+        let before = newest_of(peer);
+        let other = match session {
+            Some(k) if k != peer => newest_of(k),
+            _ => older
+                .iter()
+                .copied()
+                .find(|&i| peer_of(i).is_some_and(|k| k != peer)),
+        };
+        let ends = self.by_addr.entry(addr).or_default();
+        if ends.pending == Some(index) {
+            ends.pending = None;
+        }
+        (ends.current, ends.previous, ends.other) = (Some(index), before, other);
+        for i in older {
+            if Some(i) != before && Some(i) != other {
+                self.by_index.remove(&i);
+            }
+        }
     }
 
     /// Seals `packet` for the holder of `key` at `to`, with the newest confirmed transport
@@ -252,7 +310,7 @@ impl Channels {
             return false;
         };
         let by_index = &self.by_index;
-        let theirs = [ends.current, ends.previous]
+        let theirs = [ends.current, ends.previous, ends.other]
             .into_iter()
             .flatten()
             .find(|i| {
@@ -275,7 +333,7 @@ impl Channels {
     /// Forgets every transport of `addr` (its client left the room for good).
     pub fn forget(&mut self, addr: SocketAddr) {
         if let Some(ends) = self.by_addr.remove(&addr) {
-            for index in [ends.current, ends.previous, ends.pending]
+            for index in [ends.current, ends.previous, ends.other, ends.pending]
                 .into_iter()
                 .flatten()
             {
@@ -292,7 +350,12 @@ impl Channels {
         });
         let by_index = &self.by_index;
         self.by_addr.retain(|_, e| {
-            for slot in [&mut e.current, &mut e.previous, &mut e.pending] {
+            for slot in [
+                &mut e.current,
+                &mut e.previous,
+                &mut e.other,
+                &mut e.pending,
+            ] {
                 if slot.is_some_and(|i| !by_index.contains_key(&i)) {
                     *slot = None;
                 }
@@ -300,7 +363,7 @@ impl Channels {
             if e.pending.is_none() {
                 e.answered = None;
             }
-            e.current.is_some() || e.previous.is_some() || e.pending.is_some()
+            e.current.is_some() || e.previous.is_some() || e.other.is_some() || e.pending.is_some()
         });
         self.give_back();
     }

@@ -99,6 +99,14 @@ impl Relay {
             };
             return self.error(from, ErrorCode::NotAllowed, Uuid::nil(), message);
         }
+        if self.clients.get(&from).is_some_and(|s| s.key != peer) {
+            // Another key at the address of a session: someone else who receives there. Its
+            // JOIN must not end the session of the key that holds it. (A new process with
+            // another identity on the port of one that died gets in once the ghost session
+            // times out: its JOIN is sent again until then.)
+            self.stats.joins_refused += 1;
+            return self.dropped(from, "a JOIN of another key at a session's address".into());
+        }
         if let Err(e) = check_chars(&name) {
             self.stats.joins_refused += 1;
             return self.error(from, ErrorCode::BadName, Uuid::nil(), e.to_string());
@@ -124,7 +132,7 @@ impl Relay {
         match here {
             // The same client asking again (its welcome was lost): the same session.
             Some(true) => {}
-            // Another client on this address (a new process), or a new name: a new session.
+            // Another process of the same key on this address, or a new name: a new session.
             Some(false) => self.remove(from, LeaveReason::Quit),
             None => {}
         }
@@ -203,10 +211,10 @@ impl Relay {
                 }
                 None => {
                     if let (Some(peer), Some((held, owner))) = (peer, self.owners.get(&key))
-                        && peer != *owner
+                        && peer != owner
                     {
                         self.stats.joins_refused += 1;
-                        let message = if *held == name {
+                        let message = if held == name {
                             format!(
                                 "the name {name} belongs to another key: choose another with \
                                  --name"
@@ -297,13 +305,15 @@ impl Relay {
             return true;
         }
         self.stats.unauthorised += 1;
-        if self.clients.contains_key(&from) {
-            // The address has a session and this is not its token, or not its key: someone
-            // else wrote it (a spoofed source, or another key at the same address). The client
-            // itself has nothing to learn from it.
-            self.dropped(from, "wrong session token or key".into());
+        if self.clients.get(&from).is_some_and(|s| s.key == peer) {
+            // The address has a session of this key and this is not its token: someone else
+            // wrote it (a spoofed source). The client itself has nothing to learn from it.
+            self.dropped(from, "wrong session token".into());
             return false;
         }
+        // No session at the address, or one of another key (which this one is not told of:
+        // the answer is sealed for the sender's key, and names only the token it sent).
+
         // It names the token it refuses (in the place of a message's id): a client takes it
         // only for its current session's, not for a datagram of an older session that came
         // late.

@@ -102,9 +102,13 @@ pub struct Transmit {
 /// for an answer to a datagram sealed by another key, that one.
 #[derive(Debug)]
 struct Queued {
+    /// Where to.
     to: SocketAddr,
+    /// The packet.
     bytes: Arc<[u8]>,
+    /// The session it is for ([`Session::number`]), 0 for none.
     session: u64,
+    /// The key it is to be sealed for.
     key: Option<PublicKey>,
 }
 
@@ -203,8 +207,8 @@ pub struct Relay {
     joins: HashMap<Origin, (Bucket, bool)>,
     /// Sessions opened since the relay started: the last one's [`Session::number`].
     opened: u64,
-    /// The address and key of the datagram being handled: what is queued for that address
-    /// meanwhile answers it, and goes to that key.
+    /// The address and key of the datagram being handled: a reply to that address meanwhile
+    /// answers it, and goes to that key.
     handling: Option<(SocketAddr, Option<PublicKey>)>,
     last_dropped: Option<Dropped>,
     stats: Stats,

@@ -273,18 +273,12 @@ impl Relay {
         self.clients.get(&to).map_or(0, |s| s.number)
     }
 
-    /// `bytes` to go to `to`, for the session there now and its key; an answer to a datagram
-    /// from `to` sealed by another key (a handshake of someone else at the session's
-    /// address) goes to that key, and the session's packets never do.
+    /// `bytes` to go to `to`, for the session there now and its key.
     pub(super) fn queued(&self, to: SocketAddr, bytes: Arc<[u8]>) -> Queued {
         let (session, key) = self
             .clients
             .get(&to)
             .map_or((0, None), |s| (s.number, s.key));
-        let key = match self.handling {
-            Some((from, peer)) if from == to => peer,
-            _ => key,
-        };
         Queued {
             to,
             bytes,
@@ -296,6 +290,11 @@ impl Relay {
     /// Queues `bytes` (encoded once, maybe for many) to `to`'s session in `lane`.
     fn enqueue(&mut self, lane: Lane, to: SocketAddr, bytes: Arc<[u8]>) {
         let queued = self.queued(to, bytes);
+        self.push(lane, queued);
+    }
+
+    /// Queues `queued` in `lane`.
+    fn push(&mut self, lane: Lane, queued: Queued) {
         match lane {
             Lane::Chat => self.transmits.push_back(queued),
             Lane::Presence | Lane::Heartbeat => {
@@ -307,8 +306,18 @@ impl Relay {
         }
     }
 
+    /// Queues `packet` to `to` in the chat's lane: for its session, or, while a datagram
+    /// from `to` is handled, for the key that sealed that datagram (which is the session's
+    /// but for someone else at the session's address: the answer goes to them, never the
+    /// session's packets).
     pub(super) fn reply(&mut self, to: SocketAddr, packet: &Packet) {
-        self.enqueue(Lane::Chat, to, packet.encode().into());
+        let mut queued = self.queued(to, packet.encode().into());
+        if let Some((from, peer)) = self.handling
+            && from == to
+        {
+            queued.key = peer;
+        }
+        self.push(Lane::Chat, queued);
     }
 
     pub(super) fn error(&mut self, to: SocketAddr, code: ErrorCode, id: Uuid, message: String) {

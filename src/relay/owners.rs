@@ -27,7 +27,11 @@ pub struct Unkept {
 /// Every name's owner, by the name's key ([`crate::proto::name::name_key`]).
 #[derive(Debug, Default, Clone)]
 pub struct Owners {
-    by_key: BTreeMap<String, (String, PublicKey)>,
+    /// The first spelling, the owner, and the order it was bound in (kept in the journal
+    /// made anew, so that the first bound stays first).
+    by_key: BTreeMap<String, (String, PublicKey, u64)>,
+    /// The order the next binding gets.
+    next: u64,
     /// Bindings made since the shell last wrote them, in order.
     unwritten: Vec<Binding>,
 }
@@ -41,26 +45,35 @@ impl Owners {
         let mut unkept = Unkept::default();
         for line in lines {
             let name_key = name_key(&line.name);
+            let held = owners.by_key.get(&name_key).map(|(held, ..)| held);
             match line.key.map(|k| k.parse::<PublicKey>()) {
-                None => {
+                // Freed: only the name as it was bound (a look-alike that became one since
+                // is another's).
+                None if held == Some(&line.name) => {
                     owners.by_key.remove(&name_key);
                 }
+                None => {}
                 Some(Err(_)) => unkept.unreadable.push(line.name),
-                Some(Ok(key)) => match owners.by_key.get(&name_key) {
-                    Some((held, _)) if *held != line.name => unkept.look_alikes.push(line.name),
-                    _ => {
-                        owners.by_key.insert(name_key, (line.name, key));
-                    }
-                },
+                Some(Ok(_)) if held.is_some_and(|h| *h != line.name) => {
+                    unkept.look_alikes.push(line.name);
+                }
+                Some(Ok(key)) => {
+                    owners
+                        .by_key
+                        .insert(name_key, (line.name, key, owners.next));
+                    owners.next += 1;
+                }
             }
         }
         (owners, unkept)
     }
 
-    /// Every owner as one binding each: the journal made anew.
+    /// Every owner as one binding each, in the order they were bound: the journal made anew.
     pub fn bindings(&self) -> Vec<Binding> {
-        (self.by_key.values())
-            .map(|(name, key)| Binding {
+        let mut owners: Vec<&(String, PublicKey, u64)> = self.by_key.values().collect();
+        owners.sort_by_key(|(.., order)| *order);
+        (owners.into_iter())
+            .map(|(name, key, _)| Binding {
                 name: name.clone(),
                 key: Some(key.to_string()),
             })
@@ -68,15 +81,18 @@ impl Owners {
     }
 
     /// The owner of the name whose key is `name_key`: its first spelling and its key.
-    pub fn get(&self, name_key: &str) -> Option<&(String, PublicKey)> {
-        self.by_key.get(name_key)
+    pub fn get(&self, name_key: &str) -> Option<(&str, PublicKey)> {
+        self.by_key
+            .get(name_key)
+            .map(|(name, key, _)| (name.as_str(), *key))
     }
 
     /// Binds the name to `key`, if it has no owner yet.
     pub fn bind(&mut self, name_key: &str, name: &str, key: PublicKey) {
         if !self.by_key.contains_key(name_key) {
             self.by_key
-                .insert(name_key.to_owned(), (name.to_owned(), key));
+                .insert(name_key.to_owned(), (name.to_owned(), key, self.next));
+            self.next += 1;
             self.unwritten.push(Binding {
                 name: name.to_owned(),
                 key: Some(key.to_string()),
@@ -86,12 +102,12 @@ impl Owners {
 
     /// Frees the name whose key is `name_key`: its owner, if it had one.
     pub fn release(&mut self, name_key: &str) -> Option<(String, PublicKey)> {
-        let gone = self.by_key.remove(name_key)?;
+        let (name, key, _) = self.by_key.remove(name_key)?;
         self.unwritten.push(Binding {
-            name: gone.0.clone(),
+            name: name.clone(),
             key: None,
         });
-        Some(gone)
+        Some((name, key))
     }
 
     /// True when names were bound or freed since [`Owners::written`].
@@ -132,33 +148,37 @@ mod tests {
         }
     }
 
+    fn freed(name: &str) -> Binding {
+        Binding {
+            name: name.into(),
+            key: None,
+        }
+    }
+
     #[test]
     fn bindings_replay_in_order_and_keys_are_made_again_from_the_names() {
         let (a, b) = (Keypair::generate().public(), Keypair::generate().public());
-        let freed = Binding {
-            name: "Bob".into(),
-            key: None,
-        };
         let lines = [
             bound("Alice", a),
             bound("bob", b),
-            freed,
+            freed("Bob"),
             bound("carol", a),
+            bound("erin", b),
+            freed("erin"),
             Binding {
                 name: "dave".into(),
                 key: Some("not a key".into()),
             },
         ];
         let (owners, unkept) = Owners::from_bindings(lines);
+        assert_eq!(owners.get(&name_key("alice")), Some(("Alice", a)));
         assert_eq!(
-            owners.get(&name_key("alice")),
-            Some(&("Alice".to_owned(), a))
+            owners.get(&name_key("bob")),
+            Some(("bob", b)),
+            "freed under another spelling"
         );
-        assert!(
-            owners.get(&name_key("bob")).is_none(),
-            "freed by a look-alike spelling"
-        );
-        assert_eq!(owners.len(), 2);
+        assert!(owners.get(&name_key("erin")).is_none(), "freed");
+        assert_eq!(owners.len(), 3);
         assert_eq!(unkept.unreadable, ["dave"]);
         assert!(!owners.changed(), "nothing to write: it was read");
         let (again, _) = Owners::from_bindings(owners.bindings());
@@ -169,12 +189,17 @@ mod tests {
     fn a_name_that_became_a_look_alike_leaves_the_first_its_owner() {
         let (a, m) = (Keypair::generate().public(), Keypair::generate().public());
         // Two spellings whose keys were different when they were bound, the same now.
-        let (owners, unkept) = Owners::from_bindings([bound("alice", a), bound("ALICE", m)]);
-        assert_eq!(
-            owners.get(&name_key("alice")),
-            Some(&("alice".to_owned(), a))
-        );
-        assert_eq!(unkept.look_alikes, ["ALICE"]);
+        let (owners, unkept) = Owners::from_bindings([bound("Alice", m), bound("alice", a)]);
+        assert_eq!(owners.get(&name_key("alice")), Some(("Alice", m)));
+        assert_eq!(unkept.look_alikes, ["alice"]);
+        // Freeing the look-alike frees nothing of the first's.
+        let (owners, _) =
+            Owners::from_bindings([bound("Alice", m), bound("alice", a), freed("alice")]);
+        assert_eq!(owners.get(&name_key("alice")), Some(("Alice", m)));
+        // Made anew, the journal keeps the first bound first, whatever the names' order.
+        let (owners, _) = Owners::from_bindings([bound("zed", a), bound("Alice", m)]);
+        let names: Vec<String> = owners.bindings().into_iter().map(|b| b.name).collect();
+        assert_eq!(names, ["zed", "Alice"]);
     }
 
     #[test]
@@ -186,16 +211,8 @@ mod tests {
         assert_eq!(owners.unwritten(), [bound("alice", a)]);
         owners.written();
         assert!(!owners.changed());
-        assert_eq!(
-            owners.release(&name_key("ALICE")).map(|(n, _)| n),
-            Some("alice".into())
-        );
-        assert_eq!(
-            owners.unwritten(),
-            [Binding {
-                name: "alice".into(),
-                key: None
-            }]
-        );
+        let gone = owners.release(&name_key("ALICE")).map(|(n, _)| n);
+        assert_eq!(gone.as_deref(), Some("alice"));
+        assert_eq!(owners.unwritten(), [freed("alice")]);
     }
 }

@@ -9,9 +9,9 @@ use super::join::{Origin, origin};
 use super::limit::Bucket;
 use super::{Relay, Transmit};
 use crate::proto::message::Millis;
-use crate::proto::secure::frame::{CHALLENGE, Frame, HELLO};
+use crate::proto::secure::frame::{CHALLENGE, Frame, HELLO, UNKNOWN};
 use crate::proto::secure::keys::{Keypair, PublicKey};
-use crate::relay::channels::{Channels, Incoming};
+use crate::relay::channels::{Channels, Drop, Incoming};
 use crate::relay::cookie::Cookies;
 use crate::relay::give_back::GiveBack;
 
@@ -150,9 +150,11 @@ impl SecureRelay {
                 .or_insert_with(|| Bucket::new(rate, burst, now))
                 .take(now)
         };
-        let incoming = self
-            .channels
-            .receive(now, from, datagram, cookies, allowed, &mut packet);
+        let clients = self.relay.clients();
+        let session = || clients.get(&from).and_then(|s| s.value().key());
+        let incoming =
+            self.channels
+                .receive(now, from, datagram, cookies, allowed, session, &mut packet);
         match incoming {
             Incoming::Packet { peer } => {
                 let member = self.relay.clients().contains_key(&from);
@@ -165,6 +167,8 @@ impl SecureRelay {
                 let stats = self.relay.stats_mut();
                 if frame.get(2) == Some(&CHALLENGE) {
                     stats.challenges += 1;
+                } else if frame.get(2) == Some(&UNKNOWN) {
+                    stats.unknown += 1;
                 } else if asked {
                     stats.handshakes += 1;
                 }
@@ -176,8 +180,13 @@ impl SecureRelay {
                     stats.over_budget += 1;
                 }
             }
-            Incoming::Dropped(why) => {
-                self.relay.stats_mut().unsealed += 1;
+            Incoming::Dropped(kind, why) => {
+                let stats = self.relay.stats_mut();
+                match kind {
+                    Drop::Malformed => stats.malformed += 1,
+                    Drop::Unopened => stats.unsealed += 1,
+                    Drop::Busy => stats.rate_limited += 1,
+                }
                 self.relay.note_dropped(from, why);
             }
         }

@@ -3,7 +3,7 @@
 /// Counts of what the relay saw, for its logs.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Stats {
-    /// Datagrams that could not be decoded.
+    /// Datagrams that could not be decoded (frames and the packets in them).
     pub malformed: u64,
     /// Datagrams with a missing session or a wrong token.
     pub unauthorised: u64,
@@ -27,15 +27,19 @@ pub struct Stats {
     /// Answers not sent to an unvalidated address because they would have exceeded three
     /// times what it sent.
     pub over_budget: u64,
-    /// Datagrams that were no handshake nor a DATA that opened (forged, replayed, changed,
-    /// or for keys the relay does not hold).
+    /// Handshakes and DATA that did not authenticate (forged, changed, or for other keys of
+    /// the relay's), and DATA opened before (replayed, duplicated).
     pub unsealed: u64,
-    /// Packets dropped at sending for want of a transport to seal them with (expired).
+    /// DATA for keys the relay does not hold (after a restart, or expired), answered UNKNOWN.
+    pub unknown: u64,
+    /// Packets dropped at sending for want of a transport of their key to seal them with
+    /// (expired, pushed out, or never made).
     pub unsealable: u64,
     /// Packets not sent because the session they were queued for ended (or was replaced)
     /// before they left.
     pub stale: u64,
-    /// Messages, requests and joins refused for coming too fast.
+    /// Messages, requests, joins and handshakes refused for coming too fast (or, for
+    /// handshakes, while the relay holds as many transports as it may).
     pub rate_limited: u64,
     /// Times the relay found it had not run for a while (a tick more than [`STALL`](super::STALL) late).
     pub stalls: u64,

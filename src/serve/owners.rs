@@ -1,10 +1,12 @@
-//! Who owns each name, on disk: `<data>/names.jsonl`, a journal of bindings appended and synced in the turn they are made, made anew at start; the older `names.json` taken over; and `urc serve --release-name`.
+//! Who owns each name, on disk: `<data>/names.jsonl`, a journal of bindings appended and synced in the turn they are made, made anew at start when it holds more than its owners; the older `names.json` taken over; and `urc serve --release-name`.
 //!
 //! A line binds a name to a key (`{"name":"alice","key":"…"}`) or frees it (`"key":null`);
 //! later lines win. Appending costs a line and a sync whatever the number of names (writing
 //! 10,000 names whole took 6 ms, every turn that bound one). At start the journal is read,
-//! and written again whole (one line an owner) when it holds lines that no longer count, a
-//! torn last line (the relay died while appending), or comes from `names.json`.
+//! and written again whole (one line an owner, in the order they were bound) when it holds
+//! lines that no longer count, a last line without its newline (the relay died while
+//! appending), or comes from `names.json`. An append that fails is cut back off, so a torn
+//! line never ends up in the middle.
 
 use std::fs;
 use std::io::{self, Write as _};
@@ -32,7 +34,13 @@ fn older_path(data: &Path) -> PathBuf {
 pub fn load(data: &Path) -> Result<Owners, String> {
     let file = path(data);
     let (lines, anew) = match fs::read(&file) {
-        Ok(bytes) => read_journal(&file, &bytes)?,
+        Ok(bytes) => {
+            let read = read_journal(&file, &bytes)?;
+            // The journal holds everything: an older file left by a start that stopped
+            // before it could remove it goes now.
+            remove_older(data, &file)?;
+            read
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => match read_older(data)? {
             Some(lines) => (lines, true),
             None => return Ok(Owners::default()),
@@ -55,25 +63,28 @@ pub fn load(data: &Path) -> Result<Owners, String> {
     if anew || count != owners.len() {
         rewrite(data, &owners)
             .map_err(|e| format!("cannot write the names' owners {}: {e}", file.display()))?;
-        // The journal holds everything now.
-        match fs::remove_file(older_path(data)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                return Err(format!(
-                    "cannot remove {}, now in {}: {e}",
-                    older_path(data).display(),
-                    file.display()
-                ));
-            }
-            _ => {}
-        }
+        remove_older(data, &file)?;
     }
     Ok(owners)
 }
 
-/// The journal's lines; and true when it must be made anew (its last line is torn).
+/// Removes `names.json`, if it is there: the journal `file` holds what it held.
+fn remove_older(data: &Path, file: &Path) -> Result<(), String> {
+    match fs::remove_file(older_path(data)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(format!(
+            "cannot remove {}, now in {}: {e}",
+            older_path(data).display(),
+            file.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The journal's lines; and true when it must be made anew (its last line is torn, or has
+/// no newline: the next line appended would join it).
 fn read_journal(file: &Path, bytes: &[u8]) -> Result<(Vec<Binding>, bool), String> {
     let mut lines = Vec::new();
-    let mut torn = false;
+    let mut torn = !bytes.is_empty() && !bytes.ends_with(b"\n");
     let text = bytes.split(|b| *b == b'\n').enumerate();
     let last = bytes.split(|b| *b == b'\n').count() - 1;
     for (i, line) in text {
@@ -165,12 +176,18 @@ pub fn append(data: &Path, owners: &Owners) -> io::Result<()> {
         .create(true)
         .append(true)
         .open(&file)?;
+    let len = f.metadata()?.len();
     let mut bytes = Vec::new();
     for b in owners.unwritten() {
         bytes.extend_from_slice(&line(b));
     }
-    f.write_all(&bytes)?;
-    f.sync_data()?;
+    let written = f.write_all(&bytes).and_then(|()| f.sync_data());
+    if let Err(e) = written {
+        // Cut off what part of it was written (a full disk): the same lines go again next
+        // turn, after the last whole one.
+        let _ = f.set_len(len);
+        return Err(e);
+    }
     if new {
         // The file's name is on disk too.
         fs::File::open(data)?.sync_all()?;
@@ -219,8 +236,8 @@ mod tests {
         let text = fs::read_to_string(path(d.path())).unwrap();
         assert_eq!(text.lines().count(), 2, "{text}");
         let read = load(d.path()).unwrap();
-        assert_eq!(read.get(&name_key("alice")), Some(&("alice".to_owned(), a)));
-        assert_eq!(read.get(&name_key("bob")), Some(&("bob".to_owned(), b)));
+        assert_eq!(read.get(&name_key("alice")), Some(("alice", a)));
+        assert_eq!(read.get(&name_key("bob")), Some(("bob", b)));
         assert_eq!(
             fs::read_to_string(path(d.path())).unwrap(),
             text,
@@ -258,6 +275,35 @@ mod tests {
     }
 
     #[test]
+    fn a_whole_last_line_without_its_newline_is_made_whole_again() {
+        let d = dir();
+        let a = Keypair::generate().public();
+        fs::write(
+            path(d.path()),
+            format!("{{\"name\":\"alice\",\"key\":\"{a}\"}}"),
+        )
+        .unwrap();
+        assert_eq!(load(d.path()).unwrap().len(), 1);
+        let mut owners = load(d.path()).unwrap();
+        owners.bind(&name_key("bob"), "bob", a);
+        append(d.path(), &owners).unwrap();
+        assert_eq!(
+            load(d.path()).unwrap().len(),
+            2,
+            "the next line did not join it"
+        );
+    }
+
+    #[test]
+    fn an_older_file_left_beside_the_journal_goes() {
+        let d = dir();
+        fs::write(path(d.path()), "").unwrap();
+        fs::write(older_path(d.path()), "{}").unwrap();
+        load(d.path()).unwrap();
+        assert!(!older_path(d.path()).exists());
+    }
+
+    #[test]
     fn a_damaged_line_before_the_last_is_an_error_naming_it() {
         let d = dir();
         fs::write(path(d.path()), "{\"name\":\"alice\"\nnot json\n").unwrap();
@@ -274,7 +320,7 @@ mod tests {
         );
         fs::write(older_path(d.path()), older).unwrap();
         let read = load(d.path()).unwrap();
-        assert_eq!(read.get(&name_key("alice")), Some(&("Alice".to_owned(), a)));
+        assert_eq!(read.get(&name_key("alice")), Some(("Alice", a)));
         assert!(!older_path(d.path()).exists());
         assert_eq!(load(d.path()).unwrap().len(), 1, "from the journal now");
     }

@@ -17,10 +17,8 @@ pub fn drops(relay: &mut Relay, before: Stats) -> Stats {
     let counts = [
         ("malformed", delta(|s| s.malformed)),
         ("wrong or missing session", delta(|s| s.unauthorised)),
-        (
-            "not opened (forged, replayed or for unknown keys)",
-            delta(|s| s.unsealed),
-        ),
+        ("not opened (forged or replayed)", delta(|s| s.unsealed)),
+        ("for keys the relay does not hold", delta(|s| s.unknown)),
         ("over the 3x budget", delta(|s| s.over_budget)),
         ("rate limited", delta(|s| s.rate_limited)),
         ("joins refused", delta(|s| s.joins_refused)),
@@ -49,8 +47,9 @@ pub fn drops(relay: &mut Relay, before: Stats) -> Stats {
 /// `before`.
 pub fn summary(relay: &Relay, before: Stats) -> Stats {
     let now = relay.stats().clone();
-    let dropped =
-        |s: &Stats| s.malformed + s.unauthorised + s.over_budget + s.rate_limited + s.unsealed;
+    let dropped = |s: &Stats| {
+        s.malformed + s.unauthorised + s.over_budget + s.rate_limited + s.unsealed + s.unknown
+    };
     // Not sent: queued for a session that ended before they left, or for keys gone.
     let unsent = |s: &Stats| s.stale + s.unsealable;
     tracing::info!(

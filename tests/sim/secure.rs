@@ -38,10 +38,15 @@ impl Relay {
     /// Takes a datagram; what it answers.
     fn take(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) -> Option<Vec<u8>> {
         let mut out = Vec::new();
-        match self
-            .channels
-            .receive(now, from, datagram, &mut self.cookies, || true, &mut out)
-        {
+        match self.channels.receive(
+            now,
+            from,
+            datagram,
+            &mut self.cookies,
+            || true,
+            || None,
+            &mut out,
+        ) {
             Incoming::Packet { peer } => {
                 assert!(
                     self.opened_datagrams.insert(datagram.to_vec()),
@@ -51,7 +56,7 @@ impl Relay {
                 None
             }
             Incoming::Answer(a) => Some(a),
-            Incoming::Dropped(_) => None,
+            Incoming::Dropped(..) => None,
         }
     }
 }
