@@ -92,7 +92,7 @@ fuzz_target!(|data: &[u8]| {
             continue;
         }
         let mut packet = Vec::new();
-        if mallory.receive(net.now, &back, &mut packet) == Received::Packet
+        if let Received::Packet { .. } = mallory.receive(net.now, &back, &mut packet)
             && let Ok(Packet::Welcome { token: t, .. }) = Packet::decode(&packet)
         {
             token = Some(t);
