@@ -113,6 +113,10 @@ fn give_memory_back() {
 fn repair_log(data: &std::path::Path) -> Result<(), String> {
     // Never under a running relay: it would append to the file being rewritten.
     let _lock = urc::serve::lock::DataLock::acquire(data).map_err(|e| e.to_string())?;
+    use urc::serve::layout;
+    // A one-room directory of an earlier relay is repaired where this relay reads it.
+    layout::upgrade(data)?;
+    let data = &layout::room_dir(data, layout::DEFAULT_ROOM);
     match urc::serve::repair::repair(data).map_err(|e| e.to_string())? {
         None => tracing::info!("--repair-log: no damaged record in the message log"),
         Some(r) => {

@@ -35,7 +35,7 @@ fn three_clients_chat_and_each_message_reaches_the_others_once() {
     assert_eq!(bob.live(), reference);
     assert_eq!(carol.live(), reference);
 
-    let log = std::fs::read_to_string(data.path().join("messages.jsonl")).unwrap();
+    let log = std::fs::read_to_string(data.path().join("rooms/lobby/messages.jsonl")).unwrap();
     let records: Vec<serde_json::Value> = events(&log);
     assert_eq!(records.len(), 3);
     for (record, (seq, from, text)) in records.iter().zip(&reference) {
@@ -208,7 +208,7 @@ fn pipe_mode_prints_text_lines_and_exits_cleanly() {
         .expect(&out);
     // HH:MM before the name.
     assert_eq!(said.as_bytes()[2], b':');
-    let log = std::fs::read_to_string(data.path().join("messages.jsonl")).unwrap();
+    let log = std::fs::read_to_string(data.path().join("rooms/lobby/messages.jsonl")).unwrap();
     assert_eq!(
         log.lines().count(),
         1,
@@ -366,8 +366,55 @@ fn numbers_at_their_extremes_do_not_break_a_debug_relay() {
         answer(&mut sealed, &Packet::Ping { token }),
         Packet::Pong { latest: 1 }
     ));
-    let log = std::fs::read_to_string(dir.path().join("messages.jsonl")).unwrap();
+    let log = std::fs::read_to_string(dir.path().join("rooms/lobby/messages.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 1);
     assert!(log.contains("\"text\":\"top\""));
     assert!(relay.stop().success(), "still up, and stops cleanly");
+}
+
+/// A data directory of the relay before rooms (its log `<data>/messages.jsonl`) is served as
+/// the room lobby: the log moves, unchanged, into `rooms/lobby/`, the relay says so, history
+/// gives every message with its seq and id, and the next message takes the next seq.
+#[test]
+fn a_one_room_log_is_served_as_the_lobby_with_every_seq_and_id_kept() {
+    let data = tempfile::tempdir().unwrap();
+    let ids = [
+        "6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a21",
+        "6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a22",
+        "6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a23",
+    ];
+    let old: String = (ids.iter().enumerate())
+        .map(|(i, id)| {
+            format!(
+                "{{\"seq\":{},\"id\":\"{id}\",\"from\":\"alice\",\"text\":\"line {}\",\"time\":\"2026-11-25T08:00:00.123Z\"}}\n",
+                i + 1,
+                i + 1
+            )
+        })
+        .collect();
+    std::fs::write(data.path().join("messages.jsonl"), &old).unwrap();
+    std::fs::write(data.path().join("stored-seq"), "3\n").unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    relay.expect_log("it is the room lobby, every seq and id kept");
+    let lobby = data.path().join("rooms/lobby");
+    assert!(!data.path().join("messages.jsonl").exists());
+    assert!(lobby.join("stored-seq").exists());
+    let mut bob = Client::join(relay.addr, "bob", &["--history", "10"]);
+    for (i, id) in ids.iter().enumerate() {
+        let e = bob.expect(|e| e["event"] == "message");
+        assert_eq!(
+            (e["seq"].as_u64(), e["id"].as_str(), e["text"].as_str()),
+            (
+                Some(i as u64 + 1),
+                Some(*id),
+                Some(format!("line {}", i + 1).as_str())
+            )
+        );
+    }
+    bob.say("after the upgrade");
+    let e = bob.expect(|e| e["event"] == "message" && e["text"] == "after the upgrade");
+    assert_eq!(e["seq"], 4);
+    let log = std::fs::read_to_string(lobby.join("messages.jsonl")).unwrap();
+    assert!(log.starts_with(&old), "the old records unchanged");
+    assert_eq!(log.lines().count(), 4);
 }

@@ -9,7 +9,7 @@ use common::{Client, Relay, events, urc};
 
 /// Checks the log: seqs 1..=n without gaps, every id once; returns (from, text) in order.
 fn read_log(dir: &std::path::Path) -> Vec<(String, String)> {
-    let log = std::fs::read_to_string(dir.join("messages.jsonl")).unwrap();
+    let log = std::fs::read_to_string(dir.join("rooms/lobby/messages.jsonl")).unwrap();
     let records = events(&log);
     let mut ids = HashSet::new();
     for (i, r) in records.iter().enumerate() {
@@ -138,9 +138,11 @@ fn a_relay_killed_mid_stream_loses_nothing_acknowledged() {
 #[test]
 fn a_torn_last_line_is_dropped_with_a_warning() {
     let data = tempfile::tempdir().unwrap();
-    let log = data.path().join("messages.jsonl");
+    let log = data.path().join("rooms/lobby/messages.jsonl");
     let whole = r#"{"seq":1,"id":"6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a2b","from":"alice","text":"你好","time":"2026-11-25T08:00:00.123Z"}"#;
-    std::fs::write(&log, format!("{whole}\n{{\"seq\":2,\"id\":\"6f1c")).unwrap();
+    // Written where a relay before rooms kept it: the relay moves it into the lobby first.
+    let one_room = data.path().join("messages.jsonl");
+    std::fs::write(&one_room, format!("{whole}\n{{\"seq\":2,\"id\":\"6f1c")).unwrap();
     let relay = Relay::start(data.path(), &[]);
     let stderr = relay.stderr.lock().unwrap().clone();
     assert!(
@@ -160,7 +162,9 @@ fn a_damaged_line_in_the_middle_stops_the_relay_until_it_is_repaired() {
         )
     };
     let text = format!("{}\n{{garbage\n{}\n", record(1), record(3));
-    std::fs::write(data.path().join("messages.jsonl"), &text).unwrap();
+    let room = data.path().join("rooms/lobby");
+    std::fs::create_dir_all(&room).unwrap();
+    std::fs::write(room.join("messages.jsonl"), &text).unwrap();
     let out = urc()
         .args(["serve", "--bind", "127.0.0.1:0", "--data"])
         .arg(data.path())
@@ -172,7 +176,7 @@ fn a_damaged_line_in_the_middle_stops_the_relay_until_it_is_repaired() {
     assert!(err.contains("--repair-log"), "{err}");
     // Nothing was changed.
     assert_eq!(
-        std::fs::read_to_string(data.path().join("messages.jsonl")).unwrap(),
+        std::fs::read_to_string(data.path().join("rooms/lobby/messages.jsonl")).unwrap(),
         text
     );
 
@@ -188,16 +192,13 @@ fn a_damaged_line_in_the_middle_stops_the_relay_until_it_is_repaired() {
         "{}",
         relay.stderr.lock().unwrap()
     );
-    let kept: Vec<String> = std::fs::read_dir(data.path())
+    let kept: Vec<String> = std::fs::read_dir(&room)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("messages.jsonl.damaged-"))
         .collect();
     assert_eq!(kept.len(), 1, "{kept:?}");
-    assert_eq!(
-        std::fs::read_to_string(data.path().join(&kept[0])).unwrap(),
-        text
-    );
+    assert_eq!(std::fs::read_to_string(room.join(&kept[0])).unwrap(), text);
     let mut reader = Client::join(relay.addr, "reader", &["--history", "3"]);
     let history: Vec<(u64, String)> = (0..3)
         .map(|_| {
@@ -285,7 +286,7 @@ fn a_script_shows_its_own_acknowledged_lines_in_order_before_it_exits() {
 #[test]
 fn a_log_deleted_under_a_running_relay_stops_acknowledging_and_no_seq_is_given_twice() {
     let data = tempfile::tempdir().unwrap();
-    let log = data.path().join("messages.jsonl");
+    let log = data.path().join("rooms/lobby/messages.jsonl");
     let relay = Relay::start(data.path(), &[]);
     let addr = relay.addr;
     let mut alice = Client::join(addr, "alice", &[]);
@@ -354,7 +355,7 @@ fn a_log_deleted_under_a_running_relay_stops_acknowledging_and_no_seq_is_given_t
 #[test]
 fn storage_trouble_is_told_once_and_its_end_once() {
     let data = tempfile::tempdir().unwrap();
-    let log = data.path().join("messages.jsonl");
+    let log = data.path().join("rooms/lobby/messages.jsonl");
     let away = data.path().join("away.jsonl");
     let relay = Relay::start(data.path(), &[]);
     let mut alice = Client::join(relay.addr, "alice", &[]);

@@ -77,7 +77,7 @@ fn garbage_is_dropped_without_harm() {
 
     bob.say("and back");
     alice.expect_text("and back");
-    let log = std::fs::read_to_string(data.path().join("messages.jsonl")).unwrap();
+    let log = std::fs::read_to_string(data.path().join("rooms/lobby/messages.jsonl")).unwrap();
     let texts: Vec<String> = common::events(&log)
         .iter()
         .map(|r| r["text"].as_str().unwrap().to_owned())

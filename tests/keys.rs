@@ -255,7 +255,7 @@ fn a_man_in_the_middle_changes_nothing_shown_stored_or_acknowledged() {
     let mut want = texts.clone();
     want.push("and back".into());
     assert_eq!(shown, want, "once each, in order, nothing else");
-    let log = std::fs::read_to_string(data.path().join("messages.jsonl")).unwrap();
+    let log = std::fs::read_to_string(data.path().join("rooms/lobby/messages.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 21, "{log}");
     assert!(
         *tampered.lock().unwrap() > 3,

@@ -49,7 +49,8 @@ Examples:
   urc serve --data /var/lib/urc          keep the message log elsewhere
   urc serve --repair-log                 put placeholders where the log's records are damaged
 
-The log is <data>/messages.jsonl, one JSON object a line: tail -f it, or read it with jq.";
+The log of the room lobby is <data>/rooms/lobby/messages.jsonl, one JSON object a line: tail -f
+it, or read it with jq.";
 
 const JOIN_EXAMPLES: &str = "\
 Examples:

@@ -3,7 +3,8 @@
 //! | module | role |
 //! |---|---|
 //! | [`server`] | the socket loop around [`crate::relay`] and [`store`]: the group-commit turn |
-//! | [`store`] | the message log, `messages.jsonl`, appended and flushed, read by binary search |
+//! | [`store`] | a room's message log, `messages.jsonl`, appended and flushed, read by binary search |
+//! | [`layout`] | where each room's files are, `rooms/<room>/`, and the upgrade of a one-room directory |
 //! | [`batch`] | datagrams sent many to a system call (sendmmsg) |
 //! | [`clock`] | steps of the wall clock, told from the steady clock, for the relay's log |
 //! | [`lock`] | one relay a data directory: the `urc.lock` file, held while the relay runs |
@@ -13,6 +14,7 @@
 
 pub mod batch;
 pub mod clock;
+pub mod layout;
 pub mod lock;
 pub mod owners;
 pub mod repair;

@@ -4,6 +4,7 @@
 //! brought to the log with one flush (group commit), and only then lets their
 //! acknowledgements and fan-out leave.
 
+use std::fs;
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -24,9 +25,9 @@ use crate::relay::{Config, Relay, Stats, TICK};
 use crate::serve::batch::Batch;
 use crate::serve::clock::ClockWatch;
 use crate::serve::lock::{DataLock, LockError};
-use crate::serve::owners;
 use crate::serve::report::{self, REPORT_EVERY, SUMMARY_EVERY};
 use crate::serve::store::{LogEvent, OpenError, Store};
+use crate::serve::{layout, owners};
 
 /// The port the relay listens on by default (outside the ephemeral range).
 pub const DEFAULT_PORT: u16 = 7707;
@@ -64,8 +65,9 @@ pub enum StartError {
     },
     /// Another relay uses the data directory, or it cannot be locked.
     Lock(LockError),
-    /// The relay's key file could not be read or made.
-    Key(String),
+    /// A file of the data directory (the relay's key, the names' owners, a room's place)
+    /// could not be read, made or moved.
+    Data(String),
     /// The log could not be opened.
     Log(OpenError),
 }
@@ -84,7 +86,7 @@ impl std::fmt::Display for StartError {
                 "cannot listen on {addr}: {error} (choose an address of this machine with --bind)"
             ),
             StartError::Lock(e) => e.fmt(f),
-            StartError::Key(e) => f.write_str(e),
+            StartError::Data(e) => f.write_str(e),
             StartError::Log(e) => e.fmt(f),
         }
     }
@@ -104,14 +106,28 @@ impl Server {
             .and_then(Async::new)
             .map_err(|error| StartError::Bind { addr, error })?;
         let lock = DataLock::acquire(&data).map_err(StartError::Lock)?;
-        let (keypair, made) = relay_key(&data).map_err(StartError::Key)?;
+        let (keypair, made) = relay_key(&data).map_err(StartError::Data)?;
         if made {
             tracing::info!(
                 "made the relay's key {}: clients pin it on first contact",
                 key_path(&data).display()
             );
         }
-        let opened = Store::open(&data, config.cache.max(config.dedup)).map_err(StartError::Log)?;
+        if layout::upgrade(&data).map_err(StartError::Data)? {
+            tracing::info!(
+                "moved the message log of this one-room data directory into {}: it is the room {}, every seq and id kept",
+                layout::room_dir(&data, layout::DEFAULT_ROOM).display(),
+                layout::DEFAULT_ROOM
+            );
+        }
+        let room = layout::room_dir(&data, layout::DEFAULT_ROOM);
+        fs::create_dir_all(&room).map_err(|e| {
+            StartError::Data(format!(
+                "cannot make the room directory {}: {e}",
+                room.display()
+            ))
+        })?;
+        let opened = Store::open(&room, config.cache.max(config.dedup)).map_err(StartError::Log)?;
         if let Some(bytes) = opened.torn {
             tracing::warn!(
                 log = %opened.store.path().display(),
@@ -121,7 +137,7 @@ impl Server {
         }
         let mut relay = Relay::new(config, opened.tail);
         relay.set_log_start(opened.store.first_seq());
-        *relay.owners_mut() = owners::load(&data).map_err(StartError::Key)?;
+        *relay.owners_mut() = owners::load(&data).map_err(StartError::Data)?;
         let relay = SecureRelay::new(relay, keypair);
         Ok(Server {
             socket,

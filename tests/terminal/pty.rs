@@ -298,7 +298,8 @@ pub fn rows_above_cursor(screen: &vt100::Screen) -> Vec<String> {
 pub fn logged(data: &Path, n: usize) -> Vec<(String, String)> {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let log = std::fs::read_to_string(data.join("messages.jsonl")).unwrap_or_default();
+        let log =
+            std::fs::read_to_string(data.join("rooms/lobby/messages.jsonl")).unwrap_or_default();
         // Only whole lines: the relay may be writing the next one.
         let whole = &log[..log.rfind('\n').map_or(0, |i| i + 1)];
         let records: Vec<(String, String)> = events(whole)

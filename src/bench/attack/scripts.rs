@@ -377,7 +377,9 @@ fn leave(swarm: &mut Swarm, range: Range<usize>) -> Result<(), String> {
 
 /// Records in the relay's log.
 fn stored(data: &Path) -> u64 {
-    std::fs::read(data.join(crate::serve::store::LOG_FILE))
+    use crate::serve::layout;
+    let room = layout::room_dir(data, layout::DEFAULT_ROOM);
+    std::fs::read(room.join(crate::serve::store::LOG_FILE))
         .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
         .unwrap_or(0)
 }

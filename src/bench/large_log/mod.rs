@@ -28,6 +28,7 @@ use uuid::Uuid;
 
 use super::{Options, measure, relay, sim};
 use crate::proto::message::{Message, Millis};
+use crate::serve::layout;
 use crate::serve::store::{self, LOG_FILE};
 
 mod client;
@@ -216,10 +217,12 @@ fn lengths(long: u64, keep: u64) -> Vec<u64> {
     all
 }
 
-/// Writes a log of `messages` records like W1's ("hello world message 000123" from a few
+/// Writes the lobby's log in `dir`: `messages` records like W1's ("hello world message 000123" from a few
 /// senders, one a millisecond up to now), flushed once at the end; returns its size.
 pub(in crate::bench) fn write_log(dir: &Path, messages: u64, size: usize) -> io::Result<u64> {
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(dir.join(LOG_FILE))?);
+    let room = layout::room_dir(dir, layout::DEFAULT_ROOM);
+    std::fs::create_dir_all(&room)?;
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(room.join(LOG_FILE))?);
     let first_time = Millis::now().0 - messages as i64;
     for seq in 1..=messages {
         let m = Message {

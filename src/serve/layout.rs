@@ -1,0 +1,103 @@
+//! Where a data directory keeps each room: `<data>/rooms/<room>/`, its message log and its stored-seq; and the upgrade of a directory of the one-room relay, whose log was `<data>/messages.jsonl`, to the room `lobby`, every seq and id kept.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::serve::store::{LOG_FILE, mark::MARK_FILE};
+
+/// The room a client enters unless it asks for another, and the one a one-room log becomes.
+pub const DEFAULT_ROOM: &str = "lobby";
+
+/// The directory of the rooms in `data`.
+fn rooms(data: &Path) -> PathBuf {
+    data.join("rooms")
+}
+
+/// The directory of `room` in `data`: its log and its stored-seq.
+pub fn room_dir(data: &Path, room: &str) -> PathBuf {
+    rooms(data).join(room)
+}
+
+/// Moves the one-room log of an earlier relay (`<data>/messages.jsonl` and `stored-seq`)
+/// into the room [`DEFAULT_ROOM`], unchanged; true when it did. Each file moves by a rename,
+/// the stored-seq first, so that a start cut short moves the rest the next time, and a log
+/// never goes without its mark.
+///
+/// # Errors
+/// A one-line explanation when a file cannot be moved, or when both places hold a log.
+pub fn upgrade(data: &Path) -> Result<bool, String> {
+    let old = data.join(LOG_FILE);
+    let old_mark = data.join(MARK_FILE);
+    if !old.exists() && !old_mark.exists() {
+        return Ok(false);
+    }
+    let dir = room_dir(data, DEFAULT_ROOM);
+    let new = dir.join(LOG_FILE);
+    if (old.exists() && new.exists()) || (old_mark.exists() && dir.join(MARK_FILE).exists()) {
+        return Err(format!(
+            "both {} and {} hold a message log (or its stored-seq): move one of them away (the second is the room {DEFAULT_ROOM}'s)",
+            data.display(),
+            dir.display()
+        ));
+    }
+    let moved = |what: &Path, to: &Path, e: io::Error| {
+        format!("cannot move {} to {}: {e}", what.display(), to.display())
+    };
+    fs::create_dir_all(&dir).map_err(|e| moved(&old, &dir, e))?;
+    if old_mark.exists() {
+        let to = dir.join(MARK_FILE);
+        fs::rename(&old_mark, &to).map_err(|e| moved(&old_mark, &to, e))?;
+    }
+    if old.exists() {
+        fs::rename(&old, &new).map_err(|e| moved(&old, &new, e))?;
+    }
+    // The moves themselves on disk: the directories' entries.
+    for d in [dir.as_path(), &rooms(data), data] {
+        fs::File::open(d)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| moved(&old, &new, e))?;
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_one_room_log_becomes_the_lobby_unchanged() {
+        let d = tempfile::tempdir().unwrap();
+        let log = "{\"seq\":1}\n{\"seq\":2}\n";
+        fs::write(d.path().join(LOG_FILE), log).unwrap();
+        fs::write(d.path().join(MARK_FILE), "2\n").unwrap();
+        assert!(upgrade(d.path()).unwrap());
+        let dir = room_dir(d.path(), DEFAULT_ROOM);
+        assert_eq!(fs::read_to_string(dir.join(LOG_FILE)).unwrap(), log);
+        assert_eq!(fs::read_to_string(dir.join(MARK_FILE)).unwrap(), "2\n");
+        assert!(!d.path().join(LOG_FILE).exists() && !d.path().join(MARK_FILE).exists());
+        assert!(!upgrade(d.path()).unwrap(), "nothing more to move");
+    }
+
+    #[test]
+    fn an_upgrade_cut_short_after_the_mark_moves_the_log_the_next_time() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = room_dir(d.path(), DEFAULT_ROOM);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(MARK_FILE), "1\n").unwrap();
+        fs::write(d.path().join(LOG_FILE), "{\"seq\":1}\n").unwrap();
+        assert!(upgrade(d.path()).unwrap());
+        assert!(dir.join(LOG_FILE).exists());
+    }
+
+    #[test]
+    fn two_logs_are_refused_naming_both() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = room_dir(d.path(), DEFAULT_ROOM);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(LOG_FILE), "").unwrap();
+        fs::write(d.path().join(LOG_FILE), "").unwrap();
+        let e = upgrade(d.path()).unwrap_err();
+        assert!(e.contains("both") && e.contains("rooms/lobby"), "{e}");
+    }
+}
