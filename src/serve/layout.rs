@@ -4,19 +4,19 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use crate::proto::room::DEFAULT_ROOM;
+use crate::proto::room::room_key;
 use crate::serve::store::{LOG_FILE, mark::MARK_FILE};
-
-/// The room a client enters unless it asks for another, and the one a one-room log becomes.
-pub const DEFAULT_ROOM: &str = "lobby";
 
 /// The directory of the rooms in `data`.
 fn rooms(data: &Path) -> PathBuf {
     data.join("rooms")
 }
 
-/// The directory of `room` in `data`: its log and its stored-seq.
+/// The directory of `room` (a name [`check_room`](crate::proto::room::check_room) took) in
+/// `data`: its log and its stored-seq, under the room's key.
 pub fn room_dir(data: &Path, room: &str) -> PathBuf {
-    rooms(data).join(room)
+    rooms(data).join(room_key(room))
 }
 
 /// Moves the one-room log of an earlier relay (`<data>/messages.jsonl` and `stored-seq`)
