@@ -291,13 +291,7 @@ impl Relay {
 
     /// The committed messages `first..=last` from the cache, if it holds them all.
     fn cached(&self, first: u64, last: u64) -> Option<Vec<Message>> {
-        let oldest = self.recent.front()?.seq;
-        if first < oldest || last > self.committed {
-            return None;
-        }
-        let start = usize::try_from(first - oldest).ok()?;
-        let end = usize::try_from(last - oldest).ok()?;
-        Some(self.recent.range(start..=end).cloned().collect())
+        self.lobby.cached(first, last)
     }
 
     /// Sends `messages` (of the answer `first..=last` to `req`) in as few pages as hold them;

@@ -44,7 +44,7 @@ impl Relay {
     pub fn commit(&mut self) {
         let batch = std::mem::take(&mut self.pending);
         let Some(last) = batch.last() else { return };
-        self.committed = last.message.seq;
+        self.lobby.committed = last.message.seq;
         self.stats.stored += batch.len() as u64;
         for p in &batch {
             let acked = Acked {
@@ -77,7 +77,7 @@ impl Relay {
         let Some(first) = batch.first() else { return };
         // Acknowledgements of earlier, durable messages still go; of these, none.
         self.held_acks.retain(|(_, a)| a.seq < first.message.seq);
-        self.next_seq = first.message.seq;
+        self.lobby.next_seq = first.message.seq;
         for p in batch.iter().rev() {
             self.ids.remove(&p.message.id);
             if let Some(mut s) = self.clients.get_mut(&p.sender) {

@@ -252,7 +252,7 @@ impl Relay {
         let welcome = Packet::Welcome {
             token,
             name,
-            latest: self.committed,
+            latest: self.lobby.committed,
             timeout_ms: u32::try_from(self.config.timeout.as_millis()).unwrap_or(u32::MAX),
         };
         self.reply(from, &welcome);

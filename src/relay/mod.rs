@@ -24,6 +24,7 @@
 //! | `intake.rs` | a turn's room for new messages, and the fair queue of those over it |
 //! | `fair.rs` | deficit round robin across addresses (IPv6: /48s), round robin across sessions |
 //! | `parked.rs` | the memory of waiting messages, by the whole record, bounded |
+//! | `room.rs` | a room's order: its seqs, the cache of its recent messages, the latest a heartbeat told |
 //! | `roster.rs` | the room's names, sorted: one client a name, WHO read off in order |
 //! | `owners.rs` | who owns each name: the key that first joined under it |
 //! | `departed.rs` | clients that left, so that a JOIN of theirs held back by the network brings no ghost |
@@ -48,6 +49,7 @@ mod outgoing;
 pub mod owners;
 mod parked;
 mod requests;
+mod room;
 mod roster;
 pub mod secure;
 mod send;
@@ -79,6 +81,7 @@ use parked::Parked;
 pub use parked::{
     MAX_PARKED_BYTES, MAX_PARKED_PER_IP, MAX_PARKED_PER_NETWORK, PARK_OVERHEAD, parked_cost,
 };
+use room::Room;
 use roster::Roster;
 use send::Pending;
 pub use stats::Stats;
@@ -144,14 +147,8 @@ pub struct Relay {
     roster: Roster,
     /// Clients that left a moment ago: their late JOINs are ignored.
     departed: departed::Departed,
-    /// Latest committed sequence number.
-    committed: u64,
-    /// The sequence number of the log's first record (1 unless it was rotated).
-    log_start: u64,
-    /// Sequence number the next accepted message gets.
-    next_seq: u64,
-    /// Recently committed messages, oldest first.
-    recent: VecDeque<Message>,
+    /// The room's order and recent messages.
+    lobby: Room,
     /// Recent message ids → (seq, time), pending ones included.
     ids: HashMap<Uuid, (u64, Millis)>,
     /// The ids in `ids`, oldest first, to forget the oldest.
@@ -191,8 +188,6 @@ pub struct Relay {
     next_tick: Option<Instant>,
     /// When the last turn ended.
     last_turn: Option<Instant>,
-    /// The latest sequence number the last heartbeat announced.
-    heartbeat_seq: u64,
     /// The memory of the messages waiting in sessions.
     parked: Parked,
     /// Sessions whose message in turn waits for the turn's room, in fair shares.
@@ -223,10 +218,7 @@ impl Relay {
             clients: Arc::new(DashMap::new()),
             roster: Roster::default(),
             departed: departed::Departed::default(),
-            committed: 0,
-            log_start: 1,
-            next_seq: 1,
-            recent: VecDeque::new(),
+            lobby: Room::new(),
             ids: HashMap::new(),
             id_order: VecDeque::new(),
             pending: Vec::new(),
@@ -246,7 +238,6 @@ impl Relay {
             reads: VecDeque::new(),
             next_tick: None,
             last_turn: None,
-            heartbeat_seq: 0,
             parked: Parked::default(),
             intake: Rounds::default(),
             room: FANOUT_PER_TURN as i64,
@@ -260,9 +251,9 @@ impl Relay {
             config,
         };
         for m in tail {
-            relay.committed = m.seq;
-            relay.heartbeat_seq = m.seq;
-            relay.next_seq = m.seq + 1;
+            relay.lobby.committed = m.seq;
+            relay.lobby.heartbeat_seq = m.seq;
+            relay.lobby.next_seq = m.seq + 1;
             // A placeholder for a damaged record (see `repair`) has the nil id: no
             // client's message is ever a retransmission of it.
             if !m.id.is_nil() {
@@ -276,7 +267,7 @@ impl Relay {
     /// Tells the relay that its log begins at `seq` (after an archived part): history reaches
     /// back no further.
     pub fn set_log_start(&mut self, seq: u64) {
-        self.log_start = seq.max(1);
+        self.lobby.log_start = seq.max(1);
     }
 
     /// The registry of joined clients, keyed by address.
@@ -286,7 +277,7 @@ impl Relay {
 
     /// The latest committed sequence number.
     pub fn latest(&self) -> u64 {
-        self.committed
+        self.lobby.committed
     }
 
     /// Bytes of the messages waiting in sessions (counted by the whole record: see
@@ -410,7 +401,7 @@ impl Relay {
                     self.reply(
                         from,
                         &Packet::Pong {
-                            latest: self.committed,
+                            latest: self.lobby.committed,
                         },
                     );
                 }

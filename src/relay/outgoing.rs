@@ -47,7 +47,7 @@ impl Relay {
     /// Sends the acknowledgements of durable messages, as few ACK datagrams to each sender as
     /// hold them.
     pub(super) fn flush_acks(&mut self) {
-        let committed = self.committed;
+        let committed = self.lobby.committed;
         let (due, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held_acks)
             .into_iter()
             .partition(|(_, a)| a.seq <= committed);

@@ -40,24 +40,7 @@ impl Relay {
     /// by page (an empty answer goes at once).
     pub(super) fn history(&mut self, to: SocketAddr, req: u32, from: u64, count: u16) {
         let count = u64::from(count.min(MAX_HISTORY_REQUEST));
-        let (first, last) = if count == 0 || self.committed == 0 {
-            (0, 0)
-        } else if from == 0 {
-            (
-                self.committed.saturating_sub(count - 1).max(1),
-                self.committed,
-            )
-        } else if from > self.committed {
-            (0, 0)
-        } else {
-            (from, self.committed.min(from.saturating_add(count - 1)))
-        };
-        // Nothing before the log's first record is kept (a rotated log: the rest is archived).
-        let (first, last) = match (first.max(self.log_start), last) {
-            (_, 0) => (0, 0),
-            (first, last) if first > last => (0, 0),
-            range => range,
-        };
+        let (first, last) = self.lobby.range(from, count);
         if first == 0 {
             let page = Packet::HistoryPage {
                 req,
@@ -87,9 +70,6 @@ impl Relay {
     }
 
     pub(super) fn keep(&mut self, m: Message) {
-        self.recent.push_back(m);
-        while self.recent.len() > self.config.cache {
-            self.recent.pop_front();
-        }
+        self.lobby.keep(m, self.config.cache);
     }
 }

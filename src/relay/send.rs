@@ -267,8 +267,7 @@ impl Relay {
         // freezes nothing (clamped to the last time, every later time stuck at the future).
         let time = wall;
         self.use_room(fanout_cost_of(&sender, &text));
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        let seq = self.lobby.take_seq();
         self.remember(id, seq, time);
         self.pending.push(Pending {
             message: Message {

@@ -119,9 +119,9 @@ impl Relay {
         }
         // A heartbeat after new messages tells every client the latest sequence number, so
         // one that lost the last fan-out datagram notices within a tick and repairs the gap.
-        if self.committed > self.heartbeat_seq {
-            self.heartbeat_seq = self.committed;
-            let latest = self.committed;
+        if self.lobby.committed > self.lobby.heartbeat_seq {
+            self.lobby.heartbeat_seq = self.lobby.committed;
+            let latest = self.lobby.committed;
             self.broadcast(Lane::Heartbeat, None, &Packet::Pong { latest });
         }
     }

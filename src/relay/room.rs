@@ -1,0 +1,78 @@
+//! A room's own order: its sequence numbers (the next to give, the latest committed, the first its log holds), the cache of its recent messages, and the latest a heartbeat told.
+
+use std::collections::VecDeque;
+
+use crate::proto::message::Message;
+
+/// One room's order and recent messages.
+#[derive(Debug, Default)]
+pub(super) struct Room {
+    /// Latest committed sequence number.
+    pub(super) committed: u64,
+    /// The sequence number of the log's first record (1 unless it was rotated).
+    pub(super) log_start: u64,
+    /// Sequence number the next accepted message gets.
+    pub(super) next_seq: u64,
+    /// Recently committed messages, oldest first.
+    recent: VecDeque<Message>,
+    /// The latest sequence number the last heartbeat announced.
+    pub(super) heartbeat_seq: u64,
+}
+
+impl Room {
+    /// A room whose log is empty.
+    pub(super) fn new() -> Self {
+        Self {
+            log_start: 1,
+            next_seq: 1,
+            ..Self::default()
+        }
+    }
+
+    /// Takes `m`, committed, into the cache of at most `cache` messages.
+    pub(super) fn keep(&mut self, m: Message, cache: usize) {
+        self.recent.push_back(m);
+        while self.recent.len() > cache {
+            self.recent.pop_front();
+        }
+    }
+
+    /// Gives out the next sequence number.
+    pub(super) fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    /// The range `from..` of at most `count` messages that a history request asks for, as the
+    /// room has it (`from` 0: the latest `count`): `(0, 0)` when it has none of them.
+    pub(super) fn range(&self, from: u64, count: u64) -> (u64, u64) {
+        let committed = self.committed;
+        let (first, last) = if count == 0 || committed == 0 {
+            (0, 0)
+        } else if from == 0 {
+            (committed.saturating_sub(count - 1).max(1), committed)
+        } else if from > committed {
+            (0, 0)
+        } else {
+            (from, committed.min(from.saturating_add(count - 1)))
+        };
+        // Nothing before the log's first record is kept (a rotated log: the rest is archived).
+        match (first.max(self.log_start), last) {
+            (_, 0) => (0, 0),
+            (first, last) if first > last => (0, 0),
+            range => range,
+        }
+    }
+
+    /// The committed messages `first..=last` from the cache, if it holds them all.
+    pub(super) fn cached(&self, first: u64, last: u64) -> Option<Vec<Message>> {
+        let oldest = self.recent.front()?.seq;
+        if first < oldest || last > self.committed {
+            return None;
+        }
+        let start = usize::try_from(first - oldest).ok()?;
+        let end = usize::try_from(last - oldest).ok()?;
+        Some(self.recent.range(start..=end).cloned().collect())
+    }
+}
