@@ -234,7 +234,7 @@ fn a_client_joins_through_the_channel_and_nothing_is_in_the_clear() {
         }
     }
     assert_eq!(learnt, [net.relay.public_key()]);
-    assert_eq!(net.relay.peer(dave), Some(client.identity()));
+    assert_eq!(net.relay.last_confirmed(dave), Some(client.identity()));
     client.client_mut().send(net.now, "the plan: 你好").unwrap();
     while let Some(d) = client.poll_transmit(net.now) {
         assert!(!d.windows(4).any(|w| w == b"plan"), "the text in the clear");

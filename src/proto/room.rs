@@ -1,6 +1,7 @@
 //! Room names: what a room may be called, and when two names are the same room.
 //!
-//! A room's name is 1 to [`MAX_ROOM_CHARS`] ASCII letters, digits, `-` and `_`; names that
+//! A room's name is 1 to [`MAX_ROOM_CHARS`] ASCII letters, digits, `-` and `_`, the first a
+//! letter or a digit (so that no name reads as an option on a command line); names that
 //! differ only in case are one room, under its key ([`room_key`], the name in lower case),
 //! which is also the name of its directory under `<data>/rooms/`. ASCII only: a room's name is
 //! typed after `/join` by everyone who enters it, and lands on disk, so it has no look-alikes
@@ -23,11 +24,14 @@ pub enum RoomError {
     TooLong(usize),
     /// It has this character, which is not an ASCII letter, digit, `-` or `_`.
     Char(char),
+    /// It begins with this character, `-` or `_`, not a letter or a digit.
+    First(char),
 }
 
 impl fmt::Display for RoomError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rule = "a room's name is 1 to 32 ASCII letters, digits, - or _";
+        let rule =
+            "a room's name is 1 to 32 ASCII letters, digits, - or _, the first a letter or a digit";
         match self {
             RoomError::Empty => write!(f, "the room has no name: {rule}"),
             RoomError::TooLong(n) => write!(f, "the room's name has {n} characters: {rule}"),
@@ -37,6 +41,7 @@ impl fmt::Display for RoomError {
             RoomError::Char(c) => {
                 write!(f, "the room's name has U+{:04X}: {rule}", u32::from(*c))
             }
+            RoomError::First(c) => write!(f, "the room's name begins with {c:?}: {rule}"),
         }
     }
 }
@@ -53,6 +58,9 @@ pub fn check_room(name: &str) -> Result<(), RoomError> {
         .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
     {
         return Err(RoomError::Char(c));
+    }
+    if let Some(c) = name.chars().next().filter(|c| !c.is_ascii_alphanumeric()) {
+        return Err(RoomError::First(c));
     }
     match name.len() {
         0 => Err(RoomError::Empty),
@@ -88,10 +96,12 @@ mod tests {
         assert_eq!(check_room("闲聊"), Err(RoomError::Char('闲')));
         assert_eq!(check_room("ops\u{200b}"), Err(RoomError::Char('\u{200b}')));
         assert_eq!(check_room("../etc"), Err(RoomError::Char('.')));
+        assert_eq!(check_room("-rf"), Err(RoomError::First('-')));
+        assert_eq!(check_room("_x"), Err(RoomError::First('_')));
         let said = check_room("ops\u{200b}").unwrap_err().to_string();
         assert_eq!(
             said,
-            "the room's name has U+200B: a room's name is 1 to 32 ASCII letters, digits, - or _"
+            "the room's name has U+200B: a room's name is 1 to 32 ASCII letters, digits, - or _, the first a letter or a digit"
         );
         assert!(check_room("a/b").unwrap_err().to_string().contains("'/'"));
     }

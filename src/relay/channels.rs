@@ -4,10 +4,11 @@
 //! without a good cookie gets a CHALLENGE (stateless, smaller than three HELLOs); only a
 //! HELLO with one costs a handshake, and only as often as the caller allows. A handshake
 //! makes a *pending* transport; the client's first DATA on it *confirms* it: it becomes the
-//! address's current transport, and the one before stays to open what was already on its
-//! way, until the next is confirmed or it expires. A packet is sealed for a key: with the
-//! newer of the two that is that key's, never with another key's at the same address. A HELLO sent again
-//! (its REPLY was lost) gets the same REPLY again, without a second handshake.
+//! address's current transport, the one of the same key before it stays to open what was
+//! already on its way, and so does the newest of one other key (the session's, when another
+//! key confirms at its address), until they are replaced or expire. A packet is sealed for
+//! a key, with the newest of these that is that key's, never with another key's. A HELLO
+//! sent again (its REPLY was lost) gets the same REPLY again, without a second handshake.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -107,11 +108,6 @@ impl Channels {
     /// True when no transport is held.
     pub fn is_empty(&self) -> bool {
         self.by_index.is_empty()
-    }
-
-    /// True when `addr` has a confirmed transport: it proved that it receives there.
-    pub fn is_validated(&self, addr: SocketAddr) -> bool {
-        self.by_addr.get(&addr).is_some_and(|e| e.current.is_some())
     }
 
     /// Takes one datagram from `from`. An opened packet is appended to `out`. `allowed` is
@@ -324,8 +320,9 @@ impl Channels {
         }
     }
 
-    /// The static key of the client at `addr`, if it has a current transport.
-    pub fn peer(&self, addr: SocketAddr) -> Option<PublicKey> {
+    /// The static key of the transport confirmed last at `addr` (not necessarily the key of
+    /// the session there: another key may have confirmed one since).
+    pub fn last_confirmed(&self, addr: SocketAddr) -> Option<PublicKey> {
         let index = self.by_addr.get(&addr)?.current?;
         Some(self.by_index.get(&index)?.peer)
     }

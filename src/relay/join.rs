@@ -306,14 +306,14 @@ impl Relay {
         }
         self.stats.unauthorised += 1;
         if self.clients.get(&from).is_some_and(|s| s.key == peer) {
-            // The address has a session of this key and this is not its token: someone else
-            // wrote it (a spoofed source). The client itself has nothing to learn from it.
+            // The address has a session of this key and this is not its token: a late
+            // datagram of the key's session before this one. Its client, which holds this
+            // session's token, has nothing to learn from it.
             self.dropped(from, "wrong session token".into());
             return false;
         }
         // No session at the address, or one of another key (which this one is not told of:
         // the answer is sealed for the sender's key, and names only the token it sent).
-
         // It names the token it refuses (in the place of a message's id): a client takes it
         // only for its current session's, not for a datagram of an older session that came
         // late.

@@ -43,6 +43,9 @@ impl Owners {
     pub fn from_bindings(lines: impl IntoIterator<Item = Binding>) -> (Self, Unkept) {
         let mut owners = Self::default();
         let mut unkept = Unkept::default();
+        // Names bound while another that looks like them (now) held the key, in order: the
+        // first of them takes its owner back if the one before it is freed.
+        let mut shadowed: BTreeMap<String, Vec<(String, PublicKey)>> = BTreeMap::new();
         for line in lines {
             let name_key = name_key(&line.name);
             let held = owners.by_key.get(&name_key).map(|(held, ..)| held);
@@ -51,21 +54,33 @@ impl Owners {
                 // is another's).
                 None if held == Some(&line.name) => {
                     owners.by_key.remove(&name_key);
+                    let next = shadowed.get_mut(&name_key).filter(|s| !s.is_empty());
+                    if let Some((name, key)) = next.map(|s| s.remove(0)) {
+                        owners.bind_read(name_key, name, key);
+                    }
                 }
-                None => {}
+                None => {
+                    if let Some(s) = shadowed.get_mut(&name_key) {
+                        s.retain(|(n, _)| *n != line.name);
+                    }
+                }
                 Some(Err(_)) => unkept.unreadable.push(line.name),
-                Some(Ok(_)) if held.is_some_and(|h| *h != line.name) => {
-                    unkept.look_alikes.push(line.name);
+                Some(Ok(key)) if held.is_some_and(|h| *h != line.name) => {
+                    shadowed.entry(name_key).or_default().push((line.name, key));
                 }
-                Some(Ok(key)) => {
-                    owners
-                        .by_key
-                        .insert(name_key, (line.name, key, owners.next));
-                    owners.next += 1;
-                }
+                Some(Ok(key)) => owners.bind_read(name_key, line.name, key),
             }
         }
+        unkept.look_alikes = (shadowed.into_values().flatten())
+            .map(|(name, _)| name)
+            .collect();
         (owners, unkept)
+    }
+
+    /// Binds `name` to `key` as read back: nothing to write.
+    fn bind_read(&mut self, name_key: String, name: String, key: PublicKey) {
+        self.by_key.insert(name_key, (name, key, self.next));
+        self.next += 1;
     }
 
     /// Every owner as one binding each, in the order they were bound: the journal made anew.
@@ -193,9 +208,15 @@ mod tests {
         assert_eq!(owners.get(&name_key("alice")), Some(("Alice", m)));
         assert_eq!(unkept.look_alikes, ["alice"]);
         // Freeing the look-alike frees nothing of the first's.
-        let (owners, _) =
+        let (owners, unkept) =
             Owners::from_bindings([bound("Alice", m), bound("alice", a), freed("alice")]);
         assert_eq!(owners.get(&name_key("alice")), Some(("Alice", m)));
+        assert!(unkept.look_alikes.is_empty(), "freed: {unkept:?}");
+        // Freeing the first gives the look-alike its owner back.
+        let (owners, unkept) =
+            Owners::from_bindings([bound("Alice", m), bound("alice", a), freed("Alice")]);
+        assert_eq!(owners.get(&name_key("alice")), Some(("alice", a)));
+        assert!(unkept.look_alikes.is_empty());
         // Made anew, the journal keeps the first bound first, whatever the names' order.
         let (owners, _) = Owners::from_bindings([bound("zed", a), bound("Alice", m)]);
         let names: Vec<String> = owners.bindings().into_iter().map(|b| b.name).collect();

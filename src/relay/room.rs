@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use crate::proto::message::Message;
 
 /// One room's order and recent messages.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Room {
     /// Latest committed sequence number.
     pub(super) committed: u64,
@@ -23,9 +23,11 @@ impl Room {
     /// A room whose log is empty.
     pub(super) fn new() -> Self {
         Self {
+            committed: 0,
             log_start: 1,
             next_seq: 1,
-            ..Self::default()
+            recent: VecDeque::new(),
+            heartbeat_seq: 0,
         }
     }
 

@@ -105,9 +105,9 @@ impl SecureRelay {
         self.channels.len()
     }
 
-    /// The client key of the transport `addr` uses, if it has one.
-    pub fn peer(&self, addr: SocketAddr) -> Option<PublicKey> {
-        self.channels.peer(addr)
+    /// The client key of the transport confirmed last at `addr`, if any.
+    pub fn last_confirmed(&self, addr: SocketAddr) -> Option<PublicKey> {
+        self.channels.last_confirmed(addr)
     }
 
     /// Takes one datagram from `from`, received at `now` (wall-clock time `wall`). A HELLO

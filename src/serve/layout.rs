@@ -34,29 +34,33 @@ pub fn upgrade(data: &Path) -> Result<bool, String> {
     }
     let dir = room_dir(data, DEFAULT_ROOM);
     let new = dir.join(LOG_FILE);
-    if (old.exists() && new.exists()) || (old_mark.exists() && dir.join(MARK_FILE).exists()) {
-        return Err(format!(
-            "both {} and {} hold a message log (or its stored-seq): move one of them away (the second is the room {DEFAULT_ROOM}'s)",
-            data.display(),
-            dir.display()
-        ));
+    for (one, other) in [(&old, &new), (&old_mark, &dir.join(MARK_FILE))] {
+        if one.exists() && other.exists() {
+            return Err(format!(
+                "both {} (of a relay before rooms) and {} (the room {DEFAULT_ROOM}'s) are there: move the one not in use away",
+                one.display(),
+                other.display()
+            ));
+        }
     }
     let moved = |what: &Path, to: &Path, e: io::Error| {
         format!("cannot move {} to {}: {e}", what.display(), to.display())
     };
-    fs::create_dir_all(&dir).map_err(|e| moved(&old, &dir, e))?;
-    if old_mark.exists() {
-        let to = dir.join(MARK_FILE);
-        fs::rename(&old_mark, &to).map_err(|e| moved(&old_mark, &to, e))?;
-    }
-    if old.exists() {
-        fs::rename(&old, &new).map_err(|e| moved(&old, &new, e))?;
-    }
-    // The moves themselves on disk: the directories' entries.
-    for d in [dir.as_path(), &rooms(data), data] {
+    let synced = |d: &Path| {
         fs::File::open(d)
             .and_then(|f| f.sync_all())
-            .map_err(|e| moved(&old, &new, e))?;
+            .map_err(|e| format!("cannot sync the directory {}: {e}", d.display()))
+    };
+    fs::create_dir_all(&dir)
+        .map_err(|e| format!("cannot make the directory {}: {e}", dir.display()))?;
+    // Each move on disk before the next (the directories' entries).
+    for (what, to) in [(&old_mark, dir.join(MARK_FILE)), (&old, new)] {
+        if what.exists() {
+            fs::rename(what, &to).map_err(|e| moved(what, &to, e))?;
+            for d in [dir.as_path(), &rooms(data), data] {
+                synced(d)?;
+            }
+        }
     }
     Ok(true)
 }
@@ -98,6 +102,9 @@ mod tests {
         fs::write(dir.join(LOG_FILE), "").unwrap();
         fs::write(d.path().join(LOG_FILE), "").unwrap();
         let e = upgrade(d.path()).unwrap_err();
-        assert!(e.contains("both") && e.contains("rooms/lobby"), "{e}");
+        assert!(
+            e.contains("both") && e.contains("rooms/lobby/messages.jsonl"),
+            "{e}"
+        );
     }
 }

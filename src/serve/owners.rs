@@ -176,7 +176,13 @@ pub fn append(data: &Path, owners: &Owners) -> io::Result<()> {
         .create(true)
         .append(true)
         .open(&file)?;
-    let len = f.metadata()?.len();
+    let mut len = f.metadata()?.len();
+    if len > 0 && !ends_a_line(&file, len)? {
+        // An earlier append failed and could not be cut back: cut it back now, to the end of
+        // the last whole line, before anything follows it.
+        len = last_line_end(&file, len)?;
+        f.set_len(len)?;
+    }
     let mut bytes = Vec::new();
     for b in owners.unwritten() {
         bytes.extend_from_slice(&line(b));
@@ -184,7 +190,7 @@ pub fn append(data: &Path, owners: &Owners) -> io::Result<()> {
     let written = f.write_all(&bytes).and_then(|()| f.sync_data());
     if let Err(e) = written {
         // Cut off what part of it was written (a full disk): the same lines go again next
-        // turn, after the last whole one.
+        // turn, after the last whole one (and if this fails too, the next append cuts it).
         let _ = f.set_len(len);
         return Err(e);
     }
@@ -193,6 +199,26 @@ pub fn append(data: &Path, owners: &Owners) -> io::Result<()> {
         fs::File::open(data)?.sync_all()?;
     }
     Ok(())
+}
+
+/// Whether the `len` bytes of `file` end with a newline.
+fn ends_a_line(file: &Path, len: u64) -> io::Result<bool> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut f = fs::File::open(file)?;
+    f.seek(SeekFrom::Start(len - 1))?;
+    let mut last = [0];
+    f.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
+/// The length of `file`'s first `len` bytes up to the end of their last whole line.
+fn last_line_end(file: &Path, len: u64) -> io::Result<u64> {
+    let bytes = fs::read(file)?;
+    let within = &bytes[..usize::try_from(len).map_or(bytes.len(), |l| l.min(bytes.len()))];
+    Ok(within
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i as u64 + 1))
 }
 
 /// `urc serve --release-name NAME`: frees `name` (and whatever looks like it) in `data`, for
@@ -292,6 +318,26 @@ mod tests {
             2,
             "the next line did not join it"
         );
+    }
+
+    #[test]
+    fn an_append_after_a_torn_one_cuts_it_off_first() {
+        let d = dir();
+        let a = Keypair::generate().public();
+        let mut owners = Owners::default();
+        owners.bind(&name_key("alice"), "alice", a);
+        append(d.path(), &owners).unwrap();
+        owners.written();
+        // What a failed append, not cut back, left.
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(path(d.path()))
+            .unwrap();
+        f.write_all(br#"{"name":"bo"#).unwrap();
+        owners.bind(&name_key("bob"), "bob", a);
+        append(d.path(), &owners).unwrap();
+        let read = load(d.path()).unwrap();
+        assert_eq!(read.len(), 2, "{:?}", fs::read_to_string(path(d.path())));
     }
 
     #[test]

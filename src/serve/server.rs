@@ -325,7 +325,8 @@ impl Server {
 
     /// Writes and flushes what the relay accepted, then lets its answers go.
     fn persist(&mut self) {
-        // A name bound this turn is on disk before its WELCOME leaves.
+        // A name bound this turn is on disk before its WELCOME leaves (unless the write
+        // fails: it is tried again every turn, and said so).
         if self.relay.relay().owners().changed() {
             match owners::append(&self.data, self.relay.relay().owners()) {
                 Ok(()) => self.relay.relay_mut().owners_mut().written(),

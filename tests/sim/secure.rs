@@ -170,7 +170,10 @@ fn first_contact_learns_the_relays_key_and_then_every_packet_is_sealed() {
         (*from, packet.as_slice(), *peer),
         (client.addr, "JOIN alice 你好".as_bytes(), identity.public())
     );
-    assert_eq!(relay.channels.peer(client.addr), Some(identity.public()));
+    assert_eq!(
+        relay.channels.last_confirmed(client.addr),
+        Some(identity.public())
+    );
 
     let mut back = Vec::new();
     assert!(

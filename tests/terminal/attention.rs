@@ -103,7 +103,9 @@ fn write_log(data: &Path, messages: &[(&str, time::OffsetDateTime)]) {
             seq + 1
         ));
     }
-    std::fs::write(data.join("messages.jsonl"), log).unwrap();
+    let room = data.join("rooms/lobby");
+    std::fs::create_dir_all(&room).unwrap();
+    std::fs::write(room.join("messages.jsonl"), log).unwrap();
 }
 
 /// "-- Tuesday, 1 December 2026 --" for `date`.
