@@ -180,3 +180,45 @@ fn a_message_after_its_senders_leave_does_not_bring_them_back() {
     room.answer_who(&[&[]], &[]);
     assert_eq!(room.events(), Vec::<String>::new());
 }
+
+/// bo's arrival was lost. The PONGs say three are in the room, alice knows of one other: once
+/// they have said so for 3 s, she asks who is there, and shows bo's arrival from the answer.
+/// While the count keeps moving (a crowd joining), or matches, she asks nothing.
+#[test]
+fn a_lost_arrival_is_noticed_by_the_count_in_pongs_and_told() {
+    let mut room = Room::joined(&["cy"]);
+    let pong = |members| Packet::Pong { latest: 0, members };
+    // The count matches: nothing to ask.
+    for _ in 0..5 {
+        room.send(&pong(2));
+        room.wait(Duration::from_secs(2));
+    }
+    assert_eq!(room.asked(), Vec::<u32>::new());
+    // A crowd joining: the count changes at every PONG.
+    for members in 3..8 {
+        room.send(&pong(members));
+        room.wait(Duration::from_secs(2));
+    }
+    assert_eq!(
+        room.asked(),
+        Vec::<u32>::new(),
+        "asked while the count moved"
+    );
+    // Settled at 3, and alice's list has 1 other: asked once, after 3 s.
+    room.send(&pong(3));
+    room.wait(Duration::from_secs(2));
+    room.send(&pong(3));
+    assert_eq!(room.asked(), Vec::<u32>::new(), "asked before 3 s");
+    room.wait(Duration::from_secs(1));
+    room.send(&pong(3));
+    room.wait(Duration::ZERO);
+    room.answer_who(&[&["bo", "cy"]], &[]);
+    assert_eq!(room.events(), ["+bo"]);
+    assert_eq!(room.client.present(), ["bo", "cy"]);
+    // Right again: nothing more is asked.
+    for _ in 0..3 {
+        room.send(&pong(3));
+        room.wait(Duration::from_secs(2));
+    }
+    assert_eq!(room.asked(), Vec::<u32>::new());
+}

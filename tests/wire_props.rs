@@ -192,7 +192,7 @@ fn packet() -> impl Strategy<Value = Packet> {
             prop_oneof![vec(text(40), 0..5), vec(text(4), 0..=255)]
         )
             .prop_map(|(req, total, names)| Packet::Names { req, total, names }),
-        any::<u64>().prop_map(|latest| Packet::Pong { latest }),
+        (any::<u64>(), any::<u32>()).prop_map(|(latest, members)| Packet::Pong { latest, members }),
     ]
 }
 
@@ -514,7 +514,10 @@ fn extreme_packet() -> impl Strategy<Value = Packet> {
                 messages,
             }
         ),
-        extreme().prop_map(|latest| Packet::Pong { latest }),
+        extreme().prop_map(|latest| Packet::Pong {
+            latest,
+            members: u32::MAX,
+        }),
         (any::<u32>(), any::<u16>(), vec(text(8), 0..4)).prop_map(|(req, total, names)| {
             Packet::Names {
                 req: req % 4,

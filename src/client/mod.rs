@@ -439,8 +439,9 @@ impl Client {
             } => self.page(now, req, first, last, messages),
             Packet::Presence { changes } => self.presence_changes(changes),
             Packet::Names { req, total, names } => self.names_page(now, req, total, names),
-            Packet::Pong { latest } => {
+            Packet::Pong { latest, members } => {
                 self.learn_latest(now, latest);
+                self.count_members(now, members);
             }
             // Client-to-relay packets: not for us.
             _ => {}

@@ -1,6 +1,7 @@
 //! Who is in the room as far as the client knows: each arrival and departure told once, and the
 //! room asked for after every join, so that what a rejoin missed (who left, who came while the
-//! client was away) is told too.
+//! client was away) is told too, and whenever the relay's count of members stays other than
+//! the client's (a PRESENCE was lost).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -17,6 +18,11 @@ const REJOIN_GRACE: Duration = Duration::from_secs(1);
 const ASK_TRIES: u32 = 8;
 /// The shortest wait for the answer before asking again.
 const ANSWER_WAIT: Duration = Duration::from_secs(1);
+/// How long the relay's count of members (in its PONGs) may stay the same and other than the
+/// client's before it asks who is there: longer than a PRESENCE takes behind a PONG that
+/// overtook it (the chat's lane goes first). While the count moves (a crowd joining or
+/// leaving), nobody asks.
+const MISCOUNT_WAIT: Duration = Duration::from_secs(3);
 
 /// The others in the room, and the asking that keeps them true.
 #[derive(Debug, Default)]
@@ -32,6 +38,9 @@ pub(super) struct Presence {
     asking: Option<Asking>,
     /// Questions in a row that got no answer.
     tries: u32,
+    /// Since when, and at which count, the relay's PONGs have said another number of members
+    /// than the client knows.
+    miscount: Option<(Instant, u32)>,
 }
 
 /// A WHO the client asked for itself, and what changed since it was asked.
@@ -99,6 +108,33 @@ impl Client {
         let key = name_key(from);
         if !self.presence.known && key != name_key(&self.config.name) && !self.presence.has(&key) {
             self.presence.present.insert(key, from.to_owned());
+        }
+    }
+
+    /// The relay says the room has `members` sessions (this one included): when it says so,
+    /// unchanged, for [`MISCOUNT_WAIT`] while the client knows of another number, a PRESENCE
+    /// was lost, and the client asks who is there.
+    pub(super) fn count_members(&mut self, now: Instant, members: u32) {
+        let p = &mut self.presence;
+        let settled = matches!(self.phase, Phase::Joined { .. })
+            && p.known
+            && p.asking.is_none()
+            && p.ask_at.is_none();
+        let ours = u32::try_from(p.present.len() + 1).unwrap_or(u32::MAX);
+        if !settled || members == ours {
+            p.miscount = None;
+            return;
+        }
+        match p.miscount {
+            Some((since, count))
+                if count == members && now.saturating_duration_since(since) >= MISCOUNT_WAIT =>
+            {
+                p.miscount = None;
+                p.tries = 0;
+                p.ask_at = Some(now);
+            }
+            Some((_, count)) if count == members => {}
+            _ => p.miscount = Some((now, members)),
         }
     }
 

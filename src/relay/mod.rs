@@ -275,6 +275,11 @@ impl Relay {
         &self.clients
     }
 
+    /// How many sessions the room has, as a PONG says it.
+    pub(super) fn members(&self) -> u32 {
+        u32::try_from(self.clients.len()).unwrap_or(u32::MAX)
+    }
+
     /// The latest committed sequence number.
     pub fn latest(&self) -> u64 {
         self.lobby.committed
@@ -402,6 +407,7 @@ impl Relay {
                         from,
                         &Packet::Pong {
                             latest: self.lobby.committed,
+                            members: self.members(),
                         },
                     );
                 }

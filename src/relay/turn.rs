@@ -122,7 +122,8 @@ impl Relay {
         if self.lobby.committed > self.lobby.heartbeat_seq {
             self.lobby.heartbeat_seq = self.lobby.committed;
             let latest = self.lobby.committed;
-            self.broadcast(Lane::Heartbeat, None, &Packet::Pong { latest });
+            let members = self.members();
+            self.broadcast(Lane::Heartbeat, None, &Packet::Pong { latest, members });
         }
     }
 }

@@ -247,6 +247,7 @@ fn random_packet(rng: &mut Rng) -> Packet {
         },
         _ => Packet::Pong {
             latest: rng.next_u64(),
+            members: rng.next_u64() as u32,
         },
     }
 }

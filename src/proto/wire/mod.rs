@@ -214,10 +214,14 @@ pub enum Packet {
         /// The names in this page.
         names: Vec<String>,
     },
-    /// Relay → client: the answer to a ping, with the room's latest sequence number.
+    /// Relay → client: the answer to a ping, with the room's latest sequence number and how
+    /// many are in it.
     Pong {
         /// The room's latest sequence number.
         latest: u64,
+        /// How many sessions the room has, the receiver's included: a client whose list of
+        /// the others is not one less for a while lost a PRESENCE, and asks WHO.
+        members: u32,
     },
 }
 

@@ -110,7 +110,10 @@ fn every_packet_round_trips() {
             total: 2,
             names: vec!["alice".into(), "bob".into()],
         },
-        Packet::Pong { latest: 9 },
+        Packet::Pong {
+            latest: 9,
+            members: 3,
+        },
     ];
     for p in packets {
         let bytes = p.encode();

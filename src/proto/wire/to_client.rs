@@ -103,7 +103,10 @@ pub(super) fn encode(packet: &Packet, w: &mut Writer) {
                 w.str8(n);
             }
         }
-        Packet::Pong { latest } => w.u64(*latest),
+        Packet::Pong { latest, members } => {
+            w.u64(*latest);
+            w.u32(*members);
+        }
         other => unreachable!("not a relay → client packet: {other:?}"),
     }
 }
@@ -174,7 +177,10 @@ pub(super) fn decode(kind: u8, r: &mut Reader) -> Result<Packet, DecodeError> {
             let names = (0..n).map(|_| r.str8()).collect::<Result<_, _>>()?;
             Packet::Names { req, total, names }
         }
-        kind::PONG => Packet::Pong { latest: r.u64()? },
+        kind::PONG => Packet::Pong {
+            latest: r.u64()?,
+            members: r.u32()?,
+        },
         other => return Err(DecodeError::Kind(other)),
     })
 }

@@ -209,6 +209,6 @@ fn summary(p: &Packet) -> String {
             format!("Presence [{}]", each.join(", "))
         }
         Packet::Names { req, total, names } => format!("Names req {req} total {total} {names:?}"),
-        Packet::Pong { latest } => format!("Pong latest {latest}"),
+        Packet::Pong { latest, members } => format!("Pong latest {latest} members {members}"),
     }
 }
