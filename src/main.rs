@@ -113,16 +113,8 @@ fn give_memory_back() {
 fn repair_log(data: &std::path::Path) -> Result<(), String> {
     // Never under a running relay: it would append to the file being rewritten.
     let _lock = urc::serve::lock::DataLock::acquire(data).map_err(|e| e.to_string())?;
-    use urc::serve::layout;
     // A one-room directory of an earlier relay is repaired where this relay reads it.
-    if layout::upgrade(data)? {
-        tracing::info!(
-            "moved the message log of this one-room data directory into {}: it is the room {}, every seq and id kept",
-            layout::room_dir(data, layout::DEFAULT_ROOM).display(),
-            layout::DEFAULT_ROOM
-        );
-    }
-    let data = &layout::room_dir(data, layout::DEFAULT_ROOM);
+    let data = &urc::serve::layout::lobby(data)?;
     match urc::serve::repair::repair(data).map_err(|e| e.to_string())? {
         None => tracing::info!("--repair-log: no damaged record in the message log"),
         Some(r) => {

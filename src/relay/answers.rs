@@ -261,7 +261,7 @@ impl Relay {
                 next,
             } => {
                 let end = last.min(next.saturating_add(CHUNK - 1));
-                let Some(cached) = self.cached(next, end) else {
+                let Some(cached) = self.lobby.cached(next, end) else {
                     self.reads.push_back(LogRead {
                         to,
                         req,
@@ -287,11 +287,6 @@ impl Relay {
     /// the relay).
     fn front(&self, to: SocketAddr) -> Option<Answer> {
         self.clients.get(&to)?.answers.front().cloned()
-    }
-
-    /// The committed messages `first..=last` from the cache, if it holds them all.
-    fn cached(&self, first: u64, last: u64) -> Option<Vec<Message>> {
-        self.lobby.cached(first, last)
     }
 
     /// Sends `messages` (of the answer `first..=last` to `req`) in as few pages as hold them;

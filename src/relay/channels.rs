@@ -305,19 +305,19 @@ impl Channels {
         let Some(ends) = self.by_addr.get(&to) else {
             return false;
         };
-        let by_index = &self.by_index;
-        let theirs = [ends.current, ends.previous, ends.other]
+        // Newest first; one lookup a slot (this runs for every datagram the relay sends).
+        for i in [ends.current, ends.previous, ends.other]
             .into_iter()
             .flatten()
-            .find(|i| {
-                by_index
-                    .get(i)
-                    .is_some_and(|c| c.peer == *key && !c.transport.is_expired(now))
-            });
-        match theirs.and_then(|i| self.by_index.get_mut(&i)) {
-            Some(c) => c.transport.seal_into(packet, out),
-            None => false,
+        {
+            if let Some(c) = self.by_index.get_mut(&i)
+                && c.peer == *key
+                && !c.transport.is_expired(now)
+            {
+                return c.transport.seal_into(packet, out);
+            }
         }
+        false
     }
 
     /// The static key of the transport confirmed last at `addr` (not necessarily the key of

@@ -250,16 +250,14 @@ impl Relay {
             stats: Stats::default(),
             config,
         };
+        let cache = relay.config.cache;
         for m in tail {
-            relay.lobby.committed = m.seq;
-            relay.lobby.heartbeat_seq = m.seq;
-            relay.lobby.next_seq = m.seq + 1;
             // A placeholder for a damaged record (see `repair`) has the nil id: no
             // client's message is ever a retransmission of it.
             if !m.id.is_nil() {
                 relay.remember(m.id, m.seq, m.time);
             }
-            relay.keep(m);
+            relay.lobby.restore(m, cache);
         }
         relay
     }

@@ -77,7 +77,7 @@ impl Owners {
         (owners, unkept)
     }
 
-    /// Binds `name` to `key` as read back: nothing to write.
+    /// Binds `name` to `key`, the latest bound; nothing to write (as read back).
     fn bind_read(&mut self, name_key: String, name: String, key: PublicKey) {
         self.by_key.insert(name_key, (name, key, self.next));
         self.next += 1;
@@ -105,9 +105,7 @@ impl Owners {
     /// Binds the name to `key`, if it has no owner yet.
     pub fn bind(&mut self, name_key: &str, name: &str, key: PublicKey) {
         if !self.by_key.contains_key(name_key) {
-            self.by_key
-                .insert(name_key.to_owned(), (name.to_owned(), key, self.next));
-            self.next += 1;
+            self.bind_read(name_key.to_owned(), name.to_owned(), key);
             self.unwritten.push(Binding {
                 name: name.to_owned(),
                 key: Some(key.to_string()),

@@ -31,6 +31,15 @@ impl Room {
         }
     }
 
+    /// Takes `m`, read back from the log at start, as the latest message committed and told
+    /// (by a heartbeat: nobody needs telling of it), into the cache of at most `cache`.
+    pub(super) fn restore(&mut self, m: Message, cache: usize) {
+        self.committed = m.seq;
+        self.heartbeat_seq = m.seq;
+        self.next_seq = m.seq + 1;
+        self.keep(m, cache);
+    }
+
     /// Takes `m`, committed, into the cache of at most `cache` messages.
     pub(super) fn keep(&mut self, m: Message, cache: usize) {
         self.recent.push_back(m);

@@ -19,6 +19,25 @@ pub fn room_dir(data: &Path, room: &str) -> PathBuf {
     rooms(data).join(room_key(room))
 }
 
+/// The directory of the room [`DEFAULT_ROOM`] in `data`, made if need be, after the one-room
+/// log of an earlier relay is moved into it (and the relay's log says so): what
+/// `urc serve` and `--repair-log` open.
+///
+/// # Errors
+/// A one-line explanation when the log cannot be moved or the directory made.
+pub fn lobby(data: &Path) -> Result<PathBuf, String> {
+    let dir = room_dir(data, DEFAULT_ROOM);
+    if upgrade(data)? {
+        tracing::info!(
+            "moved the message log of this one-room data directory into {}: it is the room {DEFAULT_ROOM}, every seq and id kept",
+            dir.display()
+        );
+    }
+    fs::create_dir_all(&dir)
+        .map_err(|e| format!("cannot make the directory {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
 /// Moves the one-room log of an earlier relay (`<data>/messages.jsonl` and `stored-seq`)
 /// into the room [`DEFAULT_ROOM`], unchanged; true when it did. Each file moves by a rename,
 /// the stored-seq first, so that a start cut short moves the rest the next time, and a log
@@ -26,7 +45,7 @@ pub fn room_dir(data: &Path, room: &str) -> PathBuf {
 ///
 /// # Errors
 /// A one-line explanation when a file cannot be moved, or when both places hold a log.
-pub fn upgrade(data: &Path) -> Result<bool, String> {
+fn upgrade(data: &Path) -> Result<bool, String> {
     let old = data.join(LOG_FILE);
     let old_mark = data.join(MARK_FILE);
     if !old.exists() && !old_mark.exists() {
@@ -43,9 +62,6 @@ pub fn upgrade(data: &Path) -> Result<bool, String> {
             ));
         }
     }
-    let moved = |what: &Path, to: &Path, e: io::Error| {
-        format!("cannot move {} to {}: {e}", what.display(), to.display())
-    };
     let synced = |d: &Path| {
         fs::File::open(d)
             .and_then(|f| f.sync_all())
@@ -56,7 +72,9 @@ pub fn upgrade(data: &Path) -> Result<bool, String> {
     // Each move on disk before the next (the directories' entries).
     for (what, to) in [(&old_mark, dir.join(MARK_FILE)), (&old, new)] {
         if what.exists() {
-            fs::rename(what, &to).map_err(|e| moved(what, &to, e))?;
+            fs::rename(what, &to).map_err(|e: io::Error| {
+                format!("cannot move {} to {}: {e}", what.display(), to.display())
+            })?;
             for d in [dir.as_path(), &rooms(data), data] {
                 synced(d)?;
             }

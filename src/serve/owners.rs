@@ -33,24 +33,12 @@ fn older_path(data: &Path) -> PathBuf {
 /// writes, or cannot be made anew.
 pub fn load(data: &Path) -> Result<Owners, String> {
     let file = path(data);
-    let (lines, anew) = match fs::read(&file) {
-        Ok(bytes) => {
-            let read = read_journal(&file, &bytes)?;
-            // The journal holds everything: an older file left by a start that stopped
-            // before it could remove it goes now.
-            remove_older(data, &file)?;
-            read
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => match read_older(data)? {
+    let (lines, anew) = match read_if_there(&file)? {
+        Some(bytes) => read_journal(&file, &bytes)?,
+        None => match read_older(data)? {
             Some(lines) => (lines, true),
             None => return Ok(Owners::default()),
         },
-        Err(e) => {
-            return Err(format!(
-                "cannot read the names' owners {}: {e}",
-                file.display()
-            ));
-        }
     };
     let count = lines.len();
     let (owners, unkept) = Owners::from_bindings(lines);
@@ -63,9 +51,23 @@ pub fn load(data: &Path) -> Result<Owners, String> {
     if anew || count != owners.len() {
         rewrite(data, &owners)
             .map_err(|e| format!("cannot write the names' owners {}: {e}", file.display()))?;
-        remove_older(data, &file)?;
     }
+    // The journal holds everything now: an older file goes (also one left by a start that
+    // stopped before it could remove it).
+    remove_older(data, &file)?;
     Ok(owners)
+}
+
+/// The bytes of the names' owners `file`, none when it does not exist.
+fn read_if_there(file: &Path) -> Result<Option<Vec<u8>>, String> {
+    match fs::read(file) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!(
+            "cannot read the names' owners {}: {e}",
+            file.display()
+        )),
+    }
 }
 
 /// Removes `names.json`, if it is there: the journal `file` holds what it held.
@@ -85,9 +87,9 @@ fn remove_older(data: &Path, file: &Path) -> Result<(), String> {
 fn read_journal(file: &Path, bytes: &[u8]) -> Result<(Vec<Binding>, bool), String> {
     let mut lines = Vec::new();
     let mut torn = !bytes.is_empty() && !bytes.ends_with(b"\n");
-    let text = bytes.split(|b| *b == b'\n').enumerate();
-    let last = bytes.split(|b| *b == b'\n').count() - 1;
-    for (i, line) in text {
+    // The index of the part after the last newline.
+    let last = bytes.iter().filter(|b| **b == b'\n').count();
+    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
         if line.is_empty() {
             continue;
         }
@@ -116,15 +118,8 @@ fn read_older(data: &Path) -> Result<Option<Vec<Binding>>, String> {
         key: String,
     }
     let file = older_path(data);
-    let bytes = match fs::read(&file) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(format!(
-                "cannot read the names' owners {}: {e}",
-                file.display()
-            ));
-        }
+    let Some(bytes) = read_if_there(&file)? else {
+        return Ok(None);
     };
     let kept: std::collections::BTreeMap<String, Owner> = serde_json::from_slice(&bytes)
         .map_err(|e| {
@@ -143,10 +138,13 @@ fn read_older(data: &Path) -> Result<Option<Vec<Binding>>, String> {
     ))
 }
 
-/// One line of the journal.
-fn line(binding: &Binding) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec(binding).expect("a binding is plain text");
-    bytes.push(b'\n');
+/// Lines of the journal, one a binding.
+fn lines<'a>(bindings: impl IntoIterator<Item = &'a Binding>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for b in bindings {
+        serde_json::to_writer(&mut bytes, b).expect("a binding is plain text");
+        bytes.push(b'\n');
+    }
     bytes
 }
 
@@ -155,11 +153,7 @@ fn rewrite(data: &Path, owners: &Owners) -> io::Result<()> {
     let file = path(data);
     let tmp = file.with_extension("jsonl.new");
     let mut f = fs::File::create(&tmp)?;
-    let mut bytes = Vec::new();
-    for b in owners.bindings() {
-        bytes.extend_from_slice(&line(&b));
-    }
-    f.write_all(&bytes)?;
+    f.write_all(&lines(&owners.bindings()))?;
     f.sync_all()?;
     fs::rename(&tmp, &file)?;
     fs::File::open(data)?.sync_all()
@@ -170,45 +164,38 @@ fn rewrite(data: &Path, owners: &Owners) -> io::Result<()> {
 /// # Errors
 /// When the journal cannot be written.
 pub fn append(data: &Path, owners: &Owners) -> io::Result<()> {
+    use std::os::unix::fs::FileExt as _;
     let file = path(data);
-    let new = !file.exists();
     let mut f = fs::OpenOptions::new()
+        .read(true)
         .create(true)
         .append(true)
         .open(&file)?;
     let mut len = f.metadata()?.len();
-    if len > 0 && !ends_a_line(&file, len)? {
+    let mut last = [b'\n'];
+    if len > 0 {
+        f.read_exact_at(&mut last, len - 1)?;
+    }
+    if last[0] != b'\n' {
         // An earlier append failed and could not be cut back: cut it back now, to the end of
         // the last whole line, before anything follows it.
         len = last_line_end(&file, len)?;
         f.set_len(len)?;
     }
-    let mut bytes = Vec::new();
-    for b in owners.unwritten() {
-        bytes.extend_from_slice(&line(b));
-    }
-    let written = f.write_all(&bytes).and_then(|()| f.sync_data());
+    let written = f
+        .write_all(&lines(owners.unwritten()))
+        .and_then(|()| f.sync_data());
     if let Err(e) = written {
         // Cut off what part of it was written (a full disk): the same lines go again next
         // turn, after the last whole one (and if this fails too, the next append cuts it).
         let _ = f.set_len(len);
         return Err(e);
     }
-    if new {
-        // The file's name is on disk too.
+    if len == 0 {
+        // The file may be new: its name on disk too.
         fs::File::open(data)?.sync_all()?;
     }
     Ok(())
-}
-
-/// Whether the `len` bytes of `file` end with a newline.
-fn ends_a_line(file: &Path, len: u64) -> io::Result<bool> {
-    use std::io::{Read as _, Seek as _, SeekFrom};
-    let mut f = fs::File::open(file)?;
-    f.seek(SeekFrom::Start(len - 1))?;
-    let mut last = [0];
-    f.read_exact(&mut last)?;
-    Ok(last[0] == b'\n')
 }
 
 /// The length of `file`'s first `len` bytes up to the end of their last whole line.

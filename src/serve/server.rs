@@ -4,7 +4,6 @@
 //! brought to the log with one flush (group commit), and only then lets their
 //! acknowledgements and fan-out leave.
 
-use std::fs;
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -113,20 +112,7 @@ impl Server {
                 key_path(&data).display()
             );
         }
-        if layout::upgrade(&data).map_err(StartError::Data)? {
-            tracing::info!(
-                "moved the message log of this one-room data directory into {}: it is the room {}, every seq and id kept",
-                layout::room_dir(&data, layout::DEFAULT_ROOM).display(),
-                layout::DEFAULT_ROOM
-            );
-        }
-        let room = layout::room_dir(&data, layout::DEFAULT_ROOM);
-        fs::create_dir_all(&room).map_err(|e| {
-            StartError::Data(format!(
-                "cannot make the room directory {}: {e}",
-                room.display()
-            ))
-        })?;
+        let room = layout::lobby(&data).map_err(StartError::Data)?;
         let opened = Store::open(&room, config.cache.max(config.dedup)).map_err(StartError::Log)?;
         if let Some(bytes) = opened.torn {
             tracing::warn!(

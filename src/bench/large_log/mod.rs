@@ -220,8 +220,7 @@ fn lengths(long: u64, keep: u64) -> Vec<u64> {
 /// Writes the lobby's log in `dir`: `messages` records like W1's ("hello world message 000123" from a few
 /// senders, one a millisecond up to now), flushed once at the end; returns its size.
 pub(in crate::bench) fn write_log(dir: &Path, messages: u64, size: usize) -> io::Result<u64> {
-    let room = layout::room_dir(dir, layout::DEFAULT_ROOM);
-    std::fs::create_dir_all(&room)?;
+    let room = layout::lobby(dir).map_err(io::Error::other)?;
     let mut out = BufWriter::with_capacity(1 << 20, File::create(room.join(LOG_FILE))?);
     let first_time = Millis::now().0 - messages as i64;
     for seq in 1..=messages {
