@@ -20,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let socket = UdpSocket::bind("0.0.0.0:0")?;
     socket.connect(server)?;
     let config = Config {
+        rooms: Vec::new(),
         name: name.clone(),
         history: 0,
         since: None,

@@ -64,9 +64,10 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
         Server::bind(args.bind_addr()?, args.data_dir(), config).map_err(|e| e.to_string())?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
-        "listening on udp {addr}; message log {}; latest seq {}; relay key {}",
+        "listening on udp {addr}; message log {} (latest seq {}) and {} other room(s); relay key {}",
         server.log_path().display(),
         server.latest(),
+        server.rooms().saturating_sub(1),
         server.public_key()
     );
     let signals =
@@ -109,14 +110,25 @@ fn give_memory_back() {
         .ok();
 }
 
-/// `urc serve --repair-log`: the damaged records replaced, and said so in the relay's log.
+/// `urc serve --repair-log`: the damaged records of every room's log replaced, and said so in
+/// the relay's log.
 fn repair_log(data: &std::path::Path) -> Result<(), String> {
     // Never under a running relay: it would append to the file being rewritten.
     let _lock = urc::serve::lock::DataLock::acquire(data).map_err(|e| e.to_string())?;
     // A one-room directory of an earlier relay is repaired where this relay reads it.
-    let data = &urc::serve::layout::lobby(data)?;
+    urc::serve::layout::lobby(data)?;
+    for room in urc::serve::layout::rooms_in(data)? {
+        repair_room(&urc::serve::layout::room_dir(data, &room))?;
+    }
+    Ok(())
+}
+
+/// `--repair-log` for the room whose directory is `data`.
+fn repair_room(data: &std::path::Path) -> Result<(), String> {
+    let log = data.join(urc::serve::store::LOG_FILE);
+    let log = log.display();
     match urc::serve::repair::repair(data).map_err(|e| e.to_string())? {
-        None => tracing::info!("--repair-log: no damaged record in the message log"),
+        None => tracing::info!("--repair-log: no damaged record in {log}"),
         Some(r) => {
             let seqs: Vec<String> = r
                 .replaced
@@ -124,7 +136,7 @@ fn repair_log(data: &std::path::Path) -> Result<(), String> {
                 .map(|(seq, line)| format!("seq {seq} (line {line})"))
                 .collect();
             tracing::warn!(
-                "--repair-log: {} damaged record(s) replaced by placeholders: {}; the damaged file is kept as {}",
+                "--repair-log: {log}: {} damaged record(s) replaced by placeholders: {}; the damaged file is kept as {}",
                 seqs.len(),
                 seqs.join(", "),
                 r.kept.display()
@@ -141,7 +153,7 @@ fn repair_log(data: &std::path::Path) -> Result<(), String> {
             format!("seqs {first} to {last} are placeholders")
         };
         tracing::warn!(
-            "--repair-log: the log ended before the last seq this relay stored: {seqs}, and the room goes on after it"
+            "--repair-log: {log} ended before the last seq this relay stored: {seqs}, and the room goes on after it"
         );
     }
     Ok(())

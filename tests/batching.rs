@@ -42,6 +42,7 @@ fn sends(token: Token, first: u64, texts: &[String]) -> (Vec<Uuid>, Vec<Vec<u8>>
         .iter()
         .enumerate()
         .map(|(k, text)| Sent {
+            room: 0,
             csn: first + k as u64,
             id: Uuid::new_v4(),
             text: text.clone(),
@@ -65,7 +66,7 @@ fn presence_datagrams(d: &Driver, to: SocketAddr, since: usize) -> Vec<Vec<Strin
     d.sent[since..]
         .iter()
         .filter_map(|(a, p)| match p {
-            Packet::Presence { changes } if *a == to => Some(
+            Packet::Presence { room: _, changes } if *a == to => Some(
                 changes
                     .iter()
                     .map(|c| format!("{}{}", if c.joined { '+' } else { '-' }, c.name))
@@ -124,7 +125,7 @@ fn a_turn_of_messages_is_acknowledged_in_as_few_datagrams_as_hold_the_acks() {
         .iter()
         .filter(|(to, _)| *to == bob)
         .map(|(_, p)| match p {
-            Packet::Messages { messages } => messages.iter().map(|m| m.seq).collect(),
+            Packet::Messages { room: _, messages } => messages.iter().map(|m| m.seq).collect(),
             other => panic!("bob got {other:?}"),
         })
         .collect();
@@ -171,6 +172,7 @@ fn a_join_storm_costs_each_member_one_presence_datagram_a_turn() {
     let joiners: Vec<SocketAddr> = (100..300).map(addr).collect();
     let join = |k: usize| {
         Packet::Join {
+            room: "lobby".into(),
             name: format!("j{k}"),
             history: 0,
             instance: Uuid::from_u128(k as u128 + 1),
@@ -255,6 +257,7 @@ fn an_arrival_is_announced_before_the_first_words_of_the_same_turn() {
     d.member(alice, "alice");
     let instance = Uuid::new_v4();
     let join = Packet::Join {
+        room: "lobby".into(),
         name: "bob".into(),
         history: 0,
         instance,
@@ -295,6 +298,7 @@ fn storm_under_way(d: &mut Driver) -> (Vec<(SocketAddr, Token)>, Vec<Outgoing>) 
         .collect();
     for k in 0..100 {
         let join = Packet::Join {
+            room: "lobby".into(),
             name: format!("j{k}"),
             history: 0,
             instance: Uuid::from_u128(k as u128 + 1),
@@ -365,6 +369,7 @@ fn history_under_way() -> (Driver, SocketAddr) {
     let alice = addr(1);
     let token = d.member(alice, "alice");
     let history = Packet::History {
+        room: 0,
         token,
         req: 1,
         from: 0,
@@ -409,6 +414,7 @@ fn what_was_queued_for_a_session_is_not_sent_to_the_one_that_replaced_it() {
     // the old process, whose request numbers the new one reuses, and must not reach it.
     let (mut d, alice) = history_under_way();
     let again = Packet::Join {
+        room: "lobby".into(),
         name: "alice".into(),
         history: 0,
         instance: Uuid::new_v4(),
@@ -478,7 +484,9 @@ fn chat_goes_out_before_the_rest_of_a_join_storms_presence() {
         let heard: Vec<String> = (before.iter().chain(&after))
             .filter(|(to, _)| to == m)
             .filter_map(|(_, p)| match p {
-                Packet::Presence { changes } => Some(changes.iter().map(|c| c.name.clone())),
+                Packet::Presence { room: _, changes } => {
+                    Some(changes.iter().map(|c| c.name.clone()))
+                }
                 _ => None,
             })
             .flatten()
@@ -506,7 +514,7 @@ fn a_joiners_first_words_wait_for_the_news_of_its_arrival() {
         let kinds: Vec<&str> = (sent.iter())
             .filter(|(to, _)| to == m)
             .filter_map(|(_, p)| match p {
-                Packet::Presence { changes } if changes.iter().any(|c| c.name == "j0") => {
+                Packet::Presence { room: _, changes } if changes.iter().any(|c| c.name == "j0") => {
                     Some("arrival")
                 }
                 Packet::Messages { .. } => Some("words"),

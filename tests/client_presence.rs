@@ -20,6 +20,7 @@ impl Room {
     fn joined(others: &[&str]) -> Room {
         let now = Instant::now();
         let config = Config {
+            rooms: Vec::new(),
             name: "alice".into(),
             history: 0,
             since: None,
@@ -91,7 +92,12 @@ impl Room {
             if k == 0 {
                 names.insert(0, "alice".into());
             }
-            let names = Packet::Names { req, total, names };
+            let names = Packet::Names {
+                room: 0,
+                req,
+                total,
+                names,
+            };
             self.send(&names);
         }
     }
@@ -104,6 +110,7 @@ impl Room {
             message: None,
         };
         let packet = Packet::Presence {
+            room: 0,
             changes: vec![change],
         };
         self.send(&packet);
@@ -126,7 +133,7 @@ impl Room {
         let mut told = Vec::new();
         while let Some(e) = self.client.poll_event() {
             match e {
-                Event::Joined { name } => told.push(format!("+{name}")),
+                Event::Joined { room: _, name } => told.push(format!("+{name}")),
                 Event::Left { name, .. } => told.push(format!("-{name}")),
                 _ => {}
             }
@@ -164,6 +171,7 @@ fn a_message_after_its_senders_leave_does_not_bring_them_back() {
     assert_eq!(room.events(), ["-bo"]);
     // bo's last word, overtaken by the PRESENCE that he left.
     let said = Packet::Messages {
+        room: 0,
         messages: vec![Message {
             seq: 1,
             id: Uuid::new_v4(),
@@ -187,7 +195,13 @@ fn a_message_after_its_senders_leave_does_not_bring_them_back() {
 #[test]
 fn a_lost_arrival_is_noticed_by_the_count_in_pongs_and_told() {
     let mut room = Room::joined(&["cy"]);
-    let pong = |members| Packet::Pong { latest: 0, members };
+    let pong = |members| Packet::Pong {
+        rooms: vec![urc::proto::wire::Latest {
+            room: 0,
+            latest: 0,
+            members,
+        }],
+    };
     // The count matches: nothing to ask.
     for _ in 0..5 {
         room.send(&pong(2));

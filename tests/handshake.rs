@@ -69,6 +69,7 @@ impl Net {
     /// A client joined as `name` from `from`, the datagrams going both ways until it is in.
     fn join(&mut self, from: SocketAddr, name: &str) -> SecureClient {
         let config = ClientConfig {
+            rooms: Vec::new(),
             name: name.into(),
             history: 0,
             since: None,

@@ -169,6 +169,7 @@ fn join_churn_from_one_address_is_held_to_the_request_rate() {
     }
     let attacker = addr("198.51.100.9:5000");
     let join = || Packet::Join {
+        room: "lobby".into(),
         name: "churn".into(),
         history: 1000,
         instance: Uuid::new_v4(),
@@ -309,7 +310,11 @@ fn too_fast_is_told_once_an_episode() {
 
     // Requests: twice the request rate at once, then the rate.
     let start = d.sent.len();
-    let who = |req: u32| Packet::Who { token, req };
+    let who = |req: u32| Packet::Who {
+        room: 0,
+        token,
+        req,
+    };
     let answered = |d: &Driver, req: u32| {
         (d.sent.iter()).any(|(_, p)| matches!(p, Packet::Names { req: r, .. } if *r == req))
     };
@@ -386,6 +391,7 @@ fn history_reaches_back_to_the_first_record_of_a_rotated_log() {
         d.packet(
             alice,
             &Packet::History {
+                room: 0,
                 token,
                 req: 7,
                 from,
@@ -418,6 +424,7 @@ fn a_join_that_arrives_after_its_clients_leave_brings_no_ghost() {
         panic!("dee was refused");
     };
     let late = Packet::Join {
+        room: "lobby".into(),
         name: "dee".into(),
         history: 0,
         instance,

@@ -146,7 +146,14 @@ fn who_answers_in_the_order_of_the_keys() {
     }
     let token = token.expect("joined");
     let start = d.sent.len();
-    d.packet(addr(6), &Packet::Who { token, req: 7 });
+    d.packet(
+        addr(6),
+        &Packet::Who {
+            token,
+            req: 7,
+            room: 0,
+        },
+    );
     let names: Vec<&str> = (d.sent[start..].iter())
         .filter_map(|(_, p)| match p {
             Packet::Names { req: 7, names, .. } => Some(names),

@@ -39,6 +39,7 @@ impl Room {
         instance: Uuid,
     ) -> Vec<Packet> {
         let join = Packet::Join {
+            room: "lobby".into(),
             name: name.into(),
             history: 0,
             instance,

@@ -24,6 +24,7 @@ fn relay_with(keys: Keypair) -> SecureRelay {
 
 fn config(name: &str) -> ClientConfig {
     ClientConfig {
+        rooms: Vec::new(),
         name: name.into(),
         history: 0,
         since: None,

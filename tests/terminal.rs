@@ -30,18 +30,18 @@ fn a_message_arriving_mid_line_leaves_the_typed_line_intact() {
 
     bob.send("half typed 你好");
     bob.wait_for("half-typed line", |s| {
-        cursor_row(s) == "bob> half typed 你好"
+        cursor_row(s) == "bob #lobby> half typed 你好"
     });
     alice.say("hello from alice 🚄");
     bob.wait_for("message from alice above the intact line", |s| {
         let above = rows_above_cursor(s);
         let last_used = rows(s).iter().rposition(|r| !r.is_empty());
         above.iter().any(|r| r.ends_with(" alice: hello from alice 🚄"))
-                && cursor_row(s) == "bob> half typed 你好"
+                && cursor_row(s) == "bob #lobby> half typed 你好"
                 // The line being typed is the last one on the screen, the cursor at its end
                 // ("你好" is two columns a character).
                 && last_used == Some(usize::from(s.cursor_position().0))
-                && s.cursor_position().1 == 20
+                && s.cursor_position().1 == 27
     });
     // The editor still holds the line: typing goes on where it was, and Enter sends it whole.
     bob.send("!\r");
@@ -70,18 +70,20 @@ fn tab_completes_commands_and_names() {
     let mut bob = Term::join(&relay, "bob", Colour::Off);
 
     bob.send("/wh\t");
-    bob.wait_for("/who completed", |s| cursor_row(s) == "bob> /who ");
+    bob.wait_for("/who completed", |s| cursor_row(s) == "bob #lobby> /who ");
     bob.send("\r");
     bob.wait_for("the answer to /who", |s| {
         screen_text(s)
             .matches("-- in the room (2): alice, bob")
             .count()
             == 2
-            && cursor_row(s) == "bob> "
+            && cursor_row(s) == "bob #lobby> "
     });
 
     bob.send("hi al\t");
-    bob.wait_for("alice completed", |s| cursor_row(s) == "bob> hi alice ");
+    bob.wait_for("alice completed", |s| {
+        cursor_row(s) == "bob #lobby> hi alice "
+    });
     bob.send("there\r");
     bob.wait_for("bob's message", |s| {
         rows_above_cursor(s)
@@ -91,7 +93,7 @@ fn tab_completes_commands_and_names() {
     // A name that starts the line gets ": ", as in IRC.
     bob.send("AL\t");
     bob.wait_for("alice completed at the start", |s| {
-        cursor_row(s) == "bob> alice: "
+        cursor_row(s) == "bob #lobby> alice: "
     });
     bob.send("ok\r");
     assert_eq!(
@@ -242,8 +244,8 @@ fn back_after_a_while_shows_what_came_since() {
     bob.quit();
 }
 
-/// When the relay stops answering, a notice says so and the prompt shows it (`bob! `); when
-/// it is back, a notice says so and the prompt is `bob> ` again.
+/// When the relay stops answering, a notice says so and the prompt shows it (`bob #lobby! `); when
+/// it is back, a notice says so and the prompt is `bob #lobby> ` again.
 #[test]
 fn the_prompt_shows_when_the_relay_is_not_answering() {
     let data = tempfile::tempdir().unwrap();
@@ -254,14 +256,14 @@ fn the_prompt_shows_when_the_relay_is_not_answering() {
     bob.send("anyone there?\r");
     bob.wait_for("the relay stopped, in a notice and the prompt", |s| {
         screen_text(s).contains("-- the relay stopped; trying to rejoin")
-            && cursor_row(s) == "bob! "
+            && cursor_row(s) == "bob #lobby! "
     });
     let relay = Relay::start_at(&addr.to_string(), data.path(), &[]);
     bob.wait_for("the relay is back, in a notice and the prompt", |s| {
         let text = screen_text(s);
         text.contains("-- the relay is answering again")
             && text.contains("bob: anyone there?")
-            && cursor_row(s) == "bob> "
+            && cursor_row(s) == "bob #lobby> "
     });
     bob.quit();
     drop(relay);
@@ -353,7 +355,7 @@ fn someone_seen_only_in_history_is_announced_when_they_come() {
         rows_above_cursor(s)
             .iter()
             .any(|r| r.ends_with("alice: said before bob came"))
-            && cursor_row(s) == "bob> "
+            && cursor_row(s) == "bob #lobby> "
     });
     let _alice = Client::join(relay.addr, "alice", &[]);
     bob.wait_for("alice's arrival", |s| {
@@ -373,15 +375,15 @@ fn wide_text_is_edited_and_wrapped_by_display_width() {
     // Three Left arrows pass "abc", Backspace deletes the emoji (two columns, one character).
     bob.send("你好世界🙂abc\x1b[D\x1b[D\x1b[D\x7f\r");
     assert_eq!(texts_from(&mut alice, "bob", 1), ["你好世界abc"]);
-    // 60 Chinese characters are 120 columns: "bob> " and 47 characters fill the first row of
-    // 100 (94 + 5 columns; the 48th would need 2 and only 1 is left), the rest wrap.
+    // 60 Chinese characters are 120 columns: "bob #lobby> " and 44 characters fill the first
+    // row of 100 (12 + 88 columns), the other 16 wrap.
     let long = "字".repeat(60);
     bob.send(&long);
     bob.wait_for("the long line, wrapped by width", |s| {
         let rows = rows(s);
         rows.iter()
-            .any(|r| *r == format!("bob> {}", "字".repeat(47)))
-            && rows.iter().any(|r| *r == "字".repeat(13))
+            .any(|r| *r == format!("bob #lobby> {}", "字".repeat(44)))
+            && rows.iter().any(|r| *r == "字".repeat(16))
     });
     bob.send("\r");
     assert_eq!(texts_from(&mut alice, "bob", 1), [long]);

@@ -97,7 +97,12 @@ fn csn() -> impl Strategy<Value = u64> {
 
 /// One message of a SEND, its text at most `max` bytes.
 fn sent(max: usize) -> impl Strategy<Value = Sent> {
-    (csn(), uuid(), text(max)).prop_map(|(csn, id, text)| Sent { csn, id, text })
+    (csn(), uuid(), text(max)).prop_map(|(csn, id, text)| Sent {
+        room: 0,
+        csn,
+        id,
+        text,
+    })
 }
 
 /// One change of a PRESENCE, its name at most `max` bytes.
@@ -121,6 +126,7 @@ fn change(max: usize) -> impl Strategy<Value = Change> {
 fn packet() -> impl Strategy<Value = Packet> {
     prop_oneof![
         (text(255), any::<u16>(), uuid()).prop_map(|(name, history, instance)| Packet::Join {
+            room: "lobby".into(),
             name,
             history,
             instance,
@@ -141,13 +147,18 @@ fn packet() -> impl Strategy<Value = Packet> {
             }),
         (token(), any::<u32>(), any::<u64>(), any::<u16>()).prop_map(
             |(token, req, from, count)| Packet::History {
+                room: 0,
                 token,
                 req,
                 from,
                 count,
             }
         ),
-        (token(), any::<u32>()).prop_map(|(token, req)| Packet::Who { token, req }),
+        (token(), any::<u32>()).prop_map(|(token, req)| Packet::Who {
+            room: 0,
+            token,
+            req
+        }),
         token().prop_map(|token| Packet::Ping { token }),
         (token(), text(255)).prop_map(|(token, message)| Packet::Leave { token, message }),
         (token(), text(255), any::<u64>(), any::<u32>()).prop_map(
@@ -166,6 +177,7 @@ fn packet() -> impl Strategy<Value = Packet> {
         vec(
             (uuid(), any::<u64>(), any::<u64>(), any::<i64>()).prop_map(|(id, csn, seq, time)| {
                 Acked {
+                    room: 0,
                     id,
                     csn,
                     seq,
@@ -175,9 +187,10 @@ fn packet() -> impl Strategy<Value = Packet> {
             1..=29
         )
         .prop_map(|acks| Packet::Ack { acks }),
-        messages().prop_map(|messages| Packet::Messages { messages }),
+        messages().prop_map(|messages| Packet::Messages { room: 0, messages }),
         (any::<u32>(), any::<u64>(), any::<u64>(), messages()).prop_map(
             |(req, first, last, messages)| Packet::HistoryPage {
+                room: 0,
                 req,
                 first,
                 last,
@@ -185,14 +198,27 @@ fn packet() -> impl Strategy<Value = Packet> {
             }
         ),
         prop_oneof![vec(change(255), 1..=4), vec(change(8), 1..=100)]
-            .prop_map(|changes| Packet::Presence { changes }),
+            .prop_map(|changes| Packet::Presence { room: 0, changes }),
         (
             any::<u32>(),
             any::<u16>(),
             prop_oneof![vec(text(40), 0..5), vec(text(4), 0..=255)]
         )
-            .prop_map(|(req, total, names)| Packet::Names { req, total, names }),
-        (any::<u64>(), any::<u32>()).prop_map(|(latest, members)| Packet::Pong { latest, members }),
+            .prop_map(|(req, total, names)| Packet::Names {
+                room: 0,
+                req,
+                total,
+                names
+            }),
+        (any::<u16>(), any::<u64>(), any::<u32>()).prop_map(|(room, latest, members)| {
+            Packet::Pong {
+                rooms: vec![urc::proto::wire::Latest {
+                    room,
+                    latest,
+                    members,
+                }],
+            }
+        }),
     ]
 }
 
@@ -487,6 +513,7 @@ fn ask() -> impl Strategy<Value = Ask> {
 /// Something a relay sends a client, its numbers at their extremes.
 fn extreme_packet() -> impl Strategy<Value = Packet> {
     let acked = (uuid(), extreme(), extreme(), any::<i64>()).prop_map(|(id, csn, seq, t)| Acked {
+        room: 0,
         id,
         csn,
         seq,
@@ -505,9 +532,10 @@ fn extreme_packet() -> impl Strategy<Value = Packet> {
     };
     prop_oneof![
         vec(acked, 1..4).prop_map(|acks| Packet::Ack { acks }),
-        vec(message(), 0..4).prop_map(|messages| Packet::Messages { messages }),
+        vec(message(), 0..4).prop_map(|messages| Packet::Messages { room: 0, messages }),
         (any::<u32>(), extreme(), extreme(), vec(message(), 0..4)).prop_map(
             |(req, first, last, messages)| Packet::HistoryPage {
+                room: 0,
                 req: req % 4,
                 first,
                 last,
@@ -515,11 +543,15 @@ fn extreme_packet() -> impl Strategy<Value = Packet> {
             }
         ),
         extreme().prop_map(|latest| Packet::Pong {
-            latest,
-            members: u32::MAX,
+            rooms: vec![urc::proto::wire::Latest {
+                room: u16::MAX,
+                latest,
+                members: u32::MAX,
+            }],
         }),
         (any::<u32>(), any::<u16>(), vec(text(8), 0..4)).prop_map(|(req, total, names)| {
             Packet::Names {
+                room: 0,
                 req: req % 4,
                 total,
                 names,
@@ -552,10 +584,10 @@ proptest! {
                     d.packet(alice, &Packet::send_one(token, base, csn, Uuid::new_v4(), &text));
                 }
                 Ask::History { from, count } => {
-                    d.packet(alice, &Packet::History { token, req: 1, from, count });
+                    d.packet(alice, &Packet::History { room: 0,  token, req: 1, from, count });
                 }
                 Ask::Who => {
-                    d.packet(alice, &Packet::Who { token, req: 2 });
+                    d.packet(alice, &Packet::Who { room: 0,  token, req: 2 });
                 }
                 Ask::Wait(t) => {
                     d.advance(t);
@@ -581,7 +613,7 @@ proptest! {
         use std::time::Instant;
         use urc::client::{Client, Config as ClientConfig};
         let mut now = Instant::now();
-        let config = ClientConfig { name: "alice".into(), history: 20, since: None };
+        let config = ClientConfig { rooms: Vec::new(),  name: "alice".into(), history: 20, since: None };
         let mut client = Client::new(config, now);
         let Some(Ok(Packet::Join { .. })) = client.poll_transmit().map(|b| Packet::decode(&b)) else {
             panic!("the client did not join first");
@@ -612,6 +644,7 @@ fn joined_client() -> (urc::client::Client, std::time::Instant) {
     use urc::client::{Client, Config as ClientConfig};
     let now = std::time::Instant::now();
     let config = ClientConfig {
+        rooms: Vec::new(),
         name: "alice".into(),
         history: 0,
         since: None,
@@ -642,6 +675,7 @@ fn who_pages_in_any_order_or_twice_make_one_answer() {
     let second: Vec<String> = (0..99).map(|k| format!("b{k:03}")).collect();
     // Made when the room had 200 names, then 199.
     let page = |names: &[String], total: u16| Packet::Names {
+        room: 0,
         req: 1,
         total,
         names: names.to_vec(),
@@ -656,7 +690,7 @@ fn who_pages_in_any_order_or_twice_make_one_answer() {
         for &k in order {
             client.handle(now, &pages[k].encode());
             while let Some(e) = client.poll_event() {
-                if let Event::Who { names } = e {
+                if let Event::Who { room: _, names } = e {
                     shown = Some(names);
                 }
             }

@@ -187,6 +187,7 @@ impl Sim {
         };
         *retry_at = now + JOIN_RETRY;
         let join = Packet::Join {
+            room: "lobby".into(),
             name: self.name.clone(),
             history: 0,
             instance: self.instance,
@@ -239,6 +240,7 @@ impl Sim {
         let sent: Vec<Sent> = csns
             .iter()
             .map(|&csn| Sent {
+                room: 0,
                 csn,
                 id: ledger.id(sender, csn - 1),
                 text: text(csn - 1, size),
@@ -320,6 +322,7 @@ impl Sim {
         self.repair = Some((req, now + REPAIR_RETRY));
         ledger.repairs += 1;
         let packet = Packet::History {
+            room: 0,
             token,
             req,
             from,
@@ -377,7 +380,8 @@ impl Sim {
                 }
                 self.drain(now, ledger);
             }
-            Packet::Pong { latest, .. } => {
+            Packet::Pong { rooms } => {
+                let latest = rooms.iter().map(|l| l.latest).max().unwrap_or(0);
                 self.latest = self.latest.max(latest);
                 self.drain(now, ledger);
             }

@@ -108,9 +108,13 @@ pub struct ServeArgs {
     /// Seconds of silence after which a client is dropped.
     #[arg(long, default_value_t = relay::DEFAULT_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(2..=3600))]
     pub timeout: u64,
-    /// Most clients in the room at once.
+    /// Most clients on the relay at once.
     #[arg(long, default_value_t = relay::Config::default().max_clients)]
     pub max_clients: usize,
+    /// Most rooms the relay has, those in its data directory included; a new room beyond
+    /// them is refused.
+    #[arg(long, default_value_t = relay::Config::default().max_rooms)]
+    pub max_rooms: usize,
     /// Most clients from one IP address at once.
     #[arg(long, default_value_t = relay::Config::default().max_per_ip)]
     pub max_per_ip: usize,
@@ -164,8 +168,8 @@ impl ServeArgs {
                 self.request_rate
             ));
         }
-        if self.max_clients == 0 || self.max_per_ip == 0 {
-            return Err("--max-clients and --max-per-ip must be at least 1".into());
+        if self.max_clients == 0 || self.max_per_ip == 0 || self.max_rooms == 0 {
+            return Err("--max-clients, --max-per-ip and --max-rooms must be at least 1".into());
         }
         let allowed = match &self.allow {
             Some(path) => Some(allowed_keys(path)?),
@@ -175,6 +179,7 @@ impl ServeArgs {
             allowed,
             timeout: Duration::from_secs(self.timeout),
             max_clients: self.max_clients,
+            max_rooms: self.max_rooms,
             max_per_ip: self.max_per_ip,
             rate: self.rate,
             burst: self.burst,
@@ -205,9 +210,18 @@ pub struct JoinArgs {
     /// The relay's address: HOST or HOST:PORT (the port is 7707 when not given).
     #[arg(long, env = "URC_SERVER", default_value = crate::serve::server::DEFAULT_BIND)]
     pub server: String,
-    /// Your name in the room: 1 to 32 characters, no spaces [default: your login name].
+    /// Your name on the relay: 1 to 32 characters, no spaces [default: your login name].
     #[arg(long, env = "URC_NAME")]
     pub name: Option<String>,
+    /// A room to enter, by name (1 to 32 letters, digits, - or _; `#ops` or `ops`); again
+    /// for more (URC_ROOMS: names with commas); typed lines go to the first [default: lobby].
+    #[arg(
+        long = "room",
+        value_name = "ROOM",
+        env = "URC_ROOMS",
+        value_delimiter = ','
+    )]
+    pub rooms: Vec<String>,
     /// How many recent messages to show on joining (at most 1000) [default: in a terminal,
     /// what came since you were last here; else 20].
     #[arg(long, value_parser = clap::value_parser!(u16).range(0..=i64::from(wire::MAX_HISTORY_REQUEST)))]
@@ -268,9 +282,35 @@ impl JoinArgs {
             (true, None) => crate::term::seen::default_path().map(|p| (p, self.server.clone())),
             _ => None,
         };
-        let since = seen_file
-            .as_ref()
-            .and_then(|(path, relay)| crate::term::seen::load(path, relay));
+        let mut rooms: Vec<String> = Vec::new();
+        for room in &self.rooms {
+            let name = room.trim().strip_prefix('#').unwrap_or(room.trim());
+            crate::proto::room::check_room(name)
+                .map_err(|e| format!("invalid --room {room}: {e}"))?;
+            let key = crate::proto::room::room_key(name);
+            if !rooms.contains(&key) {
+                rooms.push(key);
+            }
+        }
+        if rooms.len() > wire::MAX_ROOMS {
+            return Err(format!(
+                "{} rooms given with --room: a session may be in {} at most",
+                rooms.len(),
+                wire::MAX_ROOMS
+            ));
+        }
+        let since = |room: &str| {
+            (seen_file.as_ref())
+                .and_then(|(path, relay)| crate::term::seen::load(path, relay, room))
+        };
+        let lobby = crate::proto::room::DEFAULT_ROOM;
+        let rooms: Vec<(String, Option<client::Seen>)> = (rooms.into_iter())
+            .map(|room| {
+                let seen = since(&room);
+                (room, seen)
+            })
+            .collect();
+        let since = since(lobby);
         let identity_file = self.identity_file()?;
         let (identity, _) = crate::keyfile::load_or_create(&identity_file, "the identity file")?;
         let label = relay_label(&self.server);
@@ -292,6 +332,7 @@ impl JoinArgs {
         Ok(join::Options {
             server,
             client: client::Config {
+                rooms,
                 name,
                 history: self.history.unwrap_or(DEFAULT_JOIN_HISTORY),
                 since,

@@ -1,5 +1,4 @@
-//! What the client has to show: messages in the room's order, arrivals and departures, answers,
-//! notices and errors.
+//! What the client has to show: messages in each room's order, arrivals and departures, rooms entered and parted, answers, notices and errors.
 
 use crate::proto::message::Message;
 use crate::proto::secure::keys::PublicKey;
@@ -8,8 +7,10 @@ use crate::proto::wire::LeaveReason;
 /// What the client has to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A chat message, in sequence order (or replayed history).
+    /// A chat message, in its room's sequence order (or replayed history).
     Message {
+        /// Its room.
+        room: String,
         /// The message.
         message: Message,
         /// True when replayed as history (on join or on request).
@@ -17,13 +18,17 @@ pub enum Event {
         /// True when the user sent it.
         own: bool,
     },
-    /// Someone joined.
+    /// Someone entered a room.
     Joined {
+        /// The room.
+        room: String,
         /// Their name.
         name: String,
     },
-    /// Someone left.
+    /// Someone left a room (or the relay).
     Left {
+        /// The room.
+        room: String,
         /// Their name.
         name: String,
         /// Why.
@@ -31,8 +36,10 @@ pub enum Event {
         /// What they said as they left (`/quit MESSAGE`), unchecked for the terminal.
         message: Option<String>,
     },
-    /// The room's names, answering a who request.
+    /// A room's names, answering a who request.
     Who {
+        /// The room.
+        room: String,
         /// The names, sorted without regard to case.
         names: Vec<String>,
     },
@@ -46,11 +53,27 @@ pub enum Event {
     /// The start of the answer to a history request of the user's: `count` messages follow
     /// (as history), then [`Event::HistoryEnd`].
     HistoryStart {
+        /// The room.
+        room: String,
         /// How many messages follow.
         count: usize,
     },
     /// The end of the answer that [`Event::HistoryStart`] began.
-    HistoryEnd,
+    HistoryEnd {
+        /// The room.
+        room: String,
+    },
+    /// The client is in a room, for the first time in this process (it comes back into it
+    /// after a rejoin without this).
+    Entered {
+        /// The room.
+        room: String,
+    },
+    /// The client left a room it was in (or was entering).
+    Parted {
+        /// The room.
+        room: String,
+    },
     /// First contact with this relay: its key, taken for it (the shell pins it, so that a
     /// relay with another key is refused next time).
     RelayKeyLearnt {
@@ -65,9 +88,11 @@ pub enum Event {
         /// The key offered.
         offered: PublicKey,
     },
-    /// On joining: how many messages came since the user was last here, shown next (the last
-    /// 1000 at most) as history.
+    /// On entering a room: how many messages came since the user was last there, shown next
+    /// (the last 1000 at most) as history.
     Missed {
+        /// The room.
+        room: String,
         /// How many messages the room had since.
         count: u64,
         /// When the user left.

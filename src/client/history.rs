@@ -1,4 +1,4 @@
-//! History and who requests: asking, asking again for what is missing, and showing the answer.
+//! History and who requests, room by room: asking, asking again for what is missing, and showing the answer.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -28,6 +28,8 @@ pub(super) enum Purpose {
 #[derive(Debug)]
 pub(super) struct Who {
     pub(super) req: u32,
+    /// The room asked about.
+    pub(super) room: usize,
     /// How many of the user's requests it answers (each gets the answer).
     asked: u32,
     /// How many names the answer holds, as the page that reaches furthest says.
@@ -41,9 +43,10 @@ pub(super) struct Who {
 }
 
 impl Who {
-    pub(super) fn new(req: u32, asked: u32, deadline: Instant) -> Self {
+    pub(super) fn new(req: u32, room: usize, asked: u32, deadline: Instant) -> Self {
         Who {
             req,
+            room,
             asked,
             total: 0,
             furthest: None,
@@ -91,10 +94,17 @@ pub(super) struct Request {
 }
 
 impl Client {
-    pub(super) fn ask(&mut self, now: Instant, purpose: Purpose, from: u64, count: u16) -> u32 {
+    pub(super) fn ask(
+        &mut self,
+        now: Instant,
+        r: usize,
+        purpose: Purpose,
+        from: u64,
+        count: u16,
+    ) -> u32 {
         let req = self.take_req();
         self.requests.insert(
-            req,
+            (r, req),
             Request {
                 purpose,
                 from,
@@ -122,17 +132,21 @@ impl Client {
     pub(super) fn retry_requests(&mut self, now: Instant, token: Token) {
         let mut give_up = Vec::new();
         let mut packets = Vec::new();
-        for (&req, r) in &mut self.requests {
+        for (&(room, req), r) in &mut self.requests {
             if r.retry_at > now {
                 continue;
             }
+            // Asked once the room is entered (in this session).
+            let Some(number) = self.rooms[room].number else {
+                continue;
+            };
             if r.got.len() > r.progress {
                 // Pages are arriving: only rounds that bring nothing count against the request.
                 r.progress = r.got.len();
                 r.tries = 0;
             }
             if r.tries >= HISTORY_TRIES {
-                give_up.push(req);
+                give_up.push((room, req));
                 continue;
             }
             r.tries += 1;
@@ -142,6 +156,7 @@ impl Client {
                 packets.push(Packet::History {
                     token,
                     req,
+                    room: number,
                     from: r.from,
                     count: r.count,
                 });
@@ -165,6 +180,7 @@ impl Client {
                 packets.push(Packet::History {
                     token,
                     req,
+                    room: number,
                     from,
                     count,
                 });
@@ -173,12 +189,12 @@ impl Client {
         for p in packets {
             self.transmit(now, &p);
         }
-        for req in give_up {
-            if let Some(r) = self.requests.remove(&req) {
+        for key in give_up {
+            if let Some(r) = self.requests.remove(&key) {
                 if r.purpose != Purpose::Repair {
                     self.notice("part of the history did not arrive: showing what did");
                 }
-                self.finish(now, r);
+                self.finish(now, key.0, r);
             }
         }
     }
@@ -186,6 +202,7 @@ impl Client {
     pub(super) fn page(
         &mut self,
         now: Instant,
+        room: usize,
         req: u32,
         first: u64,
         last: u64,
@@ -202,7 +219,7 @@ impl Client {
             // Join history that overtook the welcome: keep it for when it comes, which says
             // what the join history is (see `welcomed`). Completing it here, once its pages
             // were all in, showed it before the welcome and then asked for it again.
-            let r = self.requests.entry(0).or_insert_with(|| Request {
+            let r = self.requests.entry((room, 0)).or_insert_with(|| Request {
                 purpose: Purpose::Join,
                 from: 0,
                 count: self.config.history,
@@ -215,7 +232,7 @@ impl Client {
             r.got.extend(messages.into_iter().map(|m| (m.seq, m)));
             return;
         }
-        let Some(r) = self.requests.get_mut(&req) else {
+        let Some(r) = self.requests.get_mut(&(room, req)) else {
             return;
         };
         let (first, last) = *r.range.get_or_insert((first, last));
@@ -224,68 +241,81 @@ impl Client {
                 r.got.insert(m.seq, m);
             }
         }
-        self.complete_if_done(now, req);
+        self.complete_if_done(now, room, req);
     }
 
-    pub(super) fn complete_if_done(&mut self, now: Instant, req: u32) {
-        let done = self.requests.get(&req).is_some_and(|r| match r.range {
+    pub(super) fn complete_if_done(&mut self, now: Instant, room: usize, req: u32) {
+        let done = (self.requests.get(&(room, req))).is_some_and(|r| match r.range {
             Some((first, last)) => first == 0 || r.got.len() as u64 == last - first + 1,
             None => false,
         });
-        if done && let Some(r) = self.requests.remove(&req) {
-            self.finish(now, r);
+        if done && let Some(r) = self.requests.remove(&(room, req)) {
+            self.finish(now, room, r);
         }
     }
 
-    /// Shows what a finished (or abandoned) history request brought.
-    fn finish(&mut self, now: Instant, r: Request) {
+    /// Shows what a finished (or abandoned) history request of room `room` brought.
+    fn finish(&mut self, now: Instant, room: usize, r: Request) {
+        let name = self.rooms[room].name.clone();
         match r.purpose {
             Purpose::Join | Purpose::User => {
                 let framed = r.purpose == Purpose::User;
                 if framed {
                     let count = r.got.len();
-                    self.events.push_back(Event::HistoryStart { count });
+                    self.events.push_back(Event::HistoryStart {
+                        room: name.clone(),
+                        count,
+                    });
                 } else {
-                    self.events.extend(self.missed.take());
+                    self.events.extend(self.rooms[room].missed.take());
                 }
                 for (_, message) in r.got {
                     let own = message.from == self.config.name;
                     self.events.push_back(Event::Message {
+                        room: name.clone(),
                         message,
                         history: true,
                         own,
                     });
                 }
                 if framed {
-                    self.events.push_back(Event::HistoryEnd);
+                    self.events.push_back(Event::HistoryEnd { room: name });
                 }
             }
             Purpose::Repair => {
                 for (_, m) in r.got {
-                    self.arrived(m);
+                    self.arrived(room, m);
                 }
                 if let Some((_, last)) = r.range
                     && last == 0
                 {
                     // The relay has nothing there: what we were told of is not there.
-                    self.known_latest = self
+                    let c = &mut self.rooms[room];
+                    c.known_latest = c
                         .delivered
-                        .max(self.ahead.keys().next_back().copied().unwrap_or(0));
+                        .max(c.ahead.keys().next_back().copied().unwrap_or(0));
                 }
             }
         }
-        self.drain(now);
-        if self.gap_since.is_some() {
-            self.start_repair(now);
+        self.drain(now, room);
+        if self.rooms[room].gap_since.is_some() {
+            self.start_repair(now, room);
         }
     }
 
-    /// Takes one page of the names answering a WHO.
-    pub(super) fn names_page(&mut self, now: Instant, req: u32, total: u16, names: Vec<String>) {
-        if self.presence_page(req, total, &names) {
+    /// Takes one page of the names of room `room` answering a WHO.
+    pub(super) fn names_page(
+        &mut self,
+        now: Instant,
+        room: usize,
+        req: u32,
+        total: u16,
+        names: Vec<String>,
+    ) {
+        if self.presence_page(room, req, total, &names) {
             return;
         }
-        let Some(w) = self.who.as_mut().filter(|w| w.req == req) else {
+        let Some(w) = (self.who.as_mut()).filter(|w| w.req == req && w.room == room) else {
             return;
         };
         if w.take_page(total, &names) {
@@ -294,16 +324,19 @@ impl Client {
     }
 
     pub(super) fn finish_who(&mut self, now: Instant) {
+        let mut last_room = None;
         if let Some(w) = self.who.take() {
+            let room = self.rooms[w.room].name.clone();
+            last_room = Some(w.room);
             let event = if w.names.is_empty() {
                 // We are in the room, so an empty list means the answer never came.
-                Event::Error("the relay did not answer /who: try again".to_owned())
+                Event::Error(format!("the relay did not answer /who #{room}: try again"))
             } else {
                 // Shown in the order of their letters (the keys' order is the confusable
                 // data's: `a022` before `a000`).
                 let mut names: Vec<String> = w.names.into_values().collect();
                 names.sort_by_cached_key(|n| (fold(n), n.clone()));
-                Event::Who { names }
+                Event::Who { room, names }
             };
             for _ in 0..w.asked {
                 self.events.push_back(event.clone());
@@ -311,7 +344,8 @@ impl Client {
         }
         if self.who_waiting > 0 {
             let asked = std::mem::take(&mut self.who_waiting);
-            self.ask_who(now, asked);
+            let room = self.who_next.take().or(last_room).unwrap_or(0);
+            self.ask_who(now, room, asked);
         }
     }
 }

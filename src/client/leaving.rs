@@ -5,20 +5,21 @@
 use std::time::{Duration, Instant};
 
 use super::{Client, LEAVE_COPIES, MAX_RTO, Phase};
-use crate::proto::message::check_text;
-use crate::proto::wire::{ErrorCode, MAX_LEAVE_BYTES, Packet};
+use crate::proto::wire::{ErrorCode, Packet};
 
 /// How long a leaving client waits at most for the relay to answer its LEAVE.
 pub const LEAVE_WAIT: Duration = Duration::from_secs(2);
 
 impl Client {
-    /// Leaves the room; the client is closed once the relay said the session is gone.
+    /// Leaves the relay (every room); the client is closed once the relay said the session
+    /// is gone.
     pub fn leave(&mut self, now: Instant) {
         self.leave_saying(now, "");
     }
 
-    /// Leaves the room, telling the others `message` with the leave (empty: nothing). A
-    /// message over [`MAX_LEAVE_BYTES`] is cut at a character boundary; one that breaks the
+    /// Leaves the relay, telling the others of every room `message` with the leave (empty:
+    /// nothing). A message over [`MAX_LEAVE_BYTES`](crate::proto::wire::MAX_LEAVE_BYTES) is cut
+    /// at a character boundary; one that breaks the
     /// text rules (a control character) is left out. The LEAVE goes [`LEAVE_COPIES`] times at
     /// once, and again after a round trip (then backing off) until the relay answers that the
     /// session is gone, for at most [`LEAVE_WAIT`]: drive the client (datagrams, timeouts)
@@ -29,16 +30,7 @@ impl Client {
             self.phase = Phase::Closed;
             return;
         };
-        let mut cut = message.len().min(MAX_LEAVE_BYTES);
-        while !message.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        let message = &message[..cut];
-        let message = if check_text(message).is_ok() {
-            message.to_owned()
-        } else {
-            String::new()
-        };
+        let message = super::room::leaving_text(message);
         let leave = Packet::Leave { token, message };
         for _ in 0..LEAVE_COPIES {
             self.transmit(now, &leave);

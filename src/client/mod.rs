@@ -15,7 +15,8 @@
 //! | `delivery.rs` | ordered gap-free delivery: messages held ahead of a gap, gap repair |
 //! | `leaving.rs` | leaving: the LEAVE, sent again until the relay says the session is gone |
 //! | `history.rs` | history and who requests: asking, asking again for what is missing, showing |
-//! | `presence.rs` | who is in the room: arrivals and departures told once, reconciled after a rejoin |
+//! | `presence.rs` | who is in a room: arrivals and departures told once, reconciled after a rejoin |
+//! | `room.rs` | the rooms followed: each one's number in the session, entering and parting, its own delivery state |
 //! | `timers.rs` | the clock: when to be woken next, and what is due then |
 
 mod delivery;
@@ -24,17 +25,19 @@ mod history;
 mod leaving;
 mod outbox;
 mod presence;
+mod room;
 mod secure;
 mod session;
 mod timers;
 pub mod tunnel;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use crate::proto::message::{Invalid, MAX_TEXT_BYTES, Message, check_text, split_text};
+use crate::proto::message::{Invalid, MAX_TEXT_BYTES, check_text, split_text};
+use crate::proto::room::DEFAULT_ROOM;
 use crate::proto::wire::{MAX_HISTORY_REQUEST, Packet, Token};
 
 pub use event::Event;
@@ -42,7 +45,8 @@ use history::{Purpose, Request, Who};
 pub use leaving::LEAVE_WAIT;
 use outbox::Outgoing;
 pub use outbox::Rtt;
-use presence::Presence;
+use room::Channel;
+pub use room::{EnterError, RoomInfo};
 pub use secure::SecureClient;
 
 /// First retransmission timeout, before any round trip was measured.
@@ -71,11 +75,15 @@ pub const LEAVE_COPIES: usize = 3;
 pub struct Config {
     /// The name to join with.
     pub name: String,
-    /// How many messages of history to receive on joining (when `since` is `None`).
+    /// How many messages of history to receive on entering a room (when it has no `since`).
     pub history: u16,
-    /// Where the user left off with this relay last time: on joining, the messages after it
-    /// are shown (the last 1000 at most) instead of `history`.
+    /// Where the user left off in the default room last time, when `rooms` is empty: on
+    /// joining, the messages after it are shown (the last 1000 at most) instead of `history`.
     pub since: Option<Seen>,
+    /// The rooms to enter, by name (checked with
+    /// [`check_room`](crate::proto::room::check_room)), each with where the user left off in
+    /// it; none: the default room, [`DEFAULT_ROOM`], with `since`.
+    pub rooms: Vec<(String, Option<Seen>)>,
 }
 
 /// The last message a user saw of a relay, and when they left.
@@ -124,23 +132,21 @@ pub struct Client {
     next_csn: u64,
     outbox: VecDeque<Outgoing>,
     rtt: Rtt,
-    /// What the user missed since last time, to say just before it is shown.
-    missed: Option<Event>,
-    /// Highest sequence number delivered in order.
-    delivered: u64,
-    /// Highest sequence number the relay told of.
-    known_latest: u64,
-    /// Messages received ahead of a gap, and own acknowledged ones.
-    ahead: BTreeMap<u64, (Message, bool)>,
-    requests: BTreeMap<u32, Request>,
+    /// The rooms followed, in the order they were first entered (never removed: a room
+    /// parted stays, not wanted, and keeps its place).
+    rooms: Vec<Channel>,
+    /// The room the JOIN of this session entered, as its room 0.
+    zero: Option<usize>,
+    /// Room numbers of rooms not followed that were parted, in this session.
+    strays: BTreeSet<u16>,
+    /// History requests by room and request number (0: the history of entering the room).
+    requests: BTreeMap<(usize, u32), Request>,
     next_req: u32,
-    /// The request filling the current gap, if any.
-    repair: Option<u32>,
-    /// Since when the live stream has a gap.
-    gap_since: Option<Instant>,
     who: Option<Who>,
     /// Who requests made while `who` was on its way: asked together once it is answered.
     who_waiting: u32,
+    /// The room of the latest of those.
+    who_next: Option<usize>,
     /// When the relay was last heard from.
     last_heard: Instant,
     /// When we last sent the relay anything.
@@ -149,13 +155,11 @@ pub struct Client {
     owed_since: Option<Instant>,
     /// Whether the user was told the relay is silent.
     told_silent: bool,
-    /// Since the user was told the relay cannot store messages: the latest seq known then (a
-    /// message of ours stored after it says the relay stores again).
-    told_storage: Option<u64>,
+    /// Since the user was told the relay cannot store messages: in which room, and its latest
+    /// seq known then (a message of ours stored after it says the relay stores again).
+    told_storage: Option<(usize, u64)>,
     /// Whether the user was told they send faster than the relay takes (until all is acked).
     told_slow: bool,
-    /// Who is in the room.
-    presence: Presence,
     ping_every: Duration,
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<Event>,
@@ -164,6 +168,15 @@ pub struct Client {
 impl Client {
     /// A client that starts joining at `now`.
     pub fn new(config: Config, now: Instant) -> Self {
+        let rooms = if config.rooms.is_empty() {
+            vec![(DEFAULT_ROOM.to_owned(), config.since)]
+        } else {
+            config.rooms.clone()
+        };
+        let history = config.history;
+        let rooms = (rooms.into_iter())
+            .map(|(name, since)| Channel::new(crate::proto::room::room_key(&name), history, since))
+            .collect();
         let mut client = Client {
             config,
             phase: Phase::Joining {
@@ -176,23 +189,20 @@ impl Client {
             next_csn: 1,
             outbox: VecDeque::new(),
             rtt: Rtt::default(),
-            missed: None,
-            delivered: 0,
-            known_latest: 0,
-            ahead: BTreeMap::new(),
+            rooms,
+            zero: None,
+            strays: BTreeSet::new(),
             requests: BTreeMap::new(),
             next_req: 1,
-            repair: None,
-            gap_since: None,
             who: None,
             who_waiting: 0,
+            who_next: None,
             last_heard: now,
             last_sent: now,
             owed_since: None,
             told_silent: false,
             told_storage: None,
             told_slow: false,
-            presence: Presence::default(),
             ping_every: PING_INTERVAL,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -222,9 +232,14 @@ impl Client {
         matches!(self.phase, Phase::Closed)
     }
 
-    /// True while the history shown on joining is still on its way.
+    /// True while the history shown on entering a room is still on its way.
     pub fn is_catching_up(&self) -> bool {
         self.requests.values().any(|r| r.purpose == Purpose::Join)
+    }
+
+    /// True while a room is being entered or parted (its ENTER or PART unanswered).
+    pub fn is_moving(&self) -> bool {
+        (self.rooms.iter()).any(|c| c.wanted != c.number.is_some())
     }
 
     /// True from the notice that the relay is not answering until it answers again.
@@ -247,10 +262,12 @@ impl Client {
         self.sessions > 0
     }
 
-    /// Own messages the relay acknowledged that are not shown yet: they wait in the room's
+    /// Own messages the relay acknowledged that are not shown yet: they wait in their room's
     /// order behind messages that have not arrived (a gap being repaired).
     pub fn undelivered(&self) -> usize {
-        self.ahead.values().filter(|(_, own)| *own).count()
+        (self.rooms.iter())
+            .map(|c| c.ahead.values().filter(|(_, own)| *own).count())
+            .sum()
     }
 
     /// True when nothing is owed: no JOIN on its way (the relay may let us in after we went,
@@ -265,19 +282,39 @@ impl Client {
             && self.who.is_none()
             && self.who_waiting == 0
             && self.undelivered() == 0
+            && !(self.is_joined() && self.is_moving())
     }
 
-    /// Highest sequence number delivered in order.
+    /// Highest sequence number delivered in order in the first room followed.
     pub fn delivered(&self) -> u64 {
-        self.delivered
+        self.first().map_or(0, |r| self.rooms[r].delivered)
     }
 
-    /// Queues `text` to be sent, split into as many messages as its length needs.
-    /// Returns the ids of the messages, in order.
+    /// Highest sequence number delivered in order in the room `name`.
+    pub fn delivered_in(&self, name: &str) -> u64 {
+        self.channel(name).map_or(0, |r| self.rooms[r].delivered)
+    }
+
+    /// Queues `text` to be sent to the first room followed: see [`Client::send_to`].
     ///
     /// # Errors
-    /// When the text is empty or has control characters other than tab.
+    /// When the text is empty or has control characters other than tab, or no room is
+    /// followed.
     pub fn send(&mut self, now: Instant, text: &str) -> Result<Vec<Uuid>, Invalid> {
+        let room = self.first().map(|r| self.rooms[r].name.clone());
+        self.send_to(now, room.as_deref().unwrap_or(DEFAULT_ROOM), text)
+    }
+
+    /// Queues `text` to be sent to the room `room` (one the client follows), split into as
+    /// many messages as its length needs. Returns the ids of the messages, in order.
+    ///
+    /// # Errors
+    /// When the text is empty or has control characters other than tab, or the client does
+    /// not follow the room.
+    pub fn send_to(&mut self, now: Instant, room: &str, text: &str) -> Result<Vec<Uuid>, Invalid> {
+        let Some(r) = self.channel(room).filter(|&r| self.rooms[r].wanted) else {
+            return Err(Invalid::NoRoom);
+        };
         if text.is_empty() {
             return Err(Invalid::EmptyText);
         }
@@ -291,6 +328,7 @@ impl Client {
                 let id = Uuid::new_v4();
                 self.outbox.push_back(Outgoing {
                     id,
+                    room: r,
                     text: piece.to_owned(),
                     csn: 0,
                     sends: 0,
@@ -304,30 +342,73 @@ impl Client {
         Ok(ids)
     }
 
-    /// Asks for the last `count` messages, shown as history.
+    /// Asks for the last `count` messages of the first room followed, shown as history.
     pub fn request_history(&mut self, now: Instant, count: u16) {
-        let count = count.clamp(1, MAX_HISTORY_REQUEST);
-        self.ask(now, Purpose::User, 0, count);
+        if let Some(r) = self.first() {
+            self.history_of(now, r, count);
+        }
     }
 
-    /// Asks who is in the room.
+    /// Asks for the last `count` messages of the room `name`, shown as history; false when
+    /// the client does not follow it.
+    pub fn request_history_in(&mut self, now: Instant, name: &str, count: u16) -> bool {
+        let Some(r) = self.channel(name).filter(|&r| self.rooms[r].wanted) else {
+            return false;
+        };
+        self.history_of(now, r, count);
+        true
+    }
+
+    fn history_of(&mut self, now: Instant, r: usize, count: u16) {
+        let count = count.clamp(1, MAX_HISTORY_REQUEST);
+        self.ask(now, r, Purpose::User, 0, count);
+    }
+
+    /// Asks who is in the first room followed.
     pub fn request_who(&mut self, now: Instant) {
+        if let Some(r) = self.first() {
+            self.who_of(now, r);
+        }
+    }
+
+    /// Asks who is in the room `name`; false when the client does not follow it.
+    pub fn request_who_in(&mut self, now: Instant, name: &str) -> bool {
+        let Some(r) = self.channel(name).filter(|&r| self.rooms[r].wanted) else {
+            return false;
+        };
+        self.who_of(now, r);
+        true
+    }
+
+    fn who_of(&mut self, now: Instant, r: usize) {
         if self.who.is_some() {
             // Answered by a request of its own once the one on its way is (see `finish_who`):
             // each /who gets an answer given after it was asked.
             self.who_waiting += 1;
+            self.who_next = Some(r);
             return;
         }
-        self.ask_who(now, 1);
+        self.ask_who(now, r, 1);
     }
 
-    /// Sends a who request that answers `asked` of the user's.
-    fn ask_who(&mut self, now: Instant, asked: u32) {
+    /// Sends a who request about room `r` that answers `asked` of the user's.
+    fn ask_who(&mut self, now: Instant, r: usize, asked: u32) {
         let req = self.take_req();
-        // Before the welcome the request waits for it (see `welcomed`).
-        self.who = Some(Who::new(req, asked, now + MAX_RTO * 2));
-        if let Phase::Joined { token } = self.phase {
-            self.transmit(now, &Packet::Who { token, req });
+        // Before the welcome (or the room's ENTERED) the request waits for it.
+        self.who = Some(Who::new(req, r, asked, now + MAX_RTO * 2));
+        self.send_who(now);
+    }
+
+    /// Sends the who request on its way, if its room is entered.
+    pub(super) fn send_who(&mut self, now: Instant) {
+        let Phase::Joined { token } = self.phase else {
+            return;
+        };
+        let Some((req, r)) = self.who.as_ref().map(|w| (w.req, w.room)) else {
+            return;
+        };
+        if let Some(room) = self.rooms[r].number {
+            self.transmit(now, &Packet::Who { token, req, room });
         }
     }
 
@@ -379,7 +460,14 @@ impl Client {
             return self.while_leaving(&packet);
         }
         if let Phase::Joining { attempt, next_try } = self.phase
-            && matches!(packet, Packet::HistoryPage { req: 0, .. })
+            && matches!(
+                packet,
+                Packet::HistoryPage {
+                    req: 0,
+                    room: 0,
+                    ..
+                }
+            )
         {
             // The relay took our JOIN (its join history came) but its WELCOME was lost or is
             // late: ask again after a round trip rather than after the backoff.
@@ -424,24 +512,81 @@ impl Client {
                     self.told_slow = false;
                 }
             }
-            Packet::Messages { messages } => {
-                for m in messages {
-                    self.speaks(&m.from);
-                    self.arrived(m);
+            Packet::Entered { room, name, latest } => self.room_entered(now, room, &name, latest),
+            Packet::Parted { room } => self.room_parted(now, room),
+            Packet::NotEntered {
+                name,
+                code,
+                message,
+            } => self.room_refused(&name, code, message),
+            Packet::Pong { rooms } => {
+                for l in rooms {
+                    if let Some(r) = self.by_number(l.room) {
+                        self.learn_latest(now, r, l.latest);
+                        self.count_members(now, r, l.members);
+                    } else {
+                        self.stray(now, l.room);
+                    }
                 }
-                self.drain(now);
             }
             Packet::HistoryPage {
+                room: 0,
+                req: 0,
+                first,
+                last,
+                messages,
+            } if self.sessions == 0 => {
+                // Join history that overtook the welcome (see `page`).
+                if let Some(r) = self.zero {
+                    self.page(now, r, 0, first, last, messages);
+                }
+            }
+            Packet::Messages { room, .. }
+            | Packet::HistoryPage { room, .. }
+            | Packet::Presence { room, .. }
+            | Packet::Names { room, .. }
+                if self.by_number(room).is_none() =>
+            {
+                self.stray(now, room);
+            }
+            Packet::Messages { room, messages } => {
+                let Some(r) = self.by_number(room) else {
+                    return;
+                };
+                for m in messages {
+                    self.speaks(r, &m.from);
+                    self.arrived(r, m);
+                }
+                self.drain(now, r);
+            }
+            Packet::HistoryPage {
+                room,
                 req,
                 first,
                 last,
                 messages,
-            } => self.page(now, req, first, last, messages),
-            Packet::Presence { changes } => self.presence_changes(changes),
-            Packet::Names { req, total, names } => self.names_page(now, req, total, names),
-            Packet::Pong { latest, members } => {
-                self.learn_latest(now, latest);
-                self.count_members(now, members);
+            } => {
+                let Some(r) = self.by_number(room) else {
+                    return;
+                };
+                self.page(now, r, req, first, last, messages);
+            }
+            Packet::Presence { room, changes } => {
+                let Some(r) = self.by_number(room) else {
+                    return;
+                };
+                self.presence_changes(r, changes);
+            }
+            Packet::Names {
+                room,
+                req,
+                total,
+                names,
+            } => {
+                let Some(r) = self.by_number(room) else {
+                    return;
+                };
+                self.names_page(now, r, req, total, names);
             }
             // Client-to-relay packets: not for us.
             _ => {}
@@ -456,9 +601,10 @@ impl Client {
         self.transmits.push_back(packet.encode());
     }
 
-    /// A message of ours at `seq` is stored: if the relay could not store, it can again.
-    fn stored(&mut self, seq: u64) {
-        if self.told_storage.is_some_and(|then| seq > then) {
+    /// A message of ours at `seq` of room `r` is stored: if the relay could not store, it can
+    /// again.
+    fn stored(&mut self, r: usize, seq: u64) {
+        if (self.told_storage).is_some_and(|(room, then)| room != r || seq > then) {
             self.told_storage = None;
             self.notice("the relay stores messages again");
         }

@@ -13,6 +13,8 @@ use crate::proto::wire::{Acked, Packet, SEND_HEADER, Sent, pack, sent_len};
 #[derive(Debug)]
 pub(super) struct Outgoing {
     pub(super) id: Uuid,
+    /// The room it is for (its place among the client's rooms).
+    pub(super) room: usize,
     pub(super) text: String,
     /// Its number in the current session, 0 until first sent in it.
     pub(super) csn: u64,
@@ -77,7 +79,9 @@ impl Client {
         for a in acks {
             self.take_ack(now, a);
         }
-        self.drain(now);
+        for r in 0..self.rooms.len() {
+            self.drain(now, r);
+        }
     }
 
     fn take_ack(&mut self, now: Instant, a: Acked) {
@@ -90,7 +94,7 @@ impl Client {
         let Some(o) = self.outbox.remove(i) else {
             return;
         };
-        self.stored(a.seq);
+        self.stored(o.room, a.seq);
         if o.sends == 1
             && let Some(sent) = o.sent_at
         {
@@ -103,7 +107,7 @@ impl Client {
             text: o.text,
             time: a.time,
         };
-        self.arrived(message);
+        self.arrived(o.room, message);
     }
 
     /// How many of the outbox's first messages may have been sent: the window's. A message
@@ -122,15 +126,18 @@ impl Client {
     }
 
     /// Sends (or sends again) the messages at `indices` of the outbox, in as few SEND
-    /// datagrams as hold them.
+    /// datagrams as hold them; those for a room not entered in this session (yet) wait.
     pub(super) fn send_these(&mut self, now: Instant, indices: &[usize]) {
         let Phase::Joined { token } = self.phase else {
             return;
         };
+        let indices: Vec<usize> = (indices.iter().copied())
+            .filter(|&i| self.rooms[self.outbox[i].room].number.is_some())
+            .collect();
         if indices.is_empty() {
             return;
         }
-        for &i in indices {
+        for &i in &indices {
             if self.outbox[i].csn == 0 {
                 self.outbox[i].csn = self.next_csn;
                 self.next_csn += 1;
@@ -145,13 +152,14 @@ impl Client {
             .find(|&c| c != 0)
             .unwrap_or(self.next_csn);
         let mut sent = Vec::with_capacity(indices.len());
-        for &i in indices {
+        for &i in &indices {
             let o = &mut self.outbox[i];
             o.sends += 1;
             o.sent_at = Some(now);
             o.resend_at = Some(now + self.rtt.backoff(o.sends - 1));
             sent.push(Sent {
                 csn: o.csn,
+                room: self.rooms[o.room].number.unwrap_or(0),
                 id: o.id,
                 text: o.text.clone(),
             });

@@ -1,4 +1,4 @@
-//! Who is in the room as far as the client knows: each arrival and departure told once, and the
+//! Who is in each room as far as the client knows: each arrival and departure told once, and the
 //! room asked for after every join, so that what a rejoin missed (who left, who came while the
 //! client was away) is told too, and whenever the relay's count of members stays other than
 //! the client's (a PRESENCE was lost).
@@ -57,42 +57,64 @@ impl Presence {
     fn has(&self, key: &str) -> bool {
         self.present.contains_key(key)
     }
+
+    /// How many others are known to be in the room.
+    pub(super) fn count(&self) -> usize {
+        self.present.len()
+    }
 }
 
 impl Client {
-    /// The others in the room as the client knows them, sorted by name key.
+    /// The others in the first room followed as the client knows them, sorted by name key.
     pub fn present(&self) -> Vec<String> {
-        self.presence.present.values().cloned().collect()
+        self.first().map_or_else(Vec::new, |r| self.present_of(r))
     }
 
-    /// After a welcome: asks who is in the room, at once on the first join (what is known
-    /// then is the starting point, told to nobody) and after a grace on a rejoin (so that the
+    /// The others in the room `name` as the client knows them, sorted by name key.
+    pub fn present_in(&self, name: &str) -> Vec<String> {
+        self.channel(name)
+            .map_or_else(Vec::new, |r| self.present_of(r))
+    }
+
+    fn present_of(&self, r: usize) -> Vec<String> {
+        self.rooms[r].presence.present.values().cloned().collect()
+    }
+
+    /// After entering room `r`: asks who is in it, at once the first time (what is known then
+    /// is the starting point, told to nobody) and after a grace on a rejoin (so that the
     /// others have rejoined a restarted relay by then).
-    pub(super) fn ask_presence_after_welcome(&mut self, now: Instant, rejoin: bool) {
+    pub(super) fn ask_presence_after_entering(&mut self, now: Instant, r: usize, rejoin: bool) {
         let at = if rejoin {
             now + self.ping_every + REJOIN_GRACE
         } else {
             now
         };
-        self.presence.ask_at = Some(at);
-        self.presence.asking = None;
-        self.presence.tries = 0;
+        let p = &mut self.rooms[r].presence;
+        p.ask_at = Some(at);
+        p.asking = None;
+        p.tries = 0;
     }
 
-    /// The PRESENCE changes of the relay: told unless they are not news (someone already
-    /// here joining is someone rejoining a restarted relay).
-    pub(super) fn presence_changes(&mut self, changes: Vec<Change>) {
+    /// The PRESENCE changes of the relay about room `r`: told unless they are not news
+    /// (someone already here joining is someone rejoining a restarted relay).
+    pub(super) fn presence_changes(&mut self, r: usize, changes: Vec<Change>) {
+        let room = self.rooms[r].name.clone();
+        let p = &mut self.rooms[r].presence;
         for c in changes {
             let key = name_key(&c.name);
-            if let Some(a) = &mut self.presence.asking {
+            if let Some(a) = &mut p.asking {
                 a.changed.insert(key.clone());
             }
             if c.joined {
-                if self.presence.present.insert(key, c.name.clone()).is_none() {
-                    self.events.push_back(Event::Joined { name: c.name });
+                if p.present.insert(key, c.name.clone()).is_none() {
+                    self.events.push_back(Event::Joined {
+                        room: room.clone(),
+                        name: c.name,
+                    });
                 }
-            } else if self.presence.present.remove(&key).is_some() || !self.presence.known {
+            } else if p.present.remove(&key).is_some() || !p.known {
                 self.events.push_back(Event::Left {
+                    room: room.clone(),
                     name: c.name,
                     reason: c.reason,
                     message: c.message,
@@ -101,25 +123,25 @@ impl Client {
         }
     }
 
-    /// Someone who speaks live is in the room, as far as the client knows before the relay's
-    /// first answer says who is. After it, PRESENCE and the answers say: a message that comes
-    /// after its sender's leave (reordered) must not bring them back.
-    pub(super) fn speaks(&mut self, from: &str) {
+    /// Someone who speaks live in room `r` is in it, as far as the client knows before the
+    /// relay's first answer says who is. After it, PRESENCE and the answers say: a message
+    /// that comes after its sender's leave (reordered) must not bring them back.
+    pub(super) fn speaks(&mut self, r: usize, from: &str) {
         let key = name_key(from);
-        if !self.presence.known && key != name_key(&self.config.name) && !self.presence.has(&key) {
-            self.presence.present.insert(key, from.to_owned());
+        let own = key == name_key(&self.config.name);
+        let p = &mut self.rooms[r].presence;
+        if !p.known && !own && !p.has(&key) {
+            p.present.insert(key, from.to_owned());
         }
     }
 
-    /// The relay says the room has `members` sessions (this one included): when it says so,
+    /// The relay says room `r` has `members` sessions (this one included): when it says so,
     /// unchanged, for [`MISCOUNT_WAIT`] while the client knows of another number, a PRESENCE
     /// was lost, and the client asks who is there.
-    pub(super) fn count_members(&mut self, now: Instant, members: u32) {
-        let p = &mut self.presence;
-        let settled = matches!(self.phase, Phase::Joined { .. })
-            && p.known
-            && p.asking.is_none()
-            && p.ask_at.is_none();
+    pub(super) fn count_members(&mut self, now: Instant, r: usize, members: u32) {
+        let joined = matches!(self.phase, Phase::Joined { .. });
+        let p = &mut self.rooms[r].presence;
+        let settled = joined && p.known && p.asking.is_none() && p.ask_at.is_none();
         let ours = u32::try_from(p.present.len() + 1).unwrap_or(u32::MAX);
         if !settled || members == ours {
             p.miscount = None;
@@ -138,88 +160,114 @@ impl Client {
         }
     }
 
-    /// When the presence wants to be woken.
+    /// When the presence of the rooms wants to be woken.
     pub(super) fn presence_timeout(&self) -> Option<Instant> {
-        match &self.presence.asking {
-            Some(a) => Some(a.who.deadline),
-            None => self.presence.ask_at,
-        }
+        (self.rooms.iter())
+            .filter(|c| c.is_in())
+            .filter_map(|c| match &c.presence.asking {
+                Some(a) => Some(a.who.deadline),
+                None => c.presence.ask_at,
+            })
+            .min()
     }
 
-    /// Asks who is in the room when it is time; gives up waiting for an answer at its deadline.
+    /// Asks who is in each room when it is time; gives up waiting for an answer at its
+    /// deadline.
     pub(super) fn presence_due(&mut self, now: Instant) {
         let Phase::Joined { token } = self.phase else {
             return;
         };
-        if let Some(deadline) = self.presence.asking.as_ref().map(|a| a.who.deadline)
-            && now >= deadline
-        {
-            // Only a whole answer says who is not there: with a page lost, everyone on it would
-            // be told leaving (and their real leaving later told to nobody). Ask again.
-            self.presence.asking = None;
-            if self.presence.tries < ASK_TRIES {
-                self.presence.ask_at = Some(now);
+        for r in 0..self.rooms.len() {
+            let Some(room) = self.rooms[r].number.filter(|_| self.rooms[r].wanted) else {
+                continue;
+            };
+            let p = &mut self.rooms[r].presence;
+            if let Some(deadline) = p.asking.as_ref().map(|a| a.who.deadline)
+                && now >= deadline
+            {
+                // Only a whole answer says who is not there: with a page lost, everyone on it
+                // would be told leaving (and their real leaving later told to nobody). Ask
+                // again.
+                p.asking = None;
+                if p.tries < ASK_TRIES {
+                    p.ask_at = Some(now);
+                }
             }
-        }
-        if self.presence.ask_at.is_some_and(|t| now >= t) {
-            self.presence.ask_at = None;
-            self.presence.tries += 1;
-            let req = self.take_req();
-            // WHO is not retransmitted: a lost question or answer is asked again after a few
-            // round trips, then less and less often.
-            let wait = (self.rtt.rto() * 4 * self.presence.tries).clamp(ANSWER_WAIT, MAX_RTO);
-            self.presence.asking = Some(Asking {
-                who: Who::new(req, 0, now + wait),
-                changed: BTreeSet::new(),
-            });
-            self.transmit(now, &Packet::Who { token, req });
+            if p.ask_at.is_some_and(|t| now >= t) {
+                p.ask_at = None;
+                p.tries += 1;
+                let tries = p.tries;
+                let req = self.take_req();
+                // WHO is not retransmitted: a lost question or answer is asked again after a
+                // few round trips, then less and less often.
+                let wait = (self.rtt.rto() * 4 * tries).clamp(ANSWER_WAIT, MAX_RTO);
+                self.rooms[r].presence.asking = Some(Asking {
+                    who: Who::new(req, r, 0, now + wait),
+                    changed: BTreeSet::new(),
+                });
+                self.transmit(now, &Packet::Who { token, req, room });
+            }
         }
     }
 
-    /// Takes a page of NAMES if it answers the client's own question; false if it does not.
-    pub(super) fn presence_page(&mut self, req: u32, total: u16, names: &[String]) -> bool {
-        let Some(a) = self.presence.asking.as_mut().filter(|a| a.who.req == req) else {
+    /// Takes a page of NAMES of room `r` if it answers the client's own question; false if
+    /// it does not.
+    pub(super) fn presence_page(
+        &mut self,
+        r: usize,
+        req: u32,
+        total: u16,
+        names: &[String],
+    ) -> bool {
+        let p = &mut self.rooms[r].presence;
+        let Some(a) = p.asking.as_mut().filter(|a| a.who.req == req) else {
             return false;
         };
         if a.who.take_page(total, names) {
-            let a = self.presence.asking.take().expect("asking");
-            self.reconcile(a);
+            let a = p.asking.take().expect("asking");
+            self.reconcile(r, a);
         }
         true
     }
 
-    /// Tells every difference between what the client knew and the relay's answer: who left
-    /// while it was away, who came. The first answer is the starting point: it tells no
-    /// arrival (those already there were never told), only the leaving of someone told
-    /// arriving.
-    fn reconcile(&mut self, a: Asking) {
-        self.presence.tries = 0;
+    /// Tells every difference between what the client knew of room `r` and the relay's
+    /// answer: who left while it was away, who came. The first answer is the starting point:
+    /// it tells no arrival (those already there were never told), only the leaving of someone
+    /// told arriving.
+    fn reconcile(&mut self, r: usize, a: Asking) {
         let own = name_key(&self.config.name);
+        let room = self.rooms[r].name.clone();
+        let p = &mut self.rooms[r].presence;
+        p.tries = 0;
         let answer: BTreeMap<String, String> = a
             .who
             .into_names()
             .into_iter()
             .filter(|(k, _)| *k != own && !a.changed.contains(k))
             .collect();
-        let gone: Vec<String> = (self.presence.present.keys())
+        let gone: Vec<String> = (p.present.keys())
             .filter(|k| !answer.contains_key(*k) && !a.changed.contains(*k))
             .cloned()
             .collect();
         for k in gone {
-            if let Some(name) = self.presence.present.remove(&k) {
+            if let Some(name) = p.present.remove(&k) {
                 self.events.push_back(Event::Left {
+                    room: room.clone(),
                     name,
                     reason: LeaveReason::Quit,
                     message: None,
                 });
             }
         }
-        let starting = !std::mem::replace(&mut self.presence.known, true);
+        let starting = !std::mem::replace(&mut p.known, true);
         for (k, name) in answer {
-            if !self.presence.has(&k) {
-                self.presence.present.insert(k, name.clone());
+            if !p.has(&k) {
+                p.present.insert(k, name.clone());
                 if !starting {
-                    self.events.push_back(Event::Joined { name });
+                    self.events.push_back(Event::Joined {
+                        room: room.clone(),
+                        name,
+                    });
                 }
             }
         }

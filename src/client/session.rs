@@ -13,18 +13,21 @@ impl Client {
         let Phase::Joining { attempt, .. } = self.phase else {
             return;
         };
+        // The JOIN enters the first room wanted, as the session's room 0; the others are
+        // entered after the welcome.
+        self.zero = self.first();
         // On a rejoin the gap is repaired from the log instead of replaying history; coming
         // back after a while, the client asks for what it missed itself once it knows the
-        // latest seq (see `welcomed`).
-        let history = if self.sessions == 0 && self.config.since.is_none() {
-            self.config.history
-        } else {
-            0
+        // latest seq (see `first_delivery`).
+        let history = match self.zero.map(|r| &self.rooms[r]) {
+            Some(c) if c.entered == 0 && c.since.is_none() => c.history,
+            _ => 0,
         };
         let packet = Packet::Join {
             name: self.config.name.clone(),
             history,
             instance: self.instance,
+            room: (self.zero).map_or_else(String::new, |r| self.rooms[r].name.clone()),
         };
         self.transmit(now, &packet);
         let wait = self.rtt.backoff(attempt);
@@ -58,88 +61,36 @@ impl Client {
         for req in self.requests.values_mut() {
             req.retry_at = now;
         }
-        if let Some(req) = self.who.as_ref().map(|w| w.req) {
-            self.transmit(now, &Packet::Who { token, req });
-        }
         // A quarter of the relay's timeout, but never so often that a relay announcing a
         // timeout of 0 makes the client ping without pause.
         self.ping_every = (Duration::from_millis(u64::from(timeout_ms)) / 4)
             .clamp(MIN_PING_INTERVAL, PING_INTERVAL);
         self.config.name = name.clone();
-        // Who is in the room: the starting point on the first join; after a rejoin, what
-        // changed while the client was away.
-        self.ask_presence_after_welcome(now, self.sessions > 0);
         if same_session {
             self.notice(&format!("rejoined as {name}"));
-            // Carry on with it and with the csns it expects: numbered afresh from 1, the
-            // messages in flight would be dropped as old by the relay, for ever.
-            self.learn_latest(now, latest);
+            // Carry on with it, its rooms and the csns it expects: numbered afresh from 1,
+            // the messages in flight would be dropped as old by the relay, for ever.
+            if let Some(r) = self.zero.filter(|&r| self.rooms[r].number == Some(0)) {
+                self.learn_latest(now, r, latest);
+            }
+            self.send_who(now);
+            self.room_requests_due(now);
             self.pump(now);
             return;
         }
         self.sessions += 1;
-        if self.sessions == 1 {
-            self.notice(&format!("joined as {name}"));
-            self.delivered = latest;
-            self.known_latest = latest;
-            // Pages of the join history may have overtaken the welcome.
-            let early = self.requests.remove(&0);
-            let wanted = match self.config.since {
-                // Back after a while: what came since, instead of a fixed number of lines.
-                Some(seen) => {
-                    let missed = latest.saturating_sub(seen.seq);
-                    // Said just before what was missed is shown (see `finish`).
-                    self.missed = Some(Event::Missed {
-                        count: missed,
-                        since: seen.at,
-                    });
-                    u16::try_from(missed).unwrap_or(u16::MAX)
-                }
-                None => self.config.history,
-            };
-            let count = wanted.min(MAX_HISTORY_REQUEST);
-            let count = u16::try_from(latest.min(u64::from(count))).unwrap_or(count);
-            if count > 0 {
-                // The relay sends this history unasked, as request 0. It is the `count`
-                // messages up to this welcome's latest, whatever pages say: pages answering
-                // an earlier JOIN (whose welcome was lost) or a retry reach other seqs, and
-                // anything after `latest` is live, so showing it as history would show it twice
-                // and taking an earlier page's range would skip what lies between.
-                let first = latest - u64::from(count) + 1;
-                let mut got = early.map(|r| r.got).unwrap_or_default();
-                got.retain(|seq, _| (first..=latest).contains(seq));
-                self.requests.insert(
-                    0,
-                    Request {
-                        purpose: Purpose::Join,
-                        from: first,
-                        count,
-                        range: Some((first, latest)),
-                        got,
-                        progress: 0,
-                        tries: 0,
-                        // Asked for now when the JOIN did not ask for it (see `try_join`).
-                        retry_at: if self.config.since.is_some() {
-                            now
-                        } else {
-                            now + self.rtt.rto() * 2
-                        },
-                    },
-                );
-                self.complete_if_done(now, 0);
-            }
-            if !self.requests.contains_key(&0) {
-                // Nothing to show: say so now.
-                self.events.extend(self.missed.take());
-            }
+        self.notice(&if self.sessions == 1 {
+            format!("joined as {name}")
         } else {
-            self.notice(&format!("rejoined as {name}"));
-            if latest < self.delivered {
-                self.notice("the relay lost its recent messages (its log was reset)");
-                self.delivered = latest;
-                self.ahead.clear();
-            }
-            self.learn_latest(now, latest);
+            format!("rejoined as {name}")
+        });
+        // A new session numbers its rooms afresh: room 0 is the JOIN's, the others are
+        // entered again.
+        self.strays.clear();
+        for c in &mut self.rooms {
+            c.number = None;
+            c.tries = 0;
+            c.retry_at = c.wanted.then_some(now);
         }
         // Everything unacknowledged is numbered afresh in this session and sent again.
         self.next_csn = 1;
@@ -148,9 +99,76 @@ impl Client {
             o.sends = 0;
             o.resend_at = None;
         }
+        if let Some(r) = self.zero {
+            self.rooms[r].number = Some(0);
+            self.rooms[r].retry_at = None;
+            self.in_room(now, r, latest);
+        }
+        self.send_who(now);
+        self.room_requests_due(now);
         self.pump(now);
-        // Live messages that overtook the welcome were held (see `drain`).
-        self.drain(now);
+    }
+
+    /// The first time room `r` is entered: delivery starts at `latest`, and what the user
+    /// asked to see of it before (the last `history` messages, or what came since they were
+    /// last there) is shown first, as history.
+    pub(super) fn first_delivery(&mut self, now: Instant, r: usize, latest: u64) {
+        let c = &mut self.rooms[r];
+        c.delivered = latest;
+        c.known_latest = latest;
+        // Pages of the join history may have overtaken the welcome.
+        let early = self.requests.remove(&(r, 0));
+        let c = &mut self.rooms[r];
+        let wanted = match c.since {
+            // Back after a while: what came since, instead of a fixed number of lines.
+            Some(seen) => {
+                let missed = latest.saturating_sub(seen.seq);
+                // Said just before what was missed is shown (see `finish`).
+                c.missed = Some(Event::Missed {
+                    room: c.name.clone(),
+                    count: missed,
+                    since: seen.at,
+                });
+                u16::try_from(missed).unwrap_or(u16::MAX)
+            }
+            None => c.history,
+        };
+        let asked_itself = c.since.is_some();
+        let count = wanted.min(MAX_HISTORY_REQUEST);
+        let count = u16::try_from(latest.min(u64::from(count))).unwrap_or(count);
+        if count > 0 {
+            // The relay sends this history unasked, as request 0. It is the `count` messages
+            // up to this welcome's latest, whatever pages say: pages answering an earlier JOIN
+            // (whose welcome was lost) or a retry reach other seqs, and anything after
+            // `latest` is live, so showing it as history would show it twice and taking an
+            // earlier page's range would skip what lies between.
+            let first = latest - u64::from(count) + 1;
+            let mut got = early.map(|r| r.got).unwrap_or_default();
+            got.retain(|seq, _| (first..=latest).contains(seq));
+            self.requests.insert(
+                (r, 0),
+                Request {
+                    purpose: Purpose::Join,
+                    from: first,
+                    count,
+                    range: Some((first, latest)),
+                    got,
+                    progress: 0,
+                    tries: 0,
+                    // Asked for now when the JOIN (or ENTER) did not ask for it.
+                    retry_at: if asked_itself {
+                        now
+                    } else {
+                        now + self.rtt.rto() * 2
+                    },
+                },
+            );
+            self.complete_if_done(now, r, 0);
+        }
+        if !self.requests.contains_key(&(r, 0)) {
+            // Nothing to show: say so now.
+            self.events.extend(self.rooms[r].missed.take());
+        }
     }
 
     pub(super) fn refused(&mut self, now: Instant, code: ErrorCode, id: Uuid, message: String) {
@@ -180,24 +198,32 @@ impl Client {
                     self.try_join(now);
                 }
             }
-            ErrorCode::NameTaken | ErrorCode::BadName | ErrorCode::Full | ErrorCode::NotAllowed => {
-                if matches!(self.phase, Phase::Joining { .. }) {
-                    self.phase = Phase::Closed;
-                    self.events.push_back(Event::Error(message));
-                }
-            }
-            ErrorCode::BadText => {
+            ErrorCode::BadText | ErrorCode::BadRoom if !id.is_nil() => {
                 if let Some(i) = self.outbox.iter().position(|o| o.id == id) {
                     self.outbox.remove(i);
                     self.events.push_back(Event::Error(message));
                     self.pump(now);
                 }
             }
+            ErrorCode::NameTaken
+            | ErrorCode::BadName
+            | ErrorCode::Full
+            | ErrorCode::NotAllowed
+            | ErrorCode::BadRoom
+            | ErrorCode::TooManyRooms => {
+                if matches!(self.phase, Phase::Joining { .. }) {
+                    self.phase = Phase::Closed;
+                    self.events.push_back(Event::Error(message));
+                }
+            }
+            ErrorCode::BadText => {}
             // The message stays in the outbox and goes again after its backoff: said once an
             // episode, not at every retransmission.
             ErrorCode::Storage => {
                 if self.told_storage.is_none() {
-                    self.told_storage = Some(self.known_latest);
+                    let room = (self.outbox.iter().find(|o| o.id == id)).map_or(0, |o| o.room);
+                    let latest = self.rooms.get(room).map_or(0, |c| c.known_latest);
+                    self.told_storage = Some((room, latest));
                     self.notice(
                         "the relay cannot store messages right now; yours will be sent again",
                     );

@@ -25,8 +25,13 @@ impl Client {
                     .filter_map(|o| o.resend_at)
                     .for_each(&mut at);
                 self.requests.values().for_each(|r| at(r.retry_at));
-                if let Some(since) = self.gap_since {
-                    at(since + self.gap_wait());
+                for c in &self.rooms {
+                    if let Some(since) = c.gap_since {
+                        at(since + self.gap_wait());
+                    }
+                    if let Some(t) = c.retry_at {
+                        at(t);
+                    }
                 }
                 if let Some(w) = &self.who {
                     at(w.deadline);
@@ -66,8 +71,11 @@ impl Client {
                     .collect();
                 self.send_these(now, &due);
                 self.retry_requests(now, token);
-                if self.gap_since.is_some_and(|s| now >= s + self.gap_wait()) {
-                    self.start_repair(now);
+                self.room_requests_due(now);
+                for r in 0..self.rooms.len() {
+                    if (self.rooms[r].gap_since).is_some_and(|s| now >= s + self.gap_wait()) {
+                        self.start_repair(now, r);
+                    }
                 }
                 if let Some(deadline) = self.who.as_ref().map(|w| w.deadline)
                     && now >= deadline

@@ -113,6 +113,8 @@ pub enum Invalid {
     LongText,
     /// The text has a control character other than tab.
     TextControl,
+    /// The room it is for is not one the client is in.
+    NoRoom,
 }
 
 impl fmt::Display for Invalid {
@@ -123,6 +125,7 @@ impl fmt::Display for Invalid {
             Invalid::TextControl => {
                 "the message has control characters: remove them (tab is allowed)"
             }
+            Invalid::NoRoom => "you are in no such room: /join it first",
         })
     }
 }

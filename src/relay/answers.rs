@@ -39,15 +39,20 @@ const READ_ESTIMATE: i64 = CHUNK as i64 * 1240;
 /// An answer on its way, as far as it got.
 #[derive(Debug, Clone)]
 pub(super) enum Answer {
-    /// Messages `first..=last`, sent up to `next` (exclusive).
+    /// Messages `first..=last` of `room` (the session's `number`), sent up to `next`
+    /// (exclusive).
     History {
+        room: usize,
+        number: u16,
         req: u32,
         first: u64,
         last: u64,
         next: u64,
     },
-    /// The room's names, sent up to the one with key `after`.
+    /// The names of `room` (the session's `number`), sent up to the one with key `after`.
     Names {
+        room: usize,
+        number: u16,
         req: u32,
         /// Names sent so far.
         sent: usize,
@@ -63,16 +68,31 @@ impl Answer {
         match (self, other) {
             (
                 Answer::History {
-                    req, first, last, ..
+                    number,
+                    req,
+                    first,
+                    last,
+                    ..
                 },
                 Answer::History {
+                    number: n,
                     req: r,
                     first: f,
                     last: l,
                     ..
                 },
-            ) => req == r && first <= f && l <= last,
-            (Answer::Names { req, sent: 0, .. }, Answer::Names { req: r, .. }) => req == r,
+            ) => number == n && req == r && first <= f && l <= last,
+            (
+                Answer::Names {
+                    number,
+                    req,
+                    sent: 0,
+                    ..
+                },
+                Answer::Names {
+                    number: n, req: r, ..
+                },
+            ) => number == n && req == r,
             _ => false,
         }
     }
@@ -225,6 +245,8 @@ impl Relay {
             return;
         };
         let Some(Answer::History {
+            room,
+            number,
             req,
             first,
             last,
@@ -233,10 +255,10 @@ impl Relay {
         else {
             return;
         };
-        if req != read.req || next != read.first {
+        if req != read.req || next != read.first || self.rooms[room].name != read.room {
             return;
         }
-        let bytes = self.history_pages(read.to, req, (first, last), messages);
+        let bytes = self.history_pages(read.to, number, req, (first, last), messages);
         self.charge(now, read.to, bytes - READ_ESTIMATE);
         let after = self.advance_history(now, read.to, read.last + 1);
         match after {
@@ -255,28 +277,37 @@ impl Relay {
         };
         match front {
             Answer::History {
+                room,
+                number,
                 req,
                 first,
                 last,
                 next,
             } => {
                 let end = last.min(next.saturating_add(CHUNK - 1));
-                let Some(cached) = self.lobby.cached(next, end) else {
+                let Some(cached) = self.rooms[room].cached(next, end) else {
                     self.reads.push_back(LogRead {
                         to,
                         req,
+                        room: self.rooms[room].name.clone(),
                         first: next,
                         last: end,
                     });
                     self.charge(now, to, READ_ESTIMATE);
                     return (READ_ESTIMATE, After::Reading);
                 };
-                let bytes = self.history_pages(to, req, (first, last), &cached);
+                let bytes = self.history_pages(to, number, req, (first, last), &cached);
                 self.charge(now, to, bytes);
                 (bytes, self.advance_history(now, to, end + 1))
             }
-            Answer::Names { req, sent, after } => {
-                let bytes = self.names_page(to, req, sent, after);
+            Answer::Names {
+                room,
+                number,
+                req,
+                sent,
+                after,
+            } => {
+                let bytes = self.names_page(to, (room, number), req, sent, after);
                 self.charge(now, to, bytes);
                 (bytes, self.what_next(now, to))
             }
@@ -294,6 +325,7 @@ impl Relay {
     fn history_pages(
         &mut self,
         to: SocketAddr,
+        number: u16,
         req: u32,
         (first, last): (u64, u64),
         messages: &[Message],
@@ -301,6 +333,7 @@ impl Relay {
         let mut bytes = 0;
         for page in paginate(messages, HISTORY_HEADER) {
             let packet = Packet::HistoryPage {
+                room: number,
                 req,
                 first,
                 last,
@@ -311,10 +344,19 @@ impl Relay {
         bytes
     }
 
-    /// Sends the next page of names of a WHO answer; the bytes sent.
-    fn names_page(&mut self, to: SocketAddr, req: u32, sent: usize, after: Option<String>) -> i64 {
-        let start = self.roster.after(after.as_deref());
-        let rest = self.roster.from(start);
+    /// Sends the next page of names of a WHO answer about `room` (the session's `number`);
+    /// the bytes sent.
+    fn names_page(
+        &mut self,
+        to: SocketAddr,
+        (room, number): (usize, u16),
+        req: u32,
+        sent: usize,
+        after: Option<String>,
+    ) -> i64 {
+        let roster = &self.rooms[room].roster;
+        let start = roster.after(after.as_deref());
+        let rest = roster.from(start);
         let mut names = Vec::new();
         let mut last_key = after;
         let mut used = NAMES_HEADER;
@@ -334,7 +376,13 @@ impl Relay {
         let total = u16::try_from(sent + rest.len()).unwrap_or(u16::MAX);
         let done = names.len() == rest.len();
         let count = names.len();
-        let bytes = self.send_bulk(to, Packet::Names { req, total, names }.encode());
+        let packet = Packet::Names {
+            room: number,
+            req,
+            total,
+            names,
+        };
+        let bytes = self.send_bulk(to, packet.encode());
         if let Some(mut s) = self.clients.get_mut(&to) {
             if done {
                 s.answers.pop_front();

@@ -2,16 +2,17 @@
 //! handed to the shell, then acknowledged and fanned out ([`Relay::commit`]), or forgotten
 //! and refused to their senders ([`Relay::abort`]) when they could not be written.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::Relay;
 use crate::proto::message::Message;
 use crate::proto::wire::{Acked, ErrorCode, Packet};
 
 impl Relay {
-    /// The messages accepted since the last commit, to be written to the log now.
-    pub fn appends(&self) -> impl ExactSizeIterator<Item = &Message> {
-        self.pending.iter().map(|p| &p.message)
+    /// The messages accepted since the last commit, each with its room's name (its key), to
+    /// be written to the rooms' logs now.
+    pub fn appends(&self) -> impl ExactSizeIterator<Item = (&str, &Message)> {
+        (self.pending.iter()).map(|p| (self.rooms[p.room].name.as_str(), &p.message))
     }
 
     /// True when messages wait to be persisted.
@@ -43,17 +44,20 @@ impl Relay {
     /// The messages from [`Relay::appends`] are durable: acknowledge and fan them out.
     pub fn commit(&mut self) {
         let batch = std::mem::take(&mut self.pending);
-        let Some(last) = batch.last() else { return };
-        self.lobby.committed = last.message.seq;
+        if batch.is_empty() {
+            return;
+        }
         self.stats.stored += batch.len() as u64;
         for p in &batch {
+            self.rooms[p.room].committed = p.message.seq;
             let acked = Acked {
                 id: p.message.id,
                 csn: p.csn,
+                room: p.number,
                 seq: p.message.seq,
                 time: p.message.time,
             };
-            self.acknowledge(p.sender, acked);
+            self.acknowledge(p.sender, p.room, acked);
         }
         // Acknowledgements, then the messages, then presence: chat does not wait behind a
         // storm of arrivals or departures; but someone's arrival comes before their first
@@ -65,8 +69,9 @@ impl Relay {
         }
         self.fan_out(&batch);
         self.flush_presence();
+        let cache = self.config.cache;
         for p in batch {
-            self.keep(p.message);
+            self.rooms[p.room].keep(p.message, cache);
         }
     }
 
@@ -74,10 +79,16 @@ impl Relay {
     /// their senders, who will send them again.
     pub fn abort(&mut self, why: &str) {
         let batch = std::mem::take(&mut self.pending);
-        let Some(first) = batch.first() else { return };
+        // Each room's first seq of the batch: its next seq again.
+        let mut firsts: HashMap<usize, u64> = HashMap::new();
+        for p in &batch {
+            firsts.entry(p.room).or_insert(p.message.seq);
+        }
         // Acknowledgements of earlier, durable messages still go; of these, none.
-        self.held_acks.retain(|(_, a)| a.seq < first.message.seq);
-        self.lobby.next_seq = first.message.seq;
+        (self.held_acks).retain(|(_, room, a)| firsts.get(room).is_none_or(|&f| a.seq < f));
+        for (&room, &first) in &firsts {
+            self.rooms[room].next_seq = first;
+        }
         for p in batch.iter().rev() {
             self.ids.remove(&p.message.id);
             if let Some(mut s) = self.clients.get_mut(&p.sender) {

@@ -12,6 +12,9 @@ pub struct Config {
     pub timeout: Duration,
     /// Most clients joined at once.
     pub max_clients: usize,
+    /// Most rooms the relay has (those with a log included): an ENTER of a new room beyond
+    /// them is refused.
+    pub max_rooms: usize,
     /// Recent messages kept in memory to answer history without reading the log.
     pub cache: usize,
     /// Recent message ids remembered so that a retransmission is stored once.
@@ -46,6 +49,7 @@ impl Default for Config {
         Config {
             timeout: DEFAULT_TIMEOUT,
             max_clients: 10_000,
+            max_rooms: 10_000,
             cache: 10_000,
             dedup: 100_000,
             max_per_ip: 64,

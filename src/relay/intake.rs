@@ -1,7 +1,8 @@
 //! The turn's room for new messages, and the fair queue of those over it.
 //!
-//! A turn takes at most about [`FANOUT_PER_TURN`] bytes of fan-out: the messages it takes,
-//! times the members they go to. While there is room and nobody waits, a message in its
+//! A turn takes at most about [`FANOUT_PER_TURN`] bytes of fan-out: each message it takes,
+//! times the members of its room it goes to (so a message costs its sender what it costs the
+//! relay: a room of 1,000 is charged 100 times a room of 10). While there is room and nobody waits, a message in its
 //! sender's turn is taken at once; past it, messages wait in their sessions, and at the end of
 //! the turn the room is shared by deficit round robin across the addresses senders come from,
 //! then round robin across each address's sessions (`fair.rs`). So many senders, each at its
@@ -12,13 +13,15 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::Relay;
+use super::rooms::RoomId;
 use crate::proto::message::Millis;
 use crate::proto::wire::MAX_PACKET;
 
 /// Bytes of fan-out a turn takes at most: a few thousand full datagrams, some milliseconds of
 /// sending, so that the loop is soon back at its socket.
 pub const FANOUT_PER_TURN: usize = 4 << 20;
-/// Bytes of messages an address is credited with when its turn in the round comes.
+/// Bytes of messages an address is credited with when its turn in the round comes, for each
+/// member of the largest room they go to.
 const INTAKE_QUANTUM: i64 = 256;
 /// Full datagrams to each member a turn may take at least: a turn costs the relay something
 /// for every member (its datagrams queued, each checked against its session as it leaves),
@@ -33,22 +36,51 @@ pub(super) fn fanout_cost_of(name: &str, text: &str) -> i64 {
 }
 
 impl Relay {
-    /// What a message of `from` with `text` costs the turn's room.
-    pub(super) fn fanout_cost(&self, from: SocketAddr, text: &str) -> i64 {
-        self.clients
-            .get(&from)
-            .map_or(0, |s| fanout_cost_of(&s.name, text))
+    /// What a message of `from` with `text` to the room it calls `number` costs the turn's
+    /// room: its record for each member it goes to (nothing for a room it is not in: it is
+    /// refused).
+    pub(super) fn fanout_cost(&self, from: SocketAddr, number: u16, text: &str) -> i64 {
+        self.clients.get(&from).map_or(0, |s| {
+            s.room_of(number)
+                .map_or(0, |room| self.cost_in(room, &s.name, text))
+        })
+    }
+
+    /// What a message of `name` with `text` costs in `room`.
+    pub(super) fn cost_in(&self, room: RoomId, name: &str, text: &str) -> i64 {
+        let audience = self.rooms[room].members.len().saturating_sub(1).max(1);
+        fanout_cost_of(name, text) * audience as i64
+    }
+
+    /// What the message of `from` in turn (waiting) costs, if one waits.
+    pub(super) fn waiting_cost(&self, from: SocketAddr) -> Option<i64> {
+        let s = self.clients.get(&from)?;
+        let (_, number, text) = s.ahead.get(&s.next_csn)?;
+        let cost = s
+            .room_of(*number)
+            .map_or(0, |room| self.cost_in(room, &s.name, text));
+        Some(cost)
+    }
+
+    /// The most members a message goes to: those of the largest room but one.
+    fn audience(&self) -> usize {
+        (self.rooms.iter())
+            .map(|(_, r)| r.members.len())
+            .max()
+            .unwrap_or(0)
+            .saturating_sub(1)
+            .max(1)
     }
 
     /// Whether a message of `cost` may be taken at once: the turn has room and nobody waits
     /// for theirs.
     pub(super) fn has_room(&self, cost: i64) -> bool {
-        self.intake.is_empty() && self.room >= cost
+        self.intake.is_empty() && self.intake_left >= cost
     }
 
     /// Counts a message taken against the turn's room.
     pub(super) fn use_room(&mut self, cost: i64) {
-        self.room -= cost;
+        self.intake_left -= cost;
     }
 
     /// Puts `from`, whose message in turn waits for room, in the fair queue (once).
@@ -65,11 +97,12 @@ impl Relay {
     /// Shares what is left of the turn's room among the sessions whose messages wait for it,
     /// then opens the next turn's room.
     pub(super) fn take_fairly(&mut self, now: Instant, wall: Millis) {
-        while self.room > 0 {
-            let Some(from) = self.intake.next(INTAKE_QUANTUM) else {
+        let quantum = INTAKE_QUANTUM * self.audience() as i64;
+        while self.intake_left > 0 {
+            let Some(from) = self.intake.next(quantum) else {
                 break;
             };
-            let before = self.room;
+            let before = self.intake_left;
             let more = match self.take_next(now, wall, from) {
                 Some(true) => self
                     .clients
@@ -82,18 +115,17 @@ impl Relay {
                 }
                 None => false,
             };
-            self.intake.served(before - self.room, more);
+            self.intake.served(before - self.intake_left, more);
             if !more && let Some(mut s) = self.clients.get_mut(&from) {
                 s.queued = false;
             }
         }
-        self.room = self.turn_room();
+        self.intake_left = self.turn_room();
     }
 
-    /// The room of a turn, in bytes of records: [`FANOUT_PER_TURN`] shared by the members, and
-    /// at least [`DATAGRAMS_PER_MEMBER`] full datagrams of them.
+    /// The room of a turn, in bytes of fan-out: [`FANOUT_PER_TURN`], and at least
+    /// [`DATAGRAMS_PER_MEMBER`] full datagrams to each member of the largest room.
     pub(super) fn turn_room(&self) -> i64 {
-        let members = self.clients.len().saturating_sub(1).max(1);
-        (FANOUT_PER_TURN / members).max(DATAGRAMS_PER_MEMBER * MAX_PACKET) as i64
+        FANOUT_PER_TURN.max(DATAGRAMS_PER_MEMBER * MAX_PACKET * self.audience()) as i64
     }
 }

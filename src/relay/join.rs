@@ -11,9 +11,11 @@ use uuid::Uuid;
 use super::Relay;
 use super::answers::Answer;
 use super::parked::parked_cost;
+use super::rooms::{Membership, RoomId};
 use crate::proto::name::{check_chars, check_key, name_key};
+use crate::proto::room::{check_room, room_key};
 use crate::proto::secure::keys::PublicKey;
-use crate::proto::wire::{Change, ErrorCode, LeaveReason, Packet, Token};
+use crate::proto::wire::{ErrorCode, LeaveReason, Packet, Token};
 use crate::relay::limit::Bucket;
 
 /// A joined client.
@@ -30,9 +32,10 @@ pub struct Session {
     pub(super) instance: Uuid,
     /// The csn its next new message must have.
     pub(super) next_csn: u64,
-    /// Messages waiting for their turn, by csn: ahead of a missing one, or (the next one in
-    /// turn) for the message rate's allowance or a turn's room (see `parked.rs`).
-    pub(super) ahead: BTreeMap<u64, (Uuid, String)>,
+    /// Messages waiting for their turn, by csn (with the session's number of their room):
+    /// ahead of a missing one, or (the next one in turn) for the message rate's allowance or a
+    /// turn's room (see `parked.rs`).
+    pub(super) ahead: BTreeMap<u64, (Uuid, u16, String)>,
     /// When it was last heard from.
     pub(super) last_heard: Instant,
     /// Its message rate.
@@ -43,9 +46,10 @@ pub struct Session {
     pub(super) told_slow: bool,
     /// Whether it was told it makes requests too fast in this episode of doing so.
     pub(super) told_busy: bool,
-    /// How many presence changes the relay had announced when it joined: it is told of
-    /// those after.
-    pub(super) presence_from: u64,
+    /// The rooms it is in, in the order it entered them.
+    pub(super) rooms: Vec<Membership>,
+    /// The number its next room gets (0 is the JOIN's room; numbers are not given twice).
+    pub(super) next_room: u16,
     /// Answers to its requests on their way, the first being sent.
     pub(super) answers: VecDeque<Answer>,
     /// Its allowance of bytes of answers.
@@ -75,9 +79,22 @@ impl Session {
     pub fn answers_waiting(&self) -> usize {
         self.answers.len()
     }
+
+    /// How many rooms it is in.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// The room it calls `number`, if it is in it.
+    pub(super) fn room_of(&self, number: u16) -> Option<RoomId> {
+        (self.rooms.iter())
+            .find(|m| m.number == number)
+            .map(|m| m.room)
+    }
 }
 
 impl Relay {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn join(
         &mut self,
         now: Instant,
@@ -85,6 +102,7 @@ impl Relay {
         name: String,
         history: u16,
         instance: Uuid,
+        room: String,
         peer: Option<PublicKey>,
     ) {
         if let Some(allowed) = &self.config.allowed
@@ -110,6 +128,12 @@ impl Relay {
         if let Err(e) = check_chars(&name) {
             self.stats.joins_refused += 1;
             return self.error(from, ErrorCode::BadName, Uuid::nil(), e.to_string());
+        }
+        if !room.is_empty()
+            && let Err(e) = check_room(&room)
+        {
+            self.stats.joins_refused += 1;
+            return self.error(from, ErrorCode::BadRoom, Uuid::nil(), e.to_string());
         }
         if !self.join_allowed(now, from) {
             return;
@@ -156,10 +180,12 @@ impl Relay {
                         session.in_bulk = false;
                         session.queued = false;
                         let parked: usize =
-                            session.ahead.values().map(|(_, t)| parked_cost(t)).sum();
+                            session.ahead.values().map(|(_, _, t)| parked_cost(t)).sum();
                         self.parked.transfer(old, from, parked);
+                        let rooms = session.rooms.clone();
                         self.clients.insert(from, session);
                         self.roster.insert(key.clone(), from);
+                        self.move_rooms(old, from, &name, &rooms);
                         self.forget_ip(origin(old));
                         *self.per_ip.entry(origin(from)).or_default() += 1;
                         self.requeue_answers(from);
@@ -176,10 +202,12 @@ impl Relay {
                     for p in self.pending.iter_mut().filter(|p| p.sender == old) {
                         p.sender = from;
                     }
-                    for (to, _) in self.held_acks.iter_mut().filter(|(to, _)| *to == old) {
+                    for (to, _, _) in self.held_acks.iter_mut().filter(|(to, ..)| *to == old) {
                         *to = from;
                     }
-                    for (to, _) in self.presence.iter_mut().filter(|(to, _)| *to == Some(old)) {
+                    for (_, to, _) in
+                        (self.presence.iter_mut()).filter(|(_, to, _)| *to == Some(old))
+                    {
                         *to = Some(from);
                     }
                 }
@@ -188,12 +216,25 @@ impl Relay {
                 {
                     // The same key, another process: the client was killed or crashed and
                     // started again while its old session lingers. The new one takes its
-                    // place at once, and the others see nothing: for them it never left.
-                    self.remove_quietly(old);
+                    // place at once, in its rooms, and the others see nothing: for them it
+                    // never left. (A room the new process does not enter again, it parts
+                    // when the room's packets come: see docs/protocol.md.)
+                    let Some(room) = self.join_room(from, &room) else {
+                        return;
+                    };
+                    let (rooms, next_room) = self.remove_quietly(old);
                     if self.ip_is_full(from) {
                         return self.refuse_ip_full(from);
                     }
-                    self.open_session(now, from, &key, &name, instance, peer, false);
+                    self.open_session(now, from, &key, &name, instance, peer);
+                    if let Some(mut s) = self.clients.get_mut(&from) {
+                        s.rooms = rooms.clone();
+                        s.next_room = next_room;
+                    }
+                    self.move_rooms(old, from, &name, &rooms);
+                    if let Some(room) = room {
+                        self.make_room_zero(from, room);
+                    }
                 }
                 Some(old) => {
                     self.stats.joins_refused += 1;
@@ -229,13 +270,19 @@ impl Relay {
                     }
                     if self.clients.len() >= self.config.max_clients {
                         self.stats.joins_refused += 1;
-                        let message = "the room is full: try again later".to_owned();
+                        let message = "the relay is full: try again later".to_owned();
                         return self.error(from, ErrorCode::Full, Uuid::nil(), message);
                     }
                     if self.ip_is_full(from) {
                         return self.refuse_ip_full(from);
                     }
-                    self.open_session(now, from, &key, &name, instance, peer, true);
+                    let Some(room) = self.join_room(from, &room) else {
+                        return;
+                    };
+                    self.open_session(now, from, &key, &name, instance, peer);
+                    if let Some(room) = room {
+                        self.put_in(from, room, Some(0), true);
+                    }
                 }
             }
         }
@@ -249,14 +296,37 @@ impl Relay {
         }) else {
             return;
         };
+        let zero = self.room_of(from, 0);
         let welcome = Packet::Welcome {
             token,
             name,
-            latest: self.lobby.committed,
+            latest: zero.map_or(0, |r| self.rooms[r].committed),
             timeout_ms: u32::try_from(self.config.timeout.as_millis()).unwrap_or(u32::MAX),
         };
         self.reply(from, &welcome);
-        self.history(from, 0, 0, history);
+        if zero.is_some() {
+            self.history(from, 0, 0, 0, history);
+        }
+    }
+
+    /// The room a JOIN names, made if need be: `Some(None)` for none, `None` when the relay
+    /// may not make it (the JOIN was refused).
+    fn join_room(&mut self, from: SocketAddr, room: &str) -> Option<Option<RoomId>> {
+        if room.is_empty() {
+            return Some(None);
+        }
+        match self.room_to_enter(&room_key(room)) {
+            Some(room) => Some(Some(room)),
+            None => {
+                self.stats.joins_refused += 1;
+                let message = format!(
+                    "the relay has {} rooms, the most it may have (its --max-rooms), and not {room}: join one of those",
+                    self.rooms.len()
+                );
+                self.error(from, ErrorCode::TooManyRooms, Uuid::nil(), message);
+                None
+            }
+        }
     }
 
     /// Takes one of the IP address's join tokens, or tells it to slow down (once an episode, as
@@ -323,9 +393,7 @@ impl Relay {
         false
     }
 
-    /// A new session at `from` for `name` (whose look-alike key is `key`), told to the others
-    /// when `announce`.
-    #[allow(clippy::too_many_arguments)]
+    /// A new session at `from` for `name` (whose look-alike key is `key`), in no room yet.
     fn open_session(
         &mut self,
         now: Instant,
@@ -334,7 +402,6 @@ impl Relay {
         name: &str,
         instance: Uuid,
         peer: Option<PublicKey>,
-        announce: bool,
     ) {
         *self.per_ip.entry(origin(from)).or_default() += 1;
         self.roster.insert(key.to_owned(), from);
@@ -358,7 +425,8 @@ impl Relay {
                 ),
                 told_slow: false,
                 told_busy: false,
-                presence_from: self.announced,
+                rooms: Vec::new(),
+                next_room: 1,
                 answers: VecDeque::new(),
                 bulk: Bucket::new(bulk, bulk / 4.0, now),
                 in_bulk: false,
@@ -366,28 +434,20 @@ impl Relay {
                 key: peer,
             },
         );
-        if announce {
-            self.announce(
-                Some(from),
-                Change {
-                    joined: true,
-                    reason: LeaveReason::Quit,
-                    name: name.to_owned(),
-                    message: None,
-                },
-            );
-        }
     }
 
     /// Ends the session at `addr` without telling anyone: another session of its key takes its
-    /// place.
-    fn remove_quietly(&mut self, addr: SocketAddr) {
-        if let Some((_, session)) = self.clients.remove(&addr) {
-            self.roster.remove(&name_key(&session.name));
-            self.forget_ip(origin(addr));
-            let parked = session.ahead.values().map(|(_, t)| parked_cost(t)).sum();
-            self.parked.release(addr, parked);
-        }
+    /// place, and its rooms (returned, with the number its next room would have had).
+    fn remove_quietly(&mut self, addr: SocketAddr) -> (Vec<Membership>, u16) {
+        let Some((_, session)) = self.clients.remove(&addr) else {
+            return (Vec::new(), 1);
+        };
+        self.roster.remove(&name_key(&session.name));
+        self.forget_ip(origin(addr));
+        let parked = session.ahead.values().map(|(_, _, t)| parked_cost(t)).sum();
+        self.parked.release(addr, parked);
+        self.leave_rooms(addr, &session.name, &session.rooms, None);
+        (session.rooms, session.next_room)
     }
 
     /// Ends the session at `addr`, telling the others why.
@@ -406,15 +466,10 @@ impl Relay {
         if let Some((_, session)) = self.clients.remove(&addr) {
             self.roster.remove(&name_key(&session.name));
             self.forget_ip(origin(addr));
-            let parked = session.ahead.values().map(|(_, t)| parked_cost(t)).sum();
+            let parked = session.ahead.values().map(|(_, _, t)| parked_cost(t)).sum();
             self.parked.release(addr, parked);
-            let change = Change {
-                joined: false,
-                reason,
-                name: session.name,
-                message,
-            };
-            self.announce(Some(addr), change);
+            let told = Some((reason, message));
+            self.leave_rooms(addr, &session.name, &session.rooms, told);
         }
     }
 

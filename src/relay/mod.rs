@@ -24,8 +24,9 @@
 //! | `intake.rs` | a turn's room for new messages, and the fair queue of those over it |
 //! | `fair.rs` | deficit round robin across addresses (IPv6: /48s), round robin across sessions |
 //! | `parked.rs` | the memory of waiting messages, by the whole record, bounded |
-//! | `room.rs` | a room's order: its seqs, the cache of its recent messages, the latest a heartbeat told |
-//! | `roster.rs` | the room's names, sorted: one client a name, WHO read off in order |
+//! | `room.rs` | a room's order and members: its seqs, the cache of its recent messages, the latest a heartbeat told, its names |
+//! | `rooms.rs` | the relay's rooms: found by name, made on first use, entered and left, a number per member |
+//! | `roster.rs` | names, sorted: one client a name on the relay, a room's WHO read off in order |
 //! | `owners.rs` | who owns each name: the key that first joined under it |
 //! | `departed.rs` | clients that left, so that a JOIN of theirs held back by the network brings no ghost |
 //! | `stats.rs` | [`Stats`]: the counts of what the relay saw, for its logs |
@@ -50,6 +51,7 @@ pub mod owners;
 mod parked;
 mod requests;
 mod room;
+mod rooms;
 mod roster;
 pub mod secure;
 mod send;
@@ -65,6 +67,7 @@ use dashmap::DashMap;
 use uuid::Uuid;
 
 use crate::proto::message::{Message, Millis, check_text};
+use crate::proto::room::DEFAULT_ROOM;
 use crate::proto::secure::keys::PublicKey;
 use crate::proto::wire::{Acked, Change, LeaveReason, MAX_LEAVE_BYTES, Packet};
 use crate::relay::limit::Bucket;
@@ -81,7 +84,7 @@ use parked::Parked;
 pub use parked::{
     MAX_PARKED_BYTES, MAX_PARKED_PER_IP, MAX_PARKED_PER_NETWORK, PARK_OVERHEAD, parked_cost,
 };
-use room::Room;
+use rooms::{RoomId, Rooms};
 use roster::Roster;
 use send::Pending;
 pub use stats::Stats;
@@ -113,6 +116,9 @@ struct Queued {
     session: u64,
     /// The key it is to be sealed for.
     key: Option<PublicKey>,
+    /// The recipient's number for the room the packet is about, and where in the packet it
+    /// goes (`bytes` are shared by the room's members, who each have their own).
+    room: Option<(usize, u16)>,
 }
 
 /// A history answer the relay's cache cannot give: the shell reads the log and calls
@@ -123,6 +129,8 @@ pub struct LogRead {
     pub to: SocketAddr,
     /// Their request number.
     pub req: u32,
+    /// The room whose log to read (its key).
+    pub room: String,
     /// First sequence number wanted.
     pub first: u64,
     /// Last sequence number wanted.
@@ -143,28 +151,27 @@ pub struct Dropped {
 pub struct Relay {
     config: Config,
     clients: Arc<DashMap<SocketAddr, Session>>,
-    /// Who is in the room by name, so a name is used by one client at a time.
+    /// Who is on the relay by name, so a name is used by one client at a time.
     roster: Roster,
     /// Clients that left a moment ago: their late JOINs are ignored.
     departed: departed::Departed,
-    /// The room's order and recent messages.
-    lobby: Room,
-    /// Recent message ids → (seq, time), pending ones included.
-    ids: HashMap<Uuid, (u64, Millis)>,
+    /// The rooms: each one's order, recent messages and members.
+    rooms: Rooms,
+    /// Recent message ids → (seq, time, room), pending ones included.
+    ids: HashMap<Uuid, (u64, Millis, RoomId)>,
     /// The ids in `ids`, oldest first, to forget the oldest.
     id_order: VecDeque<Uuid>,
     pending: Vec<Pending>,
-    /// Acknowledgements of this turn, sent once their messages are durable.
-    held_acks: Vec<(SocketAddr, Acked)>,
-    /// Presence changes of this turn, and whom each is not for.
-    presence: Vec<(Option<SocketAddr>, Change)>,
+    /// Acknowledgements of this turn (of messages in which room), sent once their messages
+    /// are durable.
+    held_acks: Vec<(SocketAddr, RoomId, Acked)>,
+    /// Presence changes of this turn, in which room, and whom each is not for.
+    presence: Vec<(RoomId, Option<SocketAddr>, Change)>,
     /// The names whose arrival `presence_out` tells, while it holds any.
     announcing: HashSet<String>,
     /// Datagrams to take from `presence_out` until the last presence change (not a
     /// heartbeat) in it is out.
     changes_out: usize,
-    /// Presence changes announced since the relay started.
-    announced: u64,
     /// Whether this turn sent its share of presence changes already.
     presence_sent: bool,
     /// Packets to send, each checked against its session only when it is polled: a turn's
@@ -192,8 +199,8 @@ pub struct Relay {
     parked: Parked,
     /// Sessions whose message in turn waits for the turn's room, in fair shares.
     intake: Rounds,
-    /// What is left of this turn's room for new messages, in bytes of records.
-    room: i64,
+    /// What is left of this turn's room for new messages, in bytes of fan-out.
+    intake_left: i64,
     /// Sessions per IP address (IPv6: per /64, see [`join::Origin`]).
     per_ip: HashMap<Origin, usize>,
     /// JOINs with a good cookie per IP address, at the request rate and as many at once as
@@ -212,13 +219,14 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// A relay that continues after `tail`, the last messages of its log (oldest first).
+    /// A relay whose room [`DEFAULT_ROOM`] continues after `tail`, the last messages of its
+    /// log (oldest first); other rooms are added with [`Relay::restore_room`].
     pub fn new(config: Config, tail: Vec<Message>) -> Self {
         let mut relay = Relay {
             clients: Arc::new(DashMap::new()),
             roster: Roster::default(),
             departed: departed::Departed::default(),
-            lobby: Room::new(),
+            rooms: Rooms::default(),
             ids: HashMap::new(),
             id_order: VecDeque::new(),
             pending: Vec::new(),
@@ -226,7 +234,6 @@ impl Relay {
             presence: Vec::new(),
             announcing: HashSet::new(),
             changes_out: 0,
-            announced: 0,
             presence_sent: false,
             transmits: VecDeque::new(),
             presence_out: VecDeque::new(),
@@ -240,7 +247,7 @@ impl Relay {
             last_turn: None,
             parked: Parked::default(),
             intake: Rounds::default(),
-            room: FANOUT_PER_TURN as i64,
+            intake_left: FANOUT_PER_TURN as i64,
             per_ip: HashMap::new(),
             joins: HashMap::new(),
             opened: 0,
@@ -250,22 +257,30 @@ impl Relay {
             stats: Stats::default(),
             config,
         };
-        let cache = relay.config.cache;
+        relay.restore_room(DEFAULT_ROOM, tail, 1);
+        relay
+    }
+
+    /// Adds the room `name` (a room key), whose log holds the messages from `log_start` on
+    /// and ends with `tail` (oldest first); or, if it is there already, gives it those.
+    pub fn restore_room(&mut self, name: &str, tail: Vec<Message>, log_start: u64) {
+        let room = self.rooms.find_or_add(name);
+        let cache = self.config.cache;
         for m in tail {
             // A placeholder for a damaged record (see `repair`) has the nil id: no
             // client's message is ever a retransmission of it.
             if !m.id.is_nil() {
-                relay.remember(m.id, m.seq, m.time);
+                self.remember(m.id, m.seq, m.time, room);
             }
-            relay.lobby.restore(m, cache);
+            self.rooms[room].restore(m, cache);
         }
-        relay
+        self.rooms[room].log_start = log_start.max(1);
     }
 
-    /// Tells the relay that its log begins at `seq` (after an archived part): history reaches
-    /// back no further.
+    /// Tells the relay that the log of the room [`DEFAULT_ROOM`] begins at `seq` (after an
+    /// archived part): history reaches back no further.
     pub fn set_log_start(&mut self, seq: u64) {
-        self.lobby.log_start = seq.max(1);
+        self.rooms[0].log_start = seq.max(1);
     }
 
     /// The registry of joined clients, keyed by address.
@@ -273,14 +288,34 @@ impl Relay {
         &self.clients
     }
 
-    /// How many sessions the room has, as a PONG says it.
-    pub(super) fn members(&self) -> u32 {
-        u32::try_from(self.clients.len()).unwrap_or(u32::MAX)
+    /// The latest committed sequence number of the room [`DEFAULT_ROOM`].
+    pub fn latest(&self) -> u64 {
+        self.rooms[0].committed
     }
 
-    /// The latest committed sequence number.
-    pub fn latest(&self) -> u64 {
-        self.lobby.committed
+    /// The latest committed sequence number of the room `name` (a room key), if the relay has
+    /// it.
+    pub fn latest_in(&self, name: &str) -> Option<u64> {
+        self.rooms.find(name).map(|r| self.rooms[r].committed)
+    }
+
+    /// Every room's name (its key) and latest committed sequence number.
+    pub fn room_latest(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.rooms
+            .iter()
+            .map(|(_, r)| (r.name.as_str(), r.committed))
+    }
+
+    /// How many rooms the relay has.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// How many sessions are in the room `name` (a room key).
+    pub fn members_in(&self, name: &str) -> usize {
+        self.rooms
+            .find(name)
+            .map_or(0, |r| self.rooms[r].members.len())
     }
 
     /// Bytes of the messages waiting in sessions (counted by the whole record: see
@@ -365,8 +400,9 @@ impl Relay {
                 name,
                 history,
                 instance,
+                room,
             } => {
-                self.join(now, from, name, history, instance, peer);
+                self.join(now, from, name, history, instance, room, peer);
             }
             Packet::Send {
                 token,
@@ -375,7 +411,7 @@ impl Relay {
             } => {
                 if self.authorise(now, from, &token, peer) {
                     for m in messages {
-                        if !self.send(now, wall, from, m.csn, base, m.id, m.text) {
+                        if !self.send(now, wall, from, m.csn, base, m.room, m.id, m.text) {
                             // It could not wait, and those after it in the datagram, further
                             // ahead, could not either: they cost nothing more.
                             self.stats.out_of_order += 1;
@@ -387,27 +423,42 @@ impl Relay {
             Packet::History {
                 token,
                 req,
+                room,
                 from: first,
                 count,
             } => {
                 if self.authorise(now, from, &token, peer) && self.request_allowed(now, from) {
-                    self.history(from, req, first, count);
+                    self.history(from, req, room, first, count);
                 }
             }
-            Packet::Who { token, req } => {
+            Packet::Who { token, req, room } => {
                 if self.authorise(now, from, &token, peer) && self.request_allowed(now, from) {
-                    self.who(from, req);
+                    self.who(from, req, room);
                 }
             }
             Packet::Ping { token } => {
                 if self.authorise(now, from, &token, peer) {
-                    self.reply(
-                        from,
-                        &Packet::Pong {
-                            latest: self.lobby.committed,
-                            members: self.members(),
-                        },
-                    );
+                    let pong = self.pong(from);
+                    self.reply(from, &pong);
+                }
+            }
+            Packet::Enter {
+                token,
+                room,
+                history,
+            } => {
+                if self.authorise(now, from, &token, peer) && self.request_allowed(now, from) {
+                    self.enter(from, room, history);
+                }
+            }
+            Packet::Part {
+                token,
+                room,
+                message,
+            } => {
+                if self.authorise(now, from, &token, peer) {
+                    let message = self.leaving_message(from, message);
+                    self.part(from, room, message);
                 }
             }
             Packet::Leave { token, message } => {
@@ -430,7 +481,22 @@ impl Relay {
         }
     }
 
-    /// A LEAVE's message as the others are told it: `None` when empty, and when it breaks the
+    /// The PONG that answers a PING of the session at `to`: each of its rooms' latest seq
+    /// and members.
+    fn pong(&self, to: SocketAddr) -> Packet {
+        let rooms = self.clients.get(&to).map_or_else(Vec::new, |s| {
+            (s.rooms.iter())
+                .map(|m| crate::proto::wire::Latest {
+                    room: m.number,
+                    latest: self.rooms[m.room].committed,
+                    members: self.rooms[m.room].count(),
+                })
+                .collect()
+        });
+        Packet::Pong { rooms }
+    }
+
+    /// A LEAVE's (or a PART's) message as the others are told it: `None` when empty, and when it breaks the
     /// text rules or is over [`MAX_LEAVE_BYTES`] (counted as refused; the leave goes on).
     fn leaving_message(&mut self, from: SocketAddr, message: String) -> Option<String> {
         if message.is_empty() {

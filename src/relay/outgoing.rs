@@ -9,33 +9,62 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::intake::FANOUT_PER_TURN;
-use super::{Pending, Queued, Relay, Session, Transmit};
+use super::rooms::RoomId;
+use super::{Pending, Queued, Relay, Transmit};
 use crate::proto::message::Message;
 use crate::proto::secure::keys::PublicKey;
 use crate::proto::wire::{
     ACK_HEADER, ACKED_LEN, Acked, Change, ErrorCode, MAX_PACKET, MESSAGES_HEADER, PRESENCE_HEADER,
-    Packet, change_len, pack, paginate,
+    Packet, ROOM_AT, change_len, pack, paginate,
 };
 
+/// A member a room's packets go to: where, its number for the room, and from which of the
+/// items it is told.
+type Recipient = (SocketAddr, u16, usize);
+
 impl Relay {
-    /// Sends each joined client the messages of `batch` that it did not send itself.
+    /// Sends each member of each room of `batch` the messages of that room that it did not
+    /// send itself.
     pub(super) fn fan_out(&mut self, batch: &[Pending]) {
-        let items: Vec<(Option<SocketAddr>, &Message)> =
-            batch.iter().map(|p| (Some(p.sender), &p.message)).collect();
-        self.distribute(Lane::Chat, &items, |_| 0, encode_messages);
+        let mut rooms: Vec<RoomId> = batch.iter().map(|p| p.room).collect();
+        rooms.sort_unstable();
+        rooms.dedup();
+        for room in rooms {
+            let items: Vec<(Option<SocketAddr>, &Message)> = (batch.iter())
+                .filter(|p| p.room == room)
+                .map(|p| (Some(p.sender), &p.message))
+                .collect();
+            let recipients = self.members_of(room, |_| 0);
+            self.distribute(Lane::Chat, recipients, &items, encode_messages);
+        }
     }
 
-    /// Tells every joined client but `except` of `change`, with the other changes of this turn
-    /// (see [`Relay::flush`]).
-    pub(super) fn announce(&mut self, except: Option<SocketAddr>, change: Change) {
-        self.presence.push((except, change));
-        self.announced += 1;
+    /// The members of `room`, each told from the item `start` says (given its place in the
+    /// room's presence changes).
+    fn members_of(&self, room: RoomId, start: impl Fn(u64) -> usize) -> Vec<Recipient> {
+        (self.rooms[room].members.iter())
+            .map(|(&to, &number)| {
+                let from = self.clients.get(&to).map_or(0, |s| {
+                    (s.rooms.iter())
+                        .find(|m| m.room == room)
+                        .map_or(0, |m| start(m.presence_from))
+                });
+                (to, number, from)
+            })
+            .collect()
     }
 
-    /// Acknowledges `acked` to `to` once it is durable, with the other acknowledgements of
-    /// this turn (see [`Relay::flush`]).
-    pub(super) fn acknowledge(&mut self, to: SocketAddr, acked: Acked) {
-        self.held_acks.push((to, acked));
+    /// Tells every member of `room` but `except` of `change`, with the other changes of this
+    /// turn (see [`Relay::flush`]).
+    pub(super) fn announce(&mut self, room: RoomId, except: Option<SocketAddr>, change: Change) {
+        self.presence.push((room, except, change));
+        self.rooms[room].announced += 1;
+    }
+
+    /// Acknowledges `acked` (of a message in `room`) to `to` once it is durable, with the
+    /// other acknowledgements of this turn (see [`Relay::flush`]).
+    pub(super) fn acknowledge(&mut self, to: SocketAddr, room: RoomId, acked: Acked) {
+        self.held_acks.push((to, room, acked));
     }
 
     /// Sends what this turn gathered: acknowledgements, then presence changes.
@@ -47,15 +76,15 @@ impl Relay {
     /// Sends the acknowledgements of durable messages, as few ACK datagrams to each sender as
     /// hold them.
     pub(super) fn flush_acks(&mut self) {
-        let committed = self.lobby.committed;
+        let rooms = &self.rooms;
         let (due, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held_acks)
             .into_iter()
-            .partition(|(_, a)| a.seq <= committed);
+            .partition(|(_, room, a)| *room >= rooms.len() || a.seq <= rooms[*room].committed);
         self.held_acks = held;
         // One run of acks per sender, in the order the senders came.
         let mut by_sender: Vec<(SocketAddr, Vec<Acked>)> = Vec::new();
         let mut place: HashMap<SocketAddr, usize> = HashMap::new();
-        for (to, acked) in due {
+        for (to, _, acked) in due {
             let k = *place.entry(to).or_insert_with(|| {
                 by_sender.push((to, Vec::new()));
                 by_sender.len() - 1
@@ -97,7 +126,7 @@ impl Relay {
 
     /// Whether the arrival of one of `speakers` is waiting or on its way in the presence lane.
     pub(super) fn arrival_unsent(&mut self, speakers: &HashSet<&str>) -> bool {
-        (self.presence.iter()).any(|(_, c)| c.joined && speakers.contains(c.name.as_str()))
+        (self.presence.iter()).any(|(_, _, c)| c.joined && speakers.contains(c.name.as_str()))
             || self
                 .announcing
                 .iter()
@@ -109,33 +138,44 @@ impl Relay {
     /// member a datagram a turn, not the storm at once: the rest goes in the next turns, in
     /// order, and the chat of those turns is not kept waiting behind it.
     fn send_presence(&mut self, lane: Lane) {
-        let room = self.presence_room();
+        let share = self.presence_room();
         let mut used = 0;
         let now = (self.presence.iter())
-            .take_while(|(_, c)| {
+            .take_while(|(_, _, c)| {
                 used += change_len(c);
-                used <= room
+                used <= share
             })
             .count()
             .max(1);
         let mut presence = std::mem::take(&mut self.presence);
         let later = presence.split_off(now.min(presence.len()));
-        // Who joined after a change hears only of what happened after it.
-        let first = self.announced - (presence.len() + later.len()) as u64;
-        let start = |s: &Session| {
-            usize::try_from(s.presence_from.saturating_sub(first)).unwrap_or(usize::MAX)
-        };
-        self.distribute(lane, &presence, start, |changes| {
-            encoded(pack(changes, PRESENCE_HEADER, change_len), |run| {
-                Packet::Presence {
-                    changes: run.to_vec(),
-                }
-            })
-        });
+        let mut rooms: Vec<RoomId> = presence.iter().map(|(r, _, _)| *r).collect();
+        rooms.sort_unstable();
+        rooms.dedup();
+        for room in rooms {
+            let changes: Vec<(Option<SocketAddr>, &Change)> = (presence.iter())
+                .filter(|(r, _, _)| *r == room)
+                .map(|(_, except, c)| (*except, c))
+                .collect();
+            let left = later.iter().filter(|(r, _, _)| *r == room).count();
+            // Who entered after a change hears only of what happened after it.
+            let first = self.rooms[room].announced - (changes.len() + left) as u64;
+            let start =
+                |from: u64| usize::try_from(from.saturating_sub(first)).unwrap_or(usize::MAX);
+            let recipients = self.members_of(room, start);
+            self.distribute(lane, recipients, &changes, |changes| {
+                encoded(pack(changes, PRESENCE_HEADER, |c| change_len(c)), |run| {
+                    Packet::Presence {
+                        room: 0,
+                        changes: run.iter().map(|c| (*c).clone()).collect(),
+                    }
+                })
+            });
+        }
         if lane == Lane::Presence {
             self.announcing = (presence.iter())
-                .filter(|(_, c)| c.joined)
-                .map(|(_, c)| c.name.clone())
+                .filter(|(_, _, c)| c.joined)
+                .map(|(_, _, c)| c.name.clone())
                 .collect();
         }
         self.presence = later;
@@ -148,25 +188,22 @@ impl Relay {
         (FANOUT_PER_TURN / members).max(MAX_PACKET - PRESENCE_HEADER)
     }
 
-    /// Sends every joined client, packed into as few datagrams as hold them, the items from
-    /// `start(session)` on that are not meant to skip it (`(Some(a), item)` skips `a`).
-    /// Clients that see the same items share datagrams encoded once.
+    /// Sends each of a room's `recipients`, packed into as few datagrams as hold them, the
+    /// items from its start on that are not meant to skip it (`(Some(a), item)` skips `a`),
+    /// each datagram with the recipient's number for the room. Recipients that see the same
+    /// items share datagrams encoded once.
     fn distribute<T: Clone>(
         &mut self,
         lane: Lane,
+        recipients: Vec<Recipient>,
         items: &[(Option<SocketAddr>, T)],
-        start: impl Fn(&Session) -> usize,
         encode: impl Fn(&[T]) -> Vec<Arc<[u8]>>,
     ) {
         let skipped: HashSet<SocketAddr> = items.iter().filter_map(|(a, _)| *a).collect();
-        let recipients: Vec<(SocketAddr, usize)> = self
-            .clients
-            .iter()
-            .map(|c| (*c.key(), start(c.value()).min(items.len())))
-            .collect();
         // Encodings shared by the clients that see everything from the same item on.
         let mut shared: HashMap<usize, Vec<Arc<[u8]>>> = HashMap::new();
-        for (to, from) in recipients {
+        for (to, number, from) in recipients {
+            let from = from.min(items.len());
             let seen = items[from..]
                 .iter()
                 .filter(|(a, _)| *a != Some(to))
@@ -180,8 +217,20 @@ impl Relay {
                     .clone()
             };
             for bytes in datagrams {
-                self.enqueue(lane, to, bytes);
+                self.enqueue(lane, to, bytes, Some((ROOM_AT, number)));
             }
+        }
+    }
+
+    /// Sends `packet` (about one room, with room 0 where its number goes: at `at`) to each
+    /// member of `room`, in `lane`, with its own number.
+    pub(super) fn send_to_room(&mut self, lane: Lane, room: RoomId, at: usize, packet: &Packet) {
+        let bytes: Arc<[u8]> = packet.encode().into();
+        let members: Vec<(SocketAddr, u16)> = (self.rooms[room].members.iter())
+            .map(|(a, n)| (*a, *n))
+            .collect();
+        for (to, number) in members {
+            self.enqueue(lane, to, bytes.clone(), Some((at, number)));
         }
     }
 
@@ -232,6 +281,11 @@ impl Relay {
         };
         buf.clear();
         buf.extend_from_slice(&q.bytes);
+        if let Some((at, number)) = q.room
+            && let Some(place) = buf.get_mut(at..at + 2)
+        {
+            place.copy_from_slice(&number.to_be_bytes());
+        }
         Some((q.to, q.key))
     }
 
@@ -264,7 +318,7 @@ impl Relay {
             .filter(|a| Some(*a) != except)
             .collect();
         for to in recipients {
-            self.enqueue(lane, to, bytes.clone());
+            self.enqueue(lane, to, bytes.clone(), None);
         }
     }
 
@@ -284,12 +338,21 @@ impl Relay {
             bytes,
             session,
             key,
+            room: None,
         }
     }
 
-    /// Queues `bytes` (encoded once, maybe for many) to `to`'s session in `lane`.
-    fn enqueue(&mut self, lane: Lane, to: SocketAddr, bytes: Arc<[u8]>) {
-        let queued = self.queued(to, bytes);
+    /// Queues `bytes` (encoded once, maybe for many) to `to`'s session in `lane`, with its
+    /// number for the room they are about at the place `room` says.
+    fn enqueue(
+        &mut self,
+        lane: Lane,
+        to: SocketAddr,
+        bytes: Arc<[u8]>,
+        room: Option<(usize, u16)>,
+    ) {
+        let mut queued = self.queued(to, bytes);
+        queued.room = room;
         self.push(lane, queued);
     }
 
@@ -337,10 +400,12 @@ pub(super) enum Lane {
     Heartbeat,
 }
 
-/// The datagrams carrying `messages` as live fan-out.
+/// The datagrams carrying `messages` as live fan-out (room 0: each recipient's number is put
+/// in as it leaves).
 fn encode_messages(messages: &[&Message]) -> Vec<Arc<[u8]>> {
     encoded(paginate(messages, MESSAGES_HEADER), |page| {
         Packet::Messages {
+            room: 0,
             messages: page.iter().map(|m| (*m).clone()).collect(),
         }
     })

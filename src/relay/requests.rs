@@ -8,7 +8,6 @@ use uuid::Uuid;
 
 use super::Relay;
 use super::answers::Answer;
-use crate::proto::message::Message;
 use crate::proto::wire::{ErrorCode, MAX_HISTORY_REQUEST, Packet};
 
 impl Relay {
@@ -36,13 +35,18 @@ impl Relay {
         false
     }
 
-    /// Answers a history request: the range it asks for, as the room has it, queued to go page
-    /// by page (an empty answer goes at once).
-    pub(super) fn history(&mut self, to: SocketAddr, req: u32, from: u64, count: u16) {
+    /// Answers a history request about the room the session calls `number`: the range it
+    /// asks for, as the room has it, queued to go page by page (an empty answer goes at once,
+    /// and so does the answer about a room the session is not in).
+    pub(super) fn history(&mut self, to: SocketAddr, req: u32, number: u16, from: u64, count: u16) {
         let count = u64::from(count.min(MAX_HISTORY_REQUEST));
-        let (first, last) = self.lobby.range(from, count);
+        let Some(room) = self.room_of(to, number) else {
+            return self.reply(to, &Packet::Parted { room: number });
+        };
+        let (first, last) = self.rooms[room].range(from, count);
         if first == 0 {
             let page = Packet::HistoryPage {
+                room: number,
                 req,
                 first: 0,
                 last: 0,
@@ -51,6 +55,8 @@ impl Relay {
             return self.reply(to, &page);
         }
         let answer = Answer::History {
+            room,
+            number,
             req,
             first,
             last,
@@ -59,17 +65,19 @@ impl Relay {
         self.queue_answer(to, answer);
     }
 
-    /// Answers a WHO: the room's names in order, queued to go page by page.
-    pub(super) fn who(&mut self, to: SocketAddr, req: u32) {
+    /// Answers a WHO about the room the session calls `number`: its names in order, queued
+    /// to go page by page.
+    pub(super) fn who(&mut self, to: SocketAddr, req: u32, number: u16) {
+        let Some(room) = self.room_of(to, number) else {
+            return self.reply(to, &Packet::Parted { room: number });
+        };
         let answer = Answer::Names {
+            room,
+            number,
             req,
             sent: 0,
             after: None,
         };
         self.queue_answer(to, answer);
-    }
-
-    pub(super) fn keep(&mut self, m: Message) {
-        self.lobby.keep(m, self.config.cache);
     }
 }

@@ -1,12 +1,22 @@
-//! A room's own order: its sequence numbers (the next to give, the latest committed, the first its log holds), the cache of its recent messages, and the latest a heartbeat told.
+//! A room's own order and members: its sequence numbers (the next to give, the latest committed, the first its log holds), the cache of its recent messages, the latest a heartbeat told, who is in it and the presence changes it told.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 
+use super::roster::Roster;
 use crate::proto::message::Message;
 
-/// One room's order and recent messages.
+/// One room's order, recent messages and members.
 #[derive(Debug)]
 pub(super) struct Room {
+    /// Its name, in lower case (its key: see [`room_key`](crate::proto::room::room_key)).
+    pub(super) name: String,
+    /// The sessions in it, by address, each with its number for the room.
+    pub(super) members: HashMap<SocketAddr, u16>,
+    /// The names of its members, sorted, for WHO.
+    pub(super) roster: Roster,
+    /// Presence changes told in it since the relay started.
+    pub(super) announced: u64,
     /// Latest committed sequence number.
     pub(super) committed: u64,
     /// The sequence number of the log's first record (1 unless it was rotated).
@@ -20,9 +30,13 @@ pub(super) struct Room {
 }
 
 impl Room {
-    /// A room whose log is empty.
-    pub(super) fn new() -> Self {
+    /// The room `name` (a room key), whose log is empty.
+    pub(super) fn new(name: &str) -> Self {
         Self {
+            name: name.to_owned(),
+            members: HashMap::new(),
+            roster: Roster::default(),
+            announced: 0,
             committed: 0,
             log_start: 1,
             next_seq: 1,
@@ -46,6 +60,11 @@ impl Room {
         while self.recent.len() > cache {
             self.recent.pop_front();
         }
+    }
+
+    /// How many sessions it has, as a PONG says it.
+    pub(super) fn count(&self) -> u32 {
+        u32::try_from(self.members.len()).unwrap_or(u32::MAX)
     }
 
     /// Gives out the next sequence number.

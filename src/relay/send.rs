@@ -7,14 +7,16 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
-use super::intake::fanout_cost_of;
 use super::parked::parked_cost;
+use super::rooms::RoomId;
 use super::{REORDER_WINDOW, Relay};
 use crate::proto::message::{MAX_TEXT_BYTES, Message, Millis, check_text};
 use crate::proto::wire::{Acked, ErrorCode};
 
 /// The seq remembered for a message id that was refused.
 const REFUSED: u64 = 0;
+/// The room remembered for a message id that was refused: none.
+const NO_ROOM: RoomId = RoomId::MAX;
 
 /// A message accepted but not yet durable.
 #[derive(Debug)]
@@ -22,6 +24,10 @@ pub(super) struct Pending {
     pub(super) message: Message,
     pub(super) sender: SocketAddr,
     pub(super) csn: u64,
+    /// Its room.
+    pub(super) room: RoomId,
+    /// The sender's number for the room.
+    pub(super) number: u16,
 }
 
 impl Relay {
@@ -35,6 +41,7 @@ impl Relay {
         from: SocketAddr,
         csn: u64,
         base: u64,
+        number: u16,
         id: Uuid,
         text: String,
     ) -> bool {
@@ -74,17 +81,17 @@ impl Relay {
                     return true;
                 }
                 self.stats.refused += 1;
-                self.remember(id, REFUSED, Millis(0));
+                self.remember(id, REFUSED, Millis(0), NO_ROOM);
                 self.error(from, ErrorCode::BadText, id, e.to_string());
                 return true;
             }
-            return self.park(from, csn, id, text);
+            return self.park(from, csn, id, number, text);
         }
         if csn < expected {
             // A retransmission of a message this session already handed in.
             self.stats.duplicates += 1;
-            if let Some(&(seq, time)) = self.ids.get(&id) {
-                self.ack_again(from, id, csn, seq, time);
+            if let Some(&stored) = self.ids.get(&id) {
+                self.ack_again(from, id, csn, number, stored);
             }
             return true;
         }
@@ -94,13 +101,13 @@ impl Relay {
         if check_text(&text).is_err() {
             // Refused now, whatever the rate or the room (it costs neither: nothing is
             // stored); those waiting behind it may go on.
-            self.take_in_turn(wall, from, csn, id, text);
+            self.take_in_turn(wall, from, csn, id, number, text);
             self.take_waiting(now, wall, from);
             return true;
         }
-        if !self.has_room(self.fanout_cost(from, &text)) {
+        if !self.has_room(self.fanout_cost(from, number, &text)) {
             // Over the turn's room, or others wait for theirs: it waits its fair turn.
-            self.park(from, csn, id, text);
+            self.park(from, csn, id, number, text);
             self.queue_intake(from);
             return true;
         }
@@ -117,12 +124,12 @@ impl Relay {
             return false;
         };
         if allowed {
-            self.take_in_turn(wall, from, csn, id, text);
+            self.take_in_turn(wall, from, csn, id, number, text);
             self.take_waiting(now, wall, from);
             return true;
         }
         // Too fast: it waits for the allowance to refill.
-        self.park(from, csn, id, text);
+        self.park(from, csn, id, number, text);
         // Counted once a message, not at each of its retransmissions while it waits.
         if copy.is_some() {
             self.stats.duplicates += 1;
@@ -138,10 +145,7 @@ impl Relay {
     /// is told once an episode; one the room stops waits its fair turn (see `intake.rs`).
     pub(super) fn take_waiting(&mut self, now: Instant, wall: Millis, from: SocketAddr) {
         loop {
-            let Some(cost) = self.clients.get(&from).and_then(|s| {
-                let (_, text) = s.ahead.get(&s.next_csn)?;
-                Some(fanout_cost_of(&s.name, text))
-            }) else {
+            let Some(cost) = self.waiting_cost(from) else {
                 return;
             };
             if !self.has_room(cost) {
@@ -177,8 +181,8 @@ impl Relay {
         let Some(csn) = next else {
             return Some(false);
         };
-        let (id, text) = self.unpark(from, csn)?;
-        self.take_in_turn(wall, from, csn, id, text);
+        let (id, number, text) = self.unpark(from, csn)?;
+        self.take_in_turn(wall, from, csn, id, number, text);
         Some(true)
     }
 
@@ -202,7 +206,7 @@ impl Relay {
     /// Keeps a message of `from` waiting for its turn: the one in turn always, one ahead of a
     /// missing csn if the relay has the memory (if not, it is dropped and comes again, and
     /// this is false).
-    fn park(&mut self, from: SocketAddr, csn: u64, id: Uuid, text: String) -> bool {
+    fn park(&mut self, from: SocketAddr, csn: u64, id: Uuid, number: u16, text: String) -> bool {
         let Some(in_turn) = self.clients.get(&from).map(|s| s.next_csn == csn) else {
             return false;
         };
@@ -213,7 +217,7 @@ impl Relay {
             return false;
         }
         if let Some(mut s) = self.clients.get_mut(&from)
-            && let Some((_, old)) = s.ahead.insert(csn, (id, text))
+            && let Some((_, _, old)) = s.ahead.insert(csn, (id, number, text))
         {
             drop(s);
             self.parked.release(from, parked_cost(&old));
@@ -222,9 +226,9 @@ impl Relay {
     }
 
     /// Takes the message with `csn` out of `from`'s waiting ones, if it waits there.
-    fn unpark(&mut self, from: SocketAddr, csn: u64) -> Option<(Uuid, String)> {
+    fn unpark(&mut self, from: SocketAddr, csn: u64) -> Option<(Uuid, u16, String)> {
         let taken = self.clients.get_mut(&from)?.ahead.remove(&csn)?;
-        self.parked.release(from, parked_cost(&taken.1));
+        self.parked.release(from, parked_cost(&taken.2));
         Some(taken)
     }
 
@@ -236,7 +240,10 @@ impl Relay {
                 s.next_csn = base;
                 let keep = s.ahead.split_off(&base);
                 let dropped = std::mem::replace(&mut s.ahead, keep);
-                dropped.values().map(|(_, t)| parked_cost(t)).sum::<usize>()
+                dropped
+                    .values()
+                    .map(|(_, _, t)| parked_cost(t))
+                    .sum::<usize>()
             })
         });
         if let Some(freed) = freed {
@@ -244,31 +251,43 @@ impl Relay {
         }
     }
 
-    /// Takes the message with the csn the session expects.
-    fn take_in_turn(&mut self, wall: Millis, from: SocketAddr, csn: u64, id: Uuid, text: String) {
-        let Some(sender) = self.clients.get_mut(&from).map(|mut s| {
+    /// Takes the message with the csn the session expects, for the room it calls `number`.
+    fn take_in_turn(
+        &mut self,
+        wall: Millis,
+        from: SocketAddr,
+        csn: u64,
+        id: Uuid,
+        number: u16,
+        text: String,
+    ) {
+        let Some((sender, room)) = self.clients.get_mut(&from).map(|mut s| {
             s.next_csn += 1;
-            s.name.clone()
+            (s.name.clone(), s.room_of(number))
         }) else {
             return;
         };
-        if let Some(&(seq, time)) = self.ids.get(&id) {
+        if let Some(&stored) = self.ids.get(&id) {
             // Stored before (in an earlier session, say): acknowledged again, stored once.
             self.stats.duplicates += 1;
-            return self.ack_again(from, id, csn, seq, time);
+            return self.ack_again(from, id, csn, number, stored);
         }
+        let Some(room) = room else {
+            // Sent to a room the session left (or never entered): its client drops it.
+            return self.not_in_room(from, id, number);
+        };
         if let Err(e) = check_text(&text) {
             self.stats.refused += 1;
-            self.remember(id, REFUSED, Millis(0));
+            self.remember(id, REFUSED, Millis(0), NO_ROOM);
             return self.error(from, ErrorCode::BadText, id, e.to_string());
         }
         // The wall clock as it is: the room's order is the seq's alone, so a clock stepped
         // back costs nothing but odd-looking times, and one stepped forward and back again
         // freezes nothing (clamped to the last time, every later time stuck at the future).
         let time = wall;
-        self.use_room(fanout_cost_of(&sender, &text));
-        let seq = self.lobby.take_seq();
-        self.remember(id, seq, time);
+        self.use_room(self.cost_in(room, &sender, &text));
+        let seq = self.rooms[room].take_seq();
+        self.remember(id, seq, time, room);
         self.pending.push(Pending {
             message: Message {
                 seq,
@@ -279,23 +298,48 @@ impl Relay {
             },
             sender: from,
             csn,
+            room,
+            number,
         });
     }
 
-    /// Answers a retransmission of a message handled before: its acknowledgement (after the
-    /// commit, if it is not durable yet), or its refusal.
-    fn ack_again(&mut self, to: SocketAddr, id: Uuid, csn: u64, seq: u64, time: Millis) {
+    /// Answers a retransmission of a message handled before, `stored` as its (seq, time,
+    /// room): its acknowledgement (after the commit, if it is not durable yet), or its
+    /// refusal. The acknowledgement names the room by the session's number for it (a new
+    /// session numbers its rooms afresh), or, if the session is not in it, by the number the
+    /// retransmission said.
+    fn ack_again(
+        &mut self,
+        to: SocketAddr,
+        id: Uuid,
+        csn: u64,
+        number: u16,
+        (seq, time, room): (u64, Millis, RoomId),
+    ) {
         if seq == REFUSED {
             let message = format!(
                 "the message was refused: 1 to {MAX_TEXT_BYTES} bytes, no control characters but tab"
             );
             return self.error(to, ErrorCode::BadText, id, message);
         }
-        self.acknowledge(to, Acked { id, csn, seq, time });
+        let number = (self.clients.get(&to))
+            .and_then(|s| s.rooms.iter().find(|m| m.room == room).map(|m| m.number))
+            .unwrap_or(number);
+        let acked = Acked {
+            id,
+            csn,
+            room: number,
+            seq,
+            time,
+        };
+        // Held until its room commits it, if it is pending.
+        self.acknowledge(to, room, acked);
     }
 
-    pub(super) fn remember(&mut self, id: Uuid, seq: u64, time: Millis) {
-        self.ids.insert(id, (seq, time));
+    /// Remembers that the message `id` is `seq` of `room`, taken at `time` (or refused), so
+    /// that a retransmission of it is stored once.
+    pub(super) fn remember(&mut self, id: Uuid, seq: u64, time: Millis, room: RoomId) {
+        self.ids.insert(id, (seq, time, room));
         self.id_order.push_back(id);
         while self.id_order.len() > self.config.dedup {
             if let Some(old) = self.id_order.pop_front() {

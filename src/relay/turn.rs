@@ -15,7 +15,7 @@ use super::Relay;
 use super::give_back::{GiveBack, oversized};
 use super::outgoing::Lane;
 use crate::proto::message::Millis;
-use crate::proto::wire::{LeaveReason, Packet};
+use crate::proto::wire::{Latest, LeaveReason, Packet, ROOM_AT};
 
 /// How often the relay looks for silent clients, takes messages that waited for their
 /// sender's allowance, and sends the heartbeat.
@@ -117,13 +117,25 @@ impl Relay {
         for addr in waiting {
             self.take_waiting(now, wall, addr);
         }
-        // A heartbeat after new messages tells every client the latest sequence number, so
-        // one that lost the last fan-out datagram notices within a tick and repairs the gap.
-        if self.lobby.committed > self.lobby.heartbeat_seq {
-            self.lobby.heartbeat_seq = self.lobby.committed;
-            let latest = self.lobby.committed;
-            let members = self.members();
-            self.broadcast(Lane::Heartbeat, None, &Packet::Pong { latest, members });
+        // A heartbeat after new messages tells every member of the room its latest sequence
+        // number, so one that lost the last fan-out datagram notices within a tick and
+        // repairs the gap.
+        let news: Vec<usize> = (self.rooms.iter())
+            .filter(|(_, r)| r.committed > r.heartbeat_seq)
+            .map(|(id, _)| id)
+            .collect();
+        for room in news {
+            let r = &mut self.rooms[room];
+            r.heartbeat_seq = r.committed;
+            let pong = Packet::Pong {
+                rooms: vec![Latest {
+                    room: 0,
+                    latest: r.committed,
+                    members: r.count(),
+                }],
+            };
+            // The room's number is the first entry's, after the count.
+            self.send_to_room(Lane::Heartbeat, room, ROOM_AT + 1, &pong);
         }
     }
 }

@@ -5,7 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use crate::proto::room::DEFAULT_ROOM;
-use crate::proto::room::room_key;
+use crate::proto::room::{check_room, room_key};
 use crate::serve::store::{LOG_FILE, mark::MARK_FILE};
 
 /// The directory of the rooms in `data`.
@@ -17,6 +17,37 @@ fn rooms(data: &Path) -> PathBuf {
 /// `data`: its log and its stored-seq, under the room's key.
 pub fn room_dir(data: &Path, room: &str) -> PathBuf {
     rooms(data).join(room_key(room))
+}
+
+/// The rooms whose directories are in `data`, by key, sorted; a directory under `rooms/` whose
+/// name is no room's key is left alone, and said so.
+///
+/// # Errors
+/// A one-line explanation when the directory of the rooms cannot be read.
+pub fn rooms_in(data: &Path) -> Result<Vec<String>, String> {
+    let dir = rooms(data);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot read the directory {}: {e}", dir.display())),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry =
+            entry.map_err(|e| format!("cannot read the directory {}: {e}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir && check_room(&name).is_ok() && room_key(&name) == name {
+            names.push(name);
+        } else {
+            tracing::warn!(
+                "{} is not a room's directory (a room's is its name in lower case): left alone",
+                entry.path().display()
+            );
+        }
+    }
+    names.sort();
+    Ok(names)
 }
 
 /// The directory of the room [`DEFAULT_ROOM`] in `data`, made if need be, after the one-room

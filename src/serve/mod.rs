@@ -2,7 +2,8 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`server`] | the socket loop around [`crate::relay`] and [`store`]: the group-commit turn |
+//! | [`server`] | the socket loop around [`crate::relay`] and [`logs`]: the group-commit turn |
+//! | [`logs`] | every room's log: opened at start, made on first use, one group commit across rooms |
 //! | [`store`] | a room's message log, `messages.jsonl`, appended and flushed, read by binary search |
 //! | [`layout`] | where each room's files are, `rooms/<room>/`, and the upgrade of a one-room directory |
 //! | [`batch`] | datagrams sent many to a system call (sendmmsg) |
@@ -16,6 +17,7 @@ pub mod batch;
 pub mod clock;
 pub mod layout;
 pub mod lock;
+pub mod logs;
 pub mod owners;
 pub mod repair;
 pub mod report;

@@ -1,8 +1,8 @@
 //! `urc serve`: the socket loop around the relay's rules and the message log.
 //!
 //! Each turn of the loop takes every datagram waiting on the socket, writes the messages they
-//! brought to the log with one flush (group commit), and only then lets their
-//! acknowledgements and fan-out leave.
+//! brought to their rooms' logs and flushes them (group commit, see `logs.rs`), and only then
+//! lets their acknowledgements and fan-out leave.
 
 use std::future::Future;
 use std::io;
@@ -24,9 +24,10 @@ use crate::relay::{Config, Relay, Stats, TICK};
 use crate::serve::batch::Batch;
 use crate::serve::clock::ClockWatch;
 use crate::serve::lock::{DataLock, LockError};
+use crate::serve::logs::Logs;
+use crate::serve::owners;
 use crate::serve::report::{self, REPORT_EVERY, SUMMARY_EVERY};
-use crate::serve::store::{LogEvent, OpenError, Store};
-use crate::serve::{layout, owners};
+use crate::serve::store::OpenError;
 
 /// The port the relay listens on by default (outside the ephemeral range).
 pub const DEFAULT_PORT: u16 = 7707;
@@ -44,7 +45,7 @@ const WATCH_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct Server {
     socket: Async<UdpSocket>,
-    store: Store,
+    logs: Logs,
     relay: SecureRelay,
     /// The data directory (the names' owners are written there).
     data: PathBuf,
@@ -112,22 +113,16 @@ impl Server {
                 key_path(&data).display()
             );
         }
-        let room = layout::lobby(&data).map_err(StartError::Data)?;
-        let opened = Store::open(&room, config.cache.max(config.dedup)).map_err(StartError::Log)?;
-        if let Some(bytes) = opened.torn {
-            tracing::warn!(
-                log = %opened.store.path().display(),
-                bytes,
-                "dropped an incomplete last record left by a crash"
-            );
+        let (logs, restored) = Logs::open(&data, config.cache.max(config.dedup))?;
+        let mut relay = Relay::new(config, Vec::new());
+        for (name, tail, first) in restored {
+            relay.restore_room(&name, tail, first);
         }
-        let mut relay = Relay::new(config, opened.tail);
-        relay.set_log_start(opened.store.first_seq());
         *relay.owners_mut() = owners::load(&data).map_err(StartError::Data)?;
         let relay = SecureRelay::new(relay, keypair);
         Ok(Server {
             socket,
-            store: opened.store,
+            logs,
             relay,
             data,
             _lock: lock,
@@ -147,12 +142,17 @@ impl Server {
         self.socket.get_ref().local_addr()
     }
 
-    /// The message log's path.
+    /// The default room's message log.
     pub fn log_path(&self) -> PathBuf {
-        self.store.path().to_owned()
+        self.logs.lobby_path()
     }
 
-    /// The latest stored sequence number.
+    /// How many rooms the relay has.
+    pub fn rooms(&self) -> usize {
+        self.relay.relay().room_count()
+    }
+
+    /// The latest stored sequence number of the default room.
     pub fn latest(&self) -> u64 {
         self.relay.relay().latest()
     }
@@ -251,43 +251,14 @@ impl Server {
         // Reading no more: a JOIN answering the notice would be welcomed by a relay that is
         // gone a moment later.
         self.send_all(&mut out, &mut buf, false).await;
-        if let Err(e) = self.store.mark(self.relay.relay().latest()) {
-            tracing::error!(error = %e, "cannot write the last seq stored");
-        }
-        tracing::info!(latest = self.relay.relay().latest(), "relay stopped");
+        self.logs.mark_all(self.relay.relay());
+        tracing::info!(rooms = self.relay.relay().room_count(), "relay stopped");
         Ok(self.relay.relay().stats().clone())
     }
 
-    /// Looks at the log's file (it may have been deleted, moved or replaced under the relay)
-    /// and writes the last seq stored beside it; says what changed, and, when `remind`, that
-    /// the log is still not back.
+    /// Looks at the logs (see [`Logs::watch`]).
     fn watch_log(&mut self, remind: bool) {
-        let log = self.store.path().display().to_string();
-        match self.store.check() {
-            Some(LogEvent::Lost { why, rescued }) => {
-                let kept = match rescued {
-                    None => String::new(),
-                    Some(Ok(path)) => format!("; its records are kept in {}", path.display()),
-                    Some(Err(e)) => format!("; its records could not be kept ({e})"),
-                };
-                tracing::error!(
-                    "the message log {log} {why} while the relay ran: nothing more is acknowledged (clients keep resending) until it is back under its name{kept}; to go on, put it back, or stop the relay"
-                );
-            }
-            Some(LogEvent::Back) => {
-                tracing::warn!("the message log {log} is back: acknowledging again");
-            }
-            None => {
-                if let Some(why) = self.store.lost()
-                    && remind
-                {
-                    tracing::error!("the message log {log} {why}: still acknowledging nothing");
-                }
-            }
-        }
-        if let Err(e) = self.store.mark(self.relay.relay().latest()) {
-            tracing::error!(error = %e, "cannot write the last seq stored beside the log");
-        }
+        self.logs.watch(self.relay.relay(), remind);
     }
 
     /// Hands one datagram to the relay; the buffer is one byte longer than the largest valid
@@ -321,33 +292,11 @@ impl Server {
                 }
             }
         }
-        if !self.relay.relay().has_appends() {
-            return;
-        }
-        match self.store.append(self.relay.relay_mut().appends()) {
-            Ok(()) => self.relay.relay_mut().commit(),
-            Err(e) => {
-                // While the log is lost, `watch_log` says so every few seconds instead.
-                if self.store.lost().is_none() {
-                    tracing::error!(error = %e, log = %self.store.path().display(), "cannot write the message log; nothing was acknowledged");
-                }
-                self.relay.relay_mut().abort(&e.to_string());
-            }
-        }
+        self.logs.commit(self.relay.relay_mut());
     }
 
     fn serve_reads(&mut self) {
-        while let Some(read) = self.relay.relay_mut().poll_read() {
-            match self.store.read(read.first, read.last) {
-                Ok(messages) => self.relay.relay_mut().serve_read(&read, &messages),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read the message log for history");
-                    // The answer goes on without them; the client asks again for what is
-                    // missing.
-                    self.relay.relay_mut().serve_read(&read, &[]);
-                }
-            }
-        }
+        self.logs.serve_reads(self.relay.relay_mut());
     }
 
     /// Sends what the relay has to send; every [`READ_EVERY`] datagrams (when `read`), takes

@@ -13,11 +13,19 @@ pub enum Command {
     Say(String),
     /// `/history [N]`: show the last N messages.
     History(u16),
-    /// `/who`: list the room.
-    Who,
+    /// `/who [#room]`: list a room (the current one without a name).
+    Who(Option<String>),
+    /// `/join #room`: enter a room (made on first use) and type to it.
+    Join(String),
+    /// `/part [#room] [message]`: leave a room (the current one without a name).
+    Part(Option<String>, String),
+    /// `/rooms`: list the rooms you are in.
+    Rooms,
+    /// `/switch #room`: type to another of your rooms.
+    Switch(String),
     /// `/help`: list the commands.
     Help,
-    /// `/quit [MESSAGE]`: leave the room, telling the others MESSAGE with the leave.
+    /// `/quit [MESSAGE]`: leave the relay, telling the others MESSAGE with the leave.
     Quit(Option<String>),
     /// A line that is not valid: the explanation, for the user.
     Invalid(String),
@@ -26,11 +34,15 @@ pub enum Command {
 /// The help text, one line a command.
 pub const HELP: &str = "\
 commands:
-  /history [N]   show the last N messages (default 20, at most 1000)
-  /who           list who is in the room
+  /join #room    enter a room (made on first use) and type to it
+  /part [#room] [text]  leave a room (this one without a name), saying text
+  /rooms         list your rooms, with who is in each and what you have not seen
+  /switch #room  type to another of your rooms (Alt-1 to Alt-9: the 1st to 9th)
+  /history [N]   show the last N messages of this room (default 20, at most 1000)
+  /who [#room]   list who is in this room (or another of yours)
   /me text       say what you do: shows as * alice text
   /help          show this help
-  /quit [text]   leave the room, saying text to the others (Ctrl-D too)
+  /quit [text]   leave every room, saying text to the others (Ctrl-D too)
   //text         send text that starts with a slash
 anything else is sent as a message";
 
@@ -66,19 +78,59 @@ pub fn parse(line: &str) -> Option<Command> {
                 "/history takes a number from 1 to {MAX_HISTORY_REQUEST}, not {n:?}"
             )),
         },
-        ("who", []) => Command::Who,
+        ("who", []) => Command::Who(None),
+        ("who", [room]) => match room_arg(room) {
+            Ok(room) => Command::Who(Some(room)),
+            Err(hint) => Command::Invalid(hint),
+        },
+        ("join" | "j", [room]) => match room_arg(room) {
+            Ok(room) => Command::Join(room),
+            Err(hint) => Command::Invalid(hint),
+        },
+        ("join" | "j", _) => Command::Invalid("usage: /join #room".into()),
+        ("switch" | "sw", [room]) => match room_arg(room) {
+            Ok(room) => Command::Switch(room),
+            Err(hint) => Command::Invalid(hint),
+        },
+        ("switch" | "sw", _) => Command::Invalid("usage: /switch #room".into()),
+        ("rooms", []) => Command::Rooms,
+        ("part", []) => Command::Part(None, String::new()),
+        ("part", [first, ..]) => {
+            // What follows the command (and the room, if it names one), inner spaces kept.
+            let after = |word: &str| -> String {
+                let rest = rest.trim_start()[typed.len()..].trim_start();
+                rest[word.len()..].trim().to_owned()
+            };
+            if first.starts_with('#') {
+                match room_arg(first) {
+                    Ok(room) => Command::Part(Some(room), after(first)),
+                    Err(hint) => Command::Invalid(hint),
+                }
+            } else {
+                Command::Part(None, after(""))
+            }
+        }
         ("help", []) => Command::Help,
         ("quit", []) => Command::Quit(None),
         // What follows the command as typed, inner spaces kept.
         ("quit", _) => Command::Quit(Some(rest.trim_start()[typed.len()..].trim().to_owned())),
         ("history", _) => Command::Invalid("usage: /history [N]".into()),
-        ("who" | "help", _) => Command::Invalid(format!("/{name} takes no arguments")),
+        ("who", _) => Command::Invalid("usage: /who [#room]".into()),
+        ("help" | "rooms", _) => Command::Invalid(format!("/{name} takes no arguments")),
         ("me", _) => Command::Invalid("usage: /me text (shows as * yourname text)".into()),
         _ => Command::Invalid(format!(
             "unknown command /{typed}: type /help for the commands, or //{typed} to send it as text"
         )),
     };
     Some(command)
+}
+
+/// A room named after a command: `#ops` or `ops`, checked.
+fn room_arg(word: &str) -> Result<String, String> {
+    let name = word.strip_prefix('#').unwrap_or(word);
+    crate::proto::room::check_room(name)
+        .map(|()| crate::proto::room::room_key(name))
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -91,7 +143,21 @@ mod tests {
         assert_eq!(parse("  "), None);
         assert_eq!(parse("/history"), Some(Command::History(20)));
         assert_eq!(parse("/history 5"), Some(Command::History(5)));
-        assert_eq!(parse("/who"), Some(Command::Who));
+        assert_eq!(parse("/who"), Some(Command::Who(None)));
+        assert_eq!(parse("/who #Ops"), Some(Command::Who(Some("ops".into()))));
+        assert_eq!(parse("/join #ops"), Some(Command::Join("ops".into())));
+        assert_eq!(parse("/j lunch"), Some(Command::Join("lunch".into())));
+        assert_eq!(parse("/switch #ops"), Some(Command::Switch("ops".into())));
+        assert_eq!(parse("/rooms"), Some(Command::Rooms));
+        assert_eq!(parse("/part"), Some(Command::Part(None, String::new())));
+        assert_eq!(
+            parse("/part #ops  see you  later "),
+            Some(Command::Part(Some("ops".into()), "see you  later".into()))
+        );
+        assert_eq!(
+            parse("/part gone home"),
+            Some(Command::Part(None, "gone home".into()))
+        );
         assert_eq!(parse("/help"), Some(Command::Help));
         assert_eq!(parse("/quit"), Some(Command::Quit(None)));
         assert_eq!(
@@ -105,7 +171,7 @@ mod tests {
         );
         assert!(matches!(parse("/me"), Some(Command::Invalid(_))));
         // Any case, as in IRC clients.
-        assert_eq!(parse("/WHO"), Some(Command::Who));
+        assert_eq!(parse("/WHO"), Some(Command::Who(None)));
         assert_eq!(parse("/History 5"), Some(Command::History(5)));
         assert_eq!(parse("/Quit"), Some(Command::Quit(None)));
         assert_eq!(
@@ -129,7 +195,13 @@ mod tests {
             "/history 0",
             "/history x",
             "/history 1 2",
-            "/who me",
+            "/who me too",
+            "/join",
+            "/join #no!",
+            "/join a b",
+            "/switch",
+            "/part #-x",
+            "/rooms x",
             "/",
         ] {
             match parse(line) {

@@ -1,4 +1,4 @@
-//! Tab completion for the terminal client: commands, and the names of the people in the room.
+//! Tab completion for the terminal client: commands, the rooms after the commands that take one, and the names of the people in the rooms.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -6,11 +6,17 @@ use std::sync::{Arc, Mutex};
 use crate::proto::name::fold;
 
 /// The commands, as completion offers them.
-pub const COMMANDS: [&str; 5] = ["/help", "/history", "/me", "/quit", "/who"];
+pub const COMMANDS: [&str; 9] = [
+    "/help", "/history", "/join", "/me", "/part", "/quit", "/rooms", "/switch", "/who",
+];
 
-/// The names in the room, kept up to date by the session and read by completion.
+/// The commands whose first word is a room.
+const ROOM_COMMANDS: [&str; 4] = ["/join", "/part", "/switch", "/who"];
+
+/// The names in the rooms and the rooms entered, kept up to date by the session and read by
+/// completion.
 #[derive(Debug, Clone, Default)]
-pub struct Names(Arc<Mutex<BTreeSet<String>>>);
+pub struct Names(Arc<Mutex<BTreeSet<String>>>, Arc<Mutex<BTreeSet<String>>>);
 
 impl Names {
     /// Replaces every name (a `/who` answer).
@@ -33,11 +39,18 @@ impl Names {
         self.lock().remove(name);
     }
 
+    /// Adds a room (entered).
+    pub fn add_room(&self, room: &str) {
+        lock(&self.1).insert(room.to_owned());
+    }
+
+    /// Removes a room (parted).
+    pub fn remove_room(&self, room: &str) {
+        lock(&self.1).remove(room);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
-        // A panic elsewhere while holding the lock leaves a set that is still a set.
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.0)
     }
 
     /// What completes the word that ends at byte `pos` of `line`: where that word starts,
@@ -50,6 +63,16 @@ impl Names {
         if start == 0 && word.starts_with('/') {
             let found = COMMANDS.iter().filter(|c| c.starts_with(word));
             return (0, found.map(|c| format!("{c} ")).collect());
+        }
+        let first = before.split_whitespace().next().unwrap_or("");
+        let second_word = before[..start].split_whitespace().count() == 1;
+        if second_word && ROOM_COMMANDS.contains(&first.to_lowercase().as_str()) {
+            let typed = word.strip_prefix('#').unwrap_or(word).to_lowercase();
+            let found = (lock(&self.1).iter())
+                .filter(|r| r.starts_with(&typed))
+                .map(|r| format!("#{r} "))
+                .collect();
+            return (start, found);
         }
         if word.is_empty() {
             return (pos, Vec::new());
@@ -64,6 +87,12 @@ impl Names {
             .collect();
         (start, found)
     }
+}
+
+fn lock(set: &Mutex<BTreeSet<String>>) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+    // A panic elsewhere while holding the lock leaves a set that is still a set.
+    set.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -90,5 +119,29 @@ mod tests {
         names.add("bob");
         assert_eq!(names.complete("b", 1).1, vec!["bob: ".to_owned()]);
         assert!(names.complete("al", 2).1 == vec!["Alfred: ".to_owned()]);
+    }
+
+    #[test]
+    fn rooms_after_the_commands_that_take_one() {
+        let names = Names::default();
+        names.set(&["olga".into()]);
+        for room in ["ops", "lunch", "office"] {
+            names.add_room(room);
+        }
+        names.remove_room("lunch");
+        let rooms = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            names.complete("/join o", 7),
+            (6, rooms(&["#office ", "#ops "]))
+        );
+        assert_eq!(names.complete("/switch #op", 11), (8, rooms(&["#ops "])));
+        assert_eq!(
+            names.complete("/part ", 6),
+            (6, rooms(&["#office ", "#ops "]))
+        );
+        assert_eq!(names.complete("/PART of", 8), (6, rooms(&["#office "])));
+        // After the room, and elsewhere, names.
+        assert_eq!(names.complete("/part #ops ol", 13), (11, rooms(&["olga "])));
+        assert_eq!(names.complete("o", 1), (0, rooms(&["olga: "])));
     }
 }

@@ -3,8 +3,8 @@
 //! is accepted.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use rustyline::completion::Completer;
 use rustyline::highlight::{CmdKind, Highlighter};
@@ -14,6 +14,50 @@ use rustyline::{Context, Helper};
 
 use crate::term::complete::Names;
 use crate::term::resize::Screen;
+
+/// The room typed lines go to, set by the session and shown by the prompt (`alice #ops> `),
+/// with a way for the editor to wait until a command that may change it was handled.
+#[derive(Debug, Clone, Default)]
+pub struct Target(Arc<(Mutex<(String, u64)>, Condvar)>);
+
+impl Target {
+    /// Makes `room` the room typed lines go to ("" for none).
+    pub fn set(&self, room: &str) {
+        let mut t = self.lock();
+        t.0 = room.to_owned();
+    }
+
+    /// Says that the `handled`th line was handled.
+    pub fn handled(&self, handled: u64) {
+        self.lock().1 = handled;
+        self.0.1.notify_all();
+    }
+
+    /// The room typed lines go to, once the `line`th line was handled (or `wait` passed).
+    pub fn after(&self, line: u64, wait: std::time::Duration) -> String {
+        let t = self.lock();
+        let (t, _) = (self.0.1)
+            .wait_timeout_while(t, wait, |t| t.1 < line)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        t.0.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (String, u64)> {
+        (self.0.0)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The prompt for `name` typing to `room`: `alice #ops> `, or `alice> ` in no room.
+pub fn prompt(name: &str, room: &str) -> String {
+    let name = crate::term::render::sanitize(name);
+    if room.is_empty() {
+        format!("{name}> ")
+    } else {
+        format!("{name} #{room}> ")
+    }
+}
 
 /// Whether the relay is answering, set by the session and shown by the prompt.
 #[derive(Debug, Clone, Default)]
@@ -76,6 +120,8 @@ pub struct Assist {
     pub hold: Hold,
     /// Told the line being typed, for what a resize breaks.
     pub screen: Screen,
+    /// The room typed lines go to, for the prompt.
+    pub target: Target,
 }
 
 impl Completer for Assist {
@@ -143,6 +189,7 @@ mod tests {
     fn the_prompt_shows_a_silent_relay_at_the_same_width() {
         let connection = Connection::default();
         let plain = Assist {
+            target: Default::default(),
             names: Names::default(),
             connection: connection.clone(),
             color: false,

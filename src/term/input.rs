@@ -43,9 +43,14 @@ pub(crate) fn spawn_stdin_reader(tx: async_channel::Sender<Input>) {
     });
 }
 
+/// How long the prompt waits for the session to handle a line (which may change the room it
+/// shows) before it is drawn anyway.
+const TARGET_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Runs rustyline on a thread of its own; it stops after `/quit` or Ctrl-D so the terminal is
 /// given back in its normal mode (Ctrl-C only clears the line).
 pub(crate) fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assist: Assist) {
+    let target = assist.target.clone();
     std::thread::spawn(move || {
         // rustyline skips the helper's highlighting under NO_COLOR; the helper draws the
         // connection into the prompt and honours NO_COLOR itself, so it is always asked.
@@ -84,9 +89,12 @@ pub(crate) fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assis
                 hold.clone(),
             );
         }
-        let prompt = format!("{}> ", crate::term::render::sanitize(&name));
-        screen.prompt(&prompt);
+        // Lines sent so far: a command may change the room, and the prompt waits for it.
+        let mut sent = 0u64;
         loop {
+            let room = target.after(sent, TARGET_WAIT);
+            let prompt = crate::term::editor::prompt(&name, &room);
+            screen.prompt(&prompt);
             reading.set(true);
             let read = editor.readline(&prompt);
             reading.set(false);
@@ -111,6 +119,7 @@ pub(crate) fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assis
                         if tx.send_blocking(Input::Line(line.to_owned())).is_err() || quit {
                             return;
                         }
+                        sent += 1;
                     }
                 }
                 // Ctrl-C drops the line being typed, as in readline; it never quits.

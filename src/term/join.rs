@@ -16,7 +16,7 @@ use crate::proto::message::Millis;
 use crate::proto::wire::MAX_DATAGRAM;
 use crate::term::command::{self, Command};
 use crate::term::complete::Names;
-use crate::term::editor::{Assist, Connection, Hold};
+use crate::term::editor::{Assist, Connection, Hold, Target};
 use crate::term::ending::{TerminalMode, leave_signals, say_goodbye, tell_what_is_owed};
 use crate::term::input::{Input, spawn_editor, spawn_stdin_reader};
 use crate::term::output::{EDITOR_SETTLES, Output};
@@ -105,6 +105,14 @@ async fn session(options: Options) -> Result<(), JoinError> {
         wrap: !renderer.json() && io::stdout().is_terminal(),
     };
     let mut view = View::new(renderer, &options.client.name);
+    // Typed lines go to the first room until the user switches.
+    let target = Target::default();
+    let first = (client_first_room(&options.client)).unwrap_or_default();
+    view.switch(&first);
+    target.set(&first);
+    // Lines the editor sent that were handled: its prompt waits for a command's.
+    let mut handled = 0u64;
+    let mut first_entered = false;
     let mut client = SecureClient::new(
         options.client.clone(),
         options.identity.clone(),
@@ -142,17 +150,31 @@ async fn session(options: Options) -> Result<(), JoinError> {
         let mut reason = None;
         while let Some(event) = client.poll_event() {
             match &event {
-                Event::Who { names: all } => {
-                    names.set(all);
+                Event::Who { room, names: all } => {
+                    if room == view.current() {
+                        names.set(all);
+                    }
                     greeting = Greeting::Done;
                 }
                 Event::Error(_) if greeting == Greeting::Asked => greeting = Greeting::Done,
                 // The client tells an arrival once (someone rejoining a restarted relay is not
                 // news), and what changed while it was away after a rejoin.
-                Event::Joined { name } => names.add(name),
+                Event::Joined { name, .. } => names.add(name),
                 Event::Left { name, .. } => names.remove(name),
                 // Anyone said may be completed.
                 Event::Message { message, .. } => names.add(&message.from),
+                Event::Entered { room } => names.add_room(room),
+                Event::Parted { room } => {
+                    names.remove_room(room);
+                    view.forget(room);
+                    if room == view.current() {
+                        // Typed lines go to the next room the user is in, if any.
+                        let next = client.rooms().into_iter().next().map(|r| r.name);
+                        let next = next.unwrap_or_default();
+                        view.switch(&next);
+                        target.set(&next);
+                    }
+                }
                 _ => {}
             }
             let event = match event {
@@ -173,6 +195,13 @@ async fn session(options: Options) -> Result<(), JoinError> {
                 )),
                 event => event,
             };
+            // Entering the room of the start is said by who is in it.
+            if let Event::Entered { room } = &event
+                && *room == first
+                && !std::mem::replace(&mut first_entered, true)
+            {
+                continue;
+            }
             if let (true, Event::Error(why)) = (shut_out, &event) {
                 reason = Some(why.clone());
                 continue;
@@ -210,6 +239,7 @@ async fn session(options: Options) -> Result<(), JoinError> {
                 color: renderer.colored(),
                 hold: hold.clone(),
                 screen: screen.clone(),
+                target: target.clone(),
             };
             spawn_editor(input_tx.clone(), client.name().to_owned(), assist);
         }
@@ -217,11 +247,11 @@ async fn session(options: Options) -> Result<(), JoinError> {
             && (client.is_idle() || Instant::now() >= deadline)
         {
             let (lost, undelivered) = (client.unacked_texts(), client.undelivered());
-            seen::remember(
-                options.seen_file.as_ref(),
-                client.is_joined(),
-                client.delivered(),
-            );
+            let rooms: Vec<(String, u64)> = (client.rooms().into_iter())
+                .filter(|r| r.entered)
+                .map(|r| (r.name, r.delivered))
+                .collect();
+            seen::remember(options.seen_file.as_ref(), client.is_joined(), &rooms);
             client.leave_saying(Instant::now(), &farewell);
             say_goodbye(&mut client, &socket, &mut buf).await;
             if !client.was_welcomed() {
@@ -283,13 +313,22 @@ async fn session(options: Options) -> Result<(), JoinError> {
             Wake::Input(Some(Input::Line(line))) => {
                 // The editor erased the accepted line before it sent it.
                 output.release();
+                let mut here = Here {
+                    view: &mut view,
+                    target: &target,
+                    seen: options.seen_file.as_ref(),
+                    history: options.client.history,
+                };
                 if closing.is_none()
-                    && let Some(said) = handle_line(&mut client, &mut output, renderer, now, &line)
+                    && let Some(said) =
+                        handle_line(&mut client, &mut output, &mut here, renderer, now, &line)
                 {
                     farewell = said;
                     closing = Some(now + options.wait);
                     tell_what_is_owed(&client, &options, &mut output);
                 }
+                handled += 1;
+                target.handled(handled);
             }
             Wake::Input(Some(Input::End) | None) => {
                 if closing.is_none() {
@@ -370,24 +409,130 @@ fn refused(
     }
 }
 
+/// The first room the client enters.
+fn client_first_room(config: &Config) -> Option<String> {
+    match config.rooms.first() {
+        Some((room, _)) => Some(crate::proto::room::room_key(room)),
+        None => Some(crate::proto::room::DEFAULT_ROOM.to_owned()),
+    }
+}
+
+/// Where typed lines go, and what the commands that change it need.
+struct Here<'a> {
+    view: &'a mut View,
+    target: &'a Target,
+    /// Where the user left off in each room (the file, and the relay's name in it).
+    seen: Option<&'a (std::path::PathBuf, String)>,
+    /// Messages of history to show on entering a room.
+    history: u16,
+}
+
+impl Here<'_> {
+    /// Makes `room` the one typed lines go to, and says so (with what came there meanwhile).
+    fn switch(&mut self, output: &mut Output, renderer: Renderer, room: &str) {
+        let seen = self.view.switch(room);
+        self.target.set(room);
+        let what = match (seen.messages, seen.mentions) {
+            (0, _) => String::new(),
+            (n, 0) => format!(": {n} new since you were last here"),
+            (n, m) => format!(": {n} new since you were last here, {m} mentioning you"),
+        };
+        let notice = Event::Notice(format!("typing to #{room}{what}"));
+        output.line(renderer.line(&notice));
+    }
+}
+
 /// Does what a line says; returns what to say on leaving when it is `/quit`.
 fn handle_line(
     client: &mut Client,
     output: &mut Output,
+    here: &mut Here,
     renderer: Renderer,
     now: Instant,
     line: &str,
 ) -> Option<String> {
     let local = |output: &mut Output, event: Event| output.line(renderer.line(&event));
+    let followed = |client: &Client, room: &str| client.rooms().iter().any(|r| r.name == room);
+    let current = here.view.current().to_owned();
     match command::parse(line) {
         None => {}
+        Some(Command::Say(_)) if current.is_empty() => local(
+            output,
+            Event::Error("you are in no room: /join one first".to_owned()),
+        ),
         Some(Command::Say(text)) => {
-            if let Err(e) = client.send(now, &text) {
+            if let Err(e) = client.send_to(now, &current, &text) {
                 local(output, Event::Error(e.to_string()));
             }
         }
-        Some(Command::History(n)) => client.request_history(now, n),
-        Some(Command::Who) => client.request_who(now),
+        Some(Command::History(n)) if !client.request_history_in(now, &current, n) => local(
+            output,
+            Event::Error("you are in no room: /join one first".into()),
+        ),
+        Some(Command::History(_)) => {}
+        Some(Command::Who(room)) => {
+            let room = room.unwrap_or(current);
+            if !client.request_who_in(now, &room) {
+                local(
+                    output,
+                    Event::Error(format!("you are not in #{room}: /join it first")),
+                );
+            }
+        }
+        Some(Command::Join(room)) => {
+            if followed(client, &room) {
+                here.switch(output, renderer, &room);
+            } else {
+                let since = here
+                    .seen
+                    .and_then(|(path, relay)| seen::load(path, relay, &room));
+                match client.enter(now, &room, here.history, since) {
+                    Ok(()) => here.switch(output, renderer, &room),
+                    Err(e) => local(output, Event::Error(e.to_string())),
+                }
+            }
+        }
+        Some(Command::Part(room, said)) => {
+            let room = room.unwrap_or(current);
+            if !client.part(now, &room, &said) {
+                local(output, Event::Error(format!("you are not in #{room}")));
+            }
+        }
+        Some(Command::Switch(room)) => {
+            if followed(client, &room) {
+                here.switch(output, renderer, &room);
+            } else {
+                local(
+                    output,
+                    Event::Error(format!("you are not in #{room}: /join #{room} to enter it")),
+                );
+            }
+        }
+        Some(Command::Rooms) => {
+            let rooms = client.rooms();
+            if rooms.is_empty() {
+                local(
+                    output,
+                    Event::Notice("you are in no room: /join one".into()),
+                );
+            }
+            for r in rooms {
+                let mut about = if r.entered {
+                    format!("#{} ({})", r.name, r.members)
+                } else {
+                    format!("#{} (entering)", r.name)
+                };
+                if r.name == current {
+                    about.push_str(", typing here");
+                } else if let Some(a) = here.view.unseen().get(&r.name) {
+                    about.push_str(&format!(", {} unseen", a.messages));
+                    if a.mentions > 0 {
+                        about.push_str(&format!(", {} mentioning you", a.mentions));
+                    }
+                }
+                local(output, Event::Notice(about));
+            }
+        }
         Some(Command::Help) => {
             for l in command::HELP.lines() {
                 local(output, Event::Notice(l.to_owned()));

@@ -126,17 +126,20 @@ impl Renderer {
                     Line::new(format!("{time} {name}: "), text)
                 }
             }
-            Event::HistoryStart { count } => self.notice(&match count {
+            Event::HistoryStart { count, .. } => self.notice(&match count {
                 0 => "history: no messages --".to_owned(),
                 1 => "history: the last message --".to_owned(),
                 n => format!("history: the last {n} messages --"),
             }),
-            Event::HistoryEnd => self.notice("end of history --"),
-            Event::Joined { name } => self.notice(&format!("{} joined", self.name(name))),
+            Event::HistoryEnd { .. } => self.notice("end of history --"),
+            Event::Joined { name, .. } => self.notice(&format!("{} joined", self.name(name))),
+            Event::Entered { room } => self.notice(&format!("you are in #{room}")),
+            Event::Parted { room } => self.notice(&format!("you left #{room}")),
             Event::Left {
                 name,
                 reason,
                 message,
+                ..
             } => match (reason, message) {
                 (LeaveReason::Quit, Some(said)) => {
                     self.notice(&format!("{} left ({})", self.name(name), sanitize(said)))
@@ -146,7 +149,7 @@ impl Renderer {
                     self.notice(&format!("{} left (timed out)", self.name(name)))
                 }
             },
-            Event::Who { names } => {
+            Event::Who { names, .. } => {
                 let names: Vec<String> = names.iter().map(|n| self.name(n)).collect();
                 self.notice(&format!(
                     "in the room ({}): {}",
@@ -156,7 +159,7 @@ impl Renderer {
             }
             Event::Notice(text) => self.notice(&sanitize(text)),
             Event::Silent => self.notice(SILENT),
-            Event::Missed { count, since } => {
+            Event::Missed { count, since, .. } => {
                 let when = self.clock(*since);
                 let what = match count {
                     0 => format!("no new messages since {when}"),
@@ -252,9 +255,13 @@ const CYAN: &str = "\x1b[36m";
 fn json_event(event: &Event, mention: bool) -> serde_json::Value {
     match event {
         Event::Message {
-            message, history, ..
+            room,
+            message,
+            history,
+            ..
         } => json!({
             "event": "message",
+            "room": room,
             "seq": message.seq,
             "id": message.id,
             "from": message.from,
@@ -263,24 +270,31 @@ fn json_event(event: &Event, mention: bool) -> serde_json::Value {
             "history": history,
             "mention": mention,
         }),
-        Event::HistoryStart { count } => json!({"event": "history", "count": count}),
-        Event::HistoryEnd => json!({"event": "history_end"}),
-        Event::Joined { name } => json!({"event": "joined", "name": name}),
+        Event::HistoryStart { room, count } => {
+            json!({"event": "history", "room": room, "count": count})
+        }
+        Event::HistoryEnd { room } => json!({"event": "history_end", "room": room}),
+        Event::Joined { room, name } => json!({"event": "joined", "room": room, "name": name}),
+        Event::Entered { room } => json!({"event": "entered", "room": room}),
+        Event::Parted { room } => json!({"event": "parted", "room": room}),
         Event::Left {
+            room,
             name,
             reason,
             message,
         } => json!({
             "event": "left",
+            "room": room,
             "name": name,
             "reason": match reason { LeaveReason::Quit => "quit", LeaveReason::TimedOut => "timeout" },
             "message": message,
         }),
-        Event::Who { names } => json!({"event": "who", "names": names}),
+        Event::Who { room, names } => json!({"event": "who", "room": room, "names": names}),
         Event::Notice(message) => json!({"event": "notice", "message": message}),
         Event::Silent => json!({"event": "notice", "message": SILENT}),
-        Event::Missed { count, since } => json!({
+        Event::Missed { room, count, since } => json!({
             "event": "missed",
+            "room": room,
             "count": count,
             "since": since.to_rfc3339(),
         }),
@@ -322,6 +336,7 @@ mod tests {
 
     fn message(text: &str) -> Event {
         Event::Message {
+            room: "lobby".into(),
             message: Message {
                 seq: 7,
                 id: Uuid::nil(),
@@ -354,12 +369,14 @@ mod tests {
         let east = Renderer::new(UtcOffset::from_hms(8, 0, 0).unwrap(), false);
         assert_eq!(east.event(&message("x")), "16:00 alice: x");
         let left = Event::Left {
+            room: "lobby".into(),
             name: "bob".into(),
             reason: LeaveReason::TimedOut,
             message: None,
         };
         assert_eq!(r.event(&left), "-- bob left (timed out)");
         let said = Event::Left {
+            room: "lobby".into(),
             name: "bob".into(),
             reason: LeaveReason::Quit,
             message: Some("gone \u{1b}[2Jhome".into()),
@@ -424,6 +441,7 @@ mod tests {
     fn what_was_missed() {
         let r = Renderer::new(UtcOffset::UTC, false);
         let missed = |count| Event::Missed {
+            room: "lobby".into(),
             count,
             since: Millis(1_795_593_600_123),
         };
@@ -436,7 +454,7 @@ mod tests {
         let json = Renderer::new(UtcOffset::UTC, true).event(&missed(2));
         assert_eq!(
             json,
-            r#"{"event":"missed","count":2,"since":"2026-11-25T08:00:00.123Z"}"#
+            r#"{"event":"missed","room":"lobby","count":2,"since":"2026-11-25T08:00:00.123Z"}"#
         );
     }
 
@@ -452,8 +470,9 @@ mod tests {
         assert_eq!(v["history"], false);
         assert!(!line.contains('\u{1b}'), "json escapes control characters");
         let who = r.event(&Event::Who {
+            room: "lobby".into(),
             names: vec!["a".into(), "b".into()],
         });
-        assert_eq!(who, r#"{"event":"who","names":["a","b"]}"#);
+        assert_eq!(who, r#"{"event":"who","room":"lobby","names":["a","b"]}"#);
     }
 }

@@ -1,5 +1,6 @@
-//! Where the terminal client remembers, per relay, the last message its user saw and when:
-//! `$XDG_STATE_HOME/urc/last-seen.json` (`~/.local/state/urc/last-seen.json`).
+//! Where the terminal client remembers, per relay and room, the last message its user saw and
+//! when: `$XDG_STATE_HOME/urc/last-seen.json` (`~/.local/state/urc/last-seen.json`), keyed
+//! `"<relay> #<room>"` (a key of the relay alone, from before rooms, is its default room's).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -15,18 +16,34 @@ pub fn default_path() -> Option<PathBuf> {
         .map(|d| d.join("urc").join("last-seen.json"))
 }
 
-/// What the user last saw of `relay` (its address, as given), if anything.
-pub fn load(path: &Path, relay: &str) -> Option<Seen> {
-    read(path).remove(relay)
+/// What the user last saw of `room` on `relay` (its address, as given), if anything.
+pub fn load(path: &Path, relay: &str, room: &str) -> Option<Seen> {
+    let mut all = read(path);
+    all.remove(&key(relay, room)).or_else(|| {
+        (room == crate::proto::room::DEFAULT_ROOM)
+            .then(|| all.remove(relay))
+            .flatten()
+    })
 }
 
-/// Remembers what the user last saw of `relay`, keeping what the file says of other relays.
+/// The file's key for `room` on `relay`.
+fn key(relay: &str, room: &str) -> String {
+    format!("{relay} #{room}")
+}
+
+/// Remembers what the user last saw of each of `rooms` on `relay`, keeping what the file says
+/// of other rooms and relays.
 ///
 /// # Errors
 /// When the file or its directory cannot be written.
-pub fn save(path: &Path, relay: &str, seen: Seen) -> io::Result<()> {
+pub fn save(path: &Path, relay: &str, rooms: &[(String, Seen)]) -> io::Result<()> {
     let mut all = read(path);
-    all.insert(relay.to_owned(), seen);
+    for (room, seen) in rooms {
+        if room == crate::proto::room::DEFAULT_ROOM {
+            all.remove(relay);
+        }
+        all.insert(key(relay, room), *seen);
+    }
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
@@ -39,18 +56,18 @@ pub fn save(path: &Path, relay: &str, seen: Seen) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
-/// At the end of a session in a terminal: saves `delivered`, the last message shown, for
-/// "since you were last here" next time, in `file` (its path, and the relay's name in it),
-/// when the client was in the room.
-pub fn remember(file: Option<&(PathBuf, String)>, joined: bool, delivered: u64) {
+/// At the end of a session in a terminal: saves the last message shown in each of `rooms`
+/// (a name and a seq), for "since you were last here" next time, in `file` (its path, and
+/// the relay's name in it), when the client was joined.
+pub fn remember(file: Option<&(PathBuf, String)>, joined: bool, rooms: &[(String, u64)]) {
     let (Some((path, relay)), true) = (file, joined) else {
         return;
     };
-    let seen = Seen {
-        seq: delivered,
-        at: crate::proto::message::Millis::now(),
-    };
-    if let Err(e) = save(path, relay, seen) {
+    let at = crate::proto::message::Millis::now();
+    let rooms: Vec<(String, Seen)> = (rooms.iter())
+        .map(|(room, seq)| (room.clone(), Seen { seq: *seq, at }))
+        .collect();
+    if let Err(e) = save(path, relay, &rooms) {
         // Only a convenience for next time: the session itself went well.
         eprintln!(
             "urc: cannot remember where you left off ({}): {e}",
@@ -76,7 +93,8 @@ mod tests {
     fn remembered_per_relay() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("urc").join("last-seen.json");
-        assert_eq!(load(&path, "127.0.0.1:7707"), None);
+        let here = "127.0.0.1:7707";
+        assert_eq!(load(&path, here, "lobby"), None);
         let a = Seen {
             seq: 42,
             at: Millis(1_795_593_600_000),
@@ -85,11 +103,25 @@ mod tests {
             seq: 7,
             at: Millis(1_795_593_600_999),
         };
-        save(&path, "127.0.0.1:7707", a).unwrap();
-        save(&path, "chat.example:7707", b).unwrap();
-        assert_eq!(load(&path, "127.0.0.1:7707"), Some(a));
-        assert_eq!(load(&path, "chat.example:7707"), Some(b));
+        save(&path, here, &[("lobby".into(), a), ("ops".into(), b)]).unwrap();
+        save(&path, "chat.example:7707", &[("lobby".into(), b)]).unwrap();
+        assert_eq!(load(&path, here, "lobby"), Some(a));
+        assert_eq!(load(&path, here, "ops"), Some(b));
+        assert_eq!(load(&path, here, "lunch"), None);
+        assert_eq!(load(&path, "chat.example:7707", "lobby"), Some(b));
+        // A file of before rooms: the relay's key is its lobby's, and is replaced by it.
+        let old = serde_json::json!({ here: a });
+        fs::write(&path, old.to_string()).unwrap();
+        assert_eq!(load(&path, here, "lobby"), Some(a));
+        assert_eq!(load(&path, here, "ops"), None);
+        save(&path, here, &[("lobby".into(), b)]).unwrap();
+        assert_eq!(load(&path, here, "lobby"), Some(b));
+        assert!(
+            !fs::read_to_string(&path)
+                .unwrap()
+                .contains("\"127.0.0.1:7707\":")
+        );
         fs::write(&path, "not json").unwrap();
-        assert_eq!(load(&path, "127.0.0.1:7707"), None);
+        assert_eq!(load(&path, here, "lobby"), None);
     }
 }

@@ -1,5 +1,8 @@
 //! What the user sees of the events, beyond one line each: the line that says the day changed,
-//! and messages that mention the user (highlighted, with the bell).
+//! messages that mention the user (highlighted, with the bell), and the room of what happens
+//! outside the room typed lines go to (`#lunch 12:01 bob: …`), counted as unseen there.
+
+use std::collections::BTreeMap;
 
 use time::Date;
 
@@ -21,6 +24,20 @@ pub struct View {
     /// The day of the last live message shown while a `/history` answer shows, to go on
     /// from after it.
     live_day: Option<Date>,
+    /// The room typed lines go to: what happens elsewhere shows its room.
+    current: String,
+    /// Live messages shown in each other room since the user was last in it, and how many of
+    /// them mention the user.
+    unseen: BTreeMap<String, Activity>,
+}
+
+/// What came in a room while the user was elsewhere.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Activity {
+    /// Live messages.
+    pub messages: usize,
+    /// Of those, the ones that mention the user.
+    pub mentions: usize,
 }
 
 const BELL: &str = "\u{7}";
@@ -33,20 +50,77 @@ impl View {
             me: me.to_owned(),
             last_day: None,
             live_day: None,
+            current: String::new(),
+            unseen: BTreeMap::new(),
         }
+    }
+
+    /// Makes `room` the one typed lines go to: its events show without their room, and what
+    /// came in it meanwhile counts as seen (returned).
+    pub fn switch(&mut self, room: &str) -> Activity {
+        self.current = room.to_owned();
+        self.unseen.remove(room).unwrap_or_default()
+    }
+
+    /// The room typed lines go to.
+    pub fn current(&self) -> &str {
+        &self.current
+    }
+
+    /// What came in each other room since the user was last in it.
+    pub fn unseen(&self) -> &BTreeMap<String, Activity> {
+        &self.unseen
+    }
+
+    /// Forgets what came in `room` (the user left it).
+    pub fn forget(&mut self, room: &str) {
+        self.unseen.remove(room);
+    }
+
+    /// The room an event happened in, when it is not the current one (and the text view
+    /// shows it).
+    fn elsewhere<'e>(&self, event: &'e Event) -> Option<&'e str> {
+        let room = match event {
+            Event::Message { room, .. }
+            | Event::Joined { room, .. }
+            | Event::Left { room, .. }
+            | Event::Who { room, .. }
+            | Event::HistoryStart { room, .. }
+            | Event::Missed { room, .. } => room,
+            _ => return None,
+        };
+        (*room != self.current && !self.renderer.json()).then_some(room.as_str())
     }
 
     /// The lines that show `event`, `now` being the time it is shown.
     pub fn show(&mut self, event: &Event, now: Millis) -> Vec<Line> {
+        let elsewhere = self.elsewhere(event).map(str::to_owned);
+        let mut lines = self.lines(event, now);
+        if let Some(room) = elsewhere {
+            let tag = format!("#{room} ");
+            for line in &mut lines {
+                *line = std::mem::replace(line, Line::new("", "")).after(&tag);
+            }
+        }
+        lines
+    }
+
+    fn lines(&mut self, event: &Event, now: Millis) -> Vec<Line> {
         let mut lines = Vec::new();
         let mut mention = false;
         match event {
             Event::Message {
+                room,
                 message,
                 own,
                 history,
             } => {
                 mention = !own && mentions(&message.text, &self.me);
+                if !history && !own && *room != self.current {
+                    let a = self.unseen.entry(room.clone()).or_default();
+                    a.messages += 1;
+                    a.mentions += usize::from(mention);
+                }
                 let day = self.renderer.date(message.time);
                 // A day line between two messages of different days, and before the first
                 // message shown when it is not of today (a replay of older messages).
@@ -70,7 +144,7 @@ impl View {
             // Inside the frame the first message shows its date unless it is today's; after
             // it, live messages go on from the last live one.
             Event::HistoryStart { .. } => self.live_day = self.last_day.take(),
-            Event::HistoryEnd => self.last_day = self.live_day.take(),
+            Event::HistoryEnd { .. } => self.last_day = self.live_day.take(),
             _ => {}
         }
         lines.push(self.renderer.line_with(event, mention));
@@ -91,6 +165,7 @@ mod tests {
 
     fn message(from: &str, text: &str, at: i64, history: bool) -> Event {
         Event::Message {
+            room: "lobby".into(),
             message: Message {
                 seq: 1,
                 id: Uuid::nil(),
@@ -105,7 +180,55 @@ mod tests {
 
     fn view(offset_hours: i8) -> View {
         let offset = UtcOffset::from_hms(offset_hours, 0, 0).unwrap();
-        View::new(Renderer::new(offset, false).with_bell(true), "bob")
+        let mut v = View::new(Renderer::new(offset, false).with_bell(true), "bob");
+        v.switch("lobby");
+        v
+    }
+
+    #[test]
+    fn what_happens_in_another_room_shows_its_room_and_counts_as_unseen_there() {
+        let mut v = view(0);
+        let now = Millis(TUESDAY_2330);
+        let in_room = |room: &str, text: &str| {
+            let Event::Message { message, .. } = message("alice", text, TUESDAY_2330, false) else {
+                unreachable!()
+            };
+            Event::Message {
+                room: room.into(),
+                message,
+                history: false,
+                own: false,
+            }
+        };
+        assert_eq!(
+            v.show(&in_room("lobby", "here"), now),
+            ["23:30 alice: here"]
+        );
+        assert_eq!(
+            v.show(&in_room("lunch", "pizza?"), now),
+            ["#lunch 23:30 alice: pizza?"]
+        );
+        let rung = v.show(&in_room("lunch", "bob: pizza?"), now);
+        assert_eq!(rung[0].whole(), "#lunch \u{7}23:30 alice: bob: pizza?");
+        let joined = Event::Joined {
+            room: "lunch".into(),
+            name: "carol".into(),
+        };
+        assert_eq!(v.show(&joined, now)[0].whole(), "#lunch -- carol joined");
+        assert_eq!(
+            v.unseen().get("lunch"),
+            Some(&Activity {
+                messages: 2,
+                mentions: 1
+            })
+        );
+        // Switching there sees them, and the lobby's lines show their room from then on.
+        assert_eq!(v.switch("lunch").messages, 2);
+        assert!(v.unseen().is_empty());
+        assert_eq!(
+            v.show(&in_room("lobby", "back"), now),
+            ["#lobby 23:30 alice: back"]
+        );
     }
 
     #[test]
@@ -157,7 +280,13 @@ mod tests {
         let now = Millis(TUESDAY_2330);
         v.show(&message("alice", "live", TUESDAY_2330, false), now);
         assert_eq!(
-            v.show(&Event::HistoryStart { count: 1 }, now),
+            v.show(
+                &Event::HistoryStart {
+                    room: "lobby".into(),
+                    count: 1
+                },
+                now
+            ),
             ["-- history: the last message --"]
         );
         let old = message("alice", "old", TUESDAY_2330 - 48 * HOUR, true);
@@ -165,7 +294,15 @@ mod tests {
             v.show(&old, now),
             ["-- Sunday, 29 November 2026 --", "23:30 alice: old"]
         );
-        assert_eq!(v.show(&Event::HistoryEnd, now), ["-- end of history --"]);
+        assert_eq!(
+            v.show(
+                &Event::HistoryEnd {
+                    room: "lobby".into()
+                },
+                now
+            ),
+            ["-- end of history --"]
+        );
         let live = message("alice", "live again", TUESDAY_2330 + 60_000, false);
         assert_eq!(v.show(&live, now), ["23:31 alice: live again"]);
     }
@@ -182,6 +319,7 @@ mod tests {
         assert_eq!(lines, ["23:30 bob: I am bob"]);
         let quiet = Renderer::new(UtcOffset::UTC, false).with_bell(false);
         let mut v = View::new(quiet.with_color(true), "bob");
+        v.switch("lobby");
         let line = v.show(&message("alice", "bob?", TUESDAY_2330, false), now);
         assert_eq!(
             line,

@@ -157,7 +157,7 @@ impl Driver {
     /// Writes what the relay accepted to the log and commits it.
     fn persist(&mut self) {
         if self.relay.has_appends() {
-            let appends: Vec<Message> = self.relay.appends().cloned().collect();
+            let appends: Vec<Message> = self.relay.appends().map(|(_, m)| m.clone()).collect();
             for (k, m) in appends.iter().enumerate() {
                 assert_eq!(m.seq, (self.log.len() + k) as u64 + 1, "appended in order");
                 self.written_in.insert(m.seq, self.turns);
@@ -216,6 +216,7 @@ impl Driver {
     /// another address is the same client, moved).
     pub fn join_instance(&mut self, addr: SocketAddr, name: &str, instance: Uuid) -> Joined {
         let join = Packet::Join {
+            room: "lobby".into(),
             name: name.to_owned(),
             history: 0,
             instance,

@@ -93,7 +93,7 @@ impl Pair {
         let waited = d.written_in[&m.seq] - arrived_in - 1;
         assert!(waited <= 1, "{text} waited {waited} turns");
         let to_bob = d.sent[since..].iter().any(|(to, p)| {
-            *to == self.bob.0 && matches!(p, Packet::Messages { messages } if messages.iter().any(|x| x.seq == m.seq))
+            *to == self.bob.0 && matches!(p, Packet::Messages { room: _,  messages } if messages.iter().any(|x| x.seq == m.seq))
         });
         assert!(to_bob, "{text} did not reach bob");
         let acked = d.sent[since..].iter().any(|(to, p)| {
@@ -137,6 +137,7 @@ fn a_history_flood_from_one_address_gets_its_share_and_delays_no_chat() {
             .filter(|(k, _)| k % 4 == step % 4)
             .map(|(_, &(a, token))| {
                 let ask = Packet::History {
+                    room: 0,
                     token,
                     req: step as u32,
                     from: 0,
@@ -158,6 +159,7 @@ fn a_history_flood_from_one_address_gets_its_share_and_delays_no_chat() {
             // bob repairs a gap meanwhile: five messages of the log, read from it.
             let since = d.sent.len();
             let ask = Packet::History {
+                room: 0,
                 token: pair.bob.1,
                 req: 99,
                 from: 1000,
@@ -229,6 +231,7 @@ fn a_who_flood_in_a_large_room_gets_its_share_and_delays_no_chat() {
                 (
                     a,
                     Packet::Who {
+                        room: 0,
                         token,
                         req: step as u32,
                     }
@@ -244,6 +247,7 @@ fn a_who_flood_in_a_large_room_gets_its_share_and_delays_no_chat() {
             datagrams.push((
                 pair.alice.0,
                 Packet::Who {
+                    room: 0,
                     token: pair.alice.1,
                     req: 7,
                 }
@@ -257,6 +261,7 @@ fn a_who_flood_in_a_large_room_gets_its_share_and_delays_no_chat() {
         }
         for (to, p) in &d.sent[since..] {
             if let Packet::Names {
+                room: _,
                 req: 7,
                 names: page,
                 total,
@@ -458,13 +463,14 @@ fn parked_messages_are_bounded_per_address_and_in_all_and_given_back() {
     let park = |d: &mut Driver, (a, token): (SocketAddr, Token), text: &str| {
         let all: Vec<Sent> = (2..=256)
             .map(|csn| Sent {
+                room: 0,
                 csn,
                 id: Uuid::new_v4(),
                 text: text.into(),
             })
             .collect();
         let datagrams: Vec<(SocketAddr, Vec<u8>)> =
-            (all.chunks(if text.len() > 100 { 1 } else { 40 }))
+            (all.chunks(if text.len() > 100 { 1 } else { 38 }))
                 .map(|c| {
                     (
                         a,
@@ -613,6 +619,7 @@ fn a_request_covered_by_an_answer_on_its_way_is_not_answered_twice() {
     let bob = at(8, 0, 1, 4000);
     let token = d.member(bob, "bob");
     let ask = |from: u64, count: u16| Packet::History {
+        room: 0,
         token,
         req: 5,
         from,
@@ -636,6 +643,7 @@ fn a_request_covered_by_an_answer_on_its_way_is_not_answered_twice() {
     d.packet(
         bob,
         &Packet::History {
+            room: 0,
             token,
             req: 6,
             from: 1,
@@ -678,6 +686,7 @@ fn numbers_at_their_extremes_are_handled() {
         token,
         base,
         messages: vec![Sent {
+            room: 0,
             csn,
             id: Uuid::new_v4(),
             text: "top".into(),
@@ -707,6 +716,7 @@ fn numbers_at_their_extremes_are_handled() {
             d.packet(
                 alice,
                 &Packet::History {
+                    room: 0,
                     token,
                     req: 1,
                     from,

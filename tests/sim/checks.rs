@@ -20,7 +20,7 @@ pub fn presence(net: &Net, i: usize) -> Vec<String> {
         .events
         .iter()
         .filter_map(|(_, e)| match e {
-            Event::Joined { name } => Some(format!("+{name}")),
+            Event::Joined { room: _, name } => Some(format!("+{name}")),
             Event::Left { name, reason, .. } => Some(format!("-{name} {reason:?}")),
             _ => None,
         })
@@ -33,7 +33,7 @@ pub fn who(net: &Net, i: usize) -> Vec<Vec<String>> {
         .events
         .iter()
         .filter_map(|(_, e)| match e {
-            Event::Who { names } => Some(names.clone()),
+            Event::Who { room: _, names } => Some(names.clone()),
             _ => None,
         })
         .collect()

@@ -157,6 +157,7 @@ fn a_request_flood_is_answered_at_the_request_rate() {
         while net.now < start + duration {
             req += 1;
             let history = Packet::History {
+                room: 0,
                 token,
                 req,
                 from: 0,

@@ -154,9 +154,9 @@ fn history_on_request() {
         let frames: Vec<String> = net.nodes[b].events[before..]
             .iter()
             .filter_map(|(_, e)| match e {
-                Event::HistoryStart { count } => Some(format!("start {count}")),
+                Event::HistoryStart { room: _, count } => Some(format!("start {count}")),
                 Event::Message { history: true, .. } => Some("m".to_owned()),
-                Event::HistoryEnd => Some("end".to_owned()),
+                Event::HistoryEnd { .. } => Some("end".to_owned()),
                 _ => None,
             })
             .collect();

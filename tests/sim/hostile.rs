@@ -99,12 +99,17 @@ fn forged_datagrams_from_a_members_address_change_nothing() {
                     message: String::new(),
                 },
                 Packet::History {
+                    room: 0,
                     token,
                     req: 1,
                     from: 0,
                     count: 1000,
                 },
-                Packet::Who { token, req: 1 },
+                Packet::Who {
+                    room: 0,
+                    token,
+                    req: 1,
+                },
                 Packet::Ping { token },
             ]
         };
@@ -184,18 +189,21 @@ fn random_packet(rng: &mut Rng) -> Packet {
     };
     match rng.range(0, 13) {
         0 => Packet::Join {
+            room: "lobby".into(),
             name: short(rng),
             history: rng.next_u64() as u16,
             instance: id,
         },
         1 => Packet::send_one(token, rng.range(0, 3), rng.range(0, 3), id, &short(rng)),
         2 => Packet::History {
+            room: 0,
             token,
             req: rng.next_u64() as u32,
             from: rng.range(0, 5),
             count: rng.next_u64() as u16,
         },
         3 => Packet::Who {
+            room: 0,
             token,
             req: rng.next_u64() as u32,
         },
@@ -217,6 +225,7 @@ fn random_packet(rng: &mut Rng) -> Packet {
         },
         8 => Packet::Ack {
             acks: vec![Acked {
+                room: 0,
                 id,
                 csn: 1,
                 seq: rng.next_u64(),
@@ -224,15 +233,18 @@ fn random_packet(rng: &mut Rng) -> Packet {
             }],
         },
         9 => Packet::Messages {
+            room: 0,
             messages: (0..rng.range(0, 3)).map(|_| message(rng)).collect(),
         },
         10 => Packet::HistoryPage {
+            room: 0,
             req: 0,
             first: 1,
             last: 2,
             messages: (0..rng.range(0, 3)).map(|_| message(rng)).collect(),
         },
         11 => Packet::Presence {
+            room: 0,
             changes: vec![Change {
                 joined: false,
                 reason: LeaveReason::Quit,
@@ -241,13 +253,17 @@ fn random_packet(rng: &mut Rng) -> Packet {
             }],
         },
         12 => Packet::Names {
+            room: 0,
             req: 0,
             total: 1,
             names: vec![short(rng)],
         },
         _ => Packet::Pong {
-            latest: rng.next_u64(),
-            members: rng.next_u64() as u32,
+            rooms: vec![urc::proto::wire::Latest {
+                room: 0,
+                latest: rng.next_u64(),
+                members: rng.next_u64() as u32,
+            }],
         },
     }
 }

@@ -86,7 +86,7 @@ fn a_leave_is_heard_at_once_over_a_lossy_path() {
             *when >= at
                 && *when <= ended + secs(1)
                 && *to == net.nodes[a].addr
-                && matches!(p, Packet::Presence { changes } if changes.iter().any(|c| {
+                && matches!(p, Packet::Presence { room: _,  changes } if changes.iter().any(|c| {
                     !c.joined && c.name == "bob" && c.message.as_deref() == Some("gone home")
                 }))
         });

@@ -74,7 +74,7 @@ fn quiet_network_everyone_sees_one_order() {
                 .received
                 .iter()
                 .filter_map(|(_, p)| match p {
-                    Packet::Messages { messages } => Some(messages.iter().map(|m| m.seq)),
+                    Packet::Messages { room: _, messages } => Some(messages.iter().map(|m| m.seq)),
                     _ => None,
                 })
                 .flatten()
@@ -217,6 +217,7 @@ fn the_relay_bounds_the_messages_waiting_in_all_sessions() {
     for k in 0..sessions {
         let instance = Uuid::new_v4();
         let join = Packet::Join {
+            room: "lobby".into(),
             name: format!("s{k}"),
             history: 0,
             instance,

@@ -89,8 +89,7 @@ fn fan_out_that_overtakes_the_welcome_waits_for_it() {
             1,
             "the new relay's welcome is late"
         );
-        let fan_out =
-            |p: &Packet| matches!(p, Packet::Messages { messages } if messages[0].seq == 2);
+        let fan_out = |p: &Packet| matches!(p, Packet::Messages { room: _,  messages } if messages[0].seq == 2);
         assert!(net.nodes[b].received.iter().any(|(_, p)| fan_out(p)));
         assert_eq!(net.nodes[b].live().len(), 1, "shown before the welcome");
         joined(&mut net, b);
@@ -215,6 +214,7 @@ fn a_late_ack_from_an_earlier_session_does_not_skip_a_csn() {
             assert_eq!(m.id, *id);
             let ack = Packet::Ack {
                 acks: vec![Acked {
+                    room: 0,
                     id: *id,
                     csn: k as u64 + 2,
                     seq: m.seq,

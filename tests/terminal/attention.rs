@@ -84,7 +84,7 @@ fn history_asked_for_is_framed() {
         let end = at("-- end of history --");
         matches!((header, first, second, end),
             (Some(h), Some(a), Some(b), Some(e)) if h + 1 == a && a + 1 == b && b + 1 == e)
-            && cursor_row(s) == "bob> "
+            && cursor_row(s) == "bob #lobby> "
     });
     bob.quit();
     alice.finish();

@@ -16,10 +16,12 @@ fn ctrl_c_clears_the_line_and_ctrl_d_leaves() {
     let mut bob = Term::join(&relay, "bob", Colour::Off);
     bob.send("never sent");
     bob.wait_for("the half-typed line", |s| {
-        cursor_row(s) == "bob> never sent"
+        cursor_row(s) == "bob #lobby> never sent"
     });
     bob.send("\x03");
-    bob.wait_for("an empty prompt after Ctrl-C", |s| cursor_row(s) == "bob> ");
+    bob.wait_for("an empty prompt after Ctrl-C", |s| {
+        cursor_row(s) == "bob #lobby> "
+    });
     bob.send("sent\r");
     assert_eq!(texts_from(&mut alice, "bob", 1), ["sent"]);
     bob.wait_for("bob's message", |s| screen_text(s).contains("bob: sent"));
@@ -70,7 +72,9 @@ fn stopped_and_continued_the_editor_works_again() {
     let mut bob = Term::join(&relay, "bob", Colour::Off);
     let pid = bob.child.process_id().expect("the client's pid");
     bob.send("abc");
-    bob.wait_for("the half-typed line", |s| cursor_row(s) == "bob> abc");
+    bob.wait_for("the half-typed line", |s| {
+        cursor_row(s) == "bob #lobby> abc"
+    });
     let signal = |sig: libc::c_int| {
         // SAFETY: a signal to our own child.
         assert_eq!(unsafe { libc::kill(pid as libc::pid_t, sig) }, 0);
@@ -92,11 +96,12 @@ fn stopped_and_continued_the_editor_works_again() {
         .process(b"\r\n[1]+  Stopped   urc join\r\n$ fg\r\nurc join\r\n");
     signal(libc::SIGCONT);
     bob.wait_for("the line drawn again", |s| {
-        cursor_row(s) == "bob> abc" && rows_above_cursor(s).last().is_some_and(|r| r == "urc join")
+        cursor_row(s) == "bob #lobby> abc"
+            && rows_above_cursor(s).last().is_some_and(|r| r == "urc join")
     });
     // Two Left arrows, then X: the line is edited, not echoed as typed.
     bob.send("\x1b[D\x1b[DX");
-    bob.wait_for("the line edited", |s| cursor_row(s) == "bob> aX");
+    bob.wait_for("the line edited", |s| cursor_row(s) == "bob #lobby> aX");
     bob.send("\r");
     assert_eq!(texts_from(&mut alice, "bob", 1), ["aXbc"]);
     bob.wait_for("bob's message", |s| screen_text(s).contains("bob: aXbc"));

@@ -155,7 +155,7 @@ impl Term {
             _master: pair.master,
             _home: None,
         };
-        let prompt = format!("{name}> ");
+        let prompt = format!("{name} #lobby> ");
         // rustyline draws the prompt once it has the terminal in its raw mode.
         term.wait_for("the prompt, after the list of who is in the room", |s| {
             screen_text(s).contains("-- in the room (") && cursor_row(s) == prompt

@@ -20,13 +20,13 @@ fn the_typed_line_shows_once_as_the_message() {
     // Shown before the next line is typed: a message printed while a wrapped line of wide
     // characters is being typed is another subject (rustyline redraws the line under it).
     bob.wait_for("bob's hello", |s| screen_text(s).contains("bob: hello"));
-    // 70 Chinese characters after "bob> " wrap onto a second row.
+    // 70 Chinese characters after "bob #lobby> " wrap onto a second row.
     let long = "字".repeat(70);
     bob.send(&format!("{long}\r"));
     assert_eq!(texts_from(&mut alice, "bob", 2), ["hello", long.as_str()]);
     alice.say("after");
     bob.wait_for("alice's message after bob's", |s| {
-        screen_text(s).contains("alice: after") && cursor_row(s) == "bob> "
+        screen_text(s).contains("alice: after") && cursor_row(s) == "bob #lobby> "
     });
     let shown = rows_after(&bob.all_rows(), "-- in the room (");
     // The long message wraps at 100 columns: "HH:MM bob: " and 44 characters, then 26 under
@@ -35,7 +35,7 @@ fn the_typed_line_shows_once_as_the_message() {
         format!(" bob: {}", "字".repeat(44)),
         format!("{}{}", " ".repeat(11), "字".repeat(26)),
         " alice: after".to_owned(),
-        "bob>".to_owned(),
+        "bob #lobby>".to_owned(),
     ];
     assert_eq!(shown.len(), 5, "{shown:#?}");
     assert!(shown[0].ends_with(" bob: hello"), "{shown:#?}");
@@ -64,7 +64,7 @@ fn a_paste_taller_than_the_screen_fills_as_many_lines() {
     bob.send(&paste);
     assert_eq!(texts_from(&mut alice, "bob", 50), lines);
     bob.wait_for("the last pasted line, shown", |s| {
-        screen_text(s).contains("bob: pasted line 50") && cursor_row(s) == "bob> "
+        screen_text(s).contains("bob: pasted line 50") && cursor_row(s) == "bob #lobby> "
     });
     let shown = rows_after(&bob.all_rows(), "-- in the room (");
     assert_eq!(shown.len(), 51, "{shown:#?}");
@@ -74,7 +74,7 @@ fn a_paste_taller_than_the_screen_fills_as_many_lines() {
             "{row:?}: {shown:#?}"
         );
     }
-    assert_eq!(shown[50], "bob>");
+    assert_eq!(shown[50], "bob #lobby>");
     bob.quit();
     alice.finish();
 }
@@ -215,7 +215,7 @@ fn resizing_loses_no_line_and_leaves_no_prompt_behind() {
     let long = long.trim_end().to_owned();
     for (mut term, how) in [(bob, Resize::Rewrap), (carol, Resize::Keep)] {
         let name = term.name.clone();
-        let prompt = format!("{name}> ");
+        let prompt = format!("{name} #lobby> ");
         term.send(&long);
         // Spaces aside: the editor ends a row with a newline of its own when the line ends
         // at its last column.
@@ -316,16 +316,16 @@ fn a_message_above_a_wrapped_wide_line_leaves_no_rows_behind() {
     bob.wait_for("the line below the message", |s| {
         let text = screen_text(s);
         text.find("alice: while you type")
-            .is_some_and(|at| text[at..].contains("bob> 字"))
+            .is_some_and(|at| text[at..].contains("bob #lobby> 字"))
     });
     let rows = rows_after(&bob.all_rows(), "-- in the room (");
     let wide: Vec<&String> = rows.iter().filter(|r| r.contains('字')).collect();
     assert_eq!(wide.len(), 2, "{rows:#?}");
-    assert!(wide[0].starts_with("bob> "), "{rows:#?}");
+    assert!(wide[0].starts_with("bob #lobby> "), "{rows:#?}");
     let at = rows
         .iter()
         .position(|r| r.contains("alice: while you type"))
         .unwrap();
-    assert!(rows[at + 1].starts_with("bob> "), "{rows:#?}");
+    assert!(rows[at + 1].starts_with("bob #lobby> "), "{rows:#?}");
     alice.finish();
 }

@@ -67,7 +67,7 @@ fn no_text_passes_for_another_line() {
             notices += 1;
         } else if time && row[5..].starts_with(" mallory:") && !row.starts_with(forged) {
             firsts += 1;
-        } else if row != "bob>" {
+        } else if row != "bob #lobby>" {
             assert!(
                 row.starts_with(&indent) && !row[prefix..].starts_with(' '),
                 "{row:?} is not under the text: {shown:#?}"
@@ -80,7 +80,11 @@ fn no_text_passes_for_another_line() {
         forgeries, 3,
         "every forged line shown, indented: {shown:#?}"
     );
-    assert_eq!(shown.last().map(String::as_str), Some("bob>"), "{shown:#?}");
+    assert_eq!(
+        shown.last().map(String::as_str),
+        Some("bob #lobby>"),
+        "{shown:#?}"
+    );
     bob.quit();
     mallory.finish();
 }

@@ -158,6 +158,7 @@ fn chat(
         poll.registry()
             .register(&mut socket, Token(i), Interest::READABLE)?;
         let config = Config {
+            rooms: Vec::new(),
             name: (*name).into(),
             history: 0,
             since: None,
@@ -295,6 +296,7 @@ fn take_events(
     while let Some(event) = members[i].client.poll_event() {
         match event {
             Event::Message {
+                room: _,
                 message,
                 history: false,
                 own: false,
@@ -332,7 +334,7 @@ fn take_events(
             Event::RelayKeyChanged { .. } => books
                 .errors
                 .push(format!("{}: the relay offered another key", NAMES[i])),
-            Event::Who { names } => {
+            Event::Who { names, .. } => {
                 if let Some(tx) = who.take() {
                     tx.send(names).ok();
                 }

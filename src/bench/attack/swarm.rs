@@ -156,6 +156,7 @@ impl Swarm {
         };
         *retry_at = now + JOIN_RETRY;
         let join = Packet::Join {
+            room: "lobby".into(),
             name: bot.name.clone(),
             history: 0,
             instance: bot.instance,
@@ -400,6 +401,7 @@ impl Swarm {
             Action::History { count } => {
                 self.counts.actions += 1;
                 let history = Packet::History {
+                    room: 0,
                     token,
                     req,
                     from: 0,
@@ -409,12 +411,20 @@ impl Swarm {
             }
             Action::Who => {
                 self.counts.actions += 1;
-                self.transmit(i, &Packet::Who { token, req });
+                self.transmit(
+                    i,
+                    &Packet::Who {
+                        room: 0,
+                        token,
+                        req,
+                    },
+                );
             }
             Action::Send { size } => self.send_next(i, token, size, now),
             Action::Park { from, to } => {
                 let messages: Vec<Sent> = (from..=to)
                     .map(|csn| Sent {
+                        room: 0,
                         csn,
                         id: Uuid::new_v4(),
                         text: "x".into(),
@@ -458,6 +468,7 @@ impl Swarm {
         let messages: Vec<Sent> = csns
             .into_iter()
             .map(|csn| Sent {
+                room: 0,
                 csn,
                 // One id a session and csn, so that a retransmission is known as one.
                 id: Uuid::from_u64_pair(i as u64, csn),

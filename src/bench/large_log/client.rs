@@ -121,6 +121,7 @@ impl Session {
         let mut link = Link::new(Some(key));
         let mut bufs = Buffers::default();
         let join = Packet::Join {
+            room: "lobby".into(),
             name: name.to_owned(),
             history,
             instance: Uuid::new_v4(),
@@ -143,6 +144,7 @@ impl Session {
             match packet {
                 Packet::Welcome { token: t, .. } => token = Some(t),
                 Packet::HistoryPage {
+                    room: _,
                     req: 0,
                     first,
                     last,
@@ -177,6 +179,7 @@ impl Session {
         let req = self.next_req;
         self.next_req += 1;
         let ask = Packet::History {
+            room: 0,
             token: self.token,
             req,
             from,
@@ -194,6 +197,7 @@ impl Session {
             };
             match packet {
                 Packet::HistoryPage {
+                    room: _,
                     req: r,
                     first,
                     last,

@@ -30,7 +30,7 @@ mod token;
 pub use codec::message_len;
 pub use pack::{pack, paginate};
 pub use to_client::{
-    ACK_HEADER, ACKED_LEN, HISTORY_HEADER, MESSAGES_HEADER, NAMES_HEADER, PRESENCE_HEADER,
+    ACK_HEADER, ACKED_LEN, HISTORY_HEADER, MESSAGES_HEADER, NAMES_HEADER, PRESENCE_HEADER, ROOM_AT,
     change_len,
 };
 pub use to_relay::{MAX_CSN, SEND_HEADER, sent_len};
@@ -48,8 +48,11 @@ pub const MAX_PACKET: usize = crate::proto::secure::frame::MAX_SEALED_PACKET;
 pub const MAX_HISTORY_REQUEST: u16 = 1000;
 /// Bytes of a valid name at most (32 characters of up to 4 bytes).
 pub const MAX_NAME_BYTES: usize = 128;
-/// Bytes of a leaving message at most (a LEAVE's, carried in PRESENCE): it fits a str8.
+/// Bytes of a leaving message at most (a LEAVE's or a PART's, carried in PRESENCE): it fits
+/// a str8.
 pub const MAX_LEAVE_BYTES: usize = 200;
+/// Rooms a session may be in at once: a PONG of all of them fits one datagram.
+pub const MAX_ROOMS: usize = 64;
 
 /// Why the relay refused something, as carried in an [`Packet::Error`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +78,11 @@ pub enum ErrorCode {
     Stopping = 9,
     /// The relay admits only the keys it lists (`urc serve --allow`), and not this client's.
     NotAllowed = 10,
+    /// The room's name breaks the rules of room names.
+    BadRoom = 11,
+    /// The session is in [`MAX_ROOMS`] rooms already, or the relay has as many rooms as it
+    /// may (`urc serve --max-rooms`).
+    TooManyRooms = 12,
 }
 
 impl ErrorCode {
@@ -90,12 +98,14 @@ impl ErrorCode {
             8 => ErrorCode::RateLimited,
             9 => ErrorCode::Stopping,
             10 => ErrorCode::NotAllowed,
+            11 => ErrorCode::BadRoom,
+            12 => ErrorCode::TooManyRooms,
             _ => return None,
         })
     }
 }
 
-/// Why someone left the room.
+/// Why someone left a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum LeaveReason {
@@ -108,15 +118,19 @@ pub enum LeaveReason {
 /// One datagram of the protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Packet {
-    /// Client → relay: enter the room as `name` and receive the last `history` messages.
+    /// Client → relay: open a session as `name`, entering the room `room` (as the session's
+    /// room 0; none when empty) and receiving its last `history` messages.
     Join {
         /// The name to be known by.
         name: String,
-        /// How many recent messages to receive as history.
+        /// How many recent messages of `room` to receive as history.
         history: u16,
         /// Random, chosen once per client process: a JOIN with the same instance is the same
         /// client asking again (its WELCOME was lost, or its address changed).
         instance: Uuid,
+        /// The room to enter, by name (see [`check_room`](crate::proto::room::check_room));
+        /// empty for none.
+        room: String,
     },
     /// Client → relay: one or more chat messages, taken in the order they come.
     Send {
@@ -135,28 +149,51 @@ pub enum Packet {
         /// A number the client chose, echoed in every page of the answer (0 is the join
         /// history's number: asking again for missing join history uses it).
         req: u32,
+        /// The room, by the session's number for it.
+        room: u16,
         /// First sequence number wanted, or 0 for "the latest `count`".
         from: u64,
         /// How many messages, at most [`MAX_HISTORY_REQUEST`].
         count: u16,
     },
-    /// Client → relay: ask who is in the room.
+    /// Client → relay: ask who is in a room.
     Who {
         /// The session's token.
         token: Token,
         /// A number the client chose, echoed in the answer.
         req: u32,
+        /// The room, by the session's number for it.
+        room: u16,
     },
     /// Client → relay: I am still here.
     Ping {
         /// The session's token.
         token: Token,
     },
-    /// Client → relay: I leave the room.
+    /// Client → relay: I leave the relay (every room I am in).
     Leave {
         /// The session's token.
         token: Token,
         /// What to tell the others with the leave; empty for nothing.
+        message: String,
+    },
+    /// Client → relay: enter a room (made on first use) and receive its last `history`
+    /// messages; answered by [`Packet::Entered`] or [`Packet::NotEntered`].
+    Enter {
+        /// The session's token.
+        token: Token,
+        /// The room, by name.
+        room: String,
+        /// How many recent messages to receive as history.
+        history: u16,
+    },
+    /// Client → relay: leave one room; answered by [`Packet::Parted`].
+    Part {
+        /// The session's token.
+        token: Token,
+        /// The room, by the session's number for it.
+        room: u16,
+        /// What to tell the room's others with the leave; empty for nothing.
         message: String,
     },
     /// Relay → client: you are in.
@@ -165,7 +202,8 @@ pub enum Packet {
         token: Token,
         /// The name, as the relay registered it.
         name: String,
-        /// The room's latest sequence number (0 when empty).
+        /// The latest sequence number of the JOIN's room, room 0 (0 when it is empty, or
+        /// when the JOIN named none).
         latest: u64,
         /// Milliseconds of silence after which the relay drops a client.
         timeout_ms: u32,
@@ -184,14 +222,19 @@ pub enum Packet {
         /// The messages, 1 to 255.
         acks: Vec<Acked>,
     },
-    /// Relay → client: new messages from others, in sequence order.
+    /// Relay → client: new messages from others in one room, in sequence order.
     Messages {
+        /// The room, by the session's number for it.
+        room: u16,
         /// The messages.
         messages: Vec<Message>,
     },
-    /// Relay → client: one page of an answer to a history request or of the history sent on join.
+    /// Relay → client: one page of an answer to a history request or of the history sent on
+    /// entering a room.
     HistoryPage {
-        /// The request it answers; 0 for the history sent on join.
+        /// The room, by the session's number for it.
+        room: u16,
+        /// The request it answers; 0 for the history sent on entering.
         req: u32,
         /// First sequence number of the whole answer (0 when the answer is empty).
         first: u64,
@@ -200,13 +243,17 @@ pub enum Packet {
         /// The messages in this page, in order.
         messages: Vec<Message>,
     },
-    /// Relay → client: people joined or left, in the order they did.
+    /// Relay → client: people entered or left a room, in the order they did.
     Presence {
+        /// The room, by the session's number for it.
+        room: u16,
         /// The changes, 1 to 255.
         changes: Vec<Change>,
     },
-    /// Relay → client: one page of the room's names.
+    /// Relay → client: one page of a room's names.
     Names {
+        /// The room, by the session's number for it.
+        room: u16,
         /// The request it answers.
         req: u32,
         /// How many names there are in all pages.
@@ -214,25 +261,60 @@ pub enum Packet {
         /// The names in this page.
         names: Vec<String>,
     },
-    /// Relay → client: the answer to a ping, with the room's latest sequence number and how
-    /// many are in it.
+    /// Relay → client: the answer to a ping, with each room's latest sequence number and how
+    /// many are in it (every room of the session's); unasked, the heartbeat of one room.
     Pong {
-        /// The room's latest sequence number.
+        /// The rooms, at most [`MAX_ROOMS`].
+        rooms: Vec<Latest>,
+    },
+    /// Relay → client: you are in the room `name`, which this session calls `room`.
+    Entered {
+        /// The session's number for the room, in every later packet about it.
+        room: u16,
+        /// The room's name, as the relay keeps it (in lower case).
+        name: String,
+        /// The room's latest sequence number (0 when empty).
         latest: u64,
-        /// How many sessions the room has, the receiver's included: a client whose list of
-        /// the others is not one less for a while lost a PRESENCE, and asks WHO.
-        members: u32,
+    },
+    /// Relay → client: you are not (or no longer) in the room the session called `room`.
+    Parted {
+        /// The session's number for the room (never given to another room in the session).
+        room: u16,
+    },
+    /// Relay → client: an ENTER was refused.
+    NotEntered {
+        /// The room's name, as the ENTER said it.
+        name: String,
+        /// Why: [`ErrorCode::BadRoom`] or [`ErrorCode::TooManyRooms`] (an ENTER over the
+        /// request rate gets an [`Packet::Error`] RateLimited instead, and goes again).
+        code: ErrorCode,
+        /// A human-readable, one-line explanation.
+        message: String,
     },
 }
 
+/// One room of a [`Packet::Pong`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Latest {
+    /// The room, by the session's number for it.
+    pub room: u16,
+    /// The room's latest sequence number.
+    pub latest: u64,
+    /// How many sessions the room has, the receiver's included: a client whose list of the
+    /// others is not one less for a while lost a PRESENCE, and asks WHO.
+    pub members: u32,
+}
+
 impl Packet {
-    /// A SEND of one message: `csn`, `id` and `text`, with the session's `token` and `base`.
+    /// A SEND of one message to room 0: `csn`, `id` and `text`, with the session's `token`
+    /// and `base`.
     pub fn send_one(token: Token, base: u64, csn: u64, id: Uuid, text: &str) -> Packet {
         Packet::Send {
             token,
             base,
             messages: vec![Sent {
                 csn,
+                room: 0,
                 id,
                 text: text.to_owned(),
             }],
@@ -243,9 +325,11 @@ impl Packet {
 /// One message of a [`Packet::Send`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sent {
-    /// The client's count of messages in this session, from 1: the relay stores them in this
-    /// order.
+    /// The client's count of messages in this session, from 1, across its rooms: the relay
+    /// takes them in this order.
     pub csn: u64,
+    /// The room, by the session's number for it.
+    pub room: u16,
     /// The message's unique id.
     pub id: Uuid,
     /// The text.
@@ -259,6 +343,8 @@ pub struct Acked {
     pub id: Uuid,
     /// The csn of the SEND this answers.
     pub csn: u64,
+    /// The room, by the session's number for it.
+    pub room: u16,
     /// Its place in the room's order.
     pub seq: u64,
     /// When the relay accepted it.
@@ -286,6 +372,8 @@ mod kind {
     pub const WHO: u8 = 0x04;
     pub const PING: u8 = 0x05;
     pub const LEAVE: u8 = 0x06;
+    pub const ENTER: u8 = 0x07;
+    pub const PART: u8 = 0x08;
     pub const WELCOME: u8 = 0x81;
     pub const ERROR: u8 = 0x82;
     pub const ACK: u8 = 0x83;
@@ -294,6 +382,9 @@ mod kind {
     pub const PRESENCE: u8 = 0x86;
     pub const NAMES: u8 = 0x87;
     pub const PONG: u8 = 0x88;
+    pub const ENTERED: u8 = 0x8a;
+    pub const PARTED: u8 = 0x8b;
+    pub const NOT_ENTERED: u8 = 0x8c;
 }
 
 /// Relay → client packet types have the high bit set.
@@ -391,6 +482,8 @@ impl Packet {
             Packet::Who { .. } => kind::WHO,
             Packet::Ping { .. } => kind::PING,
             Packet::Leave { .. } => kind::LEAVE,
+            Packet::Enter { .. } => kind::ENTER,
+            Packet::Part { .. } => kind::PART,
             Packet::Welcome { .. } => kind::WELCOME,
             Packet::Error { .. } => kind::ERROR,
             Packet::Ack { .. } => kind::ACK,
@@ -399,6 +492,9 @@ impl Packet {
             Packet::Presence { .. } => kind::PRESENCE,
             Packet::Names { .. } => kind::NAMES,
             Packet::Pong { .. } => kind::PONG,
+            Packet::Entered { .. } => kind::ENTERED,
+            Packet::Parted { .. } => kind::PARTED,
+            Packet::NotEntered { .. } => kind::NOT_ENTERED,
         }
     }
 }

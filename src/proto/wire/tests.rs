@@ -19,6 +19,7 @@ fn every_packet_round_trips() {
     let token = Token::random();
     let packets = vec![
         Packet::Join {
+            room: "lobby".into(),
             name: "alice".into(),
             history: 20,
             instance: Uuid::new_v4(),
@@ -28,11 +29,13 @@ fn every_packet_round_trips() {
             base: 5,
             messages: vec![
                 Sent {
+                    room: 0,
                     csn: 7,
                     id: Uuid::new_v4(),
                     text: "你好".into(),
                 },
                 Sent {
+                    room: 0,
                     csn: 8,
                     id: Uuid::new_v4(),
                     text: String::new(),
@@ -40,12 +43,17 @@ fn every_packet_round_trips() {
             ],
         },
         Packet::History {
+            room: 0,
             token,
             req: 3,
             from: 0,
             count: 20,
         },
-        Packet::Who { token, req: 9 },
+        Packet::Who {
+            room: 0,
+            token,
+            req: 9,
+        },
         Packet::Ping { token },
         Packet::Leave {
             token,
@@ -68,6 +76,7 @@ fn every_packet_round_trips() {
         },
         Packet::Ack {
             acks: vec![Acked {
+                room: 0,
                 id: Uuid::new_v4(),
                 csn: 1,
                 seq: 43,
@@ -75,15 +84,18 @@ fn every_packet_round_trips() {
             }],
         },
         Packet::Messages {
+            room: 0,
             messages: vec![msg(1, "a"), msg(2, "你好")],
         },
         Packet::HistoryPage {
+            room: 0,
             req: 0,
             first: 1,
             last: 2,
             messages: vec![msg(1, "a")],
         },
         Packet::Presence {
+            room: 0,
             changes: vec![
                 Change {
                     joined: false,
@@ -106,13 +118,46 @@ fn every_packet_round_trips() {
             ],
         },
         Packet::Names {
+            room: 0,
             req: 1,
             total: 2,
             names: vec!["alice".into(), "bob".into()],
         },
         Packet::Pong {
-            latest: 9,
-            members: 3,
+            rooms: vec![
+                Latest {
+                    room: 0,
+                    latest: 9,
+                    members: 3,
+                },
+                Latest {
+                    room: 7,
+                    latest: 0,
+                    members: 1,
+                },
+            ],
+        },
+        Packet::Pong { rooms: vec![] },
+        Packet::Enter {
+            token,
+            room: "ops".into(),
+            history: 50,
+        },
+        Packet::Part {
+            token,
+            room: 3,
+            message: "lunch".into(),
+        },
+        Packet::Entered {
+            room: 3,
+            name: "ops".into(),
+            latest: 12,
+        },
+        Packet::Parted { room: 3 },
+        Packet::NotEntered {
+            name: "-x".into(),
+            code: ErrorCode::BadRoom,
+            message: "the room's name begins with '-'".into(),
         },
     ];
     for p in packets {
@@ -154,6 +199,7 @@ fn header_errors() {
     );
     let mut bad_utf8 = vec![MAGIC, VERSION, kind::JOIN, 2, 0xff, 0xfe, 0, 20];
     bad_utf8.extend_from_slice(&[7; 16]);
+    bad_utf8.extend_from_slice(&[5, b'l', b'o', b'b', b'b', b'y']);
     assert_eq!(Packet::decode(&bad_utf8), Err(DecodeError::Utf8));
     bad_utf8[4] = b'a';
     bad_utf8[5] = b'b';
@@ -169,11 +215,12 @@ fn a_departure_carries_its_message_and_an_arrival_cannot() {
         message: Some("gone home".into()),
     };
     let bytes = Packet::Presence {
+        room: 0,
         changes: vec![said.clone()],
     }
     .encode();
-    // Reason 2, then the name and the message, each a str8.
-    let at = 3 + 1;
+    // After the room and the count, reason 2, then the name and the message, each a str8.
+    let at = 3 + 2 + 1;
     assert_eq!(&bytes[at..at + 3], &[0, 2, 3]);
     assert_eq!(bytes.len(), at + change_len(&said));
     // A reason 2 with joined 1 is invalid.
@@ -186,6 +233,7 @@ fn a_departure_carries_its_message_and_an_arrival_cannot() {
         ..said
     };
     let bytes = Packet::Presence {
+        room: 0,
         changes: vec![arrival],
     }
     .encode();
@@ -204,6 +252,7 @@ fn the_largest_message_fits_one_page() {
     assert_eq!(big.from.len(), MAX_NAME_BYTES);
     assert_eq!(big.text.len(), MAX_TEXT_BYTES);
     let page = Packet::HistoryPage {
+        room: 0,
         req: u32::MAX,
         first: 1,
         last: u64::MAX,
@@ -222,6 +271,7 @@ fn pages_hold_whole_messages_within_the_limit() {
     assert_eq!(flat, messages);
     for page in pages {
         let p = Packet::HistoryPage {
+            room: 0,
             req: 1,
             first: 1,
             last: 300,
@@ -265,7 +315,7 @@ fn records_in_any_order_round_trip_and_those_in_order_are_short() {
     let mut messages = vec![msg(5, "a"), msg(3, "b"), msg(u64::MAX, "c"), msg(1, "d")];
     messages[1].time = Millis(i64::MIN);
     messages[2].time = Millis(i64::MAX);
-    let p = Packet::Messages { messages };
+    let p = Packet::Messages { room: 0, messages };
     assert_eq!(Packet::decode(&p.encode()), Ok(p));
 
     // The fan-out of a busy room: consecutive seqs, the same millisecond or the next.
@@ -283,6 +333,7 @@ fn records_in_any_order_round_trip_and_those_in_order_are_short() {
     assert_eq!(pages[0].len(), 23, "23 such messages to a packet");
     for page in pages {
         let p = Packet::Messages {
+            room: 0,
             messages: page.to_vec(),
         };
         let bytes = p.encode();

@@ -1,5 +1,5 @@
-//! The client → relay packets (JOIN, SEND, HISTORY, WHO, PING, LEAVE): their fields after the
-//! header, written and read in one file, in the same order, so that the two stay in step.
+//! The client → relay packets (JOIN, SEND, HISTORY, WHO, PING, LEAVE, ENTER, PART): their
+//! fields after the header, written and read in one file, in the same order, so that the two stay in step.
 
 use super::codec::{Reader, Writer};
 use super::{DecodeError, Packet, Sent, kind};
@@ -13,7 +13,7 @@ pub const SEND_HEADER: usize = 3 + 16 + 8 + 1;
 
 /// Bytes one message takes inside a `Send` datagram.
 pub fn sent_len(s: &Sent) -> usize {
-    8 + 16 + 2 + s.text.len()
+    8 + 2 + 16 + 2 + s.text.len()
 }
 
 /// Writes the fields of a client → relay packet, after its header.
@@ -26,10 +26,12 @@ pub(super) fn encode(packet: &Packet, w: &mut Writer) {
             name,
             history,
             instance,
+            room,
         } => {
             w.str8(name);
             w.u16(*history);
             w.uuid(instance);
+            w.str8(room);
         }
         Packet::Send {
             token,
@@ -41,6 +43,7 @@ pub(super) fn encode(packet: &Packet, w: &mut Writer) {
             w.u8_len(messages.len());
             for m in messages {
                 w.u64(m.csn);
+                w.u16(m.room);
                 w.uuid(&m.id);
                 w.str16(&m.text);
             }
@@ -48,21 +51,42 @@ pub(super) fn encode(packet: &Packet, w: &mut Writer) {
         Packet::History {
             token,
             req,
+            room,
             from,
             count,
         } => {
             w.token(token);
             w.u32(*req);
+            w.u16(*room);
             w.u64(*from);
             w.u16(*count);
         }
-        Packet::Who { token, req } => {
+        Packet::Who { token, req, room } => {
             w.token(token);
             w.u32(*req);
+            w.u16(*room);
         }
         Packet::Ping { token } => w.token(token),
         Packet::Leave { token, message } => {
             w.token(token);
+            w.str8(message);
+        }
+        Packet::Enter {
+            token,
+            room,
+            history,
+        } => {
+            w.token(token);
+            w.str8(room);
+            w.u16(*history);
+        }
+        Packet::Part {
+            token,
+            room,
+            message,
+        } => {
+            w.token(token);
+            w.u16(*room);
             w.str8(message);
         }
         other => unreachable!("not a client → relay packet: {other:?}"),
@@ -79,6 +103,7 @@ pub(super) fn decode(kind: u8, r: &mut Reader) -> Result<Packet, DecodeError> {
             name: r.str8()?,
             history: r.u16()?,
             instance: r.uuid()?,
+            room: r.str8()?,
         },
         kind::SEND => Packet::Send {
             token: r.token()?,
@@ -86,6 +111,7 @@ pub(super) fn decode(kind: u8, r: &mut Reader) -> Result<Packet, DecodeError> {
             messages: r.list(|r| {
                 Ok(Sent {
                     csn: csn(r, "csn")?,
+                    room: r.u16()?,
                     id: r.uuid()?,
                     text: r.str16()?,
                 })
@@ -94,16 +120,28 @@ pub(super) fn decode(kind: u8, r: &mut Reader) -> Result<Packet, DecodeError> {
         kind::HISTORY => Packet::History {
             token: r.token()?,
             req: r.u32()?,
+            room: r.u16()?,
             from: r.u64()?,
             count: r.u16()?,
         },
         kind::WHO => Packet::Who {
             token: r.token()?,
             req: r.u32()?,
+            room: r.u16()?,
         },
         kind::PING => Packet::Ping { token: r.token()? },
         kind::LEAVE => Packet::Leave {
             token: r.token()?,
+            message: r.str8()?,
+        },
+        kind::ENTER => Packet::Enter {
+            token: r.token()?,
+            room: r.str8()?,
+            history: r.u16()?,
+        },
+        kind::PART => Packet::Part {
+            token: r.token()?,
+            room: r.u16()?,
             message: r.str8()?,
         },
         other => return Err(DecodeError::Kind(other)),

@@ -99,8 +99,10 @@ pub struct Store {
     lost: Option<String>,
     /// The seq of the mark last written.
     marked: u64,
-    /// Bytes of whole records in the file.
+    /// Bytes of whole records in the file, flushed.
     len: u64,
+    /// Bytes written after them and not flushed yet (see [`Store::write`]).
+    unsynced: u64,
     /// The sequence number of the file's first record (1 unless the log was rotated).
     first_seq: u64,
 }
@@ -210,6 +212,7 @@ impl Store {
                 lost: None,
                 marked: last_seq,
                 len,
+                unsynced: 0,
                 first_seq,
             },
             tail: tail.into(),
@@ -254,6 +257,17 @@ impl Store {
         &mut self,
         messages: impl IntoIterator<Item = &'a Message>,
     ) -> io::Result<()> {
+        self.write(messages)?;
+        self.sync()
+    }
+
+    /// Appends `messages` without flushing them: they count as stored once [`Store::sync`]
+    /// succeeds (a group commit writes every room's log, then flushes each). On failure the
+    /// file is cut back to what it held before.
+    ///
+    /// # Errors
+    /// When the log is lost or writing fails.
+    pub fn write<'a>(&mut self, messages: impl IntoIterator<Item = &'a Message>) -> io::Result<()> {
         if let Some(why) = &self.lost {
             return Err(io::Error::other(format!(
                 "the message log {why} while the relay ran: nothing is acknowledged until it is back"
@@ -264,18 +278,61 @@ impl Store {
         for m in messages {
             write_record(&mut buf, m)?;
         }
-        let result = self.file.append(&buf).and_then(|()| self.file.sync());
-        match result {
+        match self.file.append(&buf) {
             Ok(()) => {
-                self.len += buf.len() as u64;
+                self.unsynced += buf.len() as u64;
                 Ok(())
             }
             Err(e) => {
-                // Best effort: a half-written record must not stay in front of the next one.
-                let _ = self.file.truncate(self.len);
+                self.cut_back();
                 Err(e)
             }
         }
+    }
+
+    /// Flushes what [`Store::write`] wrote to stable storage (fdatasync); on failure it is cut
+    /// off again.
+    ///
+    /// # Errors
+    /// When the flush fails: nothing written since the last flush counts as stored.
+    pub fn sync(&mut self) -> io::Result<()> {
+        if self.unsynced == 0 {
+            return Ok(());
+        }
+        match self.file.sync() {
+            Ok(()) => {
+                self.len += std::mem::take(&mut self.unsynced);
+                Ok(())
+            }
+            Err(e) => {
+                self.cut_back();
+                Err(e)
+            }
+        }
+    }
+
+    /// Cuts the log back to `len` bytes (what [`Store::len`] said before a group commit whose
+    /// other logs failed: none of the turn counts as stored), and what was written since the
+    /// last flush with it: best effort, a record nobody was told of must not stay in front of
+    /// the next one, which takes its seq.
+    pub fn cut_back_to(&mut self, len: u64) {
+        self.len = len.min(self.len);
+        self.cut_back();
+    }
+
+    fn cut_back(&mut self) {
+        self.unsynced = 0;
+        let _ = self.file.truncate(self.len);
+    }
+
+    /// Bytes of whole, flushed records in the log.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True when the log holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 

@@ -60,6 +60,7 @@ impl Node {
             .iter()
             .filter_map(|(at, e)| match e {
                 Event::Message {
+                    room: _,
                     message,
                     history,
                     own,
@@ -206,6 +207,7 @@ impl Net {
     fn start_client(&mut self, name: &str, history: u16, addr: SocketAddr) -> usize {
         let i = self.nodes.len();
         let config = client::Config {
+            rooms: Vec::new(),
             name: name.to_owned(),
             history,
             since: None,

@@ -102,7 +102,7 @@ impl Net {
             self.aborts += 1;
             return self.relay.abort("No space left on device (os error 28)");
         }
-        let appends: Vec<Message> = self.relay.appends().cloned().collect();
+        let appends: Vec<Message> = self.relay.appends().map(|(_, m)| m.clone()).collect();
         for (k, m) in appends.iter().enumerate() {
             let want = (self.store.len() + k) as u64 + 1;
             assert_eq!(m.seq, want, "the relay appends in order");
@@ -152,7 +152,7 @@ impl Net {
                 self.record(None, Some(gone), &t.bytes, "lost: stale address");
                 continue;
             };
-            if let Packet::Messages { messages } = &packet {
+            if let Packet::Messages { room: _, messages } = &packet {
                 let me = name_key(self.nodes[i].client.name());
                 for m in messages {
                     assert_ne!(

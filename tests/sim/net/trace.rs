@@ -133,6 +133,7 @@ impl Drop for Net {
                 for (at, e) in &n.events {
                     let e = match e {
                         Event::Message {
+                            room: _,
                             message,
                             history,
                             own,
@@ -172,14 +173,25 @@ fn summary(p: &Packet) -> String {
         Packet::Send { base, messages, .. } => {
             let each: Vec<String> = messages
                 .iter()
-                .map(|m| format!("csn {} id {}", m.csn, &m.id.to_string()[..8]))
+                .map(|m| {
+                    format!(
+                        "csn {} room {} id {}",
+                        m.csn,
+                        m.room,
+                        &m.id.to_string()[..8]
+                    )
+                })
                 .collect();
             format!("Send base {base} [{}]", each.join(", "))
         }
         Packet::History {
-            req, from, count, ..
-        } => format!("History req {req} from {from} count {count}"),
-        Packet::Who { req, .. } => format!("Who req {req}"),
+            req,
+            room,
+            from,
+            count,
+            ..
+        } => format!("History req {req} room {room} from {from} count {count}"),
+        Packet::Who { req, room, .. } => format!("Who req {req} room {room}"),
         Packet::Ping { .. } => "Ping".into(),
         Packet::Leave { .. } => "Leave".into(),
         Packet::Welcome { name, latest, .. } => format!("Welcome {name} latest {latest}"),
@@ -191,24 +203,44 @@ fn summary(p: &Packet) -> String {
                 .collect();
             format!("Ack [{}]", each.join(", "))
         }
-        Packet::Messages { messages } => format!("Messages [{}]", seqs(messages)),
+        Packet::Messages { room, messages } => {
+            format!("Messages room {room} [{}]", seqs(messages))
+        }
         Packet::HistoryPage {
+            room,
             req,
             first,
             last,
             messages,
         } => format!(
-            "HistoryPage req {req} {first}..={last} [{}]",
+            "HistoryPage room {room} req {req} {first}..={last} [{}]",
             seqs(messages)
         ),
-        Packet::Presence { changes } => {
+        Packet::Presence { room, changes } => {
             let each: Vec<String> = changes
                 .iter()
                 .map(|c| format!("{} joined={} {:?}", c.name, c.joined, c.reason))
                 .collect();
-            format!("Presence [{}]", each.join(", "))
+            format!("Presence room {room} [{}]", each.join(", "))
         }
-        Packet::Names { req, total, names } => format!("Names req {req} total {total} {names:?}"),
-        Packet::Pong { latest, members } => format!("Pong latest {latest} members {members}"),
+        Packet::Names {
+            room,
+            req,
+            total,
+            names,
+        } => format!("Names room {room} req {req} total {total} {names:?}"),
+        Packet::Pong { rooms } => {
+            let rooms: Vec<String> = (rooms.iter())
+                .map(|l| format!("room {} latest {} members {}", l.room, l.latest, l.members))
+                .collect();
+            format!("Pong {}", rooms.join(", "))
+        }
+        Packet::Enter { room, history, .. } => format!("Enter {room} history {history}"),
+        Packet::Part { room, .. } => format!("Part room {room}"),
+        Packet::Entered { room, name, latest } => {
+            format!("Entered {name} as room {room} latest {latest}")
+        }
+        Packet::Parted { room } => format!("Parted room {room}"),
+        Packet::NotEntered { name, code, .. } => format!("NotEntered {name} {code:?}"),
     }
 }

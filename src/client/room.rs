@@ -1,0 +1,393 @@
+//! The rooms the client follows: each one's number in this session, entering (ENTER, sent again until ENTERED) and parting (PART, until PARTED), and its own delivery, history and presence.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use super::presence::Presence;
+use super::{Client, Event, Phase, Seen};
+use crate::proto::message::{Message, check_text};
+use crate::proto::room::{RoomError, check_room, room_key};
+use crate::proto::wire::{ErrorCode, MAX_LEAVE_BYTES, MAX_ROOMS, Packet};
+
+/// A room as the client follows it.
+#[derive(Debug)]
+pub(super) struct Channel {
+    /// Its name, in lower case.
+    pub(super) name: String,
+    /// The session's number for it, once the relay gave one (0 for the JOIN's room).
+    pub(super) number: Option<u16>,
+    /// Whether the user wants to be in it (false once they parted it).
+    pub(super) wanted: bool,
+    /// When to send the ENTER (or PART) again, while one is on its way.
+    pub(super) retry_at: Option<Instant>,
+    /// ENTERs (or PARTs) sent in a row without an answer.
+    pub(super) tries: u32,
+    /// What the PART says, while parting.
+    pub(super) parting: String,
+    /// Messages of history to show the first time it is entered.
+    pub(super) history: u16,
+    /// Where the user left off in it last time: the first time it is entered, what came
+    /// since is shown instead of `history`.
+    pub(super) since: Option<Seen>,
+    /// Sessions in which it was entered (0: not yet).
+    pub(super) entered: u32,
+    /// Highest sequence number delivered in order.
+    pub(super) delivered: u64,
+    /// Highest sequence number the relay told of.
+    pub(super) known_latest: u64,
+    /// Messages received ahead of a gap, and own acknowledged ones.
+    pub(super) ahead: BTreeMap<u64, (Message, bool)>,
+    /// The request filling the current gap, if any.
+    pub(super) repair: Option<u32>,
+    /// Since when the live stream has a gap.
+    pub(super) gap_since: Option<Instant>,
+    /// Who is in it.
+    pub(super) presence: Presence,
+    /// What the user missed since last time, to say just before it is shown.
+    pub(super) missed: Option<Event>,
+}
+
+impl Channel {
+    pub(super) fn new(name: String, history: u16, since: Option<Seen>) -> Self {
+        Channel {
+            name,
+            number: None,
+            wanted: true,
+            retry_at: None,
+            tries: 0,
+            parting: String::new(),
+            history,
+            since,
+            entered: 0,
+            delivered: 0,
+            known_latest: 0,
+            ahead: BTreeMap::new(),
+            repair: None,
+            gap_since: None,
+            presence: Presence::default(),
+            missed: None,
+        }
+    }
+
+    /// True while it is entered in this session and wanted.
+    pub(super) fn is_in(&self) -> bool {
+        self.wanted && self.number.is_some()
+    }
+}
+
+/// A room as the user sees it in [`Client::rooms`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomInfo {
+    /// Its name, in lower case.
+    pub name: String,
+    /// True once the relay let the client in (in this session).
+    pub entered: bool,
+    /// How many are in it as the client knows (itself included), once entered.
+    pub members: usize,
+    /// Highest sequence number delivered in order.
+    pub delivered: u64,
+}
+
+impl Client {
+    /// The rooms the client is in or entering, in the order they were entered.
+    pub fn rooms(&self) -> Vec<RoomInfo> {
+        (self.rooms.iter())
+            .filter(|c| c.wanted)
+            .map(|c| RoomInfo {
+                name: c.name.clone(),
+                entered: c.number.is_some(),
+                members: c.presence.count() + usize::from(c.number.is_some()),
+                delivered: c.delivered,
+            })
+            .collect()
+    }
+
+    /// The room `name`'s place among the rooms followed, if followed.
+    pub(super) fn channel(&self, name: &str) -> Option<usize> {
+        let key = room_key(name);
+        self.rooms.iter().position(|c| c.name == key)
+    }
+
+    /// The room the relay calls `number` in this session.
+    pub(super) fn by_number(&self, number: u16) -> Option<usize> {
+        (self.rooms.iter()).position(|c| c.number == Some(number))
+    }
+
+    /// The first room wanted: where [`Client::send`] and the other calls without a room go.
+    pub(super) fn first(&self) -> Option<usize> {
+        self.rooms.iter().position(|c| c.wanted)
+    }
+
+    /// Enters the room `name` (made by the relay on first use), with `history` messages of it
+    /// shown (or what came since `since`); the relay's answer comes as [`Event::Entered`] or
+    /// an [`Event::Error`]. Entering a room the client is in already does nothing.
+    ///
+    /// # Errors
+    /// When the name breaks the rules of room names, or the client follows [`MAX_ROOMS`]
+    /// rooms already.
+    pub fn enter(
+        &mut self,
+        now: Instant,
+        name: &str,
+        history: u16,
+        since: Option<Seen>,
+    ) -> Result<(), EnterError> {
+        check_room(name).map_err(EnterError::Name)?;
+        let key = room_key(name);
+        if let Some(r) = self.channel(&key) {
+            if self.rooms[r].wanted {
+                return Ok(());
+            }
+            // Parted and wanted again: entered anew.
+            let c = &mut self.rooms[r];
+            c.wanted = true;
+            c.tries = 0;
+            c.retry_at = Some(now);
+            if c.number.is_some() {
+                // The PART is on its way: once PARTED, the ENTER goes.
+                return Ok(());
+            }
+        } else {
+            if self.rooms.iter().filter(|c| c.wanted).count() >= MAX_ROOMS {
+                return Err(EnterError::TooMany);
+            }
+            let mut c = Channel::new(key, history, since);
+            c.retry_at = Some(now);
+            self.rooms.push(c);
+        }
+        self.room_requests_due(now);
+        Ok(())
+    }
+
+    /// Leaves the room `name`, telling its others `message` (cut and checked as for
+    /// [`Client::leave_saying`]); its messages not yet sent are dropped, and said so.
+    /// Returns false when the client does not follow it.
+    pub fn part(&mut self, now: Instant, name: &str, message: &str) -> bool {
+        let Some(r) = self.channel(name).filter(|&r| self.rooms[r].wanted) else {
+            return false;
+        };
+        let dropped = self.outbox.iter().filter(|o| o.room == r).count();
+        self.outbox.retain(|o| o.room != r);
+        self.requests.retain(|(room, _), _| *room != r);
+        if dropped > 0 {
+            self.events.push_back(Event::Error(format!(
+                "{dropped} message(s) to #{} were not sent: you left it",
+                self.rooms[r].name
+            )));
+        }
+        let message = leaving_text(message);
+        let c = &mut self.rooms[r];
+        c.wanted = false;
+        c.parting = message;
+        c.tries = 0;
+        c.retry_at = c.number.map(|_| now);
+        if c.number.is_none() {
+            // Never entered in this session: nothing to tell the relay (an ENTERED on its way
+            // is parted when it comes).
+            let name = c.name.clone();
+            self.events.push_back(Event::Parted { room: name });
+        }
+        self.room_requests_due(now);
+        true
+    }
+
+    /// Sends the ENTERs and PARTs that are due.
+    pub(super) fn room_requests_due(&mut self, now: Instant) {
+        let Phase::Joined { token } = self.phase else {
+            return;
+        };
+        let mut packets = Vec::new();
+        for c in &mut self.rooms {
+            if c.retry_at.is_none_or(|t| t > now) {
+                continue;
+            }
+            let packet = match (c.wanted, c.number) {
+                (true, None) => Packet::Enter {
+                    token,
+                    room: c.name.clone(),
+                    history: if c.entered == 0 && c.since.is_none() {
+                        c.history
+                    } else {
+                        0
+                    },
+                },
+                (false, Some(number)) => Packet::Part {
+                    token,
+                    room: number,
+                    message: c.parting.clone(),
+                },
+                _ => {
+                    c.retry_at = None;
+                    continue;
+                }
+            };
+            c.tries += 1;
+            c.retry_at = Some(now + self.rtt.backoff(c.tries));
+            packets.push(packet);
+        }
+        for p in packets {
+            self.transmit(now, &p);
+        }
+    }
+
+    /// ENTERED: the relay let us in `name` as `number`.
+    pub(super) fn room_entered(&mut self, now: Instant, number: u16, name: &str, latest: u64) {
+        let Some(r) = self.channel(name) else {
+            // Never asked for (or asked for by an earlier process of ours): leave it.
+            return self.stray(now, number);
+        };
+        if self.rooms[r].number == Some(number) {
+            // A retransmitted ENTERED.
+            return;
+        }
+        if !self.rooms[r].wanted {
+            if self.rooms[r].number.is_none() {
+                self.rooms[r].number = Some(number);
+                self.rooms[r].retry_at = Some(now);
+                self.room_requests_due(now);
+            }
+            return;
+        }
+        self.rooms[r].number = Some(number);
+        self.rooms[r].retry_at = None;
+        self.rooms[r].tries = 0;
+        self.in_room(now, r, latest);
+    }
+
+    /// The room `r` is entered in this session (by the WELCOME for room 0, else an
+    /// ENTERED), with `latest` its latest seq: where its delivery starts, the first time, and
+    /// its history; after a rejoin, what it missed meanwhile is repaired.
+    pub(super) fn in_room(&mut self, now: Instant, r: usize, latest: u64) {
+        self.rooms[r].entered += 1;
+        let first = self.rooms[r].entered == 1;
+        let rejoin = self.sessions > 1 || !first;
+        self.ask_presence_after_entering(now, r, rejoin);
+        if first {
+            self.events.push_back(Event::Entered {
+                room: self.rooms[r].name.clone(),
+            });
+            self.first_delivery(now, r, latest);
+        } else {
+            let c = &mut self.rooms[r];
+            if latest < c.delivered {
+                c.delivered = latest;
+                c.ahead.clear();
+                let room = c.name.clone();
+                self.events.push_back(Event::Notice(format!(
+                    "the relay lost the recent messages of #{room} (its log was reset)"
+                )));
+            }
+            self.learn_latest(now, r, latest);
+        }
+        self.pump(now);
+        self.drain(now, r);
+    }
+
+    /// PARTED: the session is not (or no longer) in the room it called `number`.
+    pub(super) fn room_parted(&mut self, now: Instant, number: u16) {
+        let Some(r) = self.by_number(number) else {
+            self.strays.remove(&number);
+            return;
+        };
+        let c = &mut self.rooms[r];
+        c.number = None;
+        c.retry_at = None;
+        c.tries = 0;
+        if c.wanted {
+            // The relay says we are not in it (a rejoin into a session that had parted it,
+            // say): in again.
+            c.retry_at = Some(now);
+            self.room_requests_due(now);
+        } else {
+            let room = c.name.clone();
+            c.presence = Presence::default();
+            self.events.push_back(Event::Parted { room });
+        }
+    }
+
+    /// NOT_ENTERED: the relay refused to let us in `name`.
+    pub(super) fn room_refused(&mut self, name: &str, code: ErrorCode, message: String) {
+        let Some(r) = self
+            .channel(name)
+            .filter(|&r| self.rooms[r].number.is_none())
+        else {
+            return;
+        };
+        if code == ErrorCode::RateLimited {
+            // It goes again after its backoff.
+            return;
+        }
+        let c = &mut self.rooms[r];
+        c.wanted = false;
+        c.retry_at = None;
+        let dropped = self.outbox.iter().filter(|o| o.room == r).count();
+        self.outbox.retain(|o| o.room != r);
+        let room = self.rooms[r].name.clone();
+        let also = if dropped > 0 {
+            format!(" ({dropped} message(s) to it not sent)")
+        } else {
+            String::new()
+        };
+        self.events.push_back(Event::Error(format!(
+            "cannot enter #{room}: {message}{also}"
+        )));
+    }
+
+    /// A packet about a room this client does not follow (`number`): the room of an earlier
+    /// process of ours whose session this one took over. It is parted, once.
+    pub(super) fn stray(&mut self, now: Instant, number: u16) {
+        let Phase::Joined { token } = self.phase else {
+            return;
+        };
+        if self.rooms.iter().any(|c| c.wanted && c.number.is_none()) {
+            // It may be the room being entered, its packets ahead of its ENTERED.
+            return;
+        }
+        if self.strays.insert(number) {
+            let part = Packet::Part {
+                token,
+                room: number,
+                message: String::new(),
+            };
+            self.transmit(now, &part);
+        }
+    }
+}
+
+/// Why a room could not be entered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnterError {
+    /// The name breaks the rules.
+    Name(RoomError),
+    /// The client follows as many rooms as a session may be in.
+    TooMany,
+}
+
+impl std::fmt::Display for EnterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EnterError::Name(e) => e.fmt(f),
+            EnterError::TooMany => write!(
+                f,
+                "you are in {MAX_ROOMS} rooms, the most a session may be in: /part one first"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for EnterError {}
+
+/// What a LEAVE or PART says: cut to [`MAX_LEAVE_BYTES`] at a character boundary, nothing if
+/// it breaks the text rules.
+pub(super) fn leaving_text(message: &str) -> String {
+    let mut cut = message.len().min(MAX_LEAVE_BYTES);
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let message = &message[..cut];
+    if check_text(message).is_ok() {
+        message.to_owned()
+    } else {
+        String::new()
+    }
+}

@@ -1,0 +1,334 @@
+//! The relay's rooms: found by name, made on first use within `--max-rooms`, entered (ENTER, or the room a JOIN names) and left (PART, or the session's end), each member with a number of its own for each room it is in.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::{Index, IndexMut};
+
+use uuid::Uuid;
+
+use super::Relay;
+use super::room::Room;
+use crate::proto::name::name_key;
+use crate::proto::room::{check_room, room_key};
+use crate::proto::wire::{Change, ErrorCode, LeaveReason, MAX_ROOMS, Packet};
+
+/// A room of the relay, by its place in [`Rooms`] (rooms are never removed while it runs).
+pub(super) type RoomId = usize;
+
+/// Every room the relay has: those with a log, and those entered since it started.
+#[derive(Debug, Default)]
+pub(super) struct Rooms {
+    list: Vec<Room>,
+    by_name: HashMap<String, RoomId>,
+}
+
+impl Rooms {
+    /// The room whose key is `key`.
+    pub(super) fn find(&self, key: &str) -> Option<RoomId> {
+        self.by_name.get(key).copied()
+    }
+
+    /// Adds the room `key` (not there yet), empty.
+    pub(super) fn add(&mut self, key: &str) -> RoomId {
+        let id = self.list.len();
+        self.list.push(Room::new(key));
+        self.by_name.insert(key.to_owned(), id);
+        id
+    }
+
+    /// The room `key`, added if it is not there.
+    pub(super) fn find_or_add(&mut self, key: &str) -> RoomId {
+        self.find(key).unwrap_or_else(|| self.add(key))
+    }
+
+    /// How many rooms there are.
+    pub(super) fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Every room, with its id.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (RoomId, &Room)> {
+        self.list.iter().enumerate()
+    }
+}
+
+impl Index<RoomId> for Rooms {
+    type Output = Room;
+    fn index(&self, id: RoomId) -> &Room {
+        &self.list[id]
+    }
+}
+
+impl IndexMut<RoomId> for Rooms {
+    fn index_mut(&mut self, id: RoomId) -> &mut Room {
+        &mut self.list[id]
+    }
+}
+
+/// A session's place in one room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Membership {
+    /// The session's number for the room: in every packet about it.
+    pub(super) number: u16,
+    /// The room.
+    pub(super) room: RoomId,
+    /// How many presence changes the room had told when the session entered it: it is told
+    /// of those after.
+    pub(super) presence_from: u64,
+}
+
+impl Relay {
+    /// ENTER: puts the session at `from` in the room `name` (made if need be) and sends it
+    /// the room's number, then its last `history` messages; an ENTER of a room the session is
+    /// in already is answered the same (its ENTERED was lost).
+    pub(super) fn enter(&mut self, from: SocketAddr, name: String, history: u16) {
+        if let Err(e) = check_room(&name) {
+            self.stats.refused += 1;
+            return self.not_entered(from, name, ErrorCode::BadRoom, e.to_string());
+        }
+        let key = room_key(&name);
+        let room = match self.room_in(from, &key) {
+            Some(m) => m,
+            None => {
+                let count = self.clients.get(&from).map_or(0, |s| s.rooms.len());
+                if count >= MAX_ROOMS {
+                    self.stats.refused += 1;
+                    let message = format!(
+                        "you are in {MAX_ROOMS} rooms, the most a session may be in: /part one first"
+                    );
+                    return self.not_entered(from, name, ErrorCode::TooManyRooms, message);
+                }
+                let Some(room) = self.room_to_enter(&key) else {
+                    self.stats.refused += 1;
+                    let message = format!(
+                        "the relay has {} rooms, the most it may have (its --max-rooms): enter one of those",
+                        self.rooms.len()
+                    );
+                    return self.not_entered(from, name, ErrorCode::TooManyRooms, message);
+                };
+                match self.put_in(from, room, None, true) {
+                    Some(number) => Membership {
+                        number,
+                        room,
+                        presence_from: 0,
+                    },
+                    None => {
+                        let message =
+                            "this session entered as many rooms as it may: join again".to_owned();
+                        return self.not_entered(from, name, ErrorCode::TooManyRooms, message);
+                    }
+                }
+            }
+        };
+        let entered = Packet::Entered {
+            room: room.number,
+            name: key,
+            latest: self.rooms[room.room].committed,
+        };
+        self.reply(from, &entered);
+        self.history(from, 0, room.number, 0, history);
+    }
+
+    /// The room `key`, made if it is not there and the relay may have one more.
+    pub(super) fn room_to_enter(&mut self, key: &str) -> Option<usize> {
+        match self.rooms.find(key) {
+            Some(room) => Some(room),
+            None if self.rooms.len() >= self.config.max_rooms => None,
+            None => Some(self.rooms.add(key)),
+        }
+    }
+
+    fn not_entered(&mut self, to: SocketAddr, name: String, code: ErrorCode, message: String) {
+        self.dropped(to, message.clone());
+        self.reply(
+            to,
+            &Packet::NotEntered {
+                name,
+                code,
+                message,
+            },
+        );
+    }
+
+    /// The session at `from`'s place in the room `key`, if it is in it.
+    pub(super) fn room_in(&self, from: SocketAddr, key: &str) -> Option<Membership> {
+        let room = self.rooms.find(key)?;
+        self.clients
+            .get(&from)?
+            .rooms
+            .iter()
+            .find(|m| m.room == room)
+            .copied()
+    }
+
+    /// The room the session at `from` calls `number`, if it is in it.
+    pub(super) fn room_of(&self, from: SocketAddr, number: u16) -> Option<usize> {
+        self.clients.get(&from)?.room_of(number)
+    }
+
+    /// Puts the session at `from` in `room` as `number` (the session's next number if
+    /// `None`), told to the room's others when `announce`; its number (`None` when the
+    /// session has none left to give, or is gone).
+    pub(super) fn put_in(
+        &mut self,
+        from: SocketAddr,
+        room: RoomId,
+        number: Option<u16>,
+        announce: bool,
+    ) -> Option<u16> {
+        let presence_from = self.rooms[room].announced;
+        let (name, number) = {
+            let mut s = self.clients.get_mut(&from)?;
+            let number = match number {
+                Some(n) => n,
+                None => {
+                    let n = s.next_room;
+                    s.next_room = n.checked_add(1)?;
+                    n
+                }
+            };
+            s.rooms.push(Membership {
+                number,
+                room,
+                presence_from,
+            });
+            (s.name.clone(), number)
+        };
+        let r = &mut self.rooms[room];
+        r.members.insert(from, number);
+        r.roster.insert(name_key(&name), from);
+        if announce {
+            let change = Change {
+                joined: true,
+                reason: LeaveReason::Quit,
+                name,
+                message: None,
+            };
+            self.announce(room, Some(from), change);
+        }
+        Some(number)
+    }
+
+    /// PART: takes the session at `from` out of the room it calls `number`, telling the
+    /// room's others (with `message`, if any); answered PARTED whether it was in it or not
+    /// (its PARTED was lost, or it parted before).
+    pub(super) fn part(&mut self, from: SocketAddr, number: u16, message: Option<String>) {
+        self.leave_one(from, number, message);
+        self.reply(from, &Packet::Parted { room: number });
+    }
+
+    /// Takes the session at `from` out of the room it calls `number`, if it is in it, telling
+    /// the room's others (with `message`, if any).
+    fn leave_one(&mut self, from: SocketAddr, number: u16, message: Option<String>) {
+        let taken = self.clients.get_mut(&from).and_then(|mut s| {
+            let i = s.rooms.iter().position(|m| m.number == number)?;
+            Some((s.rooms.remove(i), s.name.clone()))
+        });
+        if let Some((m, name)) = taken {
+            self.take_out(from, m.room, &name);
+            let change = Change {
+                joined: false,
+                reason: LeaveReason::Quit,
+                name,
+                message,
+            };
+            self.announce(m.room, Some(from), change);
+        }
+    }
+
+    /// Takes `addr` (whose name is `name`) out of `room`'s members.
+    fn take_out(&mut self, addr: SocketAddr, room: RoomId, name: &str) {
+        let r = &mut self.rooms[room];
+        r.members.remove(&addr);
+        r.roster.remove(&name_key(name));
+    }
+
+    /// The session at `addr` (named `name`), which ended, leaves each of `rooms`: told to
+    /// their others as leaving for `reason` (with `message`), or not told (`None`).
+    pub(super) fn leave_rooms(
+        &mut self,
+        addr: SocketAddr,
+        name: &str,
+        rooms: &[Membership],
+        told: Option<(LeaveReason, Option<String>)>,
+    ) {
+        for m in rooms {
+            self.take_out(addr, m.room, name);
+            if let Some((reason, message)) = &told {
+                let change = Change {
+                    joined: false,
+                    reason: *reason,
+                    name: name.to_owned(),
+                    message: message.clone(),
+                };
+                self.announce(m.room, Some(addr), change);
+            }
+        }
+    }
+
+    /// The session of `name` in `rooms` moved from `old` to `new`: its rooms know it there.
+    pub(super) fn move_rooms(
+        &mut self,
+        old: SocketAddr,
+        new: SocketAddr,
+        name: &str,
+        rooms: &[Membership],
+    ) {
+        let key = name_key(name);
+        for m in rooms {
+            let r = &mut self.rooms[m.room];
+            r.members.remove(&old);
+            r.members.insert(new, m.number);
+            r.roster.insert(key.clone(), new);
+        }
+    }
+
+    /// The session at `from`, which took the place of another session of its key (and its
+    /// rooms), enters `room` (the JOIN's) as its room 0: renumbered if it was in it, entered
+    /// now (told to the room's others) if not. Another room that had the number 0 is left,
+    /// told, and so is the last room if the session is in as many as it may be: the new
+    /// process enters again those it wants.
+    pub(super) fn make_room_zero(&mut self, from: SocketAddr, room: RoomId) {
+        let Some((held, mut leave)) = self.clients.get(&from).map(|s| {
+            let held = s.rooms.iter().find(|m| m.room == room).map(|m| m.number);
+            let zero = (s.rooms.iter()).find(|m| m.number == 0 && m.room != room);
+            let mut leave: Vec<u16> = zero.map(|m| m.number).into_iter().collect();
+            if held.is_none() && s.rooms.len() - leave.len() >= MAX_ROOMS {
+                leave.extend(
+                    (s.rooms.iter().rev())
+                        .find(|m| m.number != 0)
+                        .map(|m| m.number),
+                );
+            }
+            (held, leave)
+        }) else {
+            return;
+        };
+        if held == Some(0) {
+            return;
+        }
+        for number in leave.drain(..) {
+            self.leave_one(from, number, None);
+        }
+        match held {
+            Some(_) => {
+                if let Some(mut s) = self.clients.get_mut(&from) {
+                    for m in s.rooms.iter_mut().filter(|m| m.room == room) {
+                        m.number = 0;
+                    }
+                }
+                self.rooms[room].members.insert(from, 0);
+            }
+            None => {
+                self.put_in(from, room, Some(0), true);
+            }
+        }
+    }
+
+    /// Refuses the message `id` to `to`: it names a room (`number`) the session is not in.
+    pub(super) fn not_in_room(&mut self, to: SocketAddr, id: Uuid, number: u16) {
+        self.stats.refused += 1;
+        let message = format!("not sent: this session is in no room {number} (enter it first)");
+        self.error(to, ErrorCode::BadRoom, id, message);
+    }
+}

@@ -1,0 +1,204 @@
+//! The rooms' logs: each room's opened at start, made on its first message, written and flushed as one group commit across rooms, read for history, and watched.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::proto::message::Message;
+use crate::proto::room::DEFAULT_ROOM;
+use crate::relay::Relay;
+use crate::serve::layout;
+use crate::serve::server::StartError;
+use crate::serve::store::{LogEvent, Store};
+
+/// A room's log read back at start: its name (key), its last records, and the seq its log
+/// begins with.
+pub type Restored = (String, Vec<Message>, u64);
+
+/// Every room's log, by the room's key.
+#[derive(Debug)]
+pub struct Logs {
+    data: PathBuf,
+    stores: BTreeMap<String, Store>,
+}
+
+impl Logs {
+    /// Opens the log of every room in `data` (the lobby's made, after the one-room log of an
+    /// earlier relay is moved into it); hands back each room's last `keep` records.
+    ///
+    /// # Errors
+    /// When a room's directory or log cannot be used, or a log is damaged.
+    pub fn open(data: &Path, keep: usize) -> Result<(Logs, Vec<Restored>), StartError> {
+        layout::lobby(data).map_err(StartError::Data)?;
+        let mut stores = BTreeMap::new();
+        let mut restored = Vec::new();
+        for name in layout::rooms_in(data).map_err(StartError::Data)? {
+            let opened =
+                Store::open(&layout::room_dir(data, &name), keep).map_err(StartError::Log)?;
+            if let Some(bytes) = opened.torn {
+                tracing::warn!(
+                    log = %opened.store.path().display(),
+                    bytes,
+                    "dropped an incomplete last record left by a crash"
+                );
+            }
+            restored.push((name.clone(), opened.tail, opened.store.first_seq()));
+            stores.insert(name, opened.store);
+        }
+        let logs = Logs {
+            data: data.to_owned(),
+            stores,
+        };
+        Ok((logs, restored))
+    }
+
+    /// The log of the room `name` (a key), if it has one.
+    pub fn path(&self, name: &str) -> Option<&Path> {
+        self.stores.get(name).map(Store::path)
+    }
+
+    /// The default room's log.
+    pub fn lobby_path(&self) -> PathBuf {
+        self.path(DEFAULT_ROOM).map_or_else(
+            || layout::room_dir(&self.data, DEFAULT_ROOM),
+            Path::to_owned,
+        )
+    }
+
+    /// The group commit: writes what the relay accepted to the logs of the rooms it went to,
+    /// flushes each, then lets the relay answer; if any log fails, none of the turn counts
+    /// (the others are cut back) and the relay refuses the turn's messages, to be sent again.
+    pub fn commit(&mut self, relay: &mut Relay) {
+        if !relay.has_appends() {
+            return;
+        }
+        // The rooms in the order the turn first wrote to them, with their records.
+        let mut rooms: Vec<(&str, Vec<&Message>)> = Vec::new();
+        for (name, m) in relay.appends() {
+            match rooms.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, ms)) => ms.push(m),
+                None => rooms.push((name, vec![m])),
+            }
+        }
+        let mut before: Vec<(String, u64)> = Vec::with_capacity(rooms.len());
+        let mut failed: Option<(String, String)> = None;
+        for (name, messages) in &rooms {
+            let store = match self.store(name) {
+                Ok(store) => store,
+                Err(e) => {
+                    failed = Some((name.to_string(), e));
+                    break;
+                }
+            };
+            before.push((name.to_string(), store.len()));
+            if let Err(e) = store.write(messages.iter().copied()) {
+                failed = Some((name.to_string(), e.to_string()));
+                break;
+            }
+        }
+        if failed.is_none() {
+            for (name, _) in &before {
+                if let Some(store) = self.stores.get_mut(name)
+                    && let Err(e) = store.sync()
+                {
+                    failed = Some((name.clone(), e.to_string()));
+                    break;
+                }
+            }
+        }
+        drop(rooms);
+        match failed {
+            None => relay.commit(),
+            Some((name, why)) => {
+                for (room, len) in &before {
+                    if let Some(store) = self.stores.get_mut(room) {
+                        store.cut_back_to(*len);
+                    }
+                }
+                // While a log is lost, `watch` says so every few seconds instead.
+                let store = self.stores.get(&name);
+                if store.is_none_or(|s| s.lost().is_none()) {
+                    let log = layout::room_dir(&self.data, &name);
+                    tracing::error!(error = %why, room = %name, log = %log.display(), "cannot write the room's message log; nothing was acknowledged");
+                }
+                relay.abort(&why);
+            }
+        }
+    }
+
+    /// The log of the room `name`, opened (and made) on the room's first message.
+    fn store(&mut self, name: &str) -> Result<&mut Store, String> {
+        if !self.stores.contains_key(name) {
+            let dir = layout::room_dir(&self.data, name);
+            let opened = Store::open(&dir, 0).map_err(|e| e.to_string())?;
+            tracing::info!(room = name, log = %opened.store.path().display(), "a new room's log");
+            self.stores.insert(name.to_owned(), opened.store);
+        }
+        Ok(self.stores.get_mut(name).expect("just opened"))
+    }
+
+    /// Answers the relay's history requests that need a log.
+    pub fn serve_reads(&mut self, relay: &mut Relay) {
+        while let Some(read) = relay.poll_read() {
+            let result = match self.stores.get(&read.room) {
+                Some(store) => store.read(read.first, read.last),
+                None => Ok(Vec::new()),
+            };
+            match result {
+                Ok(messages) => relay.serve_read(&read, &messages),
+                Err(e) => {
+                    tracing::error!(error = %e, room = %read.room, "cannot read the message log for history");
+                    // The answer goes on without them; the client asks again for what is
+                    // missing.
+                    relay.serve_read(&read, &[]);
+                }
+            }
+        }
+    }
+
+    /// Looks at each log's file (it may have been deleted, moved or replaced under the relay)
+    /// and writes the last seq stored beside it; says what changed, and, when `remind`, that
+    /// a log is still not back.
+    pub fn watch(&mut self, relay: &Relay, remind: bool) {
+        for (name, store) in &mut self.stores {
+            let log = store.path().display().to_string();
+            match store.check() {
+                Some(LogEvent::Lost { why, rescued }) => {
+                    let kept = match rescued {
+                        None => String::new(),
+                        Some(Ok(path)) => format!("; its records are kept in {}", path.display()),
+                        Some(Err(e)) => format!("; its records could not be kept ({e})"),
+                    };
+                    tracing::error!(
+                        "the message log {log} {why} while the relay ran: nothing more is acknowledged (clients keep resending) until it is back under its name{kept}; to go on, put it back, or stop the relay"
+                    );
+                }
+                Some(LogEvent::Back) => {
+                    tracing::warn!("the message log {log} is back: acknowledging again");
+                }
+                None => {
+                    if let Some(why) = store.lost()
+                        && remind
+                    {
+                        tracing::error!("the message log {log} {why}: still acknowledging nothing");
+                    }
+                }
+            }
+            Self::mark(name, store, relay);
+        }
+    }
+
+    /// Writes each room's last seq stored beside its log (as the relay stops).
+    pub fn mark_all(&mut self, relay: &Relay) {
+        for (name, store) in &mut self.stores {
+            Self::mark(name, store, relay);
+        }
+    }
+
+    fn mark(name: &str, store: &mut Store, relay: &Relay) {
+        if let Some(latest) = relay.latest_in(name)
+            && let Err(e) = store.mark(latest)
+        {
+            tracing::error!(error = %e, room = name, "cannot write the last seq stored beside the log");
+        }
+    }
+}
