@@ -139,6 +139,9 @@ pub struct Client {
     zero: Option<usize>,
     /// Room numbers of rooms not followed that were parted, in this session.
     strays: BTreeSet<u16>,
+    /// Pages of the history of entering a room that came before its ENTERED (by the room's
+    /// number, with their range and messages): taken once it comes.
+    early: VecDeque<(u16, u64, u64, Vec<crate::proto::message::Message>)>,
     /// History requests by room and request number (0: the history of entering the room).
     requests: BTreeMap<(usize, u32), Request>,
     next_req: u32,
@@ -192,6 +195,7 @@ impl Client {
             rooms,
             zero: None,
             strays: BTreeSet::new(),
+            early: VecDeque::new(),
             requests: BTreeMap::new(),
             next_req: 1,
             who: None,
@@ -540,6 +544,19 @@ impl Client {
                 if let Some(r) = self.zero {
                     self.page(now, r, 0, first, last, messages);
                 }
+            }
+            Packet::HistoryPage {
+                room,
+                req: 0,
+                first,
+                last,
+                messages,
+            } if self.by_number(room).is_none() && self.is_moving() => {
+                // The history of a room being entered, ahead of its ENTERED.
+                if self.early.len() == room::EARLY_PAGES {
+                    self.early.pop_front();
+                }
+                self.early.push_back((room, first, last, messages));
             }
             Packet::Messages { room, .. }
             | Packet::HistoryPage { room, .. }

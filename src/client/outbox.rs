@@ -145,11 +145,13 @@ impl Client {
         }
         // Everything below the oldest unacknowledged csn of this session is stored: the relay
         // need not wait for any of it (some may have been acknowledged by an earlier session).
-        let base = self
-            .outbox
-            .iter()
+        // (The lowest of the outbox's: a message waiting for its room to be entered gets its
+        // csn after later ones to rooms entered already, so the outbox's order is not the
+        // csns'. Only the window's messages were ever sent.)
+        let base = (self.outbox.iter().take(self.sendable()))
             .map(|o| o.csn)
-            .find(|&c| c != 0)
+            .filter(|&c| c != 0)
+            .min()
             .unwrap_or(self.next_csn);
         let mut sent = Vec::with_capacity(indices.len());
         for &i in &indices {

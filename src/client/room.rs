@@ -1,6 +1,6 @@
 //! The rooms the client follows: each one's number in this session, entering (ENTER, sent again until ENTERED) and parting (PART, until PARTED), and its own delivery, history and presence.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use super::presence::Presence;
@@ -8,6 +8,9 @@ use super::{Client, Event, Phase, Seen};
 use crate::proto::message::{Message, check_text};
 use crate::proto::room::{RoomError, check_room, room_key};
 use crate::proto::wire::{ErrorCode, MAX_LEAVE_BYTES, MAX_ROOMS, Packet};
+
+/// Pages of entering history kept while they wait for their ENTERED.
+pub(super) const EARLY_PAGES: usize = 64;
 
 /// A room as the client follows it.
 #[derive(Debug)]
@@ -251,7 +254,23 @@ impl Client {
         self.rooms[r].number = Some(number);
         self.rooms[r].retry_at = None;
         self.rooms[r].tries = 0;
+        // Requests about it waited for its number: they go now.
+        for (_, req) in self.requests.range_mut((r, 0)..=(r, u32::MAX)) {
+            req.retry_at = now;
+        }
         self.in_room(now, r, latest);
+        // Pages of its history that overtook the ENTERED.
+        let (early, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.early)
+            .into_iter()
+            .partition(|p| p.0 == number);
+        self.early = rest;
+        for (_, first, last, messages) in early {
+            self.page(now, r, 0, first, last, messages);
+        }
+        if let Phase::Joined { token } = self.phase {
+            self.retry_requests(now, token);
+        }
+        self.send_who(now);
     }
 
     /// The room `r` is entered in this session (by the WELCOME for room 0, else an

@@ -19,12 +19,18 @@ impl Client {
                 // Keepalive: only what the relay receives keeps the session alive, so a
                 // client that only listens must still ping (docs/protocol.md, "Staying").
                 at(self.last_sent + self.ping_every);
+                // What waits for its room to be entered (in this session) waits for the
+                // ENTERED, not for a time.
+                let entered = |room: usize| self.rooms[room].number.is_some();
                 self.outbox
                     .iter()
                     .take(self.sendable())
+                    .filter(|o| entered(o.room))
                     .filter_map(|o| o.resend_at)
                     .for_each(&mut at);
-                self.requests.values().for_each(|r| at(r.retry_at));
+                (self.requests.iter())
+                    .filter(|((room, _), _)| entered(*room))
+                    .for_each(|(_, r)| at(r.retry_at));
                 for c in &self.rooms {
                     if let Some(since) = c.gap_since {
                         at(since + self.gap_wait());
@@ -68,6 +74,7 @@ impl Client {
             Phase::Joined { token } => {
                 let due: Vec<usize> = (0..self.sendable())
                     .filter(|&i| self.outbox[i].resend_at.is_some_and(|t| t <= now))
+                    .filter(|&i| self.rooms[self.outbox[i].room].number.is_some())
                     .collect();
                 self.send_these(now, &due);
                 self.retry_requests(now, token);

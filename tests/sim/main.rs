@@ -18,4 +18,5 @@ mod joining;
 mod loss;
 mod ordering;
 mod restarts;
+mod rooms;
 mod secure;

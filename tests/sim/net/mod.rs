@@ -131,6 +131,8 @@ pub struct Net {
     pub relay_config: relay::Config,
     /// The relay's log.
     pub store: Vec<Message>,
+    /// The logs of the rooms other than the lobby (whose log is `store`), by room.
+    pub rooms: BTreeMap<String, Vec<Message>>,
     /// Messages the log held before the simulation started.
     pub preloaded: usize,
     pub nodes: Vec<Node>,
@@ -198,6 +200,7 @@ impl Net {
             relay_config: config,
             preloaded: log.len(),
             store: log,
+            rooms: BTreeMap::new(),
             nodes: Vec::new(),
             by_addr: HashMap::new(),
             left_addrs: HashMap::new(),
@@ -261,7 +264,9 @@ impl Net {
                 .all(|n| {
                     n.client.is_joined()
                         && n.client.is_idle()
-                        && n.client.delivered() == self.relay.latest()
+                        && (n.client.rooms().iter()).all(|r| {
+                            r.entered && Some(r.delivered) == self.relay.latest_in(&r.name)
+                        })
                 })
     }
 

@@ -48,6 +48,7 @@ pub struct Node {
 #[derive(Debug, Clone)]
 pub struct Shown {
     pub at: Instant,
+    pub room: String,
     pub message: Message,
     pub history: bool,
     pub own: bool,
@@ -60,12 +61,13 @@ impl Node {
             .iter()
             .filter_map(|(at, e)| match e {
                 Event::Message {
-                    room: _,
+                    room,
                     message,
                     history,
                     own,
                 } => Some(Shown {
                     at: *at,
+                    room: room.clone(),
                     message: message.clone(),
                     history: *history,
                     own: *own,
@@ -123,6 +125,20 @@ impl Node {
     /// The seq the first welcome announced: live delivery starts after it.
     pub fn joined_at(&self) -> u64 {
         self.welcomes().first().expect("welcomed").1
+    }
+
+    /// The latest seq of `room` when this client first entered it (by an ENTERED; the JOIN's
+    /// room, its first, by the first WELCOME).
+    pub fn entered_at(&self, room: &str) -> u64 {
+        if self.client.rooms().first().is_some_and(|r| r.name == room) {
+            return self.joined_at();
+        }
+        (self.received.iter())
+            .find_map(|(_, p)| match p {
+                Packet::Entered { name, latest, .. } if name == room => Some(*latest),
+                _ => None,
+            })
+            .expect("entered")
     }
 
     /// When this client showed message `id` live, if it did.
@@ -205,9 +221,30 @@ impl Net {
     }
 
     fn start_client(&mut self, name: &str, history: u16, addr: SocketAddr) -> usize {
+        self.start_client_in(name, history, addr, &[])
+    }
+
+    /// A new client at an address of its own that joins and enters `rooms` (the first as
+    /// the JOIN's room, the session's room 0).
+    pub fn join_rooms(&mut self, name: &str, history: u16, rooms: &[&str]) -> usize {
+        let i = self.nodes.len();
+        let addr = SocketAddr::from((
+            Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250) as u8 + 1),
+            4000,
+        ));
+        self.start_client_in(name, history, addr, rooms)
+    }
+
+    fn start_client_in(
+        &mut self,
+        name: &str,
+        history: u16,
+        addr: SocketAddr,
+        rooms: &[&str],
+    ) -> usize {
         let i = self.nodes.len();
         let config = client::Config {
-            rooms: Vec::new(),
+            rooms: rooms.iter().map(|r| (r.to_string(), None)).collect(),
             name: name.to_owned(),
             history,
             since: None,
@@ -246,6 +283,36 @@ impl Net {
             .extend(ids.iter().zip(pieces).map(|(id, p)| (*id, p.to_owned())));
         self.drain_client(i);
         ids
+    }
+
+    /// Queues `text` at client `i` for `room`; returns the ids of its messages.
+    pub fn send_to(&mut self, i: usize, room: &str, text: &str) -> Vec<Uuid> {
+        let now = self.now;
+        let node = &mut self.nodes[i];
+        let ids = node
+            .client
+            .send_to(now, room, text)
+            .expect("valid text, a room followed");
+        let pieces = split_text(text, MAX_TEXT_BYTES);
+        assert_eq!(ids.len(), pieces.len());
+        node.sent
+            .extend(ids.iter().zip(pieces).map(|(id, p)| (*id, p.to_owned())));
+        self.drain_client(i);
+        ids
+    }
+
+    /// Client `i` enters `room` (with `history` messages of it).
+    pub fn enter(&mut self, i: usize, room: &str, history: u16) {
+        let now = self.now;
+        (self.nodes[i].client.enter(now, room, history, None)).expect("a room that may be entered");
+        self.drain_client(i);
+    }
+
+    /// Client `i` parts `room`.
+    pub fn part(&mut self, i: usize, room: &str) {
+        let now = self.now;
+        assert!(self.nodes[i].client.part(now, room, ""), "a room followed");
+        self.drain_client(i);
     }
 
     pub fn request_history(&mut self, i: usize, count: u16) {

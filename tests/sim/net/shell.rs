@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use urc::proto::message::Message;
 use urc::proto::name::name_key;
+use urc::proto::room::DEFAULT_ROOM;
 use urc::proto::wire::{MAX_DATAGRAM, Packet};
 use urc::relay::Relay;
 
@@ -69,8 +70,11 @@ impl Net {
             eprintln!("{:>10.3?} relay restarts ({how:?})", self.elapsed());
         }
         let keep = self.relay_config.dedup.max(self.relay_config.cache);
-        let tail = self.store[self.store.len().saturating_sub(keep)..].to_vec();
-        self.relay = Relay::new(self.relay_config.clone(), tail);
+        let tail = |log: &[Message]| log[log.len().saturating_sub(keep)..].to_vec();
+        self.relay = Relay::new(self.relay_config.clone(), tail(&self.store));
+        for (room, log) in &self.rooms {
+            self.relay.restore_room(room, tail(log), 1);
+        }
     }
 
     /// The relay takes a datagram of client `i`'s, from `from`; what it accepts waits for the
@@ -102,12 +106,18 @@ impl Net {
             self.aborts += 1;
             return self.relay.abort("No space left on device (os error 28)");
         }
-        let appends: Vec<Message> = self.relay.appends().map(|(_, m)| m.clone()).collect();
-        for (k, m) in appends.iter().enumerate() {
-            let want = (self.store.len() + k) as u64 + 1;
-            assert_eq!(m.seq, want, "the relay appends in order");
+        let appends: Vec<(String, Message)> = (self.relay.appends())
+            .map(|(room, m)| (room.to_owned(), m.clone()))
+            .collect();
+        for (room, m) in appends {
+            let log = match room.as_str() {
+                DEFAULT_ROOM => &mut self.store,
+                _ => self.rooms.entry(room.clone()).or_default(),
+            };
+            let want = log.len() as u64 + 1;
+            assert_eq!(m.seq, want, "the relay appends each room in order ({room})");
+            log.push(m);
         }
-        self.store.extend(appends);
         self.relay.commit();
     }
 
@@ -117,8 +127,11 @@ impl Net {
         loop {
             if let Some(read) = self.relay.poll_read() {
                 self.log_reads += 1;
-                let messages: Vec<Message> = self
-                    .store
+                let log = match read.room.as_str() {
+                    DEFAULT_ROOM => &self.store,
+                    room => self.rooms.get(room).expect("a room the relay stored"),
+                };
+                let messages: Vec<Message> = log
                     .iter()
                     .filter(|m| read.first <= m.seq && m.seq <= read.last)
                     .cloned()
