@@ -421,3 +421,155 @@ fn a_one_room_log_is_served_as_the_lobby_with_every_seq_and_id_kept() {
     assert!(log.starts_with(&old), "the old records unchanged");
     assert_eq!(log.lines().count(), 4);
 }
+
+/// Three people in two rooms over real UDP: alice (`--room lobby --room ops`), bob (ops only)
+/// and carol (the lobby, by default). What is said in ops reaches ops's members with its room,
+/// and never carol; each room has its own log under `rooms/`, readable as JSON; after a relay
+/// restart every room goes on from its own seq, and entering one gives its history.
+#[test]
+fn two_rooms_stay_apart_and_a_restart_keeps_both() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let mut alice = Client::join(relay.addr, "alice", &["--room", "lobby", "--room", "#Ops"]);
+    alice.expect(|e| e["event"] == "entered" && e["room"] == "ops");
+    let mut bob = Client::join(relay.addr, "bob", &["--room", "ops"]);
+    let mut carol = Client::join(relay.addr, "carol", &[]);
+    let (mut bob_came, mut carol_came) = (false, false);
+    while !(bob_came && carol_came) {
+        let e = alice.expect(|e| e["event"] == "joined");
+        bob_came |= e["name"] == "bob" && e["room"] == "ops";
+        carol_came |= e["name"] == "carol" && e["room"] == "lobby";
+    }
+    // alice types to her first room, then to ops.
+    alice.say("hello lobby");
+    alice.say("/switch ops");
+    alice.say("hello ops");
+    let m = bob.expect_text("hello ops");
+    assert_eq!(
+        (m["room"].as_str(), m["seq"].as_u64()),
+        (Some("ops"), Some(1))
+    );
+    bob.say("hi alice");
+    let m = carol.expect_text("hello lobby");
+    assert_eq!(
+        (m["room"].as_str(), m["seq"].as_u64()),
+        (Some("lobby"), Some(1))
+    );
+    let m = alice.expect_text("hi alice");
+    assert_eq!(
+        (m["room"].as_str(), m["seq"].as_u64()),
+        (Some("ops"), Some(2))
+    );
+    carol.say("just us here");
+    alice.expect_text("just us here");
+    let (_, carol_saw) = carol.finish();
+    let leaks: Vec<_> = (carol_saw.iter())
+        .filter(|e| e["room"] == "ops" || e["text"] == "hello ops" || e["name"] == "bob")
+        .collect();
+    assert!(leaks.is_empty(), "carol saw {leaks:?}");
+    let (_, bob_saw) = bob.finish();
+    assert!(
+        !(bob_saw.iter()).any(|e| e["room"] == "lobby" || e["text"] == "just us here"),
+        "{bob_saw:?}"
+    );
+    alice.finish();
+    let log = |room: &str| {
+        let text =
+            std::fs::read_to_string(data.path().join(format!("rooms/{room}/messages.jsonl")))
+                .unwrap();
+        (text.lines())
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["seq"].as_u64().unwrap(),
+                    v["text"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        log("ops"),
+        [(1, "hello ops".into()), (2, "hi alice".into())]
+    );
+    assert_eq!(
+        log("lobby"),
+        [(1, "hello lobby".into()), (2, "just us here".into())]
+    );
+    assert!(relay.stop().success());
+
+    let relay = Relay::start(data.path(), &[]);
+    relay.expect_log("and 1 other room(s)");
+    let (status, out, err) = pipe(
+        relay.addr,
+        "dave",
+        "/join #ops\nback in ops\n",
+        &["--json", "--history", "10"],
+    );
+    assert!(status.success(), "{err}");
+    let got: Vec<(String, u64, String, bool)> = (events(&out).iter())
+        .filter(|e| e["event"] == "message")
+        .map(|e| {
+            (
+                e["room"].as_str().unwrap().to_owned(),
+                e["seq"].as_u64().unwrap(),
+                e["text"].as_str().unwrap().to_owned(),
+                e["history"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let want =
+        |room: &str, seq, text: &str, history| (room.to_owned(), seq, text.to_owned(), history);
+    assert_eq!(
+        got,
+        [
+            want("lobby", 1, "hello lobby", true),
+            want("lobby", 2, "just us here", true),
+            want("ops", 1, "hello ops", true),
+            want("ops", 2, "hi alice", true),
+            want("ops", 3, "back in ops", false),
+        ]
+    );
+}
+
+/// Room names and the relay's room limit, as a user meets them: a bad `--room` stops the
+/// client at once, a bad `/join` is explained, and a relay at its `--max-rooms` refuses a new
+/// room by name and says why, while its rooms may still be entered.
+#[test]
+fn room_limits_and_names_are_refused_clearly() {
+    let (status, _, err) = pipe(
+        "127.0.0.1:9".parse().unwrap(),
+        "zed",
+        "",
+        &["--room", "no way"],
+    );
+    assert!(!status.success());
+    assert!(
+        err.contains("invalid --room no way: the room's name has ' ': a room's name is 1 to 32 ASCII letters, digits, - or _"),
+        "{err}"
+    );
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &["--max-rooms", "2"]);
+    let mut alice = Client::join(relay.addr, "alice", &[]);
+    alice.say("/join ops");
+    alice.expect(|e| e["event"] == "entered" && e["room"] == "ops");
+    alice.say("/join third");
+    let e = alice.expect(|e| e["event"] == "error");
+    assert_eq!(
+        e["message"],
+        "cannot enter #third: the relay has 2 rooms, the most it may have (its --max-rooms): enter one of those"
+    );
+    alice.say("/join bad!");
+    let e = alice.expect(|e| e["event"] == "error");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the room's name has '!'"),
+        "{e}"
+    );
+    alice.say("/switch ops");
+    alice.say("in ops");
+    let m = alice.expect(|e| e["event"] == "message" && e["text"] == "in ops");
+    assert_eq!(m["room"], "ops");
+    alice.finish();
+}

@@ -389,3 +389,45 @@ fn wide_text_is_edited_and_wrapped_by_display_width() {
     assert_eq!(texts_from(&mut alice, "bob", 1), [long]);
     bob.quit();
 }
+
+/// Two rooms in a terminal: the prompt names the room typed lines go to, a line of the other
+/// room shows that room before it, /rooms says what is unseen where (a mention counts), and
+/// switching there says what came meanwhile and sends the next line there.
+#[test]
+fn the_prompt_names_the_room_and_other_rooms_lines_show_theirs() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let mut alice = Client::join(relay.addr, "alice", &["--room", "lunch"]);
+    let mut bob = Term::join(&relay, "bob", Colour::Off);
+    bob.send("/join #lunch\r");
+    bob.wait_for("the prompt in lunch", |s| cursor_row(s) == "bob #lunch> ");
+    alice.expect(|e| e["event"] == "joined" && e["name"] == "bob" && e["room"] == "lunch");
+    bob.send("/switch lobby\r");
+    bob.wait_for("the prompt back in the lobby", |s| {
+        cursor_row(s) == "bob #lobby> " && screen_text(s).contains("-- typing to #lobby")
+    });
+    alice.say("pizza at noon, bob?");
+    bob.wait_for("lunch's line, with its room", |s| {
+        rows(s)
+            .iter()
+            .any(|r| r.starts_with("#lunch ") && r.ends_with(" alice: pizza at noon, bob?"))
+            && cursor_row(s) == "bob #lobby> "
+    });
+    bob.send("/rooms\r");
+    bob.wait_for("the rooms, with what is unseen", |s| {
+        let text = screen_text(s);
+        text.contains("-- #lobby (1), typing here")
+            && text.contains("-- #lunch (2), 1 unseen, 1 mentioning you")
+    });
+    bob.send("/switch #lunch\r");
+    bob.wait_for("what came in lunch, and its prompt", |s| {
+        screen_text(s)
+            .contains("-- typing to #lunch: 1 new since you were last here, 1 mentioning you")
+            && cursor_row(s) == "bob #lunch> "
+    });
+    bob.send("me too\r");
+    let m = alice.expect(|e| e["event"] == "message" && e["text"] == "me too");
+    assert_eq!(m["room"], "lunch");
+    bob.quit();
+    alice.finish();
+}

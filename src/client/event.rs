@@ -69,6 +69,13 @@ pub enum Event {
         /// The room.
         room: String,
     },
+    /// The relay refused to let the client in a room (the user is told why).
+    NotEntered {
+        /// The room.
+        room: String,
+        /// Why, for the user.
+        message: String,
+    },
     /// The client left a room it was in (or was entering).
     Parted {
         /// The room.

@@ -347,9 +347,8 @@ impl Client {
         } else {
             String::new()
         };
-        self.events.push_back(Event::Error(format!(
-            "cannot enter #{room}: {message}{also}"
-        )));
+        let message = format!("{message}{also}");
+        self.events.push_back(Event::NotEntered { room, message });
     }
 
     /// A packet about a room this client does not follow (`number`): the room of an earlier

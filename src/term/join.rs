@@ -164,7 +164,7 @@ async fn session(options: Options) -> Result<(), JoinError> {
                 // Anyone said may be completed.
                 Event::Message { message, .. } => names.add(&message.from),
                 Event::Entered { room } => names.add_room(room),
-                Event::Parted { room } => {
+                Event::Parted { room } | Event::NotEntered { room, .. } => {
                     names.remove_room(room);
                     view.forget(room);
                     if room == view.current() {

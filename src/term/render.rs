@@ -179,6 +179,10 @@ impl Renderer {
             Event::Error(text) => {
                 Line::new(format!("{} ", self.paint(RED, "error:")), sanitize(text))
             }
+            Event::NotEntered { room, message } => Line::new(
+                format!("{} ", self.paint(RED, "error:")),
+                format!("cannot enter #{room}: {}", sanitize(message)),
+            ),
             Event::RelayKeyLearnt { key } => self.notice(&format!(
                 "first contact with this relay: its key {key} is pinned"
             )),
@@ -299,6 +303,11 @@ fn json_event(event: &Event, mention: bool) -> serde_json::Value {
             "since": since.to_rfc3339(),
         }),
         Event::Error(message) => json!({"event": "error", "message": message}),
+        Event::NotEntered { room, message } => json!({
+            "event": "error",
+            "room": room,
+            "message": format!("cannot enter #{room}: {message}"),
+        }),
         Event::RelayKeyLearnt { key } => json!({"event": "relay_key", "key": key.to_string()}),
         Event::RelayKeyChanged { pinned, offered } => json!({
             "event": "error",

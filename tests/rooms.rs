@@ -1,0 +1,255 @@
+//! Rooms at the relay, datagram by datagram (the shell is `hostile/driver.rs`): entering gives a
+//! number of the session's own and the room's history, presence and fan-out go to a room's
+//! members only, parting is told with its message, and the limits (rooms per session, rooms
+//! per relay, room names) refuse clearly.
+
+#[path = "hostile/driver.rs"]
+mod driver;
+
+use std::net::SocketAddr;
+
+use driver::Driver;
+use urc::proto::wire::{ErrorCode, MAX_ROOMS, Packet, Sent, Token};
+use urc::relay::Config;
+use uuid::Uuid;
+
+fn addr(k: u8) -> SocketAddr {
+    SocketAddr::from(([192, 0, 2, k], 4000))
+}
+
+/// `token` enters `room` from `from`; the packets the relay answered with.
+fn enter(d: &mut Driver, from: SocketAddr, token: Token, room: &str, history: u16) -> Vec<Packet> {
+    let before = d.sent_to(from).len();
+    let enter = Packet::Enter {
+        token,
+        room: room.into(),
+        history,
+    };
+    d.packet(from, &enter);
+    d.sent_to(from)[before..]
+        .iter()
+        .map(|p| (*p).clone())
+        .collect()
+}
+
+/// The number the relay gave `room` in an answer to ENTER.
+fn number(answers: &[Packet]) -> u16 {
+    (answers.iter())
+        .find_map(|p| match p {
+            Packet::Entered { room, .. } => Some(*room),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("not entered: {answers:?}"))
+}
+
+fn say(d: &mut Driver, from: SocketAddr, token: Token, room: u16, csn: u64, text: &str) {
+    let send = Packet::Send {
+        token,
+        base: csn,
+        messages: vec![Sent {
+            csn,
+            room,
+            id: Uuid::new_v4(),
+            text: text.into(),
+        }],
+    };
+    d.packet(from, &send);
+}
+
+#[test]
+fn a_room_is_entered_with_a_number_of_the_sessions_own_and_its_history() {
+    let mut d = Driver::new(Config::default());
+    let (a, b) = (addr(1), addr(2));
+    let alice = d.member(a, "alice");
+    let bob = d.member(b, "bob");
+    let answers = enter(&mut d, a, alice, "Ops", 10);
+    assert!(
+        matches!(&answers[0], Packet::Entered { room: 1, name, latest: 0 } if name == "ops"),
+        "{answers:?}"
+    );
+    for k in 1..=3 {
+        say(&mut d, a, alice, 1, k, &format!("ops {k}"));
+    }
+    // bob enters after a room of his own: his number for ops is his, and the history is ops's.
+    let hr = number(&enter(&mut d, b, bob, "hr", 0));
+    assert_eq!(hr, 1);
+    let answers = enter(&mut d, b, bob, "ops", 2);
+    assert!(
+        matches!(
+            &answers[0],
+            Packet::Entered {
+                room: 2,
+                latest: 3,
+                ..
+            }
+        ),
+        "{answers:?}"
+    );
+    let history: Vec<(u16, u64)> = (answers.iter())
+        .filter_map(|p| match p {
+            Packet::HistoryPage { room, messages, .. } => {
+                Some(messages.iter().map(|m| (*room, m.seq)).collect::<Vec<_>>())
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(history, [(2, 2), (2, 3)]);
+    // Entering again (its ENTERED lost) is answered the same, with the same number.
+    assert_eq!(number(&enter(&mut d, b, bob, "OPS", 0)), 2);
+    // alice's next message reaches bob under his number; alice's own message is not fanned
+    // out to her, and her ACK names her number.
+    let before = d.sent_to(b).len();
+    say(&mut d, a, alice, 1, 4, "hello bob");
+    let to_bob: Vec<&Packet> = d.sent_to(b)[before..].to_vec();
+    assert!(
+        to_bob.iter().any(
+            |p| matches!(p, Packet::Messages { room: 2, messages } if messages[0].text == "hello bob")
+        ),
+        "{to_bob:?}"
+    );
+    assert!(
+        d.sent_to(a)
+            .iter()
+            .any(|p| matches!(p, Packet::Ack { acks } if acks[0].room == 1 && acks[0].seq == 4))
+    );
+    assert_eq!(d.relay.latest_in("ops"), Some(4));
+    assert_eq!(d.relay.latest(), 0, "the lobby is untouched");
+}
+
+#[test]
+fn presence_and_messages_go_to_a_rooms_members_only() {
+    let mut d = Driver::new(Config::default());
+    let (a, b, c) = (addr(1), addr(2), addr(3));
+    let alice = d.member(a, "alice");
+    let bob = d.member(b, "bob");
+    let carol = d.member(c, "carol");
+    let hr_a = number(&enter(&mut d, a, alice, "hr", 0));
+    let before_bob = d.sent_to(b).len();
+    let hr_c = number(&enter(&mut d, c, carol, "hr", 0));
+    d.advance(std::time::Duration::from_millis(10));
+    d.packet(c, &Packet::Ping { token: carol });
+    say(&mut d, c, carol, hr_c, 1, "salaries");
+    // alice hears of carol in hr, and what she says there.
+    assert!(d.sent_to(a).iter().any(|p| matches!(p, Packet::Presence { room, changes } if *room == hr_a && changes[0].name == "carol" && changes[0].joined)));
+    assert!(d.sent_to(a).iter().any(|p| matches!(p, Packet::Messages { room, messages } if *room == hr_a && messages[0].text == "salaries")));
+    // bob, in the lobby with them but not in hr, hears nothing of it.
+    for p in &d.sent_to(b)[before_bob..] {
+        match p {
+            Packet::Presence { changes, .. } => {
+                panic!("bob was told of {changes:?}")
+            }
+            Packet::Messages { messages, .. } => panic!("bob was sent {messages:?}"),
+            _ => {}
+        }
+    }
+    // A WHO of hr by bob, who is not in it, is answered PARTED, not with its names.
+    let before = d.sent_to(b).len();
+    d.packet(
+        b,
+        &Packet::Who {
+            token: bob,
+            req: 9,
+            room: 7,
+        },
+    );
+    let answers: Vec<&Packet> = d.sent_to(b)[before..].to_vec();
+    assert!(
+        matches!(answers[..], [Packet::Parted { room: 7 }]),
+        "{answers:?}"
+    );
+    // Parting: carol's others in hr are told, with what she said; she gets PARTED, and again
+    // for a PART of a room she is not in.
+    let before_a = d.sent_to(a).len();
+    let part = Packet::Part {
+        token: carol,
+        room: hr_c,
+        message: "lunch".into(),
+    };
+    d.packet(c, &part);
+    assert!(
+        d.sent_to(c)
+            .iter()
+            .any(|p| matches!(p, Packet::Parted { room } if *room == hr_c))
+    );
+    d.advance(std::time::Duration::from_millis(10));
+    d.packet(a, &Packet::Ping { token: alice });
+    let told: Vec<&Packet> = d.sent_to(a)[before_a..].to_vec();
+    assert!(
+        told.iter().any(|p| matches!(p, Packet::Presence { changes, .. } if !changes[0].joined && changes[0].message.as_deref() == Some("lunch"))),
+        "{told:?}"
+    );
+    assert_eq!(d.relay.members_in("hr"), 1);
+    let before = d.sent_to(c).len();
+    d.packet(c, &part);
+    assert!(matches!(d.sent_to(c)[before..], [Packet::Parted { .. }]));
+    // A message to the room she left is refused, naming it.
+    let before = d.sent_to(c).len();
+    say(&mut d, c, carol, hr_c, 2, "too late");
+    assert!(
+        d.sent_to(c)[before..].iter().any(|p| matches!(p, Packet::Error { code: ErrorCode::BadRoom, message, .. } if message.contains("enter it first"))),
+        "{:?}",
+        &d.sent_to(c)[before..]
+    );
+    assert_eq!(d.relay.latest_in("hr"), Some(1));
+}
+
+#[test]
+fn the_limits_refuse_clearly() {
+    let config = Config {
+        max_rooms: 70,
+        ..Config::default()
+    };
+    let mut d = Driver::new(config);
+    let a = addr(1);
+    let alice = d.member(a, "alice");
+    // The lobby and 63 more: 64 rooms, the most a session may be in.
+    for k in 1..MAX_ROOMS {
+        number(&enter(&mut d, a, alice, &format!("r{k}"), 0));
+        d.advance(std::time::Duration::from_secs(1));
+    }
+    let refused = enter(&mut d, a, alice, "one-more", 0);
+    assert!(
+        matches!(&refused[..], [Packet::NotEntered { name, code: ErrorCode::TooManyRooms, message }]
+            if name == "one-more" && message == "you are in 64 rooms, the most a session may be in: /part one first"),
+        "{refused:?}"
+    );
+    // The relay's own limit: 70 rooms in all, whoever enters them.
+    let b = addr(2);
+    let bob = d.member(b, "bob");
+    for k in 0..6 {
+        number(&enter(&mut d, b, bob, &format!("b{k}"), 0));
+        d.advance(std::time::Duration::from_secs(1));
+    }
+    assert_eq!(d.relay.room_count(), 70);
+    let refused = enter(&mut d, b, bob, "b6", 0);
+    assert!(
+        matches!(&refused[..], [Packet::NotEntered { code: ErrorCode::TooManyRooms, message, .. }]
+            if message.contains("the relay has 70 rooms, the most it may have (its --max-rooms)")),
+        "{refused:?}"
+    );
+    // One that is there may still be entered.
+    number(&enter(&mut d, b, bob, "r1", 0));
+    d.advance(std::time::Duration::from_secs(1));
+    // A name that breaks the rules is refused with the rule.
+    let refused = enter(&mut d, b, bob, "-ops", 0);
+    assert!(
+        matches!(&refused[..], [Packet::NotEntered { code: ErrorCode::BadRoom, message, .. }]
+            if message == "the room's name begins with '-': a room's name is 1 to 32 ASCII letters, digits, - or _, the first a letter or a digit"),
+        "{refused:?}"
+    );
+    // And a JOIN naming one is refused whole.
+    let join = Packet::Join {
+        name: "carol".into(),
+        history: 0,
+        instance: Uuid::new_v4(),
+        room: "caf\u{e9}".into(),
+    };
+    d.packet(addr(3), &join);
+    assert!(
+        d.sent_to(addr(3)).iter().any(|p| matches!(p, Packet::Error { code: ErrorCode::BadRoom, message, .. } if message.contains("U+00E9"))),
+        "{:?}",
+        d.sent_to(addr(3))
+    );
+    assert!(d.relay.clients().get(&addr(3)).is_none());
+}
