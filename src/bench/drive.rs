@@ -34,6 +34,8 @@ pub(super) struct Plan {
     pub(super) window: u64,
     /// Interval between two messages of one sender (`None`: as fast as the window allows).
     pub(super) every: Option<Duration>,
+    /// Clients in each room, in the order of their numbers (0: all in one room).
+    pub(super) room: usize,
     /// When the run is given up.
     pub(super) deadline: Instant,
 }
@@ -44,9 +46,35 @@ impl Plan {
         self.per_sender.iter().sum()
     }
 
-    /// Deliveries expected in all: each message reaches every client but its sender.
+    /// Deliveries expected in all: each message reaches every client of its room but its
+    /// sender.
     pub(super) fn deliveries(&self) -> u64 {
-        self.messages() * (self.clients as u64 - 1)
+        (0..self.clients).map(|i| self.expected(i)).sum()
+    }
+
+    /// How many rooms the clients are in.
+    pub(super) fn rooms(&self) -> usize {
+        match self.room {
+            0 => 1,
+            n => self.clients.div_ceil(n),
+        }
+    }
+
+    /// The room client `i` is in: the lobby when all are in one.
+    pub(super) fn room_of(&self, i: usize) -> String {
+        match self.room {
+            0 => crate::proto::room::DEFAULT_ROOM.to_owned(),
+            n => format!("r{}", i / n),
+        }
+    }
+
+    /// Messages client `i` is to deliver: those of the other senders of its room.
+    pub(super) fn expected(&self, i: usize) -> u64 {
+        let same = |j: usize| self.room == 0 || j / self.room == i / self.room;
+        (self.per_sender.iter().enumerate())
+            .filter(|&(j, _)| j != i && same(j))
+            .map(|(_, n)| n)
+            .sum()
     }
 }
 
@@ -91,11 +119,11 @@ impl Load {
         ledger: &mut Ledger,
     ) -> Result<Load, Stop> {
         let now = Instant::now();
-        let messages = plan.messages();
         let mut sims = Vec::with_capacity(plan.clients);
         for i in 0..plan.clients {
             let own = plan.per_sender.get(i).copied().unwrap_or(0);
-            let mut sim = Sim::new(relay, key, i, plan.per_sender.len(), messages - own, now)?;
+            let (room, expected) = (plan.room_of(i), plan.expected(i));
+            let mut sim = Sim::new(relay, key, (i, room), plan.per_sender.len(), expected, now)?;
             if i < plan.per_sender.len() {
                 sim.make_sender(i as u32, own, plan.size, plan.window);
             }

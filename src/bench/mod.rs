@@ -67,6 +67,9 @@ pub enum Workload {
     W2,
     /// Scale: 10,000 joined clients, 1 sender, 1,000 messages.
     W3,
+    /// Rooms: 1,000 rooms of 10 members, each member sending 1 message/s (10,000 messages/s in
+    /// all) for 10 s; then the relay is started again on those 1,000 logs.
+    W4,
     /// Large log: a relay started on a log of 1,000,000 messages (`--messages`): time until it
     /// answers, joins with 20 messages of history, old history read from the log, memory.
     Log,
@@ -85,6 +88,8 @@ pub struct Preset {
     pub rate: f64,
     /// The run's time bound in seconds.
     pub seconds: u64,
+    /// Clients in each room (0: all of them in one room).
+    pub room: usize,
 }
 
 impl Workload {
@@ -97,6 +102,7 @@ impl Workload {
                 messages: 50_000,
                 rate: 0.0,
                 seconds: 120,
+                room: 0,
             },
             Workload::W2 => Preset {
                 clients: 50,
@@ -104,6 +110,7 @@ impl Workload {
                 messages: 10_000,
                 rate: 1000.0,
                 seconds: 60,
+                room: 0,
             },
             Workload::W3 => Preset {
                 clients: 10_000,
@@ -111,6 +118,15 @@ impl Workload {
                 messages: 1_000,
                 rate: 0.0,
                 seconds: 900,
+                room: 0,
+            },
+            Workload::W4 => Preset {
+                clients: 10_000,
+                senders: 10_000,
+                messages: 100_000,
+                rate: 10_000.0,
+                seconds: 600,
+                room: 10,
             },
             // No clients send: `messages` is the log's length.
             Workload::Log => Preset {
@@ -119,6 +135,7 @@ impl Workload {
                 messages: large_log::DEFAULT_MESSAGES,
                 rate: 0.0,
                 seconds: 600,
+                room: 0,
             },
         }
     }
@@ -129,6 +146,7 @@ impl Workload {
             Workload::W1 => "w1",
             Workload::W2 => "w2",
             Workload::W3 => "w3",
+            Workload::W4 => "w4",
             Workload::Log => "log",
         }
     }
@@ -153,6 +171,8 @@ pub struct Options {
     pub seconds: u64,
     /// Most csns a sender may be ahead of its oldest unacknowledged message.
     pub window: u64,
+    /// Clients in each room, the first `room` in the first room and so on (0: all in one).
+    pub room: usize,
     /// Datagrams the baseline sends at most (0: no baseline).
     pub baseline: u64,
     /// Where the relay's temporary data directory is made (the system's temporary directory
@@ -195,6 +215,17 @@ impl Options {
         }
         if self.seconds == 0 || self.window == 0 {
             return Err("--seconds and --window must be at least 1".into());
+        }
+        if self.room == 1 {
+            return Err("--room-size must be 0 (one room) or at least 2".into());
+        }
+        if self.room > 0
+            && self.clients.div_ceil(self.room) > crate::relay::Config::default().max_rooms
+        {
+            return Err(format!(
+                "{} clients in rooms of {} make more rooms than a relay has by default",
+                self.clients, self.room
+            ));
         }
         Ok(())
     }
@@ -285,6 +316,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         size: options.size,
         window: options.window,
         every,
+        room: options.room,
         deadline: Instant::now() + Duration::from_secs(options.seconds),
     };
     let mut ledger = Ledger::new(&plan.per_sender);
@@ -327,7 +359,25 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
     let (relay_cpu1, process_cpu1) = (relay.cpu(), measure::process_cpu());
     let peak = measure::peak_rss();
     let addr = relay.addr.to_string();
-    let stats = relay.stop();
+    let rooms = plan.rooms();
+    let (stats, restart) = match relay.stop_keeping() {
+        Ok((stats, dir)) if rooms > 1 => {
+            // Started again on the rooms' logs: how long until it would answer.
+            progress(&format!("starting the relay again on {rooms} room logs"));
+            let started = Instant::now();
+            let again = crate::serve::server::Server::bind(
+                "127.0.0.1:0".parse().expect("an address"),
+                dir.path().to_owned(),
+                relay::config(options.clients),
+            );
+            let took = started.elapsed();
+            let rooms_back = again.as_ref().map_or(0, |s| s.rooms());
+            drop(again);
+            (Ok(stats), Some((took, rooms_back)))
+        }
+        Ok((stats, _)) => (Ok(stats), None),
+        Err(e) => (Err(e), None),
+    };
 
     let start = match &outcome {
         Ok(start) => *start,
@@ -343,6 +393,8 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         size: options.size,
         rate: options.rate,
         window: options.window,
+        rooms,
+        restart,
         relay: addr,
         timeout: relay::TIMEOUT,
         data,

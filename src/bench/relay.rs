@@ -130,13 +130,20 @@ impl InProcess {
     /// # Errors
     /// When its socket failed or its thread panicked.
     pub(super) fn stop(self) -> Result<Stats, String> {
+        self.stop_keeping().map(|(stats, _)| stats)
+    }
+
+    /// [`InProcess::stop`], handing back its data directory (removed when dropped).
+    ///
+    /// # Errors
+    /// When its socket failed or its thread panicked.
+    pub(super) fn stop_keeping(self) -> Result<(Stats, TempDir), String> {
         self.stop.close();
         let stats = self
             .thread
             .join()
             .map_err(|_| "the relay's thread panicked".to_owned())?
             .map_err(|e| format!("the relay's socket failed: {e}"))?;
-        drop(self.data);
-        Ok(stats)
+        Ok((stats, self.data))
     }
 }

@@ -40,6 +40,11 @@ pub struct Report {
     pub rate: f64,
     /// The senders' window.
     pub window: u64,
+    /// Rooms the clients are in.
+    pub rooms: usize,
+    /// When they were more than one: how long the relay took to start again on their logs,
+    /// and how many rooms it had then.
+    pub restart: Option<(Duration, usize)>,
     /// The relay's address.
     pub relay: String,
     /// The relay's client timeout.
@@ -117,6 +122,13 @@ impl Report {
             self.clients,
             self.joined_in.as_secs_f64()
         ));
+        if self.rooms > 1 {
+            out.push(format!(
+                "rooms: {} of {} clients each (each message goes to the others of its room)",
+                self.rooms,
+                self.clients.div_ceil(self.rooms)
+            ));
+        }
         out.push(format!(
             "delivered: {} of {} in order in {:.3} s: {:.0} deliveries/s",
             self.delivered,
@@ -196,6 +208,12 @@ impl Report {
             },
             mb(self.peak_rss.1)
         ));
+        if let Some((took, rooms)) = self.restart {
+            out.push(format!(
+                "restart: a relay started on the {rooms} rooms' logs was ready in {:.3} s",
+                took.as_secs_f64()
+            ));
+        }
         if let Some((b, size)) = &self.baseline {
             out.push(format!(
                 "baseline: one thread sent {} datagrams of {size} bytes to {} sockets: {:.0}/s sent, {:.0}/s read by another thread; \
@@ -239,6 +257,12 @@ impl Report {
         }
         if let Some(p) = self.peak_rss.0 {
             s += &format!(" peak_rss={:.1}MB", p as f64 / 1e6);
+        }
+        if self.rooms > 1 {
+            s += &format!(" rooms={}", self.rooms);
+        }
+        if let Some((took, _)) = self.restart {
+            s += &format!(" restart={:.3}s", took.as_secs_f64());
         }
         if let (Some((b, _)), Some(r)) = (&self.baseline, self.ratio()) {
             s += &format!(" baseline/s={:.0} ratio={r:.2}", b.received_per_second());

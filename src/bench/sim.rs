@@ -67,6 +67,8 @@ pub(super) struct Sim {
     link: Link,
     /// Its name in the room.
     name: String,
+    /// The room it joins (the JOIN's room).
+    room: String,
     /// Random per client, as the client's instance.
     instance: Uuid,
     state: State,
@@ -102,7 +104,7 @@ impl Sim {
     pub(super) fn new(
         relay: SocketAddr,
         key: PublicKey,
-        number: usize,
+        (number, room): (usize, String),
         senders: usize,
         expected: u64,
         now: Instant,
@@ -113,6 +115,7 @@ impl Sim {
             socket,
             link: Link::new(Some(key)),
             name: format!("c{number}"),
+            room,
             instance: Uuid::new_v4(),
             state: State::Joining { retry_at: now },
             last_sent: now,
@@ -187,7 +190,7 @@ impl Sim {
         };
         *retry_at = now + JOIN_RETRY;
         let join = Packet::Join {
-            room: "lobby".into(),
+            room: self.room.clone(),
             name: self.name.clone(),
             history: 0,
             instance: self.instance,

@@ -66,6 +66,7 @@ Workloads (docs/performance.md):
   W1 throughput  urc bench --workload w1     20 clients, 1 sender, 50,000 messages, no pause
   W2 latency     urc bench --workload w2     50 clients each sending, 1,000 messages/s in all, 10 s
   W3 scale       urc bench --workload w3     10,000 joined clients, 1 sender, 1,000 messages
+  W4 rooms       urc bench --workload w4     1,000 rooms of 10, each member 1 message/s for 10 s
   Large log      urc bench --workload log    a relay started on a log of 1,000,000 messages
                  (--messages): time until it answers, joins with 20 messages of history,
                  old history read from the log, memory beside shorter logs
@@ -424,6 +425,9 @@ pub struct BenchArgs {
     /// Messages a sender may have in flight (the client's window by default).
     #[arg(long, default_value_t = client::WINDOW as u64)]
     pub window: u64,
+    /// Clients in each room (0: all in one room) [default: the workload's; w4: 10].
+    #[arg(long)]
+    pub room_size: Option<usize>,
     /// Datagrams the raw loopback baseline sends at most (in at most 1 s); 0 skips it.
     #[arg(long, default_value_t = bench::DEFAULT_BASELINE)]
     pub baseline: u64,
@@ -516,6 +520,7 @@ impl BenchArgs {
             rate: self.rate.unwrap_or(preset.rate),
             seconds: self.seconds.unwrap_or(preset.seconds),
             window: self.window,
+            room: self.room_size.unwrap_or(preset.room),
             baseline: self.baseline,
             data: self.data.clone(),
         };

@@ -1,11 +1,12 @@
-//! The rooms' logs: each room's opened at start, made on its first message, written and flushed as one group commit across rooms, read for history, and watched.
+//! The rooms' logs: each room's opened at start (after the journal put back what a crash left out of them), made on its first message, written beside the journal as one group commit across rooms with one flush, checkpointed, read for history, and watched.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::proto::message::Message;
 use crate::proto::room::DEFAULT_ROOM;
 use crate::relay::Relay;
+use crate::serve::journal::Journal;
 use crate::serve::layout;
 use crate::serve::server::StartError;
 use crate::serve::store::{LogEvent, Store};
@@ -19,6 +20,10 @@ pub type Restored = (String, Vec<Message>, u64);
 pub struct Logs {
     data: PathBuf,
     stores: BTreeMap<String, Store>,
+    /// Every turn's records, flushed once.
+    journal: Journal,
+    /// The rooms whose logs were written since the last checkpoint.
+    dirty: BTreeSet<String>,
 }
 
 impl Logs {
@@ -29,6 +34,14 @@ impl Logs {
     /// When a room's directory or log cannot be used, or a log is damaged.
     pub fn open(data: &Path, keep: usize) -> Result<(Logs, Vec<Restored>), StartError> {
         layout::lobby(data).map_err(StartError::Data)?;
+        let (journal, put_back) = Journal::open(data).map_err(StartError::Data)?;
+        for (room, records) in put_back {
+            tracing::warn!(
+                room,
+                records,
+                "put back in the room's log the records of the journal that it lacked (the relay stopped before it flushed them there)"
+            );
+        }
         let mut stores = BTreeMap::new();
         let mut restored = Vec::new();
         for name in layout::rooms_in(data).map_err(StartError::Data)? {
@@ -47,6 +60,8 @@ impl Logs {
         let logs = Logs {
             data: data.to_owned(),
             stores,
+            journal,
+            dirty: BTreeSet::new(),
         };
         Ok((logs, restored))
     }
@@ -65,8 +80,9 @@ impl Logs {
     }
 
     /// The group commit: writes what the relay accepted to the logs of the rooms it went to,
-    /// flushes each, then lets the relay answer; if any log fails, none of the turn counts
-    /// (the others are cut back) and the relay refuses the turn's messages, to be sent again.
+    /// then to the journal, flushed once, then lets the relay answer; if a log or the journal
+    /// fails, none of the turn counts (the logs are cut back) and the relay refuses the turn's
+    /// messages, to be sent again.
     pub fn commit(&mut self, relay: &mut Relay) {
         if !relay.has_appends() {
             return;
@@ -95,14 +111,22 @@ impl Logs {
                 break;
             }
         }
+        if failed.is_none()
+            && let Err(e) = self.journal.append(
+                rooms
+                    .iter()
+                    .flat_map(|(name, ms)| ms.iter().map(move |m| (*name, *m))),
+            )
+        {
+            let journal = self.journal.dir().display().to_string();
+            failed = Some((journal, e.to_string()));
+        }
         if failed.is_none() {
             for (name, _) in &before {
-                if let Some(store) = self.stores.get_mut(name)
-                    && let Err(e) = store.sync()
-                {
-                    failed = Some((name.clone(), e.to_string()));
-                    break;
+                if let Some(store) = self.stores.get_mut(name) {
+                    store.written();
                 }
+                self.dirty.insert(name.clone());
             }
         }
         drop(rooms);
@@ -155,11 +179,13 @@ impl Logs {
         }
     }
 
-    /// Looks at each log's file (it may have been deleted, moved or replaced under the relay)
-    /// and writes the last seq stored beside it; says what changed, and, when `remind`, that
-    /// a log is still not back.
+    /// Checkpoints (see [`Logs::checkpoint`]), and looks at each log's file (it may have been
+    /// deleted, moved or replaced under the relay); says what changed, and, when `remind`,
+    /// that a log is still not back.
     pub fn watch(&mut self, relay: &Relay, remind: bool) {
-        for (name, store) in &mut self.stores {
+        // Each room's mark is written by the checkpoint, off this thread.
+        self.checkpoint(relay, false);
+        for store in self.stores.values_mut() {
             let log = store.path().display().to_string();
             match store.check() {
                 Some(LogEvent::Lost { why, rescued }) => {
@@ -183,12 +209,53 @@ impl Logs {
                     }
                 }
             }
-            Self::mark(name, store, relay);
         }
     }
 
-    /// Writes each room's last seq stored beside its log (as the relay stops).
+    /// Ends the checkpoint under way if it is done (and says if it failed), then starts the
+    /// next one: the logs written since the last are flushed on a thread of their own, and
+    /// the journal files before it removed.
+    pub fn checkpoint(&mut self, relay: &Relay, wait: bool) {
+        if let Some(Err(e)) = self.journal.poll(wait) {
+            tracing::error!(error = %e, journal = %self.journal.dir().display(), "cannot flush the rooms' logs or remove the journal they are in: the journal is kept, and put back at the next start");
+        }
+        if self.journal.checkpointing() || self.dirty.is_empty() {
+            return;
+        }
+        let mut logs = Vec::with_capacity(self.dirty.len());
+        let mut marks = Vec::new();
+        for name in &self.dirty {
+            let Some(store) = self.stores.get_mut(name) else {
+                continue;
+            };
+            match store.sync_handle() {
+                Ok(file) => logs.push(file),
+                Err(e) => {
+                    tracing::error!(error = %e, room = %name, "cannot flush the room's log: the journal keeps its records");
+                    return;
+                }
+            }
+            if let Some(latest) = relay.latest_in(name)
+                && store.mark_later(latest)
+            {
+                marks.push((store.dir().to_owned(), latest));
+            }
+        }
+        match self.journal.checkpoint(logs, marks) {
+            Ok(()) if self.journal.checkpointing() => self.dirty.clear(),
+            Ok(()) => {}
+            Err(e) => {
+                tracing::error!(error = %e, journal = %self.journal.dir().display(), "cannot start a new journal file: the current one goes on")
+            }
+        }
+        if wait && let Some(Err(e)) = self.journal.poll(true) {
+            tracing::error!(error = %e, "cannot flush the rooms' logs as the relay stops: the journal is kept, and put back at the next start");
+        }
+    }
+
+    /// Flushes every room's log and writes its last seq stored beside it (as the relay stops).
     pub fn mark_all(&mut self, relay: &Relay) {
+        self.checkpoint(relay, true);
         for (name, store) in &mut self.stores {
             Self::mark(name, store, relay);
         }

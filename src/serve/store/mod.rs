@@ -233,6 +233,19 @@ impl Store {
         Ok(())
     }
 
+    /// Takes `latest` as the mark from now on, when past it (a checkpoint writes it: see
+    /// `serve/journal.rs`); true when it is.
+    pub fn mark_later(&mut self, latest: u64) -> bool {
+        let later = latest > self.marked;
+        self.marked = self.marked.max(latest);
+        later
+    }
+
+    /// The data directory of the log (its room's), where its mark is.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Uses `file` for appending from now on (tests put a failing file here).
     pub fn replace_file(&mut self, file: Box<dyn LogFile>) {
         self.file = file;
@@ -323,6 +336,20 @@ impl Store {
     fn cut_back(&mut self) {
         self.unsynced = 0;
         let _ = self.file.truncate(self.len);
+    }
+
+    /// What [`Store::write`] wrote counts as stored without a flush here: the journal holds
+    /// it, flushed (see `serve/journal.rs`), and a checkpoint flushes the log later.
+    pub fn written(&mut self) {
+        self.len += std::mem::take(&mut self.unsynced);
+    }
+
+    /// A handle on the log's file for a checkpoint to flush on a thread of its own.
+    ///
+    /// # Errors
+    /// When the system cannot give one.
+    pub fn sync_handle(&self) -> io::Result<File> {
+        self.reader.try_clone()
     }
 
     /// Bytes of whole, flushed records in the log.

@@ -1,0 +1,397 @@
+//! The relay-wide journal, `<data>/journal/<n>.jsonl`: a turn's records of every room, written and flushed once (the group commit's one flush), each room's log written beside it and flushed later by a checkpoint in the background; at start, what the journals hold is put back in the rooms' logs first.
+//!
+//! A record of the journal is a record of a room's log with the room's name added
+//! (`{"room":"ops","seq":7,…}`). About once a second the relay starts a checkpoint: the next
+//! records go to a new journal file, the rooms' logs written since the last one are flushed on
+//! a thread of their own, and then the journal files before the new one are removed. So a
+//! journal holds at most a few seconds of messages, and a crash loses nothing that was
+//! acknowledged: a room's log may then miss (or end in a torn copy of) what the journals hold,
+//! and [`recover`] cuts it back to its last record before the journals' first of that room and
+//! appends theirs again, before the logs are opened.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+use serde::{Deserialize, Serialize};
+
+use crate::proto::message::Message;
+use crate::serve::layout;
+use crate::serve::store::{LOG_FILE, write_record};
+
+/// The journal's directory inside the data directory.
+const JOURNAL_DIR: &str = "journal";
+
+/// One record of the journal: a room's record and the room.
+#[derive(Serialize, Deserialize)]
+struct Entry<'a> {
+    room: std::borrow::Cow<'a, str>,
+    #[serde(flatten)]
+    message: std::borrow::Cow<'a, Message>,
+}
+
+/// The journal the relay writes to, and the checkpoint under way.
+#[derive(Debug)]
+pub struct Journal {
+    dir: PathBuf,
+    /// The number of the file written to now.
+    number: u64,
+    file: File,
+    /// Bytes of whole, flushed records in it.
+    len: u64,
+    /// The checkpoint under way: the journal files up to which it removes once the rooms'
+    /// logs it flushes are on disk.
+    checkpoint: Option<(u64, JoinHandle<io::Result<()>>)>,
+}
+
+impl Journal {
+    /// Puts back in the rooms' logs of `data` what the journals left by the last run hold, then
+    /// starts a fresh journal; says what was put back (room, records), for the relay's log.
+    ///
+    /// # Errors
+    /// A one-line explanation naming the file that could not be read or written.
+    pub fn open(data: &Path) -> Result<(Journal, Vec<(String, usize)>), String> {
+        let dir = data.join(JOURNAL_DIR);
+        let err =
+            |what: &str, p: &Path, e: io::Error| format!("cannot {what} {}: {e}", p.display());
+        fs::create_dir_all(&dir).map_err(|e| err("make the directory", &dir, e))?;
+        let old = numbered(&dir).map_err(|e| err("read the directory", &dir, e))?;
+        let mut by_room: BTreeMap<String, Vec<Message>> = BTreeMap::new();
+        for (_, path) in &old {
+            read_journal(path, &mut by_room).map_err(|e| err("read", path, e))?;
+        }
+        let mut put_back = Vec::new();
+        for (room, records) in &by_room {
+            let log = layout::room_dir(data, room);
+            recover(&log, records).map_err(|e| err("put the journal back into", &log, e))?;
+            put_back.push((room.clone(), records.len()));
+        }
+        // Everything they held is in the rooms' logs, flushed: they are done with.
+        for (_, path) in &old {
+            fs::remove_file(path).map_err(|e| err("remove", path, e))?;
+        }
+        let number = old.last().map_or(1, |(n, _)| n + 1);
+        let (file, path) = create(&dir, number).map_err(|e| err("make", &dir, e))?;
+        sync_dir(&dir).map_err(|e| err("sync", &path, e))?;
+        let journal = Journal {
+            dir,
+            number,
+            file,
+            len: 0,
+            checkpoint: None,
+        };
+        Ok((journal, put_back))
+    }
+
+    /// Writes `records` (each with its room) and flushes them (fdatasync): once this returns,
+    /// they are stored, whatever becomes of the rooms' logs. On failure the journal is cut
+    /// back to what it held.
+    ///
+    /// # Errors
+    /// When writing or flushing fails: none of `records` is stored.
+    pub fn append<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = (&'a str, &'a Message)>,
+    ) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(4096);
+        for (room, m) in records {
+            let entry = Entry {
+                room: room.into(),
+                message: std::borrow::Cow::Borrowed(m),
+            };
+            serde_json::to_writer(&mut buf, &entry).map_err(io::Error::other)?;
+            buf.push(b'\n');
+        }
+        let result = self
+            .file
+            .write_all(&buf)
+            .and_then(|()| self.file.sync_data());
+        match result {
+            Ok(()) => {
+                self.len += buf.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.file.set_len(self.len);
+                Err(e)
+            }
+        }
+    }
+
+    /// True while a checkpoint runs.
+    pub fn checkpointing(&self) -> bool {
+        self.checkpoint.is_some()
+    }
+
+    /// Starts a checkpoint, unless one runs or the journal is empty: the next records go to a
+    /// new journal file, and `logs` (the rooms' logs written since the last checkpoint, as
+    /// handles to flush) are flushed on a thread of their own; [`Journal::poll`] removes the
+    /// journal files before the new one once they are on disk.
+    ///
+    /// # Errors
+    /// When the new journal file cannot be made (the old one goes on being written).
+    /// Once they are flushed, each of `marks` (a room's directory and its latest seq) is
+    /// written as the room's stored-seq (see `store/mark.rs`): off the relay's thread too, a
+    /// file and two flushes a room.
+    pub fn checkpoint(&mut self, logs: Vec<File>, marks: Vec<(PathBuf, u64)>) -> io::Result<()> {
+        if self.checkpoint.is_some() || self.len == 0 {
+            return Ok(());
+        }
+        let (file, _) = create(&self.dir, self.number + 1)?;
+        let done = self.number;
+        self.number += 1;
+        self.file = file;
+        self.len = 0;
+        let dir = self.dir.clone();
+        let thread = std::thread::Builder::new()
+            .name("urc-checkpoint".into())
+            .spawn(move || {
+                sync_dir(&dir)?;
+                for log in logs {
+                    log.sync_data()?;
+                }
+                for (room, seq) in marks {
+                    crate::serve::store::mark::write(&room, seq)?;
+                }
+                Ok(())
+            })?;
+        self.checkpoint = Some((done, thread));
+        Ok(())
+    }
+
+    /// Ends the checkpoint under way once its thread is done (at once when `wait`): removes
+    /// the journal files it covered, or, if a log could not be flushed, keeps them (they are
+    /// put back at the next start) and says why.
+    pub fn poll(&mut self, wait: bool) -> Option<io::Result<()>> {
+        let (_, thread) = self.checkpoint.as_ref()?;
+        if !wait && !thread.is_finished() {
+            return None;
+        }
+        let (done, thread) = self.checkpoint.take()?;
+        let flushed = thread
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the checkpoint's thread panicked")));
+        Some(flushed.and_then(|()| {
+            for (n, path) in numbered(&self.dir)? {
+                if n <= done {
+                    fs::remove_file(path)?;
+                }
+            }
+            Ok(())
+        }))
+    }
+
+    /// The journal's directory, for the relay's log.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// The journal files in `dir`, by number.
+fn numbered(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let number = (path.file_name().and_then(|n| n.to_str()))
+            .and_then(|n| n.strip_suffix(".jsonl"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(n) = number {
+            files.push((n, path));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// A new, empty journal file numbered `number` in `dir`.
+fn create(dir: &Path, number: u64) -> io::Result<(File, PathBuf)> {
+    let path = dir.join(format!("{number}.jsonl"));
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)?;
+    Ok((file, path))
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Adds the records of the journal file at `path` to `by_room`, up to its first incomplete or
+/// damaged line (a crash in the middle of a write: nothing from there on was acknowledged).
+fn read_journal(path: &Path, by_room: &mut BTreeMap<String, Vec<Message>>) -> io::Result<()> {
+    let mut reader = BufReader::new(File::open(path)?);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 || line.last() != Some(&b'\n') {
+            return Ok(());
+        }
+        let Ok(entry) = serde_json::from_slice::<Entry>(&line) else {
+            return Ok(());
+        };
+        (by_room.entry(entry.room.into_owned()).or_default()).push(entry.message.into_owned());
+    }
+}
+
+/// Makes the log in the room directory `dir` hold `records` (the journals' records of the
+/// room, in order): cut back to its last whole record before the first of them (what follows
+/// may be torn or missing: it was never flushed), then those appended and flushed.
+///
+/// # Errors
+/// When the log cannot be read, cut or written.
+pub fn recover(dir: &Path, records: &[Message]) -> io::Result<()> {
+    let Some(first) = records.first().map(|m| m.seq) else {
+        return Ok(());
+    };
+    fs::create_dir_all(dir)?;
+    let path = dir.join(LOG_FILE);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(&path)?;
+    let mut keep = 0u64;
+    {
+        let mut reader = BufReader::new(&file);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line)?;
+            if n == 0 || line.last() != Some(&b'\n') {
+                break;
+            }
+            match serde_json::from_slice::<Message>(&line) {
+                Ok(m) if m.seq < first => keep += n as u64,
+                _ => break,
+            }
+        }
+    }
+    file.set_len(keep)?;
+    let mut buf = Vec::new();
+    for m in records {
+        write_record(&mut buf, m)?;
+    }
+    file.write_all(&buf)?;
+    file.sync_data()?;
+    sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::message::Millis;
+    use uuid::Uuid;
+
+    fn message(seq: u64, text: &str) -> Message {
+        Message {
+            seq,
+            id: Uuid::new_v4(),
+            from: "ann".into(),
+            text: text.into(),
+            time: Millis(1_795_593_600_000 + seq as i64),
+        }
+    }
+
+    fn log(data: &Path, room: &str) -> Vec<(u64, String)> {
+        let text = fs::read_to_string(layout::room_dir(data, room).join(LOG_FILE)).unwrap();
+        (text.lines())
+            .map(|l| serde_json::from_str::<Message>(l).unwrap())
+            .map(|m| (m.seq, m.text))
+            .collect()
+    }
+
+    /// A crash after the journal's flush and before the rooms' logs were flushed: one log
+    /// ends in a torn copy of its last record, another lacks its last two, a third room's log
+    /// was never made. At the next start every record the journal holds is in its room's log,
+    /// once, and the journal is gone.
+    #[test]
+    fn what_a_crash_left_out_of_the_logs_is_put_back_from_the_journal() {
+        let data = tempfile::tempdir().unwrap();
+        let (mut j, put_back) = Journal::open(data.path()).unwrap();
+        assert!(put_back.is_empty());
+        let ops: Vec<Message> = (1..=3).map(|k| message(k, &format!("ops {k}"))).collect();
+        let hr: Vec<Message> = (1..=4).map(|k| message(k, &format!("hr {k}"))).collect();
+        let new = message(1, "first words");
+        // ops 1 and hr 1..2 reached their logs, flushed, in an earlier checkpoint.
+        for (room, ms) in [("ops", &ops[..1]), ("hr", &hr[..2])] {
+            let dir = layout::room_dir(data.path(), room);
+            fs::create_dir_all(&dir).unwrap();
+            let mut buf = Vec::new();
+            for m in ms {
+                write_record(&mut buf, m).unwrap();
+            }
+            fs::write(dir.join(LOG_FILE), buf).unwrap();
+        }
+        let records: Vec<(&str, &Message)> = (ops[1..].iter().map(|m| ("ops", m)))
+            .chain(hr[2..].iter().map(|m| ("hr", m)))
+            .chain([("new", &new)])
+            .collect();
+        j.append(records).unwrap();
+        // ops's log got ops 2 whole and a torn half of ops 3; hr's nothing more.
+        let ops_log = layout::room_dir(data.path(), "ops").join(LOG_FILE);
+        let mut tail = Vec::new();
+        write_record(&mut tail, &ops[1]).unwrap();
+        write_record(&mut tail, &ops[2]).unwrap();
+        tail.truncate(tail.len() - 20);
+        let mut f = OpenOptions::new().append(true).open(&ops_log).unwrap();
+        f.write_all(&tail).unwrap();
+        drop((f, j));
+        let (_j, mut put_back) = Journal::open(data.path()).unwrap();
+        put_back.sort();
+        assert_eq!(
+            put_back,
+            [
+                ("hr".to_owned(), 2),
+                ("new".to_owned(), 1),
+                ("ops".to_owned(), 2)
+            ]
+        );
+        let texts = |n: usize, what: &str| -> Vec<(u64, String)> {
+            (1..=n as u64).map(|k| (k, format!("{what} {k}"))).collect()
+        };
+        assert_eq!(log(data.path(), "ops"), texts(3, "ops"));
+        assert_eq!(log(data.path(), "hr"), texts(4, "hr"));
+        assert_eq!(log(data.path(), "new"), [(1, "first words".to_owned())]);
+        let files = numbered(&data.path().join(JOURNAL_DIR)).unwrap();
+        assert_eq!(files.len(), 1, "only the fresh journal: {files:?}");
+        // A second start finds nothing to put back, and the logs are as they were.
+        let (_j, put_back) = Journal::open(data.path()).unwrap();
+        assert!(put_back.is_empty());
+        assert_eq!(log(data.path(), "ops"), texts(3, "ops"));
+    }
+
+    /// A checkpoint moves the journal on: the files before it are removed once the logs are
+    /// flushed, and a torn last line of the journal is not taken for a record.
+    #[test]
+    fn a_checkpoint_removes_the_journal_it_covers_and_a_torn_line_is_no_record() {
+        let data = tempfile::tempdir().unwrap();
+        let (mut j, _) = Journal::open(data.path()).unwrap();
+        let m = message(1, "one");
+        j.append([("ops", &m)]).unwrap();
+        let dir = data.path().join(JOURNAL_DIR);
+        assert_eq!(numbered(&dir).unwrap().len(), 1);
+        j.checkpoint(Vec::new(), Vec::new()).unwrap();
+        assert!(j.checkpointing());
+        assert!(j.poll(true).unwrap().is_ok());
+        assert_eq!(numbered(&dir).unwrap().len(), 1, "the new journal only");
+        // An empty journal starts no checkpoint.
+        j.checkpoint(Vec::new(), Vec::new()).unwrap();
+        assert!(!j.checkpointing());
+        let m2 = message(2, "two");
+        j.append([("ops", &m2)]).unwrap();
+        let path = numbered(&dir).unwrap()[0].1.clone();
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"room\":\"ops\",\"seq\":3").unwrap();
+        drop((f, j));
+        let mut by_room = BTreeMap::new();
+        read_journal(&path, &mut by_room).unwrap();
+        assert_eq!(
+            by_room["ops"].iter().map(|m| m.seq).collect::<Vec<_>>(),
+            [2]
+        );
+    }
+}
