@@ -416,10 +416,10 @@ fn the_prompt_names_the_room_and_other_rooms_lines_show_theirs() {
     bob.send("/rooms\r");
     bob.wait_for("the rooms, with what is unseen", |s| {
         let text = screen_text(s);
-        text.contains("-- #lobby (1), typing here")
-            && text.contains("-- #lunch (2), 1 unseen, 1 mentioning you")
+        text.contains("-- 1. #lobby (1), typing here")
+            && text.contains("-- 2. #lunch (2), 1 unseen, 1 mentioning you")
     });
-    bob.send("/switch #lunch\r");
+    bob.send("/2\r");
     bob.wait_for("what came in lunch, and its prompt", |s| {
         screen_text(s)
             .contains("-- typing to #lunch: 1 new since you were last here, 1 mentioning you")

@@ -96,17 +96,23 @@ impl Journal {
         records: impl IntoIterator<Item = (&'a str, &'a Message)>,
     ) -> io::Result<()> {
         let mut buf = Vec::with_capacity(4096);
+        let mut line = Vec::with_capacity(256);
         for (room, m) in records {
-            let entry = Entry {
-                room: room.into(),
-                message: std::borrow::Cow::Borrowed(m),
-            };
-            serde_json::to_writer(&mut buf, &entry).map_err(io::Error::other)?;
-            buf.push(b'\n');
+            line.clear();
+            write_record(&mut line, m)?;
+            add_entry(&mut buf, room, &line);
         }
+        self.append_entries(&buf)
+    }
+
+    /// [`Journal::append`] of entries already made ([`add_entry`]'s lines).
+    ///
+    /// # Errors
+    /// When writing or flushing fails: none of them is stored.
+    pub fn append_entries(&mut self, buf: &[u8]) -> io::Result<()> {
         let result = self
             .file
-            .write_all(&buf)
+            .write_all(buf)
             .and_then(|()| self.file.sync_data());
         match result {
             Ok(()) => {
@@ -187,6 +193,16 @@ impl Journal {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// Adds to `buf` the journal's line for `record` (a room's log line, as [`write_record`]
+/// makes it) of `room` (a room's key: letters, digits, `-` and `_`, nothing to escape): the
+/// record with the room put first, serialised once for both.
+pub fn add_entry(buf: &mut Vec<u8>, room: &str, record: &[u8]) {
+    buf.extend_from_slice(b"{\"room\":\"");
+    buf.extend_from_slice(room.as_bytes());
+    buf.extend_from_slice(b"\",");
+    buf.extend_from_slice(record.get(1..).unwrap_or_default());
 }
 
 /// The journal files in `dir`, by number.

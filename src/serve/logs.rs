@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use crate::proto::message::Message;
 use crate::proto::room::DEFAULT_ROOM;
 use crate::relay::Relay;
-use crate::serve::journal::Journal;
+use crate::serve::journal::{self, Journal};
 use crate::serve::layout;
 use crate::serve::server::StartError;
-use crate::serve::store::{LogEvent, Store};
+use crate::serve::store::{LogEvent, Store, write_record};
 
 /// A room's log read back at start: its name (key), its last records, and the seq its log
 /// begins with.
@@ -97,6 +97,8 @@ impl Logs {
         }
         let mut before: Vec<(String, u64)> = Vec::with_capacity(rooms.len());
         let mut failed: Option<(String, String)> = None;
+        // Each record serialised once: the room's log line, and the journal's made of it.
+        let (mut lines, mut entries) = (Vec::new(), Vec::new());
         for (name, messages) in &rooms {
             let store = match self.store(name) {
                 Ok(store) => store,
@@ -106,17 +108,23 @@ impl Logs {
                 }
             };
             before.push((name.to_string(), store.len()));
-            if let Err(e) = store.write(messages.iter().copied()) {
+            lines.clear();
+            let mut serialised = Ok(());
+            for m in messages {
+                let start = lines.len();
+                serialised = write_record(&mut lines, m);
+                if serialised.is_err() {
+                    break;
+                }
+                journal::add_entry(&mut entries, name, &lines[start..]);
+            }
+            if let Err(e) = serialised.and_then(|()| store.write_records(&lines)) {
                 failed = Some((name.to_string(), e.to_string()));
                 break;
             }
         }
         if failed.is_none()
-            && let Err(e) = self.journal.append(
-                rooms
-                    .iter()
-                    .flat_map(|(name, ms)| ms.iter().map(move |m| (*name, *m))),
-            )
+            && let Err(e) = self.journal.append_entries(&entries)
         {
             let journal = self.journal.dir().display().to_string();
             failed = Some((journal, e.to_string()));

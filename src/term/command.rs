@@ -23,6 +23,8 @@ pub enum Command {
     Rooms,
     /// `/switch #room`: type to another of your rooms.
     Switch(String),
+    /// `/switch N` or `/N`: type to the Nth of your rooms, as `/rooms` lists them (from 1).
+    SwitchTo(usize),
     /// `/help`: list the commands.
     Help,
     /// `/quit [MESSAGE]`: leave the relay, telling the others MESSAGE with the leave.
@@ -37,7 +39,7 @@ commands:
   /join #room    enter a room (made on first use) and type to it
   /part [#room] [text]  leave a room (this one without a name), saying text
   /rooms         list your rooms, with who is in each and what you have not seen
-  /switch #room  type to another of your rooms (Alt-1 to Alt-9: the 1st to 9th)
+  /switch #room  type to another of your rooms; /switch N or /N: the Nth of /rooms
   /history [N]   show the last N messages of this room (default 20, at most 1000)
   /who [#room]   list who is in this room (or another of yours)
   /me text       say what you do: shows as * alice text
@@ -88,6 +90,12 @@ pub fn parse(line: &str) -> Option<Command> {
             Err(hint) => Command::Invalid(hint),
         },
         ("join" | "j", _) => Command::Invalid("usage: /join #room".into()),
+        (n, []) if n.parse::<usize>().is_ok_and(|n| n >= 1) => {
+            Command::SwitchTo(n.parse().expect("a number"))
+        }
+        ("switch" | "sw", [n]) if n.parse::<usize>().is_ok_and(|n| n >= 1) => {
+            Command::SwitchTo(n.parse().expect("a number"))
+        }
         ("switch" | "sw", [room]) => match room_arg(room) {
             Ok(room) => Command::Switch(room),
             Err(hint) => Command::Invalid(hint),
@@ -149,6 +157,9 @@ mod tests {
         assert_eq!(parse("/j lunch"), Some(Command::Join("lunch".into())));
         assert_eq!(parse("/switch #ops"), Some(Command::Switch("ops".into())));
         assert_eq!(parse("/rooms"), Some(Command::Rooms));
+        assert_eq!(parse("/2"), Some(Command::SwitchTo(2)));
+        assert_eq!(parse("/switch 3"), Some(Command::SwitchTo(3)));
+        assert!(matches!(parse("/0"), Some(Command::Invalid(_))));
         assert_eq!(parse("/part"), Some(Command::Part(None, String::new())));
         assert_eq!(
             parse("/part #ops  see you  later "),

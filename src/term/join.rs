@@ -508,6 +508,16 @@ fn handle_line(
                 );
             }
         }
+        Some(Command::SwitchTo(n)) => match client.rooms().get(n - 1) {
+            Some(r) => here.switch(output, renderer, &r.name.clone()),
+            None => local(
+                output,
+                Event::Error(format!(
+                    "you are in {} room(s): /rooms lists them",
+                    client.rooms().len()
+                )),
+            ),
+        },
         Some(Command::Rooms) => {
             let rooms = client.rooms();
             if rooms.is_empty() {
@@ -516,11 +526,11 @@ fn handle_line(
                     Event::Notice("you are in no room: /join one".into()),
                 );
             }
-            for r in rooms {
+            for (k, r) in rooms.into_iter().enumerate() {
                 let mut about = if r.entered {
-                    format!("#{} ({})", r.name, r.members)
+                    format!("{}. #{} ({})", k + 1, r.name, r.members)
                 } else {
-                    format!("#{} (entering)", r.name)
+                    format!("{}. #{} (entering)", k + 1, r.name)
                 };
                 if r.name == current {
                     about.push_str(", typing here");

@@ -291,7 +291,20 @@ impl Store {
         for m in messages {
             write_record(&mut buf, m)?;
         }
-        match self.file.append(&buf) {
+        self.write_records(&buf)
+    }
+
+    /// [`Store::write`] of records already serialised ([`write_record`]'s lines).
+    ///
+    /// # Errors
+    /// When the log is lost or writing fails.
+    pub fn write_records(&mut self, buf: &[u8]) -> io::Result<()> {
+        if let Some(why) = &self.lost {
+            return Err(io::Error::other(format!(
+                "the message log {why} while the relay ran: nothing is acknowledged until it is back"
+            )));
+        }
+        match self.file.append(buf) {
             Ok(()) => {
                 self.unsynced += buf.len() as u64;
                 Ok(())
