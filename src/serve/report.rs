@@ -53,11 +53,12 @@ pub fn summary(relay: &Relay, before: Stats) -> Stats {
     // Not sent: queued for a session that ended before they left, or for keys gone.
     let unsent = |s: &Stats| s.stale + s.unsealable;
     tracing::info!(
-        "{} clients; {:.1} messages/s over the last {}s; latest seq {}; {} datagrams dropped; {} packets not sent (their session or keys gone); {} KiB of messages waiting",
+        "{} clients; {:.1} messages/s over the last {}s; {} rooms, {} messages stored in all; {} datagrams dropped; {} packets not sent (their session or keys gone); {} KiB of messages waiting",
         relay.clients().len(),
         (now.stored - before.stored) as f64 / SUMMARY_EVERY.as_secs_f64(),
         SUMMARY_EVERY.as_secs(),
-        relay.latest(),
+        relay.room_count(),
+        relay.room_latest().map(|(_, seq)| seq).sum::<u64>(),
         dropped(&now) - dropped(&before),
         unsent(&now) - unsent(&before),
         relay.parked_bytes() / 1024

@@ -86,6 +86,7 @@ impl View {
             | Event::Left { room, .. }
             | Event::Who { room, .. }
             | Event::HistoryStart { room, .. }
+            | Event::HistoryEnd { room }
             | Event::Missed { room, .. } => room,
             _ => return None,
         };
