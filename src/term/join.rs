@@ -165,6 +165,13 @@ async fn session(options: Options) -> Result<(), JoinError> {
                 Event::Message { message, .. } => names.add(&message.from),
                 Event::Entered { room } => names.add_room(room),
                 Event::Parted { room } | Event::NotEntered { room, .. } => {
+                    let delivered = client.delivered_in(room);
+                    if matches!(event, Event::Parted { .. }) && delivered > 0 {
+                        // Where the user left off in it, for "since you were last here" when
+                        // they come back to it.
+                        let seen = [(room.clone(), delivered)];
+                        seen::remember(options.seen_file.as_ref(), true, &seen);
+                    }
                     names.remove_room(room);
                     view.forget(room);
                     if room == view.current() {
