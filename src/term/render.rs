@@ -159,23 +159,7 @@ impl Renderer {
             }
             Event::Notice(text) => self.notice(&sanitize(text)),
             Event::Silent => self.notice(SILENT),
-            Event::Missed { count, since, .. } => {
-                let when = self.clock(*since);
-                let what = match count {
-                    0 => format!("no new messages since {when}"),
-                    1 => format!("1 new message since {when}"),
-                    n if *n > u64::from(crate::proto::wire::MAX_HISTORY_REQUEST) => format!(
-                        "{n} new messages since {when} (the last {} follow)",
-                        crate::proto::wire::MAX_HISTORY_REQUEST
-                    ),
-                    n => format!("{n} new messages since {when}"),
-                };
-                if self.color {
-                    Line::new(format!("{CYAN}— "), format!("{what} —\x1b[0m"))
-                } else {
-                    Line::new("— ", format!("{what} —"))
-                }
-            }
+            Event::Missed { count, since, .. } => self.missed(*count, *since, None),
             Event::Error(text) => {
                 Line::new(format!("{} ", self.paint(RED, "error:")), sanitize(text))
             }
@@ -207,6 +191,38 @@ impl Renderer {
     /// The local date of `t`.
     pub fn date(&self, t: Millis) -> Date {
         t.to_datetime().to_offset(self.offset).date()
+    }
+
+    /// The line that says `count` messages came since `since`: its time of day, and its date
+    /// too when it is not of the day of `now` (what came since yesterday).
+    pub fn missed(&self, count: u64, since: Millis, now: Option<Millis>) -> Line {
+        let when = match now {
+            Some(now) if self.date(now) != self.date(since) => {
+                let d = self.date(since);
+                format!(
+                    "{} {} {} {}",
+                    d.weekday(),
+                    d.day(),
+                    d.month(),
+                    self.clock(since)
+                )
+            }
+            _ => self.clock(since),
+        };
+        let what = match count {
+            0 => format!("no new messages since {when}"),
+            1 => format!("1 new message since {when}"),
+            n if n > u64::from(crate::proto::wire::MAX_HISTORY_REQUEST) => format!(
+                "{n} new messages since {when} (the last {} follow)",
+                crate::proto::wire::MAX_HISTORY_REQUEST
+            ),
+            n => format!("{n} new messages since {when}"),
+        };
+        if self.color {
+            Line::new(format!("{CYAN}— "), format!("{what} —\x1b[0m"))
+        } else {
+            Line::new("— ", format!("{what} —"))
+        }
     }
 
     /// A notice line: `-- text`, the dashes coloured.

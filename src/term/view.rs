@@ -146,6 +146,11 @@ impl View {
             // it, live messages go on from the last live one.
             Event::HistoryStart { .. } => self.live_day = self.last_day.take(),
             Event::HistoryEnd { .. } => self.last_day = self.live_day.take(),
+            // Its date too when it is not today's.
+            Event::Missed { count, since, .. } if !self.renderer.json() => {
+                lines.push(self.renderer.missed(*count, *since, Some(now)));
+                return lines;
+            }
             _ => {}
         }
         lines.push(self.renderer.line_with(event, mention));
@@ -184,6 +189,25 @@ mod tests {
         let mut v = View::new(Renderer::new(offset, false).with_bell(true), "bob");
         v.switch("lobby");
         v
+    }
+
+    #[test]
+    fn what_was_missed_since_another_day_says_the_day() {
+        let mut v = view(0);
+        let missed = |since: i64| Event::Missed {
+            room: "lobby".into(),
+            count: 3,
+            since: Millis(since),
+        };
+        let now = Millis(TUESDAY_2330 + HOUR);
+        assert_eq!(
+            v.show(&missed(TUESDAY_2330), now),
+            ["— 3 new messages since Tuesday 1 December 23:30 —"]
+        );
+        assert_eq!(
+            v.show(&missed(TUESDAY_2330 + HOUR / 2), now),
+            ["— 3 new messages since 00:00 —"]
+        );
     }
 
     #[test]
