@@ -254,15 +254,17 @@ fn read_journal(path: &Path, by_room: &mut BTreeMap<String, Vec<Message>>) -> io
 }
 
 /// Makes the log in the room directory `dir` hold `records` (the journals' records of the
-/// room, in order): cut back to its last whole record before the first of them (what follows
-/// may be torn or missing: it was never flushed), then those appended and flushed.
+/// room, in order): cut back to the end of its whole records, each the one after the one
+/// before (what follows may be torn, or nothing where a record was: it was never flushed; a
+/// log flushed at a point holds everything before it, so its good part is a prefix), then
+/// the records of the journal after its last appended and flushed.
 ///
 /// # Errors
 /// When the log cannot be read, cut or written.
 pub fn recover(dir: &Path, records: &[Message]) -> io::Result<()> {
-    let Some(first) = records.first().map(|m| m.seq) else {
+    if records.is_empty() {
         return Ok(());
-    };
+    }
     fs::create_dir_all(dir)?;
     let path = dir.join(LOG_FILE);
     let mut file = OpenOptions::new()
@@ -270,7 +272,7 @@ pub fn recover(dir: &Path, records: &[Message]) -> io::Result<()> {
         .append(true)
         .create(true)
         .open(&path)?;
-    let mut keep = 0u64;
+    let (mut keep, mut last) = (0u64, None::<u64>);
     {
         let mut reader = BufReader::new(&file);
         let mut line = Vec::new();
@@ -281,14 +283,17 @@ pub fn recover(dir: &Path, records: &[Message]) -> io::Result<()> {
                 break;
             }
             match serde_json::from_slice::<Message>(&line) {
-                Ok(m) if m.seq < first => keep += n as u64,
+                Ok(m) if last.is_none_or(|l| m.seq == l + 1) => {
+                    keep += n as u64;
+                    last = Some(m.seq);
+                }
                 _ => break,
             }
         }
     }
     file.set_len(keep)?;
     let mut buf = Vec::new();
-    for m in records {
+    for m in records.iter().filter(|m| last.is_none_or(|l| m.seq > l)) {
         write_record(&mut buf, m)?;
     }
     file.write_all(&buf)?;
@@ -378,6 +383,29 @@ mod tests {
         let (_j, put_back) = Journal::open(data.path()).unwrap();
         assert!(put_back.is_empty());
         assert_eq!(log(data.path(), "ops"), texts(3, "ops"));
+    }
+
+    /// A record flushed in the log itself after those of the journal (a turn of one room
+    /// flushes its log alone) is kept: the journal's records go only after the log's last
+    /// whole one.
+    #[test]
+    fn records_flushed_in_the_log_after_the_journals_are_kept() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = layout::room_dir(data.path(), "ops");
+        fs::create_dir_all(&dir).unwrap();
+        let all: Vec<Message> = (1..=4).map(|k| message(k, &format!("ops {k}"))).collect();
+        let mut buf = Vec::new();
+        for m in &all[..3] {
+            write_record(&mut buf, m).unwrap();
+        }
+        fs::write(dir.join(LOG_FILE), &buf).unwrap();
+        // The journal has 2 (a turn of two rooms) and 4 (another), the log 1 to 3.
+        recover(&dir, &[all[1].clone(), all[3].clone()]).unwrap();
+        let texts: Vec<u64> = log(data.path(), "ops")
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(texts, [1, 2, 3, 4]);
     }
 
     /// A checkpoint moves the journal on: the files before it are removed once the logs are
