@@ -25,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
     }
     // The relay takes any datagram without panicking, stores nothing from a stranger, and
     // answers an address that never finished a handshake at most three times what it sent.
-    let mut relay = SecureRelay::new(Relay::new(Config::default(), Vec::new()), Keypair::generate());
+    let mut relay = SecureRelay::new(
+        Relay::new(Config::default(), Vec::new()),
+        Keypair::generate(),
+    );
     let from: SocketAddr = "192.0.2.7:4000".parse().unwrap();
     let now = Instant::now();
     relay.handle(now, Millis(0), from, data);
@@ -33,7 +36,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(!relay.relay().has_appends());
     assert_eq!(relay.transports(), 0, "a transport from one datagram");
     while let Some(t) = relay.poll_transmit() {
-        assert!(t.bytes.len() <= 3 * data.len(), "more than 3x to an unvalidated address");
+        assert!(
+            t.bytes.len() <= 3 * data.len(),
+            "more than 3x to an unvalidated address"
+        );
     }
     // The client's tunnel takes any datagram without panicking, and opens nothing.
     let mut tunnel = Tunnel::new(Keypair::generate(), None);

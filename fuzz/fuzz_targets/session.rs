@@ -45,7 +45,10 @@ impl Net {
 
 fuzz_target!(|data: &[u8]| {
     let mut net = Net {
-        relay: SecureRelay::new(Relay::new(Config::default(), Vec::new()), Keypair::generate()),
+        relay: SecureRelay::new(
+            Relay::new(Config::default(), Vec::new()),
+            Keypair::generate(),
+        ),
         now: Instant::now(),
     };
     // Bob, an ordinary member, listening.
@@ -54,6 +57,7 @@ fuzz_target!(|data: &[u8]| {
         name: "bob".into(),
         history: 0,
         since: None,
+        rooms: Vec::new(),
     };
     let mut bob = SecureClient::new(config, Keypair::generate(), None, net.now);
     for _ in 0..20 {
@@ -82,6 +86,7 @@ fuzz_target!(|data: &[u8]| {
         name: "mallory".into(),
         history: 0,
         instance: Uuid::from_u128(7),
+        room: "lobby".into(),
     };
     let mut sealed = Vec::new();
     mallory.seal(net.now, &join.encode(), &mut sealed);
@@ -123,7 +128,8 @@ fuzz_target!(|data: &[u8]| {
         }
         // At most 100 ms a turn: 64 turns stay well inside the relay's timeout, so bob,
         // who sends no keepalive here, is not timed out.
-        net.now += Duration::from_millis(u64::from(chunk.first().copied().unwrap_or(0)) * 100 / 255);
+        net.now +=
+            Duration::from_millis(u64::from(chunk.first().copied().unwrap_or(0)) * 100 / 255);
         turns += 1;
         for (to, back) in net.turn(mallory_at, &[sealed]) {
             if to == bob_at {
