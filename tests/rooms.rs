@@ -253,3 +253,27 @@ fn the_limits_refuse_clearly() {
     );
     assert!(d.relay.clients().get(&addr(3)).is_none());
 }
+
+/// A client from before rooms (its JOIN ends after the instance, with no room) is told why it
+/// gets no welcome, rather than left to say the relay does not answer.
+#[test]
+fn a_client_from_before_rooms_is_told_to_update() {
+    let mut d = Driver::new(Config::default());
+    let join = Packet::Join {
+        name: "old".into(),
+        history: 0,
+        instance: Uuid::new_v4(),
+        room: String::new(),
+    };
+    // The same JOIN without its last field, the room's (an empty str8: one byte).
+    let mut old = join.encode();
+    old.pop();
+    d.raw(addr(9), &old);
+    let told = d.sent_to(addr(9));
+    assert!(
+        matches!(told[..], [Packet::Error { code: ErrorCode::Malformed, message, .. }]
+            if message == "this relay speaks urc protocol 2 with rooms, which your client does not: update urc"),
+        "{told:?}"
+    );
+    assert!(d.relay.clients().get(&addr(9)).is_none());
+}

@@ -69,7 +69,7 @@ use uuid::Uuid;
 use crate::proto::message::{Message, Millis, check_text};
 use crate::proto::room::DEFAULT_ROOM;
 use crate::proto::secure::keys::PublicKey;
-use crate::proto::wire::{Acked, Change, LeaveReason, MAX_LEAVE_BYTES, Packet};
+use crate::proto::wire::{Acked, Change, ErrorCode, LeaveReason, MAX_LEAVE_BYTES, Packet};
 use crate::relay::limit::Bucket;
 use owners::Owners;
 
@@ -392,6 +392,12 @@ impl Relay {
             Ok(p) => p,
             Err(e) => {
                 self.stats.malformed += 1;
+                if is_old_join(bytes) && !self.clients.contains_key(&from) {
+                    // A client from before rooms (its JOIN ends before the room), at an
+                    // address without a session: told why it gets no WELCOME, once a JOIN.
+                    let message = "this relay speaks urc protocol 2 with rooms, which your client does not: update urc".to_owned();
+                    self.error(from, ErrorCode::Malformed, Uuid::nil(), message);
+                }
                 return self.dropped(from, e.to_string());
             }
         };
@@ -522,4 +528,20 @@ impl Relay {
     pub fn poll_read(&mut self) -> Option<LogRead> {
         self.reads.pop_front()
     }
+}
+
+/// Whether `bytes` is a JOIN of the revision of protocol 2 before rooms: the header, a name,
+/// the history and the instance, and nothing after (no room).
+fn is_old_join(bytes: &[u8]) -> bool {
+    let [
+        crate::proto::wire::MAGIC,
+        crate::proto::wire::VERSION,
+        0x01,
+        len,
+        ..,
+    ] = *bytes
+    else {
+        return false;
+    };
+    bytes.len() == 4 + usize::from(len) + 2 + 16
 }
