@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::bench::attack::{Attack, AttackOptions};
-use crate::bench::{self, Workload};
 use crate::client;
 use crate::proto::wire;
 use crate::relay;
@@ -397,137 +395,8 @@ fn login_name() -> Option<String> {
         .find(|n| !n.is_empty())
 }
 
-/// Arguments of `urc bench`.
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// A named workload; the options below override its settings [default: w1].
-    #[arg(long, value_enum)]
-    pub workload: Option<Workload>,
-    /// Simulated clients in the room, senders included.
-    #[arg(long)]
-    pub clients: Option<usize>,
-    /// How many of the clients send.
-    #[arg(long)]
-    pub senders: Option<usize>,
-    /// Messages sent in all, shared among the senders.
-    #[arg(long)]
-    pub messages: Option<u64>,
-    /// Bytes of text a message ("hello world message 000123", cut or padded) [default: 26;
-    /// --attack history: 1000, the longest, in its log].
-    #[arg(long)]
-    pub size: Option<usize>,
-    /// Messages a second offered by all senders together; 0 sends as fast as the window allows.
-    #[arg(long)]
-    pub rate: Option<f64>,
-    /// Seconds the whole run may take before it is given up as a failure.
-    #[arg(long)]
-    pub seconds: Option<u64>,
-    /// Messages a sender may have in flight (the client's window by default).
-    #[arg(long, default_value_t = client::WINDOW as u64)]
-    pub window: u64,
-    /// Clients in each room (0: all in one room) [default: the workload's; w4: 10].
-    #[arg(long)]
-    pub room_size: Option<usize>,
-    /// Datagrams the raw loopback baseline sends at most (in at most 1 s); 0 skips it.
-    #[arg(long, default_value_t = bench::DEFAULT_BASELINE)]
-    pub baseline: u64,
-    /// Directory in which the relay's temporary data directory is made [default: the system's
-    /// temporary directory].
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Run the workload this many times, each in a fresh process, and print the medians last.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
-    pub runs: u16,
-    /// A peer's benchmark script, run after each run with `--clients N --messages M` (it must
-    /// print `deliveries/s=` last); the medians line then gives urc's ratio to it.
-    #[arg(long, value_name = "SCRIPT")]
-    pub peer: Option<String>,
-    /// A hostile workload that keeps to the relay's default limits, beside two ordinary
-    /// members chatting at 4 messages/s: `urc serve` runs as a process of its own and is
-    /// measured (--messages: history's log; --seconds: the attack's length).
-    #[arg(long, value_enum, conflicts_with_all = ["workload", "clients", "senders", "rate", "peer"])]
-    pub attack: Option<Attack>,
-    /// Hostile sessions of --attack [default: the attack's].
-    #[arg(long, requires = "attack")]
-    pub sessions: Option<usize>,
-    /// Silent members in the room of --attack who and stop [default: the attack's].
-    #[arg(long, requires = "attack")]
-    pub members: Option<usize>,
-    /// The `urc` program that serves under --attack (an older build, say) [default: this one].
-    #[arg(long, value_name = "PATH", requires = "attack")]
-    pub relay_bin: Option<PathBuf>,
-}
-
-/// Messages in the log of `--attack history` by default.
-pub const ATTACK_LOG: u64 = 10_000;
-
-impl BenchArgs {
-    /// The settings of one `--attack` run: the attack's, overridden by the options given.
-    ///
-    /// # Errors
-    /// A one-line explanation of what is wrong with the arguments.
-    pub fn attack_options(&self, attack: Attack) -> Result<AttackOptions, String> {
-        let (sessions, members, seconds) = attack.defaults();
-        let options = AttackOptions {
-            attack,
-            sessions: self.sessions.unwrap_or(sessions),
-            members: self.members.unwrap_or(members),
-            seconds: self.seconds.unwrap_or(seconds),
-            log: self.messages.unwrap_or(ATTACK_LOG),
-            size: self.size.unwrap_or(match attack {
-                Attack::History => crate::proto::message::MAX_TEXT_BYTES,
-                _ => bench::DEFAULT_SIZE,
-            }),
-            relay_bin: self.relay_bin.clone(),
-            data: self.data.clone(),
-        };
-        if attack != Attack::All {
-            options.check()?;
-        }
-        Ok(options)
-    }
-
-    /// The run's settings: the workload's, overridden by the options given.
-    ///
-    /// # Errors
-    /// A one-line explanation of what is wrong with the arguments.
-    pub fn options(&self) -> Result<bench::Options, String> {
-        if self.workload == Some(Workload::Log)
-            && (self.clients.is_some() || self.senders.is_some() || self.rate.is_some())
-        {
-            return Err(
-                "--workload log takes --messages (the log's length), --size, --seconds and --data, not --clients, --senders or --rate"
-                    .into(),
-            );
-        }
-        let preset = self.workload.unwrap_or(Workload::W1).preset();
-        let options = bench::Options {
-            workload: match (
-                self.workload,
-                self.clients,
-                self.senders,
-                self.messages,
-                self.rate,
-            ) {
-                (Some(w), ..) => Some(w),
-                (None, None, None, None, None) => Some(Workload::W1),
-                _ => None,
-            },
-            clients: self.clients.unwrap_or(preset.clients),
-            senders: self.senders.unwrap_or(preset.senders),
-            messages: self.messages.unwrap_or(preset.messages),
-            size: self.size.unwrap_or(bench::DEFAULT_SIZE),
-            rate: self.rate.unwrap_or(preset.rate),
-            seconds: self.seconds.unwrap_or(preset.seconds),
-            window: self.window,
-            room: self.room_size.unwrap_or(preset.room),
-            baseline: self.baseline,
-            data: self.data.clone(),
-        };
-        options.check()?;
-        Ok(options)
-    }
-}
+mod bench_args;
+pub use bench_args::{ATTACK_LOG, BenchArgs};
 
 #[cfg(test)]
 mod tests;

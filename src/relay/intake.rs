@@ -97,7 +97,9 @@ impl Relay {
     /// Shares what is left of the turn's room among the sessions whose messages wait for it,
     /// then opens the next turn's room.
     pub(super) fn take_fairly(&mut self, now: Instant, wall: Millis) {
-        let quantum = INTAKE_QUANTUM * self.audience() as i64;
+        // Memberships do not change while messages are taken: one look at the rooms a turn.
+        let audience = self.audience();
+        let quantum = INTAKE_QUANTUM * audience as i64;
         while self.intake_left > 0 {
             let Some(from) = self.intake.next(quantum) else {
                 break;
@@ -120,12 +122,13 @@ impl Relay {
                 s.queued = false;
             }
         }
-        self.intake_left = self.turn_room();
+        self.intake_left = turn_room(audience);
     }
+}
 
-    /// The room of a turn, in bytes of fan-out: [`FANOUT_PER_TURN`], and at least
-    /// [`DATAGRAMS_PER_MEMBER`] full datagrams to each member of the largest room.
-    pub(super) fn turn_room(&self) -> i64 {
-        FANOUT_PER_TURN.max(DATAGRAMS_PER_MEMBER * MAX_PACKET * self.audience()) as i64
-    }
+/// The room of a turn, in bytes of fan-out: [`FANOUT_PER_TURN`], and at least
+/// [`DATAGRAMS_PER_MEMBER`] full datagrams to each of the `audience` a message of the largest
+/// room goes to.
+fn turn_room(audience: usize) -> i64 {
+    FANOUT_PER_TURN.max(DATAGRAMS_PER_MEMBER * MAX_PACKET * audience) as i64
 }

@@ -2,96 +2,20 @@
 //! and the token every later datagram must carry.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fmt;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use uuid::Uuid;
 
-use super::Relay;
-use super::answers::Answer;
+pub(super) use super::origin::{Origin, network, origin, share};
 use super::parked::parked_cost;
 use super::rooms::{Membership, RoomId};
+use super::{Relay, Session};
 use crate::proto::name::{check_chars, check_key, name_key};
 use crate::proto::room::{check_room, room_key};
 use crate::proto::secure::keys::PublicKey;
 use crate::proto::wire::{ErrorCode, LeaveReason, Packet, Token};
 use crate::relay::limit::Bucket;
-
-/// A joined client.
-#[derive(Debug)]
-pub struct Session {
-    /// The name it joined with.
-    pub name: String,
-    /// The secret it must carry in every datagram.
-    token: Token,
-    /// Which session it is, from 1, in the order the relay opened them: what its packets
-    /// queued to leave are checked against (a session keeps it when it moves address).
-    pub(super) number: u64,
-    /// Random, chosen by the client process: tells its JOINs from another's.
-    pub(super) instance: Uuid,
-    /// The csn its next new message must have.
-    pub(super) next_csn: u64,
-    /// Messages waiting for their turn, by csn (with the session's number of their room):
-    /// ahead of a missing one, or (the next one in turn) for the message rate's allowance or a
-    /// turn's room (see `parked.rs`).
-    pub(super) ahead: BTreeMap<u64, (Uuid, u16, String)>,
-    /// When it was last heard from.
-    pub(super) last_heard: Instant,
-    /// Its message rate.
-    pub(super) messages: Bucket,
-    /// Its history and who request rate.
-    pub(super) requests: Bucket,
-    /// Whether it was told it is sending messages too fast in this episode of doing so.
-    pub(super) told_slow: bool,
-    /// Whether it was told it makes requests too fast in this episode of doing so.
-    pub(super) told_busy: bool,
-    /// The rooms it is in, in the order it entered them.
-    pub(super) rooms: Vec<Membership>,
-    /// The number its next room gets (0 is the JOIN's room; numbers are not given twice).
-    pub(super) next_room: u16,
-    /// Answers to its requests on their way, the first being sent.
-    pub(super) answers: VecDeque<Answer>,
-    /// Its allowance of bytes of answers.
-    pub(super) bulk: Bucket,
-    /// Whether it is in the rounds of answers (or waits for its allowance, or for a read).
-    pub(super) in_bulk: bool,
-    /// Whether its message in turn waits in the fair queue for a turn's room.
-    pub(super) queued: bool,
-    /// The key its client proved it holds (none for a packet handed in without one).
-    pub(super) key: Option<PublicKey>,
-}
-
-impl Session {
-    /// The key its client proved it holds (none for packets handed in without one).
-    pub fn key(&self) -> Option<PublicKey> {
-        self.key
-    }
-
-    /// Messages waiting for their turn: at most [`REORDER_WINDOW`](super::REORDER_WINDOW)
-    /// ahead of the one in turn, and that one if it waits for the message rate.
-    pub fn waiting(&self) -> usize {
-        self.ahead.len()
-    }
-
-    /// Answers to its requests still on their way: at most
-    /// [`MAX_ANSWERS`](super::MAX_ANSWERS).
-    pub fn answers_waiting(&self) -> usize {
-        self.answers.len()
-    }
-
-    /// How many rooms it is in.
-    pub fn room_count(&self) -> usize {
-        self.rooms.len()
-    }
-
-    /// The room it calls `number`, if it is in it.
-    pub(super) fn room_of(&self, number: u16) -> Option<RoomId> {
-        (self.rooms.iter())
-            .find(|m| m.number == number)
-            .map(|m| m.room)
-    }
-}
 
 impl Relay {
     #[allow(clippy::too_many_arguments)]
@@ -495,54 +419,6 @@ impl Relay {
             if *n == 0 {
                 self.per_ip.remove(&ip);
             }
-        }
-    }
-}
-
-/// Where a client comes from, for the limits per address: its IPv4 address, or the /64 network
-/// of its IPv6 address (one host is usually given a whole /64, so counting IPv6 addresses one
-/// by one would let one host open as many sessions as it likes). An IPv4 address seen as IPv6
-/// (`::ffff:a.b.c.d`, on a dual-stack socket) is the IPv4 address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) struct Origin(IpAddr);
-
-pub(super) fn origin(addr: SocketAddr) -> Origin {
-    match addr.ip() {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => Origin(IpAddr::V4(v4)),
-            None => {
-                let network = u128::from(v6) & !((1u128 << 64) - 1);
-                Origin(IpAddr::V6(Ipv6Addr::from(network)))
-            }
-        },
-        v4 => Origin(v4),
-    }
-}
-
-/// Where `addr` comes from for the fair shares of a turn: its IPv6 /48 (one holder of many
-/// /64s gets one share), or its IPv4 address.
-pub(super) fn share(addr: SocketAddr) -> Origin {
-    network(addr).unwrap_or_else(|| origin(addr))
-}
-
-/// The wider network of `addr` whose holder may have many /64s, for the allowances of
-/// answers: its IPv6 /48; none for IPv4 (or IPv4 seen as IPv6), where one address is already
-/// all one holder usually has.
-pub(super) fn network(addr: SocketAddr) -> Option<Origin> {
-    match addr.ip() {
-        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
-            let network = u128::from(v6) & !((1u128 << 80) - 1);
-            Some(Origin(IpAddr::V6(Ipv6Addr::from(network))))
-        }
-        _ => None,
-    }
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            IpAddr::V6(network) => write!(f, "{network}/64"),
-            v4 => write!(f, "{v4}"),
         }
     }
 }

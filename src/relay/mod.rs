@@ -12,12 +12,14 @@
 //! | file | role |
 //! |---|---|
 //! | `mod.rs` | the driver's surface: [`Relay`], packets in, polls |
+//! | `dispatch.rs` | a packet decoded and handed to its rule; PING answered, a leaving message checked |
 //! | `secure.rs` | [`secure::SecureRelay`]: the relay behind its secure channel, what the shell drives |
 //! | `channels.rs` | the secure channel's transports: HELLO answered after a cookie, DATA opened, packets sealed |
 //! | `commit.rs` | what the log takes, and what may leave once it holds it: commit and abort |
 //! | `turn.rs` | the end of a turn and the relay's clock: the tick (timeouts counted in time the relay ran), then fair shares and answers |
 //! | `config.rs` | the relay's settings and their defaults |
 //! | `join.rs` | JOIN and sessions: names, presence, leaving, per-IP limits, tokens |
+//! | `session.rs` | [`Session`]: a joined client's name, token, csns, waiting messages, rates, rooms, answers |
 //! | `send.rs` | SEND: csn order, the reorder buffer, `base`, the message rate, dedup, acks |
 //! | `requests.rs` | HISTORY and WHO: the request rate, the range asked, the cache of recent messages |
 //! | `answers.rs` | answers page by page, charged in bytes per session, address, /48 and relay |
@@ -30,6 +32,7 @@
 //! | `owners.rs` | who owns each name: the key that first joined under it |
 //! | `departed.rs` | clients that left, so that a JOIN of theirs held back by the network brings no ghost |
 //! | `stats.rs` | [`Stats`]: the counts of what the relay saw, for its logs |
+//! | `origin.rs` | where a client comes from: its IPv4 address, IPv6 /64 or /48 |
 //! | `outgoing.rs` | how datagrams leave: replies within an address's budget, broadcasts, fan-out; chat first, then presence, then answers |
 //! | `give_back.rs` | maps and queues a crowd grew give back their room once it is gone |
 //! | `cookie.rs` | address validation without per-address state: stateless challenge cookies |
@@ -41,11 +44,13 @@ mod commit;
 mod config;
 pub mod cookie;
 mod departed;
+mod dispatch;
 mod fair;
 mod give_back;
 mod intake;
 mod join;
 pub mod limit;
+mod origin;
 mod outgoing;
 pub mod owners;
 mod parked;
@@ -55,6 +60,7 @@ mod rooms;
 mod roster;
 pub mod secure;
 mod send;
+mod session;
 mod stats;
 mod turn;
 
@@ -66,10 +72,10 @@ use std::time::Instant;
 use dashmap::DashMap;
 use uuid::Uuid;
 
-use crate::proto::message::{Message, Millis, check_text};
+use crate::proto::message::{Message, Millis};
 use crate::proto::room::DEFAULT_ROOM;
 use crate::proto::secure::keys::PublicKey;
-use crate::proto::wire::{Acked, Change, ErrorCode, LeaveReason, MAX_LEAVE_BYTES, Packet};
+use crate::proto::wire::{Acked, Change};
 use crate::relay::limit::Bucket;
 use owners::Owners;
 
@@ -79,7 +85,6 @@ pub use config::{Config, DEFAULT_TIMEOUT};
 use fair::Rounds;
 pub use intake::FANOUT_PER_TURN;
 use join::Origin;
-pub use join::Session;
 use parked::Parked;
 pub use parked::{
     MAX_PARKED_BYTES, MAX_PARKED_PER_IP, MAX_PARKED_PER_NETWORK, PARK_OVERHEAD, parked_cost,
@@ -87,6 +92,7 @@ pub use parked::{
 use rooms::{RoomId, Rooms};
 use roster::Roster;
 use send::Pending;
+pub use session::Session;
 pub use stats::Stats;
 pub use turn::{STALL, TICK};
 
@@ -380,145 +386,6 @@ impl Relay {
         &mut self.owners
     }
 
-    fn dispatch(
-        &mut self,
-        now: Instant,
-        wall: Millis,
-        from: SocketAddr,
-        bytes: &[u8],
-        peer: Option<PublicKey>,
-    ) {
-        let packet = match Packet::decode(bytes) {
-            Ok(p) => p,
-            Err(e) => {
-                self.stats.malformed += 1;
-                if is_old_join(bytes) && !self.clients.contains_key(&from) {
-                    // A client from before rooms (its JOIN ends before the room), at an
-                    // address without a session: told why it gets no WELCOME, once a JOIN.
-                    let message = "this relay speaks urc protocol 2 with rooms, which your client does not: update urc".to_owned();
-                    self.error(from, ErrorCode::Malformed, Uuid::nil(), message);
-                }
-                return self.dropped(from, e.to_string());
-            }
-        };
-        match packet {
-            Packet::Join {
-                name,
-                history,
-                instance,
-                room,
-            } => {
-                self.join(now, from, name, history, instance, room, peer);
-            }
-            Packet::Send {
-                token,
-                base,
-                messages,
-            } => {
-                if self.authorise(now, from, &token, peer) {
-                    for m in messages {
-                        if !self.send(now, wall, from, m.csn, base, m.room, m.id, m.text) {
-                            // It could not wait, and those after it in the datagram, further
-                            // ahead, could not either: they cost nothing more.
-                            self.stats.out_of_order += 1;
-                            break;
-                        }
-                    }
-                }
-            }
-            Packet::History {
-                token,
-                req,
-                room,
-                from: first,
-                count,
-            } => {
-                if self.authorise(now, from, &token, peer) && self.request_allowed(now, from) {
-                    self.history(from, req, room, first, count);
-                }
-            }
-            Packet::Who { token, req, room } => {
-                if self.authorise(now, from, &token, peer) && self.request_allowed(now, from) {
-                    self.who(from, req, room);
-                }
-            }
-            Packet::Ping { token } => {
-                if self.authorise(now, from, &token, peer) {
-                    let pong = self.pong(from);
-                    self.reply(from, &pong);
-                }
-            }
-            Packet::Enter {
-                token,
-                room,
-                history,
-            } => {
-                if self.authorise(now, from, &token, peer) && self.request_allowed(now, from) {
-                    self.enter(from, room, history);
-                }
-            }
-            Packet::Part {
-                token,
-                room,
-                message,
-            } => {
-                if self.authorise(now, from, &token, peer) {
-                    let message = self.leaving_message(from, message);
-                    self.part(from, room, message);
-                }
-            }
-            Packet::Leave { token, message } => {
-                if self.authorise(now, from, &token, peer) {
-                    if let Some(instance) = self.clients.get(&from).map(|s| s.instance) {
-                        self.departed.record(now, instance);
-                    }
-                    let message = self.leaving_message(from, message);
-                    self.remove_saying(from, LeaveReason::Quit, message);
-                }
-            }
-            other => {
-                // A relay-to-client packet sent to the relay: nobody's client sends that.
-                self.stats.malformed += 1;
-                self.dropped(
-                    from,
-                    format!("a relay's packet sent to the relay: {other:?}"),
-                );
-            }
-        }
-    }
-
-    /// The PONG that answers a PING of the session at `to`: each of its rooms' latest seq
-    /// and members.
-    fn pong(&self, to: SocketAddr) -> Packet {
-        let rooms = self.clients.get(&to).map_or_else(Vec::new, |s| {
-            (s.rooms.iter())
-                .map(|m| crate::proto::wire::Latest {
-                    room: m.number,
-                    latest: self.rooms[m.room].committed,
-                    members: self.rooms[m.room].count(),
-                })
-                .collect()
-        });
-        Packet::Pong { rooms }
-    }
-
-    /// A LEAVE's (or a PART's) message as the others are told it: `None` when empty, and when it breaks the
-    /// text rules or is over [`MAX_LEAVE_BYTES`] (counted as refused; the leave goes on).
-    fn leaving_message(&mut self, from: SocketAddr, message: String) -> Option<String> {
-        if message.is_empty() {
-            return None;
-        }
-        if message.len() > MAX_LEAVE_BYTES || check_text(&message).is_err() {
-            self.stats.refused += 1;
-            self.dropped(
-                from,
-                "a leaving message that breaks the text rules".to_owned(),
-            );
-            return None;
-        }
-        Some(message)
-    }
-
     fn dropped(&mut self, from: SocketAddr, why: String) {
         tracing::trace!(%from, %why, "dropped a datagram");
         self.last_dropped = Some(Dropped { from, why });
@@ -528,20 +395,4 @@ impl Relay {
     pub fn poll_read(&mut self) -> Option<LogRead> {
         self.reads.pop_front()
     }
-}
-
-/// Whether `bytes` is a JOIN of the revision of protocol 2 before rooms: the header, a name,
-/// the history and the instance, and nothing after (no room).
-fn is_old_join(bytes: &[u8]) -> bool {
-    let [
-        crate::proto::wire::MAGIC,
-        crate::proto::wire::VERSION,
-        0x01,
-        len,
-        ..,
-    ] = *bytes
-    else {
-        return false;
-    };
-    bytes.len() == 4 + usize::from(len) + 2 + 16
 }

@@ -89,11 +89,13 @@ impl Logs {
         }
         // The rooms in the order the turn first wrote to them, with their records.
         let mut rooms: Vec<(&str, Vec<&Message>)> = Vec::new();
+        let mut place: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for (name, m) in relay.appends() {
-            match rooms.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, ms)) => ms.push(m),
-                None => rooms.push((name, vec![m])),
-            }
+            let k = *place.entry(name).or_insert_with(|| {
+                rooms.push((name, Vec::new()));
+                rooms.len() - 1
+            });
+            rooms[k].1.push(m);
         }
         let mut before: Vec<(String, u64)> = Vec::with_capacity(rooms.len());
         let mut failed: Option<(String, String)> = None;

@@ -7,11 +7,13 @@
 //! | `input` | the user's lines, from a pipe's stdin or rustyline's editor, each on a thread of its own |
 //! | [`ending`] | how it ends: errors and undelivered lines, the signals to leave on, the terminal |
 //! | [`command`] | what a typed line means: chat text or a `/command` |
+//! | `act` | what a typed line does: sent to the room typed to, or the command carried out |
 //! | [`editor`] | the terminal editor's helper: completion and the connection in the prompt |
 //! | [`echo`] | the typed line's rows, erased once accepted so that it shows once |
 //! | [`complete`] | tab completion of commands and names |
 //! | `output` | where lines print: stdout, or above the line typed, held while the editor needs it |
-//! | [`render`] | events as terminal lines or JSON, with untrusted text made harmless |
+//! | [`render`] | events as terminal lines, with untrusted text made harmless |
+//! | `json` | events as JSON objects, for `--json` |
 //! | [`view`] | what the lines before change: the day-change line, mentions and the bell |
 //! | [`mention`] | when a message mentions the user: the name as a word |
 //! | [`resize`] | window resizes in terminals that rewrap lines: what rustyline's redraw broke |
@@ -20,6 +22,7 @@
 //! | [`pins`] | the relays' keys, pinned on first contact (as ssh's known_hosts) |
 //! | [`wrap`] | lines cut into rows at the terminal's width, the rows after the first under the text |
 
+mod act;
 pub mod command;
 pub mod complete;
 pub mod echo;
@@ -27,6 +30,7 @@ pub mod editor;
 pub mod ending;
 mod input;
 pub mod join;
+mod json;
 pub mod mention;
 mod output;
 pub mod pins;

@@ -4,7 +4,6 @@
 
 use std::fmt::Write as _;
 
-use serde_json::json;
 use time::{Date, UtcOffset};
 
 use crate::client::Event;
@@ -99,7 +98,7 @@ impl Renderer {
     /// (highlighted; `"mention":true` in JSON, which is all text, without a prefix).
     pub fn line_with(&self, event: &Event, mention: bool) -> Line {
         if self.json {
-            return Line::new("", json_event(event, mention).to_string());
+            return Line::new("", super::json::event(event, mention).to_string());
         }
         match event {
             Event::Message { message, own, .. } => {
@@ -264,73 +263,13 @@ impl Renderer {
 }
 
 /// What [`Event::Silent`] says when the shell does not name the relay.
-const SILENT: &str = "the relay is not answering: still trying";
+pub(super) const SILENT: &str = "the relay is not answering: still trying";
 
 const DIM: &str = "\x1b[2m";
 const BOLD: &str = "\x1b[1m";
 const REVERSE: &str = "\x1b[7m";
 const RED: &str = "\x1b[31m";
 const CYAN: &str = "\x1b[36m";
-
-fn json_event(event: &Event, mention: bool) -> serde_json::Value {
-    match event {
-        Event::Message {
-            room,
-            message,
-            history,
-            ..
-        } => json!({
-            "event": "message",
-            "room": room,
-            "seq": message.seq,
-            "id": message.id,
-            "from": message.from,
-            "text": message.text,
-            "time": message.time.to_rfc3339(),
-            "history": history,
-            "mention": mention,
-        }),
-        Event::HistoryStart { room, count } => {
-            json!({"event": "history", "room": room, "count": count})
-        }
-        Event::HistoryEnd { room } => json!({"event": "history_end", "room": room}),
-        Event::Joined { room, name } => json!({"event": "joined", "room": room, "name": name}),
-        Event::Entered { room } => json!({"event": "entered", "room": room}),
-        Event::Parted { room } => json!({"event": "parted", "room": room}),
-        Event::Left {
-            room,
-            name,
-            reason,
-            message,
-        } => json!({
-            "event": "left",
-            "room": room,
-            "name": name,
-            "reason": match reason { LeaveReason::Quit => "quit", LeaveReason::TimedOut => "timeout" },
-            "message": message,
-        }),
-        Event::Who { room, names } => json!({"event": "who", "room": room, "names": names}),
-        Event::Notice(message) => json!({"event": "notice", "message": message}),
-        Event::Silent => json!({"event": "notice", "message": SILENT}),
-        Event::Missed { room, count, since } => json!({
-            "event": "missed",
-            "room": room,
-            "count": count,
-            "since": since.to_rfc3339(),
-        }),
-        Event::Error(message) => json!({"event": "error", "message": message}),
-        Event::NotEntered { room, message } => json!({
-            "event": "error",
-            "room": room,
-            "message": format!("cannot enter #{room}: {message}"),
-        }),
-        Event::RelayKeyLearnt { key } => json!({"event": "relay_key", "key": key.to_string()}),
-        Event::RelayKeyChanged { pinned, offered } => json!({
-            "event": "error",
-            "message": format!("the relay offered the key {offered}, not the key {pinned} pinned for it"),
-        }),
-    }
-}
 
 /// Makes untrusted text safe for a terminal: control characters (escape sequences included)
 /// and invisible direction overrides are shown as visible codes, never interpreted.

@@ -274,31 +274,27 @@ impl Net {
 
     /// Queues `text` at client `i`; returns the ids of its messages.
     pub fn send(&mut self, i: usize, text: &str) -> Vec<Uuid> {
-        let now = self.now;
-        let node = &mut self.nodes[i];
-        let ids = node.client.send(now, text).expect("valid text");
+        let ids = self.nodes[i]
+            .client
+            .send(self.now, text)
+            .expect("valid text");
+        self.sent(i, text, ids)
+    }
+
+    /// Notes that client `i` sent `text` as the messages `ids`, and lets them go.
+    fn sent(&mut self, i: usize, text: &str, ids: Vec<Uuid>) -> Vec<Uuid> {
         let pieces = split_text(text, MAX_TEXT_BYTES);
         assert_eq!(ids.len(), pieces.len());
-        node.sent
-            .extend(ids.iter().zip(pieces).map(|(id, p)| (*id, p.to_owned())));
+        (self.nodes[i].sent).extend(ids.iter().zip(pieces).map(|(id, p)| (*id, p.to_owned())));
         self.drain_client(i);
         ids
     }
 
     /// Queues `text` at client `i` for `room`; returns the ids of its messages.
     pub fn send_to(&mut self, i: usize, room: &str, text: &str) -> Vec<Uuid> {
-        let now = self.now;
-        let node = &mut self.nodes[i];
-        let ids = node
-            .client
-            .send_to(now, room, text)
+        let ids = (self.nodes[i].client.send_to(self.now, room, text))
             .expect("valid text, a room followed");
-        let pieces = split_text(text, MAX_TEXT_BYTES);
-        assert_eq!(ids.len(), pieces.len());
-        node.sent
-            .extend(ids.iter().zip(pieces).map(|(id, p)| (*id, p.to_owned())));
-        self.drain_client(i);
-        ids
+        self.sent(i, text, ids)
     }
 
     /// Client `i` enters `room` (with `history` messages of it).
