@@ -24,6 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         name: name.clone(),
         history: 0,
         since: None,
+        seen: Default::default(),
     };
     let mut client = Client::new(config, Instant::now());
     client.send(Instant::now(), text)?;

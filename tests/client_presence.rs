@@ -24,6 +24,7 @@ impl Room {
             name: "alice".into(),
             history: 0,
             since: None,
+            seen: Default::default(),
         };
         let mut client = Client::new(config, now);
         let Some(Ok(Packet::Join { .. })) = client.poll_transmit().map(|b| Packet::decode(&b))

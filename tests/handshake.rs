@@ -73,6 +73,7 @@ impl Net {
             name: name.into(),
             history: 0,
             since: None,
+            seen: Default::default(),
         };
         let mut client = SecureClient::new(config, Keypair::generate(), None, self.now);
         for _ in 0..20 {

@@ -277,3 +277,177 @@ fn a_client_from_before_rooms_is_told_to_update() {
     );
     assert!(d.relay.clients().get(&addr(9)).is_none());
 }
+
+/// What `to` was sent from `since` on about private conversations: each ENTERED's number,
+/// name and latest.
+fn entered_since(d: &Driver, to: SocketAddr, since: usize) -> Vec<(u16, String, u64)> {
+    (d.sent_to(to)[since..].iter())
+        .filter_map(|p| match p {
+            Packet::Entered { room, name, latest } => Some((*room, name.clone(), *latest)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The texts `to` was sent from `since` on in MESSAGES of its room `number`.
+fn texts_since(d: &Driver, to: SocketAddr, since: usize, number: u16) -> Vec<String> {
+    (d.sent_to(to)[since..].iter())
+        .filter_map(|p| match p {
+            Packet::Messages { room, messages } if *room == number => {
+                Some(messages.iter().map(|m| m.text.clone()).collect::<Vec<_>>())
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+#[test]
+fn a_private_conversation_reaches_the_two_and_nobody_else() {
+    let mut d = Driver::new(Config::default());
+    let (a, b, c) = (addr(1), addr(2), addr(3));
+    let alice = d.member(a, "alice");
+    let bob = d.member(b, "Bob");
+    let carol = d.member(c, "carol");
+    let (bob_before, carol_before) = (d.sent_to(b).len(), d.sent_to(c).len());
+    // alice opens it by bob's name in any case; she sees it as bob spells his name.
+    let answers = enter(&mut d, a, alice, "@BOB", 0);
+    assert!(
+        matches!(&answers[0], Packet::Entered { room: 1, name, latest: 0 } if name == "@Bob"),
+        "{answers:?}"
+    );
+    // Opening it alone tells bob nothing: the first message lets him in, then reaches him.
+    assert_eq!(entered_since(&d, b, bob_before), []);
+    say(&mut d, a, alice, 1, 1, "psst, bob");
+    assert_eq!(entered_since(&d, b, bob_before), [(1, "@alice".into(), 0)]);
+    assert_eq!(texts_since(&d, b, bob_before, 1), ["psst, bob"]);
+    assert!(
+        d.sent_to(a)
+            .iter()
+            .any(|p| matches!(p, Packet::Ack { acks } if acks[0].room == 1 && acks[0].seq == 1))
+    );
+    // bob answers under his own number for it.
+    say(&mut d, b, bob, 1, 1, "hi alice");
+    assert!(d.sent_to(a).iter().any(
+        |p| matches!(p, Packet::Messages { room: 1, messages } if messages[0].text == "hi alice")
+    ));
+    assert_eq!(d.relay.latest_in("@alice+bob"), Some(2));
+    // Nobody else hears of it: no message, no ENTERED, and no presence from it.
+    for p in &d.sent_to(c)[carol_before..] {
+        assert!(
+            !matches!(
+                p,
+                Packet::Messages { .. } | Packet::Entered { .. } | Packet::Presence { .. }
+            ),
+            "carol was told {p:?}"
+        );
+    }
+    for p in &d.sent_to(b)[bob_before..] {
+        assert!(!matches!(p, Packet::Presence { .. }), "bob was told {p:?}");
+    }
+    // carol writing to alice is another conversation, from seq 1.
+    let answers = enter(&mut d, c, carol, "@alice", 0);
+    assert!(
+        matches!(&answers[0], Packet::Entered { room: 1, name, latest: 0 } if name == "@alice"),
+        "{answers:?}"
+    );
+    say(&mut d, c, carol, 1, 1, "for alice only");
+    assert_eq!(d.relay.latest_in("@alice+carol"), Some(1));
+    assert_eq!(texts_since(&d, b, bob_before, 1), ["psst, bob"]);
+    assert!(
+        d.sent_to(a)
+            .iter()
+            .any(|p| matches!(p, Packet::Entered { room: 2, name, .. } if name == "@carol"))
+    );
+}
+
+#[test]
+fn a_private_conversation_waits_for_its_reader_to_come_back() {
+    let mut d = Driver::new(Config::default());
+    let (a, b) = (addr(1), addr(2));
+    let alice = d.member(a, "alice");
+    let bob = d.member(b, "bob");
+    let dm = number(&enter(&mut d, a, alice, "@bob", 0));
+    say(&mut d, a, alice, dm, 1, "one");
+    d.packet(
+        b,
+        &Packet::Leave {
+            token: bob,
+            message: String::new(),
+        },
+    );
+    say(&mut d, a, alice, dm, 2, "two");
+    say(&mut d, a, alice, dm, 3, "three");
+    // bob's next session is let in at once, with the conversation's latest: his client asks
+    // for what it has not seen.
+    let before = d.sent_to(b).len();
+    let bob = d.member(b, "bob");
+    let told = entered_since(&d, b, before);
+    assert_eq!(told.len(), 1, "{told:?}");
+    let (number, name, latest) = told[0].clone();
+    assert_eq!((name.as_str(), latest), ("@alice", 3));
+    d.packet(
+        b,
+        &Packet::History {
+            token: bob,
+            req: 7,
+            room: number,
+            from: 2,
+            count: 2,
+        },
+    );
+    let got: Vec<String> = (d.sent_to(b)[before..].iter())
+        .filter_map(|p| match p {
+            Packet::HistoryPage { room, messages, .. } if *room == number => {
+                Some(messages.iter().map(|m| m.text.clone()).collect::<Vec<_>>())
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(got, ["two", "three"]);
+}
+
+#[test]
+fn private_conversations_refuse_clearly() {
+    let mut d = Driver::new(Config::default());
+    let a = addr(1);
+    let alice = d.member(a, "alice");
+    let refused = |answers: &[Packet]| {
+        (answers.iter())
+            .find_map(|p| match p {
+                Packet::NotEntered { code, message, .. } => Some((*code, message.clone())),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("not refused: {answers:?}"))
+    };
+    let (code, message) = refused(&enter(&mut d, a, alice, "@ALICE", 0));
+    assert_eq!(code, ErrorCode::BadName);
+    assert!(message.contains("your own name"), "{message}");
+    let (code, message) = refused(&enter(&mut d, a, alice, "@nobody", 0));
+    assert_eq!(code, ErrorCode::BadName);
+    assert!(message.contains("nobody called nobody"), "{message}");
+    let (code, _) = refused(&enter(&mut d, a, alice, "@a b", 0));
+    assert_eq!(code, ErrorCode::BadName);
+    // No room's name begins with @, nor can a JOIN name a conversation.
+    let (code, _) = refused(&enter(&mut d, a, alice, "@", 0));
+    assert_eq!(code, ErrorCode::BadName);
+    // Ten new conversations a minute; entering one again is free.
+    let first = (1..=20)
+        .map(|k| {
+            let name = format!("p{k}");
+            d.member(addr(10 + k), &name);
+            name
+        })
+        .collect::<Vec<_>>();
+    for name in &first[..10] {
+        number(&enter(&mut d, a, alice, &format!("@{name}"), 0));
+        d.advance(std::time::Duration::from_millis(200));
+    }
+    number(&enter(&mut d, a, alice, "@p1", 0));
+    let (code, message) = refused(&enter(&mut d, a, alice, "@p11", 0));
+    assert_eq!(code, ErrorCode::TooManyRooms);
+    assert!(message.contains("in the last minute"), "{message}");
+    d.advance(std::time::Duration::from_secs(7));
+    number(&enter(&mut d, a, alice, "@p11", 0));
+}

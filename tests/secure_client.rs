@@ -28,6 +28,7 @@ fn config(name: &str) -> ClientConfig {
         name: name.into(),
         history: 0,
         since: None,
+        seen: Default::default(),
     }
 }
 

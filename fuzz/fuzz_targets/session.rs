@@ -57,6 +57,7 @@ fuzz_target!(|data: &[u8]| {
         name: "bob".into(),
         history: 0,
         since: None,
+        seen: Default::default(),
         rooms: Vec::new(),
     };
     let mut bob = SecureClient::new(config, Keypair::generate(), None, net.now);

@@ -310,6 +310,9 @@ impl JoinArgs {
             })
             .collect();
         let since = since(lobby);
+        let seen = (seen_file.as_ref())
+            .map(|(path, relay)| crate::term::seen::load_dms(path, relay))
+            .unwrap_or_default();
         let identity_file = self.identity_file()?;
         let (identity, _) = crate::keyfile::load_or_create(&identity_file, "the identity file")?;
         let label = relay_label(&self.server);
@@ -335,6 +338,7 @@ impl JoinArgs {
                 name,
                 history: self.history.unwrap_or(DEFAULT_JOIN_HISTORY),
                 since,
+                seen,
             },
             identity,
             relay_key,

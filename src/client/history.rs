@@ -330,7 +330,10 @@ impl Client {
             last_room = Some(w.room);
             let event = if w.names.is_empty() {
                 // We are in the room, so an empty list means the answer never came.
-                Event::Error(format!("the relay did not answer /who #{room}: try again"))
+                Event::Error(format!(
+                    "the relay did not answer /who {}: try again",
+                    crate::proto::dm::label(&room)
+                ))
             } else {
                 // Shown in the order of their letters (the keys' order is the confusable
                 // data's: `a022` before `a000`).

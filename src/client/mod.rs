@@ -86,6 +86,10 @@ pub struct Config {
     /// [`check_room`](crate::proto::room::check_room)), each with where the user left off in
     /// it; none: the default room, [`DEFAULT_ROOM`], with `since`.
     pub rooms: Vec<(String, Option<Seen>)>,
+    /// Where the user left off in each private conversation, by its
+    /// [`target_key`](crate::proto::dm::target_key) (`@` and the name's key): one the relay
+    /// lets us in unasked shows what came since.
+    pub seen: std::collections::HashMap<String, Seen>,
 }
 
 /// The last message a user saw of a relay, and when they left.

@@ -84,6 +84,10 @@ impl Client {
     /// is the starting point, told to nobody) and after a grace on a rejoin (so that the
     /// others have rejoined a restarted relay by then).
     pub(super) fn ask_presence_after_entering(&mut self, now: Instant, r: usize, rejoin: bool) {
+        if self.rooms[r].is_dm() {
+            // A private conversation tells nobody who comes and goes: nothing to follow.
+            return;
+        }
         let at = if rejoin {
             now + self.ping_every + REJOIN_GRACE
         } else {

@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use super::presence::Presence;
 use super::{Client, Event, Phase, Seen};
+use crate::proto::dm::{TargetError, check_target, is_dm, label, target_key};
 use crate::proto::message::{Message, check_text};
-use crate::proto::room::{RoomError, check_room, room_key};
+use crate::proto::room::room_key;
 use crate::proto::wire::{ErrorCode, MAX_LEAVE_BYTES, MAX_ROOMS, Packet};
 
 /// Pages of entering history kept while they wait for their ENTERED.
@@ -15,8 +16,14 @@ pub(super) const EARLY_PAGES: usize = 64;
 /// A room as the client follows it.
 #[derive(Debug)]
 pub(super) struct Channel {
-    /// Its name, in lower case.
+    /// Its name as shown: a room's in lower case; a private conversation's `@` and the other
+    /// person's name, as the relay spells it once it let us in.
     pub(super) name: String,
+    /// What it is found by: its [`target_key`].
+    pub(super) key: String,
+    /// True when the relay let us in without our asking (a private conversation someone
+    /// wrote to): its history is ours to ask for.
+    pub(super) unasked: bool,
     /// The session's number for it, once the relay gave one (0 for the JOIN's room).
     pub(super) number: Option<u16>,
     /// Whether the user wants to be in it (false once they parted it).
@@ -53,6 +60,8 @@ pub(super) struct Channel {
 impl Channel {
     pub(super) fn new(name: String, history: u16, since: Option<Seen>) -> Self {
         Channel {
+            key: target_key(&name),
+            unasked: false,
             name,
             number: None,
             wanted: true,
@@ -72,6 +81,11 @@ impl Channel {
         }
     }
 
+    /// True for a private conversation.
+    pub(super) fn is_dm(&self) -> bool {
+        is_dm(&self.key)
+    }
+
     /// True while it is entered in this session and wanted.
     pub(super) fn is_in(&self) -> bool {
         self.wanted && self.number.is_some()
@@ -81,7 +95,8 @@ impl Channel {
 /// A room as the user sees it in [`Client::rooms`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomInfo {
-    /// Its name, in lower case.
+    /// Its name: a room's in lower case, a private conversation's `@` and the other person's
+    /// name.
     pub name: String,
     /// True once the relay let the client in (in this session).
     pub entered: bool,
@@ -105,10 +120,20 @@ impl Client {
             .collect()
     }
 
+    /// The name the room or private conversation `target` (in any spelling: `OPS`, `@BOB`)
+    /// shows as, if the client follows it.
+    pub fn followed(&self, target: &str) -> Option<String> {
+        let r = self.channel(target).filter(|&r| self.rooms[r].wanted)?;
+        Some(self.rooms[r].name.clone())
+    }
+
     /// The room `name`'s place among the rooms followed, if followed.
     pub(super) fn channel(&self, name: &str) -> Option<usize> {
-        let key = room_key(name);
-        self.rooms.iter().position(|c| c.name == key)
+        if let Some(r) = self.rooms.iter().position(|c| c.name == name) {
+            return Some(r);
+        }
+        let key = target_key(name);
+        self.rooms.iter().position(|c| c.key == key)
     }
 
     /// The room the relay calls `number` in this session.
@@ -121,13 +146,14 @@ impl Client {
         self.rooms.iter().position(|c| c.wanted)
     }
 
-    /// Enters the room `name` (made by the relay on first use), with `history` messages of it
-    /// shown (or what came since `since`); the relay's answer comes as [`Event::Entered`] or
-    /// an [`Event::Error`]. Entering a room the client is in already does nothing.
+    /// Enters the room `name` (made by the relay on first use), or the private conversation
+    /// with someone (`@` and their name), with `history` messages of it shown (or what came
+    /// since `since`); the relay's answer comes as [`Event::Entered`] or an
+    /// [`Event::NotEntered`]. Entering a room the client is in already does nothing.
     ///
     /// # Errors
-    /// When the name breaks the rules of room names, or the client follows [`MAX_ROOMS`]
-    /// rooms already.
+    /// When the name breaks the rules of room names (or of names, after `@`), or the client
+    /// follows [`MAX_ROOMS`] rooms already.
     pub fn enter(
         &mut self,
         now: Instant,
@@ -135,8 +161,12 @@ impl Client {
         history: u16,
         since: Option<Seen>,
     ) -> Result<(), EnterError> {
-        check_room(name).map_err(EnterError::Name)?;
-        let key = room_key(name);
+        check_target(name).map_err(EnterError::Name)?;
+        let key = if is_dm(name) {
+            name.to_owned()
+        } else {
+            room_key(name)
+        };
         if let Some(r) = self.channel(&key) {
             if self.rooms[r].wanted {
                 return Ok(());
@@ -174,8 +204,8 @@ impl Client {
         self.requests.retain(|(room, _), _| *room != r);
         if dropped > 0 {
             self.events.push_back(Event::Error(format!(
-                "{dropped} message(s) to #{} were not sent: you left it",
-                self.rooms[r].name
+                "{dropped} message(s) to {} were not sent: you left it",
+                label(&self.rooms[r].name)
             )));
         }
         let message = leaving_text(message);
@@ -235,9 +265,19 @@ impl Client {
 
     /// ENTERED: the relay let us in `name` as `number`.
     pub(super) fn room_entered(&mut self, now: Instant, number: u16, name: &str, latest: u64) {
-        let Some(r) = self.channel(name) else {
+        let r = match self.channel(name) {
+            Some(r) => r,
+            None if is_dm(name) => {
+                // Someone wrote to us (now, or while we were away): a private conversation
+                // is ours whoever opened it.
+                let since = self.config.seen.get(&target_key(name)).copied();
+                let mut c = Channel::new(name.to_owned(), self.config.history, since);
+                c.unasked = true;
+                self.rooms.push(c);
+                self.rooms.len() - 1
+            }
             // Never asked for (or asked for by an earlier process of ours): leave it.
-            return self.stray(now, number);
+            None => return self.stray(now, number),
         };
         if self.rooms[r].number == Some(number) {
             // A retransmitted ENTERED.
@@ -293,7 +333,8 @@ impl Client {
                 c.ahead.clear();
                 let room = c.name.clone();
                 self.events.push_back(Event::Notice(format!(
-                    "the relay lost the recent messages of #{room} (its log was reset)"
+                    "the relay lost the recent messages of {} (its log was reset)",
+                    label(&room)
                 )));
             }
             self.learn_latest(now, r, latest);
@@ -376,7 +417,7 @@ impl Client {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnterError {
     /// The name breaks the rules.
-    Name(RoomError),
+    Name(TargetError),
     /// The client follows as many rooms as a session may be in.
     TooMany,
 }

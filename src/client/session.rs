@@ -134,7 +134,7 @@ impl Client {
             }
             None => c.history,
         };
-        let asked_itself = c.since.is_some();
+        let asked_itself = c.since.is_some() || c.unasked;
         let count = wanted.min(MAX_HISTORY_REQUEST);
         let count = u16::try_from(latest.min(u64::from(count))).unwrap_or(count);
         if count > 0 {

@@ -5,12 +5,14 @@
 //!
 //! | module | role |
 //! |---|---|
+//! | [`dm`] | private conversations: the target `@name`, the key of two names' conversation |
 //! | [`message`] | the room's vocabulary: a stored message, the text rules, timestamps |
 //! | [`name`] | names: the rules, the key under which look-alikes clash, the relay's own name |
 //! | [`room`] | room names: the rules, the key under which names in another case are one room |
 //! | [`secure`] | the handshake, the keys, and every later datagram sealed (Noise IK) |
 //! | [`wire`] | every datagram of the protocol, encoded and decoded without I/O |
 
+pub mod dm;
 pub mod message;
 pub mod name;
 pub mod room;

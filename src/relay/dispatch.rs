@@ -85,7 +85,7 @@ impl Relay {
                 history,
             } => {
                 if self.authorise(now, from, &token, peer) && self.request_allowed(now, from) {
-                    self.enter(from, room, history);
+                    self.enter(now, from, room, history);
                 }
             }
             Packet::Part {

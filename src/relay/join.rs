@@ -15,6 +15,7 @@ use crate::proto::name::{check_chars, check_key, name_key};
 use crate::proto::room::{check_room, room_key};
 use crate::proto::secure::keys::PublicKey;
 use crate::proto::wire::{ErrorCode, LeaveReason, Packet, Token};
+use crate::relay::dm::DMS_PER_MINUTE;
 use crate::relay::limit::Bucket;
 
 impl Relay {
@@ -84,6 +85,7 @@ impl Relay {
             Some(false) => self.remove(from, LeaveReason::Quit),
             None => {}
         }
+        let mut moved = false;
         if here != Some(true) {
             match self.roster.get(&key) {
                 Some(old)
@@ -98,6 +100,7 @@ impl Relay {
                     if origin(old) != origin(from) && self.ip_is_full(from) {
                         return self.refuse_ip_full(from);
                     }
+                    moved = true;
                     if let Some((_, mut session)) = self.clients.remove(&old) {
                         // Its answers and waiting messages go on from the new address (the
                         // rounds know the old one), counted there.
@@ -221,6 +224,7 @@ impl Relay {
             return;
         };
         let zero = self.room_of(from, 0);
+        let fresh = here != Some(true) && !moved;
         let welcome = Packet::Welcome {
             token,
             name,
@@ -231,6 +235,7 @@ impl Relay {
         if zero.is_some() {
             self.history(from, 0, 0, 0, history);
         }
+        self.dms_on_join(from, fresh);
     }
 
     /// The room a JOIN names, made if need be: `Some(None)` for none, `None` when the relay
@@ -356,6 +361,11 @@ impl Relay {
                 in_bulk: false,
                 queued: false,
                 key: peer,
+                dms: Bucket::new(
+                    f64::from(DMS_PER_MINUTE) / 60.0,
+                    f64::from(DMS_PER_MINUTE),
+                    now,
+                ),
             },
         );
     }

@@ -27,6 +27,7 @@
 //! | `fair.rs` | deficit round robin across addresses (IPv6: /48s), round robin across sessions |
 //! | `parked.rs` | the memory of waiting messages, by the whole record, bounded |
 //! | `room.rs` | a room's order and members: its seqs, the cache of its recent messages, the latest a heartbeat told, its names |
+//! | `dm.rs` | private conversations: `@name` resolved to the two names' conversation, the other let in when a message comes, a joining session let in to its recent ones |
 //! | `rooms.rs` | the relay's rooms: found by name, made on first use, entered and left, a number per member |
 //! | `roster.rs` | names, sorted: one client a name on the relay, a room's WHO read off in order |
 //! | `owners.rs` | who owns each name: the key that first joined under it |
@@ -45,6 +46,7 @@ mod config;
 pub mod cookie;
 mod departed;
 mod dispatch;
+pub mod dm;
 mod fair;
 mod give_back;
 mod intake;

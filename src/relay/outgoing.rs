@@ -57,6 +57,10 @@ impl Relay {
     /// Tells every member of `room` but `except` of `change`, with the other changes of this
     /// turn (see [`Relay::flush`]).
     pub(super) fn announce(&mut self, room: RoomId, except: Option<SocketAddr>, change: Change) {
+        if self.rooms[room].dm.is_some() {
+            // A private conversation tells nobody who comes and goes.
+            return;
+        }
         self.presence.push((room, except, change));
         self.rooms[room].announced += 1;
     }

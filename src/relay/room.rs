@@ -4,13 +4,16 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
 use super::roster::Roster;
-use crate::proto::message::Message;
+use crate::proto::message::{Message, Millis};
 
 /// One room's order, recent messages and members.
 #[derive(Debug)]
 pub(super) struct Room {
-    /// Its name, in lower case (its key: see [`room_key`](crate::proto::room::room_key)).
+    /// Its name, in lower case (its key: see [`room_key`](crate::proto::room::room_key)), or
+    /// the key of a private conversation ([`dm_key`](crate::proto::dm::dm_key)).
     pub(super) name: String,
+    /// The keys of the two names of a private conversation; none for a room.
+    pub(super) dm: Option<(String, String)>,
     /// The sessions in it, by address, each with its number for the room.
     pub(super) members: HashMap<SocketAddr, u16>,
     /// The names of its members, sorted, for WHO.
@@ -34,6 +37,7 @@ impl Room {
     pub(super) fn new(name: &str) -> Self {
         Self {
             name: name.to_owned(),
+            dm: crate::proto::dm::dm_parties(name),
             members: HashMap::new(),
             roster: Roster::default(),
             announced: 0,
@@ -60,6 +64,11 @@ impl Room {
         while self.recent.len() > cache {
             self.recent.pop_front();
         }
+    }
+
+    /// When its latest message was written (0 when it has none in the cache).
+    pub(super) fn last_time(&self) -> Millis {
+        self.recent.back().map_or(Millis(0), |m| m.time)
     }
 
     /// How many sessions it has, as a PONG says it.

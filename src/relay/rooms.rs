@@ -3,11 +3,13 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::{Index, IndexMut};
+use std::time::Instant;
 
 use uuid::Uuid;
 
 use super::Relay;
 use super::room::Room;
+use crate::proto::dm::{dm_parties, is_dm};
 use crate::proto::name::name_key;
 use crate::proto::room::{check_room, room_key};
 use crate::proto::wire::{Change, ErrorCode, LeaveReason, MAX_ROOMS, Packet};
@@ -20,6 +22,8 @@ pub(super) type RoomId = usize;
 pub(super) struct Rooms {
     list: Vec<Room>,
     by_name: HashMap<String, RoomId>,
+    /// The private conversations of each name's key.
+    by_party: HashMap<String, Vec<RoomId>>,
 }
 
 impl Rooms {
@@ -33,12 +37,21 @@ impl Rooms {
         let id = self.list.len();
         self.list.push(Room::new(key));
         self.by_name.insert(key.to_owned(), id);
+        if let Some((a, b)) = dm_parties(key) {
+            self.by_party.entry(a).or_default().push(id);
+            self.by_party.entry(b).or_default().push(id);
+        }
         id
     }
 
     /// The room `key`, added if it is not there.
     pub(super) fn find_or_add(&mut self, key: &str) -> RoomId {
         self.find(key).unwrap_or_else(|| self.add(key))
+    }
+
+    /// The private conversations of the name whose key is `party`.
+    pub(super) fn dms_of(&self, party: &str) -> &[RoomId] {
+        self.by_party.get(party).map_or(&[], Vec::as_slice)
     }
 
     /// How many rooms there are.
@@ -81,13 +94,22 @@ impl Relay {
     /// ENTER: puts the session at `from` in the room `name` (made if need be) and sends it
     /// the room's number, then its last `history` messages; an ENTER of a room the session is
     /// in already is answered the same (its ENTERED was lost).
-    pub(super) fn enter(&mut self, from: SocketAddr, name: String, history: u16) {
+    pub(super) fn enter(&mut self, now: Instant, from: SocketAddr, name: String, history: u16) {
+        if is_dm(&name) {
+            return self.enter_dm(now, from, name, history);
+        }
         if let Err(e) = check_room(&name) {
             self.stats.refused += 1;
             return self.not_entered(from, name, ErrorCode::BadRoom, e.to_string());
         }
         let key = room_key(&name);
-        let room = match self.room_in(from, &key) {
+        self.enter_key(from, name, &key, history);
+    }
+
+    /// Puts the session at `from` in the room (or private conversation) `key`, which it asked
+    /// for as `name`, and sends it the room's number, then its last `history` messages.
+    pub(super) fn enter_key(&mut self, from: SocketAddr, name: String, key: &str, history: u16) {
+        let room = match self.room_in(from, key) {
             Some(m) => m,
             None => {
                 let count = self.clients.get(&from).map_or(0, |s| s.rooms.len());
@@ -98,7 +120,7 @@ impl Relay {
                     );
                     return self.not_entered(from, name, ErrorCode::TooManyRooms, message);
                 }
-                let Some(room) = self.room_to_enter(&key) else {
+                let Some(room) = self.room_to_enter(key) else {
                     self.stats.refused += 1;
                     let message = format!(
                         "the relay has {} rooms, the most it may have (its --max-rooms): enter one of those",
@@ -120,12 +142,7 @@ impl Relay {
                 }
             }
         };
-        let entered = Packet::Entered {
-            room: room.number,
-            name: key,
-            latest: self.rooms[room.room].committed,
-        };
-        self.reply(from, &entered);
+        self.tell_entered(from, room);
         self.history(from, 0, room.number, 0, history);
     }
 
@@ -138,7 +155,13 @@ impl Relay {
         }
     }
 
-    fn not_entered(&mut self, to: SocketAddr, name: String, code: ErrorCode, message: String) {
+    pub(super) fn not_entered(
+        &mut self,
+        to: SocketAddr,
+        name: String,
+        code: ErrorCode,
+        message: String,
+    ) {
         self.dropped(to, message.clone());
         self.reply(
             to,

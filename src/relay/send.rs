@@ -286,6 +286,10 @@ impl Relay {
         // freezes nothing (clamped to the last time, every later time stuck at the future).
         let time = wall;
         self.use_room(self.cost_in(room, &sender, &text));
+        if self.rooms[room].dm.is_some() {
+            // The other person is let in before the fan-out counts the room's members.
+            self.reach_other(from, room);
+        }
         let seq = self.rooms[room].take_seq();
         self.remember(id, seq, time, room);
         self.pending.push(Pending {

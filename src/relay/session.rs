@@ -53,6 +53,9 @@ pub struct Session {
     pub(super) queued: bool,
     /// The key its client proved it holds (none for a packet handed in without one).
     pub(super) key: Option<PublicKey>,
+    /// Its allowance of private conversations to open
+    /// ([`DMS_PER_MINUTE`](super::dm::DMS_PER_MINUTE)).
+    pub(super) dms: Bucket,
 }
 
 impl Session {

@@ -64,7 +64,8 @@ impl Journal {
         }
         let mut put_back = Vec::new();
         for (room, records) in &by_room {
-            let log = layout::room_dir(data, room);
+            let log = layout::make_room_dir(data, room)
+                .map_err(|e| err("make the directory", &layout::room_dir(data, room), e))?;
             recover(&log, records).map_err(|e| err("put the journal back into", &log, e))?;
             put_back.push((room.clone(), records.len()));
         }

@@ -1,9 +1,10 @@
-//! Where a data directory keeps each room: `<data>/rooms/<room>/`, its message log and its stored-seq; and the upgrade of a directory of the one-room relay, whose log was `<data>/messages.jsonl`, to the room `lobby`, every seq and id kept.
+//! Where a data directory keeps each room: `<data>/rooms/<room>/` (a private conversation `<data>/dm/<a>+<b>/`), its message log and its stored-seq; and the upgrade of a directory of the one-room relay, whose log was `<data>/messages.jsonl`, to the room `lobby`, every seq and id kept.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::proto::dm::{DM_MARK, dm_parties};
 pub use crate::proto::room::DEFAULT_ROOM;
 use crate::proto::room::{check_room, room_key};
 use crate::serve::store::{LOG_FILE, mark::MARK_FILE};
@@ -13,18 +14,111 @@ fn rooms(data: &Path) -> PathBuf {
     data.join("rooms")
 }
 
-/// The directory of `room` (a name [`check_room`](crate::proto::room::check_room) took) in
-/// `data`: its log and its stored-seq, under the room's key.
-pub fn room_dir(data: &Path, room: &str) -> PathBuf {
-    rooms(data).join(room_key(room))
+/// The directory of the private conversations in `data`.
+fn dms(data: &Path) -> PathBuf {
+    data.join("dm")
 }
 
-/// The rooms whose directories are in `data`, by key, sorted; a directory under `rooms/` whose
-/// name is no room's key is left alone, and said so.
+/// The longest name of a private conversation's directory: one whose key is longer is
+/// named by its key's hash (`~` and 32 hex digits), and keeps its key in the file [`KEY_FILE`].
+const MAX_DM_DIR: usize = 240;
+/// The file of a hash-named conversation's directory that holds its key.
+pub const KEY_FILE: &str = "key";
+
+/// The directory of `room` in `data`: a room's (a name
+/// [`check_room`](crate::proto::room::check_room) took) under its key, in `rooms/`; a private
+/// conversation's ([`dm_key`](crate::proto::dm::dm_key), `@a+b`) as `a+b` in `dm/`, or, when
+/// that is too long for a file's name, by its hash.
+pub fn room_dir(data: &Path, room: &str) -> PathBuf {
+    match room.strip_prefix(DM_MARK) {
+        Some(part) if part.len() > MAX_DM_DIR => dms(data).join(hashed(room)),
+        Some(part) => dms(data).join(part),
+        None => rooms(data).join(room_key(room)),
+    }
+}
+
+/// The name of the directory of the private conversation `key` when its key is too long.
+fn hashed(key: &str) -> String {
+    let hash = blake3::hash(key.as_bytes()).to_hex();
+    format!("~{}", &hash[..32])
+}
+
+/// Makes the directory of `room` in `data` (see [`room_dir`]), with the file of its key if it
+/// is named by a hash.
+///
+/// # Errors
+/// The directory or the file cannot be made.
+pub fn make_room_dir(data: &Path, room: &str) -> io::Result<PathBuf> {
+    let dir = room_dir(data, room);
+    fs::create_dir_all(&dir)?;
+    if dir
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with('~'))
+    {
+        let file = dir.join(KEY_FILE);
+        if !file.exists() {
+            fs::write(&file, format!("{room}\n"))?;
+            fs::File::open(&file)?.sync_all()?;
+            fs::File::open(&dir)?.sync_all()?;
+        }
+    }
+    Ok(dir)
+}
+
+/// The key of the private conversation whose directory in `dm/` is `entry`, if it is one.
+fn dm_of_dir(entry: &Path) -> Option<String> {
+    let name = entry.file_name()?.to_string_lossy().into_owned();
+    let key = if name.starts_with('~') {
+        let key = fs::read_to_string(entry.join(KEY_FILE)).ok()?;
+        let key = key.trim_end().to_owned();
+        (hashed(&key) == name).then_some(key)?
+    } else {
+        format!("{DM_MARK}{name}")
+    };
+    dm_parties(&key)?;
+    (room_dir(Path::new(""), &key).file_name()? == entry.file_name()?).then_some(key)
+}
+
+/// The rooms and private conversations whose directories are in `data`, by key (the rooms
+/// sorted, then the conversations); a directory under `rooms/` whose name is no room's key is
+/// left alone, and said so.
 ///
 /// # Errors
 /// A one-line explanation when the directory of the rooms cannot be read.
 pub fn rooms_in(data: &Path) -> Result<Vec<String>, String> {
+    let mut names = rooms_only(data)?;
+    names.extend(dms_in(data)?);
+    Ok(names)
+}
+
+/// The private conversations whose directories are in `data`, by key, sorted; a directory
+/// under `dm/` that is none is left alone, and said so.
+fn dms_in(data: &Path) -> Result<Vec<String>, String> {
+    let dir = dms(data);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot read the directory {}: {e}", dir.display())),
+    };
+    let mut keys = Vec::new();
+    for entry in entries {
+        let entry =
+            entry.map_err(|e| format!("cannot read the directory {}: {e}", dir.display()))?;
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        match dm_of_dir(&entry.path()).filter(|_| is_dir) {
+            Some(key) => keys.push(key),
+            None => tracing::warn!(
+                "{} is not a private conversation's directory: left alone",
+                entry.path().display()
+            ),
+        }
+    }
+    keys.sort();
+    Ok(keys)
+}
+
+/// The rooms (not the private conversations) whose directories are in `data`.
+fn rooms_only(data: &Path) -> Result<Vec<String>, String> {
     let dir = rooms(data);
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,
@@ -141,6 +235,33 @@ mod tests {
         fs::write(d.path().join(LOG_FILE), "{\"seq\":1}\n").unwrap();
         assert!(upgrade(d.path()).unwrap());
         assert!(dir.join(LOG_FILE).exists());
+    }
+
+    #[test]
+    fn private_conversations_are_found_again_however_long_their_names() {
+        let d = tempfile::tempdir().unwrap();
+        let key = |a: &str, b: &str| {
+            use crate::proto::name::name_key;
+            crate::proto::dm::dm_key(&name_key(a), &name_key(b))
+        };
+        let short = key("alice", "Bob");
+        let long = key(&"王".repeat(32), &"明".repeat(32));
+        for k in [&short, &long] {
+            make_room_dir(d.path(), k).unwrap();
+        }
+        assert!(d.path().join("dm/alice+bob").is_dir());
+        let hashed = room_dir(d.path(), &long);
+        assert!(
+            hashed.file_name().unwrap().len() < 40,
+            "{}",
+            hashed.display()
+        );
+        fs::create_dir_all(room_dir(d.path(), "ops")).unwrap();
+        fs::create_dir_all(d.path().join("dm/not-one")).unwrap();
+        let mut want = vec![short.clone(), long.clone()];
+        want.sort();
+        want.insert(0, "ops".to_owned());
+        assert_eq!(rooms_in(d.path()).unwrap(), want);
     }
 
     #[test]

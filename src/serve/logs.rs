@@ -169,7 +169,10 @@ impl Logs {
     /// The log of the room `name`, opened (and made) on the room's first message.
     fn store(&mut self, name: &str) -> Result<&mut Store, String> {
         if !self.stores.contains_key(name) {
-            let dir = layout::room_dir(&self.data, name);
+            let dir = layout::make_room_dir(&self.data, name).map_err(|e| {
+                let dir = layout::room_dir(&self.data, name);
+                format!("cannot make the directory {}: {e}", dir.display())
+            })?;
             let opened = Store::open(&dir, 0).map_err(|e| e.to_string())?;
             tracing::info!(room = name, log = %opened.store.path().display(), "a new room's log");
             self.stores.insert(name.to_owned(), opened.store);

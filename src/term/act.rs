@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use crate::client::{Client, Event};
+use crate::proto::dm::{is_dm, label};
 use crate::term::command::{self, Command};
 use crate::term::editor::Target;
 use crate::term::output::Output;
@@ -21,6 +22,19 @@ pub(super) struct Here<'a> {
 }
 
 impl Here<'_> {
+    /// The room or private conversation `target` as the client follows it (its name as
+    /// shown), entered now if it was not (with what came since the user was last there).
+    fn follow(&self, client: &mut Client, now: Instant, target: &str) -> Result<String, String> {
+        if let Some(name) = client.followed(target) {
+            return Ok(name);
+        }
+        let since = (self.seen).and_then(|(path, relay)| seen::load(path, relay, target));
+        client
+            .enter(now, target, self.history, since)
+            .map_err(|e| e.to_string())?;
+        Ok(client.followed(target).unwrap_or_else(|| target.to_owned()))
+    }
+
     /// Makes `room` the one typed lines go to, and says so (with what came there meanwhile).
     fn switch(&mut self, output: &mut Output, renderer: Renderer, room: &str) {
         let seen = self.view.switch(room);
@@ -30,7 +44,7 @@ impl Here<'_> {
             (n, 0) => format!(": {n} new since you were last here"),
             (n, m) => format!(": {n} new since you were last here, {m} mentioning you"),
         };
-        let notice = Event::Notice(format!("typing to #{room}{what}"));
+        let notice = Event::Notice(format!("typing to {}{what}", label(room)));
         output.line(renderer.line(&notice));
     }
 }
@@ -45,7 +59,6 @@ pub(super) fn handle_line(
     line: &str,
 ) -> Option<String> {
     let local = |output: &mut Output, event: Event| output.line(renderer.line(&event));
-    let followed = |client: &Client, room: &str| client.rooms().iter().any(|r| r.name == room);
     let current = here.view.current().to_owned();
     match command::parse(line) {
         None => {}
@@ -68,36 +81,40 @@ pub(super) fn handle_line(
             if !client.request_who_in(now, &room) {
                 local(
                     output,
-                    Event::Error(format!("you are not in #{room}: /join it first")),
+                    Event::Error(format!("you are not in {}: /join it first", label(&room))),
                 );
             }
         }
-        Some(Command::Join(room)) => {
-            if followed(client, &room) {
-                here.switch(output, renderer, &room);
-            } else {
-                let since = here
-                    .seen
-                    .and_then(|(path, relay)| seen::load(path, relay, &room));
-                match client.enter(now, &room, here.history, since) {
-                    Ok(()) => here.switch(output, renderer, &room),
-                    Err(e) => local(output, Event::Error(e.to_string())),
-                }
+        Some(Command::Join(room) | Command::Query(room)) => match here.follow(client, now, &room) {
+            Ok(name) => here.switch(output, renderer, &name),
+            Err(e) => local(output, Event::Error(e)),
+        },
+        Some(Command::Msg(person, text)) => {
+            let sent = (here.follow(client, now, &person))
+                .and_then(|name| client.send_to(now, &name, &text).map_err(|e| e.to_string()));
+            if let Err(e) = sent {
+                local(output, Event::Error(e));
             }
         }
         Some(Command::Part(room, said)) => {
             let room = room.unwrap_or(current);
             if !client.part(now, &room, &said) {
-                local(output, Event::Error(format!("you are not in #{room}")));
+                local(
+                    output,
+                    Event::Error(format!("you are not in {}", label(&room))),
+                );
             }
         }
         Some(Command::Switch(room)) => {
-            if followed(client, &room) {
-                here.switch(output, renderer, &room);
+            if let Some(name) = client.followed(&room) {
+                here.switch(output, renderer, &name);
             } else {
                 local(
                     output,
-                    Event::Error(format!("you are not in #{room}: /join #{room} to enter it")),
+                    Event::Error(format!(
+                        "you are not in {0}: /join {0} to enter it",
+                        label(&room)
+                    )),
                 );
             }
         }
@@ -120,7 +137,10 @@ pub(super) fn handle_line(
                 );
             }
             for (k, r) in rooms.into_iter().enumerate() {
-                let mut about = if r.entered {
+                let mut about = if is_dm(&r.name) {
+                    let entering = if r.entered { "" } else { " (entering)" };
+                    format!("{}. {}{entering}", k + 1, r.name)
+                } else if r.entered {
                     format!("{}. #{} ({})", k + 1, r.name, r.members)
                 } else {
                     format!("{}. #{} (entering)", k + 1, r.name)

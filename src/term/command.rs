@@ -1,5 +1,6 @@
 //! What a typed line means: chat text or one of the `/commands`.
 
+use crate::proto::dm::DM_MARK;
 use crate::proto::wire::MAX_HISTORY_REQUEST;
 use crate::term::render::ACTION;
 
@@ -19,6 +20,11 @@ pub enum Command {
     Join(String),
     /// `/part [#room] [message]`: leave a room (the current one without a name).
     Part(Option<String>, String),
+    /// `/msg NAME text`: send text privately to NAME (the target `@NAME`), staying where
+    /// typed lines go.
+    Msg(String, String),
+    /// `/query NAME`: type to NAME privately (the target `@NAME`) from now on.
+    Query(String),
     /// `/rooms`: list the rooms you are in.
     Rooms,
     /// `/switch #room`: type to another of your rooms.
@@ -38,8 +44,10 @@ pub const HELP: &str = "\
 commands:
   /join #room    enter a room (made on first use) and type to it
   /part [#room] [text]  leave a room (this one without a name), saying text
-  /rooms         list your rooms, with who is in each and what you have not seen
-  /switch #room  type to another of your rooms; /switch N or /N: the Nth of /rooms
+  /msg NAME text send text to NAME alone (a private conversation, @NAME)
+  /query NAME    type to NAME alone from now on (/switch back, /part @NAME to close it)
+  /rooms         list your rooms and private conversations, with what you have not seen
+  /switch #room  type to another of your rooms (or @NAME); /switch N or /N: the Nth of /rooms
   /history [N]   show the last N messages of this room (default 20, at most 1000)
   /who [#room]   list who is in this room (or another of yours)
   /me text       say what you do: shows as * alice text
@@ -102,6 +110,19 @@ pub fn parse(line: &str) -> Option<Command> {
         },
         ("switch" | "sw", _) => Command::Invalid("usage: /switch #room".into()),
         ("rooms", []) => Command::Rooms,
+        ("msg" | "m", [name, _, ..]) => match person_arg(name) {
+            Ok(target) => {
+                let rest = rest.trim_start()[typed.len()..].trim_start();
+                Command::Msg(target, rest[name.len()..].trim().to_owned())
+            }
+            Err(hint) => Command::Invalid(hint),
+        },
+        ("msg" | "m", _) => Command::Invalid("usage: /msg NAME text".into()),
+        ("query" | "q", [name]) => match person_arg(name) {
+            Ok(target) => Command::Query(target),
+            Err(hint) => Command::Invalid(hint),
+        },
+        ("query" | "q", _) => Command::Invalid("usage: /query NAME".into()),
         ("part", []) => Command::Part(None, String::new()),
         ("part", [first, ..]) => {
             // What follows the command (and the room, if it names one), inner spaces kept.
@@ -109,7 +130,7 @@ pub fn parse(line: &str) -> Option<Command> {
                 let rest = rest.trim_start()[typed.len()..].trim_start();
                 rest[word.len()..].trim().to_owned()
             };
-            if first.starts_with('#') {
+            if first.starts_with('#') || first.starts_with(DM_MARK) {
                 match room_arg(first) {
                     Ok(room) => Command::Part(Some(room), after(first)),
                     Err(hint) => Command::Invalid(hint),
@@ -133,8 +154,19 @@ pub fn parse(line: &str) -> Option<Command> {
     Some(command)
 }
 
-/// A room named after a command: `#ops` or `ops`, checked.
+/// A person named after a command: `bob` or `@bob`, checked, as the target `@bob`.
+fn person_arg(word: &str) -> Result<String, String> {
+    let name = word.strip_prefix(DM_MARK).unwrap_or(word);
+    crate::proto::name::check_name(name)
+        .map(|()| format!("{DM_MARK}{name}"))
+        .map_err(|e| format!("not a name to write to: {e}"))
+}
+
+/// A room named after a command: `#ops` or `ops`, checked; or a person, `@bob`.
 fn room_arg(word: &str) -> Result<String, String> {
+    if word.starts_with(DM_MARK) {
+        return person_arg(word);
+    }
     let name = word.strip_prefix('#').unwrap_or(word);
     crate::proto::room::check_room(name)
         .map(|()| crate::proto::room::room_key(name))
@@ -168,6 +200,22 @@ mod tests {
         assert_eq!(
             parse("/part gone home"),
             Some(Command::Part(None, "gone home".into()))
+        );
+        assert_eq!(
+            parse("/msg Bob  hi  there "),
+            Some(Command::Msg("@Bob".into(), "hi  there".into()))
+        );
+        assert_eq!(
+            parse("/m @王小明 你好"),
+            Some(Command::Msg("@王小明".into(), "你好".into()))
+        );
+        assert!(matches!(parse("/msg bob"), Some(Command::Invalid(_))));
+        assert!(matches!(parse("/msg urc hi"), Some(Command::Invalid(_))));
+        assert_eq!(parse("/query bob"), Some(Command::Query("@bob".into())));
+        assert_eq!(parse("/switch @bob"), Some(Command::Switch("@bob".into())));
+        assert_eq!(
+            parse("/part @bob bye"),
+            Some(Command::Part(Some("@bob".into()), "bye".into()))
         );
         assert_eq!(parse("/help"), Some(Command::Help));
         assert_eq!(parse("/quit"), Some(Command::Quit(None)));

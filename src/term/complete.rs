@@ -3,15 +3,20 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
+use crate::proto::dm::{DM_MARK, label};
 use crate::proto::name::fold;
 
 /// The commands, as completion offers them.
-pub const COMMANDS: [&str; 9] = [
-    "/help", "/history", "/join", "/me", "/part", "/quit", "/rooms", "/switch", "/who",
+pub const COMMANDS: [&str; 11] = [
+    "/help", "/history", "/join", "/me", "/msg", "/part", "/query", "/quit", "/rooms", "/switch",
+    "/who",
 ];
 
 /// The commands whose first word is a room.
 const ROOM_COMMANDS: [&str; 4] = ["/join", "/part", "/switch", "/who"];
+
+/// The commands whose first word is a person.
+const PERSON_COMMANDS: [&str; 4] = ["/msg", "/m", "/query", "/q"];
 
 /// The names in the rooms and the rooms entered, kept up to date by the session and read by
 /// completion.
@@ -66,11 +71,26 @@ impl Names {
         }
         let first = before.split_whitespace().next().unwrap_or("");
         let second_word = before[..start].split_whitespace().count() == 1;
-        if second_word && ROOM_COMMANDS.contains(&first.to_lowercase().as_str()) {
-            let typed = word.strip_prefix('#').unwrap_or(word).to_lowercase();
+        let command = first.to_lowercase();
+        if second_word && ROOM_COMMANDS.contains(&command.as_str()) {
+            let typed = word.strip_prefix('#').unwrap_or(word);
+            let typed = fold(typed);
             let found = (lock(&self.1).iter())
-                .filter(|r| r.starts_with(&typed))
-                .map(|r| format!("#{r} "))
+                .filter(|r| fold(r).starts_with(&typed))
+                .map(|r| format!("{} ", label(r)))
+                .collect();
+            return (start, found);
+        }
+        if second_word && PERSON_COMMANDS.contains(&command.as_str()) {
+            // The people in the rooms, and those of the private conversations.
+            let typed = fold(word.strip_prefix(DM_MARK).unwrap_or(word));
+            let mut people: BTreeSet<String> = self.lock().clone();
+            people.extend(
+                (lock(&self.1).iter()).filter_map(|r| r.strip_prefix(DM_MARK).map(str::to_owned)),
+            );
+            let found = (people.into_iter())
+                .filter(|n| fold(n).starts_with(&typed))
+                .map(|n| format!("{n} "))
                 .collect();
             return (start, found);
         }
@@ -115,6 +135,16 @@ mod tests {
             (7, vec!["小明 ".to_owned()])
         );
         assert_eq!(names.complete("hi ", 3).1, Vec::<String>::new());
+        names.add_room("@Zoë");
+        assert_eq!(
+            names.complete("/msg a", 6),
+            (5, vec!["Alfred ".to_owned(), "alice ".to_owned()])
+        );
+        assert_eq!(names.complete("/query @z", 9), (7, vec!["Zoë ".to_owned()]));
+        assert_eq!(
+            names.complete("/switch @", 9),
+            (8, vec!["@Zoë ".to_owned()])
+        );
         names.remove("alice");
         names.add("bob");
         assert_eq!(names.complete("b", 1).1, vec!["bob: ".to_owned()]);

@@ -55,7 +55,7 @@ pub fn prompt(name: &str, room: &str) -> String {
     if room.is_empty() {
         format!("{name}> ")
     } else {
-        format!("{name} #{room}> ")
+        format!("{name} {}> ", crate::proto::dm::label(room))
     }
 }
 

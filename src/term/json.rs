@@ -3,10 +3,29 @@
 use serde_json::json;
 
 use crate::client::Event;
+use crate::proto::dm::DM_MARK;
 use crate::proto::wire::LeaveReason;
 use crate::term::render::SILENT;
 
+/// `event` as its JSON object: a room as `"room":"ops"`, a private conversation as
+/// `"dm":"bob"` (the other person's name) in its place.
 pub(super) fn event(event: &Event, mention: bool) -> serde_json::Value {
+    let value = fields(event, mention);
+    let dm = (value.get("room").and_then(|r| r.as_str()))
+        .and_then(|r| r.strip_prefix(DM_MARK))
+        .map(str::to_owned);
+    match (value, dm) {
+        (serde_json::Value::Object(map), Some(person)) => (map.into_iter())
+            .map(|(k, v)| match k.as_str() {
+                "room" => ("dm".to_owned(), json!(person)),
+                _ => (k, v),
+            })
+            .collect(),
+        (value, _) => value,
+    }
+}
+
+fn fields(event: &Event, mention: bool) -> serde_json::Value {
     match event {
         Event::Message {
             room,
@@ -56,7 +75,7 @@ pub(super) fn event(event: &Event, mention: bool) -> serde_json::Value {
         Event::NotEntered { room, message } => json!({
             "event": "error",
             "room": room,
-            "message": format!("cannot enter #{room}: {message}"),
+            "message": format!("cannot enter {}: {message}", crate::proto::dm::label(room)),
         }),
         Event::RelayKeyLearnt { key } => json!({"event": "relay_key", "key": key.to_string()}),
         Event::RelayKeyChanged { pinned, offered } => json!({

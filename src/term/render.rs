@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use time::{Date, UtcOffset};
 
 use crate::client::Event;
+use crate::proto::dm::{is_dm, label};
 use crate::proto::message::{Millis, is_bidi_control};
 use crate::proto::wire::LeaveReason;
 use crate::term::wrap::Line;
@@ -132,8 +133,11 @@ impl Renderer {
             }),
             Event::HistoryEnd { .. } => self.notice("end of history --"),
             Event::Joined { name, .. } => self.notice(&format!("{} joined", self.name(name))),
-            Event::Entered { room } => self.notice(&format!("you are in #{room}")),
-            Event::Parted { room } => self.notice(&format!("you left #{room}")),
+            Event::Entered { room } if is_dm(room) => self.notice(&format!(
+                "you are in {room}: a private conversation, only the two of you see it"
+            )),
+            Event::Entered { room } => self.notice(&format!("you are in {}", label(room))),
+            Event::Parted { room } => self.notice(&format!("you left {}", label(room))),
             Event::Left {
                 name,
                 reason,
@@ -164,7 +168,7 @@ impl Renderer {
             }
             Event::NotEntered { room, message } => Line::new(
                 format!("{} ", self.paint(RED, "error:")),
-                format!("cannot enter #{room}: {}", sanitize(message)),
+                format!("cannot enter {}: {}", label(room), sanitize(message)),
             ),
             Event::RelayKeyLearnt { key } => self.notice(&format!(
                 "first contact with this relay: its key {key} is pinned"

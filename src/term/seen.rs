@@ -1,13 +1,15 @@
 //! Where the terminal client remembers, per relay and room, the last message its user saw and
 //! when: `$XDG_STATE_HOME/urc/last-seen.json` (`~/.local/state/urc/last-seen.json`), keyed
-//! `"<relay> #<room>"` (a key of the relay alone, from before rooms, is its default room's).
+//! `"<relay> #<room>"` (a key of the relay alone, from before rooms, is its default room's), and
+//! per private conversation, keyed `"<relay> @<name's key>"`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::client::Seen;
+use crate::proto::dm::{DM_MARK, is_dm, target_key};
 
 /// The file, if the system has a place for it.
 pub fn default_path() -> Option<PathBuf> {
@@ -26,9 +28,25 @@ pub fn load(path: &Path, relay: &str, room: &str) -> Option<Seen> {
     })
 }
 
-/// The file's key for `room` on `relay`.
+/// The file's key for `room` (or `@` and a name) on `relay`.
 fn key(relay: &str, room: &str) -> String {
-    format!("{relay} #{room}")
+    if is_dm(room) {
+        format!("{relay} {}", target_key(room))
+    } else {
+        format!("{relay} #{room}")
+    }
+}
+
+/// What the user last saw of each private conversation on `relay`, by its
+/// [`target_key`].
+pub fn load_dms(path: &Path, relay: &str) -> HashMap<String, Seen> {
+    let prefix = format!("{relay} {DM_MARK}");
+    (read(path).into_iter())
+        .filter_map(|(k, seen)| {
+            let name = k.strip_prefix(&prefix)?;
+            Some((format!("{DM_MARK}{name}"), seen))
+        })
+        .collect()
 }
 
 /// Remembers what the user last saw of each of `rooms` on `relay`, keeping what the file says
@@ -109,6 +127,12 @@ mod tests {
         assert_eq!(load(&path, here, "ops"), Some(b));
         assert_eq!(load(&path, here, "lunch"), None);
         assert_eq!(load(&path, "chat.example:7707", "lobby"), Some(b));
+        // A private conversation, under its name's key, however the name is spelt.
+        save(&path, here, &[("@Bob".into(), b)]).unwrap();
+        assert_eq!(load(&path, here, "@BOB"), Some(b));
+        assert_eq!(load_dms(&path, here).get("@bob"), Some(&b));
+        assert_eq!(load_dms(&path, here).len(), 1);
+        assert_eq!(load(&path, here, "bob"), None);
         // A file of before rooms: the relay's key is its lobby's, and is replaced by it.
         let old = serde_json::json!({ here: a });
         fs::write(&path, old.to_string()).unwrap();

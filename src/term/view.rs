@@ -98,7 +98,7 @@ impl View {
         let elsewhere = self.elsewhere(event).map(str::to_owned);
         let mut lines = self.lines(event, now);
         if let Some(room) = elsewhere {
-            let tag = format!("#{room} ");
+            let tag = format!("{} ", crate::proto::dm::label(&room));
             for line in &mut lines {
                 *line = std::mem::replace(line, Line::new("", "")).after(&tag);
             }

@@ -22,8 +22,10 @@ pub struct Driver {
     /// Time zero.
     pub start: Instant,
     pub now: Instant,
-    /// The relay's log: what it committed.
+    /// The relay's log of the lobby: what it committed there.
     pub log: Vec<Message>,
+    /// The logs of the other rooms (and private conversations), by key.
+    pub rooms: std::collections::HashMap<String, Vec<Message>>,
     /// Every datagram the relay sent: to whom and what.
     pub sent: Vec<(SocketAddr, Packet)>,
     /// The same datagrams as bytes, as they went out.
@@ -68,6 +70,7 @@ impl Driver {
             start,
             now: start,
             log: Vec::new(),
+            rooms: std::collections::HashMap::new(),
             sent: Vec::new(),
             sent_bytes: Vec::new(),
             bytes_in: HashMap::new(),
@@ -157,12 +160,20 @@ impl Driver {
     /// Writes what the relay accepted to the log and commits it.
     fn persist(&mut self) {
         if self.relay.has_appends() {
-            let appends: Vec<Message> = self.relay.appends().map(|(_, m)| m.clone()).collect();
-            for (k, m) in appends.iter().enumerate() {
-                assert_eq!(m.seq, (self.log.len() + k) as u64 + 1, "appended in order");
-                self.written_in.insert(m.seq, self.turns);
+            let appends: Vec<(String, Message)> = (self.relay.appends())
+                .map(|(room, m)| (room.to_owned(), m.clone()))
+                .collect();
+            for (room, m) in appends {
+                let log = match room.as_str() {
+                    "lobby" => {
+                        self.written_in.insert(m.seq, self.turns);
+                        &mut self.log
+                    }
+                    _ => self.rooms.entry(room).or_default(),
+                };
+                assert_eq!(m.seq, log.len() as u64 + 1, "appended in order");
+                log.push(m);
             }
-            self.log.extend(appends);
             self.relay.commit();
         }
     }
@@ -176,7 +187,12 @@ impl Driver {
         let mut n = 0;
         loop {
             if let Some(read) = self.relay.poll_read() {
-                let messages: Vec<Message> = (self.log.iter())
+                let none = Vec::new();
+                let log = match read.room.as_str() {
+                    "lobby" => &self.log,
+                    room => self.rooms.get(room).unwrap_or(&none),
+                };
+                let messages: Vec<Message> = (log.iter())
                     .filter(|m| read.first <= m.seq && m.seq <= read.last)
                     .cloned()
                     .collect();

@@ -162,6 +162,7 @@ fn chat(
             name: (*name).into(),
             history: 0,
             since: None,
+            seen: Default::default(),
         };
         members.push(Member {
             client: SecureClient::new(config, Keypair::generate(), None, start),

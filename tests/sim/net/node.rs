@@ -248,6 +248,7 @@ impl Net {
             name: name.to_owned(),
             history,
             since: None,
+            seen: Default::default(),
         };
         let up = self.link(2 * i);
         let down = self.link(2 * i + 1);
