@@ -573,3 +573,99 @@ fn room_limits_and_names_are_refused_clearly() {
     assert_eq!(m["room"], "ops");
     alice.finish();
 }
+
+/// A private conversation as users meet it: `/msg` reaches the one person and nobody else,
+/// `/query` answers, both sides keep one order, it is on disk as `dm/alice+bob/`, and after a
+/// relay restart its reader, who left, is let in to it at once and shown it, once. (What came
+/// since he was last there alone is the terminal's: see tests/terminal.rs.)
+#[test]
+fn a_private_conversation_reaches_the_two_and_waits_for_the_one_who_left() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let mut alice = Client::join(relay.addr, "alice", &[]);
+    let mut bob = Client::join(relay.addr, "bob", &[]);
+    let mut carol = Client::join(relay.addr, "carol", &[]);
+    let dm_of = |e: &serde_json::Value| e["dm"].as_str().map(str::to_owned);
+    alice.say("/msg bob psst, bob");
+    let m = bob.expect_text("psst, bob");
+    assert_eq!(
+        (dm_of(&m).as_deref(), m["seq"].as_u64()),
+        (Some("alice"), Some(1))
+    );
+    assert!(m.get("room").is_none(), "{m}");
+    let own = alice.expect_text("psst, bob");
+    assert_eq!(dm_of(&own).as_deref(), Some("bob"));
+    bob.say("/query alice");
+    bob.say("hi alice");
+    let m = alice.expect_text("hi alice");
+    assert_eq!(
+        (dm_of(&m).as_deref(), m["seq"].as_u64()),
+        (Some("bob"), Some(2))
+    );
+    carol.say("/msg alice for alice only");
+    let m = alice.expect_text("for alice only");
+    assert_eq!(dm_of(&m).as_deref(), Some("carol"));
+    carol.say("lobby is still the lobby");
+    bob.expect(|e| e["text"] == "lobby is still the lobby" && e["room"] == "lobby");
+    let (_, carol_saw) = carol.finish();
+    let leaks: Vec<_> = (carol_saw.iter())
+        .filter(|e| e["text"] == "psst, bob" || e["text"] == "hi alice" || e["dm"] == "bob")
+        .collect();
+    assert!(leaks.is_empty(), "carol saw {leaks:?}");
+    let (status, bob_saw) = bob.finish();
+    assert!(status.success());
+    assert!(
+        !(bob_saw.iter()).any(|e| e["text"] == "for alice only" || e["dm"] == "carol"),
+        "{bob_saw:?}"
+    );
+    // Nobody was told of anyone coming or going in a private conversation.
+    assert!(
+        !(bob_saw.iter())
+            .any(|e| (e["event"] == "joined" || e["event"] == "left") && e.get("dm").is_some()),
+        "{bob_saw:?}"
+    );
+    alice.say("/msg bob while you were away");
+    alice.expect(|e| e["event"] == "message" && e["text"] == "while you were away");
+    let (status, _) = alice.finish();
+    assert!(status.success());
+    let text = std::fs::read_to_string(data.path().join("dm/alice+bob/messages.jsonl")).unwrap();
+    let log: Vec<(u64, String)> = (text.lines())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["seq"].as_u64().unwrap(),
+                v["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        log,
+        [
+            (1, "psst, bob".into()),
+            (2, "hi alice".into()),
+            (3, "while you were away".into())
+        ]
+    );
+    assert!(relay.stop().success());
+
+    let relay = Relay::start(data.path(), &[]);
+    relay.expect_log("and 2 other room(s)");
+    let mut bob = Client::join(relay.addr, "bob", &[]);
+    let m = bob.expect(|e| e["event"] == "message" && e["text"] == "while you were away");
+    assert_eq!(
+        (
+            dm_of(&m).as_deref(),
+            m["seq"].as_u64(),
+            m["history"].as_bool()
+        ),
+        (Some("alice"), Some(3), Some(true))
+    );
+    bob.say("/rooms");
+    bob.expect(|e| e["event"] == "notice" && e["message"] == "2. @alice");
+    let (_, bob_saw) = bob.finish();
+    let shown: Vec<u64> = (bob_saw.iter())
+        .filter(|e| e["event"] == "message" && e["dm"] == "alice")
+        .filter_map(|e| e["seq"].as_u64())
+        .collect();
+    assert_eq!(shown, [1, 2, 3], "each once, in order: {bob_saw:?}");
+}

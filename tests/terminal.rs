@@ -431,3 +431,57 @@ fn the_prompt_names_the_room_and_other_rooms_lines_show_theirs() {
     bob.quit();
     alice.finish();
 }
+
+/// A private conversation in a terminal: `/query` makes it the prompt's target, its lines show
+/// as they would in a room when it is the target and with `@alice ` in front when it is not,
+/// `/rooms` counts what is unseen there, and the next day (a new process) shows only what came
+/// since, with a line saying how much.
+#[test]
+fn a_private_conversation_has_its_prompt_its_prefix_and_its_since_last_here() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let mut alice = Client::join(relay.addr, "alice", &[]);
+    let home = tempfile::tempdir().unwrap();
+    let mut bob = Term::join_in(&relay, "bob", Colour::Off, home.path());
+    bob.send("/query alice\r");
+    bob.wait_for("the prompt of the conversation", |s| {
+        cursor_row(s) == "bob @alice> "
+            && screen_text(s).contains("you are in @alice: a private conversation")
+    });
+    bob.send("hello alice\r");
+    let m = alice.expect(|e| e["event"] == "message" && e["text"] == "hello alice");
+    assert_eq!(m["dm"], "bob");
+    alice.say("/msg bob are you there?");
+    bob.wait_for("alice's answer, as in a room", |s| {
+        rows(s)
+            .iter()
+            .any(|r| r.ends_with(" alice: are you there?") && !r.starts_with('@'))
+    });
+    bob.send("/switch lobby\r");
+    bob.wait_for("the lobby's prompt", |s| cursor_row(s) == "bob #lobby> ");
+    alice.say("/msg bob bob, still there?");
+    bob.wait_for("the conversation's line, with its name", |s| {
+        rows(s)
+            .iter()
+            .any(|r| r.starts_with("@alice ") && r.ends_with(" alice: bob, still there?"))
+            && cursor_row(s) == "bob #lobby> "
+    });
+    bob.send("/rooms\r");
+    bob.wait_for("the conversation listed, with what is unseen", |s| {
+        screen_text(s).contains("-- 2. @alice, 1 unseen, 1 mentioning you")
+    });
+    bob.quit();
+    alice.say("/msg bob see you tomorrow");
+    alice.expect(|e| e["event"] == "message" && e["text"] == "see you tomorrow");
+    let bob = Term::join_in(&relay, "bob", Colour::Off, home.path());
+    bob.wait_for("only what came since, said so", |s| {
+        (rows(s).iter()).any(|r| r.starts_with("@alice ") && r.contains("1 new message since"))
+            && rows(s)
+                .iter()
+                .any(|r| r.starts_with("@alice ") && r.ends_with(" alice: see you tomorrow"))
+    });
+    let all = bob.all_rows().join("\n");
+    assert!(!all.contains("are you there?"), "{all}");
+    bob.quit();
+    alice.finish();
+}

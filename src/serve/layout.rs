@@ -117,6 +117,45 @@ fn dms_in(data: &Path) -> Result<Vec<String>, String> {
     Ok(keys)
 }
 
+/// Moves the private conversations of the name whose key is `party` out of `data`'s `dm/`, into
+/// `released/dm/` (a name already there gets `.2`, `.3`…): a name freed for another key to
+/// take must not hand them its earlier owner's conversations. Returns where each went.
+///
+/// # Errors
+/// A one-line explanation when a directory cannot be read or moved.
+pub fn release_dms(data: &Path, party: &str) -> Result<Vec<PathBuf>, String> {
+    let aside = data.join("released").join("dm");
+    let mut moved = Vec::new();
+    for key in dms_in(data)? {
+        let Some((a, b)) = dm_parties(&key) else {
+            continue;
+        };
+        if a != party && b != party {
+            continue;
+        }
+        let from = room_dir(data, &key);
+        let name = from.file_name().map(|n| n.to_string_lossy().into_owned());
+        let name = name.unwrap_or_default();
+        fs::create_dir_all(&aside)
+            .map_err(|e| format!("cannot make the directory {}: {e}", aside.display()))?;
+        let mut to = aside.join(&name);
+        let mut k = 1;
+        while to.exists() {
+            k += 1;
+            to = aside.join(format!("{name}.{k}"));
+        }
+        fs::rename(&from, &to)
+            .map_err(|e| format!("cannot move {} to {}: {e}", from.display(), to.display()))?;
+        for d in [aside.as_path(), &dms(data)] {
+            fs::File::open(d)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| format!("cannot sync the directory {}: {e}", d.display()))?;
+        }
+        moved.push(to);
+    }
+    Ok(moved)
+}
+
 /// The rooms (not the private conversations) whose directories are in `data`.
 fn rooms_only(data: &Path) -> Result<Vec<String>, String> {
     let dir = rooms(data);
@@ -262,6 +301,20 @@ mod tests {
         want.sort();
         want.insert(0, "ops".to_owned());
         assert_eq!(rooms_in(d.path()).unwrap(), want);
+    }
+
+    #[test]
+    fn a_released_names_conversations_are_moved_aside() {
+        let d = tempfile::tempdir().unwrap();
+        for (a, b) in [("alice", "bob"), ("bob", "carol"), ("alice", "carol")] {
+            make_room_dir(d.path(), &crate::proto::dm::dm_key(a, b)).unwrap();
+        }
+        fs::create_dir_all(d.path().join("released/dm/alice+bob")).unwrap();
+        let moved = release_dms(d.path(), "bob").unwrap();
+        assert_eq!(moved.len(), 2, "{moved:?}");
+        assert!(d.path().join("released/dm/alice+bob.2").is_dir());
+        assert!(d.path().join("released/dm/bob+carol").is_dir());
+        assert_eq!(rooms_in(d.path()).unwrap(), ["@alice+carol"]);
     }
 
     #[test]

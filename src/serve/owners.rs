@@ -215,15 +215,27 @@ fn last_line_end(file: &Path, len: u64) -> io::Result<u64> {
 /// A one-line explanation when no key owns the name, or the file cannot be read or written.
 pub fn release(data: &Path, name: &str) -> Result<String, String> {
     let mut owners = load(data)?;
-    let Some((held, key)) = owners.release(&name_key(name)) else {
+    let party = name_key(name);
+    let Some((held, key)) = owners.release(&party) else {
         return Err(format!(
             "no key owns the name {name} in {}",
             path(data).display()
         ));
     };
+    // What a crash left in the journal goes into the logs first, and the name's private
+    // conversations go aside with it, before the name is free.
+    crate::serve::journal::Journal::open(data)?;
+    let moved = crate::serve::layout::release_dms(data, &party)?;
     append(data, &owners).map_err(|e| format!("cannot write {}: {e}", path(data).display()))?;
+    let aside = match moved.len() {
+        0 => String::new(),
+        n => format!(
+            "; its {n} private conversation(s) moved to {}",
+            data.join("released").join("dm").display()
+        ),
+    };
     Ok(format!(
-        "released the name {held}, which belonged to the key {key}"
+        "released the name {held}, which belonged to the key {key}{aside}"
     ))
 }
 
