@@ -451,3 +451,58 @@ fn private_conversations_refuse_clearly() {
     d.advance(std::time::Duration::from_secs(7));
     number(&enter(&mut d, a, alice, "@p11", 0));
 }
+
+#[test]
+fn the_caches_of_many_rooms_stay_within_the_relays_budget_and_history_reads_the_rest() {
+    let budget = 40_000;
+    let mut d = Driver::new(Config {
+        cache_bytes: budget,
+        ..Config::default()
+    });
+    let a = addr(1);
+    let alice = d.member(a, "alice");
+    let mut csn = 0;
+    for k in 0..40 {
+        let number = number(&enter(&mut d, a, alice, &format!("room{k}"), 0));
+        for i in 0..20 {
+            csn += 1;
+            say(
+                &mut d,
+                a,
+                alice,
+                number,
+                csn,
+                &format!("{k}/{i} {}", "x".repeat(200)),
+            );
+            d.advance(std::time::Duration::from_millis(60));
+        }
+        assert!(
+            d.relay.cached_bytes() <= budget + budget / 4,
+            "{} bytes cached after {k} rooms",
+            d.relay.cached_bytes()
+        );
+    }
+    assert!(d.relay.cached_bytes() > budget / 2, "the budget is used");
+    // The first room's first messages left the cache: history reads them from the log.
+    let before = d.sent_to(a).len();
+    d.packet(
+        a,
+        &Packet::History {
+            token: alice,
+            req: 1,
+            room: 1,
+            from: 1,
+            count: 20,
+        },
+    );
+    let seqs: Vec<u64> = (d.sent_to(a)[before..].iter())
+        .filter_map(|p| match p {
+            Packet::HistoryPage {
+                room: 1, messages, ..
+            } => Some(messages.iter().map(|m| m.seq).collect::<Vec<_>>()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(seqs, (1..=20).collect::<Vec<u64>>());
+}

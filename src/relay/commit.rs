@@ -69,9 +69,8 @@ impl Relay {
         }
         self.fan_out(&batch);
         self.flush_presence();
-        let cache = self.config.cache;
         for p in batch {
-            self.rooms[p.room].keep(p.message, cache);
+            self.cache(p.room, p.message);
         }
     }
 

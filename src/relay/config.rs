@@ -15,8 +15,11 @@ pub struct Config {
     /// Most rooms the relay has (those with a log included): an ENTER of a new room beyond
     /// them is refused.
     pub max_rooms: usize,
-    /// Recent messages kept in memory to answer history without reading the log.
+    /// Recent messages of a room kept in memory to answer history without reading the log.
     pub cache: usize,
+    /// Bytes of recent messages kept in memory across every room: past them, the rooms'
+    /// caches give back their oldest, each room down to its share.
+    pub cache_bytes: usize,
     /// Recent message ids remembered so that a retransmission is stored once.
     pub dedup: usize,
     /// Most clients joined from one IP address at once.
@@ -51,6 +54,7 @@ impl Default for Config {
             max_clients: 10_000,
             max_rooms: 10_000,
             cache: 10_000,
+            cache_bytes: 64 << 20,
             dedup: 100_000,
             max_per_ip: 64,
             rate: 20.0,

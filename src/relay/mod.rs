@@ -224,6 +224,8 @@ pub struct Relay {
     stats: Stats,
     /// Who owns each name.
     owners: Owners,
+    /// Bytes of the rooms' caches of recent messages.
+    cached_bytes: usize,
 }
 
 impl Relay {
@@ -262,6 +264,7 @@ impl Relay {
             handling: None,
             last_dropped: None,
             owners: Owners::default(),
+            cached_bytes: 0,
             stats: Stats::default(),
             config,
         };
@@ -272,17 +275,68 @@ impl Relay {
     /// Adds the room `name` (a room key), whose log holds the messages from `log_start` on
     /// and ends with `tail` (oldest first); or, if it is there already, gives it those.
     pub fn restore_room(&mut self, name: &str, tail: Vec<Message>, log_start: u64) {
-        let room = self.rooms.find_or_add(name);
-        let cache = self.config.cache;
-        for m in tail {
-            // A placeholder for a damaged record (see `repair`) has the nil id: no
-            // client's message is ever a retransmission of it.
-            if !m.id.is_nil() {
-                self.remember(m.id, m.seq, m.time, room);
+        self.restore_rooms(vec![(name.to_owned(), tail, log_start)]);
+    }
+
+    /// [`Relay::restore_room`] for each of `rooms` (a name, a tail, the first seq of its log):
+    /// the ids of their messages remembered in the order they were written, across rooms, so
+    /// that the latest [`Config::dedup`] are kept whichever room they are of.
+    pub fn restore_rooms(&mut self, rooms: Vec<(String, Vec<Message>, u64)>) {
+        let mut ids = Vec::new();
+        for (name, tail, log_start) in rooms {
+            let room = self.rooms.find_or_add(&name);
+            for m in tail {
+                // A placeholder for a damaged record (see `repair`) has the nil id: no
+                // client's message is ever a retransmission of it.
+                if !m.id.is_nil() {
+                    ids.push((m.time, room, m.seq, m.id));
+                }
+                let cache = self.config.cache;
+                let (added, freed) = self.rooms[room].restore(m, cache);
+                self.cached_bytes += added;
+                self.cached_bytes -= freed;
             }
-            self.rooms[room].restore(m, cache);
+            self.rooms[room].log_start = log_start.max(1);
         }
-        self.rooms[room].log_start = log_start.max(1);
+        ids.sort_unstable();
+        for (time, room, seq, id) in ids {
+            self.remember(id, seq, time, room);
+        }
+        self.fit_cache(None);
+    }
+
+    /// Takes `m`, committed in `room`, into the room's cache, within the relay's
+    /// [`Config::cache_bytes`].
+    fn cache(&mut self, room: RoomId, m: Message) {
+        let (added, freed) = self.rooms[room].keep(m, self.config.cache);
+        self.cached_bytes += added;
+        self.cached_bytes -= freed;
+        self.fit_cache(Some(room));
+    }
+
+    /// Past [`Config::cache_bytes`], the cache of `room` gives back its oldest messages down to
+    /// its share (the budget over the rooms); past a quarter more (rooms that grew before
+    /// the relay had as many rooms), every room's does.
+    fn fit_cache(&mut self, room: Option<RoomId>) {
+        let budget = self.config.cache_bytes;
+        if self.cached_bytes <= budget {
+            return;
+        }
+        let share = budget / self.rooms.len().max(1);
+        if let Some(room) = room {
+            self.cached_bytes -= self.rooms[room].trim_to(share);
+        }
+        if room.is_none() || self.cached_bytes > budget + budget / 4 {
+            for r in 0..self.rooms.len() {
+                self.cached_bytes -= self.rooms[r].trim_to(share);
+            }
+        }
+    }
+
+    /// Bytes of recent messages the rooms' caches hold (at most about
+    /// [`Config::cache_bytes`]).
+    pub fn cached_bytes(&self) -> usize {
+        self.cached_bytes
     }
 
     /// Tells the relay that the log of the room [`DEFAULT_ROOM`] begins at `seq` (after an

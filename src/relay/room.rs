@@ -28,6 +28,10 @@ pub(super) struct Room {
     pub(super) next_seq: u64,
     /// Recently committed messages, oldest first.
     recent: VecDeque<Message>,
+    /// Their bytes, as [`cost`] counts them.
+    recent_bytes: usize,
+    /// When its latest message was written (0: it has none).
+    latest_time: Millis,
     /// The latest sequence number the last heartbeat announced.
     pub(super) heartbeat_seq: u64,
 }
@@ -45,30 +49,54 @@ impl Room {
             log_start: 1,
             next_seq: 1,
             recent: VecDeque::new(),
+            recent_bytes: 0,
+            latest_time: Millis(0),
             heartbeat_seq: 0,
         }
     }
 
     /// Takes `m`, read back from the log at start, as the latest message committed and told
     /// (by a heartbeat: nobody needs telling of it), into the cache of at most `cache`.
-    pub(super) fn restore(&mut self, m: Message, cache: usize) {
+    pub(super) fn restore(&mut self, m: Message, cache: usize) -> (usize, usize) {
         self.committed = m.seq;
         self.heartbeat_seq = m.seq;
         self.next_seq = m.seq + 1;
-        self.keep(m, cache);
+        self.keep(m, cache)
     }
 
-    /// Takes `m`, committed, into the cache of at most `cache` messages.
-    pub(super) fn keep(&mut self, m: Message, cache: usize) {
+    /// Takes `m`, committed, into the cache of at most `cache` messages; the bytes the cache
+    /// grew by and those it let go.
+    pub(super) fn keep(&mut self, m: Message, cache: usize) -> (usize, usize) {
+        self.latest_time = m.time;
+        let added = cost(&m);
+        self.recent_bytes += added;
         self.recent.push_back(m);
+        let mut freed = 0;
         while self.recent.len() > cache {
-            self.recent.pop_front();
+            freed += self.pop_oldest();
         }
+        (added, freed)
     }
 
-    /// When its latest message was written (0 when it has none in the cache).
+    /// Lets the oldest messages of the cache go until it holds at most `bytes`; the bytes let
+    /// go. (History reaches them in the log.)
+    pub(super) fn trim_to(&mut self, bytes: usize) -> usize {
+        let mut freed = 0;
+        while self.recent_bytes > bytes && !self.recent.is_empty() {
+            freed += self.pop_oldest();
+        }
+        freed
+    }
+
+    fn pop_oldest(&mut self) -> usize {
+        let gone = self.recent.pop_front().map_or(0, |m| cost(&m));
+        self.recent_bytes -= gone;
+        gone
+    }
+
+    /// When its latest message was written (0 when it has none).
     pub(super) fn last_time(&self) -> Millis {
-        self.recent.back().map_or(Millis(0), |m| m.time)
+        self.latest_time
     }
 
     /// How many sessions it has, as a PONG says it.
@@ -114,4 +142,9 @@ impl Room {
         let end = usize::try_from(last - oldest).ok()?;
         Some(self.recent.range(start..=end).cloned().collect())
     }
+}
+
+/// What a cached message costs the relay's memory: its text and name, and the record.
+pub(super) fn cost(m: &Message) -> usize {
+    std::mem::size_of::<Message>() + m.text.len() + m.from.len()
 }

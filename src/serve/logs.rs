@@ -15,6 +15,9 @@ use crate::serve::store::{LogEvent, Store, write_record};
 /// begins with.
 pub type Restored = (String, Vec<Message>, u64);
 
+/// The fewest last records of a room read back at start.
+pub const MIN_TAIL: usize = 500;
+
 /// Every room's log, by the room's key.
 #[derive(Debug)]
 pub struct Logs {
@@ -28,7 +31,9 @@ pub struct Logs {
 
 impl Logs {
     /// Opens the log of every room in `data` (the lobby's made, after the one-room log of an
-    /// earlier relay is moved into it); hands back each room's last `keep` records.
+    /// earlier relay is moved into it); hands back each room's last records, `keep` in all
+    /// (shared among the rooms, but [`MIN_TAIL`] a room at least): however many rooms the
+    /// relay has, its start reads a bounded tail.
     ///
     /// # Errors
     /// When a room's directory or log cannot be used, or a log is damaged.
@@ -44,9 +49,11 @@ impl Logs {
         }
         let mut stores = BTreeMap::new();
         let mut restored = Vec::new();
-        for name in layout::rooms_in(data).map_err(StartError::Data)? {
+        let names = layout::rooms_in(data).map_err(StartError::Data)?;
+        let each = (keep / names.len().max(1)).max(MIN_TAIL).min(keep);
+        for name in names {
             let opened =
-                Store::open(&layout::room_dir(data, &name), keep).map_err(StartError::Log)?;
+                Store::open(&layout::room_dir(data, &name), each).map_err(StartError::Log)?;
             if let Some(bytes) = opened.torn {
                 tracing::warn!(
                     log = %opened.store.path().display(),

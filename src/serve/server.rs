@@ -115,9 +115,7 @@ impl Server {
         }
         let (logs, restored) = Logs::open(&data, config.cache.max(config.dedup))?;
         let mut relay = Relay::new(config, Vec::new());
-        for (name, tail, first) in restored {
-            relay.restore_room(&name, tail, first);
-        }
+        relay.restore_rooms(restored);
         *relay.owners_mut() = owners::load(&data).map_err(StartError::Data)?;
         let relay = SecureRelay::new(relay, keypair);
         Ok(Server {
