@@ -506,3 +506,56 @@ fn the_caches_of_many_rooms_stay_within_the_relays_budget_and_history_reads_the_
         .collect();
     assert_eq!(seqs, (1..=20).collect::<Vec<u64>>());
 }
+
+#[test]
+fn rooms_entered_and_left_without_a_word_do_not_fill_the_relay() {
+    let mut d = Driver::new(Config {
+        max_rooms: 4,
+        ..Config::default()
+    });
+    let (a, b) = (addr(1), addr(2));
+    let alice = d.member(a, "alice");
+    let bob = d.member(b, "bob");
+    for k in 0..30 {
+        let target = if k % 2 == 0 {
+            format!("empty{k}")
+        } else {
+            "@bob".to_owned()
+        };
+        let n = number(&enter(&mut d, a, alice, &target, 0));
+        d.packet(
+            a,
+            &Packet::Part {
+                token: alice,
+                room: n,
+                message: String::new(),
+            },
+        );
+        // Within the allowance of new private conversations (10 a minute), bob still here.
+        d.advance(std::time::Duration::from_secs(3));
+        d.packet(b, &Packet::Ping { token: bob });
+    }
+    assert_eq!(d.relay.room_count(), 1, "only the lobby is left");
+    // A room with a message in it stays when its last member leaves.
+    let n = number(&enter(&mut d, a, alice, "kept", 0));
+    say(&mut d, a, alice, n, 1, "on the record");
+    d.packet(
+        a,
+        &Packet::Part {
+            token: alice,
+            room: n,
+            message: String::new(),
+        },
+    );
+    d.advance(std::time::Duration::from_millis(250));
+    assert_eq!(d.relay.room_count(), 2);
+    let answers = enter(&mut d, a, alice, "kept", 5);
+    assert!(
+        matches!(&answers[0], Packet::Entered { latest: 1, .. }),
+        "{answers:?}"
+    );
+    for k in 0..2 {
+        number(&enter(&mut d, a, alice, &format!("new{k}"), 0));
+    }
+    assert_eq!(d.relay.room_count(), 4);
+}

@@ -61,6 +61,15 @@ pub(super) enum Answer {
 }
 
 impl Answer {
+    /// The room it is about, and the session's number for it.
+    fn about(&self) -> (usize, u16) {
+        match self {
+            Answer::History { room, number, .. } | Answer::Names { room, number, .. } => {
+                (*room, *number)
+            }
+        }
+    }
+
     /// Whether `other` asks again for what this answer, still on its way, was asked for: the
     /// same req, a range within its range (what it sent already and the client lacks, the
     /// client asks for again once this answer is done, as for any page lost).
@@ -244,6 +253,14 @@ impl Relay {
         let Some(now) = self.last_turn else {
             return;
         };
+        if self.drop_stale(read.to) {
+            // The read was for a room the session left meanwhile: its other answers go on.
+            match self.what_next(now, read.to) {
+                After::More => self.bulk.insert(read.to),
+                other => self.after_answering(read.to, other),
+            }
+            return;
+        }
         let Some(Answer::History {
             room,
             number,
@@ -272,6 +289,7 @@ impl Relay {
         if !self.bulk_allowed(now, to) {
             return (0, After::Blocked);
         }
+        self.drop_stale(to);
         let Some(front) = self.front(to) else {
             return (0, After::Done);
         };
@@ -312,6 +330,23 @@ impl Relay {
                 (bytes, self.what_next(now, to))
             }
         }
+    }
+
+    /// Drops the answers at the front of `to`'s that are about a room it is no longer in (it
+    /// parted it, and the room may be gone); true if it dropped any.
+    fn drop_stale(&mut self, to: SocketAddr) -> bool {
+        let Some(mut s) = self.clients.get_mut(&to) else {
+            return false;
+        };
+        let mut dropped = false;
+        while let Some((room, number)) = s.answers.front().map(Answer::about) {
+            if s.rooms.iter().any(|m| m.room == room && m.number == number) {
+                break;
+            }
+            s.answers.pop_front();
+            dropped = true;
+        }
+        dropped
     }
 
     /// Where `to`'s first answer stands, copied out of the session (making its pages borrows

@@ -327,7 +327,7 @@ impl Relay {
             self.cached_bytes -= self.rooms[room].trim_to(share);
         }
         if room.is_none() || self.cached_bytes > budget + budget / 4 {
-            for r in 0..self.rooms.len() {
+            for r in 0..self.rooms.slots() {
                 self.cached_bytes -= self.rooms[r].trim_to(share);
             }
         }

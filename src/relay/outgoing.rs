@@ -83,7 +83,7 @@ impl Relay {
         let rooms = &self.rooms;
         let (due, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held_acks)
             .into_iter()
-            .partition(|(_, room, a)| *room >= rooms.len() || a.seq <= rooms[*room].committed);
+            .partition(|(_, room, a)| *room >= rooms.slots() || a.seq <= rooms[*room].committed);
         self.held_acks = held;
         // One run of acks per sender, in the order the senders came.
         let mut by_sender: Vec<(SocketAddr, Vec<Acked>)> = Vec::new();

@@ -34,6 +34,8 @@ pub(super) struct Room {
     latest_time: Millis,
     /// The latest sequence number the last heartbeat announced.
     pub(super) heartbeat_seq: u64,
+    /// True for the place of a room removed (see [`Rooms`](super::rooms::Rooms)).
+    pub(super) vacant: bool,
 }
 
 impl Room {
@@ -52,6 +54,7 @@ impl Room {
             recent_bytes: 0,
             latest_time: Millis(0),
             heartbeat_seq: 0,
+            vacant: false,
         }
     }
 
@@ -97,6 +100,11 @@ impl Room {
     /// When its latest message was written (0 when it has none).
     pub(super) fn last_time(&self) -> Millis {
         self.latest_time
+    }
+
+    /// True when no message was ever taken in it (nor read back from its log).
+    pub(super) fn never_written(&self) -> bool {
+        self.next_seq == 1 && self.committed == 0
     }
 
     /// How many sessions it has, as a PONG says it.

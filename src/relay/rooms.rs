@@ -14,16 +14,24 @@ use crate::proto::name::name_key;
 use crate::proto::room::{check_room, room_key};
 use crate::proto::wire::{Change, ErrorCode, LeaveReason, MAX_ROOMS, Packet};
 
-/// A room of the relay, by its place in [`Rooms`] (rooms are never removed while it runs).
+/// A room of the relay, by its place in [`Rooms`]. A room written to is never removed while
+/// the relay runs; one entered and left without a message is, at the end of the turn it
+/// emptied in, and its place given to the next new room.
 pub(super) type RoomId = usize;
 
-/// Every room the relay has: those with a log, and those entered since it started.
+/// Every room the relay has: those with a log, and those entered since it started (and not
+/// left empty without a message).
 #[derive(Debug, Default)]
 pub(super) struct Rooms {
     list: Vec<Room>,
     by_name: HashMap<String, RoomId>,
     /// The private conversations of each name's key.
     by_party: HashMap<String, Vec<RoomId>>,
+    /// Places of rooms removed, for new rooms to take.
+    free: Vec<RoomId>,
+    /// Rooms whose last member left in this turn (or an earlier one, while presence about
+    /// them waited): removed at the turn's end if still empty and never written to.
+    emptied: Vec<RoomId>,
 }
 
 impl Rooms {
@@ -34,8 +42,16 @@ impl Rooms {
 
     /// Adds the room `key` (not there yet), empty.
     pub(super) fn add(&mut self, key: &str) -> RoomId {
-        let id = self.list.len();
-        self.list.push(Room::new(key));
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.list[id] = Room::new(key);
+                id
+            }
+            None => {
+                self.list.push(Room::new(key));
+                self.list.len() - 1
+            }
+        };
         self.by_name.insert(key.to_owned(), id);
         if let Some((a, b)) = dm_parties(key) {
             self.by_party.entry(a).or_default().push(id);
@@ -56,12 +72,55 @@ impl Rooms {
 
     /// How many rooms there are.
     pub(super) fn len(&self) -> usize {
+        self.list.len() - self.free.len()
+    }
+
+    /// How many places there are: every id is below it.
+    pub(super) fn slots(&self) -> usize {
         self.list.len()
     }
 
     /// Every room, with its id.
     pub(super) fn iter(&self) -> impl Iterator<Item = (RoomId, &Room)> {
-        self.list.iter().enumerate()
+        (self.list.iter().enumerate()).filter(|(_, r)| !r.vacant)
+    }
+
+    /// Notes that `room` has no member now: see [`Rooms::remove_emptied`].
+    pub(super) fn emptied(&mut self, room: RoomId) {
+        let r = &self.list[room];
+        if room != 0 && r.members.is_empty() && r.never_written() && !self.emptied.contains(&room) {
+            self.emptied.push(room);
+        }
+    }
+
+    /// Removes the rooms emptied that are still empty and were never written to, unless
+    /// `told(room)` (presence about them waits to be sent): they are kept for a later turn.
+    pub(super) fn remove_emptied(&mut self, told: impl Fn(RoomId) -> bool) {
+        for room in std::mem::take(&mut self.emptied) {
+            let r = &self.list[room];
+            if r.vacant || !r.members.is_empty() || !r.never_written() {
+                continue;
+            }
+            if told(room) {
+                self.emptied.push(room);
+                continue;
+            }
+            let name = r.name.clone();
+            self.by_name.remove(&name);
+            if let Some((a, b)) = dm_parties(&name) {
+                for party in [a, b] {
+                    if let Some(list) = self.by_party.get_mut(&party) {
+                        list.retain(|&id| id != room);
+                        if list.is_empty() {
+                            self.by_party.remove(&party);
+                        }
+                    }
+                }
+            }
+            self.list[room] = Room::new("");
+            self.list[room].vacant = true;
+            self.free.push(room);
+        }
     }
 }
 
@@ -151,7 +210,12 @@ impl Relay {
         match self.rooms.find(key) {
             Some(room) => Some(room),
             None if self.rooms.len() >= self.config.max_rooms => None,
-            None => Some(self.rooms.add(key)),
+            None => {
+                let room = self.rooms.add(key);
+                // Removed at the turn's end unless someone is in it by then.
+                self.rooms.emptied(room);
+                Some(room)
+            }
         }
     }
 
@@ -264,6 +328,7 @@ impl Relay {
         let r = &mut self.rooms[room];
         r.members.remove(&addr);
         r.roster.remove(&name_key(name));
+        self.rooms.emptied(room);
     }
 
     /// The session at `addr` (named `name`), which ended, leaves each of `rooms`: told to

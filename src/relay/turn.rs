@@ -39,6 +39,8 @@ impl Relay {
         }
         self.take_fairly(now, wall);
         self.serve_answers(now);
+        let presence = &self.presence;
+        (self.rooms).remove_emptied(|room| presence.iter().any(|(r, ..)| *r == room));
         self.presence_sent = false;
         self.last_turn = Some(now);
     }
