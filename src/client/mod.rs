@@ -33,7 +33,7 @@ mod session;
 mod timers;
 pub mod tunnel;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -143,8 +143,6 @@ pub struct Client {
     rooms: Vec<Channel>,
     /// The room the JOIN of this session entered, as its room 0.
     zero: Option<usize>,
-    /// Room numbers of rooms not followed that were parted, in this session.
-    strays: BTreeSet<u16>,
     /// Pages of the history of entering a room that came before its ENTERED (by the room's
     /// number, with their range and messages): taken once it comes.
     early: VecDeque<(u16, u64, u64, Vec<crate::proto::message::Message>)>,
@@ -200,7 +198,6 @@ impl Client {
             rtt: Rtt::default(),
             rooms,
             zero: None,
-            strays: BTreeSet::new(),
             early: VecDeque::new(),
             requests: BTreeMap::new(),
             next_req: 1,

@@ -60,6 +60,21 @@ impl Client {
     }
 
     fn take(&mut self, now: Instant, packet: Packet) {
+        let numbered = matches!(
+            packet,
+            Packet::Messages { .. }
+                | Packet::HistoryPage { .. }
+                | Packet::Presence { .. }
+                | Packet::Names { .. }
+                | Packet::Pong { .. }
+                | Packet::Parted { .. }
+        );
+        if numbered && self.sessions > 0 && matches!(self.phase, Phase::Joining { .. }) {
+            // Joining again, a room number may be the old session's or already the new one's
+            // (whose WELCOME is late): which room it names is unknown until the WELCOME.
+            // Dropped: what it held is repaired once the rooms are numbered.
+            return;
+        }
         match packet {
             Packet::Welcome {
                 token,
@@ -83,11 +98,10 @@ impl Client {
             } => self.room_refused(&name, code, message),
             Packet::Pong { rooms } => {
                 for l in rooms {
+                    // A number we were not given is dropped (see `room_entered`).
                     if let Some(r) = self.by_number(l.room) {
                         self.learn_latest(now, r, l.latest);
                         self.count_members(now, r, l.members);
-                    } else {
-                        self.stray(now, l.room);
                     }
                 }
             }
@@ -122,7 +136,9 @@ impl Client {
             | Packet::Names { room, .. }
                 if self.by_number(room).is_none() =>
             {
-                self.stray(now, room);
+                // A room number we were not given: a room an earlier process of ours was in
+                // (the relay leaves it for us unless we enter it again), or a conversation
+                // whose ENTERED is late or lost (the relay tells it again). Dropped.
             }
             Packet::Messages { room, messages } => {
                 let Some(r) = self.by_number(room) else {

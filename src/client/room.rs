@@ -24,6 +24,12 @@ pub(super) struct Channel {
     /// True when the relay let us in without our asking (a private conversation someone
     /// wrote to): its history is ours to ask for.
     pub(super) unasked: bool,
+    /// True while the relay is to be told that we know its number (an ENTER of it, sent
+    /// again until its ENTERED comes back): until then it tells us again, and takes a PART
+    /// of it for the part of a number we were not given.
+    pub(super) confirming: bool,
+    /// True while an ENTER of ours is on its way (sent, no ENTERED or refusal yet).
+    pub(super) entering: bool,
     /// The session's number for it, once the relay gave one (0 for the JOIN's room).
     pub(super) number: Option<u16>,
     /// Whether the user wants to be in it (false once they parted it).
@@ -62,6 +68,8 @@ impl Channel {
         Channel {
             key: target_key(&name),
             unasked: false,
+            confirming: false,
+            entering: false,
             name,
             number: None,
             wanted: true,
@@ -234,16 +242,35 @@ impl Client {
             if c.retry_at.is_none_or(|t| t > now) {
                 continue;
             }
-            let packet = match (c.wanted, c.number) {
-                (true, None) => Packet::Enter {
+            if c.confirming && c.number.is_some() {
+                // That we know its number (the relay takes no PART of it before).
+                packets.push(Packet::Enter {
                     token,
                     room: c.name.clone(),
-                    history: if c.entered == 0 && c.since.is_none() {
-                        c.history
-                    } else {
-                        0
-                    },
-                },
+                    history: 0,
+                });
+                if c.wanted {
+                    c.tries += 1;
+                    c.retry_at = Some(now + self.rtt.backoff(c.tries));
+                    continue;
+                }
+                // Its answer, if it comes after we left (the ENTER came again too late), is not
+                // someone writing.
+                c.entering = true;
+            }
+            let packet = match (c.wanted, c.number) {
+                (true, None) => {
+                    c.entering = true;
+                    Packet::Enter {
+                        token,
+                        room: c.name.clone(),
+                        history: if c.entered == 0 && c.since.is_none() {
+                            c.history
+                        } else {
+                            0
+                        },
+                    }
+                }
                 (false, Some(number)) => Packet::Part {
                     token,
                     room: number,
@@ -265,6 +292,11 @@ impl Client {
 
     /// ENTERED: the relay let us in `name` as `number`.
     pub(super) fn room_entered(&mut self, now: Instant, number: u16, name: &str, latest: u64) {
+        if !matches!(self.phase, Phase::Joined { .. }) {
+            // Ahead of its session's WELCOME (a conversation told unasked right after it): the
+            // number is not this session's yet. The relay tells it again.
+            return;
+        }
         let r = match self.channel(name) {
             Some(r) => r,
             None if is_dm(name) => {
@@ -276,12 +308,24 @@ impl Client {
                 self.rooms.push(c);
                 self.rooms.len() - 1
             }
-            // Never asked for (or asked for by an earlier process of ours): leave it.
-            None => return self.stray(now, number),
+            // Never asked for (a room an earlier process of ours was in): the relay leaves it
+            // for us unless we enter it again.
+            None => return,
         };
         if self.rooms[r].number == Some(number) {
-            // A retransmitted ENTERED.
+            // A retransmitted ENTERED, or the answer to the ENTER that says we know it.
+            let c = &mut self.rooms[r];
+            if std::mem::take(&mut c.confirming) {
+                c.retry_at = None;
+                c.tries = 0;
+            }
             return;
+        }
+        let entering = std::mem::take(&mut self.rooms[r].entering);
+        if !self.rooms[r].wanted && self.rooms[r].is_dm() && !entering {
+            // Someone wrote in a conversation we had closed: it opens again, as a query
+            // window does.
+            self.rooms[r].wanted = true;
         }
         if !self.rooms[r].wanted {
             if self.rooms[r].number.is_none() {
@@ -291,9 +335,22 @@ impl Client {
             }
             return;
         }
+        for (k, c) in self.rooms.iter_mut().enumerate() {
+            if k != r && c.number == Some(number) {
+                // A number no longer that room's: it is entered again.
+                c.number = None;
+                c.retry_at = c.wanted.then_some(now);
+            }
+        }
         self.rooms[r].number = Some(number);
         self.rooms[r].retry_at = None;
         self.rooms[r].tries = 0;
+        if self.rooms[r].is_dm() {
+            // A conversation's ENTERED may be one we did not ask for (someone wrote; a new
+            // session of ours): the relay is told we know the number.
+            self.rooms[r].confirming = true;
+            self.rooms[r].retry_at = Some(now);
+        }
         // Requests about it waited for its number: they go now.
         for (_, req) in self.requests.range_mut((r, 0)..=(r, u32::MAX)) {
             req.retry_at = now;
@@ -311,6 +368,7 @@ impl Client {
             self.retry_requests(now, token);
         }
         self.send_who(now);
+        self.room_requests_due(now);
     }
 
     /// The room `r` is entered in this session (by the WELCOME for room 0, else an
@@ -346,13 +404,13 @@ impl Client {
     /// PARTED: the session is not (or no longer) in the room it called `number`.
     pub(super) fn room_parted(&mut self, now: Instant, number: u16) {
         let Some(r) = self.by_number(number) else {
-            self.strays.remove(&number);
             return;
         };
         let c = &mut self.rooms[r];
         c.number = None;
         c.retry_at = None;
         c.tries = 0;
+        c.confirming = false;
         if c.wanted {
             // The relay says we are not in it (a rejoin into a session that had parted it,
             // say): in again.
@@ -379,6 +437,7 @@ impl Client {
         }
         let c = &mut self.rooms[r];
         c.wanted = false;
+        c.entering = false;
         c.retry_at = None;
         let dropped = self.outbox.iter().filter(|o| o.room == r).count();
         self.outbox.retain(|o| o.room != r);
@@ -390,26 +449,6 @@ impl Client {
         };
         let message = format!("{message}{also}");
         self.events.push_back(Event::NotEntered { room, message });
-    }
-
-    /// A packet about a room this client does not follow (`number`): the room of an earlier
-    /// process of ours whose session this one took over. It is parted, once.
-    pub(super) fn stray(&mut self, now: Instant, number: u16) {
-        let Phase::Joined { token } = self.phase else {
-            return;
-        };
-        if self.rooms.iter().any(|c| c.wanted && c.number.is_none()) {
-            // It may be the room being entered, its packets ahead of its ENTERED.
-            return;
-        }
-        if self.strays.insert(number) {
-            let part = Packet::Part {
-                token,
-                room: number,
-                message: String::new(),
-            };
-            self.transmit(now, &part);
-        }
     }
 }
 

@@ -86,7 +86,6 @@ impl Client {
         });
         // A new session numbers its rooms afresh: room 0 is the JOIN's, the others are
         // entered again.
-        self.strays.clear();
         self.early.clear();
         for c in &mut self.rooms {
             c.number = None;

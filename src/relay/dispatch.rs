@@ -65,16 +65,19 @@ impl Relay {
                 count,
             } => {
                 if self.authorise(now, from, &token, peer) && self.request_allowed(now, from) {
+                    self.confirm(from, room);
                     self.history(from, req, room, first, count);
                 }
             }
             Packet::Who { token, req, room } => {
                 if self.authorise(now, from, &token, peer) && self.request_allowed(now, from) {
+                    self.confirm(from, room);
                     self.who(from, req, room);
                 }
             }
             Packet::Ping { token } => {
                 if self.authorise(now, from, &token, peer) {
+                    self.tell_unconfirmed(from);
                     let pong = self.pong(from);
                     self.reply(from, &pong);
                 }
@@ -115,6 +118,13 @@ impl Relay {
                     format!("a relay's packet sent to the relay: {other:?}"),
                 );
             }
+        }
+    }
+
+    /// Notes that the client at `from` knows its room `number`.
+    fn confirm(&self, from: SocketAddr, number: u16) {
+        if let Some(mut s) = self.clients.get_mut(&from) {
+            s.confirm(number);
         }
     }
 

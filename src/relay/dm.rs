@@ -117,17 +117,34 @@ impl Relay {
         if self.rooms[room].members.contains_key(&to) || count >= UNASKED_BELOW {
             return;
         }
-        if let Some(number) = self.put_in(to, room, None, false)
-            && tell
-        {
-            self.tell_entered(
-                to,
-                Membership {
-                    number,
-                    room,
-                    presence_from: 0,
-                },
-            );
+        let committed = self.rooms[room].committed;
+        let Some(number) = self.put_in(to, room, None, false) else {
+            return;
+        };
+        let Some(m) = self.clients.get_mut(&to).and_then(|mut s| {
+            let m = s.rooms.iter_mut().find(|m| m.number == number)?;
+            m.confirmed = false;
+            m.from_seq = committed;
+            Some(*m)
+        }) else {
+            return;
+        };
+        if tell {
+            self.tell_entered(to, m);
+        }
+    }
+
+    /// Tells the session at `to` again of each private conversation its client has not shown
+    /// it knows the number of (see [`Membership::confirmed`]): with every PONG.
+    pub(super) fn tell_unconfirmed(&mut self, to: SocketAddr) {
+        let unconfirmed: Vec<Membership> = self.clients.get(&to).map_or_else(Vec::new, |s| {
+            (s.rooms.iter())
+                .filter(|m| !m.confirmed && self.rooms[m.room].dm.is_some())
+                .copied()
+                .collect()
+        });
+        for m in unconfirmed {
+            self.tell_entered(to, m);
         }
     }
 
@@ -141,7 +158,11 @@ impl Relay {
         let entered = Packet::Entered {
             room: m.number,
             name,
-            latest: self.rooms[m.room].committed,
+            latest: if m.confirmed {
+                self.rooms[m.room].committed
+            } else {
+                m.from_seq
+            },
         };
         self.reply(to, &entered);
     }

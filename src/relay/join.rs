@@ -16,6 +16,10 @@ use crate::proto::room::{check_room, room_key};
 use crate::proto::secure::keys::PublicKey;
 use crate::proto::wire::{ErrorCode, LeaveReason, Packet, Token};
 use crate::relay::dm::DMS_PER_MINUTE;
+
+/// How long a session that took over an earlier process's has to enter again the rooms it
+/// took over (see [`Session::inherited_until`]).
+pub const INHERIT_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
 use crate::relay::limit::Bucket;
 
 impl Relay {
@@ -154,9 +158,19 @@ impl Relay {
                         return self.refuse_ip_full(from);
                     }
                     self.open_session(now, from, &key, &name, instance, peer);
+                    let mut rooms = rooms;
+                    for m in &mut rooms {
+                        // The new process knows none of these numbers: its private
+                        // conversations are told to it (after the WELCOME) until it shows it
+                        // knows them; the rooms it does not enter again within the grace, it
+                        // leaves.
+                        m.confirmed = false;
+                        m.from_seq = self.rooms[m.room].committed;
+                    }
                     if let Some(mut s) = self.clients.get_mut(&from) {
                         s.rooms = rooms.clone();
                         s.next_room = next_room;
+                        s.inherited_until = Some(now + INHERIT_GRACE);
                     }
                     self.move_rooms(old, from, &name, &rooms);
                     if let Some(room) = room {
@@ -361,6 +375,7 @@ impl Relay {
                 in_bulk: false,
                 queued: false,
                 key: peer,
+                inherited_until: None,
                 dms: Bucket::new(
                     f64::from(DMS_PER_MINUTE) / 60.0,
                     f64::from(DMS_PER_MINUTE),

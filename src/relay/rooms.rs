@@ -147,6 +147,17 @@ pub(super) struct Membership {
     /// How many presence changes the room had told when the session entered it: it is told
     /// of those after.
     pub(super) presence_from: u64,
+    /// False for a room the session took over from an earlier process of its key, and for a
+    /// private conversation it was let in to unasked, until its client shows it knows the
+    /// number: an ENTER of it, or a HISTORY, WHO or SEND naming it (or, for a room, the JOIN
+    /// naming it). Until then a conversation's ENTERED goes again with every PONG, and a
+    /// PART of it is answered with the ENTERED, not taken; a room is left once the grace
+    /// for entering again is over ([`INHERIT_GRACE`](super::join::INHERIT_GRACE)).
+    pub(super) confirmed: bool,
+    /// The room's latest seq when the session was let in to it unasked: what every ENTERED
+    /// of it says until it is confirmed, so that a client told late repairs what came after
+    /// (sent to it meanwhile, and dropped for a number it did not know) rather than skip it.
+    pub(super) from_seq: u64,
 }
 
 impl Relay {
@@ -169,7 +180,13 @@ impl Relay {
     /// for as `name`, and sends it the room's number, then its last `history` messages.
     pub(super) fn enter_key(&mut self, from: SocketAddr, name: String, key: &str, history: u16) {
         let room = match self.room_in(from, key) {
-            Some(m) => m,
+            Some(m) => {
+                // Asked for: the client knows the number now, if it did not.
+                if let Some(mut s) = self.clients.get_mut(&from) {
+                    s.confirm(m.number);
+                }
+                m
+            }
             None => {
                 let count = self.clients.get(&from).map_or(0, |s| s.rooms.len());
                 if count >= MAX_ROOMS {
@@ -192,6 +209,8 @@ impl Relay {
                         number,
                         room,
                         presence_from: 0,
+                        confirmed: true,
+                        from_seq: 0,
                     },
                     None => {
                         let message =
@@ -278,6 +297,8 @@ impl Relay {
                 number,
                 room,
                 presence_from,
+                confirmed: true,
+                from_seq: 0,
             });
             (s.name.clone(), number)
         };
@@ -300,6 +321,15 @@ impl Relay {
     /// room's others (with `message`, if any); answered PARTED whether it was in it or not
     /// (its PARTED was lost, or it parted before).
     pub(super) fn part(&mut self, from: SocketAddr, number: u16, message: Option<String>) {
+        let unconfirmed = (self.clients.get(&from))
+            .and_then(|s| s.rooms.iter().find(|m| m.number == number).copied())
+            .filter(|m| !m.confirmed && self.rooms[m.room].dm.is_some());
+        if let Some(m) = unconfirmed {
+            // The client may part a number it was not given (its ENTERED lost or overtaken):
+            // it is told again what the number is. (A client that knows it says so with an
+            // ENTER of it before its PART.)
+            return self.tell_entered(from, m);
+        }
         self.leave_one(from, number, message);
         self.reply(from, &Packet::Parted { room: number });
     }
@@ -320,6 +350,30 @@ impl Relay {
                 message,
             };
             self.announce(m.room, Some(from), change);
+        }
+    }
+
+    /// The sessions whose grace for entering again the rooms they took over is past leave
+    /// those they did not enter again (told to the rooms' others, as a PART of theirs is).
+    pub(super) fn leave_rooms_not_taken_back(&mut self, now: Instant) {
+        let due: Vec<(SocketAddr, Vec<u16>)> = (self.clients.iter())
+            .filter(|s| s.inherited_until.is_some_and(|t| t <= now))
+            .map(|s| {
+                let rooms = &self.rooms;
+                let left = (s.rooms.iter())
+                    .filter(|m| !m.confirmed && rooms[m.room].dm.is_none())
+                    .map(|m| m.number)
+                    .collect();
+                (*s.key(), left)
+            })
+            .collect();
+        for (addr, numbers) in due {
+            if let Some(mut s) = self.clients.get_mut(&addr) {
+                s.inherited_until = None;
+            }
+            for number in numbers {
+                self.leave_one(addr, number, None);
+            }
         }
     }
 
@@ -393,6 +447,9 @@ impl Relay {
             return;
         };
         if held == Some(0) {
+            if let Some(mut s) = self.clients.get_mut(&from) {
+                s.confirm(0);
+            }
             return;
         }
         for number in leave.drain(..) {
@@ -403,6 +460,7 @@ impl Relay {
                 if let Some(mut s) = self.clients.get_mut(&from) {
                     for m in s.rooms.iter_mut().filter(|m| m.room == room) {
                         m.number = 0;
+                        m.confirmed = true;
                     }
                 }
                 self.rooms[room].members.insert(from, 0);

@@ -15,6 +15,9 @@ use crate::proto::wire::{Acked, ErrorCode};
 
 /// The seq remembered for a message id that was refused.
 const REFUSED: u64 = 0;
+/// The seq remembered for a message id refused for naming a room its session was not in: a
+/// retransmission of it (its ERROR lost) is refused again.
+const NOT_IN_ROOM: u64 = u64::MAX;
 /// The room remembered for a message id that was refused: none.
 const NO_ROOM: RoomId = RoomId::MAX;
 
@@ -263,6 +266,7 @@ impl Relay {
     ) {
         let Some((sender, room)) = self.clients.get_mut(&from).map(|mut s| {
             s.next_csn += 1;
+            s.confirm(number);
             (s.name.clone(), s.room_of(number))
         }) else {
             return;
@@ -274,6 +278,7 @@ impl Relay {
         }
         let Some(room) = room else {
             // Sent to a room the session left (or never entered): its client drops it.
+            self.remember(id, NOT_IN_ROOM, Millis(0), NO_ROOM);
             return self.not_in_room(from, id, number);
         };
         if let Err(e) = check_text(&text) {
@@ -320,6 +325,9 @@ impl Relay {
         number: u16,
         (seq, time, room): (u64, Millis, RoomId),
     ) {
+        if seq == NOT_IN_ROOM {
+            return self.not_in_room(to, id, number);
+        }
         if seq == REFUSED {
             let message = format!(
                 "the message was refused: 1 to {MAX_TEXT_BYTES} bytes, no control characters but tab"

@@ -53,6 +53,9 @@ pub struct Session {
     pub(super) queued: bool,
     /// The key its client proved it holds (none for a packet handed in without one).
     pub(super) key: Option<PublicKey>,
+    /// Until when the rooms it took over from an earlier process of its key wait for its
+    /// client to enter them again: those it has not entered by then, it leaves.
+    pub(super) inherited_until: Option<Instant>,
     /// Its allowance of private conversations to open
     /// ([`DMS_PER_MINUTE`](super::dm::DMS_PER_MINUTE)).
     pub(super) dms: Bucket,
@@ -82,6 +85,13 @@ impl Session {
     }
 
     /// The room it calls `number`, if it is in it.
+    /// Notes that the client knows the number `number` (see [`Membership::confirmed`]).
+    pub(super) fn confirm(&mut self, number: u16) {
+        if let Some(m) = (self.rooms.iter_mut()).find(|m| m.number == number && !m.confirmed) {
+            m.confirmed = true;
+        }
+    }
+
     pub(super) fn room_of(&self, number: u16) -> Option<RoomId> {
         (self.rooms.iter())
             .find(|m| m.number == number)

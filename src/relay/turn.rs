@@ -110,6 +110,7 @@ impl Relay {
             self.stats.timed_out += 1;
             self.remove(addr, LeaveReason::TimedOut);
         }
+        self.leave_rooms_not_taken_back(now);
         let waiting: Vec<SocketAddr> = self
             .clients
             .iter()
@@ -138,6 +139,19 @@ impl Relay {
             };
             // The room's number is the first entry's, after the count.
             self.send_to_room(Lane::Heartbeat, room, ROOM_AT + 1, &pong);
+            if self.rooms[room].dm.is_some() {
+                // Someone let in unasked whose client has not shown it knows the number (its
+                // ENTERED lost or overtaken) is told again now, not at its next PING.
+                let members: Vec<SocketAddr> = self.rooms[room].members.keys().copied().collect();
+                for to in members {
+                    let unconfirmed = (self.clients.get(&to))
+                        .and_then(|s| s.rooms.iter().find(|m| m.room == room).copied())
+                        .filter(|m| !m.confirmed);
+                    if let Some(m) = unconfirmed {
+                        self.tell_entered(to, m);
+                    }
+                }
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ mod chat;
 mod checks;
 mod net;
 
+mod dms;
 mod floods;
 mod history;
 mod hostile;

@@ -32,6 +32,8 @@ pub(super) struct Flight {
     /// (whoever has that address when it arrives gets it, or nobody).
     addr: SocketAddr,
     bytes: Arc<[u8]>,
+    /// The relay process that sent it (see [`Net::relay_epoch`]); 0 from a client.
+    epoch: u64,
 }
 
 impl Net {
@@ -62,6 +64,12 @@ impl Net {
                 if !self.nodes[i].live {
                     return self.record(None, Some(i), &f.bytes, "unheard");
                 }
+                if f.epoch < self.nodes[i].relay_epoch {
+                    // Sealed by a relay process before the one the client has a session with
+                    // now: its keys are gone.
+                    return self.record(None, Some(i), &f.bytes, "lost: an earlier relay's");
+                }
+                self.nodes[i].relay_epoch = f.epoch;
                 self.record(None, Some(i), &f.bytes, "delivered");
                 let packet = Packet::decode(&f.bytes).expect("the relay sends valid datagrams");
                 let node = &mut self.nodes[i];
@@ -83,6 +91,7 @@ impl Net {
         let i = from.or(to).expect("one end is a client");
         let cond = self.cond;
         let now = self.now;
+        let epoch = if from.is_none() { self.relay_epoch } else { 0 };
         let node = &mut self.nodes[i];
         let addr = node.addr;
         if from.is_some() && !node.live {
@@ -115,6 +124,7 @@ impl Net {
                 from,
                 addr,
                 bytes: bytes.clone(),
+                epoch,
             };
             self.queue.insert((at, link.id, link.count), flight);
         }

@@ -37,6 +37,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use urc::proto::message::{Message, Millis};
+use urc::proto::name::name_key;
 use urc::proto::wire::{ErrorCode, Packet};
 use urc::relay::{self, Relay};
 use uuid::Uuid;
@@ -46,6 +47,16 @@ pub use node::Node;
 pub use seed::{Rng, seeds};
 pub use shell::Traffic;
 use trace::Traced;
+
+/// The relay's key of the room a client named `me` calls `room`: a room's own name, or for a
+/// private conversation (`@bob`) the conversation's key (`@alice+bob`, see
+/// [`dm_key`](urc::proto::dm::dm_key)).
+pub fn relay_room(me: &str, room: &str) -> String {
+    match room.strip_prefix(urc::proto::dm::DM_MARK) {
+        Some(other) => urc::proto::dm::dm_key(&name_key(me), &name_key(other)),
+        None => room.to_owned(),
+    }
+}
 
 /// How often the relay ticks (it asks for its turns through `Relay::poll_timeout`).
 pub const TICK: Duration = urc::relay::TICK;
@@ -142,6 +153,10 @@ pub struct Net {
     left_addrs: HashMap<SocketAddr, usize>,
     /// Datagrams the relay sent to an address nobody has any more.
     pub stale: u64,
+    /// How many times the relay process started again: a datagram of an earlier process that
+    /// arrives after the client heard from a later one is dropped, as the secure channel
+    /// drops what was sealed for a session the client has replaced.
+    pub relay_epoch: u64,
     /// Datagrams in flight by (delivery time, link, count on the link).
     queue: BTreeMap<(Instant, usize, u64), Flight>,
     /// How long accepted messages wait before the log is written and committed, like a shell
@@ -205,6 +220,7 @@ impl Net {
             by_addr: HashMap::new(),
             left_addrs: HashMap::new(),
             stale: 0,
+            relay_epoch: 0,
             queue: BTreeMap::new(),
             flush_delay: Duration::ZERO,
             next_flush: None,
@@ -265,7 +281,8 @@ impl Net {
                     n.client.is_joined()
                         && n.client.is_idle()
                         && (n.client.rooms().iter()).all(|r| {
-                            r.entered && Some(r.delivered) == self.relay.latest_in(&r.name)
+                            let key = relay_room(n.client.name(), &r.name);
+                            r.entered && Some(r.delivered) == self.relay.latest_in(&key)
                         })
                 })
     }

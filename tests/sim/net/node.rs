@@ -1,7 +1,7 @@
 //! A simulated client: what it showed and received, read back for the tests, and what the tests
 //! make it do (join, send, ask, leave, stop, move, start again).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +29,8 @@ pub struct Node {
     pub sent: Vec<(Uuid, String)>,
     /// Deaf: everything the relay sends it is lost (it still speaks and sees time pass).
     pub deaf: bool,
+    /// The latest relay process it heard from (see [`Net::relay_epoch`]).
+    pub relay_epoch: u64,
     /// Mute: everything it sends the relay is lost (it still hears and sees time pass).
     pub mute: bool,
     /// How many of the next WELCOMEs to this node are lost.
@@ -221,7 +223,7 @@ impl Net {
     }
 
     fn start_client(&mut self, name: &str, history: u16, addr: SocketAddr) -> usize {
-        self.start_client_in(name, history, addr, &[])
+        self.start_client_in(name, history, addr, &[], HashMap::new())
     }
 
     /// A new client at an address of its own that joins and enters `rooms` (the first as
@@ -232,7 +234,24 @@ impl Net {
             Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250) as u8 + 1),
             4000,
         ));
-        self.start_client_in(name, history, addr, rooms)
+        self.start_client_in(name, history, addr, rooms, HashMap::new())
+    }
+
+    /// As [`Net::join_rooms`], for a user who left off in private conversations where `seen`
+    /// says (by `@` and the other's name's key, as [`client::Config::seen`]).
+    pub fn join_rooms_seen(
+        &mut self,
+        name: &str,
+        history: u16,
+        rooms: &[&str],
+        seen: HashMap<String, client::Seen>,
+    ) -> usize {
+        let i = self.nodes.len();
+        let addr = SocketAddr::from((
+            Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250) as u8 + 1),
+            4000,
+        ));
+        self.start_client_in(name, history, addr, rooms, seen)
     }
 
     fn start_client_in(
@@ -241,6 +260,7 @@ impl Net {
         history: u16,
         addr: SocketAddr,
         rooms: &[&str],
+        seen: HashMap<String, client::Seen>,
     ) -> usize {
         let i = self.nodes.len();
         let config = client::Config {
@@ -248,7 +268,7 @@ impl Net {
             name: name.to_owned(),
             history,
             since: None,
-            seen: Default::default(),
+            seen,
         };
         let up = self.link(2 * i);
         let down = self.link(2 * i + 1);
@@ -262,6 +282,7 @@ impl Net {
             last_heard_by_relay: None,
             reached_relay: Vec::new(),
             deaf: false,
+            relay_epoch: 0,
             mute: false,
             lose_welcomes: 0,
             welcome_delay: Duration::ZERO,

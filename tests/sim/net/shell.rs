@@ -66,6 +66,7 @@ impl Net {
             }
             Restart::Crash => self.next_flush = None,
         }
+        self.relay_epoch += 1;
         if self.print_trace {
             eprintln!("{:>10.3?} relay restarts ({how:?})", self.elapsed());
         }
