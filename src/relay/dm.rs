@@ -55,11 +55,9 @@ impl Relay {
             );
             return self.not_entered(from, target, ErrorCode::BadName, message);
         }
-        if self.room_in(from, &key).is_none() {
-            let allowed = self
-                .clients
-                .get_mut(&from)
-                .is_some_and(|mut s| s.dms.take(now));
+        let opening = self.room_in(from, &key).is_none();
+        if opening {
+            let allowed = (self.clients.get(&from)).is_some_and(|s| s.dms.level(now) >= 1.0);
             if !allowed {
                 self.stats.refused += 1;
                 let message = format!(
@@ -69,6 +67,12 @@ impl Relay {
             }
         }
         self.enter_key(from, target, &key, history);
+        if opening && self.room_in(from, &key).is_some() {
+            // Only a conversation opened counts against the allowance, not a refused ENTER.
+            if let Some(mut s) = self.clients.get_mut(&from) {
+                s.dms.take(now);
+            }
+        }
     }
 
     /// The name the session at `to` sees the private conversation `room` under: `@` and the
