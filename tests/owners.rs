@@ -231,3 +231,66 @@ fn a_sessions_token_is_good_only_from_its_key() {
             .any(|p| matches!(p, Packet::Pong { .. }))
     );
 }
+
+#[test]
+fn a_new_process_keeps_the_rooms_it_enters_again_and_its_conversations_and_leaves_the_rest() {
+    let mut room = Room::new();
+    let (alice, bob) = (Keypair::generate().public(), Keypair::generate().public());
+    let (a, b) = (addr("192.0.2.1:4000"), addr("192.0.2.2:4000"));
+    let token = |answers: &[Packet]| {
+        (answers.iter())
+            .find_map(|p| match p {
+                Packet::Welcome { token, .. } => Some(*token),
+                _ => None,
+            })
+            .expect("welcomed")
+    };
+    let alice_token = token(&room.join(a, "alice", alice, Uuid::new_v4()));
+    let bob_token = token(&room.join(b, "bob", bob, Uuid::new_v4()));
+    for (from, t, key, target) in [
+        (a, alice_token, alice, "ops"),
+        (a, alice_token, alice, "lunch"),
+        (b, bob_token, bob, "lunch"),
+        (a, alice_token, alice, "@bob"),
+    ] {
+        let enter = Packet::Enter {
+            token: t,
+            room: target.into(),
+            history: 0,
+        };
+        room.packet(from, &enter, key);
+    }
+    // A new process of alice's takes the session over: it is told of its conversation at
+    // once (and again until it shows it knows it), and enters ops again, not lunch.
+    let again = addr("192.0.2.1:4001");
+    let answers = room.join(again, "alice", alice, Uuid::new_v4());
+    let new_token = token(&answers);
+    assert!(
+        answers
+            .iter()
+            .any(|p| matches!(p, Packet::Entered { name, .. } if name == "@bob")),
+        "{answers:?}"
+    );
+    let enter = Packet::Enter {
+        token: new_token,
+        room: "ops".into(),
+        history: 0,
+    };
+    room.packet(again, &enter, alice);
+    let before = room.sent.len();
+    room.now += std::time::Duration::from_secs(21);
+    room.packet(again, &Packet::Ping { token: new_token }, alice);
+    let session = room.relay.clients().get(&again).map(|s| s.room_count());
+    assert_eq!(session, Some(3), "the lobby, ops and @bob, not lunch");
+    let told_bob: Vec<&Packet> = (room.sent[before..].iter())
+        .filter(|(to, ..)| *to == b)
+        .map(|(_, p, _)| p)
+        .collect();
+    assert!(
+        told_bob
+            .iter()
+            .any(|p| matches!(p, Packet::Presence { changes, .. }
+            if changes.iter().any(|c| c.name == "alice" && !c.joined))),
+        "bob, in lunch, sees alice leave it: {told_bob:?}"
+    );
+}

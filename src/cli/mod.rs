@@ -136,7 +136,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub fingerprint: bool,
     /// Free a name (and its look-alikes) from the key that owns it, so that another key may
-    /// take it, and exit; the relay must not be running on this data directory.
+    /// take it, and exit; its private conversations are moved aside to <data>/released/dm/.
+    /// The relay must not be running on this data directory.
     #[arg(long, value_name = "NAME")]
     pub release_name: Option<String>,
     /// Admit only the client keys listed in FILE, one a line (as `urc join --fingerprint`

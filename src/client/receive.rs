@@ -160,6 +160,13 @@ impl Client {
                 let Some(r) = self.by_number(room) else {
                     return;
                 };
+                // A page about it: the relay took a request naming its number (ours that
+                // says we know it, or another).
+                let c = &mut self.rooms[r];
+                if std::mem::take(&mut c.confirming) {
+                    c.retry_at = None;
+                    c.tries = 0;
+                }
                 self.page(now, r, req, first, last, messages);
             }
             Packet::Presence { room, changes } => {

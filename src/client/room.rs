@@ -24,12 +24,14 @@ pub(super) struct Channel {
     /// True when the relay let us in without our asking (a private conversation someone
     /// wrote to): its history is ours to ask for.
     pub(super) unasked: bool,
-    /// True while the relay is to be told that we know its number (an ENTER of it, sent
-    /// again until its ENTERED comes back): until then it tells us again, and takes a PART
-    /// of it for the part of a number we were not given.
+    /// True while the relay is to be told that we know its number (a HISTORY of nothing
+    /// naming it, sent again until a page about it comes back): until then it tells us again.
     pub(super) confirming: bool,
     /// True while an ENTER of ours is on its way (sent, no ENTERED or refusal yet).
     pub(super) entering: bool,
+    /// The number it had when it was last parted in this session: an ENTERED of that number
+    /// or an older one, come late, is not someone writing (numbers only grow in a session).
+    pub(super) parted: Option<u16>,
     /// The session's number for it, once the relay gave one (0 for the JOIN's room).
     pub(super) number: Option<u16>,
     /// Whether the user wants to be in it (false once they parted it).
@@ -70,6 +72,7 @@ impl Channel {
             unasked: false,
             confirming: false,
             entering: false,
+            parted: None,
             name,
             number: None,
             wanted: true,
@@ -219,6 +222,7 @@ impl Client {
         let message = leaving_text(message);
         let c = &mut self.rooms[r];
         c.wanted = false;
+        c.confirming = false;
         c.parting = message;
         c.tries = 0;
         c.retry_at = c.number.map(|_| now);
@@ -242,21 +246,19 @@ impl Client {
             if c.retry_at.is_none_or(|t| t > now) {
                 continue;
             }
-            if c.confirming && c.number.is_some() {
-                // That we know its number (the relay takes no PART of it before).
-                packets.push(Packet::Enter {
+            if let (true, true, Some(number)) = (c.confirming, c.wanted, c.number) {
+                // That we know its number: a request naming it (for nothing: an empty page
+                // answers), which cannot enter us anew as an ENTER would if we were out.
+                packets.push(Packet::History {
                     token,
-                    room: c.name.clone(),
-                    history: 0,
+                    req: 0,
+                    room: number,
+                    from: 0,
+                    count: 0,
                 });
-                if c.wanted {
-                    c.tries += 1;
-                    c.retry_at = Some(now + self.rtt.backoff(c.tries));
-                    continue;
-                }
-                // Its answer, if it comes after we left (the ENTER came again too late), is not
-                // someone writing.
-                c.entering = true;
+                c.tries += 1;
+                c.retry_at = Some(now + self.rtt.backoff(c.tries));
+                continue;
             }
             let packet = match (c.wanted, c.number) {
                 (true, None) => {
@@ -313,16 +315,19 @@ impl Client {
             None => return,
         };
         if self.rooms[r].number == Some(number) {
-            // A retransmitted ENTERED, or the answer to the ENTER that says we know it.
+            // A retransmitted ENTERED; of a conversation, the relay's telling us again because
+            // it has not seen that we know the number: we say so again.
             let c = &mut self.rooms[r];
-            if std::mem::take(&mut c.confirming) {
-                c.retry_at = None;
-                c.tries = 0;
+            if c.wanted && c.is_dm() && !c.confirming {
+                c.confirming = true;
+                c.retry_at = Some(now);
+                self.room_requests_due(now);
             }
             return;
         }
         let entering = std::mem::take(&mut self.rooms[r].entering);
-        if !self.rooms[r].wanted && self.rooms[r].is_dm() && !entering {
+        let newer = self.rooms[r].parted.is_none_or(|p| number > p);
+        if !self.rooms[r].wanted && self.rooms[r].is_dm() && !entering && newer {
             // Someone wrote in a conversation we had closed: it opens again, as a query
             // window does.
             self.rooms[r].wanted = true;
@@ -407,6 +412,7 @@ impl Client {
             return;
         };
         let c = &mut self.rooms[r];
+        c.parted = c.number;
         c.number = None;
         c.retry_at = None;
         c.tries = 0;

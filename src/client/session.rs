@@ -89,6 +89,7 @@ impl Client {
         self.early.clear();
         for c in &mut self.rooms {
             c.number = None;
+            c.parted = None;
             c.tries = 0;
             c.retry_at = c.wanted.then_some(now);
         }

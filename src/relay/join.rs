@@ -16,11 +16,11 @@ use crate::proto::room::{check_room, room_key};
 use crate::proto::secure::keys::PublicKey;
 use crate::proto::wire::{ErrorCode, LeaveReason, Packet, Token};
 use crate::relay::dm::DMS_PER_MINUTE;
+use crate::relay::limit::Bucket;
 
 /// How long a session that took over an earlier process's has to enter again the rooms it
 /// took over (see [`Session::inherited_until`]).
 pub const INHERIT_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
-use crate::relay::limit::Bucket;
 
 impl Relay {
     #[allow(clippy::too_many_arguments)]
@@ -148,8 +148,8 @@ impl Relay {
                     // The same key, another process: the client was killed or crashed and
                     // started again while its old session lingers. The new one takes its
                     // place at once, in its rooms, and the others see nothing: for them it
-                    // never left. (A room the new process does not enter again, it parts
-                    // when the room's packets come: see docs/protocol.md.)
+                    // never left. (A room the new process does not enter again within
+                    // INHERIT_GRACE, it leaves then: see docs/protocol.md.)
                     let Some(room) = self.join_room(from, &room) else {
                         return;
                     };

@@ -150,9 +150,10 @@ pub(super) struct Membership {
     /// False for a room the session took over from an earlier process of its key, and for a
     /// private conversation it was let in to unasked, until its client shows it knows the
     /// number: an ENTER of it, or a HISTORY, WHO or SEND naming it (or, for a room, the JOIN
-    /// naming it). Until then a conversation's ENTERED goes again with every PONG, and a
-    /// PART of it is answered with the ENTERED, not taken; a room is left once the grace
-    /// for entering again is over ([`INHERIT_GRACE`](super::join::INHERIT_GRACE)).
+    /// naming it). Until then a conversation's ENTERED goes again at its heartbeats and with
+    /// every PONG; a room is left once the grace for entering again is over
+    /// ([`INHERIT_GRACE`](super::join::INHERIT_GRACE)). (A PART of either is taken: a client
+    /// parts only numbers it was given.)
     pub(super) confirmed: bool,
     /// The room's latest seq when the session was let in to it unasked: what every ENTERED
     /// of it says until it is confirmed, so that a client told late repairs what came after
@@ -180,11 +181,12 @@ impl Relay {
     /// for as `name`, and sends it the room's number, then its last `history` messages.
     pub(super) fn enter_key(&mut self, from: SocketAddr, name: String, key: &str, history: u16) {
         let room = match self.room_in(from, key) {
-            Some(m) => {
+            Some(mut m) => {
                 // Asked for: the client knows the number now, if it did not.
                 if let Some(mut s) = self.clients.get_mut(&from) {
                     s.confirm(m.number);
                 }
+                m.confirmed = true;
                 m
             }
             None => {
@@ -321,15 +323,6 @@ impl Relay {
     /// room's others (with `message`, if any); answered PARTED whether it was in it or not
     /// (its PARTED was lost, or it parted before).
     pub(super) fn part(&mut self, from: SocketAddr, number: u16, message: Option<String>) {
-        let unconfirmed = (self.clients.get(&from))
-            .and_then(|s| s.rooms.iter().find(|m| m.number == number).copied())
-            .filter(|m| !m.confirmed && self.rooms[m.room].dm.is_some());
-        if let Some(m) = unconfirmed {
-            // The client may part a number it was not given (its ENTERED lost or overtaken):
-            // it is told again what the number is. (A client that knows it says so with an
-            // ENTER of it before its PART.)
-            return self.tell_entered(from, m);
-        }
         self.leave_one(from, number, message);
         self.reply(from, &Packet::Parted { room: number });
     }

@@ -84,7 +84,6 @@ impl Session {
         self.rooms.len()
     }
 
-    /// The room it calls `number`, if it is in it.
     /// Notes that the client knows the number `number` (see [`Membership::confirmed`]).
     pub(super) fn confirm(&mut self, number: u16) {
         if let Some(m) = (self.rooms.iter_mut()).find(|m| m.number == number && !m.confirmed) {
@@ -92,6 +91,7 @@ impl Session {
         }
     }
 
+    /// The room it calls `number`, if it is in it.
     pub(super) fn room_of(&self, number: u16) -> Option<RoomId> {
         (self.rooms.iter())
             .find(|m| m.number == number)

@@ -277,19 +277,26 @@ fn a_relay_crash_keeps_every_conversation_and_its_order() {
     }
 }
 
-/// alice opens `@bob` while bob is here and writes him `read` messages, which he reads; bob
-/// leaves; alice writes 3 more; bob comes back (history 10, or where `seen` says he left off
-/// in `@alice`). Returns the net, alice and bob's new client, once all is shown.
-fn offline_reader(seed: u64, read: usize, seen: Option<u64>) -> (Net, usize, usize) {
+/// alice and bob in the lobby over a network losing `loss`% and doubling `dup`%, and alice in
+/// `@bob` (bob not yet: nothing was written in it). Returns the net, alice and bob.
+fn alice_opens_bob(seed: u64, loss: u32, dup: u32) -> (Net, usize, usize) {
     let cond = Conditions::jittery(ms(10), ms(20))
-        .losing(10)
-        .duplicating(5);
+        .losing(loss)
+        .duplicating(dup);
     let mut net = Net::under(seed, cond);
     let alice = net.join_rooms("alice", 0, &["lobby"]);
     let bob = net.join_rooms("bob", 0, &["lobby"]);
     settle(&mut net);
     net.enter(alice, "@bob", 0);
     net.run_until(secs(60), "alice in @bob", |net| is_in(net, alice, "@bob"));
+    (net, alice, bob)
+}
+
+/// alice opens `@bob` while bob is here and writes him `read` messages, which he reads; bob
+/// leaves; alice writes 3 more; bob comes back (history 10, or where `seen` says he left off
+/// in `@alice`). Returns the net, alice and bob's new client, once all is shown.
+fn offline_reader(seed: u64, read: usize, seen: Option<u64>) -> (Net, usize, usize) {
+    let (mut net, alice, bob) = alice_opens_bob(seed, 10, 5);
     for k in 0..read {
         net.send_to(alice, "@bob", &format!("read {k}"));
     }
@@ -432,5 +439,44 @@ fn a_conversation_with_nobody_is_refused() {
         assert_eq!(refused.len(), 1, "seed {seed}: {refused:?}");
         assert!(refused[0].contains("nobody called carl"), "{}", refused[0]);
         assert!(net.rooms.is_empty() && net.relay.latest_in("@alice+carl").is_none());
+    }
+}
+
+/// bob closes the conversation alice opened (`/part @alice`) the moment it appears, before
+/// his client has shown the relay it knows its number, over a lossy network: it stays closed
+/// (the relay takes his PART, and stops telling him of it; his client's request that shows
+/// it knows the number cannot enter him again), and opens again, with the message, when alice
+/// writes again.
+#[test]
+fn a_conversation_closed_at_once_stays_closed_until_someone_writes_in_it() {
+    for seed in seeds(0..12) {
+        let (mut net, alice, bob) = alice_opens_bob(seed, 20, 10);
+        net.send_to(alice, "@bob", "are you there?");
+        net.run_until(secs(60), "bob let in", |net| is_in(net, bob, "@alice"));
+        net.part(bob, "@alice");
+        let key = relay_room("alice", "@bob");
+        net.run_until(secs(60), "bob out of @alice, at the relay too", |net| {
+            !(net.nodes[bob].client.rooms().iter()).any(|r| r.name == "@alice")
+                && net.relay.members_in(&key) == 1
+        });
+        let told = |net: &Net| {
+            (net.nodes[bob].received.iter())
+                .filter(|(_, p)| matches!(p, Packet::Entered { name, .. } if name == "@alice"))
+                .count()
+        };
+        // (Copies still on their way may come.)
+        net.run_for(secs(1));
+        let before = told(&net);
+        net.run_for(secs(30));
+        assert_eq!(told(&net), before, "seed {seed}: bob is told no more of it");
+        assert!(
+            !(net.nodes[bob].client.rooms().iter()).any(|r| r.name == "@alice"),
+            "seed {seed}: it stays closed"
+        );
+        net.send_to(alice, "@bob", "still there?");
+        net.run_until(secs(60), "bob shown alice's next message", |net| {
+            (net.nodes[bob].shown().iter()).any(|s| s.message.text == "still there?")
+        });
+        assert!(is_in(&net, bob, "@alice"), "seed {seed}: opened again");
     }
 }
