@@ -403,13 +403,14 @@ fn read_log_file(path: &std::path::Path) -> Vec<(String, String)> {
 #[test]
 fn records_a_crash_left_out_of_the_rooms_logs_are_put_back_from_the_journal() {
     // A checkpoint (once a second) between the last record and the kill leaves the journal
-    // empty, and nothing to put back: tried again then.
-    for _ in 0..5 {
+    // empty, and nothing to put back: tried again then (on a loaded machine the kill can come
+    // late more often than not).
+    for _ in 0..12 {
         if crash_and_put_back() {
             return;
         }
     }
-    panic!("five times the journal was empty at the kill");
+    panic!("twelve times the journal was empty at the kill");
 }
 
 /// One try of the test above; false when the journal held nothing at the kill.
