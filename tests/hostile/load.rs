@@ -753,3 +753,92 @@ fn numbers_at_their_extremes_are_handled() {
     );
     assert!(d.relay.clients().is_empty());
 }
+
+/// 40 members of a room of 1000 (`big`), from one address, send it the longest lines at their
+/// rate, far more fan-out than a turn has room for, while alice and bob chat in the lobby, a
+/// room none of the crowd is in: alice's lines are taken, acknowledged and fanned out in their
+/// turn all along (the flood is one address's share), and the big room's lines go on, in
+/// order, as the turns' room allows. (Many flooding addresses are as many shares: alice's
+/// line waits a round of them, see docs/security.md.)
+#[test]
+fn a_flood_in_one_room_delays_no_other_room() {
+    let mut d = Driver::new(Config::default());
+    let mut pair = Pair::join(&mut d);
+    d.watch = Some(HashSet::new());
+    // The first 40 from one address (the per-IP limit is 64), the others each from its own.
+    let crowd = crowd(&mut d, 1000, "c", |k| match k {
+        0..40 => at(9, 9, 9, 7000 + k as u16),
+        _ => at(3, (k / 200) as u8, (k % 200) as u8, 7000),
+    });
+    for &(a, token) in &crowd {
+        let enter = Packet::Enter {
+            token,
+            room: "big".into(),
+            history: 0,
+        };
+        d.packet(a, &enter);
+        let part = Packet::Part {
+            token,
+            room: 0,
+            message: String::new(),
+        };
+        d.packet(a, &part);
+    }
+    assert_eq!(
+        d.relay.members_in("lobby"),
+        2,
+        "only alice and bob in the lobby"
+    );
+    assert_eq!(d.relay.members_in("big"), 1000);
+    let senders = &crowd[..40];
+    let text = "z".repeat(urc::proto::message::MAX_TEXT_BYTES - 16);
+    d.watch = pair.watch();
+    d.one_turn = true;
+    let mut csn = vec![0u64; senders.len()];
+    let mut check = None;
+    for step in 0..40 {
+        let mut datagrams: Vec<(SocketAddr, Vec<u8>)> = (senders.iter().enumerate())
+            .map(|(k, &(a, token))| {
+                csn[k] += 1;
+                let send = Packet::Send {
+                    token,
+                    base: csn[k],
+                    messages: vec![Sent {
+                        csn: csn[k],
+                        room: 1,
+                        id: Uuid::new_v4(),
+                        text: format!("{k:03}/{:04} {text}", csn[k]),
+                    }],
+                };
+                (a, send.encode())
+            })
+            .collect();
+        if step % 4 == 0 {
+            // alice's line arrives last of all.
+            datagrams.push(pair.next());
+        }
+        let (since, turn) = (d.sent.len(), d.turns);
+        d.turn(&datagrams);
+        d.now += ms(50);
+        if let Some((since, turn)) = check.take() {
+            pair.check_last(&d, since, turn);
+        }
+        if step % 4 == 0 {
+            check = Some((since, turn));
+        }
+    }
+    let big = &d.rooms["big"];
+    assert!(
+        big.len() >= 40,
+        "the big room went on: {} stored",
+        big.len()
+    );
+    assert!(
+        big.len() < 40 * 40,
+        "more fan-out than the turns hold, so some wait: {} stored",
+        big.len()
+    );
+    for (k, m) in big.iter().enumerate() {
+        assert_eq!(m.seq, k as u64 + 1);
+    }
+}
