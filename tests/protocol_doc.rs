@@ -841,7 +841,10 @@ impl Room for Rules {
 /// What the relay counts after the document's session; `sealed` when it ran behind its
 /// secure channel.
 fn assert_counts(stats: &Stats, sealed: bool) {
-    assert_eq!(stats.stored, 2, "alice's messages in lobby and in ops");
+    assert_eq!(
+        stats.stored, 3,
+        "alice's messages in lobby, in ops and to bob"
+    );
     assert_eq!(stats.duplicates, 1, "its retransmission");
     assert_eq!(stats.joins_refused, 1, "carol");
     assert_eq!(

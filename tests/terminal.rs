@@ -397,10 +397,7 @@ fn wide_text_is_edited_and_wrapped_by_display_width() {
 fn the_prompt_names_the_room_and_other_rooms_lines_show_theirs() {
     let data = tempfile::tempdir().unwrap();
     let relay = Relay::start(data.path(), &[]);
-    let mut alice = Client::join(relay.addr, "alice", &["--room", "lunch"]);
-    let mut bob = Term::join(&relay, "bob", Colour::Off);
-    bob.send("/join #lunch\r");
-    bob.wait_for("the prompt in lunch", |s| cursor_row(s) == "bob #lunch> ");
+    let (mut alice, mut bob) = in_lunch(&relay);
     alice.expect(|e| e["event"] == "joined" && e["name"] == "bob" && e["room"] == "lunch");
     bob.send("/switch lobby\r");
     bob.wait_for("the prompt back in the lobby", |s| {
@@ -484,4 +481,14 @@ fn a_private_conversation_has_its_prompt_its_prefix_and_its_since_last_here() {
     assert!(!all.contains("are you there?"), "{all}");
     bob.quit();
     alice.finish();
+}
+
+/// alice, in lunch (and the lobby), and bob in a terminal who joins lunch too: his prompt
+/// names it.
+fn in_lunch(relay: &Relay) -> (Client, Term) {
+    let alice = Client::join(relay.addr, "alice", &["--room", "lunch"]);
+    let mut bob = Term::join(relay, "bob", Colour::Off);
+    bob.send("/join #lunch\r");
+    bob.wait_for("the prompt in lunch", |s| cursor_row(s) == "bob #lunch> ");
+    (alice, bob)
 }

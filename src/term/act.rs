@@ -128,6 +128,20 @@ pub(super) fn handle_line(
                 )),
             ),
         },
+        Some(Command::SwitchBy(step)) => {
+            let rooms = client.rooms();
+            if rooms.is_empty() {
+                local(
+                    output,
+                    Event::Error("you are in no room: /join one first".into()),
+                );
+            } else {
+                let at = (rooms.iter()).position(|r| r.name == current);
+                let n = rooms.len() as isize;
+                let next = at.map_or(0, |i| (i as isize + step).rem_euclid(n) as usize);
+                here.switch(output, renderer, &rooms[next].name.clone());
+            }
+        }
         Some(Command::Rooms) => {
             let rooms = client.rooms();
             if rooms.is_empty() {

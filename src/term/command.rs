@@ -31,6 +31,9 @@ pub enum Command {
     Switch(String),
     /// `/switch N` or `/N`: type to the Nth of your rooms, as `/rooms` lists them (from 1).
     SwitchTo(usize),
+    /// `/next` (1) or `/prev` (-1): type to the next or the previous of your rooms, as `/rooms`
+    /// lists them, round from the last to the first (Ctrl-N and Ctrl-P).
+    SwitchBy(isize),
     /// `/help`: list the commands.
     Help,
     /// `/quit [MESSAGE]`: leave the relay, telling the others MESSAGE with the leave.
@@ -48,6 +51,7 @@ commands:
   /query NAME    type to NAME alone from now on (/switch back, /part @NAME to close it)
   /rooms         list your rooms and private conversations, with what you have not seen
   /switch #room  type to another of your rooms (or @NAME); /switch N or /N: the Nth of /rooms
+  /next, /prev   type to the next or previous of /rooms (Ctrl-N, Ctrl-P; the line typed stays)
   /history [N]   show the last N messages of this room (default 20, at most 1000)
   /who [#room]   list who is in this room (or another of yours)
   /me text       say what you do: shows as * alice text
@@ -110,6 +114,8 @@ pub fn parse(line: &str) -> Option<Command> {
         },
         ("switch" | "sw", _) => Command::Invalid("usage: /switch #room".into()),
         ("rooms", []) => Command::Rooms,
+        ("next", []) => Command::SwitchBy(1),
+        ("prev", []) => Command::SwitchBy(-1),
         ("msg" | "m", [name, _, ..]) => match person_arg(name) {
             Ok(target) => {
                 let rest = rest.trim_start()[typed.len()..].trim_start();
@@ -145,7 +151,9 @@ pub fn parse(line: &str) -> Option<Command> {
         ("quit", _) => Command::Quit(Some(rest.trim_start()[typed.len()..].trim().to_owned())),
         ("history", _) => Command::Invalid("usage: /history [N]".into()),
         ("who", _) => Command::Invalid("usage: /who [#room]".into()),
-        ("help" | "rooms", _) => Command::Invalid(format!("/{name} takes no arguments")),
+        ("help" | "rooms" | "next" | "prev", _) => {
+            Command::Invalid(format!("/{name} takes no arguments"))
+        }
         ("me", _) => Command::Invalid("usage: /me text (shows as * yourname text)".into()),
         _ => Command::Invalid(format!(
             "unknown command /{typed}: type /help for the commands, or //{typed} to send it as text"
@@ -217,6 +225,9 @@ mod tests {
             parse("/part @bob bye"),
             Some(Command::Part(Some("@bob".into()), "bye".into()))
         );
+        assert_eq!(parse("/next"), Some(Command::SwitchBy(1)));
+        assert_eq!(parse("/PREV"), Some(Command::SwitchBy(-1)));
+        assert!(matches!(parse("/next 2"), Some(Command::Invalid(_))));
         assert_eq!(parse("/help"), Some(Command::Help));
         assert_eq!(parse("/quit"), Some(Command::Quit(None)));
         assert_eq!(

@@ -7,9 +7,9 @@ use crate::proto::dm::{DM_MARK, label};
 use crate::proto::name::fold;
 
 /// The commands, as completion offers them.
-pub const COMMANDS: [&str; 11] = [
-    "/help", "/history", "/join", "/me", "/msg", "/part", "/query", "/quit", "/rooms", "/switch",
-    "/who",
+pub const COMMANDS: [&str; 13] = [
+    "/help", "/history", "/join", "/me", "/msg", "/next", "/part", "/prev", "/query", "/quit",
+    "/rooms", "/switch", "/who",
 ];
 
 /// The commands whose first word is a room.

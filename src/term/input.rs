@@ -80,6 +80,10 @@ pub(crate) fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assis
         if let Ok(printer) = editor.create_external_printer() {
             resume::watch(Box::new(printer), reading.clone());
         }
+        let switch = crate::term::keys::Switch::default();
+        switch.bind(&mut editor);
+        // The line being typed when a key switched rooms, given back to the next prompt.
+        let mut kept: Option<(String, usize)> = None;
         let screen = assist_screen;
         if let Ok(printer) = editor.create_external_printer() {
             resize::watch(
@@ -96,20 +100,24 @@ pub(crate) fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assis
             let prompt = crate::term::editor::prompt(&name, &room);
             screen.prompt(&prompt);
             reading.set(true);
-            let read = editor.readline(&prompt);
+            let read = match kept.take() {
+                Some((text, pos)) => {
+                    let pos = if text.is_char_boundary(pos) {
+                        pos
+                    } else {
+                        text.len()
+                    };
+                    editor.readline_with_initial(&prompt, (&text[..pos], &text[pos..]))
+                }
+                None => editor.readline(&prompt),
+            };
             reading.set(false);
             match read {
                 // A paste of several lines arrives as one (bracketed paste): each of its lines
                 // is a message or a command of its own, as if typed one by one.
                 Ok(text) => {
                     // The typed line shows once: as the message, when the relay stored it.
-                    let cols = editor.dimensions().map_or(80, |(cols, _)| cols);
-                    let rows = echo::rows_taken(&prompt, &text, usize::from(cols));
-                    let mut out = io::stdout().lock();
-                    let _ = out
-                        .write_all(echo::erase(rows).as_bytes())
-                        .and_then(|()| out.flush());
-                    drop(out);
+                    erase_typed(&mut editor, &prompt, &text);
                     hold.set(Why::Accepted, false);
                     for line in text.split(['\n', '\r']) {
                         if !line.trim().is_empty() {
@@ -122,8 +130,20 @@ pub(crate) fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assis
                         sent += 1;
                     }
                 }
-                // Ctrl-C drops the line being typed, as in readline; it never quits.
-                Err(ReadlineError::Interrupted) => {}
+                // Ctrl-C drops the line being typed, as in readline; it never quits. Ctrl-N
+                // and Ctrl-P end it the same way, to switch rooms: the line is erased, the
+                // switch made (as `/next` or `/prev`), and the line given back under the new
+                // room's prompt.
+                Err(ReadlineError::Interrupted) => {
+                    if let Some((command, text, pos)) = switch.take() {
+                        erase_typed(&mut editor, &prompt, &text);
+                        if tx.send_blocking(Input::Line(command.to_owned())).is_err() {
+                            return;
+                        }
+                        sent += 1;
+                        kept = Some((text, pos));
+                    }
+                }
                 // Ctrl-D on an empty line, or a terminal that fails: input ends.
                 Err(_) => {
                     let _ = tx.send_blocking(Input::End);
@@ -132,4 +152,15 @@ pub(crate) fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assis
             }
         }
     });
+}
+
+/// Erases the rows that `prompt` and `text` took on the screen (the editor has moved past
+/// them): a line accepted shows once, as the message; one carried to the next prompt, there.
+fn erase_typed(editor: &mut Editor<Assist, DefaultHistory>, prompt: &str, text: &str) {
+    let cols = editor.dimensions().map_or(80, |(cols, _)| cols);
+    let rows = echo::rows_taken(prompt, text, usize::from(cols));
+    let mut out = io::stdout().lock();
+    let _ = out
+        .write_all(echo::erase(rows).as_bytes())
+        .and_then(|()| out.flush());
 }

@@ -16,6 +16,7 @@
 //! | `json` | events as JSON objects, for `--json` |
 //! | [`view`] | what the lines before change: the day-change line, mentions and the bell |
 //! | [`mention`] | when a message mentions the user: the name as a word |
+//! | `keys` | Ctrl-N and Ctrl-P: type to the next or previous room, the line being typed kept |
 //! | [`resize`] | window resizes in terminals that rewrap lines: what rustyline's redraw broke |
 //! | [`resume`] | back from Ctrl-Z and `fg`: the editor's terminal mode, the line redrawn |
 //! | [`seen`] | where the client remembers the last message seen, per relay |
@@ -31,6 +32,7 @@ pub mod ending;
 mod input;
 pub mod join;
 mod json;
+mod keys;
 pub mod mention;
 mod output;
 pub mod pins;

@@ -1,5 +1,5 @@
 //! Keys and job control: Ctrl-C clears the line, Ctrl-D leaves, Ctrl-Z and `fg` give the
-//! editor back.
+//! editor back, Ctrl-N and Ctrl-P switch rooms keeping the line.
 
 use std::time::{Duration, Instant};
 
@@ -105,6 +105,40 @@ fn stopped_and_continued_the_editor_works_again() {
     bob.send("\r");
     assert_eq!(texts_from(&mut alice, "bob", 1), ["aXbc"]);
     bob.wait_for("bob's message", |s| screen_text(s).contains("bob: aXbc"));
+    bob.quit();
+    alice.finish();
+}
+
+/// Ctrl-N makes the next room of `/rooms` the one typed lines go to (Ctrl-P the previous),
+/// and the line being typed stays as it was, cursor and all: finished and sent, it goes to
+/// the new room.
+#[test]
+fn ctrl_n_and_ctrl_p_switch_rooms_keeping_the_line_being_typed() {
+    let data = tempfile::tempdir().unwrap();
+    let relay = Relay::start(data.path(), &[]);
+    let (mut alice, mut bob) = super::in_lunch(&relay);
+    bob.send("\x10");
+    bob.wait_for("Ctrl-P: the lobby's prompt", |s| {
+        cursor_row(s) == "bob #lobby> "
+    });
+    bob.send("pizza at noo");
+    bob.wait_for("the line typed", |s| {
+        cursor_row(s) == "bob #lobby> pizza at noo"
+    });
+    bob.send("\x0e");
+    bob.wait_for("Ctrl-N: lunch's prompt, the line kept", |s| {
+        cursor_row(s) == "bob #lunch> pizza at noo"
+            && screen_text(s).contains("-- typing to #lunch")
+    });
+    bob.send("n?\r");
+    let m = alice.expect(|e| e["event"] == "message" && e["from"] == "bob");
+    assert_eq!(
+        (m["room"].as_str(), m["text"].as_str()),
+        (Some("lunch"), Some("pizza at noon?"))
+    );
+    // Past the last room, the first.
+    bob.send("\x0e");
+    bob.wait_for("round to the lobby", |s| cursor_row(s) == "bob #lobby> ");
     bob.quit();
     alice.finish();
 }
