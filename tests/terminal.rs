@@ -480,6 +480,16 @@ fn a_private_conversation_has_its_prompt_its_prefix_and_its_since_last_here() {
     let all = bob.all_rows().join("\n");
     assert!(!all.contains("are you there?"), "{all}");
     bob.quit();
+    // With nothing new in it, the conversation comes quietly, and is there.
+    let mut bob = Term::join_in(&relay, "bob", Colour::Off, home.path());
+    bob.send("/rooms\r");
+    bob.wait_for("the rooms", |s| screen_text(s).contains("-- 2. @alice"));
+    let all = bob.all_rows().join("\n");
+    assert!(
+        !all.contains("you are in @alice") && !all.contains("@alice — no new messages"),
+        "{all}"
+    );
+    bob.quit();
     alice.finish();
 }
 

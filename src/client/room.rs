@@ -385,10 +385,23 @@ impl Client {
         let rejoin = self.sessions > 1 || !first;
         self.ask_presence_after_entering(now, r, rejoin);
         if first {
-            self.events.push_back(Event::Entered {
-                room: self.rooms[r].name.clone(),
-            });
+            let c = &self.rooms[r];
+            // A conversation the relay let us in to on joining, with nothing new since we
+            // were last there, comes quietly: a day's start would otherwise say so of each.
+            let quiet = c.unasked && c.since.is_some_and(|s| latest <= s.seq);
+            if !quiet {
+                self.events.push_back(Event::Entered {
+                    room: self.rooms[r].name.clone(),
+                });
+            }
             self.first_delivery(now, r, latest);
+            if quiet {
+                self.rooms[r].missed = None;
+                let name = self.rooms[r].name.clone();
+                (self.events).retain(
+                    |e| !matches!(e, Event::Missed { room, count: 0, .. } if *room == name),
+                );
+            }
         } else {
             let c = &mut self.rooms[r];
             if latest < c.delivered {
