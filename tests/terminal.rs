@@ -489,6 +489,13 @@ fn a_private_conversation_has_its_prompt_its_prefix_and_its_since_last_here() {
         !all.contains("you are in @alice") && !all.contains("@alice — no new messages"),
         "{all}"
     );
+    // And Tab knows it.
+    bob.send("/switch @a\t");
+    bob.wait_for("completed", |s| {
+        cursor_row(s) == "bob #lobby> /switch @alice "
+    });
+    bob.send("\r");
+    bob.wait_for("its prompt", |s| cursor_row(s) == "bob @alice> ");
     bob.quit();
     alice.finish();
 }

@@ -54,6 +54,16 @@ impl Names {
         lock(&self.1).remove(room);
     }
 
+    /// Makes the rooms `rooms` when they are not as many as those known: one entered with
+    /// nothing to say (a conversation with nothing new) is known too.
+    pub fn keep_rooms(&self, rooms: &[String]) {
+        let mut set = lock(&self.1);
+        if set.len() != rooms.len() {
+            set.clear();
+            set.extend(rooms.iter().cloned());
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
         lock(&self.0)
     }

@@ -148,6 +148,8 @@ async fn session(options: Options) -> Result<(), JoinError> {
         // editor goes.
         let shut_out = client.is_closed() && output.is_editor();
         let mut reason = None;
+        let followed: Vec<String> = (client.rooms().into_iter()).map(|r| r.name).collect();
+        names.keep_rooms(&followed);
         while let Some(event) = client.poll_event() {
             match &event {
                 Event::Who { room, names: all } => {
