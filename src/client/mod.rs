@@ -18,8 +18,10 @@
 //! | `presence.rs` | who is in a room: arrivals and departures told once, reconciled after a rejoin |
 //! | `receive.rs` | a packet of the relay's taken and handed to the rule that answers it |
 //! | `room.rs` | the rooms followed: each one's number in the session, entering and parting, its own delivery state |
+//! | `answered.rs` | the relay's answers about the rooms: ENTERED (asked for or not), PARTED, NOT_ENTERED |
 //! | `timers.rs` | the clock: when to be woken next, and what is due then |
 
+mod answered;
 mod delivery;
 mod event;
 mod history;

@@ -120,12 +120,13 @@ impl Client {
         // Pages of the join history may have overtaken the welcome.
         let early = self.requests.remove(&(r, 0));
         let c = &mut self.rooms[r];
+        let quiet = c.starts_quietly(latest);
         let wanted = match c.since {
             // Back after a while: what came since, instead of a fixed number of lines.
             Some(seen) => {
                 let missed = latest.saturating_sub(seen.seq);
                 // Said just before what was missed is shown (see `finish`).
-                c.missed = Some(Event::Missed {
+                c.missed = (!quiet).then(|| Event::Missed {
                     room: c.name.clone(),
                     count: missed,
                     since: seen.at,

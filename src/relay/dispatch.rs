@@ -121,13 +121,6 @@ impl Relay {
         }
     }
 
-    /// Notes that the client at `from` knows its room `number`.
-    fn confirm(&self, from: SocketAddr, number: u16) {
-        if let Some(mut s) = self.clients.get_mut(&from) {
-            s.confirm(number);
-        }
-    }
-
     /// The PONG that answers a PING of the session at `to`: each of its rooms' latest seq
     /// and members.
     fn pong(&self, to: SocketAddr) -> Packet {

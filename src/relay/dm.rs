@@ -78,14 +78,8 @@ impl Relay {
     /// The name the session at `to` sees the private conversation `room` under: `@` and the
     /// other person's name, as they spell it (here now, or when they first took it).
     pub(super) fn dm_name(&self, to: SocketAddr, room: RoomId) -> String {
-        let Some((a, b)) = self.rooms[room].dm.clone() else {
+        let Some(other) = self.other_party(to, room) else {
             return self.rooms[room].name.clone();
-        };
-        let own = self.clients.get(&to).map(|s| name_key(&s.name));
-        let other = if own.as_deref() == Some(a.as_str()) {
-            b
-        } else {
-            a
         };
         let spelt = (self.roster.get(&other))
             .and_then(|addr| self.clients.get(&addr).map(|s| s.name.clone()))
@@ -94,20 +88,26 @@ impl Relay {
         format!("{DM_MARK}{spelt}")
     }
 
+    /// The key of the name in the private conversation `room` that is not the name of the
+    /// session at `of`; `None` for a room.
+    fn other_party(&self, of: SocketAddr, room: RoomId) -> Option<String> {
+        let (a, b) = self.rooms[room].dm.as_ref()?;
+        let own = self.clients.get(&of).map(|s| name_key(&s.name));
+        Some(
+            if own.as_deref() == Some(a.as_str()) {
+                b
+            } else {
+                a
+            }
+            .clone(),
+        )
+    }
+
     /// A message of the session at `from` is on its way to the private conversation `room`:
     /// the other person, if here and not in it, is let in first, so that the message reaches
     /// them.
     pub(super) fn reach_other(&mut self, from: SocketAddr, room: RoomId) {
-        let Some((a, b)) = self.rooms[room].dm.clone() else {
-            return;
-        };
-        let own = self.clients.get(&from).map(|s| name_key(&s.name));
-        let other = if own.as_deref() == Some(a.as_str()) {
-            b
-        } else {
-            a
-        };
-        if let Some(to) = self.roster.get(&other) {
+        if let Some(to) = (self.other_party(from, room)).and_then(|other| self.roster.get(&other)) {
             self.let_in(to, room, true);
         }
     }
@@ -141,14 +141,28 @@ impl Relay {
     /// Tells the session at `to` again of each private conversation its client has not shown
     /// it knows the number of (see [`Membership::confirmed`]): with every PONG.
     pub(super) fn tell_unconfirmed(&mut self, to: SocketAddr) {
-        let unconfirmed: Vec<Membership> = self.clients.get(&to).map_or_else(Vec::new, |s| {
+        self.tell_dms(to, |m| !m.confirmed);
+    }
+
+    /// Tells the session at `to` of each private conversation it is in for which `which`.
+    fn tell_dms(&mut self, to: SocketAddr, which: impl Fn(&Membership) -> bool) {
+        let dms: Vec<Membership> = self.clients.get(&to).map_or_else(Vec::new, |s| {
             (s.rooms.iter())
-                .filter(|m| !m.confirmed && self.rooms[m.room].dm.is_some())
+                .filter(|m| self.rooms[m.room].dm.is_some() && which(m))
                 .copied()
                 .collect()
         });
-        for m in unconfirmed {
+        for m in dms {
             self.tell_entered(to, m);
+        }
+    }
+
+    /// Tells each member of the private conversation `room` whose client has not shown it
+    /// knows its number (see [`Membership::confirmed`]) again: at the room's heartbeat.
+    pub(super) fn tell_unconfirmed_in(&mut self, room: RoomId) {
+        let members: Vec<SocketAddr> = self.rooms[room].members.keys().copied().collect();
+        for to in members {
+            self.tell_dms(to, |m| m.room == room && !m.confirmed);
         }
     }
 
@@ -189,14 +203,6 @@ impl Relay {
                 self.let_in(to, room, false);
             }
         }
-        let dms: Vec<Membership> = self.clients.get(&to).map_or_else(Vec::new, |s| {
-            (s.rooms.iter())
-                .filter(|m| self.rooms[m.room].dm.is_some())
-                .copied()
-                .collect()
-        });
-        for m in dms {
-            self.tell_entered(to, m);
-        }
+        self.tell_dms(to, |_| true);
     }
 }

@@ -22,6 +22,7 @@
 //! | `session.rs` | [`Session`]: a joined client's name, token, csns, waiting messages, rates, rooms, answers |
 //! | `send.rs` | SEND: csn order, the reorder buffer, `base`, the message rate, dedup, acks |
 //! | `requests.rs` | HISTORY and WHO: the request rate, the range asked, the cache of recent messages |
+//! | `pages.rs` | an answer's pages: history messages and WHO names in as few datagrams as hold them |
 //! | `answers.rs` | answers page by page, charged in bytes per session, address, /48 and relay |
 //! | `intake.rs` | a turn's room for new messages, and the fair queue of those over it |
 //! | `fair.rs` | deficit round robin across addresses (IPv6: /48s), round robin across sessions |
@@ -55,6 +56,7 @@ pub mod limit;
 mod origin;
 mod outgoing;
 pub mod owners;
+mod pages;
 mod parked;
 mod requests;
 mod room;
@@ -291,10 +293,8 @@ impl Relay {
                 if !m.id.is_nil() {
                     ids.push((m.time, room, m.seq, m.id));
                 }
-                let cache = self.config.cache;
-                let (added, freed) = self.rooms[room].restore(m, cache);
-                self.cached_bytes += added;
-                self.cached_bytes -= freed;
+                let grown = self.rooms[room].restore(m, self.config.cache);
+                self.count_cached(grown);
             }
             self.rooms[room].log_start = log_start.max(1);
         }
@@ -308,10 +308,14 @@ impl Relay {
     /// Takes `m`, committed in `room`, into the room's cache, within the relay's
     /// [`Config::cache_bytes`].
     fn cache(&mut self, room: RoomId, m: Message) {
-        let (added, freed) = self.rooms[room].keep(m, self.config.cache);
-        self.cached_bytes += added;
-        self.cached_bytes -= freed;
+        let grown = self.rooms[room].keep(m, self.config.cache);
+        self.count_cached(grown);
         self.fit_cache(Some(room));
+    }
+
+    /// Counts what a room's cache took in and let go (`keep`'s answer).
+    fn count_cached(&mut self, (added, freed): (usize, usize)) {
+        self.cached_bytes = self.cached_bytes + added - freed;
     }
 
     /// Past [`Config::cache_bytes`], the cache of `room` gives back its oldest messages down to

@@ -183,9 +183,7 @@ impl Relay {
         let room = match self.room_in(from, key) {
             Some(mut m) => {
                 // Asked for: the client knows the number now, if it did not.
-                if let Some(mut s) = self.clients.get_mut(&from) {
-                    s.confirm(m.number);
-                }
+                self.confirm(from, m.number);
                 m.confirmed = true;
                 m
             }
@@ -256,6 +254,14 @@ impl Relay {
                 message,
             },
         );
+    }
+
+    /// Notes that the client at `from` knows its room `number` (see
+    /// [`Membership::confirmed`]).
+    pub(super) fn confirm(&self, from: SocketAddr, number: u16) {
+        if let Some(mut s) = self.clients.get_mut(&from) {
+            s.confirm(number);
+        }
     }
 
     /// The session at `from`'s place in the room `key`, if it is in it.
@@ -440,10 +446,7 @@ impl Relay {
             return;
         };
         if held == Some(0) {
-            if let Some(mut s) = self.clients.get_mut(&from) {
-                s.confirm(0);
-            }
-            return;
+            return self.confirm(from, 0);
         }
         for number in leave.drain(..) {
             self.leave_one(from, number, None);

@@ -142,15 +142,7 @@ impl Relay {
             if self.rooms[room].dm.is_some() {
                 // Someone let in unasked whose client has not shown it knows the number (its
                 // ENTERED lost or overtaken) is told again now, not at its next PING.
-                let members: Vec<SocketAddr> = self.rooms[room].members.keys().copied().collect();
-                for to in members {
-                    let unconfirmed = (self.clients.get(&to))
-                        .and_then(|s| s.rooms.iter().find(|m| m.room == room).copied())
-                        .filter(|m| !m.confirmed);
-                    if let Some(m) = unconfirmed {
-                        self.tell_entered(to, m);
-                    }
-                }
+                self.tell_unconfirmed_in(room);
             }
         }
     }
