@@ -113,18 +113,22 @@ fn give_memory_back() {
 /// `urc serve --repair-log`: the damaged records of every room's log replaced, and said so in
 /// the relay's log.
 fn repair_log(data: &std::path::Path) -> Result<(), String> {
+    use urc::serve::store::mark;
     // Never under a running relay: it would append to the file being rewritten.
     let _lock = urc::serve::lock::DataLock::acquire(data).map_err(|e| e.to_string())?;
     // A one-room directory of an earlier relay is repaired where this relay reads it.
     urc::serve::layout::lobby(data)?;
+    let marks = mark::read_all(data).map_err(|e| e.to_string())?;
     for room in urc::serve::layout::rooms_in(data)? {
-        repair_room(&urc::serve::layout::room_dir(data, &room))?;
+        let dir = urc::serve::layout::room_dir(data, &room);
+        let mark = mark::of_room(&marks, &room, &dir).map_err(|e| e.to_string())?;
+        repair_room(&dir, mark)?;
     }
     Ok(())
 }
 
-/// `--repair-log` for the room whose directory is `data`.
-fn repair_room(data: &std::path::Path) -> Result<(), String> {
+/// `--repair-log` for the room whose directory is `data`, whose last seq stored is `mark`.
+fn repair_room(data: &std::path::Path, mark: u64) -> Result<(), String> {
     let log = data.join(urc::serve::store::LOG_FILE);
     let log = log.display();
     match urc::serve::repair::repair(data).map_err(|e| e.to_string())? {
@@ -145,7 +149,7 @@ fn repair_room(data: &std::path::Path) -> Result<(), String> {
     }
     // After the damaged records are whole again: their seqs say where the log ends.
     if let Some((first, last)) =
-        urc::serve::repair::fill_to_mark(data).map_err(|e| e.to_string())?
+        urc::serve::repair::fill_to_mark(data, mark).map_err(|e| e.to_string())?
     {
         let seqs = if first == last {
             format!("seq {first} is a placeholder")

@@ -401,7 +401,10 @@ fn a_one_room_log_is_served_as_the_lobby_with_every_seq_and_id_kept() {
     relay.expect_log("it is the room lobby, every seq and id kept");
     let lobby = data.path().join("rooms/lobby");
     assert!(!data.path().join("messages.jsonl").exists());
-    assert!(lobby.join("stored-seq").exists());
+    // The old mark is the room's now, in the relay-wide file of every room's last seq stored.
+    let marks = std::fs::read_to_string(data.path().join("stored-seqs")).unwrap();
+    assert!(marks.lines().any(|l| l == "lobby 3"), "{marks}");
+    assert!(lobby.join("messages.jsonl").exists() && !lobby.join("stored-seq").exists());
     let mut bob = Client::join(relay.addr, "bob", &["--history", "10"]);
     for (i, id) in ids.iter().enumerate() {
         let e = bob.expect(|e| e["event"] == "message");

@@ -381,6 +381,49 @@ fn storage_trouble_is_told_once_and_its_end_once() {
 }
 
 /// The (from, text) of each record of a log file.
+/// A room's last seq stored moves on while the relay runs, not only when it stops: lines of
+/// one room (each turn flushing that room's log alone) reach `<data>/stored-seqs` about once a
+/// second, so that after a crash a log replaced by an older copy is refused.
+#[test]
+fn the_last_seq_stored_moves_on_while_the_relay_runs_and_a_crash_keeps_it() {
+    let data = tempfile::tempdir().unwrap();
+    let log = data.path().join("rooms/lobby/messages.jsonl");
+    let marks = data.path().join("stored-seqs");
+    let relay = Relay::start(data.path(), &[]);
+    let addr = relay.addr;
+    let mut alice = Client::join(addr, "alice", &[]);
+    for text in ["one", "two", "three"] {
+        alice.say(text);
+        alice.expect(|e| e["event"] == "message" && e["text"] == text);
+    }
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while !std::fs::read_to_string(&marks).is_ok_and(|m| m.lines().any(|l| l == "lobby 3")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stored-seqs never said lobby 3: {:?}",
+            std::fs::read_to_string(&marks)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    relay.crash();
+    drop(alice);
+    // An older copy of the log: the crash did not lose what the relay had stored.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let older: String = text.lines().take(1).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&log, older).unwrap();
+    let out = urc()
+        .args(["serve", "--bind", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        said.contains("ends at seq 1, but this relay stored up to seq 3 (see stored-seqs)"),
+        "{said}"
+    );
+}
+
 fn read_log_file(path: &std::path::Path) -> Vec<(String, String)> {
     let records = events(&std::fs::read_to_string(path).unwrap());
     records

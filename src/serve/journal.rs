@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::proto::message::Message;
 use crate::serve::layout;
+use crate::serve::store::mark::{self, Marks};
 use crate::serve::store::{LOG_FILE, write_record};
 
 /// The journal's directory inside the data directory.
@@ -42,8 +43,8 @@ pub struct Journal {
     /// Bytes of whole, flushed records in it.
     len: u64,
     /// The checkpoint under way: the journal files up to which it removes once the rooms'
-    /// logs it flushes are on disk.
-    checkpoint: Option<(u64, JoinHandle<io::Result<()>>)>,
+    /// logs it flushes are on disk (`None`: it only writes the marks).
+    checkpoint: Option<(Option<u64>, JoinHandle<io::Result<()>>)>,
 }
 
 impl Journal {
@@ -132,25 +133,35 @@ impl Journal {
         self.checkpoint.is_some()
     }
 
-    /// Starts a checkpoint, unless one runs or the journal is empty: the next records go to a
-    /// new journal file, and `logs` (the rooms' logs written since the last checkpoint, as
+    /// Starts a checkpoint, unless one runs or there is nothing to do (the journal is empty
+    /// and no marks are given): the next records go to a new journal file, and `logs` (the rooms' logs written since the last checkpoint, as
     /// handles to flush) are flushed on a thread of their own; [`Journal::poll`] removes the
     /// journal files before the new one once they are on disk.
     ///
     /// # Errors
     /// When the new journal file cannot be made (the old one goes on being written).
-    /// Once they are flushed, each of `marks` (a room's directory and its latest seq) is
-    /// written as the room's stored-seq (see `store/mark.rs`): off the relay's thread too, a
-    /// file and two flushes a room.
-    pub fn checkpoint(&mut self, logs: Vec<File>, marks: Vec<(PathBuf, u64)>) -> io::Result<()> {
-        if self.checkpoint.is_some() || self.len == 0 {
+    /// Once they are flushed, `marks` (the data directory and every room's last seq stored),
+    /// when given, are written as its `stored-seqs` (see `store/mark.rs`): off the relay's
+    /// thread too, one file and two flushes however many rooms.
+    pub fn checkpoint(
+        &mut self,
+        logs: Vec<File>,
+        marks: Option<(PathBuf, Marks)>,
+    ) -> io::Result<()> {
+        if self.checkpoint.is_some() || (self.len == 0 && marks.is_none()) {
             return Ok(());
         }
-        let (file, _) = create(&self.dir, self.number + 1)?;
-        let done = self.number;
-        self.number += 1;
-        self.file = file;
-        self.len = 0;
+        // Turns of one room flush their own log and write no journal: a checkpoint of theirs
+        // only writes the marks.
+        let done = if self.len > 0 {
+            let (file, _) = create(&self.dir, self.number + 1)?;
+            self.number += 1;
+            self.file = file;
+            self.len = 0;
+            Some(self.number - 1)
+        } else {
+            None
+        };
         let dir = self.dir.clone();
         let thread = std::thread::Builder::new()
             .name("urc-checkpoint".into())
@@ -159,10 +170,10 @@ impl Journal {
                 for log in logs {
                     log.sync_data()?;
                 }
-                for (room, seq) in marks {
-                    crate::serve::store::mark::write(&room, seq)?;
+                match marks {
+                    Some((data, marks)) => mark::write_all(&data, &marks),
+                    None => Ok(()),
                 }
-                Ok(())
             })?;
         self.checkpoint = Some((done, thread));
         Ok(())
@@ -182,7 +193,7 @@ impl Journal {
             .unwrap_or_else(|_| Err(io::Error::other("the checkpoint's thread panicked")));
         Some(flushed.and_then(|()| {
             for (n, path) in numbered(&self.dir)? {
-                if n <= done {
+                if done.is_some_and(|done| n <= done) {
                     fs::remove_file(path)?;
                 }
             }
@@ -419,12 +430,12 @@ mod tests {
         j.append([("ops", &m)]).unwrap();
         let dir = data.path().join(JOURNAL_DIR);
         assert_eq!(numbered(&dir).unwrap().len(), 1);
-        j.checkpoint(Vec::new(), Vec::new()).unwrap();
+        j.checkpoint(Vec::new(), None).unwrap();
         assert!(j.checkpointing());
         assert!(j.poll(true).unwrap().is_ok());
         assert_eq!(numbered(&dir).unwrap().len(), 1, "the new journal only");
         // An empty journal starts no checkpoint.
-        j.checkpoint(Vec::new(), Vec::new()).unwrap();
+        j.checkpoint(Vec::new(), None).unwrap();
         assert!(!j.checkpointing());
         let m2 = message(2, "two");
         j.append([("ops", &m2)]).unwrap();

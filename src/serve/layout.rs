@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::proto::dm::{DM_MARK, dm_parties};
 pub use crate::proto::room::DEFAULT_ROOM;
 use crate::proto::room::{check_room, room_key};
-use crate::serve::store::{LOG_FILE, mark::MARK_FILE};
+use crate::serve::store::{LOG_FILE, mark::LEGACY_FILE as MARK_FILE};
 
 /// The directory of the rooms in `data`.
 fn rooms(data: &Path) -> PathBuf {

@@ -9,6 +9,7 @@ use crate::relay::Relay;
 use crate::serve::journal::{self, Journal};
 use crate::serve::layout;
 use crate::serve::server::StartError;
+use crate::serve::store::mark::{self, Marks};
 use crate::serve::store::{LogEvent, Store, write_record};
 
 /// A room's log read back at start: its name (key), its last records, and the seq its log
@@ -25,8 +26,11 @@ pub struct Logs {
     stores: BTreeMap<String, Store>,
     /// Every turn's records, flushed once.
     journal: Journal,
-    /// The rooms whose logs were written since the last checkpoint.
+    /// The rooms whose logs were written since the last checkpoint, to be flushed by it.
     dirty: BTreeSet<String>,
+    /// The rooms whose logs a turn of their own wrote and flushed since the last checkpoint:
+    /// their marks move on with it.
+    flushed: BTreeSet<String>,
 }
 
 impl Logs {
@@ -51,9 +55,14 @@ impl Logs {
         let mut restored = Vec::new();
         let names = layout::rooms_in(data).map_err(StartError::Data)?;
         let each = (keep / names.len().max(1)).max(MIN_TAIL).min(keep);
+        let bad_marks = |e: std::io::Error| {
+            StartError::Data(format!("cannot read the rooms' last seqs stored: {e}"))
+        };
+        let marks = mark::read_all(data).map_err(bad_marks)?;
         for name in names {
-            let opened =
-                Store::open(&layout::room_dir(data, &name), each).map_err(StartError::Log)?;
+            let dir = layout::room_dir(data, &name);
+            let mark = mark::of_room(&marks, &name, &dir).map_err(bad_marks)?;
+            let opened = Store::open(&dir, each, mark).map_err(StartError::Log)?;
             if let Some(bytes) = opened.torn {
                 tracing::warn!(
                     log = %opened.store.path().display(),
@@ -69,7 +78,20 @@ impl Logs {
             stores,
             journal,
             dirty: BTreeSet::new(),
+            flushed: BTreeSet::new(),
         };
+        // Every room's mark as its log ends now (a room whose directory is gone has none),
+        // then an earlier relay's marks are no longer needed.
+        let cannot = |e: std::io::Error| {
+            StartError::Data(format!(
+                "cannot write {}: {e}",
+                data.join(mark::MARKS_FILE).display()
+            ))
+        };
+        mark::write_all(data, &logs.marks()).map_err(cannot)?;
+        for store in logs.stores.values() {
+            mark::remove_legacy(store.dir()).map_err(cannot)?;
+        }
         Ok((logs, restored))
     }
 
@@ -145,12 +167,19 @@ impl Logs {
             };
             failed = flushed.err();
         }
-        if failed.is_none() && alone.is_none() {
-            for (name, _) in &before {
-                if let Some(store) = self.stores.get_mut(name) {
-                    store.written();
+        if failed.is_none() {
+            match alone {
+                Some(name) => {
+                    self.flushed.insert(name);
                 }
-                self.dirty.insert(name.clone());
+                None => {
+                    for (name, _) in &before {
+                        if let Some(store) = self.stores.get_mut(name) {
+                            store.written();
+                        }
+                        self.dirty.insert(name.clone());
+                    }
+                }
             }
         }
         drop(rooms);
@@ -180,7 +209,7 @@ impl Logs {
                 let dir = layout::room_dir(&self.data, name);
                 format!("cannot make the directory {}: {e}", dir.display())
             })?;
-            let opened = Store::open(&dir, 0).map_err(|e| e.to_string())?;
+            let opened = Store::open(&dir, 0, 0).map_err(|e| e.to_string())?;
             tracing::info!(room = name, log = %opened.store.path().display(), "a new room's log");
             self.stores.insert(name.to_owned(), opened.store);
         }
@@ -246,11 +275,11 @@ impl Logs {
         if let Some(Err(e)) = self.journal.poll(wait) {
             tracing::error!(error = %e, journal = %self.journal.dir().display(), "cannot flush the rooms' logs or remove the journal they are in: the journal is kept, and put back at the next start");
         }
-        if self.journal.checkpointing() || self.dirty.is_empty() {
+        if self.journal.checkpointing() || (self.dirty.is_empty() && self.flushed.is_empty()) {
             return;
         }
         let mut logs = Vec::with_capacity(self.dirty.len());
-        let mut marks = Vec::new();
+        let mut marked = false;
         for name in &self.dirty {
             let Some(store) = self.stores.get_mut(name) else {
                 continue;
@@ -262,12 +291,19 @@ impl Logs {
                     return;
                 }
             }
-            if let Some(latest) = relay.latest_in(name)
-                && store.mark_later(latest)
-            {
-                marks.push((store.dir().to_owned(), latest));
+            if let Some(latest) = relay.latest_in(name) {
+                marked |= store.mark_later(latest);
             }
         }
+        // Flushed already: their marks need no flush of their logs first.
+        for name in std::mem::take(&mut self.flushed) {
+            if let (Some(store), Some(latest)) =
+                (self.stores.get_mut(&name), relay.latest_in(&name))
+            {
+                marked |= store.mark_later(latest);
+            }
+        }
+        let marks = marked.then(|| (self.data.clone(), self.marks()));
         match self.journal.checkpoint(logs, marks) {
             Ok(()) if self.journal.checkpointing() => self.dirty.clear(),
             Ok(()) => {}
@@ -280,19 +316,23 @@ impl Logs {
         }
     }
 
-    /// Flushes every room's log and writes its last seq stored beside it (as the relay stops).
+    /// Flushes every room's log and writes every room's last seq stored (as the relay stops).
     pub fn mark_all(&mut self, relay: &Relay) {
         self.checkpoint(relay, true);
         for (name, store) in &mut self.stores {
-            Self::mark(name, store, relay);
+            if let Some(latest) = relay.latest_in(name) {
+                store.mark_later(latest);
+            }
+        }
+        if let Err(e) = mark::write_all(&self.data, &self.marks()) {
+            tracing::error!(error = %e, file = %self.data.join(mark::MARKS_FILE).display(), "cannot write the rooms' last seqs stored");
         }
     }
 
-    fn mark(name: &str, store: &mut Store, relay: &Relay) {
-        if let Some(latest) = relay.latest_in(name)
-            && let Err(e) = store.mark(latest)
-        {
-            tracing::error!(error = %e, room = name, "cannot write the last seq stored beside the log");
-        }
+    /// Every room's mark, as its store holds it.
+    fn marks(&self) -> Marks {
+        (self.stores.iter())
+            .map(|(name, store)| (name.clone(), store.marked()))
+            .collect()
     }
 }

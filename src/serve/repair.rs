@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::proto::message::{Message, Millis};
 use crate::proto::name::RELAY_NAME;
-use crate::serve::store::{LOG_FILE, mark, write_record};
+use crate::serve::store::{LOG_FILE, write_record};
 
 /// The sender of a placeholder: the relay's own name, which no client may take.
 pub const PLACEHOLDER_FROM: &str = RELAY_NAME;
@@ -159,23 +159,23 @@ pub fn placeholder(seq: u64, time: Millis) -> Message {
 pub const LOST_TEXT: &str =
     "(a message stored here was lost with the log: urc serve --repair-log went on after it)";
 
-/// Makes the log in `dir` reach the last seq the relay stored ([`mark`]), when it ends before
+/// Makes the log in `dir` reach `mark`, the last seq the relay stored in it, when it ends before
 /// it (deleted, truncated, replaced by an older copy): placeholders for the seqs it lacks, so
 /// that no seq a client was given is ever given to another message. An empty log starts with
 /// one placeholder, at the mark (a log may begin after an archived part). Returns the seqs
 /// filled in, `None` when the log was not behind.
 ///
 /// # Errors
-/// When the log or the mark cannot be read, or the log cannot be written.
-pub fn fill_to_mark(dir: &Path) -> Result<Option<(u64, u64)>, RepairError> {
+/// When the log cannot be read or written.
+pub fn fill_to_mark(dir: &Path, mark: u64) -> Result<Option<(u64, u64)>, RepairError> {
     let path = dir.join(LOG_FILE);
     let io_err = |error| RepairError::Io {
         path: path.clone(),
         error,
     };
-    let Some(mark) = mark::read(dir).map_err(io_err)? else {
+    if mark == 0 {
         return Ok(None);
-    };
+    }
     let (last, whole) = last_record(&path).map_err(io_err)?;
     let (first, time) = match last {
         Some(m) if m.seq >= mark => return Ok(None),
@@ -339,7 +339,9 @@ mod tests {
     }
 
     fn log_of(dir: &Path) -> Vec<Message> {
-        Store::open(dir, 1000).expect("the repaired log opens").tail
+        Store::open(dir, 1000, 0)
+            .expect("the repaired log opens")
+            .tail
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! | `mod.rs` | [`Store`]: opening the log (every record checked, a torn end cut off), appending and flushing; the record's serialisation |
 //! | `file.rs` | [`LogFile`], what the log needs of its file, so that tests can make it fail |
 //! | `read.rs` | [`Store::read`]: records by sequence number, found by halving the file |
-//! | `mark.rs` | `<data>/stored-seq`: the last seq stored, so that a log that ends before it is refused |
+//! | `mark.rs` | `<data>/stored-seqs`: every room's last seq stored, so that a log that ends before its room's is refused |
 //! | `watch.rs` | [`Store::check`]: the log deleted, moved or replaced under the relay, noticed |
 //! | `tests.rs` | reopening, torn and damaged lines, failing disks, rotation, reads against a scan |
 
@@ -75,7 +75,7 @@ impl fmt::Display for OpenError {
                 f,
                 "{} ends at seq {last}, but this relay stored up to seq {mark} (see {}): it was deleted, truncated or replaced; put it back (a copy the relay rescued is {}.rescued-<time>), or start once with --repair-log to go on after seq {mark}",
                 path.display(),
-                mark::MARK_FILE,
+                mark::MARKS_FILE,
                 LOG_FILE
             ),
         }
@@ -97,7 +97,8 @@ pub struct Store {
     identity: (u64, u64),
     /// What happened to the log, while the file under its path is not this one.
     lost: Option<String>,
-    /// The seq of the mark last written.
+    /// The seq of its room's mark: the last it knows it stored (written with every room's by
+    /// the checkpoint, see [`mark`]).
     marked: u64,
     /// Bytes of whole records in the file, flushed.
     len: u64,
@@ -120,12 +121,13 @@ pub struct Opened {
 
 impl Store {
     /// Opens (or creates) the log in `dir`, checks every record and returns the last `keep`.
-    /// An incomplete last line, left by a crash in the middle of a write, is cut off.
+    /// An incomplete last line, left by a crash in the middle of a write, is cut off. `mark`
+    /// is the last seq the relay knows it stored in this log (0: none).
     ///
     /// # Errors
-    /// When the directory or file cannot be used, or a complete line is not a valid record
-    /// following the one before it.
-    pub fn open(dir: &Path, keep: usize) -> Result<Opened, OpenError> {
+    /// When the directory or file cannot be used, a complete line is not a valid record
+    /// following the one before it, or the log ends before `mark`.
+    pub fn open(dir: &Path, keep: usize, mark: u64) -> Result<Opened, OpenError> {
         let io_err = |path: &Path| {
             let path = path.to_owned();
             move |error| OpenError::Io { path, error }
@@ -189,16 +191,12 @@ impl Store {
             file.sync_data().map_err(io_err(&path))?;
         }
         file.seek(SeekFrom::End(0)).map_err(io_err(&path))?;
-        let mark = mark::read(dir).map_err(io_err(dir))?.unwrap_or(0);
         if mark > last_seq {
             return Err(OpenError::Behind {
                 path,
                 last: last_seq,
                 mark,
             });
-        }
-        if last_seq > mark {
-            mark::write(dir, last_seq).map_err(io_err(dir))?;
         }
         let reader = File::open(&path).map_err(io_err(&path))?;
         let identity = watch::identity(&reader.metadata().map_err(io_err(&path))?);
@@ -220,28 +218,21 @@ impl Store {
         })
     }
 
-    /// Writes `latest` as the last seq stored ([`mark`]), if it is past the mark; also while
-    /// the log is lost (what was stored before is what a log put back must hold).
-    ///
-    /// # Errors
-    /// When the mark cannot be written.
-    pub fn mark(&mut self, latest: u64) -> io::Result<()> {
-        if latest > self.marked {
-            mark::write(&self.dir, latest)?;
-            self.marked = latest;
-        }
-        Ok(())
-    }
-
-    /// Takes `latest` as the mark from now on, when past it (a checkpoint writes it: see
-    /// `serve/journal.rs`); true when it is.
+    /// Takes `latest` as the mark from now on, when past it (a checkpoint writes it with every
+    /// room's: see `serve/journal.rs`); also while the log is lost (what was stored before is
+    /// what a log put back must hold). True when it is past.
     pub fn mark_later(&mut self, latest: u64) -> bool {
         let later = latest > self.marked;
         self.marked = self.marked.max(latest);
         later
     }
 
-    /// The data directory of the log (its room's), where its mark is.
+    /// Its room's mark: the last seq it knows it stored.
+    pub fn marked(&self) -> u64 {
+        self.marked
+    }
+
+    /// The data directory of the log (its room's).
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -21,14 +21,14 @@ fn msg(seq: u64) -> Message {
 #[test]
 fn appends_reopens_and_reads() {
     let dir = tempfile::tempdir().unwrap();
-    let mut opened = Store::open(dir.path(), 10).unwrap();
+    let mut opened = Store::open(dir.path(), 10, 0).unwrap();
     assert!(opened.tail.is_empty());
     let all: Vec<Message> = (1..=25).map(msg).collect();
     opened.store.append(&all[..5]).unwrap();
     opened.store.append(&all[5..]).unwrap();
     assert_eq!(opened.store.read(3, 7).unwrap(), all[2..7]);
     drop(opened);
-    let again = Store::open(dir.path(), 10).unwrap();
+    let again = Store::open(dir.path(), 10, 0).unwrap();
     assert_eq!(again.tail, all[15..]);
     assert_eq!(again.torn, None);
     let text = fs::read_to_string(dir.path().join(LOG_FILE)).unwrap();
@@ -38,19 +38,19 @@ fn appends_reopens_and_reads() {
 #[test]
 fn a_torn_last_line_is_cut_off() {
     let dir = tempfile::tempdir().unwrap();
-    let mut opened = Store::open(dir.path(), 10).unwrap();
+    let mut opened = Store::open(dir.path(), 10, 0).unwrap();
     opened.store.append(&[msg(1), msg(2)]).unwrap();
     drop(opened);
     let path = dir.path().join(LOG_FILE);
     let mut f = OpenOptions::new().append(true).open(&path).unwrap();
     f.write_all(br#"{"seq":3,"id":"#).unwrap();
     drop(f);
-    let mut again = Store::open(dir.path(), 10).unwrap();
+    let mut again = Store::open(dir.path(), 10, 0).unwrap();
     assert_eq!(again.torn, Some(14));
     assert_eq!(again.tail.len(), 2);
     again.store.append(&[msg(3)]).unwrap();
     drop(again);
-    let third = Store::open(dir.path(), 10).unwrap();
+    let third = Store::open(dir.path(), 10, 0).unwrap();
     assert_eq!(
         third.tail.iter().map(|m| m.seq).collect::<Vec<_>>(),
         [1, 2, 3]
@@ -60,7 +60,7 @@ fn a_torn_last_line_is_cut_off() {
 #[test]
 fn a_bad_line_in_the_middle_is_refused_with_its_number() {
     let dir = tempfile::tempdir().unwrap();
-    let mut opened = Store::open(dir.path(), 10).unwrap();
+    let mut opened = Store::open(dir.path(), 10, 0).unwrap();
     opened.store.append(&[msg(1), msg(2), msg(3)]).unwrap();
     drop(opened);
     let path = dir.path().join(LOG_FILE);
@@ -68,7 +68,7 @@ fn a_bad_line_in_the_middle_is_refused_with_its_number() {
     let mut lines: Vec<&str> = text.lines().collect();
     lines[1] = "not json";
     fs::write(&path, lines.join("\n") + "\n").unwrap();
-    let err = Store::open(dir.path(), 10).unwrap_err();
+    let err = Store::open(dir.path(), 10, 0).unwrap_err();
     assert!(matches!(err, OpenError::Corrupt { line: 2, .. }), "{err}");
     assert!(err.to_string().contains("messages.jsonl:2: invalid record"));
 }
@@ -76,10 +76,10 @@ fn a_bad_line_in_the_middle_is_refused_with_its_number() {
 #[test]
 fn a_sequence_gap_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut opened = Store::open(dir.path(), 10).unwrap();
+    let mut opened = Store::open(dir.path(), 10, 0).unwrap();
     opened.store.append(&[msg(1), msg(3)]).unwrap();
     drop(opened);
-    let err = Store::open(dir.path(), 10).unwrap_err();
+    let err = Store::open(dir.path(), 10, 0).unwrap_err();
     assert!(
         err.to_string().contains("seq 3 where 2 was expected"),
         "{err}"
@@ -113,7 +113,7 @@ impl LogFile for FullDisk {
 #[test]
 fn a_full_disk_fails_the_batch_leaves_no_half_record_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    let mut opened = Store::open(dir.path(), 10).unwrap();
+    let mut opened = Store::open(dir.path(), 10, 0).unwrap();
     opened.store.append(&[msg(1)]).unwrap();
     let full = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let path = dir.path().join(LOG_FILE);
@@ -129,7 +129,7 @@ fn a_full_disk_fails_the_batch_leaves_no_half_record_and_recovers() {
     full.store(false, std::sync::atomic::Ordering::SeqCst);
     opened.store.append(&[msg(2), msg(3)]).unwrap();
     drop(opened);
-    let again = Store::open(dir.path(), 10).unwrap();
+    let again = Store::open(dir.path(), 10, 0).unwrap();
     assert_eq!(
         again.tail.iter().map(|m| m.seq).collect::<Vec<_>>(),
         [1, 2, 3]
@@ -156,7 +156,7 @@ impl LogFile for ReadOnly {
 #[test]
 fn a_read_only_file_system_fails_every_append_and_keeps_what_was_stored() {
     let dir = tempfile::tempdir().unwrap();
-    let mut opened = Store::open(dir.path(), 10).unwrap();
+    let mut opened = Store::open(dir.path(), 10, 0).unwrap();
     let first = msg(1);
     opened.store.append(std::slice::from_ref(&first)).unwrap();
     opened.store.replace_file(Box::new(ReadOnly));
@@ -166,14 +166,14 @@ fn a_read_only_file_system_fails_every_append_and_keeps_what_was_stored() {
     }
     assert_eq!(opened.store.read(1, 5).unwrap(), vec![first]);
     drop(opened);
-    let again = Store::open(dir.path(), 10).unwrap();
+    let again = Store::open(dir.path(), 10, 0).unwrap();
     assert_eq!(again.tail.len(), 1);
 }
 
 #[test]
 fn a_rotated_log_goes_on_from_its_first_record() {
     let dir = tempfile::tempdir().unwrap();
-    let mut opened = Store::open(dir.path(), 10).unwrap();
+    let mut opened = Store::open(dir.path(), 10, 0).unwrap();
     let all: Vec<Message> = (1..=5).map(msg).collect();
     opened.store.append(&all).unwrap();
     drop(opened);
@@ -181,14 +181,14 @@ fn a_rotated_log_goes_on_from_its_first_record() {
     let path = dir.path().join(LOG_FILE);
     let text = fs::read_to_string(&path).unwrap();
     fs::write(&path, format!("{}\n", text.lines().last().unwrap())).unwrap();
-    let mut again = Store::open(dir.path(), 10).unwrap();
+    let mut again = Store::open(dir.path(), 10, 0).unwrap();
     assert_eq!(again.tail, all[4..]);
     let sixth = msg(6);
     again.store.append(std::slice::from_ref(&sixth)).unwrap();
     assert_eq!(again.store.read(1, 6).unwrap(), [all[4].clone(), sixth]);
     assert_eq!(again.store.read(1, 3).unwrap(), vec![]);
     drop(again);
-    let third = Store::open(dir.path(), 10).unwrap();
+    let third = Store::open(dir.path(), 10, 0).unwrap();
     assert_eq!(third.tail.iter().map(|m| m.seq).collect::<Vec<_>>(), [5, 6]);
 }
 
@@ -214,7 +214,7 @@ fn varied_log(dir: &Path, start: u64, n: u64) -> (Store, Vec<Message>) {
         write_record(&mut buf, first).unwrap();
         fs::write(dir.join(LOG_FILE), buf).unwrap();
     }
-    let mut opened = Store::open(dir, 10).unwrap();
+    let mut opened = Store::open(dir, 10, 0).unwrap();
     if all.len() > 1 {
         opened.store.append(&all[1..]).unwrap();
     }
@@ -321,18 +321,18 @@ proptest::proptest! {
 #[test]
 fn a_log_that_ends_before_the_last_seq_stored_is_refused_until_repaired() {
     let dir = tempfile::tempdir().unwrap();
-    let mut opened = Store::open(dir.path(), 10).unwrap();
+    let mut opened = Store::open(dir.path(), 10, 0).unwrap();
     let all: Vec<Message> = (1..=5).map(msg).collect();
     opened.store.append(&all).unwrap();
-    opened.store.mark(5).unwrap();
+    assert!(opened.store.mark_later(5));
+    assert_eq!(opened.store.marked(), 5);
     drop(opened);
-    assert_eq!(mark::read(dir.path()).unwrap(), Some(5));
     // Deleted, or replaced by an older copy: refused, with what to do.
     for kept in [0, 3] {
         let text = fs::read_to_string(dir.path().join(LOG_FILE)).unwrap();
         let older: String = text.lines().take(kept).map(|l| format!("{l}\n")).collect();
         fs::write(dir.path().join(LOG_FILE), &older).unwrap();
-        let err = Store::open(dir.path(), 10).unwrap_err();
+        let err = Store::open(dir.path(), 10, 5).unwrap_err();
         assert!(
             matches!(err, OpenError::Behind { last, mark: 5, .. } if last == kept as u64),
             "{err:?}"
@@ -346,10 +346,10 @@ fn a_log_that_ends_before_the_last_seq_stored_is_refused_until_repaired() {
         );
         assert!(said.contains("--repair-log"), "{said}");
         // --repair-log: placeholders up to the mark, and the room goes on after it.
-        let filled = crate::serve::repair::fill_to_mark(dir.path()).unwrap();
+        let filled = crate::serve::repair::fill_to_mark(dir.path(), 5).unwrap();
         let first = if kept == 0 { 5 } else { kept as u64 + 1 };
         assert_eq!(filled, Some((first, 5)));
-        let again = Store::open(dir.path(), 10).unwrap();
+        let again = Store::open(dir.path(), 10, 5).unwrap();
         assert_eq!(again.tail.last().map(|m| m.seq), Some(5));
         assert!(
             again
@@ -368,7 +368,7 @@ fn a_log_that_ends_before_the_last_seq_stored_is_refused_until_repaired() {
 fn a_log_deleted_moved_or_replaced_under_the_relay_stops_appends_until_it_is_back() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(LOG_FILE);
-    let mut opened = Store::open(dir.path(), 10).unwrap();
+    let mut opened = Store::open(dir.path(), 10, 0).unwrap();
     let store = &mut opened.store;
     store.append(&[msg(1), msg(2)]).unwrap();
     assert!(store.check().is_none(), "nothing happened");
@@ -419,11 +419,11 @@ fn a_log_deleted_moved_or_replaced_under_the_relay_stops_appends_until_it_is_bac
     assert_eq!(seqs, [1, 2, 3]);
     assert!(store.append(&[msg(4)]).is_err());
     // What was stored before stays marked, so that a restart on no log refuses it.
-    store.mark(3).unwrap();
-    assert_eq!(mark::read(dir.path()).unwrap(), Some(3));
+    assert!(store.mark_later(3));
+    assert_eq!(store.marked(), 3);
     drop(opened);
     assert!(matches!(
-        Store::open(dir.path(), 10),
+        Store::open(dir.path(), 10, 3),
         Err(OpenError::Behind {
             last: 0,
             mark: 3,
