@@ -1,6 +1,8 @@
 //! `urc bench` with tiny numbers still runs end to end and ends with its summary line. The
 //! benchmark itself is not a test: `cargo run --release -- bench --workload w1` is.
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -36,6 +38,11 @@ fn a_tiny_bench_passes_and_ends_with_the_summary() {
         stdout.contains("delivered: 900 of 900 in order"),
         "{stdout}"
     );
+    // The relay was `urc serve` in a process of its own: measured apart, and what it counted
+    // read from its last log line.
+    assert!(stdout.contains(" serve, process "), "{stdout}");
+    assert!(stdout.contains("relay counted: 300 stored"), "{stdout}");
+    assert!(stdout.contains("cpu in the measured"), "{stdout}");
     let last = stdout.lines().last().expect("a last line");
     let field = |name: &str| {
         last.split_whitespace()
@@ -45,6 +52,12 @@ fn a_tiny_bench_passes_and_ends_with_the_summary() {
     };
     let rate: f64 = field("deliveries/s=").parse().expect("a number");
     assert!(rate > 0.0, "{last}");
+    for f in ["relay_cpu=", "load_cpu=", "relay_rss="] {
+        assert!(
+            field(f).ends_with('s') || field(f).ends_with("MB"),
+            "{last}"
+        );
+    }
     for p in ["p50=", "p99=", "p999="] {
         let v = field(p);
         let ms: f64 = v
@@ -58,6 +71,70 @@ fn a_tiny_bench_passes_and_ends_with_the_summary() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+/// `--relay ADDR` drives a relay that was running before the bench (its key learnt on first
+/// contact), finds its process by its port to measure it, and leaves it running; `--relay
+/// in-process` runs the relay on a thread of the bench.
+#[test]
+fn the_relay_may_be_one_already_running_or_in_the_bench() {
+    let data = tempfile::tempdir().unwrap();
+    let mut relay = common::Relay::start(
+        data.path(),
+        &[
+            "--rate",
+            "1000000",
+            "--burst",
+            "1000000",
+            "--request-rate",
+            "1000000",
+        ],
+    );
+    let addr = relay.addr.to_string();
+    let tiny = [
+        "--clients",
+        "3",
+        "--messages",
+        "200",
+        "--baseline",
+        "0",
+        "--seconds",
+        "20",
+    ];
+    let stdout = bench_passes(&[&tiny[..], &["--relay", &addr]].concat());
+    assert!(
+        stdout.contains("delivered: 400 of 400 in order"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "relay: running before the bench, process {}, on {addr}",
+            relay.child.id()
+        )),
+        "{stdout}"
+    );
+    let last = stdout.lines().last().unwrap();
+    assert!(
+        last.contains(" relay_cpu=") && last.contains(" load_cpu="),
+        "{last}"
+    );
+    assert!(
+        relay.child.try_wait().unwrap().is_none(),
+        "the bench stopped it"
+    );
+    assert!(relay.stop().success());
+
+    let stdout = bench_passes(&[&tiny[..], &["--relay", "in-process"]].concat());
+    assert!(stdout.contains("relay: in this process"), "{stdout}");
+    assert!(stdout.contains("relay counted: 200 stored"), "{stdout}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_urc"))
+        .args(["bench", "--relay", "192.0.2.1:7707", "--baseline", "0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is not on this machine"), "{stderr}");
 }
 
 #[test]

@@ -2,8 +2,11 @@
 //! first the joins (each client's handshake, then its JOIN), a wave at a time, then the
 //! measured phase. Both stop at the run's deadline; a handshake also at its own bound.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
@@ -18,8 +21,13 @@ use crate::proto::wire::MAX_DATAGRAM;
 /// everyone already in the room, so a wave of joins makes a wave of datagrams; and each
 /// joining client makes a handshake first, four Diffie-Hellman operations of the relay's.
 const JOIN_WAVE: usize = 128;
-/// How often every client's timers are looked at (retransmission, repair, keepalive).
+/// How often the timers of a slice of the clients are looked at (retransmission, repair,
+/// keepalive).
 const SCAN_EVERY: Duration = Duration::from_millis(5);
+/// Clients whose timers are looked at every [`SCAN_EVERY`]: all of them up to 1,000, each
+/// every 50 ms with 10,000 (a client's timers are a retransmission timeout of at least
+/// 200 ms, a gap's wait and a 5 s keepalive).
+const SCAN_SLICE: usize = 1000;
 
 /// What the load is.
 #[derive(Debug)]
@@ -68,12 +76,22 @@ impl Plan {
         }
     }
 
+    /// The numbers of the senders in client `i`'s room: consecutive, as the rooms are.
+    pub(super) fn senders_of(&self, i: usize) -> Range<u32> {
+        let senders = self.per_sender.len();
+        let (first, end) = match self.room {
+            0 => (0, senders),
+            n => ((i / n * n).min(senders), ((i / n + 1) * n).min(senders)),
+        };
+        u32::try_from(first).unwrap_or(u32::MAX)..u32::try_from(end).unwrap_or(u32::MAX)
+    }
+
     /// Messages client `i` is to deliver: those of the other senders of its room.
     pub(super) fn expected(&self, i: usize) -> u64 {
-        let same = |j: usize| self.room == 0 || j / self.room == i / self.room;
-        (self.per_sender.iter().enumerate())
-            .filter(|&(j, _)| j != i && same(j))
-            .map(|(_, n)| n)
+        let r = self.senders_of(i);
+        (r.start as usize..r.end as usize)
+            .filter(|&j| j != i)
+            .map(|j| self.per_sender[j])
             .sum()
     }
 }
@@ -107,14 +125,15 @@ pub(super) struct Load {
 }
 
 impl Load {
-    /// Makes the clients and joins them all to the relay at `relay`, whose key is `key`.
+    /// Makes the clients and joins them all to the relay at `relay`, whose key is `key` (when
+    /// `None`, each learns it on first contact).
     ///
     /// # Errors
     /// When a socket fails, a handshake does not complete, or the deadline comes before
     /// everyone is in.
     pub(super) fn join(
         relay: SocketAddr,
-        key: PublicKey,
+        key: Option<PublicKey>,
         plan: &Plan,
         ledger: &mut Ledger,
     ) -> Result<Load, Stop> {
@@ -123,7 +142,8 @@ impl Load {
         for i in 0..plan.clients {
             let own = plan.per_sender.get(i).copied().unwrap_or(0);
             let (room, expected) = (plan.room_of(i), plan.expected(i));
-            let mut sim = Sim::new(relay, key, (i, room), plan.per_sender.len(), expected, now)?;
+            let senders = plan.senders_of(i);
+            let mut sim = Sim::new(relay, key, (i, room), senders, expected, now)?;
             if i < plan.per_sender.len() {
                 sim.make_sender(i as u32, own, plan.size, plan.window);
             }
@@ -218,12 +238,18 @@ impl Load {
     /// Sends the messages and waits until every client delivered every message of the
     /// others, in order. Returns when it started.
     ///
+    /// A loop costs what happened in it, not the number of clients: a sender is looked at when
+    /// its next message is due (a queue of due times) or when a datagram came for it (an ACK
+    /// may open its window); the timers (retransmission, gap repair, keepalive) are looked at
+    /// for [`SCAN_SLICE`] clients every [`SCAN_EVERY`], in turn.
+    ///
     /// # Errors
     /// When a socket fails or the deadline comes first.
     pub(super) fn run(&mut self, plan: &Plan, ledger: &mut Ledger) -> Result<Instant, Stop> {
         let senders = plan.per_sender.len();
         let (messages, deliveries) = (plan.messages(), plan.deliveries());
         let start = Instant::now();
+        let mut due = Due::new(senders);
         for (i, sim) in self.sims[..senders].iter_mut().enumerate() {
             // Paced senders take turns, so that together they offer a steady rate rather than
             // bursts of one message each.
@@ -231,8 +257,9 @@ impl Load {
                 .every
                 .map_or(Duration::ZERO, |e| e * i as u32 / senders as u32);
             sim.start_sending(start + offset, plan.every);
+            due.schedule(i, sim.next_due(start));
         }
-        let mut next_scan = start;
+        let (mut next_scan, mut cursor) = (start, 0);
         loop {
             let now = Instant::now();
             if ledger.delivered >= deliveries && ledger.acked >= messages {
@@ -241,29 +268,37 @@ impl Load {
             if now >= plan.deadline {
                 return Err(Stop::Deadline(self.progress(plan, ledger)));
             }
-            let mut wake = next_scan;
-            for sim in &mut self.sims[..senders] {
+            while let Some(i) = due.pop(now) {
+                let sim = &mut self.sims[i];
                 sim.pump(now, &mut self.bufs, ledger);
-                if let Some(due) = sim.next_due(now) {
-                    wake = wake.min(due);
-                }
+                due.schedule(i, sim.next_due(now));
             }
             if now >= next_scan {
-                for sim in &mut self.sims {
+                let n = self.sims.len();
+                for k in 0..SCAN_SLICE.min(n) {
+                    let i = (cursor + k) % n;
+                    let sim = &mut self.sims[i];
                     // Keys replaced every two minutes: a handshake may fail here too.
                     if let Some(why) = sim.stuck(now) {
                         return Err(Stop::Handshake(why));
                     }
                     sim.tick(now, &mut self.bufs, ledger);
                 }
+                cursor = (cursor + SCAN_SLICE) % n.max(1);
                 next_scan = now + SCAN_EVERY;
-                wake = wake.min(next_scan);
             }
+            let wake = due.next().map_or(next_scan, |d| d.min(next_scan));
             let timeout = wake.min(plan.deadline).saturating_duration_since(now);
             self.poll.poll(&mut self.events, Some(timeout))?;
             for event in &self.events {
-                let sim = &mut self.sims[event.token().0];
+                let i = event.token().0;
+                let sim = &mut self.sims[i];
                 read_all(sim, &mut self.buf, &mut self.bufs, ledger)?;
+                if i < senders {
+                    let now = Instant::now();
+                    sim.pump(now, &mut self.bufs, ledger);
+                    due.schedule(i, sim.next_due(now));
+                }
             }
         }
         Ok(start)
@@ -325,5 +360,97 @@ fn read_all(
                 ) => {}
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// When each sender's next message is due, soonest first. A sender is queued once, at its
+/// earliest time; an entry whose time is no longer its sender's is skipped when it comes up.
+#[derive(Debug)]
+struct Due {
+    heap: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Per sender, the time it is queued at.
+    queued: Vec<Option<Instant>>,
+}
+
+impl Due {
+    fn new(senders: usize) -> Self {
+        Due {
+            heap: BinaryHeap::with_capacity(senders),
+            queued: vec![None; senders],
+        }
+    }
+
+    /// Queues sender `i` at `at`, unless it is queued earlier already.
+    fn schedule(&mut self, i: usize, at: Option<Instant>) {
+        let Some(at) = at else { return };
+        if self.queued[i].is_none_or(|q| at < q) {
+            self.queued[i] = Some(at);
+            self.heap.push(Reverse((at, i)));
+        }
+    }
+
+    /// The next sender due by `now`, taken off the queue.
+    fn pop(&mut self, now: Instant) -> Option<usize> {
+        while let Some(&Reverse((at, i))) = self.heap.peek() {
+            if at > now {
+                return None;
+            }
+            self.heap.pop();
+            if self.queued[i] == Some(at) {
+                self.queued[i] = None;
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// When the soonest sender is due.
+    fn next(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn senders_come_up_once_at_their_earliest_time() {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        let mut due = Due::new(3);
+        due.schedule(0, Some(t + ms(20)));
+        due.schedule(1, Some(t + ms(10)));
+        due.schedule(0, Some(t + ms(5)));
+        due.schedule(0, Some(t + ms(30)));
+        due.schedule(2, None);
+        assert_eq!(due.next(), Some(t + ms(5)));
+        assert_eq!(due.pop(t), None);
+        assert_eq!(due.pop(t + ms(50)), Some(0));
+        assert_eq!(due.pop(t + ms(50)), Some(1));
+        // Sender 0's later entry is stale: it was taken at its earliest.
+        assert_eq!(due.pop(t + ms(50)), None);
+        assert_eq!(due.next(), None);
+    }
+
+    #[test]
+    fn rooms_have_consecutive_senders() {
+        let plan = Plan {
+            clients: 25,
+            per_sender: vec![1; 12],
+            size: 26,
+            window: 1,
+            every: None,
+            room: 10,
+            deadline: Instant::now(),
+        };
+        assert_eq!(plan.senders_of(3), 0..10);
+        assert_eq!(plan.senders_of(15), 10..12);
+        assert_eq!(plan.senders_of(24), 12..12);
+        assert_eq!(plan.expected(3), 9);
+        assert_eq!(plan.expected(15), 2);
+        assert_eq!(plan.expected(10), 1);
+        assert_eq!(plan.expected(24), 0);
+        assert_eq!(Plan { room: 0, ..plan }.expected(20), 12);
     }
 }

@@ -1,5 +1,6 @@
-//! What the bench reads about itself from Linux's `/proc`: a thread's CPU time, the process's
-//! CPU time and peak memory, the file system under a path.
+//! What the bench reads from Linux's `/proc` about itself and about a relay process: a
+//! thread's CPU time, a process's CPU time and memory, the process that has a UDP port, the
+//! file system under a path.
 //!
 //! Every reader returns `None` where `/proc` does not say (another system, a kernel without
 //! scheduler statistics): the report then says "unknown" rather than failing the run.
@@ -39,9 +40,84 @@ pub(super) fn threads_named(prefix: &str) -> Vec<u32> {
         .collect()
 }
 
-/// CPU time the whole process has used so far (all its threads, user + system).
-pub(super) fn process_cpu() -> Option<Duration> {
-    stat_ticks(&fs::read_to_string("/proc/self/stat").ok()?)
+/// A process: this one, or another by its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Proc {
+    /// The bench's own process.
+    Own,
+    /// Another process (a relay).
+    Pid(u32),
+}
+
+impl Proc {
+    fn path(self, file: &str) -> String {
+        match self {
+            Proc::Own => format!("/proc/self/{file}"),
+            Proc::Pid(pid) => format!("/proc/{pid}/{file}"),
+        }
+    }
+
+    /// CPU time it has used so far (all its threads, user + system).
+    pub(super) fn cpu(self) -> Option<Duration> {
+        stat_ticks(&fs::read_to_string(self.path("stat")).ok()?)
+    }
+
+    /// Its peak resident memory (`VmHWM`) in bytes, since it started or the peak was reset.
+    pub(super) fn peak_rss(self) -> Option<u64> {
+        self.status_kib("VmHWM:")
+    }
+
+    /// Its resident memory now (`VmRSS`) in bytes.
+    pub(super) fn rss(self) -> Option<u64> {
+        self.status_kib("VmRSS:")
+    }
+
+    /// Starts its peak memory afresh from the memory in use now, so that the peak of the
+    /// measured phase is not the join phase's. Returns false where the kernel refuses.
+    pub(super) fn reset_peak_rss(self) -> bool {
+        // "5" resets the peak resident set size (proc(5), /proc/pid/clear_refs).
+        fs::write(self.path("clear_refs"), "5").is_ok()
+    }
+
+    fn status_kib(self, field: &str) -> Option<u64> {
+        let status = fs::read_to_string(self.path("status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with(field))?;
+        let kib: u64 = line[field.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
+    }
+}
+
+/// The process that holds the UDP socket bound to `port` on this machine: the socket's inode
+/// from `/proc/net/udp` (and `udp6`), then the process with a descriptor on it. `None` when
+/// no process can be seen holding it (another user's, without the right to look).
+pub(super) fn udp_port_owner(port: u16) -> Option<u32> {
+    let inode = ["/proc/net/udp", "/proc/net/udp6"]
+        .iter()
+        .find_map(|table| {
+            let text = fs::read_to_string(table).ok()?;
+            text.lines().skip(1).find_map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+                let local = f.get(1)?;
+                let p = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
+                (p == port).then(|| f.get(9)?.parse::<u64>().ok()).flatten()
+            })
+        })?;
+    let wanted = format!("socket:[{inode}]");
+    fs::read_dir("/proc").ok()?.find_map(|p| {
+        let p = p.ok()?;
+        let pid: u32 = p.file_name().to_str()?.parse().ok()?;
+        fs::read_dir(p.path().join("fd"))
+            .ok()?
+            .filter_map(Result::ok)
+            .any(|fd| fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == wanted.as_str()))
+            .then_some(pid)
+    })
 }
 
 /// User + system time from a `stat` line (fields 14 and 15, counted after the command name,
@@ -55,35 +131,6 @@ fn stat_ticks(stat: &str) -> Option<Duration> {
     Some(Duration::from_millis(
         (utime + stime) * 1000 / TICKS_PER_SECOND,
     ))
-}
-
-/// The process's peak resident memory (`VmHWM`) in bytes.
-pub(super) fn peak_rss() -> Option<u64> {
-    status_kib("VmHWM:")
-}
-
-/// The process's resident memory now (`VmRSS`) in bytes.
-pub(super) fn rss() -> Option<u64> {
-    status_kib("VmRSS:")
-}
-
-fn status_kib(field: &str) -> Option<u64> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    let kib: u64 = line[field.len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
-}
-
-/// Starts the peak memory afresh from the memory in use now, so that the peak of the measured
-/// phase is not the join phase's. Returns false where the kernel refuses.
-pub(super) fn reset_peak_rss() -> bool {
-    // "5" resets the peak resident set size (proc(5), /proc/pid/clear_refs).
-    fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 /// The type of the file system that holds `path` (`ext4`, `tmpfs`…), from `/proc/self/mounts`.
@@ -113,6 +160,18 @@ mod tests {
     }
 
     #[test]
+    fn the_owner_of_a_udp_port_is_found() {
+        if !Path::new("/proc/net/udp").exists() {
+            return;
+        }
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = socket.local_addr().unwrap().port();
+        assert_eq!(udp_port_owner(port), Some(std::process::id()));
+        drop(socket);
+        assert_eq!(udp_port_owner(port), None);
+    }
+
+    #[test]
     fn named_threads_and_the_process_are_measured() {
         if !Path::new("/proc/self/task").exists() {
             return;
@@ -134,9 +193,9 @@ mod tests {
         stop.send(()).ok();
         busy.join().ok();
         assert!(threads_named("no-thread-has-this-name").is_empty());
-        assert!(process_cpu().is_some());
-        assert!(peak_rss().is_some());
-        assert!(rss().is_some());
+        assert!(Proc::Own.cpu().is_some());
+        assert!(Proc::Own.peak_rss().is_some());
+        assert!(Proc::Pid(std::process::id()).rss().is_some());
         assert!(fs_type(Path::new("/")).is_some());
     }
 }

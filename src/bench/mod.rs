@@ -1,7 +1,8 @@
 //! `urc bench`: a real relay and simulated clients on loopback, measured.
 //!
-//! A run measures the raw loopback baseline first, then starts a relay in this process (a
-//! fresh log on disk, flushed before every acknowledgement as `urc serve` does), joins the
+//! A run measures the raw loopback baseline first, then starts a relay (`urc serve` in a
+//! process of its own unless `--relay` says otherwise; a fresh log on disk, flushed before
+//! every acknowledgement), joins the
 //! simulated clients over real sockets with the real protocol (each its own handshake, every
 //! datagram sealed), has the senders send, and waits until every client delivered every other
 //! client's message in order. It fails, with what was missing, if that does not happen within
@@ -10,7 +11,8 @@
 //! | file | role |
 //! |---|---|
 //! | `mod.rs` | the settings, the named workloads, and the run from start to report |
-//! | `relay.rs` | the relay under test, on its own thread, with its limits raised |
+//! | `relay.rs` | the relay under test, where `--relay` puts it (a process of its own by default, a thread of this one, or one already running), with its limits raised |
+//! | `child.rs` | `urc serve` as a process of the bench's: started, measured, signalled, stopped, its counts read from its log |
 //! | `ledger.rs` | the books: first-send times, the latency histogram, the run's counts |
 //! | `sim.rs` | one simulated client: join, window, acks, ordered delivery, gap repair, pings |
 //! | `outbox.rs` | a simulated sender's side: what it has to send, what is in flight, its window and pace |
@@ -25,6 +27,7 @@
 
 pub mod attack;
 mod baseline;
+mod child;
 mod drive;
 pub mod large_log;
 mod ledger;
@@ -43,6 +46,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 pub use baseline::Baseline;
+pub use relay::RelayAt;
 pub use report::{Recovery, Report};
 
 use crate::proto::message::{MAX_TEXT_BYTES, Message, Millis};
@@ -50,6 +54,8 @@ use crate::proto::secure::frame::DATA_OVERHEAD;
 use crate::proto::wire::{MESSAGES_HEADER, message_len};
 use drive::{Load, Plan, Stop};
 use ledger::Ledger;
+use measure::Proc;
+use relay::Relay;
 
 /// Bytes of the default text, "hello world message 000123".
 pub const DEFAULT_SIZE: usize = "hello world message 000123".len();
@@ -178,6 +184,8 @@ pub struct Options {
     /// Where the relay's temporary data directory is made (the system's temporary directory
     /// when `None`).
     pub data: Option<PathBuf>,
+    /// Where the relay under test runs.
+    pub relay: RelayAt,
 }
 
 impl Options {
@@ -300,10 +308,13 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         None
     };
 
+    progress(&format!("starting the relay ({})", options.relay.name()));
     let relay =
-        relay::start(options.data.as_deref(), relay::config(options.clients)).map_err(fail)?;
-    let data = relay.data_dir();
-    let data = (data.clone(), measure::fs_type(&data));
+        Relay::start(&options.relay, options.data.as_deref(), options.clients).map_err(fail)?;
+    let data = relay.data_dir().map(|d| {
+        let kind = measure::fs_type(&d);
+        (d, kind)
+    });
     let senders = options.senders as u64;
     let per_sender: Vec<u64> = (0..senders)
         .map(|i| options.messages / senders + u64::from(i < options.messages % senders))
@@ -323,13 +334,14 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
 
     progress(&format!(
         "joining {} clients to the relay on {}",
-        options.clients, relay.addr
+        options.clients,
+        relay.addr()
     ));
     let joining = Instant::now();
-    let mut load = match Load::join(relay.addr, relay.key, &plan, &mut ledger) {
+    let mut load = match Load::join(relay.addr(), relay.key(), &plan, &mut ledger) {
         Ok(load) => load,
         Err(stop) => {
-            relay.stop().ok();
+            relay.finish(false).ok();
             return Err(fail(match stop {
                 Stop::Io(e) => format!("a simulated client's socket failed: {e}"),
                 Stop::Deadline(what) => format!(
@@ -341,9 +353,10 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         }
     };
     let joined_in = joining.elapsed();
-    let peak_overall_before = measure::peak_rss();
+    let peak_overall_before = Proc::Own.peak_rss();
+    let relay_peak_before = relay.peak_rss();
     if let Err(e) = load.prepare() {
-        relay.stop().ok();
+        relay.finish(false).ok();
         return Err(fail(format!("a simulated client's socket failed: {e}")));
     }
 
@@ -351,31 +364,25 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         "sending {} messages from {} senders",
         options.messages, options.senders
     ));
-    let peak_reset = measure::reset_peak_rss();
-    let (relay_cpu0, process_cpu0) = (relay.cpu(), measure::process_cpu());
+    let peak_reset = Proc::Own.reset_peak_rss();
+    let relay_peak_reset = relay.reset_peak();
+    let (relay_cpu0, process_cpu0) = (relay.cpu(), Proc::Own.cpu());
     let before = Instant::now();
     let outcome = load.run(&plan, &mut ledger);
     let wall = before.elapsed();
-    let (relay_cpu1, process_cpu1) = (relay.cpu(), measure::process_cpu());
-    let peak = measure::peak_rss();
-    let addr = relay.addr.to_string();
+    let (relay_cpu1, process_cpu1) = (relay.cpu(), Proc::Own.cpu());
+    let peak = Proc::Own.peak_rss();
+    let relay_peak = relay.peak_rss();
+    let (where_, apart) = (relay.describe(), relay.is_apart());
     let rooms = plan.rooms();
-    let (stats, restart) = match relay.stop_keeping() {
-        Ok((stats, dir)) if rooms > 1 => {
-            // Started again on the rooms' logs: how long until it would answer.
-            progress(&format!("starting the relay again on {rooms} room logs"));
-            let started = Instant::now();
-            let again = crate::serve::server::Server::bind(
-                "127.0.0.1:0".parse().expect("an address"),
-                dir.path().to_owned(),
-                relay::config(options.clients),
-            );
-            let took = started.elapsed();
-            let rooms_back = again.as_ref().map_or(0, |s| s.rooms());
-            drop(again);
-            (Ok(stats), Some((took, rooms_back)))
-        }
-        Ok((stats, _)) => (Ok(stats), None),
+    if rooms > 1 && !matches!(options.relay, RelayAt::Running(..)) {
+        // Started again on the rooms' logs: how long until it would answer.
+        progress(&format!(
+            "stopping the relay and starting it again on {rooms} room logs"
+        ));
+    }
+    let (stats, restart) = match relay.finish(rooms > 1) {
+        Ok((stats, restart)) => (Ok(stats), restart),
         Err(e) => (Err(e), None),
     };
 
@@ -395,7 +402,8 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         window: options.window,
         rooms,
         restart,
-        relay: addr,
+        relay: where_,
+        relay_apart: apart,
         timeout: relay::TIMEOUT,
         data,
         joined_in,
@@ -413,7 +421,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         },
         errors: ledger.errors.clone(),
         latency: ledger.latency.clone(),
-        stats: stats.as_ref().ok().cloned(),
+        stats: stats.as_ref().ok().cloned().flatten(),
         relay_cpu: relay_cpu1.zip(relay_cpu0).map(|(b, a)| b.saturating_sub(a)),
         process_cpu: process_cpu1
             .zip(process_cpu0)
@@ -421,6 +429,8 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         wall,
         peak_rss: (peak, peak.max(peak_overall_before)),
         peak_reset,
+        relay_rss: (relay_peak, relay_peak.max(relay_peak_before)),
+        relay_peak_reset,
         baseline,
     };
     let why = match outcome {

@@ -1,16 +1,19 @@
-//! The relay under test: a real [`Server`] on `127.0.0.1:0` with a fresh log on disk (every
-//! batch flushed with fdatasync, as `urc serve` does), on a thread of its own so that its CPU
-//! time can be told apart from the simulated clients'.
+//! The relay under test, wherever `--relay` puts it: `urc serve` in a process the bench starts
+//! (the default), a real [`Server`] on a thread of this process, or a relay already running on
+//! this machine. The first two get a fresh log on disk (every batch flushed with fdatasync, as
+//! `urc serve` does) and limits raised out of the benchmark's way; each is measured apart
+//! from the simulated clients: its process (or its thread) from `/proc`.
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::measure;
+use super::child::{RelayChild, Spawn};
+use super::measure::{self, Proc};
 use crate::proto::secure::keys::PublicKey;
 use crate::relay::{Config, Stats};
 use crate::serve::server::{Server, StartError};
@@ -36,6 +39,244 @@ pub(super) struct InProcess {
 /// overflows and drops pings, and with the default 30 s W3's clients were dropped before it
 /// began (docs/performance.md).
 pub(super) const TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Where the relay under test runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayAt {
+    /// `urc serve` in a process the bench starts and stops: this program, or the one named.
+    Child(Option<PathBuf>),
+    /// A relay on a thread of the bench's own process, sharing its memory.
+    InProcess,
+    /// A relay already running on this machine, at this address (its key, when known; else
+    /// the clients learn it on first contact). Its limits must let the load through.
+    Running(SocketAddr, Option<PublicKey>),
+}
+
+impl RelayAt {
+    /// Reads `--relay`: `child`, `in-process`, or the address of a relay running on this
+    /// machine.
+    ///
+    /// # Errors
+    /// A one-line explanation when it is none of these.
+    pub fn parse(
+        text: &str,
+        program: Option<PathBuf>,
+        key: Option<PublicKey>,
+    ) -> Result<RelayAt, String> {
+        match text {
+            "child" => Ok(RelayAt::Child(program)),
+            "in-process" => Ok(RelayAt::InProcess),
+            addr => addr.parse().map(|a| RelayAt::Running(a, key)).map_err(|_| {
+                format!(
+                    "--relay takes child, in-process or the address of a running relay (127.0.0.1:7707, say), not {addr:?}"
+                )
+            }),
+        }
+    }
+
+    /// What it is, for the progress line.
+    pub(super) fn name(&self) -> String {
+        match self {
+            RelayAt::Child(None) => "urc serve in a process of its own".into(),
+            RelayAt::Child(Some(p)) => format!("{} serve in a process of its own", p.display()),
+            RelayAt::InProcess => "in this process".into(),
+            RelayAt::Running(addr, _) => format!("running on {addr}"),
+        }
+    }
+}
+
+/// The relay under test, started or found.
+#[derive(Debug)]
+pub(super) enum Relay {
+    /// In the bench's process.
+    InProcess(InProcess),
+    /// `urc serve` started by the bench, with the data directory it was given.
+    Child(RelayChild, TempDir, Spawn),
+    /// A relay running before the bench, and its process when it could be found.
+    Running(SocketAddr, Option<PublicKey>, Option<u32>),
+}
+
+impl Relay {
+    /// Starts (or finds) the relay for a bench of `clients`, its data directory inside
+    /// `parent` (the system's temporary directory when `None`).
+    ///
+    /// # Errors
+    /// When the relay cannot be started or is not on this machine.
+    pub(super) fn start(
+        at: &RelayAt,
+        parent: Option<&Path>,
+        clients: usize,
+    ) -> Result<Relay, String> {
+        match at {
+            RelayAt::InProcess => start(parent, config(clients)).map(Relay::InProcess),
+            RelayAt::Child(program) => {
+                let program = match program {
+                    Some(p) => p.clone(),
+                    None => std::env::current_exe()
+                        .map_err(|e| format!("cannot find this program: {e}"))?,
+                };
+                let spawn = Spawn {
+                    program,
+                    args: serve_args(clients),
+                    env: Vec::new(),
+                };
+                let dir = temp_dir(parent)?;
+                let child = RelayChild::start(&spawn, dir.path())?;
+                Ok(Relay::Child(child, dir, spawn))
+            }
+            RelayAt::Running(addr, key) => {
+                if !addr.ip().is_loopback() {
+                    return Err(format!(
+                        "--relay {addr} is not on this machine: the bench drives and measures a relay on loopback only (127.0.0.0/8 or ::1)"
+                    ));
+                }
+                Ok(Relay::Running(
+                    *addr,
+                    *key,
+                    measure::udp_port_owner(addr.port()),
+                ))
+            }
+        }
+    }
+
+    /// Where it listens.
+    pub(super) fn addr(&self) -> SocketAddr {
+        match self {
+            Relay::InProcess(r) => r.addr,
+            Relay::Child(c, ..) => c.addr,
+            Relay::Running(addr, ..) => *addr,
+        }
+    }
+
+    /// Its key, when known (else the clients learn it on first contact).
+    pub(super) fn key(&self) -> Option<PublicKey> {
+        match self {
+            Relay::InProcess(r) => Some(r.key),
+            Relay::Child(c, ..) => c.key,
+            Relay::Running(_, key, _) => *key,
+        }
+    }
+
+    /// Its process, when it is not the bench's own.
+    fn process(&self) -> Option<Proc> {
+        match self {
+            Relay::InProcess(_) => None,
+            Relay::Child(c, ..) => Some(Proc::Pid(c.pid)),
+            Relay::Running(_, _, pid) => pid.map(Proc::Pid),
+        }
+    }
+
+    /// True when it runs in a process of its own (its CPU and memory are its own).
+    pub(super) fn is_apart(&self) -> bool {
+        !matches!(self, Relay::InProcess(_))
+    }
+
+    /// Where it runs, for the report.
+    pub(super) fn describe(&self) -> String {
+        match self {
+            Relay::InProcess(r) => format!("in this process (a thread of its own) on {}", r.addr),
+            Relay::Child(c, _, spawn) => format!(
+                "{} serve, process {} started by the bench, on {}",
+                spawn.program.display(),
+                c.pid,
+                c.addr
+            ),
+            Relay::Running(addr, _, Some(pid)) => {
+                format!("running before the bench, process {pid}, on {addr}")
+            }
+            Relay::Running(addr, _, None) => format!(
+                "running before the bench on {addr} (its process could not be found: its CPU and memory are unknown)"
+            ),
+        }
+    }
+
+    /// The data directory, when the bench made it.
+    pub(super) fn data_dir(&self) -> Option<PathBuf> {
+        match self {
+            Relay::InProcess(r) => Some(r.data_dir()),
+            Relay::Child(_, dir, _) => Some(dir.path().to_owned()),
+            Relay::Running(..) => None,
+        }
+    }
+
+    /// CPU time it has used so far: its process's, or its thread's.
+    pub(super) fn cpu(&self) -> Option<Duration> {
+        match self {
+            Relay::InProcess(r) => r.cpu(),
+            _ => self.process()?.cpu(),
+        }
+    }
+
+    /// Starts its process's peak memory afresh; false when it shares the bench's or the
+    /// kernel refuses.
+    pub(super) fn reset_peak(&self) -> bool {
+        self.process().is_some_and(Proc::reset_peak_rss)
+    }
+
+    /// Its process's peak resident memory, when it has a process of its own.
+    pub(super) fn peak_rss(&self) -> Option<u64> {
+        self.process()?.peak_rss()
+    }
+
+    /// Stops it (a relay running before the bench is left running) and returns what it
+    /// counted, when known, and, for a relay with more than one room, how long a relay started
+    /// again on its logs took to be ready and how many rooms it had.
+    ///
+    /// # Errors
+    /// When it failed, or stopping it did.
+    pub(super) fn finish(self, restart: bool) -> Result<(Option<Stats>, Option<Restart>), String> {
+        match self {
+            Relay::InProcess(r) => {
+                let (stats, dir) = r.stop_keeping()?;
+                let again = restart.then(|| {
+                    let started = Instant::now();
+                    let server = Server::bind(
+                        "127.0.0.1:0".parse().expect("an address"),
+                        dir.path().to_owned(),
+                        config(0),
+                    );
+                    let took = started.elapsed();
+                    (took, server.as_ref().map_or(0, Server::rooms))
+                });
+                Ok((Some(stats), again))
+            }
+            Relay::Child(child, dir, spawn) => {
+                let stats = child.finish()?;
+                let again = if restart {
+                    let started = Instant::now();
+                    let child = RelayChild::start(&spawn, dir.path())?;
+                    let took = started.elapsed();
+                    let rooms = child.rooms().unwrap_or(0);
+                    child.stop();
+                    Some((took, rooms))
+                } else {
+                    None
+                };
+                Ok((stats, again))
+            }
+            Relay::Running(..) => Ok((None, None)),
+        }
+    }
+}
+
+/// How long a relay started again on the logs took to be ready, and the rooms it had.
+pub(super) type Restart = (Duration, usize);
+
+/// The arguments that give `urc serve` the limits of [`config`].
+fn serve_args(clients: usize) -> Vec<String> {
+    let c = config(clients);
+    [
+        ("--timeout", c.timeout.as_secs().to_string()),
+        ("--max-clients", c.max_clients.to_string()),
+        ("--max-per-ip", c.max_per_ip.to_string()),
+        ("--rate", c.rate.to_string()),
+        ("--burst", c.burst.to_string()),
+        ("--request-rate", c.request_rate.to_string()),
+    ]
+    .into_iter()
+    .flat_map(|(flag, value)| [flag.to_owned(), value])
+    .collect()
+}
 
 /// The relay's settings for a bench of `clients` clients: the defaults, but with every
 /// limit a benchmark would hit (the message and request rates, clients per address, clients

@@ -45,12 +45,14 @@ pub struct Report {
     /// When they were more than one: how long the relay took to start again on their logs,
     /// and how many rooms it had then.
     pub restart: Option<(Duration, usize)>,
-    /// The relay's address.
+    /// Where the relay ran and listened.
     pub relay: String,
-    /// The relay's client timeout.
+    /// True when the relay ran in a process of its own (its CPU and memory are its own).
+    pub relay_apart: bool,
+    /// The relay's client timeout, when the bench set it.
     pub timeout: Duration,
-    /// The relay's data directory and the type of its file system.
-    pub data: (PathBuf, Option<String>),
+    /// The relay's data directory and the type of its file system, when the bench made it.
+    pub data: Option<(PathBuf, Option<String>)>,
     /// How long joining everyone took.
     pub joined_in: Duration,
     /// Messages delivered in order, all receivers together.
@@ -71,9 +73,10 @@ pub struct Report {
     pub errors: (u64, Option<String>),
     /// What the relay counted.
     pub stats: Option<Stats>,
-    /// CPU time of the relay's thread during the measured phase.
+    /// CPU time of the relay (its process, or its thread in this one) during the measured
+    /// phase.
     pub relay_cpu: Option<Duration>,
-    /// CPU time of the whole process during the measured phase.
+    /// CPU time of the bench's whole process during the measured phase.
     pub process_cpu: Option<Duration>,
     /// Wall-clock time of the measured phase.
     pub wall: Duration,
@@ -81,6 +84,11 @@ pub struct Report {
     pub peak_rss: (Option<u64>, Option<u64>),
     /// Whether the peak could be restarted at the measured phase.
     pub peak_reset: bool,
+    /// Peak resident memory of the relay's process (when it has its own) during the measured
+    /// phase, and over the run.
+    pub relay_rss: (Option<u64>, Option<u64>),
+    /// Whether the relay's peak could be restarted at the measured phase.
+    pub relay_peak_reset: bool,
     /// The raw loopback baseline and the size of its datagrams.
     pub baseline: Option<(Baseline, usize)>,
 }
@@ -108,15 +116,18 @@ impl Report {
             "workload {}: {} clients ({} sending), {} messages of {} bytes, window {}, {rate}",
             self.workload, self.clients, self.senders, self.messages, self.size, self.window
         ));
-        out.push(format!(
-            "relay: in this process on {}, log in {} ({}), fdatasync before every acknowledgement; \
-             limits raised for the bench: message rate and burst, request rate, clients per address, clients, \
-             client timeout {} s",
-            self.relay,
-            self.data.0.display(),
-            self.data.1.as_deref().unwrap_or("file system unknown"),
-            self.timeout.as_secs()
-        ));
+        out.push(match &self.data {
+            Some((dir, kind)) => format!(
+                "relay: {}, log in {} ({}), fdatasync before every acknowledgement; \
+                 limits raised for the bench: message rate and burst, request rate, clients per address, clients, \
+                 client timeout {} s",
+                self.relay,
+                dir.display(),
+                kind.as_deref().unwrap_or("file system unknown"),
+                self.timeout.as_secs()
+            ),
+            None => format!("relay: {}, its log and limits its own", self.relay),
+        });
         out.push(format!(
             "joined: {} clients in {:.2} s",
             self.clients,
@@ -192,22 +203,47 @@ impl Report {
             ),
             None => "unknown".to_owned(),
         };
-        out.push(format!(
-            "cpu in the measured {:.3} s: relay thread {}, whole process (relay and clients) {}",
-            self.wall.as_secs_f64(),
-            share(self.relay_cpu),
-            share(self.process_cpu)
-        ));
-        out.push(format!(
-            "memory: peak RSS {} in the measured phase{}, {} over the run (the whole bench process: relay and clients)",
-            mb(self.peak_rss.0),
-            if self.peak_reset {
+        let reset = |done: bool| {
+            if done {
                 ""
             } else {
                 " (could not restart the peak: includes the join phase)"
-            },
-            mb(self.peak_rss.1)
-        ));
+            }
+        };
+        if self.relay_apart {
+            out.push(format!(
+                "cpu in the measured {:.3} s: relay process {}, the bench's clients {}",
+                self.wall.as_secs_f64(),
+                share(self.relay_cpu),
+                share(self.process_cpu)
+            ));
+            if self.load_outweighs_relay() {
+                out.push(
+                    "note: the bench's clients used more CPU than the relay: on a machine of few cores the figures may measure the clients as much as the relay"
+                        .into(),
+                );
+            }
+            out.push(format!(
+                "memory: relay process peak RSS {} in the measured phase{}, {} over the run; the bench's clients {} in the measured phase",
+                mb(self.relay_rss.0),
+                reset(self.relay_peak_reset),
+                mb(self.relay_rss.1),
+                mb(self.peak_rss.0)
+            ));
+        } else {
+            out.push(format!(
+                "cpu in the measured {:.3} s: relay thread {}, whole process (relay and clients) {}",
+                self.wall.as_secs_f64(),
+                share(self.relay_cpu),
+                share(self.process_cpu)
+            ));
+            out.push(format!(
+                "memory: peak RSS {} in the measured phase{}, {} over the run (the whole bench process: relay and clients)",
+                mb(self.peak_rss.0),
+                reset(self.peak_reset),
+                mb(self.peak_rss.1)
+            ));
+        }
         if let Some((took, rooms)) = self.restart {
             out.push(format!(
                 "restart: a relay started on the {rooms} rooms' logs was ready in {:.3} s",
@@ -227,6 +263,12 @@ impl Report {
         }
         out.push(self.summary());
         out
+    }
+
+    /// True when the bench's own process (the clients) used more CPU than the relay's.
+    pub fn load_outweighs_relay(&self) -> bool {
+        self.relay_apart
+            && matches!((self.process_cpu, self.relay_cpu), (Some(load), Some(relay)) if load > relay)
     }
 
     /// urc's deliveries a second as a multiple of the baseline's datagrams read a second.
@@ -255,7 +297,14 @@ impl Report {
         if let Some(c) = self.relay_cpu {
             s += &format!(" relay_cpu={:.2}s", c.as_secs_f64());
         }
-        if let Some(p) = self.peak_rss.0 {
+        if self.relay_apart {
+            if let Some(c) = self.process_cpu {
+                s += &format!(" load_cpu={:.2}s", c.as_secs_f64());
+            }
+            if let Some(p) = self.relay_rss.0 {
+                s += &format!(" relay_rss={:.1}MB", p as f64 / 1e6);
+            }
+        } else if let Some(p) = self.peak_rss.0 {
             s += &format!(" peak_rss={:.1}MB", p as f64 / 1e6);
         }
         if self.rooms > 1 {

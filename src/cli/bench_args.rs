@@ -64,9 +64,25 @@ pub struct BenchArgs {
     /// Silent members in the room of --attack who and stop [default: the attack's].
     #[arg(long, requires = "attack")]
     pub members: Option<usize>,
-    /// The `urc` program that serves under --attack (an older build, say) [default: this one].
-    #[arg(long, value_name = "PATH", requires = "attack")]
+    /// The `urc` program whose `serve` the bench starts (an older build, say) [default: this
+    /// one].
+    #[arg(long, value_name = "PATH")]
     pub relay_bin: Option<PathBuf>,
+    /// Where the relay under test runs: `child` (`urc serve` in a process the bench starts and
+    /// measures), `in-process` (a thread of the bench's own process), or the address of a relay
+    /// already running on this machine (its limits must let the load through: see
+    /// docs/performance.md).
+    #[arg(
+        long,
+        default_value = "child",
+        value_name = "child|in-process|ADDR",
+        conflicts_with = "attack"
+    )]
+    pub relay: String,
+    /// The key of the relay of `--relay ADDR` (`urc serve --fingerprint` prints it) [default:
+    /// learnt on first contact].
+    #[arg(long, value_name = "KEY")]
+    pub relay_key: Option<String>,
 }
 
 /// Messages in the log of `--attack history` by default.
@@ -96,6 +112,20 @@ impl BenchArgs {
             options.check()?;
         }
         Ok(options)
+    }
+
+    /// `--relay-key`, read.
+    fn relay_key(&self) -> Result<Option<crate::proto::secure::keys::PublicKey>, String> {
+        self.relay_key
+            .as_deref()
+            .map(|k| {
+                k.parse().map_err(|e| {
+                    format!(
+                        "--relay-key is not a relay key ({e}): copy it from urc serve --fingerprint"
+                    )
+                })
+            })
+            .transpose()
     }
 
     /// The run's settings: the workload's, overridden by the options given.
@@ -134,6 +164,7 @@ impl BenchArgs {
             room: self.room_size.unwrap_or(preset.room),
             baseline: self.baseline,
             data: self.data.clone(),
+            relay: bench::RelayAt::parse(&self.relay, self.relay_bin.clone(), self.relay_key()?)?,
         };
         options.check()?;
         Ok(options)

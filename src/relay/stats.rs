@@ -46,3 +46,68 @@ pub struct Stats {
     /// How long, in all, it had not run then.
     pub stalled: std::time::Duration,
 }
+
+/// A count's name in [`Stats::counts`] and where it is kept.
+type Count = (&'static str, fn(&mut Stats) -> &mut u64);
+
+/// Every count, by the name the relay's last log line gives it.
+const COUNTS: [Count; 16] = [
+    ("malformed", |s| &mut s.malformed),
+    ("unauthorised", |s| &mut s.unauthorised),
+    ("stored", |s| &mut s.stored),
+    ("duplicates", |s| &mut s.duplicates),
+    ("out_of_order", |s| &mut s.out_of_order),
+    ("refused", |s| &mut s.refused),
+    ("joins_refused", |s| &mut s.joins_refused),
+    ("timed_out", |s| &mut s.timed_out),
+    ("challenges", |s| &mut s.challenges),
+    ("handshakes", |s| &mut s.handshakes),
+    ("over_budget", |s| &mut s.over_budget),
+    ("unsealed", |s| &mut s.unsealed),
+    ("unknown", |s| &mut s.unknown),
+    ("unsealable", |s| &mut s.unsealable),
+    ("stale", |s| &mut s.stale),
+    ("rate_limited", |s| &mut s.rate_limited),
+];
+
+impl Stats {
+    /// Every count as `name=value`, space-separated: the relay logs this as it stops, and
+    /// `urc bench` reads it back ([`Stats::from_counts`]) from a relay it started.
+    pub fn counts(&self) -> String {
+        let mut copy = self.clone();
+        COUNTS
+            .iter()
+            .map(|(name, field)| format!("{name}={}", field(&mut copy)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The counts of a [`Stats::counts`] line (anything around them ignored); `None` when a
+    /// count is missing.
+    pub fn from_counts(line: &str) -> Option<Stats> {
+        let mut stats = Stats::default();
+        for (name, field) in COUNTS {
+            let value = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))?;
+            *field(&mut stats) = value.parse().ok()?;
+        }
+        Some(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_read_back_as_logged() {
+        let mut stats = Stats::default();
+        for (k, (_, field)) in COUNTS.iter().enumerate() {
+            *field(&mut stats) = 100 + k as u64;
+        }
+        let line = format!("2026-12-03 INFO relay stopped; counted {}", stats.counts());
+        assert_eq!(Stats::from_counts(&line), Some(stats));
+        assert_eq!(Stats::from_counts("relay stopped; counted stored=3"), None);
+    }
+}

@@ -250,7 +250,12 @@ impl Server {
         // gone a moment later.
         self.send_all(&mut out, &mut buf, false).await;
         self.logs.mark_all(self.relay.relay());
-        tracing::info!(rooms = self.relay.relay().room_count(), "relay stopped");
+        let stats = self.relay.relay().stats();
+        tracing::info!(
+            rooms = self.relay.relay().room_count(),
+            "relay stopped; counted {}",
+            stats.counts()
+        );
         Ok(self.relay.relay().stats().clone())
     }
 

@@ -3,15 +3,14 @@
 //! second, measuring what the attack costs them (their send-to-deliver latency, anything
 //! missing) and the relay (its own memory and CPU, read from `/proc/<pid>`).
 //!
-//! The relay runs with its default limits in a process of its own (`--relay-bin` runs another
-//! build, the one before a change, say), so that its memory is its own, it can be stopped with
-//! SIGSTOP, and its wall clock can be stepped with libfaketime. The attackers come from
+//! The relay runs with its default limits in a process of its own (`bench/child.rs`;
+//! `--relay-bin` runs another build, the one before a change, say), so that its memory is its
+//! own, it can be stopped with SIGSTOP, and its wall clock can be stepped with libfaketime. The attackers come from
 //! loopback addresses of their own, as many sessions an address as the relay allows.
 //!
 //! | file | role |
 //! |---|---|
 //! | `mod.rs` | the attacks, their settings, and the run from start to verdict |
-//! | `child.rs` | the relay's process: started, measured, signalled, stopped |
 //! | `ordinary.rs` | the two ordinary members (the real client) and what they saw |
 //! | `swarm.rs` | the attacking sessions and the silent members, raw datagrams on one thread |
 //! | `bot.rs` | one of the swarm's sessions: its socket, its secure channel, where it is with the relay |
@@ -21,7 +20,6 @@
 //! | `runs.rs` | `--attack all` and `--runs`: each run in a process of its own, medians |
 
 mod bot;
-mod child;
 mod ordinary;
 mod report;
 pub mod runs;
@@ -34,7 +32,7 @@ use std::time::{Duration, Instant};
 
 pub use report::AttackReport;
 
-use child::{RelayChild, Spawn};
+use super::child::{RelayChild, Spawn};
 use ordinary::Ordinary;
 
 /// Where libfaketime is on Debian and Ubuntu (`apt-get install faketime`).
@@ -213,13 +211,15 @@ pub fn run(
     let clock_file = dir.path().join("faketime");
     let mut spawn = Spawn {
         program: program.clone(),
-        max_clients: None,
+        args: Vec::new(),
         env: Vec::new(),
     };
     // The attack's sessions, the members, the two ordinary members and some room.
     let room = options.sessions + options.members + 2;
-    if room > crate::relay::Config::default().max_clients {
-        spawn.max_clients = Some(room.max(10_100));
+    let max_clients =
+        (room > crate::relay::Config::default().max_clients).then(|| room.max(10_100));
+    if let Some(n) = max_clients {
+        spawn.args = vec!["--max-clients".into(), n.to_string()];
     }
     if options.attack == Attack::Clock {
         scripts::set_clock(&clock_file, "+0")?;
@@ -245,7 +245,7 @@ pub fn run(
     let idle = relay.rss();
     let reset = relay.reset_peak();
     let (cpu0, began) = (relay.cpu(), Instant::now());
-    let own0 = super::measure::process_cpu();
+    let own0 = super::measure::Proc::Own.cpu();
     progress(&format!("attack: {}", options.attack.name()));
     let setting = scripts::Setting {
         options,
@@ -258,7 +258,7 @@ pub fn run(
     progress("the attack is over; waiting for the relay to settle");
     std::thread::sleep(quiet);
     let (after, peak, cpu1, took) = (relay.rss(), relay.peak_rss(), relay.cpu(), began.elapsed());
-    let own1 = super::measure::process_cpu();
+    let own1 = super::measure::Proc::Own.cpu();
     let books = ordinary.finish();
     let stalls = relay.log_count("the relay did not run for");
     let exited = (!relay.is_running()).then(|| relay.log_tail(3));
@@ -266,7 +266,7 @@ pub fn run(
         program,
         addr: relay.addr,
         pid: relay.pid,
-        max_clients: spawn.max_clients,
+        max_clients,
         rss_idle: idle,
         rss_peak: reset.then_some(peak).flatten(),
         rss_after: after,

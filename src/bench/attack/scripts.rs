@@ -8,11 +8,11 @@ use std::ops::Range;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::child::RelayChild;
 use super::ordinary::Ordinary;
 use super::schedule::{Action, Schedule};
 use super::swarm::{Swarm, block_ip};
 use super::{Attack, AttackOptions};
+use crate::bench::child::RelayChild;
 
 /// The history attackers' address.
 const HISTORY_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 10);

@@ -40,7 +40,7 @@ pub(super) fn measure_relay(
     cache: u64,
 ) -> Result<Measured, String> {
     let ready = wait_ready(addr, key, started)?;
-    let rss = (measure::rss(), measure::peak_rss());
+    let rss = (measure::Proc::Own.rss(), measure::Proc::Own.peak_rss());
     let mut joins = Vec::with_capacity(JOINS);
     let mut kept: Option<Session> = None;
     for i in 0..JOINS {

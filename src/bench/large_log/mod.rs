@@ -149,7 +149,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<LogRepor
         .map_err(|e| format!("cannot write the log: {e}"))?;
     let written_in = written.elapsed();
     progress(&format!("starting a relay on {messages} messages"));
-    measure::reset_peak_rss();
+    measure::Proc::Own.reset_peak_rss();
     let started = Instant::now();
     let relay = relay::start_in(dir, config.clone())?;
     let measured = client::measure_relay(

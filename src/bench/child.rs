@@ -1,6 +1,7 @@
-//! The relay under attack: `urc serve` in a process of its own (this program, or the one
-//! `--relay-bin` names), so that its memory and CPU are its own and not the attackers', and so
-//! that it can be stopped with SIGSTOP or run under a faked clock.
+//! A relay in a process of its own: `urc serve` (this program, or another build) started by
+//! the bench, so that its memory and CPU are its own and not the load's, and so that it can be
+//! stopped with SIGSTOP or run under a faked clock; what it counted is read from its last log
+//! line.
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
@@ -8,24 +9,30 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::measure::Proc;
 use crate::proto::secure::keys::PublicKey;
+use crate::relay::Stats;
 
 /// How long the relay may take to say where it listens (it reads its log first).
 const START_BOUND: Duration = Duration::from_secs(30);
 /// Lines of the relay's log kept, for a failure's explanation.
 const KEPT_LINES: usize = 200;
-/// Clock ticks a second of `/proc/*/stat` times; 100 on every Linux platform urc builds for.
-const TICKS_PER_SECOND: u64 = 100;
+/// How long the relay may take to stop once told: it finishes its turn, flushes every room's
+/// log and writes their marks.
+const STOP_BOUND: Duration = Duration::from_secs(10);
+/// What the relay's last log line says before its counts (see `serve/server.rs`).
+const COUNTED: &str = "relay stopped; counted ";
 
 /// How the relay process is started.
 #[derive(Debug, Clone)]
 pub(super) struct Spawn {
     /// The `urc` program that serves.
     pub(super) program: PathBuf,
-    /// `--max-clients`, when the attack needs more than the default room.
-    pub(super) max_clients: Option<usize>,
+    /// Arguments after `serve --bind 127.0.0.1:0 --data <dir>` (limits, say).
+    pub(super) args: Vec<String>,
     /// Environment added to the relay's (libfaketime's settings, say).
     pub(super) env: Vec<(String, String)>,
 }
@@ -40,9 +47,15 @@ pub(super) struct RelayChild {
     pub(super) key: Option<PublicKey>,
     /// Its process id.
     pub(super) pid: u32,
+    /// The rooms it said it has as it started.
+    rooms: Option<usize>,
     child: Child,
     /// The last lines of its log (stderr).
     log: Arc<Mutex<Vec<String>>>,
+    /// The thread that reads its log, done when the process has exited.
+    reader: Option<JoinHandle<()>>,
+    /// Its last line's counts, once it logged them.
+    counted: Arc<Mutex<Option<Stats>>>,
 }
 
 impl RelayChild {
@@ -59,9 +72,7 @@ impl RelayChild {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if let Some(n) = spawn.max_clients {
-            command.arg("--max-clients").arg(n.to_string());
-        }
+        command.args(&spawn.args);
         for (k, v) in &spawn.env {
             command.env(k, v);
         }
@@ -72,10 +83,16 @@ impl RelayChild {
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
         let kept = log.clone();
-        std::thread::Builder::new()
+        let counted = Arc::new(Mutex::new(None));
+        let counts = counted.clone();
+        let reader = std::thread::Builder::new()
             .name("relay-log".into())
             .spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(at) = line.find(COUNTED) {
+                        *counts.lock().expect("not poisoned") =
+                            Stats::from_counts(&line[at + COUNTED.len()..]);
+                    }
                     if let Some(rest) = line.split("listening on udp ").nth(1) {
                         let addr = rest.split(';').next().unwrap_or("").trim().to_owned();
                         let key = rest
@@ -83,7 +100,13 @@ impl RelayChild {
                             .nth(1)
                             .and_then(|k| k.split_whitespace().next())
                             .and_then(|k| k.parse().ok());
-                        tx.send((addr, key)).ok();
+                        let rooms = rest
+                            .split(") and ")
+                            .nth(1)
+                            .and_then(|r| r.split_whitespace().next())
+                            .and_then(|n| n.parse::<usize>().ok())
+                            .map(|others| others + 1);
+                        tx.send((addr, key, rooms)).ok();
                     }
                     let mut kept = kept.lock().expect("not poisoned");
                     if kept.len() == KEPT_LINES {
@@ -98,12 +121,16 @@ impl RelayChild {
             addr: "127.0.0.1:0".parse().expect("an address"),
             key: None,
             pid,
+            rooms: None,
             child,
             log,
+            reader: Some(reader),
+            counted,
         };
         let said = rx.recv_timeout(START_BOUND).ok();
-        relay.key = said.as_ref().and_then(|(_, key)| *key);
-        relay.addr = match said.and_then(|(a, _)| a.parse().ok()) {
+        relay.key = said.as_ref().and_then(|(_, key, _)| *key);
+        relay.rooms = said.as_ref().and_then(|(_, _, rooms)| *rooms);
+        relay.addr = match said.and_then(|(a, ..)| a.parse().ok()) {
             Some(addr) => addr,
             None => {
                 return Err(format!(
@@ -116,46 +143,29 @@ impl RelayChild {
         Ok(relay)
     }
 
+    /// The rooms it said it has as it started (its log's and the others).
+    pub(super) fn rooms(&self) -> Option<usize> {
+        self.rooms
+    }
+
     /// Its resident memory now (`VmRSS`), in bytes.
     pub(super) fn rss(&self) -> Option<u64> {
-        self.status_kib("VmRSS:")
+        Proc::Pid(self.pid).rss()
     }
 
     /// Its peak resident memory (`VmHWM`) since it started or the peak was last reset.
     pub(super) fn peak_rss(&self) -> Option<u64> {
-        self.status_kib("VmHWM:")
+        Proc::Pid(self.pid).peak_rss()
     }
 
     /// Starts its peak memory afresh from what it uses now; false where the kernel refuses.
     pub(super) fn reset_peak(&self) -> bool {
-        // "5" resets the peak resident set size (proc(5), /proc/pid/clear_refs).
-        std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5").is_ok()
+        Proc::Pid(self.pid).reset_peak_rss()
     }
 
     /// CPU time (user + system) it has used so far.
     pub(super) fn cpu(&self) -> Option<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
-        // After the command name (which may hold spaces) come field 3 onwards: utime is field
-        // 14, stime field 15.
-        let rest = &stat[stat.rfind(')')? + 1..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let utime: u64 = fields.get(11)?.parse().ok()?;
-        let stime: u64 = fields.get(12)?.parse().ok()?;
-        Some(Duration::from_millis(
-            (utime + stime) * 1000 / TICKS_PER_SECOND,
-        ))
-    }
-
-    fn status_kib(&self, field: &str) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
-        let line = status.lines().find(|l| l.starts_with(field))?;
-        let kib: u64 = line[field.len()..]
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()?;
-        Some(kib * 1024)
+        Proc::Pid(self.pid).cpu()
     }
 
     /// Sends it `signal` (`STOP`, `CONT`, `TERM`) with kill(1): the crate forbids the unsafe
@@ -206,6 +216,43 @@ impl RelayChild {
         while Instant::now() < deadline && self.is_running() {
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Stops it with SIGTERM, waits until it has exited, and returns what it counted (`None`
+    /// from a build that does not log its counts).
+    ///
+    /// # Errors
+    /// When it does not exit in time or fails.
+    pub(super) fn finish(mut self) -> Result<Option<Stats>, String> {
+        self.signal("TERM")?;
+        let deadline = Instant::now() + STOP_BOUND;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Ok(None) => {
+                    return Err(format!(
+                        "the relay did not stop within {} s of SIGTERM: {}",
+                        STOP_BOUND.as_secs(),
+                        self.log_tail(3)
+                    ));
+                }
+                Err(e) => return Err(format!("cannot wait for the relay: {e}")),
+            }
+        };
+        // Its log is read to the end once it has exited.
+        if let Some(reader) = self.reader.take() {
+            reader.join().ok();
+        }
+        if !status.success() {
+            return Err(format!(
+                "the relay exited with {status}: {}",
+                self.log_tail(3)
+            ));
+        }
+        Ok(self.counted.lock().expect("not poisoned").take())
     }
 }
 
