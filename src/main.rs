@@ -118,17 +118,24 @@ fn repair_log(data: &std::path::Path) -> Result<(), String> {
     let _lock = urc::serve::lock::DataLock::acquire(data).map_err(|e| e.to_string())?;
     // A one-room directory of an earlier relay is repaired where this relay reads it.
     urc::serve::layout::lobby(data)?;
+    let rooms = urc::serve::layout::rooms_in(data)?;
+    for room in &rooms {
+        repair_room(&urc::serve::layout::room_dir(data, room))?;
+    }
+    // What a crash left in the journal goes back into the logs (whole again) before a log is
+    // judged to end before its mark: the journal may hold the records it lacks.
+    urc::serve::journal::Journal::open(data)?;
     let marks = mark::read_all(data).map_err(|e| e.to_string())?;
-    for room in urc::serve::layout::rooms_in(data)? {
-        let dir = urc::serve::layout::room_dir(data, &room);
-        let mark = mark::of_room(&marks, &room, &dir).map_err(|e| e.to_string())?;
-        repair_room(&dir, mark)?;
+    for room in &rooms {
+        let dir = urc::serve::layout::room_dir(data, room);
+        let mark = mark::of_room(&marks, room, &dir).map_err(|e| e.to_string())?;
+        fill_room(&dir, mark)?;
     }
     Ok(())
 }
 
-/// `--repair-log` for the room whose directory is `data`, whose last seq stored is `mark`.
-fn repair_room(data: &std::path::Path, mark: u64) -> Result<(), String> {
+/// `--repair-log` for the room whose directory is `data`: its damaged records replaced.
+fn repair_room(data: &std::path::Path) -> Result<(), String> {
     let log = data.join(urc::serve::store::LOG_FILE);
     let log = log.display();
     match urc::serve::repair::repair(data).map_err(|e| e.to_string())? {
@@ -147,6 +154,14 @@ fn repair_room(data: &std::path::Path, mark: u64) -> Result<(), String> {
             );
         }
     }
+    Ok(())
+}
+
+/// `--repair-log` for the room whose directory is `data`, whose last seq stored is `mark`:
+/// placeholders up to the mark when its log ends before it.
+fn fill_room(data: &std::path::Path, mark: u64) -> Result<(), String> {
+    let log = data.join(urc::serve::store::LOG_FILE);
+    let log = log.display();
     // After the damaged records are whole again: their seqs say where the log ends.
     if let Some((first, last)) =
         urc::serve::repair::fill_to_mark(data, mark).map_err(|e| e.to_string())?

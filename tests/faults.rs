@@ -380,7 +380,6 @@ fn storage_trouble_is_told_once_and_its_end_once() {
     assert!(status.success());
 }
 
-/// The (from, text) of each record of a log file.
 /// A room's last seq stored moves on while the relay runs, not only when it stops: lines of
 /// one room (each turn flushing that room's log alone) reach `<data>/stored-seqs` about once a
 /// second, so that after a crash a log replaced by an older copy is refused.
@@ -424,6 +423,38 @@ fn the_last_seq_stored_moves_on_while_the_relay_runs_and_a_crash_keeps_it() {
     );
 }
 
+/// A checkpoint that cannot write the marks (here `stored-seqs.new` is in the way) says so,
+/// moves no mark on, and the next checkpoint tries again once it can.
+#[test]
+fn a_checkpoint_that_fails_moves_no_mark_and_the_next_one_writes_it() {
+    let data = tempfile::tempdir().unwrap();
+    let marks = data.path().join("stored-seqs");
+    let relay = Relay::start(data.path(), &[]);
+    let blocker = data.path().join("stored-seqs.new");
+    std::fs::create_dir(&blocker).unwrap();
+    let mut alice = Client::join(relay.addr, "alice", &[]);
+    for text in ["one", "two"] {
+        alice.say(text);
+        alice.expect(|e| e["event"] == "message" && e["text"] == text);
+    }
+    relay.expect_log("cannot flush the rooms' logs or write their last seqs stored");
+    let said = |m: &str| std::fs::read_to_string(&marks).is_ok_and(|t| t.lines().any(|l| l == m));
+    assert!(said("lobby 0"), "{:?}", std::fs::read_to_string(&marks));
+    std::fs::remove_dir(&blocker).unwrap();
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while !said("lobby 2") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stored-seqs never said lobby 2: {:?}",
+            std::fs::read_to_string(&marks)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(alice);
+    assert!(relay.stop().success());
+}
+
+/// The (from, text) of each record of a log file.
 fn read_log_file(path: &std::path::Path) -> Vec<(String, String)> {
     let records = events(&std::fs::read_to_string(path).unwrap());
     records

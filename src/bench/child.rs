@@ -22,7 +22,7 @@ const START_BOUND: Duration = Duration::from_secs(30);
 const KEPT_LINES: usize = 200;
 /// How long the relay may take to stop once told: it finishes its turn, flushes every room's
 /// log and writes their marks.
-const STOP_BOUND: Duration = Duration::from_secs(10);
+const STOP_BOUND: Duration = Duration::from_secs(30);
 /// What the relay's last log line says before its counts (see `serve/server.rs`).
 const COUNTED: &str = "relay stopped; counted ";
 

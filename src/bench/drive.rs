@@ -46,6 +46,10 @@ pub(super) struct Plan {
     pub(super) room: usize,
     /// When the run is given up.
     pub(super) deadline: Instant,
+    /// What the clients' names begin with, before their numbers: `c`, or a run's own
+    /// beginning against a relay that outlives the run (a name belongs to the first key that
+    /// took it).
+    pub(super) names: String,
 }
 
 impl Plan {
@@ -143,7 +147,8 @@ impl Load {
             let own = plan.per_sender.get(i).copied().unwrap_or(0);
             let (room, expected) = (plan.room_of(i), plan.expected(i));
             let senders = plan.senders_of(i);
-            let mut sim = Sim::new(relay, key, (i, room), senders, expected, now)?;
+            let name = format!("{}{i}", plan.names);
+            let mut sim = Sim::new(relay, key, (name, room), senders, expected, now)?;
             if i < plan.per_sender.len() {
                 sim.make_sender(i as u32, own, plan.size, plan.window);
             }
@@ -443,6 +448,7 @@ mod tests {
             every: None,
             room: 10,
             deadline: Instant::now(),
+            names: "c".into(),
         };
         assert_eq!(plan.senders_of(3), 0..10);
         assert_eq!(plan.senders_of(15), 10..12);

@@ -329,6 +329,11 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         every,
         room: options.room,
         deadline: Instant::now() + Duration::from_secs(options.seconds),
+        names: match options.relay {
+            // Fresh names each run: the relay keeps every name for the key that took it.
+            RelayAt::Running(..) => format!("b{:04x}c", Uuid::new_v4().as_u128() as u16),
+            _ => "c".into(),
+        },
     };
     let mut ledger = Ledger::new(&plan.per_sender);
 

@@ -110,7 +110,7 @@ impl Sim {
     pub(super) fn new(
         relay: SocketAddr,
         key: Option<PublicKey>,
-        (number, room): (usize, String),
+        (name, room): (String, String),
         senders: Range<u32>,
         expected: u64,
         now: Instant,
@@ -120,7 +120,7 @@ impl Sim {
         Ok(Sim {
             socket,
             link: Link::new(key),
-            name: format!("c{number}"),
+            name,
             room,
             instance: Uuid::new_v4(),
             state: State::Joining { retry_at: now },

@@ -50,8 +50,8 @@ pub struct Stats {
 /// A count's name in [`Stats::counts`] and where it is kept.
 type Count = (&'static str, fn(&mut Stats) -> &mut u64);
 
-/// Every count, by the name the relay's last log line gives it.
-const COUNTS: [Count; 16] = [
+/// Every count, by the name the relay's last log line gives it (all but `stalled`, a time).
+const COUNTS: [Count; 17] = [
     ("malformed", |s| &mut s.malformed),
     ("unauthorised", |s| &mut s.unauthorised),
     ("stored", |s| &mut s.stored),
@@ -68,6 +68,7 @@ const COUNTS: [Count; 16] = [
     ("unsealable", |s| &mut s.unsealable),
     ("stale", |s| &mut s.stale),
     ("rate_limited", |s| &mut s.rate_limited),
+    ("stalls", |s| &mut s.stalls),
 ];
 
 impl Stats {

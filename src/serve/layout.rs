@@ -1,4 +1,4 @@
-//! Where a data directory keeps each room: `<data>/rooms/<room>/` (a private conversation `<data>/dm/<a>+<b>/`), its message log and its stored-seq; and the upgrade of a directory of the one-room relay, whose log was `<data>/messages.jsonl`, to the room `lobby`, every seq and id kept.
+//! Where a data directory keeps each room: `<data>/rooms/<room>/` (a private conversation `<data>/dm/<a>+<b>/`), its message log (the last seq stored in each is a line of `<data>/stored-seqs`, see `store/mark.rs`); and the upgrade of a directory of the one-room relay, whose log was `<data>/messages.jsonl`, to the room `lobby`, every seq and id kept.
 
 use std::fs;
 use std::io;

@@ -31,6 +31,18 @@ pub struct Logs {
     /// The rooms whose logs a turn of their own wrote and flushed since the last checkpoint:
     /// their marks move on with it.
     flushed: BTreeSet<String>,
+    /// The checkpoint under way: the rooms whose logs it flushes, those flushed before, and
+    /// the marks it writes, each room's taken as its own only once the checkpoint is done
+    /// (a checkpoint that failed leaves them to the next).
+    in_flight: InFlight,
+}
+
+/// What the checkpoint under way covers (see [`Logs::checkpoint`]).
+#[derive(Debug, Default)]
+struct InFlight {
+    dirty: Vec<String>,
+    flushed: Vec<String>,
+    marks: Vec<(String, u64)>,
 }
 
 impl Logs {
@@ -79,6 +91,7 @@ impl Logs {
             journal,
             dirty: BTreeSet::new(),
             flushed: BTreeSet::new(),
+            in_flight: InFlight::default(),
         };
         // Every room's mark as its log ends now (a room whose directory is gone has none),
         // then an earlier relay's marks are no longer needed.
@@ -90,7 +103,13 @@ impl Logs {
         };
         mark::write_all(data, &logs.marks()).map_err(cannot)?;
         for store in logs.stores.values() {
-            mark::remove_legacy(store.dir()).map_err(cannot)?;
+            mark::remove_legacy(store.dir()).map_err(|e| {
+                StartError::Data(format!(
+                    "cannot remove an earlier relay's {} (its seq is in {} now): {e}; remove it by hand",
+                    store.dir().join(mark::LEGACY_FILE).display(),
+                    mark::MARKS_FILE
+                ))
+            })?;
         }
         Ok((logs, restored))
     }
@@ -210,6 +229,16 @@ impl Logs {
                 format!("cannot make the directory {}: {e}", dir.display())
             })?;
             let opened = Store::open(&dir, 0, 0).map_err(|e| e.to_string())?;
+            // The new log's name, its room's directory and `rooms/` (or `dm/`) made durable
+            // before its first record is acknowledged: a flush of the file keeps its data,
+            // not always its name.
+            let mut at = Some(dir.as_path());
+            while let Some(d) = at.filter(|d| d.starts_with(&self.data)) {
+                std::fs::File::open(d)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| format!("cannot flush the directory {}: {e}", d.display()))?;
+                at = d.parent();
+            }
             tracing::info!(room = name, log = %opened.store.path().display(), "a new room's log");
             self.stores.insert(name.to_owned(), opened.store);
         }
@@ -269,19 +298,19 @@ impl Logs {
     }
 
     /// Ends the checkpoint under way if it is done (and says if it failed), then starts the
-    /// next one: the logs written since the last are flushed on a thread of their own, and
-    /// the journal files before it removed.
+    /// next one: the logs written since the last are flushed on a thread of their own, then
+    /// every room's mark is written, and the journal files before it removed. A room's mark
+    /// moves on only once the checkpoint that wrote it is done: a mark is never ahead of its
+    /// log on disk, not even in memory.
     pub fn checkpoint(&mut self, relay: &Relay, wait: bool) {
-        if let Some(Err(e)) = self.journal.poll(wait) {
-            tracing::error!(error = %e, journal = %self.journal.dir().display(), "cannot flush the rooms' logs or remove the journal they are in: the journal is kept, and put back at the next start");
-        }
+        self.end_checkpoint(wait);
         if self.journal.checkpointing() || (self.dirty.is_empty() && self.flushed.is_empty()) {
             return;
         }
         let mut logs = Vec::with_capacity(self.dirty.len());
-        let mut marked = false;
+        let mut pending = Vec::new();
         for name in &self.dirty {
-            let Some(store) = self.stores.get_mut(name) else {
+            let Some(store) = self.stores.get(name) else {
                 continue;
             };
             match store.sync_handle() {
@@ -291,41 +320,78 @@ impl Logs {
                     return;
                 }
             }
-            if let Some(latest) = relay.latest_in(name) {
-                marked |= store.mark_later(latest);
+            if let Some(latest) = relay.latest_in(name).filter(|&l| l > store.marked()) {
+                pending.push((name.clone(), latest));
             }
         }
         // Flushed already: their marks need no flush of their logs first.
-        for name in std::mem::take(&mut self.flushed) {
-            if let (Some(store), Some(latest)) =
-                (self.stores.get_mut(&name), relay.latest_in(&name))
+        for name in &self.flushed {
+            if let (Some(store), Some(latest)) = (self.stores.get(name), relay.latest_in(name))
+                && latest > store.marked()
             {
-                marked |= store.mark_later(latest);
+                pending.push((name.clone(), latest));
             }
         }
-        let marks = marked.then(|| (self.data.clone(), self.marks()));
+        let marks = (!pending.is_empty()).then(|| {
+            let mut marks = self.marks();
+            marks.extend(pending.iter().cloned());
+            (self.data.clone(), marks)
+        });
         match self.journal.checkpoint(logs, marks) {
-            Ok(()) if self.journal.checkpointing() => self.dirty.clear(),
+            Ok(()) if self.journal.checkpointing() => {
+                self.in_flight = InFlight {
+                    dirty: std::mem::take(&mut self.dirty).into_iter().collect(),
+                    flushed: std::mem::take(&mut self.flushed).into_iter().collect(),
+                    marks: pending,
+                };
+            }
             Ok(()) => {}
             Err(e) => {
                 tracing::error!(error = %e, journal = %self.journal.dir().display(), "cannot start a new journal file: the current one goes on")
             }
         }
-        if wait && let Some(Err(e)) = self.journal.poll(true) {
-            tracing::error!(error = %e, "cannot flush the rooms' logs as the relay stops: the journal is kept, and put back at the next start");
+        if wait {
+            self.end_checkpoint(true);
         }
     }
 
-    /// Flushes every room's log and writes every room's last seq stored (as the relay stops).
+    /// Takes the checkpoint under way as done when it is (at once when `wait`): its marks are
+    /// the rooms' from now on; if it failed, its rooms are flushed and marked by the next.
+    fn end_checkpoint(&mut self, wait: bool) {
+        let Some(done) = self.journal.poll(wait) else {
+            return;
+        };
+        let checkpoint = std::mem::take(&mut self.in_flight);
+        match done {
+            Ok(()) => {
+                for (name, latest) in checkpoint.marks {
+                    if let Some(store) = self.stores.get_mut(&name) {
+                        store.mark_later(latest);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, journal = %self.journal.dir().display(), "cannot flush the rooms' logs or write their last seqs stored: the journal is kept and put back at the next start, and the next checkpoint tries again");
+                self.dirty.extend(checkpoint.dirty);
+                self.flushed.extend(checkpoint.flushed);
+            }
+        }
+    }
+
+    /// Flushes every room's log and writes every room's last seq stored (as the relay stops):
+    /// a room's moves on to its latest seq unless its log could not be flushed (a lost log's
+    /// does, so that a log put back must hold what was stored).
     pub fn mark_all(&mut self, relay: &Relay) {
         self.checkpoint(relay, true);
         for (name, store) in &mut self.stores {
-            if let Some(latest) = relay.latest_in(name) {
+            if (!self.dirty.contains(name) || store.lost().is_some())
+                && let Some(latest) = relay.latest_in(name)
+            {
                 store.mark_later(latest);
             }
         }
         if let Err(e) = mark::write_all(&self.data, &self.marks()) {
-            tracing::error!(error = %e, file = %self.data.join(mark::MARKS_FILE).display(), "cannot write the rooms' last seqs stored");
+            tracing::error!(error = %e, file = %self.data.join(mark::MARKS_FILE).display(), "cannot write the rooms' last seqs stored: the next start checks each log against the seqs written before");
         }
     }
 

@@ -25,13 +25,10 @@ pub const LEGACY_FILE: &str = "stored-seq";
 /// Every room's mark, by the room's key.
 pub type Marks = BTreeMap<String, u64>;
 
-fn invalid(path: &Path, what: String) -> io::Error {
+fn invalid(path: &Path, what: String, fix: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
-        format!(
-            "{} {what}: delete it to trust the logs as they are",
-            path.display()
-        ),
+        format!("{} {what}: {fix}", path.display()),
     )
 }
 
@@ -61,6 +58,7 @@ pub fn read_all(data: &Path) -> io::Result<Marks> {
                 return Err(invalid(
                     &path,
                     format!("line {} is not a room and a seq", n + 1),
+                    "correct or delete that line (or the whole file) to trust the logs as they are",
                 ));
             }
         }
@@ -95,11 +93,13 @@ pub fn write_all(data: &Path, marks: &Marks) -> io::Result<()> {
 pub fn read_legacy(dir: &Path) -> io::Result<Option<u64>> {
     let path = dir.join(LEGACY_FILE);
     match fs::read_to_string(&path) {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|e| invalid(&path, format!("holds no seq ({e})"))),
+        Ok(text) => text.trim().parse().map(Some).map_err(|e| {
+            invalid(
+                &path,
+                format!("holds no seq ({e})"),
+                "delete it to trust the room's log as it is",
+            )
+        }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }

@@ -418,7 +418,8 @@ fn a_log_deleted_moved_or_replaced_under_the_relay_stops_appends_until_it_is_bac
         .collect();
     assert_eq!(seqs, [1, 2, 3]);
     assert!(store.append(&[msg(4)]).is_err());
-    // What was stored before stays marked, so that a restart on no log refuses it.
+    // What was stored before stays marked while the log is lost (its room's mark is written
+    // with it; tests/faults.rs checks that end to end), so a start on no log refuses it.
     assert!(store.mark_later(3));
     assert_eq!(store.marked(), 3);
     drop(opened);
