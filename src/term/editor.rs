@@ -78,9 +78,15 @@ impl Connection {
 /// Whether lines may print now: from the moment the editor accepts a line until the rows it
 /// took are erased, they wait (the editor gives the terminal back meanwhile, and a line
 /// printed then would be where the erasing counts the typed line to be); and from a resize
-/// until what it broke is put right.
+/// until what it broke is put right. Turning it on and printing while it is off exclude each
+/// other ([`Hold::while_off`]): a line looked at just before the editor accepted one, and
+/// printed just after, was written where the typed line was to be erased, and the erasing took
+/// the message away instead (seen once in a pty test of a 50-line paste).
 #[derive(Debug, Clone, Default)]
-pub struct Hold(Arc<AtomicU8>);
+pub struct Hold(Arc<(AtomicU8, Mutex<()>)>);
+
+/// Longest the hold waits for a print under way before it goes on (see [`Hold::set`]).
+const GATE_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Why lines wait.
 #[derive(Debug, Clone, Copy)]
@@ -94,16 +100,47 @@ pub enum Why {
 impl Hold {
     /// Holds lines back (`true`) or lets them print (`false`), for `why`.
     pub fn set(&self, why: Why, on: bool) {
-        if on {
-            self.0.fetch_or(why as u8, Ordering::SeqCst);
-        } else {
-            self.0.fetch_and(!(why as u8), Ordering::SeqCst);
+        if !on {
+            self.0.0.fetch_and(!(why as u8), Ordering::SeqCst);
+            return;
         }
+        // A print under way finishes first. It may wait itself for the editor's thread, this
+        // one, to take what it queued (rustyline queues one line at a time while it reads):
+        // past [`GATE_WAIT`] that is so, and its line is queued, shown at the next read, after
+        // the erasing; the hold goes on without the gate.
+        let until = std::time::Instant::now() + GATE_WAIT;
+        let gate = loop {
+            match self.0.1.try_lock() {
+                Ok(gate) => break Some(gate),
+                Err(std::sync::TryLockError::Poisoned(p)) => break Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() < until => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(std::sync::TryLockError::WouldBlock) => break None,
+            }
+        };
+        self.0.0.fetch_or(why as u8, Ordering::SeqCst);
+        drop(gate);
     }
 
     /// True while lines wait.
     pub fn is_on(&self) -> bool {
-        self.0.load(Ordering::SeqCst) != 0
+        self.0.0.load(Ordering::SeqCst) != 0
+    }
+
+    /// Runs `print` unless lines wait, the hold kept from turning on until it is done; true
+    /// when it ran.
+    pub fn while_off(&self, print: impl FnOnce()) -> bool {
+        let _gate = self
+            .0
+            .1
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.is_on() {
+            return false;
+        }
+        print();
+        true
     }
 }
 
@@ -184,6 +221,39 @@ impl Helper for Assist {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_print_runs_only_while_the_hold_is_off_and_finishes_before_it_goes_on() {
+        let hold = Hold::default();
+        let mut printed = 0;
+        assert!(hold.while_off(|| printed += 1));
+        hold.set(Why::Accepted, true);
+        assert!(!hold.while_off(|| printed += 1));
+        hold.set(Why::Accepted, false);
+        assert!(hold.while_off(|| printed += 1));
+        assert_eq!(printed, 2);
+        // A print under way holds the hold back until it is done.
+        let (started, go) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                hold.while_off(|| {
+                    started.wait();
+                    go.wait();
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    done.store(true, Ordering::SeqCst);
+                })
+            });
+            started.wait();
+            go.wait();
+            hold.set(Why::Accepted, true);
+            assert!(
+                done.load(Ordering::SeqCst),
+                "the hold went on during the print"
+            );
+        });
+        assert!(hold.is_on());
+    }
 
     #[test]
     fn the_prompt_shows_a_silent_relay_at_the_same_width() {

@@ -95,13 +95,20 @@ impl Output {
             held,
             screen,
         } = self
-            && !hold.is_on()
-            && !screen.resizing()
         {
-            for line in held.drain(..) {
-                let rows = rows(&line, true, screen);
-                let _ = printer.print(format!("{rows}\n"));
+            let mut printed = 0;
+            for line in held.iter() {
+                if screen.resizing()
+                    || !hold.while_off(|| {
+                        let rows = rows(line, true, screen);
+                        let _ = printer.print(format!("{rows}\n"));
+                    })
+                {
+                    break;
+                }
+                printed += 1;
             }
+            held.drain(..printed);
         }
     }
 
