@@ -168,22 +168,18 @@ impl RelayChild {
         Proc::Pid(self.pid).cpu()
     }
 
-    /// Sends it `signal` (`STOP`, `CONT`, `TERM`) with kill(1): the crate forbids the unsafe
-    /// code a direct call would take.
+    /// Sends it `signal` (`STOP`, `CONT`, `TERM`).
     ///
     /// # Errors
-    /// When kill cannot be run or fails.
+    /// When the signal has no such name or cannot be sent.
     pub(super) fn signal(&self, signal: &str) -> Result<(), String> {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.pid.to_string())
-            .status()
-            .map_err(|e| format!("cannot run kill: {e}"))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!("kill -{signal} {} failed ({status})", self.pid))
-        }
+        use nix::sys::signal::{Signal, kill};
+        let sig: Signal = format!("SIG{signal}")
+            .parse()
+            .map_err(|e| format!("no signal {signal}: {e}"))?;
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid).unwrap_or(i32::MAX));
+        kill(pid, sig)
+            .map_err(|e| format!("cannot send SIG{signal} to the relay ({}): {e}", self.pid))
     }
 
     /// True while the process runs.

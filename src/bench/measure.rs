@@ -12,6 +12,23 @@ use std::time::Duration;
 /// Clock ticks a second of `/proc/*/stat` times; 100 on every Linux platform urc builds for.
 const TICKS_PER_SECOND: u64 = 100;
 
+/// An address as `/proc/net/udp*` writes it: the bytes in memory order, each 32-bit word in
+/// hex as the machine holds it.
+fn proc_ip(hex: &str) -> Option<std::net::IpAddr> {
+    let words: Option<Vec<[u8; 4]>> = (0..hex.len() / 8)
+        .map(|k| {
+            let w = u32::from_str_radix(hex.get(k * 8..k * 8 + 8)?, 16).ok()?;
+            Some(w.to_ne_bytes())
+        })
+        .collect();
+    let bytes: Vec<u8> = words?.concat();
+    match bytes.len() {
+        4 => Some(std::net::IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?)),
+        16 => Some(std::net::IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?)),
+        _ => None,
+    }
+}
+
 /// CPU time a thread of this process has run so far: nanoseconds from `schedstat` where the
 /// kernel keeps them, else user + system ticks from `stat`.
 pub(super) fn thread_cpu(tid: u32) -> Option<Duration> {
@@ -92,22 +109,27 @@ impl Proc {
     }
 }
 
-/// The process that holds the UDP socket bound to `port` on this machine: the socket's inode
-/// from `/proc/net/udp` (and `udp6`), then the process with a descriptor on it. `None` when
-/// no process can be seen holding it (another user's, without the right to look).
-pub(super) fn udp_port_owner(port: u16) -> Option<u32> {
-    let inode = ["/proc/net/udp", "/proc/net/udp6"]
-        .iter()
-        .find_map(|table| {
-            let text = fs::read_to_string(table).ok()?;
-            text.lines().skip(1).find_map(|line| {
-                let f: Vec<&str> = line.split_whitespace().collect();
-                // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-                let local = f.get(1)?;
-                let p = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
-                (p == port).then(|| f.get(9)?.parse::<u64>().ok()).flatten()
-            })
-        })?;
+/// The process that holds the UDP socket bound to `addr` (or to the wildcard address on its
+/// port) on this machine: the socket's inode from `/proc/net/udp` (or `udp6`), then the
+/// process with a descriptor on it. `None` when no process can be seen holding it (another
+/// user's, without the right to look).
+pub(super) fn udp_port_owner(addr: std::net::SocketAddr) -> Option<u32> {
+    let table = if addr.is_ipv4() {
+        "/proc/net/udp"
+    } else {
+        "/proc/net/udp6"
+    };
+    let text = fs::read_to_string(table).ok()?;
+    let inode = text.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+        let (ip, port) = f.get(1)?.split_once(':')?;
+        let port = u16::from_str_radix(port, 16).ok()?;
+        let ip = proc_ip(ip)?;
+        (port == addr.port() && (ip == addr.ip() || ip.is_unspecified()))
+            .then(|| f.get(9)?.parse::<u64>().ok())
+            .flatten()
+    })?;
     let wanted = format!("socket:[{inode}]");
     fs::read_dir("/proc").ok()?.find_map(|p| {
         let p = p.ok()?;
@@ -160,15 +182,31 @@ mod tests {
     }
 
     #[test]
+    fn addresses_are_read_as_proc_writes_them() {
+        let lo = u32::from_ne_bytes([127, 0, 0, 1]);
+        assert_eq!(proc_ip(&format!("{lo:08X}")), Some([127, 0, 0, 1].into()));
+        let v6 = std::net::Ipv6Addr::LOCALHOST.octets();
+        let hex: String = v6
+            .chunks(4)
+            .map(|c| format!("{:08X}", u32::from_ne_bytes(c.try_into().unwrap())))
+            .collect();
+        assert_eq!(proc_ip(&hex), Some(std::net::Ipv6Addr::LOCALHOST.into()));
+        assert_eq!(proc_ip("zz"), None);
+    }
+
+    #[test]
     fn the_owner_of_a_udp_port_is_found() {
         if !Path::new("/proc/net/udp").exists() {
             return;
         }
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = socket.local_addr().unwrap().port();
-        assert_eq!(udp_port_owner(port), Some(std::process::id()));
+        let addr = socket.local_addr().unwrap();
+        assert_eq!(udp_port_owner(addr), Some(std::process::id()));
+        // Another address on the same port is not this socket's.
+        let other = std::net::SocketAddr::new([127, 0, 0, 2].into(), addr.port());
+        assert_eq!(udp_port_owner(other), None);
         drop(socket);
-        assert_eq!(udp_port_owner(port), None);
+        assert_eq!(udp_port_owner(addr), None);
     }
 
     #[test]

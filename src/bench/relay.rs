@@ -130,11 +130,7 @@ impl Relay {
                         "--relay {addr} is not on this machine: the bench drives and measures a relay on loopback only (127.0.0.0/8 or ::1)"
                     ));
                 }
-                Ok(Relay::Running(
-                    *addr,
-                    *key,
-                    measure::udp_port_owner(addr.port()),
-                ))
+                Ok(Relay::Running(*addr, *key, measure::udp_port_owner(*addr)))
             }
         }
     }

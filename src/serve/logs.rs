@@ -82,6 +82,18 @@ impl Logs {
                     "dropped an incomplete last record left by a crash"
                 );
             }
+            if opened.store.marked() > mark {
+                // Records past the mark may be in the system's cache only (a relay killed
+                // before its checkpoint): on disk first, then they count in the mark.
+                (opened.store.sync_handle())
+                    .and_then(|f| f.sync_data())
+                    .map_err(|e| {
+                        StartError::Data(format!(
+                            "cannot flush {}: {e}",
+                            opened.store.path().display()
+                        ))
+                    })?;
+            }
             restored.push((name.clone(), opened.tail, opened.store.first_seq()));
             stores.insert(name, opened.store);
         }
