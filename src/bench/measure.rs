@@ -114,22 +114,43 @@ impl Proc {
 /// process with a descriptor on it. `None` when no process can be seen holding it (another
 /// user's, without the right to look).
 pub(super) fn udp_port_owner(addr: std::net::SocketAddr) -> Option<u32> {
-    let table = if addr.is_ipv4() {
-        "/proc/net/udp"
-    } else {
-        "/proc/net/udp6"
+    // An IPv4 address may be served by a dual-stack socket on `[::]` (or its mapped form).
+    let mapped = match addr.ip() {
+        std::net::IpAddr::V4(v4) => Some(std::net::IpAddr::V6(v4.to_ipv6_mapped())),
+        std::net::IpAddr::V6(_) => None,
     };
-    let text = fs::read_to_string(table).ok()?;
-    let inode = text.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-        let (ip, port) = f.get(1)?.split_once(':')?;
-        let port = u16::from_str_radix(port, 16).ok()?;
-        let ip = proc_ip(ip)?;
-        (port == addr.port() && (ip == addr.ip() || ip.is_unspecified()))
-            .then(|| f.get(9)?.parse::<u64>().ok())
-            .flatten()
-    })?;
+    // Each socket on the port: (exact address, inode).
+    let mut found: Vec<(bool, u64)> = Vec::new();
+    let tables: &[&str] = if addr.is_ipv4() {
+        &["/proc/net/udp", "/proc/net/udp6"]
+    } else {
+        &["/proc/net/udp6"]
+    };
+    for table in tables {
+        let Ok(text) = fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            let Some((ip, port)) = f.get(1).and_then(|a| a.split_once(':')) else {
+                continue;
+            };
+            let (Ok(port), Some(ip), Some(Ok(inode))) = (
+                u16::from_str_radix(port, 16),
+                proc_ip(ip),
+                f.get(9).map(|i| i.parse::<u64>()),
+            ) else {
+                continue;
+            };
+            let exact = ip == addr.ip() || Some(ip) == mapped;
+            if port == addr.port() && (exact || ip.is_unspecified()) {
+                found.push((exact, inode));
+            }
+        }
+    }
+    // The socket bound to the address itself, else one bound to every address.
+    let inode = found.iter().find(|(exact, _)| *exact).or(found.first())?.1;
     let wanted = format!("socket:[{inode}]");
     fs::read_dir("/proc").ok()?.find_map(|p| {
         let p = p.ok()?;

@@ -81,7 +81,7 @@ pub(crate) fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assis
             resume::watch(Box::new(printer), reading.clone());
         }
         let switch = crate::term::keys::Switch::default();
-        switch.bind(&mut editor);
+        switch.bind(&mut editor, &hold);
         // The line being typed when a key switched rooms, given back to the next prompt.
         let mut kept: Option<(String, usize)> = None;
         let screen = assist_screen;
@@ -137,6 +137,7 @@ pub(crate) fn spawn_editor(tx: async_channel::Sender<Input>, name: String, assis
                 Err(ReadlineError::Interrupted) => {
                     if let Some((command, text, pos)) = switch.take() {
                         erase_typed(&mut editor, &prompt, &text);
+                        hold.set(Why::Accepted, false);
                         if tx.send_blocking(Input::Line(command.to_owned())).is_err() {
                             return;
                         }

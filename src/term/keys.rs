@@ -5,6 +5,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::term::editor::{Hold, Why};
+
 use rustyline::{
     Cmd, ConditionalEventHandler, Event, EventContext, EventHandler, KeyCode, KeyEvent, Modifiers,
     RepeatCount,
@@ -21,9 +23,12 @@ pub(crate) struct Switch(Arc<Mutex<Option<Asked>>>);
 impl Switch {
     /// Binds the keys in `editor` to ask for a switch: Ctrl-N and Alt-Right to the next room
     /// (`/next`), Ctrl-P and Alt-Left to the previous one (`/prev`).
+    /// Lines wait (`hold`) from the key until the editor's loop has erased the line, as
+    /// they do for a line accepted.
     pub(crate) fn bind<H: rustyline::Helper, I: rustyline::history::History>(
         &self,
         editor: &mut rustyline::Editor<H, I>,
+        hold: &Hold,
     ) {
         let keys = [
             (KeyEvent::ctrl('N'), "/next"),
@@ -35,6 +40,7 @@ impl Switch {
             let handler = Key {
                 command,
                 switch: self.clone(),
+                hold: hold.clone(),
             };
             editor.bind_sequence(key, EventHandler::Conditional(Box::new(handler)));
         }
@@ -54,12 +60,14 @@ impl Switch {
 struct Key {
     command: &'static str,
     switch: Switch,
+    hold: Hold,
 }
 
 impl ConditionalEventHandler for Key {
     fn handle(&self, _: &Event, _: RepeatCount, _: bool, ctx: &EventContext) -> Option<Cmd> {
         let mut asked = (self.switch.0.lock()).unwrap_or_else(std::sync::PoisonError::into_inner);
         *asked = Some((self.command, ctx.line().to_owned(), ctx.pos()));
+        self.hold.set(Why::Accepted, true);
         // The line ends as Ctrl-C ends it; the editor's loop sees the switch, makes it, and
         // gives the line back to the next prompt.
         Some(Cmd::Interrupt)
