@@ -321,13 +321,7 @@ fn a_log_deleted_under_a_running_relay_stops_acknowledging_and_no_seq_is_given_t
     assert!(relay.stop().success());
 
     // Started again on no log: refused, saying why and what to do.
-    let out = urc()
-        .args(["serve", "--bind", &addr.to_string(), "--data"])
-        .arg(data.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let said = String::from_utf8(out.stderr).unwrap();
+    let said = refused_start(&addr.to_string(), data.path());
     assert!(
         said.contains("ends at seq 0, but this relay stored up to seq 2")
             && said.contains("--repair-log"),
@@ -387,36 +381,20 @@ fn storage_trouble_is_told_once_and_its_end_once() {
 fn the_last_seq_stored_moves_on_while_the_relay_runs_and_a_crash_keeps_it() {
     let data = tempfile::tempdir().unwrap();
     let log = data.path().join("rooms/lobby/messages.jsonl");
-    let marks = data.path().join("stored-seqs");
     let relay = Relay::start(data.path(), &[]);
-    let addr = relay.addr;
-    let mut alice = Client::join(addr, "alice", &[]);
+    let mut alice = Client::join(relay.addr, "alice", &[]);
     for text in ["one", "two", "three"] {
         alice.say(text);
-        alice.expect(|e| e["event"] == "message" && e["text"] == text);
+        alice.expect_text(text);
     }
-    let deadline = std::time::Instant::now() + common::WAIT;
-    while !std::fs::read_to_string(&marks).is_ok_and(|m| m.lines().any(|l| l == "lobby 3")) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "stored-seqs never said lobby 3: {:?}",
-            std::fs::read_to_string(&marks)
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_mark(data.path(), "lobby 3");
     relay.crash();
     drop(alice);
     // An older copy of the log: the crash did not lose what the relay had stored.
     let text = std::fs::read_to_string(&log).unwrap();
     let older: String = text.lines().take(1).map(|l| format!("{l}\n")).collect();
     std::fs::write(&log, older).unwrap();
-    let out = urc()
-        .args(["serve", "--bind", "127.0.0.1:0", "--data"])
-        .arg(data.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let said = String::from_utf8(out.stderr).unwrap();
+    let said = refused_start("127.0.0.1:0", data.path());
     assert!(
         said.contains("ends at seq 1, but this relay stored up to seq 3 (see stored-seqs)"),
         "{said}"
@@ -435,23 +413,41 @@ fn a_checkpoint_that_fails_moves_no_mark_and_the_next_one_writes_it() {
     let mut alice = Client::join(relay.addr, "alice", &[]);
     for text in ["one", "two"] {
         alice.say(text);
-        alice.expect(|e| e["event"] == "message" && e["text"] == text);
+        alice.expect_text(text);
     }
     relay.expect_log("cannot flush the rooms' logs or write their last seqs stored");
-    let said = |m: &str| std::fs::read_to_string(&marks).is_ok_and(|t| t.lines().any(|l| l == m));
-    assert!(said("lobby 0"), "{:?}", std::fs::read_to_string(&marks));
+    let marks = std::fs::read_to_string(&marks).unwrap();
+    assert!(marks.lines().any(|l| l == "lobby 0"), "{marks}");
     std::fs::remove_dir(&blocker).unwrap();
+    wait_for_mark(data.path(), "lobby 2");
+    drop(alice);
+    assert!(relay.stop().success());
+}
+
+/// Waits until `<data>/stored-seqs` holds the line `mark` (`lobby 3`); panics after [`common::WAIT`].
+fn wait_for_mark(data: &std::path::Path, mark: &str) {
+    let path = data.join("stored-seqs");
     let deadline = std::time::Instant::now() + common::WAIT;
-    while !said("lobby 2") {
+    while !std::fs::read_to_string(&path).is_ok_and(|t| t.lines().any(|l| l == mark)) {
         assert!(
             std::time::Instant::now() < deadline,
-            "stored-seqs never said lobby 2: {:?}",
-            std::fs::read_to_string(&marks)
+            "stored-seqs never said {mark}: {:?}",
+            std::fs::read_to_string(&path)
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    drop(alice);
-    assert!(relay.stop().success());
+}
+
+/// Starts `urc serve` on `data` at `bind`, requires it to refuse to start, and returns what it
+/// said.
+fn refused_start(bind: &str, data: &std::path::Path) -> String {
+    let out = urc()
+        .args(["serve", "--bind", bind, "--data"])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    String::from_utf8(out.stderr).unwrap()
 }
 
 /// The (from, text) of each record of a log file.

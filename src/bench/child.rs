@@ -206,11 +206,32 @@ impl RelayChild {
 
     /// Stops it with SIGTERM (it finishes its turn) and waits a little, then kills it.
     pub(super) fn stop(mut self) {
-        self.signal("CONT").ok();
-        self.signal("TERM").ok();
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline && self.is_running() {
-            std::thread::sleep(Duration::from_millis(20));
+        self.terminate(Duration::from_secs(3)).ok();
+    }
+
+    /// Wakes it if stopped, sends it SIGTERM and waits up to `bound` for it to exit.
+    ///
+    /// # Errors
+    /// When it cannot be signalled, or does not exit in time.
+    fn terminate(&mut self, bound: Duration) -> Result<std::process::ExitStatus, String> {
+        self.signal("CONT")?;
+        self.signal("TERM")?;
+        let deadline = Instant::now() + bound;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Ok(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Ok(None) => {
+                    return Err(format!(
+                        "the relay did not stop within {} s of SIGTERM: {}",
+                        bound.as_secs(),
+                        self.log_tail(3)
+                    ));
+                }
+                Err(e) => return Err(format!("cannot wait for the relay: {e}")),
+            }
         }
     }
 
@@ -220,24 +241,7 @@ impl RelayChild {
     /// # Errors
     /// When it does not exit in time or fails.
     pub(super) fn finish(mut self) -> Result<Option<Stats>, String> {
-        self.signal("TERM")?;
-        let deadline = Instant::now() + STOP_BOUND;
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Ok(None) => {
-                    return Err(format!(
-                        "the relay did not stop within {} s of SIGTERM: {}",
-                        STOP_BOUND.as_secs(),
-                        self.log_tail(3)
-                    ));
-                }
-                Err(e) => return Err(format!("cannot wait for the relay: {e}")),
-            }
-        };
+        let status = self.terminate(STOP_BOUND)?;
         // Its log is read to the end once it has exited.
         if let Some(reader) = self.reader.take() {
             reader.join().ok();

@@ -88,8 +88,8 @@ pub(super) struct Sim {
     /// The gap repair in flight: its request number and when to ask again.
     repair: Option<(u32, Instant)>,
     next_req: u32,
-    /// The senders of its room (their numbers are consecutive).
-    senders: Range<u32>,
+    /// The number of the first sender of its room (their numbers are consecutive).
+    first_sender: u32,
     /// Per sender of its room, from the first: the index of the next message expected from
     /// it (each sender's messages are stored, and so delivered, in the order sent). Only the
     /// room's: 10,000 clients each keeping a slot for 10,000 senders took 800 MB.
@@ -133,7 +133,7 @@ impl Sim {
             repair: None,
             next_req: 1,
             next_index: vec![0; senders.len()],
-            senders,
+            first_sender: senders.start,
             delivered: 0,
             expected,
         })
@@ -452,7 +452,7 @@ impl Sim {
                 break;
             }
             if let Held::Other { sender, index } = entry.remove() {
-                let slot = sender.checked_sub(self.senders.start).map(|k| k as usize);
+                let slot = sender.checked_sub(self.first_sender).map(|k| k as usize);
                 match slot.and_then(|k| self.next_index.get_mut(k)) {
                     Some(next) if *next == index => *next = index + 1,
                     Some(next) => {

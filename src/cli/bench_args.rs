@@ -114,20 +114,6 @@ impl BenchArgs {
         Ok(options)
     }
 
-    /// `--relay-key`, read.
-    fn relay_key(&self) -> Result<Option<crate::proto::secure::keys::PublicKey>, String> {
-        self.relay_key
-            .as_deref()
-            .map(|k| {
-                k.parse().map_err(|e| {
-                    format!(
-                        "--relay-key is not a relay key ({e}): copy it from urc serve --fingerprint"
-                    )
-                })
-            })
-            .transpose()
-    }
-
     /// The run's settings: the workload's, overridden by the options given.
     ///
     /// # Errors
@@ -164,7 +150,14 @@ impl BenchArgs {
             room: self.room_size.unwrap_or(preset.room),
             baseline: self.baseline,
             data: self.data.clone(),
-            relay: bench::RelayAt::parse(&self.relay, self.relay_bin.clone(), self.relay_key()?)?,
+            relay: bench::RelayAt::parse(
+                &self.relay,
+                self.relay_bin.clone(),
+                self.relay_key
+                    .as_deref()
+                    .map(super::relay_key)
+                    .transpose()?,
+            )?,
         };
         options.check()?;
         Ok(options)

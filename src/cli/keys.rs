@@ -1,6 +1,15 @@
-//! The command line's keys and relays: `--allow` files, the default identity file, and the name a relay is pinned under.
+//! The command line's keys and relays: `--allow` files, `--relay-key`, the default identity file, and the name a relay is pinned under.
 
 use std::path::PathBuf;
+
+/// The key `--relay-key` gives (`urc serve --fingerprint` prints it).
+///
+/// # Errors
+/// A one-line explanation when it is not a key.
+pub fn relay_key(text: &str) -> Result<crate::proto::secure::keys::PublicKey, String> {
+    text.parse()
+        .map_err(|e| format!("invalid --relay-key: {e}"))
+}
 
 /// The keys of an `--allow` file.
 ///

@@ -15,7 +15,7 @@ use crate::term::join;
 use crate::term::render::Renderer;
 
 mod keys;
-pub use keys::{allowed_keys, default_identity, relay_label};
+pub use keys::{allowed_keys, default_identity, relay_key, relay_label};
 
 /// urc, UDP Relay Chat: chat in terminals through one relay that loses nothing it acknowledged.
 #[derive(Debug, Parser)]
@@ -319,10 +319,7 @@ impl JoinArgs {
         let label = relay_label(&self.server);
         let pins = crate::term::pins::default_path();
         let relay_key = match &self.relay_key {
-            Some(text) => Some(
-                text.parse()
-                    .map_err(|e| format!("invalid --relay-key: {e}"))?,
-            ),
+            Some(text) => Some(relay_key(text)?),
             None => match &pins {
                 Some(path) => crate::term::pins::load(path, &label)?,
                 None => None,

@@ -134,9 +134,10 @@ impl Journal {
     }
 
     /// Starts a checkpoint, unless one runs or there is nothing to do (the journal is empty
-    /// and no marks are given): the next records go to a new journal file, and `logs` (the rooms' logs written since the last checkpoint, as
-    /// handles to flush) are flushed on a thread of their own; [`Journal::poll`] removes the
-    /// journal files before the new one once they are on disk.
+    /// and no marks are given): the next records go to a new journal file, and `logs` (the
+    /// rooms' logs written since the last checkpoint, as handles to flush) are flushed on a
+    /// thread of their own; [`Journal::poll`] removes the journal files before the new one
+    /// once they are on disk.
     ///
     /// # Errors
     /// When the new journal file cannot be made (the old one goes on being written).
@@ -155,10 +156,11 @@ impl Journal {
         // only writes the marks.
         let done = if self.len > 0 {
             let (file, _) = create(&self.dir, self.number + 1)?;
+            let done = self.number;
             self.number += 1;
             self.file = file;
             self.len = 0;
-            Some(self.number - 1)
+            Some(done)
         } else {
             None
         };
@@ -244,7 +246,8 @@ fn create(dir: &Path, number: u64) -> io::Result<(File, PathBuf)> {
     Ok((file, path))
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
+/// Flushes the directory `dir`: the names made or removed in it are on disk.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 

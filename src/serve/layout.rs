@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::proto::dm::{DM_MARK, dm_parties};
 pub use crate::proto::room::DEFAULT_ROOM;
 use crate::proto::room::{check_room, room_key};
-use crate::serve::store::{LOG_FILE, mark::LEGACY_FILE as MARK_FILE};
+use crate::serve::store::{LOG_FILE, mark::LEGACY_FILE};
 
 /// The directory of the rooms in `data`.
 fn rooms(data: &Path) -> PathBuf {
@@ -211,13 +211,13 @@ pub fn lobby(data: &Path) -> Result<PathBuf, String> {
 /// A one-line explanation when a file cannot be moved, or when both places hold a log.
 fn upgrade(data: &Path) -> Result<bool, String> {
     let old = data.join(LOG_FILE);
-    let old_mark = data.join(MARK_FILE);
+    let old_mark = data.join(LEGACY_FILE);
     if !old.exists() && !old_mark.exists() {
         return Ok(false);
     }
     let dir = room_dir(data, DEFAULT_ROOM);
     let new = dir.join(LOG_FILE);
-    for (one, other) in [(&old, &new), (&old_mark, &dir.join(MARK_FILE))] {
+    for (one, other) in [(&old, &new), (&old_mark, &dir.join(LEGACY_FILE))] {
         if one.exists() && other.exists() {
             return Err(format!(
                 "both {} (of a relay before rooms) and {} (the room {DEFAULT_ROOM}'s) are there: move the one not in use away",
@@ -234,7 +234,7 @@ fn upgrade(data: &Path) -> Result<bool, String> {
     fs::create_dir_all(&dir)
         .map_err(|e| format!("cannot make the directory {}: {e}", dir.display()))?;
     // Each move on disk before the next (the directories' entries).
-    for (what, to) in [(&old_mark, dir.join(MARK_FILE)), (&old, new)] {
+    for (what, to) in [(&old_mark, dir.join(LEGACY_FILE)), (&old, new)] {
         if what.exists() {
             fs::rename(what, &to).map_err(|e: io::Error| {
                 format!("cannot move {} to {}: {e}", what.display(), to.display())
@@ -256,12 +256,12 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let log = "{\"seq\":1}\n{\"seq\":2}\n";
         fs::write(d.path().join(LOG_FILE), log).unwrap();
-        fs::write(d.path().join(MARK_FILE), "2\n").unwrap();
+        fs::write(d.path().join(LEGACY_FILE), "2\n").unwrap();
         assert!(upgrade(d.path()).unwrap());
         let dir = room_dir(d.path(), DEFAULT_ROOM);
         assert_eq!(fs::read_to_string(dir.join(LOG_FILE)).unwrap(), log);
-        assert_eq!(fs::read_to_string(dir.join(MARK_FILE)).unwrap(), "2\n");
-        assert!(!d.path().join(LOG_FILE).exists() && !d.path().join(MARK_FILE).exists());
+        assert_eq!(fs::read_to_string(dir.join(LEGACY_FILE)).unwrap(), "2\n");
+        assert!(!d.path().join(LOG_FILE).exists() && !d.path().join(LEGACY_FILE).exists());
         assert!(!upgrade(d.path()).unwrap(), "nothing more to move");
     }
 
@@ -270,7 +270,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let dir = room_dir(d.path(), DEFAULT_ROOM);
         fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join(MARK_FILE), "1\n").unwrap();
+        fs::write(dir.join(LEGACY_FILE), "1\n").unwrap();
         fs::write(d.path().join(LOG_FILE), "{\"seq\":1}\n").unwrap();
         assert!(upgrade(d.path()).unwrap());
         assert!(dir.join(LOG_FILE).exists());

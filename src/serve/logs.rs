@@ -71,9 +71,15 @@ impl Logs {
             StartError::Data(format!("cannot read the rooms' last seqs stored: {e}"))
         };
         let marks = mark::read_all(data).map_err(bad_marks)?;
+        // The rooms whose directory holds an earlier relay's mark.
+        let mut legacy = Vec::new();
         for name in names {
             let dir = layout::room_dir(data, &name);
-            let mark = mark::of_room(&marks, &name, &dir).map_err(bad_marks)?;
+            let old = mark::read_legacy(&dir).map_err(bad_marks)?;
+            let mark = marks.get(&name).copied().unwrap_or(0).max(old.unwrap_or(0));
+            if old.is_some() {
+                legacy.push(dir.clone());
+            }
             let opened = Store::open(&dir, each, mark).map_err(StartError::Log)?;
             if let Some(bytes) = opened.torn {
                 tracing::warn!(
@@ -106,19 +112,22 @@ impl Logs {
             in_flight: InFlight::default(),
         };
         // Every room's mark as its log ends now (a room whose directory is gone has none),
-        // then an earlier relay's marks are no longer needed.
-        let cannot = |e: std::io::Error| {
-            StartError::Data(format!(
-                "cannot write {}: {e}",
-                data.join(mark::MARKS_FILE).display()
-            ))
-        };
-        mark::write_all(data, &logs.marks()).map_err(cannot)?;
-        for store in logs.stores.values() {
-            mark::remove_legacy(store.dir()).map_err(|e| {
+        // written when that is not what the file says; then an earlier relay's marks are no
+        // longer needed.
+        let now = logs.marks();
+        if now != marks || !legacy.is_empty() {
+            mark::write_all(data, &now).map_err(|e| {
+                StartError::Data(format!(
+                    "cannot write {}: {e}",
+                    data.join(mark::MARKS_FILE).display()
+                ))
+            })?;
+        }
+        for dir in legacy {
+            mark::remove_legacy(&dir).map_err(|e| {
                 StartError::Data(format!(
                     "cannot remove an earlier relay's {} (its seq is in {} now): {e}; remove it by hand",
-                    store.dir().join(mark::LEGACY_FILE).display(),
+                    dir.join(mark::LEGACY_FILE).display(),
                     mark::MARKS_FILE
                 ))
             })?;
@@ -246,8 +255,7 @@ impl Logs {
             // not always its name.
             let mut at = Some(dir.as_path());
             while let Some(d) = at.filter(|d| d.starts_with(&self.data)) {
-                std::fs::File::open(d)
-                    .and_then(|f| f.sync_all())
+                journal::sync_dir(d)
                     .map_err(|e| format!("cannot flush the directory {}: {e}", d.display()))?;
                 at = d.parent();
             }

@@ -256,7 +256,7 @@ impl Server {
             "relay stopped; counted {}",
             stats.counts()
         );
-        Ok(self.relay.relay().stats().clone())
+        Ok(stats.clone())
     }
 
     /// Looks at the logs (see [`Logs::watch`]).

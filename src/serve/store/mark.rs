@@ -4,7 +4,7 @@
 //! already given to other messages.
 //!
 //! One line a room: its key and its seq (`ops 7`, `@alice+bob 3`). The file is written at
-//! start, about once a second while messages are stored (by the checkpoint, once the logs it
+//! start (when it does not say what the logs do), about once a second while messages are stored (by the checkpoint, once the logs it
 //! covers are flushed) and when the relay stops, each time whole or not at all (written
 //! beside, flushed, renamed over): so each seq is at most a second behind its log, never ahead
 //! of it. One file a second however many rooms are written: a file a room (the earlier

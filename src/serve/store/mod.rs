@@ -232,11 +232,6 @@ impl Store {
         self.marked
     }
 
-    /// The data directory of the log (its room's).
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Uses `file` for appending from now on (tests put a failing file here).
     pub fn replace_file(&mut self, file: Box<dyn LogFile>) {
         self.file = file;
