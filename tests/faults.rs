@@ -507,7 +507,11 @@ fn crash_and_put_back() -> bool {
     relay.crash();
     let journal: Vec<serde_json::Value> = std::fs::read_dir(data.path().join("journal"))
         .unwrap()
-        .flat_map(|f| events(&std::fs::read_to_string(f.unwrap().path()).unwrap()))
+        // A journal file's records end where the zeros it was made with begin.
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+            events(text.split('\0').next().unwrap_or_default())
+        })
         .collect();
     let mut cut = 0;
     for room in ["lobby", "ops"] {
