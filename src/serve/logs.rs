@@ -34,6 +34,8 @@ pub struct Logs {
     /// The rooms whose directories were made since the last checkpoint: their names are on
     /// disk once it flushed their directories; till then their records go to the journal.
     made: BTreeSet<String>,
+    /// The room whose log [`Logs::look`] looked at last: the next look goes on after it.
+    looked: Option<String>,
     /// The checkpoint under way: the rooms whose logs it flushes, those flushed before, and
     /// the marks it writes, each room's taken as its own only once the checkpoint is done
     /// (a checkpoint that failed leaves them to the next).
@@ -114,6 +116,7 @@ impl Logs {
             dirty: BTreeSet::new(),
             flushed: BTreeSet::new(),
             made: BTreeSet::new(),
+            looked: None,
             in_flight: InFlight::default(),
         };
         // Every room's mark as its log ends now (a room whose directory is gone has none),
@@ -295,37 +298,58 @@ impl Logs {
         }
     }
 
-    /// Checkpoints (see [`Logs::checkpoint`]), and looks at each log's file (it may have been
-    /// deleted, moved or replaced under the relay); says what changed, and, when `remind`,
-    /// that a log is still not back.
+    /// Checkpoints (see [`Logs::checkpoint`]); when `remind`, says of each lost log that it is
+    /// still not back.
     pub fn watch(&mut self, relay: &Relay, remind: bool) {
         // Each room's mark is written by the checkpoint, off this thread.
         self.checkpoint(relay, false);
-        for store in self.stores.values_mut() {
-            let log = store.path().display().to_string();
-            match store.check() {
-                Some(LogEvent::Lost { why, rescued }) => {
-                    let kept = match rescued {
-                        None => String::new(),
-                        Some(Ok(path)) => format!("; its records are kept in {}", path.display()),
-                        Some(Err(e)) => format!("; its records could not be kept ({e})"),
-                    };
-                    tracing::error!(
-                        "the message log {log} {why} while the relay ran: nothing more is acknowledged (clients keep resending) until it is back under its name{kept}; to go on, put it back, or stop the relay"
-                    );
-                }
-                Some(LogEvent::Back) => {
-                    tracing::warn!("the message log {log} is back: acknowledging again");
-                }
-                None => {
-                    if let Some(why) = store.lost()
-                        && remind
-                    {
-                        tracing::error!("the message log {log} {why}: still acknowledging nothing");
-                    }
-                }
+        if remind {
+            for store in self.stores.values().filter(|s| s.lost().is_some()) {
+                let log = store.path().display();
+                let why = store.lost().unwrap_or_default();
+                tracing::error!("the message log {log} {why}: still acknowledging nothing");
             }
         }
+    }
+
+    /// How many rooms' logs there are.
+    pub fn len(&self) -> usize {
+        self.stores.len()
+    }
+
+    /// True when there is no room's log (never: the lobby's is made at start).
+    pub fn is_empty(&self) -> bool {
+        self.stores.is_empty()
+    }
+
+    /// Looks at the files of the next `count` rooms' logs, in turn (it may have been deleted,
+    /// moved or replaced under the relay), and says what changed. The relay looks at a few
+    /// each turn, every log about once a second: at 1,000 rooms, looking at all at once held
+    /// a turn 5-18 ms.
+    pub fn look(&mut self, count: usize) {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let count = count.min(self.stores.len());
+        let after = self.looked.take();
+        let rest = match &after {
+            Some(name) => self
+                .stores
+                .range_mut::<String, _>((Excluded(name), Unbounded)),
+            None => self.stores.range_mut::<String, _>(..),
+        };
+        let mut names = Vec::with_capacity(count);
+        for (name, store) in rest.take(count) {
+            names.push(name.clone());
+            report(store);
+        }
+        // From the first room again, for what is left of `count`.
+        let left = count - names.len();
+        if left > 0 {
+            for (name, store) in self.stores.iter_mut().take(left) {
+                names.push(name.clone());
+                report(store);
+            }
+        }
+        self.looked = names.pop();
     }
 
     /// Ends the checkpoint under way if it is done (and says if it failed), then starts the
@@ -445,5 +469,66 @@ impl Logs {
         (self.stores.iter())
             .map(|(name, store)| (name.clone(), store.marked()))
             .collect()
+    }
+}
+
+/// Looks at `store`'s file and says what changed, if anything.
+fn report(store: &mut Store) {
+    let log = store.path().display().to_string();
+    match store.check() {
+        Some(LogEvent::Lost { why, rescued }) => {
+            let kept = match rescued {
+                None => String::new(),
+                Some(Ok(path)) => format!("; its records are kept in {}", path.display()),
+                Some(Err(e)) => format!("; its records could not be kept ({e})"),
+            };
+            tracing::error!(
+                "the message log {log} {why} while the relay ran: nothing more is acknowledged (clients keep resending) until it is back under its name{kept}; to go on, put it back, or stop the relay"
+            );
+        }
+        Some(LogEvent::Back) => {
+            tracing::warn!("the message log {log} is back: acknowledging again");
+        }
+        None => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A look at a few logs a turn goes round them all: a log deleted under the relay is
+    /// found within one round, whichever it is.
+    #[test]
+    fn looks_at_a_few_logs_go_round_them_all() {
+        let data = tempfile::tempdir().unwrap();
+        for room in ["a", "b", "c", "d"] {
+            layout::make_room_dir(data.path(), room).unwrap();
+        }
+        let (mut logs, _) = Logs::open(data.path(), 100).unwrap();
+        let n = logs.len();
+        assert_eq!(n, 5, "the four and the lobby");
+        for victim in ["a", "c", "lobby"] {
+            let path = logs.path(victim).unwrap().to_owned();
+            let moved = path.with_extension("moved");
+            std::fs::rename(&path, &moved).unwrap();
+            let mut looks = 0;
+            while logs.stores[victim].lost().is_none() {
+                assert!(looks < n, "{victim}: not found in a round of {n} looks");
+                logs.look(1);
+                looks += 1;
+            }
+            std::fs::rename(&moved, &path).unwrap();
+            // Back within a round too (two at a time now).
+            let mut looks = 0;
+            while logs.stores[victim].lost().is_some() {
+                assert!(looks < n.div_ceil(2), "{victim}: not back in a round");
+                logs.look(2);
+                looks += 1;
+            }
+        }
+        // More than there are: each once.
+        logs.look(3 * n);
+        assert!(logs.stores.values().all(|s| s.lost().is_none()));
     }
 }

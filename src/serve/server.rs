@@ -170,6 +170,7 @@ impl Server {
         let mut summarised = Stats::default();
         let mut clock = ClockWatch::default();
         let mut next_watch = Instant::now() + WATCH_EVERY;
+        let mut looked = Instant::now();
         loop {
             // The relay's clock: its tick, and the answers that wait for their turn.
             let wake_at = (self.relay.poll_timeout()).unwrap_or_else(|| Instant::now() + TICK);
@@ -225,6 +226,17 @@ impl Server {
             if now >= next_watch {
                 next_watch = now + WATCH_EVERY;
                 self.watch_log(now >= next_report);
+            }
+            // Every log looked at about once a WATCH_EVERY, a few a turn.
+            let logs = self.logs.len();
+            let due =
+                (logs as f64 * (now - looked).as_secs_f64() / WATCH_EVERY.as_secs_f64()) as usize;
+            if due >= logs {
+                self.logs.look(logs);
+                looked = now;
+            } else if due > 0 {
+                self.logs.look(due);
+                looked += WATCH_EVERY.mul_f64(due as f64 / logs as f64);
             }
             if now >= next_report {
                 next_report = now + REPORT_EVERY;
