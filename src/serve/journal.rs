@@ -33,7 +33,7 @@ use crate::serve::store::{LOG_FILE, write_record};
 /// The journal's directory inside the data directory.
 const JOURNAL_DIR: &str = "journal";
 /// Bytes of zeros the first journal file made ahead in a run is made with.
-const PREPARED_FIRST: u64 = 4 << 20;
+const PREPARED_FIRST: u64 = 1 << 20;
 /// Fewest and most bytes a journal file is made with: twice what the one before it held, in
 /// these bounds (a file that outgrows them goes on growing, flushed as any file is).
 const PREPARED_MIN: u64 = 1 << 20;
@@ -63,6 +63,8 @@ pub struct Journal {
     prepared: Option<u64>,
     /// True once the journal was first written to (and the next file made ahead).
     used: bool,
+    /// False once the relay stops: no file is made ahead any more.
+    ahead: bool,
 }
 
 /// What a checkpoint's thread did: flushed the logs and wrote the marks (or why not), and
@@ -118,6 +120,7 @@ impl Journal {
             checkpoint: None,
             prepared: None,
             used: false,
+            ahead: true,
         };
         Ok((journal, put_back))
     }
@@ -154,7 +157,10 @@ impl Journal {
         match result {
             Ok(()) => {
                 self.len += buf.len() as u64;
-                if !std::mem::replace(&mut self.used, true) && self.checkpoint.is_none() {
+                if !std::mem::replace(&mut self.used, true)
+                    && self.ahead
+                    && self.checkpoint.is_none()
+                {
                     // The first use: the next file is made ahead, on a thread of its own (a
                     // relay whose turns hold one room each never writes here, nor makes any).
                     let (dir, next) = (self.dir.clone(), self.number + 1);
@@ -173,13 +179,25 @@ impl Journal {
                 Ok(())
             }
             Err(e) => {
-                // Cut back, and the next records written where these began: none of them may
-                // be read back, and none of the next may come after a hole.
-                let _ = self.file.set_len(self.len);
+                // None of them may be read back, and the next records go where these began
+                // (after no hole). In a file made ahead its size on disk already covers them,
+                // so they are overwritten with zeros and flushed; failing that, the file is
+                // cut back (a size only the filesystem's next commit makes durable).
+                let zeroed = (self.file.seek(SeekFrom::Start(self.len)))
+                    .and_then(|_| self.file.write_all(&vec![0u8; buf.len()]))
+                    .and_then(|()| self.file.sync_data());
+                if zeroed.is_err() {
+                    let _ = self.file.set_len(self.len);
+                }
                 let _ = self.file.seek(SeekFrom::Start(self.len));
                 Err(e)
             }
         }
+    }
+
+    /// Makes no more files ahead (the relay stops: they would not be used).
+    pub fn stop_making_ahead(&mut self) {
+        self.ahead = false;
     }
 
     /// True while a checkpoint runs.
@@ -219,14 +237,20 @@ impl Journal {
             };
             let file = match file {
                 Ok(file) => file,
-                Err(_) => create(&self.dir, next)?.0,
+                // Not made ahead: a file that grows, its name flushed before a record in it
+                // is acknowledged.
+                Err(_) => {
+                    let (file, _) = create(&self.dir, next)?;
+                    sync_dir(&self.dir)?;
+                    file
+                }
             };
             let done = self.number;
             let bytes = (2 * self.len).clamp(PREPARED_MIN, PREPARED_MAX);
             self.number = next;
             self.file = file;
             self.len = 0;
-            (Some(done), Some((next + 1, bytes)))
+            (Some(done), self.ahead.then_some((next + 1, bytes)))
         } else {
             (None, None)
         };
@@ -331,6 +355,14 @@ fn create(dir: &Path, number: u64) -> io::Result<(File, PathBuf)> {
 /// written and flushed, and its name flushed in `dir` (a record's flush then needs nothing
 /// else to be found after a crash). A file made only in part is removed.
 fn prepare(dir: &Path, number: u64, bytes: u64) -> io::Result<()> {
+    // Never the disk's last free space: the rooms' logs need it more.
+    let free = rustix::fs::statvfs(dir).map_err(io::Error::from)?;
+    if free.f_bavail.saturating_mul(free.f_frsize) < bytes.saturating_mul(8) {
+        return Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            "too little free space to make a journal file ahead",
+        ));
+    }
     let path = dir.join(format!("{number}.jsonl"));
     let made = (|| {
         let (mut file, _) = create(dir, number)?;
@@ -370,7 +402,11 @@ fn read_journal(path: &Path, by_room: &mut BTreeMap<String, Vec<Message>>) -> io
     let mut line = Vec::new();
     loop {
         line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 || line.last() != Some(&b'\n') {
+        // The zeros of a file made ahead begin where its records end.
+        if reader.fill_buf()?.first() == Some(&0)
+            || reader.read_until(b'\n', &mut line)? == 0
+            || line.last() != Some(&b'\n')
+        {
             return Ok(());
         }
         let Ok(entry) = serde_json::from_slice::<Entry>(&line) else {
@@ -479,6 +515,8 @@ mod tests {
             .chain([("new", &new)])
             .collect();
         j.append(records).unwrap();
+        // The next file made ahead: done before the crash below, not racing the next start.
+        assert!(j.poll(true).unwrap().is_ok());
         // ops's log got ops 2 whole and a torn half of ops 3; hr's nothing more.
         let ops_log = layout::room_dir(data.path(), "ops").join(LOG_FILE);
         let mut tail = Vec::new();

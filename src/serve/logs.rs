@@ -10,7 +10,7 @@ use crate::serve::journal::{self, Journal};
 use crate::serve::layout;
 use crate::serve::server::StartError;
 use crate::serve::store::mark::{self, Marks};
-use crate::serve::store::{LogEvent, Store, write_record};
+use crate::serve::store::{LOG_FILE, LogEvent, Store, write_record};
 
 /// A room's log read back at start: its name (key), its last records, and the seq its log
 /// begins with.
@@ -79,12 +79,17 @@ impl Logs {
         let marks = mark::read_all(data).map_err(bad_marks)?;
         // The rooms whose directory holds an earlier relay's mark.
         let mut legacy = Vec::new();
+        // The rooms whose logs are made now (the lobby of a new data directory): new rooms.
+        let mut made = BTreeSet::new();
         for name in names {
             let dir = layout::room_dir(data, &name);
             let old = mark::read_legacy(&dir).map_err(bad_marks)?;
             let mark = marks.get(&name).copied().unwrap_or(0).max(old.unwrap_or(0));
             if old.is_some() {
                 legacy.push(dir.clone());
+            }
+            if !dir.join(LOG_FILE).exists() {
+                made.insert(name.clone());
             }
             let opened = Store::open(&dir, each, mark).map_err(StartError::Log)?;
             if let Some(bytes) = opened.torn {
@@ -115,7 +120,7 @@ impl Logs {
             journal,
             dirty: BTreeSet::new(),
             flushed: BTreeSet::new(),
-            made: BTreeSet::new(),
+            made,
             looked: None,
             in_flight: InFlight::default(),
         };
@@ -451,6 +456,7 @@ impl Logs {
     /// a room's moves on to its latest seq unless its log could not be flushed (a lost log's
     /// does, so that a log put back must hold what was stored).
     pub fn mark_all(&mut self, relay: &Relay) {
+        self.journal.stop_making_ahead();
         self.checkpoint(relay, true);
         for (name, store) in &mut self.stores {
             if (!self.dirty.contains(name) || store.lost().is_some())
