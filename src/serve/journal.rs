@@ -65,11 +65,18 @@ pub struct Journal {
     used: bool,
     /// False once the relay stops: no file is made ahead any more.
     ahead: bool,
+    /// The journal files up to this number are kept till the next start, whatever later
+    /// checkpoints do: a checkpoint that failed to flush a log covered them. (A failed flush
+    /// may leave the pages it could not write marked clean, so a later flush of that log
+    /// succeeds without writing them: the journal is then their only copy on disk.)
+    kept: Option<u64>,
+    /// True once a file could not be made ahead (said once a run).
+    told: bool,
 }
 
 /// What a checkpoint's thread did: flushed the logs and wrote the marks (or why not), and
-/// made the next journal file ready (its number).
-type Checkpointed = (io::Result<()>, Option<u64>);
+/// made the next journal file ready (its number, or why not), if it tried.
+type Checkpointed = (io::Result<()>, Option<io::Result<u64>>);
 
 impl Journal {
     /// Puts back in the rooms' logs of `data` what the journals left by the last run hold, then
@@ -121,6 +128,8 @@ impl Journal {
             prepared: None,
             used: false,
             ahead: true,
+            kept: None,
+            told: false,
         };
         Ok((journal, put_back))
     }
@@ -169,7 +178,7 @@ impl Journal {
                         .spawn(move || {
                             (
                                 Ok(()),
-                                prepare(&dir, next, PREPARED_FIRST).ok().map(|()| next),
+                                Some(prepare(&dir, next, PREPARED_FIRST).map(|()| next)),
                             )
                         });
                     if let Ok(thread) = thread {
@@ -273,7 +282,7 @@ impl Journal {
                 })();
                 // The file after the one now written, made ready while it fills.
                 let ready = (prepare_next.filter(|_| flushed.is_ok()))
-                    .and_then(|(n, bytes)| prepare(&dir, n, bytes).ok().map(|()| n));
+                    .map(|(n, bytes)| prepare(&dir, n, bytes).map(|()| n));
                 (flushed, ready)
             })?;
         self.checkpoint = Some((done, thread));
@@ -295,12 +304,20 @@ impl Journal {
                 None,
             )
         });
-        if ready.is_some() {
-            self.prepared = ready;
+        match ready {
+            Some(Ok(n)) => self.prepared = Some(n),
+            // Said once a run: a journal that grows works, its flushes only write more.
+            Some(Err(e)) if !std::mem::replace(&mut self.told, true) => {
+                tracing::warn!(error = %e, journal = %self.dir.display(), "cannot make the next journal file ahead: it grows as it is written (each flush then writes its size too)");
+            }
+            _ => {}
+        }
+        if flushed.is_err() {
+            self.kept = self.kept.max(done);
         }
         Some(flushed.and_then(|()| {
             for (n, path) in numbered(&self.dir)? {
-                if done.is_some_and(|done| n <= done) {
+                if done.is_some_and(|done| n <= done) && self.kept.is_none_or(|kept| n > kept) {
                     fs::remove_file(path)?;
                 }
             }
@@ -617,6 +634,39 @@ mod tests {
         put_back.sort();
         assert_eq!(put_back, [("hr".to_owned(), 1), ("ops".to_owned(), 1)]);
         assert_eq!(log(data.path(), "ops"), [(2, "two".to_owned())]);
+    }
+
+    /// A checkpoint that failed keeps the journal files it covered till the next start, even
+    /// once a later checkpoint succeeds (that one's own files go): a failed flush may have left
+    /// a log's pages marked clean and unwritten, the journal their only copy on disk.
+    #[test]
+    fn a_failed_checkpoints_journal_is_kept_till_the_next_start() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().join(JOURNAL_DIR);
+        let (mut j, _) = Journal::open(data.path()).unwrap();
+        let first = j.number;
+        j.append([("ops", &message(1, "one"))]).unwrap();
+        assert!(j.poll(true).unwrap().is_ok());
+        // A directory to flush that is not there: the checkpoint fails.
+        let gone = data.path().join("rooms/gone");
+        j.checkpoint(vec![gone], Vec::new(), None).unwrap();
+        assert!(j.poll(true).unwrap().is_err());
+        j.append([("ops", &message(2, "two"))]).unwrap();
+        j.checkpoint(Vec::new(), Vec::new(), None).unwrap();
+        assert!(j.poll(true).unwrap().is_ok());
+        let left: Vec<u64> = numbered(&dir).unwrap().iter().map(|(n, _)| *n).collect();
+        assert!(
+            left.contains(&first),
+            "the failed one's file is kept: {left:?}"
+        );
+        assert!(
+            !left.contains(&(first + 1)),
+            "the later one's goes: {left:?}"
+        );
+        drop(j);
+        let (_j, put_back) = Journal::open(data.path()).unwrap();
+        assert_eq!(put_back, [("ops".to_owned(), 1)]);
+        assert_eq!(log(data.path(), "ops"), [(1, "one".to_owned())]);
     }
 
     /// A checkpoint moves the journal on: the files before it are removed once the logs are
