@@ -1,7 +1,7 @@
 //! `urc serve`: the socket loop around the relay's rules and the message log.
 //!
 //! Each turn of the loop takes every datagram waiting on the socket, writes the messages they
-//! brought to their rooms' logs and flushes them (group commit, see `logs.rs`), and only then
+//! brought to their rooms' logs and flushes them (group commit, see `logs/`), and only then
 //! lets their acknowledgements and fan-out leave.
 
 use std::future::Future;

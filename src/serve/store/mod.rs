@@ -219,7 +219,7 @@ impl Store {
     }
 
     /// Takes `latest` as the mark from now on, when past it (a checkpoint writes it with every
-    /// room's: see `serve/journal.rs`); also while the log is lost (what was stored before is
+    /// room's: see `serve/journal/`); also while the log is lost (what was stored before is
     /// what a log put back must hold). True when it is past.
     pub fn mark_later(&mut self, latest: u64) -> bool {
         let later = latest > self.marked;
@@ -338,7 +338,7 @@ impl Store {
     }
 
     /// What [`Store::write`] wrote counts as stored without a flush here: the journal holds
-    /// it, flushed (see `serve/journal.rs`), and a checkpoint flushes the log later.
+    /// it, flushed (see `serve/journal/`), and a checkpoint flushes the log later.
     pub fn written(&mut self) {
         self.len += std::mem::take(&mut self.unsynced);
     }

@@ -7,10 +7,14 @@ use crate::proto::message::Message;
 use crate::proto::room::DEFAULT_ROOM;
 use crate::relay::Relay;
 use crate::serve::journal::{self, Journal};
+
+mod checkpoint;
+
 use crate::serve::layout;
 use crate::serve::server::StartError;
-use crate::serve::store::mark::{self, Marks};
+use crate::serve::store::mark;
 use crate::serve::store::{LOG_FILE, LogEvent, Store, write_record};
+use checkpoint::InFlight;
 
 /// A room's log read back at start: its name (key), its last records, and the seq its log
 /// begins with.
@@ -40,15 +44,6 @@ pub struct Logs {
     /// the marks it writes, each room's taken as its own only once the checkpoint is done
     /// (a checkpoint that failed leaves them to the next).
     in_flight: InFlight,
-}
-
-/// What the checkpoint under way covers (see [`Logs::checkpoint`]).
-#[derive(Debug, Default)]
-struct InFlight {
-    dirty: Vec<String>,
-    flushed: Vec<String>,
-    made: BTreeSet<String>,
-    marks: Vec<(String, u64)>,
 }
 
 impl Logs {
@@ -211,7 +206,7 @@ impl Logs {
         // flush (W1's path, as before the journal). Otherwise the journal, flushed once for
         // all of them: a log's flush that makes it longer commits the filesystem's journal,
         // which writes every room's pages written since (measured: up to 10 ms at 1,000 busy
-        // rooms), where the journal's flush writes its own (see `journal.rs`).
+        // rooms), where the journal's flush writes its own (see `journal/`).
         let alone =
             (before.len() == 1 && self.may_flush_alone(&before[0].0)).then(|| before[0].0.clone());
         if failed.is_none() {
@@ -356,126 +351,6 @@ impl Logs {
         }
         self.looked = names.pop();
     }
-
-    /// Ends the checkpoint under way if it is done (and says if it failed), then starts the
-    /// next one: the logs written since the last are flushed on a thread of their own, then
-    /// every room's mark is written, and the journal files before it removed. A room's mark
-    /// moves on only once the checkpoint that wrote it is done: a mark is never ahead of its
-    /// log on disk, not even in memory.
-    pub fn checkpoint(&mut self, relay: &Relay, wait: bool) {
-        self.end_checkpoint(wait);
-        if self.journal.checkpointing() || (self.dirty.is_empty() && self.flushed.is_empty()) {
-            return;
-        }
-        let mut logs = Vec::with_capacity(self.dirty.len());
-        let mut pending = Vec::new();
-        for name in &self.dirty {
-            let Some(store) = self.stores.get(name) else {
-                continue;
-            };
-            match store.sync_handle() {
-                Ok(file) => logs.push(file),
-                Err(e) => {
-                    tracing::error!(error = %e, room = %name, "cannot flush the room's log: the journal keeps its records");
-                    return;
-                }
-            }
-            if let Some(latest) = relay.latest_in(name).filter(|&l| l > store.marked()) {
-                pending.push((name.clone(), latest));
-            }
-        }
-        // Flushed already: their marks need no flush of their logs first.
-        for name in &self.flushed {
-            if let (Some(store), Some(latest)) = (self.stores.get(name), relay.latest_in(name))
-                && latest > store.marked()
-            {
-                pending.push((name.clone(), latest));
-            }
-        }
-        let marks = (!pending.is_empty()).then(|| {
-            let mut marks = self.marks();
-            marks.extend(pending.iter().cloned());
-            (self.data.clone(), marks)
-        });
-        // The new rooms' directories, the directories they are in, and the data directory.
-        let mut dirs = BTreeSet::new();
-        for name in &self.made {
-            let mut at = Some(layout::room_dir(&self.data, name));
-            while let Some(d) = at.filter(|d| d.starts_with(&self.data)) {
-                at = d.parent().map(Path::to_owned);
-                dirs.insert(d);
-            }
-        }
-        match self
-            .journal
-            .checkpoint(dirs.into_iter().collect(), logs, marks)
-        {
-            Ok(()) if self.journal.checkpointing() => {
-                self.in_flight = InFlight {
-                    dirty: std::mem::take(&mut self.dirty).into_iter().collect(),
-                    flushed: std::mem::take(&mut self.flushed).into_iter().collect(),
-                    made: std::mem::take(&mut self.made),
-                    marks: pending,
-                };
-            }
-            Ok(()) => {}
-            Err(e) => {
-                tracing::error!(error = %e, journal = %self.journal.dir().display(), "cannot start a new journal file: the current one goes on")
-            }
-        }
-        if wait {
-            self.end_checkpoint(true);
-        }
-    }
-
-    /// Takes the checkpoint under way as done when it is (at once when `wait`): its marks are
-    /// the rooms' from now on; if it failed, its rooms are flushed and marked by the next.
-    fn end_checkpoint(&mut self, wait: bool) {
-        let Some(done) = self.journal.poll(wait) else {
-            return;
-        };
-        let checkpoint = std::mem::take(&mut self.in_flight);
-        match done {
-            Ok(()) => {
-                for (name, latest) in checkpoint.marks {
-                    if let Some(store) = self.stores.get_mut(&name) {
-                        store.mark_later(latest);
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, journal = %self.journal.dir().display(), "cannot flush the rooms' logs or write their last seqs stored: the journal is kept and put back at the next start, and the next checkpoint tries again");
-                self.dirty.extend(checkpoint.dirty);
-                self.flushed.extend(checkpoint.flushed);
-                self.made.extend(checkpoint.made);
-            }
-        }
-    }
-
-    /// Flushes every room's log and writes every room's last seq stored (as the relay stops):
-    /// a room's moves on to its latest seq unless its log could not be flushed (a lost log's
-    /// does, so that a log put back must hold what was stored).
-    pub fn mark_all(&mut self, relay: &Relay) {
-        self.journal.stop_making_ahead();
-        self.checkpoint(relay, true);
-        for (name, store) in &mut self.stores {
-            if (!self.dirty.contains(name) || store.lost().is_some())
-                && let Some(latest) = relay.latest_in(name)
-            {
-                store.mark_later(latest);
-            }
-        }
-        if let Err(e) = mark::write_all(&self.data, &self.marks()) {
-            tracing::error!(error = %e, file = %self.data.join(mark::MARKS_FILE).display(), "cannot write the rooms' last seqs stored: the next start checks each log against the seqs written before");
-        }
-    }
-
-    /// Every room's mark, as its store holds it.
-    fn marks(&self) -> Marks {
-        (self.stores.iter())
-            .map(|(name, store)| (name.clone(), store.marked()))
-            .collect()
-    }
 }
 
 /// Looks at `store`'s file and says what changed, if anything.
@@ -500,41 +375,4 @@ fn report(store: &mut Store) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A look at a few logs a turn goes round them all: a log deleted under the relay is
-    /// found within one round, whichever it is.
-    #[test]
-    fn looks_at_a_few_logs_go_round_them_all() {
-        let data = tempfile::tempdir().unwrap();
-        for room in ["a", "b", "c", "d"] {
-            layout::make_room_dir(data.path(), room).unwrap();
-        }
-        let (mut logs, _) = Logs::open(data.path(), 100).unwrap();
-        let n = logs.len();
-        assert_eq!(n, 5, "the four and the lobby");
-        for victim in ["a", "c", "lobby"] {
-            let path = logs.path(victim).unwrap().to_owned();
-            let moved = path.with_extension("moved");
-            std::fs::rename(&path, &moved).unwrap();
-            let mut looks = 0;
-            while logs.stores[victim].lost().is_none() {
-                assert!(looks < n, "{victim}: not found in a round of {n} looks");
-                logs.look(1);
-                looks += 1;
-            }
-            std::fs::rename(&moved, &path).unwrap();
-            // Back within a round too (two at a time now).
-            let mut looks = 0;
-            while logs.stores[victim].lost().is_some() {
-                assert!(looks < n.div_ceil(2), "{victim}: not back in a round");
-                logs.look(2);
-                looks += 1;
-            }
-        }
-        // More than there are: each once.
-        logs.look(3 * n);
-        assert!(logs.stores.values().all(|s| s.lost().is_none()));
-    }
-}
+mod tests;
