@@ -65,6 +65,15 @@ pub fn make_room_dir(data: &Path, room: &str) -> io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// `dir` and the directories it is in, up to and with the data directory `data`: what must be
+/// flushed for a name made in `dir` to be found after a crash.
+pub fn up_to_data(dir: &Path, data: &Path) -> Vec<PathBuf> {
+    (dir.ancestors())
+        .take_while(|d| d.starts_with(data))
+        .map(Path::to_owned)
+        .collect()
+}
+
 /// The key of the private conversation whose directory in `dm/` is `entry`, if it is one.
 fn dm_of_dir(entry: &Path) -> Option<String> {
     let name = entry.file_name()?.to_string_lossy().into_owned();

@@ -111,10 +111,8 @@ impl Journal {
                 .map_err(|e| err("make the directory", &layout::room_dir(data, room), e))?;
             recover(&log, records).map_err(|e| err("put the journal back into", &log, e))?;
             put_back.push((room.clone(), records.len()));
-            let mut at = log.parent();
-            while let Some(d) = at.filter(|d| d.starts_with(data)) {
-                parents.insert(d.to_owned());
-                at = d.parent();
+            if let Some(parent) = log.parent() {
+                parents.extend(layout::up_to_data(parent, data));
             }
         }
         for dir in &parents {
@@ -248,15 +246,13 @@ impl Journal {
         // only writes the marks.
         let (done, prepare_next) = if self.len > 0 {
             let next = self.number + 1;
-            let file = match self.prepared.take() {
-                Some(n) if n == next => open_prepared(&self.dir, next),
-                _ => Err(io::ErrorKind::NotFound.into()),
-            };
-            let file = match file {
-                Ok(file) => file,
+            let ahead = (self.prepared.take().filter(|&n| n == next))
+                .and_then(|n| open_prepared(&self.dir, n).ok());
+            let file = match ahead {
+                Some(file) => file,
                 // Not made ahead: a file that grows, its name flushed before a record in it
                 // is acknowledged.
-                Err(_) => {
+                None => {
                     let (file, _) = create(&self.dir, next)?;
                     sync_dir(&self.dir)?;
                     file

@@ -1,7 +1,6 @@
 //! The checkpoint of the rooms' logs: about once a second the logs written since the last, and the new rooms' directories, flushed off the relay's thread, then every room's mark written; and every mark written as the relay stops.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use super::Logs;
 use crate::relay::Relay;
@@ -61,11 +60,10 @@ impl Logs {
         // The new rooms' directories, the directories they are in, and the data directory.
         let mut dirs = BTreeSet::new();
         for name in &self.made {
-            let mut at = Some(layout::room_dir(&self.data, name));
-            while let Some(d) = at.filter(|d| d.starts_with(&self.data)) {
-                at = d.parent().map(Path::to_owned);
-                dirs.insert(d);
-            }
+            dirs.extend(layout::up_to_data(
+                &layout::room_dir(&self.data, name),
+                &self.data,
+            ));
         }
         match self
             .journal

@@ -13,7 +13,7 @@ mod checkpoint;
 use crate::serve::layout;
 use crate::serve::server::StartError;
 use crate::serve::store::mark;
-use crate::serve::store::{LOG_FILE, LogEvent, Store, write_record};
+use crate::serve::store::{LogEvent, Store, write_record};
 use checkpoint::InFlight;
 
 /// A room's log read back at start: its name (key), its last records, and the seq its log
@@ -74,7 +74,8 @@ impl Logs {
         let marks = mark::read_all(data).map_err(bad_marks)?;
         // The rooms whose directory holds an earlier relay's mark.
         let mut legacy = Vec::new();
-        // The rooms whose logs are made now (the lobby of a new data directory): new rooms.
+        // The rooms whose logs hold no record yet (the lobby of a new data directory, made
+        // now): new rooms, their directories flushed by the first checkpoint.
         let mut made = BTreeSet::new();
         for name in names {
             let dir = layout::room_dir(data, &name);
@@ -82,9 +83,6 @@ impl Logs {
             let mark = marks.get(&name).copied().unwrap_or(0).max(old.unwrap_or(0));
             if old.is_some() {
                 legacy.push(dir.clone());
-            }
-            if !dir.join(LOG_FILE).exists() {
-                made.insert(name.clone());
             }
             let opened = Store::open(&dir, each, mark).map_err(StartError::Log)?;
             if let Some(bytes) = opened.torn {
@@ -107,6 +105,9 @@ impl Logs {
                     })?;
             }
             restored.push((name.clone(), opened.tail, opened.store.first_seq()));
+            if opened.store.is_empty() {
+                made.insert(name.clone());
+            }
             stores.insert(name, opened.store);
         }
         let logs = Logs {
@@ -336,20 +337,18 @@ impl Logs {
                 .range_mut::<String, _>((Excluded(name), Unbounded)),
             None => self.stores.range_mut::<String, _>(..),
         };
-        let mut names = Vec::with_capacity(count);
+        let (mut seen, mut last) = (0, None);
         for (name, store) in rest.take(count) {
-            names.push(name.clone());
             report(store);
+            (seen, last) = (seen + 1, Some(name));
         }
+        let mut looked = last.cloned();
         // From the first room again, for what is left of `count`.
-        let left = count - names.len();
-        if left > 0 {
-            for (name, store) in self.stores.iter_mut().take(left) {
-                names.push(name.clone());
-                report(store);
-            }
+        for (name, store) in self.stores.iter_mut().take(count - seen) {
+            report(store);
+            looked = Some(name.clone());
         }
-        self.looked = names.pop();
+        self.looked = looked;
     }
 }
 
