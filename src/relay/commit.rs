@@ -50,6 +50,7 @@ impl Relay {
         self.stats.stored += batch.len() as u64;
         for p in &batch {
             self.rooms[p.room].committed = p.message.seq;
+            self.rooms[p.room].stored_at = self.last_turn;
             let acked = Acked {
                 id: p.message.id,
                 csn: p.csn,

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use super::roster::Roster;
 use crate::proto::message::{Message, Millis};
@@ -34,6 +35,8 @@ pub(super) struct Room {
     latest_time: Millis,
     /// The latest sequence number the last heartbeat announced.
     pub(super) heartbeat_seq: u64,
+    /// The turn in which its latest message was committed (none since the relay started).
+    pub(super) stored_at: Option<Instant>,
     /// True for the place of a room removed (see [`Rooms`](super::rooms::Rooms)).
     pub(super) vacant: bool,
 }
@@ -54,6 +57,7 @@ impl Room {
             recent_bytes: 0,
             latest_time: Millis(0),
             heartbeat_seq: 0,
+            stored_at: None,
             vacant: false,
         }
     }

@@ -22,6 +22,10 @@ use crate::proto::wire::{Latest, LeaveReason, Packet, ROOM_AT};
 pub const TICK: Duration = Duration::from_secs(1);
 /// How late a tick may come before the time beyond it counts as the relay not running.
 pub const STALL: Duration = Duration::from_secs(2);
+/// How long a room is quiet before its heartbeat goes: while its messages keep coming, each
+/// fan-out tells its members the latest seq (a gap shows at the next), and a heartbeat would
+/// only add a datagram per member per tick (10,000 a second at 1,000 busy rooms of 10).
+pub const QUIET: Duration = Duration::from_millis(500);
 
 impl Relay {
     /// Ends a turn: the datagrams of the turn are in (or none came, and
@@ -120,11 +124,15 @@ impl Relay {
         for addr in waiting {
             self.take_waiting(now, wall, addr);
         }
-        // A heartbeat after new messages tells every member of the room its latest sequence
-        // number, so one that lost the last fan-out datagram notices within a tick and
-        // repairs the gap.
+        // A heartbeat once new messages stopped coming tells every member of the room its
+        // latest sequence number, so one that lost the last fan-out datagram notices within
+        // about a tick of the room's last message and repairs the gap.
         let news: Vec<usize> = (self.rooms.iter())
-            .filter(|(_, r)| r.committed > r.heartbeat_seq)
+            .filter(|(_, r)| {
+                r.committed > r.heartbeat_seq
+                    && r.stored_at
+                        .is_none_or(|t| now.saturating_duration_since(t) >= QUIET)
+            })
             .map(|(id, _)| id)
             .collect();
         for room in news {

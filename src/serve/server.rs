@@ -273,7 +273,7 @@ impl Server {
 
     /// Looks at the logs (see [`Logs::watch`]).
     fn watch_log(&mut self, remind: bool) {
-        self.logs.watch(self.relay.relay(), remind);
+        self.logs.watch(self.relay.relay(), Instant::now(), remind);
     }
 
     /// Hands one datagram to the relay; the buffer is one byte longer than the largest valid

@@ -124,3 +124,53 @@ fn while_the_log_cannot_be_written_nothing_is_acknowledged_and_then_all_is() {
         }
     }
 }
+
+/// The PONGs the relay sent `to` in `window` that answered no PING of client `i` (each PING
+/// that reached the relay in it takes one): its heartbeats.
+fn heartbeats(net: &Net, i: usize, window: std::ops::Range<std::time::Instant>) -> usize {
+    let to = net.nodes[i].addr;
+    let pongs = (net.from_relay.iter())
+        .filter(|(at, addr, p)| {
+            window.contains(at) && *addr == to && matches!(p, Packet::Pong { .. })
+        })
+        .count();
+    let pings = (net.nodes[i].reached_relay.iter())
+        .filter(|(at, p)| window.contains(at) && matches!(p, Packet::Ping { .. }))
+        .count();
+    pongs.saturating_sub(pings)
+}
+
+/// A room's heartbeat goes once the room is quiet: while its messages keep coming (each
+/// fan-out tells the latest seq, so a gap shows at the next), none; after the last, within
+/// about a tick and a half. A member that lost that last message learns of it so, and
+/// fetches it.
+#[test]
+fn a_busy_room_gets_its_heartbeat_once_it_is_quiet() {
+    for seed in seeds(0..4) {
+        let (mut net, a, b) = crate::chat::alice_and_bob(seed, 0..1);
+        let busy = net.now;
+        // A message every 200 ms for 4 s: never quiet for half a second.
+        for k in 1..20 {
+            crate::chat::say(&mut net, a, k);
+            net.run_for(ms(200));
+        }
+        assert_eq!(
+            heartbeats(&net, b, busy..net.now),
+            0,
+            "seed {seed}: a heartbeat while the room was busy"
+        );
+        // The last message's fan-out to bob is lost: only the heartbeat tells him of it.
+        net.nodes[b].deaf = true;
+        crate::chat::say(&mut net, a, 20);
+        net.run_for(ms(50));
+        net.nodes[b].deaf = false;
+        let quiet = net.now;
+        net.run_until(secs(3), "bob shows alice's last line", |n| {
+            (n.nodes[b].shown().iter()).any(|s| s.message.text == crate::chat::text("alice", 20))
+        });
+        assert!(
+            heartbeats(&net, b, quiet..net.now) >= 1,
+            "seed {seed}: no heartbeat once quiet"
+        );
+    }
+}

@@ -1,7 +1,8 @@
 //! The relay-wide journal, `<data>/journal/<n>.jsonl`: a turn's records of every room, written and flushed once (the group commit's one flush), each room's log written beside it and flushed later by a checkpoint in the background; at start, what the journals hold is put back in the rooms' logs first.
 //!
 //! A record of the journal is a record of a room's log with the room's name added
-//! (`{"room":"ops","seq":7,…}`). About once a second the relay starts a checkpoint: the next
+//! (`{"room":"ops","seq":7,…}`). About once a second (up to every 10 s with many logs to
+//! flush: see `logs/checkpoint.rs`) the relay starts a checkpoint: the next
 //! records go to a new journal file, the rooms' logs written since the last one are flushed on
 //! a thread of their own, and then the journal files before the new one are removed. So a
 //! journal holds at most a few seconds of messages, and a crash loses nothing that was

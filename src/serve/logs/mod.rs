@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use crate::proto::message::Message;
 use crate::proto::room::DEFAULT_ROOM;
@@ -44,6 +45,8 @@ pub struct Logs {
     /// the marks it writes, each room's taken as its own only once the checkpoint is done
     /// (a checkpoint that failed leaves them to the next).
     in_flight: InFlight,
+    /// When the last checkpoint started (see [`checkpoint::pace`]).
+    checkpointed_at: Option<Instant>,
 }
 
 impl Logs {
@@ -119,6 +122,7 @@ impl Logs {
             made,
             looked: None,
             in_flight: InFlight::default(),
+            checkpointed_at: None,
         };
         // Every room's mark as its log ends now (a room whose directory is gone has none),
         // written when that is not what the file says; then an earlier relay's marks are no
@@ -299,11 +303,19 @@ impl Logs {
         }
     }
 
-    /// Checkpoints (see [`Logs::checkpoint`]); when `remind`, says of each lost log that it is
-    /// still not back.
-    pub fn watch(&mut self, relay: &Relay, remind: bool) {
+    /// Checkpoints (see [`Logs::checkpoint`]) when one is due: a second after the last began,
+    /// or later with many logs to flush ([`checkpoint::pace`]); when `remind`, says of each
+    /// lost log that it is still not back.
+    pub fn watch(&mut self, relay: &Relay, now: Instant, remind: bool) {
         // Each room's mark is written by the checkpoint, off this thread.
-        self.checkpoint(relay, false);
+        let due = (self.checkpointed_at).is_none_or(|at| {
+            now.saturating_duration_since(at) >= checkpoint::pace(self.dirty.len())
+        });
+        if !due {
+            self.end_checkpoint(false);
+        } else if self.checkpoint(relay, false) {
+            self.checkpointed_at = Some(now);
+        }
         if remind {
             for store in self.stores.values().filter(|s| s.lost().is_some()) {
                 let log = store.path().display();

@@ -4,10 +4,11 @@
 //! already given to other messages.
 //!
 //! One line a room: its key and its seq (`ops 7`, `@alice+bob 3`). The file is written at
-//! start (when it does not say what the logs do), about once a second while messages are stored (by the checkpoint, once the logs it
-//! covers are flushed) and when the relay stops, each time whole or not at all (written
-//! beside, flushed, renamed over): so each seq is at most a second behind its log, never ahead
-//! of it. One file a second however many rooms are written: a file a room (the earlier
+//! start (when it does not say what the logs do), at each checkpoint while messages are stored
+//! (about once a second, up to every 10 s with many logs to flush; once the logs it covers are
+//! flushed) and when the relay stops, each time whole or not at all (written beside, flushed,
+//! renamed over): so each seq is at most a checkpoint behind its log, never ahead of it. One
+//! file a checkpoint however many rooms are written: a file a room (the earlier
 //! `stored-seq` in each room's directory) cost 1,000 new files and 3,000 flushes a second at
 //! 1,000 busy rooms. An earlier relay's `stored-seq` is read at start, and removed once this
 //! file holds its seq.
