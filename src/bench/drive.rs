@@ -76,7 +76,7 @@ impl Plan {
     pub(super) fn room_of(&self, i: usize) -> String {
         match self.room {
             0 => crate::proto::room::DEFAULT_ROOM.to_owned(),
-            n => format!("r{}", i / n),
+            n => room_name(i / n),
         }
     }
 
@@ -115,6 +115,11 @@ impl From<io::Error> for Stop {
     fn from(e: io::Error) -> Self {
         Stop::Io(e)
     }
+}
+
+/// The name of the bench's `k`th room (of rooms of `--room` clients each).
+pub(super) fn room_name(k: usize) -> String {
+    format!("r{k}")
 }
 
 /// The simulated clients with their poll.

@@ -309,8 +309,19 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
     };
 
     progress(&format!("starting the relay ({})", options.relay.name()));
-    let relay =
-        Relay::start(&options.relay, options.data.as_deref(), options.clients).map_err(fail)?;
+    let rooms: Vec<String> = match options.room {
+        0 => Vec::new(),
+        n => (0..options.clients.div_ceil(n))
+            .map(drive::room_name)
+            .collect(),
+    };
+    let relay = Relay::start(
+        &options.relay,
+        options.data.as_deref(),
+        options.clients,
+        &rooms,
+    )
+    .map_err(fail)?;
     let data = relay.data_dir().map(|d| {
         let kind = measure::fs_type(&d);
         (d, kind)

@@ -16,6 +16,7 @@ use super::child::{RelayChild, Spawn};
 use super::measure::{self, Proc};
 use crate::proto::secure::keys::PublicKey;
 use crate::relay::{Config, Stats};
+use crate::serve::layout;
 use crate::serve::server::{Server, StartError};
 
 /// The relay's thread's name.
@@ -98,7 +99,11 @@ pub(super) enum Relay {
 
 impl Relay {
     /// Starts (or finds) the relay for a bench of `clients`, its data directory inside
-    /// `parent` (the system's temporary directory when `None`).
+    /// `parent` (the system's temporary directory when `None`) holding the directories of
+    /// `rooms` already, as a relay that served them before has them: the measured phase
+    /// measures their chat, not the filesystem making a thousand directories in its first
+    /// second (on ext4 without a journal, each new inode looks past every one deleted in the
+    /// last minute: a bench run just after another took about 1 ms a room).
     ///
     /// # Errors
     /// When the relay cannot be started or is not on this machine.
@@ -106,9 +111,18 @@ impl Relay {
         at: &RelayAt,
         parent: Option<&Path>,
         clients: usize,
+        rooms: &[String],
     ) -> Result<Relay, String> {
+        let made = || {
+            let dir = temp_dir(parent)?;
+            for room in rooms {
+                layout::make_room_dir(dir.path(), room)
+                    .map_err(|e| format!("cannot make the room {room}'s directory: {e}"))?;
+            }
+            Ok::<_, String>(dir)
+        };
         match at {
-            RelayAt::InProcess => start(parent, config(clients)).map(Relay::InProcess),
+            RelayAt::InProcess => start_in(made()?, config(clients)).map(Relay::InProcess),
             RelayAt::Child(program) => {
                 let program = match program {
                     Some(p) => p.clone(),
@@ -120,7 +134,7 @@ impl Relay {
                     args: serve_args(clients),
                     env: Vec::new(),
                 };
-                let dir = temp_dir(parent)?;
+                let dir = made()?;
                 let child = RelayChild::start(&spawn, dir.path())?;
                 Ok(Relay::Child(child, dir, spawn))
             }
@@ -288,15 +302,6 @@ pub(super) fn config(clients: usize) -> Config {
         request_rate: 1e6,
         ..Config::default()
     }
-}
-
-/// Starts a relay with `config` and a fresh data directory inside `parent` (the system's
-/// temporary directory when `None`).
-///
-/// # Errors
-/// When the directory cannot be made, the relay cannot start, or its thread cannot be spawned.
-pub(super) fn start(parent: Option<&Path>, config: Config) -> Result<InProcess, String> {
-    start_in(temp_dir(parent)?, config)
 }
 
 /// A fresh data directory inside `parent` (the system's temporary directory when `None`),

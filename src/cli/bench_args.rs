@@ -36,7 +36,8 @@ pub struct BenchArgs {
     /// Messages a sender may have in flight (the client's window by default).
     #[arg(long, default_value_t = client::WINDOW as u64)]
     pub window: u64,
-    /// Clients in each room (0: all in one room) [default: the workload's; w4: 10].
+    /// Clients in each room (0: all in one room), the rooms' directories made before a relay the
+    /// bench starts [default: the workload's; w4: 10].
     #[arg(long)]
     pub room_size: Option<usize>,
     /// Datagrams the raw loopback baseline sends at most (in at most 1 s); 0 skips it.
