@@ -98,7 +98,7 @@ use roster::Roster;
 use send::Pending;
 pub use session::Session;
 pub use stats::Stats;
-pub use turn::{STALL, TICK};
+pub use turn::{QUIET, STALL, TICK};
 
 /// Most csns a message may be ahead of the one its session expects and still wait for it.
 pub const REORDER_WINDOW: u64 = 256;

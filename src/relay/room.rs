@@ -35,7 +35,8 @@ pub(super) struct Room {
     latest_time: Millis,
     /// The latest sequence number the last heartbeat announced.
     pub(super) heartbeat_seq: u64,
-    /// The turn in which its latest message was committed (none since the relay started).
+    /// When the turn that committed its latest message ended (the relay's `last_turn`: a
+    /// turn's commit follows its `end_turn`); none since the relay started.
     pub(super) stored_at: Option<Instant>,
     /// True for the place of a room removed (see [`Rooms`](super::rooms::Rooms)).
     pub(super) vacant: bool,

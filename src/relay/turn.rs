@@ -127,15 +127,23 @@ impl Relay {
         // A heartbeat once new messages stopped coming tells every member of the room its
         // latest sequence number, so one that lost the last fan-out datagram notices within
         // about a tick of the room's last message and repairs the gap.
-        let news: Vec<usize> = (self.rooms.iter())
-            .filter(|(_, r)| {
-                r.committed > r.heartbeat_seq
-                    && r.stored_at
-                        .is_none_or(|t| now.saturating_duration_since(t) >= QUIET)
+        let news: Vec<(usize, bool)> = (self.rooms.iter())
+            .filter(|(_, r)| r.committed > r.heartbeat_seq)
+            .map(|(id, r)| {
+                let quiet = (r.stored_at).is_none_or(|t| now.saturating_duration_since(t) >= QUIET);
+                (id, quiet)
             })
-            .map(|(id, _)| id)
             .collect();
-        for room in news {
+        for (room, quiet) in news {
+            if self.rooms[room].dm.is_some() {
+                // Someone let in unasked whose client has not shown it knows the number (its
+                // ENTERED lost or overtaken) is told again now, not at its next PING: busy or
+                // not, its client drops the conversation's messages till then.
+                self.tell_unconfirmed_in(room);
+            }
+            if !quiet {
+                continue;
+            }
             let r = &mut self.rooms[room];
             r.heartbeat_seq = r.committed;
             let pong = Packet::Pong {
@@ -147,11 +155,6 @@ impl Relay {
             };
             // The room's number is the first entry's, after the count.
             self.send_to_room(Lane::Heartbeat, room, ROOM_AT + 1, &pong);
-            if self.rooms[room].dm.is_some() {
-                // Someone let in unasked whose client has not shown it knows the number (its
-                // ENTERED lost or overtaken) is told again now, not at its next PING.
-                self.tell_unconfirmed_in(room);
-            }
         }
     }
 }

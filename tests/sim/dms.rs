@@ -480,3 +480,36 @@ fn a_conversation_closed_at_once_stays_closed_until_someone_writes_in_it() {
         assert!(is_in(&net, bob, "@alice"), "seed {seed}: opened again");
     }
 }
+
+/// A private conversation's ENTERED that was lost is told again at the next tick, even while
+/// the conversation is busy (its heartbeat waits for it to be quiet): till then the client
+/// drops the messages of a number it does not know.
+#[test]
+fn a_lost_entered_is_told_again_while_the_conversation_is_busy() {
+    for seed in seeds(0..4) {
+        let (mut net, alice, bob) = alice_opens_bob(seed, 0, 0);
+        // bob hears nothing of the first message: neither his ENTERED nor its fan-out.
+        net.nodes[bob].deaf = true;
+        net.send_to(alice, "@bob", "first");
+        net.run_for(ms(50));
+        net.nodes[bob].deaf = false;
+        // bob just spoke: his next keepalive (which would tell him too) is seconds away.
+        net.send_to(bob, "lobby", "here");
+        let busy = net.now;
+        for k in 0..10 {
+            if is_in(&net, bob, "@alice") {
+                break;
+            }
+            net.send_to(alice, "@bob", &format!("busy {k}"));
+            net.run_for(ms(200));
+        }
+        let pings = (net.nodes[bob].reached_relay.iter())
+            .filter(|(at, p)| *at >= busy && matches!(p, Packet::Ping { .. }))
+            .count();
+        assert_eq!(pings, 0, "seed {seed}: bob pinged, the test proves nothing");
+        assert!(
+            is_in(&net, bob, "@alice"),
+            "seed {seed}: bob not let in within 2 s of a busy conversation"
+        );
+    }
+}

@@ -13,14 +13,19 @@ use crate::serve::store::mark::{self, Marks};
 /// them (the group commit's among them). At 1,000 busy rooms a checkpoint every second was
 /// 1,000 log flushes a second beside the journal's; every 4 s, the relay's CPU fell by 6 %.
 const LOGS_PER_SECOND: usize = 250;
-/// The longest time between checkpoints (so the journal holds at most about this much).
+/// The longest wait for the next checkpoint (so the journal holds about this much at most,
+/// and the one under way: the relay looks once a second, and a checkpoint that is still
+/// flushing is waited for).
 const MAX_PACE: Duration = Duration::from_secs(10);
+/// Bytes of records in the journal file written to now at which a checkpoint is due, however
+/// soon: half the largest file made ahead, so that a file rarely outgrows its zeros (and a
+/// start after a crash reads at most about this much of it).
+pub(super) const JOURNAL_DUE: u64 = 32 << 20;
 
 /// How long after the last checkpoint began the next one is due, with `dirty` logs to flush:
 /// a second, or a second for every [`LOGS_PER_SECOND`] of them, at most [`MAX_PACE`].
 pub(super) fn pace(dirty: usize) -> Duration {
-    Duration::from_secs(1)
-        .mul_f64(dirty as f64 / LOGS_PER_SECOND as f64)
+    Duration::from_millis(dirty as u64 * 1000 / LOGS_PER_SECOND as u64)
         .clamp(Duration::from_secs(1), MAX_PACE)
 }
 

@@ -304,13 +304,15 @@ impl Logs {
     }
 
     /// Checkpoints (see [`Logs::checkpoint`]) when one is due: a second after the last began,
-    /// or later with many logs to flush ([`checkpoint::pace`]); when `remind`, says of each
-    /// lost log that it is still not back.
+    /// or later with many logs to flush ([`checkpoint::pace`]), and at once when the journal
+    /// holds [`checkpoint::JOURNAL_DUE`]; when `remind`, says of each lost log that it is
+    /// still not back.
     pub fn watch(&mut self, relay: &Relay, now: Instant, remind: bool) {
         // Each room's mark is written by the checkpoint, off this thread.
-        let due = (self.checkpointed_at).is_none_or(|at| {
-            now.saturating_duration_since(at) >= checkpoint::pace(self.dirty.len())
-        });
+        let due = self.journal.written() >= checkpoint::JOURNAL_DUE
+            || (self.checkpointed_at).is_none_or(|at| {
+                now.saturating_duration_since(at) >= checkpoint::pace(self.dirty.len())
+            });
         if !due {
             self.end_checkpoint(false);
         } else if self.checkpoint(relay, false) {

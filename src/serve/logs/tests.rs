@@ -52,17 +52,7 @@ fn checkpoints_of_many_logs_come_further_apart() {
     let t0 = Instant::now();
     // Rooms written since the last checkpoint, their records in the journal.
     let dirty_all = |logs: &mut Logs| {
-        let message = Message {
-            seq: 1,
-            id: uuid::Uuid::new_v4(),
-            from: "ann".into(),
-            text: "hi".into(),
-            time: crate::proto::message::Millis(1_795_593_600_000),
-        };
-        let (mut line, mut entries) = (Vec::new(), Vec::new());
-        write_record(&mut line, &message).unwrap();
-        journal::add_entry(&mut entries, "r0", &line);
-        logs.journal.append_entries(&entries).unwrap();
+        logs.journal.append_entries(&journal_entry()).unwrap();
         logs.dirty.extend(rooms.iter().cloned());
     };
     dirty_all(&mut logs);
@@ -92,6 +82,34 @@ fn checkpoints_of_many_logs_come_further_apart() {
     logs.dirty.retain(|r| r == "r1");
     logs.watch(&relay, t0 + pace + Duration::from_secs(1), false);
     assert!(logs.dirty.is_empty(), "one log: due a second later");
+    logs.end_checkpoint(true);
     assert_eq!(checkpoint::pace(0), Duration::from_secs(1));
     assert_eq!(checkpoint::pace(1_000_000), Duration::from_secs(10));
+    // A journal that holds JOURNAL_DUE is checkpointed at once, however many logs wait.
+    let at = t0 + pace + Duration::from_secs(1);
+    dirty_all(&mut logs);
+    let line = journal_entry();
+    let mut big = Vec::with_capacity(checkpoint::JOURNAL_DUE as usize + line.len());
+    while (big.len() as u64) < checkpoint::JOURNAL_DUE {
+        big.extend_from_slice(&line);
+    }
+    logs.journal.append_entries(&big).unwrap();
+    logs.watch(&relay, at + Duration::from_secs(1), false);
+    assert!(logs.dirty.is_empty(), "a full journal: due at once");
+    logs.end_checkpoint(true);
+}
+
+/// One record of the room `r0`, as the journal holds it.
+fn journal_entry() -> Vec<u8> {
+    let message = Message {
+        seq: 1,
+        id: uuid::Uuid::new_v4(),
+        from: "ann".into(),
+        text: "hi".into(),
+        time: crate::proto::message::Millis(1_795_593_600_000),
+    };
+    let (mut line, mut entry) = (Vec::new(), Vec::new());
+    write_record(&mut line, &message).unwrap();
+    journal::add_entry(&mut entry, "r0", &line);
+    entry
 }
