@@ -89,7 +89,8 @@ type Checkpointed = (io::Result<()>, Option<io::Result<u64>>);
 
 impl Journal {
     /// Puts back in the rooms' logs of `data` what the journals left by the last run hold, then
-    /// starts a fresh journal; says what was put back (room, records), for the relay's log.
+    /// starts a fresh journal; says what was put back (room, records its log lacked), for the
+    /// relay's log.
     ///
     /// # Errors
     /// A one-line explanation naming the file that could not be read or written.
@@ -110,8 +111,11 @@ impl Journal {
         for (room, records) in &by_room {
             let log = layout::make_room_dir(data, room)
                 .map_err(|e| err("make the directory", &layout::room_dir(data, room), e))?;
-            recover(&log, records).map_err(|e| err("put the journal back into", &log, e))?;
-            put_back.push((room.clone(), records.len()));
+            let appended =
+                recover(&log, records).map_err(|e| err("put the journal back into", &log, e))?;
+            if appended > 0 {
+                put_back.push((room.clone(), appended));
+            }
             if let Some(parent) = log.parent() {
                 parents.extend(layout::up_to_data(parent, data));
             }

@@ -38,13 +38,15 @@ pub(super) fn read_journal(
 /// room, in order): cut back to the end of its whole records, each the one after the one
 /// before (what follows may be torn, or nothing where a record was: it was never flushed; a
 /// log flushed at a point holds everything before it, so its good part is a prefix), then
-/// the records of the journal after its last appended and flushed.
+/// the records of the journal after its last appended and flushed. Returns how many it
+/// appended: none when the log held them all (a relay killed leaves its writes to the
+/// system; a machine that crashed may not have written them).
 ///
 /// # Errors
 /// When the log cannot be read, cut or written.
-pub fn recover(dir: &Path, records: &[Message]) -> io::Result<()> {
+pub fn recover(dir: &Path, records: &[Message]) -> io::Result<usize> {
     if records.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     fs::create_dir_all(dir)?;
     let path = dir.join(LOG_FILE);
@@ -73,11 +75,13 @@ pub fn recover(dir: &Path, records: &[Message]) -> io::Result<()> {
         }
     }
     file.set_len(keep)?;
-    let mut buf = Vec::new();
+    let (mut buf, mut appended) = (Vec::new(), 0);
     for m in records.iter().filter(|m| last.is_none_or(|l| m.seq > l)) {
         write_record(&mut buf, m)?;
+        appended += 1;
     }
     file.write_all(&buf)?;
     file.sync_data()?;
-    sync_dir(dir)
+    sync_dir(dir)?;
+    Ok(appended)
 }
