@@ -49,8 +49,18 @@ impl Relay {
         }
         self.stats.stored += batch.len() as u64;
         for p in &batch {
-            self.rooms[p.room].committed = p.message.seq;
-            self.rooms[p.room].stored_at = self.last_turn;
+            let r = &mut self.rooms[p.room];
+            r.committed = p.message.seq;
+            // The room's heartbeat is due once it was quiet for QUIET after this turn (one
+            // entry a room a turn).
+            if r.stored_at != self.last_turn {
+                r.stored_at = self.last_turn;
+                if let Some(at) = self.last_turn {
+                    self.heartbeats.push_back((at + super::QUIET, p.room));
+                }
+            }
+        }
+        for p in &batch {
             let acked = Acked {
                 id: p.message.id,
                 csn: p.csn,

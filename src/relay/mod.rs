@@ -205,6 +205,10 @@ pub struct Relay {
     next_tick: Option<Instant>,
     /// When the last turn ended.
     last_turn: Option<Instant>,
+    /// Rooms whose heartbeat may be due, with when: one entry each time a turn commits
+    /// messages in a room ([`QUIET`] after that turn), oldest first (see `turn.rs`
+    /// `heartbeats`); so they hold the rooms of the commits of the last half second.
+    heartbeats: VecDeque<(Instant, RoomId)>,
     /// The memory of the messages waiting in sessions.
     parked: Parked,
     /// Sessions whose message in turn waits for the turn's room, in fair shares.
@@ -257,6 +261,7 @@ impl Relay {
             reads: VecDeque::new(),
             next_tick: None,
             last_turn: None,
+            heartbeats: VecDeque::new(),
             parked: Parked::default(),
             intake: Rounds::default(),
             intake_left: FANOUT_PER_TURN as i64,

@@ -1,6 +1,7 @@
-//! The end of a turn of the shell's loop, and the relay's own clock: what the tick makes due
-//! (silent clients timed out, messages that waited for their allowance, the heartbeat), the
-//! answers sent in fair shares, and when the shell should come back if no datagram comes.
+//! The end of a turn of the shell's loop, and the relay's own clock: each room's heartbeat
+//! once it is quiet, what the tick makes due (silent clients timed out, messages that waited
+//! for their allowance), the answers sent in fair shares, and when the shell should come back
+//! if no datagram comes.
 //!
 //! Silence is measured in time the relay was listening: a tick that comes much later than due
 //! means the relay did not run (stopped with SIGSTOP, its disk stalled), and that time counts
@@ -24,7 +25,9 @@ pub const TICK: Duration = Duration::from_secs(1);
 pub const STALL: Duration = Duration::from_secs(2);
 /// How long a room is quiet before its heartbeat goes: while its messages keep coming, each
 /// fan-out tells its members the latest seq (a gap shows at the next), and a heartbeat would
-/// only add a datagram per member per tick (10,000 a second at 1,000 busy rooms of 10).
+/// only add a datagram per member per tick (10,000 a second at 1,000 busy rooms of 10). Each
+/// room's is due on its own, so they do not all go at once (at 1,000 rooms, 2-3 ms of the
+/// tick's turn building 5,000 PONGs, and their sending after).
 pub const QUIET: Duration = Duration::from_millis(500);
 
 impl Relay {
@@ -36,6 +39,9 @@ impl Relay {
     /// A turn that comes more than [`STALL`] after the tick [`Relay::poll_timeout`] asked for
     /// means the relay did not run meanwhile: that time counts as nobody's silence.
     pub fn end_turn(&mut self, now: Instant, wall: Millis) {
+        // The heartbeats first: a private conversation's ENTERED told again with its
+        // heartbeat is not told again by the tick too.
+        self.heartbeats(now);
         let due = *self.next_tick.get_or_insert(now + TICK);
         if now >= due {
             self.tick(now, wall, now.saturating_duration_since(due));
@@ -62,7 +68,8 @@ impl Relay {
             || !self.bulk_out.is_empty())
         .then_some(self.last_turn)
         .flatten();
-        [self.next_tick, self.answers_due(), waiting]
+        let heartbeat = self.heartbeats.front().map(|&(due, _)| due);
+        [self.next_tick, self.answers_due(), waiting, heartbeat]
             .into_iter()
             .flatten()
             .min()
@@ -124,24 +131,34 @@ impl Relay {
         for addr in waiting {
             self.take_waiting(now, wall, addr);
         }
-        // A heartbeat once new messages stopped coming tells every member of the room its
-        // latest sequence number, so one that lost the last fan-out datagram notices within
-        // about a tick of the room's last message and repairs the gap.
-        let news: Vec<(usize, bool)> = (self.rooms.iter())
-            .filter(|(_, r)| r.committed > r.heartbeat_seq)
-            .map(|(id, r)| {
-                let quiet = (r.stored_at).is_none_or(|t| now.saturating_duration_since(t) >= QUIET);
-                (id, quiet)
-            })
+        // Someone let in unasked to a private conversation with new messages, whose client
+        // has not shown it knows the number (its ENTERED lost or overtaken), is told again now,
+        // not at its next PING: busy or not, its client drops the conversation's messages
+        // till then.
+        let news: Vec<usize> = (self.rooms.iter())
+            .filter(|(_, r)| r.dm.is_some() && r.committed > r.heartbeat_seq)
+            .map(|(id, _)| id)
             .collect();
-        for (room, quiet) in news {
-            if self.rooms[room].dm.is_some() {
-                // Someone let in unasked whose client has not shown it knows the number (its
-                // ENTERED lost or overtaken) is told again now, not at its next PING: busy or
-                // not, its client drops the conversation's messages till then.
-                self.tell_unconfirmed_in(room);
+        for room in news {
+            self.tell_unconfirmed_in(room);
+        }
+    }
+
+    /// Sends the heartbeats due: a room quiet for [`QUIET`] since its last message tells every
+    /// member its latest sequence number, so one that lost the last fan-out datagram notices
+    /// and repairs the gap (in a private conversation, a member held unconfirmed is told its
+    /// ENTERED again too).
+    fn heartbeats(&mut self, now: Instant) {
+        while let Some(&(due, room)) = self.heartbeats.front() {
+            if due > now {
+                break;
             }
-            if !quiet {
+            self.heartbeats.pop_front();
+            let r = &self.rooms[room];
+            // A room written to since has a later entry; one told already, or removed and
+            // its place taken by another, has nothing to tell.
+            let quiet = (r.stored_at).is_some_and(|t| t + QUIET <= now);
+            if r.vacant || !quiet || r.committed <= r.heartbeat_seq {
                 continue;
             }
             let r = &mut self.rooms[room];
@@ -155,6 +172,9 @@ impl Relay {
             };
             // The room's number is the first entry's, after the count.
             self.send_to_room(Lane::Heartbeat, room, ROOM_AT + 1, &pong);
+            if self.rooms[room].dm.is_some() {
+                self.tell_unconfirmed_in(room);
+            }
         }
     }
 }
