@@ -2,6 +2,7 @@
 //! handed to the shell, then acknowledged and fanned out ([`Relay::commit`]), or forgotten
 //! and refused to their senders ([`Relay::abort`]) when they could not be written.
 
+use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
 
 use super::Relay;
@@ -51,13 +52,12 @@ impl Relay {
         for p in &batch {
             let r = &mut self.rooms[p.room];
             r.committed = p.message.seq;
-            // The room's heartbeat is due once it was quiet for QUIET after this turn (one
-            // entry a room a turn).
-            if r.stored_at != self.last_turn {
-                r.stored_at = self.last_turn;
-                if let Some(at) = self.last_turn {
-                    self.heartbeats.push_back((at + super::QUIET, p.room));
-                }
+            r.stored_at = self.last_turn;
+            // The room's heartbeat is due once it was quiet for QUIET after this turn (later,
+            // if more come: see `turn.rs` `heartbeats`).
+            if let Some(at) = self.last_turn.filter(|_| !r.heartbeat_queued) {
+                r.heartbeat_queued = true;
+                self.heartbeats.push(Reverse((at + super::QUIET, p.room)));
             }
         }
         for p in &batch {

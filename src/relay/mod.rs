@@ -68,7 +68,8 @@ mod session;
 mod stats;
 mod turn;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -205,10 +206,9 @@ pub struct Relay {
     next_tick: Option<Instant>,
     /// When the last turn ended.
     last_turn: Option<Instant>,
-    /// Rooms whose heartbeat may be due, with when: one entry each time a turn commits
-    /// messages in a room ([`QUIET`] after that turn), oldest first (see `turn.rs`
-    /// `heartbeats`); so they hold the rooms of the commits of the last half second.
-    heartbeats: VecDeque<(Instant, RoomId)>,
+    /// Rooms whose heartbeat is due, with when, soonest first: one entry a room with
+    /// messages its members were not told of by a heartbeat (see `turn.rs` `heartbeats`).
+    heartbeats: BinaryHeap<Reverse<(Instant, RoomId)>>,
     /// The memory of the messages waiting in sessions.
     parked: Parked,
     /// Sessions whose message in turn waits for the turn's room, in fair shares.
@@ -261,7 +261,7 @@ impl Relay {
             reads: VecDeque::new(),
             next_tick: None,
             last_turn: None,
-            heartbeats: VecDeque::new(),
+            heartbeats: BinaryHeap::new(),
             parked: Parked::default(),
             intake: Rounds::default(),
             intake_left: FANOUT_PER_TURN as i64,

@@ -38,6 +38,8 @@ pub(super) struct Room {
     /// When the turn that committed its latest message ended (the relay's `last_turn`: a
     /// turn's commit follows its `end_turn`); none since the relay started.
     pub(super) stored_at: Option<Instant>,
+    /// True while its heartbeat is in the relay's queue of those due.
+    pub(super) heartbeat_queued: bool,
     /// True for the place of a room removed (see [`Rooms`](super::rooms::Rooms)).
     pub(super) vacant: bool,
 }
@@ -59,6 +61,7 @@ impl Room {
             latest_time: Millis(0),
             heartbeat_seq: 0,
             stored_at: None,
+            heartbeat_queued: false,
             vacant: false,
         }
     }

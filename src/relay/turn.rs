@@ -9,6 +9,7 @@
 //! there, is not timed out for it. (A machine suspended needs nothing of this: the steady
 //! clock, which silence is measured in, stands still while it sleeps.)
 
+use std::cmp::Reverse;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -68,7 +69,7 @@ impl Relay {
             || !self.bulk_out.is_empty())
         .then_some(self.last_turn)
         .flatten();
-        let heartbeat = self.heartbeats.front().map(|&(due, _)| due);
+        let heartbeat = self.heartbeats.peek().map(|&Reverse((due, _))| due);
         [self.next_tick, self.answers_due(), waiting, heartbeat]
             .into_iter()
             .flatten()
@@ -149,19 +150,24 @@ impl Relay {
     /// and repairs the gap (in a private conversation, a member held unconfirmed is told its
     /// ENTERED again too).
     fn heartbeats(&mut self, now: Instant) {
-        while let Some(&(due, room)) = self.heartbeats.front() {
+        while let Some(&Reverse((due, room))) = self.heartbeats.peek() {
             if due > now {
                 break;
             }
-            self.heartbeats.pop_front();
-            let r = &self.rooms[room];
-            // A room written to since has a later entry; one told already, or removed and
-            // its place taken by another, has nothing to tell.
-            let quiet = (r.stored_at).is_some_and(|t| t + QUIET <= now);
-            if r.vacant || !quiet || r.committed <= r.heartbeat_seq {
+            self.heartbeats.pop();
+            let r = &mut self.rooms[room];
+            // One told already, or removed and its place taken by another, has nothing to
+            // tell; one written to since is due later.
+            let later = (r.stored_at).map(|t| t + QUIET).filter(|&d| d > now);
+            if r.vacant || r.committed <= r.heartbeat_seq {
+                r.heartbeat_queued = false;
                 continue;
             }
-            let r = &mut self.rooms[room];
+            if let Some(due) = later {
+                self.heartbeats.push(Reverse((due, room)));
+                continue;
+            }
+            r.heartbeat_queued = false;
             r.heartbeat_seq = r.committed;
             let pong = Packet::Pong {
                 rooms: vec![Latest {
