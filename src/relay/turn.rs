@@ -16,11 +16,13 @@ use std::time::{Duration, Instant};
 use super::Relay;
 use super::give_back::{GiveBack, oversized};
 use super::outgoing::Lane;
+use super::rooms::RoomId;
 use crate::proto::message::Millis;
 use crate::proto::wire::{Latest, LeaveReason, Packet, ROOM_AT};
 
 /// How often the relay looks for silent clients, takes messages that waited for their
-/// sender's allowance, and sends the heartbeat.
+/// sender's allowance, and tells a busy private conversation's unconfirmed ENTERED again
+/// (each room's heartbeat has a time of its own: [`QUIET`]).
 pub const TICK: Duration = Duration::from_secs(1);
 /// How late a tick may come before the time beyond it counts as the relay not running.
 pub const STALL: Duration = Duration::from_secs(2);
@@ -132,16 +134,23 @@ impl Relay {
         for addr in waiting {
             self.take_waiting(now, wall, addr);
         }
-        // Someone let in unasked to a private conversation with new messages, whose client
-        // has not shown it knows the number (its ENTERED lost or overtaken), is told again now,
-        // not at its next PING: busy or not, its client drops the conversation's messages
-        // till then.
-        let news: Vec<usize> = (self.rooms.iter())
-            .filter(|(_, r)| r.dm.is_some() && r.committed > r.heartbeat_seq)
-            .map(|(id, _)| id)
+        // Someone let in unasked to a busy private conversation, whose client has not shown
+        // it knows the number (its ENTERED lost or overtaken), is told again now, not at the
+        // conversation's heartbeat (which waits for it to be quiet) nor at the next PING: its
+        // client drops the conversation's messages till then. And a room with news that has
+        // no heartbeat queued (committed outside a turn) gets one.
+        let news: Vec<(RoomId, bool)> = (self.rooms.iter())
+            .filter(|(_, r)| r.committed > r.heartbeat_seq)
+            .map(|(id, r)| (id, r.heartbeat_queued))
             .collect();
-        for room in news {
-            self.tell_unconfirmed_in(room);
+        for (room, queued) in news {
+            let r = &mut self.rooms[room];
+            if !queued {
+                r.heartbeat_queued = true;
+                self.heartbeats.push(Reverse((now, room)));
+            } else if r.dm.is_some() && r.stored_at.is_some_and(|t| t + QUIET > now) {
+                self.tell_unconfirmed_in(room);
+            }
         }
     }
 
