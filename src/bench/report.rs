@@ -42,6 +42,9 @@ pub struct Report {
     pub window: u64,
     /// Rooms the clients are in.
     pub rooms: usize,
+    /// True when their directories were made before the relay started (one the bench
+    /// started: see `relay.rs`), so that the measured phase made none.
+    pub rooms_made_first: bool,
     /// When they were more than one: how long the relay took to start again on their logs,
     /// and how many rooms it had then.
     pub restart: Option<(Duration, usize)>,
@@ -134,8 +137,13 @@ impl Report {
             self.joined_in.as_secs_f64()
         ));
         if self.rooms > 1 {
+            let made = if self.rooms_made_first {
+                "; their directories made before the relay started"
+            } else {
+                ""
+            };
             out.push(format!(
-                "rooms: {} of {} clients each (each message goes to the others of its room)",
+                "rooms: {} of {} clients each (each message goes to the others of its room{made})",
                 self.rooms,
                 self.clients.div_ceil(self.rooms)
             ));
