@@ -68,7 +68,7 @@ impl Plan {
     pub(super) fn rooms(&self) -> usize {
         match self.room {
             0 => 1,
-            n => self.clients.div_ceil(n),
+            n => room_count(self.clients, n),
         }
     }
 
@@ -118,8 +118,22 @@ impl From<io::Error> for Stop {
 }
 
 /// The name of the bench's `k`th room (of rooms of `--room` clients each).
-pub(super) fn room_name(k: usize) -> String {
+fn room_name(k: usize) -> String {
     format!("r{k}")
+}
+
+/// The names of the rooms of `clients` in rooms of `room` each (none when all are in the
+/// lobby, `room` 0).
+pub(super) fn room_names(clients: usize, room: usize) -> Vec<String> {
+    match room {
+        0 => Vec::new(),
+        n => (0..room_count(clients, n)).map(room_name).collect(),
+    }
+}
+
+/// How many rooms of `room` clients each (`room` not 0) `clients` fill.
+fn room_count(clients: usize, room: usize) -> usize {
+    clients.div_ceil(room)
 }
 
 /// The simulated clients with their poll.

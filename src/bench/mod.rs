@@ -309,12 +309,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
     };
 
     progress(&format!("starting the relay ({})", options.relay.name()));
-    let rooms: Vec<String> = match options.room {
-        0 => Vec::new(),
-        n => (0..options.clients.div_ceil(n))
-            .map(drive::room_name)
-            .collect(),
-    };
+    let rooms = drive::room_names(options.clients, options.room);
     let relay = Relay::start(
         &options.relay,
         options.data.as_deref(),
@@ -322,6 +317,8 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         &rooms,
     )
     .map_err(fail)?;
+    // Made in its data directory, when the bench has one (not a relay already running).
+    let rooms_made_first = !rooms.is_empty() && relay.data_dir().is_some();
     let data = relay.data_dir().map(|d| {
         let kind = measure::fs_type(&d);
         (d, kind)
@@ -417,7 +414,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         rate: options.rate,
         window: options.window,
         rooms,
-        rooms_made_first: rooms > 1 && !matches!(options.relay, RelayAt::Running(..)),
+        rooms_made_first,
         restart,
         relay: where_,
         relay_apart: apart,

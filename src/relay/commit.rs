@@ -2,7 +2,6 @@
 //! handed to the shell, then acknowledged and fanned out ([`Relay::commit`]), or forgotten
 //! and refused to their senders ([`Relay::abort`]) when they could not be written.
 
-use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
 
 use super::Relay;
@@ -55,12 +54,9 @@ impl Relay {
             r.stored_at = self.last_turn;
             // The room's heartbeat is due once it was quiet for QUIET after this turn (later,
             // if more come: see `turn.rs` `heartbeats`).
-            if let Some(at) = self.last_turn.filter(|_| !r.heartbeat_queued) {
-                r.heartbeat_queued = true;
-                self.heartbeats.push(Reverse((at + super::QUIET, p.room)));
+            if let Some(at) = self.last_turn {
+                self.queue_heartbeat(p.room, at + super::QUIET);
             }
-        }
-        for p in &batch {
             let acked = Acked {
                 id: p.message.id,
                 csn: p.csn,

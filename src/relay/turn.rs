@@ -144,13 +144,21 @@ impl Relay {
             .map(|(id, r)| (id, r.heartbeat_queued))
             .collect();
         for (room, queued) in news {
-            let r = &mut self.rooms[room];
+            let r = &self.rooms[room];
             if !queued {
-                r.heartbeat_queued = true;
-                self.heartbeats.push(Reverse((now, room)));
+                self.queue_heartbeat(room, now);
             } else if r.dm.is_some() && r.stored_at.is_some_and(|t| t + QUIET > now) {
                 self.tell_unconfirmed_in(room);
             }
+        }
+    }
+
+    /// Puts `room`'s heartbeat in the queue of those due, at `due`, unless it is there.
+    pub(super) fn queue_heartbeat(&mut self, room: RoomId, due: Instant) {
+        let r = &mut self.rooms[room];
+        if !r.heartbeat_queued {
+            r.heartbeat_queued = true;
+            self.heartbeats.push(Reverse((due, room)));
         }
     }
 
@@ -165,18 +173,16 @@ impl Relay {
             }
             self.heartbeats.pop();
             let r = &mut self.rooms[room];
+            r.heartbeat_queued = false;
             // One told already, or removed and its place taken by another, has nothing to
             // tell; one written to since is due later.
-            let later = (r.stored_at).map(|t| t + QUIET).filter(|&d| d > now);
             if r.vacant || r.committed <= r.heartbeat_seq {
-                r.heartbeat_queued = false;
                 continue;
             }
-            if let Some(due) = later {
-                self.heartbeats.push(Reverse((due, room)));
+            if let Some(later) = (r.stored_at).map(|t| t + QUIET).filter(|&d| d > now) {
+                self.queue_heartbeat(room, later);
                 continue;
             }
-            r.heartbeat_queued = false;
             r.heartbeat_seq = r.committed;
             let pong = Packet::Pong {
                 rooms: vec![Latest {
