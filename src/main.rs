@@ -60,8 +60,8 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
     if args.repair_log {
         repair_log(&args.data_dir())?;
     }
-    let server =
-        Server::bind(args.bind_addr()?, args.data_dir(), config).map_err(|e| e.to_string())?;
+    let server = Server::bind_store(args.bind_addr()?, args.data_dir(), config, args.store()?)
+        .map_err(|e| e.to_string())?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
         "listening on udp {addr}; message log {} (latest seq {}) and {} other room(s); relay key {}",
@@ -239,10 +239,14 @@ fn without(args: &[String], name: &str) -> Vec<String> {
 
 /// Logs to stderr, one line an event, at `RUST_LOG`'s level or `default`.
 fn init_logging(default: &str) {
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // The NATS client's own news (each connection made) is said by the relay in its words;
+    // its warnings and errors stay, and RUST_LOG=async_nats=… asks for more.
+    if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("async_nats")) {
+        filter = filter.add_directive("async_nats=warn".parse().expect("a valid directive"));
+    }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();

@@ -145,9 +145,34 @@ pub struct ServeArgs {
     /// skipped. Others are refused with a clear error.
     #[arg(long, value_name = "FILE")]
     pub allow: Option<PathBuf>,
+    /// Where the rooms' messages are kept: `file` (each room's log in the data directory),
+    /// or `nats://HOST:PORT[,HOST:PORT…]`, NATS JetStream, a stream a room, shared by every
+    /// relay started with the same servers (docs/cluster.md).
+    #[arg(long, default_value = "file", value_name = "file|nats://HOST:PORT,…")]
+    pub store: String,
+    /// Copies of each room's stream in the NATS cluster (with --store nats://): 1, or 3 for
+    /// a cluster of three nodes or more (a message is acknowledged once two hold it).
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::TypedValueParser::map(clap::builder::PossibleValuesParser::new(["1", "3"]), |s| s.parse::<usize>().expect("1 or 3")))]
+    pub replicas: usize,
 }
 
 impl ServeArgs {
+    /// Where the rooms' messages are kept.
+    ///
+    /// # Errors
+    /// A one-line explanation when `--store` names neither `file` nor NATS servers.
+    pub fn store(&self) -> Result<crate::serve::server::StoreChoice, String> {
+        use crate::serve::server::StoreChoice;
+        if self.store == "file" {
+            return Ok(StoreChoice::File);
+        }
+        let urls = nats_urls(&self.store)?;
+        Ok(StoreChoice::Nats(crate::serve::nats::Options {
+            urls,
+            replicas: self.replicas,
+        }))
+    }
+
     /// The relay's settings.
     ///
     /// # Errors
@@ -202,6 +227,41 @@ impl ServeArgs {
             .clone()
             .unwrap_or_else(crate::serve::server::default_data_dir)
     }
+}
+
+/// The NATS servers `--store` names, each as `nats://HOST:PORT` (the scheme may be left out
+/// after the first; the port is NATS's 4222 when not given).
+///
+/// # Errors
+/// A one-line explanation naming what is not a server.
+pub fn nats_urls(store: &str) -> Result<Vec<String>, String> {
+    let wrong = |what: &str| {
+        format!("--store must be file or nats://HOST:PORT[,HOST:PORT...], not {store:?} ({what})")
+    };
+    let rest = store
+        .strip_prefix("nats://")
+        .ok_or_else(|| wrong("it does not begin with nats://"))?;
+    rest.split(',')
+        .map(|server| {
+            let server = server.trim();
+            let server = server.strip_prefix("nats://").unwrap_or(server);
+            if server.is_empty() || server.contains(['/', ' ', '@']) {
+                return Err(wrong(&format!("{server:?} is not HOST:PORT")));
+            }
+            let with_port = match server.rsplit_once(':') {
+                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                    server.to_owned()
+                }
+                Some(_) if !server.starts_with('[') => {
+                    return Err(wrong(&format!(
+                        "{server:?} has no port number after its colon"
+                    )));
+                }
+                _ => format!("{server}:4222"),
+            };
+            Ok(format!("nats://{with_port}"))
+        })
+        .collect()
 }
 
 /// Arguments of `urc join`.

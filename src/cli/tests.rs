@@ -56,6 +56,49 @@ fn addresses_take_the_default_port_and_host_names() {
 }
 
 #[test]
+fn the_store_is_a_file_or_nats_servers() {
+    let serve = |extra: &[&str]| {
+        let cli = Cli::try_parse_from([&["urc", "serve"], extra].concat()).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!()
+        };
+        args.store()
+    };
+    use crate::serve::server::StoreChoice;
+    assert!(matches!(serve(&[]), Ok(StoreChoice::File)));
+    assert!(matches!(serve(&["--store", "file"]), Ok(StoreChoice::File)));
+    let Ok(StoreChoice::Nats(o)) = serve(&[
+        "--store",
+        "nats://127.0.0.1:4222,127.0.0.2,nats://[::1]:4333",
+        "--replicas",
+        "3",
+    ]) else {
+        panic!()
+    };
+    assert_eq!(
+        o.urls,
+        [
+            "nats://127.0.0.1:4222",
+            "nats://127.0.0.2:4222",
+            "nats://[::1]:4333"
+        ]
+    );
+    assert_eq!(o.replicas, 3);
+    for wrong in [
+        "nats",
+        "127.0.0.1:4222",
+        "nats://",
+        "nats://a:b",
+        "nats://u@a:1",
+    ] {
+        let err = serve(&["--store", wrong]).unwrap_err();
+        assert!(err.starts_with("--store must be file or nats://"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+    assert!(Cli::try_parse_from(["urc", "serve", "--replicas", "2"]).is_err());
+}
+
+#[test]
 fn bench_workloads_are_overridden_by_options() {
     let bench = |args: &[&str]| {
         let cli = Cli::try_parse_from([&["urc", "bench"], args].concat()).unwrap();

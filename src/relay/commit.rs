@@ -74,7 +74,10 @@ impl Relay {
         if self.arrival_unsent(&speakers) {
             self.announce_first();
         }
-        self.fan_out(&batch);
+        let items: Vec<_> = (batch.iter())
+            .map(|p| (p.room, Some(p.sender), &p.message))
+            .collect();
+        self.fan_out(&items);
         self.flush_presence();
         for p in batch {
             self.cache(p.room, p.message);
@@ -92,8 +95,10 @@ impl Relay {
         }
         // Acknowledgements of earlier, durable messages still go; of these, none.
         (self.held_acks).retain(|(_, room, a)| firsts.get(room).is_none_or(|&f| a.seq < f));
-        for (&room, &first) in &firsts {
-            self.rooms[room].next_seq = first;
+        if !self.config.shared {
+            for (&room, &first) in &firsts {
+                self.rooms[room].next_seq = first;
+            }
         }
         for p in batch.iter().rev() {
             self.ids.remove(&p.message.id);

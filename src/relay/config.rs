@@ -42,6 +42,11 @@ pub struct Config {
     pub bulk_rate_total: f64,
     /// The only client keys admitted (`urc serve --allow`); `None` admits anyone.
     pub allowed: Option<std::collections::HashSet<crate::proto::secure::keys::PublicKey>>,
+    /// The rooms' logs are shared with other relays (a replicated store such as NATS
+    /// JetStream): a message's seq is the one the store gives it at commit
+    /// ([`Relay::commit_stored`](super::Relay::commit_stored)), and what the others stored
+    /// comes in through [`Relay::followed`](super::Relay::followed).
+    pub shared: bool,
 }
 
 /// A mebibyte, for the rates in bytes.
@@ -65,6 +70,7 @@ impl Default for Config {
             bulk_rate_per_network: 8.0 * MIB,
             bulk_rate_total: 32.0 * MIB,
             allowed: None,
+            shared: false,
         }
     }
 }

@@ -114,7 +114,7 @@ impl Relay {
 
     /// Lets the session at `to` in the private conversation `room` unasked (unless it is in
     /// it, or in [`UNASKED_BELOW`] rooms or more), telling it with an ENTERED if `tell`.
-    fn let_in(&mut self, to: SocketAddr, room: RoomId, tell: bool) {
+    pub(super) fn let_in(&mut self, to: SocketAddr, room: RoomId, tell: bool) {
         let Some(count) = self.clients.get(&to).map(|s| s.rooms.len()) else {
             return;
         };

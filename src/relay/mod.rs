@@ -16,6 +16,7 @@
 //! | `secure.rs` | [`secure::SecureRelay`]: the relay behind its secure channel, what the shell drives |
 //! | `channels.rs` | the secure channel's transports: HELLO answered after a cookie, DATA opened, packets sealed |
 //! | `commit.rs` | what the log takes, and what may leave once it holds it: commit and abort |
+//! | `shared.rs` | a log other relays write too: commits with the store's seqs, the others' messages followed in the room's order |
 //! | `turn.rs` | the end of a turn and the relay's clock: the tick (timeouts counted in time the relay ran), then fair shares and answers |
 //! | `config.rs` | the relay's settings and their defaults |
 //! | `join.rs` | JOIN and sessions: names, presence, leaving, per-IP limits, tokens |
@@ -65,6 +66,7 @@ mod roster;
 pub mod secure;
 mod send;
 mod session;
+mod shared;
 mod stats;
 mod turn;
 
@@ -98,6 +100,7 @@ use rooms::{RoomId, Rooms};
 use roster::Roster;
 use send::Pending;
 pub use session::Session;
+pub use shared::{MAX_AHEAD, Stored};
 pub use stats::Stats;
 pub use turn::{QUIET, STALL, TICK};
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::intake::FANOUT_PER_TURN;
 use super::rooms::RoomId;
-use super::{Pending, Queued, Relay, Transmit};
+use super::{Queued, Relay, Transmit};
 use crate::proto::message::Message;
 use crate::proto::secure::keys::PublicKey;
 use crate::proto::wire::{
@@ -23,16 +23,17 @@ use crate::proto::wire::{
 type Recipient = (SocketAddr, u16, usize);
 
 impl Relay {
-    /// Sends each member of each room of `batch` the messages of that room that it did not
+    /// Sends each member of each room of `batch` (messages, each with its room and its
+    /// sender's address, if the sender is here) the messages of that room that it did not
     /// send itself.
-    pub(super) fn fan_out(&mut self, batch: &[Pending]) {
-        let mut rooms: Vec<RoomId> = batch.iter().map(|p| p.room).collect();
+    pub(super) fn fan_out(&mut self, batch: &[(RoomId, Option<SocketAddr>, &Message)]) {
+        let mut rooms: Vec<RoomId> = batch.iter().map(|(room, _, _)| *room).collect();
         rooms.sort_unstable();
         rooms.dedup();
         for room in rooms {
             let items: Vec<(Option<SocketAddr>, &Message)> = (batch.iter())
-                .filter(|p| p.room == room)
-                .map(|p| (Some(p.sender), &p.message))
+                .filter(|(r, _, _)| *r == room)
+                .map(|(_, sender, m)| (*sender, *m))
                 .collect();
             let recipients = self.members_of(room, |_| 0);
             self.distribute(Lane::Chat, recipients, &items, encode_messages);
@@ -81,9 +82,16 @@ impl Relay {
     /// hold them.
     pub(super) fn flush_acks(&mut self) {
         let rooms = &self.rooms;
+        // Of a shared log, a message is stored once the store gave it a seq, whether or not
+        // the room's order reached it here yet.
+        let shared = self.config.shared;
         let (due, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held_acks)
             .into_iter()
-            .partition(|(_, room, a)| *room >= rooms.slots() || a.seq <= rooms[*room].committed);
+            .partition(|(_, room, a)| {
+                *room >= rooms.slots()
+                    || a.seq <= rooms[*room].committed
+                    || (shared && a.seq != super::send::UNSTORED)
+            });
         self.held_acks = held;
         // One run of acks per sender, in the order the senders came.
         let mut by_sender: Vec<(SocketAddr, Vec<Acked>)> = Vec::new();

@@ -1,6 +1,6 @@
 //! A room's own order and members: its sequence numbers (the next to give, the latest committed, the first its log holds), the cache of its recent messages, the latest a heartbeat told, who is in it and the presence changes it told.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -42,6 +42,9 @@ pub(super) struct Room {
     pub(super) heartbeat_queued: bool,
     /// True for the place of a room removed (see [`Rooms`](super::rooms::Rooms)).
     pub(super) vacant: bool,
+    /// Of a shared log: messages stored past `committed + 1`, by seq, each with its sender
+    /// here (none: another relay's), waiting for those before them (see `shared.rs`).
+    pub(super) ahead: BTreeMap<u64, (Option<SocketAddr>, Message)>,
 }
 
 impl Room {
@@ -63,6 +66,7 @@ impl Room {
             stored_at: None,
             heartbeat_queued: false,
             vacant: false,
+            ahead: BTreeMap::new(),
         }
     }
 

@@ -18,6 +18,9 @@ const REFUSED: u64 = 0;
 /// The seq remembered for a message id refused for naming a room its session was not in: a
 /// retransmission of it (its ERROR lost) is refused again.
 const NOT_IN_ROOM: u64 = u64::MAX;
+/// The seq of a message taken for a shared log until the store gives it one (see
+/// `shared.rs`): it is no seq, and an acknowledgement that names it waits.
+pub(super) const UNSTORED: u64 = u64::MAX - 1;
 /// The room remembered for a message id that was refused: none.
 const NO_ROOM: RoomId = RoomId::MAX;
 
@@ -295,7 +298,11 @@ impl Relay {
             // The other person is let in before the fan-out counts the room's members.
             self.reach_other(from, room);
         }
-        let seq = self.rooms[room].take_seq();
+        let seq = if self.config.shared {
+            UNSTORED
+        } else {
+            self.rooms[room].take_seq()
+        };
         self.remember(id, seq, time, room);
         self.pending.push(Pending {
             message: Message {

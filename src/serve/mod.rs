@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`server`] | the socket loop around [`crate::relay`] and [`logs`]: the group-commit turn |
 //! | [`logs`] | every room's log: opened at start, made on first use, one group commit across rooms |
+//! | [`nats`] | the NATS JetStream store (`--store nats://`): rooms as streams several relays share |
 //! | [`journal`] | the relay-wide journal: a turn's records of every room, one flush; checkpoints; put back at start |
 //! | [`store`] | a room's message log, `messages.jsonl`, appended and flushed, read by binary search |
 //! | [`layout`] | where each room's files are, `rooms/<room>/`, and the upgrade of a one-room directory |
@@ -20,6 +21,7 @@ pub mod journal;
 pub mod layout;
 pub mod lock;
 pub mod logs;
+pub mod nats;
 pub mod owners;
 pub mod repair;
 pub mod report;

@@ -25,6 +25,7 @@ use crate::serve::batch::Batch;
 use crate::serve::clock::ClockWatch;
 use crate::serve::lock::{DataLock, LockError};
 use crate::serve::logs::Logs;
+use crate::serve::nats::{self, NatsLog};
 use crate::serve::owners;
 use crate::serve::report::{self, REPORT_EVERY, SUMMARY_EVERY};
 use crate::serve::store::OpenError;
@@ -41,11 +42,31 @@ const READ_EVERY: usize = 256;
 /// How often the relay looks at its log's file and writes the last seq stored.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 
+/// Where a relay keeps its rooms' messages.
+#[derive(Debug, Clone, Default)]
+pub enum StoreChoice {
+    /// Each room's log file in the data directory (`--store file`, the default).
+    #[default]
+    File,
+    /// NATS JetStream, a stream a room, shared with the other relays of the cluster.
+    Nats(nats::Options),
+}
+
+/// The rooms' logs of a running relay (one a relay: the size of the larger is no waste).
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+enum Backing {
+    /// Files of its own.
+    File(Logs),
+    /// Streams shared with other relays.
+    Nats(NatsLog),
+}
+
 /// A relay bound to its socket with its log open, ready to [`Server::run`].
 #[derive(Debug)]
 pub struct Server {
     socket: Async<UdpSocket>,
-    logs: Logs,
+    logs: Backing,
     relay: SecureRelay,
     /// The data directory (the names' owners are written there).
     data: PathBuf,
@@ -101,6 +122,19 @@ impl Server {
     /// When the address cannot be bound, another relay uses `data`, or the log cannot be
     /// opened or is damaged.
     pub fn bind(addr: SocketAddr, data: PathBuf, config: Config) -> Result<Server, StartError> {
+        Server::bind_store(addr, data, config, StoreChoice::File)
+    }
+
+    /// [`Server::bind`] with the rooms' messages kept where `store` says.
+    ///
+    /// # Errors
+    /// As [`Server::bind`]'s, and when the NATS store cannot be reached.
+    pub fn bind_store(
+        addr: SocketAddr,
+        data: PathBuf,
+        mut config: Config,
+        store: StoreChoice,
+    ) -> Result<Server, StartError> {
         // Bound first, so that a relay that cannot listen leaves no data directory behind.
         let socket = bind_udp(addr)
             .and_then(Async::new)
@@ -113,7 +147,18 @@ impl Server {
                 key_path(&data).display()
             );
         }
-        let (logs, restored) = Logs::open(&data, config.cache.max(config.dedup))?;
+        let keep = config.cache.max(config.dedup);
+        let (logs, restored) = match store {
+            StoreChoice::File => {
+                let (logs, restored) = Logs::open(&data, keep)?;
+                (Backing::File(logs), restored)
+            }
+            StoreChoice::Nats(options) => {
+                config.shared = true;
+                let (log, restored) = NatsLog::open(options, keep).map_err(StartError::Data)?;
+                (Backing::Nats(log), restored)
+            }
+        };
         let mut relay = Relay::new(config, Vec::new());
         relay.restore_rooms(restored);
         *relay.owners_mut() = owners::load(&data).map_err(StartError::Data)?;
@@ -140,9 +185,15 @@ impl Server {
         self.socket.get_ref().local_addr()
     }
 
-    /// The default room's message log.
+    /// Where the default room's messages are: its log file, or its NATS stream.
     pub fn log_path(&self) -> PathBuf {
-        self.logs.lobby_path()
+        match &self.logs {
+            Backing::File(logs) => logs.lobby_path(),
+            Backing::Nats(_) => PathBuf::from(format!(
+                "nats:{}",
+                nats::stream_of(crate::proto::room::DEFAULT_ROOM)
+            )),
+        }
     }
 
     /// How many rooms the relay has.
@@ -181,10 +232,17 @@ impl Server {
             } else {
                 wake_at
             };
+            let followed = async {
+                match &self.logs {
+                    Backing::Nats(log) => Ok(Wake::Followed(log.next_followed().await)),
+                    Backing::File(_) => std::future::pending().await,
+                }
+            };
             let wake = async {
                 let (n, from) = self.socket.recv_from(&mut buf).await?;
                 Ok::<_, io::Error>(Wake::Datagram(n, from))
             }
+            .or(followed)
             .or(async {
                 smol::Timer::at(wake_at).await;
                 Ok(Wake::Timer)
@@ -204,6 +262,12 @@ impl Server {
                 // What waits on the socket goes in the turn the timer began (each room's
                 // heartbeat is a timer: at 1,000 rooms, a thousand a second).
                 Ok(Wake::Timer) => self.take_waiting(&mut buf),
+                // Another relay's messages (or this one's, again) in their room's order: passed
+                // on in the turn that comes now, with what waits on the socket.
+                Ok(Wake::Followed(first)) => {
+                    self.take_followed(Some(first));
+                    self.take_waiting(&mut buf);
+                }
                 Ok(Wake::Stop) => break,
                 Err(e) if transient(&e) => {
                     tracing::debug!(error = %e, "receive failed; going on");
@@ -230,15 +294,17 @@ impl Server {
                 self.watch_log(now >= next_report);
             }
             // Every log looked at about once a WATCH_EVERY, a few a turn.
-            let logs = self.logs.len();
-            let due =
-                (logs as f64 * (now - looked).as_secs_f64() / WATCH_EVERY.as_secs_f64()) as usize;
-            if due >= logs {
-                self.logs.look(logs);
-                looked = now;
-            } else if due > 0 {
-                self.logs.look(due);
-                looked += WATCH_EVERY.mul_f64(due as f64 / logs as f64);
+            if let Backing::File(files) = &mut self.logs {
+                let logs = files.len();
+                let due = (logs as f64 * (now - looked).as_secs_f64() / WATCH_EVERY.as_secs_f64())
+                    as usize;
+                if due >= logs {
+                    files.look(logs);
+                    looked = now;
+                } else if due > 0 {
+                    files.look(due);
+                    looked += WATCH_EVERY.mul_f64(due as f64 / logs as f64);
+                }
             }
             if now >= next_report {
                 next_report = now + REPORT_EVERY;
@@ -263,7 +329,9 @@ impl Server {
         // Reading no more: a JOIN answering the notice would be welcomed by a relay that is
         // gone a moment later.
         self.send_all(&mut out, &mut buf, false).await;
-        self.logs.mark_all(self.relay.relay());
+        if let Backing::File(logs) = &mut self.logs {
+            logs.mark_all(self.relay.relay());
+        }
         let stats = self.relay.relay().stats();
         tracing::info!(
             rooms = self.relay.relay().room_count(),
@@ -275,7 +343,9 @@ impl Server {
 
     /// Looks at the logs (see [`Logs::watch`]).
     fn watch_log(&mut self, remind: bool) {
-        self.logs.watch(self.relay.relay(), Instant::now(), remind);
+        if let Backing::File(logs) = &mut self.logs {
+            logs.watch(self.relay.relay(), Instant::now(), remind);
+        }
     }
 
     /// Hands one datagram to the relay; the buffer is one byte longer than the largest valid
@@ -309,11 +379,28 @@ impl Server {
                 }
             }
         }
-        self.logs.commit(self.relay.relay_mut());
+        match &mut self.logs {
+            Backing::File(logs) => logs.commit(self.relay.relay_mut()),
+            Backing::Nats(log) => {
+                log.commit(self.relay.relay_mut());
+                // What the streams brought meanwhile, in the same turn's sends.
+                log.take_followed(self.relay.relay_mut(), None);
+            }
+        }
+    }
+
+    /// Hands the relay what the shared store's followers read (none with a log of its own).
+    fn take_followed(&mut self, first: Option<(String, crate::proto::message::Message)>) {
+        if let Backing::Nats(log) = &mut self.logs {
+            log.take_followed(self.relay.relay_mut(), first);
+        }
     }
 
     fn serve_reads(&mut self) {
-        self.logs.serve_reads(self.relay.relay_mut());
+        match &mut self.logs {
+            Backing::File(logs) => logs.serve_reads(self.relay.relay_mut()),
+            Backing::Nats(log) => log.serve_reads(self.relay.relay_mut()),
+        }
     }
 
     /// Sends what the relay has to send; every [`READ_EVERY`] datagrams (when `read`), takes
@@ -396,6 +483,8 @@ enum Wake {
     Datagram(usize, SocketAddr),
     Timer,
     Stop,
+    /// A message a follower of the shared store read (its room's key, the message).
+    Followed((String, crate::proto::message::Message)),
 }
 
 /// Errors a UDP socket reports for one datagram (often an ICMP answer to an earlier send),

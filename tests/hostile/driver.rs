@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use urc::proto::message::{Message, Millis};
 use urc::proto::wire::{ErrorCode, Packet, Token};
-use urc::relay::{Config, Relay};
+use urc::relay::{Config, Relay, Stored};
 use uuid::Uuid;
 
 /// Wall-clock time at the start (2026-11-25T08:00:00Z), for message timestamps.
@@ -51,7 +51,16 @@ pub struct Driver {
     /// turn's room waits for the next call, instead of turns following at the same instant
     /// until nothing waits.
     pub one_turn: bool,
+    /// A log shared with other drivers' relays (a replicated store, as NATS JetStream is):
+    /// when set, the relay is one of several (`Config::shared`), and its turns commit to it.
+    pub shared: Option<Shared>,
+    /// How far the relay followed each room of `shared`.
+    followed: HashMap<String, u64>,
 }
+
+/// A store several relays write to, as JetStream's streams are: each room's messages in one
+/// order, seqs given as they are stored, a message id stored once.
+pub type Shared = std::rc::Rc<std::cell::RefCell<HashMap<String, Vec<Message>>>>;
 
 /// What joining got.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +91,43 @@ impl Driver {
             most_in_a_turn: 0,
             written_in: HashMap::new(),
             one_turn: false,
+            shared: None,
+            followed: HashMap::new(),
         }
+    }
+
+    /// A relay that shares `store` with others.
+    pub fn sharing(config: Config, store: &Shared) -> Self {
+        let mut d = Driver::new(Config {
+            shared: true,
+            ..config
+        });
+        d.shared = Some(store.clone());
+        d
+    }
+
+    /// Hands the relay what `shared` holds that it did not follow yet (what other relays
+    /// stored, and its own messages again), as its shell's followers do, and collects what it
+    /// sends; how many datagrams it sent.
+    pub fn follow(&mut self) -> usize {
+        let Some(store) = self.shared.clone() else {
+            return 0;
+        };
+        let rooms: Vec<(String, Vec<Message>)> = store
+            .borrow()
+            .iter()
+            .map(|(room, log)| {
+                let from = self.followed.get(room).copied().unwrap_or(0) as usize;
+                (room.clone(), log[from..].to_vec())
+            })
+            .filter(|(_, new)| !new.is_empty())
+            .collect();
+        for (room, new) in rooms {
+            self.followed
+                .insert(room.clone(), new.last().map_or(0, |m| m.seq));
+            self.relay.followed(&room, new);
+        }
+        self.drain()
     }
 
     /// A relay on a log of `n` messages from `r1`, keeping the last `config.cache` in memory.
@@ -159,6 +204,30 @@ impl Driver {
 
     /// Writes what the relay accepted to the log and commits it.
     fn persist(&mut self) {
+        if let Some(store) = &self.shared {
+            if !self.relay.has_appends() {
+                return;
+            }
+            let mut store = store.borrow_mut();
+            let stored: Vec<Stored> = (self.relay.appends())
+                .map(|(room, m)| {
+                    let log = store.entry(room.to_owned()).or_default();
+                    match log.iter().find(|old| old.id == m.id) {
+                        Some(old) => Stored {
+                            seq: old.seq,
+                            time: old.time,
+                        },
+                        None => {
+                            let seq = log.len() as u64 + 1;
+                            log.push(Message { seq, ..m.clone() });
+                            Stored { seq, time: m.time }
+                        }
+                    }
+                })
+                .collect();
+            drop(store);
+            return self.relay.commit_stored(&stored);
+        }
         if self.relay.has_appends() {
             let appends: Vec<(String, Message)> = (self.relay.appends())
                 .map(|(room, m)| (room.to_owned(), m.clone()))
@@ -188,14 +257,17 @@ impl Driver {
         loop {
             if let Some(read) = self.relay.poll_read() {
                 let none = Vec::new();
-                let log = match read.room.as_str() {
-                    "lobby" => &self.log,
-                    room => self.rooms.get(room).unwrap_or(&none),
+                let shared = self.shared.as_ref().map(|s| s.borrow());
+                let log = match (&shared, read.room.as_str()) {
+                    (Some(store), room) => store.get(room).unwrap_or(&none),
+                    (None, "lobby") => &self.log,
+                    (None, room) => self.rooms.get(room).unwrap_or(&none),
                 };
                 let messages: Vec<Message> = (log.iter())
                     .filter(|m| read.first <= m.seq && m.seq <= read.last)
                     .cloned()
                     .collect();
+                drop(shared);
                 self.relay.serve_read(&read, &messages);
                 continue;
             }

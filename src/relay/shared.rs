@@ -1,0 +1,156 @@
+//! A log that other relays write too (a replicated store, `--store nats://`): the turn's messages committed with the seqs the store gave them ([`Relay::commit_stored`]), what the store holds followed in each room's order ([`Relay::followed`]), and each room's messages passed on once all before them are here.
+//!
+//! With a log of its own, the relay gives each message its room's next seq as it takes it
+//! (`send.rs`). A shared log's seqs are the store's: another relay may take the next one at
+//! the same moment. So a message waits with no seq ([`UNSTORED`]) until the store answers;
+//! its acknowledgement then goes at once (it is stored), but its fan-out waits for the room's
+//! order to reach it here: every message of the room before it, whichever relay took it,
+//! comes first, from the store's own order (the shell follows each room's stream).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use super::Relay;
+use super::rooms::RoomId;
+use super::send::UNSTORED;
+use crate::proto::message::{Message, Millis};
+use crate::proto::wire::Acked;
+
+/// Most messages a room keeps waiting for an earlier one: past them, the relay's own
+/// messages wait no more here, since the store's order brings them again.
+pub const MAX_AHEAD: usize = 4096;
+
+/// What the shared store made of one message of [`Relay::appends`]: its seq in its room, and
+/// its time (an earlier copy's, when the store had it already: a retransmission to another
+/// relay, say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    /// Its place in the room's order, the store's.
+    pub seq: u64,
+    /// When it was taken (the first time).
+    pub time: Millis,
+}
+
+impl Relay {
+    /// The messages of [`Relay::appends`] are stored, each as `stored` says (in the same
+    /// order): acknowledge them, and pass on those the room's order reached.
+    pub fn commit_stored(&mut self, stored: &[Stored]) {
+        debug_assert!(self.config.shared, "commit_stored is for a shared log");
+        let batch = std::mem::take(&mut self.pending);
+        debug_assert_eq!(batch.len(), stored.len(), "one answer a message");
+        let given: HashMap<_, _> = (batch.iter().zip(stored))
+            .map(|(p, s)| (p.message.id, *s))
+            .collect();
+        // The acknowledgements of retransmissions that came while these were pending.
+        for (_, _, a) in &mut self.held_acks {
+            if a.seq == UNSTORED
+                && let Some(s) = given.get(&a.id)
+            {
+                a.seq = s.seq;
+                a.time = s.time;
+            }
+        }
+        let mut rooms = Vec::new();
+        for (mut p, s) in batch.into_iter().zip(stored) {
+            p.message.seq = s.seq;
+            p.message.time = s.time;
+            self.ids.insert(p.message.id, (s.seq, s.time, p.room));
+            self.stats.stored += 1;
+            let acked = Acked {
+                id: p.message.id,
+                csn: p.csn,
+                room: p.number,
+                seq: s.seq,
+                time: s.time,
+            };
+            self.acknowledge(p.sender, p.room, acked);
+            rooms.push(p.room);
+            self.wait_in_order(p.room, Some(p.sender), p.message);
+        }
+        self.flush_acks();
+        self.pass_on(rooms);
+    }
+
+    /// `messages` of the room `room` (its key), in its order, as the shared store holds them
+    /// (another relay's, or this one's again): those not seen yet are passed on in the
+    /// room's order, and their ids remembered, so that a retransmission here is stored once.
+    pub fn followed(&mut self, room: &str, messages: Vec<Message>) {
+        let room = self.rooms.find_or_add(room);
+        if self.rooms[room].dm.is_some() {
+            // The two people of a private conversation here are let in to it, as for a
+            // message sent here (`reach_other`).
+            self.let_parties_in(room);
+        }
+        for m in messages {
+            if m.seq <= self.rooms[room].committed {
+                continue;
+            }
+            if !self.ids.contains_key(&m.id) && !m.id.is_nil() {
+                self.remember(m.id, m.seq, m.time, room);
+            }
+            self.wait_in_order(room, None, m);
+        }
+        self.pass_on([room]);
+    }
+
+    /// Lets the parties of the private conversation `room` who are here in to it.
+    fn let_parties_in(&mut self, room: RoomId) {
+        let Some((a, b)) = self.rooms[room].dm.clone() else {
+            return;
+        };
+        for party in [a, b] {
+            if let Some(to) = self.roster.get(&party) {
+                self.let_in(to, room, true);
+            }
+        }
+    }
+
+    /// Files `m` of `room` (sent by the session at `sender`, if here) to be passed on once
+    /// the room's order reaches it.
+    fn wait_in_order(&mut self, room: RoomId, sender: Option<SocketAddr>, m: Message) {
+        let r = &mut self.rooms[room];
+        if m.seq <= r.committed || (r.ahead.len() >= MAX_AHEAD && sender.is_some()) {
+            return;
+        }
+        r.ahead.entry(m.seq).or_insert((sender, m));
+    }
+
+    /// Passes on the messages of `rooms` that follow their room's latest without a gap: the
+    /// room's order, as [`Relay::commit`] passes on those of a log of its own.
+    fn pass_on(&mut self, rooms: impl IntoIterator<Item = RoomId>) {
+        let mut batch: Vec<(RoomId, Option<SocketAddr>, Message)> = Vec::new();
+        let mut seen = Vec::new();
+        for room in rooms {
+            if seen.contains(&room) {
+                continue;
+            }
+            seen.push(room);
+            let before = batch.len();
+            let r = &mut self.rooms[room];
+            while let Some((sender, m)) = r.ahead.remove(&(r.committed + 1)) {
+                r.committed = m.seq;
+                r.stored_at = self.last_turn;
+                batch.push((room, sender, m));
+            }
+            if batch.len() > before
+                && let Some(at) = self.last_turn
+            {
+                self.queue_heartbeat(room, at + super::QUIET);
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let speakers: std::collections::HashSet<&str> =
+            batch.iter().map(|(_, _, m)| m.from.as_str()).collect();
+        if self.arrival_unsent(&speakers) {
+            self.announce_first();
+        }
+        let items: Vec<_> = batch.iter().map(|(room, s, m)| (*room, *s, m)).collect();
+        self.fan_out(&items);
+        self.flush_presence();
+        for (room, _, m) in batch {
+            self.cache(room, m);
+        }
+    }
+}

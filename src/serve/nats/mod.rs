@@ -1,0 +1,188 @@
+//! The NATS JetStream store (`urc serve --store nats://…`): every room is a stream that several relays share, a message acknowledged once JetStream acknowledged it, its seq the stream's sequence, and what any relay stored followed by every relay in the room's order.
+//!
+//! | file | role |
+//! |---|---|
+//! | `mod.rs` | [`NatsLog`]: what the relay's turn calls, on the relay's thread |
+//! | `worker.rs` | the NATS client on a thread of its own (tokio), its followers of the streams |
+//! | `names.rs` | a room's stream and subject |
+//! | `record.rs` | a message as a stream holds it |
+//!
+//! docs/cluster.md says how to run it and what it guarantees.
+
+mod names;
+mod record;
+mod worker;
+
+use std::time::{Duration, Instant};
+
+pub use names::{STREAM_PREFIX, room_of, stream_of, subject_of};
+pub use worker::{DEDUP_WINDOW, Options, REQUEST_TIMEOUT};
+
+use crate::proto::message::Message;
+use crate::relay::{Relay, Stored};
+use crate::serve::logs::Restored;
+use worker::Command;
+
+/// Messages read from the streams that wait for the relay's thread: at most this many (each
+/// under [`record::MAX_RECORD`] bytes, about 5 MB), so a relay that falls behind slows its
+/// followers, not its memory.
+const FOLLOWED_QUEUE: usize = 4096;
+/// How long the relay waits for NATS to connect and hand it every room's tail at start.
+const START_WAIT: Duration = Duration::from_secs(60);
+/// How long, after NATS failed a turn's publish, the next turns refuse at once rather than
+/// wait for it again (each refused message is resent by its client).
+const BACK_OFF: Duration = Duration::from_millis(500);
+
+/// The store's end on the relay's thread.
+#[derive(Debug)]
+pub struct NatsLog {
+    commands: async_channel::Sender<Command>,
+    /// What the followers read, each room's messages in its order.
+    followed: async_channel::Receiver<(String, Message)>,
+    /// The servers, to name them in the relay's log.
+    urls: String,
+    /// Until when a publish is refused at once: NATS failed one a moment ago.
+    refusing_until: Option<Instant>,
+    /// True while NATS fails (said once, and once when it works again).
+    failing: bool,
+}
+
+impl NatsLog {
+    /// Connects to NATS, reads each room's tail (at most `keep` messages in all, but 500 a
+    /// room at least) and starts following every room.
+    ///
+    /// # Errors
+    /// A one-line explanation when NATS cannot be reached or its streams read.
+    pub fn open(options: Options, keep: usize) -> Result<(NatsLog, Vec<Restored>), String> {
+        let urls = options.urls.join(",");
+        let (commands, commands_rx) = async_channel::unbounded();
+        let (followed_tx, followed) = async_channel::bounded(FOLLOWED_QUEUE);
+        let (started_tx, started) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("nats".into())
+            .spawn(move || worker::run(options, keep, commands_rx, followed_tx, started_tx))
+            .map_err(|e| format!("cannot start the NATS client's thread: {e}"))?;
+        let restored = match started.recv_timeout(START_WAIT) {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(format!(
+                    "the NATS store at {urls} did not answer within {} s: is JetStream enabled and does the cluster have a leader?",
+                    START_WAIT.as_secs()
+                ));
+            }
+        };
+        let log = NatsLog {
+            commands,
+            followed,
+            urls,
+            refusing_until: None,
+            failing: false,
+        };
+        Ok((log, restored))
+    }
+
+    /// Publishes what the relay accepted and waits for JetStream's acknowledgements: then
+    /// [`Relay::commit_stored`] with the seqs the streams gave, or, if NATS failed any,
+    /// [`Relay::abort`] (the clients resend; what was stored meanwhile is recognised by its
+    /// id, by the stream and by the relay).
+    pub fn commit(&mut self, relay: &mut Relay) {
+        if !relay.has_appends() {
+            return;
+        }
+        if self.refusing_until.is_some_and(|t| Instant::now() < t) {
+            return relay.abort("its store, NATS, is failing");
+        }
+        let items: Vec<_> = (relay.appends())
+            .map(|(room, m)| (room.to_owned(), m.id, record::encode(m)))
+            .collect();
+        match self.ask(|reply| Command::Publish { items, reply }) {
+            Ok(published) => {
+                if std::mem::replace(&mut self.failing, false) {
+                    tracing::info!(nats = %self.urls, "NATS stores messages again");
+                }
+                let stored: Vec<Stored> = (relay.appends().zip(published))
+                    .map(|((_, m), (seq, first))| Stored {
+                        seq,
+                        time: first.unwrap_or(m.time),
+                    })
+                    .collect();
+                relay.commit_stored(&stored);
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut self.failing, true) {
+                    tracing::error!(nats = %self.urls, error = %e, "NATS did not store a turn's messages: acknowledging nothing until it does (clients resend)");
+                }
+                self.refusing_until = Some(Instant::now() + BACK_OFF);
+                relay.abort("its store, NATS, is failing");
+            }
+        }
+    }
+
+    /// Hands the relay `first` (what [`NatsLog::next_followed`] gave) and what the followers
+    /// read meanwhile, without waiting; how many.
+    pub fn take_followed(&mut self, relay: &mut Relay, first: Option<(String, Message)>) -> usize {
+        let mut taken = 0;
+        let mut run: Option<(String, Vec<Message>)> = None;
+        let mut next = first;
+        while let Some((room, m)) = next.take().or_else(|| self.followed.try_recv().ok()) {
+            taken += 1;
+            match &mut run {
+                Some((r, messages)) if *r == room => messages.push(m),
+                _ => {
+                    if let Some((r, messages)) = run.replace((room, vec![m])) {
+                        relay.followed(&r, messages);
+                    }
+                }
+            }
+            if taken >= FOLLOWED_QUEUE {
+                break;
+            }
+        }
+        if let Some((r, messages)) = run {
+            relay.followed(&r, messages);
+        }
+        taken
+    }
+
+    /// The next message a follower read, when there is one (never, once the NATS client has
+    /// stopped).
+    pub async fn next_followed(&self) -> (String, Message) {
+        match self.followed.recv().await {
+            Ok(next) => next,
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Hands the NATS client the command `make` makes with the channel its answer comes on,
+    /// and waits for the answer (on the relay's thread, as a flush of a file waits).
+    fn ask<T>(
+        &self,
+        make: impl FnOnce(async_channel::Sender<Result<T, String>>) -> Command,
+    ) -> Result<T, String> {
+        let stopped = || "the NATS client stopped".to_owned();
+        let (reply, answer) = async_channel::bounded(1);
+        self.commands
+            .send_blocking(make(reply))
+            .map_err(|_| stopped())?;
+        answer.recv_blocking().unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Answers the relay's history requests that need the streams.
+    pub fn serve_reads(&mut self, relay: &mut Relay) {
+        while let Some(read) = relay.poll_read() {
+            let result = self.ask(|reply| Command::Read {
+                room: read.room.clone(),
+                first: read.first,
+                last: read.last,
+                reply,
+            });
+            match result {
+                Ok(messages) => relay.serve_read(&read, &messages),
+                Err(e) => {
+                    tracing::error!(error = %e, room = %read.room, "cannot read a room's stream for history");
+                    relay.serve_read(&read, &[]);
+                }
+            }
+        }
+    }
+}

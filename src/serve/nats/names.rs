@@ -1,0 +1,95 @@
+//! A room's names in NATS: its JetStream stream and the subject its messages are published on, made from the room's key and read back.
+//!
+//! A room's key (`[a-z0-9_-]`, at most 32: `proto/room.rs`) is a valid stream name and
+//! subject token as it is: the room `ops` is the stream `URC_ROOM_ops`, subject
+//! `urc.room.ops`. A private conversation's key (`@` and two escaped names, any script) is
+//! not, so it is written in hexadecimal, its UTF-8 after the `@`: `@alice+bob` is the stream
+//! `URC_DM_616c6963652b626f62`, subject `urc.dm.616c6963652b626f62`.
+
+use crate::proto::dm::{DM_MARK, dm_parties};
+use crate::proto::room::check_room;
+
+/// The start of every stream name urc makes, so that its streams are told from others.
+pub const STREAM_PREFIX: &str = "URC_";
+/// A room's stream: this, then the room's key.
+const ROOM_STREAM: &str = "URC_ROOM_";
+/// A private conversation's stream: this, then its key's hexadecimal.
+const DM_STREAM: &str = "URC_DM_";
+
+/// The stream of the room (or private conversation) whose key is `room`.
+pub fn stream_of(room: &str) -> String {
+    match room.strip_prefix(DM_MARK) {
+        Some(rest) => format!("{DM_STREAM}{}", hex(rest)),
+        None => format!("{ROOM_STREAM}{room}"),
+    }
+}
+
+/// The subject the messages of the room whose key is `room` are published on.
+pub fn subject_of(room: &str) -> String {
+    match room.strip_prefix(DM_MARK) {
+        Some(rest) => format!("urc.dm.{}", hex(rest)),
+        None => format!("urc.room.{room}"),
+    }
+}
+
+/// The key of the room whose stream is `stream`; `None` for a stream that is not one
+/// [`stream_of`] makes.
+pub fn room_of(stream: &str) -> Option<String> {
+    if let Some(room) = stream.strip_prefix(ROOM_STREAM) {
+        let ok = check_room(room).is_ok() && room.bytes().all(|b| !b.is_ascii_uppercase());
+        return ok.then(|| room.to_owned());
+    }
+    let bytes = unhex(stream.strip_prefix(DM_STREAM)?)?;
+    let key = format!("{DM_MARK}{}", String::from_utf8(bytes).ok()?);
+    dm_parties(&key).is_some().then_some(key)
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::dm::dm_key;
+
+    #[test]
+    fn a_room_is_its_key_and_a_conversation_its_hexadecimal() {
+        assert_eq!(stream_of("ops"), "URC_ROOM_ops");
+        assert_eq!(subject_of("ops"), "urc.room.ops");
+        assert_eq!(stream_of("@alice+bob"), "URC_DM_616c6963652b626f62");
+        assert_eq!(subject_of("@alice+bob"), "urc.dm.616c6963652b626f62");
+    }
+
+    #[test]
+    fn names_read_back_to_their_rooms_and_nothing_else_does() {
+        let dm = dm_key("小明", "alice");
+        for room in ["lobby", "ops-2", "a_b", dm.as_str()] {
+            assert_eq!(room_of(&stream_of(room)).as_deref(), Some(room), "{room}");
+            let subject = subject_of(room);
+            assert!(!subject.contains([' ', '*', '>']) && subject.split('.').count() == 3);
+        }
+        for other in [
+            "URC_ROOM_",
+            "URC_ROOM_Ops",
+            "URC_ROOM_-x",
+            "URC_DM_6",
+            "URC_DM_zz",
+            "URC_DM_616c696365",
+            "KV_urc",
+            "ORDERS",
+        ] {
+            assert_eq!(room_of(other), None, "{other}");
+        }
+    }
+}

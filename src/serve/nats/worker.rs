@@ -1,0 +1,366 @@
+//! The NATS side of the store, on a thread of its own with a tokio runtime (async-nats needs one): the relay's commands (publish a turn's messages, read a range of a room) answered over async-channel, and every room's stream followed in its order into one bounded channel.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use smol::stream::StreamExt as _;
+use uuid::Uuid;
+
+use super::names::{room_of, stream_of, subject_of};
+use super::record::{self, MAX_RECORD};
+use crate::proto::message::{Message, Millis};
+use crate::serve::logs::{MIN_TAIL, Restored};
+use crate::serve::repair::placeholder;
+
+/// How long the relay waits for NATS to answer a request or acknowledge a publish.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a retransmission to any relay of the cluster is recognised by the store itself
+/// (each stream's `duplicate_window`): longer than a client goes on resending to one relay
+/// before it moves to another (each relay also remembers the ids of the messages it saw).
+pub const DEDUP_WINDOW: Duration = Duration::from_secs(300);
+/// How long a follower waits before following its stream again after NATS failed it.
+const FOLLOW_RETRY: Duration = Duration::from_secs(1);
+
+/// What a message became: its seq in its stream, and, when the stream had it already, the
+/// time of that first copy.
+pub(super) type Published = (u64, Option<Millis>);
+
+/// What the relay's thread asks of NATS.
+#[derive(Debug)]
+pub(super) enum Command {
+    /// Publish a turn's messages (each with its room's key, its id and its record), and
+    /// answer with what each became, in order.
+    Publish {
+        items: Vec<(String, Uuid, Vec<u8>)>,
+        reply: async_channel::Sender<Result<Vec<Published>, String>>,
+    },
+    /// Read the messages `first..=last` of a room.
+    Read {
+        room: String,
+        first: u64,
+        last: u64,
+        reply: async_channel::Sender<Result<Vec<Message>, String>>,
+    },
+}
+
+/// How the store is set up.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The NATS servers, as `nats://HOST:PORT` (any of them will do).
+    pub urls: Vec<String>,
+    /// Copies of each stream: 1 or 3.
+    pub replicas: usize,
+}
+
+/// The worker's state, shared by its tasks.
+#[derive(Clone)]
+struct Worker {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    replicas: usize,
+    /// The streams followed (each by one task).
+    followed: Arc<Mutex<HashSet<String>>>,
+    /// Where the followers put what they read: each room's messages in its order.
+    out: async_channel::Sender<(String, Message)>,
+}
+
+/// Connects, reads every room's tail (at most `keep` messages in all, but [`MIN_TAIL`] a
+/// room), starts following each room after its tail, then serves `commands` until the relay
+/// drops its end.
+pub(super) fn run(
+    options: Options,
+    keep: usize,
+    commands: async_channel::Receiver<Command>,
+    out: async_channel::Sender<(String, Message)>,
+    started: std::sync::mpsc::Sender<Result<Vec<Restored>, String>>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = started.send(Err(format!("cannot start the NATS client's runtime: {e}")));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let worker = match Worker::connect(&options, out).await {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = started.send(Err(e));
+                return;
+            }
+        };
+        match worker.open(keep).await {
+            Ok(restored) => {
+                let _ = started.send(Ok(restored));
+            }
+            Err(e) => {
+                let _ = started.send(Err(e));
+                return;
+            }
+        }
+        while let Ok(command) = commands.recv().await {
+            match command {
+                Command::Publish { items, reply } => {
+                    let _ = reply.send(worker.publish(items).await).await;
+                }
+                Command::Read {
+                    room,
+                    first,
+                    last,
+                    reply,
+                } => {
+                    let _ = reply.send(worker.read(&room, first, last).await).await;
+                }
+            }
+        }
+    });
+}
+
+impl Worker {
+    async fn connect(
+        options: &Options,
+        out: async_channel::Sender<(String, Message)>,
+    ) -> Result<Worker, String> {
+        let urls = options.urls.join(",");
+        let client = async_nats::ConnectOptions::new()
+            .name("urc relay")
+            .connection_timeout(REQUEST_TIMEOUT)
+            .max_reconnects(None)
+            .event_callback(|event| async move {
+                match event {
+                    async_nats::Event::Disconnected => {
+                        tracing::error!("lost the connection to NATS: acknowledging nothing until it is back")
+                    }
+                    async_nats::Event::Connected => tracing::info!("connected to NATS"),
+                    other => tracing::debug!(event = %other, "NATS"),
+                }
+            })
+            .connect(urls.as_str())
+            .await
+            .map_err(|e| {
+                format!("cannot reach the NATS store at {urls}: {e} (is nats-server running with JetStream?)")
+            })?;
+        let js = jetstream::ContextBuilder::new()
+            .timeout(REQUEST_TIMEOUT)
+            .build(client.clone());
+        Ok(Worker {
+            client,
+            js,
+            replicas: options.replicas,
+            followed: Arc::default(),
+            out,
+        })
+    }
+
+    /// Every room's tail, each room then followed after it; new rooms' streams followed as
+    /// they are made (by any relay).
+    async fn open(&self, keep: usize) -> Result<Vec<Restored>, String> {
+        let failed =
+            |e: &dyn std::fmt::Display| format!("cannot list the NATS store's streams: {e}");
+        // Told of new streams before listing, so that none made meanwhile is missed.
+        let mut created = (self.client)
+            .subscribe("$JS.EVENT.ADVISORY.STREAM.CREATED.>")
+            .await
+            .map_err(|e| failed(&e))?;
+        let mut names = Vec::new();
+        let mut listed = self.js.stream_names();
+        while let Some(name) = listed.next().await {
+            let name = name.map_err(|e| failed(&e))?;
+            if let Some(room) = room_of(&name) {
+                names.push((name, room));
+            }
+        }
+        let each = (keep / names.len().max(1)).max(MIN_TAIL).min(keep) as u64;
+        let mut restored = Vec::new();
+        for (name, room) in names {
+            let mut s = (self.js.get_stream(&name).await).map_err(|e| failed(&e))?;
+            let state = s.info().await.map_err(|e| failed(&e))?.state.clone();
+            let first = state.first_sequence.max(1);
+            let last = state.last_sequence;
+            let tail = if last >= first {
+                let from = last.saturating_sub(each - 1).max(first);
+                self.read_stream(&name, from, last).await?
+            } else {
+                Vec::new()
+            };
+            restored.push((room.clone(), tail, first));
+            self.follow(name, room, last + 1);
+        }
+        let worker = self.clone();
+        tokio::spawn(async move {
+            while let Some(advisory) = created.next().await {
+                let stream = (advisory.subject.as_str())
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                if let Some(room) = room_of(&stream) {
+                    worker.follow(stream, room, 1);
+                }
+            }
+        });
+        Ok(restored)
+    }
+
+    /// Follows the stream `name` (of `room`) from `from` on, unless it is followed already.
+    fn follow(&self, name: String, room: String, from: u64) {
+        if !self
+            .followed
+            .lock()
+            .expect("not poisoned")
+            .insert(name.clone())
+        {
+            return;
+        }
+        let worker = self.clone();
+        tokio::spawn(async move { worker.follow_from(&name, &room, from).await });
+    }
+
+    /// Reads `name` in order from `from` on into the relay's channel, again after a failure
+    /// from where it stopped, until the relay is gone.
+    async fn follow_from(&self, name: &str, room: &str, mut from: u64) {
+        let mut said = false;
+        loop {
+            let failure = match self.ordered(name, from).await {
+                Ok(mut messages) => loop {
+                    match messages.next().await {
+                        Some(Ok(m)) => {
+                            let Ok(info) = m.info() else { continue };
+                            let seq = info.stream_sequence;
+                            let message = readable(name, seq, &m.payload);
+                            if self.out.send((room.to_owned(), message)).await.is_err() {
+                                return;
+                            }
+                            from = seq + 1;
+                            said = false;
+                        }
+                        Some(Err(e)) => break e.to_string(),
+                        None => break "the stream ended".to_owned(),
+                    }
+                },
+                Err(e) => e,
+            };
+            if self.out.is_closed() {
+                return;
+            }
+            if !said {
+                tracing::warn!(stream = name, error = %failure, "cannot follow a room's stream; trying again");
+                said = true;
+            }
+            tokio::time::sleep(FOLLOW_RETRY).await;
+        }
+    }
+
+    /// An ordered consumer of `name` from `from` on.
+    async fn ordered(&self, name: &str, from: u64) -> Result<consumer::pull::Ordered, String> {
+        let s = (self.js.get_stream(name).await).map_err(|e| e.to_string())?;
+        let config = consumer::pull::OrderedConfig {
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: from,
+            },
+            ..Default::default()
+        };
+        let c = (s.create_consumer(config).await).map_err(|e| e.to_string())?;
+        c.messages().await.map_err(|e| e.to_string())
+    }
+
+    /// Publishes a turn's messages, all sent before any acknowledgement is awaited.
+    async fn publish(&self, items: Vec<(String, Uuid, Vec<u8>)>) -> Result<Vec<Published>, String> {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err("the relay is not connected to NATS".to_owned());
+        }
+        let mut acks = Vec::with_capacity(items.len());
+        for (room, id, payload) in items {
+            let name = stream_of(&room);
+            if !self.followed.lock().expect("not poisoned").contains(&name) {
+                self.make_stream(&name, &room).await?;
+                self.follow(name.clone(), room.clone(), 1);
+            }
+            let publish = jetstream::message::PublishMessage::build()
+                .payload(payload.into())
+                .message_id(id.to_string());
+            let ack = (self.js.send_publish(subject_of(&room), publish).await)
+                .map_err(|e| format!("cannot publish to {name}: {e}"))?;
+            acks.push((name, ack));
+        }
+        let mut stored = Vec::with_capacity(acks.len());
+        for (name, ack) in acks {
+            let ack = ack
+                .await
+                .map_err(|e| format!("{name} did not store: {e}"))?;
+            let time = if ack.duplicate {
+                // Stored before (through another relay, say): the first copy's time.
+                self.time_of(&name, ack.sequence).await?
+            } else {
+                None
+            };
+            stored.push((ack.sequence, time));
+        }
+        Ok(stored)
+    }
+
+    /// The time of the message `seq` of `name`.
+    async fn time_of(&self, name: &str, seq: u64) -> Result<Option<Millis>, String> {
+        let s = (self.js.get_stream(name).await).map_err(|e| e.to_string())?;
+        let m = (s.direct_get(seq).await).map_err(|e| format!("cannot read {name} {seq}: {e}"))?;
+        Ok(record::decode(seq, &m.payload).ok().map(|m| m.time))
+    }
+
+    /// Makes the stream of `room`, unless it is there.
+    async fn make_stream(&self, name: &str, room: &str) -> Result<(), String> {
+        let config = stream::Config {
+            name: name.to_owned(),
+            subjects: vec![subject_of(room)],
+            storage: stream::StorageType::File,
+            num_replicas: self.replicas,
+            duplicate_window: DEDUP_WINDOW,
+            max_message_size: MAX_RECORD,
+            allow_direct: true,
+            description: Some(format!("urc: the messages of {room}")),
+            ..Default::default()
+        };
+        (self.js.get_or_create_stream(config).await)
+            .map(|_| ())
+            .map_err(|e| format!("cannot make the stream {name}: {e}"))
+    }
+
+    /// The messages `first..=last` of `room`.
+    async fn read(&self, room: &str, first: u64, last: u64) -> Result<Vec<Message>, String> {
+        self.read_stream(&stream_of(room), first, last).await
+    }
+
+    /// The messages `first..=last` of the stream `name`, in order.
+    async fn read_stream(&self, name: &str, first: u64, last: u64) -> Result<Vec<Message>, String> {
+        let mut messages = self.ordered(name, first).await?;
+        let mut read = Vec::new();
+        while (read.len() as u64) < last + 1 - first {
+            let next = tokio::time::timeout(REQUEST_TIMEOUT, messages.next()).await;
+            let m = match next {
+                Ok(Some(Ok(m))) => m,
+                Ok(Some(Err(e))) => return Err(format!("cannot read {name}: {e}")),
+                Ok(None) | Err(_) => break,
+            };
+            let Ok(info) = m.info() else { continue };
+            let seq = info.stream_sequence;
+            if seq > last {
+                break;
+            }
+            read.push(readable(name, seq, &m.payload));
+        }
+        Ok(read)
+    }
+}
+
+/// The message stored as `bytes` at `seq` of `stream`, or a placeholder in its place if it
+/// is not a record urc wrote (said in the relay's log, without its bytes).
+fn readable(stream: &str, seq: u64, bytes: &[u8]) -> Message {
+    record::decode(seq, bytes).unwrap_or_else(|e| {
+        tracing::error!(stream, seq, error = %e, "a record in the NATS store is not a message: a placeholder takes its place");
+        placeholder(seq, Millis(0))
+    })
+}

@@ -1,0 +1,187 @@
+//! Several relays on one shared log (`Config::shared`, as `urc serve --store nats://` runs them), datagram by datagram: a room's seqs are the store's, every relay passes a room's messages on to its members in that one order (a message waits for those stored before it through another relay), a retransmission to another relay is stored once, and history is the shared log's.
+
+#[path = "hostile/driver.rs"]
+mod driver;
+
+use std::net::SocketAddr;
+
+use driver::{Driver, Shared};
+use urc::proto::message::Message;
+use urc::proto::wire::{Acked, Packet, Token};
+use urc::relay::Config;
+use uuid::Uuid;
+
+fn addr(k: u8) -> SocketAddr {
+    SocketAddr::from(([192, 0, 2, k], 4000))
+}
+
+/// The seqs of the lobby's messages the relay sent `to` (live, and in answers), in the order
+/// they were sent.
+fn seen(d: &Driver, to: SocketAddr) -> Vec<u64> {
+    (d.sent_to(to).into_iter())
+        .flat_map(|p| match p {
+            Packet::Messages { messages, .. } => messages.iter().map(|m| m.seq).collect(),
+            Packet::HistoryPage { messages, .. } => messages.iter().map(|m| m.seq).collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// The acknowledgements the relay sent `to`.
+fn acks(d: &Driver, to: SocketAddr) -> Vec<Acked> {
+    (d.sent_to(to).into_iter())
+        .flat_map(|p| match p {
+            Packet::Ack { acks } => acks.clone(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+fn say(d: &mut Driver, from: SocketAddr, token: Token, csn: u64, id: Uuid, text: &str) {
+    d.packet(from, &Packet::send_one(token, csn, csn, id, text));
+}
+
+fn two_relays() -> (Shared, Driver, Driver) {
+    let store = Shared::default();
+    let a = Driver::sharing(Config::default(), &store);
+    let b = Driver::sharing(Config::default(), &store);
+    (store, a, b)
+}
+
+#[test]
+fn members_of_two_relays_see_one_order_and_a_message_waits_for_those_before_it() {
+    let (store, mut a, mut b) = two_relays();
+    let (alice, carol, bob, dave) = (addr(1), addr(3), addr(2), addr(4));
+    let ta = a.member(alice, "alice");
+    a.member(carol, "carol");
+    let tb = b.member(bob, "bob");
+    b.member(dave, "dave");
+
+    // alice's line is seq 1 on A; bob's, sent to B before B follows the store, is seq 2.
+    say(&mut a, alice, ta, 1, Uuid::new_v4(), "from a");
+    say(&mut b, bob, tb, 1, Uuid::new_v4(), "from b");
+    assert_eq!(
+        acks(&a, alice).iter().map(|k| k.seq).collect::<Vec<_>>(),
+        [1]
+    );
+    assert_eq!(
+        acks(&b, bob).iter().map(|k| k.seq).collect::<Vec<_>>(),
+        [2],
+        "acknowledged as soon as it is stored, with the store's seq"
+    );
+    assert_eq!(
+        seen(&a, carol),
+        [1],
+        "A's own line follows the room's latest: out at once"
+    );
+    assert_eq!(
+        seen(&b, dave),
+        Vec::<u64>::new(),
+        "bob's seq 2 is not passed on before seq 1, which B has not followed yet"
+    );
+
+    b.follow();
+    a.follow();
+    assert_eq!(seen(&b, dave), [1, 2]);
+    assert_eq!(seen(&b, bob), [1], "a sender is not sent its own line");
+    assert_eq!(seen(&a, carol), [1, 2]);
+    assert_eq!(seen(&a, alice), [2]);
+    // Following again brings nothing twice.
+    a.follow();
+    b.follow();
+    assert_eq!(seen(&b, dave), [1, 2]);
+    assert_eq!(seen(&a, carol), [1, 2]);
+    let texts: Vec<String> = store.borrow()["lobby"]
+        .iter()
+        .map(|m| m.text.clone())
+        .collect();
+    assert_eq!(texts, ["from a", "from b"]);
+    assert_eq!(a.relay.latest(), 2);
+    assert_eq!(b.relay.latest(), 2);
+}
+
+#[test]
+fn a_retransmission_to_another_relay_is_stored_once_with_its_first_seq_and_time() {
+    let (store, mut a, mut b) = two_relays();
+    let (alice, bob) = (addr(1), addr(2));
+    let ta = a.member(alice, "alice");
+    b.member(bob, "bob");
+    let id = Uuid::new_v4();
+    say(&mut a, alice, ta, 1, id, "hello");
+    let first = acks(&a, alice)[0];
+    a.advance(std::time::Duration::from_secs(2));
+
+    // alice's client moved to B (its ACK lost, A gone) and sends the line again, before B
+    // followed the store: the store knows the id.
+    let moved = addr(11);
+    let tm = b.member(moved, "alice");
+    say(&mut b, moved, tm, 1, id, "hello");
+    let again = acks(&b, moved);
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].seq, again[0].time), (first.seq, first.time));
+    assert_eq!(store.borrow()["lobby"].len(), 1, "stored once");
+
+    // Once B followed the store, a third copy is recognised by B itself.
+    b.follow();
+    let third = addr(12);
+    let tt = b.member(third, "alice2");
+    say(&mut b, third, tt, 1, id, "hello");
+    assert_eq!(acks(&b, third)[0].seq, first.seq);
+    assert_eq!(store.borrow()["lobby"].len(), 1);
+    assert_eq!(seen(&b, bob), [1], "passed on once");
+}
+
+#[test]
+fn history_and_the_heartbeat_are_the_shared_logs() {
+    let store = Shared::default();
+    // A cache of two messages: older history is read from the shared log.
+    let small = Config {
+        cache: 2,
+        ..Config::default()
+    };
+    let mut a = Driver::sharing(small.clone(), &store);
+    let mut b = Driver::sharing(small, &store);
+    let alice = addr(1);
+    let ta = a.member(alice, "alice");
+    for csn in 1..=5 {
+        say(
+            &mut a,
+            alice,
+            ta,
+            csn,
+            Uuid::new_v4(),
+            &format!("line {csn}"),
+        );
+    }
+    let bob = addr(2);
+    let tb = b.member(bob, "bob");
+    b.follow();
+    b.packet(
+        bob,
+        &Packet::History {
+            token: tb,
+            room: 0,
+            req: 7,
+            from: 1,
+            count: 5,
+        },
+    );
+    let pages: Vec<&Message> = (b.sent_to(bob).into_iter())
+        .flat_map(|p| match p {
+            Packet::HistoryPage {
+                req: 7, messages, ..
+            } => messages.iter().collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    let seqs: Vec<u64> = pages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    assert_eq!(pages[0].text, "line 1");
+    // B's heartbeat for the lobby tells bob the latest seq, A's.
+    b.advance(urc::relay::QUIET + std::time::Duration::from_millis(10));
+    let latest = (b.sent_to(bob).into_iter()).find_map(|p| match p {
+        Packet::Pong { rooms, .. } => rooms.first().map(|r| r.latest),
+        _ => None,
+    });
+    assert_eq!(latest, Some(5));
+}
