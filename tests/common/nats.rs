@@ -19,21 +19,29 @@ pub const READY: Duration = Duration::from_secs(20);
 /// put in `$URC_NATS_DIR` (by default `target/nats`), else `nats-server` on the PATH. Panics
 /// with one line saying what to do when none runs: these tests never pass without one.
 pub fn server() -> PathBuf {
-    static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
-    FOUND
-        .get_or_init(|| {
-            if let Some(set) = std::env::var_os("URC_NATS_SERVER") {
-                return Some(PathBuf::from(set)).filter(|p| runs(p));
-            }
-            let dir = std::env::var_os("URC_NATS_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/nats"));
-            [dir.join("nats-server"), PathBuf::from("nats-server")]
-                .into_iter()
-                .find(|p| runs(p))
-        })
-        .clone()
-        .expect("nats-server not found: run scripts/install-nats-server (or set URC_NATS_SERVER)")
+    static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = FOUND.get_or_init(|| {
+        if let Some(set) = std::env::var_os("URC_NATS_SERVER") {
+            let set = PathBuf::from(set);
+            return Some(set.clone()).filter(|p| runs(p)).ok_or_else(|| {
+                format!(
+                    "nats-server not found: URC_NATS_SERVER={} does not run",
+                    set.display()
+                )
+            });
+        }
+        let dir = std::env::var_os("URC_NATS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/nats"));
+        [dir.join("nats-server"), PathBuf::from("nats-server")]
+            .into_iter()
+            .find(|p| runs(p))
+            .ok_or_else(|| {
+                "nats-server not found: run scripts/install-nats-server (or set URC_NATS_SERVER)"
+                    .to_owned()
+            })
+    });
+    found.clone().unwrap_or_else(|why| panic!("{why}"))
 }
 
 fn runs(server: &Path) -> bool {
