@@ -1,6 +1,8 @@
-//! Test helpers: a real `urc serve` on 127.0.0.1:0, real `urc join` clients, a lossy proxy.
+//! Test helpers: a real `urc serve` on 127.0.0.1:0, real `urc join` clients, a lossy proxy, a
+//! real NATS JetStream cluster.
 #![allow(dead_code)]
 
+pub mod nats;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader, Write};
