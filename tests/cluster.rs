@@ -1,0 +1,133 @@
+//! Relays that share their rooms through a real NATS JetStream cluster on loopback (`urc serve --store nats://…`, the cluster started by `common/nats.rs`): members of two relays see one order, a NATS node killed loses nothing acknowledged, a cluster stopped holds the clients' lines until it is back, and a restart of everything keeps every room's history.
+
+mod common;
+
+use std::path::Path;
+
+use common::nats::Cluster;
+use common::{Client, Relay, WAIT};
+
+/// A relay on `cluster` with `replicas` copies of each stream, its data directory `data`
+/// holding the relay key of `key_from` (the cluster's relays share one key), if given.
+fn relay(cluster: &Cluster, data: &Path, key_from: Option<&Path>, replicas: &str) -> Relay {
+    if let Some(from) = key_from {
+        std::fs::create_dir_all(data).unwrap();
+        std::fs::copy(from.join("relay.key"), data.join("relay.key")).unwrap();
+    }
+    let urls = cluster.urls();
+    Relay::start(data, &["--store", &urls, "--replicas", replicas])
+}
+
+/// Waits until `client` has shown a live message of each of `texts`.
+fn sees_all(client: &mut Client, texts: &[String]) {
+    let mut waiting: Vec<&String> = texts.iter().collect();
+    while !waiting.is_empty() {
+        let e = client.expect(|e| e["event"] == "message");
+        waiting.retain(|t| e["text"] != t.as_str());
+    }
+}
+
+#[test]
+fn members_of_two_relays_see_one_order_gap_free() {
+    let cluster = Cluster::start(3);
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = relay(&cluster, a_dir.path(), None, "3");
+    let b = relay(&cluster, b_dir.path(), Some(a_dir.path()), "3");
+    let mut alice = Client::join(a.addr, "alice", &[]);
+    let mut bob = Client::join(b.addr, "bob", &[]);
+    let mut carol = Client::join(b.addr, "carol", &[]);
+    let mut texts = Vec::new();
+    for i in 0..10 {
+        let (a_line, b_line) = (format!("from a {i} 你好"), format!("from b {i}"));
+        alice.say(&a_line);
+        bob.say(&b_line);
+        texts.extend([a_line, b_line]);
+    }
+    for c in [&mut alice, &mut bob, &mut carol] {
+        sees_all(c, &texts);
+    }
+    let reference = carol.live();
+    let seqs: Vec<u64> = reference.iter().map(|m| m.0).collect();
+    assert_eq!(seqs, (1..=20).collect::<Vec<u64>>(), "{reference:?}");
+    assert_eq!(alice.live(), reference, "the same order on both relays");
+    assert_eq!(bob.live(), reference);
+    for c in [alice, bob, carol] {
+        let (status, _) = c.finish();
+        assert!(status.success());
+    }
+}
+
+#[test]
+fn a_nats_node_killed_loses_nothing_acknowledged_and_the_room_goes_on() {
+    let mut cluster = Cluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let a = relay(&cluster, dir.path(), None, "3");
+    let mut alice = Client::join(a.addr, "alice", &[]);
+    let mut bob = Client::join(a.addr, "bob", &[]);
+    let before: Vec<String> = (0..20).map(|i| format!("before {i}")).collect();
+    for line in &before {
+        alice.say(line);
+    }
+    sees_all(&mut bob, &before);
+    // The node that leads the room's stream: the two others elect a new leader, and the
+    // lines sent meanwhile are refused (ERROR Storage) and resent until one takes them.
+    let victim = cluster
+        .stream_leader("URC_ROOM_lobby")
+        .expect("the lobby's stream has a leader");
+    cluster.kill(victim);
+    let after: Vec<String> = (0..20).map(|i| format!("after {i}")).collect();
+    for line in &after {
+        alice.say(line);
+    }
+    sees_all(&mut bob, &after);
+    let (status, events) = alice.finish();
+    assert!(status.success(), "every line acknowledged: {events:?}");
+    let live = bob.live();
+    let seqs: Vec<u64> = live.iter().map(|m| m.0).collect();
+    assert_eq!(seqs, (1..=40).collect::<Vec<u64>>(), "{live:?}");
+}
+
+#[test]
+fn a_stopped_cluster_holds_the_lines_until_it_is_back_and_a_restart_keeps_the_history() {
+    let mut cluster = Cluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let a = relay(&cluster, dir.path(), None, "3");
+    let mut alice = Client::join(a.addr, "alice", &[]);
+    let mut bob = Client::join(a.addr, "bob", &[]);
+    alice.say("first");
+    bob.expect_text("first");
+
+    cluster.stop_all();
+    alice.say("while nats is down");
+    a.expect_log("acknowledging nothing");
+    cluster.start_all();
+    let e = bob.expect(|e| e["event"] == "message" && e["text"] == "while nats is down");
+    assert_eq!(e["seq"], 2);
+    a.expect_log("NATS stores messages again");
+    let (status, _) = alice.finish();
+    assert!(status.success());
+    drop(bob);
+
+    // Everything restarted: the relay reads the room's history back from its stream.
+    assert!(a.stop().success());
+    cluster.stop_all();
+    cluster.start_all();
+    let a = relay(&cluster, dir.path(), None, "3");
+    let mut carol = Client::join(a.addr, "carol", &["--history", "10"]);
+    let mut history = Vec::new();
+    let deadline = std::time::Instant::now() + WAIT;
+    while history.len() < 2 && std::time::Instant::now() < deadline {
+        let e = carol.expect(|e| e["event"] == "message");
+        history.push((
+            e["seq"].as_u64().unwrap(),
+            e["text"].as_str().unwrap().to_owned(),
+        ));
+    }
+    assert_eq!(
+        history,
+        [
+            (1, "first".to_owned()),
+            (2, "while nats is down".to_owned())
+        ]
+    );
+}
