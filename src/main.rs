@@ -60,7 +60,11 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
     if args.repair_log {
         repair_log(&args.data_dir())?;
     }
-    let server = Server::bind_store(args.bind_addr()?, args.data_dir(), config, args.store()?)
+    let store = args.store()?;
+    if let Some(from) = &args.import {
+        import(&store, from, config.cache.max(config.dedup))?;
+    }
+    let server = Server::bind_store(args.bind_addr()?, args.data_dir(), config, store)
         .map_err(|e| e.to_string())?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
@@ -85,6 +89,30 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
     })
     .map(|_| ())
     .map_err(|e| format!("the relay's socket failed: {e}"))
+}
+
+/// `urc serve --import DIR`: the file-store relay's rooms in `from` put into the NATS streams.
+fn import(
+    store: &urc::serve::server::StoreChoice,
+    from: &std::path::Path,
+    keep: usize,
+) -> Result<(), String> {
+    let urc::serve::server::StoreChoice::Nats(options) = store else {
+        return Err(
+            "--import puts a file-store relay's rooms into NATS: give --store nats://HOST:PORT too"
+                .into(),
+        );
+    };
+    let (log, _) = urc::serve::nats::NatsLog::open(options.clone(), keep)?;
+    for (room, put, held) in log.import(from)? {
+        tracing::info!(
+            room,
+            put,
+            held,
+            "imported the room's log into its NATS stream"
+        );
+    }
+    Ok(())
 }
 
 /// How often the relay's process gives freed memory back to the system.

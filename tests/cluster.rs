@@ -18,6 +18,12 @@ fn relay(cluster: &Cluster, data: &Path, key_from: Option<&Path>, replicas: &str
     Relay::start(data, &["--store", &urls, "--replicas", replicas])
 }
 
+/// A relay on `cluster` with one copy of each stream and `extra` options.
+fn relay_with(cluster: &Cluster, data: &Path, extra: &[&str]) -> Relay {
+    let urls = cluster.urls();
+    Relay::start(data, &[&["--store", urls.as_str()][..], extra].concat())
+}
+
 /// Waits until `client` has shown a live message of each of `texts`.
 fn sees_all(client: &mut Client, texts: &[String]) {
     let mut waiting: Vec<&String> = texts.iter().collect();
@@ -130,4 +136,45 @@ fn a_stopped_cluster_holds_the_lines_until_it_is_back_and_a_restart_keeps_the_hi
             (2, "while nats is down".to_owned())
         ]
     );
+}
+
+#[test]
+fn a_file_store_relays_history_moves_into_the_cluster_at_its_seqs_once() {
+    let files = tempfile::tempdir().unwrap();
+    let old = Relay::start(files.path(), &[]);
+    let mut alice = Client::join(old.addr, "alice", &[]);
+    for line in ["one", "two", "三"] {
+        alice.say(line);
+    }
+    let (status, _) = alice.finish();
+    assert!(status.success());
+    assert!(old.stop().success());
+
+    let cluster = Cluster::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let from = files.path().to_str().unwrap();
+    let a = relay_with(&cluster, dir.path(), &["--import", from]);
+    a.expect_log("imported the room's log into its NATS stream room=\"lobby\" put=3 held=3");
+    let mut bob = Client::join(a.addr, "bob", &["--history", "10"]);
+    let mut history = Vec::new();
+    while history.len() < 3 {
+        let e = bob.expect(|e| e["event"] == "message");
+        history.push((
+            e["seq"].as_u64().unwrap(),
+            e["from"].as_str().unwrap().to_owned(),
+            e["text"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let expected: Vec<(u64, String, String)> = [(1, "one"), (2, "two"), (3, "三")]
+        .map(|(s, t)| (s, "alice".to_owned(), t.to_owned()))
+        .into();
+    assert_eq!(history, expected);
+    bob.say("after the move");
+    assert_eq!(bob.expect_text("after the move")["seq"], 4);
+    drop(bob);
+    assert!(a.stop().success());
+
+    // Run again: nothing is put twice.
+    let a = relay_with(&cluster, dir.path(), &["--import", from]);
+    a.expect_log("imported the room's log into its NATS stream room=\"lobby\" put=0 held=3");
 }

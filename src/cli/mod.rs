@@ -154,6 +154,11 @@ pub struct ServeArgs {
     /// a cluster of three nodes or more (a message is acknowledged once two hold it).
     #[arg(long, default_value_t = 1, value_parser = clap::builder::TypedValueParser::map(clap::builder::PossibleValuesParser::new(["1", "3"]), |s| s.parse::<usize>().expect("1 or 3")))]
     pub replicas: usize,
+    /// With --store nats://: first put the rooms of the file-store data directory DIR (a
+    /// relay's, stopped) into the cluster's streams, every message at its own seq, then serve;
+    /// run again, it puts nothing twice (docs/cluster.md).
+    #[arg(long, value_name = "DIR", requires = "store")]
+    pub import: Option<PathBuf>,
 }
 
 impl ServeArgs {

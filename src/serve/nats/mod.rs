@@ -6,9 +6,11 @@
 //! | `worker.rs` | the NATS client on a thread of its own (tokio), its followers of the streams |
 //! | `names.rs` | a room's stream and subject |
 //! | `record.rs` | a message as a stream holds it |
+//! | `import.rs` | `--import DIR`: a file-store relay's rooms put into the streams, each message at its seq |
 //!
 //! docs/cluster.md says how to run it and what it guarantees.
 
+mod import;
 mod names;
 mod record;
 mod worker;

@@ -36,6 +36,13 @@ pub(super) enum Command {
         items: Vec<(String, Uuid, Vec<u8>)>,
         reply: async_channel::Sender<Result<Vec<Published>, String>>,
     },
+    /// Put a file log's messages (in its order, seqs one after the other) into the room's
+    /// stream, those it lacks, each at its own seq; answer with how many were put.
+    Import {
+        room: String,
+        messages: Vec<Message>,
+        reply: async_channel::Sender<Result<u64, String>>,
+    },
     /// Read the messages `first..=last` of a room.
     Read {
         room: String,
@@ -107,6 +114,13 @@ pub(super) fn run(
             match command {
                 Command::Publish { items, reply } => {
                     let _ = reply.send(worker.publish(items).await).await;
+                }
+                Command::Import {
+                    room,
+                    messages,
+                    reply,
+                } => {
+                    let _ = reply.send(worker.import(&room, messages).await).await;
                 }
                 Command::Read {
                     room,
@@ -282,7 +296,7 @@ impl Worker {
         for (room, id, payload) in items {
             let name = stream_of(&room);
             if !self.followed.lock().expect("not poisoned").contains(&name) {
-                self.make_stream(&name, &room).await?;
+                self.make_stream(&name, &room, 1).await?;
                 self.follow(name.clone(), room.clone(), 1);
             }
             let publish = jetstream::message::PublishMessage::build()
@@ -315,9 +329,10 @@ impl Worker {
         Ok(record::decode(seq, &m.payload).ok().map(|m| m.time))
     }
 
-    /// Makes the stream of `room`, unless it is there.
-    async fn make_stream(&self, name: &str, room: &str) -> Result<(), String> {
+    /// Makes the stream of `room` (its first seq `first`), unless it is there.
+    async fn make_stream(&self, name: &str, room: &str, first: u64) -> Result<(), String> {
         let config = stream::Config {
+            first_sequence: (first > 1).then_some(first),
             name: name.to_owned(),
             subjects: vec![subject_of(room)],
             storage: stream::StorageType::File,
@@ -331,6 +346,77 @@ impl Worker {
         (self.js.get_or_create_stream(config).await)
             .map(|_| ())
             .map_err(|e| format!("cannot make the stream {name}: {e}"))
+    }
+
+    /// Puts `messages` (of a file log, in order) into the stream of `room` at their own seqs:
+    /// those after the stream's last, once the stream's last is checked to be the log's (so
+    /// that an import run again puts nothing twice, and one into a stream of other messages
+    /// is refused). How many were put.
+    async fn import(&self, room: &str, messages: Vec<Message>) -> Result<u64, String> {
+        let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
+            return Ok(0);
+        };
+        let (first, last_seq) = (first.seq, last.seq);
+        let name = stream_of(room);
+        self.make_stream(&name, room, first).await?;
+        let mut s = (self.js.get_stream(&name).await).map_err(|e| e.to_string())?;
+        let had = s
+            .info()
+            .await
+            .map_err(|e| e.to_string())?
+            .state
+            .last_sequence;
+        let other = |seq: u64| {
+            format!(
+                "the stream {name} holds other messages than the log of {room} (at seq {seq}): import into streams that are empty or hold this log's start"
+            )
+        };
+        if had >= first {
+            let at = had.min(last_seq);
+            let theirs =
+                (s.direct_get(at).await).map_err(|e| format!("cannot read {name} {at}: {e}"))?;
+            let ours = &messages[(at - first) as usize];
+            let same = record::decode(at, &theirs.payload)
+                .is_ok_and(|m| m.id == ours.id && m.text == ours.text);
+            if !same {
+                return Err(other(at));
+            }
+        } else if had + 1 != first {
+            return Err(other(had + 1));
+        }
+        let mut put = 0;
+        for chunk in messages
+            .iter()
+            .filter(|m| m.seq > had)
+            .collect::<Vec<_>>()
+            .chunks(256)
+        {
+            let mut acks = Vec::with_capacity(chunk.len());
+            for m in chunk {
+                let mut publish =
+                    jetstream::message::PublishMessage::build().payload(record::encode(m).into());
+                if !m.id.is_nil() {
+                    // A placeholder (the nil id) is no client's message: never a duplicate.
+                    publish = publish.message_id(m.id.to_string());
+                }
+                let ack = (self.js.send_publish(subject_of(room), publish).await)
+                    .map_err(|e| format!("cannot publish to {name}: {e}"))?;
+                acks.push((m.seq, ack));
+            }
+            for (seq, ack) in acks {
+                let ack = ack
+                    .await
+                    .map_err(|e| format!("{name} did not store {seq}: {e}"))?;
+                if ack.sequence != seq {
+                    return Err(format!(
+                        "{name} stored the log's {seq} at {} (another relay wrote to it meanwhile?): import before the relays serve",
+                        ack.sequence
+                    ));
+                }
+                put += 1;
+            }
+        }
+        Ok(put)
     }
 
     /// The messages `first..=last` of `room`.
