@@ -20,6 +20,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// (each stream's `duplicate_window`): longer than a client goes on resending to one relay
 /// before it moves to another (each relay also remembers the ids of the messages it saw).
 pub const DEDUP_WINDOW: Duration = Duration::from_secs(300);
+/// The text of the placeholder passed on for a record of a stream that is not a message.
+pub const UNREADABLE: &str =
+    "(a record of the room's NATS stream here was not a message: the relay left it out)";
 /// How long a follower waits before following its stream again after NATS failed it.
 const FOLLOW_RETRY: Duration = Duration::from_secs(1);
 
@@ -451,6 +454,9 @@ impl Worker {
 fn readable(stream: &str, seq: u64, bytes: &[u8]) -> Message {
     record::decode(seq, bytes).unwrap_or_else(|e| {
         tracing::error!(stream, seq, error = %e, "a record in the NATS store is not a message: a placeholder takes its place");
-        placeholder(seq, Millis(0))
+        Message {
+            text: UNREADABLE.to_owned(),
+            ..placeholder(seq, Millis(0))
+        }
     })
 }
