@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 
 use common::nats::Cluster;
-use common::{Client, Relay, WAIT};
+use common::{Client, Relay, WAIT, events, pipe};
 
 /// A relay on `cluster` with `replicas` copies of each stream, its data directory `data`
 /// holding the relay key of `key_from` (the cluster's relays share one key), if given.
@@ -177,4 +177,47 @@ fn a_file_store_relays_history_moves_into_the_cluster_at_its_seqs_once() {
     // Run again: nothing is put twice.
     let a = relay_with(&cluster, dir.path(), &["--import", from]);
     a.expect_log("imported the room's log into its NATS stream room=\"lobby\" put=0 held=3");
+}
+
+#[test]
+fn a_name_belongs_to_its_key_on_every_relay_of_the_cluster() {
+    let cluster = Cluster::start(1);
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = relay_with(&cluster, a_dir.path(), &[]);
+    let b = relay(&cluster, b_dir.path(), Some(a_dir.path()), "1");
+    let _alice = Client::join(a.addr, "alice", &[]);
+    // Another key asks B for alice: refused once B has learnt the owner from the cluster's
+    // bucket (a try that B welcomed before is ended; it exits at the end of its empty input
+    // either way).
+    let keys = tempfile::tempdir().unwrap();
+    let other = keys.path().join("other.key");
+    let other = ["--json", "--identity", other.to_str().unwrap()];
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (status, out, _) = pipe(b.addr, "alice", "", &other);
+        if !status.success() {
+            assert!(
+                events(&out).iter().any(|e| e["event"] == "error"
+                    && e["message"]
+                        == "the name alice belongs to another key: choose another with --name"),
+                "{out}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B never refused the name: {out}\nA: {}\nB: {}",
+            a.stderr.lock().unwrap(),
+            b.stderr.lock().unwrap()
+        );
+        // Not to be taken for a flood of handshakes.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // B's own names are the cluster's too: a name first taken on B is refused on A.
+    let _bob = Client::join(b.addr, "bob", &[]);
+    let deadline = std::time::Instant::now() + WAIT;
+    while pipe(a.addr, "bob", "", &other).0.success() {
+        assert!(std::time::Instant::now() < deadline, "A never refused bob");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }

@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 
 use driver::{Driver, Shared};
 use urc::proto::message::Message;
-use urc::proto::wire::{Acked, Packet, Token};
+use urc::proto::secure::keys::{Keypair, PublicKey};
+use urc::proto::wire::{Acked, ErrorCode, Packet, Token};
 use urc::relay::Config;
 use uuid::Uuid;
 
@@ -184,4 +185,58 @@ fn history_and_the_heartbeat_are_the_shared_logs() {
         _ => None,
     });
     assert_eq!(latest, Some(5));
+}
+
+/// A JOIN of `name` from `from`, sealed by `key`'s holder (behind the secure channel).
+fn join_as(d: &mut Driver, from: SocketAddr, name: &str, key: PublicKey) -> Vec<Packet> {
+    let before = d.sent_to(from).len();
+    let join = Packet::Join {
+        room: "lobby".into(),
+        name: name.to_owned(),
+        history: 0,
+        instance: Uuid::new_v4(),
+    };
+    let (now, wall) = (d.now, d.wall());
+    d.relay
+        .handle_as(now, wall, from, &join.encode(), Some(key));
+    d.advance(std::time::Duration::ZERO);
+    d.sent_to(from)[before..]
+        .iter()
+        .map(|p| (*p).clone())
+        .collect()
+}
+
+#[test]
+fn a_name_another_relay_bound_first_is_its_owners_here_too() {
+    let (_, _a, mut b) = two_relays();
+    let (ours, theirs) = (Keypair::generate().public(), Keypair::generate().public());
+    let here = addr(2);
+    let welcomed = join_as(&mut b, here, "alice", ours);
+    assert!(welcomed.iter().any(|p| matches!(p, Packet::Welcome { .. })));
+    assert_eq!(b.relay.owners().get("alice").map(|(_, k)| k), Some(ours));
+
+    // The cluster's bucket says another relay bound alice to another key first.
+    b.relay.owner_learnt("alice", theirs);
+    assert_eq!(b.relay.owners().get("alice").map(|(_, k)| k), Some(theirs));
+    let refused = join_as(&mut b, addr(3), "Alice", ours);
+    let said = refused.iter().find_map(|p| match p {
+        Packet::Error {
+            code: ErrorCode::NameTaken,
+            message,
+            ..
+        } => Some(message.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        said.as_deref(),
+        Some(
+            "the name Alice looks like alice, which belongs to another key: choose another with --name"
+        )
+    );
+    assert!(
+        join_as(&mut b, addr(4), "alice", theirs)
+            .iter()
+            .any(|p| matches!(p, Packet::Welcome { .. })),
+        "the owner's key is welcomed: the session under another key was ended"
+    );
 }

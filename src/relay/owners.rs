@@ -113,6 +113,17 @@ impl Owners {
         }
     }
 
+    /// Takes `key` as the owner of the name, as another relay of a cluster bound it (so
+    /// nothing to write): it replaces a binding of this relay's that lost to it.
+    pub fn learn(&mut self, name_key: &str, name: &str, key: PublicKey) {
+        match self.by_key.get_mut(name_key) {
+            Some(owner) => {
+                owner.1 = key;
+            }
+            None => self.bind_read(name_key.to_owned(), name.to_owned(), key),
+        }
+    }
+
     /// Frees the name whose key is `name_key`: its owner, if it had one.
     pub fn release(&mut self, name_key: &str) -> Option<(String, PublicKey)> {
         let (name, key, _) = self.by_key.remove(name_key)?;

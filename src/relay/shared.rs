@@ -14,7 +14,9 @@ use super::Relay;
 use super::rooms::RoomId;
 use super::send::UNSTORED;
 use crate::proto::message::{Message, Millis};
-use crate::proto::wire::Acked;
+use crate::proto::name::name_key;
+use crate::proto::secure::keys::PublicKey;
+use crate::proto::wire::{Acked, LeaveReason};
 
 /// Most messages a room keeps waiting for an earlier one: past them, the relay's own
 /// messages wait no more here, since the store's order brings them again.
@@ -91,6 +93,24 @@ impl Relay {
             self.wait_in_order(room, None, m);
         }
         self.pass_on([room]);
+    }
+
+    /// The shared store says the name `name` belongs to `key` (another relay bound it first,
+    /// or bound it at all): the relay's owners follow, and a session here under that name
+    /// with another key is ended (its client's next datagram is told NotJoined; its JOIN
+    /// again is refused, the name belonging to another key).
+    pub fn owner_learnt(&mut self, name: &str, key: PublicKey) {
+        let k = name_key(name);
+        self.owners.learn(&k, name, key);
+        if let Some(addr) = self.roster.get(&k)
+            && self.clients.get(&addr).is_some_and(|s| s.key != Some(key))
+        {
+            tracing::warn!(
+                name,
+                "a name taken here belongs to another key, which another relay of the cluster bound first: its session here is ended"
+            );
+            self.remove(addr, LeaveReason::Quit);
+        }
     }
 
     /// Lets the parties of the private conversation `room` who are here in to it.

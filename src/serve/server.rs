@@ -161,7 +161,9 @@ impl Server {
         };
         let mut relay = Relay::new(config, Vec::new());
         relay.restore_rooms(restored);
-        *relay.owners_mut() = owners::load(&data).map_err(StartError::Data)?;
+        if let Backing::File(_) = logs {
+            *relay.owners_mut() = owners::load(&data).map_err(StartError::Data)?;
+        }
         let relay = SecureRelay::new(relay, keypair);
         Ok(Server {
             socket,
@@ -370,8 +372,11 @@ impl Server {
     /// Writes and flushes what the relay accepted, then lets its answers go.
     fn persist(&mut self) {
         // A name bound this turn is on disk before its WELCOME leaves (unless the write
-        // fails: it is tried again every turn, and said so).
-        if self.relay.relay().owners().changed() {
+        // fails: it is tried again every turn, and said so). A cluster's relays keep the
+        // names' owners in NATS instead, each name's first binding winning across them.
+        if let Backing::Nats(log) = &mut self.logs {
+            log.bind_names(self.relay.relay_mut());
+        } else if self.relay.relay().owners().changed() {
             match owners::append(&self.data, self.relay.relay().owners()) {
                 Ok(()) => self.relay.relay_mut().owners_mut().written(),
                 Err(e) => {
@@ -390,7 +395,7 @@ impl Server {
     }
 
     /// Hands the relay what the shared store's followers read (none with a log of its own).
-    fn take_followed(&mut self, first: Option<(String, crate::proto::message::Message)>) {
+    fn take_followed(&mut self, first: Option<nats::Followed>) {
         if let Backing::Nats(log) = &mut self.logs {
             log.take_followed(self.relay.relay_mut(), first);
         }
@@ -484,7 +489,7 @@ enum Wake {
     Timer,
     Stop,
     /// A message a follower of the shared store read (its room's key, the message).
-    Followed((String, crate::proto::message::Message)),
+    Followed(nats::Followed),
 }
 
 /// Errors a UDP socket reports for one datagram (often an ICMP answer to an earlier send),

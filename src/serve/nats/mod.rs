@@ -6,19 +6,21 @@
 //! | `worker.rs` | the NATS client on a thread of its own (tokio), its followers of the streams |
 //! | `names.rs` | a room's stream and subject |
 //! | `record.rs` | a message as a stream holds it |
+//! | `owners.rs` | who owns each name across the cluster: the bucket `URC_NAMES` |
 //! | `import.rs` | `--import DIR`: a file-store relay's rooms put into the streams, each message at its seq |
 //!
 //! docs/cluster.md says how to run it and what it guarantees.
 
 mod import;
 mod names;
+mod owners;
 mod record;
 mod worker;
 
 use std::time::{Duration, Instant};
 
 pub use names::{STREAM_PREFIX, room_of, stream_of, subject_of};
-pub use worker::{DEDUP_WINDOW, Options, REQUEST_TIMEOUT};
+pub use worker::{DEDUP_WINDOW, Followed, Options, REQUEST_TIMEOUT};
 
 use crate::proto::message::Message;
 use crate::relay::{Relay, Stored};
@@ -39,8 +41,8 @@ const BACK_OFF: Duration = Duration::from_millis(500);
 #[derive(Debug)]
 pub struct NatsLog {
     commands: async_channel::Sender<Command>,
-    /// What the followers read, each room's messages in its order.
-    followed: async_channel::Receiver<(String, Message)>,
+    /// What the followers read: each room's messages in its order, names' owners.
+    followed: async_channel::Receiver<Followed>,
     /// The servers, to name them in the relay's log.
     urls: String,
     /// Until when a publish is refused at once: NATS failed one a moment ago.
@@ -122,12 +124,19 @@ impl NatsLog {
 
     /// Hands the relay `first` (what [`NatsLog::next_followed`] gave) and what the followers
     /// read meanwhile, without waiting; how many.
-    pub fn take_followed(&mut self, relay: &mut Relay, first: Option<(String, Message)>) -> usize {
+    pub fn take_followed(&mut self, relay: &mut Relay, first: Option<Followed>) -> usize {
         let mut taken = 0;
         let mut run: Option<(String, Vec<Message>)> = None;
         let mut next = first;
-        while let Some((room, m)) = next.take().or_else(|| self.followed.try_recv().ok()) {
+        while let Some(followed) = next.take().or_else(|| self.followed.try_recv().ok()) {
             taken += 1;
+            let (room, m) = match followed {
+                Followed::Message(room, m) => (room, m),
+                Followed::Owner(name, key) => {
+                    relay.owner_learnt(&name, key);
+                    continue;
+                }
+            };
             match &mut run {
                 Some((r, messages)) if *r == room => messages.push(m),
                 _ => {
@@ -148,10 +157,22 @@ impl NatsLog {
 
     /// The next message a follower read, when there is one (never, once the NATS client has
     /// stopped).
-    pub async fn next_followed(&self) -> (String, Message) {
+    pub async fn next_followed(&self) -> Followed {
         match self.followed.recv().await {
             Ok(next) => next,
             Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Writes the names the relay bound since the last call to the cluster's bucket (those
+    /// another relay bound first come back through the followers).
+    pub fn bind_names(&mut self, relay: &mut Relay) {
+        if !relay.owners().changed() {
+            return;
+        }
+        let bindings = relay.owners().unwritten().to_vec();
+        if self.commands.send_blocking(Command::Bind(bindings)).is_ok() {
+            relay.owners_mut().written();
         }
     }
 

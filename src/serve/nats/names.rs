@@ -1,4 +1,4 @@
-//! A room's names in NATS: its JetStream stream and the subject its messages are published on, made from the room's key and read back.
+//! What things are called in NATS: a room's JetStream stream and the subject its messages are published on, made from the room's key and read back, and a person's name's entry in the bucket of names' owners.
 //!
 //! A room's key (`[a-z0-9_-]`, at most 32: `proto/room.rs`) is a valid stream name and
 //! subject token as it is: the room `ops` is the stream `URC_ROOM_ops`, subject
@@ -15,6 +15,16 @@ pub const STREAM_PREFIX: &str = "URC_";
 const ROOM_STREAM: &str = "URC_ROOM_";
 /// A private conversation's stream: this, then its key's hexadecimal.
 const DM_STREAM: &str = "URC_DM_";
+
+/// The key-value bucket of the names' owners: a name's entry is its key's hexadecimal (see
+/// [`name_entry`]), its value the owner ([`crate::serve::nats`]'s `owners.rs`).
+pub const NAMES_BUCKET: &str = "URC_NAMES";
+
+/// The entry of the name whose key ([`crate::proto::name::name_key`]) is `name_key` in
+/// [`NAMES_BUCKET`]: its UTF-8 in hexadecimal (a bucket's keys are ASCII).
+pub fn name_entry(name_key: &str) -> String {
+    hex(name_key)
+}
 
 /// The stream of the room (or private conversation) whose key is `room`.
 pub fn stream_of(room: &str) -> String {

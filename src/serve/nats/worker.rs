@@ -11,6 +11,8 @@ use uuid::Uuid;
 use super::names::{room_of, stream_of, subject_of};
 use super::record::{self, MAX_RECORD};
 use crate::proto::message::{Message, Millis};
+use crate::proto::secure::keys::PublicKey;
+use crate::relay::owners::Binding;
 use crate::serve::logs::{MIN_TAIL, Restored};
 use crate::serve::repair::placeholder;
 
@@ -46,6 +48,9 @@ pub(super) enum Command {
         messages: Vec<Message>,
         reply: async_channel::Sender<Result<u64, String>>,
     },
+    /// Write names bound on this relay to the cluster's bucket (no answer: a name another
+    /// relay bound first comes back as a [`Followed::Owner`]).
+    Bind(Vec<Binding>),
     /// Read the messages `first..=last` of a room.
     Read {
         room: String,
@@ -64,16 +69,26 @@ pub struct Options {
     pub replicas: usize,
 }
 
+/// What the followers read for the relay.
+#[derive(Debug)]
+pub enum Followed {
+    /// A message of the room (its key), in the room's order.
+    Message(String, Message),
+    /// A name's owner, as the cluster's bucket has it.
+    Owner(String, PublicKey),
+}
+
 /// The worker's state, shared by its tasks.
 #[derive(Clone)]
-struct Worker {
+pub(super) struct Worker {
     client: async_nats::Client,
-    js: jetstream::Context,
-    replicas: usize,
+    pub(super) js: jetstream::Context,
+    pub(super) replicas: usize,
     /// The streams followed (each by one task).
     followed: Arc<Mutex<HashSet<String>>>,
-    /// Where the followers put what they read: each room's messages in its order.
-    out: async_channel::Sender<(String, Message)>,
+    /// Where the followers put what they read: each room's messages in its order, names'
+    /// owners.
+    pub(super) out: async_channel::Sender<Followed>,
 }
 
 /// Connects, reads every room's tail (at most `keep` messages in all, but [`MIN_TAIL`] a
@@ -83,7 +98,7 @@ pub(super) fn run(
     options: Options,
     keep: usize,
     commands: async_channel::Receiver<Command>,
-    out: async_channel::Sender<(String, Message)>,
+    out: async_channel::Sender<Followed>,
     started: std::sync::mpsc::Sender<Result<Vec<Restored>, String>>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -104,20 +119,24 @@ pub(super) fn run(
                 return;
             }
         };
-        match worker.open(keep).await {
-            Ok(restored) => {
+        let opened =
+            async { Ok::<_, String>((worker.watch_owners().await?, worker.open(keep).await?)) };
+        let names = match opened.await {
+            Ok((names, restored)) => {
                 let _ = started.send(Ok(restored));
+                names
             }
             Err(e) => {
                 let _ = started.send(Err(e));
                 return;
             }
-        }
+        };
         while let Ok(command) = commands.recv().await {
             match command {
                 Command::Publish { items, reply } => {
                     let _ = reply.send(worker.publish(items).await).await;
                 }
+                Command::Bind(bindings) => worker.bind(&names, bindings).await,
                 Command::Import {
                     room,
                     messages,
@@ -141,7 +160,7 @@ pub(super) fn run(
 impl Worker {
     async fn connect(
         options: &Options,
-        out: async_channel::Sender<(String, Message)>,
+        out: async_channel::Sender<Followed>,
     ) -> Result<Worker, String> {
         let urls = options.urls.join(",");
         let servers = (options.urls.iter())
@@ -254,7 +273,8 @@ impl Worker {
                             let Ok(info) = m.info() else { continue };
                             let seq = info.stream_sequence;
                             let message = readable(name, seq, &m.payload);
-                            if self.out.send((room.to_owned(), message)).await.is_err() {
+                            let m = Followed::Message(room.to_owned(), message);
+                            if self.out.send(m).await.is_err() {
                                 return;
                             }
                             from = seq + 1;

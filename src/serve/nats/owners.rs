@@ -1,0 +1,110 @@
+//! Who owns each name across the cluster: the key-value bucket `URC_NAMES`, a name's entry made with an atomic create by the first relay that binds it, watched by every relay so that each knows every name's owner.
+
+use async_nats::jetstream::kv;
+use serde::{Deserialize, Serialize};
+use smol::stream::StreamExt as _;
+
+use super::names::{NAMES_BUCKET, name_entry};
+use super::worker::{Followed, Worker};
+use crate::proto::name::name_key;
+use crate::proto::secure::keys::PublicKey;
+use crate::relay::owners::Binding;
+
+/// An entry's value: the name as first spelt, and its owner's key.
+#[derive(Debug, Serialize, Deserialize)]
+struct Owner {
+    name: String,
+    key: String,
+}
+
+impl Worker {
+    /// The bucket of names' owners (made if need be), and a task that hands the relay every
+    /// owner in it, then each new one.
+    pub(super) async fn watch_owners(&self) -> Result<kv::Store, String> {
+        let failed = |e: &dyn std::fmt::Display| {
+            format!("cannot open the names' bucket {NAMES_BUCKET}: {e}")
+        };
+        let store = match self.js.get_key_value(NAMES_BUCKET).await {
+            Ok(store) => store,
+            Err(_) => (self.js)
+                .create_key_value(kv::Config {
+                    bucket: NAMES_BUCKET.to_owned(),
+                    description: "urc: each name's owner, by the name's key".to_owned(),
+                    history: 1,
+                    max_value_size: 1024,
+                    storage: async_nats::jetstream::stream::StorageType::File,
+                    num_replicas: self.replicas,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| failed(&e))?,
+        };
+        let mut watch = store
+            .watch_with_history(">")
+            .await
+            .map_err(|e| failed(&e))?;
+        let out = self.out.clone();
+        tokio::spawn(async move {
+            while let Some(entry) = watch.next().await {
+                let entry = match entry {
+                    Ok(entry) => entry,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "the names' watch failed");
+                        continue;
+                    }
+                };
+                tracing::debug!(key = entry.key, "a name's owner from the cluster's bucket");
+                if entry.operation != kv::Operation::Put {
+                    continue;
+                }
+                if let Some((name, key)) = owner_of(&entry.value)
+                    && out.send(Followed::Owner(name, key)).await.is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Ok(store)
+    }
+
+    /// Writes the relay's new bindings to the bucket, each only if its name has no entry
+    /// yet; a name that has one already (another relay bound it first) is handed back to the
+    /// relay with its owner.
+    pub(super) async fn bind(&self, names: &kv::Store, bindings: Vec<Binding>) {
+        for b in bindings {
+            let Some(key) = b.key else {
+                // Freeing a name is done on the files of one relay (--release-name), not yet
+                // in a cluster's bucket.
+                continue;
+            };
+            let entry = name_entry(&name_key(&b.name));
+            let value = serde_json::to_vec(&Owner {
+                name: b.name.clone(),
+                key: key.clone(),
+            })
+            .expect("an owner serialises");
+            match names.create(&entry, value.into()).await {
+                Ok(_) => tracing::debug!(entry, "bound a name in the cluster's bucket"),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                    if let Ok(Some(held)) = names.get(&entry).await
+                        && let Some((name, owner)) = owner_of(&held)
+                        && owner.to_string() != key
+                        && self.out.send(Followed::Owner(name, owner)).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot write a name's owner to the cluster's bucket: the name is this relay's alone until it restarts");
+                }
+            }
+        }
+    }
+}
+
+/// The name and owner an entry's value says, if it is one.
+fn owner_of(value: &[u8]) -> Option<(String, PublicKey)> {
+    let owner: Owner = serde_json::from_slice(value).ok()?;
+    crate::proto::name::check_name(&owner.name).ok()?;
+    Some((owner.name, owner.key.parse().ok()?))
+}
