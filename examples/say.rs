@@ -25,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         history: 0,
         since: None,
         seen: Default::default(),
+        relays: Vec::new(),
     };
     let mut client = Client::new(config, Instant::now());
     client.send(Instant::now(), text)?;

@@ -10,7 +10,7 @@
 //! | [`keyfile`] | key files on disk for both shells: made 0600, read back, never printed | [`proto`] |
 //! | [`relay`] | the relay's rules, no I/O: handshakes and transports, sessions, ordering, acks, fan-out, history, cookies, rate limits | [`proto`] |
 //! | [`serve`] | `urc serve`: the socket loop, the message log, the relay's key, `--repair-log` | [`relay`], [`keyfile`], [`proto`] |
-//! | [`client`] | the client's rules, no I/O: the tunnel, joining, retransmission, ordered delivery, history | [`proto`] |
+//! | [`client`] | the client's rules, no I/O: the tunnel, joining, retransmission, ordered delivery, history, moving between the relays of a list | [`proto`] |
 //! | [`term`] | `urc join`: the socket loop, the terminal editor, rendering, the last-seen and pinned-keys files | [`client`], [`keyfile`], [`proto`] |
 //! | [`mod@bench`] | `urc bench`: a real relay and simulated clients on loopback, measured | [`serve`], [`relay`], [`client`], [`proto`] |
 //! | [`cli`] | the command line of the three commands | all of the above |

@@ -25,6 +25,7 @@ impl Room {
             history: 0,
             since: None,
             seen: Default::default(),
+            relays: Vec::new(),
         };
         let mut client = Client::new(config, now);
         let Some(Ok(Packet::Join { .. })) = client.poll_transmit().map(|b| Packet::decode(&b))

@@ -2,38 +2,9 @@
 
 mod common;
 
-use std::collections::HashSet;
-
 use common::proxy::{Faults, Proxy};
-use common::{Client, Relay, events, urc};
-
-/// Checks the log: seqs 1..=n without gaps, every id once; returns (from, text) in order.
-fn read_log(dir: &std::path::Path) -> Vec<(String, String)> {
-    let log = std::fs::read_to_string(dir.join("rooms/lobby/messages.jsonl")).unwrap();
-    let records = events(&log);
-    let mut ids = HashSet::new();
-    for (i, r) in records.iter().enumerate() {
-        assert_eq!(
-            r["seq"].as_u64().unwrap(),
-            i as u64 + 1,
-            "sequence gap at line {}",
-            i + 1
-        );
-        assert!(
-            ids.insert(r["id"].as_str().unwrap().to_owned()),
-            "id stored twice: {r}"
-        );
-    }
-    records
-        .iter()
-        .map(|r| {
-            (
-                r["from"].as_str().unwrap().to_owned(),
-                r["text"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
+use common::stream::across_a_crash;
+use common::{Client, Relay, events, read_log, read_log_file, urc};
 
 #[test]
 fn a_lossy_network_loses_nothing_and_shows_nothing_twice() {
@@ -100,38 +71,14 @@ fn a_relay_killed_mid_stream_loses_nothing_acknowledged() {
     let data = tempfile::tempdir().unwrap();
     let relay = Relay::start(data.path(), &[]);
     let addr = relay.addr;
-    let mut alice = Client::join(addr, "alice", &[]);
+    let alice = Client::join(addr, "alice", &[]);
     let mut bob = Client::join(addr, "bob", &[]);
-    const N: usize = 200;
-    for i in 0..N {
-        alice.say(&format!("line {i:03}"));
-    }
-    // Let part of the stream through, then kill the relay without warning.
-    bob.expect(|e| e["event"] == "message" && e["text"] == "line 040");
-    relay.crash();
-    let relay = Relay::start_at(&addr.to_string(), data.path(), &[]);
-    assert_eq!(relay.addr, addr);
-    bob.expect(|e| e["event"] == "notice" && e["message"] == "rejoined as bob");
-    while bob.live().len() < N {
-        bob.expect(|e| e["event"] == "message");
-    }
-    let (status, alice_events) = alice.finish();
-    assert!(
-        status.success(),
-        "every line acknowledged: {alice_events:#?}"
-    );
-    let typed: Vec<String> = (0..N).map(|i| format!("line {i:03}")).collect();
-    let log = read_log(data.path());
-    let stored: Vec<&str> = log.iter().map(|m| m.1.as_str()).collect();
-    assert_eq!(stored, typed, "each line stored once, in order");
-    let seen: Vec<String> = bob.live().into_iter().map(|m| m.2).collect();
-    assert_eq!(seen, typed, "bob saw each line once, in order");
-    let acked: Vec<u64> = alice_events
-        .iter()
-        .filter(|e| e["event"] == "message" && e["from"] == "alice")
-        .map(|e| e["seq"].as_u64().unwrap())
-        .collect();
-    assert_eq!(acked, (1..=N as u64).collect::<Vec<_>>());
+    // Started again at the same address.
+    let (relay, _) = across_a_crash(relay, alice, &mut bob, data.path(), 200, || {
+        let relay = Relay::start_at(&addr.to_string(), data.path(), &[]);
+        assert_eq!(relay.addr, addr);
+        relay
+    });
     drop(relay);
 }
 
@@ -474,20 +421,6 @@ fn refused_start(bind: &str, data: &std::path::Path) -> String {
     said
 }
 
-/// The (from, text) of each record of a log file.
-fn read_log_file(path: &std::path::Path) -> Vec<(String, String)> {
-    let records = events(&std::fs::read_to_string(path).unwrap());
-    records
-        .iter()
-        .map(|r| {
-            (
-                r["from"].as_str().unwrap().to_owned(),
-                r["text"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
 /// A crash of the machine, as the disk may be left by one: the relay is killed while two
 /// rooms take messages, then each room's log loses the records at its end that only the
 /// journal had flushed, and ends in a torn line (what a log written but not yet flushed can
@@ -541,7 +474,7 @@ fn crash_and_put_back() -> bool {
     for room in ["lobby", "ops"] {
         // What a crash may take: the log's last records that only the journal flushed (the
         // run of them at its end), not one flushed in the log itself.
-        let journaled: HashSet<u64> = (journal.iter())
+        let journaled: std::collections::HashSet<u64> = (journal.iter())
             .filter(|r| r["room"] == room)
             .filter_map(|r| r["seq"].as_u64())
             .collect();

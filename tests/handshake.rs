@@ -74,6 +74,7 @@ impl Net {
             history: 0,
             since: None,
             seen: Default::default(),
+            relays: Vec::new(),
         };
         let mut client = SecureClient::new(config, Keypair::generate(), None, self.now);
         for _ in 0..20 {

@@ -1,12 +1,13 @@
 //! The client behind its secure channel against the relay behind its own, with no network:
-//! what the secure client does with the keys of a session it left behind, and the client's
-//! rules on the NotJoined a leave earns.
+//! what the secure client does with the keys of a session it left behind, the client's rules
+//! on the NotJoined a leave earns, and a client that moves to another relay of its list: a new
+//! handshake there, with the key of the first (another key refused).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use urc::client::tunnel::{Received, Tunnel};
-use urc::client::{Client, Config as ClientConfig, Event, SecureClient};
+use urc::client::{Client, Config as ClientConfig, Event, MOVE_AFTER, SecureClient};
 use urc::proto::message::Millis;
 use urc::proto::secure::REKEY_AFTER;
 use urc::proto::secure::frame::Frame;
@@ -29,6 +30,7 @@ fn config(name: &str) -> ClientConfig {
         history: 0,
         since: None,
         seen: Default::default(),
+        relays: Vec::new(),
     }
 }
 
@@ -377,4 +379,106 @@ fn a_welcome_on_the_keys_before_the_current_ones_keeps_them() {
         heard,
         "bob's message, sealed on the keys of her new session, was dropped"
     );
+}
+
+const RELAY_A: &str = "198.51.100.1:7707";
+const RELAY_B: &str = "198.51.100.2:7707";
+
+/// Alice, with the relays A and B as her list, joined at A (whose key she learnt) and with
+/// a line sent there; then A falls silent and she moves to B. Returns her, the time, and
+/// what she sends B first.
+fn moved_from_a(a: &mut SecureRelay) -> (SecureClient, Instant, Vec<Vec<u8>>) {
+    let mut now = Instant::now();
+    let alice: SocketAddr = ALICE.parse().unwrap();
+    let relays = vec![RELAY_A.parse().unwrap(), RELAY_B.parse().unwrap()];
+    let config = ClientConfig {
+        relays,
+        ..config("alice")
+    };
+    let mut client = SecureClient::new(config, Keypair::generate(), None, now);
+    assert_eq!(client.relay(), Some(RELAY_A.parse().unwrap()));
+    settle(a, now, alice, &mut client);
+    assert!(client.is_joined());
+    let learnt = std::iter::from_fn(|| client.poll_event())
+        .filter(|e| matches!(e, Event::RelayKeyLearnt { .. }))
+        .count();
+    assert_eq!(learnt, 1);
+    // A says nothing more: what alice sends from now on is lost.
+    client.client_mut().send(now, "still there?").unwrap();
+    let start = now;
+    while client.moves() == 0 {
+        assert!(now < start + MOVE_AFTER * 2, "alice never moved");
+        while client.poll_transmit(now).is_some() {}
+        now = client
+            .poll_timeout()
+            .expect("a timer while a relay owes an answer");
+        client.handle_timeout(now);
+    }
+    assert!(now >= start + MOVE_AFTER, "moved after {:?}", now - start);
+    assert_eq!(client.relay(), Some(RELAY_B.parse().unwrap()));
+    let first: Vec<Vec<u8>> = std::iter::from_fn(|| client.poll_transmit(now)).collect();
+    (client, now, first)
+}
+
+/// B has A's key (one cluster): alice's tunnel starts afresh there (a HELLO first, its keys
+/// for A useless at B), takes B's CHALLENGE as the key she learnt at A, and rejoins with the
+/// line she had not had acknowledged.
+#[test]
+fn a_client_that_moves_makes_a_new_handshake_with_the_same_key() {
+    let keys = Keypair::generate();
+    let mut a = relay_with(keys.clone());
+    let mut b = relay_with(keys.clone());
+    let (mut client, now, first) = moved_from_a(&mut a);
+    assert!(
+        matches!(first.as_slice(), [hello] if matches!(Frame::decode(hello), Ok(Frame::Hello { .. }))),
+        "a new handshake, nothing sealed for A"
+    );
+    let alice: SocketAddr = ALICE.parse().unwrap();
+    for d in first {
+        for (_, back) in datagram(&mut b, now, alice, &d) {
+            client.handle(now, &back);
+        }
+    }
+    settle(&mut b, now, alice, &mut client);
+    assert!(client.is_joined() && !client.is_closed());
+    assert_eq!(client.sessions(), 2, "a new session, at B");
+    assert_eq!(client.relay_key(), Some(keys.public()));
+    assert_eq!(client.unacked(), 0, "the line went to B");
+    assert_eq!(b.relay_mut().latest(), 1, "and B stored it");
+    let events: Vec<Event> = std::iter::from_fn(|| client.poll_event()).collect();
+    assert!(
+        !events.iter().any(|e| matches!(
+            e,
+            Event::RelayKeyLearnt { .. } | Event::RelayKeyChanged { .. }
+        )),
+        "no first contact again: {events:?}"
+    );
+}
+
+/// B offers another key than the one alice learnt at A: refused as a changed key, and nothing
+/// more is sent.
+#[test]
+fn a_relay_of_the_list_with_another_key_is_refused() {
+    let keys = Keypair::generate();
+    let mut a = relay_with(keys.clone());
+    let other = Keypair::generate();
+    let mut b = relay_with(other.clone());
+    let (mut client, now, first) = moved_from_a(&mut a);
+    let alice: SocketAddr = ALICE.parse().unwrap();
+    for d in first {
+        for (_, back) in datagram(&mut b, now, alice, &d) {
+            client.handle(now, &back);
+        }
+    }
+    let events: Vec<Event> = std::iter::from_fn(|| client.poll_event()).collect();
+    assert!(
+        events.contains(&Event::RelayKeyChanged {
+            pinned: keys.public(),
+            offered: other.public()
+        }),
+        "{events:?}"
+    );
+    assert!(client.is_closed() && client.key_refused());
+    assert_eq!(client.poll_transmit(now), None, "nothing more sent");
+    assert_eq!(b.relay_mut().latest(), 0);
 }

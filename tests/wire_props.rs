@@ -613,7 +613,7 @@ proptest! {
         use std::time::Instant;
         use urc::client::{Client, Config as ClientConfig};
         let mut now = Instant::now();
-        let config = ClientConfig { rooms: Vec::new(),  name: "alice".into(), history: 20, since: None, seen: Default::default() };
+        let config = ClientConfig { rooms: Vec::new(),  name: "alice".into(), history: 20, since: None, seen: Default::default(), relays: Vec::new() };
         let mut client = Client::new(config, now);
         let Some(Ok(Packet::Join { .. })) = client.poll_transmit().map(|b| Packet::decode(&b)) else {
             panic!("the client did not join first");
@@ -649,6 +649,7 @@ fn joined_client() -> (urc::client::Client, std::time::Instant) {
         history: 0,
         since: None,
         seen: Default::default(),
+        relays: Vec::new(),
     };
     let mut client = Client::new(config, now);
     let Some(Ok(Packet::Join { .. })) = client.poll_transmit().map(|b| Packet::decode(&b)) else {

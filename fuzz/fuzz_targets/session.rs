@@ -58,6 +58,7 @@ fuzz_target!(|data: &[u8]| {
         history: 0,
         since: None,
         seen: Default::default(),
+        relays: Vec::new(),
         rooms: Vec::new(),
     };
     let mut bob = SecureClient::new(config, Keypair::generate(), None, net.now);

@@ -44,8 +44,8 @@ pub fn default_identity() -> Option<PathBuf> {
     dirs::config_dir().map(|d| d.join("urc").join("identity.key"))
 }
 
-/// `--server` as the pinned keys and the last-seen file name the relay: as given, with the
-/// default port when it has none.
+/// An entry of `--server` as the pinned keys name the relay: as given, with the default port
+/// when it has none.
 pub fn relay_label(server: &str) -> String {
     let has_port = server.rsplit_once(':').is_some_and(|(host, port)| {
         port.parse::<u16>().is_ok() && (!host.contains(':') || host.ends_with(']'))

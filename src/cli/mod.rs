@@ -15,7 +15,9 @@ use crate::term::join;
 use crate::term::render::Renderer;
 
 mod keys;
+mod servers;
 pub use keys::{allowed_keys, default_identity, relay_key, relay_label};
+pub use servers::{Servers, servers};
 
 /// urc, UDP Relay Chat: chat in terminals through one relay that loses nothing it acknowledged.
 #[derive(Debug, Parser)]
@@ -272,7 +274,9 @@ pub fn nats_urls(store: &str) -> Result<Vec<String>, String> {
 /// Arguments of `urc join`.
 #[derive(Debug, Args)]
 pub struct JoinArgs {
-    /// The relay's address: HOST or HOST:PORT (the port is 7707 when not given).
+    /// The relay's address: HOST or HOST:PORT (the port is 7707 when not given); several,
+    /// separated by commas, for relays of one cluster (one key): tried in turn, the client
+    /// moves to the next when its relay stops answering (a host's addresses are each tried).
     #[arg(long, env = "URC_SERVER", default_value = crate::serve::server::DEFAULT_BIND)]
     pub server: String,
     /// Your name on the relay: 1 to 32 characters, no spaces [default: your login name].
@@ -337,7 +341,7 @@ impl JoinArgs {
             None => login_name().ok_or("no --name given and no login name found: pass --name")?,
         };
         crate::proto::name::check_name(&name).map_err(|e| format!("invalid --name: {e}"))?;
-        let server = resolve("--server", &self.server)?;
+        let servers = servers(&self.server)?;
         let stdout_tty = std::io::stdout().is_terminal();
         let interactive = !self.json && std::io::stdin().is_terminal() && stdout_tty;
         // https://no-color.org: any non-empty NO_COLOR turns colour off.
@@ -381,22 +385,22 @@ impl JoinArgs {
             .unwrap_or_default();
         let identity_file = self.identity_file()?;
         let (identity, _) = crate::keyfile::load_or_create(&identity_file, "the identity file")?;
-        let label = relay_label(&self.server);
         let pins = crate::term::pins::default_path();
+        // One key for every relay of the list: the one pinned for any of them.
         let relay_key = match &self.relay_key {
             Some(text) => Some(relay_key(text)?),
             None => match &pins {
-                Some(path) => crate::term::pins::load(path, &label)?,
+                Some(path) => crate::term::pins::load_any(path, &servers.labels)?,
                 None => None,
             },
         };
         // Pinned on first contact, unless the key was given.
         let pins = pins
             .filter(|_| self.relay_key.is_none())
-            .map(|p| (p, label));
+            .map(|p| (p, servers.labels));
         Ok(join::Options {
-            server,
             client: client::Config {
+                relays: servers.addrs,
                 rooms,
                 name,
                 history: self.history.unwrap_or(DEFAULT_JOIN_HISTORY),
@@ -418,11 +422,22 @@ impl JoinArgs {
 
 /// `HOST`, `HOST:PORT`, `[IPV6]:PORT`, `[IPV6]` or a bare IPv6 address, resolved; the port
 /// is [`DEFAULT_PORT`](crate::serve::server::DEFAULT_PORT) when not given. A host name with
-/// addresses of both families gives its first IPv4 one, as the relay listens on IPv4 by default.
+/// several addresses gives its first IPv4 one, as the relay listens on IPv4 by default (see
+/// [`resolve_all`] for them all).
 ///
 /// # Errors
 /// A one-line explanation, naming `flag`, when the text names no address.
 pub fn resolve(flag: &str, text: &str) -> Result<SocketAddr, String> {
+    Ok(resolve_all(flag, text)?[0])
+}
+
+/// Every address of `HOST`, `HOST:PORT`, `[IPV6]:PORT`, `[IPV6]` or a bare IPv6 address, as
+/// [`resolve`] reads them: the IPv4 ones first (the relay listens on IPv4 by default), each
+/// once, never none.
+///
+/// # Errors
+/// A one-line explanation, naming `flag`, when the text names no address.
+pub fn resolve_all(flag: &str, text: &str) -> Result<Vec<SocketAddr>, String> {
     use std::net::{IpAddr, Ipv6Addr};
     let port = crate::serve::server::DEFAULT_PORT;
     let bracketed = text
@@ -443,12 +458,18 @@ pub fn resolve(flag: &str, text: &str) -> Result<SocketAddr, String> {
             .map_err(|e| format!("cannot resolve {flag} {text}: {e}: give HOST or HOST:PORT"))?
             .collect()
     };
-    found
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or(found.first())
-        .copied()
-        .ok_or_else(|| format!("{flag} {text} has no address: give HOST or HOST:PORT"))
+    let mut all: Vec<SocketAddr> = Vec::new();
+    for a in (found.iter().filter(|a| a.is_ipv4())).chain(found.iter().filter(|a| a.is_ipv6())) {
+        if !all.contains(a) {
+            all.push(*a);
+        }
+    }
+    if all.is_empty() {
+        return Err(format!(
+            "{flag} {text} has no address: give HOST or HOST:PORT"
+        ));
+    }
+    Ok(all)
 }
 
 /// Messages of history shown on joining when nothing else says how many.

@@ -20,6 +20,7 @@
 //! | `room.rs` | the rooms followed: each one's number in the session, entering and parting, its own delivery state |
 //! | `answered.rs` | the relay's answers about the rooms: ENTERED (asked for or not), PARTED, NOT_ENTERED |
 //! | `timers.rs` | the clock: when to be woken next, and what is due then |
+//! | `relays.rs` | the relays of the list: the one in use, and moving to the next when it does not answer |
 
 mod answered;
 mod delivery;
@@ -29,6 +30,7 @@ mod leaving;
 mod outbox;
 mod presence;
 mod receive;
+mod relays;
 mod room;
 mod secure;
 mod session;
@@ -49,6 +51,8 @@ use history::{Purpose, Request, Who};
 pub use leaving::LEAVE_WAIT;
 use outbox::Outgoing;
 pub use outbox::Rtt;
+pub use relays::MOVE_AFTER;
+use relays::Relays;
 use room::Channel;
 pub use room::{EnterError, RoomInfo};
 pub use secure::SecureClient;
@@ -92,6 +96,11 @@ pub struct Config {
     /// [`target_key`](crate::proto::dm::target_key) (`@` and the name's key): one the relay
     /// lets us in unasked shows what came since.
     pub seen: std::collections::HashMap<String, Seen>,
+    /// The relays' addresses, tried in turn: relays of one cluster, sharing one key and the
+    /// same rooms. The first is used first; the client moves to the next (round robin) when
+    /// the one in use stops answering ([`MOVE_AFTER`]). Empty: the one relay the shell talks
+    /// to, never left.
+    pub relays: Vec<std::net::SocketAddr>,
 }
 
 /// The last message a user saw of a relay, and when they left.
@@ -164,12 +173,16 @@ pub struct Client {
     owed_since: Option<Instant>,
     /// Whether the user was told the relay is silent.
     told_silent: bool,
+    /// Keepalives sent since the relay owes an answer (see `next_ping`).
+    probes: u32,
     /// Since the user was told the relay cannot store messages: in which room, and its latest
     /// seq known then (a message of ours stored after it says the relay stores again).
     told_storage: Option<(usize, u64)>,
     /// Whether the user was told they send faster than the relay takes (until all is acked).
     told_slow: bool,
     ping_every: Duration,
+    /// The relays of the list, and the one in use.
+    relays: Relays,
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<Event>,
 }
@@ -186,6 +199,7 @@ impl Client {
         let rooms = (rooms.into_iter())
             .map(|(name, since)| Channel::new(crate::proto::room::room_key(&name), history, since))
             .collect();
+        let relays = Relays::new(config.relays.clone());
         let mut client = Client {
             config,
             phase: Phase::Joining {
@@ -210,9 +224,11 @@ impl Client {
             last_sent: now,
             owed_since: None,
             told_silent: false,
+            probes: 0,
             told_storage: None,
             told_slow: false,
             ping_every: PING_INTERVAL,
+            relays,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };

@@ -43,10 +43,7 @@ impl Client {
         }
         self.last_heard = now;
         self.owed_since = None;
-        if self.told_silent {
-            self.told_silent = false;
-            self.notice("the relay is answering again");
-        }
+        self.relay_answered();
         self.take(now, packet);
         // Whatever was learnt may have freed room in the window (a repair that showed one of
         // our messages stored, say).

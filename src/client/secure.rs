@@ -16,6 +16,8 @@ pub struct SecureClient {
     events: VecDeque<Event>,
     /// The packet of the datagram being handled, opened.
     opened: Vec<u8>,
+    /// The client's moves to another relay the tunnel has followed: at each, it starts afresh.
+    moves: u32,
 }
 
 impl SecureClient {
@@ -33,6 +35,7 @@ impl SecureClient {
             tunnel: Tunnel::new(identity, relay_key),
             events: VecDeque::new(),
             opened: Vec::new(),
+            moves: 0,
         }
     }
 
@@ -67,11 +70,21 @@ impl SecureClient {
         self.tunnel.is_refused()
     }
 
-    /// Takes one datagram from the relay.
+    /// The client moved to another relay of its list (see [`Client::relay`]): the tunnel
+    /// starts afresh with it, the pinned key (or the one learnt) the same.
+    fn follow_moves(&mut self) {
+        if self.client.moves() != self.moves {
+            self.moves = self.client.moves();
+            self.tunnel.restart();
+        }
+    }
+
+    /// Takes one datagram from the relay in use ([`Client::relay`]).
     pub fn handle(&mut self, now: Instant, datagram: &[u8]) {
         if self.is_closed() {
             return;
         }
+        self.follow_moves();
         let mut packet = std::mem::take(&mut self.opened);
         packet.clear();
         match self.tunnel.receive(now, datagram, &mut packet) {
@@ -100,10 +113,12 @@ impl SecureClient {
         self.opened = packet;
     }
 
-    /// The next datagram to send to the relay, sealed at `now`. A packet that finds no
-    /// transport is dropped (what matters goes again on the client's timers, and the JOIN
-    /// at once when the handshake is done) and the handshake's datagrams go instead.
+    /// The next datagram to send to the relay in use ([`Client::relay`]), sealed at `now`. A
+    /// packet that finds no transport is dropped (what matters goes again on the client's
+    /// timers, and the JOIN at once when the handshake is done) and the handshake's datagrams
+    /// go instead.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+        self.follow_moves();
         loop {
             if let Some(frame) = self.tunnel.poll_transmit() {
                 return Some(frame);

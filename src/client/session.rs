@@ -186,7 +186,10 @@ impl Client {
                 }
             }
             ErrorCode::Stopping => {
-                if matches!(self.phase, Phase::Joined { .. }) {
+                if matches!(self.phase, Phase::Joined { .. }) && self.relays.several() {
+                    // Another relay of the cluster has the rooms: no need to wait for this one.
+                    self.move_on(now, super::relays::Why::Stopped);
+                } else if matches!(self.phase, Phase::Joined { .. }) {
                     // Not an answer the relay owes: the JOINs that follow are, and their
                     // silence says so in time; the backoff spaces them while the relay is down.
                     self.notice("the relay stopped; trying to rejoin");

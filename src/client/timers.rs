@@ -1,9 +1,11 @@
 //! The client's clock: when it next wants to be woken, and what is due then (retransmissions,
-//! keepalives, retries of requests, the repair of a gap, the notice that the relay is silent).
+//! keepalives, retries of requests, the repair of a gap, the notice that the relay is silent,
+//! the move to the next relay of the list).
 
 use std::time::Instant;
 
-use super::{Client, Event, Phase, SILENT_AFTER};
+use super::relays::Why;
+use super::{Client, Event, MOVE_AFTER, Phase, SILENT_AFTER};
 use crate::proto::wire::Packet;
 
 impl Client {
@@ -18,7 +20,7 @@ impl Client {
             Phase::Joined { .. } => {
                 // Keepalive: only what the relay receives keeps the session alive, so a
                 // client that only listens must still ping (docs/protocol.md, "Staying").
-                at(self.last_sent + self.ping_every);
+                at(self.next_ping());
                 // What waits for its room to be entered (in this session) waits for the
                 // ENTERED, not for a time.
                 let entered = |room: usize| self.rooms[room].number.is_some();
@@ -47,10 +49,23 @@ impl Client {
                 }
             }
         }
-        if let (Some(since), false) = (self.owed_since, self.told_silent) {
-            at(since + SILENT_AFTER);
+        match self.owed_since {
+            // With other relays to try, the silence moves the client on, told or not.
+            Some(since) if self.relays.several() => at(since + MOVE_AFTER),
+            Some(since) if !self.told_silent => at(since + SILENT_AFTER),
+            _ => {}
         }
         next
+    }
+
+    /// When the next keepalive is due. With other relays to move to, a relay that owes an
+    /// answer is asked again at the retransmission timeout (backed off), so that one lost
+    /// PONG does not move the client: [`MOVE_AFTER`] is then several unanswered datagrams.
+    fn next_ping(&self) -> Instant {
+        match self.owed_since {
+            Some(_) if self.relays.several() => self.last_sent + self.rtt.backoff(self.probes),
+            _ => self.last_sent + self.ping_every,
+        }
     }
 
     /// Does what is due at `now`: retransmissions, keepalives, retries.
@@ -58,11 +73,21 @@ impl Client {
         if matches!(self.phase, Phase::Leaving { .. }) {
             return self.leaving_due(now);
         }
-        if let (Some(since), false) = (self.owed_since, self.told_silent)
-            && now >= since + SILENT_AFTER
-        {
-            self.told_silent = true;
-            self.events.push_back(Event::Silent);
+        match self.owed_since {
+            Some(since)
+                if self.relays.several()
+                    && now >= since + MOVE_AFTER
+                    && !matches!(self.phase, Phase::Closed) =>
+            {
+                self.move_on(now, Why::Silent);
+            }
+            Some(since)
+                if !self.relays.several() && !self.told_silent && now >= since + SILENT_AFTER =>
+            {
+                self.told_silent = true;
+                self.events.push_back(Event::Silent);
+            }
+            _ => {}
         }
         match self.phase {
             Phase::Closed | Phase::Leaving { .. } => {}
@@ -90,7 +115,10 @@ impl Client {
                     self.finish_who(now);
                 }
                 self.presence_due(now);
-                if now >= self.last_sent + self.ping_every {
+                if now >= self.next_ping() {
+                    if self.owed_since.is_some() {
+                        self.probes += 1;
+                    }
                     self.transmit(now, &Packet::Ping { token });
                 }
             }

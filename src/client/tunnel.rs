@@ -272,6 +272,17 @@ impl Tunnel {
         }
     }
 
+    /// Starts afresh with another relay of the same key (another address of the cluster):
+    /// the handshake under way, the transports and the cookie are the last relay's, and go;
+    /// the next packet starts a handshake with the new one, which must offer the same key.
+    pub fn restart(&mut self) {
+        self.handshake = None;
+        self.current = None;
+        self.previous = None;
+        self.cookie.clear();
+        self.out.clear();
+    }
+
     /// Forgets the keys before the current ones: what they open from now on is dropped.
     pub fn forget_previous(&mut self) {
         self.previous = None;

@@ -38,7 +38,7 @@ pub enum JoinError {
     /// The relay never answered the JOIN: nothing was delivered.
     NoAnswer {
         /// Where the relay was looked for.
-        server: SocketAddr,
+        relays: Vec<SocketAddr>,
         /// How long the client waited for it.
         wait: Duration,
         /// The lines not delivered.
@@ -97,9 +97,10 @@ impl std::fmt::Display for JoinError {
                     not_delivered(lost)
                 ),
             },
-            JoinError::NoAnswer { server, wait, lost } => write!(
+            JoinError::NoAnswer { relays, wait, lost } => write!(
                 f,
-                "no answer from a relay at {server} in {:.0} s: is `urc serve` running there? (check --server){}",
+                "no answer from a relay at {} in {:.0} s: is `urc serve` running there? (check --server){}",
+                crate::term::join::listed(relays),
                 wait.as_secs_f64(),
                 not_delivered(lost)
             ),
@@ -213,7 +214,7 @@ mod tests {
             )
         );
         let e = JoinError::NoAnswer {
-            server: "127.0.0.1:7802".parse().unwrap(),
+            relays: vec!["127.0.0.1:7802".parse().unwrap()],
             wait: Duration::from_secs(10),
             lost: Vec::new(),
         };

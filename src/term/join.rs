@@ -5,10 +5,9 @@
 //! message or a command and each event is one line of stdout.
 
 use std::io::{self, IsTerminal as _, Write};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use smol::Async;
 use smol::future::FutureExt as _;
 
 use crate::client::{Config, Event, SecureClient};
@@ -19,6 +18,7 @@ use crate::term::complete::Names;
 use crate::term::editor::{Assist, Connection, Hold, Target};
 use crate::term::ending::{TerminalMode, leave_signals, say_goodbye, tell_what_is_owed};
 use crate::term::input::{Input, spawn_editor, spawn_stdin_reader};
+use crate::term::link::Link;
 use crate::term::output::{EDITOR_SETTLES, Output};
 use crate::term::pins::{first_contact, key_changed};
 use crate::term::render::Renderer;
@@ -34,9 +34,7 @@ pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 /// What `urc join` was asked to do.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The relay's address.
-    pub server: SocketAddr,
-    /// The client's settings.
+    /// The client's settings, the relays' addresses among them (at least one).
     pub client: Config,
     /// The user's key pair.
     pub identity: crate::proto::secure::keys::Keypair,
@@ -51,9 +49,9 @@ pub struct Options {
     /// Where to remember, at the end, the last message seen (the file, and the relay's name
     /// in it); `None` to remember nothing.
     pub seen_file: Option<(std::path::PathBuf, String)>,
-    /// Where to pin the relay's key on first contact (the file, and the relay's name in it);
-    /// `None` when the key was given.
-    pub pins: Option<(std::path::PathBuf, String)>,
+    /// Where to pin the relays' key on first contact (the file, and the relays' names in it,
+    /// one for each entry of `--server`); `None` when the key was given.
+    pub pins: Option<(std::path::PathBuf, Vec<String>)>,
 }
 
 pub use crate::term::ending::JoinError;
@@ -77,17 +75,6 @@ pub fn run(options: Options) -> Result<(), JoinError> {
 }
 
 async fn session(options: Options) -> Result<(), JoinError> {
-    let local: SocketAddr = if options.server.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let socket = Async::<UdpSocket>::bind(local).map_err(JoinError::Io)?;
-    // A connected socket only hears the relay: datagrams from anyone else are dropped.
-    socket
-        .get_ref()
-        .connect(options.server)
-        .map_err(JoinError::Io)?;
     let (input_tx, input_rx) = async_channel::unbounded();
     if !options.interactive {
         spawn_stdin_reader(input_tx.clone());
@@ -119,26 +106,19 @@ async fn session(options: Options) -> Result<(), JoinError> {
         options.relay_key,
         Instant::now(),
     );
+    // A connected socket only hears the relay in use: datagrams from anyone else are dropped.
+    let mut link = Link::open(&client).map_err(JoinError::Io)?;
     let mut closing: Option<Instant> = None;
     let started = Instant::now();
     // What `/quit MESSAGE` says to the others with the leave.
     let mut farewell = String::new();
-    // Whether "no relay at" was said since the relay last answered (once an episode).
-    let mut told_refused = false;
     let (mut unacked, mut delivered) = (0, 0);
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     let mut signals = leave_signals();
     // A signal asked us to leave: the wait at the end is no longer extended.
     let mut signalled = false;
     loop {
-        while let Some(bytes) = client.poll_transmit(Instant::now()) {
-            // Refused sends (the relay is down) are retried by the client's own timers.
-            if let Err(e) = socket.send(&bytes).await {
-                let told = &mut told_refused;
-                *told |= client.relay_silent();
-                refused(&e, told, &mut output, renderer, options.server);
-            }
-        }
+        (link.send_all(&mut client, &mut output, renderer).await).map_err(JoinError::Io)?;
         output.settle(Instant::now());
         output.release();
         // Before the events: the notice that says so redraws the prompt, which reads this.
@@ -150,6 +130,10 @@ async fn session(options: Options) -> Result<(), JoinError> {
         let mut reason = None;
         let followed: Vec<String> = (client.rooms().into_iter()).map(|r| r.name).collect();
         names.keep_rooms(&followed);
+        // Events of the relay's key are about the one in use.
+        let relay = client
+            .relay()
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
         while let Some(event) = client.poll_event() {
             match &event {
                 Event::Who { room, names: all } => {
@@ -188,20 +172,18 @@ async fn session(options: Options) -> Result<(), JoinError> {
             }
             let event = match event {
                 // Already said, more precisely: nothing listens there (the prompt shows both).
-                Event::Silent if told_refused => continue,
-                Event::Silent => Event::Notice(format!(
-                    "the relay at {} is not answering: still trying",
-                    options.server
-                )),
-                Event::RelayKeyLearnt { key } => {
-                    first_contact(options.server, options.pins.as_ref(), key)
+                Event::Silent if link.told_refused() => continue,
+                Event::Silent => Event::Notice(match client.relays() {
+                    [one] => format!("the relay at {one} is not answering: still trying"),
+                    all => format!(
+                        "none of the relays at {} is answering: still trying",
+                        listed(all)
+                    ),
+                }),
+                Event::RelayKeyLearnt { key } => first_contact(relay, options.pins.as_ref(), key),
+                Event::RelayKeyChanged { pinned, offered } => {
+                    Event::Error(key_changed(relay, options.pins.as_ref(), pinned, offered))
                 }
-                Event::RelayKeyChanged { pinned, offered } => Event::Error(key_changed(
-                    options.server,
-                    options.pins.as_ref(),
-                    pinned,
-                    offered,
-                )),
                 event => event,
             };
             // Entering the room of the start is said by who is in it.
@@ -262,10 +244,10 @@ async fn session(options: Options) -> Result<(), JoinError> {
                 .collect();
             seen::remember(options.seen_file.as_ref(), client.is_joined(), &rooms);
             client.leave_saying(Instant::now(), &farewell);
-            say_goodbye(&mut client, &socket, &mut buf).await;
+            say_goodbye(&mut client, link.socket(), &mut buf).await;
             if !client.was_welcomed() {
                 return Err(JoinError::NoAnswer {
-                    server: options.server,
+                    relays: client.relays().to_vec(),
                     wait: started.elapsed(),
                     lost,
                 });
@@ -281,7 +263,7 @@ async fn session(options: Options) -> Result<(), JoinError> {
             .flatten()
             .min()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-        let wake = async { Wake::Datagram(socket.recv(&mut buf).await) }
+        let wake = async { Wake::Datagram(link.socket().recv(&mut buf).await) }
             .or(async { Wake::Input(input_rx.recv().await.ok()) })
             .or(async {
                 smol::Timer::at(wake_at).await;
@@ -300,14 +282,13 @@ async fn session(options: Options) -> Result<(), JoinError> {
         let now = Instant::now();
         match wake {
             Wake::Datagram(Ok(n)) => {
-                told_refused = false;
+                link.heard();
                 client.handle(now, &buf[..n]);
             }
-            // An ICMP error from an earlier send (the relay is down): the timers retry.
+            // An ICMP error from an earlier send (the relay is down): the timers retry, or the
+            // client moves to the next relay.
             Wake::Datagram(Err(e)) => {
-                let told = &mut told_refused;
-                *told |= client.relay_silent();
-                refused(&e, told, &mut output, renderer, options.server);
+                link.failed(&e, &mut client, &mut output, renderer);
             }
             Wake::Timer => client.handle_timeout(now),
             Wake::Input(Some(Input::Printer(printer))) => {
@@ -356,7 +337,7 @@ async fn session(options: Options) -> Result<(), JoinError> {
                     let _ = writeln!(io::stdout()).and_then(|()| io::stdout().flush());
                 }
                 // (None when the relay is not answering or not there: nobody would.)
-                let grace = if client.relay_silent() || told_refused {
+                let grace = if client.relay_silent() || link.told_refused() {
                     Duration::ZERO
                 } else {
                     SIGNAL_GRACE.min(options.wait)
@@ -402,20 +383,10 @@ enum Wake {
 /// welcome of a JOIN on its way) before it leaves anyway.
 pub const SIGNAL_GRACE: Duration = Duration::from_secs(1);
 
-/// Says at once, once until the relay answers again (and not when its silence was told, the
-/// relay's stop say), that nothing listens at the relay's address: an ICMP port unreachable, which a connected socket reports as a refused
-/// connection. The client's timers go on trying.
-fn refused(
-    e: &io::Error,
-    told: &mut bool,
-    output: &mut Output,
-    renderer: Renderer,
-    server: SocketAddr,
-) {
-    if e.kind() == io::ErrorKind::ConnectionRefused && !std::mem::replace(told, true) {
-        let notice = Event::Notice(format!("no relay at {server}: still trying"));
-        output.line(renderer.line(&notice));
-    }
+/// Addresses as a list: `a, b, c`.
+pub(super) fn listed(all: &[SocketAddr]) -> String {
+    let all: Vec<String> = all.iter().map(ToString::to_string).collect();
+    all.join(", ")
 }
 
 /// The first room the client enters.

@@ -4,6 +4,7 @@
 //! | module | role |
 //! |---|---|
 //! | [`join`] | the socket loop around [`crate::client`], fed by a terminal or a pipe |
+//! | `link` | the socket to the relay in use, made anew when the client moves to another |
 //! | `input` | the user's lines, from a pipe's stdin or rustyline's editor, each on a thread of its own |
 //! | [`ending`] | how it ends: errors and undelivered lines, the signals to leave on, the terminal |
 //! | [`command`] | what a typed line means: chat text or a `/command` |
@@ -33,6 +34,7 @@ mod input;
 pub mod join;
 mod json;
 mod keys;
+mod link;
 pub mod mention;
 mod output;
 pub mod pins;

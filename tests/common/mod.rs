@@ -4,6 +4,7 @@
 
 pub mod nats;
 pub mod proxy;
+pub mod stream;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -322,17 +323,22 @@ impl Client {
     /// Starts a client whose files (its identity, the relays' keys it pinned) are in `home`:
     /// the same home is the same user, run again.
     pub fn spawn_at(relay: SocketAddr, name: &str, extra: &[&str], home: &Path) -> Client {
+        Client::spawn_to(&relay.to_string(), name, extra, home)
+    }
+
+    /// Starts a client with `--server servers` (a list: `A,B`) and waits until it has joined.
+    pub fn join_list(servers: &str, name: &str, extra: &[&str]) -> Client {
+        let mut c = Client::spawn_to(servers, name, extra, &user_home(name));
+        c.expect(|e| e["event"] == "notice" && e["message"] == format!("joined as {name}"));
+        c
+    }
+
+    /// Starts a client with `--server servers`, its files in `home`.
+    pub fn spawn_to(servers: &str, name: &str, extra: &[&str], home: &Path) -> Client {
         let mut cmd = urc();
         at_home(&mut cmd, home);
         let mut child = cmd
-            .args([
-                "join",
-                "--json",
-                "--server",
-                &relay.to_string(),
-                "--name",
-                name,
-            ])
+            .args(["join", "--json", "--server", servers, "--name", name])
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -522,6 +528,41 @@ pub fn messages(events: &[Value]) -> Vec<(u64, String, String, bool)> {
                 e["from"].as_str().unwrap().to_owned(),
                 e["text"].as_str().unwrap().to_owned(),
                 e["history"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Checks the lobby's log in the data directory `dir`: seqs 1..=n without gaps, every id
+/// once; returns (from, text) in order.
+pub fn read_log(dir: &std::path::Path) -> Vec<(String, String)> {
+    let path = dir.join("rooms/lobby/messages.jsonl");
+    let records = events(&std::fs::read_to_string(&path).unwrap());
+    let mut ids = std::collections::HashSet::new();
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(
+            r["seq"].as_u64().unwrap(),
+            i as u64 + 1,
+            "sequence gap at line {}",
+            i + 1
+        );
+        assert!(
+            ids.insert(r["id"].as_str().unwrap().to_owned()),
+            "id stored twice: {r}"
+        );
+    }
+    read_log_file(&path)
+}
+
+/// The (from, text) of each record of a log file.
+pub fn read_log_file(path: &std::path::Path) -> Vec<(String, String)> {
+    let records = events(&std::fs::read_to_string(path).unwrap());
+    records
+        .iter()
+        .map(|r| {
+            (
+                r["from"].as_str().unwrap().to_owned(),
+                r["text"].as_str().unwrap().to_owned(),
             )
         })
         .collect()

@@ -12,6 +12,7 @@ mod checks;
 mod net;
 
 mod dms;
+mod failover;
 mod floods;
 mod history;
 mod hostile;

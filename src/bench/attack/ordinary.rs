@@ -163,6 +163,7 @@ fn chat(
             history: 0,
             since: None,
             seen: Default::default(),
+            relays: Vec::new(),
         };
         members.push(Member {
             client: SecureClient::new(config, Keypair::generate(), None, start),

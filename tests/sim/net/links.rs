@@ -34,6 +34,8 @@ pub(super) struct Flight {
     bytes: Arc<[u8]>,
     /// The relay process that sent it (see [`Net::relay_epoch`]); 0 from a client.
     epoch: u64,
+    /// The relay's end: the address it was sent to (the client's relay then), or from.
+    relay: SocketAddr,
 }
 
 impl Net {
@@ -52,6 +54,16 @@ impl Net {
         match f.to {
             None => {
                 let i = f.from.expect("from a client");
+                let serving = self.serving.map(|k| self.relay_addrs[k]);
+                if serving != Some(f.relay) {
+                    self.record(Some(i), None, &f.bytes, "lost: no relay at its address");
+                    if self.refuse_unserved && self.nodes[i].live {
+                        // The system says so at once (the ICMP's own trip is not simulated).
+                        self.nodes[i].client.unreachable(self.now);
+                        self.drain_client(i);
+                    }
+                    return;
+                }
                 self.relay_receive(i, f.addr, &f.bytes, "delivered");
             }
             Some(_) => {
@@ -63,6 +75,11 @@ impl Net {
                 };
                 if !self.nodes[i].live {
                     return self.record(None, Some(i), &f.bytes, "unheard");
+                }
+                if self.nodes[i].client.relay().is_some_and(|r| r != f.relay) {
+                    // From a relay the client no longer uses: its socket is connected to
+                    // another.
+                    return self.record(None, Some(i), &f.bytes, "lost: not its relay's");
                 }
                 if f.epoch < self.nodes[i].relay_epoch {
                     // Sealed by a relay process before the one the client has a session with
@@ -92,7 +109,16 @@ impl Net {
         let cond = self.cond;
         let now = self.now;
         let epoch = if from.is_none() { self.relay_epoch } else { 0 };
+        let serving = self.serving.map(|k| self.relay_addrs[k]);
+        if from.is_none() && serving.is_none() {
+            return self.record(from, to, &bytes, "lost: the relay is at no address");
+        }
         let node = &mut self.nodes[i];
+        // What the relay sends comes from where it is; what a client sends goes to its relay.
+        let relay = match from {
+            None => serving.expect("checked"),
+            Some(_) => (node.client.relay()).unwrap_or(super::relay_addr(0)),
+        };
         let addr = node.addr;
         if from.is_some() && !node.live {
             return;
@@ -125,6 +151,7 @@ impl Net {
                 addr,
                 bytes: bytes.clone(),
                 epoch,
+                relay,
             };
             self.queue.insert((at, link.id, link.count), flight);
         }

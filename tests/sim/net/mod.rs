@@ -9,7 +9,10 @@
 //! ([`Net::inject_to_relay`]), or anything at all from any address ([`Net::inject_raw`]: what
 //! the relay answers an address that is no client's is counted in [`Net::strangers`]). The log
 //! can fail for a while ([`Net::store_fails`]), and every datagram the relay sends is kept in
-//! [`Net::from_relay`]. Everything random comes from one seed, each link drawing from its
+//! [`Net::from_relay`]. The relay has an address among several of one cluster
+//! ([`Net::add_relay`]): clients are given them all, and it can die at one and start again at
+//! another from the log, the cluster's ([`Net::fail_over`]), or be at none for a while
+//! ([`Net::serving`]). Everything random comes from one seed, each link drawing from its
 //! own stream, so a failing run is repeated with `URC_SIM_SEED=<seed>`; the seed, the conditions
 //! and the last datagrams are printed when a test fails, with `URC_SIM_DUMP=<client name>` all
 //! that client received and showed, and with `URC_SIM_TRACE=1` every datagram as it goes.
@@ -130,6 +133,14 @@ pub enum Restart {
     Crash,
 }
 
+/// The address of the `k`th relay of the cluster (see [`Net::add_relay`]).
+pub fn relay_addr(k: usize) -> SocketAddr {
+    SocketAddr::from((
+        [192, 0, 2, 100 + u8::try_from(k).expect("few relays")],
+        7707,
+    ))
+}
+
 /// One relay, its log, its clients, the datagrams between them, and the clock.
 #[derive(Debug)]
 pub struct Net {
@@ -146,6 +157,15 @@ pub struct Net {
     pub rooms: BTreeMap<String, Vec<Message>>,
     /// Messages the log held before the simulation started.
     pub preloaded: usize,
+    /// The addresses of the cluster's relays, which clients started from now on are given,
+    /// in order ([`relay_addr`]).
+    pub relay_addrs: Vec<SocketAddr>,
+    /// Which of them the relay process is at; `None`: at none (what is sent to any is lost).
+    pub serving: Option<usize>,
+    /// Whether an address with no relay says so, as the system does with an ICMP port
+    /// unreachable (the client is told, [`Client::unreachable`](urc::client::Client::unreachable));
+    /// else it is silent, as a machine that is down.
+    pub refuse_unserved: bool,
     pub nodes: Vec<Node>,
     /// Which client has each address now.
     by_addr: HashMap<SocketAddr, usize>,
@@ -214,6 +234,9 @@ impl Net {
             relay: Relay::new(config.clone(), log.clone()),
             relay_config: config,
             preloaded: log.len(),
+            relay_addrs: vec![relay_addr(0)],
+            serving: Some(0),
+            refuse_unserved: false,
             store: log,
             rooms: BTreeMap::new(),
             nodes: Vec::new(),

@@ -269,6 +269,7 @@ impl Net {
             history,
             since: None,
             seen,
+            relays: self.relay_addrs.clone(),
         };
         let up = self.link(2 * i);
         let down = self.link(2 * i + 1);

@@ -54,6 +54,22 @@ impl Net {
         self.drain_relay();
     }
 
+    /// One more relay address in the cluster (nobody there until [`Net::fail_over`] or
+    /// [`Net::serving`] says so); returns it. Clients started from now on are given it.
+    pub fn add_relay(&mut self) -> SocketAddr {
+        let addr = super::relay_addr(self.relay_addrs.len());
+        self.relay_addrs.push(addr);
+        addr
+    }
+
+    /// The relay process dies and a new one starts at the cluster's `k`th address, from the
+    /// log's tail (the cluster's log: the same seqs); nothing listens at the old one any more.
+    pub fn fail_over(&mut self, how: Restart, k: usize) {
+        assert!(k < self.relay_addrs.len(), "a relay of the cluster");
+        self.restart_relay(how);
+        self.serving = Some(k);
+    }
+
     /// The relay process restarts: a new relay from the log's tail; what was in flight stays
     /// in flight, the clients keep running.
     pub fn restart_relay(&mut self, how: Restart) {
