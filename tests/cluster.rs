@@ -7,6 +7,14 @@ use std::path::Path;
 use common::nats::Cluster;
 use common::{Client, Relay, WAIT, events, pipe};
 
+/// One test at a time: each starts NATS nodes, relays and clients, and on two cores the
+/// elections and retransmission timers of several at once are what would be measured.
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A relay on `cluster` with `replicas` copies of each stream, its data directory `data`
 /// holding the relay key of `key_from` (the cluster's relays share one key), if given.
 fn relay(cluster: &Cluster, data: &Path, key_from: Option<&Path>, replicas: &str) -> Relay {
@@ -35,6 +43,7 @@ fn sees_all(client: &mut Client, texts: &[String]) {
 
 #[test]
 fn members_of_two_relays_see_one_order_gap_free() {
+    let _alone = alone();
     let cluster = Cluster::start(3);
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = relay(&cluster, a_dir.path(), None, "3");
@@ -65,6 +74,7 @@ fn members_of_two_relays_see_one_order_gap_free() {
 
 #[test]
 fn a_nats_node_killed_loses_nothing_acknowledged_and_the_room_goes_on() {
+    let _alone = alone();
     let mut cluster = Cluster::start(3);
     let dir = tempfile::tempdir().unwrap();
     let a = relay(&cluster, dir.path(), None, "3");
@@ -95,6 +105,7 @@ fn a_nats_node_killed_loses_nothing_acknowledged_and_the_room_goes_on() {
 
 #[test]
 fn a_stopped_cluster_holds_the_lines_until_it_is_back_and_a_restart_keeps_the_history() {
+    let _alone = alone();
     let mut cluster = Cluster::start(3);
     let dir = tempfile::tempdir().unwrap();
     let a = relay(&cluster, dir.path(), None, "3");
@@ -140,6 +151,7 @@ fn a_stopped_cluster_holds_the_lines_until_it_is_back_and_a_restart_keeps_the_hi
 
 #[test]
 fn a_file_store_relays_history_moves_into_the_cluster_at_its_seqs_once() {
+    let _alone = alone();
     let files = tempfile::tempdir().unwrap();
     let old = Relay::start(files.path(), &[]);
     let mut alice = Client::join(old.addr, "alice", &[]);
@@ -181,6 +193,7 @@ fn a_file_store_relays_history_moves_into_the_cluster_at_its_seqs_once() {
 
 #[test]
 fn a_name_belongs_to_its_key_on_every_relay_of_the_cluster() {
+    let _alone = alone();
     let cluster = Cluster::start(1);
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = relay_with(&cluster, a_dir.path(), &[]);
@@ -220,4 +233,71 @@ fn a_name_belongs_to_its_key_on_every_relay_of_the_cluster() {
         assert!(std::time::Instant::now() < deadline, "A never refused bob");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+}
+
+#[test]
+fn a_relay_killed_mid_stream_sends_its_clients_to_another_and_nothing_is_lost_or_doubled() {
+    let _alone = alone();
+    let cluster = Cluster::start(3);
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = relay(&cluster, a_dir.path(), None, "3");
+    let b = relay(&cluster, b_dir.path(), Some(a_dir.path()), "3");
+    let mut alice = Client::join_list(&format!("{},{}", a.addr, b.addr), "alice", &[]);
+    let mut bob = Client::join_list(&format!("{},{}", b.addr, a.addr), "bob", &[]);
+    let n = 200;
+    for i in 0..n / 2 {
+        alice.say(&format!("line {i:03}"));
+    }
+    // Part of the stream through, part of it in flight; then A hangs (its last turn's
+    // messages published or not, their acknowledgements not sent), takes nothing more of
+    // the rest, and dies without a word.
+    bob.expect(|e| e["event"] == "message" && e["text"] == "line 040");
+    let pid = a.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    for i in n / 2..n {
+        alice.say(&format!("line {i:03}"));
+    }
+    a.crash();
+    alice.expect(|e| {
+        e["event"] == "notice"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(&format!("moving to the relay at {}", b.addr)))
+    });
+    while bob.live().len() < n {
+        bob.expect(|e| e["event"] == "message");
+    }
+    let (status, alice_events) = alice.finish();
+    assert!(
+        status.success(),
+        "every line acknowledged: {alice_events:#?}"
+    );
+    let typed: Vec<String> = (0..n).map(|i| format!("line {i:03}")).collect();
+    let live = bob.live();
+    let seen: Vec<String> = live.iter().map(|m| m.2.clone()).collect();
+    assert_eq!(
+        seen, typed,
+        "bob (on B all along) saw each line once, in order"
+    );
+    let seqs: Vec<u64> = live.iter().map(|m| m.0).collect();
+    assert_eq!(
+        seqs,
+        (1..=n as u64).collect::<Vec<_>>(),
+        "stored once each: no seq for a copy"
+    );
+    let acked: Vec<u64> = (alice_events.iter())
+        .filter(|e| e["event"] == "message" && e["from"] == "alice")
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        acked,
+        (1..=n as u64).collect::<Vec<_>>(),
+        "alice's own, once each"
+    );
 }

@@ -25,6 +25,9 @@ pub const DEDUP_WINDOW: Duration = Duration::from_secs(300);
 /// The text of the placeholder passed on for a record of a stream that is not a message.
 pub const UNREADABLE: &str =
     "(a record of the room's NATS stream here was not a message: the relay left it out)";
+/// How often the streams are listed, for rooms made by other relays whose advisory was
+/// missed: the longest such a room's first messages wait here.
+const RELIST_EVERY: Duration = Duration::from_secs(2);
 /// How long a follower waits before following its stream again after NATS failed it.
 const FOLLOW_RETRY: Duration = Duration::from_secs(1);
 
@@ -241,6 +244,21 @@ impl Worker {
                     .to_owned();
                 if let Some(room) = room_of(&stream) {
                     worker.follow(stream, room, 1);
+                }
+            }
+        });
+        // And the streams listed again now and then: an advisory is not stored, and one
+        // published before this relay's interest reached every node, or while its connection
+        // was down, is missed.
+        let worker = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RELIST_EVERY).await;
+                let mut listed = worker.js.stream_names();
+                while let Some(Ok(name)) = listed.next().await {
+                    if let Some(room) = room_of(&name) {
+                        worker.follow(name, room, 1);
+                    }
                 }
             }
         });
