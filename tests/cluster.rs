@@ -229,7 +229,17 @@ fn a_name_belongs_to_its_key_on_every_relay_of_the_cluster() {
     // B's own names are the cluster's too: a name first taken on B is refused on A.
     let _bob = Client::join(b.addr, "bob", &[]);
     let deadline = std::time::Instant::now() + WAIT;
-    while pipe(a.addr, "bob", "", &other).0.success() {
+    loop {
+        let (status, out, _) = pipe(a.addr, "bob", "", &other);
+        if !status.success() {
+            assert!(
+                events(&out).iter().any(|e| e["event"] == "error"
+                    && e["message"]
+                        == "the name bob belongs to another key: choose another with --name"),
+                "{out}"
+            );
+            break;
+        }
         assert!(std::time::Instant::now() < deadline, "A never refused bob");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }

@@ -305,6 +305,13 @@ impl Relay {
                 self.count_cached(grown);
             }
             self.rooms[room].log_start = log_start.max(1);
+            let r = &mut self.rooms[room];
+            if self.config.shared && r.committed + 1 < r.log_start {
+                // A shared log whose messages were all archived or purged: the room's order
+                // goes on from its first seq.
+                r.committed = r.log_start - 1;
+                r.heartbeat_seq = r.committed;
+            }
         }
         ids.sort_unstable();
         for (time, room, seq, id) in ids {

@@ -298,11 +298,10 @@ impl Relay {
             // The other person is let in before the fan-out counts the room's members.
             self.reach_other(from, room);
         }
-        let seq = if self.config.shared {
-            UNSTORED
-        } else {
-            self.rooms[room].take_seq()
-        };
+        // A shared log's seq is the store's; the room's own count still moves, so that a room
+        // with a message on its way is not taken for one never written to (and removed).
+        let seq = self.rooms[room].take_seq();
+        let seq = if self.config.shared { UNSTORED } else { seq };
         self.remember(id, seq, time, room);
         self.pending.push(Pending {
             message: Message {

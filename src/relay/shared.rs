@@ -113,6 +113,19 @@ impl Relay {
         }
     }
 
+    /// The shared log of `room` (its key) begins at `first`, not 1: the room's order here
+    /// starts there (a room new here; one that has messages already keeps its order).
+    pub fn room_starts(&mut self, room: &str, first: u64) {
+        let room = self.rooms.find_or_add(room);
+        let r = &mut self.rooms[room];
+        if r.committed == 0 && first > 1 {
+            r.committed = first - 1;
+            r.heartbeat_seq = r.committed;
+            r.log_start = first;
+        }
+        self.pass_on([room]);
+    }
+
     /// Lets the parties of the private conversation `room` who are here in to it.
     fn let_parties_in(&mut self, room: RoomId) {
         let Some((a, b)) = self.rooms[room].dm.clone() else {

@@ -148,7 +148,7 @@ impl Server {
             );
         }
         let keep = config.cache.max(config.dedup);
-        let (logs, restored) = match store {
+        let (mut logs, restored) = match store {
             StoreChoice::File => {
                 let (logs, restored) = Logs::open(&data, keep)?;
                 (Backing::File(logs), restored)
@@ -161,8 +161,11 @@ impl Server {
         };
         let mut relay = Relay::new(config, Vec::new());
         relay.restore_rooms(restored);
-        if let Backing::File(_) = logs {
-            *relay.owners_mut() = owners::load(&data).map_err(StartError::Data)?;
+        match &mut logs {
+            Backing::File(_) => {
+                *relay.owners_mut() = owners::load(&data).map_err(StartError::Data)?
+            }
+            Backing::Nats(log) => log.owners(&mut relay),
         }
         let relay = SecureRelay::new(relay, keypair);
         Ok(Server {

@@ -11,7 +11,7 @@ use crate::serve::logs::Logs;
 use crate::serve::store::{Store, mark};
 
 /// Messages handed to the NATS client at once.
-const CHUNK: usize = 10_000;
+const CHUNK: usize = 2_000;
 
 impl NatsLog {
     /// Puts the rooms of the file-store data directory `from` into the streams; for each

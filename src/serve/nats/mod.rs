@@ -23,14 +23,20 @@ pub use names::{STREAM_PREFIX, room_of, stream_of, subject_of};
 pub use worker::{DEDUP_WINDOW, Followed, Options, REQUEST_TIMEOUT};
 
 use crate::proto::message::Message;
+use crate::proto::name::name_key;
+use crate::proto::secure::keys::PublicKey;
 use crate::relay::{Relay, Stored};
 use crate::serve::logs::Restored;
+use smol::future::FutureExt as _;
 use worker::Command;
 
 /// Messages read from the streams that wait for the relay's thread: at most this many (each
 /// under [`record::MAX_RECORD`] bytes, about 5 MB), so a relay that falls behind slows its
 /// followers, not its memory.
 const FOLLOWED_QUEUE: usize = 4096;
+/// The longest the relay's thread waits for the NATS client to answer one command (a
+/// turn's publish awaits each acknowledgement for at most REQUEST_TIMEOUT).
+const ASK_WAIT: Duration = Duration::from_secs(10);
 /// How long the relay waits for NATS to connect and hand it every room's tail at start.
 const START_WAIT: Duration = Duration::from_secs(60);
 /// How long, after NATS failed a turn's publish, the next turns refuse at once rather than
@@ -49,6 +55,8 @@ pub struct NatsLog {
     refusing_until: Option<Instant>,
     /// True while NATS fails (said once, and once when it works again).
     failing: bool,
+    /// The names' owners the cluster's bucket held at start, until [`NatsLog::owners`].
+    owners: Vec<(String, PublicKey)>,
 }
 
 impl NatsLog {
@@ -66,7 +74,7 @@ impl NatsLog {
             .name("nats".into())
             .spawn(move || worker::run(options, keep, commands_rx, followed_tx, started_tx))
             .map_err(|e| format!("cannot start the NATS client's thread: {e}"))?;
-        let restored = match started.recv_timeout(START_WAIT) {
+        let opened = match started.recv_timeout(START_WAIT) {
             Ok(result) => result?,
             Err(_) => {
                 return Err(format!(
@@ -81,8 +89,9 @@ impl NatsLog {
             urls,
             refusing_until: None,
             failing: false,
+            owners: opened.owners,
         };
-        Ok((log, restored))
+        Ok((log, opened.restored))
     }
 
     /// Publishes what the relay accepted and waits for JetStream's acknowledgements: then
@@ -122,6 +131,14 @@ impl NatsLog {
         }
     }
 
+    /// Gives the relay every name's owner the cluster's bucket held at start, before it
+    /// serves anyone (the later ones come through the followers).
+    pub fn owners(&mut self, relay: &mut Relay) {
+        for (name, key) in std::mem::take(&mut self.owners) {
+            relay.owners_mut().learn(&name_key(&name), &name, key);
+        }
+    }
+
     /// Hands the relay `first` (what [`NatsLog::next_followed`] gave) and what the followers
     /// read meanwhile, without waiting; how many.
     pub fn take_followed(&mut self, relay: &mut Relay, first: Option<Followed>) -> usize {
@@ -134,6 +151,10 @@ impl NatsLog {
                 Followed::Message(room, m) => (room, m),
                 Followed::Owner(name, key) => {
                     relay.owner_learnt(&name, key);
+                    continue;
+                }
+                Followed::Starts(room, first) => {
+                    relay.room_starts(&room, first);
                     continue;
                 }
             };
@@ -187,7 +208,15 @@ impl NatsLog {
         self.commands
             .send_blocking(make(reply))
             .map_err(|_| stopped())?;
-        answer.recv_blocking().unwrap_or_else(|_| Err(stopped()))
+        smol::block_on(
+            async { answer.recv().await.unwrap_or_else(|_| Err(stopped())) }.or(async {
+                smol::Timer::after(ASK_WAIT).await;
+                Err(format!(
+                    "NATS did not answer within {} s",
+                    ASK_WAIT.as_secs()
+                ))
+            }),
+        )
     }
 
     /// Answers the relay's history requests that need the streams.

@@ -10,6 +10,9 @@ use crate::proto::name::name_key;
 use crate::proto::secure::keys::PublicKey;
 use crate::relay::owners::Binding;
 
+/// How long a binding NATS failed waits before it is tried again.
+const BIND_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// An entry's value: the name as first spelt, and its owner's key.
 #[derive(Debug, Serialize, Deserialize)]
 struct Owner {
@@ -18,9 +21,11 @@ struct Owner {
 }
 
 impl Worker {
-    /// The bucket of names' owners (made if need be), and a task that hands the relay every
-    /// owner in it, then each new one.
-    pub(super) async fn watch_owners(&self) -> Result<kv::Store, String> {
+    /// The bucket of names' owners (made if need be) and every owner it holds now; a task
+    /// hands the relay each new one from then on.
+    pub(super) async fn watch_owners(
+        &self,
+    ) -> Result<(kv::Store, Vec<(String, PublicKey)>), String> {
         let failed = |e: &dyn std::fmt::Display| {
             format!("cannot open the names' bucket {NAMES_BUCKET}: {e}")
         };
@@ -39,10 +44,18 @@ impl Worker {
                 .await
                 .map_err(|e| failed(&e))?,
         };
-        let mut watch = store
-            .watch_with_history(">")
-            .await
-            .map_err(|e| failed(&e))?;
+        // Watched before the owners are read, so that none bound meanwhile is missed.
+        let mut watch = store.watch_all().await.map_err(|e| failed(&e))?;
+        let mut owners = Vec::new();
+        let mut keys = store.keys().await.map_err(|e| failed(&e))?;
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| failed(&e))?;
+            if let Some(owner) =
+                (store.get(&key).await.map_err(|e| failed(&e))?).and_then(|value| owner_of(&value))
+            {
+                owners.push(owner);
+            }
+        }
         let out = self.out.clone();
         tokio::spawn(async move {
             while let Some(entry) = watch.next().await {
@@ -64,7 +77,7 @@ impl Worker {
                 }
             }
         });
-        Ok(store)
+        Ok((store, owners))
     }
 
     /// Writes the relay's new bindings to the bucket, each only if its name has no entry
@@ -83,20 +96,31 @@ impl Worker {
                 key: key.clone(),
             })
             .expect("an owner serialises");
-            match names.create(&entry, value.into()).await {
-                Ok(_) => tracing::debug!(entry, "bound a name in the cluster's bucket"),
-                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                    if let Ok(Some(held)) = names.get(&entry).await
-                        && let Some((name, owner)) = owner_of(&held)
-                        && owner.to_string() != key
-                        && self.out.send(Followed::Owner(name, owner)).await.is_err()
-                    {
-                        return;
+            let mut said = false;
+            loop {
+                match names.create(&entry, value.clone().into()).await {
+                    Ok(_) => tracing::debug!(entry, "bound a name in the cluster's bucket"),
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                        if let Ok(Some(held)) = names.get(&entry).await
+                            && let Some((name, owner)) = owner_of(&held)
+                            && owner.to_string() != key
+                            && self.out.send(Followed::Owner(name, owner)).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        if !std::mem::replace(&mut said, true) {
+                            tracing::error!(error = %e, "cannot write a name's owner to the cluster's bucket: trying again (meanwhile another relay could give the name to another key)");
+                        }
+                        if self.out.is_closed() {
+                            return;
+                        }
+                        tokio::time::sleep(BIND_RETRY).await;
+                        continue;
                     }
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot write a name's owner to the cluster's bucket: the name is this relay's alone until it restarts");
-                }
+                break;
             }
         }
     }

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::proto::message::{Message, Millis, check_text};
+use crate::proto::name::check_name;
 
 /// Most bytes of one record in a stream (the streams' `max_msg_size`): a message's record is
 /// under 1,300 bytes.
@@ -39,6 +40,11 @@ pub fn decode(seq: u64, bytes: &[u8]) -> Result<Message, String> {
     let r: Record =
         serde_json::from_slice(bytes).map_err(|e| format!("not a message's record: {e}"))?;
     check_text(&r.text).map_err(|e| format!("a record whose text is refused: {e}"))?;
+    // What a client may send as its name, or the relay's own (a placeholder's): anything
+    // else would reach the members' terminals, or not fit a datagram's name.
+    if r.from != crate::serve::repair::PLACEHOLDER_FROM {
+        check_name(&r.from).map_err(|e| format!("a record whose sender's name is refused: {e}"))?;
+    }
     Ok(Message {
         seq,
         id: r.id,
@@ -72,5 +78,15 @@ mod tests {
         assert!(decode(1, b"{\"id\":1}").is_err());
         let control = br#"{"id":"00000000-0000-0000-0000-000000000001","from":"a","text":"\u001b[2J","time":"2023-11-14T22:13:20.123Z"}"#;
         assert!(decode(1, control).unwrap_err().contains("refused"));
+        let long = format!(
+            r#"{{"id":"00000000-0000-0000-0000-000000000001","from":"{}","text":"hi","time":"2023-11-14T22:13:20.123Z"}}"#,
+            "a".repeat(300)
+        );
+        assert!(
+            decode(1, long.as_bytes()).unwrap_err().contains("name"),
+            "a name too long for a datagram"
+        );
+        let escape = br#"{"id":"00000000-0000-0000-0000-000000000001","from":"ab","text":"hi","time":"2023-11-14T22:13:20.123Z"}"#;
+        assert!(decode(1, escape).is_err());
     }
 }

@@ -28,8 +28,20 @@ pub const UNREADABLE: &str =
 /// How often the streams are listed, for rooms made by other relays whose advisory was
 /// missed: the longest such a room's first messages wait here.
 const RELIST_EVERY: Duration = Duration::from_secs(2);
+/// The text of the placeholder passed on for a seq deleted from a stream.
+pub const DELETED: &str = "(a message of the room's NATS stream here was deleted)";
+/// How long the relay tries to read the store at start (a cluster starting elects each
+/// stream's leader after it answers).
+const OPEN_TRIES: Duration = Duration::from_secs(45);
 /// How long a follower waits before following its stream again after NATS failed it.
 const FOLLOW_RETRY: Duration = Duration::from_secs(1);
+
+/// What the store had at start: every room's tail, every name's owner.
+#[derive(Debug)]
+pub(super) struct Opened {
+    pub(super) restored: Vec<Restored>,
+    pub(super) owners: Vec<(String, PublicKey)>,
+}
 
 /// What a message became: its seq in its stream, and, when the stream had it already, the
 /// time of that first copy.
@@ -79,6 +91,9 @@ pub enum Followed {
     Message(String, Message),
     /// A name's owner, as the cluster's bucket has it.
     Owner(String, PublicKey),
+    /// A room (its key) new here whose stream begins at this seq, not 1 (what came before
+    /// was archived, or purged).
+    Starts(String, u64),
 }
 
 /// The worker's state, shared by its tasks.
@@ -102,7 +117,7 @@ pub(super) fn run(
     keep: usize,
     commands: async_channel::Receiver<Command>,
     out: async_channel::Sender<Followed>,
-    started: std::sync::mpsc::Sender<Result<Vec<Restored>, String>>,
+    started: std::sync::mpsc::Sender<Result<Opened, String>>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -122,11 +137,22 @@ pub(super) fn run(
                 return;
             }
         };
-        let opened =
-            async { Ok::<_, String>((worker.watch_owners().await?, worker.open(keep).await?)) };
-        let names = match opened.await {
-            Ok((names, restored)) => {
-                let _ = started.send(Ok(restored));
+        // A cluster just started answers before its streams have their leaders: their reads
+        // time out for a few seconds. Tried again until OPEN_TRIES is over.
+        let open =
+            || async { Ok::<_, String>((worker.watch_owners().await?, worker.open(keep).await?)) };
+        let deadline = tokio::time::Instant::now() + OPEN_TRIES;
+        let mut opened = open().await;
+        while let Err(e) = &opened
+            && tokio::time::Instant::now() < deadline
+        {
+            tracing::warn!(error = %e, "cannot read the NATS store yet; trying again");
+            tokio::time::sleep(FOLLOW_RETRY).await;
+            opened = open().await;
+        }
+        let names = match opened {
+            Ok(((names, owners), restored)) => {
+                let _ = started.send(Ok(Opened { restored, owners }));
                 names
             }
             Err(e) => {
@@ -139,7 +165,12 @@ pub(super) fn run(
                 Command::Publish { items, reply } => {
                     let _ = reply.send(worker.publish(items).await).await;
                 }
-                Command::Bind(bindings) => worker.bind(&names, bindings).await,
+                Command::Bind(bindings) => {
+                    // A task of its own: a binding waits for NATS (and retries), never the
+                    // commands behind it.
+                    let (worker, names) = (worker.clone(), names.clone());
+                    tokio::spawn(async move { worker.bind(&names, bindings).await });
+                }
                 Command::Import {
                     room,
                     messages,
@@ -231,8 +262,11 @@ impl Worker {
             } else {
                 Vec::new()
             };
+            // Followed after what was read (a message deleted at its end comes as a
+            // placeholder), or from the first it holds.
+            let from = tail.last().map_or(first.max(last + 1), |m| m.seq + 1);
             restored.push((room.clone(), tail, first));
-            self.follow(name, room, last + 1);
+            self.follow(name, room, Some(from));
         }
         let worker = self.clone();
         tokio::spawn(async move {
@@ -243,7 +277,7 @@ impl Worker {
                     .unwrap_or_default()
                     .to_owned();
                 if let Some(room) = room_of(&stream) {
-                    worker.follow(stream, room, 1);
+                    worker.follow(stream, room, None);
                 }
             }
         });
@@ -257,7 +291,7 @@ impl Worker {
                 let mut listed = worker.js.stream_names();
                 while let Some(Ok(name)) = listed.next().await {
                     if let Some(room) = room_of(&name) {
-                        worker.follow(name, room, 1);
+                        worker.follow(name, room, None);
                     }
                 }
             }
@@ -266,7 +300,7 @@ impl Worker {
     }
 
     /// Follows the stream `name` (of `room`) from `from` on, unless it is followed already.
-    fn follow(&self, name: String, room: String, from: u64) {
+    fn follow(&self, name: String, room: String, from: Option<u64>) {
         if !self
             .followed
             .lock()
@@ -281,19 +315,51 @@ impl Worker {
 
     /// Reads `name` in order from `from` on into the relay's channel, again after a failure
     /// from where it stopped, until the relay is gone.
-    async fn follow_from(&self, name: &str, room: &str, mut from: u64) {
+    async fn follow_from(&self, name: &str, room: &str, from: Option<u64>) {
         let mut said = false;
+        let mut from = match from {
+            Some(from) => from,
+            None => loop {
+                // A stream new here: from its first message, which the room starts at.
+                match self.first_of(name).await {
+                    Ok(first) => {
+                        let starts = Followed::Starts(room.to_owned(), first);
+                        if first > 1 && self.out.send(starts).await.is_err() {
+                            return;
+                        }
+                        break first;
+                    }
+                    Err(e) if !said => {
+                        tracing::warn!(stream = name, error = %e, "cannot follow a room's stream; trying again");
+                        said = true;
+                    }
+                    Err(_) => {}
+                }
+                if self.out.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(FOLLOW_RETRY).await;
+            },
+        };
         loop {
             let failure = match self.ordered(name, from).await {
                 Ok(mut messages) => loop {
                     match messages.next().await {
                         Some(Ok(m)) => {
-                            let Ok(info) = m.info() else { continue };
-                            let seq = info.stream_sequence;
-                            let message = readable(name, seq, &m.payload);
-                            let m = Followed::Message(room.to_owned(), message);
-                            if self.out.send(m).await.is_err() {
-                                return;
+                            let seq = match m.info() {
+                                Ok(info) => info.stream_sequence,
+                                Err(e) => break e.to_string(),
+                            };
+                            // Seqs the stream no longer has (messages deleted from it): a
+                            // placeholder each, so that the room's order goes on past them.
+                            let mut messages: Vec<Message> =
+                                (from..seq).map(|gone| deleted(name, gone)).collect();
+                            messages.push(readable(name, seq, &m.payload));
+                            for message in messages {
+                                let m = Followed::Message(room.to_owned(), message);
+                                if self.out.send(m).await.is_err() {
+                                    return;
+                                }
                             }
                             from = seq + 1;
                             said = false;
@@ -313,6 +379,13 @@ impl Worker {
             }
             tokio::time::sleep(FOLLOW_RETRY).await;
         }
+    }
+
+    /// The seq of the first message the stream `name` holds (or will: its last's next).
+    async fn first_of(&self, name: &str) -> Result<u64, String> {
+        let mut s = (self.js.get_stream(name).await).map_err(|e| e.to_string())?;
+        let state = &s.info().await.map_err(|e| e.to_string())?.state;
+        Ok(state.first_sequence.max(1))
     }
 
     /// An ordered consumer of `name` from `from` on.
@@ -338,7 +411,7 @@ impl Worker {
             let name = stream_of(&room);
             if !self.followed.lock().expect("not poisoned").contains(&name) {
                 self.make_stream(&name, &room, 1).await?;
-                self.follow(name.clone(), room.clone(), 1);
+                self.follow(name.clone(), room.clone(), None);
             }
             let publish = jetstream::message::PublishMessage::build()
                 .payload(payload.into())
@@ -434,8 +507,11 @@ impl Worker {
         {
             let mut acks = Vec::with_capacity(chunk.len());
             for m in chunk {
-                let mut publish =
-                    jetstream::message::PublishMessage::build().payload(record::encode(m).into());
+                let mut publish = jetstream::message::PublishMessage::build()
+                    .payload(record::encode(m).into())
+                    // Stored at its own seq only: JetStream refuses it if anything else
+                    // was written to the stream meanwhile.
+                    .expected_last_sequence(m.seq - 1);
                 if !m.id.is_nil() {
                     // A placeholder (the nil id) is no client's message: never a duplicate.
                     publish = publish.message_id(m.id.to_string());
@@ -462,28 +538,54 @@ impl Worker {
 
     /// The messages `first..=last` of `room`.
     async fn read(&self, room: &str, first: u64, last: u64) -> Result<Vec<Message>, String> {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err("the relay is not connected to NATS".to_owned());
+        }
         self.read_stream(&stream_of(room), first, last).await
     }
 
-    /// The messages `first..=last` of the stream `name`, in order.
+    /// The messages `first..=last` of the stream `name`, in order (those deleted from it
+    /// left out).
     async fn read_stream(&self, name: &str, first: u64, last: u64) -> Result<Vec<Message>, String> {
         let mut messages = self.ordered(name, first).await?;
         let mut read = Vec::new();
-        while (read.len() as u64) < last + 1 - first {
+        loop {
             let next = tokio::time::timeout(REQUEST_TIMEOUT, messages.next()).await;
             let m = match next {
                 Ok(Some(Ok(m))) => m,
                 Ok(Some(Err(e))) => return Err(format!("cannot read {name}: {e}")),
-                Ok(None) | Err(_) => break,
+                Ok(None) => return Err(format!("cannot read {name}: its consumer ended")),
+                Err(_) => {
+                    return Err(format!(
+                        "cannot read {name}: NATS sent nothing for {} s",
+                        REQUEST_TIMEOUT.as_secs()
+                    ));
+                }
             };
-            let Ok(info) = m.info() else { continue };
-            let seq = info.stream_sequence;
+            let info = m.info().map_err(|e| format!("cannot read {name}: {e}"))?;
+            let (seq, pending) = (info.stream_sequence, info.pending);
             if seq > last {
                 break;
             }
             read.push(readable(name, seq, &m.payload));
+            if seq == last || pending == 0 {
+                break;
+            }
         }
         Ok(read)
+    }
+}
+
+/// The placeholder for the seq `seq`, which the stream `stream` no longer holds.
+fn deleted(stream: &str, seq: u64) -> Message {
+    tracing::warn!(
+        stream,
+        seq,
+        "a message of the room's NATS stream was deleted: a placeholder takes its place"
+    );
+    Message {
+        text: DELETED.to_owned(),
+        ..placeholder(seq, Millis(0))
     }
 }
 
