@@ -311,3 +311,21 @@ fn a_relay_killed_mid_stream_sends_its_clients_to_another_and_nothing_is_lost_or
         "alice's own, once each"
     );
 }
+
+#[test]
+fn a_private_message_reaches_someone_on_another_relay_even_between_long_names() {
+    let _alone = alone();
+    let cluster = Cluster::start(1);
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = relay_with(&cluster, a_dir.path(), &[]);
+    let b = relay(&cluster, b_dir.path(), Some(a_dir.path()), "1");
+    // Names long enough that their conversation's stream is named by a hash.
+    let (her, him) = ("长".repeat(28), "名".repeat(28));
+    let mut bob = Client::join(b.addr, &him, &[]);
+    let mut alice = Client::join(a.addr, &her, &[]);
+    alice.say(&format!("/msg {him} 你好, across the cluster"));
+    let e = bob.expect(|e| e["event"] == "message" && e["text"] == "你好, across the cluster");
+    assert_eq!(e["from"], her.as_str());
+    bob.say(&format!("/msg {her} and back"));
+    alice.expect_text("and back");
+}

@@ -22,7 +22,7 @@ pub const READY: Duration = Duration::from_secs(20);
 pub fn server() -> PathBuf {
     static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let found = FOUND.get_or_init(|| {
-        if let Some(set) = std::env::var_os("URC_NATS_SERVER") {
+        if let Some(set) = std::env::var_os("URC_NATS_SERVER").filter(|s| !s.is_empty()) {
             let set = PathBuf::from(set);
             return Some(set.clone()).filter(|p| runs(p)).ok_or_else(|| {
                 format!(

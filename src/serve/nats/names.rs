@@ -26,9 +26,20 @@ pub fn name_entry(name_key: &str) -> String {
     hex(name_key)
 }
 
+/// A private conversation's stream whose key's hexadecimal would be longer than
+/// [`MAX_HEX`]: this, then the BLAKE3 hash of the key (its key is in the stream's metadata,
+/// under [`ROOM_METADATA`]).
+pub const HASHED_DM_STREAM: &str = "URC_DMH_";
+/// The stream's metadata entry that names its room's key.
+pub const ROOM_METADATA: &str = "urc_room";
+/// The longest hexadecimal of a key kept in a stream's name (NATS keeps a stream's name as
+/// a directory's, at most 255 bytes).
+const MAX_HEX: usize = 200;
+
 /// The stream of the room (or private conversation) whose key is `room`.
 pub fn stream_of(room: &str) -> String {
     match room.strip_prefix(DM_MARK) {
+        Some(rest) if 2 * rest.len() > MAX_HEX => format!("{HASHED_DM_STREAM}{}", hashed(room)),
         Some(rest) => format!("{DM_STREAM}{}", hex(rest)),
         None => format!("{ROOM_STREAM}{room}"),
     }
@@ -37,9 +48,21 @@ pub fn stream_of(room: &str) -> String {
 /// The subject the messages of the room whose key is `room` are published on.
 pub fn subject_of(room: &str) -> String {
     match room.strip_prefix(DM_MARK) {
+        Some(rest) if 2 * rest.len() > MAX_HEX => format!("urc.dmh.{}", hashed(room)),
         Some(rest) => format!("urc.dm.{}", hex(rest)),
         None => format!("urc.room.{room}"),
     }
+}
+
+/// The key of the private conversation whose stream is the hashed `stream`, as its
+/// metadata says `key` is: `None` unless `key` is one whose stream that is.
+pub fn hashed_room_of(stream: &str, key: &str) -> Option<String> {
+    (stream.starts_with(HASHED_DM_STREAM) && dm_parties(key).is_some() && stream_of(key) == stream)
+        .then(|| key.to_owned())
+}
+
+fn hashed(key: &str) -> String {
+    blake3::hash(key.as_bytes()).to_hex()[..32].to_owned()
 }
 
 /// The key of the room whose stream is `stream`; `None` for a stream that is not one
@@ -101,5 +124,24 @@ mod tests {
         ] {
             assert_eq!(room_of(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn a_long_conversation_is_a_hash_named_by_its_metadata() {
+        let long = dm_key(&"长".repeat(32), &"名".repeat(32));
+        let stream = stream_of(&long);
+        assert!(
+            stream.starts_with(HASHED_DM_STREAM) && stream.len() < 64,
+            "{stream}"
+        );
+        assert!(subject_of(&long).starts_with("urc.dmh."));
+        assert_eq!(room_of(&stream), None);
+        assert_eq!(hashed_room_of(&stream, &long), Some(long.clone()));
+        let other = dm_key(&"长".repeat(32), &"别".repeat(32));
+        assert_eq!(
+            hashed_room_of(&stream, &other),
+            None,
+            "metadata of another key"
+        );
     }
 }

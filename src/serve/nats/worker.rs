@@ -8,7 +8,9 @@ use async_nats::jetstream::{self, consumer, stream};
 use smol::stream::StreamExt as _;
 use uuid::Uuid;
 
-use super::names::{room_of, stream_of, subject_of};
+use super::names::{
+    HASHED_DM_STREAM, ROOM_METADATA, hashed_room_of, room_of, stream_of, subject_of,
+};
 use super::record::{self, MAX_RECORD};
 use crate::proto::message::{Message, Millis};
 use crate::proto::secure::keys::PublicKey;
@@ -245,7 +247,7 @@ impl Worker {
         let mut listed = self.js.stream_names();
         while let Some(name) = listed.next().await {
             let name = name.map_err(|e| failed(&e))?;
-            if let Some(room) = room_of(&name) {
+            if let Some(room) = self.room_of_stream(&name).await {
                 names.push((name, room));
             }
         }
@@ -276,7 +278,7 @@ impl Worker {
                     .next()
                     .unwrap_or_default()
                     .to_owned();
-                if let Some(room) = room_of(&stream) {
+                if let Some(room) = worker.room_of_stream(&stream).await {
                     worker.follow(stream, room, None);
                 }
             }
@@ -290,7 +292,7 @@ impl Worker {
                 tokio::time::sleep(RELIST_EVERY).await;
                 let mut listed = worker.js.stream_names();
                 while let Some(Ok(name)) = listed.next().await {
-                    if let Some(room) = room_of(&name) {
+                    if let Some(room) = worker.room_of_stream(&name).await {
                         worker.follow(name, room, None);
                     }
                 }
@@ -381,6 +383,27 @@ impl Worker {
         }
     }
 
+    /// The key of the room whose stream is `name`: from the name, or, for a private
+    /// conversation of long names, from the stream's metadata. `None` for another stream.
+    async fn room_of_stream(&self, name: &str) -> Option<String> {
+        if let Some(room) = room_of(name) {
+            return Some(room);
+        }
+        if !name.starts_with(HASHED_DM_STREAM) {
+            return None;
+        }
+        let mut s = self.js.get_stream(name).await.ok()?;
+        let key = s
+            .info()
+            .await
+            .ok()?
+            .config
+            .metadata
+            .get(ROOM_METADATA)?
+            .clone();
+        hashed_room_of(name, &key)
+    }
+
     /// The seq of the first message the stream `name` holds (or will: its last's next).
     async fn first_of(&self, name: &str) -> Result<u64, String> {
         let mut s = (self.js.get_stream(name).await).map_err(|e| e.to_string())?;
@@ -455,6 +478,7 @@ impl Worker {
             max_message_size: MAX_RECORD,
             allow_direct: true,
             description: Some(format!("urc: the messages of {room}")),
+            metadata: [(ROOM_METADATA.to_owned(), room.to_owned())].into(),
             ..Default::default()
         };
         (self.js.get_or_create_stream(config).await)
