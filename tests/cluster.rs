@@ -329,3 +329,58 @@ fn a_private_message_reaches_someone_on_another_relay_even_between_long_names() 
     bob.say(&format!("/msg {her} and back"));
     alice.expect_text("and back");
 }
+
+#[test]
+fn who_and_presence_show_every_relays_members_and_a_dead_relays_expire() {
+    let _alone = alone();
+    let cluster = Cluster::start(1);
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = relay(&cluster, a_dir.path(), None, "1");
+    let b = relay(&cluster, b_dir.path(), Some(a_dir.path()), "1");
+    let mut alice = Client::join(a.addr, "alice", &[]);
+    let mut carol = Client::join(a.addr, "carol", &[]);
+    let mut bob = Client::join(b.addr, "bob", &[]);
+    for c in [&mut alice, &mut carol] {
+        c.expect(|e| e["event"] == "joined" && e["name"] == "bob");
+    }
+    // B may read A's entries a moment after bob is in: asked again until it has them.
+    let everyone = serde_json::json!(["alice", "bob", "carol"]);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        bob.say("/who");
+        let names = bob.expect(|e| e["event"] == "who")["names"].clone();
+        if names == everyone {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "bob's /who: {names}");
+    }
+    carol.say("/quit see you");
+    let left = bob.expect(|e| e["event"] == "left" && e["name"] == "carol");
+    assert_eq!(
+        (left["reason"].as_str(), left["message"].as_str()),
+        (Some("quit"), Some("see you"))
+    );
+
+    // A dies without a word: its lease stops, and within its expiry bob is told alice timed
+    // out.
+    let died = std::time::Instant::now();
+    a.crash();
+    let left = bob.expect_within(std::time::Duration::from_secs(30), |e| {
+        e["event"] == "left" && e["name"] == "alice"
+    });
+    assert_eq!(left["reason"], "timeout");
+    let took = died.elapsed();
+    assert!(
+        took <= std::time::Duration::from_secs(18),
+        "told after {took:?}: the lease expires 15 s after the last"
+    );
+    bob.say("/who");
+    assert_eq!(
+        bob.expect(|e| e["event"] == "who")["names"],
+        serde_json::json!(["bob"])
+    );
+    alice.kill();
+    let _ = carol.finish();
+    let (status, _) = bob.finish();
+    assert!(status.success());
+}

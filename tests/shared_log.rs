@@ -9,7 +9,7 @@ use driver::{Driver, Shared};
 use urc::proto::message::Message;
 use urc::proto::secure::keys::{Keypair, PublicKey};
 use urc::proto::wire::{Acked, ErrorCode, Packet, Token};
-use urc::relay::Config;
+use urc::relay::{Config, HANDOVER_GRACE};
 use uuid::Uuid;
 
 fn addr(k: u8) -> SocketAddr {
@@ -238,5 +238,138 @@ fn a_name_another_relay_bound_first_is_its_owners_here_too() {
             .iter()
             .any(|p| matches!(p, Packet::Welcome { .. })),
         "the owner's key is welcomed: the session under another key was ended"
+    );
+}
+
+/// The presence changes the relay sent `to`: (joined, name, message) of each.
+fn presence(d: &Driver, to: SocketAddr) -> Vec<(bool, String, Option<String>)> {
+    (d.sent_to(to).into_iter())
+        .flat_map(|p| match p {
+            Packet::Presence { changes, .. } => (changes.iter())
+                .map(|c| (c.joined, c.name.clone(), c.message.clone()))
+                .collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// The names of the answer to the WHO `req` the relay sent `to`, and its last page's total.
+fn who(d: &mut Driver, to: SocketAddr, token: Token, req: u32) -> (Vec<String>, u16) {
+    d.packet(
+        to,
+        &Packet::Who {
+            token,
+            req,
+            room: 0,
+        },
+    );
+    let mut names = Vec::new();
+    let mut total = 0;
+    for p in d.sent_to(to) {
+        if let Packet::Names {
+            req: r,
+            names: n,
+            total: t,
+            ..
+        } = p
+            && *r == req
+        {
+            names.extend(n.iter().cloned());
+            total = *t;
+        }
+    }
+    (names, total)
+}
+
+/// The members a PONG to `to` says the lobby has, the latest first.
+fn members(d: &mut Driver, to: SocketAddr, token: Token) -> Option<u32> {
+    d.packet(to, &Packet::Ping { token });
+    (d.sent_to(to).into_iter().rev()).find_map(|p| match p {
+        Packet::Pong { rooms } => rooms.first().map(|r| r.members),
+        _ => None,
+    })
+}
+
+#[test]
+fn members_of_every_relay_are_in_who_pong_and_presence() {
+    let (_, mut a, mut b) = two_relays();
+    let (alice, carol, bob) = (addr(1), addr(3), addr(2));
+    a.member(alice, "alice");
+    let tc = a.member(carol, "carol");
+    let tb = b.member(bob, "bob");
+    a.tell_presence(&mut b);
+    b.tell_presence(&mut a);
+    assert_eq!(
+        presence(&b, bob),
+        [(true, "alice".into(), None), (true, "carol".into(), None)],
+        "bob is told of A's members"
+    );
+    assert!(presence(&a, carol).contains(&(true, "bob".into(), None)));
+    assert_eq!(
+        who(&mut b, bob, tb, 7),
+        (vec!["alice".into(), "bob".into(), "carol".into()], 3),
+        "the names of both relays, in order, once"
+    );
+    assert_eq!(members(&mut b, bob, tb), Some(3));
+    assert_eq!(members(&mut a, carol, tc), Some(3));
+
+    // carol says goodbye on A: bob is told, with her words.
+    a.packet(
+        carol,
+        &Packet::Leave {
+            token: tc,
+            message: "bye".into(),
+        },
+    );
+    a.tell_presence(&mut b);
+    assert_eq!(
+        presence(&b, bob).last(),
+        Some(&(false, "carol".into(), Some("bye".into())))
+    );
+    assert_eq!(members(&mut b, bob, tb), Some(2));
+    assert_eq!(who(&mut b, bob, tb, 8).0, ["alice", "bob"]);
+}
+
+#[test]
+fn a_session_that_moved_to_another_relay_ends_here_untold_and_its_other_rooms_wait_for_it() {
+    let (_, mut a, mut b) = two_relays();
+    let (alice, dave, alice_at_b) = (addr(1), addr(4), addr(5));
+    let ta = a.member(alice, "alice");
+    let td = a.member(dave, "dave");
+    for (who, token) in [(alice, ta), (dave, td)] {
+        a.packet(
+            who,
+            &Packet::Enter {
+                token,
+                room: "dev".into(),
+                history: 0,
+            },
+        );
+    }
+    a.tell_presence(&mut b);
+    let told = presence(&a, dave).len();
+
+    // alice's client moves to B, which takes her into the lobby only.
+    let tb = b.member(alice_at_b, "alice");
+    b.tell_presence(&mut a);
+    assert!(
+        !a.relay.clients().contains_key(&alice),
+        "her session on A ended"
+    );
+    assert_eq!(presence(&a, dave)[told..], [], "dave was told nothing");
+    assert_eq!(
+        members(&mut a, dave, td),
+        Some(2),
+        "alice is still in, through B"
+    );
+    assert_eq!(who(&mut b, alice_at_b, tb, 1).0, ["alice", "dave"]);
+
+    // She does not enter #dev on B within the grace: dave is told she left it, only it.
+    a.advance(HANDOVER_GRACE + std::time::Duration::from_secs(1));
+    assert_eq!(presence(&a, dave)[told..], [(false, "alice".into(), None)]);
+    assert_eq!(
+        members(&mut a, dave, td),
+        Some(2),
+        "the lobby still has her"
     );
 }

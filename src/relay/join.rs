@@ -387,7 +387,7 @@ impl Relay {
 
     /// Ends the session at `addr` without telling anyone: another session of its key takes its
     /// place, and its rooms (returned, with the number its next room would have had).
-    fn remove_quietly(&mut self, addr: SocketAddr) -> (Vec<Membership>, u16) {
+    pub(super) fn remove_quietly(&mut self, addr: SocketAddr) -> (Vec<Membership>, u16) {
         let Some((_, session)) = self.clients.remove(&addr) else {
             return (Vec::new(), 1);
         };

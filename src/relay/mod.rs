@@ -17,6 +17,8 @@
 //! | `channels.rs` | the secure channel's transports: HELLO answered after a cookie, DATA opened, packets sealed |
 //! | `commit.rs` | what the log takes, and what may leave once it holds it: commit and abort |
 //! | `shared.rs` | a log other relays write too: commits with the store's seqs, the others' messages followed in the room's order |
+//! | `cluster.rs` | presence across the relays of a shared log: this relay's told to the others, theirs taken in, one session a name in the cluster |
+//! | `elsewhere.rs` | a room's members through other relays, sorted, and those handed over held for a grace |
 //! | `turn.rs` | the end of a turn and the relay's clock: the tick (timeouts counted in time the relay ran), then fair shares and answers |
 //! | `config.rs` | the relay's settings and their defaults |
 //! | `join.rs` | JOIN and sessions: names, presence, leaving, per-IP limits, tokens |
@@ -43,12 +45,14 @@
 
 mod answers;
 pub mod channels;
+mod cluster;
 mod commit;
 mod config;
 pub mod cookie;
 mod departed;
 mod dispatch;
 pub mod dm;
+mod elsewhere;
 mod fair;
 mod give_back;
 mod intake;
@@ -88,6 +92,7 @@ use owners::Owners;
 
 use answers::Allowances;
 pub use answers::MAX_ANSWERS;
+pub use cluster::HANDOVER_GRACE;
 pub use config::{Config, DEFAULT_TIMEOUT};
 use fair::Rounds;
 pub use intake::FANOUT_PER_TURN;
@@ -235,6 +240,11 @@ pub struct Relay {
     owners: Owners,
     /// Bytes of the rooms' caches of recent messages.
     cached_bytes: usize,
+    /// Of a shared store: presence changes here since [`Relay::take_presence`], for the
+    /// other relays, each with its room's key.
+    cluster_out: Vec<(String, Change)>,
+    /// Rooms holding names whose session here moved to another relay (see `cluster.rs`).
+    holding: HashSet<RoomId>,
 }
 
 impl Relay {
@@ -275,6 +285,8 @@ impl Relay {
             last_dropped: None,
             owners: Owners::default(),
             cached_bytes: 0,
+            cluster_out: Vec::new(),
+            holding: HashSet::new(),
             stats: Stats::default(),
             config,
         };

@@ -62,6 +62,10 @@ impl Relay {
             // A private conversation tells nobody who comes and goes.
             return;
         }
+        if !self.tell_cluster(room, &change) {
+            // Here now, from another relay: its members here knew it in already.
+            return;
+        }
         self.presence.push((room, except, change));
         self.rooms[room].announced += 1;
     }

@@ -42,27 +42,45 @@ impl Relay {
         sent: usize,
         after: Option<String>,
     ) -> i64 {
-        let roster = &self.rooms[room].roster;
-        let start = roster.after(after.as_deref());
-        let rest = roster.from(start);
+        // The names here and those through other relays (of a shared store), merged in the
+        // order of their keys: no name is in both.
+        let r = &self.rooms[room];
+        let start = r.roster.after(after.as_deref());
+        let rest = r.roster.from(start);
+        let remaining = rest.len() + r.elsewhere.count_after(after.as_deref());
+        let mut here = (rest.iter())
+            .filter_map(|(key, addr)| Some((key.as_str(), self.clients.get(addr)?.name.clone())))
+            .peekable();
+        let mut there = r.elsewhere.after(after.as_deref()).peekable();
         let mut names = Vec::new();
-        let mut last_key = after;
+        let mut last_key = after.clone();
         let mut used = NAMES_HEADER;
-        for (key, addr) in rest {
-            let Some(name) = self.clients.get(addr).map(|s| s.name.clone()) else {
-                continue;
+        let done = loop {
+            let (key, name) = match (here.peek(), there.peek()) {
+                (None, None) => break true,
+                (Some((h, n)), Some((t, _))) if h <= t => (*h, n.as_str()),
+                (Some((h, n)), None) => (*h, n.as_str()),
+                (_, Some((t, n))) => (*t, *n),
             };
             if names.len() == 255 || used + 1 + name.len() > MAX_PACKET {
-                break;
+                break false;
             }
             used += 1 + name.len();
-            names.push(name);
-            last_key = Some(key.clone());
-        }
+            names.push(name.to_owned());
+            last_key = Some(key.to_owned());
+            match here.peek() {
+                Some((h, _)) if *h == key => drop(here.next()),
+                _ => drop(there.next()),
+            }
+        };
+        drop((here, there));
         // The names sent before, and those from here on as the room is now: the last page's
         // total is exactly the names sent, so the client knows it has them all.
-        let total = u16::try_from(sent + rest.len()).unwrap_or(u16::MAX);
-        let done = names.len() == rest.len();
+        let total = if done {
+            u16::try_from(sent + names.len()).unwrap_or(u16::MAX)
+        } else {
+            u16::try_from(sent + remaining).unwrap_or(u16::MAX)
+        };
         let count = names.len();
         let packet = Packet::Names {
             room: number,

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::elsewhere::Elsewhere;
 use super::roster::Roster;
 use crate::proto::message::{Message, Millis};
 
@@ -19,6 +20,8 @@ pub(super) struct Room {
     pub(super) members: HashMap<SocketAddr, u16>,
     /// The names of its members, sorted, for WHO.
     pub(super) roster: Roster,
+    /// Of a shared store: its members through other relays (none of them here).
+    pub(super) elsewhere: Elsewhere,
     /// Presence changes told in it since the relay started.
     pub(super) announced: u64,
     /// Latest committed sequence number.
@@ -55,6 +58,7 @@ impl Room {
             dm: crate::proto::dm::dm_parties(name),
             members: HashMap::new(),
             roster: Roster::default(),
+            elsewhere: Elsewhere::default(),
             announced: 0,
             committed: 0,
             log_start: 1,
@@ -119,9 +123,9 @@ impl Room {
         self.next_seq == 1 && self.committed == 0
     }
 
-    /// How many sessions it has, as a PONG says it.
+    /// How many sessions it has, as a PONG says it: here, and through other relays.
     pub(super) fn count(&self) -> u32 {
-        u32::try_from(self.members.len()).unwrap_or(u32::MAX)
+        u32::try_from(self.members.len() + self.elsewhere.len()).unwrap_or(u32::MAX)
     }
 
     /// Gives out the next sequence number.

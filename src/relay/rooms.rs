@@ -88,7 +88,12 @@ impl Rooms {
     /// Notes that `room` has no member now: see [`Rooms::remove_emptied`].
     pub(super) fn emptied(&mut self, room: RoomId) {
         let r = &self.list[room];
-        if room != 0 && r.members.is_empty() && r.never_written() && !self.emptied.contains(&room) {
+        if room != 0
+            && r.members.is_empty()
+            && r.elsewhere.is_empty()
+            && r.never_written()
+            && !self.emptied.contains(&room)
+        {
             self.emptied.push(room);
         }
     }
@@ -98,7 +103,7 @@ impl Rooms {
     pub(super) fn remove_emptied(&mut self, told: impl Fn(RoomId) -> bool) {
         for room in std::mem::take(&mut self.emptied) {
             let r = &self.list[room];
-            if r.vacant || !r.members.is_empty() || !r.never_written() {
+            if r.vacant || !r.members.is_empty() || !r.elsewhere.is_empty() || !r.never_written() {
                 continue;
             }
             if told(room) {

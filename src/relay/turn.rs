@@ -125,6 +125,7 @@ impl Relay {
             self.remove(addr, LeaveReason::TimedOut);
         }
         self.leave_rooms_not_taken_back(now);
+        self.expire_handed_over(now);
         let waiting: Vec<SocketAddr> = self
             .clients
             .iter()

@@ -379,6 +379,7 @@ impl Server {
         // names' owners in NATS instead, each name's first binding winning across them.
         if let Backing::Nats(log) = &mut self.logs {
             log.bind_names(self.relay.relay_mut());
+            log.tell_presence(self.relay.relay_mut());
         } else if self.relay.relay().owners().changed() {
             match owners::append(&self.data, self.relay.relay().owners()) {
                 Ok(()) => self.relay.relay_mut().owners_mut().written(),

@@ -381,8 +381,13 @@ impl Client {
     }
 
     /// Reads events until one matches, and returns it; panics after [`WAIT`].
-    pub fn expect(&mut self, mut pred: impl FnMut(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + WAIT;
+    pub fn expect(&mut self, pred: impl FnMut(&Value) -> bool) -> Value {
+        self.expect_within(WAIT, pred)
+    }
+
+    /// Reads events until one matches, and returns it; panics after `wait`.
+    pub fn expect_within(&mut self, wait: Duration, mut pred: impl FnMut(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {

@@ -202,6 +202,16 @@ impl Driver {
         }
     }
 
+    /// Hands `other` the presence changes of this relay's members since the last call, as the
+    /// presence bucket of a shared store does, and gives it its turn; how many datagrams it
+    /// sent.
+    pub fn tell_presence(&mut self, other: &mut Driver) -> usize {
+        for (room, change) in self.relay.take_presence() {
+            other.relay.presence_elsewhere(&room, change, other.now);
+        }
+        other.end_turn()
+    }
+
     /// Writes what the relay accepted to the log and commits it.
     fn persist(&mut self) {
         if let Some(store) = &self.shared {

@@ -6,14 +6,18 @@
 //! | `worker.rs` | the NATS client on a thread of its own (tokio), its followers of the streams |
 //! | `names.rs` | a room's stream and subject |
 //! | `record.rs` | a message as a stream holds it |
+//! | `presence.rs` | who is in each room through the other relays, as the bucket `URC_PRESENCE` says, and relays' leases: the rules |
+//! | `bucket.rs` | the presence bucket on the NATS side: this relay's members written, its lease renewed, every entry watched |
 //! | `owners.rs` | who owns each name across the cluster: the bucket `URC_NAMES` |
 //! | `import.rs` | `--import DIR`: a file-store relay's rooms put into the streams, each message at its seq |
 //!
 //! docs/cluster.md says how to run it and what it guarantees.
 
+mod bucket;
 mod import;
 mod names;
 mod owners;
+mod presence;
 mod record;
 mod worker;
 
@@ -157,6 +161,10 @@ impl NatsLog {
                     relay.room_starts(&room, first);
                     continue;
                 }
+                Followed::Presence(room, change) => {
+                    relay.presence_elsewhere(&room, change, Instant::now());
+                    continue;
+                }
             };
             match &mut run {
                 Some((r, messages)) if *r == room => messages.push(m),
@@ -194,6 +202,15 @@ impl NatsLog {
         let bindings = relay.owners().unwritten().to_vec();
         if self.commands.send_blocking(Command::Bind(bindings)).is_ok() {
             relay.owners_mut().written();
+        }
+    }
+
+    /// Writes the presence changes of the relay's members since the last call to the
+    /// cluster's bucket, for the other relays (without waiting).
+    pub fn tell_presence(&mut self, relay: &mut Relay) {
+        let changes = relay.take_presence();
+        if !changes.is_empty() {
+            let _ = self.commands.send_blocking(Command::Presence(changes));
         }
     }
 

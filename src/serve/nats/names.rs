@@ -20,6 +20,21 @@ const DM_STREAM: &str = "URC_DM_";
 /// [`name_entry`]), its value the owner ([`crate::serve::nats`]'s `owners.rs`).
 pub const NAMES_BUCKET: &str = "URC_NAMES";
 
+/// The key-value bucket of who is in each room through which relay, and of each relay's
+/// lease ([`crate::serve::nats`]'s `presence.rs`).
+pub const PRESENCE_BUCKET: &str = "URC_PRESENCE";
+
+/// The entry, in [`PRESENCE_BUCKET`], of the name whose key is `name_key` in the room
+/// `room` (a room's key, which a bucket's key may hold as it is): `m.ops.616c696365`.
+pub fn member_entry(room: &str, name_key: &str) -> String {
+    format!("m.{room}.{}", hex(name_key))
+}
+
+/// The entry, in [`PRESENCE_BUCKET`], of the lease of the relay `relay`: `r.` and its id.
+pub fn lease_entry(relay: uuid::Uuid) -> String {
+    format!("r.{}", relay.simple())
+}
+
 /// The entry of the name whose key ([`crate::proto::name::name_key`]) is `name_key` in
 /// [`NAMES_BUCKET`]: its UTF-8 in hexadecimal (a bucket's keys are ASCII).
 pub fn name_entry(name_key: &str) -> String {

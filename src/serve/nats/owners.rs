@@ -29,21 +29,13 @@ impl Worker {
         let failed = |e: &dyn std::fmt::Display| {
             format!("cannot open the names' bucket {NAMES_BUCKET}: {e}")
         };
-        let store = match self.js.get_key_value(NAMES_BUCKET).await {
-            Ok(store) => store,
-            Err(_) => (self.js)
-                .create_key_value(kv::Config {
-                    bucket: NAMES_BUCKET.to_owned(),
-                    description: "urc: each name's owner, by the name's key".to_owned(),
-                    history: 1,
-                    max_value_size: 1024,
-                    storage: async_nats::jetstream::stream::StorageType::File,
-                    num_replicas: self.replicas,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| failed(&e))?,
-        };
+        let store = (self.bucket(
+            NAMES_BUCKET,
+            "urc: each name's owner, by the name's key",
+            std::time::Duration::ZERO,
+        ))
+        .await
+        .map_err(|e| failed(&e))?;
         // Watched before the owners are read, so that none bound meanwhile is missed.
         let mut watch = store.watch_all().await.map_err(|e| failed(&e))?;
         let mut owners = Vec::new();

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream::{self, consumer, kv, stream};
 use smol::stream::StreamExt as _;
 use uuid::Uuid;
 
@@ -68,6 +68,9 @@ pub(super) enum Command {
     /// Write names bound on this relay to the cluster's bucket (no answer: a name another
     /// relay bound first comes back as a [`Followed::Owner`]).
     Bind(Vec<Binding>),
+    /// Write this relay's members' presence changes (each with its room's key) to the
+    /// presence bucket (no answer).
+    Presence(Vec<(String, crate::proto::wire::Change)>),
     /// Read the messages `first..=last` of a room.
     Read {
         room: String,
@@ -96,6 +99,8 @@ pub enum Followed {
     /// A room (its key) new here whose stream begins at this seq, not 1 (what came before
     /// was archived, or purged).
     Starts(String, u64),
+    /// A presence change in the room (its key) through another relay.
+    Presence(String, crate::proto::wire::Change),
 }
 
 /// The worker's state, shared by its tasks.
@@ -141,8 +146,11 @@ pub(super) fn run(
         };
         // A cluster just started answers before its streams have their leaders: their reads
         // time out for a few seconds. Tried again until OPEN_TRIES is over.
-        let open =
-            || async { Ok::<_, String>((worker.watch_owners().await?, worker.open(keep).await?)) };
+        let open = || async {
+            let owners = worker.watch_owners().await?;
+            let presence = worker.open_presence().await?;
+            Ok::<_, String>((owners, presence, worker.open(keep).await?))
+        };
         let deadline = tokio::time::Instant::now() + OPEN_TRIES;
         let mut opened = open().await;
         while let Err(e) = &opened
@@ -152,10 +160,10 @@ pub(super) fn run(
             tokio::time::sleep(FOLLOW_RETRY).await;
             opened = open().await;
         }
-        let names = match opened {
-            Ok(((names, owners), restored)) => {
+        let (names, presence) = match opened {
+            Ok(((names, owners), presence, restored)) => {
                 let _ = started.send(Ok(Opened { restored, owners }));
-                names
+                (names, presence)
             }
             Err(e) => {
                 let _ = started.send(Err(e));
@@ -173,6 +181,7 @@ pub(super) fn run(
                     let (worker, names) = (worker.clone(), names.clone());
                     tokio::spawn(async move { worker.bind(&names, bindings).await });
                 }
+                Command::Presence(changes) => presence.write(changes),
                 Command::Import {
                     room,
                     messages,
@@ -292,6 +301,14 @@ impl Worker {
                 tokio::time::sleep(RELIST_EVERY).await;
                 let mut listed = worker.js.stream_names();
                 while let Some(Ok(name)) = listed.next().await {
+                    let known = worker
+                        .followed
+                        .lock()
+                        .expect("not poisoned")
+                        .contains(&name);
+                    if known {
+                        continue;
+                    }
                     if let Some(room) = worker.room_of_stream(&name).await {
                         worker.follow(name, room, None);
                     }
@@ -381,6 +398,33 @@ impl Worker {
             }
             tokio::time::sleep(FOLLOW_RETRY).await;
         }
+    }
+
+    /// The key-value bucket `name`, made (with `description`) if need be: one value a key,
+    /// at most 1024 bytes, file storage, the worker's replicas, each entry kept `max_age`
+    /// (zero: for ever).
+    pub(super) async fn bucket(
+        &self,
+        name: &str,
+        description: &str,
+        max_age: Duration,
+    ) -> Result<kv::Store, String> {
+        if let Ok(store) = self.js.get_key_value(name).await {
+            return Ok(store);
+        }
+        (self.js)
+            .create_key_value(kv::Config {
+                bucket: name.to_owned(),
+                description: description.to_owned(),
+                history: 1,
+                max_age,
+                max_value_size: 1024,
+                storage: stream::StorageType::File,
+                num_replicas: self.replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// The key of the room whose stream is `name`: from the name, or, for a private
