@@ -9,6 +9,7 @@ use driver::{Driver, Shared};
 use urc::proto::message::Message;
 use urc::proto::secure::keys::{Keypair, PublicKey};
 use urc::proto::wire::{Acked, ErrorCode, Packet, Token};
+use urc::relay::Stored;
 use urc::relay::{Config, HANDOVER_GRACE};
 use uuid::Uuid;
 
@@ -372,4 +373,70 @@ fn a_session_that_moved_to_another_relay_ends_here_untold_and_its_other_rooms_wa
         Some(2),
         "the lobby still has her"
     );
+}
+
+#[test]
+fn a_room_the_store_failed_is_refused_alone_and_its_resend_is_stored_after_the_others() {
+    let (_, mut a, _) = two_relays();
+    let alice = addr(1);
+    let token = a.member(alice, "alice");
+    a.packet(
+        alice,
+        &Packet::Enter {
+            token,
+            room: "dev".into(),
+            history: 0,
+        },
+    );
+    let (lobby_id, dev_id) = (Uuid::new_v4(), Uuid::new_v4());
+    let sent = |csn, room, id, text: &str| urc::proto::wire::Sent {
+        csn,
+        room,
+        id,
+        text: text.to_owned(),
+    };
+    let send = Packet::Send {
+        token,
+        base: 1,
+        messages: vec![
+            sent(1, 1, dev_id, "to dev"),
+            sent(2, 0, lobby_id, "to the lobby"),
+        ],
+    };
+    // The turn by hand: the store stores the lobby's, and fails dev's.
+    let (now, wall) = (a.now, a.wall());
+    a.relay.handle(now, wall, alice, &send.encode());
+    a.relay.end_turn(now, wall);
+    let rooms: Vec<String> = a.relay.appends().map(|(room, _)| room.to_owned()).collect();
+    assert_eq!(rooms, ["dev", "lobby"]);
+    let stored = Stored { seq: 1, time: wall };
+    a.relay
+        .commit_some(&[None, Some(stored)], "its store failed");
+    a.follow();
+    let acked: Vec<Uuid> = acks(&a, alice).iter().map(|k| k.id).collect();
+    assert_eq!(acked, [lobby_id], "the lobby's is stored and acknowledged");
+    let refused = (a.sent_to(alice).into_iter()).find_map(|p| match p {
+        Packet::Error {
+            code: ErrorCode::Storage,
+            id,
+            message,
+        } => Some((*id, message.clone())),
+        _ => None,
+    });
+    assert_eq!(
+        refused,
+        Some((
+            dev_id,
+            "the relay could not store the message (its store failed): it will be resent".into()
+        ))
+    );
+    // Its client resends it (base 1: csn 1 unacknowledged): taken again, and stored.
+    let resend = Packet::Send {
+        token,
+        base: 1,
+        messages: vec![sent(1, 1, dev_id, "to dev")],
+    };
+    a.packet(alice, &resend);
+    let acked: Vec<(Uuid, u64)> = acks(&a, alice).iter().map(|k| (k.id, k.seq)).collect();
+    assert_eq!(acked, [(lobby_id, 1), (dev_id, 1)]);
 }

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::Relay;
+use super::send::Pending;
 use crate::proto::message::Message;
 use crate::proto::wire::{Acked, ErrorCode, Packet};
 
@@ -88,13 +89,22 @@ impl Relay {
     /// their senders, who will send them again.
     pub fn abort(&mut self, why: &str) {
         let batch = std::mem::take(&mut self.pending);
+        self.refuse(batch, why);
+    }
+
+    /// Forgets the messages of `batch`, which could not be persisted, and tells their
+    /// senders, who will send them again.
+    pub(super) fn refuse(&mut self, batch: Vec<Pending>, why: &str) {
         // Each room's first seq of the batch: its next seq again.
         let mut firsts: HashMap<usize, u64> = HashMap::new();
         for p in &batch {
             firsts.entry(p.room).or_insert(p.message.seq);
         }
         // Acknowledgements of earlier, durable messages still go; of these, none.
-        (self.held_acks).retain(|(_, room, a)| firsts.get(room).is_none_or(|&f| a.seq < f));
+        let ids: HashSet<_> = batch.iter().map(|p| p.message.id).collect();
+        (self.held_acks).retain(|(_, room, a)| {
+            firsts.get(room).is_none_or(|&f| a.seq < f) && !ids.contains(&a.id)
+        });
         if !self.config.shared {
             for (&room, &first) in &firsts {
                 self.rooms[room].next_seq = first;

@@ -37,10 +37,28 @@ impl Relay {
     /// The messages of [`Relay::appends`] are stored, each as `stored` says (in the same
     /// order): acknowledge them, and pass on those the room's order reached.
     pub fn commit_stored(&mut self, stored: &[Stored]) {
-        debug_assert!(self.config.shared, "commit_stored is for a shared log");
-        let batch = std::mem::take(&mut self.pending);
-        debug_assert_eq!(batch.len(), stored.len(), "one answer a message");
-        let given: HashMap<_, _> = (batch.iter().zip(stored))
+        let all: Vec<Option<Stored>> = stored.iter().copied().map(Some).collect();
+        self.commit_some(&all, "");
+    }
+
+    /// The messages of [`Relay::appends`] are stored or not, each as `stored` says (in the
+    /// same order): those stored are acknowledged and passed on as [`Relay::commit_stored`]
+    /// does, the others refused to their senders, who will send them again, as
+    /// [`Relay::abort`] does (`why` they were not).
+    pub fn commit_some(&mut self, stored: &[Option<Stored>], why: &str) {
+        debug_assert!(self.config.shared, "commit_some is for a shared log");
+        let taken = std::mem::take(&mut self.pending);
+        debug_assert_eq!(taken.len(), stored.len(), "one answer a message");
+        let (kept, failed): (Vec<_>, Vec<_>) = taken
+            .into_iter()
+            .zip(stored)
+            .partition(|(_, s)| s.is_some());
+        if !failed.is_empty() {
+            self.refuse(failed.into_iter().map(|(p, _)| p).collect(), why);
+        }
+        let (batch, stored): (Vec<_>, Vec<Stored>) =
+            kept.into_iter().map(|(p, s)| (p, s.expect("kept"))).unzip();
+        let given: HashMap<_, _> = (batch.iter().zip(&stored))
             .map(|(p, s)| (p.message.id, *s))
             .collect();
         // The acknowledgements of retransmissions that came while these were pending.

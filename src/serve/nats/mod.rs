@@ -43,8 +43,9 @@ const FOLLOWED_QUEUE: usize = 4096;
 const ASK_WAIT: Duration = Duration::from_secs(10);
 /// How long the relay waits for NATS to connect and hand it every room's tail at start.
 const START_WAIT: Duration = Duration::from_secs(60);
-/// How long, after NATS failed a turn's publish, the next turns refuse at once rather than
-/// wait for it again (each refused message is resent by its client).
+/// How long, after NATS failed to store a message of a room, the next turns refuse that
+/// room's at once rather than wait for it again (each refused message is resent by its
+/// client).
 const BACK_OFF: Duration = Duration::from_millis(500);
 
 /// The store's end on the relay's thread.
@@ -55,8 +56,9 @@ pub struct NatsLog {
     followed: async_channel::Receiver<Followed>,
     /// The servers, to name them in the relay's log.
     urls: String,
-    /// Until when a publish is refused at once: NATS failed one a moment ago.
-    refusing_until: Option<Instant>,
+    /// The rooms whose messages are refused at once, until when: NATS failed one of theirs
+    /// a moment ago.
+    refusing: std::collections::HashMap<String, Instant>,
     /// True while NATS fails (said once, and once when it works again).
     failing: bool,
     /// The names' owners the cluster's bucket held at start, until [`NatsLog::owners`].
@@ -91,48 +93,72 @@ impl NatsLog {
             commands,
             followed,
             urls,
-            refusing_until: None,
+            refusing: std::collections::HashMap::new(),
             failing: false,
             owners: opened.owners,
         };
         Ok((log, opened.restored))
     }
 
-    /// Publishes what the relay accepted and waits for JetStream's acknowledgements: then
-    /// [`Relay::commit_stored`] with the seqs the streams gave, or, if NATS failed any,
-    /// [`Relay::abort`] (the clients resend; what was stored meanwhile is recognised by its
-    /// id, by the stream and by the relay).
+    /// Publishes what the relay accepted and waits for JetStream's acknowledgements (at most
+    /// [`worker::COMMIT_WAIT`]): then [`Relay::commit_some`] with the seqs the streams gave,
+    /// the messages NATS did not store refused (their clients resend; what was stored
+    /// meanwhile is recognised by its id, by the stream and by the relay). A room NATS failed
+    /// has its messages refused at once for [`BACK_OFF`]; the other rooms go on.
     pub fn commit(&mut self, relay: &mut Relay) {
         if !relay.has_appends() {
             return;
         }
-        if self.refusing_until.is_some_and(|t| Instant::now() < t) {
-            return relay.abort("its store, NATS, is failing");
-        }
-        let items: Vec<_> = (relay.appends())
-            .map(|(room, m)| (room.to_owned(), m.id, record::encode(m)))
-            .collect();
-        match self.ask(|reply| Command::Publish { items, reply }) {
-            Ok(published) => {
-                if std::mem::replace(&mut self.failing, false) {
-                    tracing::info!(nats = %self.urls, "NATS stores messages again");
-                }
-                let stored: Vec<Stored> = (relay.appends().zip(published))
-                    .map(|((_, m), (seq, first))| Stored {
-                        seq,
-                        time: first.unwrap_or(m.time),
-                    })
-                    .collect();
-                relay.commit_stored(&stored);
-            }
-            Err(e) => {
-                if !std::mem::replace(&mut self.failing, true) {
-                    tracing::error!(nats = %self.urls, error = %e, "NATS did not store a turn's messages: acknowledging nothing until it does (clients resend)");
-                }
-                self.refusing_until = Some(Instant::now() + BACK_OFF);
-                relay.abort("its store, NATS, is failing");
+        let now = Instant::now();
+        self.refusing.retain(|_, until| *until > now);
+        let mut items = Vec::new();
+        let mut places = Vec::new();
+        for (i, (room, m)) in relay.appends().enumerate() {
+            if !self.refusing.contains_key(room) {
+                items.push((room.to_owned(), m.id, record::encode(m)));
+                places.push((i, room.to_owned(), m.time));
             }
         }
+        let mut stored: Vec<Option<Stored>> = vec![None; relay.appends().len()];
+        let mut failure = None;
+        if !items.is_empty() {
+            match self.ask(|reply| Command::Publish { items, reply }) {
+                Ok(published) => {
+                    for ((i, room, time), result) in places.into_iter().zip(published) {
+                        match result {
+                            Ok((seq, first)) => {
+                                stored[i] = Some(Stored {
+                                    seq,
+                                    time: first.unwrap_or(time),
+                                });
+                            }
+                            Err(e) => {
+                                self.refusing.insert(room, now + BACK_OFF);
+                                failure = Some(e);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    for (_, room, _) in places {
+                        self.refusing.insert(room, now + BACK_OFF);
+                    }
+                    failure = Some(e);
+                }
+            }
+        }
+        match failure {
+            Some(e) if !std::mem::replace(&mut self.failing, true) => {
+                tracing::error!(nats = %self.urls, error = %e, "NATS did not store messages of a room: acknowledging none of that room's until it does (clients resend)");
+            }
+            None if stored.iter().all(Option::is_some)
+                && std::mem::replace(&mut self.failing, false) =>
+            {
+                tracing::info!(nats = %self.urls, "NATS stores messages again");
+            }
+            _ => {}
+        }
+        relay.commit_some(&stored, "its store, NATS, is failing");
     }
 
     /// Gives the relay every name's owner the cluster's bucket held at start, before it

@@ -1,6 +1,6 @@
 //! The NATS side of the store, on a thread of its own with a tokio runtime (async-nats needs one): the relay's commands (publish a turn's messages, read a range of a room) answered over async-channel, and every room's stream followed in its order into one bounded channel.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +20,10 @@ use crate::serve::repair::placeholder;
 
 /// How long the relay waits for NATS to answer a request or acknowledge a publish.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a turn waits for JetStream to acknowledge its messages: those unanswered by
+/// then are refused to their senders (who resend them), so that a stream electing its
+/// leader holds the relay's other rooms up for no longer.
+pub const COMMIT_WAIT: Duration = Duration::from_millis(500);
 /// How long a retransmission to any relay of the cluster is recognised by the store itself
 /// (each stream's `duplicate_window`): longer than a client goes on resending to one relay
 /// before it moves to another (each relay also remembers the ids of the messages it saw).
@@ -56,7 +60,7 @@ pub(super) enum Command {
     /// answer with what each became, in order.
     Publish {
         items: Vec<(String, Uuid, Vec<u8>)>,
-        reply: async_channel::Sender<Result<Vec<Published>, String>>,
+        reply: async_channel::Sender<Result<Vec<Result<Published, String>>, String>>,
     },
     /// Put a file log's messages (in its order, seqs one after the other) into the room's
     /// stream, those it lacks, each at its own seq; answer with how many were put.
@@ -173,7 +177,7 @@ pub(super) fn run(
         while let Ok(command) = commands.recv().await {
             match command {
                 Command::Publish { items, reply } => {
-                    let _ = reply.send(worker.publish(items).await).await;
+                    let _ = reply.send(Ok(worker.publish(items).await)).await;
                 }
                 Command::Bind(bindings) => {
                     // A task of its own: a binding waits for NATS (and retries), never the
@@ -468,39 +472,95 @@ impl Worker {
         c.messages().await.map_err(|e| e.to_string())
     }
 
-    /// Publishes a turn's messages, all sent before any acknowledgement is awaited.
-    async fn publish(&self, items: Vec<(String, Uuid, Vec<u8>)>) -> Result<Vec<Published>, String> {
+    /// Publishes a turn's messages, all sent before any acknowledgement is awaited, and
+    /// awaits their acknowledgements until [`COMMIT_WAIT`] is over: what each became, in order, or why it was not stored. A room NATS failed
+    /// publishes none of its later messages of the turn (they would be stored before the one
+    /// that failed when it is resent). A message unanswered in time is not stored as far as
+    /// the relay knows: its client resends it, and if NATS stores it after all, the resend is
+    /// recognised by its id.
+    async fn publish(&self, items: Vec<(String, Uuid, Vec<u8>)>) -> Vec<Result<Published, String>> {
         if self.client.connection_state() != async_nats::connection::State::Connected {
-            return Err("the relay is not connected to NATS".to_owned());
+            let why = "the relay is not connected to NATS".to_owned();
+            return items.iter().map(|_| Err(why.clone())).collect();
         }
+        let mut failed: HashMap<String, String> = HashMap::new();
         let mut acks = Vec::with_capacity(items.len());
         for (room, id, payload) in items {
-            let name = stream_of(&room);
-            if !self.followed.lock().expect("not poisoned").contains(&name) {
-                self.make_stream(&name, &room, 1).await?;
-                self.follow(name.clone(), room.clone(), None);
+            if let Some(why) = failed.get(&room) {
+                acks.push(Err(why.clone()));
+                continue;
             }
-            let publish = jetstream::message::PublishMessage::build()
-                .payload(payload.into())
-                .message_id(id.to_string());
-            let ack = (self.js.send_publish(subject_of(&room), publish).await)
-                .map_err(|e| format!("cannot publish to {name}: {e}"))?;
-            acks.push((name, ack));
+            match self.send(&room, id, payload).await {
+                Ok(ack) => acks.push(Ok((stream_of(&room), ack))),
+                Err(why) => {
+                    failed.insert(room, why.clone());
+                    acks.push(Err(why));
+                }
+            }
         }
+        let deadline = tokio::time::Instant::now() + COMMIT_WAIT;
         let mut stored = Vec::with_capacity(acks.len());
-        for (name, ack) in acks {
-            let ack = ack
-                .await
-                .map_err(|e| format!("{name} did not store: {e}"))?;
-            let time = if ack.duplicate {
-                // Stored before (through another relay, say): the first copy's time.
-                self.time_of(&name, ack.sequence).await?
-            } else {
-                None
+        let mut late = Vec::new();
+        for ack in acks {
+            let (name, ack) = match ack {
+                Ok(ack) => ack,
+                Err(why) => {
+                    stored.push(Err(why));
+                    continue;
+                }
             };
-            stored.push((ack.sequence, time));
+            if !late.is_empty() {
+                late.push(Box::pin(ack.into_future()));
+                stored.push(Err(too_late()));
+                continue;
+            }
+            let mut ack = Box::pin(ack.into_future());
+            match tokio::time::timeout_at(deadline, &mut ack).await {
+                Ok(Ok(ack)) => {
+                    let time = if ack.duplicate {
+                        // Stored before (through another relay, say): the first copy's time.
+                        self.time_of(&name, ack.sequence).await
+                    } else {
+                        Ok(None)
+                    };
+                    stored.push(time.map(|time| (ack.sequence, time)));
+                }
+                Ok(Err(e)) => stored.push(Err(format!("{name} did not store: {e}"))),
+                Err(_) => {
+                    late.push(ack);
+                    stored.push(Err(too_late()));
+                }
+            }
         }
-        Ok(stored)
+        if !late.is_empty() {
+            // Left to finish by themselves: what NATS stores of them the followers bring.
+            tokio::spawn(async move {
+                for ack in late {
+                    let _ = ack.await;
+                }
+            });
+        }
+        stored
+    }
+
+    /// Publishes one message to its room's stream (made first if need be); its
+    /// acknowledgement to come.
+    async fn send(
+        &self,
+        room: &str,
+        id: Uuid,
+        payload: Vec<u8>,
+    ) -> Result<jetstream::context::PublishAckFuture, String> {
+        let name = stream_of(room);
+        if !self.followed.lock().expect("not poisoned").contains(&name) {
+            self.make_stream(&name, room, 1).await?;
+            self.follow(name.clone(), room.to_owned(), None);
+        }
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(payload.into())
+            .message_id(id.to_string());
+        (self.js.send_publish(subject_of(room), publish).await)
+            .map_err(|e| format!("cannot publish to {name}: {e}"))
     }
 
     /// The time of the message `seq` of `name`.
@@ -667,4 +727,12 @@ fn readable(stream: &str, seq: u64, bytes: &[u8]) -> Message {
             ..placeholder(seq, Millis(0))
         }
     })
+}
+
+/// Why a message unanswered within [`COMMIT_WAIT`] was not stored.
+fn too_late() -> String {
+    format!(
+        "NATS did not acknowledge it within {} ms",
+        COMMIT_WAIT.as_millis()
+    )
 }
