@@ -103,7 +103,8 @@ fn import(
                 .into(),
         );
     };
-    let (log, _) = urc::serve::nats::NatsLog::open(options.clone(), keep)?;
+    // An id of its own: it has no members, and its lease lapses once it is done.
+    let (log, _) = urc::serve::nats::NatsLog::open(options.clone(), keep, uuid::Uuid::new_v4())?;
     for (room, put, held) in log.import(from)? {
         tracing::info!(
             room,

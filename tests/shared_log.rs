@@ -358,6 +358,20 @@ fn a_session_that_moved_to_another_relay_ends_here_untold_and_its_other_rooms_wa
         "her session on A ended"
     );
     assert_eq!(presence(&a, dave)[told..], [], "dave was told nothing");
+    let gone = |room: &str| {
+        let change = urc::proto::wire::Change {
+            joined: false,
+            reason: urc::proto::wire::LeaveReason::Quit,
+            name: "alice".into(),
+            message: None,
+        };
+        vec![(room.to_owned(), change)]
+    };
+    assert_eq!(
+        a.relay.take_presence(),
+        gone("lobby"),
+        "A lets its entry of her in the lobby go (written only if it is still A's)"
+    );
     assert_eq!(
         members(&mut a, dave, td),
         Some(2),
@@ -368,6 +382,11 @@ fn a_session_that_moved_to_another_relay_ends_here_untold_and_its_other_rooms_wa
     // She does not enter #dev on B within the grace: dave is told she left it, only it.
     a.advance(HANDOVER_GRACE + std::time::Duration::from_secs(1));
     assert_eq!(presence(&a, dave)[told..], [(false, "alice".into(), None)]);
+    assert_eq!(
+        a.relay.take_presence(),
+        gone("dev"),
+        "and its entry of her in #dev, for the other relays"
+    );
     assert_eq!(
         members(&mut a, dave, td),
         Some(2),

@@ -32,15 +32,25 @@ impl Relay {
         if !self.config.shared || crate::proto::dm::dm_parties(room).is_some() {
             return;
         }
-        let room = self.rooms.find_or_add(room);
+        // A room with members only on other relays counts as one of this relay's.
+        let Some(room) = self.room_to_enter(room) else {
+            self.stats.presence_dropped += 1;
+            return;
+        };
         let key = name_key(&change.name);
         if change.joined {
             let was_here = self.rooms[room].roster.get(&key).is_some();
             if let Some(addr) = self.roster.get(&key) {
                 self.hand_over(addr, room, now);
             }
-            if self.rooms[room].elsewhere.enter(&key, &change.name, None) && !was_here {
-                self.tell_here(room, change);
+            match self.rooms[room].elsewhere.enter(&key, &change.name, None) {
+                None if !was_here => self.tell_here(room, change),
+                // A name handed over, in a room it entered there too: this relay's entry of
+                // it is let go (the other relay wrote its own over it).
+                Some(before) if before.held_until.is_some() => {
+                    self.let_go(room, &change.name);
+                }
+                _ => {}
             }
         } else if self.rooms[room].elsewhere.leave(&key)
             && self.rooms[room].roster.get(&key).is_none()
@@ -69,6 +79,8 @@ impl Relay {
         let rooms: Vec<RoomId> = self.holding.iter().copied().collect();
         for room in rooms {
             for name in self.rooms[room].elsewhere.expire(now) {
+                // Told here, and written over this relay's entry if it still is one.
+                self.let_go(room, &name);
                 let change = Change {
                     joined: false,
                     reason: LeaveReason::Quit,
@@ -97,6 +109,7 @@ impl Relay {
         };
         let key = name_key(&name);
         let until = now + HANDOVER_GRACE;
+        self.let_go(room, &name);
         for other in rooms {
             let r = &mut self.rooms[other];
             if other != room && r.dm.is_none() && !r.elsewhere.has(&key) {
@@ -109,6 +122,20 @@ impl Relay {
             "a session here moved to another relay of the cluster: it ends here"
         );
         self.remove_quietly(addr);
+    }
+
+    /// Lets the other relays know `name` is no longer in `room` through this one: written
+    /// only over an entry of this relay's (the shell's compare-and-set), so a relay that took
+    /// the name over keeps it.
+    fn let_go(&mut self, room: RoomId, name: &str) {
+        let change = Change {
+            joined: false,
+            reason: LeaveReason::Quit,
+            name: name.to_owned(),
+            message: None,
+        };
+        self.cluster_out
+            .push((self.rooms[room].name.clone(), change));
     }
 
     /// Tells this relay's members of `room` of `change`, which happened through another relay.

@@ -17,17 +17,23 @@ pub(super) struct Member {
 /// A room's members through other relays, sorted by key.
 #[derive(Debug, Default)]
 pub(super) struct Elsewhere {
+    /// By the name's key.
     members: BTreeMap<String, Member>,
 }
 
 impl Elsewhere {
-    /// Takes `name` (of key `key`) for in the room: true if it was not yet.
-    pub(super) fn enter(&mut self, key: &str, name: &str, held_until: Option<Instant>) -> bool {
+    /// Takes `name` (of key `key`) for in the room; what it was before, if it was in.
+    pub(super) fn enter(
+        &mut self,
+        key: &str,
+        name: &str,
+        held_until: Option<Instant>,
+    ) -> Option<Member> {
         let member = Member {
             name: name.to_owned(),
             held_until,
         };
-        self.members.insert(key.to_owned(), member).is_none()
+        self.members.insert(key.to_owned(), member)
     }
 
     /// Takes the name of `key` for gone: true if it was here.
@@ -97,13 +103,15 @@ mod tests {
     fn names_are_read_in_order_and_held_ones_expire() {
         let t0 = Instant::now();
         let mut e = Elsewhere::default();
-        assert!(e.enter("zoe", "Zoe", None));
-        assert!(e.enter("al", "Al", Some(t0 + Duration::from_secs(5))));
-        assert!(
-            !e.enter("al", "AL", None),
+        let held = Some(t0 + Duration::from_secs(5));
+        assert_eq!(e.enter("zoe", "Zoe", None), None);
+        assert_eq!(e.enter("al", "Al", held), None);
+        assert_eq!(
+            e.enter("al", "AL", None).and_then(|m| m.held_until),
+            held,
             "told again: not new, and no longer held"
         );
-        assert!(e.enter("mia", "Mia", Some(t0 + Duration::from_secs(5))));
+        assert_eq!(e.enter("mia", "Mia", held), None);
         let names = |e: &Elsewhere, k: Option<&str>| {
             e.after(k).map(|(_, n)| n.to_owned()).collect::<Vec<_>>()
         };

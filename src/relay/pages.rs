@@ -68,9 +68,12 @@ impl Relay {
             used += 1 + name.len();
             names.push(name.to_owned());
             last_key = Some(key.to_owned());
-            match here.peek() {
-                Some((h, _)) if *h == key => drop(here.next()),
-                _ => drop(there.next()),
+            // Both, on a tie: a name is listed once.
+            if here.peek().is_some_and(|(h, _)| *h == key) {
+                here.next();
+            }
+            if there.peek().is_some_and(|(t, _)| *t == key) {
+                there.next();
             }
         };
         drop((here, there));

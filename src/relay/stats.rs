@@ -45,13 +45,15 @@ pub struct Stats {
     pub stalls: u64,
     /// How long, in all, it had not run then.
     pub stalled: std::time::Duration,
+    /// Presence from other relays of a shared store left out: of a room past `--max-rooms`.
+    pub presence_dropped: u64,
 }
 
 /// A count's name in [`Stats::counts`] and where it is kept.
 type Count = (&'static str, fn(&mut Stats) -> &mut u64);
 
 /// Every count, by the name the relay's last log line gives it (all but `stalled`, a time).
-const COUNTS: [Count; 17] = [
+const COUNTS: [Count; 18] = [
     ("malformed", |s| &mut s.malformed),
     ("unauthorised", |s| &mut s.unauthorised),
     ("stored", |s| &mut s.stored),
@@ -69,6 +71,7 @@ const COUNTS: [Count; 17] = [
     ("stale", |s| &mut s.stale),
     ("rate_limited", |s| &mut s.rate_limited),
     ("stalls", |s| &mut s.stalls),
+    ("presence_dropped", |s| &mut s.presence_dropped),
 ];
 
 impl Stats {

@@ -155,7 +155,8 @@ impl Server {
             }
             StoreChoice::Nats(options) => {
                 config.shared = true;
-                let (log, restored) = NatsLog::open(options, keep).map_err(StartError::Data)?;
+                let id = nats::relay_id(&data).map_err(StartError::Data)?;
+                let (log, restored) = NatsLog::open(options, keep, id).map_err(StartError::Data)?;
                 (Backing::Nats(log), restored)
             }
         };

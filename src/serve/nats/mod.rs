@@ -7,22 +7,25 @@
 //! | `names.rs` | a room's stream and subject |
 //! | `record.rs` | a message as a stream holds it |
 //! | `presence.rs` | who is in each room through the other relays, as the bucket `URC_PRESENCE` says, and relays' leases: the rules |
-//! | `bucket.rs` | the presence bucket on the NATS side: this relay's members written, its lease renewed, every entry watched |
+//! | `presence_bucket.rs` | the presence bucket on the NATS side: this relay's members written, its lease renewed, every entry watched |
 //! | `owners.rs` | who owns each name across the cluster: the bucket `URC_NAMES` |
+//! | `identity.rs` | this relay's id in the cluster, kept in its data directory |
 //! | `import.rs` | `--import DIR`: a file-store relay's rooms put into the streams, each message at its seq |
 //!
 //! docs/cluster.md says how to run it and what it guarantees.
 
-mod bucket;
+mod identity;
 mod import;
 mod names;
 mod owners;
 mod presence;
+mod presence_bucket;
 mod record;
 mod worker;
 
 use std::time::{Duration, Instant};
 
+pub use identity::relay_id;
 pub use names::{STREAM_PREFIX, room_of, stream_of, subject_of};
 pub use worker::{DEDUP_WINDOW, Followed, Options, REQUEST_TIMEOUT};
 
@@ -71,14 +74,18 @@ impl NatsLog {
     ///
     /// # Errors
     /// A one-line explanation when NATS cannot be reached or its streams read.
-    pub fn open(options: Options, keep: usize) -> Result<(NatsLog, Vec<Restored>), String> {
+    pub fn open(
+        options: Options,
+        keep: usize,
+        id: uuid::Uuid,
+    ) -> Result<(NatsLog, Vec<Restored>), String> {
         let urls = options.urls.join(",");
         let (commands, commands_rx) = async_channel::unbounded();
         let (followed_tx, followed) = async_channel::bounded(FOLLOWED_QUEUE);
         let (started_tx, started) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("nats".into())
-            .spawn(move || worker::run(options, keep, commands_rx, followed_tx, started_tx))
+            .spawn(move || worker::run(options, keep, id, commands_rx, followed_tx, started_tx))
             .map_err(|e| format!("cannot start the NATS client's thread: {e}"))?;
         let opened = match started.recv_timeout(START_WAIT) {
             Ok(result) => result?,

@@ -126,6 +126,7 @@ pub(super) struct Worker {
 pub(super) fn run(
     options: Options,
     keep: usize,
+    id: Uuid,
     commands: async_channel::Receiver<Command>,
     out: async_channel::Sender<Followed>,
     started: std::sync::mpsc::Sender<Result<Opened, String>>,
@@ -152,7 +153,7 @@ pub(super) fn run(
         // time out for a few seconds. Tried again until OPEN_TRIES is over.
         let open = || async {
             let owners = worker.watch_owners().await?;
-            let presence = worker.open_presence().await?;
+            let presence = worker.open_presence(id).await?;
             Ok::<_, String>((owners, presence, worker.open(keep).await?))
         };
         let deadline = tokio::time::Instant::now() + OPEN_TRIES;
