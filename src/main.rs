@@ -113,6 +113,18 @@ fn import(
             "imported the room's log into its NATS stream"
         );
     }
+    let (put, held, other) = log.import_names(from)?;
+    tracing::info!(
+        put,
+        held,
+        "imported the names' owners into the cluster's bucket"
+    );
+    for name in other {
+        tracing::warn!(
+            name,
+            "the cluster's bucket has this name for another key: it keeps that owner"
+        );
+    }
     Ok(())
 }
 

@@ -167,6 +167,24 @@ fn a_file_store_relays_history_moves_into_the_cluster_at_its_seqs_once() {
     let from = files.path().to_str().unwrap();
     let a = relay_with(&cluster, dir.path(), &["--import", from]);
     a.expect_log("imported the room's log into its NATS stream room=\"lobby\" put=3 held=3");
+    a.expect_log("imported the names' owners into the cluster's bucket put=1 held=0");
+    // alice's name came with her key: another key is refused it.
+    let keys = tempfile::tempdir().unwrap();
+    let other = keys.path().join("other.key");
+    let (status, out, _) = pipe(
+        a.addr,
+        "alice",
+        "",
+        &["--json", "--identity", other.to_str().unwrap()],
+    );
+    assert!(!status.success(), "{out}");
+    assert!(
+        events(&out)
+            .iter()
+            .any(|e| e["message"]
+                == "the name alice belongs to another key: choose another with --name"),
+        "{out}"
+    );
     let mut bob = Client::join(a.addr, "bob", &["--history", "10"]);
     let mut history = Vec::new();
     while history.len() < 3 {
@@ -189,6 +207,7 @@ fn a_file_store_relays_history_moves_into_the_cluster_at_its_seqs_once() {
     // Run again: nothing is put twice.
     let a = relay_with(&cluster, dir.path(), &["--import", from]);
     a.expect_log("imported the room's log into its NATS stream room=\"lobby\" put=0 held=3");
+    a.expect_log("imported the names' owners into the cluster's bucket put=0 held=1");
 }
 
 #[test]

@@ -153,9 +153,10 @@ pub struct ServeArgs {
     #[arg(long, default_value = "file", value_name = "file|nats://HOST:PORT,…")]
     pub store: String,
     /// Copies of each room's stream in the NATS cluster (with --store nats://): 1, or 3 for
-    /// a cluster of three nodes or more (a message is acknowledged once two hold it).
-    #[arg(long, default_value_t = 1, value_parser = clap::builder::TypedValueParser::map(clap::builder::PossibleValuesParser::new(["1", "3"]), |s| s.parse::<usize>().expect("1 or 3")))]
-    pub replicas: usize,
+    /// a cluster of three nodes or more (a message is acknowledged once two hold it)
+    /// [default: 1].
+    #[arg(long, value_parser = clap::builder::TypedValueParser::map(clap::builder::PossibleValuesParser::new(["1", "3"]), |s| s.parse::<usize>().expect("1 or 3")))]
+    pub replicas: Option<usize>,
     /// With --store nats://: first put the rooms of the file-store data directory DIR (a
     /// relay's, stopped) into the cluster's streams, every message at its own seq, then serve;
     /// run again, it puts nothing twice (docs/cluster.md).
@@ -171,12 +172,15 @@ impl ServeArgs {
     pub fn store(&self) -> Result<crate::serve::server::StoreChoice, String> {
         use crate::serve::server::StoreChoice;
         if self.store == "file" {
+            if self.replicas.is_some() {
+                return Err("--replicas is for --store nats://HOST:PORT: a file-store relay keeps one copy, on its own disk".into());
+            }
             return Ok(StoreChoice::File);
         }
         let urls = nats_urls(&self.store)?;
         Ok(StoreChoice::Nats(crate::serve::nats::Options {
             urls,
-            replicas: self.replicas,
+            replicas: self.replicas.unwrap_or(1),
         }))
     }
 
@@ -254,6 +258,11 @@ pub fn nats_urls(store: &str) -> Result<Vec<String>, String> {
             let server = server.strip_prefix("nats://").unwrap_or(server);
             if server.is_empty() || server.contains(['/', ' ', '@']) {
                 return Err(wrong(&format!("{server:?} is not HOST:PORT")));
+            }
+            if server.matches(':').count() > 1 && !server.starts_with('[') {
+                return Err(wrong(&format!(
+                    "write the IPv6 address of {server:?} in brackets: [::1]:4222"
+                )));
             }
             let with_port = match server.rsplit_once(':') {
                 Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {

@@ -90,12 +90,20 @@ fn the_store_is_a_file_or_nats_servers() {
         "nats://",
         "nats://a:b",
         "nats://u@a:1",
+        "nats://::1:4222",
+        "nats://::1",
     ] {
         let err = serve(&["--store", wrong]).unwrap_err();
         assert!(err.starts_with("--store must be file or nats://"), "{err}");
         assert!(!err.contains('\n'), "{err}");
     }
     assert!(Cli::try_parse_from(["urc", "serve", "--replicas", "2"]).is_err());
+    assert_eq!(
+        serve(&["--replicas", "3"]).err().as_deref(),
+        Some(
+            "--replicas is for --store nats://HOST:PORT: a file-store relay keeps one copy, on its own disk"
+        )
+    );
 }
 
 #[test]

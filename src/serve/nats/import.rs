@@ -58,4 +58,17 @@ impl NatsLog {
         }
         Ok(done)
     }
+
+    /// Puts the names' owners of the file-store relay in `from` (its `names.jsonl`) into the
+    /// cluster's bucket, those it lacks: how many were put, how many it held for the same
+    /// key, and the names it held for another key (which keep that owner, as the cluster
+    /// decided first).
+    ///
+    /// # Errors
+    /// A one-line explanation when the file cannot be read or NATS fails.
+    pub fn import_names(&self, from: &Path) -> Result<super::worker::NamesImported, String> {
+        let owners = crate::serve::owners::load(from)?;
+        let bindings = owners.bindings();
+        self.ask(|reply| Command::ImportNames { bindings, reply })
+    }
 }

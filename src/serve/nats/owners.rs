@@ -118,6 +118,42 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// Writes `bindings` (a file-store relay's owners) to the bucket, each only if its name
+    /// has no entry yet: how many were written, how many it held for the same key, and the
+    /// names it held for another key (which keep that owner).
+    pub(super) async fn import_names(
+        &self,
+        names: &kv::Store,
+        bindings: Vec<Binding>,
+    ) -> Result<super::worker::NamesImported, String> {
+        let (mut put, mut held, mut other) = (0, 0, Vec::new());
+        for b in bindings {
+            let Some(key) = b.key else { continue };
+            let entry = name_entry(&name_key(&b.name));
+            let value = serde_json::to_vec(&Owner {
+                name: b.name.clone(),
+                key: key.clone(),
+            })
+            .expect("an owner serialises");
+            match names.create(&entry, value.into()).await {
+                Ok(_) => put += 1,
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                    let owner = (names.get(&entry).await)
+                        .map_err(|e| format!("cannot read the names' bucket: {e}"))?
+                        .and_then(|value| owner_of(&value));
+                    match owner {
+                        Some((_, owner)) if owner.to_string() == key => held += 1,
+                        _ => other.push(b.name),
+                    }
+                }
+                Err(e) => return Err(format!("cannot write to the names' bucket: {e}")),
+            }
+        }
+        Ok((put, held, other))
+    }
+}
+
 /// The name and owner an entry's value says, if it is one.
 fn owner_of(value: &[u8]) -> Option<(String, PublicKey)> {
     let owner: Owner = serde_json::from_slice(value).ok()?;

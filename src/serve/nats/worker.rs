@@ -53,6 +53,10 @@ pub(super) struct Opened {
 /// time of that first copy.
 pub(super) type Published = (u64, Option<Millis>);
 
+/// What an import of names' owners did: how many were written, how many the bucket held for
+/// the same key, and the names it held for another key.
+pub type NamesImported = (u64, u64, Vec<String>);
+
 /// What the relay's thread asks of NATS.
 #[derive(Debug)]
 pub(super) enum Command {
@@ -72,6 +76,13 @@ pub(super) enum Command {
     /// Write names bound on this relay to the cluster's bucket (no answer: a name another
     /// relay bound first comes back as a [`Followed::Owner`]).
     Bind(Vec<Binding>),
+    /// Write a file-store relay's names' owners to the cluster's bucket, each only if its
+    /// name has no entry yet; answer with how many were written, how many the bucket held
+    /// for the same key, and the names it held for another key.
+    ImportNames {
+        bindings: Vec<Binding>,
+        reply: async_channel::Sender<Result<NamesImported, String>>,
+    },
     /// Write this relay's members' presence changes (each with its room's key) to the
     /// presence bucket (no answer).
     Presence(Vec<(String, crate::proto::wire::Change)>),
@@ -187,6 +198,11 @@ pub(super) fn run(
                     tokio::spawn(async move { worker.bind(&names, bindings).await });
                 }
                 Command::Presence(changes) => presence.write(changes),
+                Command::ImportNames { bindings, reply } => {
+                    let _ = reply
+                        .send(worker.import_names(&names, bindings).await)
+                        .await;
+                }
                 Command::Import {
                     room,
                     messages,
