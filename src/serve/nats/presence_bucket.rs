@@ -35,6 +35,9 @@ enum Write {
     Changes(Vec<(String, Change)>),
     /// Write the entries again where the bucket may differ, or all of them (`true`).
     Reconcile(bool),
+    /// At start, once the watch has read the bucket: a departure over each entry of this
+    /// relay's last run, then the answer.
+    Start(tokio::sync::oneshot::Sender<()>),
 }
 
 impl Presence {
@@ -60,9 +63,18 @@ struct Mine {
 /// (the watch then takes every relay for heard of: it could not read their leases either).
 #[derive(Debug, Default)]
 struct Leased {
+    /// The last renewal worked.
     ok: AtomicBool,
+    /// The lease was renewed after it failed, and the watch has not been told yet.
     recovered: AtomicBool,
+    /// The watch has read every entry the bucket had at start.
+    caught_up: AtomicBool,
+    /// Wakes the lease when it has.
+    read: tokio::sync::Notify,
 }
+
+/// The longest the lease waits at start for the watch to read the bucket.
+const READ_WAIT: Duration = Duration::from_secs(10);
 
 impl Worker {
     /// The presence bucket (made if need be), watched from its first entry on, the lease of
@@ -81,6 +93,11 @@ impl Worker {
         .map_err(|e| failed(&e))?;
         let book = Arc::new(Mutex::new(Book::new(me)));
         let leased = Arc::new(Leased::default());
+        // The revision the watch has read the bucket up to once it reads this one.
+        let upto = (store.status().await).map_or(0, |s| s.info.state.last_sequence);
+        if upto == 0 {
+            leased.caught_up.store(true, Ordering::Release);
+        }
         let watch = (store.watch_with_history(">").await).map_err(|e| failed(&e))?;
         let (out, watched, watch_store, watch_lease) = (
             self.out.clone(),
@@ -89,7 +106,7 @@ impl Worker {
             leased.clone(),
         );
         tokio::spawn(async move {
-            watch_and_sweep(watch, watch_store, watched, watch_lease, out).await
+            watch_and_sweep(watch, watch_store, (watched, upto), watch_lease, out).await;
         });
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Write>();
         let (writes, written) = (store.clone(), book);
@@ -103,6 +120,10 @@ impl Worker {
                 match write {
                     Write::Changes(changes) => mine.write(&writes, changes).await,
                     Write::Reconcile(all) => mine.reconcile(&writes, &written, all).await,
+                    Write::Start(done) => {
+                        mine.reconcile(&writes, &written, true).await;
+                        let _ = done.send(());
+                    }
                 }
             }
         });
@@ -121,9 +142,19 @@ async fn renew(
     writer: tokio::sync::mpsc::UnboundedSender<Write>,
 ) {
     let lease = lease_entry(me);
-    let mut next_renew = Instant::now();
-    // At the first lease, this relay's entries of its last run are put right.
-    let mut failing = true;
+    // Before the first lease, this relay's entries of its last run are put right (a relay
+    // alive again would show them): once the watch has read them, or after READ_WAIT.
+    let read = leased.read.notified();
+    if !leased.caught_up.load(Ordering::Acquire) {
+        let _ = tokio::time::timeout(READ_WAIT, read).await;
+    }
+    let (done, started) = tokio::sync::oneshot::channel();
+    if writer.send(Write::Start(done)).is_err() {
+        return;
+    }
+    let _ = started.await;
+    let mut next_renew = Instant::now() + RENEW_EVERY;
+    let mut failing = false;
     let mut said = false;
     loop {
         match store.put(&lease, Vec::new().into()).await {
@@ -160,7 +191,7 @@ async fn renew(
 async fn watch_and_sweep(
     mut watch: kv::Watch,
     store: kv::Store,
-    book: Arc<Mutex<Book>>,
+    (book, upto): (Arc<Mutex<Book>>, u64),
     leased: Arc<Leased>,
     out: async_channel::Sender<Followed>,
 ) {
@@ -176,6 +207,9 @@ async fn watch_and_sweep(
         let told = match next.await {
             Some(Some(Ok(entry))) => {
                 last = entry.revision;
+                if last >= upto && !leased.caught_up.swap(true, Ordering::AcqRel) {
+                    leased.read.notify_one();
+                }
                 let written = Written {
                     revision: entry.revision,
                     at: written_at(&entry, now),
@@ -310,13 +344,18 @@ impl Mine {
         for key in moved {
             self.entries.remove(&key);
         }
-        let stale: Vec<(String, Member)> = (book.lock().expect("not poisoned").mine())
+        let stale: Vec<(String, Member, u64)> = (book.lock().expect("not poisoned").mine())
             .filter(|(k, _, _)| !self.entries.contains_key(*k))
-            .map(|(k, m, _)| (k.to_owned(), m.clone()))
+            .map(|(k, m, revision)| (k.to_owned(), m.clone(), revision))
             .collect();
-        for (key, mut member) in stale {
+        for (key, mut member, revision) in stale {
             member.present = false;
-            ok &= leave_own(store, self.me, &key, &member).await;
+            // Only over the revision the book read: one written since is a new session's.
+            match store.update(&key, member.encode().into(), revision).await {
+                Ok(_) => {}
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {}
+                Err(_) => ok = false,
+            }
         }
         self.dirty |= !ok;
     }
