@@ -6,18 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Runs `urc bench` with `args`, requires it to succeed and returns what it printed.
-fn bench_passes(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_urc"))
-        .arg("bench")
-        .args(args)
-        .output()
-        .expect("urc runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    stdout
-}
+use common::bench_passes;
 
 #[test]
 fn a_tiny_bench_passes_and_ends_with_the_summary() {

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::cleanup::{self, Ticket};
 use super::measure::Proc;
 use crate::proto::secure::keys::PublicKey;
 use crate::relay::Stats;
@@ -56,6 +57,8 @@ pub(super) struct RelayChild {
     reader: Option<JoinHandle<()>>,
     /// Its last line's counts, once it logged them.
     counted: Arc<Mutex<Option<Stats>>>,
+    /// Its process, killed if the bench is stopped by a signal (when that is armed).
+    _tracked: Ticket,
 }
 
 impl RelayChild {
@@ -126,6 +129,7 @@ impl RelayChild {
             log,
             reader: Some(reader),
             counted,
+            _tracked: cleanup::track_pid(pid),
         };
         let said = rx.recv_timeout(START_BOUND).ok();
         relay.key = said.as_ref().and_then(|(_, key, _)| *key);

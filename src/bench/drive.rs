@@ -44,6 +44,9 @@ pub(super) struct Plan {
     pub(super) every: Option<Duration>,
     /// Clients in each room, in the order of their numbers (0: all in one room).
     pub(super) room: usize,
+    /// Relays the clients are shared among, in the order of their numbers (the senders, the
+    /// first clients, on the first).
+    pub(super) relays: usize,
     /// When the run is given up.
     pub(super) deadline: Instant,
     /// What the clients' names begin with, before their numbers: `c`, or a run's own
@@ -70,6 +73,11 @@ impl Plan {
             0 => 1,
             n => room_count(self.clients, n),
         }
+    }
+
+    /// The number of the relay client `i` joins: an equal share of the clients on each.
+    pub(super) fn relay_of(&self, i: usize) -> usize {
+        i * self.relays.max(1) / self.clients.max(1)
     }
 
     /// The room client `i` is in: the lobby when all are in one.
@@ -148,15 +156,14 @@ pub(super) struct Load {
 }
 
 impl Load {
-    /// Makes the clients and joins them all to the relay at `relay`, whose key is `key` (when
-    /// `None`, each learns it on first contact).
+    /// Makes the clients and joins each to its relay of `relays` ([`Plan::relay_of`]): its
+    /// address and its key (when `None`, each client learns it on first contact).
     ///
     /// # Errors
     /// When a socket fails, a handshake does not complete, or the deadline comes before
     /// everyone is in.
     pub(super) fn join(
-        relay: SocketAddr,
-        key: Option<PublicKey>,
+        relays: &[(SocketAddr, Option<PublicKey>)],
         plan: &Plan,
         ledger: &mut Ledger,
     ) -> Result<Load, Stop> {
@@ -167,7 +174,9 @@ impl Load {
             let (room, expected) = (plan.room_of(i), plan.expected(i));
             let senders = plan.senders_of(i);
             let name = format!("{}{i}", plan.names);
-            let mut sim = Sim::new(relay, key, (name, room), senders, expected, now)?;
+            let at = plan.relay_of(i).min(relays.len() - 1);
+            let (relay, key) = relays[at];
+            let mut sim = Sim::new((relay, at), key, (name, room), senders, expected, now)?;
             if i < plan.per_sender.len() {
                 sim.make_sender(i as u32, own, plan.size, plan.window);
             }
@@ -466,6 +475,7 @@ mod tests {
             window: 1,
             every: None,
             room: 10,
+            relays: 1,
             deadline: Instant::now(),
             names: "c".into(),
         };
@@ -477,5 +487,28 @@ mod tests {
         assert_eq!(plan.expected(10), 1);
         assert_eq!(plan.expected(24), 0);
         assert_eq!(Plan { room: 0, ..plan }.expected(20), 12);
+    }
+
+    #[test]
+    fn clients_are_shared_equally_among_the_relays_the_senders_first() {
+        let plan = Plan {
+            clients: 60,
+            per_sender: vec![1],
+            size: 26,
+            window: 1,
+            every: None,
+            room: 0,
+            relays: 3,
+            deadline: Instant::now(),
+            names: "c".into(),
+        };
+        let on = |r: usize| (0..60).filter(|&i| plan.relay_of(i) == r).count();
+        assert_eq!((on(0), on(1), on(2)), (20, 20, 20));
+        assert_eq!(
+            (plan.relay_of(0), plan.relay_of(19), plan.relay_of(20)),
+            (0, 0, 1)
+        );
+        assert_eq!(plan.relay_of(59), 2);
+        assert_eq!(Plan { relays: 1, ..plan }.relay_of(59), 0);
     }
 }

@@ -19,6 +19,10 @@ pub(super) struct Ledger {
     first_sent: Vec<Vec<u64>>,
     /// Send-to-deliver latencies in nanoseconds.
     pub(super) latency: Histogram<u64>,
+    /// Per sender, the relay it sends to (its number among the relays of the run).
+    homes: Vec<usize>,
+    /// With several relays: the latencies of deliveries on another relay than the sender's.
+    pub(super) remote: Option<Histogram<u64>>,
     /// Messages delivered in order, all receivers together.
     pub(super) delivered: u64,
     /// When the last of them was delivered.
@@ -43,8 +47,12 @@ pub(super) struct Ledger {
 }
 
 impl Ledger {
-    /// A ledger for senders that send `per_sender[i]` messages each.
-    pub(super) fn new(per_sender: &[u64]) -> Self {
+    /// A ledger for senders that send `per_sender[i]` messages each, to relay `homes[i]` (of
+    /// `relays`).
+    pub(super) fn new(per_sender: &[u64], homes: Vec<usize>, relays: usize) -> Self {
+        let histogram = || {
+            Histogram::new_with_bounds(1_000, 600_000_000_000, 3).expect("valid histogram bounds")
+        };
         Ledger {
             epoch: Instant::now(),
             // Never 0, so that the nil id is never the bench's.
@@ -53,8 +61,9 @@ impl Ledger {
                 .iter()
                 .map(|&n| vec![0; usize::try_from(n).expect("fits memory")])
                 .collect(),
-            latency: Histogram::new_with_bounds(1_000, 600_000_000_000, 3)
-                .expect("valid histogram bounds"),
+            latency: histogram(),
+            homes,
+            remote: (relays > 1).then(histogram),
             delivered: 0,
             last_delivery: None,
             acked: 0,
@@ -87,14 +96,20 @@ impl Ledger {
         }
     }
 
-    pub(super) fn deliver(&mut self, now: Instant, sender: u32, index: u64) {
+    /// A delivery of `sender`'s message `index` by a client of relay `relay`.
+    pub(super) fn deliver(&mut self, now: Instant, sender: u32, index: u64, relay: usize) {
         self.delivered += 1;
         self.last_delivery = Some(now);
         let sent = self.first_sent[sender as usize][index as usize];
         if sent > 0 {
             let at = now.saturating_duration_since(self.epoch).as_nanos() as u64 + 1;
-            self.latency
-                .saturating_record(at.saturating_sub(sent).max(1));
+            let took = at.saturating_sub(sent).max(1);
+            self.latency.saturating_record(took);
+            if let Some(remote) = &mut self.remote
+                && self.homes.get(sender as usize) != Some(&relay)
+            {
+                remote.saturating_record(took);
+            }
         }
     }
 
@@ -110,7 +125,7 @@ mod tests {
 
     #[test]
     fn ids_name_their_sender_and_index() {
-        let ledger = Ledger::new(&[3, 3]);
+        let ledger = Ledger::new(&[3, 3], vec![0, 0], 1);
         let id = ledger.id(1, 2);
         assert_eq!(ledger.parse(id), Some((1, 2)));
         assert_eq!(ledger.parse(Uuid::nil()), None);

@@ -13,6 +13,8 @@
 //! | `mod.rs` | the settings, the named workloads, and the run from start to report |
 //! | `relay.rs` | the relay under test, where `--relay` puts it (a process of its own by default, a thread of this one, or one already running), with its limits raised |
 //! | `child.rs` | `urc serve` as a process of the bench's: started, measured, signalled, stopped, its counts read from its log |
+//! | `nats.rs` | `--store nats`: the bench's own NATS JetStream (one node, or three in a cluster) on loopback, ready, measured, stopped and removed |
+//! | `cleanup.rs` | what the bench started, killed and removed when a signal stops it (armed with `--store nats`) |
 //! | `ledger.rs` | the books: first-send times, the latency histogram, the run's counts |
 //! | `sim.rs` | one simulated client: join, window, acks, ordered delivery, gap repair, pings |
 //! | `outbox.rs` | a simulated sender's side: what it has to send, what is in flight, its window and pace |
@@ -28,11 +30,13 @@
 pub mod attack;
 mod baseline;
 mod child;
+mod cleanup;
 mod drive;
 pub mod large_log;
 mod ledger;
 mod link;
 mod measure;
+mod nats;
 mod outbox;
 mod relay;
 mod report;
@@ -76,6 +80,9 @@ pub enum Workload {
     /// Rooms: 1,000 rooms of 10 members, each member sending 1 message/s (10,000 messages/s in
     /// all) for 10 s; then the relay is started again on those 1,000 logs.
     W4,
+    /// Relays: three relays on one NATS store (`--store nats`), 20 clients on each, all in one
+    /// room; 1 sender on the first relay, 50,000 messages as fast as the window allows.
+    W5,
     /// Large log: a relay started on a log of 1,000,000 messages (`--messages`): time until it
     /// answers, joins with 20 messages of history, old history read from the log, memory.
     Log,
@@ -96,6 +103,8 @@ pub struct Preset {
     pub seconds: u64,
     /// Clients in each room (0: all of them in one room).
     pub room: usize,
+    /// Relays the clients are shared among (more than one needs a shared store).
+    pub relays: usize,
 }
 
 impl Workload {
@@ -109,6 +118,7 @@ impl Workload {
                 rate: 0.0,
                 seconds: 120,
                 room: 0,
+                relays: 1,
             },
             Workload::W2 => Preset {
                 clients: 50,
@@ -117,6 +127,7 @@ impl Workload {
                 rate: 1000.0,
                 seconds: 60,
                 room: 0,
+                relays: 1,
             },
             Workload::W3 => Preset {
                 clients: 10_000,
@@ -125,6 +136,7 @@ impl Workload {
                 rate: 0.0,
                 seconds: 900,
                 room: 0,
+                relays: 1,
             },
             Workload::W4 => Preset {
                 clients: 10_000,
@@ -133,6 +145,16 @@ impl Workload {
                 rate: 10_000.0,
                 seconds: 600,
                 room: 10,
+                relays: 1,
+            },
+            Workload::W5 => Preset {
+                clients: 60,
+                senders: 1,
+                messages: 50_000,
+                rate: 0.0,
+                seconds: 120,
+                room: 0,
+                relays: 3,
             },
             // No clients send: `messages` is the log's length.
             Workload::Log => Preset {
@@ -142,6 +164,7 @@ impl Workload {
                 rate: 0.0,
                 seconds: 600,
                 room: 0,
+                relays: 1,
             },
         }
     }
@@ -153,9 +176,25 @@ impl Workload {
             Workload::W2 => "w2",
             Workload::W3 => "w3",
             Workload::W4 => "w4",
+            Workload::W5 => "w5",
             Workload::Log => "log",
         }
     }
+}
+
+/// Where the relays under test keep their rooms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Store {
+    /// Each relay's logs in its data directory, as `urc serve` does by default.
+    File,
+    /// The bench's own NATS JetStream, started for the run: one node for 1 replica, three in
+    /// a cluster for 3.
+    Nats {
+        /// Copies of each stream: 1 or 3.
+        replicas: usize,
+        /// The nats-server to run (`--nats-server`; found when `None`).
+        server: Option<PathBuf>,
+    },
 }
 
 /// A run's settings, checked.
@@ -186,6 +225,10 @@ pub struct Options {
     pub data: Option<PathBuf>,
     /// Where the relay under test runs.
     pub relay: RelayAt,
+    /// Where the relays keep their rooms.
+    pub store: Store,
+    /// Relays started, the clients shared among them (1 but with a NATS store).
+    pub relays: usize,
 }
 
 impl Options {
@@ -234,6 +277,29 @@ impl Options {
                 "{} clients in rooms of {} make more rooms than a relay has by default",
                 self.clients, self.room
             ));
+        }
+        if self.relays == 0 || self.relays > self.clients {
+            return Err(format!(
+                "--relays must be 1 to --clients ({}), not {}",
+                self.clients, self.relays
+            ));
+        }
+        if self.relays > 1 && self.store == Store::File {
+            return Err(format!(
+                "{} relays share their rooms only through NATS: give --store nats",
+                self.relays
+            ));
+        }
+        if let Store::Nats { replicas, .. } = self.store {
+            if replicas != 1 && replicas != 3 {
+                return Err(format!("--replicas must be 1 or 3, not {replicas}"));
+            }
+            if !matches!(self.relay, RelayAt::Child(_)) {
+                return Err(
+                    "--store nats runs relays the bench starts: not with --relay in-process or an address"
+                        .into(),
+                );
+            }
         }
         Ok(())
     }
@@ -308,13 +374,43 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         None
     };
 
-    progress(&format!("starting the relay ({})", options.relay.name()));
+    let nats = match &options.store {
+        Store::File => None,
+        Store::Nats { replicas, server } => {
+            progress(&format!(
+                "starting NATS: {}",
+                if *replicas == 1 {
+                    "1 node"
+                } else {
+                    "3 nodes in a cluster"
+                }
+            ));
+            Some(
+                nats::Nats::start(server.as_deref(), *replicas, options.data.as_deref())
+                    .map_err(fail)?,
+            )
+        }
+    };
+    let store_args = nats
+        .as_ref()
+        .map(nats::Nats::serve_args)
+        .unwrap_or_default();
+    progress(&format!(
+        "starting {} ({})",
+        if options.relays == 1 {
+            "the relay".to_owned()
+        } else {
+            format!("{} relays", options.relays)
+        },
+        options.relay.name()
+    ));
     let rooms = drive::room_names(options.clients, options.room);
     let relay = Relay::start(
         &options.relay,
         options.data.as_deref(),
         options.clients,
         &rooms,
+        (&store_args, options.relays),
     )
     .map_err(fail)?;
     // Made in its data directory, when the bench has one (not a relay already running).
@@ -336,6 +432,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         window: options.window,
         every,
         room: options.room,
+        relays: options.relays,
         deadline: Instant::now() + Duration::from_secs(options.seconds),
         names: match options.relay {
             // Fresh names each run: the relay keeps every name for the key that took it.
@@ -343,15 +440,23 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
             _ => "c".into(),
         },
     };
-    let mut ledger = Ledger::new(&plan.per_sender);
+    let homes = (0..plan.per_sender.len())
+        .map(|i| plan.relay_of(i))
+        .collect();
+    let mut ledger = Ledger::new(&plan.per_sender, homes, plan.relays);
 
+    let addrs = relay.addrs();
     progress(&format!(
         "joining {} clients to the relay on {}",
         options.clients,
-        relay.addr()
+        addrs
+            .iter()
+            .map(|(a, _)| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     let joining = Instant::now();
-    let mut load = match Load::join(relay.addr(), relay.key(), &plan, &mut ledger) {
+    let mut load = match Load::join(&addrs, &plan, &mut ledger) {
         Ok(load) => load,
         Err(stop) => {
             relay.finish(false).ok();
@@ -380,10 +485,22 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
     let peak_reset = Proc::Own.reset_peak_rss();
     let relay_peak_reset = relay.reset_peak();
     let (relay_cpu0, process_cpu0) = (relay.cpu(), Proc::Own.cpu());
+    let (cpus0, nats_cpu0) = (relay.cpus(), nats.as_ref().and_then(nats::Nats::cpu));
     let before = Instant::now();
     let outcome = load.run(&plan, &mut ledger);
     let wall = before.elapsed();
     let (relay_cpu1, process_cpu1) = (relay.cpu(), Proc::Own.cpu());
+    let (cpus1, nats_cpu1) = (relay.cpus(), nats.as_ref().and_then(nats::Nats::cpu));
+    let between =
+        |b: Option<Duration>, a: Option<Duration>| b.zip(a).map(|(b, a)| b.saturating_sub(a));
+    let relay_cpus = match cpus1.len() {
+        0 | 1 => Vec::new(),
+        _ => cpus1
+            .into_iter()
+            .zip(cpus0)
+            .map(|(b, a)| between(b, a))
+            .collect(),
+    };
     let peak = Proc::Own.peak_rss();
     let relay_peak = relay.peak_rss();
     let (where_, apart) = (relay.describe(), relay.is_apart());
@@ -398,6 +515,10 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         Ok((stats, restart)) => (Ok(stats), restart),
         Err(e) => (Err(e), None),
     };
+    let store = nats.as_ref().map(|n| (n.label(), n.describe()));
+    if let Some(nats) = nats {
+        nats.stop();
+    }
 
     let start = match &outcome {
         Ok(start) => *start,
@@ -435,6 +556,10 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         },
         errors: ledger.errors.clone(),
         latency: ledger.latency.clone(),
+        remote_latency: ledger.remote.clone(),
+        store,
+        relay_cpus,
+        nats_cpu: between(nats_cpu1, nats_cpu0),
         stats: stats.as_ref().ok().cloned().flatten(),
         relay_cpu: relay_cpu1.zip(relay_cpu0).map(|(b, a)| b.saturating_sub(a)),
         process_cpu: process_cpu1

@@ -2,7 +2,8 @@
 //! (the default), a real [`Server`] on a thread of this process, or a relay already running on
 //! this machine. The first two get a fresh log on disk (every batch flushed with fdatasync, as
 //! `urc serve` does) and limits raised out of the benchmark's way; each is measured apart
-//! from the simulated clients: its process (or its thread) from `/proc`.
+//! from the simulated clients: its process (or its thread) from `/proc`. Processes of their
+//! own may be several (W5: three relays on one NATS store, sharing one relay key).
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,11 +14,12 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use super::child::{RelayChild, Spawn};
+use super::cleanup::{self, Ticket};
 use super::measure::{self, Proc};
 use crate::proto::secure::keys::PublicKey;
 use crate::relay::{Config, Stats};
 use crate::serve::layout;
-use crate::serve::server::{Server, StartError};
+use crate::serve::server::{KEY_FILE, Server, StartError};
 
 /// The relay's thread's name.
 const RELAY_THREAD: &str = "urc-relay";
@@ -33,6 +35,15 @@ pub(super) struct InProcess {
     data: TempDir,
     stop: async_channel::Sender<()>,
     thread: JoinHandle<io::Result<Stats>>,
+}
+
+/// A relay in a process of its own with its data directory.
+#[derive(Debug)]
+pub(super) struct Apart {
+    child: RelayChild,
+    dir: TempDir,
+    /// Its directory, removed if the bench is stopped by a signal.
+    _tracked: Ticket,
 }
 
 /// Silence after which the bench's relay drops a client: the clients ping every 5 s, but
@@ -91,8 +102,9 @@ impl RelayAt {
 pub(super) enum Relay {
     /// In the bench's process.
     InProcess(InProcess),
-    /// `urc serve` started by the bench, with the data directory it was given.
-    Child(RelayChild, TempDir, Spawn),
+    /// `urc serve` started by the bench, once or more (on one shared store), each with the
+    /// data directory it was given.
+    Child(Vec<Apart>, Spawn),
     /// A relay running before the bench, and its process when it could be found.
     Running(SocketAddr, Option<PublicKey>, Option<u32>),
 }
@@ -103,7 +115,10 @@ impl Relay {
     /// `rooms` already, as a relay that served them before has them: the measured phase
     /// measures their chat, not the filesystem making a thousand directories in its first
     /// second (on ext4 without a journal, each new inode looks past every one deleted in the
-    /// last minute: a bench run just after another took about 1 ms a room).
+    /// last minute: a bench run just after another took about 1 ms a room). `store` is what
+    /// `urc serve` is given for its store (nothing: its files; then the rooms' directories are
+    /// made), and `relays` how many are started on it (only as processes of their own: the
+    /// later ones with the first's relay key).
     ///
     /// # Errors
     /// When the relay cannot be started or is not on this machine.
@@ -112,10 +127,16 @@ impl Relay {
         parent: Option<&Path>,
         clients: usize,
         rooms: &[String],
+        (store, relays): (&[String], usize),
     ) -> Result<Relay, String> {
+        if relays != 1 && !matches!(at, RelayAt::Child(_)) {
+            return Err(
+                "several relays run only as processes the bench starts (--relay child)".into(),
+            );
+        }
         let made = || {
             let dir = temp_dir(parent)?;
-            for room in rooms {
+            for room in rooms.iter().filter(|_| store.is_empty()) {
                 layout::make_room_dir(dir.path(), room)
                     .map_err(|e| format!("cannot make the room {room}'s directory: {e}"))?;
             }
@@ -129,14 +150,30 @@ impl Relay {
                     None => std::env::current_exe()
                         .map_err(|e| format!("cannot find this program: {e}"))?,
                 };
+                let mut args = serve_args(clients);
+                args.extend(store.iter().cloned());
                 let spawn = Spawn {
                     program,
-                    args: serve_args(clients),
+                    args,
                     env: Vec::new(),
                 };
-                let dir = made()?;
-                let child = RelayChild::start(&spawn, dir.path())?;
-                Ok(Relay::Child(child, dir, spawn))
+                let mut started: Vec<Apart> = Vec::with_capacity(relays);
+                for _ in 0..relays {
+                    let dir = made()?;
+                    let tracked = cleanup::track_dir(dir.path());
+                    if let Some(first) = started.first() {
+                        // One key for the relays of a cluster (docs/cluster.md).
+                        std::fs::copy(first.dir.path().join(KEY_FILE), dir.path().join(KEY_FILE))
+                            .map_err(|e| format!("cannot copy the first relay's key: {e}"))?;
+                    }
+                    let child = RelayChild::start(&spawn, dir.path())?;
+                    started.push(Apart {
+                        child,
+                        dir,
+                        _tracked: tracked,
+                    });
+                }
+                Ok(Relay::Child(started, spawn))
             }
             RelayAt::Running(addr, key) => {
                 if !addr.ip().is_loopback() {
@@ -149,31 +186,29 @@ impl Relay {
         }
     }
 
-    /// Where it listens.
-    pub(super) fn addr(&self) -> SocketAddr {
+    /// Where each relay listens, and its key when known (else the clients learn it on first
+    /// contact).
+    pub(super) fn addrs(&self) -> Vec<(SocketAddr, Option<PublicKey>)> {
         match self {
-            Relay::InProcess(r) => r.addr,
-            Relay::Child(c, ..) => c.addr,
-            Relay::Running(addr, ..) => *addr,
+            Relay::InProcess(r) => vec![(r.addr, Some(r.key))],
+            Relay::Child(c, _) => c.iter().map(|a| (a.child.addr, a.child.key)).collect(),
+            Relay::Running(addr, key, _) => vec![(*addr, *key)],
         }
     }
 
-    /// Its key, when known (else the clients learn it on first contact).
-    pub(super) fn key(&self) -> Option<PublicKey> {
+    /// Its processes, when not the bench's own (none known for a relay running before the
+    /// bench whose process was not found).
+    fn processes(&self) -> Vec<Proc> {
         match self {
-            Relay::InProcess(r) => Some(r.key),
-            Relay::Child(c, ..) => c.key,
-            Relay::Running(_, key, _) => *key,
+            Relay::InProcess(_) => Vec::new(),
+            Relay::Child(c, _) => c.iter().map(|a| Proc::Pid(a.child.pid)).collect(),
+            Relay::Running(_, _, pid) => pid.map(Proc::Pid).into_iter().collect(),
         }
     }
 
-    /// Its process, when it is not the bench's own.
-    fn process(&self) -> Option<Proc> {
-        match self {
-            Relay::InProcess(_) => None,
-            Relay::Child(c, ..) => Some(Proc::Pid(c.pid)),
-            Relay::Running(_, _, pid) => pid.map(Proc::Pid),
-        }
+    /// CPU time each relay process has used so far (empty in this process).
+    pub(super) fn cpus(&self) -> Vec<Option<Duration>> {
+        self.processes().into_iter().map(Proc::cpu).collect()
     }
 
     /// True when it runs in a process of its own (its CPU and memory are its own).
@@ -185,11 +220,24 @@ impl Relay {
     pub(super) fn describe(&self) -> String {
         match self {
             Relay::InProcess(r) => format!("in this process (a thread of its own) on {}", r.addr),
-            Relay::Child(c, _, spawn) => format!(
+            Relay::Child(c, spawn) if c.len() == 1 => format!(
                 "{} serve, process {} started by the bench, on {}",
                 spawn.program.display(),
-                c.pid,
-                c.addr
+                c[0].child.pid,
+                c[0].child.addr
+            ),
+            Relay::Child(c, spawn) => format!(
+                "{} × {} serve, processes {} started by the bench, on {} (one relay key)",
+                c.len(),
+                spawn.program.display(),
+                c.iter()
+                    .map(|a| a.child.pid.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                c.iter()
+                    .map(|a| a.child.addr.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Relay::Running(addr, _, Some(pid)) => {
                 format!("running before the bench, process {pid}, on {addr}")
@@ -204,28 +252,40 @@ impl Relay {
     pub(super) fn data_dir(&self) -> Option<PathBuf> {
         match self {
             Relay::InProcess(r) => Some(r.data_dir()),
-            Relay::Child(_, dir, _) => Some(dir.path().to_owned()),
+            Relay::Child(c, _) => Some(c[0].dir.path().to_owned()),
             Relay::Running(..) => None,
         }
     }
 
-    /// CPU time it has used so far: its process's, or its thread's.
+    /// CPU time it has used so far: its process's (all of them together), or its thread's.
     pub(super) fn cpu(&self) -> Option<Duration> {
         match self {
             Relay::InProcess(r) => r.cpu(),
-            _ => self.process()?.cpu(),
+            _ => {
+                let procs = self.processes();
+                if procs.is_empty() {
+                    return None;
+                }
+                procs.into_iter().map(Proc::cpu).sum()
+            }
         }
     }
 
-    /// Starts its process's peak memory afresh; false when it shares the bench's or the
+    /// Starts its processes' peak memory afresh; false when it shares the bench's or the
     /// kernel refuses.
     pub(super) fn reset_peak(&self) -> bool {
-        self.process().is_some_and(Proc::reset_peak_rss)
+        let procs = self.processes();
+        !procs.is_empty() && procs.into_iter().all(Proc::reset_peak_rss)
     }
 
-    /// Its process's peak resident memory, when it has a process of its own.
+    /// Its process's peak resident memory (the sum of its processes' peaks, when several),
+    /// when it has a process of its own.
     pub(super) fn peak_rss(&self) -> Option<u64> {
-        self.process()?.peak_rss()
+        let procs = self.processes();
+        if procs.is_empty() {
+            return None;
+        }
+        procs.into_iter().map(Proc::peak_rss).sum()
     }
 
     /// Stops it (a relay running before the bench is left running) and returns what it
@@ -250,11 +310,20 @@ impl Relay {
                 });
                 Ok((Some(stats), again))
             }
-            Relay::Child(child, dir, spawn) => {
-                let stats = child.finish()?;
+            Relay::Child(children, spawn) => {
+                // What the first counted: where the senders are.
+                let mut stats = None;
+                let mut dirs = Vec::new();
+                for (i, apart) in children.into_iter().enumerate() {
+                    let counted = apart.child.finish()?;
+                    if i == 0 {
+                        stats = counted;
+                    }
+                    dirs.push((apart.dir, apart._tracked));
+                }
                 let again = if restart {
                     let started = Instant::now();
-                    let child = RelayChild::start(&spawn, dir.path())?;
+                    let child = RelayChild::start(&spawn, dirs[0].0.path())?;
                     let took = started.elapsed();
                     let rooms = child.rooms().unwrap_or(0);
                     child.stop();

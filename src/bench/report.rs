@@ -70,6 +70,14 @@ pub struct Report {
     pub ack_time: Duration,
     /// Send-to-deliver latencies, nanoseconds.
     pub latency: Histogram<u64>,
+    /// With several relays: the latencies of deliveries on another relay than the sender's.
+    pub remote_latency: Option<Histogram<u64>>,
+    /// With a NATS store: its short name (`nats-r3`) and what ran.
+    pub store: Option<(String, String)>,
+    /// With several relays: each relay process's CPU time in the measured phase.
+    pub relay_cpus: Vec<Option<Duration>>,
+    /// With a NATS store: the CPU time of its servers, all together, in the measured phase.
+    pub nats_cpu: Option<Duration>,
     /// What the clients did to recover, and what went wrong on the way.
     pub recovery: Recovery,
     /// ERRORs the relay sent, and the first one.
@@ -119,8 +127,16 @@ impl Report {
             "workload {}: {} clients ({} sending), {} messages of {} bytes, window {}, {rate}",
             self.workload, self.clients, self.senders, self.messages, self.size, self.window
         ));
-        out.push(match &self.data {
-            Some((dir, kind)) => format!(
+        out.push(match (&self.data, &self.store) {
+            (Some((dir, _)), Some(_)) => format!(
+                "relay: {}, its rooms in NATS (below), its data directory {}; \
+                 limits raised for the bench: message rate and burst, request rate, clients per address, clients, \
+                 client timeout {} s",
+                self.relay,
+                dir.display(),
+                self.timeout.as_secs()
+            ),
+            (Some((dir, kind)), None) => format!(
                 "relay: {}, log in {} ({}), fdatasync before every acknowledgement; \
                  limits raised for the bench: message rate and burst, request rate, clients per address, clients, \
                  client timeout {} s",
@@ -129,8 +145,13 @@ impl Report {
                 kind.as_deref().unwrap_or("file system unknown"),
                 self.timeout.as_secs()
             ),
-            None => format!("relay: {}, its log and limits its own", self.relay),
+            (None, _) => format!("relay: {}, its log and limits its own", self.relay),
         });
+        if let Some((_, what)) = &self.store {
+            out.push(format!(
+                "store: nats-server {what}; a message acknowledged once JetStream acknowledged it"
+            ));
+        }
         out.push(format!(
             "joined: {} clients in {:.2} s",
             self.clients,
@@ -162,16 +183,16 @@ impl Report {
             self.ack_time.as_secs_f64(),
             self.acks_per_second()
         ));
-        let h = &self.latency;
         out.push(format!(
-            "latency, first send to in-order delivery: p50={} p90={} p99={} p99.9={} max={} ({} samples)",
-            ms(h.value_at_quantile(0.5)),
-            ms(h.value_at_quantile(0.9)),
-            ms(h.value_at_quantile(0.99)),
-            ms(h.value_at_quantile(0.999)),
-            ms(h.max()),
-            h.len()
+            "latency, first send to in-order delivery: {}",
+            quantiles(&self.latency)
         ));
+        if let Some(h) = &self.remote_latency {
+            out.push(format!(
+                "latency on another relay than the sender's: {}",
+                quantiles(h)
+            ));
+        }
         let Recovery {
             retransmits,
             repairs,
@@ -219,10 +240,28 @@ impl Report {
             }
         };
         if self.relay_apart {
+            let relays = if self.relay_cpus.len() > 1 {
+                format!(
+                    "{} relay processes {} (each: {})",
+                    self.relay_cpus.len(),
+                    share(self.relay_cpu),
+                    self.relay_cpus
+                        .iter()
+                        .map(|c| share(*c))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            } else {
+                format!("relay process {}", share(self.relay_cpu))
+            };
+            let nats = if self.store.is_some() {
+                format!(", nats-server {}", share(self.nats_cpu))
+            } else {
+                String::new()
+            };
             out.push(format!(
-                "cpu in the measured {:.3} s: relay process {}, the bench's clients {}",
+                "cpu in the measured {:.3} s: {relays}{nats}, the bench's clients {}",
                 self.wall.as_secs_f64(),
-                share(self.relay_cpu),
                 share(self.process_cpu)
             ));
             if self.load_outweighs_relay() {
@@ -302,8 +341,24 @@ impl Report {
             ms(h.value_at_quantile(0.99)),
             ms(h.value_at_quantile(0.999)),
         );
+        if let Some(h) = &self.remote_latency {
+            s += &format!(
+                " remote_p50={} remote_p99={}",
+                ms(h.value_at_quantile(0.5)),
+                ms(h.value_at_quantile(0.99))
+            );
+        }
+        if let Some((label, _)) = &self.store {
+            s += &format!(" store={label}");
+        }
+        if self.relay_cpus.len() > 1 {
+            s += &format!(" relays={}", self.relay_cpus.len());
+        }
         if let Some(c) = self.relay_cpu {
             s += &format!(" relay_cpu={:.2}s", c.as_secs_f64());
+        }
+        if let Some(c) = self.nats_cpu {
+            s += &format!(" nats_cpu={:.2}s", c.as_secs_f64());
         }
         if self.relay_apart {
             if let Some(c) = self.process_cpu {
@@ -333,6 +388,19 @@ fn per_second(n: u64, t: Duration) -> f64 {
         return 0.0;
     }
     n as f64 / t.as_secs_f64().max(1e-9)
+}
+
+/// A histogram's p50, p90, p99, p99.9 and max, and its count.
+fn quantiles(h: &Histogram<u64>) -> String {
+    format!(
+        "p50={} p90={} p99={} p99.9={} max={} ({} samples)",
+        ms(h.value_at_quantile(0.5)),
+        ms(h.value_at_quantile(0.9)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.value_at_quantile(0.999)),
+        ms(h.max()),
+        h.len()
+    )
 }
 
 /// Nanoseconds as milliseconds with microsecond precision.

@@ -66,6 +66,8 @@ pub(super) struct Sim {
     pub(super) socket: UdpSocket,
     /// Its secure channel: every packet it sends is sealed, every datagram opened.
     link: Link,
+    /// The number of its relay among the run's relays.
+    relay: usize,
     /// Its name in the room.
     name: String,
     /// The room it joins (the JOIN's room).
@@ -101,14 +103,14 @@ pub(super) struct Sim {
 }
 
 impl Sim {
-    /// A client on a fresh socket connected to `relay`, whose key is `key` (learnt on first
-    /// contact when `None`), not yet joining;
+    /// A client on a fresh socket connected to `relay` (the run's relay number `at`), whose
+    /// key is `key` (learnt on first contact when `None`), not yet joining;
     /// `senders` are the numbers of the senders in its room.
     ///
     /// # Errors
     /// When the socket cannot be made.
     pub(super) fn new(
-        relay: SocketAddr,
+        (relay, at): (SocketAddr, usize),
         key: Option<PublicKey>,
         (name, room): (String, String),
         senders: Range<u32>,
@@ -120,6 +122,7 @@ impl Sim {
         Ok(Sim {
             socket,
             link: Link::new(key),
+            relay: at,
             name,
             room,
             instance: Uuid::new_v4(),
@@ -463,7 +466,7 @@ impl Sim {
                     None => ledger.misordered += 1,
                 }
                 self.delivered += 1;
-                ledger.deliver(now, sender, index);
+                ledger.deliver(now, sender, index, self.relay);
             }
             self.next_seq += 1;
         }

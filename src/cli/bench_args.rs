@@ -84,6 +84,29 @@ pub struct BenchArgs {
     /// learnt on first contact].
     #[arg(long, value_name = "KEY")]
     pub relay_key: Option<String>,
+    /// Where the relays keep their rooms: `file` (their logs, `urc serve`'s default) or `nats`
+    /// (the bench starts its own NATS JetStream on loopback for the run, and the relays with
+    /// `--store nats://…`) [default: file; w5: needs nats].
+    #[arg(long, value_enum, conflicts_with = "attack")]
+    pub store: Option<StoreKind>,
+    /// Copies of each room's stream with --store nats: 1 (one NATS node) or 3 (three nodes in
+    /// a cluster) [default: 1].
+    #[arg(long, value_parser = clap::builder::TypedValueParser::map(clap::builder::PossibleValuesParser::new(["1", "3"]), |s| s.parse::<usize>().expect("1 or 3")))]
+    pub replicas: Option<usize>,
+    /// The nats-server that --store nats runs [default: $URC_NATS_SERVER, else
+    /// $URC_NATS_DIR/nats-server, else target/nats/nats-server beside this build (where
+    /// scripts/install-nats-server puts it), else nats-server on the PATH].
+    #[arg(long, value_name = "PATH")]
+    pub nats_server: Option<PathBuf>,
+}
+
+/// What `--store` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    /// Each relay's logs in its data directory.
+    File,
+    /// The bench's own NATS JetStream.
+    Nats,
 }
 
 /// Messages in the log of `--attack history` by default.
@@ -129,6 +152,23 @@ impl BenchArgs {
             );
         }
         let preset = self.workload.unwrap_or(Workload::W1).preset();
+        let store = match self.store {
+            Some(StoreKind::Nats) => bench::Store::Nats {
+                replicas: self.replicas.unwrap_or(1),
+                server: self.nats_server.clone(),
+            },
+            _ if self.replicas.is_some() || self.nats_server.is_some() => {
+                return Err("--replicas and --nats-server go with --store nats".into());
+            }
+            _ if preset.relays > 1 => {
+                return Err(format!(
+                    "--workload {} runs {} relays on one NATS store: give --store nats",
+                    self.workload.map_or("custom", Workload::name),
+                    preset.relays
+                ));
+            }
+            _ => bench::Store::File,
+        };
         let options = bench::Options {
             workload: match (
                 self.workload,
@@ -159,6 +199,8 @@ impl BenchArgs {
                     .map(super::relay_key)
                     .transpose()?,
             )?,
+            store,
+            relays: preset.relays,
         };
         options.check()?;
         Ok(options)

@@ -67,6 +67,9 @@ Workloads (docs/performance.md):
   W2 latency     urc bench --workload w2     50 clients each sending, 1,000 messages/s in all, 10 s
   W3 scale       urc bench --workload w3     10,000 joined clients, 1 sender, 1,000 messages
   W4 rooms       urc bench --workload w4     1,000 rooms of 10, each member 1 message/s for 10 s
+  W5 relays      urc bench --workload w5 --store nats
+                                             3 relays on one NATS store, 20 clients on each, one
+                                             room, 1 sender, 50,000 messages, no pause
   Large log      urc bench --workload log    a relay started on a log of 1,000,000 messages
                  (--messages): time until it answers, joins with 20 messages of history,
                  old history read from the log, memory beside shorter logs
@@ -75,6 +78,8 @@ Examples:
   cargo run --release -- bench --workload w1
   urc bench --clients 20 --messages 50000          W1 spelt out
   urc bench --workload w1 --window 32              W1 with fewer messages in flight
+  urc bench --workload w1 --store nats --replicas 3
+                                                   W1 on the bench's own 3-node NATS cluster
   urc bench --clients 5 --messages 500 --baseline 0   a quick check, no baseline
   urc bench --workload w1 --runs 5 --peer ../shared/peers/ngircd-fanout.sh
                                                    5 runs in turns with ngircd, medians last

@@ -35,6 +35,19 @@ pub fn urc() -> Command {
     cmd
 }
 
+/// Runs `urc bench` with `args`, requires it to succeed and returns what it printed.
+pub fn bench_passes<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_urc"))
+        .arg("bench")
+        .args(args)
+        .output()
+        .expect("urc runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    stdout
+}
+
 /// `urc` run by the user `name` of this test: the same name in the same test is the same
 /// user (the same identity, the same pinned keys); another test's is another user.
 pub fn urc_as(name: &str) -> Command {
