@@ -459,3 +459,41 @@ fn a_room_the_store_failed_is_refused_alone_and_its_resend_is_stored_after_the_o
     let acked: Vec<(Uuid, u64)> = acks(&a, alice).iter().map(|k| (k.id, k.seq)).collect();
     assert_eq!(acked, [(lobby_id, 1), (dev_id, 1)]);
 }
+
+#[test]
+fn turns_on_their_way_to_the_store_at_once_are_acknowledged_as_answered_and_passed_on_in_order() {
+    let (_, mut a, _) = two_relays();
+    let (alice, carol) = (addr(1), addr(3));
+    let token = a.member(alice, "alice");
+    a.member(carol, "carol");
+    // Two turns handed off before the store answers either.
+    let mut batches = Vec::new();
+    for (csn, text) in [(1, "one"), (2, "two")] {
+        let (now, wall) = (a.now, a.wall());
+        let send = Packet::send_one(token, csn, csn, Uuid::new_v4(), text);
+        a.relay.handle(now, wall, alice, &send.encode());
+        a.relay.end_turn(now, wall);
+        batches.push((a.relay.hand_off(), wall));
+    }
+    assert_eq!(a.relay.in_flight(), 2);
+    // The second answered first: acknowledged at once, passed on once the first is.
+    let (second, wall) = batches[1];
+    a.relay
+        .commit_batch(second, &[Some(Stored { seq: 2, time: wall })], "");
+    a.follow();
+    assert_eq!(
+        acks(&a, alice).iter().map(|k| k.seq).collect::<Vec<_>>(),
+        [2]
+    );
+    assert_eq!(seen(&a, carol), Vec::<u64>::new(), "seq 2 waits for seq 1");
+    let (first, wall) = batches[0];
+    a.relay
+        .commit_batch(first, &[Some(Stored { seq: 1, time: wall })], "");
+    a.follow();
+    assert_eq!(
+        acks(&a, alice).iter().map(|k| k.seq).collect::<Vec<_>>(),
+        [2, 1]
+    );
+    assert_eq!(seen(&a, carol), [1, 2]);
+    assert_eq!(a.relay.in_flight(), 0);
+}

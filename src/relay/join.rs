@@ -130,7 +130,9 @@ impl Relay {
                     // their acks were lost there, the fan-out sent them back to their sender at
                     // the new one, and an abort could not rewind the session's csn (their
                     // resends were then taken for duplicates, and never stored).
-                    for p in self.pending.iter_mut().filter(|p| p.sender == old) {
+                    let in_flight = self.in_flight.values_mut().flatten();
+                    for p in (self.pending.iter_mut().chain(in_flight)).filter(|p| p.sender == old)
+                    {
                         p.sender = from;
                     }
                     for (to, _, _) in self.held_acks.iter_mut().filter(|(to, ..)| *to == old) {

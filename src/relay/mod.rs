@@ -181,6 +181,11 @@ pub struct Relay {
     /// The ids in `ids`, oldest first, to forget the oldest.
     id_order: VecDeque<Uuid>,
     pending: Vec<Pending>,
+    /// Of a shared store: batches of [`Relay::hand_off`] the store has not answered yet, by
+    /// number.
+    in_flight: HashMap<u64, Vec<Pending>>,
+    /// The number of the last batch handed off.
+    batches: u64,
     /// Acknowledgements of this turn (of messages in which room), sent once their messages
     /// are durable.
     held_acks: Vec<(SocketAddr, RoomId, Acked)>,
@@ -259,6 +264,8 @@ impl Relay {
             ids: HashMap::new(),
             id_order: VecDeque::new(),
             pending: Vec::new(),
+            in_flight: HashMap::new(),
+            batches: 0,
             held_acks: Vec::new(),
             presence: Vec::new(),
             announcing: HashSet::new(),

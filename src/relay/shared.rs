@@ -46,8 +46,30 @@ impl Relay {
     /// does, the others refused to their senders, who will send them again, as
     /// [`Relay::abort`] does (`why` they were not).
     pub fn commit_some(&mut self, stored: &[Option<Stored>], why: &str) {
-        debug_assert!(self.config.shared, "commit_some is for a shared log");
+        let batch = self.hand_off();
+        self.commit_batch(batch, stored, why);
+    }
+
+    /// Takes the messages of [`Relay::appends`] out, to be stored while the relay goes on
+    /// (several turns' may be on their way at once): the batch's number, for
+    /// [`Relay::commit_batch`] once the store answered.
+    pub fn hand_off(&mut self) -> u64 {
+        self.batches += 1;
         let taken = std::mem::take(&mut self.pending);
+        self.in_flight.insert(self.batches, taken);
+        self.batches
+    }
+
+    /// How many batches [`Relay::hand_off`] gave that wait for their answer.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// The store answered for the batch `batch` ([`Relay::hand_off`]'s appends, in order), each
+    /// message stored or not as `stored` says: as [`Relay::commit_some`].
+    pub fn commit_batch(&mut self, batch: u64, stored: &[Option<Stored>], why: &str) {
+        debug_assert!(self.config.shared, "commit_batch is for a shared log");
+        let taken = self.in_flight.remove(&batch).unwrap_or_default();
         debug_assert_eq!(taken.len(), stored.len(), "one answer a message");
         let (kept, failed): (Vec<_>, Vec<_>) = taken
             .into_iter()

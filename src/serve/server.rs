@@ -233,7 +233,7 @@ impl Server {
             let wake_at = (self.relay.poll_timeout()).unwrap_or_else(|| Instant::now() + TICK);
             // What was read while the last turn went out is written and answered now: the
             // socket may stay silent, its senders waiting for their acknowledgements.
-            let wake_at = if self.relay.took_meanwhile() {
+            let wake_at = if self.relay.took_meanwhile() && !self.held() {
                 Instant::now()
             } else {
                 wake_at
@@ -331,6 +331,10 @@ impl Server {
         // so at once and keeps trying.
         self.relay.end_turn(Instant::now(), Millis::now());
         self.persist();
+        if let Backing::Nats(log) = &mut self.logs {
+            // What is on its way to NATS is acknowledged (or refused) before the notice.
+            log.finish(self.relay.relay_mut());
+        }
         self.relay.relay_mut().stopping();
         // Reading no more: a JOIN answering the notice would be welcomed by a relay that is
         // gone a moment later.
@@ -399,6 +403,12 @@ impl Server {
         }
     }
 
+    /// Whether the messages the relay took wait for the shared store's answer about earlier
+    /// ones, to go with the next (see [`NatsLog::holds`]): no turn is due for them.
+    fn held(&self) -> bool {
+        matches!(&self.logs, Backing::Nats(log) if log.holds(self.relay.relay()))
+    }
+
     /// Hands the relay what the shared store's followers read (none with a log of its own).
     fn take_followed(&mut self, first: Option<nats::Followed>) {
         if let Backing::Nats(log) = &mut self.logs {
@@ -445,7 +455,7 @@ impl Server {
                 self.take_waiting(inbox);
                 // Messages came while presence or answers go out: they are written and fanned
                 // out first, the rest of these after them.
-                if lower >= READ_EVERY && self.relay.chat_waiting() {
+                if lower >= READ_EVERY && self.relay.chat_waiting() && !self.held() {
                     return;
                 }
             }

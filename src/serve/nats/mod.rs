@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 pub use identity::relay_id;
 pub use names::{STREAM_PREFIX, room_of, stream_of, subject_of};
-pub use worker::{DEDUP_WINDOW, Followed, Options, REQUEST_TIMEOUT};
+pub use worker::{DEDUP_WINDOW, Followed, Options, Published, REQUEST_TIMEOUT};
 
 use crate::proto::message::Message;
 use crate::proto::name::name_key;
@@ -46,10 +46,22 @@ const FOLLOWED_QUEUE: usize = 4096;
 const ASK_WAIT: Duration = Duration::from_secs(10);
 /// How long the relay waits for NATS to connect and hand it every room's tail at start.
 const START_WAIT: Duration = Duration::from_secs(60);
+/// Most turns' messages on their way to NATS at once (each turn's published while the
+/// earlier ones' acknowledgements come).
+const MAX_IN_FLIGHT: usize = 8;
+/// Fewest messages a turn hands NATS while others are on their way (fewer wait for them).
+const PIPELINE_FROM: usize = 8;
+/// Why a message NATS did not store is refused, as its sender is told.
+const REFUSED: &str = "its store, NATS, is failing";
+
 /// How long, after NATS failed to store a message of a room, the next turns refuse that
 /// room's at once rather than wait for it again (each refused message is resent by its
 /// client).
 const BACK_OFF: Duration = Duration::from_millis(500);
+
+/// Where a published message is in its batch ([`Relay::appends`]' order), its room's key and
+/// its time.
+type Place = (usize, String, crate::proto::message::Millis);
 
 /// The store's end on the relay's thread.
 #[derive(Debug)]
@@ -59,6 +71,9 @@ pub struct NatsLog {
     followed: async_channel::Receiver<Followed>,
     /// The servers, to name them in the relay's log.
     urls: String,
+    /// The batches on their way to NATS: how many messages each has, and each published
+    /// one's place in it, room and time.
+    batches: std::collections::HashMap<u64, (usize, Vec<Place>)>,
     /// The rooms whose messages are refused at once, until when: NATS failed one of theirs
     /// a moment ago.
     refusing: std::collections::HashMap<String, Instant>,
@@ -101,21 +116,26 @@ impl NatsLog {
             followed,
             urls,
             refusing: std::collections::HashMap::new(),
+            batches: std::collections::HashMap::new(),
             failing: false,
             owners: opened.owners,
         };
         Ok((log, opened.restored))
     }
 
-    /// Publishes what the relay accepted and waits for JetStream's acknowledgements (at most
-    /// [`worker::COMMIT_WAIT`]): then [`Relay::commit_some`] with the seqs the streams gave,
-    /// the messages NATS did not store refused (their clients resend; what was stored
-    /// meanwhile is recognised by its id, by the stream and by the relay). A room NATS failed
-    /// has its messages refused at once for [`BACK_OFF`]; the other rooms go on.
+    /// Publishes what the relay accepted, without waiting: JetStream's acknowledgements come
+    /// back through the followers ([`Followed::Published`], awaited at most
+    /// [`worker::COMMIT_WAIT`]), and [`NatsLog::take_followed`] commits them with the seqs
+    /// the streams gave ([`Relay::commit_batch`]), the messages NATS did not store refused
+    /// (their clients resend; what was stored meanwhile is recognised by its id, by the
+    /// stream and by the relay). At most [`MAX_IN_FLIGHT`] turns' messages are on their way:
+    /// past that, the turn waits for the oldest answer. A room NATS failed has its messages
+    /// refused at once for [`BACK_OFF`]; the other rooms go on.
     pub fn commit(&mut self, relay: &mut Relay) {
-        if !relay.has_appends() {
+        if !relay.has_appends() || self.holds(relay) {
             return;
         }
+        self.wait_for(relay, |relay| relay.in_flight() < MAX_IN_FLIGHT);
         let now = Instant::now();
         self.refusing.retain(|_, until| *until > now);
         let mut items = Vec::new();
@@ -126,30 +146,72 @@ impl NatsLog {
                 places.push((i, room.to_owned(), m.time));
             }
         }
-        let mut stored: Vec<Option<Stored>> = vec![None; relay.appends().len()];
+        let count = relay.appends().len();
+        let batch = relay.hand_off();
+        if items.is_empty()
+            || self
+                .commands
+                .send_blocking(Command::Publish { batch, items })
+                .is_err()
+        {
+            return relay.commit_batch(batch, &vec![None; count], REFUSED);
+        }
+        self.batches.insert(batch, (count, places));
+        if count < PIPELINE_FROM && relay.in_flight() == 1 {
+            // A few messages, none before them on their way: their answer is awaited now, as a
+            // file's flush is, and they go out in this turn (a trickle of chat is answered
+            // sooner so than through the relay's loop).
+            self.wait_for(relay, |relay| relay.in_flight() == 0);
+        }
+    }
+
+    /// Takes what the followers bring (the answers about batches on their way among it) until
+    /// `done` says so, or for at most [`ASK_WAIT`].
+    fn wait_for(&mut self, relay: &mut Relay, done: impl Fn(&Relay) -> bool) {
+        let deadline = Instant::now() + ASK_WAIT;
+        while !done(relay) && Instant::now() < deadline {
+            let next = smol::block_on(async { self.followed.recv().await.ok() }.or(async {
+                smol::Timer::at(deadline).await;
+                None
+            }));
+            match next {
+                Some(next) => drop(self.take_followed(relay, Some(next))),
+                None => break,
+            }
+        }
+    }
+
+    /// Whether the messages the relay took wait for the answer about those on their way, to
+    /// go with the next: a few (under [`PIPELINE_FROM`]) while others are on their way, so
+    /// that a steady trickle of chat costs NATS one round a few messages, not one a message;
+    /// a burst goes at once, several turns' on their way together.
+    pub fn holds(&self, relay: &Relay) -> bool {
+        relay.in_flight() > 0 && relay.has_appends() && relay.appends().len() < PIPELINE_FROM
+    }
+
+    /// NATS answered for the batch `batch`: each message stored or not.
+    fn published(
+        &mut self,
+        relay: &mut Relay,
+        batch: u64,
+        published: Vec<Result<Published, String>>,
+    ) {
+        let Some((count, places)) = self.batches.remove(&batch) else {
+            return;
+        };
+        let now = Instant::now();
+        let mut stored: Vec<Option<Stored>> = vec![None; count];
         let mut failure = None;
-        if !items.is_empty() {
-            match self.ask(|reply| Command::Publish { items, reply }) {
-                Ok(published) => {
-                    for ((i, room, time), result) in places.into_iter().zip(published) {
-                        match result {
-                            Ok((seq, first)) => {
-                                stored[i] = Some(Stored {
-                                    seq,
-                                    time: first.unwrap_or(time),
-                                });
-                            }
-                            Err(e) => {
-                                self.refusing.insert(room, now + BACK_OFF);
-                                failure = Some(e);
-                            }
-                        }
-                    }
+        for ((i, room, time), result) in places.into_iter().zip(published) {
+            match result {
+                Ok((seq, first)) => {
+                    stored[i] = Some(Stored {
+                        seq,
+                        time: first.unwrap_or(time),
+                    });
                 }
                 Err(e) => {
-                    for (_, room, _) in places {
-                        self.refusing.insert(room, now + BACK_OFF);
-                    }
+                    self.refusing.insert(room, now + BACK_OFF);
                     failure = Some(e);
                 }
             }
@@ -165,7 +227,13 @@ impl NatsLog {
             }
             _ => {}
         }
-        relay.commit_some(&stored, "its store, NATS, is failing");
+        relay.commit_batch(batch, &stored, REFUSED);
+    }
+
+    /// Waits (at most [`ASK_WAIT`]) for NATS to answer for every batch on its way, committing
+    /// each: at a clean stop, before the sessions are told.
+    pub fn finish(&mut self, relay: &mut Relay) {
+        self.wait_for(relay, |relay| relay.in_flight() == 0);
     }
 
     /// Gives the relay every name's owner the cluster's bucket held at start, before it
@@ -192,6 +260,10 @@ impl NatsLog {
                 }
                 Followed::Starts(room, first) => {
                     relay.room_starts(&room, first);
+                    continue;
+                }
+                Followed::Published(batch, published) => {
+                    self.published(relay, batch, published);
                     continue;
                 }
                 Followed::Presence(room, change) => {

@@ -51,7 +51,11 @@ pub(super) struct Opened {
 
 /// What a message became: its seq in its stream, and, when the stream had it already, the
 /// time of that first copy.
-pub(super) type Published = (u64, Option<Millis>);
+pub type Published = (u64, Option<Millis>);
+
+/// A message published: its stream's name and its acknowledgement to come, or why it was not
+/// published.
+type Sent = Result<(String, jetstream::context::PublishAckFuture), String>;
 
 /// What an import of names' owners did: how many were written, how many the bucket held for
 /// the same key, and the names it held for another key.
@@ -60,11 +64,11 @@ pub type NamesImported = (u64, u64, Vec<String>);
 /// What the relay's thread asks of NATS.
 #[derive(Debug)]
 pub(super) enum Command {
-    /// Publish a turn's messages (each with its room's key, its id and its record), and
-    /// answer with what each became, in order.
+    /// Publish the batch `batch` of a turn's messages (each with its room's key, its id and
+    /// its record), and answer, as [`Followed::Published`], with what each became, in order.
     Publish {
+        batch: u64,
         items: Vec<(String, Uuid, Vec<u8>)>,
-        reply: async_channel::Sender<Result<Vec<Result<Published, String>>, String>>,
     },
     /// Put a file log's messages (in its order, seqs one after the other) into the room's
     /// stream, those it lacks, each at its own seq; answer with how many were put.
@@ -116,6 +120,9 @@ pub enum Followed {
     Starts(String, u64),
     /// A presence change in the room (its key) through another relay.
     Presence(String, crate::proto::wire::Change),
+    /// What each message of a batch of [`Command::Publish`] became, in order, or why it was
+    /// not stored.
+    Published(u64, Vec<Result<Published, String>>),
 }
 
 /// The worker's state, shared by its tasks.
@@ -188,8 +195,15 @@ pub(super) fn run(
         };
         while let Ok(command) = commands.recv().await {
             match command {
-                Command::Publish { items, reply } => {
-                    let _ = reply.send(Ok(worker.publish(items).await)).await;
+                Command::Publish { batch, items } => {
+                    // Sent here, in the commands' order (so each stream has them in the
+                    // turns' order); their acknowledgements awaited beside the next commands.
+                    let acks = worker.send_all(items).await;
+                    let worker = worker.clone();
+                    tokio::spawn(async move {
+                        let published = worker.acknowledged(acks).await;
+                        let _ = worker.out.send(Followed::Published(batch, published)).await;
+                    });
                 }
                 Command::Bind(bindings) => {
                     // A task of its own: a binding waits for NATS (and retries), never the
@@ -489,13 +503,10 @@ impl Worker {
         c.messages().await.map_err(|e| e.to_string())
     }
 
-    /// Publishes a turn's messages, all sent before any acknowledgement is awaited, and
-    /// awaits their acknowledgements until [`COMMIT_WAIT`] is over: what each became, in order, or why it was not stored. A room NATS failed
-    /// publishes none of its later messages of the turn (they would be stored before the one
-    /// that failed when it is resent). A message unanswered in time is not stored as far as
-    /// the relay knows: its client resends it, and if NATS stores it after all, the resend is
-    /// recognised by its id.
-    async fn publish(&self, items: Vec<(String, Uuid, Vec<u8>)>) -> Vec<Result<Published, String>> {
+    /// Publishes a turn's messages: what each one's acknowledgement will be, or why it was
+    /// not sent. A room NATS failed publishes none of its later messages of the turn (they
+    /// would be stored before the one that failed when it is resent).
+    async fn send_all(&self, items: Vec<(String, Uuid, Vec<u8>)>) -> Vec<Sent> {
         if self.client.connection_state() != async_nats::connection::State::Connected {
             let why = "the relay is not connected to NATS".to_owned();
             return items.iter().map(|_| Err(why.clone())).collect();
@@ -515,6 +526,14 @@ impl Worker {
                 }
             }
         }
+        acks
+    }
+
+    /// Awaits the acknowledgements of [`Worker::send_all`] until [`COMMIT_WAIT`] is over:
+    /// what each message became, in order, or why it was not stored. A message unanswered
+    /// in time is not stored as far as the relay knows: its client resends it, and if NATS
+    /// stores it after all, the resend is recognised by its id.
+    async fn acknowledged(&self, acks: Vec<Sent>) -> Vec<Result<Published, String>> {
         let deadline = tokio::time::Instant::now() + COMMIT_WAIT;
         let mut stored = Vec::with_capacity(acks.len());
         let mut late = Vec::new();
