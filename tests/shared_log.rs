@@ -497,3 +497,48 @@ fn turns_on_their_way_to_the_store_at_once_are_acknowledged_as_answered_and_pass
     assert_eq!(seen(&a, carol), [1, 2]);
     assert_eq!(a.relay.in_flight(), 0);
 }
+
+#[test]
+fn a_message_the_stream_brought_back_is_acknowledged_even_if_the_stores_answer_came_too_late() {
+    let (_, mut a, _) = two_relays();
+    let (alice, carol) = (addr(1), addr(3));
+    let token = a.member(alice, "alice");
+    a.member(carol, "carol");
+    let id = Uuid::new_v4();
+    let (now, wall) = (a.now, a.wall());
+    a.relay.handle(
+        now,
+        wall,
+        alice,
+        &Packet::send_one(token, 1, 1, id, "one").encode(),
+    );
+    a.relay.end_turn(now, wall);
+    let batch = a.relay.hand_off();
+    let stored: Vec<Message> = a.relay.appends().map(|(_, m)| m.clone()).collect();
+    assert!(stored.is_empty(), "handed off");
+    // The stream's copy comes first; then the answer says it was not acknowledged in time.
+    let copy = Message {
+        seq: 1,
+        id,
+        from: "alice".into(),
+        text: "one".into(),
+        time: wall,
+    };
+    a.relay.followed("lobby", vec![copy]);
+    a.relay
+        .commit_batch(batch, &[None], "NATS did not answer in time");
+    a.follow();
+    assert_eq!(seen(&a, carol), [1]);
+    assert_eq!(
+        acks(&a, alice)
+            .iter()
+            .map(|k| (k.id, k.seq))
+            .collect::<Vec<_>>(),
+        [(id, 1)],
+        "stored (the stream holds it): acknowledged, not refused"
+    );
+    assert!(
+        !(a.sent_to(alice).iter()).any(|p| matches!(p, Packet::Error { .. })),
+        "no ERROR Storage"
+    );
+}

@@ -101,9 +101,11 @@ impl Relay {
             firsts.entry(p.room).or_insert(p.message.seq);
         }
         // Acknowledgements of earlier, durable messages still go; of these, none.
+        // (Of a shared log, every message on its way has no seq yet: these are told by id.)
         let ids: HashSet<_> = batch.iter().map(|p| p.message.id).collect();
+        let shared = self.config.shared;
         (self.held_acks).retain(|(_, room, a)| {
-            firsts.get(room).is_none_or(|&f| a.seq < f) && !ids.contains(&a.id)
+            (shared || firsts.get(room).is_none_or(|&f| a.seq < f)) && !ids.contains(&a.id)
         });
         if !self.config.shared {
             for (&room, &first) in &firsts {

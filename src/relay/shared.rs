@@ -1,4 +1,4 @@
-//! A log that other relays write too (a replicated store, `--store nats://`): the turn's messages committed with the seqs the store gave them ([`Relay::commit_stored`]), what the store holds followed in each room's order ([`Relay::followed`]), and each room's messages passed on once all before them are here.
+//! A log that other relays write too (a replicated store, `--store nats://`): the turn's messages handed off ([`Relay::hand_off`], several turns' on their way at once) and committed with the seqs the store gave them as its answers come ([`Relay::commit_batch`]), what the store holds followed in each room's order ([`Relay::followed`]), and each room's messages passed on once all before them are here.
 //!
 //! With a log of its own, the relay gives each message its room's next seq as it takes it
 //! (`send.rs`). A shared log's seqs are the store's: another relay may take the next one at
@@ -60,6 +60,11 @@ impl Relay {
         self.batches
     }
 
+    /// How many messages the batch `batch` of [`Relay::hand_off`] has (0 once answered).
+    pub fn batch_len(&self, batch: u64) -> usize {
+        self.in_flight.get(&batch).map_or(0, Vec::len)
+    }
+
     /// How many batches [`Relay::hand_off`] gave that wait for their answer.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
@@ -71,6 +76,17 @@ impl Relay {
         debug_assert!(self.config.shared, "commit_batch is for a shared log");
         let taken = self.in_flight.remove(&batch).unwrap_or_default();
         debug_assert_eq!(taken.len(), stored.len(), "one answer a message");
+        // A message the store's answer says was not stored (or not in time) that its stream
+        // brought meanwhile is stored, with the stream's seq.
+        let stored: Vec<Option<Stored>> = (taken.iter().zip(stored))
+            .map(|(p, s)| {
+                s.or_else(|| {
+                    let &(seq, time, _) = self.ids.get(&p.message.id)?;
+                    (seq != UNSTORED).then_some(Stored { seq, time })
+                })
+            })
+            .collect();
+        let stored = &stored[..];
         let (kept, failed): (Vec<_>, Vec<_>) = taken
             .into_iter()
             .zip(stored)
@@ -127,8 +143,21 @@ impl Relay {
             if m.seq <= self.rooms[room].committed {
                 continue;
             }
-            if !self.ids.contains_key(&m.id) && !m.id.is_nil() {
-                self.remember(m.id, m.seq, m.time, room);
+            match self.ids.get_mut(&m.id) {
+                None if !m.id.is_nil() => self.remember(m.id, m.seq, m.time, room),
+                // One of this relay's, on its way: the stream's copy came before the store's
+                // answer. Its seq is known now (a resend is acknowledged with it, and the
+                // answer, even if late or failed, cannot refuse what is stored).
+                Some(known) if known.0 == UNSTORED => {
+                    *known = (m.seq, m.time, room);
+                    for (_, _, a) in &mut self.held_acks {
+                        if a.id == m.id && a.seq == UNSTORED {
+                            a.seq = m.seq;
+                            a.time = m.time;
+                        }
+                    }
+                }
+                _ => {}
             }
             self.wait_in_order(room, None, m);
         }

@@ -41,8 +41,9 @@ use worker::Command;
 /// under [`record::MAX_RECORD`] bytes, about 5 MB), so a relay that falls behind slows its
 /// followers, not its memory.
 const FOLLOWED_QUEUE: usize = 4096;
-/// The longest the relay's thread waits for the NATS client to answer one command (a
-/// turn's publish awaits each acknowledgement for at most REQUEST_TIMEOUT).
+/// The longest the relay's thread waits for the NATS client to answer one command (a read
+/// of history, say), and the longest a batch on its way waits for its answer before its
+/// messages are refused (the NATS thread answers within COMMIT_WAIT unless it is stuck).
 const ASK_WAIT: Duration = Duration::from_secs(10);
 /// How long the relay waits for NATS to connect and hand it every room's tail at start.
 const START_WAIT: Duration = Duration::from_secs(60);
@@ -71,9 +72,9 @@ pub struct NatsLog {
     followed: async_channel::Receiver<Followed>,
     /// The servers, to name them in the relay's log.
     urls: String,
-    /// The batches on their way to NATS: how many messages each has, and each published
-    /// one's place in it, room and time.
-    batches: std::collections::HashMap<u64, (usize, Vec<Place>)>,
+    /// The batches on their way to NATS: how many messages each has, each published one's
+    /// place in it, room and time, and when it was handed off.
+    batches: std::collections::HashMap<u64, (usize, Vec<Place>, Instant)>,
     /// The rooms whose messages are refused at once, until when: NATS failed one of theirs
     /// a moment ago.
     refusing: std::collections::HashMap<String, Instant>,
@@ -132,10 +133,17 @@ impl NatsLog {
     /// past that, the turn waits for the oldest answer. A room NATS failed has its messages
     /// refused at once for [`BACK_OFF`]; the other rooms go on.
     pub fn commit(&mut self, relay: &mut Relay) {
+        self.expire(relay);
         if !relay.has_appends() || self.holds(relay) {
             return;
         }
         self.wait_for(relay, |relay| relay.in_flight() < MAX_IN_FLIGHT);
+        if relay.in_flight() >= MAX_IN_FLIGHT {
+            // The NATS thread answers none: these are refused, not piled up.
+            let batch = relay.hand_off();
+            let count = relay.batch_len(batch);
+            return relay.commit_batch(batch, &vec![None; count], REFUSED);
+        }
         let now = Instant::now();
         self.refusing.retain(|_, until| *until > now);
         let mut items = Vec::new();
@@ -156,8 +164,8 @@ impl NatsLog {
         {
             return relay.commit_batch(batch, &vec![None; count], REFUSED);
         }
-        self.batches.insert(batch, (count, places));
-        if count < PIPELINE_FROM && relay.in_flight() == 1 {
+        self.batches.insert(batch, (count, places, now));
+        if count < PIPELINE_FROM && relay.in_flight() == 1 && !self.failing {
             // A few messages, none before them on their way: their answer is awaited now, as a
             // file's flush is, and they go out in this turn (a trickle of chat is answered
             // sooner so than through the relay's loop).
@@ -196,7 +204,7 @@ impl NatsLog {
         batch: u64,
         published: Vec<Result<Published, String>>,
     ) {
-        let Some((count, places)) = self.batches.remove(&batch) else {
+        let Some((count, places, _)) = self.batches.remove(&batch) else {
             return;
         };
         let now = Instant::now();
@@ -234,6 +242,27 @@ impl NatsLog {
     /// each: at a clean stop, before the sessions are told.
     pub fn finish(&mut self, relay: &mut Relay) {
         self.wait_for(relay, |relay| relay.in_flight() == 0);
+        if relay.has_appends() {
+            // Those held for the answer go now.
+            self.commit(relay);
+            self.wait_for(relay, |relay| relay.in_flight() == 0);
+        }
+    }
+
+    /// Refuses the messages of the batches whose answer did not come within [`ASK_WAIT`] (the
+    /// NATS thread is stuck, or gone): their clients resend them.
+    fn expire(&mut self, relay: &mut Relay) {
+        let now = Instant::now();
+        let stale: Vec<u64> = (self.batches.iter())
+            .filter(|(_, (_, _, at))| now.saturating_duration_since(*at) >= ASK_WAIT)
+            .map(|(b, _)| *b)
+            .collect();
+        for batch in stale {
+            if let Some((count, _, _)) = self.batches.remove(&batch) {
+                tracing::error!(nats = %self.urls, "NATS did not answer about a turn's messages within {} s: they are refused (clients resend)", ASK_WAIT.as_secs());
+                relay.commit_batch(batch, &vec![None; count], REFUSED);
+            }
+        }
     }
 
     /// Gives the relay every name's owner the cluster's bucket held at start, before it
