@@ -1,4 +1,4 @@
-//! The presence bucket `URC_PRESENCE` on the NATS side: this relay's members' entries written in order by one task (a departure only over an entry still its own), its lease renewed by another, and every entry watched into the [`Book`] by a third, which alone hands the relay what the book tells.
+//! The presence bucket `URC_PRESENCE` on the NATS side: this relay's members' entries written by one task (each entry's latest) (a departure only over an entry still its own), its lease renewed by another, and every entry watched into the [`Book`] by a third, which alone hands the relay what the book tells.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,27 +24,80 @@ const WATCH_RETRY: Duration = Duration::from_secs(1);
 /// This relay's end of the presence bucket: where its members' changes go.
 #[derive(Debug)]
 pub(super) struct Presence {
-    /// To the writer.
-    writes: tokio::sync::mpsc::UnboundedSender<Write>,
+    /// What the writer has to do.
+    queue: Arc<Queue>,
+    /// This relay's id in the bucket.
+    me: Uuid,
 }
 
-/// What the writer does, one after the other, so that two writes of one entry never race.
-#[derive(Debug)]
-enum Write {
-    /// This relay's members' changes, each with its room's key.
-    Changes(Vec<(String, Change)>),
-    /// Write the entries again where the bucket may differ, or all of them (`true`).
-    Reconcile(bool),
+/// What the writer has to do, one thing after the other, so that two writes of one entry
+/// never race: each entry's latest wanted value (a name that comes and goes faster than NATS
+/// takes it costs one write, and the queue is bounded by the entries, not by the changes).
+#[derive(Debug, Default)]
+struct Queue {
+    todo: Mutex<Todo>,
+    /// Wakes the writer.
+    wake: tokio::sync::Notify,
+}
+
+/// The writer's work.
+#[derive(Debug, Default)]
+struct Todo {
+    /// The entries to write, in the order first wanted.
+    order: std::collections::VecDeque<String>,
+    /// Each one's latest wanted value.
+    values: HashMap<String, Member>,
+    /// Write the entries again where the bucket may differ, or all of them (`Some(true)`).
+    reconcile: Option<bool>,
     /// At start, once the watch has read the bucket: a departure over each entry of this
     /// relay's last run, then the answer.
+    start: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// One thing for the writer.
+enum Job {
+    /// Write this value to this entry.
+    Entry(String, Member),
+    /// See [`Todo::reconcile`].
+    Reconcile(bool),
+    /// See [`Todo::start`].
     Start(tokio::sync::oneshot::Sender<()>),
+}
+
+impl Queue {
+    /// Changes what there is to do, and wakes the writer.
+    fn with(&self, f: impl FnOnce(&mut Todo)) {
+        f(&mut self.todo.lock().expect("not poisoned"));
+        self.wake.notify_one();
+    }
+
+    /// The next thing to do: the start first, then the entries, then a reconciliation.
+    fn next(&self) -> Option<Job> {
+        let mut todo = self.todo.lock().expect("not poisoned");
+        if let Some(done) = todo.start.take() {
+            return Some(Job::Start(done));
+        }
+        while let Some(key) = todo.order.pop_front() {
+            if let Some(member) = todo.values.remove(&key) {
+                return Some(Job::Entry(key, member));
+            }
+        }
+        todo.reconcile.take().map(Job::Reconcile)
+    }
 }
 
 impl Presence {
     /// Writes `changes` (of this relay's members, each with its room's key) to the bucket,
-    /// in order, without waiting.
+    /// each entry's latest, without waiting.
     pub(super) fn write(&self, changes: Vec<(String, Change)>) {
-        let _ = self.writes.send(Write::Changes(changes));
+        self.queue.with(|todo| {
+            for (room, change) in changes {
+                let (key, member) = Member::of(self.me, &room, &change);
+                if todo.values.insert(key.clone(), member).is_none() {
+                    todo.order.push_back(key);
+                }
+            }
+        });
     }
 }
 
@@ -108,39 +161,35 @@ impl Worker {
         tokio::spawn(async move {
             watch_and_sweep(watch, watch_store, (watched, upto), watch_lease, out).await;
         });
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Write>();
-        let (writes, written) = (store.clone(), book);
+        let queue = Arc::new(Queue::default());
+        let (writes, written, jobs) = (store.clone(), book, queue.clone());
         tokio::spawn(async move {
             let mut mine = Mine {
                 me,
                 entries: HashMap::new(),
                 dirty: false,
             };
-            while let Some(write) = rx.recv().await {
-                match write {
-                    Write::Changes(changes) => mine.write(&writes, changes).await,
-                    Write::Reconcile(all) => mine.reconcile(&writes, &written, all).await,
-                    Write::Start(done) => {
+            loop {
+                match jobs.next() {
+                    Some(Job::Entry(key, member)) => mine.write(&writes, key, member).await,
+                    Some(Job::Reconcile(all)) => mine.reconcile(&writes, &written, all).await,
+                    Some(Job::Start(done)) => {
                         mine.reconcile(&writes, &written, true).await;
                         let _ = done.send(());
                     }
+                    None => jobs.wake.notified().await,
                 }
             }
         });
-        let renewed = tx.clone();
+        let renewed = queue.clone();
         tokio::spawn(async move { renew(store, me, leased, renewed).await });
-        Ok(Presence { writes: tx })
+        Ok(Presence { queue, me })
     }
 }
 
 /// Renews the lease of `me` every [`LEASE_EVERY`]; after each, has the writer reconcile its
 /// entries (all of them at the first, after a failure, and every [`RENEW_EVERY`]).
-async fn renew(
-    store: kv::Store,
-    me: Uuid,
-    leased: Arc<Leased>,
-    writer: tokio::sync::mpsc::UnboundedSender<Write>,
-) {
+async fn renew(store: kv::Store, me: Uuid, leased: Arc<Leased>, writer: Arc<Queue>) {
     let lease = lease_entry(me);
     // Before the first lease, this relay's entries of its last run are put right (a relay
     // alive again would show them): once the watch has read them, or after READ_WAIT.
@@ -149,9 +198,7 @@ async fn renew(
         let _ = tokio::time::timeout(READ_WAIT, read).await;
     }
     let (done, started) = tokio::sync::oneshot::channel();
-    if writer.send(Write::Start(done)).is_err() {
-        return;
-    }
+    writer.with(|todo| todo.start = Some(done));
     let _ = started.await;
     let mut next_renew = Instant::now() + RENEW_EVERY;
     let mut failing = false;
@@ -169,9 +216,7 @@ async fn renew(
                 if all {
                     next_renew = Instant::now() + RENEW_EVERY;
                 }
-                if writer.send(Write::Reconcile(all)).is_err() {
-                    return;
-                }
+                writer.with(|todo| todo.reconcile = Some(todo.reconcile.unwrap_or(false) | all));
             }
             Err(e) => {
                 leased.ok.store(false, Ordering::Release);
@@ -298,20 +343,17 @@ async fn leave_own(store: &kv::Store, me: Uuid, key: &str, member: &Member) -> b
 }
 
 impl Mine {
-    /// Writes `changes` to the bucket, in order.
-    async fn write(&mut self, store: &kv::Store, changes: Vec<(String, Change)>) {
-        for (room, change) in changes {
-            let (key, member) = Member::of(self.me, &room, &change);
-            let ok = if member.present {
-                let ok = store.put(&key, member.encode().into()).await.is_ok();
-                self.entries.insert(key, member);
-                ok
-            } else {
-                self.entries.remove(&key);
-                leave_own(store, self.me, &key, &member).await
-            };
-            self.dirty |= !ok;
-        }
+    /// Writes `member` to the entry `key`.
+    async fn write(&mut self, store: &kv::Store, key: String, member: Member) {
+        let ok = if member.present {
+            let ok = store.put(&key, member.encode().into()).await.is_ok();
+            self.entries.insert(key, member);
+            ok
+        } else {
+            self.entries.remove(&key);
+            leave_own(store, self.me, &key, &member).await
+        };
+        self.dirty |= !ok;
     }
 
     /// Writes this relay's members' entries again where the bucket may differ from them (a
@@ -358,5 +400,43 @@ impl Mine {
             }
         }
         self.dirty |= !ok;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::wire::LeaveReason;
+
+    fn change(joined: bool, name: &str) -> (String, Change) {
+        let change = Change {
+            joined,
+            reason: LeaveReason::Quit,
+            name: name.to_owned(),
+            message: None,
+        };
+        ("ops".to_owned(), change)
+    }
+
+    #[test]
+    fn the_writer_gets_each_entrys_latest_in_the_order_first_wanted_and_the_start_first() {
+        let presence = Presence {
+            queue: Arc::new(Queue::default()),
+            me: Uuid::new_v4(),
+        };
+        presence.write(vec![change(true, "al"), change(true, "bo")]);
+        presence.write(vec![change(false, "al"), change(true, "al")]);
+        presence.queue.with(|todo| todo.reconcile = Some(false));
+        let (done, _) = tokio::sync::oneshot::channel();
+        presence.queue.with(|todo| todo.start = Some(done));
+        let mut jobs = Vec::new();
+        while let Some(job) = presence.queue.next() {
+            jobs.push(match job {
+                Job::Start(_) => "start".to_owned(),
+                Job::Entry(_, m) => format!("{} {}", m.name, m.present),
+                Job::Reconcile(all) => format!("reconcile {all}"),
+            });
+        }
+        assert_eq!(jobs, ["start", "al true", "bo true", "reconcile false"]);
     }
 }
