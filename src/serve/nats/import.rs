@@ -3,7 +3,11 @@
 use std::path::Path;
 
 use super::NatsLog;
-use super::worker::Command;
+use async_nats::jetstream;
+
+use super::names::{stream_of, subject_of};
+use super::record;
+use super::worker::{Command, Worker};
 use crate::proto::message::Message;
 use crate::serve::layout;
 use crate::serve::lock::DataLock;
@@ -70,5 +74,81 @@ impl NatsLog {
         let owners = crate::serve::owners::load(from)?;
         let bindings = owners.bindings();
         self.ask(|reply| Command::ImportNames { bindings, reply })
+    }
+}
+
+impl Worker {
+    /// Puts `messages` (of a file log, in order) into the stream of `room` at their own seqs:
+    /// those after the stream's last, once the stream's last is checked to be the log's (so
+    /// that an import run again puts nothing twice, and one into a stream of other messages
+    /// is refused). How many were put.
+    pub(super) async fn import(&self, room: &str, messages: Vec<Message>) -> Result<u64, String> {
+        let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
+            return Ok(0);
+        };
+        let (first, last_seq) = (first.seq, last.seq);
+        let name = stream_of(room);
+        self.make_stream(&name, room, first).await?;
+        let mut s = (self.js.get_stream(&name).await).map_err(|e| e.to_string())?;
+        let had = s
+            .info()
+            .await
+            .map_err(|e| e.to_string())?
+            .state
+            .last_sequence;
+        let other = |seq: u64| {
+            format!(
+                "the stream {name} holds other messages than the log of {room} (at seq {seq}): import into streams that are empty or hold this log's start"
+            )
+        };
+        if had >= first {
+            let at = had.min(last_seq);
+            let theirs =
+                (s.direct_get(at).await).map_err(|e| format!("cannot read {name} {at}: {e}"))?;
+            let ours = &messages[(at - first) as usize];
+            let same = record::decode(at, &theirs.payload)
+                .is_ok_and(|m| m.id == ours.id && m.text == ours.text);
+            if !same {
+                return Err(other(at));
+            }
+        } else if had + 1 != first {
+            return Err(other(had + 1));
+        }
+        let mut put = 0;
+        for chunk in messages
+            .iter()
+            .filter(|m| m.seq > had)
+            .collect::<Vec<_>>()
+            .chunks(256)
+        {
+            let mut acks = Vec::with_capacity(chunk.len());
+            for m in chunk {
+                let mut publish = jetstream::message::PublishMessage::build()
+                    .payload(record::encode(m).into())
+                    // Stored at its own seq only: JetStream refuses it if anything else
+                    // was written to the stream meanwhile.
+                    .expected_last_sequence(m.seq - 1);
+                if !m.id.is_nil() {
+                    // A placeholder (the nil id) is no client's message: never a duplicate.
+                    publish = publish.message_id(m.id.to_string());
+                }
+                let ack = (self.js.send_publish(subject_of(room), publish).await)
+                    .map_err(|e| format!("cannot publish to {name}: {e}"))?;
+                acks.push((m.seq, ack));
+            }
+            for (seq, ack) in acks {
+                let ack = ack
+                    .await
+                    .map_err(|e| format!("{name} did not store {seq}: {e}"))?;
+                if ack.sequence != seq {
+                    return Err(format!(
+                        "{name} stored the log's {seq} at {} (another relay wrote to it meanwhile?): import before the relays serve",
+                        ack.sequence
+                    ));
+                }
+                put += 1;
+            }
+        }
+        Ok(put)
     }
 }

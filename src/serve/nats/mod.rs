@@ -3,7 +3,9 @@
 //! | file | role |
 //! |---|---|
 //! | `mod.rs` | [`NatsLog`]: what the relay's turn calls, on the relay's thread |
-//! | `worker.rs` | the NATS client on a thread of its own (tokio), its followers of the streams |
+//! | `worker.rs` | the NATS client on a thread of its own (tokio): the commands answered, the buckets opened |
+//! | `publish.rs` | a turn's messages published, their acknowledgements awaited |
+//! | `follow.rs` | every room's stream followed in order, tails and ranges read, placeholders for gaps |
 //! | `names.rs` | a room's stream and subject |
 //! | `record.rs` | a message as a stream holds it |
 //! | `presence.rs` | who is in each room through the other relays, as the bucket `URC_PRESENCE` says, and relays' leases: the rules |
@@ -14,12 +16,14 @@
 //!
 //! docs/cluster.md says how to run it and what it guarantees.
 
+mod follow;
 mod identity;
 mod import;
 mod names;
 mod owners;
 mod presence;
 mod presence_bucket;
+mod publish;
 mod record;
 mod worker;
 
@@ -126,7 +130,7 @@ impl NatsLog {
 
     /// Publishes what the relay accepted, without waiting: JetStream's acknowledgements come
     /// back through the followers ([`Followed::Published`], awaited at most
-    /// [`worker::COMMIT_WAIT`]), and [`NatsLog::take_followed`] commits them with the seqs
+    /// [`publish::COMMIT_WAIT`]), and [`NatsLog::take_followed`] commits them with the seqs
     /// the streams gave ([`Relay::commit_batch`]), the messages NATS did not store refused
     /// (their clients resend; what was stored meanwhile is recognised by its id, by the
     /// stream and by the relay). At most [`MAX_IN_FLIGHT`] turns' messages are on their way:
