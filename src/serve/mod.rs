@@ -8,6 +8,7 @@
 //! | [`journal`] | the relay-wide journal: a turn's records of every room, one flush; checkpoints; put back at start |
 //! | [`store`] | a room's message log, `messages.jsonl`, appended and flushed, read by binary search |
 //! | [`layout`] | where each room's files are, `rooms/<room>/`, and the upgrade of a one-room directory |
+//! | [`socket`] | the UDP socket: large buffers, the errors it works on after |
 //! | [`batch`] | datagrams sent many to a system call (sendmmsg) |
 //! | [`clock`] | steps of the wall clock, told from the steady clock, for the relay's log |
 //! | [`lock`] | one relay a data directory: the `urc.lock` file, held while the relay runs |
@@ -26,4 +27,5 @@ pub mod owners;
 pub mod repair;
 pub mod report;
 pub mod server;
+pub mod socket;
 pub mod store;

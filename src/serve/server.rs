@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use smol::Async;
 use smol::future::FutureExt as _;
-use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::keyfile;
 use crate::proto::message::Millis;
@@ -28,6 +27,7 @@ use crate::serve::logs::Logs;
 use crate::serve::nats::{self, NatsLog};
 use crate::serve::owners;
 use crate::serve::report::{self, REPORT_EVERY, SUMMARY_EVERY};
+use crate::serve::socket::{bind_udp, transient};
 use crate::serve::store::OpenError;
 
 /// The port the relay listens on by default (outside the ephemeral range).
@@ -463,61 +463,12 @@ impl Server {
     }
 }
 
-/// Bytes of socket buffer the relay asks for in each direction: a few thousand datagrams, so
-/// that the bursts of many senders' windows wait in the socket rather than being dropped
-/// while the relay flushes its log. The kernel caps it at `net.core.rmem_max` and
-/// `wmem_max`; the relay works with whatever it gets.
-const SOCKET_BUFFER: usize = 4 << 20;
-
-/// A UDP socket bound to `addr` with buffers of [`SOCKET_BUFFER`] bytes, or as near as the
-/// kernel allows.
-fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    // Best effort: a smaller buffer only drops more under bursts, which clients recover from.
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
-    let receive = socket.recv_buffer_size().unwrap_or(0);
-    tracing::debug!(
-        receive,
-        send = socket.send_buffer_size().unwrap_or(0),
-        "socket buffers"
-    );
-    // Linux reports twice what it grants (the other half is for its own bookkeeping).
-    let granted = if cfg!(target_os = "linux") {
-        receive / 2
-    } else {
-        receive
-    };
-    if granted < SOCKET_BUFFER {
-        tracing::warn!(
-            "the socket's receive buffer is {} KiB, not {} KiB (net.core.rmem_max caps it): a busy relay may drop bursts, which clients resend; raise it with sysctl -w net.core.rmem_max={SOCKET_BUFFER}",
-            granted / 1024,
-            SOCKET_BUFFER / 1024
-        );
-    }
-    socket.bind(&addr.into())?;
-    Ok(socket.into())
-}
-
 enum Wake {
     Datagram(usize, SocketAddr),
     Timer,
     Stop,
     /// A message a follower of the shared store read (its room's key, the message).
     Followed(nats::Followed),
-}
-
-/// Errors a UDP socket reports for one datagram (often an ICMP answer to an earlier send),
-/// after which it works on.
-fn transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-            | io::ErrorKind::HostUnreachable
-            | io::ErrorKind::NetworkUnreachable
-    )
 }
 
 /// The relay's key file in the data directory `data`.
