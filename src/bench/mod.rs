@@ -38,7 +38,7 @@ pub mod large_log;
 mod ledger;
 mod link;
 mod measure;
-mod nats;
+pub mod nats;
 mod outbox;
 mod plan;
 mod relay;

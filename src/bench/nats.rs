@@ -302,8 +302,8 @@ fn spawn(server: &Path, dir: &Path, n: usize, syncs: bool) -> Result<Vec<Node>, 
     Ok(nodes)
 }
 
-/// JetStream's part of a node's config.
-fn jetstream(store: &Path, syncs: bool) -> String {
+/// JetStream's part of a node's config (the tests' nodes use it too).
+pub fn jetstream(store: &Path, syncs: bool) -> String {
     let sync = if syncs {
         "  sync_interval: always\n"
     } else {
@@ -316,7 +316,7 @@ fn jetstream(store: &Path, syncs: bool) -> String {
 }
 
 /// Whether `server` accepts `sync_interval: always` (2.15 does; Debian's 2.9 rejects it).
-fn syncs_always(server: &Path, dir: &Path) -> bool {
+pub fn syncs_always(server: &Path, dir: &Path) -> bool {
     let conf = dir.join("probe.conf");
     if std::fs::write(&conf, jetstream(&dir.join("probe-store"), true)).is_err() {
         return false;

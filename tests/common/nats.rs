@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+use urc::bench::nats::jetstream;
 
 /// The longest a node, or the whole cluster, may take to be ready. Measured here: three new
 /// nodes 0.2 to 0.5 s, a node restarted 2 s, a new meta leader after the old one was killed,
@@ -78,30 +79,10 @@ pub fn syncs_always() -> bool {
     static ACCEPTED: OnceLock<bool> = OnceLock::new();
     *ACCEPTED.get_or_init(|| {
         let dir = scratch();
-        let conf = dir.join("probe.conf");
-        let store = dir.join("store");
-        std::fs::write(&conf, jetstream(&store, true)).unwrap();
-        let out = Command::new(server())
-            .arg("-t")
-            .arg("-c")
-            .arg(&conf)
-            .output()
-            .unwrap();
+        let accepted = urc::bench::nats::syncs_always(&server(), &dir);
         let _ = std::fs::remove_dir_all(&dir);
-        out.status.success()
+        accepted
     })
-}
-
-fn jetstream(store: &Path, sync_always: bool) -> String {
-    let sync = if sync_always {
-        "  sync_interval: always\n"
-    } else {
-        ""
-    };
-    format!(
-        "jetstream {{\n  store_dir: \"{}\"\n{sync}}}\n",
-        store.display()
-    )
 }
 
 /// A fresh directory under the tests' scratch space.

@@ -76,9 +76,9 @@ pub struct NatsLog {
     followed: async_channel::Receiver<Followed>,
     /// The servers, to name them in the relay's log.
     urls: String,
-    /// The batches on their way to NATS: how many messages each has, each published one's
-    /// place in it, room and time, and when it was handed off.
-    batches: std::collections::HashMap<u64, (usize, Vec<Place>, Instant)>,
+    /// The batches on their way to NATS: each published message's place in its batch, room
+    /// and time, and when the batch was handed off.
+    batches: std::collections::HashMap<u64, (Vec<Place>, Instant)>,
     /// The rooms whose messages are refused at once, until when: NATS failed one of theirs
     /// a moment ago.
     refusing: std::collections::HashMap<String, Instant>,
@@ -168,7 +168,7 @@ impl NatsLog {
         {
             return relay.commit_batch(batch, &vec![None; count], REFUSED);
         }
-        self.batches.insert(batch, (count, places, now));
+        self.batches.insert(batch, (places, now));
         if count < PIPELINE_FROM && relay.in_flight() == 1 && !self.failing {
             // A few messages, none before them on their way: their answer is awaited now, as a
             // file's flush is, and they go out in this turn (a trickle of chat is answered
@@ -208,11 +208,11 @@ impl NatsLog {
         batch: u64,
         published: Vec<Result<Published, String>>,
     ) {
-        let Some((count, places, _)) = self.batches.remove(&batch) else {
+        let Some((places, _)) = self.batches.remove(&batch) else {
             return;
         };
         let now = Instant::now();
-        let mut stored: Vec<Option<Stored>> = vec![None; count];
+        let mut stored: Vec<Option<Stored>> = vec![None; relay.batch_len(batch)];
         let mut failure = None;
         for ((i, room, time), result) in places.into_iter().zip(published) {
             match result {
@@ -258,12 +258,13 @@ impl NatsLog {
     fn expire(&mut self, relay: &mut Relay) {
         let now = Instant::now();
         let stale: Vec<u64> = (self.batches.iter())
-            .filter(|(_, (_, _, at))| now.saturating_duration_since(*at) >= ASK_WAIT)
+            .filter(|(_, (_, at))| now.saturating_duration_since(*at) >= ASK_WAIT)
             .map(|(b, _)| *b)
             .collect();
         for batch in stale {
-            if let Some((count, _, _)) = self.batches.remove(&batch) {
+            if self.batches.remove(&batch).is_some() {
                 tracing::error!(nats = %self.urls, "NATS did not answer about a turn's messages within {} s: they are refused (clients resend)", ASK_WAIT.as_secs());
+                let count = relay.batch_len(batch);
                 relay.commit_batch(batch, &vec![None; count], REFUSED);
             }
         }
