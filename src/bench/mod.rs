@@ -86,6 +86,9 @@ pub enum Store {
         replicas: usize,
         /// The nats-server to run (`--nats-server`; found when `None`).
         server: Option<PathBuf>,
+        /// Whether the nodes sync every write before acknowledging it (`sync_interval:
+        /// always`, where the server accepts it), or keep NATS's default interval.
+        sync_always: bool,
     },
 }
 
@@ -268,7 +271,11 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
 
     let nats = match &options.store {
         Store::File => None,
-        Store::Nats { replicas, server } => {
+        Store::Nats {
+            replicas,
+            server,
+            sync_always,
+        } => {
             progress(&format!(
                 "starting NATS: {}",
                 if *replicas == 1 {
@@ -278,8 +285,13 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
                 }
             ));
             Some(
-                nats::Nats::start(server.as_deref(), *replicas, options.data.as_deref())
-                    .map_err(fail)?,
+                nats::Nats::start(
+                    server.as_deref(),
+                    *replicas,
+                    *sync_always,
+                    options.data.as_deref(),
+                )
+                .map_err(fail)?,
             )
         }
     };

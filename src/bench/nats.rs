@@ -57,8 +57,9 @@ pub(super) struct Nats {
 impl Nats {
     /// Starts one node (`replicas` 1) or a cluster of three (`replicas` 3) of `server` (found
     /// as [`find_server`] says when `None`) in a fresh directory inside `parent` (the
-    /// system's temporary directory when `None`), and waits until JetStream is ready on every
-    /// node.
+    /// system's temporary directory when `None`), every write synced before its
+    /// acknowledgement if `sync_always` (and the server accepts it), and waits until
+    /// JetStream is ready on every node.
     ///
     /// # Errors
     /// A one-line explanation when no server is found, a node exits, or the nodes are not
@@ -66,6 +67,7 @@ impl Nats {
     pub(super) fn start(
         server: Option<&Path>,
         replicas: usize,
+        sync_always: bool,
         parent: Option<&Path>,
     ) -> Result<Nats, String> {
         if replicas != 1 && replicas != 3 {
@@ -82,7 +84,7 @@ impl Nats {
         .map_err(|e| format!("cannot make a directory for nats-server: {e}"))?;
         cleanup::arm();
         let tracked = cleanup::track_dir(dir.path());
-        let syncs = syncs_always(&server, dir.path());
+        let syncs = sync_always && syncs_always(&server, dir.path());
         let mut nats = Nats {
             nodes: Vec::new(),
             replicas,
@@ -142,7 +144,7 @@ impl Nats {
         let sync = if self.syncs {
             "every write synced before its acknowledgement (sync_interval: always)"
         } else {
-            "writes not synced before their acknowledgement (this server rejects sync_interval)"
+            "writes not synced before their acknowledgement (--nats-sync interval, or a server that rejects sync_interval)"
         };
         format!(
             "{}, {nodes} on 127.0.0.1 in {}, streams of {} replica(s), {sync}",

@@ -98,6 +98,21 @@ pub struct BenchArgs {
     /// scripts/install-nats-server puts it), else nats-server on the PATH].
     #[arg(long, value_name = "PATH")]
     pub nats_server: Option<PathBuf>,
+    /// When the bench's NATS nodes sync a write to disk: `always` (before acknowledging it,
+    /// as docs/cluster.md's nodes; Debian's 2.9 cannot) or `interval` (NATS's default, at
+    /// most every 2 minutes: with 3 replicas an acknowledged write is then in two nodes'
+    /// memory) [default: always].
+    #[arg(long, value_enum)]
+    pub nats_sync: Option<NatsSync>,
+}
+
+/// What `--nats-sync` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NatsSync {
+    /// Every write synced before its acknowledgement (`sync_interval: always`).
+    Always,
+    /// NATS's default `sync_interval` (2 minutes).
+    Interval,
 }
 
 /// What `--store` names.
@@ -156,9 +171,15 @@ impl BenchArgs {
             Some(StoreKind::Nats) => bench::Store::Nats {
                 replicas: self.replicas.unwrap_or(1),
                 server: self.nats_server.clone(),
+                sync_always: self.nats_sync != Some(NatsSync::Interval),
             },
-            _ if self.replicas.is_some() || self.nats_server.is_some() => {
-                return Err("--replicas and --nats-server go with --store nats".into());
+            _ if self.replicas.is_some()
+                || self.nats_server.is_some()
+                || self.nats_sync.is_some() =>
+            {
+                return Err(
+                    "--replicas, --nats-server and --nats-sync go with --store nats".into(),
+                );
             }
             _ if preset.relays > 1 => {
                 return Err(format!(
