@@ -13,6 +13,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::ledger::Ledger;
 use super::link::Buffers;
 use super::plan::Plan;
+use super::receive::Reader;
 use super::sim::Sim;
 use crate::proto::secure::keys::PublicKey;
 use crate::proto::wire::MAX_DATAGRAM;
@@ -53,6 +54,8 @@ pub(super) struct Load {
     poll: Poll,
     events: Events,
     buf: Vec<u8>,
+    /// What every client's reads go into.
+    reader: Reader,
     /// What every client seals into and opens into.
     bufs: Buffers,
 }
@@ -89,6 +92,7 @@ impl Load {
             poll: Poll::new()?,
             events: Events::with_capacity(1024),
             buf: vec![0; MAX_DATAGRAM + 1],
+            reader: Reader::default(),
             bufs: Buffers::default(),
         };
         load.join_in_waves(plan, ledger)?;
@@ -135,7 +139,7 @@ impl Load {
                 if self.sims[i].is_joined() {
                     continue;
                 }
-                read_all(&mut self.sims[i], &mut self.buf, &mut self.bufs, ledger)?;
+                read_all(&mut self.sims[i], &mut self.reader, &mut self.bufs, ledger)?;
                 if self.sims[i].is_joined() {
                     // Until everyone is in, what a joined client receives is the presence of
                     // those joining after it: left to the kernel to drop once its buffer is
@@ -228,7 +232,7 @@ impl Load {
             for event in &self.events {
                 let i = event.token().0;
                 let sim = &mut self.sims[i];
-                read_all(sim, &mut self.buf, &mut self.bufs, ledger)?;
+                read_all(sim, &mut self.reader, &mut self.bufs, ledger)?;
                 if i < senders {
                     let now = Instant::now();
                     sim.pump(now, &mut self.bufs, ledger);
@@ -279,13 +283,18 @@ impl Load {
 /// Hands a client everything waiting on its socket (the poll is edge-triggered).
 fn read_all(
     sim: &mut Sim,
-    buf: &mut [u8],
+    reader: &mut Reader,
     bufs: &mut Buffers,
     ledger: &mut Ledger,
 ) -> io::Result<()> {
     loop {
-        match sim.socket.recv(buf) {
-            Ok(n) => sim.handle(Instant::now(), &buf[..n], bufs, ledger),
+        match reader.read(&sim.socket) {
+            Ok(datagrams) => {
+                let now = Instant::now();
+                for datagram in datagrams {
+                    sim.handle(now, datagram, bufs, ledger);
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             // An ICMP answer to an earlier send, say: the socket works on.
             Err(e)

@@ -41,6 +41,7 @@ mod measure;
 pub mod nats;
 mod outbox;
 mod plan;
+mod receive;
 mod relay;
 mod report;
 pub mod runs;

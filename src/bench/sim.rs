@@ -119,6 +119,7 @@ impl Sim {
     ) -> io::Result<Sim> {
         let socket = UdpSocket::bind("127.0.0.1:0".parse().expect("an address"))?;
         socket.connect(relay)?;
+        super::receive::coalesce(&socket);
         Ok(Sim {
             socket,
             link: Link::new(key),
