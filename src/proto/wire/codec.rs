@@ -3,8 +3,9 @@
 
 use uuid::Uuid;
 
+use super::records::Records;
 use super::{DecodeError, MAGIC, Token, VERSION};
-use crate::proto::message::{Message, Millis};
+use crate::proto::message::Message;
 
 /// Bytes one message takes inside a `Messages` or `HistoryPage` datagram after `prev` (the
 /// record before it in the same datagram, `None` for the first): its seq and time are written
@@ -91,10 +92,11 @@ impl Writer {
 
 /// The unread rest of a datagram: each read takes its field from the front, or fails
 /// [`DecodeError::Truncated`] when the bytes run out first.
+#[derive(Debug)]
 pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
-impl Reader<'_> {
-    pub(super) fn take(&mut self, n: usize) -> Result<&[u8], DecodeError> {
+impl<'a> Reader<'a> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.0.len() < n {
             return Err(DecodeError::Truncated);
         }
@@ -126,11 +128,19 @@ impl Reader<'_> {
     pub(super) fn uuid(&mut self) -> Result<Uuid, DecodeError> {
         Ok(Uuid::from_bytes(self.array()?))
     }
+    fn str_ref(&mut self, len: usize) -> Result<&'a str, DecodeError> {
+        std::str::from_utf8(self.take(len)?).map_err(|_| DecodeError::Utf8)
+    }
     fn string(&mut self, len: usize) -> Result<String, DecodeError> {
-        let bytes = self.take(len)?;
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|_| DecodeError::Utf8)
+        self.str_ref(len).map(str::to_owned)
+    }
+    pub(super) fn str8_ref(&mut self) -> Result<&'a str, DecodeError> {
+        let len = self.u8()?;
+        self.str_ref(usize::from(len))
+    }
+    pub(super) fn str16_ref(&mut self) -> Result<&'a str, DecodeError> {
+        let len = self.u16()?;
+        self.str_ref(usize::from(len))
     }
     // Lengths are checked by the rules that use the strings (names, texts), so that a
     // name or text that is too long gets an answer saying so rather than silence.
@@ -143,22 +153,12 @@ impl Reader<'_> {
         self.string(usize::from(len))
     }
     pub(super) fn messages(&mut self) -> Result<Vec<Message>, DecodeError> {
-        let n = self.u8()?;
-        let (mut seq, mut time) = (0u64, 0i64);
-        (0..n)
-            .map(|_| {
-                seq = seq.wrapping_add(self.varint()?);
-                let step = self.varint()?;
-                time = time.wrapping_add((step >> 1) as i64 ^ -((step & 1) as i64));
-                Ok(Message {
-                    seq,
-                    time: Millis(time),
-                    id: self.uuid()?,
-                    from: self.str8()?,
-                    text: self.str16()?,
-                })
-            })
-            .collect()
+        let mut records = Records::new(Reader(self.0), false)?;
+        let messages = (records.by_ref())
+            .map(|m| m.map(|m| m.to_message()))
+            .collect::<Result<_, _>>()?;
+        self.0 = records.reader.0;
+        Ok(messages)
     }
     /// A varint in its shortest form: at most 10 bytes, no needless final zero byte.
     pub(super) fn varint(&mut self) -> Result<u64, DecodeError> {

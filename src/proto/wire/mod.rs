@@ -21,6 +21,7 @@ use codec::{Reader, Writer};
 
 mod codec;
 mod pack;
+mod records;
 #[cfg(test)]
 mod tests;
 mod to_client;
@@ -29,6 +30,7 @@ mod token;
 
 pub use codec::message_len;
 pub use pack::{pack, paginate};
+pub use records::{MessageRef, Records, messages_in};
 pub use to_client::{
     ACK_HEADER, ACKED_LEN, HISTORY_HEADER, MESSAGES_HEADER, NAMES_HEADER, PRESENCE_HEADER, ROOM_AT,
     change_len,
