@@ -22,6 +22,7 @@
 //! | `link.rs` | a bench client's secure channel: its tunnel, its handshake bounded, sealing and opening in shared buffers |
 //! | `plan.rs` | what the load is: clients, senders, rooms, relays, who hears whom |
 //! | `drive.rs` | the poll loop that drives every simulated client on one thread |
+//! | `receive.rs` | a client's reads: UDP GRO on, each coalesced read cut back into its datagrams, one buffer for all |
 //! | `baseline.rs` | the raw loopback baseline: one thread sending, one reading |
 //! | `measure.rs` | CPU time, peak memory and file systems, read from `/proc` |
 //! | `report.rs` | the report's lines and the summary line |
