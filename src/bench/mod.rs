@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-pub use baseline::Baseline;
+pub use baseline::{Baseline, Limits};
 pub use relay::RelayAt;
 pub use report::{Recovery, Report};
 pub use workload::{Preset, Workload};
@@ -264,9 +264,24 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
             "baseline: {datagram}-byte datagrams to {} sockets",
             options.clients
         ));
-        let b = baseline::measure(options.clients, datagram, options.baseline, BASELINE_BOUND)
-            .map_err(|e| fail(format!("the baseline failed: {e}")))?;
-        Some((b, datagram))
+        let b = baseline::measure(
+            options.clients,
+            datagram,
+            options.baseline,
+            BASELINE_BOUND,
+            baseline::Sending::SendTo,
+        )
+        .map_err(|e| fail(format!("the baseline failed: {e}")))?;
+        let dir = options.data.clone().unwrap_or_else(std::env::temp_dir);
+        let limits = baseline::limits(
+            options.clients,
+            datagram,
+            options.baseline,
+            BASELINE_BOUND,
+            &dir,
+        )
+        .map_err(|e| fail(format!("the baseline failed: {e}")))?;
+        Some((b, datagram, limits))
     } else {
         None
     };

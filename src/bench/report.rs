@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::baseline::Baseline;
+use super::baseline::{Baseline, Limits, RUN};
 use crate::relay::Stats;
 
 /// What the simulated clients did to recover, and what went wrong on the way.
@@ -100,8 +100,8 @@ pub struct Report {
     pub relay_rss: (Option<u64>, Option<u64>),
     /// Whether the relay's peak could be restarted at the measured phase.
     pub relay_peak_reset: bool,
-    /// The raw loopback baseline and the size of its datagrams.
-    pub baseline: Option<(Baseline, usize)>,
+    /// The raw loopback baseline, the size of its datagrams, and the machine's limits.
+    pub baseline: Option<(Baseline, usize, Limits)>,
 }
 
 impl Report {
@@ -297,7 +297,7 @@ impl Report {
                 took.as_secs_f64()
             ));
         }
-        if let Some((b, size)) = &self.baseline {
+        if let Some((b, size, limits)) = &self.baseline {
             out.push(format!(
                 "baseline: one thread sent {} datagrams of {size} bytes to {} sockets: {:.0}/s sent, {:.0}/s read by another thread; \
                  urc's deliveries/s are {:.2}x the datagrams read/s",
@@ -306,6 +306,15 @@ impl Report {
                 b.sent_per_second(),
                 b.received_per_second(),
                 self.ratio().unwrap_or(0.0)
+            ));
+            out.push(format!(
+                "limits: the same thread sends {:.0} datagrams/s one a sendto, {:.0}/s 32 a sendmmsg, {:.0}/s {RUN} to a socket a segmented send; the data directory's disk flushes {}",
+                b.sent_per_second(),
+                limits.mmsg,
+                limits.segmented,
+                limits
+                    .flushes
+                    .map_or("(not measured)".to_owned(), |f| format!("{f:.0} times/s"))
             ));
         }
         out.push(self.summary());
@@ -320,7 +329,7 @@ impl Report {
 
     /// urc's deliveries a second as a multiple of the baseline's datagrams read a second.
     pub fn ratio(&self) -> Option<f64> {
-        let (b, _) = self.baseline.as_ref()?;
+        let (b, _, _) = self.baseline.as_ref()?;
         Some(self.deliveries_per_second() / b.received_per_second().max(1e-9))
     }
 
@@ -376,8 +385,17 @@ impl Report {
         if let Some((took, _)) = self.restart {
             s += &format!(" restart={:.3}s", took.as_secs_f64());
         }
-        if let (Some((b, _)), Some(r)) = (&self.baseline, self.ratio()) {
-            s += &format!(" baseline/s={:.0} ratio={r:.2}", b.received_per_second());
+        if let (Some((b, _, limits)), Some(r)) = (&self.baseline, self.ratio()) {
+            s += &format!(
+                " baseline/s={:.0} ratio={r:.2} sendto/s={:.0} sendmmsg/s={:.0} gso/s={:.0}",
+                b.received_per_second(),
+                b.sent_per_second(),
+                limits.mmsg,
+                limits.segmented
+            );
+            if let Some(f) = limits.flushes {
+                s += &format!(" fdatasync/s={f:.0}");
+            }
         }
         s
     }
