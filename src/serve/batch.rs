@@ -6,9 +6,9 @@
 use std::io::IoSlice;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd as _;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
-use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage};
+use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage, sockopt};
 
 use rustix::io::Errno;
 use rustix::net::addr::SocketAddrArg;
@@ -23,9 +23,38 @@ pub const BATCH_SEND: usize = 32;
 /// Bytes one segmented send carries at most (a UDP datagram's 65,507, with room to spare).
 const MAX_SEGMENTED: usize = 60_000;
 
-/// Whether this system segments UDP sends (Linux since 4.18): cleared, for good, by the first
-/// segmented send it refuses, after which every datagram goes on its own.
-static SEGMENTS: AtomicBool = AtomicBool::new(cfg!(target_os = "linux"));
+/// Segmented sends refused in a row (by the system, not for one destination: those are sent
+/// one by one and the next run tries again) after which the relay sends no more of them.
+const REFUSALS: u32 = 64;
+
+/// Whether segmented sends are tried: not known until the first send asks the socket (a
+/// kernel before 4.18 knows no `UDP_SEGMENT`, and would ignore the control message rather
+/// than refuse it), then on, or off for good.
+static SEGMENTS: AtomicU8 = AtomicU8::new(UNKNOWN);
+const UNKNOWN: u8 = 0;
+const ON: u8 = 1;
+const OFF: u8 = 2;
+/// Segmented sends refused since the last one that went.
+static REFUSED: AtomicU32 = AtomicU32::new(0);
+
+/// Whether segmented sends are tried on `socket` (asked the first time).
+fn segments(socket: &UdpSocket) -> bool {
+    match SEGMENTS.load(Ordering::Relaxed) {
+        ON => true,
+        OFF => false,
+        _ => {
+            let on = cfg!(target_os = "linux")
+                && nix::sys::socket::getsockopt(socket, sockopt::UdpGsoSegment).is_ok();
+            if !on {
+                tracing::debug!(
+                    "this system does not segment UDP sends: every datagram goes on its own"
+                );
+            }
+            SEGMENTS.store(if on { ON } else { OFF }, Ordering::Relaxed);
+            on
+        }
+    }
+}
 
 /// Datagrams waiting to be sent together, each with its address.
 #[derive(Debug)]
@@ -85,13 +114,14 @@ impl Batch {
     /// it. A datagram the system refuses (its address unreachable, say) is skipped: UDP is
     /// best-effort, and the clients' retransmission and gap repair recover what is lost.
     pub async fn send(&mut self, socket: &Async<UdpSocket>) {
+        let segments = segments(socket.get_ref());
         let mut first = 0;
         while first < self.addrs.len() {
-            let run = self.run_at(first);
+            let run = self.run_at(first, segments);
             let sent = if run > 1 {
                 self.send_segmented(socket, first, run)
             } else {
-                self.send_from(socket, first, self.singles_from(first))
+                self.send_from(socket, first, self.singles_from(first, segments))
             };
             match sent {
                 Ok(n) => first += n.max(1),
@@ -113,12 +143,13 @@ impl Batch {
 
     /// How many datagrams from `first` on one segmented send can carry: those to the same
     /// address, each as long as the first but the last, which may be shorter (what the kernel
-    /// cuts apart again at the first's length). 1 when segmenting is off.
-    fn run_at(&self, first: usize) -> usize {
-        if !SEGMENTS.load(Ordering::Relaxed) {
+    /// cuts apart again at the first's length). 1 when segmenting is off, or for an empty
+    /// datagram (a segment size of 0 is no segmenting).
+    fn run_at(&self, first: usize, segments: bool) -> usize {
+        let size = self.datagrams[first].len();
+        if !segments || size == 0 {
             return 1;
         }
-        let size = self.datagrams[first].len();
         let mut n = 1;
         let mut bytes = size;
         while let (Some(to), Some(d)) = (self.tos.get(first + n), self.datagrams.get(first + n)) {
@@ -136,16 +167,18 @@ impl Batch {
 
     /// How many datagrams from `first` on go to a sendmmsg, one by one: up to the next run
     /// that one segmented send carries.
-    fn singles_from(&self, first: usize) -> usize {
+    fn singles_from(&self, first: usize, segments: bool) -> usize {
         (first + 1..self.addrs.len())
-            .find(|&i| self.run_at(i) > 1)
+            .find(|&i| self.run_at(i, segments) > 1)
             .unwrap_or(self.addrs.len())
             - first
     }
 
     /// One send of `n` datagrams from `first` on, all to one address, segmented at the
-    /// first's length: how many left. A refusal of segmenting itself turns it off, and the
-    /// first datagram is sent alone.
+    /// first's length: how many left. When it is refused (for that destination: a path MTU
+    /// below the datagrams', a route through IPsec; or by the system), the run goes by
+    /// sendmmsg, each datagram's error its own; [`REFUSALS`] refusals in a row turn
+    /// segmenting off.
     fn send_segmented(
         &self,
         socket: &Async<UdpSocket>,
@@ -164,15 +197,20 @@ impl Batch {
             MsgFlags::MSG_DONTWAIT,
             Some(&to),
         ) {
-            Ok(_) => Ok(n),
+            Ok(_) => {
+                REFUSED.store(0, Ordering::Relaxed);
+                Ok(n)
+            }
             Err(e) => match Errno::from_raw_os_error(e as i32) {
                 e @ (Errno::AGAIN | Errno::INTR) => Err(e),
-                e @ (Errno::IO | Errno::INVAL | Errno::NOPROTOOPT | Errno::OPNOTSUPP) => {
-                    tracing::debug!(error = %e, "segmented send refused; sending datagrams one by one from now on");
-                    SEGMENTS.store(false, Ordering::Relaxed);
-                    self.send_from(socket, first, 1)
+                e => {
+                    tracing::debug!(to = %self.tos[first], error = %e, "segmented send refused; its datagrams go one by one");
+                    if REFUSED.fetch_add(1, Ordering::Relaxed) + 1 == REFUSALS {
+                        SEGMENTS.store(OFF, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "{REFUSALS} segmented sends were refused in a row: the relay sends every datagram on its own from now on");
+                    }
+                    self.send_from(socket, first, n)
                 }
-                e => Err(e),
             },
         }
     }
@@ -223,16 +261,18 @@ mod tests {
             (a, 70),
             (a, 80),
         ]);
-        if !SEGMENTS.load(Ordering::Relaxed) {
-            return;
-        }
         // The shorter third ends the first run; the fourth starts one of its own.
-        assert_eq!(batch.run_at(0), 3);
-        assert_eq!(batch.run_at(3), 1);
+        assert_eq!(batch.run_at(0, true), 3);
+        assert_eq!(batch.run_at(3, true), 1);
         // Longer than the first: not in its run.
-        assert_eq!(batch.run_at(5), 1);
-        assert_eq!(batch.singles_from(3), 4);
-        assert_eq!(batch.singles_from(4), 3);
+        assert_eq!(batch.run_at(5, true), 1);
+        assert_eq!(batch.singles_from(3, true), 4);
+        assert_eq!(batch.singles_from(4, true), 3);
+        // Empty datagrams are never segmented (a segment size of 0 means none).
+        assert_eq!(super::tests::batch(&[(a, 0), (a, 0)]).run_at(0, true), 1);
+        // Off: every datagram on its own.
+        assert_eq!(batch.run_at(0, false), 1);
+        assert_eq!(batch.singles_from(0, false), 7);
     }
 
     #[test]
