@@ -251,7 +251,10 @@ mod tests {
         for sending in [Sending::SendTo, Sending::Mmsg, Sending::Segmented] {
             let b = measure(3, 100, 96, Duration::from_secs(5), sending).unwrap();
             assert_eq!(b.sent, 96, "{sending:?}");
-            assert_eq!(b.received, 96, "{sending:?}: read one by one, none lost on loopback");
+            assert_eq!(
+                b.received, 96,
+                "{sending:?}: read one by one, none lost on loopback"
+            );
         }
     }
 

@@ -22,6 +22,16 @@ pub(super) fn coalesce(socket: &UdpSocket) {
     let _ = setsockopt(socket, sockopt::UdpGroSegment, &true);
 }
 
+/// Bytes of socket buffer a simulated client asks for: what a window of the longest messages
+/// fanned out in one turn takes (256 datagrams, each charged about twice its size), where the
+/// default (208 KiB) drops most of it; the kernel caps it at `net.core.rmem_max`.
+const SOCKET_BUFFER: usize = 1 << 20;
+
+/// Asks for a receive buffer of [`SOCKET_BUFFER`] bytes for `socket` (best effort).
+pub(super) fn enlarge(socket: &UdpSocket) {
+    let _ = socket2::SockRef::from(socket).set_recv_buffer_size(SOCKET_BUFFER);
+}
+
 /// A read's buffers, kept for every read of every client (no allocation a read).
 #[derive(Debug)]
 pub(super) struct Reader {
@@ -39,7 +49,8 @@ impl Default for Reader {
 }
 
 impl Reader {
-    /// One read of `socket`: the datagrams it brought, in the order sent.
+    /// One read of `socket`: the datagrams it brought, in the order sent (an empty datagram
+    /// brings none: no packet is empty).
     ///
     /// # Errors
     /// The socket's (`WouldBlock` when nothing waits).
@@ -53,6 +64,11 @@ impl Reader {
                 MsgFlags::empty(),
             )
             .map_err(io::Error::from)?;
+            // A read cut short (or its control message) is not cut apart: it reaches the
+            // client as one datagram, which does not open, and is counted so.
+            let whole = msg
+                .flags
+                .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC);
             let size = (msg.cmsgs().ok())
                 .and_then(|mut c| {
                     c.find_map(|c| match c {
@@ -60,7 +76,7 @@ impl Reader {
                         _ => None,
                     })
                 })
-                .filter(|&s| s > 0);
+                .filter(|&s| s > 0 && !whole);
             (msg.bytes, size)
         };
         Ok(self.buf[..n].chunks(size.unwrap_or(n.max(1))))

@@ -121,6 +121,7 @@ impl Sim {
         let socket = UdpSocket::bind("127.0.0.1:0".parse().expect("an address"))?;
         socket.connect(relay)?;
         super::receive::coalesce(&socket);
+        super::receive::enlarge(&socket);
         Ok(Sim {
             socket,
             link: Link::new(key),
@@ -362,7 +363,8 @@ impl Sim {
             Opened::Up => return self.transport_ready(now, bufs, ledger),
             Opened::Nothing => return,
         }
-        // The fan-out, most of what arrives: read where it lies, nothing allocated.
+        // The fan-out, most of what arrives: read where it lies, nothing allocated. A record
+        // that does not decode ends the packet (those before it are taken) and fails the run.
         if let Some((_, records)) = wire::messages_in(&bufs.opened) {
             for m in records {
                 match m {

@@ -21,6 +21,12 @@ pub(super) struct Link {
     told_refused: bool,
 }
 
+/// Bytes of receive buffer the client asks for: a busy room's turn of the longest messages
+/// (up to a window of 256 datagrams, each charged about twice its size) fits, where the
+/// kernel's default (208 KiB) drops most of it and the client must ask for it again. The
+/// kernel caps it at `net.core.rmem_max`; best effort.
+const RECEIVE_BUFFER: usize = 1 << 20;
+
 /// A socket of `to`'s family, connected to it: it hears nobody else.
 fn connect(to: SocketAddr) -> io::Result<Async<UdpSocket>> {
     let local: SocketAddr = if to.is_ipv4() {
@@ -29,6 +35,7 @@ fn connect(to: SocketAddr) -> io::Result<Async<UdpSocket>> {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
     let socket = Async::<UdpSocket>::bind(local)?;
+    let _ = socket2::SockRef::from(socket.get_ref()).set_recv_buffer_size(RECEIVE_BUFFER);
     socket.get_ref().connect(to)?;
     Ok(socket)
 }
