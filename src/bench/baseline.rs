@@ -20,8 +20,9 @@ use crate::serve::batch::Batch;
 /// Datagrams to one socket in each segmented send of the baseline: about what a member gets
 /// of W1's turn.
 pub const RUN: usize = 8;
-/// Flushes the disk's measure makes at most (in at most the baseline's bound).
+/// Flushes the disk's measure makes at most, and for how long at most: a rate, not a load.
 const FLUSHES: u32 = 2000;
+const FLUSH_BOUND: Duration = Duration::from_millis(200);
 
 /// How the baseline's thread sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +92,7 @@ pub(super) fn limits(
     Ok(Limits {
         mmsg: mmsg.sent_per_second(),
         segmented: segmented.sent_per_second(),
-        flushes: flushes(dir, bound).ok(),
+        flushes: flushes(dir, bound.min(FLUSH_BOUND)).ok(),
     })
 }
 
