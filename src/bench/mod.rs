@@ -10,14 +10,15 @@
 //!
 //! | file | role |
 //! |---|---|
-//! | `mod.rs` | the settings, the named workloads, and the run from start to report |
+//! | `mod.rs` | the run from start to report |
+//! | `options.rs` | the run's settings, checked, and where the relays keep their rooms |
 //! | `relay.rs` | the relay under test, where `--relay` puts it (a process of its own by default, a thread of this one, or one already running), with its limits raised |
 //! | `child.rs` | `urc serve` as a process of the bench's: started, measured, signalled, stopped, its counts read from its log |
 //! | `nats.rs` | `--store nats`: the bench's own NATS JetStream (one node, or three in a cluster) on loopback, ready, measured, stopped and removed |
 //! | `cleanup.rs` | what the bench started, killed and removed when a signal stops it (armed with `--store nats`) |
 //! | `workload.rs` | the named workloads and what each one sets |
 //! | `ledger.rs` | the books: first-send times, the latency histogram, the run's counts |
-//! | `sim.rs` | one simulated client: join, window, acks, ordered delivery, gap repair, pings |
+//! | `sim/` | one simulated client: join, window, acks, gap repair, pings (`mod.rs`); its acknowledgements and in-order delivery (`order.rs`) |
 //! | `outbox.rs` | a simulated sender's side: what it has to send, what is in flight, its window and pace |
 //! | `link.rs` | a bench client's secure channel: its tunnel, its handshake bounded, sealing and opening in shared buffers |
 //! | `plan.rs` | what the load is: clients, senders, rooms, relays, who hears whom |
@@ -40,6 +41,7 @@ mod ledger;
 mod link;
 mod measure;
 pub mod nats;
+mod options;
 mod outbox;
 mod plan;
 mod receive;
@@ -50,17 +52,17 @@ mod sim;
 mod workload;
 
 use std::fmt;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
 pub use baseline::{Baseline, Limits};
+pub use options::{Options, Store};
 pub use relay::RelayAt;
 pub use report::{Recovery, Report};
 pub use workload::{Preset, Workload};
 
-use crate::proto::message::{MAX_TEXT_BYTES, Message, Millis};
+use crate::proto::message::{Message, Millis};
 use crate::proto::secure::frame::DATA_OVERHEAD;
 use crate::proto::wire::{MESSAGES_HEADER, message_len};
 use drive::{Load, Stop};
@@ -75,136 +77,6 @@ pub const DEFAULT_SIZE: usize = "hello world message 000123".len();
 pub const DEFAULT_BASELINE: u64 = 300_000;
 /// Longest the baseline sends.
 const BASELINE_BOUND: Duration = Duration::from_secs(1);
-
-/// Where the relays under test keep their rooms.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Store {
-    /// Each relay's logs in its data directory, as `urc serve` does by default.
-    File,
-    /// The bench's own NATS JetStream, started for the run: one node for 1 replica, three in
-    /// a cluster for 3.
-    Nats {
-        /// Copies of each stream: 1 or 3.
-        replicas: usize,
-        /// The nats-server to run (`--nats-server`; found when `None`).
-        server: Option<PathBuf>,
-        /// Whether the nodes sync every write before acknowledging it (`sync_interval:
-        /// always`, where the server accepts it), or keep NATS's default interval.
-        sync_always: bool,
-    },
-}
-
-/// A run's settings, checked.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// The workload named, if one was.
-    pub workload: Option<Workload>,
-    /// Simulated clients, at least 2.
-    pub clients: usize,
-    /// How many of them send, 1 to `clients`.
-    pub senders: usize,
-    /// Messages in all, shared among the senders, at least one each.
-    pub messages: u64,
-    /// Bytes of text a message, 1 to [`MAX_TEXT_BYTES`].
-    pub size: usize,
-    /// Messages a second offered in all (0: as fast as the window allows).
-    pub rate: f64,
-    /// The run's time bound.
-    pub seconds: u64,
-    /// Most csns a sender may be ahead of its oldest unacknowledged message.
-    pub window: u64,
-    /// Clients in each room, the first `room` in the first room and so on (0: all in one).
-    pub room: usize,
-    /// Datagrams the baseline sends at most (0: no baseline).
-    pub baseline: u64,
-    /// Where the relay's temporary data directory is made (the system's temporary directory
-    /// when `None`).
-    pub data: Option<PathBuf>,
-    /// Where the relay under test runs.
-    pub relay: RelayAt,
-    /// Where the relays keep their rooms.
-    pub store: Store,
-    /// Relays started, the clients shared among them (1 but with a NATS store).
-    pub relays: usize,
-}
-
-impl Options {
-    /// Checks the settings.
-    ///
-    /// # Errors
-    /// A one-line explanation of the first setting that makes no sense.
-    pub fn check(&self) -> Result<(), String> {
-        if self.clients < 2 {
-            return Err("--clients must be at least 2: one sends, the others receive".into());
-        }
-        if self.senders == 0 || self.senders > self.clients {
-            return Err(format!(
-                "--senders must be 1 to --clients ({}), not {}",
-                self.clients, self.senders
-            ));
-        }
-        if self.messages < self.senders as u64 {
-            return Err(format!(
-                "--messages ({}) must be at least one per sender ({})",
-                self.messages, self.senders
-            ));
-        }
-        if self.size == 0 || self.size > MAX_TEXT_BYTES {
-            return Err(format!(
-                "--size must be 1 to {MAX_TEXT_BYTES} bytes, not {}",
-                self.size
-            ));
-        }
-        if !(self.rate >= 0.0 && self.rate.is_finite()) {
-            return Err(format!(
-                "--rate must be 0 or a positive number, not {}",
-                self.rate
-            ));
-        }
-        if self.seconds == 0 || self.window == 0 {
-            return Err("--seconds and --window must be at least 1".into());
-        }
-        if self.room == 1 {
-            return Err("--room-size must be 0 (one room) or at least 2".into());
-        }
-        if self.room > 0
-            && self.clients.div_ceil(self.room) > crate::relay::Config::default().max_rooms
-        {
-            return Err(format!(
-                "{} clients in rooms of {} make more rooms than a relay has by default",
-                self.clients, self.room
-            ));
-        }
-        if self.relays == 0 || self.relays > self.clients {
-            return Err(format!(
-                "--relays must be 1 to --clients ({}), not {}",
-                self.clients, self.relays
-            ));
-        }
-        if self.relays > 1 && self.store == Store::File {
-            return Err(format!(
-                "{} relays share their rooms only through NATS: give --store nats",
-                self.relays
-            ));
-        }
-        if let Store::Nats { replicas, .. } = self.store {
-            if replicas != 1 && replicas != 3 {
-                return Err(format!("--replicas must be 1 or 3, not {replicas}"));
-            }
-            if !matches!(self.relay, RelayAt::Child(_)) {
-                return Err(
-                    "--store nats runs relays the bench starts: not with --relay in-process or an address"
-                        .into(),
-                );
-            }
-        }
-        Ok(())
-    }
-
-    fn label(&self) -> String {
-        self.workload.map_or("custom", Workload::name).to_owned()
-    }
-}
 
 /// Why a run failed.
 #[derive(Debug)]

@@ -392,8 +392,9 @@ fn meta_leader(http: u16) -> Option<String> {
     Some(leader.to_owned()).filter(|l| !l.is_empty())
 }
 
-/// A plain HTTP/1.0 GET of a monitoring endpoint on 127.0.0.1: its status and body.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
+/// A plain HTTP/1.0 GET of a monitoring endpoint on 127.0.0.1: its status and body (the
+/// tests' nodes are asked with it too).
+pub fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;

@@ -3,13 +3,13 @@
 //! and log, killed and restarted at will, all killed when dropped.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Seek, SeekFrom};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use urc::bench::nats::jetstream;
+use urc::bench::nats::{get, jetstream};
 
 /// The longest a node, or the whole cluster, may take to be ready. Measured here: three new
 /// nodes 0.2 to 0.5 s, a node restarted 2 s, a new meta leader after the old one was killed,
@@ -437,17 +437,4 @@ fn addr(port: u16) -> String {
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-/// A plain HTTP/1.0 GET of a monitoring endpoint: its status and body.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let addr: SocketAddr = addr(port).parse().unwrap();
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    Some((status, body.to_owned()))
 }
